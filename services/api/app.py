@@ -1,0 +1,79 @@
+"""The aiohttp application: middlewares (errors, auth, min_seq) and routes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import msgspec
+from aiohttp import web
+
+from . import ops, sse, tasks
+from .deps import DEPS, Deps, deps
+from .errors import error, json_errors, read_json, respond
+
+SESSION_COOKIE = "darkroom_session"
+MIN_SEQ_WAIT_S = 5.0
+
+session_routes = web.RouteTableDef()
+
+
+class Session(msgspec.Struct, forbid_unknown_fields=True):
+    token: str
+
+
+def session_value(token: str) -> str:
+    return hashlib.sha256(f"darkroom-session:{token}".encode()).hexdigest()
+
+
+@web.middleware
+async def require_token(request: web.Request, handler):
+    token = deps(request).config.api.token
+    if token and request.path.startswith("/api/") and request.path != "/api/session":
+        bearer = request.headers.get("Authorization", "")
+        ok = hmac.compare_digest(bearer, f"Bearer {token}") or hmac.compare_digest(
+            request.cookies.get(SESSION_COOKIE, ""), session_value(token))
+        if not ok:
+            raise error(401, "this server needs a token: Authorization: Bearer <token>, or POST /api/session")
+    return await handler(request)
+
+
+@web.middleware
+async def wait_min_seq(request: web.Request, handler):
+    raw = request.query.get("min_seq")
+    if raw is not None and request.method == "GET":
+        try:
+            seq = int(raw)
+        except ValueError:
+            raise error(400, f"min_seq must be a stream sequence (a whole number), not {raw!r}") from None
+        if not await deps(request).read.wait_for(seq, MIN_SEQ_WAIT_S):
+            raise error(503, f"read model has not reached sequence {seq} within {MIN_SEQ_WAIT_S:g}s")
+    return await handler(request)
+
+
+@session_routes.post("/api/session")
+async def create_session(request: web.Request) -> web.Response:
+    """Exchange the API token for a session cookie (what the browser UI uses)."""
+    body = await read_json(request, Session)
+    token = deps(request).config.api.token
+    if not token or not hmac.compare_digest(body.token, token):
+        raise error(401, "wrong token")
+    response = respond({"ok": True})
+    response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="Strict", path="/")
+    return response
+
+
+create_session.body = Session  # type: ignore[attr-defined]
+
+
+def build_app(d: Deps) -> web.Application:
+    app = web.Application(middlewares=[json_errors, require_token, wait_min_seq], client_max_size=1 << 20)
+    app[DEPS] = d
+    for table in (ops.routes, tasks.routes, sse.routes, session_routes):
+        app.add_routes(table)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        d.stopping.set()  # SSE streams end so the server can close
+
+    app.on_shutdown.append(on_shutdown)
+    return app

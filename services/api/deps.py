@@ -1,0 +1,31 @@
+"""What the API's handlers need, passed in once when the app is built."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Callable
+
+from aiohttp import web
+
+from ..kernel.bus import Bus
+from ..kernel.config import Config
+from ..kernel.definitions import Definitions
+from ..projector.queries import ReadModel
+
+DEPS = web.AppKey("deps", "Deps")
+
+
+@dataclass
+class Deps:
+    bus: Bus
+    read: ReadModel
+    definitions: Definitions
+    config: Config
+    # Extra Prometheus lines from services running in this process (projector, worker).
+    metrics_sources: list[Callable[[], list[str]]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def deps(request: web.Request) -> Deps:
+    return request.app[DEPS]

@@ -1,0 +1,239 @@
+"""`darkroom`: run the services, rebuild and verify read models, follow the log."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .kernel.bus import Bus, ProvisionError
+from .kernel.config import Config, ConfigError, load_config
+from .kernel.definitions import DefinitionError, load_definitions
+from .kernel.natsd import NatsServer, ServerError
+from .worker.handlers import PluginError, load_handlers
+
+log = logging.getLogger("darkroom")
+
+NATS_URL_FILE = "nats.url"
+
+
+class UsageError(Exception):
+    """A problem the operator can fix; printed without a traceback."""
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", type=Path, default=argparse.SUPPRESS, help="data folder (default ./darkroom-data)")
+    common.add_argument("--nats", default=argparse.SUPPRESS, help="NATS URL (default: the embedded server's)")
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file (default DIR/darkroom.toml)")
+    top = argparse.ArgumentParser(prog="darkroom", parents=[common], description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help, description=help)
+
+    for name, help in (("up", "everything in one process, with an embedded nats-server"),
+                       ("api", "the HTTP API, SSE and web UI")):
+        p = command(name, help)
+        p.add_argument("--host", default=None)
+        p.add_argument("--port", type=int, default=None)
+    command("orchestrator", "the process manager that advances task steps").add_argument(
+        "--name", default="orchestrator", help="durable consumer name; give each orchestrator its own")
+    command("worker", "pulls jobs from the priority and normal lanes and runs them")
+    command("projector", "folds the log into the SQLite read models")
+    p = command("replay", "rebuild the read models from the log")
+    p.add_argument("--into", type=Path, default=None, help="target SQLite file (default: a new file under DIR)")
+    p.add_argument("--verify", action="store_true", help="compare with the live read model; exit 1 on differences")
+    p = command("tail", "print live events as JSON lines")
+    p.add_argument("subject", nargs="?", default="darkroom.>")
+    command("dead-letters", "messages set aside as unreadable, with why")
+    p = command("schemas", "regenerate schemas/events/ from the code")
+    p.add_argument("--write", action="store_true", required=True)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(run(args))
+    except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError) as exc:
+        print(f"darkroom: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run(args: argparse.Namespace) -> int:
+    data_dir: Path = getattr(args, "data", None) or Path("darkroom-data")
+    if args.command == "schemas":
+        from .kernel import schemas
+        for path in schemas.write():
+            print(f"wrote {path}")
+        return 0
+    overrides = {"nats.url": getattr(args, "nats", None), "api.host": getattr(args, "host", None),
+                 "api.port": getattr(args, "port", None)}
+    config = load_config(data_dir, getattr(args, "config", None), overrides=overrides)
+    if args.command == "up":
+        return await up(config, data_dir)
+    if args.command in ("api", "orchestrator", "worker", "projector"):
+        return await serve(config, data_dir, args)
+    if args.command == "replay":
+        return await replay(config, data_dir, args.into, args.verify)
+    if args.command == "tail":
+        return await tail(config, data_dir, args.subject)
+    if args.command == "dead-letters":
+        return await dead_letters(data_dir)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def nats_url(config: Config, data_dir: Path) -> str:
+    if config.nats.url:
+        return config.nats.url
+    url_file = data_dir / NATS_URL_FILE
+    if url_file.is_file():
+        return url_file.read_text().strip()
+    raise UsageError(f"no NATS URL: give --nats, set DARKROOM_NATS__URL, or start `darkroom up` "
+                     f"(it writes {url_file})")
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], orchestrator_name: str = "orchestrator"):
+    from .runtime import Runtime
+    definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
+    handlers = load_handlers(config.pipeline.plugins)
+    return Runtime(config=config, data_dir=data_dir, nats_url=url, definitions=definitions, handlers=handlers,
+                   roles=roles, orchestrator_name=orchestrator_name)
+
+
+async def up(config: Config, data_dir: Path) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = None
+    url_file = data_dir / NATS_URL_FILE
+    if config.nats.url:
+        url = config.nats.url
+    else:
+        server = await NatsServer(data_dir / "nats", config.nats.sync_interval).start()
+        url = server.url
+        url_file.write_text(url + "\n")
+    try:
+        runtime = _runtime(config, data_dir, url, ("projector", "orchestrator", "worker", "api"))
+        await runtime.start()
+        log.info("darkroom up: %s (NATS %s, data %s)", runtime.base_url, url, data_dir.resolve())
+        try:
+            await _until_signal()
+            log.info("stopping")
+        finally:
+            await runtime.stop()
+    finally:
+        if server is not None:
+            await server.stop()
+            url_file.unlink(missing_ok=True)
+    return 0
+
+
+async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
+    runtime = _runtime(config, data_dir, nats_url(config, data_dir), (args.command,),
+                       orchestrator_name=getattr(args, "name", "orchestrator"))
+    await runtime.start()
+    log.info("darkroom %s running", args.command + (f" on {runtime.base_url}" if args.command == "api" else ""))
+    try:
+        await _until_signal()
+    finally:
+        await runtime.stop()
+    return 0
+
+
+async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool) -> int:
+    from .projector.replay import replay as run_replay
+    from .runtime import read_model_path
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    into = into or data_dir / f"replay-{stamp}.sqlite"
+    if into.exists():
+        raise UsageError(f"{into} already exists: replay builds a new file")
+    live = read_model_path(data_dir)
+    if verify and not live.is_file():
+        raise UsageError(f"no live read model at {live} to verify against")
+    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-replay")
+    try:
+        bar = _ProgressBar() if sys.stderr.isatty() else None
+        result = await run_replay(bus, into, live, verify, bar.update if bar else None)
+        if bar:
+            bar.done()
+    finally:
+        await bus.close()
+    print(f"replayed {result.events} events to sequence {result.checkpoint} in {result.seconds:.2f}s "
+          f"({result.rate:,.0f} events/s) into {into}")
+    if verify:
+        if result.differences:
+            print(f"verify: {len(result.differences)} rows differ from the live read model:")
+            for line in result.differences:
+                print(f"  {line}")
+            return 1
+        print(f"verify: the rebuilt read model equals the live one at sequence {result.checkpoint}")
+    return 0
+
+
+class _ProgressBar:
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+        self.first: int | None = None
+
+    def update(self, at: int, until: int) -> None:
+        if self.first is None:
+            self.first = at
+        share = at / until if until else 1.0
+        rate = (at - self.first) / max(1e-6, time.perf_counter() - self.began)
+        filled = int(share * 30)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {share:6.1%} {at}/{until}  {rate:,.0f} events/s")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\n")
+
+
+async def tail(config: Config, data_dir: Path, subject: str) -> int:
+    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-tail")
+    out = sys.stdout
+
+    async def show(msg) -> None:
+        out.write(msg.data.decode(errors="replace") + "\n")
+        out.flush()
+
+    try:
+        await bus.nc.subscribe(subject, cb=show)
+        await _until_signal()
+    finally:
+        await bus.close()
+    return 0
+
+
+async def dead_letters(data_dir: Path) -> int:
+    from .projector.queries import ReadModel
+    from .runtime import read_model_path
+    path = read_model_path(data_dir)
+    if not path.is_file():
+        raise UsageError(f"no read model at {path}")
+    read = await ReadModel.open(path)
+    try:
+        letters = await read.dead_letters()
+    finally:
+        await read.close()
+    if not letters:
+        print("no dead letters")
+    for letter in letters:
+        print(f"{letter.seq}\t{letter.at}\t{letter.subject}\t{letter.reason}")
+    return 0

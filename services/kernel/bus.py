@@ -1,0 +1,320 @@
+"""JetStream plumbing: connect, provision, publish with dedupe and CAS, read the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Awaitable, Callable, Iterable
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api
+from nats.js.errors import APIError, NotFoundError
+
+from .config import Config
+from .events import Codec, Event
+from .subjects import ALL, LANES, STREAM, lane_filter, subject_for
+
+log = logging.getLogger("darkroom.bus")
+
+WRONG_LAST_SEQUENCE = (10071, 10164)
+
+
+class Conflict(Exception):
+    """An expected-last-sequence check failed: someone else wrote to that aggregate first."""
+
+
+class ProvisionError(Exception):
+    """The stream or a consumer exists with a configuration Darkroom cannot use."""
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Optimistic concurrency: the last stream sequence stored on `subject` (wildcards allowed)."""
+
+    subject: str
+    last_seq: int
+
+
+@dataclass
+class Outgoing:
+    subject: str
+    data: bytes
+    msg_id: str | None = None
+    expect: Expect | None = None
+
+    def headers(self) -> dict[str, str] | None:
+        headers: dict[str, str] = {}
+        if self.msg_id:
+            headers["Nats-Msg-Id"] = self.msg_id
+        if self.expect is not None:
+            headers["Nats-Expected-Last-Subject-Sequence"] = str(self.expect.last_seq)
+            headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.expect.subject
+        return headers or None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A message read back from the log; `at` is when the stream stored it."""
+
+    seq: int
+    subject: str
+    data: bytes
+    at: str = ""
+
+    @classmethod
+    def from_msg(cls, msg: Msg) -> "Stored":
+        meta = msg.metadata
+        stamp = meta.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return cls(meta.sequence.stream, msg.subject, msg.data, stamp)
+
+
+@dataclass
+class Counters:
+    published: int = 0
+    duplicates: int = 0
+
+
+def lane_consumer(lane: str) -> str:
+    return f"lane_{lane}"
+
+
+@dataclass
+class Bus:
+    nc: Client
+    codec: Codec
+    counters: Counters = field(default_factory=Counters)
+
+    @classmethod
+    async def connect(cls, url: str, name: str, codec: Codec | None = None) -> "Bus":
+        nc = await nats.connect(
+            url,
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=_log_error,
+        )
+        return cls(nc=nc, codec=codec or Codec())
+
+    def __post_init__(self) -> None:
+        # One context each: a JetStream context owns the reply inbox of its async publishes.
+        self.js = self.nc.jetstream(timeout=10, publish_async_max_pending=4000)
+        self.jsm = self.nc.jsm()
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except Exception:  # a connection lost during shutdown has nothing left to drain
+                await self.nc.close()
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def outgoing(self, event: Event, msg_id: str | None = None, expect: Expect | None = None,
+                 subject: str | None = None) -> Outgoing:
+        return Outgoing(subject or subject_for(event), self.codec.encode(event), msg_id, expect)
+
+    async def publish(self, event: Event, msg_id: str | None = None, expect: Expect | None = None,
+                      subject: str | None = None) -> int:
+        return await self.send(self.outgoing(event, msg_id, expect, subject))
+
+    async def send(self, out: Outgoing) -> int:
+        """Store one message and return its stream sequence (the original one for a duplicate)."""
+        try:
+            ack = await self.js.publish(out.subject, out.data, headers=out.headers())
+        except APIError as exc:
+            if exc.err_code in WRONG_LAST_SEQUENCE:
+                raise Conflict(f"{out.expect}: {exc.description}") from None
+            raise
+        self._count(ack)
+        return ack.seq
+
+    async def send_many(self, batch: Iterable[Outgoing]) -> list[int]:
+        """Publish without waiting between messages, then wait for every acknowledgement."""
+        results = await self.send_many_settled(batch)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results  # type: ignore[return-value]
+
+    async def send_many_settled(self, batch: Iterable[Outgoing]) -> list[int | Exception]:
+        """Like send_many, but each message's outcome is its own: a sequence or the error."""
+        futures = [await self.js.publish_async(o.subject, o.data, headers=o.headers()) for o in batch]
+        results: list[int | Exception] = []
+        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(outcome, APIError) and outcome.err_code in WRONG_LAST_SEQUENCE:
+                results.append(Conflict(outcome.description or "wrong last sequence"))
+            elif isinstance(outcome, BaseException):
+                results.append(outcome if isinstance(outcome, Exception) else Exception(str(outcome)))
+            else:
+                self._count(outcome)
+                results.append(outcome.seq)
+        return results
+
+    def _count(self, ack: api.PubAck) -> None:
+        if ack.duplicate:
+            self.counters.duplicates += 1
+        else:
+            self.counters.published += 1
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def last_seq(self) -> int:
+        info = await self.jsm.stream_info(STREAM)
+        return info.state.last_seq
+
+    async def last_on(self, subject: str) -> Stored | None:
+        """The newest message on a subject, straight from the stream (direct get)."""
+        try:
+            msg = await self.jsm.get_last_msg(STREAM, subject, direct=True)
+        except NotFoundError:
+            return None
+        return Stored(msg.seq or 0, msg.subject or subject, msg.data or b"")
+
+    async def read(self, filters: list[str] | None = None, start_seq: int = 1,
+                   end_seq: int | None = None, batch: int = 512) -> AsyncIterator[list[Stored]]:
+        """The log from `start_seq` up to what is stored now (or `end_seq`), in order, in batches."""
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.NONE,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start_seq),
+            mem_storage=True,
+            inactive_threshold=30.0,
+            max_ack_pending=-1,
+        )
+        if filters and len(filters) == 1:
+            config.filter_subject = filters[0]
+        elif filters:
+            config.filter_subjects = list(filters)
+        info = await self.jsm.add_consumer(STREAM, config)
+        try:
+            if info.num_pending == 0:
+                return
+            sub = await self.js.pull_subscribe_bind(consumer=info.name, stream=STREAM)
+            try:
+                done = False
+                while not done:
+                    msgs = await sub.fetch(batch, timeout=5)
+                    out = []
+                    for msg in msgs:
+                        meta = msg.metadata
+                        seq = meta.sequence.stream
+                        if end_seq is not None and seq > end_seq:
+                            done = True
+                            break
+                        out.append(Stored.from_msg(msg))
+                        if meta.num_pending == 0 or seq == end_seq:
+                            done = True
+                    if out:
+                        yield out
+            finally:
+                await sub.unsubscribe()
+        finally:
+            try:
+                await self.jsm.delete_consumer(STREAM, info.name)
+            except Exception:  # the server drops an inactive ephemeral consumer on its own
+                pass
+
+    async def follow(self, start_seq: int, handler: Callable[[Msg], Awaitable[None]],
+                     subject: str = ALL):
+        """An ordered consumer from `start_seq`: every message, in order, gaps repaired by the client."""
+        return await self.js.subscribe(
+            subject,
+            stream=STREAM,
+            cb=handler,
+            ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            config=api.ConsumerConfig(opt_start_seq=max(1, start_seq)),
+            idle_heartbeat=5.0,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("nats: %s", exc)
+
+
+# -- provisioning ---------------------------------------------------------------------------------
+
+
+def stream_config(config: Config) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=STREAM,
+        subjects=[ALL],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        num_replicas=config.nats.replicas,
+        duplicate_window=config.nats.duplicate_window_s,
+        allow_direct=True,
+        discard=api.DiscardPolicy.OLD,
+    )
+
+
+def lane_config(lane: str, config: Config, start_seq: int | None) -> api.ConsumerConfig:
+    name = lane_consumer(lane)
+    return api.ConsumerConfig(
+        name=name,
+        durable_name=name,
+        filter_subject=lane_filter(lane),
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=config.pipeline.ack_wait_s,
+        # A backstop only: the worker fails a job at max_attempts and terminates it first.
+        max_deliver=config.pipeline.max_attempts + 2,
+        max_ack_pending=10_000,
+        num_replicas=config.nats.replicas,
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if start_seq else api.DeliverPolicy.ALL,
+        opt_start_seq=start_seq,
+    )
+
+
+@dataclass
+class Provisioned:
+    recreated_lanes: dict[str, int] = field(default_factory=dict)
+
+
+async def provision(bus: Bus, config: Config) -> Provisioned:
+    """Create or check the stream and the two lane consumers; safe to run from every service."""
+    wanted = stream_config(config)
+    try:
+        info = await bus.jsm.stream_info(STREAM)
+    except NotFoundError:
+        info = await bus.jsm.add_stream(wanted)
+    else:
+        have = info.config
+        if have.subjects != wanted.subjects or have.storage != wanted.storage or have.retention != wanted.retention:
+            raise ProvisionError(
+                f"stream {STREAM} exists with subjects={have.subjects} storage={have.storage} "
+                f"retention={have.retention}; Darkroom needs {wanted.subjects}, file storage, limits retention")
+        if not have.allow_direct or have.duplicate_window != wanted.duplicate_window:
+            info = await bus.jsm.update_stream(wanted)
+    result = Provisioned()
+    for lane in LANES:
+        result_seq = await _ensure_lane(bus, config, lane, info.state.last_seq)
+        if result_seq is not None:
+            result.recreated_lanes[lane] = result_seq
+    return result
+
+
+async def _ensure_lane(bus: Bus, config: Config, lane: str, last_seq: int) -> int | None:
+    name = lane_consumer(lane)
+    try:
+        have = (await bus.jsm.consumer_info(STREAM, name)).config
+    except NotFoundError:
+        # Never from the beginning: that would run every old job again.
+        start = last_seq + 1 if last_seq else None
+        await bus.jsm.add_consumer(STREAM, lane_config(lane, config, start))
+        if start:
+            log.warning("lane consumer %s was missing; recreated to start at sequence %d", name, start)
+        return start
+    wanted = lane_config(lane, config, have.opt_start_seq)
+    if have.filter_subject != wanted.filter_subject or have.ack_policy != wanted.ack_policy:
+        raise ProvisionError(
+            f"consumer {name} exists with filter {have.filter_subject!r} and ack policy {have.ack_policy}; "
+            f"Darkroom needs {wanted.filter_subject!r} with explicit acks")
+    if have.ack_wait != wanted.ack_wait or have.max_deliver != wanted.max_deliver:
+        wanted.deliver_policy = have.deliver_policy
+        await bus.jsm.add_consumer(STREAM, wanted)  # same name: an update of the mutable fields
+    return None

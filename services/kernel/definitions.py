@@ -1,0 +1,75 @@
+"""Task definitions: load, validate, and the pure step decisions (CONTRACT §5)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import msgspec
+
+from .events import Lane, Step
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "schemas" / "task_definitions.json"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class DefinitionError(Exception):
+    """The definitions file cannot be used; the message names the problem."""
+
+
+class TaskDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    label: str
+    user_relevant: bool
+    steps: list[Step]
+    scope: str = "project"
+
+
+Definitions = dict[str, TaskDefinition]
+
+
+def parse_definitions(data: bytes, origin: str = "task definitions") -> Definitions:
+    try:
+        defs = msgspec.json.decode(data, type=Definitions)
+    except msgspec.ValidationError as exc:
+        raise DefinitionError(f"{origin}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise DefinitionError(f"{origin}: not valid JSON: {exc}") from None
+    if not defs:
+        raise DefinitionError(f"{origin}: defines no task types")
+    for name, definition in defs.items():
+        where = f"{origin}: task {name!r}"
+        if not _NAME.match(name):
+            raise DefinitionError(f"{where}: a task type is lower_snake_case")
+        if definition.scope not in ("project", "global"):
+            raise DefinitionError(f"{where}: scope must be 'project' or 'global'")
+        if not definition.steps:
+            raise DefinitionError(f"{where}: has no steps")
+        for index, step in enumerate(definition.steps):
+            if not _NAME.match(step.type):
+                raise DefinitionError(f"{where}: step {index} job type {step.type!r} is not lower_snake_case")
+            if not 0 <= step.priority <= 100:
+                raise DefinitionError(f"{where}: step {index} priority {step.priority} is outside 0..100")
+    return defs
+
+
+def load_definitions(path: Path | None = None) -> Definitions:
+    path = path or DEFAULT_PATH
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DefinitionError(f"cannot read task definitions {path}: {exc.strerror}") from None
+    return parse_definitions(data, str(path))
+
+
+def is_maintenance(user_relevant: bool, source: str) -> bool:
+    """Maintenance work: a definition that is not user-relevant, or anything the schedule started."""
+    return not user_relevant or source == "maintenance"
+
+
+def lane_for(priority: int, threshold: int, maintenance: bool) -> Lane:
+    """User work at or above the threshold takes the priority lane; everything else the normal one."""
+    return "priority" if priority >= threshold and not maintenance else "normal"
+
+
+def definitions_schema() -> dict:
+    return msgspec.json.schema(Definitions)

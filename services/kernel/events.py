@@ -1,0 +1,215 @@
+"""Every fact Darkroom records: one envelope, typed events, a codec with upcasters.
+
+An event type `a.b` is the Struct `AB`; its JSON Schema is `schemas/events/a.b.json`.
+Never change what a published version means: add a version and an upcaster instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Literal
+
+import msgspec
+
+from .clock import now_iso
+from .ids import new_id
+
+Source = Literal["user", "maintenance", "system"]
+Lane = Literal["priority", "normal"]
+
+
+class Event(msgspec.Struct, kw_only=True, tag_field="type"):
+    """The envelope every event shares."""
+
+    id: str = msgspec.field(default_factory=new_id)
+    v: int = 1
+    at: str = msgspec.field(default_factory=now_iso)
+    project_id: str | None = None
+    task_id: str | None = None
+    job_id: str | None = None
+    causation_id: str | None = None
+    source: Source = "system"
+
+    @property
+    def type(self) -> str:
+        return type_name(type(self))
+
+
+def type_name(cls: type[Event]) -> str:
+    """The event type of a Struct class, e.g. `task.requested`."""
+    return cls.__struct_config__.tag  # type: ignore[return-value]
+
+
+class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    type: str
+    priority: int
+
+
+# -- tasks: darkroom.task.<project_id>.<task_id>.<event> ------------------------------------
+
+
+class TaskRequested(Event, tag="task.requested"):
+    task_type: str
+    label: str
+    user_relevant: bool
+    steps: list[Step]
+    items: list[str] = []
+    folder: str | None = None
+
+
+class TaskStarted(Event, tag="task.started"):
+    pass
+
+
+class TaskCancelRequested(Event, tag="task.cancel_requested"):
+    pass
+
+
+class TaskCompleted(Event, tag="task.completed"):
+    pass
+
+
+class TaskFailed(Event, tag="task.failed"):
+    error: str
+    step_index: int
+
+
+class TaskCanceled(Event, tag="task.canceled"):
+    step_index: int | None = None
+
+
+# -- jobs: darkroom.job.<project_id>.<task_id>.<event> (and a copy on darkroom.dispatch.*) -----
+
+
+class JobEvent(Event, kw_only=True):
+    task_type: str
+    job_type: str
+    step_index: int
+
+
+class JobRequested(JobEvent, tag="job.requested"):
+    priority: int
+    lane: Lane
+    items: list[str] = []
+    folder: str | None = None
+
+
+class JobStarted(JobEvent, tag="job.started"):
+    attempt: int
+    worker: str
+
+
+class JobProgress(JobEvent, tag="job.progress"):
+    done: int
+    total: int
+
+
+class JobRetrying(JobEvent, tag="job.retrying"):
+    attempt: int
+    error: str
+    delay_s: float
+
+
+class JobCompleted(JobEvent, tag="job.completed"):
+    attempt: int
+
+
+class JobFailed(JobEvent, tag="job.failed"):
+    attempt: int
+    error: str
+
+
+class JobCanceled(JobEvent, tag="job.canceled"):
+    reason: str = "task canceled"
+
+
+TASK_EVENTS: tuple[type[Event], ...] = (
+    TaskRequested,
+    TaskStarted,
+    TaskCancelRequested,
+    TaskCompleted,
+    TaskFailed,
+    TaskCanceled,
+)
+JOB_EVENTS: tuple[type[Event], ...] = (
+    JobRequested,
+    JobStarted,
+    JobProgress,
+    JobRetrying,
+    JobCompleted,
+    JobFailed,
+    JobCanceled,
+)
+ALL_EVENTS: tuple[type[Event], ...] = TASK_EVENTS + JOB_EVENTS
+
+
+class PoisonEvent(Exception):
+    """A message that cannot be read as an event: it is set aside, never retried."""
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Codec:
+    """Encodes events and decodes them at their current version, upcasting older ones."""
+
+    def __init__(
+        self,
+        event_types: Iterable[type[Event]] = ALL_EVENTS,
+        upcasters: dict[tuple[str, int], Upcaster] | None = None,
+    ) -> None:
+        self.types = {type_name(t): t for t in event_types}
+        self.upcasters = dict(upcasters or {})
+        self._current = {name: _default_version(t) for name, t in self.types.items()}
+        union = tuple(self.types.values())
+        self._decoder = msgspec.json.Decoder(
+            union[0] if len(union) == 1 else _union(union)  # type: ignore[arg-type]
+        )
+        self._raw = msgspec.json.Decoder(dict[str, Any])
+        self._encoder = msgspec.json.Encoder()
+
+    def encode(self, event: Event) -> bytes:
+        return self._encoder.encode(event)
+
+    def decode(self, data: bytes) -> Event:
+        try:
+            event = self._decoder.decode(data)
+        except msgspec.DecodeError:
+            return self._decode_slow(data)
+        if event.v != self._current[event.type]:
+            return self._decode_slow(data)
+        return event
+
+    def _decode_slow(self, data: bytes) -> Event:
+        try:
+            raw = self._raw.decode(data)
+        except msgspec.DecodeError as exc:
+            raise PoisonEvent(f"not valid JSON: {exc}") from None
+        name = raw.get("type")
+        cls = self.types.get(name) if isinstance(name, str) else None
+        if cls is None:
+            raise PoisonEvent(f"unknown event type {name!r}")
+        version = raw.get("v", 1)
+        current = self._current[name]
+        if not isinstance(version, int) or version > current:
+            raise PoisonEvent(f"{name} has unsupported version {version!r} (current {current})")
+        while version < current:
+            upcast = self.upcasters.get((name, version))
+            if upcast is None:
+                raise PoisonEvent(f"no upcaster for {name} v{version}")
+            raw = upcast(raw)
+            version += 1
+            raw["v"] = version
+        try:
+            return msgspec.convert(raw, cls)
+        except msgspec.ValidationError as exc:
+            raise PoisonEvent(f"{name} fails validation: {exc}") from None
+
+
+def _default_version(cls: type[Event]) -> int:
+    return next(f.default for f in msgspec.structs.fields(cls) if f.name == "v")
+
+
+def _union(types: tuple[type[Event], ...]) -> Any:
+    from typing import Union
+
+    return Union[types]  # type: ignore[valid-type]

@@ -1,0 +1,56 @@
+"""The one place that knows subject names (CONTRACT §4)."""
+
+from __future__ import annotations
+
+from .events import Event, JobEvent, type_name
+
+STREAM = "DARKROOM"
+ROOT = "darkroom"
+ALL = f"{ROOT}.>"
+NO_PROJECT = "_"
+LANES = ("priority", "normal")
+
+
+def project_token(project_id: str | None) -> str:
+    return project_id or NO_PROJECT
+
+
+def task_prefix(project_id: str | None, task_id: str) -> str:
+    return f"{ROOT}.task.{project_token(project_id)}.{task_id}"
+
+
+def job_prefix(project_id: str | None, task_id: str) -> str:
+    return f"{ROOT}.job.{project_token(project_id)}.{task_id}"
+
+
+def dispatch(lane: str, job_type: str) -> str:
+    return f"{ROOT}.dispatch.{lane}.{job_type}"
+
+
+def lane_filter(lane: str) -> str:
+    return f"{ROOT}.dispatch.{lane}.>"
+
+
+def cancel_requests() -> str:
+    return f"{ROOT}.task.*.*.cancel_requested"
+
+
+def subject_for(event: Event) -> str:
+    """Where an event lives in the log: its aggregate prefix plus the event name."""
+    kind, _, name = type_name(type(event)).partition(".")
+    if kind == "task":
+        return f"{task_prefix(event.project_id, _required(event.task_id, event))}.{name}"
+    if kind == "job":
+        assert isinstance(event, JobEvent)
+        return f"{job_prefix(event.project_id, _required(event.task_id, event))}.{name}"
+    raise ValueError(f"no subject for event type {type_name(type(event))}")
+
+
+def _required(value: str | None, event: Event) -> str:
+    if not value:
+        raise ValueError(f"{type_name(type(event))} needs task_id for its subject")
+    return value
+
+
+def is_dispatch(subject: str) -> bool:
+    return subject.startswith(f"{ROOT}.dispatch.")

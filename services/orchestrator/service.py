@@ -1,0 +1,180 @@
+"""The process manager: folds task events, decides, publishes, acknowledges."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+
+from nats.aio.msg import Msg
+from nats.js import api
+
+from ..kernel import subjects
+from ..kernel.bus import Bus, Conflict, Outgoing
+from ..kernel.events import (
+    Event,
+    JobCanceled,
+    JobCompleted,
+    JobFailed,
+    PoisonEvent,
+    TaskCancelRequested,
+    TaskRequested,
+)
+from .decide import Action, Dispatch, Emit, decide
+from .state import TaskState, evolve, start
+
+log = logging.getLogger("darkroom.orchestrator")
+
+FILTERS = [
+    f"{subjects.ROOT}.task.>",
+    f"{subjects.ROOT}.job.*.*.requested",
+    f"{subjects.ROOT}.job.*.*.completed",
+    f"{subjects.ROOT}.job.*.*.failed",
+    f"{subjects.ROOT}.job.*.*.canceled",
+]
+# Events that may call for a new step; the rest are only folded into the state.
+TRIGGERS = (TaskRequested, TaskCancelRequested, JobCompleted, JobFailed, JobCanceled)
+CACHE_SIZE = 20_000
+MAX_CONFLICTS = 5
+
+
+class Orchestrator:
+    def __init__(self, bus: Bus, threshold: int, name: str = "orchestrator") -> None:
+        self.bus = bus
+        self.threshold = threshold
+        self.name = name
+        self.cache: OrderedDict[str, TaskState] = OrderedDict()
+        self._chains: dict[str, asyncio.Future] = {}
+        self._sub = None
+        self.poisoned = 0
+        self.decisions = 0
+
+    async def start(self) -> None:
+        config = api.ConsumerConfig(
+            durable_name=self.name,
+            filter_subjects=FILTERS,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=30,
+            max_deliver=20,
+            max_ack_pending=2000,
+        )
+        self._sub = await self.bus.js.subscribe(
+            FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
+            manual_ack=True, idle_heartbeat=5.0, flow_control=True,
+            pending_msgs_limit=-1, pending_bytes_limit=-1)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+        pending = [f for f in self._chains.values() if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            event = self.bus.codec.decode(msg.data)
+        except PoisonEvent as exc:
+            # Recorded as a dead letter by the projector; here it must only never come back.
+            self.poisoned += 1
+            log.warning("set aside unreadable message on %s: %s", msg.subject, exc)
+            await msg.term()
+            return
+        key = event.task_id or ""
+        previous = self._chains.get(key)
+        chain = asyncio.ensure_future(self._after(previous, event, msg))
+        self._chains[key] = chain
+        chain.add_done_callback(lambda _f, k=key, c=chain: self._chains.pop(k, None) if self._chains.get(k) is c else None)
+
+    async def _after(self, previous: asyncio.Future | None, event: Event, msg: Msg) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # one task's events are handled in stream order
+        try:
+            await self.handle(event, msg.metadata.sequence.stream, redelivered=msg.metadata.num_delivered > 1)
+        except Exception:
+            log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
+            await msg.nak(delay=1.0)
+            return
+        await msg.ack()
+
+    async def handle(self, event: Event, seq: int, redelivered: bool = False) -> None:
+        if not event.task_id:
+            return
+        state = await self._state_for(event, seq)
+        if state is None or not isinstance(event, TRIGGERS):
+            return
+        await self._act(state, redispatch=redelivered)
+
+    async def _state_for(self, event: Event, seq: int) -> TaskState | None:
+        state = self.cache.get(event.task_id or "")
+        if state is None:
+            if isinstance(event, TaskRequested):
+                state = start(event, seq)
+            else:
+                state = await self.load(event.project_id, event.task_id or "")
+                if state is None:
+                    log.warning("%s for unknown task %s ignored", event.type, event.task_id)
+                    return None
+        else:
+            state = evolve(state, event, seq)
+        self._remember(state)
+        return state
+
+    def _remember(self, state: TaskState) -> None:
+        self.cache[state.task_id] = state
+        self.cache.move_to_end(state.task_id)
+        while len(self.cache) > CACHE_SIZE:
+            self.cache.popitem(last=False)
+
+    async def load(self, project_id: str | None, task_id: str) -> TaskState | None:
+        """Rebuild one task from the log: its task events and its jobs' lifecycle."""
+        state: TaskState | None = None
+        prefix = f"{subjects.ROOT}.*.{subjects.project_token(project_id)}.{task_id}.>"
+        async for batch in self.bus.read([prefix]):
+            for stored in batch:
+                try:
+                    event = self.bus.codec.decode(stored.data)
+                except PoisonEvent:
+                    continue
+                if state is None:
+                    if isinstance(event, TaskRequested):
+                        state = start(event, stored.seq)
+                else:
+                    state = evolve(state, event, stored.seq)
+        return state
+
+    async def _act(self, state: TaskState, redispatch: bool) -> None:
+        for _ in range(MAX_CONFLICTS):
+            actions = decide(state, self.threshold, redispatch=redispatch)
+            if not actions:
+                return
+            self.decisions += 1
+            try:
+                await self._execute(actions)
+                return
+            except Conflict as exc:
+                # Another orchestrator (or our own earlier life) moved this task: look again.
+                log.debug("task %s moved on (%s); reloading", state.task_id, exc)
+                reloaded = await self.load(state.project_id, state.task_id)
+                if reloaded is None:
+                    return
+                state = reloaded
+                self._remember(state)
+                redispatch = True
+        log.error("task %s: gave up after %d conflicting decisions", state.task_id, MAX_CONFLICTS)
+
+    async def _execute(self, actions: list[Action]) -> None:
+        batch: list[Outgoing] = []
+        for action in actions:
+            if isinstance(action, Emit):
+                batch.append(self.bus.outgoing(action.event, action.msg_id, action.expect))
+            elif isinstance(action, Dispatch):
+                batch.append(self.bus.outgoing(action.job, f"dispatch:{action.job.job_id}",
+                                               subject=subjects.dispatch(action.job.lane, action.job.job_type)))
+        results = await self.bus.send_many_settled(batch)
+        conflicts = [r for r in results if isinstance(r, Conflict)]
+        errors = [r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)]
+        if errors:
+            raise errors[0]
+        if conflicts:
+            raise conflicts[0]

@@ -1,0 +1,93 @@
+"""A task as the orchestrator sees it, folded from the task's own events (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..kernel.events import (
+    Event,
+    JobCanceled,
+    JobCompleted,
+    JobFailed,
+    JobRequested,
+    Step,
+    TaskCanceled,
+    TaskCancelRequested,
+    TaskCompleted,
+    TaskFailed,
+    TaskRequested,
+    TaskStarted,
+)
+
+TERMINAL = ("completed", "failed", "canceled")
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task_id: str
+    project_id: str | None
+    task_type: str
+    label: str
+    user_relevant: bool
+    source: str
+    folder: str | None
+    steps: tuple[Step, ...]
+    items: tuple[str, ...]
+    status: str = "queued"
+    cancel_requested: bool = False
+    requested_step: int = -1  # the highest step whose job.requested is stored
+    finished_steps: frozenset[int] = field(default_factory=frozenset)
+    failed_step: int | None = None
+    error: str | None = None
+    last_task_seq: int = 0  # newest stream sequence under darkroom.task.<p>.<t>.>
+    last_requested_seq: int = 0  # newest stream sequence on darkroom.job.<p>.<t>.requested
+    seen_seq: int = 0  # newest sequence folded in: older redeliveries change nothing
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def start(event: TaskRequested, seq: int) -> TaskState:
+    return TaskState(
+        task_id=event.task_id or "",
+        project_id=event.project_id,
+        task_type=event.task_type,
+        label=event.label,
+        user_relevant=event.user_relevant,
+        source=event.source,
+        folder=event.folder,
+        steps=tuple(event.steps),
+        items=tuple(event.items),
+        last_task_seq=seq,
+        seen_seq=seq,
+    )
+
+
+def evolve(state: TaskState, event: Event, seq: int) -> TaskState:
+    """How one stored event changes a task; events at or below `seen_seq` are already in it."""
+    if seq <= state.seen_seq:
+        return state
+    state = replace(state, seen_seq=seq)
+    match event:
+        case TaskStarted():
+            return replace(state, status="running", last_task_seq=seq)
+        case TaskCancelRequested():
+            return replace(state, cancel_requested=True, last_task_seq=seq)
+        case TaskCompleted():
+            return replace(state, status="completed", last_task_seq=seq)
+        case TaskFailed():
+            return replace(state, status="failed", last_task_seq=seq)
+        case TaskCanceled():
+            return replace(state, status="canceled", last_task_seq=seq)
+        case TaskRequested():
+            return replace(state, last_task_seq=seq)
+        case JobRequested():
+            return replace(state, requested_step=max(state.requested_step, event.step_index),
+                           last_requested_seq=seq)
+        case JobCompleted() | JobCanceled():
+            return replace(state, finished_steps=state.finished_steps | {event.step_index})
+        case JobFailed():
+            return replace(state, finished_steps=state.finished_steps | {event.step_index},
+                           failed_step=event.step_index, error=event.error)
+    return state

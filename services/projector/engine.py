@@ -1,0 +1,119 @@
+"""Folds batches of stored events into SQLite: rows, outbox and checkpoint in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import aiosqlite
+import msgspec
+
+from ..kernel.bus import Stored
+from ..kernel.events import Codec, Event, PoisonEvent
+from ..kernel.subjects import is_dispatch
+from . import store
+from .apply import Message, Rows, apply, needs
+from .store import CHECKPOINT, JOBS, PRUNED_THROUGH, TASKS
+
+log = logging.getLogger("darkroom.projector")
+
+OUTBOX_KEEP_SEQS = 200_000  # how far back a reconnecting SSE client can resume
+PRUNE_EVERY = 2_000
+
+
+@dataclass
+class Applied:
+    events: int = 0
+    poisoned: int = 0
+
+
+class Projector:
+    def __init__(self, db: aiosqlite.Connection, codec: Codec,
+                 on_applied: Callable[[int], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS) -> None:
+        self.db = db
+        self.codec = codec
+        self.on_applied = on_applied
+        self.outbox_keep = outbox_keep
+        self.checkpoint = 0
+        self.counts = Applied()
+        self._encoder = msgspec.json.Encoder()
+        self._since_prune = 0
+
+    async def open(self) -> "Projector":
+        self.checkpoint = await store.get_meta(self.db, CHECKPOINT)
+        return self
+
+    async def apply_batch(self, batch: Sequence[Stored]) -> None:
+        fresh = [s for s in batch if s.seq > self.checkpoint]
+        if not fresh:
+            return
+        decoded: list[tuple[Stored, Event | None, str | None]] = []
+        task_ids: set[str] = set()
+        job_ids: set[str] = set()
+        for stored in fresh:
+            try:
+                event = self.codec.decode(stored.data)
+            except PoisonEvent as exc:
+                decoded.append((stored, None, str(exc)))
+                continue
+            if is_dispatch(stored.subject):
+                continue  # a copy of job.requested for the workers; the original is applied
+            tasks, jobs = needs(event)
+            task_ids |= tasks
+            job_ids |= jobs
+            decoded.append((stored, event, None))
+        rows = Rows()
+        rows.tasks.update({i: None for i in task_ids})
+        rows.tasks.update(await store.load_many(self.db, TASKS, task_ids))
+        rows.jobs.update({i: None for i in job_ids})
+        rows.jobs.update(await store.load_many(self.db, JOBS, job_ids))
+
+        outbox: list[tuple] = []
+        dead: list[tuple] = []
+        for stored, event, reason in decoded:
+            if event is None:
+                log.warning("dead letter at %d on %s: %s", stored.seq, stored.subject, reason)
+                dead.append((stored.seq, stored.subject, reason, stored.at))
+                continue
+            for k, message in enumerate(apply(rows, event)):
+                outbox.append(self._outbox_row(stored.seq, k, message))
+
+        last = fresh[-1].seq
+        await self.db.execute("BEGIN")
+        try:
+            if rows.dirty_tasks:
+                await self.db.executemany(TASKS.upsert(), [TASKS.to_row(rows.tasks[i]) for i in rows.dirty_tasks])
+            if rows.dirty_jobs:
+                await self.db.executemany(JOBS.upsert(), [JOBS.to_row(rows.jobs[i]) for i in rows.dirty_jobs])
+            if outbox:
+                await self.db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)", outbox)
+            if dead:
+                await self.db.executemany("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)", dead)
+            await self._set_meta(CHECKPOINT, last)
+            self._since_prune += len(fresh)
+            if self._since_prune >= PRUNE_EVERY:
+                self._since_prune = 0
+                await self._prune(last)
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+        self.checkpoint = last
+        self.counts.events += len(fresh)
+        self.counts.poisoned += len(dead)
+        if self.on_applied is not None:
+            self.on_applied(last)
+
+    def _outbox_row(self, seq: int, k: int, message: Message) -> tuple:
+        return (seq, k, message.event, message.project_id, message.folder, int(message.maintenance),
+                self._encoder.encode(message.data).decode())
+
+    async def _set_meta(self, key: str, value: int) -> None:
+        await self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    async def _prune(self, last: int) -> None:
+        horizon = last - self.outbox_keep
+        if horizon > 0:
+            await self.db.execute("DELETE FROM outbox WHERE seq <= ?", (horizon,))
+            await self._set_meta(PRUNED_THROUGH, horizon)

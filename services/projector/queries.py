@@ -1,0 +1,167 @@
+"""Reading the read models: tasks, jobs, the SSE outbox, and waiting for a sequence."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from . import store
+from .store import CHECKPOINT, JOBS, PRUNED_THROUGH, TASKS
+from .views import DeadLetter, JobView, TaskView
+
+POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    k: int
+    event: str
+    data: str
+
+    @property
+    def id(self) -> str:
+        return str(self.seq) if self.k == 0 else f"{self.seq}.{self.k}"
+
+
+def parse_event_id(value: str | None) -> tuple[int, int] | None:
+    """`123` or `123.2` → (123, 2); anything else means no usable resume point."""
+    if not value:
+        return None
+    seq, _, k = value.strip().partition(".")
+    try:
+        return int(seq), int(k or 0)
+    except ValueError:
+        return None
+
+
+class ReadModel:
+    """A reader of the projector's SQLite file; knows how far the projector has applied the log."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        self.checkpoint = 0
+        self._changed = asyncio.Condition()
+        self._poller: asyncio.Task | None = None
+        self._poke = asyncio.Event()
+
+    @classmethod
+    async def open(cls, path: Path) -> "ReadModel":
+        model = cls(await store.open_db(path))
+        model.checkpoint = await store.get_meta(model.db, CHECKPOINT)
+        model._poller = asyncio.create_task(model._poll(), name="read-model-poll")
+        return model
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        await self.db.close()
+
+    def applied(self, seq: int) -> None:
+        """Called in-process by the projector after each commit, so waiters wake at once."""
+        self._poke.set()
+
+    async def _poll(self) -> None:
+        # Another process may be the projector: its commits are seen by polling the checkpoint.
+        while True:
+            try:
+                await asyncio.wait_for(self._poke.wait(), POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            self._poke.clear()
+            seq = await store.get_meta(self.db, CHECKPOINT)
+            if seq != self.checkpoint:
+                self.checkpoint = seq
+                async with self._changed:
+                    self._changed.notify_all()
+
+    async def wait_for(self, seq: int, timeout: float) -> bool:
+        """True once the read model has applied `seq`."""
+        if self.checkpoint >= seq:
+            return True
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.checkpoint >= seq), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def wait_change(self, since: int, timeout: float) -> None:
+        if self.checkpoint > since:
+            return
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.checkpoint > since), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- tasks and jobs ------------------------------------------------------------------------
+
+    async def task(self, task_id: str) -> TaskView | None:
+        return (await store.load_many(self.db, TASKS, [task_id])).get(task_id)
+
+    async def tasks(self, *, project_id: str | None = None, type: str | None = None, status: str | None = None,
+                    show_maintenance: bool = False, limit: int = 100) -> list[TaskView]:
+        where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
+        sql = TASKS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
+        return await self._fetch(TASKS, sql, [*args, limit])
+
+    async def jobs_of(self, task_id: str) -> list[JobView]:
+        return await self._fetch(JOBS, JOBS.select("WHERE task_id = ?", "ORDER BY step_index"), [task_id])
+
+    async def jobs(self, *, project_id: str | None = None, type: str | None = None, status: str | None = None,
+                   show_maintenance: bool = False, limit: int = 100) -> list[JobView]:
+        where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
+        sql = JOBS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
+        return await self._fetch(JOBS, sql, [*args, limit])
+
+    async def _fetch(self, table, sql: str, args: list) -> list:
+        async with self.db.execute(sql, args) as cursor:
+            return [table.from_row(row) for row in await cursor.fetchall()]
+
+    async def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        sql = "SELECT seq, subject, reason, at FROM dead_letters ORDER BY seq DESC LIMIT ?"
+        async with self.db.execute(sql, (limit,)) as cursor:
+            return [DeadLetter(*row) for row in await cursor.fetchall()]
+
+    async def job_durations(self) -> list[tuple[str, float]]:
+        """(job type, seconds) of finished jobs, from the events' own times."""
+        sql = ("SELECT type, (julianday(finished_at) - julianday(started_at)) * 86400.0 FROM jobs "
+               "WHERE finished_at IS NOT NULL AND started_at IS NOT NULL")
+        async with self.db.execute(sql) as cursor:
+            return [(row[0], max(0.0, row[1])) for row in await cursor.fetchall()]
+
+    # -- SSE outbox ------------------------------------------------------------------------------
+
+    async def pruned_through(self) -> int:
+        return await store.get_meta(self.db, PRUNED_THROUGH)
+
+    async def outbox_after(self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool,
+                           limit: int = 500) -> list[OutboxRow]:
+        sql = "SELECT seq, k, event, data FROM outbox WHERE (seq > ? OR (seq = ? AND k > ?))"
+        args: list = [after[0], after[0], after[1]]
+        if folder is not None:
+            sql += " AND folder = ?"
+            args.append(folder)
+        if not show_maintenance:
+            sql += " AND maintenance = 0"
+        sql += " ORDER BY seq, k LIMIT ?"
+        args.append(limit)
+        async with self.db.execute(sql, args) as cursor:
+            return [OutboxRow(*row) for row in await cursor.fetchall()]
+
+
+def _filters(*, project_id: str | None, type: str | None, status: str | None,
+             show_maintenance: bool) -> tuple[str, list]:
+    clauses, args = [], []
+    for column, value in (("project_id", project_id), ("type", type), ("status", status)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if not show_maintenance:
+        clauses.append("maintenance = 0")
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args

@@ -1,0 +1,104 @@
+"""The SQLite read models: schema, and loading and writing rows of a view Struct."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, Iterable, TypeVar
+
+import aiosqlite
+import msgspec
+
+from .views import JobView, TaskView
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY, type TEXT, label TEXT, user_relevant INTEGER, source TEXT, project_id TEXT,
+  folder TEXT, status TEXT, step_index INTEGER, steps TEXT, cancel_requested INTEGER, created_at TEXT,
+  started_at TEXT, finished_at TEXT, error TEXT, updated_at TEXT, maintenance INTEGER);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id);
+CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project_id, created_at);
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, task_id TEXT, task_type TEXT, source TEXT, type TEXT, project_id TEXT, folder TEXT,
+  priority INTEGER, lane TEXT, status TEXT, step_index INTEGER, attempts INTEGER, progress_done INTEGER,
+  progress_total INTEGER, error TEXT, created_at TEXT, started_at TEXT, finished_at TEXT, updated_at TEXT,
+  maintenance INTEGER);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id, step_index);
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER NOT NULL, k INTEGER NOT NULL, event TEXT NOT NULL, project_id TEXT, folder TEXT,
+  maintenance INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (seq, k)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, subject TEXT, reason TEXT, at TEXT);
+"""
+
+CHECKPOINT = "checkpoint"
+PRUNED_THROUGH = "outbox_pruned_through"
+
+
+@dataclass(frozen=True)
+class Table(Generic[S]):
+    name: str
+    view: type[S]
+    json_fields: frozenset[str] = frozenset()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.view.__struct_fields__
+
+    def to_row(self, item: S) -> tuple[Any, ...]:
+        values = msgspec.to_builtins(item)
+        return tuple(msgspec.json.encode(values[c]).decode() if c in self.json_fields else values[c]
+                     for c in self.columns)
+
+    def from_row(self, row: Iterable[Any]) -> S:
+        data = dict(zip(self.columns, row))
+        for name in self.json_fields:
+            data[name] = msgspec.json.decode(data[name]) if data[name] is not None else None
+        return msgspec.convert(data, self.view, strict=False)
+
+    def select(self, where: str = "", suffix: str = "") -> str:
+        return f"SELECT {', '.join(self.columns)} FROM {self.name} {where} {suffix}"
+
+    def upsert(self) -> str:
+        marks = ", ".join("?" * len(self.columns))
+        return f"INSERT OR REPLACE INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks})"
+
+
+TASKS = Table("tasks", TaskView, frozenset({"steps"}))
+JOBS = Table("jobs", JobView)
+# Tables that replay must rebuild exactly, with the column that orders them.
+COMPARED = {"tasks": "id", "jobs": "id", "dead_letters": "seq"}
+
+
+async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
+    if readonly:
+        db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+    else:
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.executescript(SCHEMA)
+        await db.commit()
+    await db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+async def load_many(db: aiosqlite.Connection, table: Table[S], ids: Iterable[str]) -> dict[str, S]:
+    ids = list(ids)
+    found: dict[str, S] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        sql = table.select(f"WHERE id IN ({', '.join('?' * len(chunk))})")
+        async with db.execute(sql, chunk) as cursor:
+            for row in await cursor.fetchall():
+                item = table.from_row(row)
+                found[item.id] = item  # type: ignore[attr-defined]
+    return found
+
+
+async def get_meta(db: aiosqlite.Connection, key: str) -> int:
+    async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,145 @@
+"""Composition root: wires the four services, in one process or one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from .api.app import build_app
+from .api.deps import Deps
+from .kernel.bus import Bus, Counters, provision
+from .kernel.config import Config
+from .kernel.definitions import Definitions
+from .kernel.events import Codec
+from .kernel.natsd import free_port
+from .orchestrator.service import Orchestrator
+from .projector.engine import Projector
+from .projector.queries import ReadModel
+from .projector.service import ProjectorService
+from .projector.store import open_db
+from .worker.context import Handler
+from .worker.service import Worker
+
+log = logging.getLogger("darkroom")
+
+ROLES = ("projector", "orchestrator", "worker", "api")
+READ_MODEL_FILE = "read-model.sqlite"
+
+
+def read_model_path(data_dir: Path) -> Path:
+    return data_dir / READ_MODEL_FILE
+
+
+@dataclass
+class Runtime:
+    config: Config
+    data_dir: Path
+    nats_url: str
+    definitions: Definitions
+    handlers: dict[str, Handler]
+    roles: tuple[str, ...] = ROLES
+    codec: Codec = field(default_factory=Codec)
+    orchestrator_name: str = "orchestrator"
+    worker_name: str | None = None
+    counters: Counters = field(default_factory=Counters)
+
+    buses: dict[str, Bus] = field(default_factory=dict)
+    projector: ProjectorService | None = None
+    orchestrator: Orchestrator | None = None
+    worker: Worker | None = None
+    read: ReadModel | None = None
+    api_runner: web.AppRunner | None = None
+    api_deps: Deps | None = None
+    port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.api.host}:{self.port}"
+
+    async def _bus(self, role: str) -> Bus:
+        # One connection per service, as if each ran alone: one can stop without the others.
+        bus = await Bus.connect(self.nats_url, f"darkroom-{role}", self.codec)
+        bus.counters = self.counters
+        self.buses[role] = bus
+        return bus
+
+    async def start(self) -> "Runtime":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.roles:
+            await provision(await self._bus(self.roles[0]), self.config)
+        if "projector" in self.roles:
+            bus = self.buses.get("projector") or await self._bus("projector")
+            db = await open_db(read_model_path(self.data_dir))
+            engine = await Projector(db, self.codec).open()
+            self.projector = ProjectorService(bus, engine)
+            await self.projector.start()
+        if "orchestrator" in self.roles:
+            bus = self.buses.get("orchestrator") or await self._bus("orchestrator")
+            self.orchestrator = Orchestrator(bus, self.config.pipeline.priority_threshold, self.orchestrator_name)
+            await self.orchestrator.start()
+        if "worker" in self.roles:
+            bus = self.buses.get("worker") or await self._bus("worker")
+            self.worker = Worker(bus, self.config, self.handlers, self.data_dir, name=self.worker_name)
+            await self.worker.start()
+        if "api" in self.roles:
+            await self._start_api()
+        return self
+
+    async def _start_api(self) -> None:
+        bus = self.buses.get("api") or await self._bus("api")
+        self.read = await ReadModel.open(read_model_path(self.data_dir))
+        if self.projector is not None:
+            self.projector.projector.on_applied = self.read.applied
+        self.api_deps = Deps(bus=bus, read=self.read, definitions=self.definitions, config=self.config,
+                             metrics_sources=[self._metrics])
+        self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=5.0, access_log=None)
+        await self.api_runner.setup()
+        self.port = self.config.api.port or free_port(self.config.api.host)
+        await web.TCPSite(self.api_runner, self.config.api.host, self.port).start()
+
+    def _metrics(self) -> list[str]:
+        lines = []
+        if self.projector is not None:
+            counts = self.projector.projector.counts
+            lines += ["# TYPE darkroom_events_applied_total counter",
+                      f"darkroom_events_applied_total {counts.events}",
+                      "# TYPE darkroom_poison_events_total counter",
+                      f"darkroom_poison_events_total {counts.poisoned}"]
+        if self.worker is not None:
+            lines += ["# TYPE darkroom_worker_busy_slots gauge"]
+            lines += [f'darkroom_worker_busy_slots{{lane="{lane}"}} {n}' for lane, n in self.worker.busy.items()]
+        return lines
+
+    async def stop(self) -> None:
+        if self.api_runner is not None:
+            await self.api_runner.cleanup()
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.orchestrator is not None:
+            await self.orchestrator.stop()
+        if self.projector is not None:
+            await self.projector.stop()
+        for bus in self.buses.values():
+            await bus.close()
+        if self.read is not None:
+            await self.read.close()
+        if self.projector is not None:
+            await self.projector.projector.db.close()
+
+    async def crash(self) -> None:
+        """Vanish like a killed process: no acknowledgements, no drain, connections cut."""
+        for bus in self.buses.values():
+            await bus.nc.close()
+        stops = [self.worker.stop(grace_s=0) if self.worker else None,
+                 self.orchestrator.stop() if self.orchestrator else None,
+                 self.projector.stop() if self.projector else None]
+        for stop in stops:
+            if stop is not None:
+                try:
+                    await asyncio.wait_for(stop, 2)
+                except Exception:  # its connection is already gone
+                    pass

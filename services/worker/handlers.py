@@ -1,0 +1,28 @@
+"""Job handlers by job type: the built-in ones plus those of configured plugin modules."""
+
+from __future__ import annotations
+
+import importlib
+
+from .context import Handler
+
+BUILTIN: dict[str, Handler] = {}
+
+
+class PluginError(Exception):
+    pass
+
+
+def load_handlers(plugins: list[str], base: dict[str, Handler] | None = None) -> dict[str, Handler]:
+    """Each plugin is a module with `HANDLERS: dict[str, handler]`; later ones win."""
+    handlers = dict(BUILTIN if base is None else base)
+    for name in plugins:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise PluginError(f"pipeline.plugins: cannot import {name!r}: {exc}") from None
+        table = getattr(module, "HANDLERS", None)
+        if not isinstance(table, dict):
+            raise PluginError(f"pipeline.plugins: module {name!r} has no HANDLERS dict")
+        handlers.update(table)
+    return handlers

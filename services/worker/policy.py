@@ -1,0 +1,21 @@
+"""Pure decisions of the worker: which lanes a slot serves, how long a retry waits."""
+
+from __future__ import annotations
+
+import random
+
+Lanes = tuple[str, ...]
+PRIORITY_ONLY: Lanes = ("priority",)
+NORMAL_FIRST: Lanes = ("normal", "priority")
+
+
+def slot_lanes(max_parallel_jobs: int, priority_lane_slots: int) -> list[Lanes]:
+    """`priority_lane_slots` slots take only priority work; the rest take normal work first and
+    priority work when the normal lane is empty, so no slot idles while work waits."""
+    return [PRIORITY_ONLY] * priority_lane_slots + [NORMAL_FIRST] * (max_parallel_jobs - priority_lane_slots)
+
+
+def backoff(attempt: int, base_s: float, max_s: float, rand: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: retries of many jobs failing together spread out."""
+    ceiling = min(max_s, base_s * 2 ** max(0, attempt - 1))
+    return round(ceiling * (0.5 + 0.5 * (rand or random).random()), 3)

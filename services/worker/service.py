@@ -1,0 +1,259 @@
+"""The worker: slots pulling jobs from the two lanes, running handlers, reporting every outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+
+from ..kernel import subjects
+from ..kernel.bus import Bus, lane_consumer
+from ..kernel.config import Config
+from ..kernel.events import (
+    JobCanceled,
+    JobCompleted,
+    JobEvent,
+    JobFailed,
+    JobProgress,
+    JobRequested,
+    JobRetrying,
+    JobStarted,
+    PoisonEvent,
+)
+from .context import Handler, JobCanceledError, JobContext, PermanentError
+from .policy import Lanes, backoff, slot_lanes
+
+log = logging.getLogger("darkroom.worker")
+
+IDLE_POLL_S = 0.1  # how long a normal-first slot waits on one lane before looking at the other
+PROGRESS_EVERY_S = 0.25
+
+
+class JobTimeout(Exception):
+    pass
+
+
+class CancelWatch:
+    """Which tasks were asked to cancel: live from the bus, checked against the log on a miss."""
+
+    def __init__(self, bus: Bus, size: int = 10_000) -> None:
+        self.bus = bus
+        self.size = size
+        self.canceled: OrderedDict[str, None] = OrderedDict()
+        self._sub = None
+
+    async def start(self) -> None:
+        self._sub = await self.bus.nc.subscribe(subjects.cancel_requests(), cb=self._on_cancel)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        self.mark(msg.subject.split(".")[3])
+
+    def mark(self, task_id: str) -> None:
+        self.canceled[task_id] = None
+        while len(self.canceled) > self.size:
+            self.canceled.popitem(last=False)
+
+    def is_canceled(self, task_id: str) -> bool:
+        return task_id in self.canceled
+
+    async def check(self, job: JobRequested) -> bool:
+        if self.is_canceled(job.task_id or ""):
+            return True
+        stored = await self.bus.last_on(f"{subjects.task_prefix(job.project_id, job.task_id or '')}.cancel_requested")
+        if stored is not None:
+            self.mark(job.task_id or "")
+        return stored is not None
+
+
+class Worker:
+    def __init__(self, bus: Bus, config: Config, handlers: dict[str, Handler], data_dir: Path,
+                 env: dict | None = None, name: str | None = None) -> None:
+        self.bus = bus
+        self.config = config
+        self.handlers = handlers
+        self.data_dir = data_dir
+        self.env = env or {}
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.cancels = CancelWatch(bus)
+        self._slots: list[asyncio.Task] = []
+        self._running: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+        self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
+        self.busy = {"priority": 0, "normal": 0}
+
+    async def start(self) -> None:
+        await self.cancels.start()
+        pipeline = self.config.pipeline
+        for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_lane_slots)):
+            self._slots.append(asyncio.create_task(self._slot(index, lanes), name=f"slot-{index}"))
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop pulling; let running jobs finish within the grace period; the rest are redelivered."""
+        self._stopping.set()
+        if self._slots:
+            await asyncio.wait(self._slots, timeout=grace_s)
+        for task in self._slots:
+            task.cancel()
+        await asyncio.gather(*self._slots, return_exceptions=True)
+        await self.cancels.stop()
+
+    async def _slot(self, index: int, lanes: Lanes) -> None:
+        subs = {lane: await self.bus.js.pull_subscribe_bind(consumer=lane_consumer(lane), stream=subjects.STREAM)
+                for lane in lanes}
+        try:
+            while not self._stopping.is_set():
+                found = await self._next(subs, lanes)
+                if found is None:
+                    continue
+                lane, msg = found
+                self.busy[lane] += 1
+                try:
+                    await self._run(msg)
+                finally:
+                    self.busy[lane] -= 1
+        finally:
+            for sub in subs.values():
+                try:
+                    await sub.unsubscribe()
+                except Exception:  # the connection may already be closing
+                    pass
+
+    async def _next(self, subs: dict, lanes: Lanes) -> tuple[str, Msg] | None:
+        wait = 1.0 if len(lanes) == 1 else IDLE_POLL_S
+        for lane in lanes:
+            try:
+                msgs = await subs[lane].fetch(1, timeout=wait)
+            except (NatsTimeout, asyncio.TimeoutError):
+                continue
+            except Exception as exc:  # a reconnect in progress: try again shortly
+                log.warning("fetch from lane %s failed: %s", lane, exc)
+                await asyncio.sleep(0.5)
+                continue
+            if msgs:
+                return lane, msgs[0]
+        return None
+
+    # -- one job --------------------------------------------------------------------------------
+
+    async def _run(self, msg: Msg) -> None:
+        attempt = msg.metadata.num_delivered
+        try:
+            job = self.bus.codec.decode(msg.data)
+            if not isinstance(job, JobRequested):
+                raise PoisonEvent(f"{job.type} on a dispatch subject")
+        except PoisonEvent as exc:
+            log.warning("set aside unreadable job on %s: %s", msg.subject, exc)
+            await msg.term()
+            return
+        max_attempts = self.config.pipeline.max_attempts
+        handler = self.handlers.get(job.job_type)
+        if handler is None:
+            await self._report(job, JobFailed, attempt=attempt, error=f"no handler for job type {job.job_type!r}")
+            await msg.term()
+            return
+        if attempt > max_attempts:
+            await self._report(job, JobFailed, attempt=attempt, error=(
+                f"gave up after {max_attempts} attempts: the last one never finished (worker lost)"))
+            await msg.term()
+            return
+        if await self.cancels.check(job):
+            await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
+            await msg.ack()
+            return
+        await self._report(job, JobStarted, msg_id=f"job:{job.job_id}:started:{attempt}",
+                           attempt=attempt, worker=self.name)
+        began = time.monotonic()
+        outcome = "completed"
+        try:
+            await self._supervise(job, attempt, handler, msg)
+        except JobCanceledError:
+            outcome = "canceled"
+            await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
+            await msg.ack()
+        except Exception as exc:
+            error = _describe(exc)
+            if attempt < max_attempts and not isinstance(exc, PermanentError):
+                outcome = "retrying"
+                delay = backoff(attempt, self.config.pipeline.backoff_base_s, self.config.pipeline.backoff_max_s)
+                await self._report(job, JobRetrying, msg_id=f"job:{job.job_id}:retrying:{attempt}",
+                                   attempt=attempt, error=error, delay_s=delay)
+                await msg.nak(delay=delay)
+            else:
+                outcome = "failed"
+                await self._report(job, JobFailed, msg_id=f"job:{job.job_id}:failed", attempt=attempt, error=error)
+                await msg.term()
+        else:
+            await self._report(job, JobCompleted, msg_id=f"job:{job.job_id}:completed", attempt=attempt)
+            await msg.ack()
+        self.durations.append((job.job_type, outcome, time.monotonic() - began))
+        del self.durations[:-10_000]
+
+    async def _supervise(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg) -> None:
+        """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
+        reporter = _ProgressReporter(self, job)
+        ctx = JobContext(job=job, attempt=attempt, config=self.config, data_dir=self.data_dir,
+                         report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
+                         env=self.env)
+        timeout = self.config.pipeline.job_timeout_s
+        beat = min(self.config.pipeline.ack_wait_s / 3, timeout / 4)
+        running = asyncio.create_task(handler(ctx))
+        try:
+            while True:
+                done, _ = await asyncio.wait([running], timeout=beat)
+                if done:
+                    break
+                if time.monotonic() - ctx.last_progress > timeout:
+                    running.cancel()
+                    await asyncio.gather(running, return_exceptions=True)
+                    raise JobTimeout(f"no progress for {timeout:g}s; abandoned")
+                await msg.in_progress()
+        except asyncio.CancelledError:
+            running.cancel()
+            raise
+        await reporter.flush()
+        running.result()
+
+    async def _report(self, job: JobRequested, kind: type[JobEvent], msg_id: str | None = None, **fields) -> None:
+        event = kind(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, causation_id=job.id,
+                     source=job.source, task_type=job.task_type, job_type=job.job_type,
+                     step_index=job.step_index, **fields)
+        await self.bus.publish(event, msg_id=msg_id)
+
+
+class _ProgressReporter:
+    """Progress events at most every PROGRESS_EVERY_S, and always the last one."""
+
+    def __init__(self, worker: Worker, job: JobRequested) -> None:
+        self.worker = worker
+        self.job = job
+        self.sent_at = 0.0
+        self.pending: tuple[int, int] | None = None
+
+    async def report(self, done: int, total: int) -> None:
+        self.pending = (done, total)
+        if done >= total or time.monotonic() - self.sent_at >= PROGRESS_EVERY_S:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.pending is None:
+            return
+        done, total = self.pending
+        self.pending = None
+        self.sent_at = time.monotonic()
+        await self.worker._report(self.job, JobProgress, done=done, total=total)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
