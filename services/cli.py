@@ -237,3 +237,7 @@ async def dead_letters(data_dir: Path) -> int:
     for letter in letters:
         print(f"{letter.seq}\t{letter.at}\t{letter.subject}\t{letter.reason}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,14 @@ def slot_lanes(max_parallel_jobs: int, priority_lane_slots: int) -> list[Lanes]:
     return [PRIORITY_ONLY] * priority_lane_slots + [NORMAL_FIRST] * (max_parallel_jobs - priority_lane_slots)
 
 
+def serving(lanes: Lanes, idle_priority_only: int) -> Lanes:
+    """A normal-first slot leaves priority work to idle priority-only slots, staying free for
+    normal work; it helps with priority work only while every priority-only slot is busy."""
+    if lanes == NORMAL_FIRST and idle_priority_only > 0:
+        return ("normal",)
+    return lanes
+
+
 def backoff(attempt: int, base_s: float, max_s: float, rand: random.Random | None = None) -> float:
     """Exponential backoff with jitter: retries of many jobs failing together spread out."""
     ceiling = min(max_s, base_s * 2 ** max(0, attempt - 1))

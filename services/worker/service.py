@@ -28,7 +28,7 @@ from ..kernel.events import (
     PoisonEvent,
 )
 from .context import Handler, JobCanceledError, JobContext, PermanentError
-from .policy import Lanes, backoff, slot_lanes
+from .policy import PRIORITY_ONLY, Lanes, backoff, serving, slot_lanes
 
 log = logging.getLogger("darkroom.worker")
 
@@ -91,6 +91,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
         self.busy = {"priority": 0, "normal": 0}
+        self.idle_priority_only = config.pipeline.priority_lane_slots
 
     async def start(self) -> None:
         await self.cancels.start()
@@ -118,10 +119,12 @@ class Worker:
                     continue
                 lane, msg = found
                 self.busy[lane] += 1
+                self.idle_priority_only -= lanes == PRIORITY_ONLY
                 try:
                     await self._run(msg)
                 finally:
                     self.busy[lane] -= 1
+                    self.idle_priority_only += lanes == PRIORITY_ONLY
         finally:
             for sub in subs.values():
                 try:
@@ -131,7 +134,7 @@ class Worker:
 
     async def _next(self, subs: dict, lanes: Lanes) -> tuple[str, Msg] | None:
         wait = 1.0 if len(lanes) == 1 else IDLE_POLL_S
-        for lane in lanes:
+        for lane in serving(lanes, self.idle_priority_only):
             try:
                 msgs = await subs[lane].fetch(1, timeout=wait)
             except (NatsTimeout, asyncio.TimeoutError):

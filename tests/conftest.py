@@ -1,0 +1,225 @@
+"""Fixtures: a real nats-server per test, real services, real SQLite files, an HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import msgspec
+import pytest
+
+from services.kernel.bus import Bus
+from services.kernel.config import Config, load_config
+from services.kernel.natsd import NatsServer
+from services.runtime import Runtime
+from tests.jobtypes import DEFINITIONS, HANDLERS
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO.parent / "shared" / "testdata" / "photos"
+
+TEST_SETTINGS = {
+    "pipeline.ack_wait_s": 2.0,
+    "pipeline.backoff_base_s": 0.2,
+    "pipeline.backoff_max_s": 1.0,
+    "pipeline.job_timeout_s": 30.0,
+    "api.port": 0,
+    "processing.workers": 2,
+}
+
+
+def make_config(data_dir: Path, **settings: Any) -> Config:
+    overrides = dict(TEST_SETTINGS)
+    overrides.update({key.replace("__", "."): value for key, value in settings.items()})
+    return load_config(data_dir, environ={}, overrides=overrides)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last saw {result!r}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    server = await NatsServer(tmp_path / "nats").start()
+    yield server
+    await server.stop()
+
+
+class System:
+    """Running services plus the ways a user or a test looks at them."""
+
+    def __init__(self, server: NatsServer, data_dir: Path) -> None:
+        self.server = server
+        self.data_dir = data_dir
+        self.runtimes: list[Runtime] = []
+        self.http = aiohttp.ClientSession()
+        self.bus: Bus | None = None
+        self.api: Runtime | None = None
+        self.seq = 0
+
+    async def start(self, roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
+                    handlers: dict | None = None, orchestrator_name: str = "orchestrator",
+                    **settings: Any) -> Runtime:
+        runtime = Runtime(config=make_config(self.data_dir, **settings), data_dir=self.data_dir,
+                          nats_url=self.server.url, definitions=DEFINITIONS,
+                          handlers=HANDLERS if handlers is None else handlers, roles=roles,
+                          orchestrator_name=orchestrator_name)
+        await runtime.start()
+        self.runtimes.append(runtime)
+        if "api" in roles:
+            self.api = runtime
+        if self.bus is None:
+            self.bus = await Bus.connect(self.server.url, "darkroom-test")
+        return runtime
+
+    @property
+    def url(self) -> str:
+        assert self.api is not None, "no runtime with the api role"
+        return self.api.base_url
+
+    async def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                      headers: dict | None = None) -> tuple[int, Any, dict]:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if method == "GET" and self.seq and "min_seq=" not in path:
+            # Read your own writes: every GET waits for the newest mutation this client made.
+            path += ("&" if "?" in path else "?") + f"min_seq={self.seq}"
+        async with self.http.request(method, self.url + path, data=data, headers=headers) as response:
+            text = await response.text()
+            if "X-Darkroom-Seq" in response.headers:
+                self.seq = max(self.seq, int(response.headers["X-Darkroom-Seq"]))
+            payload = json.loads(text) if response.content_type == "application/json" else text
+            return response.status, payload, dict(response.headers)
+
+    async def start_task(self, task_type: str, items: list[str] | None = None) -> dict:
+        status, body, headers = await self.request("POST", "/api/tasks", {"type": task_type, "items": items or []})
+        assert status == 202, body
+        return body["task"] | {"_seq": int(headers["X-Darkroom-Seq"])}
+
+    async def task(self, task_id: str) -> dict:
+        status, body, _ = await self.request("GET", f"/api/tasks/{task_id}")
+        assert status == 200, body
+        return body
+
+    async def wait_task(self, task_id: str, *statuses: str, timeout: float = 15.0) -> dict:
+        wanted = statuses or ("completed", "failed", "canceled")
+
+        async def check():
+            view = await self.task(task_id)
+            return view if view["task"]["status"] in wanted else None
+
+        return await eventually(check, timeout, f"task {task_id} to be {'/'.join(wanted)}")
+
+    async def wait_job(self, task_id: str, step: int, *statuses: str, timeout: float = 15.0) -> dict:
+        async def check():
+            jobs = (await self.task(task_id))["jobs"]
+            job = next((j for j in jobs if j["step_index"] == step), None)
+            return job if job and job["status"] in statuses else None
+
+        return await eventually(check, timeout, f"step {step} of {task_id} to be {'/'.join(statuses)}")
+
+    async def log(self, subject: str = "darkroom.>") -> list[tuple[int, str, dict]]:
+        """The stored events on `subject`, oldest first: (sequence, subject, event)."""
+        assert self.bus is not None
+        out = []
+        async for batch in self.bus.read([subject]):
+            out += [(s.seq, s.subject, json.loads(s.data)) for s in batch]
+        return out
+
+    async def settled(self, consumer: str = "orchestrator", timeout: float = 10.0) -> None:
+        """Wait until a durable consumer has handled and acknowledged everything stored."""
+        assert self.bus is not None
+
+        async def check():
+            info = await self.bus.jsm.consumer_info("DARKROOM", consumer)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await eventually(check, timeout, f"consumer {consumer} to settle")
+
+    async def close(self) -> None:
+        for runtime in reversed(self.runtimes):
+            await runtime.stop()
+        if self.bus is not None:
+            await self.bus.close()
+        await self.http.close()
+
+
+@pytest.fixture
+async def system(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[System]:
+    system = System(nats_server, tmp_path / "data")
+    yield system
+    await system.close()
+
+
+def darkroom_cli(*args: str, env: dict | None = None) -> list[str]:
+    return [sys.executable, "-m", "services.cli", *args]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+class SSEClient:
+    """Reads `GET /api/events` into a list of (id, event, data) as a browser would."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, last_event_id: str | None = None) -> None:
+        self.http = http
+        self.url = url
+        self.last_event_id = last_event_id
+        self.messages: list[tuple[str, str, dict]] = []
+        self.comments = 0
+        self._task: asyncio.Task | None = None
+        self.connected = asyncio.Event()
+
+    async def __aenter__(self) -> "SSEClient":
+        self._task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self.connected.wait(), 5)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _read(self) -> None:
+        headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
+        async with self.http.get(self.url, headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as response:
+            assert response.status == 200
+            self.connected.set()
+            fields: dict[str, str] = {}
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if not line:
+                    if "event" in fields:
+                        self.messages.append((fields.get("id", ""), fields["event"], msgspec.json.decode(fields["data"])))
+                    fields = {}
+                elif line.startswith(":"):
+                    self.comments += 1
+                else:
+                    name, _, value = line.partition(":")
+                    fields[name] = value[1:] if value.startswith(" ") else value
+
+    async def wait_for(self, predicate: Callable[[tuple[str, str, dict]], bool], timeout: float = 10.0,
+                       what: str = "an SSE message") -> tuple[str, str, dict]:
+        async def check():
+            return next((m for m in self.messages if predicate(m)), None)
+
+        return await eventually(check, timeout, what)
