@@ -55,6 +55,7 @@ class Runtime:
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
     port: int = 0
+    _stopped: bool = False
 
     @property
     def base_url(self) -> str:
@@ -114,11 +115,15 @@ class Runtime:
             lines += [f'darkroom_worker_busy_slots{{lane="{lane}"}} {n}' for lane, n in self.worker.busy.items()]
         return lines
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking work, let running jobs finish within the grace period, drain, close."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.api_runner is not None:
             await self.api_runner.cleanup()
         if self.worker is not None:
-            await self.worker.stop()
+            await self.worker.stop(grace_s)
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.projector is not None:
@@ -131,15 +136,7 @@ class Runtime:
             await self.projector.projector.db.close()
 
     async def crash(self) -> None:
-        """Vanish like a killed process: no acknowledgements, no drain, connections cut."""
+        """Vanish like a killed process: connections cut first, so nothing is acknowledged or drained."""
         for bus in self.buses.values():
             await bus.nc.close()
-        stops = [self.worker.stop(grace_s=0) if self.worker else None,
-                 self.orchestrator.stop() if self.orchestrator else None,
-                 self.projector.stop() if self.projector else None]
-        for stop in stops:
-            if stop is not None:
-                try:
-                    await asyncio.wait_for(stop, 2)
-                except Exception:  # its connection is already gone
-                    pass
+        await self.stop(grace_s=0)

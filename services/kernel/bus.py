@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, Iterable
@@ -20,6 +21,7 @@ from .subjects import ALL, LANES, STREAM, lane_filter, subject_for
 log = logging.getLogger("darkroom.bus")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
+ACK_TIMEOUT_S = 10.0
 
 
 class Conflict(Exception):
@@ -71,6 +73,66 @@ class Stored:
         return cls(meta.sequence.stream, msg.subject, msg.data, stamp)
 
 
+class PublishError(Exception):
+    """JetStream refused a message: `err_code` says why (10071: wrong last sequence)."""
+
+    def __init__(self, err_code: int | None, description: str) -> None:
+        super().__init__(f"{description} (err_code {err_code})")
+        self.err_code = err_code
+        self.description = description
+
+
+class PublishAcks:
+    """Pipelined JetStream publishing: many messages out, each ack matched to its future.
+
+    nats-py's publish_async loses the future of a refused message (its error parser raises
+    inside the reply callback), which would hang every optimistic-concurrency conflict.
+    """
+
+    def __init__(self, nc: Client, max_pending: int = 4000) -> None:
+        self.nc = nc
+        self.prefix = nc.new_inbox()
+        self.futures: dict[str, asyncio.Future] = {}
+        self.counter = 0
+        self.slots = asyncio.Semaphore(max_pending)
+
+    async def start(self) -> None:
+        await self.nc.subscribe(f"{self.prefix}.*", cb=self._on_reply)
+
+    async def publish(self, out: "Outgoing") -> asyncio.Future:
+        await self.slots.acquire()
+        self.counter += 1
+        token = str(self.counter)
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda _f: self.slots.release())
+        self.futures[token] = future
+        await self.nc.publish(out.subject, out.data, reply=f"{self.prefix}.{token}", headers=out.headers())
+        return future
+
+    async def wait(self, future: asyncio.Future) -> tuple[int, bool]:
+        try:
+            return await asyncio.wait_for(future, ACK_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            for token in [t for t, f in self.futures.items() if f is future]:
+                del self.futures[token]
+            raise PublishError(None, f"no acknowledgement from JetStream within {ACK_TIMEOUT_S:g}s") from None
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self.futures.pop(msg.subject.rsplit(".", 1)[1], None)
+        if future is None or future.done():
+            return
+        if not msg.data:
+            status = (msg.headers or {}).get("Status", "?")
+            future.set_exception(PublishError(None, f"no stream answered (status {status})"))
+            return
+        reply = json.loads(msg.data)
+        error = reply.get("error")
+        if error:
+            future.set_exception(PublishError(error.get("err_code"), error.get("description", "refused")))
+        else:
+            future.set_result((reply["seq"], bool(reply.get("duplicate"))))
+
+
 @dataclass
 class Counters:
     published: int = 0
@@ -96,12 +158,15 @@ class Bus:
             reconnect_time_wait=0.5,
             error_cb=_log_error,
         )
-        return cls(nc=nc, codec=codec or Codec())
+        bus = cls(nc=nc, codec=codec or Codec())
+        await bus.acks.start()
+        return bus
 
     def __post_init__(self) -> None:
         # One context each: a JetStream context owns the reply inbox of its async publishes.
-        self.js = self.nc.jetstream(timeout=10, publish_async_max_pending=4000)
+        self.js = self.nc.jetstream(timeout=10)
         self.jsm = self.nc.jsm()
+        self.acks = PublishAcks(self.nc)
 
     async def close(self) -> None:
         if not self.nc.is_closed:
@@ -122,14 +187,10 @@ class Bus:
 
     async def send(self, out: Outgoing) -> int:
         """Store one message and return its stream sequence (the original one for a duplicate)."""
-        try:
-            ack = await self.js.publish(out.subject, out.data, headers=out.headers())
-        except APIError as exc:
-            if exc.err_code in WRONG_LAST_SEQUENCE:
-                raise Conflict(f"{out.expect}: {exc.description}") from None
-            raise
-        self._count(ack)
-        return ack.seq
+        result = (await self.send_many_settled([out]))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     async def send_many(self, batch: Iterable[Outgoing]) -> list[int]:
         """Publish without waiting between messages, then wait for every acknowledgement."""
@@ -140,24 +201,23 @@ class Bus:
         return results  # type: ignore[return-value]
 
     async def send_many_settled(self, batch: Iterable[Outgoing]) -> list[int | Exception]:
-        """Like send_many, but each message's outcome is its own: a sequence or the error."""
-        futures = [await self.js.publish_async(o.subject, o.data, headers=o.headers()) for o in batch]
+        """Like send_many, but each message's outcome is its own: a sequence or the error.
+        Messages are written in order on one connection, so the stream stores them in order."""
+        futures = [await self.acks.publish(out) for out in batch]
         results: list[int | Exception] = []
-        for outcome in await asyncio.gather(*futures, return_exceptions=True):
-            if isinstance(outcome, APIError) and outcome.err_code in WRONG_LAST_SEQUENCE:
-                results.append(Conflict(outcome.description or "wrong last sequence"))
+        for outcome in await asyncio.gather(*(self.acks.wait(f) for f in futures), return_exceptions=True):
+            if isinstance(outcome, PublishError) and outcome.err_code in WRONG_LAST_SEQUENCE:
+                results.append(Conflict(outcome.description))
             elif isinstance(outcome, BaseException):
                 results.append(outcome if isinstance(outcome, Exception) else Exception(str(outcome)))
             else:
-                self._count(outcome)
-                results.append(outcome.seq)
+                seq, duplicate = outcome
+                if duplicate:
+                    self.counters.duplicates += 1
+                else:
+                    self.counters.published += 1
+                results.append(seq)
         return results
-
-    def _count(self, ack: api.PubAck) -> None:
-        if ack.duplicate:
-            self.counters.duplicates += 1
-        else:
-            self.counters.published += 1
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -189,24 +249,20 @@ class Bus:
         elif filters:
             config.filter_subjects = list(filters)
         info = await self.jsm.add_consumer(STREAM, config)
+        # Exactly what was stored when the consumer was made: no waiting on what comes later.
+        remaining = info.num_pending
         try:
-            if info.num_pending == 0:
+            if remaining == 0:
                 return
             sub = await self.js.pull_subscribe_bind(consumer=info.name, stream=STREAM)
             try:
-                done = False
-                while not done:
-                    msgs = await sub.fetch(batch, timeout=5)
-                    out = []
-                    for msg in msgs:
-                        meta = msg.metadata
-                        seq = meta.sequence.stream
-                        if end_seq is not None and seq > end_seq:
-                            done = True
-                            break
-                        out.append(Stored.from_msg(msg))
-                        if meta.num_pending == 0 or seq == end_seq:
-                            done = True
+                while remaining > 0:
+                    msgs = await sub.fetch(min(batch, remaining), timeout=5)
+                    remaining -= len(msgs)
+                    out = [Stored.from_msg(m) for m in msgs]
+                    if end_seq is not None and out and out[-1].seq >= end_seq:
+                        remaining = 0
+                        out = [s for s in out if s.seq <= end_seq]
                     if out:
                         yield out
             finally:
@@ -234,6 +290,8 @@ class Bus:
 
 
 async def _log_error(exc: Exception) -> None:
+    if isinstance(exc, APIError) and exc.err_code in WRONG_LAST_SEQUENCE:
+        return  # a lost race on an aggregate: the publisher handles it as a Conflict
     log.warning("nats: %s", exc)
 
 

@@ -65,8 +65,9 @@ class Orchestrator:
 
     async def stop(self) -> None:
         if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+            sub, self._sub = self._sub, None
+            if not self.bus.nc.is_closed:
+                await sub.unsubscribe()
         pending = [f for f in self._chains.values() if not f.done()]
         if pending:
             await asyncio.wait(pending, timeout=10)

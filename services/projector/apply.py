@@ -131,14 +131,12 @@ def _apply_job(rows: Rows, event: JobEvent) -> list[Message]:
         if task is not None and task.step_index != event.step_index:
             messages.append(_task_message(rows.put_task(replace(task, step_index=event.step_index, updated_at=at))))
         return messages
-    if job is None:
-        return []
+    if job is None or job.status in TERMINAL:
+        return []  # a finished job stays finished: late duplicates of a redelivery change nothing
     match event:
         case JobStarted():
             job = replace(job, status="running", attempts=event.attempt, started_at=at, finished_at=None)
         case JobProgress():
-            if job.status in TERMINAL:
-                return []
             job = replace(job, progress_done=event.done, progress_total=event.total)
         case JobRetrying():
             job = replace(job, status="retrying", attempts=event.attempt, error=event.error)

@@ -25,5 +25,5 @@ def serving(lanes: Lanes, idle_priority_only: int) -> Lanes:
 
 def backoff(attempt: int, base_s: float, max_s: float, rand: random.Random | None = None) -> float:
     """Exponential backoff with jitter: retries of many jobs failing together spread out."""
-    ceiling = min(max_s, base_s * 2 ** max(0, attempt - 1))
+    ceiling = min(max_s, base_s * 2 ** min(max(0, attempt - 1), 60))
     return round(ceiling * (0.5 + 0.5 * (rand or random).random()), 3)

@@ -53,8 +53,9 @@ class CancelWatch:
         self._sub = await self.bus.nc.subscribe(subjects.cancel_requests(), cb=self._on_cancel)
 
     async def stop(self) -> None:
-        if self._sub is not None:
+        if self._sub is not None and not self.bus.nc.is_closed:
             await self._sub.unsubscribe()
+        self._sub = None
 
     async def _on_cancel(self, msg: Msg) -> None:
         self.mark(msg.subject.split(".")[3])

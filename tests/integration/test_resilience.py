@@ -1,0 +1,163 @@
+"""Never twice, never lost: duplicates, killed orchestrators and workers, two orchestrators, lanes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections import Counter
+
+from services.kernel.bus import lane_consumer, provision
+from services.kernel.clock import parse_iso
+from services.kernel.natsd import NatsServer
+from tests.conftest import System, cli_env, darkroom_cli, eventually
+
+
+async def _requested_steps(system: System, task_id: str) -> list[int]:
+    return [e["step_index"] for _, _, e in await system.log(f"darkroom.job._.{task_id}.requested")]
+
+
+async def test_a_duplicated_completion_never_advances_a_task_twice(system: System) -> None:
+    await system.start()
+    task = await system.start_task("sleep_then_two", items=["1.0"])
+    await system.wait_job(task["id"], 0, "running")
+    # While step 0 runs, a stray duplicate of a completion arrives (same fact, new event id).
+    done = await system.wait_job(task["id"], 0, "completed")
+    first_completion = (await system.log(f"darkroom.job._.{task['id']}.completed"))[0][2]
+    await system.wait_task(task["id"])
+    for _ in range(2):
+        duplicate = dict(first_completion, id=f"dup-{_}")
+        await system.bus.nc.jetstream().publish(f"darkroom.job._.{task['id']}.completed", json.dumps(duplicate).encode())
+    await system.settled()
+    assert done["attempts"] == 1
+    assert await _requested_steps(system, task["id"]) == [0, 1, 2]
+    assert len(await system.log(f"darkroom.task._.{task['id']}.completed")) == 1
+    assert len([m for m in await system.log("darkroom.dispatch.>") if m[2]["task_id"] == task["id"]]) == 3
+
+
+async def test_a_killed_orchestrator_resumes_between_steps_without_repeating_one(system: System) -> None:
+    await system.start(roles=("projector", "worker", "api"))
+    orchestrator = await system.start(roles=("orchestrator",))
+    task = await system.start_task("sleep_then_two", items=["0.8"])
+    await system.wait_job(task["id"], 0, "running")
+    await orchestrator.crash()
+    await system.wait_job(task["id"], 0, "completed")
+    assert (await system.task(task["id"]))["task"]["status"] == "running"  # nobody advanced it
+    await system.start(roles=("orchestrator",))  # same durable name: a restart
+    view = await system.wait_task(task["id"])
+    assert view["task"]["status"] == "completed"
+    await system.settled()
+    assert await _requested_steps(system, task["id"]) == [0, 1, 2]
+
+
+async def test_two_orchestrators_advance_every_step_exactly_once(system: System) -> None:
+    await system.start(orchestrator_name="orchestrator_a", pipeline__max_parallel_jobs=4)
+    await system.start(roles=("orchestrator",), orchestrator_name="orchestrator_b")
+    tasks = [await system.start_task("three") for _ in range(15)]
+    for task in tasks:
+        assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
+    await system.settled("orchestrator_a")
+    await system.settled("orchestrator_b")
+    requested = Counter((e["task_id"], e["step_index"]) for _, _, e in await system.log("darkroom.job.*.*.requested"))
+    assert set(requested.values()) == {1} and len(requested) == 45
+    dispatched = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
+    assert set(dispatched.values()) == {1} and len(dispatched) == 45
+    for kind in ("started", "completed"):
+        stored = Counter(e["task_id"] for _, _, e in await system.log(f"darkroom.task.*.*.{kind}"))
+        assert set(stored.values()) == {1} and len(stored) == 15
+
+
+async def test_a_killed_workers_job_is_redelivered_and_completed_by_another(system: System) -> None:
+    await system.start(roles=("projector", "orchestrator", "api"))
+    doomed = await asyncio.create_subprocess_exec(
+        *darkroom_cli("worker", "--nats", system.server.url, "--data", str(system.data_dir)),
+        env=cli_env(DARKROOM_PIPELINE__PLUGINS="tests.blocking_jobs", DARKROOM_PIPELINE__ACK_WAIT_S="2"))
+    try:
+        task = await system.start_task("crash_once")
+        await system.wait_job(task["id"], 0, "running", timeout=20)
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        await doomed.wait()
+    from tests.jobtypes import noop
+    await system.start(roles=("worker",), handlers={"crashy": noop})
+    view = await system.wait_task(task["id"], timeout=20)
+    assert view["task"]["status"] == "completed"
+    assert view["jobs"][0]["attempts"] == 2  # the crash counted as an attempt
+    starts = [e for _, _, e in await system.log(f"darkroom.job._.{task['id']}.started")]
+    assert len({s["worker"] for s in starts}) == 2
+
+
+async def test_a_long_normal_job_never_delays_a_priority_job(system: System) -> None:
+    await system.start()  # 2 slots: 1 priority-only, 1 normal-first
+    long = await system.start_task("long_normal", items=["3"])
+    await system.wait_job(long["id"], 0, "running")
+    quick = await system.start_task("quick_priority")
+    view = await system.wait_task(quick["id"], timeout=5)
+    job = view["jobs"][0]
+    assert job["lane"] == "priority"
+    assert (parse_iso(job["started_at"]) - parse_iso(job["created_at"])).total_seconds() < 0.5
+    assert (await system.task(long["id"]))["task"]["status"] == "running"
+
+
+async def test_a_long_priority_job_never_delays_a_normal_job(system: System) -> None:
+    await system.start()
+    long = await system.start_task("long_priority", items=["3"])
+    await system.wait_job(long["id"], 0, "running")
+    quick = await system.start_task("quick_normal")
+    view = await system.wait_task(quick["id"], timeout=5)
+    job = view["jobs"][0]
+    assert job["lane"] == "normal"
+    assert (parse_iso(job["started_at"]) - parse_iso(job["created_at"])).total_seconds() < 0.5
+    assert (await system.task(long["id"]))["task"]["status"] == "running"
+
+
+async def test_normal_first_slots_take_priority_work_when_the_normal_lane_is_empty(system: System) -> None:
+    await system.start(pipeline__max_parallel_jobs=3, pipeline__priority_lane_slots=1)
+    tasks = [await system.start_task("long_priority", items=["1"]) for _ in range(3)]
+    views = [await system.wait_task(t["id"], timeout=10) for t in tasks]
+    starts = sorted(parse_iso(v["jobs"][0]["started_at"]) for v in views)
+    assert (starts[-1] - starts[0]).total_seconds() < 0.5  # all three ran at once: no slot idled
+
+
+async def test_a_missing_lane_consumer_is_recreated_after_the_last_sequence(system: System) -> None:
+    runtime = await system.start()
+    task = await system.start_task("three")
+    await system.wait_task(task["id"])
+    last = await system.bus.last_seq()
+    await system.bus.jsm.delete_consumer("DARKROOM", lane_consumer("priority"))
+    result = await provision(system.bus, runtime.config)
+    assert result.recreated_lanes == {"priority": last + 1}
+    info = await system.bus.jsm.consumer_info("DARKROOM", lane_consumer("priority"))
+    assert info.num_pending == 0 and info.config.opt_start_seq == last + 1  # old jobs are not run again
+    assert info.config.ack_wait == runtime.config.pipeline.ack_wait_s
+
+
+async def test_acknowledged_events_survive_a_killed_server(system: System) -> None:
+    await system.start()
+    task = await system.start_task("three")
+    await system.wait_task(task["id"])
+    last = await system.bus.last_seq()
+    config_text = (system.server.store_dir / "nats-server.conf").read_text()
+    assert 'sync_interval: "always"' in config_text
+    for runtime in system.runtimes:
+        await runtime.crash()
+    system.runtimes.clear()
+    await system.bus.close()
+    system.bus = None
+    system.server.kill()
+    await system.server.process.wait()
+    again = await NatsServer(system.server.store_dir).start()
+    try:
+        system.server = again
+        await system.start(roles=("api", "projector"))
+        assert await system.bus.last_seq() == last
+
+        async def replayed():
+            return (await system.task(task["id"]))["task"]["status"] == "completed"
+
+        await eventually(replayed)
+    finally:
+        for runtime in system.runtimes:
+            await runtime.stop()
+        system.runtimes.clear()
+        await again.stop()

@@ -1,0 +1,246 @@
+"""services/kernel/events.py: the codec that every service reads the log through."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from services.kernel.events import (
+    ALL_EVENTS,
+    JOB_EVENTS,
+    TASK_EVENTS,
+    Codec,
+    Event,
+    JobCanceled,
+    JobCompleted,
+    JobFailed,
+    JobProgress,
+    JobRequested,
+    JobRetrying,
+    JobStarted,
+    PoisonEvent,
+    Step,
+    TaskCanceled,
+    TaskCancelRequested,
+    TaskCompleted,
+    TaskFailed,
+    TaskRequested,
+    TaskStarted,
+    type_name,
+)
+
+ENVELOPE = dict(id="01HZX0000000000000000000AB", at="2024-05-01T10:00:00.000Z", project_id="p1",
+                task_id="t1", causation_id="c1", source="user")
+JOB = dict(ENVELOPE, job_id="t1-0", task_type="upload_postprocess", job_type="upload_postprocess", step_index=0)
+
+SAMPLES: list[Event] = [
+    TaskRequested(**ENVELOPE, task_type="upload_postprocess", label="Upload Post-Process", user_relevant=True,
+                  steps=[Step("upload_postprocess", 90), Step("manifest_check", 95)], items=["DSC01", "DSC02"],
+                  folder="Shoot 1"),
+    TaskStarted(**ENVELOPE),
+    TaskCancelRequested(**ENVELOPE),
+    TaskCompleted(**ENVELOPE),
+    TaskFailed(**ENVELOPE, error="disk full", step_index=1),
+    TaskCanceled(**ENVELOPE, step_index=2),
+    JobRequested(**JOB, priority=90, lane="priority", items=["DSC01"], folder="Shoot 1"),
+    JobStarted(**JOB, attempt=1, worker="w1"),
+    JobProgress(**JOB, done=3, total=10),
+    JobRetrying(**JOB, attempt=1, error="boom", delay_s=1.5),
+    JobCompleted(**JOB, attempt=2),
+    JobFailed(**JOB, attempt=3, error="gave up"),
+    JobCanceled(**JOB),
+]
+
+
+def test_samples_cover_every_event_type():
+    assert {type(s) for s in SAMPLES} == set(ALL_EVENTS)
+    assert set(ALL_EVENTS) == set(TASK_EVENTS) | set(JOB_EVENTS)
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
+def test_round_trip(event: Event):
+    codec = Codec()
+    decoded = codec.decode(codec.encode(event))
+    assert type(decoded) is type(event)
+    assert decoded == event
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
+def test_wire_format_carries_the_contract_envelope(event: Event):
+    wire = json.loads(Codec().encode(event))
+    # CONTRACT §4: every message is one JSON event with this envelope, nulls included.
+    for key in ("id", "type", "v", "at", "project_id", "task_id", "job_id", "causation_id", "source"):
+        assert key in wire, key
+    assert wire["type"] == event.type == type_name(type(event))
+    assert wire["v"] == 1
+    assert wire["at"] == "2024-05-01T10:00:00.000Z"
+
+
+def test_type_names_are_lower_dotted_and_unique():
+    names = [type_name(t) for t in ALL_EVENTS]
+    assert len(names) == len(set(names))
+    assert all(n.startswith(("task.", "job.")) and n == n.lower() for n in names)
+
+
+def test_defaults_give_unique_ids_and_rfc3339_times():
+    a, b = TaskStarted(task_id="t"), TaskStarted(task_id="t")
+    assert a.id != b.id and len(a.id) == 26
+    assert a.at.endswith("Z") and "T" in a.at
+    assert a.source == "system"
+
+
+def test_an_event_that_gained_a_field_still_decodes():
+    # Shapes may gain fields, never lose them (CONTRACT): a newer producer's extra field is tolerated.
+    wire = json.loads(Codec().encode(SAMPLES[1]))
+    wire["added_later"] = {"x": 1}
+    decoded = Codec().decode(json.dumps(wire).encode())
+    assert decoded == SAMPLES[1]
+
+
+# -- poison ---------------------------------------------------------------------------------------
+
+
+def _wire(event: Event, **changes) -> bytes:
+    wire = json.loads(Codec().encode(event))
+    wire.update(changes)
+    for key, value in list(wire.items()):
+        if value is _DROP:
+            del wire[key]
+    return json.dumps(wire).encode()
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"{not json", "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b'{"type": "task.started", "v": 1', "not valid JSON"),
+    (b'{"type": "photo.teleported", "v": 1}', "unknown event type 'photo.teleported'"),
+    (b'{"v": 1, "task_id": "t"}', "unknown event type None"),
+    (b'{"type": 42}', "unknown event type 42"),
+])
+def test_unreadable_messages_are_poison(data: bytes, words: str):
+    with pytest.raises(PoisonEvent) as info:
+        Codec().decode(data)
+    assert words in str(info.value)
+
+
+def test_failed_validation_is_poison_naming_the_type_and_field():
+    data = _wire(SAMPLES[0], task_type=_DROP)  # task.requested without its required task_type
+    with pytest.raises(PoisonEvent, match=r"task\.requested fails validation.*task_type"):
+        Codec().decode(data)
+
+
+def test_wrong_field_type_is_poison():
+    data = _wire(SAMPLES[8], done="three")  # job.progress
+    with pytest.raises(PoisonEvent, match=r"job\.progress fails validation.*done"):
+        Codec().decode(data)
+
+
+def test_bad_enum_value_is_poison():
+    data = _wire(SAMPLES[6], lane="express")
+    with pytest.raises(PoisonEvent, match=r"job\.requested fails validation"):
+        Codec().decode(data)
+
+
+@pytest.mark.parametrize("version", [2, 99, "1", None])
+def test_future_or_garbled_version_is_poison(version):
+    with pytest.raises(PoisonEvent, match=r"task\.started has unsupported version"):
+        Codec().decode(_wire(SAMPLES[1], v=version))
+
+
+def test_an_older_version_without_upcaster_is_poison():
+    with pytest.raises(PoisonEvent, match=r"no upcaster for task\.started v0"):
+        Codec().decode(_wire(SAMPLES[1], v=0))
+
+
+def test_a_missing_version_means_v1():
+    assert Codec().decode(_wire(SAMPLES[1], v=_DROP)) == SAMPLES[1]
+
+
+# -- upcasting ------------------------------------------------------------------------------------
+
+
+class XYv1(Event, tag="x.y", kw_only=True):
+    """How `x.y` looked when it was first published."""
+
+    title: str
+
+
+class XYv2(Event, tag="x.y", kw_only=True):
+    """The current `x.y`: `title` became `name`, and `size` was added."""
+
+    v: int = 2
+    name: str
+    size: int
+
+
+class XYv3(Event, tag="x.y", kw_only=True):
+    v: int = 3
+    name: str
+    size: int
+    tags: list[str]
+
+
+def _v1_to_v2(raw: dict) -> dict:
+    raw = dict(raw)
+    raw["name"] = raw.pop("title")
+    raw["size"] = 0
+    return raw
+
+
+def _v2_to_v3(raw: dict) -> dict:
+    return {**raw, "tags": ["legacy"]}
+
+
+V1 = msgspec.json.encode(XYv1(id="E1", at="2020-01-01T00:00:00.000Z", task_id="t", title="hello"))
+
+
+def test_v1_message_decodes_to_the_current_struct_through_its_upcaster():
+    assert json.loads(V1)["v"] == 1
+    codec = Codec([XYv2], {("x.y", 1): _v1_to_v2})
+    event = codec.decode(V1)
+    assert isinstance(event, XYv2)
+    assert (event.v, event.name, event.size) == (2, "hello", 0)
+    # The envelope survives the upcast untouched.
+    assert (event.id, event.at, event.task_id) == ("E1", "2020-01-01T00:00:00.000Z", "t")
+
+
+def test_current_version_is_decoded_without_upcasting():
+    calls = []
+    codec = Codec([XYv2], {("x.y", 1): lambda raw: calls.append(raw) or _v1_to_v2(raw)})
+    current = XYv2(name="n", size=3)
+    assert codec.decode(codec.encode(current)) == current
+    assert calls == []
+
+
+def test_upcasters_chain_across_versions():
+    codec = Codec([XYv3], {("x.y", 1): _v1_to_v2, ("x.y", 2): _v2_to_v3})
+    event = codec.decode(V1)
+    assert isinstance(event, XYv3)
+    assert (event.v, event.name, event.size, event.tags) == (3, "hello", 0, ["legacy"])
+
+
+def test_missing_upcaster_is_poison():
+    with pytest.raises(PoisonEvent, match=r"no upcaster for x\.y v1"):
+        Codec([XYv2]).decode(V1)
+
+
+def test_a_gap_in_the_upcaster_chain_is_poison():
+    with pytest.raises(PoisonEvent, match=r"no upcaster for x\.y v2"):
+        Codec([XYv3], {("x.y", 1): _v1_to_v2}).decode(V1)
+
+
+def test_an_upcaster_that_produces_an_invalid_shape_is_poison():
+    codec = Codec([XYv2], {("x.y", 1): lambda raw: raw})  # forgets to rename title
+    with pytest.raises(PoisonEvent, match=r"x\.y fails validation"):
+        codec.decode(V1)
+
+
+def test_a_codec_with_extra_types_still_decodes_the_standard_ones():
+    codec = Codec([*ALL_EVENTS, XYv2], {("x.y", 1): _v1_to_v2})
+    assert codec.decode(codec.encode(SAMPLES[0])) == SAMPLES[0]
+    assert isinstance(codec.decode(V1), XYv2)

@@ -1,0 +1,122 @@
+"""services/kernel/subjects.py: the subject names of CONTRACT §4."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.kernel import subjects
+from services.kernel.events import (
+    ALL_EVENTS,
+    Event,
+    JobCompleted,
+    JobProgress,
+    JobRequested,
+    TaskCancelRequested,
+    TaskRequested,
+    Step,
+)
+
+
+def matches(filter_: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, `>` one or more trailing tokens."""
+    f, s = filter_.split("."), subject.split(".")
+    for i, token in enumerate(f):
+        if token == ">":
+            return len(s) > i
+        if i >= len(s) or (token != "*" and token != s[i]):
+            return False
+    return len(f) == len(s)
+
+
+def test_matcher_itself():
+    assert matches("darkroom.>", "darkroom.task.p.t.started")
+    assert not matches("darkroom.>", "darkroom")
+    assert matches("a.*.c", "a.b.c") and not matches("a.*.c", "a.b.d") and not matches("a.*", "a.b.c")
+
+
+def _minimal(cls: type[Event], **envelope) -> Event:
+    fields = {
+        "task_type": "upload_postprocess", "label": "L", "user_relevant": True, "steps": [Step("x", 1)],
+        "job_type": "manifest_check", "step_index": 1, "priority": 95, "lane": "normal", "attempt": 1,
+        "worker": "w", "done": 1, "total": 2, "error": "e", "delay_s": 1.0,
+    }
+    wanted = {f for f in cls.__struct_fields__}
+    return cls(**{k: v for k, v in fields.items() if k in wanted}, **envelope)
+
+
+@pytest.mark.parametrize("cls", ALL_EVENTS, ids=lambda c: c.__name__)
+def test_every_task_and_job_event_has_its_contract_subject(cls):
+    event = _minimal(cls, project_id="P01", task_id="T01", job_id="T01-1")
+    kind, name = event.type.split(".")
+    assert subjects.subject_for(event) == f"darkroom.{kind}.P01.T01.{name}"
+    assert matches(subjects.ALL, subjects.subject_for(event))
+
+
+@pytest.mark.parametrize("cls", ALL_EVENTS, ids=lambda c: c.__name__)
+def test_work_without_a_project_uses_underscore(cls):
+    event = _minimal(cls, project_id=None, task_id="T01", job_id="T01-1")
+    kind, name = event.type.split(".")
+    assert subjects.subject_for(event) == f"darkroom.{kind}._.T01.{name}"
+
+
+def test_examples_spelled_out():
+    req = TaskRequested(project_id="P", task_id="T", task_type="change_commit", label="Commit Changes",
+                        user_relevant=True, steps=[Step("file_removal", 100)])
+    assert subjects.subject_for(req) == "darkroom.task.P.T.requested"
+    done = JobCompleted(project_id="P", task_id="T", job_id="T-0", task_type="change_commit",
+                        job_type="file_removal", step_index=0, attempt=1)
+    assert subjects.subject_for(done) == "darkroom.job.P.T.completed"
+
+
+def test_an_event_without_task_id_has_no_subject():
+    with pytest.raises(ValueError, match="task.started needs task_id"):
+        subjects.subject_for(_minimal(ALL_EVENTS[1], project_id="P"))
+
+
+def test_an_event_of_another_family_has_no_task_or_job_subject():
+    class Oddity(Event, tag="photo.oddity"):
+        pass
+
+    with pytest.raises(ValueError, match="no subject for event type photo.oddity"):
+        subjects.subject_for(Oddity(task_id="T"))
+
+
+def test_prefixes_cover_the_aggregate_and_nothing_else():
+    task_all = f"{subjects.task_prefix('P', 'T')}.>"
+    assert task_all == "darkroom.task.P.T.>"
+    assert subjects.job_prefix(None, "T") == "darkroom.job._.T"
+    assert matches(task_all, subjects.subject_for(_minimal(TaskCancelRequested, project_id="P", task_id="T")))
+    assert not matches(task_all, subjects.subject_for(_minimal(TaskCancelRequested, project_id="P", task_id="T2")))
+    assert not matches(task_all, subjects.subject_for(_minimal(JobProgress, project_id="P", task_id="T")))
+
+
+def test_dispatch_subjects_and_lane_filters():
+    assert subjects.LANES == ("priority", "normal")
+    assert subjects.dispatch("priority", "upload_postprocess") == "darkroom.dispatch.priority.upload_postprocess"
+    assert subjects.dispatch("normal", "manifest_cleaning") == "darkroom.dispatch.normal.manifest_cleaning"
+    assert subjects.lane_filter("priority") == "darkroom.dispatch.priority.>"
+    for lane in subjects.LANES:
+        own = subjects.dispatch(lane, "folder_check")
+        other = subjects.dispatch(next(x for x in subjects.LANES if x != lane), "folder_check")
+        assert matches(subjects.lane_filter(lane), own)
+        assert not matches(subjects.lane_filter(lane), other)
+        assert subjects.is_dispatch(own)
+
+
+def test_job_events_are_never_mistaken_for_dispatch_copies():
+    job = _minimal(JobRequested, project_id="P", task_id="T", job_id="T-0")
+    subject = subjects.subject_for(job)
+    assert not subjects.is_dispatch(subject)
+    assert not any(matches(subjects.lane_filter(lane), subject) for lane in subjects.LANES)
+
+
+def test_cancel_requests_filter_matches_every_cancel_request_only():
+    f = subjects.cancel_requests()
+    assert matches(f, subjects.subject_for(_minimal(TaskCancelRequested, project_id="P", task_id="T")))
+    assert matches(f, subjects.subject_for(_minimal(TaskCancelRequested, project_id=None, task_id="T")))
+    assert not matches(f, subjects.subject_for(_minimal(TaskRequested, project_id="P", task_id="T")))
+
+
+def test_stream_names():
+    assert subjects.STREAM == "DARKROOM"
+    assert subjects.ALL == "darkroom.>"
