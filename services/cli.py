@@ -120,17 +120,18 @@ def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], o
 
 
 async def up(config: Config, data_dir: Path) -> int:
+    # Everything that can be wrong with the configuration is found before anything starts.
+    runtime = _runtime(config, data_dir, config.nats.url or "", ("projector", "orchestrator", "worker", "api"))
     data_dir.mkdir(parents=True, exist_ok=True)
     server = None
     url_file = data_dir / NATS_URL_FILE
-    if config.nats.url:
-        url = config.nats.url
-    else:
+    if not config.nats.url:
         server = await NatsServer(data_dir / "nats", config.nats.sync_interval).start()
-        url = server.url
+        runtime.nats_url = url = server.url
         url_file.write_text(url + "\n")
+    else:
+        url = config.nats.url
     try:
-        runtime = _runtime(config, data_dir, url, ("projector", "orchestrator", "worker", "api"))
         await runtime.start()
         log.info("darkroom up: %s (NATS %s, data %s)", runtime.base_url, url, data_dir.resolve())
         try:

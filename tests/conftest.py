@@ -72,9 +72,9 @@ class System:
 
     async def start(self, roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
                     handlers: dict | None = None, orchestrator_name: str = "orchestrator",
-                    **settings: Any) -> Runtime:
+                    definitions: dict | None = None, **settings: Any) -> Runtime:
         runtime = Runtime(config=make_config(self.data_dir, **settings), data_dir=self.data_dir,
-                          nats_url=self.server.url, definitions=DEFINITIONS,
+                          nats_url=self.server.url, definitions=definitions or DEFINITIONS,
                           handlers=HANDLERS if handlers is None else handlers, roles=roles,
                           orchestrator_name=orchestrator_name)
         await runtime.start()

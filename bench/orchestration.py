@@ -1,0 +1,460 @@
+#!/usr/bin/env python3
+"""Throughput and latency of 3-step no-op tasks through the real Darkroom services.
+
+Each phase (one fsync policy x one worker slot layout) gets a fresh nats-server with JetStream and a
+fresh `darkroom up` subprocess, so the services never share a GIL with this client. In each phase:
+  throughput  N tasks via POST /api/tasks, at most --concurrency in flight; a task is done when its
+              task.completed (or task.failed) arrives on a plain NATS subscription
+  latency     one task at a time: submit, wait for its completion, repeat
+  raw         acked JetStream publishes (publish_async, a window of outstanding acks) to a stream of
+              its own on the same server: the ceiling the event log puts on everything else
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api
+
+from services.kernel.natsd import NatsServer, free_port
+
+BENCH_DIR = Path(__file__).resolve().parent
+PLUGIN = "noop_plugin"  # bench/noop_plugin.py, importable through PYTHONPATH=bench/
+TASK_TYPE = "bench_noop"
+DEFINITIONS = {TASK_TYPE: {"label": "Bench no-op", "user_relevant": True, "scope": "global",
+                           "steps": [{"type": "noop", "priority": 90}] * 3}}
+STREAM = "DARKROOM"
+RAW_STREAM, RAW_SUBJECT = "BENCHRAW", "bench.raw"
+DONE_SUBJECTS = ("darkroom.task.*.*.completed", "darkroom.task.*.*.failed")
+
+# Published figures, same machine class: a 3-step no-op chain on Redis without fsync (tasks/s).
+REFERENCES = {"Celery": (125.0, 165.0), "arq": (394.0, 394.0), "dramatiq": (780.0, 840.0)}
+FLOORS = {"always": 150.0, "2m": 400.0}  # tasks/s; other sync intervals are held to the 2m floor
+AIM = 800.0
+ONE_BY_ONE_P50_MS = 8.0
+
+
+class BenchError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Slots:
+    """pipeline.max_parallel_jobs and pipeline.priority_lane_slots; None keeps Darkroom's default."""
+
+    jobs: int | None
+    priority: int | None
+
+    @classmethod
+    def parse(cls, text: str) -> "Slots":
+        if text == "default":
+            return cls(None, None)
+        jobs, _, priority = text.partition(":")
+        return cls(int(jobs), int(priority) if priority else None)
+
+    def env(self) -> dict[str, str]:
+        env = {}
+        if self.jobs is not None:
+            env["DARKROOM_PIPELINE__MAX_PARALLEL_JOBS"] = str(self.jobs)
+        if self.priority is not None:
+            env["DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS"] = str(self.priority)
+        return env
+
+    def __str__(self) -> str:
+        # Darkroom's defaults are 2 slots, 1 of them priority-only.
+        return f"{self.jobs or 2}:{self.priority if self.priority is not None else 1}" + (
+            " (default)" if self.jobs is None and self.priority is None else "")
+
+
+@dataclass
+class Throughput:
+    failed: int
+    submit_s: float  # POST /api/tasks answered per second
+    tasks_s: float
+    events_s: float
+    events_per_task: float
+    bytes_per_event: float
+    p50_ms: float
+    p99_ms: float
+    cpu: dict[str, float]  # process name -> share of one core during the run
+
+
+@dataclass
+class Result:
+    sync: str
+    slots: Slots
+    tp: Throughput
+    one_p50_ms: float
+    one_p99_ms: float
+    raw_s: float
+    exit_code: int | None
+
+    @property
+    def floor(self) -> float:
+        return FLOORS.get(self.sync, FLOORS["2m"])
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest rank: the smallest value with at least `share` of all values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+class Completions:
+    """task.completed / task.failed as they arrive on the bus, timed on arrival."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.failed: set[str] = set()
+        self._waiting: dict[str, asyncio.Future[float]] = {}
+
+    async def on_message(self, msg: Msg) -> None:
+        now = time.perf_counter()
+        _, _, _, task_id, outcome = msg.subject.split(".")  # darkroom.task.<project>.<task>.<event>
+        self.at.setdefault(task_id, now)
+        if outcome == "failed":
+            self.failed.add(task_id)
+        waiter = self._waiting.pop(task_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self.at[task_id])
+
+    def wait(self, task_id: str) -> asyncio.Future[float]:
+        # The completion can beat the HTTP response that tells us the task id.
+        future = asyncio.get_running_loop().create_future()
+        if task_id in self.at:
+            future.set_result(self.at[task_id])
+        else:
+            self._waiting[task_id] = future
+        return future
+
+
+async def submit(http: aiohttp.ClientSession, base_url: str) -> tuple[str, float]:
+    """POST one task; its id and when the request began."""
+    began = time.perf_counter()
+    async with http.post(f"{base_url}/api/tasks", json={"type": TASK_TYPE}) as response:
+        body = await response.read()
+        if response.status != 202:
+            raise BenchError(f"POST /api/tasks answered {response.status}: {body[:300]!r}")
+    return json.loads(body)["task"]["id"], began
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def stream_state(nc: Client, stream: str = STREAM) -> api.StreamState:
+    return (await nc.jsm().stream_info(stream)).state
+
+
+async def throughput(http: aiohttp.ClientSession, base_url: str, nc: Client, done: Completions,
+                     count: int, concurrency: int, timeout: float, pids: dict[str, int]) -> Throughput:
+    before = await stream_state(nc)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    requested: dict[str, float] = {}
+    todo = iter(range(count))  # shared by the clients below: each takes the next number
+
+    async def client() -> None:
+        for _ in todo:
+            task_id, began = await submit(http, base_url)
+            requested[task_id] = began
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(min(concurrency, count))))
+    submitted = time.perf_counter()
+    waits = [done.wait(task_id) for task_id in requested]
+    try:
+        await asyncio.wait_for(asyncio.gather(*waits), timeout)
+    except asyncio.TimeoutError:
+        finished = sum(1 for task_id in requested if task_id in done.at)
+        raise BenchError(f"only {finished} of {count} tasks finished within {timeout:g}s") from None
+    wall = max(done.at[task_id] for task_id in requested) - began
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (time.perf_counter() - began) for name, pid in pids.items()}
+    after = await stream_state(nc)
+    latencies = [(done.at[task_id] - at) * 1000 for task_id, at in requested.items()]
+    events = after.last_seq - before.last_seq
+    return Throughput(
+        failed=sum(1 for task_id in requested if task_id in done.failed),
+        submit_s=count / (submitted - began),
+        tasks_s=count / wall,
+        events_s=events / wall,
+        events_per_task=events / count,
+        bytes_per_event=(after.bytes - before.bytes) / max(1, events),
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
+        cpu=cpu,
+    )
+
+
+async def one_by_one(http: aiohttp.ClientSession, base_url: str, done: Completions, count: int) -> list[float]:
+    latencies = []
+    for _ in range(count):
+        task_id, began = await submit(http, base_url)
+        finished = await asyncio.wait_for(done.wait(task_id), 30)
+        latencies.append((finished - began) * 1000)
+    return latencies
+
+
+async def raw_publish_rate(nc: Client, count: int, size: int, window: int) -> float:
+    """Acked publishes per second with up to `window` acks outstanding, to a file stream of its own."""
+    js = nc.jetstream(publish_async_max_pending=window)
+    await js.add_stream(name=RAW_STREAM, subjects=[RAW_SUBJECT], storage=api.StorageType.FILE)
+    payload = b'{"raw":"' + b"x" * max(0, size - 10) + b'"}'
+    try:
+        began = time.perf_counter()
+        acks = [await js.publish_async(RAW_SUBJECT, payload) for _ in range(count)]
+        await asyncio.gather(*acks)
+        return count / (time.perf_counter() - began)
+    finally:
+        await js.delete_stream(RAW_STREAM)
+
+
+class Darkroom:
+    """`darkroom up --nats URL` as a child process, logging to a file."""
+
+    def __init__(self, root: Path, nats_url: str, slots: Slots, plugins: list[str]) -> None:
+        self.root = root
+        self.nats_url = nats_url
+        self.slots = slots
+        self.plugins = plugins
+        self.port = free_port()
+        self.log_path = root / "darkroom.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        definitions = self.root / "task_definitions.json"
+        definitions.write_text(json.dumps(DEFINITIONS))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
+        env.update(self.slots.env())
+        env["DARKROOM_PIPELINE__PLUGINS"] = ",".join([PLUGIN, *self.plugins])
+        env["DARKROOM_TASKS__DEFINITIONS"] = str(definitions)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")]))
+        return env
+
+    async def start(self, http: aiohttp.ClientSession, timeout: float = 30.0) -> None:
+        command = [darkroom_command(), "up", "--nats", self.nats_url, "--data", str(self.root / "data"),
+                   "--port", str(self.port)]
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *command, env=self._env(), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.returncode is not None:
+                raise BenchError(f"darkroom up exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                async with http.get(f"{self.base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise BenchError(f"darkroom up not ready within {timeout:g}s:\n{self.log_tail()}")
+
+    async def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None or self.process.returncode is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            return None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def darkroom_command() -> str:
+    beside = Path(sys.executable).parent / "darkroom"
+    found = str(beside) if beside.is_file() else shutil.which("darkroom")
+    if not found:
+        raise BenchError("the `darkroom` command is not installed: pip install -e .")
+    return found
+
+
+async def profile(pid: int, out: Path, fmt: str) -> asyncio.subprocess.Process:
+    """py-spy sampling the services while the throughput phase runs."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return await asyncio.create_subprocess_exec(
+        py_spy, "record", "--pid", str(pid), "--format", fmt, "--output", str(out), "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+async def phase(args: argparse.Namespace, sync: str, slots: Slots) -> Result:
+    print(f"\n== sync_interval={sync}, slots={slots} ==", flush=True)
+    root = Path(tempfile.mkdtemp(prefix="darkroom-bench-"))
+    server = NatsServer(root / "nats", sync)
+    darkroom: Darkroom | None = None
+    try:
+        await server.start()
+        darkroom = Darkroom(root, server.url, slots, args.plugin)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as http:
+            await darkroom.start(http)
+            assert darkroom.process is not None and server.process is not None
+            pids = {"darkroom": darkroom.process.pid, "nats-server": server.process.pid, "bench": os.getpid()}
+            nc = await nats.connect(server.url, name="darkroom-bench")
+            try:
+                done = Completions()
+                for subject in DONE_SUBJECTS:
+                    await nc.subscribe(subject, cb=done.on_message, pending_msgs_limit=-1, pending_bytes_limit=-1)
+                await nc.flush()
+                await one_by_one(http, darkroom.base_url, done, args.warmup)
+
+                spy = None
+                if args.profile:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    ext = {"flamegraph": "svg", "raw": "folded", "speedscope": "json"}[args.profile_format]
+                    out = args.profile / f"{sync}-{str(slots).split()[0].replace(':', 'x')}.{ext}"
+                    spy = await profile(pids["darkroom"], out, args.profile_format)
+                try:
+                    tp = await throughput(http, darkroom.base_url, nc, done, args.tasks, args.concurrency,
+                                          args.timeout, pids)
+                finally:
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+                        await spy.wait()
+                cpu = ", ".join(f"{name} {share:.0%}" for name, share in tp.cpu.items())
+                print(f"  throughput: {args.tasks} tasks at {tp.tasks_s:,.0f}/s (POSTs answered at "
+                      f"{tp.submit_s:,.0f}/s); {tp.events_s:,.0f} events/s, {tp.events_per_task:.1f} events/task, "
+                      f"{tp.bytes_per_event:.0f} B/event stored\n"
+                      f"    request->completed p50 {tp.p50_ms:.1f} ms, p99 {tp.p99_ms:.1f} ms (the whole burst is "
+                      f"queued at once); CPU of one core: {cpu}"
+                      + (f"; {tp.failed} FAILED" if tp.failed else ""), flush=True)
+
+                lat = await one_by_one(http, darkroom.base_url, done, args.latency_tasks)
+                print(f"  one at a time: {len(lat)} tasks, p50 {percentile(lat, 0.5):.1f} ms, "
+                      f"p99 {percentile(lat, 0.99):.1f} ms", flush=True)
+
+                raw = await raw_publish_rate(nc, args.raw_messages, args.raw_size, args.raw_window)
+                print(f"  raw JetStream publish: {args.raw_messages} x {args.raw_size} B, {args.raw_window} acks "
+                      f"outstanding: {raw:,.0f} msgs/s", flush=True)
+            finally:
+                await nc.drain()
+            code = await darkroom.stop()
+            print(f"  darkroom up exited with {code} after SIGTERM", flush=True)
+            if code != 0:
+                print(darkroom.log_tail(), flush=True)
+        return Result(sync, slots, tp, percentile(lat, 0.5), percentile(lat, 0.99), raw, code)
+    finally:
+        if darkroom is not None:
+            await darkroom.stop()
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def multiples(rate: float, low: float, high: float) -> str:
+    lo, hi = f"{rate / high:.2f}", f"{rate / low:.2f}"
+    return f"{lo}x" if lo == hi else f"{lo}–{hi}x"
+
+
+def report(results: list[Result]) -> None:
+    header = ("sync", "slots", "tasks/s", "events/s", "ev/task", "p50 ms", "p99 ms", "1x1 p50", "1x1 p99",
+              "raw msg/s", "ev÷raw", "floor", "aim 800", "1x1≤8ms")
+    rows = [header]
+    for r in results:
+        tp = r.tp
+        rows.append((r.sync, str(r.slots), f"{tp.tasks_s:,.0f}", f"{tp.events_s:,.0f}", f"{tp.events_per_task:.1f}",
+                     f"{tp.p50_ms:.0f}", f"{tp.p99_ms:.0f}", f"{r.one_p50_ms:.1f}", f"{r.one_p99_ms:.1f}",
+                     f"{r.raw_s:,.0f}", f"{tp.events_s / r.raw_s:.1%}",
+                     f"{'ok' if tp.tasks_s >= r.floor else 'BELOW'} ≥{r.floor:.0f}",
+                     "ok" if tp.tasks_s >= AIM else "no", "ok" if r.one_p50_ms <= ONE_BY_ONE_P50_MS else "no"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    print("\n== summary: 3-step no-op tasks through darkroom up ==")
+    for index, row in enumerate(rows):
+        print("  ".join(cell.rjust(width) if index and i > 1 else cell.ljust(width)
+                        for i, (cell, width) in enumerate(zip(row, widths))))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    print("\ntasks/s as a multiple of published figures (3-step no-op chain, Redis, no fsync):")
+    for r in results:
+        versus = ", ".join(f"{name} ({low:.0f}{f'–{high:.0f}' if high != low else ''}/s) "
+                           f"{multiples(r.tp.tasks_s, low, high)}" for name, (low, high) in REFERENCES.items())
+        print(f"  sync {r.sync}, slots {r.slots}: {versus}")
+    print("p50/p99: POST sent -> task.completed received, throughput run; 1x1: one task at a time; "
+          "ev÷raw: Darkroom's stored events/s over raw acked publishes/s on the same server")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", type=int, default=2000, help="tasks in the throughput phase (default 2000)")
+    p.add_argument("--concurrency", type=int, default=64, help="POSTs in flight (default 64)")
+    p.add_argument("--latency-tasks", type=int, default=100, help="tasks run one at a time (default 100)")
+    p.add_argument("--warmup", type=int, default=10, help="tasks run one at a time first, not counted (default 10)")
+    p.add_argument("--sync", default="always,2m", help="nats sync_interval per phase, comma-separated "
+                   "(default always,2m)")
+    p.add_argument("--slots", default="default,8:8",
+                   help="worker slot layouts, comma-separated: `default` or JOBS[:PRIORITY_SLOTS], i.e. "
+                        "pipeline.max_parallel_jobs and pipeline.priority_lane_slots (default `default,8:8`); "
+                        "the bench's steps run on the priority lane")
+    p.add_argument("--raw-messages", type=int, default=20000, help="raw publish baseline: messages (default 20000)")
+    p.add_argument("--raw-size", type=int, default=400, help="raw publish baseline: bytes each (default 400)")
+    p.add_argument("--raw-window", type=int, default=4000, help="raw publish baseline: acks outstanding (default 4000)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds the throughput phase may take to finish")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="record the services with py-spy during each throughput phase, into this folder")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="also load this pipeline.plugins module in the services, e.g. to instrument them "
+                        "(importable through PYTHONPATH); repeatable")
+    p.add_argument("--profile-format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph")
+    args = p.parse_args(argv)
+    args.sync = [s for s in args.sync.split(",") if s]
+    try:
+        args.slots = [Slots.parse(s) for s in args.slots.split(",") if s]
+    except ValueError:
+        p.error("--slots: each layout is `default` or JOBS[:PRIORITY_SLOTS], e.g. 8:8")
+    if min(args.tasks, args.concurrency, args.latency_tasks, args.raw_messages, args.raw_window) < 1:
+        p.error("counts must be at least 1")
+    return args
+
+
+async def run(args: argparse.Namespace) -> int:
+    print(f"bench: {args.tasks} tasks x 3 no-op steps, {args.concurrency} in flight; {args.latency_tasks} one at "
+          f"a time; raw baseline {args.raw_messages} msgs; {os.cpu_count()} CPUs", flush=True)
+    results = []
+    for sync in args.sync:
+        for slots in args.slots:
+            results.append(await phase(args, sync, slots))
+    report(results)
+    return 0 if all(r.exit_code == 0 and not r.tp.failed for r in results) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
