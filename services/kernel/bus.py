@@ -152,7 +152,7 @@ class Bus:
     @classmethod
     async def connect(cls, url: str, name: str, codec: Codec | None = None) -> "Bus":
         nc = await nats.connect(
-            url,
+            [part.strip() for part in url.split(",") if part.strip()],
             name=name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,

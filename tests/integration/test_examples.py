@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+
 from services.kernel.definitions import load_definitions
 from services.worker.handlers import load_handlers
 from tests.conftest import REPO, System
@@ -19,3 +23,19 @@ async def test_the_example_plugin_runs_the_hello_task(system: System) -> None:
     status, body, _ = await system.request("POST", "/api/tasks", {"type": "nope"})
     assert body["error"] == ("unknown task type 'nope'; valid types: change_commit, hello, maintenance, "
                              "upload_postprocess")
+
+
+async def test_the_follow_log_example_resumes_from_a_sequence(system: System) -> None:
+    await system.start()
+    task = await system.start_task("three")
+    await system.wait_task(task["id"])
+    task_events = await system.log("darkroom.task.>")
+    second = task_events[1][0]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO / "examples" / "follow_log.py"), system.server.url,
+        "--subject", "darkroom.task.>", "--from-seq", str(second), "--limit", "2",
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(process.communicate(), 20)
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert [(e["seq"], e["type"]) for e in lines] == [(s, e["type"]) for s, _, e in task_events[1:3]]
+    assert all(e["task_id"] == task["id"] for e in lines)
