@@ -100,3 +100,19 @@ def _emit_task(state: TaskState, event: Event, name: str) -> Emit:
 
 def _finish(state: TaskState, event: Event) -> Emit:
     return _emit_task(state, event, "finished")
+
+
+def lost_dispatches(states: list[TaskState], dispatched: dict[str, int], lane_starts: dict[str, int],
+                    threshold: int) -> list[JobRequested]:
+    """Jobs requested but unfinished whose every dispatch copy lies before their lane consumer's
+    start: a lane consumer recreated after the log's end will never deliver them."""
+    lost = []
+    for state in states:
+        step = state.requested_step
+        if state.terminal or step < 0 or step in state.finished_steps:
+            continue
+        job = _job(state, step, threshold)
+        start = lane_starts.get(job.lane)
+        if start is not None and dispatched.get(job.job_id or "", 0) < start:
+            lost.append(job)
+    return lost

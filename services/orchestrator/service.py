@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from ..kernel import subjects
-from ..kernel.bus import Bus, Conflict, Outgoing
+from ..kernel.bus import Bus, Conflict, Outgoing, lane_consumer
 from ..kernel.events import (
     Event,
     JobCanceled,
@@ -20,7 +20,7 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskRequested,
 )
-from .decide import Action, Dispatch, Emit, decide
+from .decide import Action, Dispatch, Emit, decide, lost_dispatches
 from .state import TaskState, evolve, start
 
 log = logging.getLogger("darkroom.orchestrator")
@@ -58,6 +58,7 @@ class Orchestrator:
             max_deliver=20,
             max_ack_pending=2000,
         )
+        await self.recover_lost_dispatches()
         self._sub = await self.bus.js.subscribe(
             FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
             manual_ack=True, idle_heartbeat=5.0, flow_control=True,
@@ -71,6 +72,37 @@ class Orchestrator:
         pending = [f for f in self._chains.values() if not f.done()]
         if pending:
             await asyncio.wait(pending, timeout=10)
+
+    async def recover_lost_dispatches(self) -> int:
+        """Re-dispatch what a recreated lane consumer would never deliver; returns how many."""
+        lane_starts = {}
+        for lane in subjects.LANES:
+            info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
+            if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:
+                lane_starts[lane] = info.config.opt_start_seq
+        if not lane_starts:
+            return 0
+        states: dict[str, TaskState] = {}
+        dispatched: dict[str, int] = {}
+        async for batch in self.bus.read(FILTERS + [f"{subjects.ROOT}.dispatch.>"]):
+            for stored in batch:
+                try:
+                    event = self.bus.codec.decode(stored.data)
+                except PoisonEvent:
+                    continue
+                if subjects.is_dispatch(stored.subject):
+                    dispatched[event.job_id or ""] = stored.seq
+                elif isinstance(event, TaskRequested) and event.task_id not in states:
+                    states[event.task_id or ""] = start(event, stored.seq)
+                elif event.task_id in states:
+                    states[event.task_id or ""] = evolve(states[event.task_id or ""], event, stored.seq)
+        lost = lost_dispatches(list(states.values()), dispatched, lane_starts, self.threshold)
+        for job in lost:
+            log.warning("re-dispatching job %s: its lane consumer was recreated after it", job.job_id)
+            start_seq = lane_starts[job.lane]
+            await self.bus.publish(job, f"redispatch:{job.job_id}:{start_seq}",
+                                   subject=subjects.dispatch(job.lane, job.job_type))
+        return len(lost)
 
     async def _on_message(self, msg: Msg) -> None:
         try:

@@ -161,3 +161,18 @@ async def test_acknowledged_events_survive_a_killed_server(system: System) -> No
             await runtime.stop()
         system.runtimes.clear()
         await again.stop()
+
+
+async def test_jobs_stranded_by_a_recreated_lane_consumer_are_dispatched_again(system: System) -> None:
+    await system.start(roles=("projector", "api"))
+    orchestrator = await system.start(roles=("orchestrator",))
+    task = await system.start_task("three")
+    await system.wait_job(task["id"], 0, "queued")
+    await orchestrator.crash()
+    await system.bus.jsm.delete_consumer("DARKROOM", lane_consumer("priority"))
+    await system.start(roles=("orchestrator", "worker"))  # provisions a fresh lane, then recovers
+    view = await system.wait_task(task["id"])
+    assert view["task"]["status"] == "completed"
+    assert await _requested_steps(system, task["id"]) == [0, 1, 2]
+    dispatched = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
+    assert dispatched[f"{task['id']}-0"] == 2  # the stranded copy and the recovered one

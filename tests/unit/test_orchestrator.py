@@ -29,7 +29,7 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.orchestrator.decide import Dispatch, Emit, decide
+from services.orchestrator.decide import Dispatch, Emit, decide, lost_dispatches
 from services.orchestrator.service import FILTERS
 from services.orchestrator.state import TaskState, evolve, start
 
@@ -432,3 +432,18 @@ def test_decide_does_not_change_the_state():
     snapshot = replace(state)
     decide(state, THRESHOLD)
     assert state == snapshot
+
+
+# -- recovery after a lane consumer was recreated ------------------------------------------------
+
+
+def test_only_jobs_whose_dispatch_lies_before_the_recreated_lane_are_lost():
+    waiting = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"))
+    finished = evolve(waiting, job(JobCompleted, 0, attempt=1), 10)
+    job_id = f"{T}-0"
+    lost = lost_dispatches([waiting], {job_id: 4}, {"priority": 10}, THRESHOLD)
+    assert [j.job_id for j in lost] == [job_id] and lost[0].lane == "priority" and lost[0].items == ["DSC01", "DSC02"]
+    assert lost_dispatches([finished], {job_id: 4}, {"priority": 10}, THRESHOLD) == []
+    # Dispatched again after the new start, or that lane was never recreated: nothing is lost.
+    assert lost_dispatches([waiting], {job_id: 12}, {"priority": 10}, THRESHOLD) == []
+    assert lost_dispatches([waiting], {job_id: 4}, {"normal": 10}, THRESHOLD) == []
