@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 from nats.aio.msg import Msg
 from nats.js import api
+from nats.js.errors import NotFoundError
 
 from ..kernel import subjects
 from ..kernel.bus import Bus, Conflict, Outgoing, lane_consumer
@@ -58,6 +59,14 @@ class Orchestrator:
             max_deliver=20,
             max_ack_pending=2000,
         )
+        try:
+            have = (await self.bus.jsm.consumer_info(subjects.STREAM, self.name)).config
+        except NotFoundError:
+            have = None
+        if have is not None and (have.filter_subjects or [have.filter_subject]) != FILTERS:
+            # An older Darkroom made this consumer with other filters: bring it up to date in place.
+            config.deliver_subject = have.deliver_subject
+            await self.bus.jsm.add_consumer(subjects.STREAM, config)
         await self.recover_lost_dispatches()
         self._sub = await self.bus.js.subscribe(
             FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,

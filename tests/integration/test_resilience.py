@@ -176,3 +176,20 @@ async def test_jobs_stranded_by_a_recreated_lane_consumer_are_dispatched_again(s
     assert await _requested_steps(system, task["id"]) == [0, 1, 2]
     dispatched = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
     assert dispatched[f"{task['id']}-0"] == 2  # the stranded copy and the recovered one
+
+
+async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(system: System) -> None:
+    from nats.js import api
+
+    from services.orchestrator.service import FILTERS
+
+    runtime = await system.start(roles=("projector", "worker", "api"))
+    await system.bus.jsm.add_consumer("DARKROOM", api.ConsumerConfig(
+        durable_name="orchestrator", filter_subject="darkroom.task.>", deliver_subject="_old.orchestrator",
+        ack_policy=api.AckPolicy.EXPLICIT))
+    await system.start(roles=("orchestrator",))
+    info = await system.bus.jsm.consumer_info("DARKROOM", "orchestrator")
+    assert info.config.filter_subjects == FILTERS
+    task = await system.start_task("three")
+    assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
+    assert runtime.orchestrator is None
