@@ -122,6 +122,82 @@ class JobCanceled(JobEvent, tag="job.canceled"):
     reason: str = "task canceled"
 
 
+# -- projects: darkroom.project.<project_id>.<event> ---------------------------------------------
+
+
+class ProjectCreated(Event, tag="project.created"):
+    name: str
+    folder: str
+
+
+class ProjectManifestWritten(Event, tag="project.manifest_written"):
+    version: int
+    reason: str = "created"
+
+
+# -- photos: darkroom.photo.<project_id>.<photo_key>.<event> ------------------------------------
+
+Kind = Literal["jpg", "raw", "other"]
+DerivativeStatus = Literal["pending", "generated", "failed", "missing", "not_supported"]
+
+
+class PhotoEvent(Event, kw_only=True):
+    filename: str  # the photo's basename
+
+
+class PhotoFileAdded(PhotoEvent, tag="photo.file_added"):
+    """A variant file is in the folder: uploaded, or found by folder_check."""
+
+    name: str
+    kind: Kind
+    size: int
+    sha256: str | None = None
+
+
+class PhotoMetadataExtracted(PhotoEvent, tag="photo.metadata_extracted"):
+    taken_at: str | None = None
+    make: str | None = None
+    model: str | None = None
+    orientation: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class PhotoDerivativesUpdated(PhotoEvent, tag="photo.derivatives_updated"):
+    thumbnail_status: DerivativeStatus
+    preview_status: DerivativeStatus
+    error: str | None = None
+
+
+class PhotoKeepChanged(PhotoEvent, tag="photo.keep_changed"):
+    keep_jpg: bool | None = None
+    keep_raw: bool | None = None
+
+
+class PhotoAvailabilityChanged(PhotoEvent, tag="photo.availability_changed"):
+    """What is on disk now for this photo; a variant that newly appears is kept."""
+
+    files: list[str]
+    jpg_available: bool
+    raw_available: bool
+    other_available: bool
+
+
+class PhotoFilesTrashed(PhotoEvent, tag="photo.files_trashed"):
+    names: list[str]
+    trash_names: list[str]
+    trashed_at: str
+
+
+class PhotoFilesRestored(PhotoEvent, tag="photo.files_restored"):
+    names: list[str]
+    trash_names: list[str]
+
+
+class PhotoRemoved(PhotoEvent, tag="photo.removed"):
+    reason: str
+
+
 TASK_EVENTS: tuple[type[Event], ...] = (
     TaskRequested,
     TaskStarted,
@@ -139,7 +215,18 @@ JOB_EVENTS: tuple[type[Event], ...] = (
     JobFailed,
     JobCanceled,
 )
-ALL_EVENTS: tuple[type[Event], ...] = TASK_EVENTS + JOB_EVENTS
+PROJECT_EVENTS: tuple[type[Event], ...] = (ProjectCreated, ProjectManifestWritten)
+PHOTO_EVENTS: tuple[type[Event], ...] = (
+    PhotoFileAdded,
+    PhotoMetadataExtracted,
+    PhotoDerivativesUpdated,
+    PhotoKeepChanged,
+    PhotoAvailabilityChanged,
+    PhotoFilesTrashed,
+    PhotoFilesRestored,
+    PhotoRemoved,
+)
+ALL_EVENTS: tuple[type[Event], ...] = TASK_EVENTS + JOB_EVENTS + PROJECT_EVENTS + PHOTO_EVENTS
 
 
 class PoisonEvent(Exception):

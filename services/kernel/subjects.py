@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .events import Event, JobEvent, type_name
+from .events import Event, JobEvent, PhotoEvent, type_name
+from .photos import photo_key
 
 STREAM = "DARKROOM"
 ROOT = "darkroom"
@@ -43,14 +44,24 @@ def subject_for(event: Event) -> str:
     if kind == "job":
         assert isinstance(event, JobEvent)
         return f"{job_prefix(event.project_id, _required(event.task_id, event))}.{name}"
+    if kind == "project":
+        return f"{ROOT}.project.{_required(event.project_id, event)}.{name}"
+    if kind == "photo":
+        assert isinstance(event, PhotoEvent)
+        return f"{ROOT}.photo.{_required(event.project_id, event)}.{photo_key(event.project_id, event.filename)}.{name}"
     raise ValueError(f"no subject for event type {type_name(type(event))}")
 
 
 def _required(value: str | None, event: Event) -> str:
     if not value:
-        raise ValueError(f"{type_name(type(event))} needs task_id for its subject")
+        raise ValueError(f"{type_name(type(event))} is missing an id its subject needs")
     return value
 
 
 def is_dispatch(subject: str) -> bool:
     return subject.startswith(f"{ROOT}.dispatch.")
+
+
+def photo_subject(project_id: str, filename: str) -> str:
+    """Every event of one photo: what an auditor filters on."""
+    return f"{ROOT}.photo.{project_id}.{photo_key(project_id, filename)}.>"

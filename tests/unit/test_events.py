@@ -9,6 +9,8 @@ import pytest
 
 from services.kernel.events import (
     ALL_EVENTS,
+    PHOTO_EVENTS,
+    PROJECT_EVENTS,
     JOB_EVENTS,
     TASK_EVENTS,
     Codec,
@@ -29,6 +31,18 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
     type_name,
+)
+from services.kernel.events import (
+    PhotoAvailabilityChanged,
+    PhotoDerivativesUpdated,
+    PhotoFileAdded,
+    PhotoFilesRestored,
+    PhotoFilesTrashed,
+    PhotoKeepChanged,
+    PhotoMetadataExtracted,
+    PhotoRemoved,
+    ProjectCreated,
+    ProjectManifestWritten,
 )
 
 ENVELOPE = dict(id="01HZX0000000000000000000AB", at="2024-05-01T10:00:00.000Z", project_id="p1",
@@ -51,12 +65,26 @@ SAMPLES: list[Event] = [
     JobCompleted(**JOB, attempt=2),
     JobFailed(**JOB, attempt=3, error="gave up"),
     JobCanceled(**JOB),
+    ProjectCreated(**ENVELOPE, name="Shoot 1", folder="Shoot 1"),
+    ProjectManifestWritten(**ENVELOPE, version=1),
+    PhotoFileAdded(**ENVELOPE, filename="DSC01", name="DSC01.ARW", kind="raw", size=24_000_000, sha256="ab" * 32),
+    PhotoMetadataExtracted(**ENVELOPE, filename="DSC01", taken_at="2024-05-01T09:58:12", make="SONY",
+                           model="ILCE-7M3", orientation=6, width=4000, height=6000),
+    PhotoDerivativesUpdated(**ENVELOPE, filename="DSC01", thumbnail_status="generated", preview_status="failed",
+                            error="truncated"),
+    PhotoKeepChanged(**ENVELOPE, filename="DSC01", keep_jpg=False),
+    PhotoAvailabilityChanged(**ENVELOPE, filename="DSC01", files=["DSC01.ARW"], jpg_available=False,
+                             raw_available=True, other_available=False),
+    PhotoFilesTrashed(**ENVELOPE, filename="DSC01", names=["DSC01.JPG"], trash_names=["DSC01 (2).JPG"],
+                      trashed_at="2024-05-01T10:00:00.000Z"),
+    PhotoFilesRestored(**ENVELOPE, filename="DSC01", names=["DSC01.JPG"], trash_names=["DSC01 (2).JPG"]),
+    PhotoRemoved(**ENVELOPE, filename="DSC01", reason="no variant left"),
 ]
 
 
 def test_samples_cover_every_event_type():
     assert {type(s) for s in SAMPLES} == set(ALL_EVENTS)
-    assert set(ALL_EVENTS) == set(TASK_EVENTS) | set(JOB_EVENTS)
+    assert set(ALL_EVENTS) == set(TASK_EVENTS) | set(JOB_EVENTS) | set(PROJECT_EVENTS) | set(PHOTO_EVENTS)
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
@@ -81,7 +109,7 @@ def test_wire_format_carries_the_contract_envelope(event: Event):
 def test_type_names_are_lower_dotted_and_unique():
     names = [type_name(t) for t in ALL_EVENTS]
     assert len(names) == len(set(names))
-    assert all(n.startswith(("task.", "job.")) and n == n.lower() for n in names)
+    assert all(n.startswith(("task.", "job.", "project.", "photo.")) and n == n.lower() for n in names)
 
 
 def test_defaults_give_unique_ids_and_rfc3339_times():

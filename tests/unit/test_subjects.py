@@ -6,8 +6,11 @@ import pytest
 
 from services.kernel import subjects
 from services.kernel.events import (
-    ALL_EVENTS,
+    JOB_EVENTS,
+    TASK_EVENTS,
     Event,
+    PhotoKeepChanged,
+    ProjectCreated,
     JobCompleted,
     JobProgress,
     JobRequested,
@@ -44,7 +47,7 @@ def _minimal(cls: type[Event], **envelope) -> Event:
     return cls(**{k: v for k, v in fields.items() if k in wanted}, **envelope)
 
 
-@pytest.mark.parametrize("cls", ALL_EVENTS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", TASK_EVENTS + JOB_EVENTS, ids=lambda c: c.__name__)
 def test_every_task_and_job_event_has_its_contract_subject(cls):
     event = _minimal(cls, project_id="P01", task_id="T01", job_id="T01-1")
     kind, name = event.type.split(".")
@@ -52,7 +55,7 @@ def test_every_task_and_job_event_has_its_contract_subject(cls):
     assert matches(subjects.ALL, subjects.subject_for(event))
 
 
-@pytest.mark.parametrize("cls", ALL_EVENTS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", TASK_EVENTS + JOB_EVENTS, ids=lambda c: c.__name__)
 def test_work_without_a_project_uses_underscore(cls):
     event = _minimal(cls, project_id=None, task_id="T01", job_id="T01-1")
     kind, name = event.type.split(".")
@@ -69,16 +72,30 @@ def test_examples_spelled_out():
 
 
 def test_an_event_without_task_id_has_no_subject():
-    with pytest.raises(ValueError, match="task.started needs task_id"):
-        subjects.subject_for(_minimal(ALL_EVENTS[1], project_id="P"))
+    with pytest.raises(ValueError, match="task.started is missing an id"):
+        subjects.subject_for(_minimal(TASK_EVENTS[1], project_id="P"))
 
 
-def test_an_event_of_another_family_has_no_task_or_job_subject():
-    class Oddity(Event, tag="photo.oddity"):
+def test_an_event_of_another_family_has_no_subject():
+    class Oddity(Event, tag="camera.oddity"):
         pass
 
-    with pytest.raises(ValueError, match="no subject for event type photo.oddity"):
+    with pytest.raises(ValueError, match="no subject for event type camera.oddity"):
         subjects.subject_for(Oddity(task_id="T"))
+
+
+def test_project_and_photo_subjects_use_the_project_id_and_the_photo_key():
+    from services.kernel.photos import photo_key
+
+    assert subjects.subject_for(ProjectCreated(project_id="P01", name="Shoot", folder="Shoot")) == \
+        "darkroom.project.P01.created"
+    key = photo_key("P01", "DSC01")
+    assert key == __import__("hashlib").sha256(b"P01/DSC01").hexdigest()[:24]
+    event = PhotoKeepChanged(project_id="P01", filename="DSC01", keep_jpg=False)
+    assert subjects.subject_for(event) == f"darkroom.photo.P01.{key}.keep_changed"
+    assert matches(subjects.photo_subject("P01", "DSC01"), subjects.subject_for(event))
+    with pytest.raises(ValueError, match="missing an id"):
+        subjects.subject_for(PhotoKeepChanged(filename="DSC01"))
 
 
 def test_prefixes_cover_the_aggregate_and_nothing_else():

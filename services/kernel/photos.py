@@ -1,0 +1,109 @@
+"""Photo files and folders (CONTRACT §2), all pure: names, kinds, keys, sanitizing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import PurePosixPath
+from typing import Literal
+
+Kind = Literal["jpg", "raw", "other"]
+
+KINDS: dict[str, Kind] = {
+    **{ext: "jpg" for ext in ("jpg", "jpeg")},
+    **{ext: "raw" for ext in ("raw", "cr2", "cr3", "nef", "arw", "dng", "raf", "orf", "rw2")},
+    **{ext: "other" for ext in ("png", "tif", "tiff", "heic", "heif", "webp")},
+}
+SIDECAR_EXTS = ("xmp",)
+MANIFEST = ".project.yaml"
+THUMB_DIR = ".thumb"
+PREVIEW_DIR = ".preview"
+TRASH_DIR = ".trash"
+MAX_NAME = 200
+_FOLDER_BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+def split(name: str) -> tuple[str, str]:
+    """`DSC01.ARW` → (`DSC01`, `arw`): the basename as written, the extension lower-case."""
+    stem, dot, ext = name.rpartition(".")
+    return (stem, ext.lower()) if dot and stem else (name, "")
+
+
+def kind_of(name: str) -> Kind | None:
+    """The variant a file is, by its extension compared case-insensitively; None: not a photo."""
+    return KINDS.get(split(name)[1])
+
+
+def basename(name: str) -> str:
+    return split(name)[0]
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why a client-supplied file name cannot be stored as given, or None if it can."""
+    if not name or name != name.strip():
+        return "file name is empty or has surrounding spaces"
+    if len(name) > MAX_NAME:
+        return f"file name is longer than {MAX_NAME} characters"
+    if "/" in name or "\\" in name or name in (".", "..") or PurePosixPath(name).name != name:
+        return "file name must not contain a path"
+    if name.startswith("."):
+        return "hidden files are not accepted"
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        return "file name contains control characters"
+    return None
+
+
+def sidecar_of(name: str) -> str | None:
+    """The variant file a sidecar belongs to (`DSC01.ARW.xmp` → `DSC01.ARW`), or its basename
+    (`DSC01.xmp` → `DSC01`); None when the file is not a sidecar."""
+    stem, ext = split(name)
+    return stem if ext in SIDECAR_EXTS else None
+
+
+def sanitize_folder(name: str) -> str:
+    """A project name made into a folder name: no separators or control characters, no leading
+    dots, single spaces, at most 100 characters. Empty means nothing usable was left."""
+    cleaned = _FOLDER_BAD.sub(" ", unicodedata.normalize("NFC", name))
+    cleaned = " ".join(cleaned.split()).lstrip(".").strip()
+    return cleaned[:100].rstrip()
+
+
+def numbered(name: str, n: int) -> str:
+    """The n-th alternative of a taken name: `Shoot` → `Shoot (2)`."""
+    return name if n == 1 else f"{name} ({n})"
+
+
+def trash_name(name: str, n: int) -> str:
+    """`.trash/<name>`, or `<stem> (2).<ext>` when taken."""
+    if n == 1:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem} ({n}).{ext}" if dot and stem else f"{name} ({n})"
+
+
+def photo_key(project_id: str, filename: str) -> str:
+    """Subject-safe and computable by anyone: sha256 of `<project_id>/<basename>`, 24 hex digits."""
+    return hashlib.sha256(f"{project_id}/{filename}".encode()).hexdigest()[:24]
+
+
+_MAGIC: dict[str, tuple[bytes, ...]] = {
+    "jpg": (b"\xff\xd8\xff",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "tif": (b"II*\x00", b"MM\x00*"),
+    "tiff": (b"II*\x00", b"MM\x00*"),
+}
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+
+
+def content_mismatch(name: str, head: bytes) -> str | None:
+    """Why the first bytes of a file are not what its extension says, or None."""
+    ext = split(name)[1]
+    if ext in _MAGIC:
+        if not head.startswith(_MAGIC[ext]):
+            return f"content is not a {ext.upper()} file"
+    elif ext in ("heic", "heif"):
+        if head[4:8] != b"ftyp" or head[8:12] not in _HEIF_BRANDS:
+            return f"content is not a {ext.upper()} file"
+    return None
