@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 from aiohttp import web
@@ -21,7 +25,9 @@ from .projector.engine import Projector
 from .projector.queries import ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
-from .worker.context import Handler
+from .worker.context import Handler, Resources
+from .worker.imaging import init_worker
+from .worker.lease import Leases
 from .worker.service import Worker
 
 log = logging.getLogger("darkroom")
@@ -52,6 +58,8 @@ class Runtime:
     orchestrator: Orchestrator | None = None
     worker: Worker | None = None
     read: ReadModel | None = None
+    worker_read: ReadModel | None = None
+    pool: ProcessPoolExecutor | None = None
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
     port: int = 0
@@ -84,23 +92,34 @@ class Runtime:
             await self.orchestrator.start()
         if "worker" in self.roles:
             bus = self.buses.get("worker") or await self._bus("worker")
-            self.worker = Worker(bus, self.config, self.handlers, self.data_dir, name=self.worker_name)
+            self.worker_read = await ReadModel.open(read_model_path(self.data_dir))
+            self.pool = ProcessPoolExecutor(self.config.processing.workers, mp_context=get_context("spawn"),
+                                            initializer=init_worker)
+            name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
+            resources = Resources(read=self.worker_read, pool=self.pool, definitions=self.definitions,
+                                  lease=Leases(bus, name, self.config.nats.replicas).hold)
+            self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name)
             await self.worker.start()
         if "api" in self.roles:
             await self._start_api()
+        if self.projector is not None:
+            self.projector.projector.on_applied = self._applied  # readers here wake at once
         return self
 
     async def _start_api(self) -> None:
         bus = self.buses.get("api") or await self._bus("api")
         self.read = await ReadModel.open(read_model_path(self.data_dir))
-        if self.projector is not None:
-            self.projector.projector.on_applied = self.read.applied
         self.api_deps = Deps(bus=bus, read=self.read, definitions=self.definitions, config=self.config,
                              metrics_sources=[self._metrics])
         self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=5.0, access_log=None)
         await self.api_runner.setup()
         self.port = self.config.api.port or free_port(self.config.api.host)
         await web.TCPSite(self.api_runner, self.config.api.host, self.port).start()
+
+    def _applied(self, seq: int) -> None:
+        for read in (self.read, self.worker_read):
+            if read is not None:
+                read.applied(seq)
 
     def _metrics(self) -> list[str]:
         lines = []
@@ -130,8 +149,11 @@ class Runtime:
             await self.projector.stop()
         for bus in self.buses.values():
             await bus.close()
-        if self.read is not None:
-            await self.read.close()
+        for read in (self.read, self.worker_read):
+            if read is not None:
+                await read.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
         if self.projector is not None:
             await self.projector.projector.db.close()
 

@@ -185,6 +185,12 @@ class Bus:
                       subject: str | None = None) -> int:
         return await self.send(self.outgoing(event, msg_id, expect, subject))
 
+    async def publish_all(self, events: list[Event]) -> int:
+        """Store events in order; returns the last one's sequence (0 for none)."""
+        if not events:
+            return 0
+        return (await self.send_many([self.outgoing(e) for e in events]))[-1]
+
     async def send(self, out: Outgoing) -> int:
         """Store one message and return its stream sequence (the original one for a duplicate)."""
         result = (await self.send_many_settled([out]))[0]

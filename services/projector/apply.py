@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from ..kernel.definitions import is_maintenance
+from ..kernel.photos import kind_of, photo_key
 from ..kernel.events import (
     Event,
     JobCanceled,
@@ -17,6 +18,17 @@ from ..kernel.events import (
     JobRequested,
     JobRetrying,
     JobStarted,
+    PhotoAvailabilityChanged,
+    PhotoDerivativesUpdated,
+    PhotoEvent,
+    PhotoFileAdded,
+    PhotoFilesRestored,
+    PhotoFilesTrashed,
+    PhotoKeepChanged,
+    PhotoMetadataExtracted,
+    PhotoRemoved,
+    ProjectCreated,
+    ProjectManifestWritten,
     TaskCanceled,
     TaskCancelRequested,
     TaskCompleted,
@@ -24,7 +36,7 @@ from ..kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from .views import JobView, TaskView
+from .views import Item, ItemRemoved, JobView, Pending, PendingChanges, PhotoView, ProjectRow, TaskView
 
 replace = msgspec.structs.replace
 TERMINAL = ("completed", "failed", "canceled")
@@ -43,12 +55,16 @@ class Message:
 
 @dataclass
 class Rows:
-    """The rows a batch touches, loaded once and written once."""
+    """The rows a batch touches, loaded once and written (or deleted) once."""
 
     tasks: dict[str, TaskView | None] = field(default_factory=dict)
     jobs: dict[str, JobView | None] = field(default_factory=dict)
+    projects: dict[str, ProjectRow | None] = field(default_factory=dict)
+    photos: dict[str, PhotoView | None] = field(default_factory=dict)
     dirty_tasks: set[str] = field(default_factory=set)
     dirty_jobs: set[str] = field(default_factory=set)
+    dirty_projects: set[str] = field(default_factory=set)
+    dirty_photos: set[str] = field(default_factory=set)
 
     def put_task(self, task: TaskView) -> TaskView:
         self.tasks[task.id] = task
@@ -60,20 +76,135 @@ class Rows:
         self.dirty_jobs.add(job.id)
         return job
 
+    def put_project(self, project: ProjectRow) -> ProjectRow:
+        self.projects[project.id] = project
+        self.dirty_projects.add(project.id)
+        return project
 
-def needs(event: Event) -> tuple[set[str], set[str]]:
-    """Which task and job rows applying this event reads."""
-    tasks = {event.task_id} if event.task_id else set()
-    jobs = {event.job_id} if isinstance(event, JobEvent) and event.job_id else set()
-    return tasks, jobs
+    def put_photo(self, key: str, photo: PhotoView | None) -> None:
+        self.photos[key] = photo
+        self.dirty_photos.add(key)
+
+
+@dataclass
+class Needs:
+    tasks: set[str] = field(default_factory=set)
+    jobs: set[str] = field(default_factory=set)
+    projects: set[str] = field(default_factory=set)
+    photos: set[str] = field(default_factory=set)
+
+
+def needs(event: Event, into: Needs) -> None:
+    """Which rows applying this event reads."""
+    if event.task_id:
+        into.tasks.add(event.task_id)
+    if isinstance(event, JobEvent) and event.job_id:
+        into.jobs.add(event.job_id)
+    if event.project_id:
+        into.projects.add(event.project_id)
+    if isinstance(event, PhotoEvent) and event.project_id:
+        into.photos.add(photo_key(event.project_id, event.filename))
 
 
 def apply(rows: Rows, event: Event) -> list[Message]:
     if isinstance(event, JobEvent):
         return _apply_job(rows, event)
+    if isinstance(event, PhotoEvent):
+        return _apply_photo(rows, event)
     if event.type.startswith("task."):
         return _apply_task(rows, event)
+    if event.type.startswith("project."):
+        return _apply_project(rows, event)
     return []
+
+
+def _apply_project(rows: Rows, event: Event) -> list[Message]:
+    project = rows.projects.get(event.project_id or "")
+    if isinstance(event, ProjectCreated):
+        if project is None:
+            rows.put_project(ProjectRow(id=event.project_id or "", folder=event.folder, name=event.name,
+                                        created_at=event.at, updated_at=event.at))
+    elif isinstance(event, ProjectManifestWritten) and project is not None:
+        rows.put_project(replace(project, manifest_version=event.version, updated_at=event.at))
+    return []
+
+
+def with_files(photo: PhotoView, files: list[str]) -> PhotoView:
+    """Availability follows the files; a variant that newly appears is kept (the user's intent is
+    never overwritten otherwise: a keep flag changes only by keep, revert, or a new variant)."""
+    kinds = {kind_of(name) for name in files}
+    jpg, raw, other = "jpg" in kinds, "raw" in kinds, "other" in kinds
+    return replace(photo, files=sorted(set(files)), jpg_available=jpg, raw_available=raw, other_available=other,
+                   keep_jpg=True if jpg and not photo.jpg_available else photo.keep_jpg,
+                   keep_raw=True if raw and not photo.raw_available else photo.keep_raw)
+
+
+def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
+    project_id = event.project_id or ""
+    project = rows.projects.get(project_id)
+    if project is None:
+        return []
+    key = photo_key(project_id, event.filename)
+    before = rows.photos.get(key)
+    photo = before
+    at = event.at
+    match event:
+        case PhotoFileAdded():
+            if photo is None:
+                photo = PhotoView(id=key, project_id=project_id, filename=event.filename, created_at=at, updated_at=at)
+            photo = with_files(photo, [*photo.files, event.name])
+            if event.kind != "raw":
+                photo = replace(photo, thumbnail_status="pending", preview_status="pending", error=None)
+        case PhotoRemoved():
+            photo = None
+        case _ if photo is None:
+            return []
+        case PhotoMetadataExtracted():
+            photo = replace(photo, taken_at=event.taken_at, make=event.make, model=event.model,
+                            orientation=event.orientation, width=event.width, height=event.height)
+        case PhotoDerivativesUpdated():
+            photo = replace(photo, thumbnail_status=event.thumbnail_status, preview_status=event.preview_status,
+                            error=event.error)
+        case PhotoKeepChanged():
+            photo = replace(photo, keep_jpg=photo.keep_jpg if event.keep_jpg is None else event.keep_jpg,
+                            keep_raw=photo.keep_raw if event.keep_raw is None else event.keep_raw)
+        case PhotoAvailabilityChanged():
+            photo = with_files(photo, event.files)
+        case PhotoFilesTrashed():
+            photo = with_files(photo, [f for f in photo.files if f not in event.names])
+        case PhotoFilesRestored():
+            photo = with_files(photo, [*photo.files, *event.names])
+        case _:
+            return []
+    if photo is not None:
+        photo = replace(photo, updated_at=at)
+    rows.put_photo(key, photo)
+    return _photo_messages(rows, project, before, photo, event.filename, at)
+
+
+def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, after: PhotoView | None,
+                    filename: str, at: str) -> list[Message]:
+    counts = (project.photo_count, project.pending_photos, project.pending_jpg, project.pending_raw)
+    new_counts = tuple(a + b - c for a, b, c in zip(counts, _counts(after), _counts(before)))
+    project = rows.put_project(replace(project, photo_count=new_counts[0], pending_photos=new_counts[1],
+                                       pending_jpg=new_counts[2], pending_raw=new_counts[3], updated_at=at))
+    if after is not None:
+        messages = [Message("item", Item(project.id, project.folder, after), project.id, project.folder, False)]
+    else:
+        messages = [Message("item_removed", ItemRemoved(project.id, project.folder, filename), project.id,
+                            project.folder, False)]
+    if new_counts[1:] != counts[1:]:
+        pending = Pending(project.pending_photos, project.pending_jpg, project.pending_raw)
+        messages.append(Message("pending_changes", PendingChanges(project.id, project.folder, pending), project.id,
+                                project.folder, False))
+    return messages
+
+
+def _counts(photo: PhotoView | None) -> tuple[int, int, int, int]:
+    if photo is None:
+        return (0, 0, 0, 0)
+    jpg, raw = photo.pending_jpg, photo.pending_raw
+    return (1, int(jpg or raw), int(jpg), int(raw))
 
 
 def _task_message(task: TaskView) -> Message:

@@ -13,8 +13,8 @@ from ..kernel.bus import Stored
 from ..kernel.events import Codec, Event, PoisonEvent
 from ..kernel.subjects import is_dispatch
 from . import store
-from .apply import Message, Rows, apply, needs
-from .store import CHECKPOINT, JOBS, PRUNED_THROUGH, TASKS
+from .apply import Message, Needs, Rows, apply, needs
+from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS
 
 log = logging.getLogger("darkroom.projector")
 
@@ -49,8 +49,7 @@ class Projector:
         if not fresh:
             return
         decoded: list[tuple[Stored, Event | None, str | None]] = []
-        task_ids: set[str] = set()
-        job_ids: set[str] = set()
+        wanted = Needs()
         for stored in fresh:
             try:
                 event = self.codec.decode(stored.data)
@@ -59,15 +58,13 @@ class Projector:
                 continue
             if is_dispatch(stored.subject):
                 continue  # a copy of job.requested for the workers; the original is applied
-            tasks, jobs = needs(event)
-            task_ids |= tasks
-            job_ids |= jobs
+            needs(event, wanted)
             decoded.append((stored, event, None))
         rows = Rows()
-        rows.tasks.update({i: None for i in task_ids})
-        rows.tasks.update(await store.load_many(self.db, TASKS, task_ids))
-        rows.jobs.update({i: None for i in job_ids})
-        rows.jobs.update(await store.load_many(self.db, JOBS, job_ids))
+        for ids, table, loaded in ((wanted.tasks, TASKS, rows.tasks), (wanted.jobs, JOBS, rows.jobs),
+                                   (wanted.projects, PROJECTS, rows.projects), (wanted.photos, PHOTOS, rows.photos)):
+            loaded.update({i: None for i in ids})
+            loaded.update(await store.load_many(self.db, table, ids))
 
         outbox: list[tuple] = []
         dead: list[tuple] = []
@@ -86,6 +83,15 @@ class Projector:
                 await self.db.executemany(TASKS.upsert(), [TASKS.to_row(rows.tasks[i]) for i in rows.dirty_tasks])
             if rows.dirty_jobs:
                 await self.db.executemany(JOBS.upsert(), [JOBS.to_row(rows.jobs[i]) for i in rows.dirty_jobs])
+            if rows.dirty_projects:
+                await self.db.executemany(PROJECTS.upsert(),
+                                          [PROJECTS.to_row(rows.projects[i]) for i in rows.dirty_projects])
+            kept = [rows.photos[i] for i in rows.dirty_photos if rows.photos[i] is not None]
+            gone = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
+            if kept:
+                await self.db.executemany(PHOTOS.upsert(), [PHOTOS.to_row(p) for p in kept])
+            if gone:
+                await self.db.executemany("DELETE FROM photos WHERE id = ?", gone)
             if outbox:
                 await self.db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)", outbox)
             if dead:

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiosqlite
 
 from . import store
-from .store import CHECKPOINT, JOBS, PRUNED_THROUGH, TASKS
-from .views import DeadLetter, JobView, TaskView
+from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS
+from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView
 
 POLL_S = 0.02
 
@@ -134,6 +134,53 @@ class ReadModel:
                "WHERE finished_at IS NOT NULL AND started_at IS NOT NULL")
         async with self.db.execute(sql) as cursor:
             return [(row[0], max(0.0, row[1])) for row in await cursor.fetchall()]
+
+    # -- projects and photos ---------------------------------------------------------------------
+
+    async def projects(self) -> list[ProjectRow]:
+        return await self._fetch(PROJECTS, PROJECTS.select("", "ORDER BY created_at DESC, id"), [])
+
+    async def project_by_folder(self, folder: str) -> ProjectRow | None:
+        found = await self._fetch(PROJECTS, PROJECTS.select("WHERE folder = ?"), [folder])
+        return found[0] if found else None
+
+    async def project(self, project_id: str) -> ProjectRow | None:
+        return (await store.load_many(self.db, PROJECTS, [project_id])).get(project_id)
+
+    async def photo(self, project_id: str, filename: str) -> PhotoView | None:
+        found = await self._fetch(PHOTOS, PHOTOS.select("WHERE project_id = ? AND filename = ?"),
+                                  [project_id, filename])
+        return found[0] if found else None
+
+    async def photos_named(self, filenames: list[str]) -> list[PhotoView]:
+        """Photos with these basenames in any project: a basename lives in one project only."""
+        out: list[PhotoView] = []
+        for start in range(0, len(filenames), 500):
+            chunk = filenames[start:start + 500]
+            sql = PHOTOS.select(f"WHERE filename IN ({', '.join('?' * len(chunk))})")
+            out += await self._fetch(PHOTOS, sql, chunk)
+        return out
+
+    async def photos(self, project_id: str, limit: int = 100,
+                     after: tuple[int, str, str] | None = None) -> list[PhotoView]:
+        """Ordered by taken_at (undated last) then filename; `after` is the last row's sort key."""
+        where = "WHERE project_id = ?"
+        args: list = [project_id]
+        if after is not None:
+            where += " AND ((taken_at IS NULL) > ? OR ((taken_at IS NULL) = ? AND (IFNULL(taken_at, '') > ? " \
+                     "OR (IFNULL(taken_at, '') = ? AND filename > ?))))"
+            args += [after[0], after[0], after[1], after[1], after[2]]
+        sql = PHOTOS.select(where, "ORDER BY taken_at IS NULL, taken_at, filename LIMIT ?")
+        return await self._fetch(PHOTOS, sql, [*args, limit])
+
+    async def all_photos(self, project_id: str) -> list[PhotoView]:
+        return await self._fetch(PHOTOS, PHOTOS.select("WHERE project_id = ?", "ORDER BY filename"), [project_id])
+
+    async def missing_derivatives(self, project_id: str) -> int:
+        sql = ("SELECT COUNT(*) FROM photos WHERE project_id = ? "
+               "AND thumbnail_status NOT IN ('generated', 'not_supported')")
+        async with self.db.execute(sql, (project_id,)) as cursor:
+            return (await cursor.fetchone())[0]
 
     # -- SSE outbox ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any, Generic, Iterable, TypeVar
 import aiosqlite
 import msgspec
 
-from .views import JobView, TaskView
+from .views import JobView, PhotoView, ProjectRow, TaskView
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -30,6 +30,16 @@ CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id, step_index);
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER NOT NULL, k INTEGER NOT NULL, event TEXT NOT NULL, project_id TEXT, folder TEXT,
   maintenance INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (seq, k)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS projects (
+  id TEXT PRIMARY KEY, folder TEXT UNIQUE, name TEXT, created_at TEXT, updated_at TEXT, manifest_version INTEGER,
+  photo_count INTEGER, pending_photos INTEGER, pending_jpg INTEGER, pending_raw INTEGER);
+CREATE TABLE IF NOT EXISTS photos (
+  id TEXT PRIMARY KEY, project_id TEXT, filename TEXT, files TEXT, jpg_available INTEGER, raw_available INTEGER,
+  other_available INTEGER, keep_jpg INTEGER, keep_raw INTEGER, thumbnail_status TEXT, preview_status TEXT,
+  taken_at TEXT, make TEXT, model TEXT, width INTEGER, height INTEGER, orientation INTEGER, error TEXT,
+  created_at TEXT, updated_at TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS photos_name ON photos (project_id, filename);
+CREATE INDEX IF NOT EXISTS photos_order ON photos (project_id, taken_at IS NULL, taken_at, filename);
 CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, subject TEXT, reason TEXT, at TEXT);
 """
 
@@ -68,8 +78,10 @@ class Table(Generic[S]):
 
 TASKS = Table("tasks", TaskView, frozenset({"steps"}))
 JOBS = Table("jobs", JobView)
+PROJECTS = Table("projects", ProjectRow)
+PHOTOS = Table("photos", PhotoView, frozenset({"files"}))
 # Tables that replay must rebuild exactly, with the column that orders them.
-COMPARED = {"tasks": "id", "jobs": "id", "dead_letters": "seq"}
+COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "dead_letters": "seq"}
 
 
 async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:

@@ -55,3 +55,89 @@ class DeadLetter(msgspec.Struct):
     subject: str
     reason: str
     at: str
+
+
+class ProjectRow(msgspec.Struct, kw_only=True):
+    id: str
+    folder: str
+    name: str
+    created_at: str
+    updated_at: str
+    manifest_version: int = 0
+    photo_count: int = 0
+    pending_photos: int = 0
+    pending_jpg: int = 0
+    pending_raw: int = 0
+
+
+class Pending(msgspec.Struct):
+    photos: int
+    jpg: int
+    raw: int
+
+
+class ProjectView(msgspec.Struct, kw_only=True):
+    project_id: str
+    folder: str
+    name: str
+    created_at: str
+    updated_at: str
+    photo_count: int
+    pending: Pending
+
+    @classmethod
+    def of(cls, row: ProjectRow) -> "ProjectView":
+        return cls(project_id=row.id, folder=row.folder, name=row.name, created_at=row.created_at,
+                   updated_at=row.updated_at, photo_count=row.photo_count,
+                   pending=Pending(row.pending_photos, row.pending_jpg, row.pending_raw))
+
+
+class PhotoView(msgspec.Struct, kw_only=True):
+    id: str  # the photo key (CONTRACT §4)
+    project_id: str
+    filename: str
+    files: list[str] = []
+    jpg_available: bool = False
+    raw_available: bool = False
+    other_available: bool = False
+    keep_jpg: bool = False
+    keep_raw: bool = False
+    thumbnail_status: str = "pending"
+    preview_status: str = "pending"
+    taken_at: str | None = None
+    make: str | None = None
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    orientation: int | None = None
+    error: str | None = None
+    created_at: str
+    updated_at: str
+
+    @property
+    def pending_jpg(self) -> bool:
+        return self.jpg_available and not self.keep_jpg
+
+    @property
+    def pending_raw(self) -> bool:
+        return self.raw_available and not self.keep_raw
+
+
+class Item(msgspec.Struct):
+    """SSE `item`: the whole photo as GET returns it."""
+
+    project_id: str
+    folder: str
+    photo: PhotoView
+
+
+class ItemRemoved(msgspec.Struct):
+    project_id: str
+    folder: str
+    filename: str
+
+
+class PendingChanges(msgspec.Struct):
+    project_id: str
+    folder: str
+    pending: Pending

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
 
 from ..kernel.config import Config
-from ..kernel.events import JobRequested
+from ..kernel.definitions import Definitions
+from ..kernel.events import Event, JobRequested
+from ..kernel.folders import projects_root
+
+E = TypeVar("E", bound=Event)
 
 
 class JobCanceledError(Exception):
@@ -20,6 +25,16 @@ class PermanentError(Exception):
 
 
 @dataclass
+class Resources:
+    """What handlers share within one worker process."""
+
+    read: Any = None  # a projector ReadModel: current state, for handlers that need it
+    pool: Executor | None = None  # image processes
+    definitions: Definitions = field(default_factory=dict)
+    lease: Callable[[str, "JobContext"], AsyncContextManager[None]] | None = None
+
+
+@dataclass
 class JobContext:
     job: JobRequested
     attempt: int
@@ -27,8 +42,27 @@ class JobContext:
     data_dir: Path
     report: Callable[[int, int], Awaitable[None]]
     is_canceled: Callable[[], bool]
-    env: dict[str, Any] = field(default_factory=dict)
+    publish: Callable[[list[Event]], Awaitable[int]]
+    resources: Resources = field(default_factory=Resources)
     last_progress: float = field(default_factory=time.monotonic)
+
+    @property
+    def project_dir(self) -> Path:
+        if not self.job.folder:
+            raise PermanentError(f"job {self.job.job_type} needs a project")
+        return projects_root(self.data_dir) / self.job.folder
+
+    def event(self, cls: type[E], **fields: Any) -> E:
+        """An event caused by this job, with its envelope filled in."""
+        job = self.job
+        return cls(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, causation_id=job.id,
+                   source=job.source, **fields)
+
+    def project_lease(self) -> AsyncContextManager[None]:
+        """Held while moving or adopting files of this project: such jobs never overlap."""
+        if self.resources.lease is None or not self.job.project_id:
+            raise PermanentError("no project lease available")
+        return self.resources.lease(self.job.project_id, self)
 
     @property
     def items(self) -> list[str]:
@@ -53,3 +87,9 @@ class JobContext:
 
 
 Handler = Callable[[JobContext], Awaitable[None]]
+
+
+def reads_state(handler: Handler) -> Handler:
+    """Mark a handler that reads the read model: it runs once the model has applied its job."""
+    handler.reads_state = True  # type: ignore[attr-defined]
+    return handler

@@ -5,8 +5,14 @@ from __future__ import annotations
 import importlib
 
 from .context import Handler
+from .jobs.derivatives import upload_postprocess
+from .jobs.reconcile import folder_check, manifest_check
 
-BUILTIN: dict[str, Handler] = {}
+BUILTIN: dict[str, Handler] = {
+    "upload_postprocess": upload_postprocess,
+    "manifest_check": manifest_check,
+    "folder_check": folder_check,
+}
 
 
 class PluginError(Exception):

@@ -27,7 +27,7 @@ from ..kernel.events import (
     JobStarted,
     PoisonEvent,
 )
-from .context import Handler, JobCanceledError, JobContext, PermanentError
+from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources
 from .policy import PRIORITY_ONLY, Lanes, backoff, serving, slot_lanes
 
 log = logging.getLogger("darkroom.worker")
@@ -79,12 +79,12 @@ class CancelWatch:
 
 class Worker:
     def __init__(self, bus: Bus, config: Config, handlers: dict[str, Handler], data_dir: Path,
-                 env: dict | None = None, name: str | None = None) -> None:
+                 resources: Resources | None = None, name: str | None = None) -> None:
         self.bus = bus
         self.config = config
         self.handlers = handlers
         self.data_dir = data_dir
-        self.env = env or {}
+        self.resources = resources or Resources()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.cancels = CancelWatch(bus)
         self._slots: list[asyncio.Task] = []
@@ -208,7 +208,9 @@ class Worker:
         reporter = _ProgressReporter(self, job)
         ctx = JobContext(job=job, attempt=attempt, config=self.config, data_dir=self.data_dir,
                          report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
-                         env=self.env)
+                         publish=self.bus.publish_all, resources=self.resources)
+        if getattr(handler, "reads_state", False):
+            await self._wait_for_state(msg.metadata.sequence.stream)
         timeout = self.config.pipeline.job_timeout_s
         beat = min(self.config.pipeline.ack_wait_s / 3, timeout / 4)
         running = asyncio.create_task(handler(ctx))
@@ -227,6 +229,13 @@ class Worker:
             raise
         await reporter.flush()
         running.result()
+
+    async def _wait_for_state(self, seq: int) -> None:
+        read = self.resources.read
+        if read is None:
+            raise PermanentError("this job needs the read model, and this worker has none")
+        if not await read.wait_for(seq, timeout=self.config.pipeline.ack_wait_s):
+            raise RuntimeError(f"read model has not reached sequence {seq} yet")
 
     async def _report(self, job: JobRequested, kind: type[JobEvent], msg_id: str | None = None, **fields) -> None:
         event = kind(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, causation_id=job.id,

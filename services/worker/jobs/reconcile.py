@@ -1,0 +1,99 @@
+"""manifest_check and folder_check: the records follow the folder, never the other way round."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ...kernel.events import (
+    PhotoAvailabilityChanged,
+    PhotoDerivativesUpdated,
+    PhotoFileAdded,
+    ProjectManifestWritten,
+    TaskRequested,
+)
+from ...kernel.ids import new_id
+from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
+from ...kernel.photos import kind_of
+from ...kernel.folders import scan
+from ..context import JobContext, PermanentError, reads_state
+from .derivatives import derivative_paths, source_of
+
+
+@reads_state
+async def manifest_check(ctx: JobContext) -> None:
+    """The manifest exists and is right; each photo's availability matches the folder."""
+    read = ctx.resources.read
+    project = await read.project(ctx.job.project_id)
+    if project is None:
+        raise PermanentError(f"project {ctx.job.project_id} is not known")
+    async with ctx.project_lease():
+        folder = ctx.project_dir
+        if not folder.is_dir():
+            raise PermanentError(f"project folder {folder} is missing")
+        wanted = Manifest(id=project.id, name=project.name, created_at=project.created_at, version=VERSION)
+        if read_manifest(folder) != wanted:
+            write_manifest(folder, wanted)
+            await ctx.publish([ctx.event(ProjectManifestWritten, version=VERSION, reason="repaired")])
+        listing = scan(folder)
+        photos = await read.all_photos(project.id)
+        events = []
+        for done, photo in enumerate(photos, start=1):
+            on_disk = listing.get(photo.filename, [])
+            if sorted(on_disk) != sorted(photo.files):
+                kinds = {kind_of(n) for n in on_disk}
+                events.append(ctx.event(PhotoAvailabilityChanged, filename=photo.filename, files=on_disk,
+                                        jpg_available="jpg" in kinds, raw_available="raw" in kinds,
+                                        other_available="other" in kinds))
+                if source_of(on_disk) is None and photo.thumbnail_status in ("generated", "pending", "failed"):
+                    # Its source is gone: the derivatives are stale, and a RAW alone has none.
+                    for path in derivative_paths(folder, photo.filename):
+                        path.unlink(missing_ok=True)
+                    status = "not_supported" if on_disk else "missing"
+                    events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
+                                            thumbnail_status=status, preview_status=status))
+            if done % 200 == 0:
+                await ctx.progress(done, len(photos))
+        await ctx.publish(events)
+        await ctx.progress(len(photos), len(photos))
+
+
+@reads_state
+async def folder_check(ctx: JobContext) -> None:
+    """Accepted files with no photo become photos, and get their derivatives from a new
+    upload_postprocess task; anything that is not a photo file is left exactly where it is."""
+    read = ctx.resources.read
+    async with ctx.project_lease():
+        folder = ctx.project_dir
+        listing = scan(folder)
+        known = {p.filename for p in await read.all_photos(ctx.job.project_id)}
+        elsewhere = {p.filename for p in await read.photos_named([b for b in listing if b not in known])
+                     if p.project_id != ctx.job.project_id}
+        found = sorted(b for b in listing if b not in known and b not in elsewhere)
+        events = []
+        for basename in found:
+            for name in listing[basename]:
+                path = folder / name
+                events.append(ctx.event(PhotoFileAdded, filename=basename, name=name, kind=kind_of(name),
+                                        size=path.stat().st_size, sha256=_sha256(path)))
+        if found:
+            events.append(_derivatives_task(ctx, found))
+        await ctx.publish(events)
+        await ctx.progress(len(found), len(found))
+
+
+def _derivatives_task(ctx: JobContext, basenames: list[str]) -> TaskRequested:
+    definition = ctx.resources.definitions["upload_postprocess"]
+    job = ctx.job
+    return TaskRequested(project_id=job.project_id, task_id=new_id(), causation_id=job.id, source=job.source,
+                         task_type="upload_postprocess", label=definition.label,
+                         user_relevant=definition.user_relevant, steps=list(definition.steps), items=basenames,
+                         folder=job.folder)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,67 @@
+"""Project file leases: one JetStream KV key per project, with a TTL so a dead worker's lease ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError
+
+from ..kernel.bus import Bus
+
+log = logging.getLogger("darkroom.worker")
+
+BUCKET = "darkroom_leases"
+TTL_S = 30.0
+
+
+async def lease_bucket(bus: Bus, replicas: int = 1):
+    try:
+        return await bus.js.key_value(BUCKET)
+    except BucketNotFoundError:
+        from nats.js.api import KeyValueConfig
+
+        return await bus.js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=TTL_S, history=1, replicas=replicas))
+
+
+class Leases:
+    def __init__(self, bus: Bus, holder: str, replicas: int = 1) -> None:
+        self.bus = bus
+        self.holder = holder
+        self.replicas = replicas
+        self._kv = None
+
+    async def _bucket(self):
+        if self._kv is None:
+            self._kv = await lease_bucket(self.bus, self.replicas)
+        return self._kv
+
+    @contextlib.asynccontextmanager
+    async def hold(self, project_id: str, ctx) -> AsyncIterator[None]:
+        """Wait for the project's lease (staying alive meanwhile), keep it fresh, release it."""
+        kv = await self._bucket()
+        value = f"{self.holder} {ctx.job.job_id}".encode()
+        while True:
+            try:
+                revision = await kv.create(project_id, value)
+                break
+            except KeyWrongLastSequenceError:
+                ctx.alive()  # waiting on another job is not being stuck
+                await asyncio.sleep(0.05)
+        refresher = asyncio.create_task(self._refresh(kv, project_id, value, revision))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            await asyncio.gather(refresher, return_exceptions=True)
+            try:
+                await kv.delete(project_id)
+            except (NotFoundError, Exception) as exc:  # expired already; the TTL ends it either way
+                log.debug("releasing lease %s: %s", project_id, exc)
+
+    async def _refresh(self, kv, key: str, value: bytes, revision: int) -> None:
+        while True:
+            await asyncio.sleep(TTL_S / 3)
+            revision = await kv.update(key, value, last=revision)
