@@ -100,6 +100,10 @@ class Runtime:
                                   lease=Leases(bus, name, self.config.nats.replicas).hold)
             self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name)
             await self.worker.start()
+            # Starting image processes takes a moment: do it now, not in the first upload's time.
+            loop = asyncio.get_running_loop()
+            for _ in range(self.config.processing.workers):
+                loop.run_in_executor(self.pool, init_worker)
         if "api" in self.roles:
             await self._start_api()
         if self.projector is not None:
@@ -110,7 +114,7 @@ class Runtime:
         bus = self.buses.get("api") or await self._bus("api")
         self.read = await ReadModel.open(read_model_path(self.data_dir))
         self.api_deps = Deps(bus=bus, read=self.read, definitions=self.definitions, config=self.config,
-                             metrics_sources=[self._metrics])
+                             data_dir=self.data_dir, metrics_sources=[self._metrics])
         self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=5.0, access_log=None)
         await self.api_runner.setup()
         self.port = self.config.api.port or free_port(self.config.api.host)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from aiohttp import web
@@ -22,6 +23,7 @@ class Deps:
     read: ReadModel
     definitions: Definitions
     config: Config
+    data_dir: Path
     # Extra Prometheus lines from services running in this process (projector, worker).
     metrics_sources: list[Callable[[], list[str]]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -29,3 +31,14 @@ class Deps:
 
 def deps(request: web.Request) -> Deps:
     return request.app[DEPS]
+
+
+async def project_of(request: web.Request):
+    """The project named by `{folder}` in the path, or a 404 that says so."""
+    from .errors import error
+
+    folder = request.match_info["folder"]
+    project = await deps(request).read.project_by_folder(folder)
+    if project is None:
+        raise error(404, f"project {folder!r} not found")
+    return project

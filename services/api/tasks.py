@@ -7,8 +7,10 @@ from aiohttp import web
 
 from ..kernel.events import TaskCancelRequested, TaskRequested
 from ..kernel.ids import new_id
+from ..kernel.photos import unsafe_name
 from ..projector.apply import Rows, apply
-from .deps import deps
+from ..projector.views import ProjectRow, TaskView
+from .deps import Deps, deps, project_of
 from .errors import error, read_json, respond
 
 routes = web.RouteTableDef()
@@ -52,36 +54,74 @@ async def definitions(request: web.Request) -> web.Response:
     return respond({"definitions": deps(request).definitions})
 
 
+class StartProjectTask(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+    items: list[str] = []
+
+
+async def request_task(d: Deps, task_type: str, project: ProjectRow | None, items: list[str],
+                       key: str | None = None) -> tuple[TaskView, int]:
+    """Store a task.requested (the user asked for it); returns the task as it now stands and its sequence."""
+    definition = d.definitions.get(task_type)
+    if definition is None:
+        raise error(400, f"unknown task type {task_type!r}; valid types: {', '.join(sorted(d.definitions))}")
+    if definition.scope == "project" and project is None:
+        raise error(400, f"task type {task_type!r} works on a project: give `project` (a folder)")
+    bad = [item for item in items if unsafe_name(item)]
+    if bad:
+        raise error(400, f"items must be plain basenames; not {bad[0]!r}")
+    event = TaskRequested(
+        task_id=new_id(), project_id=project.id if project else None, folder=project.folder if project else None,
+        source="user", task_type=task_type, label=definition.label, user_relevant=definition.user_relevant,
+        steps=list(definition.steps), items=items)
+    seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
+    rows = Rows()
+    apply(rows, event)
+    return rows.tasks[event.task_id or ""], seq  # type: ignore[return-value]
+
+
 @routes.post("/api/tasks")
 async def start_task(request: web.Request) -> web.Response:
     """Start a task; answers once task.requested is stored."""
     body = await read_json(request, StartTask)
     d = deps(request)
-    definition = d.definitions.get(body.type)
-    if definition is None:
-        valid = ", ".join(sorted(d.definitions))
-        raise error(400, f"unknown task type {body.type!r}; valid types: {valid}")
-    if definition.scope == "project" and not body.project:
-        raise error(400, f"task type {body.type!r} works on a project: give `project` (a folder)")
-    project_id = folder = None
+    project = None
     if body.project:
-        # Projects arrive with the photo model; until one exists no folder can be resolved.
-        raise error(404, f"project {body.project!r} not found")
-    bad = [item for item in body.items if not item or "/" in item or "\x00" in item]
-    if bad:
-        raise error(400, f"items must be plain basenames; not {bad[0]!r}")
-    event = TaskRequested(
-        task_id=new_id(), project_id=project_id, folder=folder, source="user", task_type=body.type,
-        label=definition.label, user_relevant=definition.user_relevant, steps=list(definition.steps),
-        items=body.items)
-    key = request.headers.get("Idempotency-Key")
-    seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
-    rows = Rows()
-    apply(rows, event)
-    return respond({"task": rows.tasks[event.task_id]}, status=202, seq=seq)
+        project = await d.read.project_by_folder(body.project)
+        if project is None:
+            raise error(404, f"project {body.project!r} not found")
+    task, seq = await request_task(d, body.type, project, body.items, request.headers.get("Idempotency-Key"))
+    return respond({"task": task}, status=202, seq=seq)
 
 
 start_task.body = StartTask  # type: ignore[attr-defined]
+
+
+@routes.post("/api/projects/{folder}/tasks")
+async def start_project_task(request: web.Request) -> web.Response:
+    """Start a task on this project; `items` are basenames for its first step."""
+    project = await project_of(request)
+    body = await read_json(request, StartProjectTask)
+    task, seq = await request_task(deps(request), body.type, project, body.items,
+                                   request.headers.get("Idempotency-Key"))
+    return respond({"task": task}, status=202, seq=seq)
+
+
+start_project_task.body = StartProjectTask  # type: ignore[attr-defined]
+
+
+@routes.get("/api/projects/{folder}/tasks")
+async def list_project_tasks(request: web.Request) -> web.Response:
+    """This project's tasks, newest first."""
+    project = await project_of(request)
+    return respond({"tasks": await _tasks(request, project.id)})
+
+
+@routes.get("/api/projects/{folder}/jobs")
+async def list_project_jobs(request: web.Request) -> web.Response:
+    """This project's jobs, newest first."""
+    project = await project_of(request)
+    return respond({"jobs": await _jobs(request, project.id)})
 
 
 @routes.get("/api/tasks/{task_id}")
@@ -113,25 +153,39 @@ async def cancel_task(request: web.Request) -> web.Response:
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     """Jobs, newest first; maintenance work only with show_maintenance=true."""
-    d = deps(request)
-    if request.query.get("project"):
-        raise error(404, f"project {request.query['project']!r} not found")
-    jobs = await d.read.jobs(
-        type=request.query.get("type") or None, status=request.query.get("status") or None,
-        show_maintenance=flag(request, "show_maintenance", d.config.ui.include_maintenance_jobs),
-        limit=limit_of(request))
-    return respond({"jobs": jobs})
+    return respond({"jobs": await _jobs(request, await _project_query(request))})
 
 
 @routes.get("/api/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
     """Tasks, newest first; maintenance work only with show_maintenance=true."""
+    return respond({"tasks": await _tasks(request, await _project_query(request))})
+
+
+async def _project_query(request: web.Request) -> str | None:
+    folder = request.query.get("project")
+    if not folder:
+        return None
+    project = await deps(request).read.project_by_folder(folder)
+    if project is None:
+        raise error(404, f"project {folder!r} not found")
+    return project.id
+
+
+def _filters(request: web.Request, project_id: str | None) -> dict:
     d = deps(request)
-    tasks = await d.read.tasks(
-        type=request.query.get("type") or None, status=request.query.get("status") or None,
-        show_maintenance=flag(request, "show_maintenance", d.config.ui.include_maintenance_jobs),
-        limit=limit_of(request))
-    return respond({"tasks": tasks})
+    return dict(project_id=project_id, type=request.query.get("type") or None,
+                status=request.query.get("status") or None,
+                show_maintenance=flag(request, "show_maintenance", d.config.ui.include_maintenance_jobs),
+                limit=limit_of(request))
+
+
+async def _tasks(request: web.Request, project_id: str | None) -> list[TaskView]:
+    return await deps(request).read.tasks(**_filters(request, project_id))
+
+
+async def _jobs(request: web.Request, project_id: str | None) -> list:
+    return await deps(request).read.jobs(**_filters(request, project_id))
 
 
 @routes.get("/api/dead-letters")

@@ -152,6 +152,7 @@ class PhotoFileAdded(PhotoEvent, tag="photo.file_added"):
     kind: Kind
     size: int
     sha256: str | None = None
+    replaced: str | None = None  # the trash name of the different file this one replaced
 
 
 class PhotoMetadataExtracted(PhotoEvent, tag="photo.metadata_extracted"):

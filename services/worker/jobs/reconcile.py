@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 from ...kernel.events import (
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
@@ -15,7 +12,7 @@ from ...kernel.events import (
 from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
 from ...kernel.photos import kind_of
-from ...kernel.folders import scan
+from ...kernel.folders import scan, sha256_of
 from ..context import JobContext, PermanentError, reads_state
 from .derivatives import derivative_paths, source_of
 
@@ -75,7 +72,7 @@ async def folder_check(ctx: JobContext) -> None:
             for name in listing[basename]:
                 path = folder / name
                 events.append(ctx.event(PhotoFileAdded, filename=basename, name=name, kind=kind_of(name),
-                                        size=path.stat().st_size, sha256=_sha256(path)))
+                                        size=path.stat().st_size, sha256=sha256_of(path)))
         if found:
             events.append(_derivatives_task(ctx, found))
         await ctx.publish(events)
@@ -89,11 +86,3 @@ def _derivatives_task(ctx: JobContext, basenames: list[str]) -> TaskRequested:
                          task_type="upload_postprocess", label=definition.label,
                          user_relevant=definition.user_relevant, steps=list(definition.steps), items=basenames,
                          folder=job.folder)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

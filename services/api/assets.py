@@ -1,0 +1,67 @@
+"""Thumbnails, previews and originals: correct types, ETags, immutable caching with `?v=`."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from aiohttp import web
+
+from ..kernel.folders import projects_root
+from ..kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of, unsafe_name
+from .deps import deps, project_of
+from .errors import error
+
+routes = web.RouteTableDef()
+
+DERIVATIVES = {"thumbnail": (THUMB_DIR, ".webp", "image/webp"), "preview": (PREVIEW_DIR, ".jpg", "image/jpeg")}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@routes.get("/api/projects/{folder}/thumbnail/{filename}")
+async def thumbnail(request: web.Request) -> web.StreamResponse:
+    """A photo's thumbnail (WebP); 404 until it is generated."""
+    return await _derivative(request, "thumbnail")
+
+
+@routes.get("/api/projects/{folder}/preview/{filename}")
+async def preview(request: web.Request) -> web.StreamResponse:
+    """A photo's preview (JPEG); 404 until it is generated."""
+    return await _derivative(request, "preview")
+
+
+async def _derivative(request: web.Request, which: str) -> web.StreamResponse:
+    project = await project_of(request)
+    filename = request.match_info["filename"]
+    photo = await deps(request).read.photo(project.id, filename)
+    status = getattr(photo, f"{which}_status", None)
+    if photo is None or status != "generated":
+        raise error(404, f"no {which} for {filename!r}" + (f": it is {status}" if status else ""))
+    subdir, suffix, content_type = DERIVATIVES[which]
+    path = projects_root(deps(request).data_dir) / project.folder / subdir / f"{filename}{suffix}"
+    return _send(request, path, content_type, f"{which} of {filename!r}")
+
+
+@routes.get("/api/projects/{folder}/files/{name}")
+async def original(request: web.Request) -> web.StreamResponse:
+    """An original file, as uploaded."""
+    project = await project_of(request)
+    name = request.match_info["name"]
+    if unsafe_name(name) or kind_of(name) is None:
+        raise error(404, f"no file {name!r}")
+    path = projects_root(deps(request).data_dir) / project.folder / name
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return _send(request, path, content_type, f"file {name!r}")
+
+
+def _send(request: web.Request, path: Path, content_type: str, what: str) -> web.StreamResponse:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise error(404, f"{what} is not on disk") from None
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE if "v" in request.query else "no-cache",
+               "Content-Type": content_type}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.FileResponse(path, headers=headers)

@@ -1,0 +1,136 @@
+"""Projects and photos: create, list, inspect, keep flags."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import msgspec
+from aiohttp import web
+
+from ..kernel.clock import now_iso
+from ..kernel.events import PhotoKeepChanged, ProjectCreated, ProjectManifestWritten
+from ..kernel.folders import projects_root
+from ..kernel.ids import new_id
+from ..kernel.manifest import VERSION, Manifest, write_manifest
+from ..kernel.photos import numbered, sanitize_folder
+from ..projector.views import ProjectView
+from .deps import deps, project_of
+from .errors import error, read_json, respond
+from .tasks import limit_of
+
+routes = web.RouteTableDef()
+
+
+class CreateProject(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+class KeepUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    filename: str
+    keep_jpg: bool | None = None
+    keep_raw: bool | None = None
+
+
+class Keep(msgspec.Struct, forbid_unknown_fields=True):
+    updates: list[KeepUpdate]
+
+
+@routes.get("/api/projects")
+async def list_projects(request: web.Request) -> web.Response:
+    """Every project with its photo and pending counts."""
+    return respond({"projects": [ProjectView.of(p) for p in await deps(request).read.projects()]})
+
+
+@routes.post("/api/projects")
+async def create_project(request: web.Request) -> web.Response:
+    """Create a project: its folder (sanitized, made unique) and its manifest."""
+    body = await read_json(request, CreateProject)
+    d = deps(request)
+    base = sanitize_folder(body.name)
+    if not base:
+        raise error(400, "project name must contain letters or digits")
+    root = projects_root(d.data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        folder = numbered(base, n)
+        if await d.read.project_by_folder(folder) is not None:
+            continue
+        try:
+            os.mkdir(root / folder)  # atomic: two creations of one name get two folders
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise error(409, f"too many projects named {base!r}")
+    project_id, created_at = new_id(), now_iso()
+    write_manifest(root / folder, Manifest(id=project_id, name=body.name.strip(), created_at=created_at))
+    created = ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(),
+                             folder=folder)
+    seq = await d.bus.publish_all([created, ProjectManifestWritten(project_id=project_id, source="user",
+                                                                   version=VERSION)])
+    await d.read.wait_for(seq, 5)
+    project = await d.read.project(project_id)
+    return respond({"project": ProjectView.of(project) if project else None}, status=201, seq=seq)
+
+
+create_project.body = CreateProject  # type: ignore[attr-defined]
+
+
+@routes.get("/api/projects/{folder}")
+async def get_project(request: web.Request) -> web.Response:
+    """One project with its counts: photos, pending JPG/RAW, missing derivatives."""
+    project = await project_of(request)
+    d = deps(request)
+    counts = {"photos": project.photo_count, "pending_photos": project.pending_photos,
+              "pending_jpg": project.pending_jpg, "pending_raw": project.pending_raw,
+              "missing_derivatives": await d.read.missing_derivatives(project.id)}
+    return respond({"project": ProjectView.of(project), "counts": counts})
+
+
+@routes.get("/api/projects/{folder}/photos")
+async def list_photos(request: web.Request) -> web.Response:
+    """Photos by taken_at then filename, a page at a time (`next_cursor`)."""
+    project = await project_of(request)
+    limit = limit_of(request, 100, 1000)
+    after = _cursor(request.query.get("cursor"))
+    photos = await deps(request).read.photos(project.id, limit + 1, after)
+    next_cursor = None
+    if len(photos) > limit:
+        photos = photos[:limit]
+        last = photos[-1]
+        next_cursor = _encode_cursor((int(last.taken_at is None), last.taken_at or "", last.filename))
+    return respond({"photos": photos, "next_cursor": next_cursor})
+
+
+def _encode_cursor(key: tuple[int, str, str]) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
+
+
+def _cursor(raw: str | None) -> tuple[int, str, str] | None:
+    if not raw:
+        return None
+    try:
+        key = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), type=tuple[int, str, str])
+    except (ValueError, msgspec.DecodeError):
+        raise error(400, "cursor is not one this server gave out") from None
+    return key
+
+
+@routes.put("/api/projects/{folder}/keep")
+async def keep(request: web.Request) -> web.Response:
+    """Set keep flags; a flag not given is unchanged."""
+    project = await project_of(request)
+    body = await read_json(request, Keep)
+    d = deps(request)
+    missing = [u.filename for u in body.updates if await d.read.photo(project.id, u.filename) is None]
+    if missing:
+        raise error(404, f"no photo {missing[0]!r} in project {project.folder!r}")
+    events = [PhotoKeepChanged(project_id=project.id, source="user", filename=u.filename, keep_jpg=u.keep_jpg,
+                               keep_raw=u.keep_raw)
+              for u in body.updates if u.keep_jpg is not None or u.keep_raw is not None]
+    seq = await d.bus.publish_all(events)
+    return respond({"updated": len(events)}, seq=seq or None)
+
+
+keep.body = Keep  # type: ignore[attr-defined]

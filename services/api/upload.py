@@ -1,0 +1,187 @@
+"""`POST /api/projects/{folder}/upload`: streamed to disk, checked per file, one task per upload."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+from aiohttp import BodyPartReader, web
+
+
+from ..kernel.events import Event, PhotoFileAdded
+from ..kernel.folders import projects_root, sha256_of
+from ..kernel.ids import new_id
+from ..kernel.photos import TRASH_DIR, basename, content_mismatch, kind_of, trash_name, unsafe_name
+from .deps import deps, project_of
+from .errors import error, respond
+from .tasks import flag, request_task
+
+routes = web.RouteTableDef()
+
+CHUNK = 1 << 20
+HEAD = 16  # bytes enough to tell JPEG, PNG, TIFF and HEIC apart
+FREE_MARGIN = 64 << 20  # never fill the disk to the last byte
+
+
+class Accepted(msgspec.Struct):
+    name: str
+    filename: str
+    kind: str
+    size: int
+
+
+class Skipped(msgspec.Struct):
+    name: str
+    reason: str
+
+
+class Refused(msgspec.Struct):
+    name: str
+    error: str
+
+
+class UploadResult(msgspec.Struct):
+    task_id: str | None
+    files: list[Accepted]
+    skipped: list[Skipped]
+    errors: list[Refused]
+
+
+class DiskFull(Exception):
+    pass
+
+
+@dataclass
+class Upload:
+    folder: Path
+    max_bytes: int
+    overwrite: bool
+    files: list[Accepted] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    errors: list[Refused] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+@routes.post("/api/projects/{folder}/upload")
+async def upload(request: web.Request) -> web.Response:
+    """Upload photos (multipart field `photos`, repeatable); starts one upload_postprocess task."""
+    project = await project_of(request)
+    d = deps(request)
+    folder = projects_root(d.data_dir) / project.folder
+    if not folder.is_dir():
+        raise error(409, f"project folder {project.folder!r} is missing on disk")
+    if request.content_length and shutil.disk_usage(folder).free < request.content_length + FREE_MARGIN:
+        raise error(507, "not enough free disk space for this upload")
+    if not request.content_type.startswith("multipart/"):
+        raise error(400, "upload must be multipart/form-data with files in the field `photos`")
+    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), flag(request, "overwrite", False))
+    disk_full = False
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, BodyPartReader) or part.name != "photos" or part.filename is None:
+            continue
+        try:
+            await _receive(part, state, project.id, d.read)
+        except DiskFull:
+            disk_full = True
+            state.errors.append(Refused(part.filename, "the disk is full"))
+            break
+    for event in state.events:
+        event.project_id = project.id
+    seq = await d.bus.publish_all(state.events)
+    task_id = None
+    if state.files:
+        basenames = list(dict.fromkeys(f.filename for f in state.files))
+        task, seq = await request_task(d, "upload_postprocess", project, basenames)
+        task_id = task.id
+    result = UploadResult(task_id, state.files, state.skipped, state.errors)
+    if disk_full:
+        return respond({"error": "the disk is full", **msgspec.to_builtins(result)}, status=507, seq=seq or None)
+    if not state.files and not state.skipped:
+        reason = state.errors[0].error if state.errors else "no files in the field `photos`"
+        return respond({"error": f"nothing was accepted: {reason}", **msgspec.to_builtins(result)}, status=400)
+    return respond(result, status=201, seq=seq or None)
+
+
+async def _receive(part: BodyPartReader, state: Upload, project_id: str, read) -> None:
+    name = part.filename or ""
+    problem = unsafe_name(name)
+    if problem is None and kind_of(name) is None:
+        problem = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)"
+    if problem is None:
+        owner = next((p for p in await read.photos_named([basename(name)]) if p.project_id != project_id), None)
+        if owner is not None:
+            folder = (await read.project(owner.project_id)).folder
+            problem = f"{basename(name)} already lives in project {folder!r}"
+    if problem:
+        state.errors.append(Refused(name, problem))
+        return
+    temp = state.folder / f".upload-{new_id()}.part"
+    try:
+        size, digest, problem = await _write(part, temp, name, state.max_bytes)
+        if problem is None and size == 0:
+            problem = "file is empty"
+        if problem:
+            state.errors.append(Refused(name, problem))
+            return
+        target = state.folder / name
+        replaced = None
+        if target.exists():
+            if sha256_of(target) == digest:
+                state.skipped.append(Skipped(name, "identical to the file already there"))
+                return
+            if not state.overwrite:
+                state.errors.append(Refused(name, "a different file with this name exists; "
+                                                  "upload with overwrite=true to replace it"))
+                return
+            replaced = _to_trash(target)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    kind = kind_of(name) or "other"
+    state.files.append(Accepted(name, basename(name), kind, size))
+    state.events.append(PhotoFileAdded(source="user", filename=basename(name), name=name, kind=kind, size=size,
+                                       sha256=digest, replaced=replaced))
+
+
+async def _write(part: BodyPartReader, temp: Path, name: str, max_bytes: int) -> tuple[int, str, str | None]:
+    """Stream one part to `temp`; never the whole file in memory. Returns size, sha256, problem."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with temp.open("wb") as out:
+            first = True
+            while chunk := await part.read_chunk(CHUNK):
+                if first:
+                    mismatch = content_mismatch(name, chunk[:HEAD])
+                    if mismatch:
+                        return size, "", mismatch
+                    first = False
+                size += len(chunk)
+                if size > max_bytes:
+                    return size, "", f"file is larger than {max_bytes >> 20} MB"
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull() from None
+        raise
+    return size, digest.hexdigest(), None
+
+
+def _to_trash(path: Path) -> str:
+    """Move a replaced original into `.trash/` (never lose one); returns its trash name."""
+    trash = path.parent / TRASH_DIR
+    trash.mkdir(exist_ok=True)
+    n = 1
+    while (trash / trash_name(path.name, n)).exists():
+        n += 1
+    target = trash / trash_name(path.name, n)
+    os.replace(path, target)
+    os.utime(target)  # the trashing time is the file's mtime: the TTL counts from now
+    return target.name
