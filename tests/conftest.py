@@ -17,7 +17,7 @@ import pytest
 from services.kernel.bus import Bus
 from services.kernel.config import Config, load_config
 from services.kernel.natsd import NatsServer
-from services.runtime import Runtime
+from services.runtime import Runtime, read_model_path
 from tests.jobtypes import DEFINITIONS, HANDLERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +58,10 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     await server.stop()
 
 
+async def _reached(projector, seq: int) -> bool:
+    return projector.projector.checkpoint >= seq
+
+
 class System:
     """Running services plus the ways a user or a test looks at them."""
 
@@ -69,6 +73,7 @@ class System:
         self.bus: Bus | None = None
         self.api: Runtime | None = None
         self.seq = 0
+        self.verify_on_close = True
 
     async def start(self, roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
                     handlers: dict | None = None, orchestrator_name: str = "orchestrator",
@@ -148,6 +153,22 @@ class System:
 
         await eventually(check, timeout, f"consumer {consumer} to settle")
 
+    async def verify_replay(self) -> None:
+        """The read model rebuilt from the log equals the live one: checked after every scenario."""
+        from services.projector.replay import replay
+
+        live = read_model_path(self.data_dir)
+        if not self.verify_on_close or self.bus is None or not live.exists() or self.bus.nc.is_closed:
+            return
+        projector = next((r.projector for r in self.runtimes if r.projector is not None and not r._stopped), None)
+        if projector is None:
+            return
+        last = await self.bus.last_seq()
+        await eventually(lambda: _reached(projector, last), 10, f"the projector to reach {last}")
+        result = await replay(self.bus, self.data_dir.parent / f"verify-{os.getpid()}-{time.monotonic_ns()}.sqlite",
+                              live, verify=True)
+        assert result.differences == [], "\n".join(result.differences[:20])
+
     async def close(self) -> None:
         for runtime in reversed(self.runtimes):
             await runtime.stop()
@@ -159,8 +180,11 @@ class System:
 @pytest.fixture
 async def system(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[System]:
     system = System(nats_server, tmp_path / "data")
-    yield system
-    await system.close()
+    try:
+        yield system
+        await system.verify_replay()
+    finally:
+        await system.close()
 
 
 def darkroom_cli(*args: str, env: dict | None = None) -> list[str]:
@@ -223,3 +247,33 @@ class SSEClient:
             return next((m for m in self.messages if predicate(m)), None)
 
         return await eventually(check, timeout, what)
+
+
+async def create_project(system: System, name: str) -> dict:
+    status, body, _ = await system.request("POST", "/api/projects", {"name": name})
+    assert status == 201, body
+    return body["project"]
+
+
+async def upload(system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False
+                 ) -> tuple[int, dict]:
+    """A multipart upload of (file name, content) pairs in the field `photos`, as a browser sends it."""
+    boundary = "----darkroomtest" + os.urandom(8).hex()
+    body = b""
+    for name, content in files:
+        # Browsers put the name in quotes as it is (escaping only quotes): a path survives to the server.
+        quoted = name.replace('"', "%22")
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{quoted}"\r\n'
+                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    url = f"{system.url}/api/projects/{folder}/upload" + ("?overwrite=true" if overwrite else "")
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    async with system.http.post(url, data=body, headers=headers) as response:
+        body = await response.json()
+        if "X-Darkroom-Seq" in response.headers:
+            system.seq = max(system.seq, int(response.headers["X-Darkroom-Seq"]))
+        return response.status, body
+
+
+def photo_bytes(relative: str) -> bytes:
+    return (PHOTOS / relative).read_bytes()

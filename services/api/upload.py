@@ -80,6 +80,8 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise error(400, "upload must be multipart/form-data with files in the field `photos`")
     state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), flag(request, "overwrite", False))
+    # Which project owns a basename is read from the model: let it catch up with the log first.
+    await d.read.wait_for(await d.bus.last_seq(), 2.0)
     disk_full = False
     reader = await request.multipart()
     async for part in reader:

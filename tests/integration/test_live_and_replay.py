@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import sys
 
 from services.runtime import read_model_path
 from tests.conftest import SSEClient, System, cli_env, darkroom_cli
@@ -104,6 +103,7 @@ async def test_replay_verify_passes_after_a_mixed_run_and_catches_a_tampered_row
     code, out = await _replay(system, "--verify")
     assert code == 0, out
     assert "equals the live one" in out and "events/s" in out
+    system.verify_on_close = False  # the live model is tampered with on purpose below
     with sqlite3.connect(read_model_path(system.data_dir)) as db:
         db.execute("UPDATE tasks SET status = 'completed' WHERE id = ?", (tasks[1]["id"],))
     code, out = await _replay(system, "--verify")

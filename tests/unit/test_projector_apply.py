@@ -20,7 +20,7 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.projector.apply import Rows, apply, needs
+from services.projector.apply import Needs, Rows, apply, needs
 
 DEFS = load_definitions()
 P, T = "P01", "T01"
@@ -56,10 +56,11 @@ def play(*events, rows: Rows | None = None):
     rows = rows or Rows()
     messages = []
     for event in events:
-        tasks, jobs = needs(event)
-        for t in tasks:
+        wanted = Needs()
+        needs(event, wanted)
+        for t in wanted.tasks:
             rows.tasks.setdefault(t, None)
-        for j in jobs:
+        for j in wanted.jobs:
             rows.jobs.setdefault(j, None)
         messages.append(apply(rows, event))
     return rows, messages
@@ -237,9 +238,14 @@ def test_job_update_messages_carry_source_task_id_and_task_type():
 
 
 def test_needs_names_the_rows_an_event_reads():
-    assert needs(requested()) == ({T}, set())
-    assert needs(job_requested(0, 1)) == ({T}, {f"{T}-0"})
-    assert needs(TaskStarted()) == (set(), set())
+    def wanted(event):
+        into = Needs()
+        needs(event, into)
+        return into.tasks, into.jobs
+
+    assert wanted(requested()) == ({T}, set())
+    assert wanted(job_requested(0, 1)) == ({T}, {f"{T}-0"})
+    assert wanted(TaskStarted()) == (set(), set())
 
 
 def test_every_timestamp_comes_from_the_events():

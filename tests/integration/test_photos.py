@@ -1,0 +1,263 @@
+"""Upload, derivatives, metadata, keep flags and assets, with real camera JPEGs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from tests.conftest import PHOTOS, SSEClient, System, create_project, photo_bytes, upload
+
+DEFAULT_DEFINITIONS = None  # the shipped schemas/task_definitions.json
+
+
+async def _start(system: System, **settings) -> None:
+    from services.kernel.definitions import load_definitions
+    from services.worker.handlers import BUILTIN
+
+    await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
+
+
+def _image(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+async def _photos(system: System, folder: str) -> dict[str, dict]:
+    status, body, _ = await system.request("GET", f"/api/projects/{folder}/photos?limit=1000")
+    assert status == 200, body
+    return {p["filename"]: p for p in body["photos"]}
+
+
+async def _asset(system: System, folder: str, kind: str, filename: str) -> tuple[int, bytes, dict]:
+    async with system.http.get(f"{system.url}/api/projects/{folder}/{kind}/{filename}") as response:
+        return response.status, await response.read(), dict(response.headers)
+
+
+async def test_orientation_and_exif_come_out_right_for_real_camera_files(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Orientation")
+    files = sorted((PHOTOS / "orientation").glob("*.jpg")) + sorted((PHOTOS / "cameras").glob("*.jpg"))
+    status, body = await upload(system, project["folder"], [(f.name, f.read_bytes()) for f in files])
+    assert status == 201 and not body["errors"] and len(body["files"]) == len(files)
+    view = await system.wait_task(body["task_id"], timeout=60)
+    assert view["task"]["status"] == "completed", view
+    assert [j["type"] for j in view["jobs"]] == ["upload_postprocess", "manifest_check", "folder_check"]
+    photos = await _photos(system, project["folder"])
+    for f in files:
+        photo = photos[f.stem]
+        assert photo["thumbnail_status"] == photo["preview_status"] == "generated", photo
+        for kind in ("thumbnail", "preview"):
+            status, data, headers = await _asset(system, project["folder"], kind, f.stem)
+            assert status == 200
+            image = _image(data)
+            assert image.format == ("WEBP" if kind == "thumbnail" else "JPEG")
+            if f.stem.startswith("landscape"):
+                assert image.width > image.height, (f.name, kind, image.size)
+            elif f.stem.startswith("portrait"):
+                assert image.height > image.width, (f.name, kind, image.size)
+            with Image.open(f) as original:
+                assert max(image.size) <= max(original.size)  # never enlarged
+        if f.stem.startswith(("landscape", "portrait")):
+            assert (photo["width"] > photo["height"]) == f.stem.startswith("landscape")
+        with Image.open(f) as original:
+            exif = original.getexif()
+            taken = exif.get_ifd(0x8769).get(36867)
+            model = exif.get(272)
+        if taken:
+            assert photo["taken_at"] == taken.replace(":", "-", 2).replace(" ", "T")
+        if model:
+            assert photo["model"] == model.strip("\x00 ").strip()
+    assert photos["Canon_40D"]["model"] == "Canon EOS 40D" and photos["Canon_40D"]["taken_at"] == "2008-05-30T15:56:01"
+
+
+async def test_a_jpg_and_raw_pair_is_one_photo_and_a_raw_alone_is_not_supported(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Pairs")
+    jpeg = photo_bytes("cameras/Nikon_D70.jpg")
+    status, body = await upload(system, project["folder"], [
+        ("DSC01.JPG", jpeg), ("DSC01.arw", b"RAW" * 1000), ("DSC02.NEF", b"NEF" * 1000)])
+    assert status == 201 and [f["filename"] for f in body["files"]] == ["DSC01", "DSC01", "DSC02"]
+    assert [f["kind"] for f in body["files"]] == ["jpg", "raw", "raw"]
+    await system.wait_task(body["task_id"], timeout=30)
+    photos = await _photos(system, project["folder"])
+    pair = photos["DSC01"]
+    assert pair["files"] == ["DSC01.JPG", "DSC01.arw"]
+    assert pair["jpg_available"] and pair["raw_available"] and pair["keep_jpg"] and pair["keep_raw"]
+    assert pair["thumbnail_status"] == "generated"
+    assert photos["DSC02"]["thumbnail_status"] == photos["DSC02"]["preview_status"] == "not_supported"
+    status, _, _ = await _asset(system, project["folder"], "thumbnail", "DSC02")
+    assert status == 404
+
+
+async def test_a_corrupt_jpeg_among_good_ones_fails_alone(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Corrupt")
+    corrupt = b"\xff\xd8\xff\xe0" + b"\x00garbage" * 500
+    status, body = await upload(system, project["folder"], [
+        ("good1.jpg", photo_bytes("cameras/Canon_40D.jpg")), ("broken.jpg", corrupt),
+        ("good2.jpg", photo_bytes("cameras/DSCN0010.jpg"))])
+    assert status == 201
+    view = await system.wait_task(body["task_id"], timeout=30)
+    assert view["task"]["status"] == "completed"
+    assert view["jobs"][0]["progress_done"] == view["jobs"][0]["progress_total"] == 3
+    photos = await _photos(system, project["folder"])
+    assert photos["broken"]["thumbnail_status"] == photos["broken"]["preview_status"] == "failed"
+    assert photos["broken"]["error"]
+    assert photos["good1"]["thumbnail_status"] == photos["good2"]["thumbnail_status"] == "generated"
+
+
+async def test_bad_files_get_their_own_error_and_leave_nothing_on_disk(system: System) -> None:
+    await _start(system, api__max_upload_mb=0.1)
+    project = await create_project(system, "Bad input")
+    folder = system.data_dir / "projects" / project["folder"]
+    big = photo_bytes("orientation/portrait_1.jpg")
+    assert len(big) > 0.1 * (1 << 20)
+    status, body = await upload(system, project["folder"], [
+        ("notes.txt", b"hello"), ("empty.jpg", b""), ("../escape.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+        ("big.jpg", big), ("fake.png", b"not a png at all"), (".hidden.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+        ("ok.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
+    assert status == 201
+    errors = {e["name"]: e["error"] for e in body["errors"]}
+    assert set(errors) == {"notes.txt", "empty.jpg", "../escape.jpg", "big.jpg", "fake.png", ".hidden.jpg"}
+    assert "not an accepted photo file" in errors["notes.txt"] and "empty" in errors["empty.jpg"]
+    assert "path" in errors["../escape.jpg"] and "larger than" in errors["big.jpg"]
+    assert "not a PNG" in errors["fake.png"] and "hidden" in errors[".hidden.jpg"]
+    assert [f["name"] for f in body["files"]] == ["ok.jpg"]
+    on_disk = sorted(p.name for p in folder.iterdir())
+    assert on_disk == [".project.yaml", "ok.jpg"] or set(on_disk) <= {".project.yaml", "ok.jpg", ".thumb", ".preview"}
+    assert not (system.data_dir / "projects" / "escape.jpg").exists()
+    status, body = await upload(system, project["folder"], [("notes.txt", b"hello")])
+    assert status == 400 and "nothing was accepted" in body["error"] and body["task_id"] is None
+
+
+async def test_identical_reupload_is_skipped_and_a_different_one_needs_overwrite(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Again")
+    folder = system.data_dir / "projects" / project["folder"]
+    first = photo_bytes("cameras/Canon_40D.jpg")
+    other = photo_bytes("cameras/Pentax_K10D.jpg")
+    status, body = await upload(system, project["folder"], [("IMG_1.jpg", first)])
+    await system.wait_task(body["task_id"], timeout=30)
+    await system.request("PUT", f"/api/projects/{project['folder']}/keep",
+                         {"updates": [{"filename": "IMG_1", "keep_jpg": False}]})
+    status, body = await upload(system, project["folder"], [("IMG_1.jpg", first)])
+    assert status == 201 and body["skipped"] == [{"name": "IMG_1.jpg", "reason": "identical to the file already there"}]
+    assert body["task_id"] is None
+    status, body = await upload(system, project["folder"], [("IMG_1.jpg", other)])
+    assert status == 400 and "overwrite=true" in body["errors"][0]["error"]
+    assert (folder / "IMG_1.jpg").read_bytes() == first
+    status, body = await upload(system, project["folder"], [("IMG_1.jpg", other)], overwrite=True)
+    assert status == 201 and body["task_id"]
+    assert (folder / "IMG_1.jpg").read_bytes() == other
+    assert (folder / ".trash" / "IMG_1.jpg").read_bytes() == first  # never lose an original
+    await system.wait_task(body["task_id"], timeout=30)
+    photo = (await _photos(system, project["folder"]))["IMG_1"]
+    assert photo["keep_jpg"] is False  # uploading never clears a keep flag the user set
+    assert photo["model"] == "PENTAX K10D" and photo["thumbnail_status"] == "generated"
+
+
+async def test_a_basename_lives_in_one_project_only(system: System) -> None:
+    await _start(system)
+    a = await create_project(system, "A")
+    b = await create_project(system, "A")
+    assert b["folder"] == "A (2)"
+    status, body = await upload(system, a["folder"], [("X1.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
+    status, body = await upload(system, b["folder"], [("X1.CR2", b"raw" * 10)])
+    assert status == 400 and "already lives in project 'A'" in body["errors"][0]["error"]
+
+
+async def test_sse_items_follow_the_upload_and_a_get_agrees_with_each(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Live")
+    folder = project["folder"]
+    async with SSEClient(system.http, f"{system.url}/api/events?project={folder}") as client:
+        status, body = await upload(system, folder, [(f"L{i}.jpg", photo_bytes(f"orientation/landscape_{i}.jpg"))
+                                                     for i in (1, 6)])
+        completed = await client.wait_for(
+            lambda m: m[1] == "task_update" and m[2]["id"] == body["task_id"] and m[2]["status"] == "completed",
+            timeout=30, what="the upload task's completion")
+        generated = [m for m in client.messages if m[1] == "item" and m[2]["photo"]["thumbnail_status"] == "generated"]
+        assert {m[2]["photo"]["filename"] for m in generated} == {"L1", "L6"}
+        for event_id, _, data in generated:
+            seq = event_id.split(".")[0]
+            status, view, _ = await system.request("GET", f"/api/projects/{folder}/photos?min_seq={seq}")
+            now = {p["filename"]: p for p in view["photos"]}[data["photo"]["filename"]]
+            assert now["thumbnail_status"] == "generated" and now["updated_at"] >= data["photo"]["updated_at"]
+        assert completed[2]["type"] == "upload_postprocess" and completed[2]["source"] == "user"
+        # Un-keeping a JPG: the item and the pending counts, live.
+        await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "L1", "keep_jpg": False}]})
+        pending = await client.wait_for(lambda m: m[1] == "pending_changes", what="pending_changes")
+        assert pending[2]["pending"] == {"photos": 1, "jpg": 1, "raw": 0} and pending[2]["folder"] == folder
+        item = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["keep_jpg"] is False)
+        assert item[2]["photo"]["filename"] == "L1"
+    status, body, _ = await system.request("GET", f"/api/projects/{folder}")
+    assert body["counts"] == {"photos": 2, "pending_photos": 1, "pending_jpg": 1, "pending_raw": 0,
+                              "missing_derivatives": 0}
+
+
+async def test_keep_flags_change_only_what_is_given_and_bad_updates_change_nothing(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Keep")
+    folder = project["folder"]
+    status, body = await upload(system, folder, [("K1.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+                                                 ("K1.dng", b"dng" * 100)])
+    await system.wait_task(body["task_id"], timeout=30)
+    await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "K1", "keep_raw": False}]})
+    await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "K1", "keep_jpg": False}]})
+    photo = (await _photos(system, folder))["K1"]
+    assert photo["keep_jpg"] is False and photo["keep_raw"] is False
+    before = await system.bus.last_seq()
+    status, body, _ = await system.request("PUT", f"/api/projects/{folder}/keep",
+                                           {"updates": [{"filename": "K1", "keep_jpg": True}, {"filename": "nope"}]})
+    assert status == 404 and "nope" in body["error"]
+    status, body, _ = await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": 3}]})
+    assert status == 400
+    assert await system.bus.last_seq() == before
+
+
+async def test_assets_have_types_etags_and_cache_rules(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Assets")
+    folder = project["folder"]
+    status, body = await upload(system, folder, [("A1.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
+    await system.wait_task(body["task_id"], timeout=30)
+    photo = (await _photos(system, folder))["A1"]
+    url = f"{system.url}/api/projects/{folder}/thumbnail/A1"
+    async with system.http.get(url) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "image/webp"
+        assert response.headers["Cache-Control"] == "no-cache"
+        etag = response.headers["ETag"]
+    async with system.http.get(url, headers={"If-None-Match": etag}) as response:
+        assert response.status == 304
+    async with system.http.get(f"{url}?v={photo['updated_at']}") as response:
+        assert "immutable" in response.headers["Cache-Control"]
+    async with system.http.get(f"{system.url}/api/projects/{folder}/preview/A1") as response:
+        assert response.headers["Content-Type"] == "image/jpeg"
+    async with system.http.get(f"{system.url}/api/projects/{folder}/files/A1.jpg") as response:
+        assert response.status == 200 and await response.read() == photo_bytes("cameras/Canon_40D.jpg")
+    for path in ("thumbnail/NOPE", "files/..%2Fx.jpg", "files/.project.yaml"):
+        async with system.http.get(f"{system.url}/api/projects/{folder}/{path}") as response:
+            assert response.status == 404 and "error" in await response.json()
+
+
+async def test_photos_page_by_taken_at_then_filename(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Pages")
+    folder = project["folder"]
+    files = sorted((PHOTOS / "cameras").glob("*.jpg")) + [PHOTOS / "orientation" / "landscape_1.jpg"]
+    status, body = await upload(system, folder, [(f.name, f.read_bytes()) for f in files])
+    await system.wait_task(body["task_id"], timeout=30)
+    seen, cursor = [], None
+    while True:
+        path = f"/api/projects/{folder}/photos?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        status, page, _ = await system.request("GET", path)
+        seen += page["photos"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    keys = [(p["taken_at"] is None, p["taken_at"] or "", p["filename"]) for p in seen]
+    assert keys == sorted(keys) and len(seen) == len(files)
+    assert seen[-1]["filename"] == "landscape_1"  # undated last
+    status, body, _ = await system.request("GET", f"/api/projects/{folder}/photos?cursor=garbage")
+    assert status == 400
