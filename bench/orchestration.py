@@ -5,7 +5,8 @@ Each phase (one fsync policy x one worker slot layout) gets a fresh nats-server 
 fresh `darkroom up` subprocess, so the services never share a GIL with this client. In each phase:
   throughput  N tasks via POST /api/tasks, at most --concurrency in flight; a task is done when its
               task.completed (or task.failed) arrives on a plain NATS subscription
-  latency     one task at a time: submit, wait for its completion, repeat
+  latency     one task at a time: submit, wait for its completion, repeat; split into hops by the
+              times the stream stored each task and job event
   raw         acked JetStream publishes (publish_async, a window of outstanding acks) to a stream of
               its own on the same server: the ceiling the event log puts on everything else
 """
@@ -19,6 +20,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +33,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from services.kernel.config import PipelineConfig
 from services.kernel.natsd import NatsServer, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -47,6 +50,7 @@ REFERENCES = {"Celery": (125.0, 165.0), "arq": (394.0, 394.0), "dramatiq": (780.
 FLOORS = {"always": 150.0, "2m": 400.0}  # tasks/s; other sync intervals are held to the 2m floor
 AIM = 800.0
 ONE_BY_ONE_P50_MS = 8.0
+READ_MODEL_WAIT_S = 30.0
 
 
 class BenchError(Exception):
@@ -75,10 +79,16 @@ class Slots:
             env["DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS"] = str(self.priority)
         return env
 
+    @property
+    def tag(self) -> str:
+        defaults = PipelineConfig()
+        jobs = defaults.max_parallel_jobs if self.jobs is None else self.jobs
+        priority = defaults.priority_lane_slots if self.priority is None else self.priority
+        return f"{jobs}x{priority}"
+
     def __str__(self) -> str:
-        # Darkroom's defaults are 2 slots, 1 of them priority-only.
-        return f"{self.jobs or 2}:{self.priority if self.priority is not None else 1}" + (
-            " (default)" if self.jobs is None and self.priority is None else "")
+        default = self.jobs is None and self.priority is None
+        return self.tag.replace("x", ":") + (" (default)" if default else "")
 
 
 @dataclass
@@ -91,6 +101,7 @@ class Throughput:
     bytes_per_event: float
     p50_ms: float
     p99_ms: float
+    read_model_lag_s: float | None  # from the last task.completed until the read model had applied it
     cpu: dict[str, float]  # process name -> share of one core during the run
 
 
@@ -120,6 +131,7 @@ class Completions:
 
     def __init__(self) -> None:
         self.at: dict[str, float] = {}
+        self.wall: dict[str, float] = {}  # time.time() of arrival, comparable with the stream's timestamps
         self.failed: set[str] = set()
         self._waiting: dict[str, asyncio.Future[float]] = {}
 
@@ -127,6 +139,7 @@ class Completions:
         now = time.perf_counter()
         _, _, _, task_id, outcome = msg.subject.split(".")  # darkroom.task.<project>.<task>.<event>
         self.at.setdefault(task_id, now)
+        self.wall.setdefault(task_id, time.time())
         if outcome == "failed":
             self.failed.add(task_id)
         waiter = self._waiting.pop(task_id, None)
@@ -162,6 +175,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def read_model_reached(http: aiohttp.ClientSession, base_url: str, seq: int, timeout: float) -> bool:
+    """Wait until the API's read model has applied stream sequence `seq` (`?min_seq=` waits up to 5 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with http.get(f"{base_url}/api/tasks/definitions", params={"min_seq": str(seq)}) as response:
+            await response.read()
+            if response.status == 200:
+                return True
+    return False
+
+
 async def stream_state(nc: Client, stream: str = STREAM) -> api.StreamState:
     return (await nc.jsm().stream_info(stream)).state
 
@@ -187,9 +211,11 @@ async def throughput(http: aiohttp.ClientSession, base_url: str, nc: Client, don
     except asyncio.TimeoutError:
         finished = sum(1 for task_id in requested if task_id in done.at)
         raise BenchError(f"only {finished} of {count} tasks finished within {timeout:g}s") from None
-    wall = max(done.at[task_id] for task_id in requested) - began
+    last = max(done.at[task_id] for task_id in requested)
+    wall = last - began
     cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (time.perf_counter() - began) for name, pid in pids.items()}
     after = await stream_state(nc)
+    caught_up = await read_model_reached(http, base_url, after.last_seq, READ_MODEL_WAIT_S)
     latencies = [(done.at[task_id] - at) * 1000 for task_id, at in requested.items()]
     events = after.last_seq - before.last_seq
     return Throughput(
@@ -201,14 +227,49 @@ async def throughput(http: aiohttp.ClientSession, base_url: str, nc: Client, don
         bytes_per_event=(after.bytes - before.bytes) / max(1, events),
         p50_ms=percentile(latencies, 0.50),
         p99_ms=percentile(latencies, 0.99),
+        read_model_lag_s=time.perf_counter() - last if caught_up else None,
         cpu=cpu,
     )
 
 
-async def one_by_one(http: aiohttp.ClientSession, base_url: str, done: Completions, count: int) -> list[float]:
+class Hops:
+    """When each task and job event was stored (JetStream metadata), to split a task's latency into hops."""
+
+    SUBJECTS = ("darkroom.task.>", "darkroom.job.>")
+
+    def __init__(self) -> None:
+        self.stored: dict[str, list[tuple[float, str]]] = {}
+
+    async def on_message(self, msg: Msg) -> None:
+        _, kind, _, task_id, name = msg.subject.split(".")
+        self.stored.setdefault(task_id, []).append((msg.metadata.timestamp.timestamp(), f"{kind}.{name}"))
+
+    def report(self, posted: dict[str, float], done: Completions) -> list[str]:
+        """Median of each hop, how often it occurs per task, and its share of the whole."""
+        gaps: dict[str, list[float]] = {}
+        for task_id, sent in posted.items():
+            events = sorted(self.stored.get(task_id, []))
+            if not events or task_id not in done.wall:
+                continue
+            times = [sent, *(at for at, _ in events), done.wall[task_id]]
+            names = ["POST sent", *(name for _, name in events), "bench saw it"]
+            for a, b, ta, tb in zip(names, names[1:], times, times[1:]):
+                gaps.setdefault(f"{a} -> {b}", []).append((tb - ta) * 1000)
+        per_task = {hop: len(values) / len(posted) for hop, values in gaps.items()}
+        total = sum(percentile(values, 0.5) * per_task[hop] for hop, values in gaps.items()) or 1.0
+        return [f"{hop:<40} {percentile(values, 0.5):6.2f} ms x{per_task[hop]:.0f} "
+                f"({percentile(values, 0.5) * per_task[hop] / total:4.0%})" for hop, values in gaps.items()]
+
+
+async def one_by_one(http: aiohttp.ClientSession, base_url: str, done: Completions, count: int,
+                     posted: dict[str, float] | None = None) -> list[float]:
+    """Latency of tasks run one at a time; `posted` collects each task's time.time() at POST."""
     latencies = []
     for _ in range(count):
+        wall = time.time()
         task_id, began = await submit(http, base_url)
+        if posted is not None:
+            posted[task_id] = wall
         finished = await asyncio.wait_for(done.wait(task_id), 30)
         latencies.append((finished - began) * 1000)
     return latencies
@@ -291,6 +352,16 @@ class Darkroom:
             return "(no log)"
 
 
+def revision() -> str:
+    """The repository's commit, so runs of a changing code base can be told apart."""
+    try:
+        out = subprocess.run(["git", "-C", str(BENCH_DIR), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "(unknown revision)"
+    return out.stdout.strip() or "(unknown revision)"
+
+
 def darkroom_command() -> str:
     beside = Path(sys.executable).parent / "darkroom"
     found = str(beside) if beside.is_file() else shutil.which("darkroom")
@@ -307,7 +378,57 @@ async def profile(pid: int, out: Path, fmt: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
+async def measure(args: argparse.Namespace, http: aiohttp.ClientSession, darkroom: Darkroom, nc: Client,
+                  pids: dict[str, int], name: str) -> tuple[Throughput, list[float], float]:
+    """The three measurements of one phase, printed as they finish."""
+    done = Completions()
+    for subject in DONE_SUBJECTS:
+        await nc.subscribe(subject, cb=done.on_message, pending_msgs_limit=-1, pending_bytes_limit=-1)
+    await nc.flush()
+    await one_by_one(http, darkroom.base_url, done, args.warmup)
+
+    spy = None
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        ext = {"flamegraph": "svg", "raw": "folded", "speedscope": "json"}[args.profile_format]
+        spy = await profile(pids["darkroom"], args.profile / f"{name}.{ext}", args.profile_format)
+    try:
+        tp = await throughput(http, darkroom.base_url, nc, done, args.tasks, args.concurrency, args.timeout, pids)
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            await spy.wait()
+    cpu = ", ".join(f"{process} {share:.0%}" for process, share in tp.cpu.items())
+    caught_up = (f"read model caught up {tp.read_model_lag_s:.2f} s after the last completion"
+                 if tp.read_model_lag_s is not None else
+                 f"read model NOT caught up {READ_MODEL_WAIT_S:g} s after the last completion")
+    print(f"  throughput: {args.tasks} tasks at {tp.tasks_s:,.0f}/s (POSTs answered at {tp.submit_s:,.0f}/s); "
+          f"{tp.events_s:,.0f} events/s, {tp.events_per_task:.1f} events/task, {tp.bytes_per_event:.0f} B/event\n"
+          f"    request->completed p50 {tp.p50_ms:.1f} ms, p99 {tp.p99_ms:.1f} ms (the whole burst is queued at "
+          f"once); {caught_up}\n"
+          f"    CPU, share of one core: {cpu}" + (f"; {tp.failed} FAILED" if tp.failed else ""), flush=True)
+
+    hops, posted = Hops(), dict[str, float]()
+    js = nc.jetstream()
+    followers = [await js.subscribe(subject, ordered_consumer=True, cb=hops.on_message,
+                                    deliver_policy=api.DeliverPolicy.NEW) for subject in Hops.SUBJECTS]
+    latencies = await one_by_one(http, darkroom.base_url, done, args.latency_tasks, posted)
+    await asyncio.sleep(0.2)  # the last events on their way to the followers
+    for follower in followers:
+        await follower.unsubscribe()
+    print(f"  one at a time: {len(latencies)} tasks, p50 {percentile(latencies, 0.5):.1f} ms, "
+          f"p99 {percentile(latencies, 0.99):.1f} ms; median of each hop (times stored), times per task, share:")
+    for line in hops.report(posted, done):
+        print(f"    {line}")
+
+    raw = await raw_publish_rate(nc, args.raw_messages, args.raw_size, args.raw_window)
+    print(f"  raw JetStream publish: {args.raw_messages} x {args.raw_size} B, {args.raw_window} acks outstanding: "
+          f"{raw:,.0f} msgs/s", flush=True)
+    return tp, latencies, raw
+
+
 async def phase(args: argparse.Namespace, sync: str, slots: Slots) -> Result:
+    """A fresh nats-server and `darkroom up`, measured, then stopped and removed."""
     print(f"\n== sync_interval={sync}, slots={slots} ==", flush=True)
     root = Path(tempfile.mkdtemp(prefix="darkroom-bench-"))
     server = NatsServer(root / "nats", sync)
@@ -321,47 +442,14 @@ async def phase(args: argparse.Namespace, sync: str, slots: Slots) -> Result:
             pids = {"darkroom": darkroom.process.pid, "nats-server": server.process.pid, "bench": os.getpid()}
             nc = await nats.connect(server.url, name="darkroom-bench")
             try:
-                done = Completions()
-                for subject in DONE_SUBJECTS:
-                    await nc.subscribe(subject, cb=done.on_message, pending_msgs_limit=-1, pending_bytes_limit=-1)
-                await nc.flush()
-                await one_by_one(http, darkroom.base_url, done, args.warmup)
-
-                spy = None
-                if args.profile:
-                    args.profile.mkdir(parents=True, exist_ok=True)
-                    ext = {"flamegraph": "svg", "raw": "folded", "speedscope": "json"}[args.profile_format]
-                    out = args.profile / f"{sync}-{str(slots).split()[0].replace(':', 'x')}.{ext}"
-                    spy = await profile(pids["darkroom"], out, args.profile_format)
-                try:
-                    tp = await throughput(http, darkroom.base_url, nc, done, args.tasks, args.concurrency,
-                                          args.timeout, pids)
-                finally:
-                    if spy is not None:
-                        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-                        await spy.wait()
-                cpu = ", ".join(f"{name} {share:.0%}" for name, share in tp.cpu.items())
-                print(f"  throughput: {args.tasks} tasks at {tp.tasks_s:,.0f}/s (POSTs answered at "
-                      f"{tp.submit_s:,.0f}/s); {tp.events_s:,.0f} events/s, {tp.events_per_task:.1f} events/task, "
-                      f"{tp.bytes_per_event:.0f} B/event stored\n"
-                      f"    request->completed p50 {tp.p50_ms:.1f} ms, p99 {tp.p99_ms:.1f} ms (the whole burst is "
-                      f"queued at once); CPU of one core: {cpu}"
-                      + (f"; {tp.failed} FAILED" if tp.failed else ""), flush=True)
-
-                lat = await one_by_one(http, darkroom.base_url, done, args.latency_tasks)
-                print(f"  one at a time: {len(lat)} tasks, p50 {percentile(lat, 0.5):.1f} ms, "
-                      f"p99 {percentile(lat, 0.99):.1f} ms", flush=True)
-
-                raw = await raw_publish_rate(nc, args.raw_messages, args.raw_size, args.raw_window)
-                print(f"  raw JetStream publish: {args.raw_messages} x {args.raw_size} B, {args.raw_window} acks "
-                      f"outstanding: {raw:,.0f} msgs/s", flush=True)
+                tp, latencies, raw = await measure(args, http, darkroom, nc, pids, f"{sync}-{slots.tag}")
             finally:
                 await nc.drain()
-            code = await darkroom.stop()
-            print(f"  darkroom up exited with {code} after SIGTERM", flush=True)
-            if code != 0:
-                print(darkroom.log_tail(), flush=True)
-        return Result(sync, slots, tp, percentile(lat, 0.5), percentile(lat, 0.99), raw, code)
+        code = await darkroom.stop()
+        print(f"  darkroom up exited with {code} after SIGTERM", flush=True)
+        if code != 0:
+            print(darkroom.log_tail(), flush=True)
+        return Result(sync, slots, tp, percentile(latencies, 0.5), percentile(latencies, 0.99), raw, code)
     finally:
         if darkroom is not None:
             await darkroom.stop()
@@ -403,7 +491,7 @@ def report(results: list[Result]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", type=int, default=2000, help="tasks in the throughput phase (default 2000)")
+    p.add_argument("--tasks", type=int, default=1500, help="tasks in the throughput phase (default 1500)")
     p.add_argument("--concurrency", type=int, default=64, help="POSTs in flight (default 64)")
     p.add_argument("--latency-tasks", type=int, default=100, help="tasks run one at a time (default 100)")
     p.add_argument("--warmup", type=int, default=10, help="tasks run one at a time first, not counted (default 10)")
@@ -417,13 +505,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw-size", type=int, default=400, help="raw publish baseline: bytes each (default 400)")
     p.add_argument("--raw-window", type=int, default=4000, help="raw publish baseline: acks outstanding (default 4000)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds the throughput phase may take to finish")
-    p.add_argument("--profile", type=Path, default=None,
-                   help="record the services with py-spy during each throughput phase, into this folder")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="record the services with py-spy during each throughput phase, into DIR")
+    p.add_argument("--profile-format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="also load this pipeline.plugins module in the services, e.g. to instrument them "
                         "(importable through PYTHONPATH); repeatable")
-    p.add_argument("--profile-format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph")
     args = p.parse_args(argv)
+    if args.profile and not (shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").is_file()):
+        p.error("--profile needs py-spy: pip install py-spy")
     args.sync = [s for s in args.sync.split(",") if s]
     try:
         args.slots = [Slots.parse(s) for s in args.slots.split(",") if s]
@@ -435,8 +525,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop darkroom and nats-server.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     print(f"bench: {args.tasks} tasks x 3 no-op steps, {args.concurrency} in flight; {args.latency_tasks} one at "
-          f"a time; raw baseline {args.raw_messages} msgs; {os.cpu_count()} CPUs", flush=True)
+          f"a time; raw baseline {args.raw_messages} msgs; {os.cpu_count()} CPUs; darkroom {revision()}", flush=True)
     results = []
     for sync in args.sync:
         for slots in args.slots:
@@ -452,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
 
 

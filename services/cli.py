@@ -62,12 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
-        return asyncio.run(run(args))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(run(args))
     except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError) as exc:
         print(f"darkroom: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _loop_factory():
+    """uvloop where it is installed: the services spend much of their time in the event loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def run(args: argparse.Namespace) -> int:

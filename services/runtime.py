@@ -164,5 +164,6 @@ class Runtime:
     async def crash(self) -> None:
         """Vanish like a killed process: connections cut first, so nothing is acknowledged or drained."""
         for bus in self.buses.values():
+            bus.acks.close()
             await bus.nc.close()
         await self.stop(grace_s=0)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, Iterable
 
+import msgspec
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -82,6 +82,15 @@ class PublishError(Exception):
         self.description = description
 
 
+class _Ack(msgspec.Struct):
+    seq: int = 0
+    duplicate: bool = False
+    error: dict | None = None
+
+
+_ACK = msgspec.json.Decoder(_Ack)
+
+
 class PublishAcks:
     """Pipelined JetStream publishing: many messages out, each ack matched to its future.
 
@@ -92,45 +101,60 @@ class PublishAcks:
     def __init__(self, nc: Client, max_pending: int = 4000) -> None:
         self.nc = nc
         self.prefix = nc.new_inbox()
-        self.futures: dict[str, asyncio.Future] = {}
+        self.futures: dict[str, tuple[asyncio.Future, float]] = {}
         self.counter = 0
         self.slots = asyncio.Semaphore(max_pending)
+        self._sweeper: asyncio.Task | None = None
 
     async def start(self) -> None:
         await self.nc.subscribe(f"{self.prefix}.*", cb=self._on_reply)
+        self._sweeper = asyncio.create_task(self._sweep())
 
     async def publish(self, out: "Outgoing") -> asyncio.Future:
         await self.slots.acquire()
         self.counter += 1
         token = str(self.counter)
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         future.add_done_callback(lambda _f: self.slots.release())
-        self.futures[token] = future
+        self.futures[token] = (future, loop.time() + ACK_TIMEOUT_S)
         await self.nc.publish(out.subject, out.data, reply=f"{self.prefix}.{token}", headers=out.headers())
         return future
 
-    async def wait(self, future: asyncio.Future) -> tuple[int, bool]:
-        try:
-            return await asyncio.wait_for(future, ACK_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            for token in [t for t, f in self.futures.items() if f is future]:
-                del self.futures[token]
-            raise PublishError(None, f"no acknowledgement from JetStream within {ACK_TIMEOUT_S:g}s") from None
+    @staticmethod
+    async def wait(future: asyncio.Future) -> tuple[int, bool]:
+        return await future
+
+    async def _sweep(self) -> None:
+        # One timer for all outstanding acks, rather than one per message.
+        while True:
+            await asyncio.sleep(1.0)
+            now = asyncio.get_running_loop().time()
+            for token, (future, deadline) in list(self.futures.items()):
+                if deadline < now:
+                    del self.futures[token]
+                    if not future.done():
+                        future.set_exception(PublishError(
+                            None, f"no acknowledgement from JetStream within {ACK_TIMEOUT_S:g}s"))
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
     async def _on_reply(self, msg: Msg) -> None:
-        future = self.futures.pop(msg.subject.rsplit(".", 1)[1], None)
-        if future is None or future.done():
+        entry = self.futures.pop(msg.subject.rsplit(".", 1)[1], None)
+        if entry is None or entry[0].done():
             return
+        future = entry[0]
         if not msg.data:
             status = (msg.headers or {}).get("Status", "?")
             future.set_exception(PublishError(None, f"no stream answered (status {status})"))
             return
-        reply = json.loads(msg.data)
-        error = reply.get("error")
-        if error:
-            future.set_exception(PublishError(error.get("err_code"), error.get("description", "refused")))
+        ack = _ACK.decode(msg.data)
+        if ack.error:
+            future.set_exception(PublishError(ack.error.get("err_code"), ack.error.get("description", "refused")))
         else:
-            future.set_result((reply["seq"], bool(reply.get("duplicate"))))
+            future.set_result((ack.seq, ack.duplicate))
 
 
 @dataclass
@@ -169,6 +193,7 @@ class Bus:
         self.acks = PublishAcks(self.nc)
 
     async def close(self) -> None:
+        self.acks.close()
         if not self.nc.is_closed:
             try:
                 await self.nc.drain()
@@ -184,6 +209,21 @@ class Bus:
     async def publish(self, event: Event, msg_id: str | None = None, expect: Expect | None = None,
                       subject: str | None = None) -> int:
         return await self.send(self.outgoing(event, msg_id, expect, subject))
+
+    async def post(self, event: Event, msg_id: str | None = None) -> asyncio.Future:
+        """Write an event without waiting for its acknowledgement; `confirm` waits for it."""
+        return await self.acks.publish(self.outgoing(event, msg_id))
+
+    async def confirm(self, future: asyncio.Future) -> int:
+        seq, duplicate = await self.acks.wait(future)
+        self._count(duplicate)
+        return seq
+
+    def _count(self, duplicate: bool) -> None:
+        if duplicate:
+            self.counters.duplicates += 1
+        else:
+            self.counters.published += 1
 
     async def publish_all(self, events: list[Event]) -> int:
         """Store events in order; returns the last one's sequence (0 for none)."""
@@ -211,17 +251,14 @@ class Bus:
         Messages are written in order on one connection, so the stream stores them in order."""
         futures = [await self.acks.publish(out) for out in batch]
         results: list[int | Exception] = []
-        for outcome in await asyncio.gather(*(self.acks.wait(f) for f in futures), return_exceptions=True):
+        for outcome in await asyncio.gather(*futures, return_exceptions=True):
             if isinstance(outcome, PublishError) and outcome.err_code in WRONG_LAST_SEQUENCE:
                 results.append(Conflict(outcome.description))
             elif isinstance(outcome, BaseException):
                 results.append(outcome if isinstance(outcome, Exception) else Exception(str(outcome)))
             else:
                 seq, duplicate = outcome
-                if duplicate:
-                    self.counters.duplicates += 1
-                else:
-                    self.counters.published += 1
+                self._count(duplicate)
                 results.append(seq)
         return results
 

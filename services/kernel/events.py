@@ -135,6 +135,12 @@ class ProjectManifestWritten(Event, tag="project.manifest_written"):
     reason: str = "created"
 
 
+class ProjectTrashPurged(Event, tag="project.trash_purged"):
+    """Trash entries past their time to live were deleted for good."""
+
+    trash_names: list[str]
+
+
 # -- photos: darkroom.photo.<project_id>.<photo_key>.<event> ------------------------------------
 
 Kind = Literal["jpg", "raw", "other"]
@@ -216,7 +222,7 @@ JOB_EVENTS: tuple[type[Event], ...] = (
     JobFailed,
     JobCanceled,
 )
-PROJECT_EVENTS: tuple[type[Event], ...] = (ProjectCreated, ProjectManifestWritten)
+PROJECT_EVENTS: tuple[type[Event], ...] = (ProjectCreated, ProjectManifestWritten, ProjectTrashPurged)
 PHOTO_EVENTS: tuple[type[Event], ...] = (
     PhotoFileAdded,
     PhotoMetadataExtracted,

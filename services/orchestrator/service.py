@@ -12,29 +12,23 @@ from nats.js.errors import NotFoundError
 
 from ..kernel import subjects
 from ..kernel.bus import Bus, Conflict, Outgoing, lane_consumer
-from ..kernel.events import (
-    Event,
-    JobCanceled,
-    JobCompleted,
-    JobFailed,
-    PoisonEvent,
-    TaskCancelRequested,
-    TaskRequested,
-)
+from ..kernel.events import Event, PoisonEvent, TaskRequested
 from .decide import Action, Dispatch, Emit, decide, lost_dispatches
-from .state import TaskState, evolve, start
+from .state import TaskState, evolve, record, start
 
 log = logging.getLogger("darkroom.orchestrator")
 
+# Only what may call for a decision is consumed; what the orchestrator stores itself it folds in
+# from its own acknowledgements, and another orchestrator's writes show up as a CAS conflict.
 FILTERS = [
-    f"{subjects.ROOT}.task.>",
-    f"{subjects.ROOT}.job.*.*.requested",
+    f"{subjects.ROOT}.task.*.*.requested",
+    f"{subjects.ROOT}.task.*.*.cancel_requested",
     f"{subjects.ROOT}.job.*.*.completed",
     f"{subjects.ROOT}.job.*.*.failed",
     f"{subjects.ROOT}.job.*.*.canceled",
 ]
-# Events that may call for a new step; the rest are only folded into the state.
-TRIGGERS = (TaskRequested, TaskCancelRequested, JobCompleted, JobFailed, JobCanceled)
+# Everything a task's state is made of, for a full rebuild.
+STATE_FILTERS = [f"{subjects.ROOT}.task.>", f"{subjects.ROOT}.job.*.*.requested", *FILTERS[2:]]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
 
@@ -93,7 +87,7 @@ class Orchestrator:
             return 0
         states: dict[str, TaskState] = {}
         dispatched: dict[str, int] = {}
-        async for batch in self.bus.read(FILTERS + [f"{subjects.ROOT}.dispatch.>"]):
+        async for batch in self.bus.read(STATE_FILTERS + [f"{subjects.ROOT}.dispatch.>"]):
             for stored in batch:
                 try:
                     event = self.bus.codec.decode(stored.data)
@@ -131,8 +125,9 @@ class Orchestrator:
     async def _after(self, previous: asyncio.Future | None, event: Event, msg: Msg) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # one task's events are handled in stream order
+        meta = msg.metadata
         try:
-            await self.handle(event, msg.metadata.sequence.stream, redelivered=msg.metadata.num_delivered > 1)
+            await self.handle(event, meta.sequence.stream, redelivered=meta.num_delivered > 1)
         except Exception:
             log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
             await msg.nak(delay=1.0)
@@ -143,9 +138,8 @@ class Orchestrator:
         if not event.task_id:
             return
         state = await self._state_for(event, seq)
-        if state is None or not isinstance(event, TRIGGERS):
-            return
-        await self._act(state, redispatch=redelivered)
+        if state is not None:
+            await self._act(state, redispatch=redelivered)
 
     async def _state_for(self, event: Event, seq: int) -> TaskState | None:
         state = self.cache.get(event.task_id or "")
@@ -172,7 +166,7 @@ class Orchestrator:
         """Rebuild one task from the log: its task events and its jobs' lifecycle."""
         state: TaskState | None = None
         prefix = f"{subjects.ROOT}.*.{subjects.project_token(project_id)}.{task_id}.>"
-        async for batch in self.bus.read([prefix]):
+        async for batch in self.bus.read([prefix]):  # the cold path: a task not in the cache
             for stored in batch:
                 try:
                     event = self.bus.codec.decode(stored.data)
@@ -192,7 +186,7 @@ class Orchestrator:
                 return
             self.decisions += 1
             try:
-                await self._execute(actions)
+                self._remember(await self._execute(state, actions))
                 return
             except Conflict as exc:
                 # Another orchestrator (or our own earlier life) moved this task: look again.
@@ -205,7 +199,7 @@ class Orchestrator:
                 redispatch = True
         log.error("task %s: gave up after %d conflicting decisions", state.task_id, MAX_CONFLICTS)
 
-    async def _execute(self, actions: list[Action]) -> None:
+    async def _execute(self, state: TaskState, actions: list[Action]) -> TaskState:
         batch: list[Outgoing] = []
         for action in actions:
             if isinstance(action, Emit):
@@ -214,9 +208,14 @@ class Orchestrator:
                 batch.append(self.bus.outgoing(action.job, f"dispatch:{action.job.job_id}",
                                                subject=subjects.dispatch(action.job.lane, action.job.job_type)))
         results = await self.bus.send_many_settled(batch)
-        conflicts = [r for r in results if isinstance(r, Conflict)]
-        errors = [r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)]
-        if errors:
-            raise errors[0]
-        if conflicts:
-            raise conflicts[0]
+        for action, result in zip(actions, results):
+            if isinstance(action, Emit) and isinstance(result, int):
+                state = record(state, action.event, result)
+        self._remember(state)
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, Conflict):
+                raise result
+        for result in results:
+            if isinstance(result, Conflict):
+                raise result
+        return state

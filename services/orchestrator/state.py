@@ -65,10 +65,15 @@ def start(event: TaskRequested, seq: int) -> TaskState:
 
 
 def evolve(state: TaskState, event: Event, seq: int) -> TaskState:
-    """How one stored event changes a task; events at or below `seen_seq` are already in it."""
+    """How one consumed event changes a task; events at or below `seen_seq` are already in it."""
     if seq <= state.seen_seq:
         return state
-    state = replace(state, seen_seq=seq)
+    return record(replace(state, seen_seq=seq), event, seq)
+
+
+def record(state: TaskState, event: Event, seq: int) -> TaskState:
+    """Fold in an event this orchestrator just stored itself (it does not consume its own output,
+    so `seen_seq` stays where the consumed events left it)."""
     match event:
         case TaskStarted():
             return replace(state, status="running", last_task_seq=seq)

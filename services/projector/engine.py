@@ -18,6 +18,7 @@ from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS
 
 log = logging.getLogger("darkroom.projector")
 
+DISPATCH_HEAD = b'{"type":"job.requested",'  # how the codec writes a dispatch copy: no need to decode it
 OUTBOX_KEEP_SEQS = 200_000  # how far back a reconnecting SSE client can resume
 PRUNE_EVERY = 2_000
 
@@ -51,13 +52,15 @@ class Projector:
         decoded: list[tuple[Stored, Event | None, str | None]] = []
         wanted = Needs()
         for stored in fresh:
+            if is_dispatch(stored.subject) and stored.data.startswith(DISPATCH_HEAD):
+                continue  # a copy of job.requested for the workers; the original is applied
             try:
                 event = self.codec.decode(stored.data)
             except PoisonEvent as exc:
                 decoded.append((stored, None, str(exc)))
                 continue
             if is_dispatch(stored.subject):
-                continue  # a copy of job.requested for the workers; the original is applied
+                continue
             needs(event, wanted)
             decoded.append((stored, event, None))
         rows = Rows()

@@ -8,7 +8,7 @@ from typing import Any, Generic, Iterable, TypeVar
 import aiosqlite
 import msgspec
 
-from .views import JobView, PhotoView, ProjectRow, TaskView
+from .views import JobView, PhotoView, ProjectRow, TaskView, TrashRow
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS photos (
   created_at TEXT, updated_at TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS photos_name ON photos (project_id, filename);
 CREATE INDEX IF NOT EXISTS photos_order ON photos (project_id, taken_at IS NULL, taken_at, filename);
+CREATE TABLE IF NOT EXISTS trash (
+  id TEXT PRIMARY KEY, project_id TEXT, trash_name TEXT, name TEXT, filename TEXT, trashed_at TEXT);
+CREATE INDEX IF NOT EXISTS trash_project ON trash (project_id, trashed_at);
 CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, subject TEXT, reason TEXT, at TEXT);
 """
 
@@ -80,8 +83,9 @@ TASKS = Table("tasks", TaskView, frozenset({"steps"}))
 JOBS = Table("jobs", JobView)
 PROJECTS = Table("projects", ProjectRow)
 PHOTOS = Table("photos", PhotoView, frozenset({"files"}))
+TRASH = Table("trash", TrashRow)
 # Tables that replay must rebuild exactly, with the column that orders them.
-COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "dead_letters": "seq"}
+COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "trash": "id", "dead_letters": "seq"}
 
 
 async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:

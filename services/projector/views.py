@@ -141,3 +141,12 @@ class PendingChanges(msgspec.Struct):
     project_id: str
     folder: str
     pending: Pending
+
+
+class TrashRow(msgspec.Struct, kw_only=True):
+    id: str  # <project_id>/<trash name>
+    project_id: str
+    trash_name: str
+    name: str  # the original file name
+    filename: str  # the photo's basename
+    trashed_at: str

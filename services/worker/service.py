@@ -41,7 +41,7 @@ class JobTimeout(Exception):
 
 
 class CancelWatch:
-    """Which tasks were asked to cancel: live from the bus, checked against the log on a miss."""
+    """Which tasks were asked to cancel: read from the log at start, then followed live."""
 
     def __init__(self, bus: Bus, size: int = 10_000) -> None:
         self.bus = bus
@@ -51,6 +51,10 @@ class CancelWatch:
 
     async def start(self) -> None:
         self._sub = await self.bus.nc.subscribe(subjects.cancel_requests(), cb=self._on_cancel)
+        # Cancels asked for before this worker started: once from the log, then live.
+        async for batch in self.bus.read([subjects.cancel_requests()]):
+            for stored in batch:
+                self.mark(stored.subject.split(".")[3])
 
     async def stop(self) -> None:
         if self._sub is not None and not self.bus.nc.is_closed:
@@ -68,13 +72,6 @@ class CancelWatch:
     def is_canceled(self, task_id: str) -> bool:
         return task_id in self.canceled
 
-    async def check(self, job: JobRequested) -> bool:
-        if self.is_canceled(job.task_id or ""):
-            return True
-        stored = await self.bus.last_on(f"{subjects.task_prefix(job.project_id, job.task_id or '')}.cancel_requested")
-        if stored is not None:
-            self.mark(job.task_id or "")
-        return stored is not None
 
 
 class Worker:
@@ -171,16 +168,20 @@ class Worker:
                 f"gave up after {max_attempts} attempts: the last one never finished (worker lost)"))
             await msg.term()
             return
-        if await self.cancels.check(job):
+        if self.cancels.is_canceled(job.task_id or ""):
             await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
             await msg.ack()
             return
-        await self._report(job, JobStarted, msg_id=f"job:{job.job_id}:started:{attempt}",
-                           attempt=attempt, worker=self.name)
+        # Not awaited here: the handler starts at once, and the ack is awaited before any outcome.
+        started = await self.bus.post(self._event(job, JobStarted, attempt=attempt, worker=self.name),
+                                      f"job:{job.job_id}:started:{attempt}")
         began = time.monotonic()
         outcome = "completed"
         try:
-            await self._supervise(job, attempt, handler, msg)
+            try:
+                await self._supervise(job, attempt, handler, msg)
+            finally:
+                await self.bus.confirm(started)
         except JobCanceledError:
             outcome = "canceled"
             await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
@@ -237,11 +238,14 @@ class Worker:
         if not await read.wait_for(seq, timeout=self.config.pipeline.ack_wait_s):
             raise RuntimeError(f"read model has not reached sequence {seq} yet")
 
+    @staticmethod
+    def _event(job: JobRequested, kind: type[JobEvent], **fields) -> JobEvent:
+        return kind(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, causation_id=job.id,
+                    source=job.source, task_type=job.task_type, job_type=job.job_type,
+                    step_index=job.step_index, **fields)
+
     async def _report(self, job: JobRequested, kind: type[JobEvent], msg_id: str | None = None, **fields) -> None:
-        event = kind(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, causation_id=job.id,
-                     source=job.source, task_type=job.task_type, job_type=job.job_type,
-                     step_index=job.step_index, **fields)
-        await self.bus.publish(event, msg_id=msg_id)
+        await self.bus.publish(self._event(job, kind, **fields), msg_id=msg_id)
 
 
 class _ProgressReporter:

@@ -43,6 +43,7 @@ from services.kernel.events import (
     PhotoRemoved,
     ProjectCreated,
     ProjectManifestWritten,
+    ProjectTrashPurged,
 )
 
 ENVELOPE = dict(id="01HZX0000000000000000000AB", at="2024-05-01T10:00:00.000Z", project_id="p1",
@@ -67,6 +68,7 @@ SAMPLES: list[Event] = [
     JobCanceled(**JOB),
     ProjectCreated(**ENVELOPE, name="Shoot 1", folder="Shoot 1"),
     ProjectManifestWritten(**ENVELOPE, version=1),
+    ProjectTrashPurged(**ENVELOPE, trash_names=["DSC01 (2).JPG"]),
     PhotoFileAdded(**ENVELOPE, filename="DSC01", name="DSC01.ARW", kind="raw", size=24_000_000, sha256="ab" * 32),
     PhotoMetadataExtracted(**ENVELOPE, filename="DSC01", taken_at="2024-05-01T09:58:12", make="SONY",
                            model="ILCE-7M3", orientation=6, width=4000, height=6000),

@@ -30,7 +30,7 @@ from services.kernel.events import (
     TaskStarted,
 )
 from services.orchestrator.decide import Dispatch, Emit, decide, lost_dispatches
-from services.orchestrator.service import FILTERS
+from services.orchestrator.service import STATE_FILTERS as FILTERS
 from services.orchestrator.state import TaskState, evolve, start
 
 THRESHOLD = 90
@@ -95,7 +95,7 @@ class Log:
                 self.store(action.job, subjects.dispatch(action.job.lane, action.job.job_type))
 
     def fold(self) -> TaskState:
-        """What the orchestrator's consumer sees: its filter subjects, in order."""
+        """The task as a full rebuild from the log sees it."""
         state = None
         for seq, subject, event in self.entries:
             if not any(matches(f, subject) for f in FILTERS):

@@ -1,0 +1,650 @@
+#!/usr/bin/env python3
+"""Photo derivatives (thumbnail + preview of 24 MP JPEGs) through `darkroom up`, against bare Pillow.
+
+All phases reuse one set of synthetic 6000x4000 JPEGs, generated first into a temp dir.
+  bare         services.worker.imaging.make_derivatives over every photo in a process pool of size
+               --workers, and once in-process per photo (the single-photo floor)
+  batch        a fresh nats-server and `darkroom up` (processing.workers = --workers); all photos in
+               ONE upload request; timed from the request until its upload task is completed (SSE)
+  per-file     one upload request per photo, --concurrency in flight (as a browser sends them);
+               timed until every one of those tasks is completed
+  latency      one photo at a time on an idle system: request start -> the SSE `item` event whose
+               photo has thumbnail_status "generated"
+Peak RSS of `darkroom up` plus its children (the image processes) is sampled during every pipeline phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import aiohttp
+from PIL import Image, ImageChops
+
+from services.kernel.config import ProcessingConfig
+from services.kernel.natsd import NatsServer, free_port
+from services.worker.imaging import Spec, init_worker, make_derivatives
+
+WIDTH, HEIGHT = 6000, 4000
+JPEG_QUALITY = 90
+ROTATED_EVERY = 3  # every third photo carries EXIF orientation 6 (rotate 90° clockwise to display)
+RATIO_GOAL = 0.90  # pipeline photos/s as a share of bare
+RSS_GOAL_MB = 400.0
+LATENCY_GOAL = 1.5  # single-photo latency as a multiple of the bare image work
+# The original Node.js app and what bare Pillow was expected to do on this machine class.
+NODE_BATCH_S, NODE_PER_FILE_S, NODE_RSS_MB, NODE_LATENCY_S = 2.6, 0.5, 1000.0, 1.0
+BARE_EXPECTED_S = 6.0
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    pass
+
+
+def default_spec() -> Spec:
+    p = ProcessingConfig()
+    return Spec(p.thumbnail.max_dim, p.thumbnail.quality, p.preview.max_dim, p.preview.quality, p.max_megapixels)
+
+
+# -- photos ---------------------------------------------------------------------------------------
+
+def generate(folder: Path, count: int, seed: int) -> list[Path]:
+    """Gradients under coarse colour blotches and fine grain: about 8 MB each at quality 90, like a
+    camera JPEG, so neither decoding nor the upload is trivially cheap."""
+    rng = random.Random(seed)
+    size = (WIDTH, HEIGHT)
+    gradient = Image.linear_gradient("L")
+    base = Image.merge("RGB", (gradient.resize(size), gradient.rotate(90).resize(size),
+                               Image.radial_gradient("L").resize(size)))
+    grain = Image.frombytes("RGB", size, rng.randbytes(WIDTH * HEIGHT * 3))
+    small = (WIDTH // 16, HEIGHT // 16)
+    paths = []
+    for i in range(count):
+        blotches = Image.frombytes("RGB", small, rng.randbytes(small[0] * small[1] * 3))
+        image = Image.blend(base, blotches.resize(size, Image.Resampling.BICUBIC), 0.45)
+        image = Image.blend(image, ImageChops.offset(grain, rng.randrange(WIDTH), rng.randrange(HEIGHT)), 0.12)
+        exif = image.getexif()
+        exif[271], exif[272] = "Bench", "Synthetic 24MP"  # Make, Model
+        exif.get_ifd(0x8769)[36867] = f"2024:05:{1 + i % 28:02d} 12:{i % 60:02d}:00"  # DateTimeOriginal
+        if i % ROTATED_EVERY == 1:
+            exif[274] = 6
+        path = folder / f"src-{i:03d}.jpg"
+        image.save(path, "JPEG", quality=JPEG_QUALITY, exif=exif.tobytes())
+        paths.append(path)
+    return paths
+
+
+# -- bare -----------------------------------------------------------------------------------------
+
+def bare_batch(photos: list[Path], out: Path, workers: int, spec: Spec) -> tuple[float, dict[str, float]]:
+    """Photos/s of make_derivatives over all photos in a warm pool like darkroom's (spawn, same
+    initializer), and the CPU shares meanwhile."""
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker) as pool:
+        for warm in [pool.submit(time.sleep, 0.2) for _ in range(workers)]:  # every process started
+            warm.result()
+        me = os.getpid()
+        cpu = CpuMeter({"image processes": [pid for pid in descendants(me) if pid != me], "bench": [me]})
+        futures = [pool.submit(make_derivatives, str(p), str(out / f"{p.stem}.webp"), str(out / f"{p.stem}.jpg"),
+                               spec) for p in photos]
+        for future in futures:
+            future.result()
+        shares = cpu.shares()
+        return len(photos) / (time.perf_counter() - cpu.began), shares
+
+
+def bare_single(photos: list[Path], out: Path, spec: Spec) -> list[float]:
+    """Seconds of make_derivatives in this process, once per photo."""
+    times = []
+    for p in photos:
+        began = time.perf_counter()
+        make_derivatives(str(p), str(out / "one.webp"), str(out / "one.jpg"), spec)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def machine_s() -> tuple[float, float]:
+    """CPU seconds the whole machine was busy, and stolen by the hypervisor, since boot."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    return (user + nice + system + irq + softirq) / TICK, steal / TICK
+
+
+class CpuMeter:
+    """Each group's CPU use over a phase as a share of one core; `other` is everything else on the
+    machine (another program's load makes the figures unfair, and shows up here)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.began = time.perf_counter()
+        self.start = {name: sum(cpu_s(pid) for pid in pids) for name, pids in groups.items()}
+        self.machine = machine_s()
+
+    def shares(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.began
+        used = {name: (sum(cpu_s(pid) for pid in pids) - self.start[name]) / wall for name, pids in self.groups.items()}
+        busy, steal = machine_s()
+        used["other"] = max(0.0, (busy - self.machine[0]) / wall - sum(used.values()))
+        used["steal"] = (steal - self.machine[1]) / wall
+        return used
+
+
+def shares_text(shares: dict[str, float]) -> str:
+    return ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+@dataclass
+class Rss:
+    total_mb: float = 0.0
+    single_mb: float = 0.0
+    single_is_main: bool = False
+
+    def merge(self, other: "Rss") -> "Rss":
+        single = max(self, other, key=lambda r: r.single_mb)
+        return Rss(max(self.total_mb, other.total_mb), single.single_mb, single.single_is_main)
+
+
+class RssSampler:
+    """Peak summed VmRSS of a process tree, sampled on a thread so a busy event loop cannot skip samples."""
+
+    def __init__(self, root: int, interval_s: float = 0.05) -> None:
+        self.root = root
+        self.interval_s = interval_s
+        self.peak = Rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            sizes = {pid: rss_mb(pid) for pid in descendants(self.root)}
+            biggest = max(sizes, key=sizes.__getitem__)
+            self.peak = self.peak.merge(Rss(sum(sizes.values()), sizes[biggest], biggest == self.root))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# -- darkroom -------------------------------------------------------------------------------------
+
+class Events:
+    """Follows GET /api/events; remembers when each task completed and each photo's thumbnail appeared."""
+
+    def __init__(self) -> None:
+        self.completed: dict[str, float] = {}
+        self.failed: dict[str, str] = {}
+        self.generated: dict[tuple[str, str], float] = {}  # (folder, basename) -> arrival
+        self._changed = asyncio.Condition()
+
+    async def follow(self, http: aiohttp.ClientSession, base_url: str, connected: asyncio.Event) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with http.get(f"{base_url}/api/events", timeout=timeout) as response:
+            if response.status != 200:
+                raise BenchError(f"GET /api/events answered {response.status}")
+            connected.set()
+            event, data = "message", []
+            async for raw in response.content:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif not line:
+                    if data:
+                        await self._on(event, json.loads("\n".join(data)))
+                    event, data = "message", []
+
+    async def _on(self, event: str, data: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if event == "task_update" and data["status"] in ("completed", "failed", "canceled"):
+            if data["status"] == "completed":
+                self.completed.setdefault(data["id"], now)
+            else:
+                self.failed[data["id"]] = data.get("error") or data["status"]
+        elif event == "item" and data["photo"]["thumbnail_status"] == "generated":
+            self.generated.setdefault((data["folder"], data["photo"]["filename"]), now)
+        else:
+            return
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(done)
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            raise BenchError(f"timed out after {timeout:g}s waiting for {what}") from None
+
+    async def tasks_done(self, task_ids: list[str], timeout: float) -> float:
+        """When the last of these tasks completed; BenchError if one failed."""
+        await self.until(lambda: all(t in self.completed or t in self.failed for t in task_ids), timeout,
+                         f"{len(task_ids)} upload task(s)")
+        failed = {t: self.failed[t] for t in task_ids if t in self.failed}
+        if failed:
+            raise BenchError(f"upload task(s) did not complete: {failed}")
+        return max(self.completed[t] for t in task_ids)
+
+
+class Darkroom:
+    """`darkroom up --nats URL` as a child process, logging to a file."""
+
+    def __init__(self, root: Path, nats_url: str, workers: int) -> None:
+        self.root = root
+        self.nats_url = nats_url
+        self.workers = workers
+        self.port = free_port()
+        self.log_path = root / "darkroom.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def start(self, http: aiohttp.ClientSession, timeout: float = 30.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
+        env["DARKROOM_PROCESSING__WORKERS"] = str(self.workers)
+        command = [darkroom_command(), "up", "--nats", self.nats_url, "--data", str(self.root / "data"),
+                   "--port", str(self.port)]
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.returncode is not None:
+                raise BenchError(f"darkroom up exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                async with http.get(f"{self.base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise BenchError(f"darkroom up not ready within {timeout:g}s:\n{self.log_tail()}")
+
+    async def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None or self.process.returncode is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            return None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def darkroom_command() -> str:
+    beside = Path(sys.executable).parent / "darkroom"
+    found = str(beside) if beside.is_file() else shutil.which("darkroom")
+    if not found:
+        raise BenchError("the `darkroom` command is not installed: pip install -e .")
+    return found
+
+
+async def create_project(http: aiohttp.ClientSession, base_url: str, name: str) -> str:
+    async with http.post(f"{base_url}/api/projects", json={"name": name}) as response:
+        body = await response.json()
+        if response.status != 201:
+            raise BenchError(f"POST /api/projects answered {response.status}: {body}")
+    return body["project"]["folder"]
+
+
+async def upload(http: aiohttp.ClientSession, base_url: str, folder: str, files: list[tuple[Path, str]]) -> str:
+    """One multipart request with a `photos` part per (path, name to upload it as); the task id."""
+    form = aiohttp.FormData()
+    handles = [path.open("rb") for path, _ in files]
+    try:
+        for handle, (_, name) in zip(handles, files):
+            form.add_field("photos", handle, filename=name, content_type="image/jpeg")
+        async with http.post(f"{base_url}/api/projects/{quote(folder, safe='')}/upload", data=form) as response:
+            body = await response.json()
+    finally:
+        for handle in handles:
+            handle.close()
+    if response.status != 201 or len(body.get("files", [])) != len(files):
+        raise BenchError(f"upload answered {response.status}: {str(body)[:500]}")
+    return body["task_id"]
+
+
+def as_names(photos: list[Path], prefix: str) -> list[tuple[Path, str]]:
+    # A basename lives in one project only: every phase uploads the same photos under its own names.
+    return [(p, f"{prefix}-{i:03d}.jpg") for i, p in enumerate(photos)]
+
+
+@dataclass
+class Throughput:
+    photos_s: float
+    answered_s: float  # from the first request until the last upload response
+    total_s: float
+    rss: Rss
+    cpu: dict[str, float]
+
+
+class Watch:
+    """What one pipeline phase costs: peak RSS of the darkroom tree, CPU shares, optionally a py-spy profile."""
+
+    def __init__(self, dr: Darkroom, nats_pid: int, profile: Path | None = None) -> None:
+        self.dr = dr
+        self.nats_pid = nats_pid
+        self.profile = profile
+        self.rss = RssSampler(dr.pid)
+        self.cpu: CpuMeter | None = None
+        self.spy: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> "Watch":
+        if self.profile is not None:
+            self.spy = await py_spy(self.dr.pid, self.profile)
+        children = [pid for pid in descendants(self.dr.pid) if pid != self.dr.pid]
+        self.cpu = CpuMeter({"darkroom": [self.dr.pid], "image processes": children,
+                             "nats-server": [self.nats_pid], "bench": [os.getpid()]})
+        self.rss.__enter__()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.rss.__exit__()
+        if self.spy is not None:
+            self.spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            await self.spy.wait()
+
+    def result(self, photos: int, began: float, answered: float, last: float) -> Throughput:
+        assert self.cpu is not None
+        return Throughput(photos / (last - began), answered - began, last - began, self.rss.peak, self.cpu.shares())
+
+
+async def py_spy(pid: int, out: Path) -> asyncio.subprocess.Process:
+    """py-spy sampling darkroom up and its image processes until sent SIGINT."""
+    command = [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+               "--subprocesses", "--nonblocking", "--format", "flamegraph" if out.suffix == ".svg" else "raw",
+               "--output", str(out)]
+    return await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+
+
+async def batch(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
+                watch: Watch, timeout: float) -> Throughput:
+    folder = await create_project(http, dr.base_url, "bench batch")
+    async with watch:
+        began = time.perf_counter()
+        task_id = await upload(http, dr.base_url, folder, as_names(photos, "b"))
+        answered = time.perf_counter()
+        last = await events.tasks_done([task_id], timeout)
+    return watch.result(len(photos), began, answered, last)
+
+
+async def per_file(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
+                   watch: Watch, concurrency: int, timeout: float) -> Throughput:
+    folder = await create_project(http, dr.base_url, "bench per file")
+    todo = iter(as_names(photos, "f"))  # shared by the senders below: each takes the next file
+    task_ids: list[str] = []
+
+    async def sender() -> None:
+        for file in todo:
+            task_ids.append(await upload(http, dr.base_url, folder, [file]))
+
+    async with watch:
+        began = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(min(concurrency, len(photos)))))
+        answered = time.perf_counter()
+        last = await events.tasks_done(task_ids, timeout)
+    return watch.result(len(photos), began, answered, last)
+
+
+async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
+                  timeout: float) -> tuple[list[float], Rss]:
+    """Seconds from request start to the photo's `item` event with a generated thumbnail, one photo at a time."""
+    folder = await create_project(http, dr.base_url, "bench latency")
+    times = []
+    with RssSampler(dr.pid) as rss:
+        for path, name in as_names(photos, "l"):
+            began = time.perf_counter()
+            task_id = await upload(http, dr.base_url, folder, [(path, name)])
+            key = (folder, Path(name).stem)
+            await events.until(lambda: key in events.generated, timeout, f"the thumbnail of {name}")
+            times.append(events.generated[key] - began)
+            await events.tasks_done([task_id], timeout)  # its later steps finish before the next photo
+            await asyncio.sleep(0.5)
+    return times, rss.peak
+
+
+# -- run ------------------------------------------------------------------------------------------
+
+@dataclass
+class Results:
+    bare_s: float = 0.0
+    bare_one_s: float = 0.0
+    batch: Throughput | None = None
+    per_file: Throughput | None = None
+    latency_s: float = 0.0
+    rss: Rss = field(default_factory=Rss)
+    exit_code: int | None = None
+
+
+async def pipeline(args: argparse.Namespace, root: Path, photos: list[Path], results: Results) -> None:
+    server = NatsServer(root / "nats")
+    dr: Darkroom | None = None
+    follower: asyncio.Task[None] | None = None
+    try:
+        await server.start()
+        dr = Darkroom(root, server.url, args.workers)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as http:
+            await dr.start(http)
+            idle = sum(rss_mb(pid) for pid in descendants(dr.pid))
+            print(f"darkroom up ready (pid {dr.pid}), {idle:.0f} MB RSS idle with its children", flush=True)
+            events, connected = Events(), asyncio.Event()
+            follower = asyncio.create_task(events.follow(http, dr.base_url, connected))
+            await asyncio.wait([follower, asyncio.create_task(connected.wait())], return_when=asyncio.FIRST_COMPLETED)
+            if follower.done():
+                follower.result()
+
+            assert server.process is not None
+
+            def watch(name: str) -> Watch:
+                return Watch(dr, server.process.pid, args.profile / f"{name}.{args.profile_format}"
+                             if args.profile else None)
+
+            b = results.batch = await batch(http, dr, events, photos, watch("batch"), args.timeout)
+            print(f"pipeline, one request: {b.photos_s:.2f} photos/s ({b.photos_s / results.bare_s:.0%} of bare); "
+                  f"upload answered after {b.answered_s:.2f} s, task completed after {b.total_s:.2f} s; "
+                  f"peak RSS {b.rss.total_mb:.0f} MB\n  CPU, share of one core: {shares_text(b.cpu)}", flush=True)
+            await asyncio.sleep(1.0)
+            f = results.per_file = await per_file(http, dr, events, photos, watch("per-file"), args.concurrency,
+                                                  args.timeout)
+            print(f"pipeline, one request per file ({args.concurrency} in flight): {f.photos_s:.2f} photos/s "
+                  f"({f.photos_s / results.bare_s:.0%} of bare); last upload answered after {f.answered_s:.2f} s, "
+                  f"all tasks completed after {f.total_s:.2f} s; peak RSS {f.rss.total_mb:.0f} MB\n"
+                  f"  CPU, share of one core: {shares_text(f.cpu)}", flush=True)
+            await asyncio.sleep(1.0)
+            times, rss = await latency(http, dr, events, photos[:args.latency_runs], args.timeout)
+            results.latency_s = statistics.median(times)
+            print(f"single photo, upload -> thumbnail generated: median {results.latency_s:.2f} s "
+                  f"({results.latency_s / results.bare_one_s:.2f}x bare) over "
+                  f"{', '.join(f'{t:.2f}' for t in times)} s", flush=True)
+            results.rss = b.rss.merge(f.rss).merge(rss)
+            follower.cancel()
+        results.exit_code = await dr.stop()
+        print(f"darkroom up exited with {results.exit_code} after SIGTERM", flush=True)
+        if results.exit_code != 0:
+            print(dr.log_tail(), flush=True)
+    except BenchError:
+        if dr is not None:
+            print(f"darkroom up log, last lines:\n{dr.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        if follower is not None:
+            follower.cancel()
+        if dr is not None:
+            await dr.stop()
+        await server.stop()
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report(args: argparse.Namespace, r: Results) -> None:
+    assert r.batch is not None and r.per_file is not None
+    batch_share, file_share = r.batch.photos_s / r.bare_s, r.per_file.photos_s / r.bare_s
+    latency_ratio = r.latency_s / r.bare_one_s
+    largest = f"largest process {r.rss.single_mb:.0f} MB ({'main' if r.rss.single_is_main else 'a child'})"
+    rows = [
+        ("measure", "measured", "goal", "", "for reference"),
+        (f"bare Pillow, {args.workers} processes", f"{r.bare_s:.2f} photos/s", "", "",
+         f"~{BARE_EXPECTED_S:g} photos/s expected"),
+        ("pipeline, one request", f"{r.batch.photos_s:.2f} photos/s = {batch_share:.0%} of bare",
+         f">= {RATIO_GOAL:.0%} of bare", verdict(batch_share >= RATIO_GOAL), f"Node.js {NODE_BATCH_S:g} photos/s"),
+        (f"pipeline, a request per file x{args.concurrency}",
+         f"{r.per_file.photos_s:.2f} photos/s = {file_share:.0%} of bare", f">= {RATIO_GOAL:.0%} of bare",
+         verdict(file_share >= RATIO_GOAL), f"Node.js {NODE_PER_FILE_S:g} photos/s"),
+        ("peak RSS, darkroom up + children", f"{r.rss.total_mb:.0f} MB; {largest}", f"<= {RSS_GOAL_MB:.0f} MB",
+         verdict(r.rss.total_mb <= RSS_GOAL_MB), f"Node.js ~{NODE_RSS_MB:.0f} MB"),
+        ("single photo -> thumbnail", f"{r.latency_s:.2f} s = {latency_ratio:.2f}x bare {r.bare_one_s:.2f} s",
+         f"<= {LATENCY_GOAL:g}x bare", verdict(latency_ratio <= LATENCY_GOAL), f"Node.js {NODE_LATENCY_S:g} s"),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print(f"\n== {args.photos} photos of {WIDTH}x{HEIGHT}, {args.workers} image processes, {os.cpu_count()} CPUs ==")
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--photos", type=int, default=24, help="synthetic 24 MP photos (default 24)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="image processes: the bare pool's size and darkroom's processing.workers (default 2)")
+    p.add_argument("--concurrency", type=int, default=4, help="upload requests in flight, per-file phase (default 4)")
+    p.add_argument("--latency-runs", type=int, default=5, help="single photos timed one at a time (default 5)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic photos (default 1)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds any one wait may take (default 300)")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="record darkroom up and its image processes with py-spy during the batch and per-file "
+                        "phases, into DIR (this costs CPU: figures taken with it are not comparable)")
+    p.add_argument("--profile-format", choices=("svg", "folded"), default="svg",
+                   help="flame graph (svg) or collapsed stacks (folded); default svg")
+    args = p.parse_args(argv)
+    if args.profile and not (shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").is_file()):
+        p.error("--profile needs py-spy: pip install py-spy")
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    if min(args.photos, args.workers, args.concurrency, args.latency_runs) < 1:
+        p.error("counts must be at least 1")
+    args.latency_runs = min(args.latency_runs, args.photos)
+    return args
+
+
+async def run(args: argparse.Namespace) -> int:
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop darkroom and nats-server.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    root = Path(tempfile.mkdtemp(prefix="darkroom-bench-derivatives-"))
+    try:
+        spec, results = default_spec(), Results()
+        began = time.perf_counter()
+        (root / "photos").mkdir()
+        photos = await asyncio.to_thread(generate, root / "photos", args.photos, args.seed)
+        size_mb = sum(p.stat().st_size for p in photos) / len(photos) / 1e6
+        print(f"generated {len(photos)} photos of {WIDTH}x{HEIGHT}, {size_mb:.1f} MB each, one in "
+              f"{ROTATED_EVERY} rotated by EXIF, in {time.perf_counter() - began:.0f} s", flush=True)
+        (root / "bare").mkdir()
+        results.bare_s, shares = await asyncio.to_thread(bare_batch, photos, root / "bare", args.workers, spec)
+        one = await asyncio.to_thread(bare_single, photos[:args.latency_runs], root / "bare", spec)
+        results.bare_one_s = statistics.median(one)
+        print(f"bare make_derivatives: {results.bare_s:.2f} photos/s with {args.workers} processes "
+              f"(CPU, share of one core: {shares_text(shares)}); one photo in-process median "
+              f"{results.bare_one_s:.2f} s", flush=True)
+        await pipeline(args, root, photos, results)
+        report(args, results)
+        return 0 if results.exit_code == 0 else 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
