@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -35,6 +36,8 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 import aiohttp
+import nats
+from nats.aio.msg import Msg
 from PIL import Image, ImageChops
 
 from services.kernel.config import ProcessingConfig
@@ -51,6 +54,7 @@ LATENCY_GOAL = 1.5  # single-photo latency as a multiple of the bare image work
 NODE_BATCH_S, NODE_PER_FILE_S, NODE_RSS_MB, NODE_LATENCY_S = 2.6, 0.5, 1000.0, 1.0
 BARE_EXPECTED_S = 6.0
 TICK = os.sysconf("SC_CLK_TCK")
+OTHER_LOAD_WARN = 0.15  # share of one core used by other programs during a phase
 
 
 class BenchError(Exception):
@@ -118,7 +122,7 @@ def bare_single(photos: list[Path], out: Path, spec: Spec) -> list[float]:
     return times
 
 
-# -- memory ---------------------------------------------------------------------------------------
+# -- processes ------------------------------------------------------------------------------------
 
 def descendants(root: int) -> list[int]:
     """`root` and every process below it (Linux /proc)."""
@@ -288,6 +292,28 @@ class Events:
         return max(self.completed[t] for t in task_ids)
 
 
+class Timeline:
+    """When each kind of task, job and photo event (`job.started`, `photo.derivatives_updated`, ...) was
+    first and last published since `reset`, seen on a plain NATS subscription."""
+
+    KINDS = ("task", "job", "photo")
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def reset(self) -> None:
+        self.first, self.last = {}, {}
+
+    async def on_message(self, msg: Msg) -> None:
+        now = time.perf_counter()
+        parts = msg.subject.split(".")  # darkroom.<kind>.<project>.<task or photo key>.<event>
+        if parts[1] in self.KINDS:
+            kind = f"{parts[1]}.{parts[-1]}"
+            self.first.setdefault(kind, now)
+            self.last[kind] = now
+
+
 class Darkroom:
     """`darkroom up --nats URL` as a child process, logging to a file."""
 
@@ -387,19 +413,31 @@ def as_names(photos: list[Path], prefix: str) -> list[tuple[Path, str]]:
 
 @dataclass
 class Throughput:
+    photos: int
     photos_s: float
     answered_s: float  # from the first request until the last upload response
     total_s: float
     rss: Rss
     cpu: dict[str, float]
+    first_job_s: float  # first job.started
+    images_done_s: float  # last photo.derivatives_updated
+
+    def describe(self, bare_s: float) -> str:
+        images = self.images_done_s - self.first_job_s
+        return (f"{self.photos_s:.2f} photos/s ({self.photos_s / bare_s:.0%} of bare)\n"
+                f"  from the first request: last upload answered {self.answered_s:.2f} s, first job started "
+                f"{self.first_job_s:.2f} s, last derivatives stored {self.images_done_s:.2f} s (so "
+                f"{self.photos / images:.2f} photos/s between), all tasks completed {self.total_s:.2f} s\n"
+                f"  peak RSS {self.rss.total_mb:.0f} MB; CPU, share of one core: {shares_text(self.cpu)}")
 
 
 class Watch:
     """What one pipeline phase costs: peak RSS of the darkroom tree, CPU shares, optionally a py-spy profile."""
 
-    def __init__(self, dr: Darkroom, nats_pid: int, profile: Path | None = None) -> None:
+    def __init__(self, dr: Darkroom, nats_pid: int, timeline: Timeline, profile: Path | None = None) -> None:
         self.dr = dr
         self.nats_pid = nats_pid
+        self.timeline = timeline
         self.profile = profile
         self.rss = RssSampler(dr.pid)
         self.cpu: CpuMeter | None = None
@@ -412,6 +450,7 @@ class Watch:
         self.cpu = CpuMeter({"darkroom": [self.dr.pid], "image processes": children,
                              "nats-server": [self.nats_pid], "bench": [os.getpid()]})
         self.rss.__enter__()
+        self.timeline.reset()
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -422,7 +461,9 @@ class Watch:
 
     def result(self, photos: int, began: float, answered: float, last: float) -> Throughput:
         assert self.cpu is not None
-        return Throughput(photos / (last - began), answered - began, last - began, self.rss.peak, self.cpu.shares())
+        t = self.timeline
+        return Throughput(photos, photos / (last - began), answered - began, last - began, self.rss.peak,
+                          self.cpu.shares(), t.first["job.started"] - began, t.last["photo.derivatives_updated"] - began)
 
 
 async def py_spy(pid: int, out: Path) -> asyncio.subprocess.Process:
@@ -463,21 +504,30 @@ async def per_file(http: aiohttp.ClientSession, dr: Darkroom, events: Events, ph
     return watch.result(len(photos), began, answered, last)
 
 
-async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
-                  timeout: float) -> tuple[list[float], Rss]:
-    """Seconds from request start to the photo's `item` event with a generated thumbnail, one photo at a time."""
+MILESTONES = ("upload answered", "photo.file_added", "task.requested", "job.requested", "job.started",
+              "photo.derivatives_updated", "SSE item")
+
+
+async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, timeline: Timeline,
+                  photos: list[Path], timeout: float) -> tuple[list[dict[str, float]], Rss]:
+    """One photo at a time: seconds from request start to each milestone, the last being the photo's
+    `item` event with a generated thumbnail."""
     folder = await create_project(http, dr.base_url, "bench latency")
-    times = []
+    runs = []
     with RssSampler(dr.pid) as rss:
         for path, name in as_names(photos, "l"):
+            timeline.reset()
             began = time.perf_counter()
             task_id = await upload(http, dr.base_url, folder, [(path, name)])
+            answered = time.perf_counter()
             key = (folder, Path(name).stem)
             await events.until(lambda: key in events.generated, timeout, f"the thumbnail of {name}")
-            times.append(events.generated[key] - began)
+            times = {kind: at - began for kind, at in timeline.first.items()}
+            times.update({"upload answered": answered - began, "SSE item": events.generated[key] - began})
+            runs.append(times)
             await events.tasks_done([task_id], timeout)  # its later steps finish before the next photo
             await asyncio.sleep(0.5)
-    return times, rss.peak
+    return runs, rss.peak
 
 
 # -- run ------------------------------------------------------------------------------------------
@@ -486,6 +536,7 @@ async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, pho
 class Results:
     bare_s: float = 0.0
     bare_one_s: float = 0.0
+    bare_cpu: dict[str, float] = field(default_factory=dict)
     batch: Throughput | None = None
     per_file: Throughput | None = None
     latency_s: float = 0.0
@@ -494,11 +545,12 @@ class Results:
 
 
 async def pipeline(args: argparse.Namespace, root: Path, photos: list[Path], results: Results) -> None:
+    """A fresh nats-server and `darkroom up`, the three pipeline phases, then SIGTERM."""
     server = NatsServer(root / "nats")
     dr: Darkroom | None = None
-    follower: asyncio.Task[None] | None = None
     try:
         await server.start()
+        assert server.process is not None
         dr = Darkroom(root, server.url, args.workers)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as http:
             await dr.start(http)
@@ -506,35 +558,18 @@ async def pipeline(args: argparse.Namespace, root: Path, photos: list[Path], res
             print(f"darkroom up ready (pid {dr.pid}), {idle:.0f} MB RSS idle with its children", flush=True)
             events, connected = Events(), asyncio.Event()
             follower = asyncio.create_task(events.follow(http, dr.base_url, connected))
-            await asyncio.wait([follower, asyncio.create_task(connected.wait())], return_when=asyncio.FIRST_COMPLETED)
-            if follower.done():
-                follower.result()
-
-            assert server.process is not None
-
-            def watch(name: str) -> Watch:
-                return Watch(dr, server.process.pid, args.profile / f"{name}.{args.profile_format}"
-                             if args.profile else None)
-
-            b = results.batch = await batch(http, dr, events, photos, watch("batch"), args.timeout)
-            print(f"pipeline, one request: {b.photos_s:.2f} photos/s ({b.photos_s / results.bare_s:.0%} of bare); "
-                  f"upload answered after {b.answered_s:.2f} s, task completed after {b.total_s:.2f} s; "
-                  f"peak RSS {b.rss.total_mb:.0f} MB\n  CPU, share of one core: {shares_text(b.cpu)}", flush=True)
-            await asyncio.sleep(1.0)
-            f = results.per_file = await per_file(http, dr, events, photos, watch("per-file"), args.concurrency,
-                                                  args.timeout)
-            print(f"pipeline, one request per file ({args.concurrency} in flight): {f.photos_s:.2f} photos/s "
-                  f"({f.photos_s / results.bare_s:.0%} of bare); last upload answered after {f.answered_s:.2f} s, "
-                  f"all tasks completed after {f.total_s:.2f} s; peak RSS {f.rss.total_mb:.0f} MB\n"
-                  f"  CPU, share of one core: {shares_text(f.cpu)}", flush=True)
-            await asyncio.sleep(1.0)
-            times, rss = await latency(http, dr, events, photos[:args.latency_runs], args.timeout)
-            results.latency_s = statistics.median(times)
-            print(f"single photo, upload -> thumbnail generated: median {results.latency_s:.2f} s "
-                  f"({results.latency_s / results.bare_one_s:.2f}x bare) over "
-                  f"{', '.join(f'{t:.2f}' for t in times)} s", flush=True)
-            results.rss = b.rss.merge(f.rss).merge(rss)
-            follower.cancel()
+            nc = await nats.connect(server.url, name="darkroom-bench")
+            try:
+                await asyncio.wait([follower, asyncio.create_task(connected.wait())],
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if follower.done():
+                    follower.result()
+                timeline = Timeline()
+                await nc.subscribe("darkroom.>", cb=timeline.on_message, pending_msgs_limit=-1, pending_bytes_limit=-1)
+                await phases(args, http, dr, server.process.pid, events, timeline, photos, results)
+            finally:
+                follower.cancel()
+                await nc.close()
         results.exit_code = await dr.stop()
         print(f"darkroom up exited with {results.exit_code} after SIGTERM", flush=True)
         if results.exit_code != 0:
@@ -544,11 +579,31 @@ async def pipeline(args: argparse.Namespace, root: Path, photos: list[Path], res
             print(f"darkroom up log, last lines:\n{dr.log_tail()}", file=sys.stderr)
         raise
     finally:
-        if follower is not None:
-            follower.cancel()
         if dr is not None:
             await dr.stop()
         await server.stop()
+
+
+async def phases(args: argparse.Namespace, http: aiohttp.ClientSession, dr: Darkroom, nats_pid: int, events: Events,
+                 timeline: Timeline, photos: list[Path], results: Results) -> None:
+    def watch(name: str) -> Watch:
+        return Watch(dr, nats_pid, timeline, args.profile / f"{name}.{args.profile_format}" if args.profile else None)
+
+    b = results.batch = await batch(http, dr, events, photos, watch("batch"), args.timeout)
+    print(f"pipeline, one request: {b.describe(results.bare_s)}", flush=True)
+    await asyncio.sleep(1.0)
+    f = results.per_file = await per_file(http, dr, events, photos, watch("per-file"), args.concurrency, args.timeout)
+    print(f"pipeline, one request per file ({args.concurrency} in flight): {f.describe(results.bare_s)}", flush=True)
+    await asyncio.sleep(1.0)
+    runs, rss = await latency(http, dr, events, timeline, photos[:args.latency_runs], args.timeout)
+    seen = [run["SSE item"] for run in runs]
+    results.latency_s = statistics.median(seen)
+    results.rss = b.rss.merge(f.rss).merge(rss)
+    print(f"single photo, upload -> thumbnail generated (SSE item): median {results.latency_s:.2f} s "
+          f"({results.latency_s / results.bare_one_s:.2f}x bare) over {', '.join(f'{t:.2f}' for t in seen)} s; "
+          f"peak RSS {rss.total_mb:.0f} MB; median from request start:", flush=True)
+    for milestone in MILESTONES:
+        print(f"  {milestone:<27} {statistics.median(run.get(milestone, math.nan) for run in runs):6.3f} s")
 
 
 def verdict(ok: bool) -> str:
@@ -574,6 +629,10 @@ def report(args: argparse.Namespace, r: Results) -> None:
         ("single photo -> thumbnail", f"{r.latency_s:.2f} s = {latency_ratio:.2f}x bare {r.bare_one_s:.2f} s",
          f"<= {LATENCY_GOAL:g}x bare", verdict(latency_ratio <= LATENCY_GOAL), f"Node.js {NODE_LATENCY_S:g} s"),
     ]
+    others = max(shares["other"] for shares in (r.bare_cpu, r.batch.cpu, r.per_file.cpu))
+    if others > OTHER_LOAD_WARN:
+        rows.append(("", f"other programs took up to {others:.0%} of a core during a phase: figures are skewed",
+                     "", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\n== {args.photos} photos of {WIDTH}x{HEIGHT}, {args.workers} image processes, {os.cpu_count()} CPUs ==")
     for index, row in enumerate(rows):
@@ -622,11 +681,12 @@ async def run(args: argparse.Namespace) -> int:
         print(f"generated {len(photos)} photos of {WIDTH}x{HEIGHT}, {size_mb:.1f} MB each, one in "
               f"{ROTATED_EVERY} rotated by EXIF, in {time.perf_counter() - began:.0f} s", flush=True)
         (root / "bare").mkdir()
-        results.bare_s, shares = await asyncio.to_thread(bare_batch, photos, root / "bare", args.workers, spec)
+        results.bare_s, results.bare_cpu = await asyncio.to_thread(bare_batch, photos, root / "bare", args.workers,
+                                                                   spec)
         one = await asyncio.to_thread(bare_single, photos[:args.latency_runs], root / "bare", spec)
         results.bare_one_s = statistics.median(one)
         print(f"bare make_derivatives: {results.bare_s:.2f} photos/s with {args.workers} processes "
-              f"(CPU, share of one core: {shares_text(shares)}); one photo in-process median "
+              f"(CPU, share of one core: {shares_text(results.bare_cpu)}); one photo in-process median "
               f"{results.bare_one_s:.2f} s", flush=True)
         await pipeline(args, root, photos, results)
         report(args, results)

@@ -171,9 +171,11 @@ async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int
 async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool) -> int:
     from .projector.replay import replay as run_replay
     from .runtime import read_model_path
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    into = into or data_dir / f"replay-{stamp}.sqlite"
-    if into.exists():
+    if into is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        into = next(p for n in range(1, 10_000)
+                    if not (p := data_dir / (f"replay-{stamp}.sqlite" if n == 1 else f"replay-{stamp}-{n}.sqlite")).exists())
+    elif into.exists():
         raise UsageError(f"{into} already exists: replay builds a new file")
     live = read_model_path(data_dir)
     if verify and not live.is_file():

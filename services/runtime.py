@@ -20,6 +20,7 @@ from .kernel.config import Config
 from .kernel.definitions import Definitions
 from .kernel.events import Codec
 from .kernel.natsd import free_port
+from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
 from .projector.queries import ReadModel
@@ -27,7 +28,7 @@ from .projector.service import ProjectorService
 from .projector.store import open_db
 from .worker.context import Handler, Resources
 from .worker.imaging import init_worker
-from .worker.lease import Leases
+from .kernel.lease import Leases
 from .worker.service import Worker
 
 log = logging.getLogger("darkroom")
@@ -56,6 +57,7 @@ class Runtime:
     buses: dict[str, Bus] = field(default_factory=dict)
     projector: ProjectorService | None = None
     orchestrator: Orchestrator | None = None
+    schedule: Schedule | None = None
     worker: Worker | None = None
     read: ReadModel | None = None
     worker_read: ReadModel | None = None
@@ -90,6 +92,8 @@ class Runtime:
             bus = self.buses.get("orchestrator") or await self._bus("orchestrator")
             self.orchestrator = Orchestrator(bus, self.config.pipeline.priority_threshold, self.orchestrator_name)
             await self.orchestrator.start()
+            self.schedule = Schedule(bus, self.definitions, self.config.maintenance.interval_s)
+            self.schedule.start()
         if "worker" in self.roles:
             bus = self.buses.get("worker") or await self._bus("worker")
             self.worker_read = await ReadModel.open(read_model_path(self.data_dir))
@@ -147,6 +151,8 @@ class Runtime:
             await self.api_runner.cleanup()
         if self.worker is not None:
             await self.worker.stop(grace_s)
+        if self.schedule is not None:
+            await self.schedule.stop()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.projector is not None:

@@ -30,6 +30,7 @@ TEST_SETTINGS = {
     "pipeline.job_timeout_s": 30.0,
     "api.port": 0,
     "processing.workers": 2,
+    "maintenance.interval_s": 0,  # scenarios start maintenance themselves; the schedule has its own tests
 }
 
 

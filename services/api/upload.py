@@ -14,9 +14,9 @@ from aiohttp import BodyPartReader, web
 
 
 from ..kernel.events import Event, PhotoFileAdded
-from ..kernel.folders import projects_root, sha256_of
+from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
-from ..kernel.photos import TRASH_DIR, basename, content_mismatch, kind_of, trash_name, unsafe_name
+from ..kernel.photos import basename, content_mismatch, kind_of, unsafe_name
 from .deps import deps, project_of
 from .errors import error, respond
 from .tasks import flag, request_task
@@ -141,7 +141,7 @@ async def _receive(part: BodyPartReader, state: Upload, project_id: str, read) -
                 state.errors.append(Refused(name, "a different file with this name exists; "
                                                   "upload with overwrite=true to replace it"))
                 return
-            replaced = _to_trash(target)
+            replaced = move_to_trash(state.folder, name)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
@@ -174,16 +174,3 @@ async def _write(part: BodyPartReader, temp: Path, name: str, max_bytes: int) ->
             raise DiskFull() from None
         raise
     return size, digest.hexdigest(), None
-
-
-def _to_trash(path: Path) -> str:
-    """Move a replaced original into `.trash/` (never lose one); returns its trash name."""
-    trash = path.parent / TRASH_DIR
-    trash.mkdir(exist_ok=True)
-    n = 1
-    while (trash / trash_name(path.name, n)).exists():
-        n += 1
-    target = trash / trash_name(path.name, n)
-    os.replace(path, target)
-    os.utime(target)  # the trashing time is the file's mtime: the TTL counts from now
-    return target.name

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .photos import kind_of, sidecar_of
+from .photos import TRASH_DIR, kind_of, sidecar_of, trash_name
 
 
 def projects_root(data_dir: Path) -> Path:
@@ -30,18 +30,20 @@ def scan(folder: Path) -> dict[str, list[str]]:
     return found
 
 
-def sidecars(folder: Path, name: str) -> list[str]:
-    """Sidecars that travel with a variant file: `DSC01.ARW.xmp`, and `DSC01.xmp` for the photo."""
-    stem = name.rpartition(".")[0]
+def sidecars(listing: list[str], moving: list[str], staying: list[str]) -> list[str]:
+    """Sidecars that travel with the variants being moved: `DSC01.ARW.xmp` with `DSC01.ARW`, and
+    the photo's own `DSC01.xmp` with its RAW, or with the last variant when none stays."""
     out = []
-    try:
-        entries = os.listdir(folder)
-    except FileNotFoundError:
-        return out
-    for candidate in entries:
+    for candidate in listing:
         owner = sidecar_of(candidate)
-        if owner is not None and (owner == name or owner == stem):
+        if owner is None:
+            continue
+        if owner in moving:
             out.append(candidate)
+        elif any(m.rpartition(".")[0] == owner for m in moving):
+            raw_moving = any(kind_of(m) == "raw" for m in moving)
+            if raw_moving or not [s for s in staying if s.rpartition(".")[0] == owner]:
+                out.append(candidate)
     return sorted(out)
 
 
@@ -51,3 +53,25 @@ def sha256_of(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def move_to_trash(folder: Path, name: str) -> str:
+    """Move an original into `.trash/` under a free name (`<stem> (2).<ext>` when taken); its mtime
+    becomes the trashing time, from which the trash TTL counts. Returns the trash name."""
+    trash = folder / TRASH_DIR
+    trash.mkdir(exist_ok=True)
+    n = 1
+    while (trash / trash_name(name, n)).exists():
+        n += 1
+    target = trash / trash_name(name, n)
+    os.replace(folder / name, target)
+    os.utime(target)
+    return target.name
+
+
+def restore_from_trash(folder: Path, trash_entry: str, name: str) -> None:
+    """Move a trashed file back under its original name; never over an existing file."""
+    target = folder / name
+    if target.exists():
+        raise FileExistsError(f"{name} exists in the project again")
+    os.replace(folder / TRASH_DIR / trash_entry, target)

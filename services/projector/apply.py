@@ -29,6 +29,7 @@ from ..kernel.events import (
     PhotoRemoved,
     ProjectCreated,
     ProjectManifestWritten,
+    ProjectTrashPurged,
     TaskCanceled,
     TaskCancelRequested,
     TaskCompleted,
@@ -36,7 +37,7 @@ from ..kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from .views import Item, ItemRemoved, JobView, Pending, PendingChanges, PhotoView, ProjectRow, TaskView
+from .views import Item, ItemRemoved, JobView, Pending, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
 
 replace = msgspec.structs.replace
 TERMINAL = ("completed", "failed", "canceled")
@@ -65,6 +66,7 @@ class Rows:
     dirty_jobs: set[str] = field(default_factory=set)
     dirty_projects: set[str] = field(default_factory=set)
     dirty_photos: set[str] = field(default_factory=set)
+    trash: dict[str, TrashRow | None] = field(default_factory=dict)  # written, never read: no loading
 
     def put_task(self, task: TaskView) -> TaskView:
         self.tasks[task.id] = task
@@ -84,6 +86,14 @@ class Rows:
     def put_photo(self, key: str, photo: PhotoView | None) -> None:
         self.photos[key] = photo
         self.dirty_photos.add(key)
+
+    def trashed(self, project_id: str, trash_name: str, name: str, filename: str, at: str) -> None:
+        key = f"{project_id}/{trash_name}"
+        self.trash[key] = TrashRow(id=key, project_id=project_id, trash_name=trash_name, name=name,
+                                   filename=filename, trashed_at=at)
+
+    def untrashed(self, project_id: str, trash_name: str) -> None:
+        self.trash[f"{project_id}/{trash_name}"] = None
 
 
 @dataclass
@@ -126,6 +136,9 @@ def _apply_project(rows: Rows, event: Event) -> list[Message]:
                                         created_at=event.at, updated_at=event.at))
     elif isinstance(event, ProjectManifestWritten) and project is not None:
         rows.put_project(replace(project, manifest_version=event.version, updated_at=event.at))
+    elif isinstance(event, ProjectTrashPurged):
+        for trash_name in event.trash_names:
+            rows.untrashed(event.project_id or "", trash_name)
     return []
 
 
@@ -155,16 +168,28 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
             photo = with_files(photo, [*photo.files, event.name])
             if event.kind != "raw":
                 photo = replace(photo, thumbnail_status="pending", preview_status="pending", error=None)
+            if event.replaced:
+                rows.trashed(project_id, event.replaced, event.name, event.filename, at)
         case PhotoRemoved():
             photo = None
+        case PhotoFilesRestored():
+            if photo is None:  # a restore brings a removed photo back
+                photo = PhotoView(id=key, project_id=project_id, filename=event.filename, created_at=at, updated_at=at)
+            photo = with_files(photo, [*photo.files, *[n for n in event.names if kind_of(n)]])
+            if any(kind_of(n) in ("jpg", "other") for n in event.names):
+                photo = replace(photo, thumbnail_status="pending", preview_status="pending", error=None)
+            for trash_name in event.trash_names:
+                rows.untrashed(project_id, trash_name)
         case _ if photo is None:
             return []
         case PhotoMetadataExtracted():
             photo = replace(photo, taken_at=event.taken_at, make=event.make, model=event.model,
                             orientation=event.orientation, width=event.width, height=event.height)
         case PhotoDerivativesUpdated():
-            photo = replace(photo, thumbnail_status=event.thumbnail_status, preview_status=event.preview_status,
-                            error=event.error)
+            thumb, preview = event.thumbnail_status, event.preview_status
+            if not (photo.jpg_available or photo.other_available) and "generated" in (thumb, preview):
+                thumb = preview = "missing"  # a late report about a source a commit already removed
+            photo = replace(photo, thumbnail_status=thumb, preview_status=preview, error=event.error)
         case PhotoKeepChanged():
             photo = replace(photo, keep_jpg=photo.keep_jpg if event.keep_jpg is None else event.keep_jpg,
                             keep_raw=photo.keep_raw if event.keep_raw is None else event.keep_raw)
@@ -172,8 +197,8 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
             photo = with_files(photo, event.files)
         case PhotoFilesTrashed():
             photo = with_files(photo, [f for f in photo.files if f not in event.names])
-        case PhotoFilesRestored():
-            photo = with_files(photo, [*photo.files, *event.names])
+            for name, trash_name in zip(event.names, event.trash_names):
+                rows.trashed(project_id, trash_name, name, event.filename, event.trashed_at)
         case _:
             return []
     if photo is not None:

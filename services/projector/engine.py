@@ -14,7 +14,7 @@ from ..kernel.events import Codec, Event, PoisonEvent
 from ..kernel.subjects import is_dispatch
 from . import store
 from .apply import Message, Needs, Rows, apply, needs
-from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS
+from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
 
 log = logging.getLogger("darkroom.projector")
 
@@ -95,6 +95,10 @@ class Projector:
                 await self.db.executemany(PHOTOS.upsert(), [PHOTOS.to_row(p) for p in kept])
             if gone:
                 await self.db.executemany("DELETE FROM photos WHERE id = ?", gone)
+            if rows.trash:
+                await self.db.executemany(TRASH.upsert(), [TRASH.to_row(t) for t in rows.trash.values() if t])
+                await self.db.executemany("DELETE FROM trash WHERE id = ?",
+                                          [(i,) for i, t in rows.trash.items() if t is None])
             if outbox:
                 await self.db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)", outbox)
             if dead:

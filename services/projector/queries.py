@@ -9,8 +9,8 @@ from pathlib import Path
 import aiosqlite
 
 from . import store
-from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS
-from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView
+from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
+from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView, TrashRow
 
 POLL_S = 0.02
 
@@ -175,6 +175,10 @@ class ReadModel:
 
     async def all_photos(self, project_id: str) -> list[PhotoView]:
         return await self._fetch(PHOTOS, PHOTOS.select("WHERE project_id = ?", "ORDER BY filename"), [project_id])
+
+    async def trash(self, project_id: str) -> list[TrashRow]:
+        return await self._fetch(TRASH, TRASH.select("WHERE project_id = ?", "ORDER BY trashed_at, trash_name"),
+                                 [project_id])
 
     async def missing_derivatives(self, project_id: str) -> int:
         sql = ("SELECT COUNT(*) FROM photos WHERE project_id = ? "

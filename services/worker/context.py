@@ -31,7 +31,7 @@ class Resources:
     read: Any = None  # a projector ReadModel: current state, for handlers that need it
     pool: Executor | None = None  # image processes
     definitions: Definitions = field(default_factory=dict)
-    lease: Callable[[str, "JobContext"], AsyncContextManager[None]] | None = None
+    lease: Callable[..., AsyncContextManager[None]] | None = None
 
 
 @dataclass
@@ -62,7 +62,7 @@ class JobContext:
         """Held while moving or adopting files of this project: such jobs never overlap."""
         if self.resources.lease is None or not self.job.project_id:
             raise PermanentError("no project lease available")
-        return self.resources.lease(self.job.project_id, self)
+        return self.resources.lease(self.job.project_id, f"{self.job.job_type} {self.job.job_id}", self.alive)
 
     @property
     def items(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from .context import Handler
+from .jobs.commit import file_removal, manifest_cleaning, trash_maintenance
 from .jobs.derivatives import upload_postprocess
 from .jobs.reconcile import folder_check, manifest_check
 
@@ -12,6 +13,9 @@ BUILTIN: dict[str, Handler] = {
     "upload_postprocess": upload_postprocess,
     "manifest_check": manifest_check,
     "folder_check": folder_check,
+    "file_removal": file_removal,
+    "manifest_cleaning": manifest_cleaning,
+    "trash_maintenance": trash_maintenance,
 }
 
 

@@ -235,6 +235,8 @@ class Worker:
         read = self.resources.read
         if read is None:
             raise PermanentError("this job needs the read model, and this worker has none")
+        # Everything stored before this job starts counts: a revert made before a commit runs wins.
+        seq = max(seq, await self.bus.last_seq())
         if not await read.wait_for(seq, timeout=self.config.pipeline.ack_wait_s):
             raise RuntimeError(f"read model has not reached sequence {seq} yet")
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError
 
-from ..kernel.bus import Bus
+from .bus import Bus
 
 log = logging.getLogger("darkroom.worker")
 
 BUCKET = "darkroom_leases"
+
+
+class LeaseBusy(Exception):
+    pass
+
 TTL_S = 30.0
 
 
@@ -27,6 +32,8 @@ async def lease_bucket(bus: Bus, replicas: int = 1):
 
 
 class Leases:
+    """Who moves or adopts a project's files: one holder at a time, across all processes."""
+
     def __init__(self, bus: Bus, holder: str, replicas: int = 1) -> None:
         self.bus = bus
         self.holder = holder
@@ -39,16 +46,21 @@ class Leases:
         return self._kv
 
     @contextlib.asynccontextmanager
-    async def hold(self, project_id: str, ctx) -> AsyncIterator[None]:
+    async def hold(self, project_id: str, purpose: str, alive: Callable[[], None] | None = None,
+                   timeout: float | None = None) -> AsyncIterator[None]:
         """Wait for the project's lease (staying alive meanwhile), keep it fresh, release it."""
         kv = await self._bucket()
-        value = f"{self.holder} {ctx.job.job_id}".encode()
+        value = f"{self.holder} {purpose}".encode()
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         while True:
             try:
                 revision = await kv.create(project_id, value)
                 break
             except KeyWrongLastSequenceError:
-                ctx.alive()  # waiting on another job is not being stuck
+                if alive is not None:
+                    alive()  # waiting on another job is not being stuck
+                if deadline is not None and asyncio.get_running_loop().time() > deadline:
+                    raise LeaseBusy(f"project {project_id} is busy with another file operation") from None
                 await asyncio.sleep(0.05)
         refresher = asyncio.create_task(self._refresh(kv, project_id, value, revision))
         try:

@@ -1,0 +1,103 @@
+"""file_removal, manifest_cleaning, trash_maintenance: the only code that removes anything, and
+it removes only into `.trash/` (file_removal) or out of it after its time to live."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ...kernel.clock import now_iso, parse_iso
+from ...kernel.events import PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
+from ...kernel.folders import move_to_trash, restore_from_trash, scan, sidecars
+from ...kernel.photos import TRASH_DIR, kind_of
+from ..context import JobContext, PermanentError, reads_state
+from .derivatives import derivative_paths, source_of
+
+
+def removal_of(files: list[str], pending_jpg: bool, pending_raw: bool) -> list[str]:
+    """The variants a commit removes: the available ones the user did not keep."""
+    return [f for f in files if (kind_of(f) == "jpg" and pending_jpg) or (kind_of(f) == "raw" and pending_raw)]
+
+
+@reads_state
+async def file_removal(ctx: JobContext) -> None:
+    """Work out from the read model, at run time, what is available and not kept (so a revert made
+    before this runs wins); move it and its sidecars to the trash."""
+    read = ctx.resources.read
+    async with ctx.project_lease():
+        folder = ctx.project_dir
+        photos = [p for p in await read.all_photos(ctx.job.project_id) if p.pending_jpg or p.pending_raw]
+        failures = []
+        await ctx.progress(0, len(photos))
+        for done, photo in enumerate(photos, start=1):
+            names = [n for n in removal_of(photo.files, photo.pending_jpg, photo.pending_raw)
+                     if (folder / n).exists()]
+            staying = [f for f in photo.files if f not in names]
+            moving = names + sidecars(os.listdir(folder), names, staying)
+            moved: list[tuple[str, str]] = []
+            try:
+                for name in moving:
+                    moved.append((name, move_to_trash(folder, name)))
+            except OSError as exc:
+                for name, trash_entry in reversed(moved):  # this photo stays as it was
+                    restore_from_trash(folder, trash_entry, name)
+                failures.append(f"{photo.filename}: {exc.strerror or exc}")
+                continue
+            events = []
+            if moved:
+                events.append(ctx.event(PhotoFilesTrashed, filename=photo.filename, names=[m[0] for m in moved],
+                                        trash_names=[m[1] for m in moved], trashed_at=now_iso()))
+            if any(kind_of(n) == "jpg" for n in names) and source_of(staying) is None:
+                for path in derivative_paths(folder, photo.filename):
+                    path.unlink(missing_ok=True)
+                events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
+                                        thumbnail_status="missing", preview_status="missing"))
+            if names and not staying:
+                events.append(ctx.event(PhotoRemoved, filename=photo.filename, reason="every variant was removed"))
+            await ctx.publish(events)
+            await ctx.progress(done, len(photos))
+        if failures:
+            raise PermanentError("could not move to the trash: " + "; ".join(failures))
+
+
+@reads_state
+async def manifest_cleaning(ctx: JobContext) -> None:
+    """Photos with no JPG, RAW or OTHER file left on disk are removed (never one whose file is there)."""
+    read = ctx.resources.read
+    async with ctx.project_lease():
+        folder = ctx.project_dir
+        listing = scan(folder)
+        gone = [p for p in await read.all_photos(ctx.job.project_id) if not listing.get(p.filename)]
+        for photo in gone:
+            for path in derivative_paths(folder, photo.filename):
+                path.unlink(missing_ok=True)
+        await ctx.publish([ctx.event(PhotoRemoved, filename=p.filename, reason="no file left on disk")
+                           for p in gone])
+        await ctx.progress(len(gone), len(gone))
+
+
+@reads_state
+async def trash_maintenance(ctx: JobContext) -> None:
+    """Trash entries older than maintenance.trash_ttl_s, counted from when they were trashed, go."""
+    ttl = ctx.config.maintenance.trash_ttl_s
+    read = ctx.resources.read
+    async with ctx.project_lease():
+        trash = ctx.project_dir / TRASH_DIR
+        recorded = {row.trash_name: parse_iso(row.trashed_at).timestamp()
+                    for row in await read.trash(ctx.job.project_id)}
+        now = time.time()
+        expired = []
+        try:
+            entries = list(os.scandir(trash))
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            trashed_at = recorded.get(entry.name, entry.stat().st_mtime)
+            if now - trashed_at > ttl:
+                os.unlink(entry.path)
+                expired.append(entry.name)
+        if expired:
+            await ctx.publish([ctx.event(ProjectTrashPurged, trash_names=sorted(expired))])
+        await ctx.progress(len(expired), len(expired))
