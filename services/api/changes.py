@@ -14,7 +14,7 @@ from ..kernel.folders import projects_root, restore_from_trash
 from ..kernel.photos import TRASH_DIR, basename, kind_of, sidecar_of
 from ..projector.views import Pending
 from ..kernel.lease import LeaseBusy, Leases
-from .deps import deps, project_of
+from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
 from .tasks import request_task
 
@@ -39,6 +39,7 @@ class TrashEntry(msgspec.Struct):
 @routes.post("/api/projects/{folder}/commit-changes")
 async def commit_changes(request: web.Request) -> web.Response:
     """Start a change_commit task: what is available and not kept goes to the trash."""
+    await caught_up(deps(request))
     project = await project_of(request)
     pending = Pending(project.pending_photos, project.pending_jpg, project.pending_raw)
     if project.pending_photos == 0:
@@ -50,8 +51,9 @@ async def commit_changes(request: web.Request) -> web.Response:
 @routes.post("/api/projects/{folder}/revert-changes")
 async def revert_changes(request: web.Request) -> web.Response:
     """Keep flags back to availability; no file is touched."""
-    project = await project_of(request)
     d = deps(request)
+    await caught_up(d)
+    project = await project_of(request)
     events = [PhotoKeepChanged(project_id=project.id, source="user", filename=p.filename,
                                keep_jpg=True if p.pending_jpg else None, keep_raw=True if p.pending_raw else None)
               for p in await d.read.all_photos(project.id) if p.pending_jpg or p.pending_raw]
@@ -80,9 +82,10 @@ async def list_trash(request: web.Request) -> web.Response:
 @routes.post("/api/projects/{folder}/trash/restore")
 async def restore(request: web.Request) -> web.Response:
     """Move files (and their sidecars) back; the photos return, kept, and get their derivatives again."""
+    d = deps(request)
+    await caught_up(d)
     project = await project_of(request)
     body = await read_json(request, Restore)
-    d = deps(request)
     rows = {row.trash_name: row for row in await d.read.trash(project.id)}
     unknown = [n for n in body.names if n not in rows]
     if unknown:

@@ -42,3 +42,9 @@ async def project_of(request: web.Request):
     if project is None:
         raise error(404, f"project {folder!r} not found")
     return project
+
+
+async def caught_up(d: Deps, timeout: float = 2.0) -> None:
+    """Decisions made from the read model (what is pending, who owns a basename) see every event
+    stored before the request: wait until the model has applied the log's current end."""
+    await d.read.wait_for(await d.bus.last_seq(), timeout)

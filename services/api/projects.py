@@ -15,7 +15,7 @@ from ..kernel.ids import new_id
 from ..kernel.manifest import VERSION, Manifest, write_manifest
 from ..kernel.photos import numbered, sanitize_folder
 from ..projector.views import ProjectView
-from .deps import deps, project_of
+from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
 from .tasks import limit_of
 
@@ -120,9 +120,10 @@ def _cursor(raw: str | None) -> tuple[int, str, str] | None:
 @routes.put("/api/projects/{folder}/keep")
 async def keep(request: web.Request) -> web.Response:
     """Set keep flags; a flag not given is unchanged."""
+    d = deps(request)
+    await caught_up(d)
     project = await project_of(request)
     body = await read_json(request, Keep)
-    d = deps(request)
     missing = [u.filename for u in body.updates if await d.read.photo(project.id, u.filename) is None]
     if missing:
         raise error(404, f"no photo {missing[0]!r} in project {project.folder!r}")

@@ -17,7 +17,7 @@ from ..kernel.events import Event, PhotoFileAdded
 from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
 from ..kernel.photos import basename, content_mismatch, kind_of, unsafe_name
-from .deps import deps, project_of
+from .deps import caught_up, deps, project_of
 from .errors import error, respond
 from .tasks import flag, request_task
 
@@ -80,8 +80,7 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise error(400, "upload must be multipart/form-data with files in the field `photos`")
     state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), flag(request, "overwrite", False))
-    # Which project owns a basename is read from the model: let it catch up with the log first.
-    await d.read.wait_for(await d.bus.last_seq(), 2.0)
+    await caught_up(d)
     disk_full = False
     reader = await request.multipart()
     async for part in reader:
