@@ -240,3 +240,24 @@ async def test_the_schedule_runs_maintenance_once_per_project_and_interval(syste
     requested = [e for _, _, e in await system.log("darkroom.task.*.*.requested") if e["source"] == "maintenance"]
     per_slot = Counter((e["project_id"], slot_of(parse_iso(e["at"]).timestamp(), 1.0)) for e in requested)
     assert max(per_slot.values()) == 1  # two orchestrators, still one task per project per interval
+
+
+async def test_a_file_that_cannot_be_moved_fails_visibly_and_leaves_its_record(system: System) -> None:
+    await _start(system)
+    project, folder = await _shoot(system, "Stuck", [("S1.jpg", photo_bytes(JPEG))])
+    (folder / ".trash").write_text("not a folder")  # the trash cannot be made: the move fails
+    await _keep(system, project["folder"], S1={"keep_jpg": False})
+    view = await system.wait_task((await _commit(system, project["folder"]))["task_id"], timeout=30)
+    assert view["task"]["status"] == "failed"
+    assert "could not move to the trash: S1" in view["jobs"][0]["error"]
+    assert (folder / "S1.jpg").exists()
+    photo = (await _photos(system, project["folder"]))["S1"]
+    assert photo["jpg_available"] and photo["thumbnail_status"] == "generated" and not photo["keep_jpg"]
+    (folder / ".trash").unlink()
+    view = await system.wait_task((await _commit(system, project["folder"]))["task_id"], timeout=30)
+    assert view["task"]["status"] == "completed" and (folder / ".trash" / "S1.jpg").exists()
+    # Running the commit's steps again changes nothing.
+    before = sorted(p.name for p in folder.rglob("*"))
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/tasks", {"type": "change_commit"})
+    assert (await system.wait_task(body["task"]["id"], timeout=30))["task"]["status"] == "completed"
+    assert sorted(p.name for p in folder.rglob("*")) == before

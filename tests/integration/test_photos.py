@@ -261,3 +261,40 @@ async def test_photos_page_by_taken_at_then_filename(system: System) -> None:
     assert seen[-1]["filename"] == "landscape_1"  # undated last
     status, body, _ = await system.request("GET", f"/api/projects/{folder}/photos?cursor=garbage")
     assert status == 400
+
+
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+async def test_png_tiff_and_heic_sources_get_derivatives_too(system: System) -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    await _start(system)
+    project = await create_project(system, "Formats")
+    tall = Image.new("RGB", (300, 500), (30, 120, 200))
+    status, body = await upload(system, project["folder"], [
+        ("F1.png", _encoded(tall, "PNG")), ("F2.tif", _encoded(tall, "TIFF")), ("F3.heic", _encoded(tall, "HEIF")),
+        ("F4.heic", photo_bytes("cameras/Canon_40D.jpg"))])
+    assert status == 201 and [e["name"] for e in body["errors"]] == ["F4.heic"]  # a JPEG named .heic
+    await system.wait_task(body["task_id"], timeout=30)
+    photos = await _photos(system, project["folder"])
+    for name in ("F1", "F2", "F3"):
+        assert photos[name]["other_available"] and photos[name]["thumbnail_status"] == "generated", photos[name]
+        status, data, _ = await _asset(system, project["folder"], "thumbnail", name)
+        assert _image(data).size == (300, 500)  # never enlarged
+
+
+async def test_an_image_over_the_megapixel_limit_fails_clearly(system: System) -> None:
+    await _start(system, processing__max_megapixels=0.2)
+    project = await create_project(system, "Huge")
+    status, body = await upload(system, project["folder"], [
+        ("H1.jpg", photo_bytes("orientation/landscape_1.jpg")), ("H2.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
+    view = await system.wait_task(body["task_id"], timeout=30)
+    assert view["task"]["status"] == "completed"
+    photos = await _photos(system, project["folder"])
+    assert photos["H1"]["thumbnail_status"] == "failed" and "over 0.2 megapixels" in photos["H1"]["error"]
+    assert photos["H2"]["thumbnail_status"] == "generated"
