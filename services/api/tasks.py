@@ -124,23 +124,25 @@ async def list_project_jobs(request: web.Request) -> web.Response:
     return respond({"jobs": await _jobs(request, project.id)})
 
 
+async def _task_of(request: web.Request) -> TaskView:
+    task = await deps(request).read.task(request.match_info["task_id"])
+    if task is None:
+        raise error(404, f"task {request.match_info['task_id']!r} not found")
+    return task
+
+
 @routes.get("/api/tasks/{task_id}")
 async def get_task(request: web.Request) -> web.Response:
     """One task with its jobs."""
-    d = deps(request)
-    task = await d.read.task(request.match_info["task_id"])
-    if task is None:
-        raise error(404, f"task {request.match_info['task_id']!r} not found")
-    return respond({"task": task, "jobs": await d.read.jobs_of(task.id)})
+    task = await _task_of(request)
+    return respond({"task": task, "jobs": await deps(request).read.jobs_of(task.id)})
 
 
 @routes.post("/api/tasks/{task_id}/cancel")
 async def cancel_task(request: web.Request) -> web.Response:
     """Ask a task to stop: no later step starts; a running job stops at its next item."""
     d = deps(request)
-    task = await d.read.task(request.match_info["task_id"])
-    if task is None:
-        raise error(404, f"task {request.match_info['task_id']!r} not found")
+    task = await _task_of(request)
     if task.status in TERMINAL:
         raise error(409, f"task {task.id} is already {task.status}")
     event = TaskCancelRequested(project_id=task.project_id, task_id=task.id, source="user")
