@@ -49,6 +49,15 @@ def parser() -> argparse.ArgumentParser:
     p = command("replay", "rebuild the read models from the log")
     p.add_argument("--into", type=Path, default=None, help="target SQLite file (default: a new file under DIR)")
     p.add_argument("--verify", action="store_true", help="compare with the live read model; exit 1 on differences")
+    p = command("audit", "the event history of a task, a photo or a project, oldest first")
+    what = p.add_subparsers(dest="audit", required=True, metavar="what")
+    for name, args, help in (("task", ("ID",), "every event of one task and its jobs"),
+                             ("photo", ("FOLDER", "FILENAME"), "every event of one photo (FILENAME: its basename)"),
+                             ("project", ("FOLDER",), "the project's, its photos', tasks' and jobs' events")):
+        q = what.add_parser(name, parents=[common], help=help, description=help)
+        for arg in args:
+            q.add_argument(arg.lower(), metavar=arg)
+        q.add_argument("--json", action="store_true", help="one JSON object a line: the event, its seq and subject")
     p = command("tail", "print live events as JSON lines")
     p.add_argument("subject", nargs="?", default="darkroom.>")
     command("dead-letters", "messages set aside as unreadable, with why")
@@ -96,6 +105,8 @@ async def run(args: argparse.Namespace) -> int:
         return await serve(config, data_dir, args)
     if args.command == "replay":
         return await replay(config, data_dir, args.into, args.verify)
+    if args.command == "audit":
+        return await audit(config, data_dir, args)
     if args.command == "tail":
         return await tail(config, data_dir, args.subject)
     if args.command == "dead-letters":
@@ -216,6 +227,24 @@ class _ProgressBar:
 
     def done(self) -> None:
         sys.stderr.write("\n")
+
+
+async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
+    from . import audit as history
+    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-audit")
+    try:
+        if args.audit == "task":
+            entries = await history.task_history(bus, args.id)
+        elif args.audit == "photo":
+            entries = await history.photo_history(bus, args.folder, args.filename)
+        else:
+            entries = await history.project_history(bus, args.folder)
+    except history.NotFound as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await bus.close()
+    sys.stdout.write(history.json_lines(entries) if args.json else history.table(entries))
+    return 0
 
 
 async def tail(config: Config, data_dir: Path, subject: str) -> int:
