@@ -170,6 +170,34 @@ class System:
                               live, verify=True)
         assert result.differences == [], "\n".join(result.differences[:20])
 
+    async def validate_log(self) -> None:
+        """Every event stored during the scenario validates against its schema in schemas/events/
+        (checked after every scenario). Poison a test published on purpose is left out: what the
+        codec cannot read, or finds on a subject other than its own (dispatch copies excepted)."""
+        import jsonschema
+
+        from services.kernel.events import Codec, PoisonEvent
+        from services.kernel.subjects import is_dispatch, subject_for
+
+        if self.bus is None or self.bus.nc.is_closed:
+            return
+        codec, validators, invalid = Codec(), {}, []
+        async for batch in self.bus.read():
+            for stored in batch:
+                try:
+                    event = codec.decode(stored.data)
+                    own_subject = subject_for(event)
+                except (PoisonEvent, ValueError):
+                    continue
+                if stored.subject != own_subject and not is_dispatch(stored.subject):
+                    continue
+                if event.type not in validators:
+                    schema = json.loads((REPO / "schemas" / "events" / f"{event.type}.json").read_text())
+                    validators[event.type] = jsonschema.Draft202012Validator(schema)
+                invalid += [f"{stored.seq} {stored.subject}: {error.message}"
+                            for error in validators[event.type].iter_errors(json.loads(stored.data))]
+        assert not invalid, "events that do not match their schema:\n" + "\n".join(invalid[:20])
+
     async def close(self) -> None:
         for runtime in reversed(self.runtimes):
             await runtime.stop()
@@ -184,6 +212,7 @@ async def system(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Syste
     try:
         yield system
         await system.verify_replay()
+        await system.validate_log()
     finally:
         await system.close()
 
