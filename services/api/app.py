@@ -8,7 +8,7 @@ import hmac
 import msgspec
 from aiohttp import web
 
-from . import assets, changes, ops, projects, sse, tasks, upload
+from . import assets, changes, ops, projects, sse, tasks, ui, upload
 from .deps import DEPS, Deps, deps
 from .errors import error, json_errors, read_json, respond
 
@@ -70,7 +70,7 @@ def build_app(d: Deps) -> web.Application:
     app = web.Application(middlewares=[json_errors, require_token, wait_min_seq], client_max_size=1 << 20)
     app[DEPS] = d
     for table in (ops.routes, tasks.routes, projects.routes, upload.routes, changes.routes, assets.routes,
-                  sse.routes, session_routes):
+                  sse.routes, session_routes, ui.routes):
         app.add_routes(table)
 
     async def on_shutdown(_app: web.Application) -> None:

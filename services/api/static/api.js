@@ -1,0 +1,80 @@
+// Talking to /api: JSON in and out, errors as ApiError, a 401 asks for the token once and retries.
+import { signIn } from './auth.js';
+
+export class ApiError extends Error {
+  constructor(status, message, body = null) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export const projectPath = (folder, rest = '') => `/api/projects/${encodeURIComponent(folder)}${rest}`;
+
+export async function api(method, path, body) {
+  for (let attempt = 0; ; attempt += 1) {
+    const init = { method, credentials: 'same-origin', headers: {} };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch {
+      throw new ApiError(0, 'the server cannot be reached');
+    }
+    if (response.status === 401 && attempt < 3) {
+      await signIn();
+      continue;
+    }
+    const data = (response.headers.get('Content-Type') ?? '').includes('application/json')
+      ? await response.json() : null;
+    if (!response.ok) throw new ApiError(response.status, data?.error ?? `${response.status} ${response.statusText}`, data);
+    return data;
+  }
+}
+
+export const get = (path) => api('GET', path);
+export const post = (path, body) => api('POST', path, body);
+export const put = (path, body) => api('PUT', path, body);
+
+/** Every photo of a project, following next_cursor. */
+export async function allPhotos(folder) {
+  const photos = [];
+  let cursor = '';
+  do {
+    const page = await get(projectPath(folder, `/photos?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`));
+    photos.push(...page.photos);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return photos;
+}
+
+/**
+ * One multipart upload (field `photos`) with upload progress: XMLHttpRequest, because fetch cannot
+ * report it. Resolves to {status, body} whatever the status; rejects only when the connection fails.
+ */
+export async function uploadFiles(folder, files, onProgress) {
+  for (let attempt = 0; ; attempt += 1) {
+    const result = await new Promise((resolve, reject) => {
+      const form = new FormData();
+      for (const file of files) form.append('photos', file, file.name);
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', projectPath(folder, '/upload'));
+      xhr.responseType = 'json';
+      xhr.upload.addEventListener('progress', (event) => {
+        if (event.lengthComputable) onProgress(event.loaded, event.total);
+      });
+      xhr.addEventListener('load', () => resolve({ status: xhr.status, body: xhr.response ?? {} }));
+      xhr.addEventListener('error', () => reject(new ApiError(0, 'the connection failed during the upload')));
+      xhr.addEventListener('abort', () => reject(new ApiError(0, 'the upload was aborted')));
+      xhr.send(form);
+    });
+    if (result.status === 401 && attempt < 3) {
+      await signIn();
+      continue;
+    }
+    return result;
+  }
+}
