@@ -1,0 +1,73 @@
+"""Browser fixtures: Debian's headless Chromium driven by Playwright, against real services."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.conftest import REPO, System
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM") or shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    executable = chromium_path()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("no chromium here (apt-get install chromium, or set CHROMIUM to its path)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+class Tab:
+    """A page plus what went wrong in it: uncaught exceptions and console errors fail the test."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.problems: list[str] = []
+        self.expected: list[str] = []  # parts of problems a test causes on purpose
+        page.on("pageerror", lambda exc: self.problems.append(f"uncaught: {exc}"))
+        page.on("console", lambda msg: self.problems.append(f"console: {msg.text}") if msg.type == "error" else None)
+
+
+@pytest.fixture
+async def tab(browser: Browser) -> AsyncIterator[Tab]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(30_000)
+    tab = Tab(await context.new_page())
+    try:
+        yield tab
+    finally:
+        await context.close()  # before the services stop: no stream is cut under a live page
+    assert [p for p in tab.problems if not any(e in p for e in tab.expected)] == [], tab.problems
+
+
+def screenshot_path(name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
+
+
+async def start(system: System, **settings) -> None:
+    """The shipped task definitions and job handlers, as `darkroom up` runs them."""
+    from services.kernel.definitions import load_definitions
+    from services.worker.handlers import BUILTIN
+
+    await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
