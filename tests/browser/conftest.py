@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import REPO, System
+
+expect.set_options(timeout=15_000)  # a busy two-core machine; a test that needs longer says so
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -65,9 +67,10 @@ def screenshot_path(name: str) -> Path:
     return ARTIFACTS / name
 
 
-async def start(system: System, **settings) -> None:
-    """The shipped task definitions and job handlers, as `darkroom up` runs them."""
+async def start(system: System, definitions: dict | None = None, handlers: dict | None = None, **settings):
+    """The shipped task definitions and job handlers, as `darkroom up` runs them (plus any given)."""
     from services.kernel.definitions import load_definitions
     from services.worker.handlers import BUILTIN
 
-    await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
+    return await system.start(handlers=BUILTIN | (handlers or {}), definitions=load_definitions() | (definitions or {}),
+                              **settings)

@@ -12,8 +12,9 @@ export class Processes {
   constructor({ folder, panel, button, showMaintenance, onShowMaintenance }) {
     Object.assign(this, { folder, panel, button, showMaintenance, onShowMaintenance });
     this.tasks = new Map();  // id → task
-    this.during = null;
     this.jobs = new Map();   // task id → Map(job id → job)
+    this.cards = new Map();  // task id → its card in the panel
+    this.during = null;      // while loading: the live updates that arrive meanwhile
     this.list = panel.querySelector('.tasks');
     this.badge = button.querySelector('.badge');
     this.render = coalesce(() => this.draw());
@@ -111,28 +112,51 @@ export class Processes {
     this.badge.textContent = active ? String(active) : '';
     this.badge.hidden = !active;
     if (this.panel.hidden) return;
-    this.list.replaceChildren(...tasks.slice(0, SHOWN).map((task) => this.card(task)));
-    if (!tasks.length) this.list.append(h('li', { class: 'empty' }, 'No tasks yet.'));
+    const shown = tasks.slice(0, SHOWN);
+    const cards = shown.map((task) => this.card(task));
+    for (const [id, el] of this.cards) {
+      if (!this.tasks.has(id)) {
+        el.remove();
+        this.cards.delete(id);
+      }
+    }
+    // Move cards only when the order changed: a card under the pointer stays put, so Cancel clicks land.
+    const current = [...this.list.children];
+    if (cards.length !== current.length || cards.some((el, i) => el !== current[i])) this.list.replaceChildren(...cards);
+    if (!tasks.length) this.list.replaceChildren(h('li', { class: 'empty' }, 'No tasks yet.'));
   }
 
+  /** A task's card, built once and updated in place. */
   card(task) {
-    const jobs = [...(this.jobs.get(task.id)?.values() ?? [])].sort((a, b) => a.step_index - b.step_index);
+    let el = this.cards.get(task.id);
+    if (!el) {
+      const cancel = h('button', { type: 'button', class: 'small cancel' }, 'Cancel');
+      cancel.addEventListener('click', () => this.cancel(this.tasks.get(task.id), cancel));
+      el = h('li', { dataset: { taskId: task.id, type: task.type } },
+        h('div', { class: 'task-head' }, h('h3', {}, task.label), h('span', { class: 'status' }),
+          h('span', { class: 'step' }), cancel),
+        h('p', { class: 'task-meta' }),
+        h('p', { class: 'error' }),
+        h('ol', { class: 'jobs' }));
+      this.cards.set(task.id, el);
+    }
     const running = ACTIVE.includes(task.status);
-    const step = `step ${Math.min(task.step_index + 1, task.steps.length)} of ${task.steps.length}`;
-    return h('li', { class: `task ${task.status}`, dataset: { taskId: task.id, type: task.type } },
-      h('div', { class: 'task-head' },
-        h('h3', {}, task.label),
-        h('span', { class: `status ${task.status}` }, task.cancel_requested && running ? 'canceling' : task.status),
-        h('span', { class: 'step' }, step),
-        running && !task.cancel_requested && h('button', {
-          class: 'small', onclick: (event) => this.cancel(task, event.currentTarget),
-        }, 'Cancel')),
-      h('p', { class: 'task-meta' },
-        task.maintenance ? h('span', { class: 'tag' }, 'maintenance') : null,
-        h('span', {}, `${task.source} · ${clock(task.created_at)}`),
-        task.finished_at ? h('span', {}, `finished ${clock(task.finished_at)}`) : null),
-      task.error && h('p', { class: 'error' }, task.error),
-      h('ol', { class: 'jobs' }, jobs.map((job) => this.jobRow(job))));
+    el.className = `task ${task.status}`;
+    const status = el.querySelector('.task-head .status');
+    status.className = `status ${task.status}`;
+    status.textContent = task.cancel_requested && running ? 'canceling' : task.status;
+    el.querySelector('.step').textContent = `step ${Math.min(task.step_index + 1, task.steps.length)} of ${task.steps.length}`;
+    el.querySelector('.cancel').hidden = !running || task.cancel_requested;
+    el.querySelector('.task-meta').replaceChildren(
+      task.maintenance ? h('span', { class: 'tag' }, 'maintenance') : '',
+      h('span', {}, `${task.source} · ${clock(task.created_at)}`),
+      task.finished_at ? h('span', {}, `finished ${clock(task.finished_at)}`) : '');
+    const error = el.querySelector(':scope > .error');
+    error.textContent = task.error ?? '';
+    error.hidden = !task.error;
+    const jobs = [...(this.jobs.get(task.id)?.values() ?? [])].sort((a, b) => a.step_index - b.step_index);
+    el.querySelector('.jobs').replaceChildren(...jobs.map((job) => this.jobRow(job)));
+    return el;
   }
 
   jobRow(job) {

@@ -12,6 +12,7 @@ export class Live {
     this.source = null;
     this.retryMs = 1000;
     this.timer = null;
+    this.dropped = false;
     // Resolves when the first connection is open (or after a few seconds, whatever happened).
     this.opened = new Promise((resolve) => {
       this.resolveOpened = resolve;
@@ -40,9 +41,13 @@ export class Live {
       this.retryMs = 1000;
       this.resolveOpened();
       this.onStatus('live');
+      // Back after a drop with no message seen yet: there is no id to resume from, so refetch.
+      if (this.dropped && !this.lastId) this.onReset();
+      this.dropped = false;
     });
     source.addEventListener('error', () => {
       if (source !== this.source) return;
+      this.dropped = true;
       this.onStatus('reconnecting');
       if (source.readyState === EventSource.CLOSED) this.reopenLater();  // the browser gave up: we do not
     });
