@@ -290,20 +290,28 @@ async def raw_publish_rate(nc: Client, count: int, size: int, window: int) -> fl
 
 
 class Darkroom:
-    """`darkroom up --nats URL` as a child process, logging to a file."""
+    """The services as child processes, logging to files: `darkroom up --nats URL`, or with `split`
+    each service in a process of its own (api, projector, orchestrator, worker), as on a cluster."""
 
-    def __init__(self, root: Path, nats_url: str, slots: Slots, plugins: list[str]) -> None:
+    SERVICES = ("api", "projector", "orchestrator", "worker")
+
+    def __init__(self, root: Path, nats_url: str, slots: Slots, plugins: list[str], split: bool = False) -> None:
         self.root = root
         self.nats_url = nats_url
         self.slots = slots
         self.plugins = plugins
+        self.split = split
         self.port = free_port()
         self.log_path = root / "darkroom.log"
-        self.process: asyncio.subprocess.Process | None = None
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {f"darkroom {name}" if self.split else "darkroom": p.pid for name, p in self.processes.items()}
 
     def _env(self) -> dict[str, str]:
         definitions = self.root / "task_definitions.json"
@@ -316,15 +324,21 @@ class Darkroom:
         return env
 
     async def start(self, http: aiohttp.ClientSession, timeout: float = 30.0) -> None:
-        command = [darkroom_command(), "up", "--nats", self.nats_url, "--data", str(self.root / "data"),
-                   "--port", str(self.port)]
-        with self.log_path.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                *command, env=self._env(), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+        common = ["--nats", self.nats_url, "--data", str(self.root / "data")]
+        commands = {name: [name, *common] for name in self.SERVICES} if self.split else {"up": ["up", *common]}
+        for name in ("api", "up"):
+            if name in commands:
+                commands[name] += ["--port", str(self.port)]
+        env = self._env()
+        with self.log_path.open("ab") as log:
+            for name, command in commands.items():
+                self.processes[name] = await asyncio.create_subprocess_exec(
+                    darkroom_command(), *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.returncode is not None:
-                raise BenchError(f"darkroom up exited with {self.process.returncode}:\n{self.log_tail()}")
+            for name, process in self.processes.items():
+                if process.returncode is not None:
+                    raise BenchError(f"darkroom {name} exited with {process.returncode}:\n{self.log_tail()}")
             try:
                 async with http.get(f"{self.base_url}/readyz") as response:
                     if response.status == 200:
@@ -332,18 +346,24 @@ class Darkroom:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
-        raise BenchError(f"darkroom up not ready within {timeout:g}s:\n{self.log_tail()}")
+        raise BenchError(f"darkroom not ready within {timeout:g}s:\n{self.log_tail()}")
 
     async def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process is None or self.process.returncode is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.process.wait(), timeout)
-        except asyncio.TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        """SIGTERM to every process; the worst exit code (None if one had to be killed)."""
+        codes: list[int | None] = []
+        for process in self.processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                codes.append(await asyncio.wait_for(process.wait(), timeout))
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+                codes.append(None)
+        if None in codes:
             return None
+        return max(codes, default=0)  # type: ignore[type-var]
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -391,7 +411,7 @@ async def measure(args: argparse.Namespace, http: aiohttp.ClientSession, darkroo
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         ext = {"flamegraph": "svg", "raw": "folded", "speedscope": "json"}[args.profile_format]
-        spy = await profile(pids["darkroom"], args.profile / f"{name}.{ext}", args.profile_format)
+        spy = await profile(next(iter(darkroom.pids.values())), args.profile / f"{name}.{ext}", args.profile_format)
     try:
         tp = await throughput(http, darkroom.base_url, nc, done, args.tasks, args.concurrency, args.timeout, pids)
     finally:
@@ -435,18 +455,18 @@ async def phase(args: argparse.Namespace, sync: str, slots: Slots) -> Result:
     darkroom: Darkroom | None = None
     try:
         await server.start()
-        darkroom = Darkroom(root, server.url, slots, args.plugin)
+        darkroom = Darkroom(root, server.url, slots, args.plugin, args.split)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as http:
             await darkroom.start(http)
-            assert darkroom.process is not None and server.process is not None
-            pids = {"darkroom": darkroom.process.pid, "nats-server": server.process.pid, "bench": os.getpid()}
+            assert server.process is not None
+            pids = {**darkroom.pids, "nats-server": server.process.pid, "bench": os.getpid()}
             nc = await nats.connect(server.url, name="darkroom-bench")
             try:
                 tp, latencies, raw = await measure(args, http, darkroom, nc, pids, f"{sync}-{slots.tag}")
             finally:
                 await nc.drain()
         code = await darkroom.stop()
-        print(f"  darkroom up exited with {code} after SIGTERM", flush=True)
+        print(f"  darkroom exited with {code} after SIGTERM", flush=True)
         if code != 0:
             print(darkroom.log_tail(), flush=True)
         return Result(sync, slots, tp, percentile(latencies, 0.5), percentile(latencies, 0.99), raw, code)
@@ -462,7 +482,7 @@ def multiples(rate: float, low: float, high: float) -> str:
     return f"{lo}x" if lo == hi else f"{lo}–{hi}x"
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result], split: bool) -> None:
     header = ("sync", "slots", "tasks/s", "events/s", "ev/task", "p50 ms", "p99 ms", "1x1 p50", "1x1 p99",
               "raw msg/s", "ev÷raw", "floor", "aim 800", "1x1≤8ms")
     rows = [header]
@@ -474,7 +494,7 @@ def report(results: list[Result]) -> None:
                      f"{'ok' if tp.tasks_s >= r.floor else 'BELOW'} ≥{r.floor:.0f}",
                      "ok" if tp.tasks_s >= AIM else "no", "ok" if r.one_p50_ms <= ONE_BY_ONE_P50_MS else "no"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    print("\n== summary: 3-step no-op tasks through darkroom up ==")
+    print(f"\n== summary: 3-step no-op tasks through {'four processes' if split else 'darkroom up'} ==")
     for index, row in enumerate(rows):
         print("  ".join(cell.rjust(width) if index and i > 1 else cell.ljust(width)
                         for i, (cell, width) in enumerate(zip(row, widths))))
@@ -504,6 +524,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw-messages", type=int, default=20000, help="raw publish baseline: messages (default 20000)")
     p.add_argument("--raw-size", type=int, default=400, help="raw publish baseline: bytes each (default 400)")
     p.add_argument("--raw-window", type=int, default=4000, help="raw publish baseline: acks outstanding (default 4000)")
+    p.add_argument("--split", action="store_true",
+                   help="run api, projector, orchestrator and worker as four processes instead of `darkroom up`")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds the throughput phase may take to finish")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="record the services with py-spy during each throughput phase, into DIR")
@@ -535,7 +557,7 @@ async def run(args: argparse.Namespace) -> int:
     for sync in args.sync:
         for slots in args.slots:
             results.append(await phase(args, sync, slots))
-    report(results)
+    report(results, args.split)
     return 0 if all(r.exit_code == 0 and not r.tp.failed for r in results) else 1
 
 
