@@ -14,7 +14,8 @@ from .errors import error, respond
 routes = web.RouteTableDef()
 
 STATIC = (Path(__file__).parent / "static").resolve()
-TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+         ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 # Everything the pages load comes from this origin; nothing inline.
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
                "frame-ancestors 'none'; form-action 'self'")
