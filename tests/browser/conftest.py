@@ -39,6 +39,17 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
+# Every toast a page shows, in order, even after it has gone (toasts leave after a few seconds).
+RECORD_TOASTS = """
+window.__toasts = [];
+new MutationObserver((changes) => {
+  for (const change of changes) for (const node of change.addedNodes) {
+    if (node.classList?.contains('toast')) window.__toasts.push(node.querySelector('strong').textContent);
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
 class Tab:
     """A page plus what went wrong in it: uncaught exceptions and console errors fail the test."""
 
@@ -49,11 +60,20 @@ class Tab:
         page.on("pageerror", lambda exc: self.problems.append(f"uncaught: {exc}"))
         page.on("console", lambda msg: self.problems.append(f"console: {msg.text}") if msg.type == "error" else None)
 
+    async def wait_toasts(self, text: str, n: int, timeout: float = 45_000) -> None:
+        """Until the page has shown `n` toasts saying `text` (visible or gone by now)."""
+        await self.page.wait_for_function("([text, n]) => window.__toasts.filter(t => t === text).length >= n",
+                                          arg=[text, n], timeout=timeout)
+
+    async def toasts(self) -> list[str]:
+        return await self.page.evaluate("window.__toasts")
+
 
 @pytest.fixture
 async def tab(browser: Browser) -> AsyncIterator[Tab]:
     context = await browser.new_context(viewport={"width": 1280, "height": 860})
     context.set_default_timeout(30_000)
+    await context.add_init_script(RECORD_TOASTS)
     tab = Tab(await context.new_page())
     try:
         yield tab

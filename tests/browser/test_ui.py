@@ -44,7 +44,7 @@ async def test_uploading_three_photos_shows_their_thumbnails_and_one_toast(syste
     await page.locator("#file-input").set_input_files(files)
 
     await all_thumbnails_loaded(page, 3)
-    await expect(page.get_by_text("Upload processing completed")).to_have_count(1, timeout=SLOW)
+    await tab.wait_toasts("Upload processing completed", 1)
     assert len(uploads) == 1  # one request, so one task and one toast for the selection
     for name in ("Canon_40D", "Nikon_D70", "DSCN0010"):
         src = await card(page, name).locator("img").get_attribute("src")
@@ -54,6 +54,7 @@ async def test_uploading_three_photos_shows_their_thumbnails_and_one_toast(syste
     await expect(page.locator("#photo-count")).to_have_text("3 photos")
     await expect(page.locator("#pending-count")).to_have_text("0 pending")
     await page.screenshot(path=screenshot_path("upload.png"), full_page=True)
+    assert await tab.toasts() == ["Upload processing completed"]
 
 
 async def test_cull_and_commit_update_the_page_live_and_the_processes_panel_shows_the_steps(
@@ -99,7 +100,7 @@ async def test_cull_and_commit_update_the_page_live_and_the_processes_panel_show
     await expect(card(page, "DSC01").get_by_label("Keep RAW")).to_be_checked()
     await expect(card(page, "DSC01").get_by_label("Keep JPG")).to_have_count(0)
     await expect(card(page, "DSC02")).to_have_count(0)  # its only file went: the photo is gone
-    await expect(page.get_by_text("Files removed")).to_be_visible(timeout=SLOW)
+    await tab.wait_toasts("Files removed", 1)
     await expect(page.locator("#pending-count")).to_have_text("0 pending")
     await expect(page.locator("#photo-count")).to_have_text("2 photos")
     await page.screenshot(path=screenshot_path("project-page-committed.png"), full_page=True)
@@ -118,6 +119,7 @@ async def test_cull_and_commit_update_the_page_live_and_the_processes_panel_show
     await expect(panel.locator('li.task[data-type="upload_postprocess"]').first).to_be_visible()
     await expect(panel.get_by_label("Show maintenance")).not_to_be_checked()
     await page.screenshot(path=screenshot_path("processes-panel.png"))
+    assert await tab.toasts() == ["Files removed"]
 
 
 async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(system: System, tab: Tab) -> None:
