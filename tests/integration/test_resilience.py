@@ -156,10 +156,15 @@ async def test_acknowledged_events_survive_a_killed_server(system: System) -> No
             return (await system.task(task["id"]))["task"]["status"] == "completed"
 
         await eventually(replayed)
+        await system.verify_replay()
+        await system.validate_log()
     finally:
         for runtime in system.runtimes:
             await runtime.stop()
         system.runtimes.clear()
+        if system.bus is not None:
+            await system.bus.close()
+            system.bus = None  # the server it talked to is gone: nothing left to check at teardown
         await again.stop()
 
 
