@@ -33,6 +33,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     seen = d.read.checkpoint
     if resume is None:
         cursor = (seen, AFTER_EVERYTHING)
+        # An id without data: the browser remembers it, so even a drop before any message resumes.
+        await response.write(f"id: {seen}.{AFTER_EVERYTHING}\n\n".encode())
     elif resume[0] < await d.read.pruned_through():
         await response.write(f"id: {seen}\nevent: reset\ndata: {{}}\n\n".encode())
         cursor = (seen, AFTER_EVERYTHING)
