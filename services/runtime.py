@@ -23,7 +23,7 @@ from .kernel.natsd import free_port
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
-from .projector.queries import ReadModel
+from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
 from .worker.context import Handler, Resources
@@ -112,6 +112,9 @@ class Runtime:
             await self._start_api()
         if self.projector is not None:
             self.projector.projector.on_applied = self._applied  # readers here wake at once
+            for read in (self.read, self.worker_read):
+                if read is not None:
+                    read.poll_s = NOTIFIED_POLL_S
         return self
 
     async def _start_api(self) -> None:

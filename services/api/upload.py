@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
@@ -150,6 +151,11 @@ async def _receive(part: BodyPartReader, state: Upload, project_id: str, read) -
                                        sha256=digest, replaced=replaced))
 
 
+def _store(digest, out, chunk: bytes) -> None:
+    digest.update(chunk)
+    out.write(chunk)
+
+
 async def _write(part: BodyPartReader, temp: Path, name: str, max_bytes: int) -> tuple[int, str, str | None]:
     """Stream one part to `temp`; never the whole file in memory. Returns size, sha256, problem."""
     digest = hashlib.sha256()
@@ -166,8 +172,7 @@ async def _write(part: BodyPartReader, temp: Path, name: str, max_bytes: int) ->
                 size += len(chunk)
                 if size > max_bytes:
                     return size, "", f"file is larger than {max_bytes >> 20} MB"
-                digest.update(chunk)
-                out.write(chunk)
+                await asyncio.to_thread(_store, digest, out, chunk)  # both release the GIL
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DiskFull() from None

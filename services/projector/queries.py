@@ -12,7 +12,8 @@ from . import store
 from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
 from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView, TrashRow
 
-POLL_S = 0.02
+POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
+NOTIFIED_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ReadModel:
         self._changed = asyncio.Condition()
         self._poller: asyncio.Task | None = None
         self._poke = asyncio.Event()
+        self.poll_s = POLL_S
 
     @classmethod
     async def open(cls, path: Path) -> "ReadModel":
@@ -69,7 +71,7 @@ class ReadModel:
         # Another process may be the projector: its commits are seen by polling the checkpoint.
         while True:
             try:
-                await asyncio.wait_for(self._poke.wait(), POLL_S)
+                await asyncio.wait_for(self._poke.wait(), self.poll_s)
             except asyncio.TimeoutError:
                 pass
             self._poke.clear()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +16,7 @@ EXIF_IFD = 0x8769
 DATETIME_ORIGINAL = 36867
 OFFSET_TIME_ORIGINAL = 36881
 MAKE, MODEL, ORIENTATION = 271, 272, 274
+PR_SET_PDEATHSIG = 1
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -40,7 +44,9 @@ class Metadata:
 
 
 def init_worker() -> None:
-    """Pool initializer: HEIC support where pillow-heif is installed."""
+    """Pool initializer: die with the parent (a killed worker leaves no orphans), and HEIC
+    support where pillow-heif is installed."""
+    _die_with_parent()
     try:
         import pillow_heif
 
@@ -56,15 +62,32 @@ def make_derivatives(source: str, thumb: str, preview: str, spec: Spec) -> Metad
         if width * height > spec.max_megapixels * 1_000_000:
             raise ImageTooLarge(f"{width}x{height} is over {spec.max_megapixels:g} megapixels")
         meta = _metadata(img, width, height)
+        scale = min(1.0, spec.preview_dim / max(width, height))
         if img.format == "JPEG":
-            img.draft("RGB", (spec.preview_dim, spec.preview_dim))
+            # Decode at the smallest DCT scale that still covers the preview: both sides count.
+            img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
         img.load()
+        exif = img.getexif()
+        icc = img.info.get("icc_profile")
+        # Shrink first: rotating and converting colours at full size would cost memory and time.
+        img.thumbnail((spec.preview_dim, spec.preview_dim), Image.Resampling.LANCZOS)
+        img.info["icc_profile"] = icc
+        img.info["exif"] = exif.tobytes()
         oriented = _to_srgb(ImageOps.exif_transpose(img))
-    oriented.thumbnail((spec.preview_dim, spec.preview_dim), Image.Resampling.LANCZOS)
     _save(oriented, preview, "JPEG", quality=spec.preview_quality, optimize=True)
     oriented.thumbnail((spec.thumb_dim, spec.thumb_dim), Image.Resampling.LANCZOS)
     _save(oriented, thumb, "WEBP", quality=spec.thumb_quality, method=4)
     return meta
+
+
+def _die_with_parent() -> None:
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # no prctl: orphans end when their pipe to the pool closes
+        pass
 
 
 def _metadata(img: Image.Image, width: int, height: int) -> Metadata:

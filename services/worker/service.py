@@ -132,7 +132,11 @@ class Worker:
 
     async def _next(self, subs: dict, lanes: Lanes) -> tuple[str, Msg] | None:
         wait = 1.0 if len(lanes) == 1 else IDLE_POLL_S
-        for lane in serving(lanes, self.idle_priority_only):
+        # A job already delivered to this slot's subscription is taken whatever the policy says.
+        chosen = [lane for lane in lanes if subs[lane].pending_msgs] or list(serving(lanes, self.idle_priority_only))
+        for i, lane in enumerate(chosen):
+            if i + 1 < len(chosen) and not await self._waiting(lane):
+                continue  # nothing there: look at the next lane at once instead of idling on this one
             try:
                 msgs = await subs[lane].fetch(1, timeout=wait)
             except (NatsTimeout, asyncio.TimeoutError):
@@ -144,6 +148,13 @@ class Worker:
             if msgs:
                 return lane, msgs[0]
         return None
+
+    async def _waiting(self, lane: str) -> bool:
+        try:
+            info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
+        except Exception:  # unknown: poll it as before
+            return True
+        return info.num_pending > 0
 
     # -- one job --------------------------------------------------------------------------------
 
