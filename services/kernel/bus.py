@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 import msgspec
@@ -22,6 +23,7 @@ log = logging.getLogger("darkroom.bus")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
 ACK_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 5.0
 
 
 class Conflict(Exception):
@@ -57,20 +59,41 @@ class Outgoing:
         return headers or None
 
 
-@dataclass(frozen=True)
 class Stored:
-    """A message read back from the log; `at` is when the stream stored it."""
+    """A message read back from the log; `at` is when the stream stored it (RFC 3339, ms)."""
 
-    seq: int
-    subject: str
-    data: bytes
-    at: str = ""
+    __slots__ = ("seq", "subject", "data", "_at")
+
+    def __init__(self, seq: int, subject: str, data: bytes, at: str | int = "") -> None:
+        self.seq = seq
+        self.subject = subject
+        self.data = data
+        self._at = at  # or the stream's nanosecond timestamp, formatted when asked for
+
+    @property
+    def at(self) -> str:
+        if isinstance(self._at, int):
+            stamp = datetime.fromtimestamp(self._at / 1_000_000_000.0, timezone.utc)
+            self._at = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return self._at
 
     @classmethod
     def from_msg(cls, msg: Msg) -> "Stored":
-        meta = msg.metadata
-        stamp = meta.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return cls(meta.sequence.stream, msg.subject, msg.data, stamp)
+        """From a message a JetStream consumer delivered: its reply subject carries the sequence and time."""
+        tokens = (msg.reply or "").split(".")
+        if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":  # $JS.ACK.<stream>.<consumer>.…
+            return cls(int(tokens[5]), msg.subject, msg.data, int(tokens[7]))
+        meta = msg.metadata  # the newer form, with domain and account; raises for anything else
+        return cls(meta.sequence.stream, msg.subject, msg.data,
+                   meta.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stored):
+            return NotImplemented
+        return (self.seq, self.subject, self.data, self.at) == (other.seq, other.subject, other.data, other.at)
+
+    def __repr__(self) -> str:
+        return f"Stored(seq={self.seq}, subject={self.subject!r}, data={self.data!r}, at={self.at!r})"
 
 
 class PublishError(Exception):
@@ -292,24 +315,22 @@ class Bus:
         elif filters:
             config.filter_subjects = list(filters)
         info = await self.jsm.add_consumer(STREAM, config)
-        # Exactly what was stored when the consumer was made: no waiting on what comes later.
-        remaining = info.num_pending
         try:
-            if remaining == 0:
+            # Exactly what was stored when the consumer was made: no waiting on what comes later.
+            if info.num_pending == 0:
                 return
-            sub = await self.js.pull_subscribe_bind(consumer=info.name, stream=STREAM)
+            pull = _Pull(self.nc, info.name, info.num_pending, batch)
+            await pull.start()
             try:
-                while remaining > 0:
-                    msgs = await sub.fetch(min(batch, remaining), timeout=5)
-                    remaining -= len(msgs)
-                    out = [Stored.from_msg(m) for m in msgs]
-                    if end_seq is not None and out and out[-1].seq >= end_seq:
-                        remaining = 0
+                while out := await pull.next_batch():
+                    if end_seq is not None and out[-1].seq >= end_seq:
                         out = [s for s in out if s.seq <= end_seq]
-                    if out:
-                        yield out
+                        if out:
+                            yield out
+                        return
+                    yield out
             finally:
-                await sub.unsubscribe()
+                await pull.close()
         finally:
             try:
                 await self.jsm.delete_consumer(STREAM, info.name)
@@ -330,6 +351,69 @@ class Bus:
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
         )
+
+
+class _Pull:
+    """Pulls `total` messages from a consumer, keeping the next batches asked for while the caller
+    works on this one: the server streams on instead of waiting for each fetch, and each message
+    costs one callback (nats-py's fetch costs a timer and a task per message)."""
+
+    def __init__(self, nc: Client, consumer: str, total: int, batch: int, window: int = 3) -> None:
+        self.nc = nc
+        self.next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{consumer}"
+        self.total = total
+        self.batch = batch
+        self.window = window
+        self.requested = 0  # messages asked for
+        self.taken = 0  # messages handed to the caller
+        self.buffer: list[Stored] = []
+        self.wake = asyncio.Event()
+        self.inbox = nc.new_inbox()
+        self.sub = None
+        self.status: str | None = None
+
+    async def start(self) -> None:
+        self.sub = await self.nc.subscribe(self.inbox, cb=self._on_msg)
+        await self._ask()
+
+    async def close(self) -> None:
+        if self.sub is not None and not self.nc.is_closed:
+            await self.sub.unsubscribe()
+        self.sub = None
+
+    async def _ask(self) -> None:
+        while self.requested < self.total and self.requested - self.taken < self.window * self.batch:
+            n = min(self.batch, self.total - self.requested)
+            self.requested += n
+            request = b'{"batch":%d,"expires":%d}' % (n, int(READ_TIMEOUT_S * 6 * 1e9))
+            await self.nc.publish(self.next_subject, request, reply=self.inbox)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if not msg.reply:  # a status (request expired, no messages…): nothing from the log
+            self.status = (msg.headers or {}).get("Status")
+            self.wake.set()
+            return
+        self.buffer.append(Stored.from_msg(msg))
+        if len(self.buffer) >= self.batch or self.taken + len(self.buffer) >= self.total:
+            self.wake.set()
+
+    async def next_batch(self) -> list[Stored]:
+        """The messages that arrived, at least a batch's worth unless the end is near; [] at the end."""
+        if self.taken >= self.total:
+            return []
+        while len(self.buffer) < min(self.batch, self.total - self.taken):
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), READ_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                if self.buffer:
+                    break
+                raise TimeoutError(f"reading the log: nothing arrived within {READ_TIMEOUT_S:g}s "
+                                   f"(status {self.status})") from None
+        out, self.buffer = self.buffer, []
+        self.taken += len(out)
+        await self._ask()
+        return out
 
 
 async def _log_error(exc: Exception) -> None:
