@@ -36,7 +36,13 @@ class Event(msgspec.Struct, kw_only=True, tag_field="type"):
 
 def type_name(cls: type[Event]) -> str:
     """The event type of a Struct class, e.g. `task.requested`."""
-    return cls.__struct_config__.tag  # type: ignore[return-value]
+    name = _TYPE_NAMES.get(cls)
+    if name is None:  # msgspec builds a new StructConfig on every access: look it up once per class
+        name = _TYPE_NAMES[cls] = cls.__struct_config__.tag  # type: ignore[assignment]
+    return name  # type: ignore[return-value]
+
+
+_TYPE_NAMES: dict[type, str] = {}
 
 
 class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -30,6 +31,7 @@ def split(name: str) -> tuple[str, str]:
     return (stem, ext.lower()) if dot and stem else (name, "")
 
 
+@lru_cache(maxsize=1 << 16)
 def kind_of(name: str) -> Kind | None:
     """The variant a file is, by its extension compared case-insensitively; None: not a photo."""
     return KINDS.get(split(name)[1])
@@ -82,6 +84,7 @@ def trash_name(name: str, n: int) -> str:
     return f"{stem} ({n}).{ext}" if dot and stem else f"{name} ({n})"
 
 
+@lru_cache(maxsize=1 << 16)
 def photo_key(project_id: str, filename: str) -> str:
     """Subject-safe and computable by anyone: sha256 of `<project_id>/<basename>`, 24 hex digits."""
     return hashlib.sha256(f"{project_id}/{filename}".encode()).hexdigest()[:24]

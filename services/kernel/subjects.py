@@ -58,8 +58,11 @@ def _required(value: str | None, event: Event) -> str:
     return value
 
 
+_DISPATCH = f"{ROOT}.dispatch."
+
+
 def is_dispatch(subject: str) -> bool:
-    return subject.startswith(f"{ROOT}.dispatch.")
+    return subject.startswith(_DISPATCH)
 
 
 def photo_subject(project_id: str, filename: str) -> str:

@@ -43,7 +43,7 @@ replace = msgspec.structs.replace
 TERMINAL = ("completed", "failed", "canceled")
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One SSE message caused by an event; `k` orders several caused by the same event."""
 
@@ -209,16 +209,20 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
 
 def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, after: PhotoView | None,
                     filename: str, at: str) -> list[Message]:
-    counts = (project.photo_count, project.pending_photos, project.pending_jpg, project.pending_raw)
-    new_counts = tuple(a + b - c for a, b, c in zip(counts, _counts(after), _counts(before)))
-    project = rows.put_project(replace(project, photo_count=new_counts[0], pending_photos=new_counts[1],
-                                       pending_jpg=new_counts[2], pending_raw=new_counts[3], updated_at=at))
+    a_photos, a_pending, a_jpg, a_raw = _counts(after)
+    b_photos, b_pending, b_jpg, b_raw = _counts(before)
+    pending_changed = (a_pending, a_jpg, a_raw) != (b_pending, b_jpg, b_raw)
+    project = rows.put_project(replace(
+        project, photo_count=project.photo_count + a_photos - b_photos,
+        pending_photos=project.pending_photos + a_pending - b_pending,
+        pending_jpg=project.pending_jpg + a_jpg - b_jpg, pending_raw=project.pending_raw + a_raw - b_raw,
+        updated_at=at))
     if after is not None:
         messages = [Message("item", Item(project.id, project.folder, after), project.id, project.folder, False)]
     else:
         messages = [Message("item_removed", ItemRemoved(project.id, project.folder, filename), project.id,
                             project.folder, False)]
-    if new_counts[1:] != counts[1:]:
+    if pending_changed:
         pending = Pending(project.pending_photos, project.pending_jpg, project.pending_raw)
         messages.append(Message("pending_changes", PendingChanges(project.id, project.folder, pending), project.id,
                                 project.folder, False))

@@ -31,8 +31,11 @@ class Applied:
 
 class Projector:
     def __init__(self, db: aiosqlite.Connection, codec: Codec,
-                 on_applied: Callable[[int], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS) -> None:
+                 on_applied: Callable[[int], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
+                 relay: bool = True) -> None:
         self.db = db
+        # relay=False (a rebuild): no SSE outbox; a client resuming from before the checkpoint gets `reset`.
+        self.relay = relay
         self.codec = codec
         self.on_applied = on_applied
         self.outbox_keep = outbox_keep
@@ -76,8 +79,10 @@ class Projector:
                 log.warning("dead letter at %d on %s: %s", stored.seq, stored.subject, reason)
                 dead.append((stored.seq, stored.subject, reason, stored.at))
                 continue
-            for k, message in enumerate(apply(rows, event)):
-                outbox.append(self._outbox_row(stored.seq, k, message))
+            messages = apply(rows, event)
+            if self.relay:
+                for k, message in enumerate(messages):
+                    outbox.append(self._outbox_row(stored.seq, k, message))
 
         last = fresh[-1].seq
         await self.db.execute("BEGIN")
@@ -104,6 +109,8 @@ class Projector:
             if dead:
                 await self.db.executemany("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)", dead)
             await self._set_meta(CHECKPOINT, last)
+            if not self.relay:
+                await self._set_meta(PRUNED_THROUGH, last)
             self._since_prune += len(fresh)
             if self._since_prune >= PRUNE_EVERY:
                 self._since_prune = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, Iterable, TypeVar
 
 import aiosqlite
@@ -11,6 +12,7 @@ import msgspec
 from .views import JobView, PhotoView, ProjectRow, TaskView, TrashRow
 
 S = TypeVar("S", bound=msgspec.Struct)
+_JSON = msgspec.json.Encoder()
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -60,10 +62,18 @@ class Table(Generic[S]):
     def columns(self) -> tuple[str, ...]:
         return self.view.__struct_fields__
 
+    @cached_property
+    def _json_positions(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.columns) if c in self.json_fields)
+
     def to_row(self, item: S) -> tuple[Any, ...]:
-        values = msgspec.to_builtins(item)
-        return tuple(msgspec.json.encode(values[c]).decode() if c in self.json_fields else values[c]
-                     for c in self.columns)
+        values = msgspec.structs.astuple(item)  # views hold plain values, and lists as JSON columns
+        if not self._json_positions:
+            return values
+        row = list(values)
+        for i in self._json_positions:
+            row[i] = _JSON.encode(row[i]).decode()
+        return tuple(row)
 
     def from_row(self, row: Iterable[Any]) -> S:
         data = dict(zip(self.columns, row))
