@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""How fast `darkroom replay` rebuilds the read models from the log, against what bounds it.
+
+    python bench/replay.py                 # 200k events; --events N for another size
+
+1. Generates a realistic log into a fresh nats-server (sync_interval 2m) with Bus.send_many:
+   projects, uploads of JPG+RAW shoots with their upload_postprocess / manifest_check /
+   folder_check tasks, culling (keep flags) and commits that trash files, hourly maintenance
+   tasks, a few retries; every job.requested with its dispatch copy, as the services write them.
+2. Times services.projector.replay.replay() into a new SQLite file, twice (the best counts).
+3. Baselines on the same log and machine: reading it (Bus.read, nothing else), reading and
+   decoding it (the codec), and SQLite alone (executemany of as many rows into a fresh file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from services.kernel import subjects
+from services.kernel.bus import Bus, Outgoing, provision
+from services.kernel.config import load_config
+from services.kernel.events import (
+    Event,
+    JobCompleted,
+    JobProgress,
+    JobRequested,
+    JobRetrying,
+    JobStarted,
+    PhotoDerivativesUpdated,
+    PhotoFileAdded,
+    PhotoFilesTrashed,
+    PhotoKeepChanged,
+    PhotoMetadataExtracted,
+    PhotoRemoved,
+    ProjectCreated,
+    ProjectManifestWritten,
+    Step,
+    TaskCompleted,
+    TaskRequested,
+    TaskStarted,
+)
+from services.kernel.ids import new_id
+from services.kernel.natsd import NatsServer
+from services.projector.replay import replay
+
+GOAL = 50_000  # events/s into SQLite
+UPLOAD = [Step("upload_postprocess", 90), Step("manifest_check", 95), Step("folder_check", 95)]
+COMMIT = [Step("file_removal", 100), Step("manifest_check", 95), Step("folder_check", 95),
+          Step("manifest_cleaning", 80)]
+MAINTENANCE = [Step("trash_maintenance", 100), Step("manifest_check", 95), Step("folder_check", 95),
+               Step("manifest_cleaning", 80)]
+CAMERAS = [("SONY", "ILCE-7M3"), ("Canon", "Canon EOS R5"), ("NIKON CORPORATION", "NIKON Z 6_2"), ("FUJIFILM", "X-T4")]
+
+
+class Log:
+    """Builds the messages of a plausible history, with a clock that advances a little per event."""
+
+    def __init__(self, bus: Bus, seed: int = 7) -> None:
+        self.bus = bus
+        self.rng = random.Random(seed)
+        self.clock = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+        self.out: list[Outgoing] = []
+
+    def at(self) -> str:
+        self.clock += timedelta(milliseconds=self.rng.randint(1, 40))
+        return self.clock.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def add(self, event: Event, subject: str | None = None) -> None:
+        if subject is None:
+            event.at = self.at()  # a dispatch copy is the same bytes as its job.requested
+        self.out.append(self.bus.outgoing(event, subject=subject))
+
+    def task(self, pid: str, folder: str, task_type: str, label: str, steps: list[Step], source: str,
+             items: list[str], step_work) -> None:
+        """A task and its jobs as the orchestrator and workers record them; `step_work(i, job)`
+        adds what a step's job does between its start and its completion (`common`: the job
+        event fields; `env`: the envelope for the item events it writes)."""
+        tid = new_id()
+        user = source == "user"
+        env = dict(project_id=pid, task_id=tid, source=source)
+        requested = TaskRequested(**env, task_type=task_type, label=label, user_relevant=user, steps=steps,
+                                  items=items, folder=folder)
+        self.add(requested)
+        self.add(TaskStarted(**env, causation_id=requested.id))
+        for i, step in enumerate(steps):
+            lane = "priority" if user and step.priority >= 90 else "normal"
+            job = JobRequested(**env, job_id=f"{tid}-{i}", task_type=task_type, job_type=step.type, step_index=i,
+                               priority=step.priority, lane=lane, items=items if i == 0 else [], folder=folder)
+            self.add(job)
+            self.add(job, subject=subjects.dispatch(lane, step.type))  # the workers' copy
+            common = dict(env, job_id=job.job_id, causation_id=job.id, task_type=task_type, job_type=step.type,
+                          step_index=i)
+            attempt = 1
+            if self.rng.random() < 0.02:
+                self.add(JobStarted(**common, attempt=1, worker="host-a:101"))
+                self.add(JobRetrying(**common, attempt=1, error="lease held by another worker", delay_s=0.4))
+                attempt = 2
+            self.add(JobStarted(**common, attempt=attempt, worker="host-a:101"))
+            step_work(i, common, {k: common[k] for k in ("project_id", "task_id", "job_id", "causation_id",
+                                                         "source")})
+            self.add(JobCompleted(**common, attempt=attempt))
+        self.add(TaskCompleted(**env))
+
+    def project(self, uploads: int) -> None:
+        pid, folder = new_id(), f"Shoot {len(self.out)}"
+        self.add(ProjectCreated(project_id=pid, source="user", name=folder, folder=folder))
+        self.add(ProjectManifestWritten(project_id=pid, source="user", version=1))
+        manifest = 1
+        photos: dict[str, list[str]] = {}
+        for _ in range(uploads):
+            names = [f"DSC{len(photos) + n:05d}" for n in range(self.rng.randint(30, 90))]
+            for name in names:
+                files = [f"{name}.JPG"] + ([f"{name}.ARW"] if self.rng.random() < 0.6 else [])
+                photos[name] = files
+                for file in files:
+                    self.add(PhotoFileAdded(project_id=pid, source="user", filename=name, name=file,
+                                            kind="jpg" if file.endswith("JPG") else "raw",
+                                            size=self.rng.randint(8, 30) << 20, sha256=f"{self.rng.getrandbits(256):064x}"))
+
+            def upload_work(i: int, common: dict, env: dict, names=names) -> None:
+                nonlocal manifest
+                if i == 0:
+                    make, model = self.rng.choice(CAMERAS)
+                    for n, name in enumerate(names, start=1):
+                        self.add(PhotoMetadataExtracted(**env, filename=name, taken_at=self.at()[:19], make=make,
+                                                        model=model, orientation=self.rng.choice([1, 1, 1, 6, 8]),
+                                                        width=6000, height=4000))
+                        self.add(PhotoDerivativesUpdated(**env, filename=name, thumbnail_status="generated",
+                                                         preview_status="generated"))
+                        self.add(JobProgress(**common, done=n, total=len(names)))
+                elif i == 1:
+                    manifest += 1
+                    self.add(ProjectManifestWritten(**env, version=manifest, reason="manifest_check"))
+
+            self.task(pid, folder, "upload_postprocess", "Upload Post-Process", UPLOAD, "user", names, upload_work)
+            self.maintenance(pid, folder)
+        # Culling: about a third of the frames lose their JPG, a few lose everything; then a commit.
+        culled = {name: files for name, files in photos.items() if self.rng.random() < 0.35}
+        for name, files in culled.items():
+            drop_all = len(files) == 1 or self.rng.random() < 0.2
+            self.add(PhotoKeepChanged(project_id=pid, source="user", filename=name, keep_jpg=False,
+                                      keep_raw=False if drop_all else None))
+
+        def commit_work(i: int, common: dict, env: dict) -> None:
+            if i != 0:
+                return
+            for n, (name, files) in enumerate(culled.items(), start=1):
+                trashed = files if len(files) == 1 or self.rng.random() < 0.2 else files[:1]
+                self.add(PhotoFilesTrashed(**env, filename=name, names=trashed, trash_names=trashed,
+                                           trashed_at=self.at()))
+                if len(trashed) == len(files):
+                    self.add(PhotoRemoved(**env, filename=name, reason="no variant left"))
+                else:
+                    self.add(PhotoDerivativesUpdated(**env, filename=name, thumbnail_status="missing",
+                                                     preview_status="missing"))
+                self.add(JobProgress(**common, done=n, total=len(culled)))
+
+        if culled:
+            self.task(pid, folder, "change_commit", "Commit Changes", COMMIT, "user", [], commit_work)
+        for _ in range(self.rng.randint(2, 6)):
+            self.maintenance(pid, folder)
+
+    def maintenance(self, pid: str, folder: str) -> None:
+        self.task(pid, folder, "maintenance", "Maintenance", MAINTENANCE, "maintenance", [], lambda *_: None)
+
+
+async def publish(bus: Bus, out: list[Outgoing], chunk: int = 5_000) -> float:
+    began = time.perf_counter()
+    for start in range(0, len(out), chunk):
+        await bus.send_many(out[start:start + chunk])
+    return time.perf_counter() - began
+
+
+async def raw_read(bus: Bus, decode: bool) -> tuple[int, float]:
+    began, count = time.perf_counter(), 0
+    async for batch in bus.read(batch=1000):
+        if decode:
+            for stored in batch:
+                try:
+                    bus.codec.decode(stored.data)
+                except Exception:
+                    pass
+        count += len(batch)
+    return count, time.perf_counter() - began
+
+
+def raw_sqlite(path: Path, rows: int, batch: int = 1000) -> float:
+    """SQLite alone: `rows` rows of a job-row's width, executemany in batches, one commit each."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, a TEXT, b TEXT, c INTEGER, d TEXT, e TEXT, f TEXT)")
+    row = ("01M8KR9S1TFF02SXH7N7HYD38K", "upload_postprocess", "priority", 90, "running",
+           "2026-03-01T09:00:00.000Z", '{"id": "01M8KR9S1TFF02SXH7N7HYD38K", "status": "running"}')
+    began = time.perf_counter()
+    for start in range(0, rows, batch):
+        db.execute("BEGIN")
+        db.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [(f"{start + n:026d}", *row[1:]) for n in range(min(batch, rows - start))])
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - began
+    db.close()
+    return seconds
+
+
+async def main(events: int, keep: bool) -> int:
+    work = Path(tempfile.mkdtemp(prefix="darkroom-bench-replay-"))
+    server = await NatsServer(work / "nats", sync_interval="2m").start()
+    try:
+        bus = await Bus.connect(server.url, "bench-replay")
+        await provision(bus, load_config(work, environ={}))
+        log = Log(bus)
+        while len(log.out) < events:
+            log.project(uploads=log.rng.randint(1, 4))
+        out = log.out[:events]
+        kinds: dict[str, int] = {}
+        for o in out:
+            kind = "dispatch" if subjects.is_dispatch(o.subject) else o.subject.split(".")[1]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        print(f"log: {len(out):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))}), "
+              f"{sum(len(o.data) for o in out) / len(out):.0f} bytes each on average")
+        seconds = await publish(bus, out)
+        print(f"published in {seconds:.1f}s ({len(out) / seconds:,.0f} events/s, Bus.send_many)")
+
+        read_n, read_s = await raw_read(bus, decode=False)
+        dec_n, dec_s = await raw_read(bus, decode=True)
+        sqlite_s = raw_sqlite(work / "raw.sqlite", len(out))
+        runs = []
+        for n in range(2):
+            result = await replay(bus, work / f"replay-{n}.sqlite")
+            assert result.events == len(out), (result.events, len(out))
+            runs.append(result)
+        best = max(runs, key=lambda r: r.rate)
+        await bus.close()
+
+        rate = best.rate
+        print()
+        print(f"{'':36}{'events/s':>12}{'seconds':>10}")
+        print(f"{'Bus.read alone':36}{read_n / read_s:>12,.0f}{read_s:>10.2f}")
+        print(f"{'Bus.read + Codec.decode':36}{dec_n / dec_s:>12,.0f}{dec_s:>10.2f}")
+        print(f"{'SQLite executemany alone (1 row/ev)':36}{len(out) / sqlite_s:>12,.0f}{sqlite_s:>10.2f}")
+        for n, r in enumerate(runs, start=1):
+            print(f"{f'replay() into SQLite, run {n}':36}{r.rate:>12,.0f}{r.seconds:>10.2f}")
+        print()
+        print(f"replay / Bus.read alone:          {rate / (read_n / read_s):.2f}")
+        print(f"replay / Bus.read + decode:       {rate / (dec_n / dec_s):.2f}")
+        print(f"replay / SQLite executemany alone: {rate / (len(out) / sqlite_s):.2f}")
+        verdict = "meets" if rate >= GOAL else "MISSES"
+        print(f"replay: {rate:,.0f} events/s; {verdict} the goal of {GOAL:,} events/s")
+        return 0 if rate >= GOAL else 1
+    finally:
+        await server.stop()
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (log and SQLite files)")
+    args = parser.parse_args()
+    try:
+        import uvloop  # as `darkroom replay` runs
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        sys.exit(runner.run(main(args.events, args.keep)))
