@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 
 from nats.aio.msg import Msg
 from nats.js import api
@@ -166,17 +167,28 @@ class Orchestrator:
         """Rebuild one task from the log: its task events and its jobs' lifecycle."""
         state: TaskState | None = None
         prefix = f"{subjects.ROOT}.*.{subjects.project_token(project_id)}.{task_id}.>"
+        task_subjects = subjects.task_prefix(project_id, task_id) + "."
+        requested_subject = subjects.job_prefix(project_id, task_id) + ".requested"
+        poisoned = {"task": 0, "requested": 0}
         async for batch in self.bus.read([prefix]):  # the cold path: a task not in the cache
             for stored in batch:
                 try:
                     event = self.bus.codec.decode(stored.data)
                 except PoisonEvent:
+                    # Unreadable, yet it moved its subject's last sequence: the guards must know it.
+                    if stored.subject.startswith(task_subjects):
+                        poisoned["task"] = stored.seq
+                    elif stored.subject == requested_subject:
+                        poisoned["requested"] = stored.seq
                     continue
                 if state is None:
                     if isinstance(event, TaskRequested):
                         state = start(event, stored.seq)
                 else:
                     state = evolve(state, event, stored.seq)
+        if state is not None:
+            state = replace(state, last_task_seq=max(state.last_task_seq, poisoned["task"]),
+                            last_requested_seq=max(state.last_requested_seq, poisoned["requested"]))
         return state
 
     async def _act(self, state: TaskState, redispatch: bool) -> None:

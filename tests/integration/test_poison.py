@@ -88,3 +88,17 @@ async def test_three_kinds_of_poison_are_set_aside_once_while_an_upload_complete
     _, body, _ = await system.request("GET", "/api/dead-letters")
     assert len(body["dead_letters"]) == 3
     # The fixture then rebuilds the read model from the log: replay sets the same three aside.
+
+
+async def test_poison_on_a_tasks_own_subject_does_not_jam_its_steps(system: System) -> None:
+    await system.start()
+    task = await system.start_task("sleep_then_two", items=["0.5"])
+    await system.wait_job(task["id"], 0, "running")
+    # An unreadable message on the task's own subjects moves their last sequence.
+    await system.bus.nc.jetstream().publish(f"darkroom.task._.{task['id']}.noise", b"{not json")
+    await system.bus.nc.jetstream().publish(f"darkroom.job._.{task['id']}.requested", b"{not json")
+    for runtime in system.runtimes:  # a fresh orchestrator has to rebuild the task from the log
+        if runtime.orchestrator is not None:
+            runtime.orchestrator.cache.clear()
+    view = await system.wait_task(task["id"], timeout=20)
+    assert view["task"]["status"] == "completed" and len(view["jobs"]) == 3
