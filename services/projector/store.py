@@ -99,15 +99,14 @@ COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "tras
 
 
 async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
-    if readonly:
-        db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
-    else:
-        db = await aiosqlite.connect(path)
+    db = await aiosqlite.connect(f"file:{path}?mode=ro" if readonly else path, uri=readonly)
+    # First: services started together on one file (api, worker, projector) wait for each other.
+    await db.execute("PRAGMA busy_timeout=5000")
+    if not readonly:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.executescript(SCHEMA)
         await db.commit()
-    await db.execute("PRAGMA busy_timeout=5000")
     return db
 
 
