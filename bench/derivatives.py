@@ -45,6 +45,7 @@ import nats
 from nats.aio.msg import Msg
 from PIL import Image, ImageChops
 
+from _common import BenchError, bench_main, cpu_seconds, darkroom_command
 from services.kernel.config import ProcessingConfig
 from services.kernel.natsd import NatsServer, free_port
 from services.worker.imaging import Spec, init_worker, make_derivatives
@@ -60,10 +61,6 @@ NODE_BATCH_S, NODE_PER_FILE_S, NODE_RSS_MB, NODE_LATENCY_S = 2.6, 0.5, 1000.0, 1
 BARE_EXPECTED_S = 6.0
 TICK = os.sysconf("SC_CLK_TCK")
 OTHER_LOAD_WARN = 0.15  # share of one core used by other programs during a phase
-
-
-class BenchError(Exception):
-    pass
 
 
 def default_spec() -> Spec:
@@ -170,15 +167,6 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def machine_s() -> tuple[float, float]:
     """CPU seconds the whole machine was busy, and stolen by the hypervisor, since boot."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
@@ -193,12 +181,12 @@ class CpuMeter:
     def __init__(self, groups: dict[str, list[int]]) -> None:
         self.groups = groups
         self.began = time.perf_counter()
-        self.start = {name: sum(cpu_s(pid) for pid in pids) for name, pids in groups.items()}
+        self.start = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
         self.machine = machine_s()
 
     def shares(self) -> dict[str, float]:
         wall = time.perf_counter() - self.began
-        used = {name: (sum(cpu_s(pid) for pid in pids) - self.start[name]) / wall for name, pids in self.groups.items()}
+        used = {name: (sum(cpu_seconds(pid) for pid in pids) - self.start[name]) / wall for name, pids in self.groups.items()}
         busy, steal = machine_s()
         used["other"] = max(0.0, (busy - self.machine[0]) / wall - sum(used.values()))
         used["steal"] = (steal - self.machine[1]) / wall
@@ -399,14 +387,6 @@ class Darkroom:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
-
-
-def darkroom_command() -> str:
-    beside = Path(sys.executable).parent / "darkroom"
-    found = str(beside) if beside.is_file() else shutil.which("darkroom")
-    if not found:
-        raise BenchError("the `darkroom` command is not installed: pip install -e .")
-    return found
 
 
 async def create_project(http: aiohttp.ClientSession, base_url: str, name: str) -> str:
@@ -742,14 +722,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return asyncio.run(run(args))
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 130
+    return bench_main(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from _common import BenchError, bench_main, cpu_seconds, darkroom_command
 from services.kernel.config import PipelineConfig
 from services.kernel.natsd import NatsServer, free_port
 
@@ -51,10 +52,6 @@ FLOORS = {"always": 150.0, "2m": 400.0}  # tasks/s; other sync intervals are hel
 AIM = 800.0
 ONE_BY_ONE_P50_MS = 8.0
 READ_MODEL_WAIT_S = 30.0
-
-
-class BenchError(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -164,15 +161,6 @@ async def submit(http: aiohttp.ClientSession, base_url: str) -> tuple[str, float
         if response.status != 202:
             raise BenchError(f"POST /api/tasks answered {response.status}: {body[:300]!r}")
     return json.loads(body)["task"]["id"], began
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all threads (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def read_model_reached(http: aiohttp.ClientSession, base_url: str, seq: int, timeout: float) -> bool:
@@ -382,14 +370,6 @@ def revision() -> str:
     return out.stdout.strip() or "(unknown revision)"
 
 
-def darkroom_command() -> str:
-    beside = Path(sys.executable).parent / "darkroom"
-    found = str(beside) if beside.is_file() else shutil.which("darkroom")
-    if not found:
-        raise BenchError("the `darkroom` command is not installed: pip install -e .")
-    return found
-
-
 async def profile(pid: int, out: Path, fmt: str) -> asyncio.subprocess.Process:
     """py-spy sampling the services while the throughput phase runs."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -562,14 +542,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return asyncio.run(run(args))
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 130
+    return bench_main(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,41 @@
+"""What the benchmarks share: finding `darkroom`, reading a process's CPU time, running a bench."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable, Coroutine
+
+
+class BenchError(Exception):
+    """A bench that cannot go on; printed without a traceback, exit code 2."""
+
+
+def darkroom_command() -> str:
+    beside = Path(sys.executable).parent / "darkroom"
+    found = str(beside) if beside.is_file() else shutil.which("darkroom")
+    if not found:
+        raise BenchError("the `darkroom` command is not installed: pip install -e .")
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_main(run: Callable[[Any], Coroutine[Any, Any, int]], args: Any) -> int:
+    try:
+        return asyncio.run(run(args))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 130
