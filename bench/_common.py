@@ -39,3 +39,25 @@ def bench_main(run: Callable[[Any], Coroutine[Any, Any, int]], args: Any) -> int
         return 2
     except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
+
+
+async def wait_ready(http, base_url: str, exited: Callable[[], str | None], log_tail: Callable[[], str],
+                     timeout: float = 30.0) -> None:
+    """Until GET /readyz answers 200; a process that exits meanwhile (`exited` says which) fails it."""
+    import time
+
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        gone = exited()
+        if gone:
+            raise BenchError(f"{gone}:\n{log_tail()}")
+        try:
+            async with http.get(f"{base_url}/readyz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise BenchError(f"darkroom not ready within {timeout:g}s:\n{log_tail()}")

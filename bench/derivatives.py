@@ -45,7 +45,7 @@ import nats
 from nats.aio.msg import Msg
 from PIL import Image, ImageChops
 
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command
+from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
 from services.kernel.config import ProcessingConfig
 from services.kernel.natsd import NatsServer, free_port
 from services.worker.imaging import Spec, init_worker, make_derivatives
@@ -358,18 +358,10 @@ class Darkroom:
         with self.log_path.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
                 *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.returncode is not None:
-                raise BenchError(f"darkroom up exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                async with http.get(f"{self.base_url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise BenchError(f"darkroom up not ready within {timeout:g}s:\n{self.log_tail()}")
+        process = self.process
+        await wait_ready(http, self.base_url,
+                         lambda: f"darkroom up exited with {process.returncode}" if process.returncode is not None
+                         else None, self.log_tail, timeout)
 
     async def stop(self, timeout: float = 30.0) -> int | None:
         if self.process is None or self.process.returncode is not None:

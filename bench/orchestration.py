@@ -33,7 +33,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command
+from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
 from services.kernel.config import PipelineConfig
 from services.kernel.natsd import NatsServer, free_port
 
@@ -322,19 +322,11 @@ class Darkroom:
             for name, command in commands.items():
                 self.processes[name] = await asyncio.create_subprocess_exec(
                     darkroom_command(), *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if process.returncode is not None:
-                    raise BenchError(f"darkroom {name} exited with {process.returncode}:\n{self.log_tail()}")
-            try:
-                async with http.get(f"{self.base_url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise BenchError(f"darkroom not ready within {timeout:g}s:\n{self.log_tail()}")
+        def exited() -> str | None:
+            return next((f"darkroom {name} exited with {p.returncode}" for name, p in self.processes.items()
+                         if p.returncode is not None), None)
+
+        await wait_ready(http, self.base_url, exited, self.log_tail, timeout)
 
     async def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM to every process; the worst exit code (None if one had to be killed)."""

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.subjects_match import matches
 from services.kernel import subjects
 from services.kernel.bus import Conflict, Expect
 from services.kernel.definitions import load_definitions
@@ -36,16 +37,6 @@ from services.orchestrator.state import TaskState, evolve, start
 THRESHOLD = 90
 DEFS = load_definitions()
 P, T = "P01", "T01"
-
-
-def matches(filter_: str, subject: str) -> bool:
-    f, s = filter_.split("."), subject.split(".")
-    for i, token in enumerate(f):
-        if token == ">":
-            return len(s) > i
-        if i >= len(s) or (token != "*" and token != s[i]):
-            return False
-    return len(f) == len(s)
 
 
 def requested(task_type: str = "upload_postprocess", source: str = "user", items=("DSC01", "DSC02"),

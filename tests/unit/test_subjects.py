@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.subjects_match import matches
 from services.kernel import subjects
 from services.kernel.events import (
     JOB_EVENTS,
@@ -18,17 +19,6 @@ from services.kernel.events import (
     TaskRequested,
     Step,
 )
-
-
-def matches(filter_: str, subject: str) -> bool:
-    """NATS subject matching: `*` is one token, `>` one or more trailing tokens."""
-    f, s = filter_.split("."), subject.split(".")
-    for i, token in enumerate(f):
-        if token == ">":
-            return len(s) > i
-        if i >= len(s) or (token != "*" and token != s[i]):
-            return False
-    return len(f) == len(s)
 
 
 def test_matcher_itself():
