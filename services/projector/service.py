@@ -13,6 +13,9 @@ from .engine import Projector
 log = logging.getLogger("darkroom.projector")
 
 MAX_BATCH = 1_000
+# After the first event of a batch: the services that event wakes go first (the read model trails
+# the work, not the other way round), and what arrives meanwhile joins the same transaction.
+GATHER_S = 0.001
 
 
 class ProjectorService:
@@ -47,6 +50,7 @@ class ProjectorService:
     async def _loop(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(GATHER_S)
             self._wake.clear()
             while self._buffer:
                 batch, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]

@@ -183,37 +183,43 @@ class Worker:
             await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
             await msg.ack()
             return
-        # Not awaited here: the handler starts at once, and the ack is awaited before any outcome.
+        # Not awaited before the outcome: one connection stores them in order, and waiting costs a round trip.
         started = await self.bus.post(self._event(job, JobStarted, attempt=attempt, worker=self.name),
                                       f"job:{job.job_id}:started:{attempt}")
         began = time.monotonic()
-        outcome = "completed"
         try:
+            outcome = await self._attempt(job, attempt, handler, msg)
+        finally:
             try:
-                await self._supervise(job, attempt, handler, msg)
-            finally:
                 await self.bus.confirm(started)
+            except Exception as exc:  # the outcome is what the task waits for; this only loses a status
+                log.warning("job %s: job.started was not stored: %s", job.job_id, exc)
+        self.durations.append((job.job_type, outcome, time.monotonic() - began))
+        del self.durations[:-10_000]
+
+    async def _attempt(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg) -> str:
+        """Run one attempt, report its outcome and settle its message; returns the outcome."""
+        max_attempts = self.config.pipeline.max_attempts
+        try:
+            await self._supervise(job, attempt, handler, msg)
         except JobCanceledError:
-            outcome = "canceled"
             await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
             await msg.ack()
+            return "canceled"
         except Exception as exc:
             error = _describe(exc)
             if attempt < max_attempts and not isinstance(exc, PermanentError):
-                outcome = "retrying"
                 delay = backoff(attempt, self.config.pipeline.backoff_base_s, self.config.pipeline.backoff_max_s)
                 await self._report(job, JobRetrying, msg_id=f"job:{job.job_id}:retrying:{attempt}",
                                    attempt=attempt, error=error, delay_s=delay)
                 await msg.nak(delay=delay)
-            else:
-                outcome = "failed"
-                await self._report(job, JobFailed, msg_id=f"job:{job.job_id}:failed", attempt=attempt, error=error)
-                await msg.term()
-        else:
-            await self._report(job, JobCompleted, msg_id=f"job:{job.job_id}:completed", attempt=attempt)
-            await msg.ack()
-        self.durations.append((job.job_type, outcome, time.monotonic() - began))
-        del self.durations[:-10_000]
+                return "retrying"
+            await self._report(job, JobFailed, msg_id=f"job:{job.job_id}:failed", attempt=attempt, error=error)
+            await msg.term()
+            return "failed"
+        await self._report(job, JobCompleted, msg_id=f"job:{job.job_id}:completed", attempt=attempt)
+        await msg.ack()
+        return "completed"
 
     async def _supervise(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg) -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
