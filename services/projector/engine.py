@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -60,40 +59,20 @@ class Projector:
         self._since_prune = 0
         self._kept = Rows()
         self._kept_all = False  # every row the file has is in _kept: nothing to load
-        self._folded = 0  # the last sequence folded: written, or in the transaction under way
-        self._writing: asyncio.Future | None = None
 
     async def open(self) -> "Projector":
-        self.checkpoint = self._folded = await store.get_meta(self.db, CHECKPOINT)
+        self.checkpoint = await store.get_meta(self.db, CHECKPOINT)
         self._kept_all = self.keep_rows > 0 and self.checkpoint == 0  # a new file has no rows yet
         return self
 
     async def apply_batch(self, batch: Sequence[Stored]) -> None:
         """Apply a batch in one transaction, committed when this returns."""
-        await self.drain()
         folded = await self._fold(batch)
         if folded is not None:
             await self._write(folded)
 
-    async def feed(self, batch: Sequence[Stored]) -> None:
-        """Like apply_batch, but returns once the batch is applied in memory: SQLite writes it while
-        the caller reads and folds the next one (which waits for it). `drain` waits for the last."""
-        folded = await self._fold(batch)
-        try:
-            await self.drain()
-        except BaseException:
-            self._reset()  # the batch just folded built on rows that were not written
-            raise
-        if folded is not None:
-            self._writing = asyncio.ensure_future(self._write(folded))
-
-    async def drain(self) -> None:
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await writing
-
     async def _fold(self, batch: Sequence[Stored]) -> Folded | None:
-        fresh = [s for s in batch if s.seq > self._folded]
+        fresh = [s for s in batch if s.seq > self.checkpoint]
         if not fresh:
             return None
         decoded: list[tuple[Stored, Event | None, str | None]] = []
@@ -123,12 +102,11 @@ class Projector:
             if self.relay:
                 for k, message in enumerate(messages):
                     outbox.append(self._outbox_row(stored.seq, k, message))
-        self._folded = fresh[-1].seq
         self._keep(rows)
         return Folded(rows, outbox, dead, fresh[-1].seq, len(fresh))
 
     async def _load(self, wanted: Needs) -> Rows:
-        rows = Rows()
+        rows = Rows(relay=self.relay)
         for ids, table, loaded, kept in (
                 (wanted.tasks, TASKS, rows.tasks, self._kept.tasks), (wanted.jobs, JOBS, rows.jobs, self._kept.jobs),
                 (wanted.projects, PROJECTS, rows.projects, self._kept.projects),
@@ -137,7 +115,6 @@ class Projector:
             loaded.update({i: kept[i] for i in ids if i in kept})
             loaded.update(dict.fromkeys(missing))
             if missing and not self._kept_all:
-                await self.drain()  # the file must hold what earlier batches wrote
                 loaded.update(await store.load_many(self.db, table, missing))
         return rows
 
@@ -152,13 +129,8 @@ class Projector:
         if len(kept.tasks) + len(kept.jobs) + len(kept.projects) + len(kept.photos) > self.keep_rows:
             self._forget()
 
-    def _reset(self) -> None:
-        """After a failed transaction: whatever was folded past the checkpoint is applied again."""
-        self._folded = self.checkpoint
-        self._forget()
-
     def _forget(self) -> None:
-        """From here on, rows come from the file again (after what is being written)."""
+        """From here on, rows come from the file again."""
         self._kept = Rows()
         self._kept_all = False
 
@@ -197,7 +169,7 @@ class Projector:
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
-            self._reset()
+            self._forget()  # kept rows hold what was not written
             raise
         self.checkpoint = last
         self.counts.events += folded.events

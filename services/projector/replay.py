@@ -39,11 +39,10 @@ async def rebuild(bus: Bus, projector: Projector, until: int, progress: Progress
     if projector.checkpoint >= until:
         return 0
     async for batch in read_all(bus, start_seq=projector.checkpoint + 1, end_seq=until):
-        await projector.feed(batch)
+        await projector.apply_batch(batch)
         applied += len(batch)
         if progress is not None:
             progress(projector.checkpoint, until)
-    await projector.drain()
     return applied
 
 
