@@ -302,19 +302,7 @@ class Bus:
     async def read(self, filters: list[str] | None = None, start_seq: int = 1,
                    end_seq: int | None = None, batch: int = 512) -> AsyncIterator[list[Stored]]:
         """The log from `start_seq` up to what is stored now (or `end_seq`), in order, in batches."""
-        config = api.ConsumerConfig(
-            ack_policy=api.AckPolicy.NONE,
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=max(1, start_seq),
-            mem_storage=True,
-            inactive_threshold=30.0,
-            max_ack_pending=-1,
-        )
-        if filters and len(filters) == 1:
-            config.filter_subject = filters[0]
-        elif filters:
-            config.filter_subjects = list(filters)
-        info = await self.jsm.add_consumer(STREAM, config)
+        info = await self.jsm.add_consumer(STREAM, read_config(start_seq, filters))
         try:
             # Exactly what was stored when the consumer was made: no waiting on what comes later.
             if info.num_pending == 0:
@@ -351,6 +339,23 @@ class Bus:
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
         )
+
+
+def read_config(start_seq: int, filters: list[str] | None = None) -> api.ConsumerConfig:
+    """An ephemeral consumer that reads the log once, from `start_seq`."""
+    config = api.ConsumerConfig(
+        ack_policy=api.AckPolicy.NONE,
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=max(1, start_seq),
+        mem_storage=True,
+        inactive_threshold=30.0,
+        max_ack_pending=-1,
+    )
+    if filters and len(filters) == 1:
+        config.filter_subject = filters[0]
+    elif filters:
+        config.filter_subjects = list(filters)
+    return config
 
 
 class _Pull:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Callable
 
 import msgspec
 
@@ -36,6 +38,7 @@ from ..kernel.events import (
     TaskFailed,
     TaskRequested,
     TaskStarted,
+    type_name,
 )
 from .views import Item, ItemRemoved, JobView, Pending, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
 
@@ -56,8 +59,10 @@ class Message:
 
 @dataclass
 class Rows:
-    """The rows a batch touches, loaded once and written (or deleted) once."""
+    """The rows a batch touches, loaded once and written (or deleted) once; `relay`: whether the
+    SSE messages are wanted (a rebuild writes none, and building them is a third of its apply)."""
 
+    relay: bool = True
     tasks: dict[str, TaskView | None] = field(default_factory=dict)
     jobs: dict[str, JobView | None] = field(default_factory=dict)
     projects: dict[str, ProjectRow | None] = field(default_factory=dict)
@@ -108,24 +113,31 @@ def needs(event: Event, into: Needs) -> None:
     """Which rows applying this event reads."""
     if event.task_id:
         into.tasks.add(event.task_id)
-    if isinstance(event, JobEvent) and event.job_id:
+    fold = _fold_of(type(event))
+    if fold is _apply_job and event.job_id:
         into.jobs.add(event.job_id)
     if event.project_id:
         into.projects.add(event.project_id)
-    if isinstance(event, PhotoEvent) and event.project_id:
-        into.photos.add(photo_key(event.project_id, event.filename))
+        if fold is _apply_photo:
+            into.photos.add(photo_key(event.project_id, event.filename))  # type: ignore[attr-defined]
 
 
 def apply(rows: Rows, event: Event) -> list[Message]:
-    if isinstance(event, JobEvent):
-        return _apply_job(rows, event)
-    if isinstance(event, PhotoEvent):
-        return _apply_photo(rows, event)
-    if event.type.startswith("task."):
-        return _apply_task(rows, event)
-    if event.type.startswith("project."):
-        return _apply_project(rows, event)
-    return []
+    return _fold_of(type(event))(rows, event)
+
+
+@cache
+def _fold_of(cls: type[Event]) -> Callable[[Rows, Any], list[Message]]:
+    """Which aggregate an event type changes; by class once, as isinstance on a Struct costs ~0.2 µs."""
+    if issubclass(cls, JobEvent):
+        return _apply_job
+    if issubclass(cls, PhotoEvent):
+        return _apply_photo
+    if type_name(cls).startswith("task."):
+        return _apply_task
+    if type_name(cls).startswith("project."):
+        return _apply_project
+    return lambda rows, event: []
 
 
 def _apply_project(rows: Rows, event: Event) -> list[Message]:
@@ -217,6 +229,8 @@ def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, a
         pending_photos=project.pending_photos + a_pending - b_pending,
         pending_jpg=project.pending_jpg + a_jpg - b_jpg, pending_raw=project.pending_raw + a_raw - b_raw,
         updated_at=at))
+    if not rows.relay:
+        return []
     if after is not None:
         messages = [Message("item", Item(project.id, project.folder, after), project.id, project.folder, False)]
     else:
@@ -236,12 +250,14 @@ def _counts(photo: PhotoView | None) -> tuple[int, int, int, int]:
     return (1, int(jpg or raw), int(jpg), int(raw))
 
 
-def _task_message(task: TaskView) -> Message:
-    return Message("task_update", task, task.project_id, task.folder, task.maintenance)
+def _task_update(rows: Rows, task: TaskView) -> list[Message]:
+    rows.put_task(task)
+    return [Message("task_update", task, task.project_id, task.folder, task.maintenance)] if rows.relay else []
 
 
-def _job_message(job: JobView) -> Message:
-    return Message("job_update", job, job.project_id, job.folder, job.maintenance)
+def _job_update(rows: Rows, job: JobView) -> list[Message]:
+    rows.put_job(job)
+    return [Message("job_update", job, job.project_id, job.folder, job.maintenance)] if rows.relay else []
 
 
 def _apply_task(rows: Rows, event: Event) -> list[Message]:
@@ -255,7 +271,7 @@ def _apply_task(rows: Rows, event: Event) -> list[Message]:
             source=event.source, project_id=event.project_id, folder=event.folder, status="queued", step_index=0,
             steps=list(event.steps), created_at=at, updated_at=at,
             maintenance=is_maintenance(event.user_relevant, event.source))
-        return [_task_message(rows.put_task(task))]
+        return _task_update(rows, task)
     if task is None:
         return []
     match event:
@@ -271,13 +287,12 @@ def _apply_task(rows: Rows, event: Event) -> list[Message]:
             task = replace(task, status="canceled", finished_at=at)
         case _:
             return []
-    return [_task_message(rows.put_task(replace(task, updated_at=at)))]
+    return _task_update(rows, replace(task, updated_at=at))
 
 
 def _apply_job(rows: Rows, event: JobEvent) -> list[Message]:
     job = rows.jobs.get(event.job_id or "")
     at = event.at
-    messages: list[Message] = []
     if isinstance(event, JobRequested):
         if job is not None:
             return []
@@ -287,9 +302,9 @@ def _apply_job(rows: Rows, event: JobEvent) -> list[Message]:
             type=event.job_type, project_id=event.project_id, folder=event.folder, priority=event.priority,
             lane=event.lane, status="queued", step_index=event.step_index, progress_total=len(event.items),
             created_at=at, updated_at=at, maintenance=task.maintenance if task else event.source == "maintenance")
-        messages.append(_job_message(rows.put_job(job)))
+        messages = _job_update(rows, job)
         if task is not None and task.step_index != event.step_index:
-            messages.append(_task_message(rows.put_task(replace(task, step_index=event.step_index, updated_at=at))))
+            messages += _task_update(rows, replace(task, step_index=event.step_index, updated_at=at))
         return messages
     if job is None or job.status in TERMINAL:
         return []  # a finished job stays finished: late duplicates of a redelivery change nothing
@@ -309,4 +324,4 @@ def _apply_job(rows: Rows, event: JobEvent) -> list[Message]:
             job = replace(job, status="canceled", finished_at=at)
         case _:
             return []
-    return [_job_message(rows.put_job(replace(job, updated_at=at)))]
+    return _job_update(rows, replace(job, updated_at=at))

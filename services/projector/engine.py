@@ -29,29 +29,52 @@ class Applied:
     poisoned: int = 0
 
 
+@dataclass
+class Folded:
+    """A batch decoded and applied in memory: everything its one transaction writes."""
+
+    rows: Rows
+    outbox: list[tuple]
+    dead: list[tuple]
+    last: int
+    events: int
+
+
 class Projector:
     def __init__(self, db: aiosqlite.Connection, codec: Codec,
                  on_applied: Callable[[int], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
-                 relay: bool = True) -> None:
+                 relay: bool = True, keep_rows: int = 0) -> None:
         self.db = db
         # relay=False (a rebuild): no SSE outbox; a client resuming from before the checkpoint gets `reset`.
         self.relay = relay
         self.codec = codec
         self.on_applied = on_applied
         self.outbox_keep = outbox_keep
+        # Only for the sole writer of a file (a rebuild): up to keep_rows rows stay in memory between
+        # batches, so a batch reads from SQLite only rows it has not seen yet.
+        self.keep_rows = keep_rows
         self.checkpoint = 0
         self.counts = Applied()
         self._encoder = msgspec.json.Encoder()
         self._since_prune = 0
+        self._kept = Rows()
+        self._kept_all = False  # every row the file has is in _kept: nothing to load
 
     async def open(self) -> "Projector":
         self.checkpoint = await store.get_meta(self.db, CHECKPOINT)
+        self._kept_all = self.keep_rows > 0 and self.checkpoint == 0  # a new file has no rows yet
         return self
 
     async def apply_batch(self, batch: Sequence[Stored]) -> None:
+        """Apply a batch in one transaction, committed when this returns."""
+        folded = await self._fold(batch)
+        if folded is not None:
+            await self._write(folded)
+
+    async def _fold(self, batch: Sequence[Stored]) -> Folded | None:
         fresh = [s for s in batch if s.seq > self.checkpoint]
         if not fresh:
-            return
+            return None
         decoded: list[tuple[Stored, Event | None, str | None]] = []
         wanted = Needs()
         for stored in fresh:
@@ -66,11 +89,7 @@ class Projector:
                 continue
             needs(event, wanted)
             decoded.append((stored, event, None))
-        rows = Rows()
-        for ids, table, loaded in ((wanted.tasks, TASKS, rows.tasks), (wanted.jobs, JOBS, rows.jobs),
-                                   (wanted.projects, PROJECTS, rows.projects), (wanted.photos, PHOTOS, rows.photos)):
-            loaded.update({i: None for i in ids})
-            loaded.update(await store.load_many(self.db, table, ids))
+        rows = await self._load(wanted)
 
         outbox: list[tuple] = []
         dead: list[tuple] = []
@@ -83,8 +102,40 @@ class Projector:
             if self.relay:
                 for k, message in enumerate(messages):
                     outbox.append(self._outbox_row(stored.seq, k, message))
+        self._keep(rows)
+        return Folded(rows, outbox, dead, fresh[-1].seq, len(fresh))
 
-        last = fresh[-1].seq
+    async def _load(self, wanted: Needs) -> Rows:
+        rows = Rows(relay=self.relay)
+        for ids, table, loaded, kept in (
+                (wanted.tasks, TASKS, rows.tasks, self._kept.tasks), (wanted.jobs, JOBS, rows.jobs, self._kept.jobs),
+                (wanted.projects, PROJECTS, rows.projects, self._kept.projects),
+                (wanted.photos, PHOTOS, rows.photos, self._kept.photos)):
+            missing = [i for i in ids if i not in kept]
+            loaded.update({i: kept[i] for i in ids if i in kept})
+            loaded.update(dict.fromkeys(missing))
+            if missing and not self._kept_all:
+                loaded.update(await store.load_many(self.db, table, missing))
+        return rows
+
+    def _keep(self, rows: Rows) -> None:
+        if not self.keep_rows:
+            return
+        kept = self._kept
+        kept.tasks.update(rows.tasks)
+        kept.jobs.update(rows.jobs)
+        kept.projects.update(rows.projects)
+        kept.photos.update(rows.photos)
+        if len(kept.tasks) + len(kept.jobs) + len(kept.projects) + len(kept.photos) > self.keep_rows:
+            self._forget()
+
+    def _forget(self) -> None:
+        """From here on, rows come from the file again."""
+        self._kept = Rows()
+        self._kept_all = False
+
+    async def _write(self, folded: Folded) -> None:
+        rows, outbox, dead, last = folded.rows, folded.outbox, folded.dead, folded.last
         await self.db.execute("BEGIN")
         try:
             if rows.dirty_tasks:
@@ -111,16 +162,17 @@ class Projector:
             await self._set_meta(CHECKPOINT, last)
             if not self.relay:
                 await self._set_meta(PRUNED_THROUGH, last)
-            self._since_prune += len(fresh)
+            self._since_prune += folded.events
             if self._since_prune >= PRUNE_EVERY:
                 self._since_prune = 0
                 await self._prune(last)
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
+            self._forget()  # kept rows hold what was not written
             raise
         self.checkpoint = last
-        self.counts.events += len(fresh)
+        self.counts.events += folded.events
         self.counts.poisoned += len(dead)
         if self.on_applied is not None:
             self.on_applied(last)

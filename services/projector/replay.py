@@ -12,11 +12,13 @@ from typing import Callable, Iterator
 import aiosqlite
 
 from ..kernel.bus import Bus
+from ..kernel.fastread import read_all
 from . import store
 from .engine import Projector
 from .store import CHECKPOINT, COMPARED
 
 Progress = Callable[[int, int], None]
+KEEP_ROWS = 500_000  # rows a rebuild keeps in memory (a few hundred MB at most) rather than reading back
 
 
 @dataclass
@@ -36,7 +38,7 @@ async def rebuild(bus: Bus, projector: Projector, until: int, progress: Progress
     applied = 0
     if projector.checkpoint >= until:
         return 0
-    async for batch in bus.read(start_seq=projector.checkpoint + 1, end_seq=until, batch=1000):
+    async for batch in read_all(bus, start_seq=projector.checkpoint + 1, end_seq=until):
         await projector.apply_batch(batch)
         applied += len(batch)
         if progress is not None:
@@ -54,7 +56,7 @@ async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = 
         # A new file, built again from the log should this stop half-way: no fsync per batch,
         # one checkpoint at the end.
         await db.execute("PRAGMA synchronous=OFF")
-        projector = await Projector(db, bus.codec, relay=False).open()
+        projector = await Projector(db, bus.codec, relay=False, keep_rows=KEEP_ROWS).open()
         with _collector_spared():
             result = await _run(bus, db, projector, live, verify, progress)
         await db.execute("PRAGMA synchronous=NORMAL")

@@ -208,15 +208,16 @@ async def test_a_restarted_projector_resumes_from_its_checkpoint(tmp_path):
         await second.close()
 
 
+@pytest.mark.parametrize("keep_rows", [0, 3, 1000])  # none kept; kept and forgotten again; all kept
 @pytest.mark.parametrize("size", [1, 2, 3, 5])
-async def test_batch_boundaries_do_not_change_the_result(tmp_path, size):
+async def test_batch_boundaries_do_not_change_the_result(tmp_path, size, keep_rows):
     log = one_task_log("T1") + one_task_log("T2")
     log = [Stored(i, s.subject, s.data, s.at) for i, s in enumerate(log, start=1)]
     whole = await store.open_db(tmp_path / "whole.sqlite")
     split = await store.open_db(tmp_path / "split.sqlite")
     try:
         await (await Projector(whole, CODEC).open()).apply_batch(log)
-        p = await Projector(split, CODEC).open()
+        p = await Projector(split, CODEC, keep_rows=keep_rows).open()
         for i in range(0, len(log), size):
             await p.apply_batch(log[i:i + size])
         assert await dump(whole) == await dump(split)
@@ -225,7 +226,9 @@ async def test_batch_boundaries_do_not_change_the_result(tmp_path, size):
         await split.close()
 
 
-async def test_a_failed_transaction_leaves_nothing_behind(db, projector, monkeypatch):
+@pytest.mark.parametrize("keep_rows", [0, 1000])
+async def test_a_failed_transaction_leaves_nothing_behind(db, monkeypatch, keep_rows):
+    projector = await Projector(db, CODEC, keep_rows=keep_rows).open()
     log = one_task_log()
     await projector.apply_batch(log[:2])
     before = await dump(db)
