@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncContextManager, Awaitable, Callable, TypeVar
 
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
 from ..kernel.events import Event, JobRequested
 from ..kernel.folders import projects_root
+
+if TYPE_CHECKING:
+    from .jobs.derivatives import Derivations
 
 E = TypeVar("E", bound=Event)
 
@@ -29,7 +32,7 @@ class Resources:
     """What handlers share within one worker process."""
 
     read: Any = None  # a projector ReadModel: current state, for handlers that need it
-    pool: Executor | None = None  # image processes
+    derivations: "Derivations | None" = None  # image work, in the image processes
     definitions: Definitions = field(default_factory=dict)
     lease: Callable[..., AsyncContextManager[None]] | None = None
 
@@ -93,3 +96,9 @@ def reads_state(handler: Handler) -> Handler:
     """Mark a handler that reads the read model: it runs once the model has applied its job."""
     handler.reads_state = True  # type: ignore[attr-defined]
     return handler
+
+
+def retrieved(future: asyncio.Future) -> None:
+    """Its failure is reported by the job that waits for it, or by none: not by the event loop."""
+    if not future.cancelled():
+        future.exception()
