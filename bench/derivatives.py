@@ -49,6 +49,7 @@ from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_
 from services.kernel.config import ProcessingConfig
 from services.kernel.natsd import NatsServer, free_port
 from services.worker.imaging import Spec, init_worker, make_derivatives
+from services.worker.jobs.derivatives import spec_of
 
 WIDTH, HEIGHT = 6000, 4000
 JPEG_QUALITY = 90
@@ -61,11 +62,6 @@ NODE_BATCH_S, NODE_PER_FILE_S, NODE_RSS_MB, NODE_LATENCY_S = 2.6, 0.5, 1000.0, 1
 BARE_EXPECTED_S = 6.0
 TICK = os.sysconf("SC_CLK_TCK")
 OTHER_LOAD_WARN = 0.15  # share of one core used by other programs during a phase
-
-
-def default_spec() -> Spec:
-    p = ProcessingConfig()
-    return Spec(p.thumbnail.max_dim, p.thumbnail.quality, p.preview.max_dim, p.preview.quality, p.max_megapixels)
 
 
 # -- photos ---------------------------------------------------------------------------------------
@@ -688,7 +684,7 @@ async def run(args: argparse.Namespace) -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     root = Path(tempfile.mkdtemp(prefix="darkroom-bench-derivatives-"))
     try:
-        spec, results = default_spec(), Results()
+        spec, results = spec_of(ProcessingConfig()), Results()
         began = time.perf_counter()
         (root / "photos").mkdir()
         photos = await asyncio.to_thread(generate, root / "photos", args.photos, args.seed)

@@ -11,11 +11,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .kernel.bus import Bus, ProvisionError
 from .kernel.config import Config, ConfigError, load_config
 from .kernel.definitions import DefinitionError, load_definitions
-from .kernel.natsd import NatsServer, ServerError
-from .worker.handlers import PluginError, load_handlers
 
 log = logging.getLogger("darkroom")
 
@@ -67,6 +64,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The services are imported once a command runs, not with this module: the image processes
+    # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
+    from .kernel.bus import ProvisionError
+    from .kernel.natsd import ServerError
+    from .worker.handlers import PluginError
+
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -134,6 +137,7 @@ async def _until_signal() -> None:
 
 def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], orchestrator_name: str = "orchestrator"):
     from .runtime import Runtime
+    from .worker.handlers import load_handlers
     definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
     handlers = load_handlers(config.pipeline.plugins)
     return Runtime(config=config, data_dir=data_dir, nats_url=url, definitions=definitions, handlers=handlers,
@@ -141,6 +145,7 @@ def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], o
 
 
 async def up(config: Config, data_dir: Path) -> int:
+    from .kernel.natsd import NatsServer
     # Everything that can be wrong with the configuration is found before anything starts.
     runtime = _runtime(config, data_dir, config.nats.url or "", ("projector", "orchestrator", "worker", "api"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +186,7 @@ async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int
 
 async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool) -> int:
     from .projector.replay import replay as run_replay
+    from .kernel.bus import Bus
     from .runtime import read_model_path
     if into is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -231,6 +237,7 @@ class _ProgressBar:
 
 async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from . import audit as history
+    from .kernel.bus import Bus
     bus = await Bus.connect(nats_url(config, data_dir), "darkroom-audit")
     try:
         if args.audit == "task":
@@ -248,6 +255,7 @@ async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int
 
 
 async def tail(config: Config, data_dir: Path, subject: str) -> int:
+    from .kernel.bus import Bus
     bus = await Bus.connect(nats_url(config, data_dir), "darkroom-tail")
     out = sys.stdout
 

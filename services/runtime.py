@@ -28,6 +28,7 @@ from .projector.service import ProjectorService
 from .projector.store import open_db
 from .worker.context import Handler, Resources
 from .worker.imaging import init_worker
+from .worker.jobs.derivatives import Derivations, spec_of
 from .kernel.lease import Leases
 from .worker.service import Worker
 
@@ -62,6 +63,7 @@ class Runtime:
     read: ReadModel | None = None
     worker_read: ReadModel | None = None
     pool: ProcessPoolExecutor | None = None
+    derivations: Derivations | None = None
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
     port: int = 0
@@ -100,7 +102,8 @@ class Runtime:
             self.pool = ProcessPoolExecutor(self.config.processing.workers, mp_context=get_context("spawn"),
                                             initializer=init_worker)
             name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
-            resources = Resources(read=self.worker_read, pool=self.pool, definitions=self.definitions,
+            self.derivations = Derivations(self.pool, spec_of(self.config.processing))
+            resources = Resources(read=self.worker_read, derivations=self.derivations, definitions=self.definitions,
                                   lease=Leases(bus, name, self.config.nats.replicas).hold)
             self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name)
             await self.worker.start()
@@ -121,7 +124,8 @@ class Runtime:
         bus = self.buses.get("api") or await self._bus("api")
         self.read = await ReadModel.open(read_model_path(self.data_dir))
         self.api_deps = Deps(bus=bus, read=self.read, definitions=self.definitions, config=self.config,
-                             data_dir=self.data_dir, metrics_sources=[self._metrics])
+                             data_dir=self.data_dir, metrics_sources=[self._metrics],
+                             derive=self.derivations.prefetch if self.derivations is not None else None)
         self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=5.0, access_log=None)
         await self.api_runner.setup()
         self.port = self.config.api.port or free_port(self.config.api.host)

@@ -27,6 +27,8 @@ class Deps:
     # Extra Prometheus lines from services running in this process (projector, worker).
     metrics_sources: list[Callable[[], list[str]]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # With the worker in this process: starts a saved photo's derivatives while the upload goes on.
+    derive: Callable[[Path], None] | None = None
 
 
 def deps(request: web.Request) -> Deps:

@@ -9,6 +9,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import msgspec
 from aiohttp import BodyPartReader, web
@@ -62,6 +63,7 @@ class Upload:
     folder: Path
     max_bytes: int
     overwrite: bool
+    derive: Callable[[Path], None] | None
     files: list[Accepted] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     errors: list[Refused] = field(default_factory=list)
@@ -80,7 +82,8 @@ async def upload(request: web.Request) -> web.Response:
         raise error(507, "not enough free disk space for this upload")
     if not request.content_type.startswith("multipart/"):
         raise error(400, "upload must be multipart/form-data with files in the field `photos`")
-    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), flag(request, "overwrite", False))
+    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), flag(request, "overwrite", False),
+                   d.derive)
     await caught_up(d)
     disk_full = False
     reader = await request.multipart()
@@ -149,6 +152,8 @@ async def _receive(part: BodyPartReader, state: Upload, project_id: str, read) -
     state.files.append(Accepted(name, basename(name), kind, size))
     state.events.append(PhotoFileAdded(source="user", filename=basename(name), name=name, kind=kind, size=size,
                                        sha256=digest, replaced=replaced))
+    if state.derive is not None:
+        state.derive(target)
 
 
 def _store(digest, out, chunk: bytes) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncContextManager, Awaitable, Callable, TypeVar
 
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
 from ..kernel.events import Event, JobRequested
 from ..kernel.folders import projects_root
+
+if TYPE_CHECKING:
+    from .jobs.derivatives import Derivations
 
 E = TypeVar("E", bound=Event)
 
@@ -29,9 +33,10 @@ class Resources:
     """What handlers share within one worker process."""
 
     read: Any = None  # a projector ReadModel: current state, for handlers that need it
-    pool: Executor | None = None  # image processes
+    derivations: "Derivations | None" = None  # image work, in the image processes
     definitions: Definitions = field(default_factory=dict)
     lease: Callable[..., AsyncContextManager[None]] | None = None
+    checks: dict[tuple[str, str], "CheckRun"] = field(default_factory=dict)  # by (job type, project)
 
 
 @dataclass
@@ -93,3 +98,53 @@ def reads_state(handler: Handler) -> Handler:
     """Mark a handler that reads the read model: it runs once the model has applied its job."""
     handler.reads_state = True  # type: ignore[attr-defined]
     return handler
+
+
+@dataclass
+class CheckRun:
+    done: asyncio.Future[None]
+    started: bool = False
+
+
+def merged(handler: Handler) -> Handler:
+    """Mark a check of a whole project: jobs of its type for one project asked while a run waits to
+    start share that run, which starts after each of them was asked and so sees all they would."""
+
+    @functools.wraps(handler)
+    async def run(ctx: JobContext) -> None:
+        checks, key = ctx.resources.checks, (ctx.job.job_type, ctx.job.project_id or "")
+        latest = checks.get(key)
+        if latest is not None and not latest.started:
+            await _alive_until(ctx, latest.done)
+            return latest.done.result()
+        mine = checks[key] = CheckRun(asyncio.get_running_loop().create_future())
+        mine.done.add_done_callback(retrieved)
+        try:
+            if latest is not None:
+                await _alive_until(ctx, latest.done)  # runs of one check on one project never overlap
+            mine.started = True
+            await handler(ctx)
+            mine.done.set_result(None)
+        except Exception as exc:
+            mine.done.set_exception(exc)
+            raise
+        finally:
+            if not mine.done.done():  # canceled: whoever shares it tries again
+                mine.done.set_exception(RuntimeError(f"the shared {ctx.job.job_type} run was abandoned"))
+            if checks.get(key) is mine:
+                del checks[key]
+
+    return run
+
+
+async def _alive_until(ctx: JobContext, future: asyncio.Future) -> None:
+    """Wait for another job's run: waiting on it is not being stuck."""
+    while not future.done():
+        ctx.alive()
+        await asyncio.wait([future], timeout=ctx.config.pipeline.job_timeout_s / 4)
+
+
+def retrieved(future: asyncio.Future) -> None:
+    """Its failure is reported by the jobs that wait for it, or by none: not by the event loop."""
+    if not future.cancelled():
+        future.exception()

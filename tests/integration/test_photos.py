@@ -288,6 +288,21 @@ async def test_png_tiff_and_heic_sources_get_derivatives_too(system: System) -> 
         assert _image(data).size == (300, 500)  # never enlarged
 
 
+async def test_a_later_variant_of_a_photo_leaves_its_jpg_derivatives_alone(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Variants")
+    status, body = await upload(system, project["folder"], [("V1.jpg", photo_bytes("orientation/landscape_1.jpg"))])
+    await system.wait_task(body["task_id"], timeout=30)
+    status, before, _ = await _asset(system, project["folder"], "thumbnail", "V1")
+    assert status == 200
+    status, body = await upload(system, project["folder"], [("V1.png", _encoded(Image.new("RGB", (300, 500)), "PNG"))])
+    assert status == 201
+    await system.wait_task(body["task_id"], timeout=30)
+    photo = (await _photos(system, project["folder"]))["V1"]
+    assert photo["other_available"] and photo["thumbnail_status"] == "generated"
+    assert (await _asset(system, project["folder"], "thumbnail", "V1"))[1] == before  # still made from the JPG
+
+
 async def test_an_image_over_the_megapixel_limit_fails_clearly(system: System) -> None:
     await _start(system, processing__max_megapixels=0.2)
     project = await create_project(system, "Huge")

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 
+from ...kernel.config import ProcessingConfig
 from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadataExtracted
 from ...kernel.folders import scan
 from ...kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of
-from ..context import JobContext, reads_state
+from ..context import JobCanceledError, JobContext, reads_state, retrieved
 from ..imaging import Metadata, Spec, make_derivatives
 
 
 def derivative_paths(folder: Path, basename: str) -> tuple[Path, Path]:
     return folder / THUMB_DIR / f"{basename}.webp", folder / PREVIEW_DIR / f"{basename}.jpg"
+
+
+def outputs_of(source: Path) -> tuple[Path, Path]:
+    return derivative_paths(source.parent, source.name.rpartition(".")[0])
 
 
 def source_of(names: list[str]) -> str | None:
@@ -33,9 +41,79 @@ def up_to_date(source: Path, outputs: tuple[Path, ...]) -> bool:
         return False
 
 
-def spec_of(ctx: JobContext) -> Spec:
-    p = ctx.config.processing
+def spec_of(p: ProcessingConfig) -> Spec:
     return Spec(p.thumbnail.max_dim, p.thumbnail.quality, p.preview.max_dim, p.preview.quality, p.max_megapixels)
+
+
+def signature(path: Path) -> tuple[int, int, int]:
+    """Which file a path names now: a replaced or rewritten file has another."""
+    st = os.stat(path)
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+@dataclass
+class Run:
+    source: Path
+    signature: tuple[int, int, int]
+    future: asyncio.Future[Metadata]
+
+
+class Derivations:
+    """make_derivatives in the image processes, one run per photo at a time. The upload starts a run
+    as each file lands (when the worker shares its process), so image work overlaps the rest of the
+    upload; the job then takes that run over instead of decoding the file again."""
+
+    KEEP = 1024  # finished runs nobody took (their task was canceled) kept at most
+
+    def __init__(self, pool: Executor, spec: Spec) -> None:
+        self.pool = pool
+        self.spec = spec
+        self.runs: dict[Path, Run] = {}  # by the photo's thumbnail path
+
+    def prefetch(self, source: Path) -> None:
+        """Start on a file the upload just saved, when it is its photo's source."""
+        try:
+            if source_of(scan(source.parent).get(source.name.rpartition(".")[0], [])) == source.name:
+                self.start(source)
+        except FileNotFoundError:  # removed meanwhile: its job finds it gone
+            pass
+
+    def start(self, source: Path) -> Run:
+        """The run deriving `source` as it is now: the one already going, else a new one, which waits
+        for an older run of the same photo so that one cannot overwrite its files afterwards."""
+        thumb, preview = outputs_of(source)
+        now = signature(source)
+        run = self.runs.pop(thumb, None)
+        if run is None or run.source != source or run.signature != now:
+            run = Run(source, now, asyncio.ensure_future(self._derive(run, source, thumb, preview)))
+            run.future.add_done_callback(retrieved)
+        self.runs[thumb] = run  # (re)inserted last: the oldest untaken runs go first
+        for key in [k for k, r in self.runs.items() if r.future.done()][:max(0, len(self.runs) - self.KEEP)]:
+            del self.runs[key]
+        return run
+
+    def pending(self, source: Path) -> bool:
+        """A run of this photo nobody took yet: its files may look current, its events are still due."""
+        return outputs_of(source)[0] in self.runs
+
+    async def take(self, source: Path) -> Metadata:
+        """Derive `source` for a job; a run that finished before is used only while its files are current."""
+        outputs = outputs_of(source)
+        run = self.start(source)
+        if run.future.done() and run.future.exception() is None and not up_to_date(source, outputs):
+            del self.runs[outputs[0]]
+            run = self.start(source)
+        try:
+            return await run.future
+        finally:
+            if self.runs.get(outputs[0]) is run:
+                del self.runs[outputs[0]]  # taken: a later job on this photo derives it afresh
+
+    async def _derive(self, old: Run | None, source: Path, thumb: Path, preview: Path) -> Metadata:
+        if old is not None:
+            await asyncio.wait([old.future])
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, make_derivatives, str(source), str(thumb), str(preview), self.spec)
 
 
 @reads_state
@@ -44,22 +122,20 @@ async def upload_postprocess(ctx: JobContext) -> None:
     listing = scan(folder)
     items = list(dict.fromkeys(ctx.items))
     done = 0
-    slots = asyncio.Semaphore(ctx.config.processing.workers)
-    spec = spec_of(ctx)
+    # One more run queued than there are image processes: none waits while a result is published.
+    slots = asyncio.Semaphore(ctx.config.processing.workers + 1)
 
     async def one(basename: str) -> None:
         nonlocal done
-        async with slots:
-            ctx.check_canceled()
-            await derive(ctx, folder, basename, listing.get(basename, []), spec)
-            done += 1
-            await ctx.progress(done, len(items))
+        await derive(ctx, folder, basename, listing.get(basename, []), slots)
+        done += 1
+        await ctx.progress(done, len(items))
 
     await ctx.progress(0, len(items))
     await asyncio.gather(*(one(item) for item in items))
 
 
-async def derive(ctx: JobContext, folder: Path, basename: str, names: list[str], spec: Spec) -> None:
+async def derive(ctx: JobContext, folder: Path, basename: str, names: list[str], slots: asyncio.Semaphore) -> None:
     """One photo: skipped when current, `not_supported` for a RAW alone, `failed` when unreadable."""
     if not names:
         return  # gone since the upload: manifest_check reconciles it
@@ -71,12 +147,16 @@ async def derive(ctx: JobContext, folder: Path, basename: str, names: list[str],
     source = folder / source_name
     thumb, preview = derivative_paths(folder, basename)
     photo = await ctx.resources.read.photo(ctx.job.project_id, basename)
-    if photo is not None and photo.thumbnail_status == "generated" and up_to_date(source, (thumb, preview)):
+    derivations = ctx.resources.derivations
+    if (photo is not None and photo.thumbnail_status == "generated" and up_to_date(source, (thumb, preview))
+            and not derivations.pending(source)):
         return
-    loop = asyncio.get_running_loop()
     try:
-        meta: Metadata = await loop.run_in_executor(
-            ctx.resources.pool, make_derivatives, str(source), str(thumb), str(preview), spec)
+        async with slots:
+            ctx.check_canceled()
+            meta = await derivations.take(source)
+    except JobCanceledError:
+        raise
     except Exception as exc:  # one bad image fails alone; the job goes on
         await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="failed",
                                      preview_status="failed", error=_describe(exc))])

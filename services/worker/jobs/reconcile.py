@@ -13,11 +13,12 @@ from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
 from ...kernel.photos import kind_of
 from ...kernel.folders import scan, sha256_of
-from ..context import JobContext, PermanentError, reads_state
+from ..context import JobContext, PermanentError, merged, reads_state
 from .derivatives import derivative_paths, source_of
 
 
 @reads_state
+@merged
 async def manifest_check(ctx: JobContext) -> None:
     """The manifest exists and is right; each photo's availability matches the folder."""
     read = ctx.resources.read
@@ -56,6 +57,7 @@ async def manifest_check(ctx: JobContext) -> None:
 
 
 @reads_state
+@merged
 async def folder_check(ctx: JobContext) -> None:
     """Accepted files with no photo become photos, and get their derivatives from a new
     upload_postprocess task; anything that is not a photo file is left exactly where it is."""

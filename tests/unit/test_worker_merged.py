@@ -1,0 +1,105 @@
+"""services/worker/context.py `merged`: checks of one project asked while a run waits share it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from services.kernel.config import Config
+from services.kernel.events import JobRequested
+from services.worker.context import JobContext, Resources, merged
+
+
+def context(resources: Resources, job_id: str, project: str = "p1") -> JobContext:
+    job = JobRequested(project_id=project, task_id=f"t-{job_id}", job_id=job_id, source="user", task_type="t",
+                       job_type="manifest_check", step_index=1, priority=95, lane="priority", items=[])
+
+    async def report(done: int, total: int) -> None:
+        pass
+
+    async def publish(events: list) -> int:
+        return 0
+
+    return JobContext(job=job, attempt=1, config=Config(), data_dir=Path("."), report=report,
+                      is_canceled=lambda: False, publish=publish, resources=resources)
+
+
+class Check:
+    """A handler that counts its runs and holds each until released."""
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fail = False
+
+    async def __call__(self, ctx: JobContext) -> None:
+        self.runs.append(ctx.job.job_id)
+        self.entered.set()
+        await self.release.wait()
+        self.release.clear()
+        self.entered.clear()
+        if self.fail:
+            raise RuntimeError("disk on fire")
+
+
+async def turn() -> None:
+    """One turn of the event loop: tasks just created reach their first wait."""
+    await asyncio.sleep(0)
+
+
+KEY = ("manifest_check", "p1")
+
+
+async def test_jobs_asked_while_a_run_waits_share_it_and_runs_never_overlap():
+    check, resources = Check(), Resources()
+    run = merged(check)
+    first = asyncio.create_task(run(context(resources, "a")))
+    await check.entered.wait()
+    later = [asyncio.create_task(run(context(resources, job))) for job in ("b", "c", "d")]
+    await turn()
+    assert not resources.checks[KEY].started
+    check.release.set()
+    await first
+    await check.entered.wait()  # one more run, for b, c and d together: it started after all three were asked
+    check.release.set()
+    await asyncio.gather(*later)
+    assert check.runs == ["a", "b"]
+    assert resources.checks == {}
+
+
+async def test_a_run_asked_after_the_shared_one_started_runs_again_and_other_projects_do_not_wait():
+    check, resources = Check(), Resources()
+    run = merged(check)
+    first = asyncio.create_task(run(context(resources, "a")))
+    await check.entered.wait()
+    elsewhere = asyncio.create_task(run(context(resources, "x", project="p2")))
+    await turn()
+    assert check.runs == ["a", "x"]  # another project's check runs at once
+    check.release.set()  # both wait on the one event: it lets both go
+    await asyncio.gather(first, elsewhere)
+    second = asyncio.create_task(run(context(resources, "b")))
+    await check.entered.wait()
+    check.release.set()
+    await second
+    assert check.runs == ["a", "x", "b"]
+
+
+async def test_whoever_shares_a_failed_run_fails_with_it():
+    check, resources = Check(), Resources()
+    run = merged(check)
+    first = asyncio.create_task(run(context(resources, "a")))
+    await check.entered.wait()
+    b, c = (asyncio.create_task(run(context(resources, job))) for job in ("b", "c"))
+    await turn()
+    check.release.set()
+    await first
+    await check.entered.wait()
+    check.fail = True
+    check.release.set()
+    for job in (b, c):
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            await job
+    assert check.runs == ["a", "b"]
