@@ -45,9 +45,8 @@ class ReadModel:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
         self.checkpoint = 0
-        self._changed = asyncio.Condition()
+        self._moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._poller: asyncio.Task | None = None
-        self._poke = asyncio.Event()
         self.poll_s = POLL_S
 
     @classmethod
@@ -64,42 +63,40 @@ class ReadModel:
         await self.db.close()
 
     def applied(self, seq: int) -> None:
-        """Called in-process by the projector after each commit, so waiters wake at once."""
-        self._poke.set()
+        """Called in-process by the projector after each commit: waiters wake without a query."""
+        self._advance(seq)
+
+    def _advance(self, seq: int) -> None:
+        if seq <= self.checkpoint:
+            return
+        self.checkpoint = seq
+        moved, self._moved = self._moved, asyncio.get_running_loop().create_future()
+        moved.set_result(None)
 
     async def _poll(self) -> None:
         # Another process may be the projector: its commits are seen by polling the checkpoint.
         while True:
+            await asyncio.sleep(self.poll_s)
+            self._advance(await store.get_meta(self.db, CHECKPOINT))
+
+    async def _until(self, reached, timeout: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not reached():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
             try:
-                await asyncio.wait_for(self._poke.wait(), self.poll_s)
+                await asyncio.wait_for(asyncio.shield(self._moved), remaining)
             except asyncio.TimeoutError:
-                pass
-            self._poke.clear()
-            seq = await store.get_meta(self.db, CHECKPOINT)
-            if seq != self.checkpoint:
-                self.checkpoint = seq
-                async with self._changed:
-                    self._changed.notify_all()
+                return False
+        return True
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """True once the read model has applied `seq`."""
-        if self.checkpoint >= seq:
-            return True
-        try:
-            async with self._changed:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.checkpoint >= seq), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+        return await self._until(lambda: self.checkpoint >= seq, timeout)
 
     async def wait_change(self, since: int, timeout: float) -> None:
-        if self.checkpoint > since:
-            return
-        try:
-            async with self._changed:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.checkpoint > since), timeout)
-        except asyncio.TimeoutError:
-            pass
+        await self._until(lambda: self.checkpoint > since, timeout)
 
     # -- tasks and jobs ------------------------------------------------------------------------
 
