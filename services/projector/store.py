@@ -116,14 +116,12 @@ async def load_many(db: aiosqlite.Connection, table: Table[S], ids: Iterable[str
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         sql = table.select(f"WHERE id IN ({', '.join('?' * len(chunk))})")
-        async with db.execute(sql, chunk) as cursor:
-            for row in await cursor.fetchall():
-                item = table.from_row(row)
-                found[item.id] = item  # type: ignore[attr-defined]
+        for row in await db.execute_fetchall(sql, chunk):  # one trip to the connection's thread
+            item = table.from_row(row)
+            found[item.id] = item  # type: ignore[attr-defined]
     return found
 
 
 async def get_meta(db: aiosqlite.Connection, key: str) -> int:
-    async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    rows = list(await db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,)))
+    return int(rows[0][0]) if rows else 0
