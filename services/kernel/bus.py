@@ -59,16 +59,14 @@ class Outgoing:
         return headers or None
 
 
-class Stored:
-    """A message read back from the log; `at` is when the stream stored it (RFC 3339, ms)."""
+class Stored(msgspec.Struct, array_like=True, gc=False):
+    """A message read back from the log; `at` is when the stream stored it (RFC 3339, ms). A Struct
+    read from an array, so a rebuild decodes the reader's frames straight into it (no cycles: gc=False)."""
 
-    __slots__ = ("seq", "subject", "data", "_at")
-
-    def __init__(self, seq: int, subject: str, data: bytes, at: str | int = "") -> None:
-        self.seq = seq
-        self.subject = subject
-        self.data = data
-        self._at = at  # or the stream's nanosecond timestamp, formatted when asked for
+    seq: int
+    subject: str
+    data: bytes
+    _at: str | int = ""  # or the stream's nanosecond timestamp, formatted when asked for
 
     @property
     def at(self) -> str:

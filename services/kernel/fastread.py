@@ -15,7 +15,7 @@ import msgspec
 from .bus import Bus, Stored, read_config
 from .subjects import STREAM
 
-_FRAME = msgspec.msgpack.Decoder(list[tuple[int, str, bytes, int]])
+_FRAME = msgspec.msgpack.Decoder(list[Stored])
 _ROOT = str(Path(__file__).resolve().parents[2])  # where `services` is, for the child's imports
 
 
@@ -58,7 +58,7 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
         while taken < info.num_pending:
             try:
                 size = int.from_bytes(await child.stdout.readexactly(4), "big")
-                out = [Stored(*m) for m in _FRAME.decode(await child.stdout.readexactly(size))]
+                out = _FRAME.decode(await child.stdout.readexactly(size))
             except asyncio.IncompleteReadError:
                 why = (await child.stderr.read()).decode(errors="replace").strip()
                 raise ReadError(why or f"the log reader exited with {await child.wait()}") from None

@@ -154,14 +154,14 @@ def _apply_project(rows: Rows, event: Event) -> list[Message]:
     return []
 
 
-def with_files(photo: PhotoView, files: list[str]) -> PhotoView:
+def with_files(photo: PhotoView, files: list[str], **changes: Any) -> PhotoView:
     """Availability follows the files; a variant that newly appears is kept (the user's intent is
     never overwritten otherwise: a keep flag changes only by keep, revert, or a new variant)."""
     kinds = {kind_of(name) for name in files}
     jpg, raw, other = "jpg" in kinds, "raw" in kinds, "other" in kinds
     return replace(photo, files=sorted(set(files)), jpg_available=jpg, raw_available=raw, other_available=other,
                    keep_jpg=True if jpg and not photo.jpg_available else photo.keep_jpg,
-                   keep_raw=True if raw and not photo.raw_available else photo.keep_raw)
+                   keep_raw=True if raw and not photo.raw_available else photo.keep_raw, **changes)
 
 
 def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
@@ -171,52 +171,82 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
         return []
     key = photo_key(project_id, event.filename)
     before = rows.photos.get(key)
-    photo = before
-    at = event.at
-    match event:
-        case PhotoFileAdded():
-            if photo is None:
-                photo = PhotoView(id=key, project_id=project_id, filename=event.filename, created_at=at, updated_at=at)
-            photo = with_files(photo, [*photo.files, event.name])
-            if event.kind != "raw":
-                photo = replace(photo, thumbnail_status="pending", preview_status="pending", error=None)
-            if event.replaced:
-                rows.trashed(project_id, event.replaced, event.name, event.filename, at)
-        case PhotoRemoved():
-            photo = None
-        case PhotoFilesRestored():
-            if photo is None:  # a restore brings a removed photo back
-                photo = PhotoView(id=key, project_id=project_id, filename=event.filename, created_at=at, updated_at=at)
-            photo = with_files(photo, [*photo.files, *[n for n in event.names if kind_of(n)]])
-            if any(kind_of(n) in ("jpg", "other") for n in event.names):
-                photo = replace(photo, thumbnail_status="pending", preview_status="pending", error=None)
-            for trash_name in event.trash_names:
-                rows.untrashed(project_id, trash_name)
-        case _ if photo is None:
-            return []
-        case PhotoMetadataExtracted():
-            photo = replace(photo, taken_at=event.taken_at, make=event.make, model=event.model,
-                            orientation=event.orientation, width=event.width, height=event.height)
-        case PhotoDerivativesUpdated():
-            thumb, preview = event.thumbnail_status, event.preview_status
-            if not (photo.jpg_available or photo.other_available) and "generated" in (thumb, preview):
-                thumb = preview = "missing"  # a late report about a source a commit already removed
-            photo = replace(photo, thumbnail_status=thumb, preview_status=preview, error=event.error)
-        case PhotoKeepChanged():
-            photo = replace(photo, keep_jpg=photo.keep_jpg if event.keep_jpg is None else event.keep_jpg,
-                            keep_raw=photo.keep_raw if event.keep_raw is None else event.keep_raw)
-        case PhotoAvailabilityChanged():
-            photo = with_files(photo, event.files)
-        case PhotoFilesTrashed():
-            photo = with_files(photo, [f for f in photo.files if f not in event.names])
-            for name, trash_name in zip(event.names, event.trash_names):
-                rows.trashed(project_id, trash_name, name, event.filename, event.trashed_at)
-        case _:
-            return []
-    if photo is not None:
-        photo = replace(photo, updated_at=at)
+    fold = _PHOTO_FOLDS.get(type(event))
+    if fold is None or (before is None and type(event) not in _PHOTO_FOLDS_FROM_NONE):
+        return []
+    photo = fold(rows, event, before, key)
     rows.put_photo(key, photo)
-    return _photo_messages(rows, project, before, photo, event.filename, at)
+    return _photo_messages(rows, project, before, photo, event.filename, event.at)
+
+
+# How each photo event changes the photo (None: it is gone), with updated_at set; by exact class, as
+# isinstance on a Struct costs ~0.2 µs. Only those in _PHOTO_FOLDS_FROM_NONE apply to a missing photo.
+
+def _photo_file_added(rows: Rows, event: PhotoFileAdded, photo: PhotoView | None, key: str) -> PhotoView:
+    at = event.at
+    if photo is None:
+        photo = PhotoView(id=key, project_id=event.project_id or "", filename=event.filename, created_at=at,
+                          updated_at=at)
+    if event.replaced:
+        rows.trashed(event.project_id or "", event.replaced, event.name, event.filename, at)
+    if event.kind == "raw":
+        return with_files(photo, [*photo.files, event.name], updated_at=at)
+    return with_files(photo, [*photo.files, event.name], updated_at=at, thumbnail_status="pending",
+                      preview_status="pending", error=None)
+
+
+def _photo_removed(rows: Rows, event: PhotoRemoved, photo: PhotoView | None, key: str) -> None:
+    return None
+
+
+def _photo_files_restored(rows: Rows, event: PhotoFilesRestored, photo: PhotoView | None, key: str) -> PhotoView:
+    at = event.at
+    if photo is None:  # a restore brings a removed photo back
+        photo = PhotoView(id=key, project_id=event.project_id or "", filename=event.filename, created_at=at,
+                          updated_at=at)
+    for trash_name in event.trash_names:
+        rows.untrashed(event.project_id or "", trash_name)
+    files = [*photo.files, *[n for n in event.names if kind_of(n)]]
+    if any(kind_of(n) in ("jpg", "other") for n in event.names):
+        return with_files(photo, files, updated_at=at, thumbnail_status="pending", preview_status="pending",
+                          error=None)
+    return with_files(photo, files, updated_at=at)
+
+
+def _photo_metadata(rows: Rows, event: PhotoMetadataExtracted, photo: PhotoView, key: str) -> PhotoView:
+    return replace(photo, taken_at=event.taken_at, make=event.make, model=event.model,
+                   orientation=event.orientation, width=event.width, height=event.height, updated_at=event.at)
+
+
+def _photo_derivatives(rows: Rows, event: PhotoDerivativesUpdated, photo: PhotoView, key: str) -> PhotoView:
+    thumb, preview = event.thumbnail_status, event.preview_status
+    if not (photo.jpg_available or photo.other_available) and "generated" in (thumb, preview):
+        thumb = preview = "missing"  # a late report about a source a commit already removed
+    return replace(photo, thumbnail_status=thumb, preview_status=preview, error=event.error, updated_at=event.at)
+
+
+def _photo_keep(rows: Rows, event: PhotoKeepChanged, photo: PhotoView, key: str) -> PhotoView:
+    return replace(photo, keep_jpg=photo.keep_jpg if event.keep_jpg is None else event.keep_jpg,
+                   keep_raw=photo.keep_raw if event.keep_raw is None else event.keep_raw, updated_at=event.at)
+
+
+def _photo_availability(rows: Rows, event: PhotoAvailabilityChanged, photo: PhotoView, key: str) -> PhotoView:
+    return with_files(photo, event.files, updated_at=event.at)
+
+
+def _photo_files_trashed(rows: Rows, event: PhotoFilesTrashed, photo: PhotoView, key: str) -> PhotoView:
+    for name, trash_name in zip(event.names, event.trash_names):
+        rows.trashed(event.project_id or "", trash_name, name, event.filename, event.trashed_at)
+    return with_files(photo, [f for f in photo.files if f not in event.names], updated_at=event.at)
+
+
+_PHOTO_FOLDS: dict[type, Callable[[Rows, Any, Any, str], PhotoView | None]] = {
+    PhotoFileAdded: _photo_file_added, PhotoRemoved: _photo_removed, PhotoFilesRestored: _photo_files_restored,
+    PhotoMetadataExtracted: _photo_metadata, PhotoDerivativesUpdated: _photo_derivatives,
+    PhotoKeepChanged: _photo_keep, PhotoAvailabilityChanged: _photo_availability,
+    PhotoFilesTrashed: _photo_files_trashed,
+}
+_PHOTO_FOLDS_FROM_NONE = frozenset({PhotoFileAdded, PhotoRemoved, PhotoFilesRestored})
 
 
 def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, after: PhotoView | None,
@@ -293,7 +323,7 @@ def _apply_task(rows: Rows, event: Event) -> list[Message]:
 def _apply_job(rows: Rows, event: JobEvent) -> list[Message]:
     job = rows.jobs.get(event.job_id or "")
     at = event.at
-    if isinstance(event, JobRequested):
+    if type(event) is JobRequested:
         if job is not None:
             return []
         task = rows.tasks.get(event.task_id or "")
@@ -308,20 +338,22 @@ def _apply_job(rows: Rows, event: JobEvent) -> list[Message]:
         return messages
     if job is None or job.status in TERMINAL:
         return []  # a finished job stays finished: late duplicates of a redelivery change nothing
-    match event:
-        case JobStarted():
-            job = replace(job, status="running", attempts=event.attempt, started_at=at, finished_at=None)
-        case JobProgress():
-            job = replace(job, progress_done=event.done, progress_total=event.total)
-        case JobRetrying():
-            job = replace(job, status="retrying", attempts=event.attempt, error=event.error)
-        case JobCompleted():
-            job = replace(job, status="completed", attempts=event.attempt, finished_at=at, error=None)
-        case JobFailed():
-            job = replace(job, status="failed", attempts=max(job.attempts, event.attempt), error=event.error,
-                          finished_at=at)
-        case JobCanceled():
-            job = replace(job, status="canceled", finished_at=at)
-        case _:
-            return []
-    return _job_update(rows, replace(job, updated_at=at))
+    fold = _JOB_FOLDS.get(type(event))
+    return [] if fold is None else _job_update(rows, fold(job, event))
+
+
+# How each later job event changes its job, with updated_at set; by exact class, as isinstance on a
+# Struct costs ~0.2 µs.
+_JOB_FOLDS: dict[type, Callable[[JobView, Any], JobView]] = {
+    JobStarted: lambda job, event: replace(job, status="running", attempts=event.attempt, started_at=event.at,
+                                           finished_at=None, updated_at=event.at),
+    JobProgress: lambda job, event: replace(job, progress_done=event.done, progress_total=event.total,
+                                            updated_at=event.at),
+    JobRetrying: lambda job, event: replace(job, status="retrying", attempts=event.attempt, error=event.error,
+                                            updated_at=event.at),
+    JobCompleted: lambda job, event: replace(job, status="completed", attempts=event.attempt, finished_at=event.at,
+                                             error=None, updated_at=event.at),
+    JobFailed: lambda job, event: replace(job, status="failed", attempts=max(job.attempts, event.attempt),
+                                          error=event.error, finished_at=event.at, updated_at=event.at),
+    JobCanceled: lambda job, event: replace(job, status="canceled", finished_at=event.at, updated_at=event.at),
+}

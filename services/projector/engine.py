@@ -67,29 +67,39 @@ class Projector:
 
     async def apply_batch(self, batch: Sequence[Stored]) -> None:
         """Apply a batch in one transaction, committed when this returns."""
-        folded = await self._fold(batch)
-        if folded is not None:
-            await self._write(folded)
+        try:
+            folded = await self._fold(batch)
+            if folded is not None:
+                await self._write(folded)
+        except BaseException:
+            self._forget()  # kept rows may hold what was not written
+            raise
 
     async def _fold(self, batch: Sequence[Stored]) -> Folded | None:
-        fresh = [s for s in batch if s.seq > self.checkpoint]
+        checkpoint = self.checkpoint
+        # A batch is in log order: most often all of it is new.
+        fresh = batch if batch and batch[0].seq > checkpoint else [s for s in batch if s.seq > checkpoint]
         if not fresh:
             return None
         decoded: list[tuple[Stored, Event | None, str | None]] = []
-        wanted = Needs()
+        # Every row there is is kept (a rebuild into a new file): the batch folds into the kept rows.
+        wanted = None if self._kept_all else Needs()
+        decode = self.codec.decode
         for stored in fresh:
-            if is_dispatch(stored.subject) and stored.data.startswith(DISPATCH_HEAD):
+            dispatch = is_dispatch(stored.subject)
+            if dispatch and stored.data.startswith(DISPATCH_HEAD):
                 continue  # a copy of job.requested for the workers; the original is applied
             try:
-                event = self.codec.decode(stored.data)
+                event = decode(stored.data)
             except PoisonEvent as exc:
                 decoded.append((stored, None, str(exc)))
                 continue
-            if is_dispatch(stored.subject):
+            if dispatch:
                 continue
-            needs(event, wanted)
+            if wanted is not None:
+                needs(event, wanted)
             decoded.append((stored, event, None))
-        rows = await self._load(wanted)
+        rows = await self._load(wanted) if wanted is not None else self._kept_view()
 
         outbox: list[tuple] = []
         dead: list[tuple] = []
@@ -105,6 +115,11 @@ class Projector:
         self._keep(rows)
         return Folded(rows, outbox, dead, fresh[-1].seq, len(fresh))
 
+    def _kept_view(self) -> Rows:
+        """Rows that are the kept rows themselves, with nothing dirty yet."""
+        kept = self._kept
+        return Rows(relay=self.relay, tasks=kept.tasks, jobs=kept.jobs, projects=kept.projects, photos=kept.photos)
+
     async def _load(self, wanted: Needs) -> Rows:
         rows = Rows(relay=self.relay)
         for ids, table, loaded, kept in (
@@ -114,7 +129,7 @@ class Projector:
             missing = [i for i in ids if i not in kept]
             loaded.update({i: kept[i] for i in ids if i in kept})
             loaded.update(dict.fromkeys(missing))
-            if missing and not self._kept_all:
+            if missing:
                 loaded.update(await store.load_many(self.db, table, missing))
         return rows
 
@@ -122,10 +137,11 @@ class Projector:
         if not self.keep_rows:
             return
         kept = self._kept
-        kept.tasks.update(rows.tasks)
-        kept.jobs.update(rows.jobs)
-        kept.projects.update(rows.projects)
-        kept.photos.update(rows.photos)
+        if rows.tasks is not kept.tasks:
+            kept.tasks.update(rows.tasks)
+            kept.jobs.update(rows.jobs)
+            kept.projects.update(rows.projects)
+            kept.photos.update(rows.photos)
         if len(kept.tasks) + len(kept.jobs) + len(kept.projects) + len(kept.photos) > self.keep_rows:
             self._forget()
 
@@ -169,7 +185,6 @@ class Projector:
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
-            self._forget()  # kept rows hold what was not written
             raise
         self.checkpoint = last
         self.counts.events += folded.events
