@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import AsyncIterator, Awaitable, Callable, Iterable
@@ -92,6 +93,18 @@ class Stored(msgspec.Struct, array_like=True, gc=False):
 
     def __repr__(self) -> str:
         return f"Stored(seq={self.seq}, subject={self.subject!r}, data={self.data!r}, at={self.at!r})"
+
+
+async def up_to(next_batch: Callable[[], Awaitable[list[Stored]]],
+                end_seq: int | None) -> AsyncIterator[list[Stored]]:
+    """Batches from `next_batch` until it returns none, or through `end_seq` (None: to the end)."""
+    while out := await next_batch():
+        if end_seq is not None and out[-1].seq >= end_seq:
+            out = [s for s in out if s.seq <= end_seq]
+            if out:
+                yield out
+            return
+        yield out
 
 
 class PublishError(Exception):
@@ -297,31 +310,32 @@ class Bus:
             return None
         return Stored(msg.seq or 0, msg.subject or subject, msg.data or b"")
 
-    async def read(self, filters: list[str] | None = None, start_seq: int = 1,
-                   end_seq: int | None = None, batch: int = 512) -> AsyncIterator[list[Stored]]:
-        """The log from `start_seq` up to what is stored now (or `end_seq`), in order, in batches."""
+    @asynccontextmanager
+    async def reading(self, start_seq: int = 1, filters: list[str] | None = None) -> AsyncIterator[api.ConsumerInfo]:
+        """An ephemeral consumer of the log from `start_seq`, removed afterwards; its `num_pending`
+        is exactly what was stored when it was made: a reader never waits on what comes later."""
         info = await self.jsm.add_consumer(STREAM, read_config(start_seq, filters))
         try:
-            # Exactly what was stored when the consumer was made: no waiting on what comes later.
-            if info.num_pending == 0:
-                return
-            pull = _Pull(self.nc, info.name, info.num_pending, batch)
-            await pull.start()
-            try:
-                while out := await pull.next_batch():
-                    if end_seq is not None and out[-1].seq >= end_seq:
-                        out = [s for s in out if s.seq <= end_seq]
-                        if out:
-                            yield out
-                        return
-                    yield out
-            finally:
-                await pull.close()
+            yield info
         finally:
             try:
                 await self.jsm.delete_consumer(STREAM, info.name)
             except Exception:  # the server drops an inactive ephemeral consumer on its own
                 pass
+
+    async def read(self, filters: list[str] | None = None, start_seq: int = 1,
+                   end_seq: int | None = None, batch: int = 512) -> AsyncIterator[list[Stored]]:
+        """The log from `start_seq` up to what is stored now (or `end_seq`), in order, in batches."""
+        async with self.reading(start_seq, filters) as info:
+            if info.num_pending == 0:
+                return
+            pull = _Pull(self.nc, info.name, info.num_pending, batch)
+            await pull.start()
+            try:
+                async for out in up_to(pull.next_batch, end_seq):
+                    yield out
+            finally:
+                await pull.close()
 
     async def follow(self, start_seq: int, handler: Callable[[Msg], Awaitable[None]],
                      subject: str = ALL):

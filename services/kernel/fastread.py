@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 import msgspec
 
-from .bus import Bus, Stored, read_config
+from .bus import Bus, Stored, up_to
 from .subjects import STREAM
 
 _FRAME = msgspec.msgpack.Decoder(list[Stored])
@@ -43,9 +43,7 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
         async for out in bus.read(start_seq=start_seq, end_seq=end_seq, batch=batch):
             yield out
         return
-    info = await bus.jsm.add_consumer(STREAM, read_config(start_seq))
-    child = None
-    try:
+    async with bus.reading(start_seq) as info:
         if info.num_pending == 0:
             return
         url = bus.nc.connected_url
@@ -55,7 +53,11 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 24,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
         taken = 0
-        while taken < info.num_pending:
+
+        async def next_batch() -> list[Stored]:
+            nonlocal taken
+            if taken >= info.num_pending:
+                return []
             try:
                 size = int.from_bytes(await child.stdout.readexactly(4), "big")
                 out = _FRAME.decode(await child.stdout.readexactly(size))
@@ -63,17 +65,12 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
                 why = (await child.stderr.read()).decode(errors="replace").strip()
                 raise ReadError(why or f"the log reader exited with {await child.wait()}") from None
             taken += len(out)
-            if end_seq is not None and out[-1].seq >= end_seq:
-                out = [s for s in out if s.seq <= end_seq]
-                if out:
-                    yield out
-                return
-            yield out
-    finally:
-        if child is not None and child.returncode is None:
-            child.kill()
-            await child.wait()
+            return out
+
         try:
-            await bus.jsm.delete_consumer(STREAM, info.name)
-        except Exception:  # the server drops an inactive ephemeral consumer on its own
-            pass
+            async for out in up_to(next_batch, end_seq):
+                yield out
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
