@@ -23,7 +23,7 @@ from services.kernel.events import (
 from services.projector import engine as engine_module
 from services.projector import store
 from services.projector.engine import Projector
-from services.projector.queries import OutboxRow, ReadModel, parse_event_id
+from services.projector.queries import ReadModel, parse_event_id
 from services.projector.store import CHECKPOINT, PRUNED_THROUGH
 
 DEFS = load_definitions()
