@@ -71,10 +71,12 @@ class Derivations:
         self.runs: dict[Path, Run] = {}  # by the photo's thumbnail path
 
     def prefetch(self, source: Path) -> None:
-        """Start on a file the upload just saved, when it is its photo's source."""
+        """Start on a JPG the upload just saved: a JPG is its photo's source (source_of), known
+        without listing the folder on the upload's path. Other kinds wait for their job."""
+        if kind_of(source.name) != "jpg":
+            return
         try:
-            if source_of(scan(source.parent).get(source.name.rpartition(".")[0], [])) == source.name:
-                self.start(source)
+            self.start(source)
         except FileNotFoundError:  # removed meanwhile: its job finds it gone
             pass
 
