@@ -30,6 +30,9 @@ async def json_errors(request: web.Request, handler):
             raise
         message = exc.reason if exc.status != 404 else f"no route {request.method} {request.path}"
         raise error(exc.status, message) from None
+    except ConnectionResetError:
+        log.warning("%s %s: the client went away before the request was whole", request.method, request.path)
+        raise error(400, "the request ended before it was whole") from None
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         raise error(500, "internal error; see the server log") from None

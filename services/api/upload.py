@@ -15,11 +15,12 @@ import msgspec
 from aiohttp import BodyPartReader, web
 
 
-from ..kernel.events import Event, PhotoFileAdded
+from ..kernel.events import PhotoFileAdded
 from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
 from ..kernel.photos import basename, content_mismatch, kind_of, unsafe_name
-from .deps import caught_up, deps, project_of
+from ..projector.views import ProjectRow
+from .deps import Deps, caught_up, deps, project_of
 from .errors import error, respond
 from .tasks import flag, request_task
 
@@ -67,7 +68,7 @@ class Upload:
     files: list[Accepted] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     errors: list[Refused] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+    announced: list[asyncio.Future] = field(default_factory=list)  # file_added acks, one per saved file
 
 
 @routes.post("/api/projects/{folder}/upload")
@@ -86,24 +87,20 @@ async def upload(request: web.Request) -> web.Response:
                    d.derive)
     await caught_up(d)
     disk_full = False
-    reader = await request.multipart()
-    async for part in reader:
-        if not isinstance(part, BodyPartReader) or part.name != "photos" or part.filename is None:
-            continue
-        try:
-            await _receive(part, state, project.id, d.read)
-        except DiskFull:
-            disk_full = True
-            state.errors.append(Refused(part.filename, "the disk is full"))
-            break
-    for event in state.events:
-        event.project_id = project.id
-    seq = await d.bus.publish_all(state.events)
-    task_id = None
-    if state.files:
-        basenames = list(dict.fromkeys(f.filename for f in state.files))
-        task, seq = await request_task(d, "upload_postprocess", project, basenames)
-        task_id = task.id
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader) or part.name != "photos" or part.filename is None:
+                continue
+            try:
+                await _receive(part, state, project.id, d)
+            except DiskFull:
+                disk_full = True
+                state.errors.append(Refused(part.filename, "the disk is full"))
+                break
+    finally:
+        # What was saved is announced and processed, even when the client went away half-way.
+        seq, task_id = await _settle(d, state, project)
     result = UploadResult(task_id, state.files, state.skipped, state.errors)
     if disk_full:
         return respond({"error": "the disk is full", **msgspec.to_builtins(result)}, status=507, seq=seq or None)
@@ -113,15 +110,27 @@ async def upload(request: web.Request) -> web.Response:
     return respond(result, status=201, seq=seq or None)
 
 
-async def _receive(part: BodyPartReader, state: Upload, project_id: str, read) -> None:
+async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str | None]:
+    """Wait for every file_added, then start the task over the saved basenames."""
+    seq = 0
+    for future in state.announced:
+        seq = await d.bus.confirm(future)
+    if not state.files:
+        return seq, None
+    basenames = list(dict.fromkeys(f.filename for f in state.files))
+    task, seq = await request_task(d, "upload_postprocess", project, basenames)
+    return seq, task.id
+
+
+async def _receive(part: BodyPartReader, state: Upload, project_id: str, d: Deps) -> None:
     name = part.filename or ""
     problem = unsafe_name(name)
     if problem is None and kind_of(name) is None:
         problem = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)"
     if problem is None:
-        owner = next((p for p in await read.photos_named([basename(name)]) if p.project_id != project_id), None)
+        owner = next((p for p in await d.read.photos_named([basename(name)]) if p.project_id != project_id), None)
         if owner is not None:
-            folder = (await read.project(owner.project_id)).folder
+            folder = (await d.read.project(owner.project_id)).folder
             problem = f"{basename(name)} already lives in project {folder!r}"
     if problem:
         state.errors.append(Refused(name, problem))
@@ -150,8 +159,10 @@ async def _receive(part: BodyPartReader, state: Upload, project_id: str, read) -
         temp.unlink(missing_ok=True)
     kind = kind_of(name) or "other"
     state.files.append(Accepted(name, basename(name), kind, size))
-    state.events.append(PhotoFileAdded(source="user", filename=basename(name), name=name, kind=kind, size=size,
-                                       sha256=digest, replaced=replaced))
+    # Announced as it lands, not at the end: a folder_check meanwhile must not take it for a stray file.
+    state.announced.append(await d.bus.post(PhotoFileAdded(
+        source="user", project_id=project_id, filename=basename(name), name=name, kind=kind, size=size,
+        sha256=digest, replaced=replaced)))
     if state.derive is not None:
         state.derive(target)
 

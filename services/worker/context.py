@@ -48,6 +48,7 @@ class JobContext:
     report: Callable[[int, int], Awaitable[None]]
     is_canceled: Callable[[], bool]
     publish: Callable[[list[Event]], Awaitable[int]]
+    catch_up: Callable[[], Awaitable[None]]  # until the read model has applied all stored so far
     resources: Resources = field(default_factory=Resources)
     last_progress: float = field(default_factory=time.monotonic)
 

@@ -226,7 +226,8 @@ class Worker:
         reporter = _ProgressReporter(self, job)
         ctx = JobContext(job=job, attempt=attempt, config=self.config, data_dir=self.data_dir,
                          report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
-                         publish=self.bus.publish_all, resources=self.resources)
+                         publish=self.bus.publish_all, catch_up=lambda: self._wait_for_state(0),
+                         resources=self.resources)
         if getattr(handler, "reads_state", False):
             await self._wait_for_state(msg.metadata.sequence.stream)
         timeout = self.config.pipeline.job_timeout_s

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import PHOTOS, SSEClient, System, create_project, photo_bytes, upload
+from services.kernel.folders import projects_root
+from tests.conftest import PHOTOS, SSEClient, System, create_project, eventually, photo_bytes, upload
 
 DEFAULT_DEFINITIONS = None  # the shipped schemas/task_definitions.json
 
@@ -312,3 +316,98 @@ async def test_an_image_over_the_megapixel_limit_fails_clearly(system: System) -
     photos = await _photos(system, project["folder"])
     assert photos["H1"]["thumbnail_status"] == "failed" and "over 0.2 megapixels" in photos["H1"]["error"]
     assert photos["H2"]["thumbnail_status"] == "generated"
+
+
+async def test_a_sweep_during_a_long_upload_leaves_the_saved_files_to_the_upload(system: System) -> None:
+    """A maintenance sweep while an upload is half-way: the file already saved is the upload's,
+    added once by the user and processed by the upload's task, not adopted as a stray."""
+    await _start(system)
+    project = await create_project(system, "Half way")
+    first, second = sorted((PHOTOS / "cameras").glob("*.jpg"))[:2]
+    half = await HalfUpload.start(system, project["folder"], first, second)
+    status, sweep, _ = await system.request("POST", f"/api/projects/{project['folder']}/tasks", {"type": "maintenance"})
+    assert status == 202, sweep
+    assert (await system.wait_task(sweep["task"]["id"], timeout=30))["task"]["status"] == "completed"
+    status, result = await half.finish()
+    assert status == 201 and [f["name"] for f in result["files"]] == [first.name, second.name], result
+    assert (await system.wait_task(result["task_id"], timeout=60))["task"]["status"] == "completed"
+
+    added = [e for _, _, e in await system.log("darkroom.photo.>") if e["type"] == "photo.file_added"]
+    assert sorted((e["name"], e["source"]) for e in added) == [(first.name, "user"), (second.name, "user")]
+    uploads = [e for _, _, e in await system.log("darkroom.task.*.*.requested")
+               if e["task_type"] == "upload_postprocess"]
+    assert [e["task_id"] for e in uploads] == [result["task_id"]]
+    photos = await _photos(system, project["folder"])
+    assert {p: photos[p]["thumbnail_status"] for p in photos} == {first.stem: "generated", second.stem: "generated"}
+
+
+async def test_an_upload_cut_off_half_way_still_processes_what_it_saved(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Cut off")
+    first, second = sorted((PHOTOS / "cameras").glob("*.jpg"))[:2]
+    half = await HalfUpload.start(system, project["folder"], first, second)
+    await half.abandon()
+
+    async def processed():
+        photos = await _photos(system, project["folder"])
+        return photos.get(first.stem, {}).get("thumbnail_status") == "generated" and photos
+    photos = await eventually(processed, timeout=30, what="the saved file's derivatives")
+    assert list(photos) == [first.stem]
+    folder = projects_root(system.data_dir) / project["folder"]
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".jpg") == [first.name]  # no partial second
+    assert not [p for p in folder.iterdir() if p.name.startswith(".upload-")]
+
+
+class HalfUpload:
+    """A browser's multipart upload of two files, held after the server has saved the first."""
+
+    def __init__(self, system: System, folder: str, first: Path, second: Path) -> None:
+        self.system = system
+        self.url = f"{system.url}/api/projects/{folder}/upload"
+        self.saved = projects_root(system.data_dir) / folder / first.name
+        self.first, self.second = first, second
+        self.boundary = "----darkroomtest" + os.urandom(8).hex()
+        self.go_on = asyncio.Event()
+        self.posting: asyncio.Task | None = None
+
+    @classmethod
+    async def start(cls, system: System, folder: str, first: Path, second: Path) -> "HalfUpload":
+        half = cls(system, folder, first, second)
+        half.posting = asyncio.create_task(half._post())
+        await eventually(half._first_saved, what="the first file saved")
+        assert not (half.saved.parent / second.name).exists()
+        return half
+
+    async def finish(self) -> tuple[int, dict]:
+        self.go_on.set()
+        assert self.posting is not None
+        return await self.posting
+
+    async def abandon(self) -> None:
+        assert self.posting is not None
+        self.posting.cancel()
+        await asyncio.gather(self.posting, return_exceptions=True)
+
+    async def _first_saved(self) -> bool:
+        return self.saved.exists()
+
+    def _head(self, name: str) -> bytes:
+        return (f'--{self.boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n'
+                f"Content-Type: image/jpeg\r\n\r\n").encode()
+
+    async def _body(self):
+        yield self._head(self.first.name) + self.first.read_bytes() + b"\r\n" + self._head(self.second.name)
+        rest = self.second.read_bytes()
+        while not self.saved.exists():
+            # aiohttp ends a part only once bytes after its boundary arrive: the second file, a byte at a time.
+            yield rest[:1]
+            rest = rest[1:]
+            await asyncio.sleep(0.01)
+        await self.go_on.wait()
+        yield rest + f"\r\n--{self.boundary}--\r\n".encode()
+
+    async def _post(self) -> tuple[int, dict]:
+        headers = {"Content-Type": f"multipart/form-data; boundary={self.boundary}"}
+        async with self.system.http.post(self.url, data=self._body(), headers=headers) as response:
+            self.system.seq = max(self.system.seq, int(response.headers.get("X-Darkroom-Seq", 0)))
+            return response.status, await response.json()

@@ -22,8 +22,11 @@ def context(resources: Resources, job_id: str, project: str = "p1") -> JobContex
     async def publish(events: list) -> int:
         return 0
 
+    async def nothing() -> None:
+        pass
+
     return JobContext(job=job, attempt=1, config=Config(), data_dir=Path("."), report=report,
-                      is_canceled=lambda: False, publish=publish, resources=resources)
+                      is_canceled=lambda: False, publish=publish, catch_up=nothing, resources=resources)
 
 
 class Check:

@@ -13,6 +13,7 @@ from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
 from ...kernel.photos import kind_of
 from ...kernel.folders import scan, sha256_of
+from ...projector.views import PhotoView
 from ..context import JobContext, PermanentError, merged, reads_state
 from .derivatives import derivative_paths, source_of
 
@@ -35,10 +36,14 @@ async def manifest_check(ctx: JobContext) -> None:
             await ctx.publish([ctx.event(ProjectManifestWritten, version=VERSION, reason="repaired")])
         listing = scan(folder)
         photos = await read.all_photos(project.id)
+        if any(_differs(photo, listing) for photo in photos):
+            # An upload may have saved a file and announced it since this job started: not a change.
+            await ctx.catch_up()
+            photos = await read.all_photos(project.id)
         events = []
         for done, photo in enumerate(photos, start=1):
-            on_disk = listing.get(photo.filename, [])
-            if sorted(on_disk) != sorted(photo.files):
+            if _differs(photo, listing):
+                on_disk = listing.get(photo.filename, [])
                 kinds = {kind_of(n) for n in on_disk}
                 events.append(ctx.event(PhotoAvailabilityChanged, filename=photo.filename, files=on_disk,
                                         jpg_available="jpg" in kinds, raw_available="raw" in kinds,
@@ -61,14 +66,13 @@ async def manifest_check(ctx: JobContext) -> None:
 async def folder_check(ctx: JobContext) -> None:
     """Accepted files with no photo become photos, and get their derivatives from a new
     upload_postprocess task; anything that is not a photo file is left exactly where it is."""
-    read = ctx.resources.read
     async with ctx.project_lease():
         folder = ctx.project_dir
         listing = scan(folder)
-        known = {p.filename for p in await read.all_photos(ctx.job.project_id)}
-        elsewhere = {p.filename for p in await read.photos_named([b for b in listing if b not in known])
-                     if p.project_id != ctx.job.project_id}
-        found = sorted(b for b in listing if b not in known and b not in elsewhere)
+        found = await _unrecorded(ctx, listing)
+        if found:
+            await ctx.catch_up()  # as in manifest_check: an upload's file is not stray
+            found = await _unrecorded(ctx, listing)
         events = []
         for basename in found:
             for name in listing[basename]:
@@ -79,6 +83,19 @@ async def folder_check(ctx: JobContext) -> None:
             events.append(_derivatives_task(ctx, found))
         await ctx.publish(events)
         await ctx.progress(len(found), len(found))
+
+
+def _differs(photo: PhotoView, listing: dict[str, list[str]]) -> bool:
+    return sorted(listing.get(photo.filename, [])) != sorted(photo.files)
+
+
+async def _unrecorded(ctx: JobContext, listing: dict[str, list[str]]) -> list[str]:
+    """Basenames in the folder that no photo of any project has."""
+    read = ctx.resources.read
+    known = {p.filename for p in await read.all_photos(ctx.job.project_id)}
+    elsewhere = {p.filename for p in await read.photos_named([b for b in listing if b not in known])
+                 if p.project_id != ctx.job.project_id}
+    return sorted(b for b in listing if b not in known and b not in elsewhere)
 
 
 def _derivatives_task(ctx: JobContext, basenames: list[str]) -> TaskRequested:
