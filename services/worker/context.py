@@ -51,6 +51,7 @@ class JobContext:
     catch_up: Callable[[], Awaitable[None]]  # until the read model has applied all stored so far
     resources: Resources = field(default_factory=Resources)
     last_progress: float = field(default_factory=time.monotonic)
+    seq: int = 0  # where the job's request is in the log
 
     @property
     def project_dir(self) -> Path:
@@ -101,29 +102,44 @@ def reads_state(handler: Handler) -> Handler:
     return handler
 
 
+def needs_state(handler: Handler, ctx: JobContext) -> bool:
+    """Whether the worker must wait for the read model before running this job."""
+    answered = getattr(handler, "answered", None)
+    return getattr(handler, "reads_state", False) and not (answered is not None and answered(ctx))
+
+
 @dataclass
 class CheckRun:
     done: asyncio.Future[None]
     started: bool = False
+    covers: int = -1  # the log as far as the read model had it when the run started
 
 
 def merged(handler: Handler) -> Handler:
-    """Mark a check of a whole project: jobs of its type for one project asked while a run waits to
-    start share that run, which starts after each of them was asked and so sees all they would."""
+    """Mark a check of a whole project: a job of its type for one project shares a run that starts
+    after the job was asked (one waiting to start, one going, or the last one that succeeded),
+    since that run sees all the job would; runs of one check on one project never overlap."""
+
+    def answered(ctx: JobContext) -> bool:
+        """A run that began with the model past this job answers it: nothing to wait for first."""
+        latest = ctx.resources.checks.get((ctx.job.job_type, ctx.job.project_id or ""))
+        return latest is not None and latest.started and ctx.seq <= latest.covers
 
     @functools.wraps(handler)
     async def run(ctx: JobContext) -> None:
         checks, key = ctx.resources.checks, (ctx.job.job_type, ctx.job.project_id or "")
         latest = checks.get(key)
-        if latest is not None and not latest.started:
+        if latest is not None and (not latest.started or answered(ctx)):
             await _alive_until(ctx, latest.done)
             return latest.done.result()
         mine = checks[key] = CheckRun(asyncio.get_running_loop().create_future())
         mine.done.add_done_callback(retrieved)
         try:
             if latest is not None:
-                await _alive_until(ctx, latest.done)  # runs of one check on one project never overlap
+                await _alive_until(ctx, latest.done)
             mine.started = True
+            # Everything the model has applied was stored before this run began.
+            mine.covers = ctx.resources.read.checkpoint if ctx.resources.read is not None else -1
             await handler(ctx)
             mine.done.set_result(None)
         except Exception as exc:
@@ -132,8 +148,8 @@ def merged(handler: Handler) -> Handler:
         finally:
             if not mine.done.done():  # canceled: whoever shares it tries again
                 mine.done.set_exception(RuntimeError(f"the shared {ctx.job.job_type} run was abandoned"))
-            if checks.get(key) is mine:
-                del checks[key]
+            if checks.get(key) is mine and mine.done.exception() is not None:
+                del checks[key]  # a run that succeeded stays: it answers jobs asked before it began
 
     return run
 

@@ -27,7 +27,7 @@ from ..kernel.events import (
     JobStarted,
     PoisonEvent,
 )
-from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources
+from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources, needs_state
 from .policy import PRIORITY_ONLY, Lanes, backoff, serving, slot_lanes
 
 log = logging.getLogger("darkroom.worker")
@@ -227,8 +227,8 @@ class Worker:
         ctx = JobContext(job=job, attempt=attempt, config=self.config, data_dir=self.data_dir,
                          report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
                          publish=self.bus.publish_all, catch_up=lambda: self._wait_for_state(0),
-                         resources=self.resources)
-        if getattr(handler, "reads_state", False):
+                         resources=self.resources, seq=msg.metadata.sequence.stream)
+        if needs_state(handler, ctx):
             await self._wait_for_state(msg.metadata.sequence.stream)
         timeout = self.config.pipeline.job_timeout_s
         beat = min(self.config.pipeline.ack_wait_s / 3, timeout / 4)

@@ -1,4 +1,4 @@
-"""services/worker/context.py `merged`: checks of one project asked while a run waits share it."""
+"""services/worker/context.py `merged`: checks of one project share a run that began after they were asked."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from services.kernel.events import JobRequested
 from services.worker.context import JobContext, Resources, merged
 
 
-def context(resources: Resources, job_id: str, project: str = "p1") -> JobContext:
+def context(resources: Resources, job_id: str, project: str = "p1", seq: int = 0) -> JobContext:
     job = JobRequested(project_id=project, task_id=f"t-{job_id}", job_id=job_id, source="user", task_type="t",
                        job_type="manifest_check", step_index=1, priority=95, lane="priority", items=[])
 
@@ -26,7 +26,14 @@ def context(resources: Resources, job_id: str, project: str = "p1") -> JobContex
         pass
 
     return JobContext(job=job, attempt=1, config=Config(), data_dir=Path("."), report=report,
-                      is_canceled=lambda: False, publish=publish, catch_up=nothing, resources=resources)
+                      is_canceled=lambda: False, publish=publish, catch_up=nothing, resources=resources, seq=seq)
+
+
+class Model:
+    """The read model as far as `merged` looks: how much of the log it has applied."""
+
+    def __init__(self, checkpoint: int) -> None:
+        self.checkpoint = checkpoint
 
 
 class Check:
@@ -70,7 +77,6 @@ async def test_jobs_asked_while_a_run_waits_share_it_and_runs_never_overlap():
     check.release.set()
     await asyncio.gather(*later)
     assert check.runs == ["a", "b"]
-    assert resources.checks == {}
 
 
 async def test_a_run_asked_after_the_shared_one_started_runs_again_and_other_projects_do_not_wait():
@@ -106,3 +112,23 @@ async def test_whoever_shares_a_failed_run_fails_with_it():
         with pytest.raises(RuntimeError, match="disk on fire"):
             await job
     assert check.runs == ["a", "b"]
+    assert KEY not in resources.checks  # a failed run answers nobody asked later
+
+
+async def test_a_job_asked_before_a_run_began_shares_it_while_it_goes_and_after_it_succeeded():
+    check, resources = Check(), Resources(read=Model(checkpoint=10))
+    run = merged(check)
+    first = asyncio.create_task(run(context(resources, "a", seq=5)))
+    await check.entered.wait()
+    resources.read.checkpoint = 12
+    going = asyncio.create_task(run(context(resources, "b", seq=9)))  # asked before `a` began (at 10)
+    await turn()
+    check.release.set()
+    await asyncio.gather(first, going)
+    await run(context(resources, "c", seq=10))  # `a` is done and still answers it
+    assert check.runs == ["a"]
+    later = asyncio.create_task(run(context(resources, "d", seq=11)))  # asked after `a` began
+    await check.entered.wait()
+    check.release.set()
+    await later
+    assert check.runs == ["a", "d"]
