@@ -15,6 +15,7 @@ routes = web.RouteTableDef()
 
 PING_S = 10.0  # a comment line at least this often keeps proxies from closing an idle stream
 AFTER_EVERYTHING = 1 << 30
+OUTBOX_PAGE = 500  # a shorter page had every row up to the checkpoint read before it
 
 
 @routes.get("/api/events")
@@ -43,13 +44,14 @@ async def events(request: web.Request) -> web.StreamResponse:
     last_write = time.monotonic()
     while not d.stopping.is_set():
         seen = d.read.checkpoint
-        rows = await d.read.outbox_after(cursor, folder=folder, show_maintenance=show_maintenance)
+        rows = await d.read.outbox_after(cursor, folder=folder, show_maintenance=show_maintenance, limit=OUTBOX_PAGE)
         if rows:
             chunk = "".join(f"id: {r.id}\nevent: {r.event}\ndata: {r.data}\n\n" for r in rows)
             await response.write(chunk.encode())
             cursor = (rows[-1].seq, rows[-1].k)
             last_write = time.monotonic()
-            continue
+            if len(rows) == OUTBOX_PAGE:
+                continue  # a full page: more may be there already
         if time.monotonic() - last_write >= PING_S:
             await response.write(b": ping\n\n")
             last_write = time.monotonic()
