@@ -52,6 +52,7 @@ class JobContext:
     resources: Resources = field(default_factory=Resources)
     last_progress: float = field(default_factory=time.monotonic)
     seq: int = 0  # where the job's request is in the log
+    state_ready: bool = True  # False: taken without waiting for the read model (a shared check)
 
     @property
     def project_dir(self) -> Path:
@@ -132,6 +133,9 @@ def merged(handler: Handler) -> Handler:
         if latest is not None and (not latest.started or answered(ctx)):
             await _alive_until(ctx, latest.done)
             return latest.done.result()
+        if not ctx.state_ready:
+            # The run that answered it when it was taken failed since: wait for the model, as a retry.
+            raise RuntimeError(f"the {ctx.job.job_type} run this job shared failed")
         mine = checks[key] = CheckRun(asyncio.get_running_loop().create_future())
         mine.done.add_done_callback(retrieved)
         try:
@@ -151,6 +155,7 @@ def merged(handler: Handler) -> Handler:
             if checks.get(key) is mine and mine.done.exception() is not None:
                 del checks[key]  # a run that succeeded stays: it answers jobs asked before it began
 
+    run.answered = answered  # type: ignore[attr-defined]
     return run
 
 

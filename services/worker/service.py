@@ -230,6 +230,8 @@ class Worker:
                          resources=self.resources, seq=msg.metadata.sequence.stream)
         if needs_state(handler, ctx):
             await self._wait_for_state(msg.metadata.sequence.stream)
+        else:
+            ctx.state_ready = not getattr(handler, "reads_state", False)
         timeout = self.config.pipeline.job_timeout_s
         beat = min(self.config.pipeline.ack_wait_s / 3, timeout / 4)
         running = asyncio.create_task(handler(ctx))

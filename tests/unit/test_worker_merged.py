@@ -9,7 +9,7 @@ import pytest
 
 from services.kernel.config import Config
 from services.kernel.events import JobRequested
-from services.worker.context import JobContext, Resources, merged
+from services.worker.context import JobContext, Resources, merged, needs_state, reads_state
 
 
 def context(resources: Resources, job_id: str, project: str = "p1", seq: int = 0) -> JobContext:
@@ -132,3 +132,22 @@ async def test_a_job_asked_before_a_run_began_shares_it_while_it_goes_and_after_
     check.release.set()
     await later
     assert check.runs == ["a", "d"]
+
+
+async def test_only_a_job_a_started_run_answers_skips_waiting_for_the_model_and_runs_nothing_itself():
+    check, resources = Check(), Resources(read=Model(checkpoint=10))
+    run = reads_state(merged(check))
+    assert needs_state(run, context(resources, "a", seq=10))  # nothing going yet
+    first = asyncio.create_task(run(context(resources, "a", seq=10)))
+    await check.entered.wait()
+    assert not needs_state(run, context(resources, "b", seq=10))  # asked before `a` began
+    assert needs_state(run, context(resources, "c", seq=11))
+    check.fail = True
+    check.release.set()
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        await first
+    taken = context(resources, "b", seq=10)
+    taken.state_ready = False  # taken while `a` answered it; `a` has failed since
+    with pytest.raises(RuntimeError, match="shared failed"):
+        await run(taken)
+    assert check.runs == ["a"]
