@@ -9,10 +9,10 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 import msgspec
-from aiohttp import BodyPartReader, web
+from aiohttp import hdrs, web
 
 
 from ..kernel.events import PhotoFileAdded
@@ -22,11 +22,12 @@ from ..kernel.photos import basename, content_mismatch, kind_of, unsafe_name
 from ..projector.views import ProjectRow
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, respond
+from .multipart import Part, Parts
 from .tasks import flag, request_task
 
 routes = web.RouteTableDef()
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # written and hashed at a time, off the event loop
 HEAD = 16  # bytes enough to tell JPEG, PNG, TIFF and HEIC apart
 FREE_MARGIN = 64 << 20  # never fill the disk to the last byte
 
@@ -88,12 +89,12 @@ async def upload(request: web.Request) -> web.Response:
     await caught_up(d)
     disk_full = False
     try:
-        reader = await request.multipart()
-        async for part in reader:
-            if not isinstance(part, BodyPartReader) or part.name != "photos" or part.filename is None:
+        parts = Parts(request.content, request.headers.get(hdrs.CONTENT_TYPE, ""))
+        while (part := await parts.next()) is not None:
+            if part.name != "photos" or part.filename is None or part.content_type.startswith("multipart/"):
                 continue
             try:
-                await _receive(part, state, project.id, d)
+                await _receive(part, parts.content(), state, project.id, d)
             except DiskFull:
                 disk_full = True
                 state.errors.append(Refused(part.filename, "the disk is full"))
@@ -122,7 +123,7 @@ async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str
     return seq, task.id
 
 
-async def _receive(part: BodyPartReader, state: Upload, project_id: str, d: Deps) -> None:
+async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload, project_id: str, d: Deps) -> None:
     name = part.filename or ""
     problem = unsafe_name(name)
     if problem is None and kind_of(name) is None:
@@ -137,7 +138,7 @@ async def _receive(part: BodyPartReader, state: Upload, project_id: str, d: Deps
         return
     temp = state.folder / f".upload-{new_id()}.part"
     try:
-        size, digest, problem = await _write(part, temp, name, state.max_bytes)
+        size, digest, problem = await _write(content, temp, name, state.max_bytes)
         if problem is None and size == 0:
             problem = "file is empty"
         if problem:
@@ -167,28 +168,38 @@ async def _receive(part: BodyPartReader, state: Upload, project_id: str, d: Deps
         state.derive(target)
 
 
-def _store(digest, out, chunk: bytes) -> None:
-    digest.update(chunk)
-    out.write(chunk)
+def _store(digest, out, pieces: list[memoryview]) -> None:
+    for piece in pieces:
+        digest.update(piece)
+        out.write(piece)
 
 
-async def _write(part: BodyPartReader, temp: Path, name: str, max_bytes: int) -> tuple[int, str, str | None]:
+async def _write(content: AsyncIterator[memoryview], temp: Path, name: str, max_bytes: int
+                 ) -> tuple[int, str, str | None]:
     """Stream one part to `temp`; never the whole file in memory. Returns size, sha256, problem."""
     digest = hashlib.sha256()
     size = 0
+    head = b""
+    pieces: list[memoryview] = []
+    held = 0
     try:
         with temp.open("wb") as out:
-            first = True
-            while chunk := await part.read_chunk(CHUNK):
-                if first:
-                    mismatch = content_mismatch(name, chunk[:HEAD])
-                    if mismatch:
+            async for piece in content:
+                if len(head) < HEAD:
+                    head += piece[:HEAD - len(head)]
+                    if len(head) == HEAD and (mismatch := content_mismatch(name, head)):
                         return size, "", mismatch
-                    first = False
-                size += len(chunk)
+                size += len(piece)
                 if size > max_bytes:
                     return size, "", f"file is larger than {max_bytes >> 20} MB"
-                await asyncio.to_thread(_store, digest, out, chunk)  # both release the GIL
+                pieces.append(piece)
+                held += len(piece)
+                if held >= CHUNK:
+                    await asyncio.to_thread(_store, digest, out, pieces)  # both release the GIL
+                    pieces, held = [], 0
+            if len(head) < HEAD and head and (mismatch := content_mismatch(name, head)):
+                return size, "", mismatch
+            await asyncio.to_thread(_store, digest, out, pieces)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DiskFull() from None
