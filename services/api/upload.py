@@ -22,7 +22,7 @@ from ..kernel.photos import basename, content_mismatch, kind_of, unsafe_name
 from ..projector.views import ProjectRow
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, respond
-from .multipart import Part, Parts
+from .multipart import MalformedBody, Part, Parts
 from .tasks import flag, request_task
 
 routes = web.RouteTableDef()
@@ -99,6 +99,12 @@ async def upload(request: web.Request) -> web.Response:
                 disk_full = True
                 state.errors.append(Refused(part.filename, "the disk is full"))
                 break
+            except MalformedBody as exc:
+                state.errors.append(Refused(part.filename, f"the upload broke off inside this file: {exc}"))
+                break
+    except MalformedBody as exc:
+        # What came whole before the body went wrong still counts, as with any per-file problem.
+        state.errors.append(Refused("(request body)", f"not a well-formed multipart body: {exc}"))
     finally:
         # What was saved is announced and processed, even when the client went away half-way.
         seq, task_id = await _settle(d, state, project)

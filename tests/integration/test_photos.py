@@ -134,6 +134,31 @@ async def test_bad_files_get_their_own_error_and_leave_nothing_on_disk(system: S
     assert status == 400 and "nothing was accepted" in body["error"] and body["task_id"] is None
 
 
+async def test_a_body_that_breaks_off_keeps_the_whole_files_and_refuses_the_rest(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Broken body")
+    folder = system.data_dir / "projects" / project["folder"]
+    whole, cut = photo_bytes("cameras/Canon_40D.jpg"), photo_bytes("cameras/Nikon_D70.jpg")
+    boundary = "----darkroomtest" + os.urandom(8).hex()
+    raw = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n\r\n'
+                   .encode() + content + b"\r\n" for name, content in [("whole.jpg", whole), ("cut.jpg", cut)])
+    raw = raw[:-len(cut) // 2]  # no closing boundary: the body ends half-way through the second file
+    url = f"{system.url}/api/projects/{project['folder']}/upload"
+    async with system.http.post(url, data=raw, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+                                ) as response:
+        status, body = response.status, await response.json()
+        system.seq = max(system.seq, int(response.headers.get("X-Darkroom-Seq", 0)))
+    assert status == 201 and [f["name"] for f in body["files"]] == ["whole.jpg"], body
+    assert [e["name"] for e in body["errors"]] == ["cut.jpg"] and "broke off" in body["errors"][0]["error"]
+    assert (await system.wait_task(body["task_id"], timeout=60))["task"]["status"] == "completed"
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == ["whole.jpg"]
+    assert not [p for p in folder.iterdir() if p.name.startswith(".upload-")]
+
+    async with system.http.post(url, data=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}) as response:
+        status, body = response.status, await response.json()
+    assert status == 400 and "boundary" in body["error"], body
+
+
 async def test_identical_reupload_is_skipped_and_a_different_one_needs_overwrite(system: System) -> None:
     await _start(system)
     project = await create_project(system, "Again")
@@ -399,7 +424,7 @@ class HalfUpload:
         yield self._head(self.first.name) + self.first.read_bytes() + b"\r\n" + self._head(self.second.name)
         rest = self.second.read_bytes()
         while not self.saved.exists():
-            # aiohttp ends a part only once bytes after its boundary arrive: the second file, a byte at a time.
+            # A multipart reader may end a part only once bytes after its boundary arrive: trickle some.
             yield rest[:1]
             rest = rest[1:]
             await asyncio.sleep(0.01)
