@@ -13,6 +13,7 @@ from typing import AsyncIterator
 import msgspec
 
 from .bus import Bus, Stored, up_to
+from .frames import FrameReader, pipe
 from .subjects import STREAM
 
 _FRAME = msgspec.msgpack.Decoder(list[Stored])
@@ -47,23 +48,30 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
         if info.num_pending == 0:
             return
         url = bus.nc.connected_url
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.kernel.logpull", url.hostname or "127.0.0.1", str(url.port or 4222),
-            json.dumps(auth), STREAM, info.name, str(info.num_pending), str(batch),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 24,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
+        read_end, write_end = pipe()
+        try:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.kernel.logpull", url.hostname or "127.0.0.1", str(url.port or 4222),
+                json.dumps(auth), STREAM, info.name, str(info.num_pending), str(batch),
+                stdout=write_end, stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)  # the child's now: the pipe ends when the child does
+        frames = FrameReader(read_end)
         taken = 0
 
         async def next_batch() -> list[Stored]:
             nonlocal taken
             if taken >= info.num_pending:
                 return []
-            try:
-                size = int.from_bytes(await child.stdout.readexactly(4), "big")
-                out = _FRAME.decode(await child.stdout.readexactly(size))
-            except asyncio.IncompleteReadError:
+            frame = await frames.frame()
+            if frame is None:
                 why = (await child.stderr.read()).decode(errors="replace").strip()
-                raise ReadError(why or f"the log reader exited with {await child.wait()}") from None
+                raise ReadError(why or f"the log reader exited with {await child.wait()}")
+            out = _FRAME.decode(frame)
             taken += len(out)
             return out
 
@@ -71,6 +79,7 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
             async for out in up_to(next_batch, end_seq):
                 yield out
         finally:
+            os.close(read_end)
             if child.returncode is None:
                 child.kill()
                 await child.wait()
