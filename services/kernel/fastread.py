@@ -3,21 +3,17 @@ process (kernel/logpull.py) while this one decodes and applies them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
-from pathlib import Path
 from typing import AsyncIterator
 
 import msgspec
 
 from .bus import Bus, Stored, up_to
-from .frames import FrameReader, pipe
+from .frames import FrameReader, pipe, spawn
 from .subjects import STREAM
 
 _FRAME = msgspec.msgpack.Decoder(list[Stored])
-_ROOT = str(Path(__file__).resolve().parents[2])  # where `services` is, for the child's imports
 
 
 class ReadError(Exception):
@@ -50,11 +46,9 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
         url = bus.nc.connected_url
         read_end, write_end = pipe()
         try:
-            child = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.kernel.logpull", url.hostname or "127.0.0.1", str(url.port or 4222),
-                json.dumps(auth), STREAM, info.name, str(info.num_pending), str(batch),
-                stdout=write_end, stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
+            child = await spawn("services.kernel.logpull", url.hostname or "127.0.0.1", str(url.port or 4222),
+                                json.dumps(auth), STREAM, info.name, str(info.num_pending), str(batch),
+                                stdout=write_end)
         except BaseException:
             os.close(read_end)
             raise

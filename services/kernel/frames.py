@@ -1,14 +1,18 @@
-"""Length-prefixed frames off a pipe from a child process, each read straight into a buffer of its
-own size: no stream buffer that grows, is copied out of and trimmed (StreamReader cost a rebuild
-about a tenth of its time)."""
+"""Child processes that a rebuild shares its work with, and the frames it exchanges with them over
+pipes: 4 bytes big-endian length, then that many bytes. Frames are read straight into a buffer of
+their own size (asyncio's StreamReader grew, copied and trimmed one, a tenth of a rebuild's time)."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
 import os
+import sys
+from pathlib import Path
+from typing import Callable
 
-PIPE_BYTES = 1 << 20  # Linux's default most for a pipe: the writer runs on while the reader is busy
+PIPE_BYTES = 1 << 20  # Linux's default most for a pipe: either side runs on while the other is busy
+_ROOT = str(Path(__file__).resolve().parents[2])  # where `services` is, for a child's imports
 
 
 def pipe() -> tuple[int, int]:
@@ -18,16 +22,41 @@ def pipe() -> tuple[int, int]:
         fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ"), PIPE_BYTES)
     except (AttributeError, OSError):  # not Linux, or a lower limit: the default size still works
         pass
-    os.set_blocking(read_end, False)
     return read_end, write_end
 
 
-class FrameReader:
-    """Reads frames of 4 bytes big-endian length then that many bytes from a non-blocking fd."""
+async def spawn(module: str, *args: str, stdin: int | None = None,
+                stdout: int | None = None) -> asyncio.subprocess.Process:
+    """`python -m module args…` with Darkroom importable and its stderr kept for the reason it fails."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *args, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
 
-    def __init__(self, fd: int) -> None:
+
+class _PipeEnd:
+    def __init__(self, fd: int, watch: Callable, unwatch: Callable) -> None:
+        os.set_blocking(fd, False)
         self.fd = fd
-        self._loop = asyncio.get_running_loop()
+        self._watch, self._unwatch = watch, unwatch  # the event loop's add_/remove_reader or _writer
+
+    async def _io(self, call: Callable[..., int], *args) -> int:
+        """`call(fd, *args)`, once the event loop says the pipe is ready whenever it was not."""
+        while True:
+            try:
+                return call(self.fd, *args)
+            except BlockingIOError:
+                ready = asyncio.get_running_loop().create_future()
+                self._watch(self.fd, lambda: ready.done() or ready.set_result(None))
+                try:
+                    await ready
+                finally:
+                    self._unwatch(self.fd)
+
+
+class FrameReader(_PipeEnd):
+    def __init__(self, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        super().__init__(fd, loop.add_reader, loop.remove_reader)
 
     async def frame(self) -> bytearray | None:
         """The next frame's bytes; None if the pipe ended first (the writer is gone)."""
@@ -38,20 +67,27 @@ class FrameReader:
         buf = bytearray(size)
         view, got = memoryview(buf), 0
         while got < size:
-            try:
-                n = os.readv(self.fd, [view[got:]])
-            except BlockingIOError:
-                await self._readable()
-                continue
+            n = await self._io(os.readv, [view[got:]])
             if n == 0:
                 return None
             got += n
         return buf
 
-    async def _readable(self) -> None:
-        ready = self._loop.create_future()
-        self._loop.add_reader(self.fd, lambda: ready.done() or ready.set_result(None))
-        try:
-            await ready
-        finally:
-            self._loop.remove_reader(self.fd)
+
+class FrameWriter(_PipeEnd):
+    def __init__(self, fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        super().__init__(fd, loop.add_writer, loop.remove_writer)
+
+    async def write(self, frame: bytes) -> None:
+        """Writes one frame; BrokenPipeError if the reader is gone."""
+        for part in (len(frame).to_bytes(4, "big"), frame):
+            view = memoryview(part)
+            while view:
+                view = view[await self._io(os.write, view):]
+
+    def close(self) -> None:
+        """The end of the pipe for the reader (again: nothing)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

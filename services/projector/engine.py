@@ -15,12 +15,14 @@ from ..kernel.subjects import is_dispatch
 from . import store
 from .apply import Message, Needs, Rows, apply, needs
 from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
+from .writer import Statements, Writer
 
 log = logging.getLogger("darkroom.projector")
 
 DISPATCH_HEAD = b'{"type":"job.requested",'  # how the codec writes a dispatch copy: no need to decode it
 OUTBOX_KEEP_SEQS = 200_000  # how far back a reconnecting SSE client can resume
 PRUNE_EVERY = 2_000
+SET_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Folded:
 class Projector:
     def __init__(self, db: aiosqlite.Connection, codec: Codec,
                  on_applied: Callable[[int], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
-                 relay: bool = True, keep_rows: int = 0) -> None:
+                 relay: bool = True, keep_rows: int = 0, writer: Writer | None = None) -> None:
         self.db = db
         # relay=False (a rebuild): no SSE outbox; a client resuming from before the checkpoint gets `reset`.
         self.relay = relay
@@ -53,6 +55,9 @@ class Projector:
         # Only for the sole writer of a file (a rebuild): up to keep_rows rows stay in memory between
         # batches, so a batch reads from SQLite only rows it has not seen yet.
         self.keep_rows = keep_rows
+        # Only with every row kept (nothing read back): transactions go to a writer process, committed
+        # there while the next batch folds here.
+        self.writer = writer
         self.checkpoint = 0
         self.counts = Applied()
         self._encoder = msgspec.json.Encoder()
@@ -66,7 +71,7 @@ class Projector:
         return self
 
     async def apply_batch(self, batch: Sequence[Stored]) -> None:
-        """Apply a batch in one transaction, committed when this returns."""
+        """Apply a batch in one transaction, committed when this returns (with a writer: by `settle`)."""
         try:
             folded = await self._fold(batch)
             if folded is not None:
@@ -99,7 +104,11 @@ class Projector:
             if wanted is not None:
                 needs(event, wanted)
             decoded.append((stored, event, None))
-        rows = await self._load(wanted) if wanted is not None else self._kept_view()
+        if wanted is None:
+            rows = self._kept_view()
+        else:
+            await self.settle()  # rows are read back from the file from here on: all of it written first
+            rows = await self._load(wanted)
 
         outbox: list[tuple] = []
         dead: list[tuple] = []
@@ -114,6 +123,12 @@ class Projector:
                     outbox.append(self._outbox_row(stored.seq, k, message))
         self._keep(rows)
         return Folded(rows, outbox, dead, fresh[-1].seq, len(fresh))
+
+    async def settle(self) -> None:
+        """Every batch applied is committed when this returns; the writer process, if any, is done."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            await writer.close()
 
     def _kept_view(self) -> Rows:
         """Rows that are the kept rows themselves, with nothing dirty yet."""
@@ -151,56 +166,56 @@ class Projector:
         self._kept_all = False
 
     async def _write(self, folded: Folded) -> None:
-        rows, outbox, dead, last = folded.rows, folded.outbox, folded.dead, folded.last
-        await self.db.execute("BEGIN")
-        try:
-            if rows.dirty_tasks:
-                await self.db.executemany(TASKS.upsert(), [TASKS.to_row(rows.tasks[i]) for i in rows.dirty_tasks])
-            if rows.dirty_jobs:
-                await self.db.executemany(JOBS.upsert(), [JOBS.to_row(rows.jobs[i]) for i in rows.dirty_jobs])
-            if rows.dirty_projects:
-                await self.db.executemany(PROJECTS.upsert(),
-                                          [PROJECTS.to_row(rows.projects[i]) for i in rows.dirty_projects])
-            kept = [rows.photos[i] for i in rows.dirty_photos if rows.photos[i] is not None]
-            gone = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
-            if kept:
-                await self.db.executemany(PHOTOS.upsert(), [PHOTOS.to_row(p) for p in kept])
-            if gone:
-                await self.db.executemany("DELETE FROM photos WHERE id = ?", gone)
-            if rows.trash:
-                await self.db.executemany(TRASH.upsert(), [TRASH.to_row(t) for t in rows.trash.values() if t])
-                await self.db.executemany("DELETE FROM trash WHERE id = ?",
-                                          [(i,) for i, t in rows.trash.items() if t is None])
-            if outbox:
-                await self.db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)", outbox)
-            if dead:
-                await self.db.executemany("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)", dead)
-            await self._set_meta(CHECKPOINT, last)
-            if not self.relay:
-                await self._set_meta(PRUNED_THROUGH, last)
-            self._since_prune += folded.events
-            if self._since_prune >= PRUNE_EVERY:
-                self._since_prune = 0
-                await self._prune(last)
-            await self.db.commit()
-        except BaseException:
-            await self.db.rollback()
-            raise
-        self.checkpoint = last
+        statements = self._statements(folded)
+        if self.writer is not None:
+            await self.writer.write(statements)
+        else:
+            await self.db.execute("BEGIN")
+            try:
+                for sql, params in statements:
+                    await self.db.executemany(sql, params)
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+        self.checkpoint = folded.last
         self.counts.events += folded.events
-        self.counts.poisoned += len(dead)
+        self.counts.poisoned += len(folded.dead)
         if self.on_applied is not None:
-            self.on_applied(last)
+            self.on_applied(folded.last)
+
+    def _statements(self, folded: Folded) -> Statements:
+        """What the batch's one transaction runs, in order: each SQL with the parameters of its rows."""
+        rows, last = folded.rows, folded.last
+        out: Statements = []
+        for table, ids, items in ((TASKS, rows.dirty_tasks, rows.tasks), (JOBS, rows.dirty_jobs, rows.jobs),
+                                  (PROJECTS, rows.dirty_projects, rows.projects)):
+            if ids:
+                out.append((table.upsert(), [table.to_row(items[i]) for i in ids]))
+        kept = [rows.photos[i] for i in rows.dirty_photos if rows.photos[i] is not None]
+        gone = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
+        if kept:
+            out.append((PHOTOS.upsert(), [PHOTOS.to_row(p) for p in kept]))
+        if gone:
+            out.append(("DELETE FROM photos WHERE id = ?", gone))
+        if rows.trash:
+            out.append((TRASH.upsert(), [TRASH.to_row(t) for t in rows.trash.values() if t]))
+            out.append(("DELETE FROM trash WHERE id = ?", [(i,) for i, t in rows.trash.items() if t is None]))
+        if folded.outbox:
+            out.append(("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)", folded.outbox))
+        if folded.dead:
+            out.append(("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)", folded.dead))
+        meta = [(CHECKPOINT, last)] if self.relay else [(CHECKPOINT, last), (PRUNED_THROUGH, last)]
+        out.append((SET_META, meta))
+        self._since_prune += folded.events
+        if self._since_prune >= PRUNE_EVERY:
+            self._since_prune = 0
+            horizon = last - self.outbox_keep
+            if horizon > 0:
+                out.append(("DELETE FROM outbox WHERE seq <= ?", [(horizon,)]))
+                out.append((SET_META, [(PRUNED_THROUGH, horizon)]))
+        return out
 
     def _outbox_row(self, seq: int, k: int, message: Message) -> tuple:
         return (seq, k, message.event, message.project_id, message.folder, int(message.maintenance),
                 self._encoder.encode(message.data).decode())
-
-    async def _set_meta(self, key: str, value: int) -> None:
-        await self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    async def _prune(self, last: int) -> None:
-        horizon = last - self.outbox_keep
-        if horizon > 0:
-            await self.db.execute("DELETE FROM outbox WHERE seq <= ?", (horizon,))
-            await self._set_meta(PRUNED_THROUGH, horizon)

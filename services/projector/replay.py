@@ -16,6 +16,7 @@ from ..kernel.fastread import read_all
 from . import store
 from .engine import Projector
 from .store import CHECKPOINT, COMPARED
+from .writer import Writer
 
 Progress = Callable[[int, int], None]
 KEEP_ROWS = 500_000  # rows a rebuild keeps in memory (a few hundred MB at most) rather than reading back
@@ -36,13 +37,13 @@ class ReplayResult:
 async def rebuild(bus: Bus, projector: Projector, until: int, progress: Progress | None = None) -> int:
     """Apply the log from the projector's checkpoint up to `until`; returns events applied."""
     applied = 0
-    if projector.checkpoint >= until:
-        return 0
-    async for batch in read_all(bus, start_seq=projector.checkpoint + 1, end_seq=until):
-        await projector.apply_batch(batch)
-        applied += len(batch)
-        if progress is not None:
-            progress(projector.checkpoint, until)
+    if projector.checkpoint < until:
+        async for batch in read_all(bus, start_seq=projector.checkpoint + 1, end_seq=until):
+            await projector.apply_batch(batch)
+            applied += len(batch)
+            if progress is not None:
+                progress(projector.checkpoint, until)
+    await projector.settle()
     return applied
 
 
@@ -56,9 +57,14 @@ async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = 
         # A new file, built again from the log should this stop half-way: no fsync per batch,
         # one checkpoint at the end.
         await db.execute("PRAGMA synchronous=OFF")
-        projector = await Projector(db, bus.codec, relay=False, keep_rows=KEEP_ROWS).open()
-        with _collector_spared():
-            result = await _run(bus, db, projector, live, verify, progress)
+        writer = await Writer.start(into)
+        try:
+            projector = await Projector(db, bus.codec, relay=False, keep_rows=KEEP_ROWS, writer=writer).open()
+            with _collector_spared():
+                result = await _run(bus, db, projector, live, verify, progress)
+        except BaseException:
+            await writer.abort()
+            raise
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -25,6 +26,7 @@ from services.projector import store
 from services.projector.engine import Projector
 from services.projector.queries import ReadModel, parse_event_id
 from services.projector.store import CHECKPOINT, PRUNED_THROUGH
+from services.projector.writer import WriteError, Writer
 
 DEFS = load_definitions()
 CODEC = Codec()
@@ -233,11 +235,12 @@ async def test_a_failed_transaction_leaves_nothing_behind(db, monkeypatch, keep_
     await projector.apply_batch(log[:2])
     before = await dump(db)
 
-    async def broken(key, value):
-        raise RuntimeError("disk I/O error")
+    def broken(folded):  # fails after everything else the transaction writes, checkpoint included
+        return statements(folded) + [("INSERT INTO nowhere VALUES (?)", [(1,)])]
 
-    monkeypatch.setattr(projector, "_set_meta", broken)
-    with pytest.raises(RuntimeError):
+    statements = projector._statements
+    monkeypatch.setattr(projector, "_statements", broken)
+    with pytest.raises(sqlite3.OperationalError):
         await projector.apply_batch(log[2:])
     assert await dump(db) == before  # no rows, no outbox without the checkpoint that covers them
     assert projector.checkpoint == 2
@@ -364,16 +367,20 @@ async def test_read_model_knows_the_checkpoint(db, projector, tmp_path):
 
 
 
-async def test_a_rebuild_without_relay_has_the_same_rows_and_no_outbox(tmp_path):
+@pytest.mark.parametrize("writer", [False, True])
+async def test_a_rebuild_without_relay_has_the_same_rows_and_no_outbox(tmp_path, writer):
     log = one_task_log("T1") + one_task_log("T2")
     log = [Stored(i, s.subject, s.data, s.at) for i, s in enumerate(log, start=1)]
     live = await store.open_db(tmp_path / "live.sqlite")
     rebuilt = await store.open_db(tmp_path / "rebuilt.sqlite")
     try:
         await (await Projector(live, CODEC).open()).apply_batch(log)
-        p = await Projector(rebuilt, CODEC, relay=False).open()
+        # writer: as replay rebuilds, every row kept and the transactions committed by a writer process
+        p = await Projector(rebuilt, CODEC, relay=False, keep_rows=1000 if writer else 0,
+                            writer=await Writer.start(tmp_path / "rebuilt.sqlite") if writer else None).open()
         await p.apply_batch(log[:10])
         await p.apply_batch(log[10:])
+        await p.settle()
         for table in store.COMPARED:
             assert await rows(live, f"SELECT * FROM {table} ORDER BY 1") == \
                 await rows(rebuilt, f"SELECT * FROM {table} ORDER BY 1"), table
@@ -383,3 +390,16 @@ async def test_a_rebuild_without_relay_has_the_same_rows_and_no_outbox(tmp_path)
     finally:
         await live.close()
         await rebuilt.close()
+
+
+async def test_a_writer_that_fails_says_why_and_leaves_whole_batches(db, tmp_path):
+    log = one_task_log()
+    writer = await Writer.start(tmp_path / "read.sqlite")
+    projector = await Projector(db, CODEC, relay=False, keep_rows=1000, writer=writer).open()
+    await projector.apply_batch(log[:2])
+    await writer.write([("INSERT INTO nowhere VALUES (?)", [(1,)])])
+    with pytest.raises(WriteError, match="no such table: nowhere"):
+        await projector.apply_batch(log[2:])
+        await projector.settle()
+    await writer.abort()
+    assert await store.get_meta(db, CHECKPOINT) == 2
