@@ -65,7 +65,7 @@ class Parts:
                     headers.get("content-type", "text/plain"))
 
     def content(self) -> AsyncIterator[memoryview]:
-        """The current part's bytes, in pieces as they arrived (views: use each before the next)."""
+        """The current part's bytes, in pieces as they arrived: views of bytes never reused, safe to keep."""
         if self._unread is None:
             raise RuntimeError("no part to read")
         return self._unread
