@@ -17,8 +17,9 @@ Source = Literal["user", "maintenance", "system"]
 Lane = Literal["priority", "normal"]
 
 
-class Event(msgspec.Struct, kw_only=True, tag_field="type"):
-    """The envelope every event shares."""
+class Event(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
+    """The envelope every event shares. A value that never refers back to anything: untracked by the
+    cyclic collector (gc=False), which makes decoding one about a third cheaper."""
 
     id: str = msgspec.field(default_factory=new_id)
     v: int = 1
@@ -45,7 +46,7 @@ def type_name(cls: type[Event]) -> str:
 _TYPE_NAMES: dict[type, str] = {}
 
 
-class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     type: str
     priority: int
 

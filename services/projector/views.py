@@ -1,4 +1,6 @@
-"""Read-model rows as the API and SSE show them: defined once, used by projector, API and UI."""
+"""Read-model rows as the API and SSE show them: defined once, used by projector, API and UI.
+Rows are plain values that never refer back to anything, so the cyclic collector skips them (gc=False):
+a rebuild keeps hundreds of thousands in memory."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import msgspec
 from ..kernel.events import Step
 
 
-class TaskView(msgspec.Struct, kw_only=True):
+class TaskView(msgspec.Struct, kw_only=True, gc=False):
     id: str
     type: str
     label: str
@@ -27,7 +29,7 @@ class TaskView(msgspec.Struct, kw_only=True):
     maintenance: bool = False
 
 
-class JobView(msgspec.Struct, kw_only=True):
+class JobView(msgspec.Struct, kw_only=True, gc=False):
     id: str
     task_id: str
     task_type: str
@@ -57,7 +59,7 @@ class DeadLetter(msgspec.Struct):
     at: str
 
 
-class ProjectRow(msgspec.Struct, kw_only=True):
+class ProjectRow(msgspec.Struct, kw_only=True, gc=False):
     id: str
     folder: str
     name: str
@@ -92,7 +94,7 @@ class ProjectView(msgspec.Struct, kw_only=True):
                    pending=Pending(row.pending_photos, row.pending_jpg, row.pending_raw))
 
 
-class PhotoView(msgspec.Struct, kw_only=True):
+class PhotoView(msgspec.Struct, kw_only=True, gc=False):
     id: str  # the photo key (CONTRACT §4)
     project_id: str
     filename: str
@@ -143,7 +145,7 @@ class PendingChanges(msgspec.Struct):
     pending: Pending
 
 
-class TrashRow(msgspec.Struct, kw_only=True):
+class TrashRow(msgspec.Struct, kw_only=True, gc=False):
     id: str  # <project_id>/<trash name>
     project_id: str
     trash_name: str
