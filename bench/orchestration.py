@@ -9,6 +9,10 @@ fresh `darkroom up` subprocess, so the services never share a GIL with this clie
               times the stream stored each task and job event
   raw         acked JetStream publishes (publish_async, a window of outstanding acks) to a stream of
               its own on the same server: the ceiling the event log puts on everything else
+  bare        the same 15 stored messages per task, with as many worker slots, through bare nats-py in
+              one process and nothing else (bench/bare_chain.py, on a stream of its own on the same
+              server): the ceiling the log and the client library put on a task chain; Darkroom's rate
+              over it is the share its own work (read models, HTTP, SSE, typed events) leaves
 """
 
 from __future__ import annotations
@@ -103,6 +107,22 @@ class Throughput:
 
 
 @dataclass
+class Bare:
+    """bench/bare_chain.py's figures on the phase's server."""
+
+    tasks_s: float
+    one_p50_ms: float
+    one_p99_ms: float
+    client_cpu_ms: float  # per task, the bare chain's process
+    server_cpu_ms: float  # per task, nats-server meanwhile
+
+    @property
+    def two_core_ceiling(self) -> float:
+        """Tasks/s if the bare chain and nats-server kept both cores busy and nothing else ran."""
+        return 2000.0 / (self.client_cpu_ms + self.server_cpu_ms)
+
+
+@dataclass
 class Result:
     sync: str
     slots: Slots
@@ -110,6 +130,7 @@ class Result:
     one_p50_ms: float
     one_p99_ms: float
     raw_s: float
+    bare: "Bare"
     exit_code: int | None
 
     @property
@@ -277,6 +298,22 @@ async def raw_publish_rate(nc: Client, count: int, size: int, window: int) -> fl
         await js.delete_stream(RAW_STREAM)
 
 
+async def bare_chain(args: argparse.Namespace, url: str, slots: int, server_pid: int) -> Bare:
+    """bench/bare_chain.py as a process of its own on the same server, as many tasks and slots."""
+    server_cpu = cpu_seconds(server_pid)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(BENCH_DIR / "bare_chain.py"), url, "--tasks", str(args.tasks), "--slots", str(slots),
+        "--concurrency", str(args.concurrency), "--latency-tasks", str(args.latency_tasks),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await child.communicate()
+    if child.returncode != 0:
+        raise BenchError(f"bench/bare_chain.py exited with {child.returncode}: {err.decode(errors='replace')[-500:]}")
+    figures = json.loads(out)
+    # The warm-up and one-at-a-time tasks ran too: a slight overstatement of the server's share per task.
+    server_ms = (cpu_seconds(server_pid) - server_cpu) * 1000 / (args.tasks + args.latency_tasks + 10)
+    return Bare(figures["tasks_s"], figures["one_p50_ms"], figures["one_p99_ms"], figures["cpu_ms_per_task"], server_ms)
+
+
 class Darkroom:
     """The services as child processes, logging to files: `darkroom up --nats URL`, or with `split`
     each service in a process of its own (api, projector, orchestrator, worker), as on a cluster."""
@@ -371,8 +408,8 @@ async def profile(pid: int, out: Path, fmt: str) -> asyncio.subprocess.Process:
 
 
 async def measure(args: argparse.Namespace, http: aiohttp.ClientSession, darkroom: Darkroom, nc: Client,
-                  pids: dict[str, int], name: str) -> tuple[Throughput, list[float], float]:
-    """The three measurements of one phase, printed as they finish."""
+                  pids: dict[str, int], name: str) -> tuple[Throughput, list[float], float, Bare]:
+    """The four measurements of one phase, printed as they finish."""
     done = Completions()
     for subject in DONE_SUBJECTS:
         await nc.subscribe(subject, cb=done.on_message, pending_msgs_limit=-1, pending_bytes_limit=-1)
@@ -416,7 +453,13 @@ async def measure(args: argparse.Namespace, http: aiohttp.ClientSession, darkroo
     raw = await raw_publish_rate(nc, args.raw_messages, args.raw_size, args.raw_window)
     print(f"  raw JetStream publish: {args.raw_messages} x {args.raw_size} B, {args.raw_window} acks outstanding: "
           f"{raw:,.0f} msgs/s", flush=True)
-    return tp, latencies, raw
+    slots = darkroom.slots.jobs or PipelineConfig().max_parallel_jobs
+    bare = await bare_chain(args, darkroom.nats_url, slots, pids["nats-server"])
+    print(f"  bare chain ({slots} slots): {bare.tasks_s:,.0f} tasks/s, one at a time p50 {bare.one_p50_ms:.1f} ms, "
+          f"p99 {bare.one_p99_ms:.1f} ms; CPU per task {bare.client_cpu_ms:.1f} ms bare chain + "
+          f"{bare.server_cpu_ms:.1f} ms nats-server: {bare.two_core_ceiling:,.0f} tasks/s with both cores busy",
+          flush=True)
+    return tp, latencies, raw, bare
 
 
 async def phase(args: argparse.Namespace, sync: str, slots: Slots) -> Result:
@@ -434,14 +477,14 @@ async def phase(args: argparse.Namespace, sync: str, slots: Slots) -> Result:
             pids = {**darkroom.pids, "nats-server": server.process.pid, "bench": os.getpid()}
             nc = await nats.connect(server.url, name="darkroom-bench")
             try:
-                tp, latencies, raw = await measure(args, http, darkroom, nc, pids, f"{sync}-{slots.tag}")
+                tp, latencies, raw, bare = await measure(args, http, darkroom, nc, pids, f"{sync}-{slots.tag}")
             finally:
                 await nc.drain()
         code = await darkroom.stop()
         print(f"  darkroom exited with {code} after SIGTERM", flush=True)
         if code != 0:
             print(darkroom.log_tail(), flush=True)
-        return Result(sync, slots, tp, percentile(latencies, 0.5), percentile(latencies, 0.99), raw, code)
+        return Result(sync, slots, tp, percentile(latencies, 0.5), percentile(latencies, 0.99), raw, bare, code)
     finally:
         if darkroom is not None:
             await darkroom.stop()
@@ -456,13 +499,16 @@ def multiples(rate: float, low: float, high: float) -> str:
 
 def report(results: list[Result], split: bool) -> None:
     header = ("sync", "slots", "tasks/s", "events/s", "ev/task", "p50 ms", "p99 ms", "1x1 p50", "1x1 p99",
-              "raw msg/s", "ev÷raw", "log cap", "floor", "aim 800", "1x1≤8ms")
+              "raw msg/s", "ev÷raw", "log cap", "bare t/s", "÷bare", "bare 1x1", "2-core cap", "floor", "aim 800",
+              "1x1≤8ms")
     rows = [header]
     for r in results:
         tp = r.tp
         rows.append((r.sync, str(r.slots), f"{tp.tasks_s:,.0f}", f"{tp.events_s:,.0f}", f"{tp.events_per_task:.1f}",
                      f"{tp.p50_ms:.0f}", f"{tp.p99_ms:.0f}", f"{r.one_p50_ms:.1f}", f"{r.one_p99_ms:.1f}",
                      f"{r.raw_s:,.0f}", f"{tp.events_s / r.raw_s:.1%}", f"{r.raw_s / tp.events_per_task:,.0f}",
+                     f"{r.bare.tasks_s:,.0f}", f"{tp.tasks_s / r.bare.tasks_s:.0%}", f"{r.bare.one_p50_ms:.1f}",
+                     f"{r.bare.two_core_ceiling:,.0f}",
                      f"{'ok' if tp.tasks_s >= r.floor else 'BELOW'} ≥{r.floor:.0f}",
                      "ok" if tp.tasks_s >= AIM else "no", "ok" if r.one_p50_ms <= ONE_BY_ONE_P50_MS else "no"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -479,7 +525,10 @@ def report(results: list[Result], split: bool) -> None:
         print(f"  sync {r.sync}, slots {r.slots}: {versus}")
     print("p50/p99: POST sent -> task.completed received, throughput run; 1x1: one task at a time; "
           "ev÷raw: Darkroom's stored events/s over raw acked publishes/s on the same server; "
-          "log cap: the tasks/s the log could store at the raw rate, with no consumer at all")
+          "log cap: the tasks/s the log could store at the raw rate, with no consumer at all; "
+          "bare: the same messages per task with as many slots through bare nats-py and nothing else "
+          "(bench/bare_chain.py), ÷bare: Darkroom's share of its rate; 2-core cap: the bare chain's tasks/s "
+          "if it and nats-server had both cores to themselves, from their CPU per task")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
