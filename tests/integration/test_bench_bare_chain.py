@@ -1,0 +1,41 @@
+"""The bench's bare chain (bench/bare_chain.py) against a real server: every task it starts completes,
+and it stores exactly the messages per task that Darkroom does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import nats
+from nats.aio.msg import Msg
+
+from services.kernel.natsd import NatsServer
+
+BARE_CHAIN = Path(__file__).resolve().parents[2] / "bench" / "bare_chain.py"
+
+
+async def test_the_bare_chain_completes_its_tasks_with_darkroom_s_messages(nats_server: NatsServer) -> None:
+    nc = await nats.connect(nats_server.url)
+    published: list[str] = []
+
+    async def seen(msg: Msg) -> None:
+        published.append(msg.subject)
+
+    await nc.subscribe("barechain.>", cb=seen)
+    try:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, str(BARE_CHAIN), nats_server.url, "--tasks", "20", "--slots", "2",
+            "--latency-tasks", "3", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(child.communicate(), 60)
+        assert child.returncode == 0, err.decode()
+        await nc.flush()
+    finally:
+        await nc.close()
+    figures = json.loads(out)
+    assert figures["tasks_s"] > 0 and 0 < figures["one_p50_ms"] <= figures["one_p99_ms"]
+    tasks = 10 + 3 + 20  # warm-up, one at a time, throughput
+    assert len(published) == 15 * tasks
+    assert sum(s.endswith(".completed") and ".task." in s for s in published) == tasks
+    assert sum(".dispatch." in s for s in published) == 3 * tasks
