@@ -98,7 +98,7 @@ class Parts:
                 return
             if len(piece) > keep:
                 yield memoryview(piece)[:len(piece) - keep]
-            tail = piece[len(piece) - keep:]
+            tail = piece[max(0, len(piece) - keep):]  # a piece shorter than keep is all tail
 
     async def _skip_preamble(self) -> None:
         while (line := await self._line()).rstrip() != self._first:
