@@ -11,6 +11,8 @@ All phases reuse one set of synthetic 6000x4000 JPEGs, generated first into a te
                timed until every one of those tasks is completed
   latency      one photo at a time on an idle system: request start -> the SSE `item` event whose
                photo has thumbnail_status "generated"
+Uploads go out with sendfile(2) (bench/_sendfile.py): the bench shares the cores with the image processes,
+and a browser would not spend them; --client aiohttp sends them as before, for comparison.
 Peak RSS of `darkroom up` plus its children (the image processes) is sampled during every pipeline phase,
 and each phase prints where the CPU went (`other` is load from programs outside the bench).
 Exit status: 0 when every phase ran and `darkroom up` exited 0 on SIGTERM (goals are reported, not
