@@ -11,6 +11,8 @@ All phases reuse one set of synthetic 6000x4000 JPEGs, generated first into a te
                timed until every one of those tasks is completed
   latency      one photo at a time on an idle system: request start -> the SSE `item` event whose
                photo has thumbnail_status "generated"
+Uploads go out with sendfile(2) (bench/_sendfile.py): the bench shares the cores with the image processes,
+and a browser would not spend them; --client aiohttp sends them as before, for comparison.
 Peak RSS of `darkroom up` plus its children (the image processes) is sampled during every pipeline phase,
 and each phase prints where the CPU went (`other` is load from programs outside the bench).
 Exit status: 0 when every phase ran and `darkroom up` exited 0 on SIGTERM (goals are reported, not
@@ -46,6 +48,7 @@ from nats.aio.msg import Msg
 from PIL import Image, ImageChops
 
 from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
+from _sendfile import post_files
 from services.kernel.config import ProcessingConfig
 from services.kernel.natsd import NatsServer, free_port
 from services.worker.imaging import Spec, init_worker, make_derivatives
@@ -193,14 +196,15 @@ def shares_text(shares: dict[str, float]) -> str:
     return ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
 
 
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
 def rss_mb(pid: int) -> float:
+    """VmRSS, from /proc/PID/statm: its second field is the same figure, cheaper to read than status."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_MB
     except OSError:
-        pass
-    return 0.0
+        return 0.0
 
 
 @dataclass
@@ -217,6 +221,8 @@ class Rss:
 class RssSampler:
     """Peak summed VmRSS of a process tree, sampled on a thread so a busy event loop cannot skip samples."""
 
+    TREE_EVERY = 10  # samples between walks of the tree: its processes last, walking it costs the most
+
     def __init__(self, root: int, interval_s: float = 0.05) -> None:
         self.root = root
         self.interval_s = interval_s
@@ -225,8 +231,12 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        sample = 0
         while not self._stop.is_set():
-            sizes = {pid: rss_mb(pid) for pid in descendants(self.root)}
+            if sample % self.TREE_EVERY == 0:
+                tree = descendants(self.root)
+            sample += 1
+            sizes = {pid: rss_mb(pid) for pid in tree}
             biggest = max(sizes, key=sizes.__getitem__)
             self.peak = self.peak.merge(Rss(sum(sizes.values()), sizes[biggest], biggest == self.root))
             self._stop.wait(self.interval_s)
@@ -385,20 +395,26 @@ async def create_project(http: aiohttp.ClientSession, base_url: str, name: str) 
     return body["project"]["folder"]
 
 
-async def upload(http: aiohttp.ClientSession, base_url: str, folder: str, files: list[tuple[Path, str]]) -> str:
+async def upload(http: aiohttp.ClientSession, base_url: str, folder: str, files: list[tuple[Path, str]],
+                 client: str) -> str:
     """One multipart request with a `photos` part per (path, name to upload it as); the task id."""
-    form = aiohttp.FormData()
-    handles = [path.open("rb") for path, _ in files]
-    try:
-        for handle, (_, name) in zip(handles, files):
-            form.add_field("photos", handle, filename=name, content_type="image/jpeg")
-        async with http.post(f"{base_url}/api/projects/{quote(folder, safe='')}/upload", data=form) as response:
-            body = await response.json()
-    finally:
-        for handle in handles:
-            handle.close()
-    if response.status != 201 or len(body.get("files", [])) != len(files):
-        raise BenchError(f"upload answered {response.status}: {str(body)[:500]}")
+    url = f"{base_url}/api/projects/{quote(folder, safe='')}/upload"
+    if client == "sendfile":
+        status, raw = await post_files(url, "photos", files)
+        body = json.loads(raw) if raw else {}
+    else:
+        form = aiohttp.FormData()
+        handles = [path.open("rb") for path, _ in files]
+        try:
+            for handle, (_, name) in zip(handles, files):
+                form.add_field("photos", handle, filename=name, content_type="image/jpeg")
+            async with http.post(url, data=form) as response:
+                status, body = response.status, await response.json()
+        finally:
+            for handle in handles:
+                handle.close()
+    if status != 201 or len(body.get("files", [])) != len(files):
+        raise BenchError(f"upload answered {status}: {str(body)[:500]}")
     return body["task_id"]
 
 
@@ -479,25 +495,25 @@ async def py_spy(pid: int, out: Path) -> asyncio.subprocess.Process:
 
 
 async def batch(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
-                watch: Watch, timeout: float) -> Throughput:
+                watch: Watch, timeout: float, client: str) -> Throughput:
     folder = await create_project(http, dr.base_url, "bench batch")
     async with watch:
         began = time.perf_counter()
-        task_id = await upload(http, dr.base_url, folder, as_names(photos, "b"))
+        task_id = await upload(http, dr.base_url, folder, as_names(photos, "b"), client)
         answered = time.perf_counter()
         last = await events.tasks_done([task_id], timeout)
     return watch.result(len(photos), began, answered, last)
 
 
 async def per_file(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
-                   watch: Watch, concurrency: int, timeout: float) -> Throughput:
+                   watch: Watch, concurrency: int, timeout: float, client: str) -> Throughput:
     folder = await create_project(http, dr.base_url, "bench per file")
     todo = iter(as_names(photos, "f"))  # shared by the senders below: each takes the next file
     task_ids: list[str] = []
 
     async def sender() -> None:
         for file in todo:
-            task_ids.append(await upload(http, dr.base_url, folder, [file]))
+            task_ids.append(await upload(http, dr.base_url, folder, [file], client))
 
     async with watch:
         began = time.perf_counter()
@@ -512,7 +528,7 @@ MILESTONES = ("upload answered", "photo.file_added", "task.requested", "job.requ
 
 
 async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, timeline: Timeline,
-                  photos: list[Path], timeout: float) -> tuple[list[dict[str, float]], Rss]:
+                  photos: list[Path], timeout: float, client: str) -> tuple[list[dict[str, float]], Rss]:
     """One photo at a time: seconds from request start to each milestone, the last being the photo's
     `item` event with a generated thumbnail."""
     folder = await create_project(http, dr.base_url, "bench latency")
@@ -521,7 +537,7 @@ async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, tim
         for path, name in as_names(photos, "l"):
             timeline.reset()
             began = time.perf_counter()
-            task_id = await upload(http, dr.base_url, folder, [(path, name)])
+            task_id = await upload(http, dr.base_url, folder, [(path, name)], client)
             answered = time.perf_counter()
             key = (folder, Path(name).stem)
             await events.until(lambda: key in events.generated, timeout, f"the thumbnail of {name}")
@@ -575,7 +591,9 @@ async def pipeline(args: argparse.Namespace, root: Path, photos: list[Path], res
                 if follower.done():
                     follower.result()
                 timeline = Timeline()
-                await nc.subscribe("darkroom.>", cb=timeline.on_message, pending_msgs_limit=-1, pending_bytes_limit=-1)
+                for kind in Timeline.KINDS:  # not darkroom.>: the dispatch copies would cost nats-server and the bench
+                    await nc.subscribe(f"darkroom.{kind}.>", cb=timeline.on_message, pending_msgs_limit=-1,
+                                       pending_bytes_limit=-1)
                 await phases(args, http, dr, server.process.pid, events, timeline, photos, results)
             finally:
                 follower.cancel()
@@ -599,13 +617,15 @@ async def phases(args: argparse.Namespace, http: aiohttp.ClientSession, dr: Dark
     def watch(name: str) -> Watch:
         return Watch(dr, nats_pid, timeline, args.profile / f"{name}.{args.profile_format}" if args.profile else None)
 
-    b = results.batch = await batch(http, dr, events, photos, watch("batch"), args.timeout)
+    b = results.batch = await batch(http, dr, events, photos, watch("batch"), args.timeout, args.client)
     print(f"pipeline, one request: {b.describe()}", flush=True)
     await asyncio.sleep(1.0)
-    f = results.per_file = await per_file(http, dr, events, photos, watch("per-file"), args.concurrency, args.timeout)
+    f = results.per_file = await per_file(http, dr, events, photos, watch("per-file"), args.concurrency, args.timeout,
+                                          args.client)
     print(f"pipeline, one request per file ({args.concurrency} in flight): {f.describe()}", flush=True)
     await asyncio.sleep(1.0)
-    runs, rss = await latency(http, dr, events, timeline, photos[:args.latency_runs], args.timeout)
+    runs, rss = await latency(http, dr, events, timeline, photos[:args.latency_runs], args.timeout,
+                               args.client)
     seen = [run["SSE item"] for run in runs]
     results.latency_s = statistics.median(seen)
     results.rss = b.rss.merge(f.rss).merge(rss)
@@ -666,6 +686,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "phases, into DIR (this costs CPU: figures taken with it are not comparable)")
     p.add_argument("--profile-format", choices=("svg", "folded"), default="svg",
                    help="flame graph (svg) or collapsed stacks (folded); default svg")
+    p.add_argument("--client", choices=("sendfile", "aiohttp"), default="sendfile",
+                   help="upload client: sendfile(2) from the page cache, cheap like a browser is for the server "
+                        "(default), or aiohttp, which takes 20-40 ms of the image processes' CPU per photo")
     args = p.parse_args(argv)
     if args.profile and not (shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").is_file()):
         p.error("--profile needs py-spy: pip install py-spy")

@@ -75,7 +75,7 @@ class Parts:
         keep = len(delimiter) - 1
         tail = b""  # the end of the last piece, held back: the delimiter may begin in it
         while True:
-            piece = self._pending or await self._stream.readany()
+            piece = self._pending or await self._piece()
             self._pending = b""
             if not piece:
                 raise MalformedBody("multipart body ends inside a part")
@@ -98,7 +98,7 @@ class Parts:
                 return
             if len(piece) > keep:
                 yield memoryview(piece)[:len(piece) - keep]
-            tail = piece[len(piece) - keep:]
+            tail = piece[max(0, len(piece) - keep):]  # a piece shorter than keep is all tail
 
     async def _skip_preamble(self) -> None:
         while (line := await self._line()).rstrip() != self._first:
@@ -119,7 +119,14 @@ class Parts:
         return taken
 
     async def _more(self) -> bytes:
-        more = await self._stream.readany()
+        more = await self._piece()
         if not more:
             raise MalformedBody("multipart body ends early")
         return more
+
+    async def _piece(self) -> bytes:
+        """The next piece as it arrived, b"" at the end: readany would join what is buffered, a copy."""
+        while True:
+            piece, chunk_end = await self._stream.readchunk()
+            if piece or not chunk_end:  # (b"", True) only marks where a chunk of a chunked body ended
+                return piece

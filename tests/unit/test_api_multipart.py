@@ -53,6 +53,27 @@ async def test_parts_come_out_exact_whatever_the_pieces_the_body_arrives_in(piec
     assert await read_all(parts) == [("note", None, b"hello")] + [("photos", n, c) for n, c in FILES]
 
 
+@pytest.mark.parametrize("piece", [1, 20, 30])
+async def test_a_body_that_trickles_in_is_read_exactly_as_it_comes(piece: int):
+    """Pieces shorter than the delimiter, each read before the next arrives (a slow client)."""
+    loop = asyncio.get_running_loop()
+    protocol = BaseProtocol(loop)
+    protocol.transport = object()  # connected: the reader waits for more instead of failing
+    reader = StreamReader(protocol, 1 << 30, loop=loop)
+    data = body(FILES)
+
+    async def trickle() -> None:
+        for start in range(0, len(data), piece):
+            reader.feed_data(data[start:start + piece])
+            await asyncio.sleep(0)
+        reader.feed_eof()
+
+    feeding = asyncio.create_task(trickle())
+    parts = Parts(reader, f"multipart/form-data; boundary={BOUNDARY}")
+    assert await read_all(parts) == [("note", None, b"hello")] + [("photos", n, c) for n, c in FILES]
+    await feeding
+
+
 @pytest.mark.parametrize("piece", [5, 64, 1 << 20])
 async def test_a_part_left_unread_is_skipped(piece: int):
     parts = Parts(stream(body(FILES), piece), f"multipart/form-data; boundary={BOUNDARY}")
