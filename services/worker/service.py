@@ -11,7 +11,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 
 from ..kernel import subjects
 from ..kernel.bus import Bus, lane_consumer
@@ -29,6 +28,7 @@ from ..kernel.events import (
 )
 from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources, needs_state
 from .policy import PRIORITY_ONLY, Lanes, backoff, serving, slot_lanes
+from .pull import LanePull
 
 log = logging.getLogger("darkroom.worker")
 
@@ -108,11 +108,10 @@ class Worker:
         await self.cancels.stop()
 
     async def _slot(self, index: int, lanes: Lanes) -> None:
-        subs = {lane: await self.bus.js.pull_subscribe_bind(consumer=lane_consumer(lane), stream=subjects.STREAM)
-                for lane in lanes}
+        pulls = {lane: await LanePull(self.bus.nc, lane_consumer(lane)).start() for lane in lanes}
         try:
             while not self._stopping.is_set():
-                found = await self._next(subs, lanes)
+                found = await self._next(pulls, lanes)
                 if found is None:
                     continue
                 lane, msg = found
@@ -124,29 +123,27 @@ class Worker:
                     self.busy[lane] -= 1
                     self.idle_priority_only += lanes == PRIORITY_ONLY
         finally:
-            for sub in subs.values():
+            for pull in pulls.values():
                 try:
-                    await sub.unsubscribe()
+                    await pull.stop()
                 except Exception:  # the connection may already be closing
                     pass
 
-    async def _next(self, subs: dict, lanes: Lanes) -> tuple[str, Msg] | None:
+    async def _next(self, pulls: dict[str, LanePull], lanes: Lanes) -> tuple[str, Msg] | None:
         wait = 1.0 if len(lanes) == 1 else IDLE_POLL_S
-        # A job already delivered to this slot's subscription is taken whatever the policy says.
-        chosen = [lane for lane in lanes if subs[lane].pending_msgs] or list(serving(lanes, self.idle_priority_only))
+        # A job already delivered to this slot is taken whatever the policy says.
+        chosen = [lane for lane in lanes if pulls[lane].holding] or list(serving(lanes, self.idle_priority_only))
         for i, lane in enumerate(chosen):
-            if i + 1 < len(chosen) and not await self._waiting(lane):
+            if i + 1 < len(chosen) and not pulls[lane].holding and not await self._waiting(lane):
                 continue  # nothing there: look at the next lane at once instead of idling on this one
             try:
-                msgs = await subs[lane].fetch(1, timeout=wait)
-            except (NatsTimeout, asyncio.TimeoutError):
-                continue
-            except Exception as exc:  # a reconnect in progress: try again shortly
-                log.warning("fetch from lane %s failed: %s", lane, exc)
+                msg = await pulls[lane].next(wait)
+            except Exception as exc:  # a reconnect in progress, or the consumer is being recreated
+                log.warning("pulling from lane %s failed: %s", lane, exc)
                 await asyncio.sleep(0.5)
                 continue
-            if msgs:
-                return lane, msgs[0]
+            if msg is not None:
+                return lane, msg
         return None
 
     async def _waiting(self, lane: str) -> bool:

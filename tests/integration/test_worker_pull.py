@@ -1,0 +1,41 @@
+"""A slot's pulls from a lane against a real server: a slot that has stopped waiting holds no pull
+request, so a job stored afterwards stays in the lane for whichever slot is free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.kernel import subjects
+from services.kernel.bus import Bus, lane_consumer, provision
+from services.kernel.events import JobRequested
+from services.kernel.natsd import NatsServer
+from services.worker.pull import LanePull
+from tests.conftest import make_config
+
+LANE = lane_consumer("priority")
+
+
+async def lane_state(bus: Bus) -> tuple[int, int, int]:
+    info = await bus.jsm.consumer_info(subjects.STREAM, LANE)
+    return info.num_waiting, info.num_pending, info.num_ack_pending
+
+
+async def test_a_slot_that_stopped_waiting_leaves_no_request_behind(nats_server: NatsServer, tmp_path: Path) -> None:
+    bus = await Bus.connect(nats_server.url, "pull-test")
+    try:
+        await provision(bus, make_config(tmp_path))
+        pull = await LanePull(bus.nc, LANE).start()
+        for _ in range(5):  # an idle slot's polls, each over before the next
+            assert await pull.next(0.05) is None
+            assert await lane_state(bus) == (0, 0, 0)
+        job = JobRequested(task_id="t1", job_id="t1-0", task_type="x", job_type="noop", step_index=0, priority=90,
+                           lane="priority")
+        await bus.publish(job, subject=subjects.dispatch("priority", "noop"))
+        assert await lane_state(bus) == (0, 1, 0)  # in the lane, not handed to a slot that moved on
+        msg = await pull.next(1.0)
+        assert msg is not None and bus.codec.decode(msg.data) == job
+        assert await lane_state(bus) == (0, 0, 1)  # taken, and nothing else asked for
+        await msg.ack()
+        await pull.stop()
+    finally:
+        await bus.close()
