@@ -55,14 +55,15 @@ class LanePull:
         return bool(self.jobs)
 
     async def next(self, wait: float) -> Msg | None:
-        """The next job, waiting up to `wait` seconds for one; None if none came; PullRefused if the
-        server ended the request for another reason than that."""
+        """The next job, waiting up to `wait` seconds for one (0: only one already there); None if none
+        came; PullRefused if the server ended the request for another reason than that."""
         loop = asyncio.get_running_loop()
         if not self.jobs and not self.outstanding:
             self.asked += 1
             self.outstanding = True
             self.refused = None
-            request = b'{"batch":1,"expires":%d}' % int(wait * 1e9)
+            # wait 0: the server answers at once, with the job or with 404 (nothing there)
+            request = b'{"batch":1,"expires":%d}' % int(wait * 1e9) if wait > 0 else b'{"batch":1,"no_wait":true}'
             await self.nc.publish(self.next_subject, request, reply=f"{self.inbox}.{self.asked}")
         deadline = loop.time() + wait + LOST_AFTER_S
         while not self.jobs and self.outstanding:

@@ -130,12 +130,11 @@ class Worker:
                     pass
 
     async def _next(self, pulls: dict[str, LanePull], lanes: Lanes) -> tuple[str, Msg] | None:
-        wait = 1.0 if len(lanes) == 1 else IDLE_POLL_S
         # A job already delivered to this slot is taken whatever the policy says.
         chosen = [lane for lane in lanes if pulls[lane].holding] or list(serving(lanes, self.idle_priority_only))
         for i, lane in enumerate(chosen):
-            if i + 1 < len(chosen) and not pulls[lane].holding and not await self._waiting(lane):
-                continue  # nothing there: look at the next lane at once instead of idling on this one
+            # A lane with another after it is only looked at: nothing there, the next one at once.
+            wait = 0.0 if i + 1 < len(chosen) else 1.0 if len(lanes) == 1 else IDLE_POLL_S
             try:
                 msg = await pulls[lane].next(wait)
             except Exception as exc:  # a reconnect in progress, or the consumer is being recreated
@@ -145,13 +144,6 @@ class Worker:
             if msg is not None:
                 return lane, msg
         return None
-
-    async def _waiting(self, lane: str) -> bool:
-        try:
-            info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
-        except Exception:  # unknown: poll it as before
-            return True
-        return info.num_pending > 0
 
     # -- one job --------------------------------------------------------------------------------
 
