@@ -13,6 +13,7 @@ from ..kernel.bus import Expect
 from ..kernel.definitions import is_maintenance, lane_for
 from ..kernel.events import (
     Event,
+    JobCanceled,
     JobRequested,
     TaskCanceled,
     TaskCompleted,
@@ -56,6 +57,11 @@ def decide(state: TaskState, threshold: int, redispatch: bool = False) -> list[A
             return [_finish(state, TaskCanceled(step_index=None))]
         return _request(state, 0, threshold)
     if current not in state.finished_steps:
+        if state.cancel_requested and state.started_step < current:
+            # Still queued: it is canceled now rather than when a busy worker gets to it (one that
+            # does finds its task canceled, and reports the same job.canceled, a duplicate).
+            return [_cancel_queued(state, _job(state, current, threshold)),
+                    _finish(state, TaskCanceled(step_index=current))]
         # The step's job is out; only a suspected lost dispatch copy needs doing again.
         return [Dispatch(_job(state, current, threshold))] if redispatch else []
     if state.failed_step == current:
@@ -88,6 +94,12 @@ def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
         items=list(state.items) if step_index == 0 else [],
         folder=state.folder,
     )
+
+
+def _cancel_queued(state: TaskState, job: JobRequested) -> Emit:
+    canceled = JobCanceled(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, source=job.source,
+                           task_type=job.task_type, job_type=job.job_type, step_index=job.step_index)
+    return Emit(canceled, f"job:{job.job_id}:canceled", None)  # the worker's msg id for the same fact
 
 
 def _emit_task(state: TaskState, event: Event, name: str) -> Emit:

@@ -13,7 +13,7 @@ from nats.js.errors import NotFoundError
 
 from ..kernel import subjects
 from ..kernel.bus import Bus, Conflict, Outgoing, lane_consumer
-from ..kernel.events import Event, PoisonEvent, TaskRequested
+from ..kernel.events import Event, JobStarted, PoisonEvent, TaskCancelRequested, TaskRequested
 from .decide import Action, Dispatch, Emit, decide, lost_dispatches
 from .state import TaskState, evolve, record, start
 
@@ -139,8 +139,23 @@ class Orchestrator:
         if not event.task_id:
             return
         state = await self._state_for(event, seq)
+        if state is not None and isinstance(event, TaskCancelRequested) and not state.terminal:
+            state = await self._with_started(state)
         if state is not None:
             await self._act(state, redispatch=redelivered)
+
+    async def _with_started(self, state: TaskState) -> TaskState:
+        """The task with its latest job.started, which the orchestrator does not consume: a cancel
+        ends a job that never started at once, and waits for one that did to stop."""
+        stored = await self.bus.last_on(f"{subjects.job_prefix(state.project_id, state.task_id)}.started")
+        try:
+            started = self.bus.codec.decode(stored.data) if stored is not None else None
+        except PoisonEvent:
+            started = None
+        if isinstance(started, JobStarted) and started.step_index > state.started_step:
+            state = replace(state, started_step=started.step_index)
+            self._remember(state)
+        return state
 
     async def _state_for(self, event: Event, seq: int) -> TaskState | None:
         state = self.cache.get(event.task_id or "")

@@ -10,6 +10,7 @@ from ..kernel.events import (
     JobCompleted,
     JobFailed,
     JobRequested,
+    JobStarted,
     Step,
     TaskCanceled,
     TaskCancelRequested,
@@ -36,6 +37,7 @@ class TaskState:
     status: str = "queued"
     cancel_requested: bool = False
     requested_step: int = -1  # the highest step whose job.requested is stored
+    started_step: int = -1  # the highest step known to have started (job.started is read on a cancel)
     finished_steps: frozenset[int] = field(default_factory=frozenset)
     failed_step: int | None = None
     error: str | None = None
@@ -90,6 +92,8 @@ def record(state: TaskState, event: Event, seq: int) -> TaskState:
         case JobRequested():
             return replace(state, requested_step=max(state.requested_step, event.step_index),
                            last_requested_seq=seq)
+        case JobStarted():
+            return replace(state, started_step=max(state.started_step, event.step_index))
         case JobCompleted() | JobCanceled():
             return replace(state, finished_steps=state.finished_steps | {event.step_index})
         case JobFailed():

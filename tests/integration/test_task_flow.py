@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.kernel.bus import lane_consumer
 from services.kernel.clock import parse_iso
 from tests.conftest import System
 
@@ -53,6 +54,26 @@ async def test_cancel_stops_the_running_job_at_its_next_item_and_no_later_step_s
     assert len(view["jobs"]) == 1
     status, body, _ = await system.request("POST", f"/api/tasks/{task['id']}/cancel")
     assert status == 409 and "already canceled" in body["error"]
+
+
+async def test_cancel_of_a_task_whose_job_waits_for_a_busy_slot_ends_it_at_once(system: System) -> None:
+    await system.start(pipeline__max_parallel_jobs=1, pipeline__priority_lane_slots=1)
+    busy = await system.start_task("long_priority", items=["3"])
+    await system.wait_job(busy["id"], 0, "running")
+    queued = await system.start_task("quick_priority")
+    await system.wait_job(queued["id"], 0, "queued")
+    status, _, _ = await system.request("POST", f"/api/tasks/{queued['id']}/cancel")
+    assert status == 202
+    view = await system.wait_task(queued["id"], timeout=2)  # not when the slot frees up, 3 s on
+    assert view["task"]["status"] == "canceled"
+    assert [(j["status"], j["started_at"]) for j in view["jobs"]] == [("canceled", None)]
+    assert (await system.task(busy["id"]))["task"]["status"] == "running"
+    # Once free, the slot takes the canceled job off its lane without running it.
+    assert (await system.wait_task(busy["id"]))["task"]["status"] == "completed"
+    await system.settled(lane_consumer("priority"))
+    assert await system.log(f"darkroom.job._.{queued['id']}.started") == []
+    canceled = await system.log(f"darkroom.job._.{queued['id']}.canceled")
+    assert len(canceled) == 1  # the worker's report of it was the same fact, stored once
 
 
 async def test_a_failing_job_retries_with_growing_backoff_then_fails(system: System) -> None:

@@ -272,13 +272,29 @@ def test_cancel_before_start_cancels_without_starting():
 
 def test_cancel_waits_for_the_running_step_then_cancels_instead_of_the_next():
     base = [requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
-            task(TaskCancelRequested)]
+            job(JobStarted, 0, attempt=1, worker="w1"), task(TaskCancelRequested)]
     assert decide(fold(*base), THRESHOLD) == []  # the running job stops at its next item
     for finished in (job(JobCanceled, 0), job(JobCompleted, 0, attempt=1)):
         actions = decide(fold(*base, finished), THRESHOLD)
         assert [type(e) for e in emitted(actions)] == [TaskCanceled]
         assert emitted(actions)[0].step_index == 0
         assert not any(isinstance(a, Dispatch) for a in actions)
+
+
+def test_cancel_of_a_queued_step_cancels_its_job_and_the_task_at_once():
+    log = Log()
+    log.store(requested())
+    log.execute(decide(log.fold(), THRESHOLD))
+    log.store(task(TaskCancelRequested))  # no worker has taken step 0 yet
+    actions = decide(log.fold(), THRESHOLD)
+    assert [type(e) for e in emitted(actions)] == [JobCanceled, TaskCanceled]
+    canceled, finished = emitted(actions)
+    assert (canceled.job_id, canceled.step_index, finished.step_index) == (f"{T}-0", 0, 0)
+    assert actions[0].msg_id == f"job:{T}-0:canceled"  # what a worker taking it later reports: a duplicate
+    log.execute(actions)
+    assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.cancel_requested",
+                                           "task.canceled"]
+    assert decide(log.fold(), THRESHOLD) == [] and decide(log.fold(), THRESHOLD, redispatch=True) == []
 
 
 def test_cancel_in_the_log_stops_a_task_at_the_step_boundary():
