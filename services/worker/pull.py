@@ -1,10 +1,10 @@
 """A worker slot's pulls from one lane: one request at a time, and each one over before the next.
 
-A pull request the client stops waiting for still lives on the server until it expires. nats-py's
-fetch gives up on its own clock, a little before the server's, so a job stored in between went to a
-slot that had moved on, and waited in its inbox until that slot finished whatever it took next.
-Here a request is over only when the server says so (a job, or its expiry status), so no slot holds
-a request while it runs a job, and no job waits for a busy slot while another is free.
+A request is over only when the server says so (a job, or that the wait ended), never on the
+client's clock alone: a request the client stopped waiting for lives on at the server until it
+expires there, and could hand a job to a slot that has moved on to another, where the job would
+wait. A look at a lane is a request that does not wait (the server answers at once), which costs
+less than asking for the consumer's state and cannot miss a job stored in between.
 """
 
 from __future__ import annotations
