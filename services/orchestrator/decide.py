@@ -57,9 +57,9 @@ def decide(state: TaskState, threshold: int, redispatch: bool = False) -> list[A
             return [_finish(state, TaskCanceled(step_index=None))]
         return _request(state, 0, threshold)
     if current not in state.finished_steps:
-        if state.cancel_requested and state.started_step < current:
-            # Still queued: it is canceled now rather than when a busy worker gets to it (one that
-            # does finds its task canceled, and reports the same job.canceled, a duplicate).
+        if state.cancel_requested and state.running_step != current:
+            # Queued, or waiting to be retried: it is canceled now rather than when a worker gets to
+            # it (one that does finds its task canceled, and reports the same job.canceled, a duplicate).
             return [_cancel_queued(state, _job(state, current, threshold)),
                     _finish(state, TaskCanceled(step_index=current))]
         # The step's job is out; only a suspected lost dispatch copy needs doing again.

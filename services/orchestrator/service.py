@@ -13,7 +13,7 @@ from nats.js.errors import NotFoundError
 
 from ..kernel import subjects
 from ..kernel.bus import Bus, Conflict, Outgoing, lane_consumer
-from ..kernel.events import Event, JobStarted, PoisonEvent, TaskCancelRequested, TaskRequested
+from ..kernel.events import Event, JobRetrying, JobStarted, PoisonEvent, TaskCancelRequested, TaskRequested
 from .decide import Action, Dispatch, Emit, decide, lost_dispatches
 from .state import TaskState, evolve, record, start
 
@@ -140,22 +140,36 @@ class Orchestrator:
             return
         state = await self._state_for(event, seq)
         if state is not None and isinstance(event, TaskCancelRequested) and not state.terminal:
-            state = await self._with_started(state)
+            state = await self._with_running(state)
         if state is not None:
             await self._act(state, redispatch=redelivered)
 
-    async def _with_started(self, state: TaskState) -> TaskState:
-        """The task with its latest job.started, which the orchestrator does not consume: a cancel
-        ends a job that never started at once, and waits for one that did to stop."""
-        stored = await self.bus.last_on(f"{subjects.job_prefix(state.project_id, state.task_id)}.started")
-        try:
-            started = self.bus.codec.decode(stored.data) if stored is not None else None
-        except PoisonEvent:
-            started = None
-        if isinstance(started, JobStarted) and started.step_index > state.started_step:
-            state = replace(state, started_step=started.step_index)
+    async def _with_running(self, state: TaskState) -> TaskState:
+        """The task with what its latest job.started and job.retrying say is running now (events the
+        orchestrator does not consume): a cancel ends at once a job that is not running, and waits
+        for one that is to stop at its next item."""
+        prefix = subjects.job_prefix(state.project_id, state.task_id)
+        started = await self._last(f"{prefix}.started")
+        retrying = await self._last(f"{prefix}.retrying")
+        running = -1
+        if isinstance(started[1], JobStarted):
+            backed_off = (isinstance(retrying[1], JobRetrying) and retrying[0] > started[0]
+                          and retrying[1].step_index == started[1].step_index)
+            running = -1 if backed_off else started[1].step_index
+        if running != state.running_step:
+            state = replace(state, running_step=running)
             self._remember(state)
         return state
+
+    async def _last(self, subject: str) -> tuple[int, Event | None]:
+        """The stream sequence and event of the newest message on `subject` ((0, None): none, or unreadable)."""
+        stored = await self.bus.last_on(subject)
+        if stored is None:
+            return 0, None
+        try:
+            return stored.seq, self.bus.codec.decode(stored.data)
+        except PoisonEvent:
+            return stored.seq, None
 
     async def _state_for(self, event: Event, seq: int) -> TaskState | None:
         state = self.cache.get(event.task_id or "")

@@ -10,6 +10,7 @@ from ..kernel.events import (
     JobCompleted,
     JobFailed,
     JobRequested,
+    JobRetrying,
     JobStarted,
     Step,
     TaskCanceled,
@@ -37,7 +38,9 @@ class TaskState:
     status: str = "queued"
     cancel_requested: bool = False
     requested_step: int = -1  # the highest step whose job.requested is stored
-    started_step: int = -1  # the highest step known to have started (job.started is read on a cancel)
+    # The step whose job is running (started, and not backed off for a retry since); the orchestrator
+    # does not consume job.started and job.retrying, so a cancel reads them from the log.
+    running_step: int = -1
     finished_steps: frozenset[int] = field(default_factory=frozenset)
     failed_step: int | None = None
     error: str | None = None
@@ -93,7 +96,9 @@ def record(state: TaskState, event: Event, seq: int) -> TaskState:
             return replace(state, requested_step=max(state.requested_step, event.step_index),
                            last_requested_seq=seq)
         case JobStarted():
-            return replace(state, started_step=max(state.started_step, event.step_index))
+            return replace(state, running_step=event.step_index)
+        case JobRetrying() if event.step_index == state.running_step:
+            return replace(state, running_step=-1)
         case JobCompleted() | JobCanceled():
             return replace(state, finished_steps=state.finished_steps | {event.step_index})
         case JobFailed():

@@ -76,6 +76,20 @@ async def test_cancel_of_a_task_whose_job_waits_for_a_busy_slot_ends_it_at_once(
     assert len(canceled) == 1  # the worker's report of it was the same fact, stored once
 
 
+async def test_cancel_of_a_task_whose_job_waits_to_be_retried_ends_it_at_once(system: System) -> None:
+    await system.start(pipeline__max_attempts=3, pipeline__backoff_base_s=4, pipeline__backoff_max_s=4)
+    task = await system.start_task("flaky")
+    await system.wait_job(task["id"], 0, "retrying")  # backed off for 2-4 s
+    status, _, _ = await system.request("POST", f"/api/tasks/{task['id']}/cancel")
+    assert status == 202
+    view = await system.wait_task(task["id"], timeout=1.5)
+    assert view["task"]["status"] == "canceled" and view["jobs"][0]["status"] == "canceled"
+    # When the retry comes due, the worker acknowledges it without another attempt.
+    await system.settled(lane_consumer("priority"), timeout=15)
+    starts = await system.log(f"darkroom.job._.{task['id']}.started")
+    assert [e["attempt"] for _, _, e in starts] == [1]
+
+
 async def test_a_failing_job_retries_with_growing_backoff_then_fails(system: System) -> None:
     await system.start(pipeline__max_attempts=3, pipeline__backoff_base_s=0.3, pipeline__backoff_max_s=5)
     task = await system.start_task("flaky")

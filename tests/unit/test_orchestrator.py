@@ -22,6 +22,7 @@ from services.kernel.events import (
     JobFailed,
     JobProgress,
     JobRequested,
+    JobRetrying,
     JobStarted,
     TaskCanceled,
     TaskCancelRequested,
@@ -295,6 +296,15 @@ def test_cancel_of_a_queued_step_cancels_its_job_and_the_task_at_once():
     assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.cancel_requested",
                                            "task.canceled"]
     assert decide(log.fold(), THRESHOLD) == [] and decide(log.fold(), THRESHOLD, redispatch=True) == []
+
+
+def test_cancel_of_a_step_waiting_to_be_retried_cancels_it_at_once_and_of_a_retried_one_waits():
+    base = [requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
+            job(JobStarted, 0, attempt=1, worker="w1"),
+            job(JobRetrying, 0, attempt=1, error="timeout", delay_s=30.0), task(TaskCancelRequested)]
+    assert [type(e) for e in emitted(decide(fold(*base), THRESHOLD))] == [JobCanceled, TaskCanceled]
+    again = fold(*base[:-1], job(JobStarted, 0, attempt=2, worker="w2"), base[-1])  # the retry is running
+    assert decide(again, THRESHOLD) == []
 
 
 def test_cancel_in_the_log_stops_a_task_at_the_step_boundary():
