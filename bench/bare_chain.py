@@ -141,12 +141,16 @@ class Chain:
             await asyncio.gather(started, completed)
             await msg.ack()
 
+    async def request(self, name: str) -> asyncio.Future:
+        """Store a task's request; the future is when its completion arrived (perf_counter)."""
+        future = self.done[name] = asyncio.get_running_loop().create_future()
+        await (await self.acks.post(f"{ROOT}.task.{name}.requested", event("task.requested", name, 0), name))
+        return future
+
     async def run_task(self, name: str) -> float:
         """One task from request to completion; seconds."""
-        future = self.done[name] = asyncio.get_running_loop().create_future()
         began = time.perf_counter()
-        await (await self.acks.post(f"{ROOT}.task.{name}.requested", event("task.requested", name, 0), name))
-        return await future - began
+        return await (await self.request(name)) - began
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -165,10 +169,9 @@ async def measure(url: str, tasks: int, slots: int, concurrency: int, latency_ta
         limit = asyncio.Semaphore(concurrency)
 
         async def limited(name: str) -> None:
-            async with limit:
-                future = chain.done[name] = asyncio.get_running_loop().create_future()
-                await (await chain.acks.post(f"{ROOT}.task.{name}.requested", event("task.requested", name, 0), name))
-            await future
+            async with limit:  # requests in flight, as the bench's POSTs
+                completed = await chain.request(name)
+            await completed
 
         began, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*[limited(f"t{n}") for n in range(tasks)])

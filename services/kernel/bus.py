@@ -18,7 +18,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from .config import Config
 from .events import Codec, Event
-from .subjects import ALL, LANES, STREAM, lane_filter, subject_for
+from .subjects import ALL, LANES, STREAM, lane_filter, next_messages, subject_for
 
 log = logging.getLogger("darkroom.bus")
 
@@ -377,7 +377,7 @@ class _Pull:
 
     def __init__(self, nc: Client, consumer: str, total: int, batch: int, window: int = 3) -> None:
         self.nc = nc
-        self.next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{consumer}"
+        self.next_subject = next_messages(consumer)
         self.total = total
         self.batch = batch
         self.window = window

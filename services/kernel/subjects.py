@@ -32,6 +32,11 @@ def lane_filter(lane: str) -> str:
     return f"{ROOT}.dispatch.{lane}.>"
 
 
+def next_messages(consumer: str) -> str:
+    """Where a pull request for a consumer of the stream goes (JetStream's API)."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{consumer}"
+
+
 def cancel_requests() -> str:
     return f"{ROOT}.task.*.*.cancel_requested"
 

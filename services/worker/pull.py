@@ -15,7 +15,7 @@ from collections import deque
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from ..kernel.subjects import STREAM
+from ..kernel.subjects import next_messages
 
 # How long past its expiry a request's end may take to arrive before the slot stops counting on it
 # (after a reconnect the server has forgotten it and says nothing).
@@ -31,7 +31,7 @@ class PullRefused(Exception):
 class LanePull:
     def __init__(self, nc: Client, consumer: str) -> None:
         self.nc = nc
-        self.next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{consumer}"
+        self.next_subject = next_messages(consumer)
         self.inbox = nc.new_inbox()
         self.jobs: deque[Msg] = deque()  # delivered, not yet taken
         self.asked = 0  # the number of the latest request; its statuses come to inbox.<number>
