@@ -13,6 +13,7 @@ from typing import AsyncIterator, Callable
 
 import msgspec
 from aiohttp import hdrs, web
+from aiohttp.helpers import parse_mimetype
 
 
 from ..kernel.events import PhotoFileAdded
@@ -82,14 +83,16 @@ async def upload(request: web.Request) -> web.Response:
         raise error(409, f"project folder {project.folder!r} is missing on disk")
     if request.content_length and shutil.disk_usage(folder).free < request.content_length + FREE_MARGIN:
         raise error(507, "not enough free disk space for this upload")
-    if not request.content_type.startswith("multipart/"):
+    # The raw header: aiohttp's request.content_type parses it with the email package, ~0.5 ms a request.
+    content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
+    if parse_mimetype(content_type).type != "multipart":
         raise error(400, "upload must be multipart/form-data with files in the field `photos`")
     state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), flag(request, "overwrite", False),
                    d.derive)
     await caught_up(d)
     disk_full = False
     try:
-        parts = Parts(request.content, request.headers.get(hdrs.CONTENT_TYPE, ""))
+        parts = Parts(request.content, content_type)
         while (part := await parts.next()) is not None:
             if part.name != "photos" or part.filename is None or part.content_type.startswith("multipart/"):
                 continue

@@ -6,6 +6,7 @@ from .events import Event, JobEvent, PhotoEvent, type_name
 from .photos import photo_key
 
 STREAM = "DARKROOM"
+STREAM_INFO = f"$JS.API.STREAM.INFO.{STREAM}"  # JetStream's API: the stream's config and state
 ROOT = "darkroom"
 ALL = f"{ROOT}.>"
 NO_PROJECT = "_"

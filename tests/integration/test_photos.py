@@ -157,6 +157,11 @@ async def test_a_body_that_breaks_off_keeps_the_whole_files_and_refuses_the_rest
     async with system.http.post(url, data=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}) as response:
         status, body = response.status, await response.json()
     assert status == 400 and "boundary" in body["error"], body
+    for content_type in ("application/json", ""):
+        async with system.http.post(url, data=b'{"photos": []}', headers={"Content-Type": content_type}) as response:
+            status, body = response.status, await response.json()
+        assert status == 400 and "must be multipart/form-data" in body["error"], body
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == ["whole.jpg"]
 
 
 async def test_identical_reupload_is_skipped_and_a_different_one_needs_overwrite(system: System) -> None:
