@@ -64,11 +64,11 @@ def _required(value: str | None, event: Event) -> str:
     return value
 
 
-_DISPATCH = f"{ROOT}.dispatch."
+DISPATCH = f"{ROOT}.dispatch."  # every dispatch subject begins so
 
 
 def is_dispatch(subject: str) -> bool:
-    return subject.startswith(_DISPATCH)
+    return subject.startswith(DISPATCH)
 
 
 def photo_subject(project_id: str, filename: str) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import aiosqlite
 import msgspec
 
 from ..kernel.bus import Stored
 from ..kernel.events import Codec, Event, PoisonEvent
-from ..kernel.subjects import is_dispatch
+from ..kernel.subjects import DISPATCH
 from . import store
 from .apply import Message, Needs, Rows, apply, needs
 from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
@@ -86,43 +86,54 @@ class Projector:
         fresh = batch if batch and batch[0].seq > checkpoint else [s for s in batch if s.seq > checkpoint]
         if not fresh:
             return None
-        decoded: list[tuple[Stored, Event | None, str | None]] = []
-        # Every row there is is kept (a rebuild into a new file): the batch folds into the kept rows.
-        wanted = None if self._kept_all else Needs()
+        # Every row there is is kept (a rebuild into a new file): the batch folds into the kept rows
+        # as it decodes. Otherwise the rows its events touch are loaded first.
+        if self._kept_all:
+            rows = self._kept_view()
+            outbox, dead = self._apply(rows, self._decoded(fresh))
+        else:
+            decoded = list(self._decoded(fresh))
+            wanted = Needs()
+            for _, event, _ in decoded:
+                if event is not None:
+                    needs(event, wanted)
+            await self.settle()  # rows are read back from the file from here on: all of it written first
+            rows = await self._load(wanted)
+            outbox, dead = self._apply(rows, decoded)
+        self._keep(rows)
+        return Folded(rows, outbox, dead, fresh[-1].seq, len(fresh))
+
+    def _decoded(self, fresh: Sequence[Stored]) -> Iterator[tuple[Stored, Event | None, str | None]]:
+        """The batch's events in order, without the dispatch copies; a poison message as (stored, None, why)."""
         decode = self.codec.decode
         for stored in fresh:
-            dispatch = is_dispatch(stored.subject)
+            dispatch = stored.subject.startswith(DISPATCH)
             if dispatch and stored.data.startswith(DISPATCH_HEAD):
                 continue  # a copy of job.requested for the workers; the original is applied
             try:
                 event = decode(stored.data)
             except PoisonEvent as exc:
-                decoded.append((stored, None, str(exc)))
+                yield stored, None, str(exc)
                 continue
-            if dispatch:
-                continue
-            if wanted is not None:
-                needs(event, wanted)
-            decoded.append((stored, event, None))
-        if wanted is None:
-            rows = self._kept_view()
-        else:
-            await self.settle()  # rows are read back from the file from here on: all of it written first
-            rows = await self._load(wanted)
+            if not dispatch:
+                yield stored, event, None
 
+    def _apply(self, rows: Rows, decoded: Iterable[tuple[Stored, Event | None, str | None]]
+               ) -> tuple[list[tuple], list[tuple]]:
+        """Folds the events into `rows`; the SSE outbox rows and dead letters they make."""
         outbox: list[tuple] = []
         dead: list[tuple] = []
+        relay = self.relay
         for stored, event, reason in decoded:
             if event is None:
                 log.warning("dead letter at %d on %s: %s", stored.seq, stored.subject, reason)
                 dead.append((stored.seq, stored.subject, reason, stored.at))
                 continue
             messages = apply(rows, event)
-            if self.relay:
+            if relay:
                 for k, message in enumerate(messages):
                     outbox.append(self._outbox_row(stored.seq, k, message))
-        self._keep(rows)
-        return Folded(rows, outbox, dead, fresh[-1].seq, len(fresh))
+        return outbox, dead
 
     async def settle(self) -> None:
         """Every batch applied is committed when this returns; the writer process, if any, is done."""
