@@ -11,6 +11,9 @@ All phases reuse one set of synthetic 6000x4000 JPEGs, generated first into a te
                timed until every one of those tasks is completed
   latency      one photo at a time on an idle system: request start -> the SSE `item` event whose
                photo has thumbnail_status "generated"
+  bare upload  the batch and per-file uploads again, through bench/bare_upload.py (received and written
+               as Darkroom does, derived in a pool of the same size, no events or tasks): what receiving
+               the files costs by itself, so the rest of the gap to bare is Darkroom's own work
 Uploads go out with sendfile(2) (bench/_sendfile.py): the bench shares the cores with the image processes,
 and a browser would not spend them; --client aiohttp sends them as before, for comparison.
 Peak RSS of `darkroom up` plus its children (the image processes) is sampled during every pipeline phase,
@@ -39,7 +42,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 import aiohttp
@@ -505,19 +508,27 @@ async def batch(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photo
     return watch.result(len(photos), began, answered, last)
 
 
-async def per_file(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
-                   watch: Watch, concurrency: int, timeout: float, client: str) -> Throughput:
-    folder = await create_project(http, dr.base_url, "bench per file")
-    todo = iter(as_names(photos, "f"))  # shared by the senders below: each takes the next file
-    task_ids: list[str] = []
+async def one_per_request(files: list[tuple[Path, str]], concurrency: int,
+                          send: Callable[[list[tuple[Path, str]]], Awaitable[Any]]) -> list[Any]:
+    """Each file in a request of its own, `concurrency` in flight (as a browser sends them); what each answered."""
+    todo = iter(files)  # shared by the senders below: each takes the next file
+    answers: list[Any] = []
 
     async def sender() -> None:
         for file in todo:
-            task_ids.append(await upload(http, dr.base_url, folder, [file], client))
+            answers.append(await send([file]))
 
+    await asyncio.gather(*(sender() for _ in range(min(concurrency, len(files)))))
+    return answers
+
+
+async def per_file(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
+                   watch: Watch, concurrency: int, timeout: float, client: str) -> Throughput:
+    folder = await create_project(http, dr.base_url, "bench per file")
     async with watch:
         began = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(min(concurrency, len(photos)))))
+        task_ids = await one_per_request(as_names(photos, "f"), concurrency,
+                                         lambda files: upload(http, dr.base_url, folder, files, client))
         answered = time.perf_counter()
         last = await events.tasks_done(task_ids, timeout)
     return watch.result(len(photos), began, answered, last)
@@ -549,11 +560,75 @@ async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, tim
     return runs, rss.peak
 
 
+# -- bare upload ----------------------------------------------------------------------------------
+
+BARE_UPLOAD = Path(__file__).resolve().parent / "bare_upload.py"
+
+
+@dataclass
+class BareUpload:
+    """The same uploads through bench/bare_upload.py: received and written as Darkroom does, derived
+    in the same pool, without events, tasks, read model or SSE."""
+
+    batch_s: float = 0.0
+    per_file_s: float = 0.0
+
+
+async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) -> BareUpload:
+    folder, log_path, port = root / "bare upload", root / "bare-upload.log", free_port()
+    folder.mkdir()
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, str(BARE_UPLOAD), str(folder), "--port", str(port), "--workers", str(args.workers),
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+
+    async def send(files: list[tuple[Path, str]]) -> None:
+        status, raw = await post_files(f"{base}/upload", "photos", files)
+        body = json.loads(raw) if raw else {}
+        if status != 201 or len(body.get("files", [])) != len(files):
+            raise BenchError(f"the bare upload server answered {status}: {str(body)[:500]}")
+
+    result, derived = BareUpload(), 0
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as http:
+            await wait_ready(http, base, lambda: f"bare_upload.py exited with {child.returncode}"
+                             if child.returncode is not None else None,
+                             lambda: log_path.read_text(errors="replace")[-3000:], args.timeout)
+            for phase, prefix in (("one request", "b"), (f"one request per file ({args.concurrency} in flight)", "f")):
+                files = as_names(photos, prefix)
+                cpu = CpuMeter({"bare server": [child.pid], "bench": [os.getpid()],
+                                "image processes": [pid for pid in descendants(child.pid) if pid != child.pid]})
+                if prefix == "b":
+                    await send(files)
+                else:
+                    await one_per_request(files, args.concurrency, send)
+                derived += len(files)
+                async with http.get(f"{base}/derived", params={"n": str(derived)}) as response:
+                    counts = await response.json()
+                photos_s, shares = len(files) / (time.perf_counter() - cpu.began), cpu.shares()
+                if counts["failed"]:
+                    raise BenchError(f"the bare upload server failed to derive {counts['failed']} photos")
+                if prefix == "b":
+                    result.batch_s = photos_s
+                else:
+                    result.per_file_s = photos_s
+                print(f"bare upload server, {phase}: {photos_s:.2f} photos/s (CPU, share of one core: "
+                      f"{shares_text(shares)})", flush=True)
+                await asyncio.sleep(1.0)
+    finally:
+        if child.returncode is None:
+            child.send_signal(signal.SIGTERM)
+            await child.wait()
+    return result
+
+
 # -- run ------------------------------------------------------------------------------------------
 
 @dataclass
 class Results:
     bare: list[Bare] = field(default_factory=list)  # before and after the pipeline; the best counts
+    bare_upload: BareUpload = field(default_factory=BareUpload)
     batch: Throughput | None = None
     per_file: Throughput | None = None
     latency_s: float = 0.0
@@ -655,6 +730,10 @@ def report(args: argparse.Namespace, r: Results) -> None:
         (f"pipeline, a request per file x{args.concurrency}",
          f"{r.per_file.photos_s:.2f} photos/s = {file_share:.0%} of bare", f">= {RATIO_GOAL:.0%} of bare",
          verdict(file_share >= RATIO_GOAL), f"Node.js {NODE_PER_FILE_S:g} photos/s"),
+        ("bare upload server, one request", f"{r.bare_upload.batch_s:.2f} photos/s = "
+         f"{r.bare_upload.batch_s / r.bare_s:.0%} of bare", "", "", "no events, tasks or read model"),
+        (f"bare upload server, a request per file x{args.concurrency}", f"{r.bare_upload.per_file_s:.2f} photos/s = "
+         f"{r.bare_upload.per_file_s / r.bare_s:.0%} of bare", "", "", "no events, tasks or read model"),
         ("peak RSS, darkroom up + children", f"{r.rss.total_mb:.0f} MB; {largest}", f"<= {RSS_GOAL_MB:.0f} MB",
          verdict(r.rss.total_mb <= RSS_GOAL_MB), f"Node.js ~{NODE_RSS_MB:.0f} MB"),
         ("single photo -> thumbnail", f"{r.latency_s:.2f} s = {latency_ratio:.2f}x bare {r.bare_one_s:.2f} s",
@@ -725,6 +804,7 @@ async def run(args: argparse.Namespace) -> int:
 
         await measure_bare("before the pipeline")
         await pipeline(args, root, photos, results)
+        results.bare_upload = await bare_upload(args, root, photos)
         await measure_bare("after it")
         report(args, results)
         return 0 if results.exit_code == 0 else 1

@@ -147,7 +147,7 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         return
     temp = state.folder / f".upload-{new_id()}.part"
     try:
-        size, digest, problem = await _write(content, temp, name, state.max_bytes)
+        size, digest, problem = await write_part(content, temp, name, state.max_bytes)
         if problem is None and size == 0:
             problem = "file is empty"
         if problem:
@@ -183,7 +183,7 @@ def _store(digest, out, pieces: list[memoryview]) -> None:
         out.write(piece)
 
 
-async def _write(content: AsyncIterator[memoryview], temp: Path, name: str, max_bytes: int
+async def write_part(content: AsyncIterator[memoryview], temp: Path, name: str, max_bytes: int
                  ) -> tuple[int, str, str | None]:
     """Stream one part to `temp`; never the whole file in memory. Returns size, sha256, problem."""
     digest = hashlib.sha256()
