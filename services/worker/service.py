@@ -9,6 +9,7 @@ import socket
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 from nats.aio.msg import Msg
 
@@ -262,15 +263,18 @@ class Worker:
 class _ProgressReporter:
     """Progress events at most every PROGRESS_EVERY_S, and always the last one."""
 
-    def __init__(self, worker: Worker, job: JobRequested) -> None:
+    def __init__(self, worker: Worker, job: JobRequested, clock: Callable[[], float] = time.monotonic) -> None:
         self.worker = worker
         self.job = job
-        self.sent_at = 0.0
+        self.clock = clock
+        # Counted from the start: a job done within PROGRESS_EVERY_S stores only its last progress, not
+        # a 0-of-n first (JobRequested gives the UI its items' count already).
+        self.sent_at = clock()
         self.pending: tuple[int, int] | None = None
 
     async def report(self, done: int, total: int) -> None:
         self.pending = (done, total)
-        if done >= total or time.monotonic() - self.sent_at >= PROGRESS_EVERY_S:
+        if done >= total or self.clock() - self.sent_at >= PROGRESS_EVERY_S:
             await self.flush()
 
     async def flush(self) -> None:
@@ -278,7 +282,7 @@ class _ProgressReporter:
             return
         done, total = self.pending
         self.pending = None
-        self.sent_at = time.monotonic()
+        self.sent_at = self.clock()
         await self.worker._report(self.job, JobProgress, done=done, total=total)
 
 

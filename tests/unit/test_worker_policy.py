@@ -36,7 +36,6 @@ def test_slot_count_and_split(jobs, priority_slots):
     assert all(lanes[0] == "normal" for lanes in slots if lanes != PRIORITY_ONLY)
 
 
-@pytest.mark.skipif(not hasattr(policy, "serving"), reason="policy.serving not present in this version")
 def test_serving_leaves_priority_work_to_idle_priority_slots():
     serving = policy.serving
     assert serving(NORMAL_FIRST, idle_priority_only=1) == ("normal",)

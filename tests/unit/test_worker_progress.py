@@ -1,0 +1,47 @@
+"""services/worker/service.py: which progress a job stores (each one is a durable event)."""
+
+from __future__ import annotations
+
+from services.kernel.events import JobProgress
+from services.worker.service import PROGRESS_EVERY_S, _ProgressReporter
+
+
+class Recorder:
+    """Stands in for the worker: keeps what would be published."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int]] = []
+
+    async def _report(self, job, kind, **fields) -> None:
+        assert kind is JobProgress
+        self.sent.append((fields["done"], fields["total"]))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_quick_job_stores_only_its_last_progress():
+    worker, clock = Recorder(), Clock()
+    reporter = _ProgressReporter(worker, job=None, clock=clock)  # type: ignore[arg-type]
+    for done in range(3):
+        clock.now += PROGRESS_EVERY_S / 4
+        await reporter.report(done, 3)
+    assert worker.sent == []
+    await reporter.report(3, 3)
+    assert worker.sent == [(3, 3)]
+
+
+async def test_a_long_job_reports_at_most_every_interval_and_always_its_last():
+    worker, clock = Recorder(), Clock()
+    reporter = _ProgressReporter(worker, job=None, clock=clock)  # type: ignore[arg-type]
+    for done in range(10):
+        clock.now += PROGRESS_EVERY_S / 2
+        await reporter.report(done, 10)
+    assert worker.sent == [(1, 10), (3, 10), (5, 10), (7, 10), (9, 10)]
+    await reporter.report(10, 10)
+    assert worker.sent[-1] == (10, 10)
