@@ -25,23 +25,19 @@ class Clock:
         return self.now
 
 
-async def test_a_quick_job_stores_only_its_last_progress():
+async def progress_stored(total: int, every_s: float) -> list[tuple[int, int]]:
+    """What a job stores that reports items 0..total done, one every `every_s` seconds."""
     worker, clock = Recorder(), Clock()
     reporter = _ProgressReporter(worker, job=None, clock=clock)  # type: ignore[arg-type]
-    for done in range(3):
-        clock.now += PROGRESS_EVERY_S / 4
-        await reporter.report(done, 3)
-    assert worker.sent == []
-    await reporter.report(3, 3)
-    assert worker.sent == [(3, 3)]
+    for done in range(total + 1):
+        clock.now += every_s
+        await reporter.report(done, total)
+    return worker.sent
+
+
+async def test_a_quick_job_stores_only_its_last_progress():
+    assert await progress_stored(3, PROGRESS_EVERY_S / 4) == [(3, 3)]
 
 
 async def test_a_long_job_reports_at_most_every_interval_and_always_its_last():
-    worker, clock = Recorder(), Clock()
-    reporter = _ProgressReporter(worker, job=None, clock=clock)  # type: ignore[arg-type]
-    for done in range(10):
-        clock.now += PROGRESS_EVERY_S / 2
-        await reporter.report(done, 10)
-    assert worker.sent == [(1, 10), (3, 10), (5, 10), (7, 10), (9, 10)]
-    await reporter.report(10, 10)
-    assert worker.sent[-1] == (10, 10)
+    assert await progress_stored(10, PROGRESS_EVERY_S / 2) == [(1, 10), (3, 10), (5, 10), (7, 10), (9, 10), (10, 10)]
