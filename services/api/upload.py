@@ -184,7 +184,7 @@ def _store(digest, out, pieces: list[memoryview]) -> None:
 
 
 async def write_part(content: AsyncIterator[memoryview], temp: Path, name: str, max_bytes: int
-                 ) -> tuple[int, str, str | None]:
+                     ) -> tuple[int, str, str | None]:
     """Stream one part to `temp`; never the whole file in memory. Returns size, sha256, problem."""
     digest = hashlib.sha256()
     size = 0

@@ -88,6 +88,10 @@ class Rows:
         self.dirty_projects.add(project.id)
         return project
 
+    def put_photo(self, key: str, photo: PhotoView | None) -> None:
+        self.photos[key] = photo
+        self.dirty_photos.add(key)
+
     def trashed(self, project_id: str, trash_name: str, name: str, filename: str, at: str) -> None:
         key = f"{project_id}/{trash_name}"
         self.trash[key] = TrashRow(id=key, project_id=project_id, trash_name=trash_name, name=name,
@@ -170,8 +174,8 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
     fold = _PHOTO_FOLDS.get(type(event))
     if fold is None or (before is None and type(event) not in _PHOTO_FOLDS_FROM_NONE):
         return []
-    photo = rows.photos[key] = fold(rows, event, before, key)
-    rows.dirty_photos.add(key)
+    photo = fold(rows, event, before, key)
+    rows.put_photo(key, photo)
     return _photo_messages(rows, project, before, photo, event.filename, event.at)
 
 
@@ -247,23 +251,15 @@ _PHOTO_FOLDS_FROM_NONE = frozenset({PhotoFileAdded, PhotoRemoved, PhotoFilesRest
 
 def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, after: PhotoView | None,
                     filename: str, at: str) -> list[Message]:
-    # PhotoView.pending_jpg / pending_raw, inline: this runs for every photo event, and the calls were
-    # a tenth of a rebuild's fold.
-    a_photos = a_jpg = a_raw = b_photos = b_jpg = b_raw = 0
-    if after is not None:
-        a_photos, a_jpg, a_raw = (1, after.jpg_available and not after.keep_jpg,
-                                  after.raw_available and not after.keep_raw)
-    if before is not None:
-        b_photos, b_jpg, b_raw = (1, before.jpg_available and not before.keep_jpg,
-                                  before.raw_available and not before.keep_raw)
+    a_photos, a_jpg, a_raw = _counts(after)
+    b_photos, b_jpg, b_raw = _counts(before)
     a_pending, b_pending = a_jpg or a_raw, b_jpg or b_raw
     pending_changed = a_pending != b_pending or a_jpg != b_jpg or a_raw != b_raw
-    project = rows.projects[project.id] = replace(
+    project = rows.put_project(replace(
         project, photo_count=project.photo_count + a_photos - b_photos,
         pending_photos=project.pending_photos + a_pending - b_pending,
         pending_jpg=project.pending_jpg + a_jpg - b_jpg, pending_raw=project.pending_raw + a_raw - b_raw,
-        updated_at=at)
-    rows.dirty_projects.add(project.id)
+        updated_at=at))
     if not rows.relay:
         return []
     if after is not None:
@@ -276,6 +272,14 @@ def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, a
         messages.append(Message("pending_changes", PendingChanges(project.id, project.folder, pending), project.id,
                                 project.folder, False))
     return messages
+
+
+def _counts(photo: PhotoView | None) -> tuple[int, bool, bool]:
+    """Whether it is a photo, and its pending JPG and RAW (PhotoView.pending_jpg / pending_raw, read
+    directly: this runs twice for every photo event, and the property calls were a tenth of a rebuild)."""
+    if photo is None:
+        return 0, False, False
+    return 1, photo.jpg_available and not photo.keep_jpg, photo.raw_available and not photo.keep_raw
 
 
 def _task_update(rows: Rows, task: TaskView) -> list[Message]:
