@@ -23,7 +23,7 @@ from .kernel.natsd import free_port
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
-from .projector.queries import NOTIFIED_POLL_S, ReadModel
+from .projector.queries import NOTIFIED_POLL_S, OutboxTail, ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
 from .worker.context import Handler, Resources
@@ -114,10 +114,13 @@ class Runtime:
         if "api" in self.roles:
             await self._start_api()
         if self.projector is not None:
-            self.projector.projector.on_applied = self._applied  # readers here wake at once
+            engine = self.projector.projector
+            engine.on_applied = self._applied  # readers here wake at once
             for read in (self.read, self.worker_read):
                 if read is not None:
                     read.poll_s = NOTIFIED_POLL_S
+            if self.read is not None:
+                self.read.tail = OutboxTail(engine.checkpoint)  # SSE reads what is committed from here on
         return self
 
     async def _start_api(self) -> None:
@@ -131,10 +134,11 @@ class Runtime:
         self.port = self.config.api.port or free_port(self.config.api.host)
         await web.TCPSite(self.api_runner, self.config.api.host, self.port).start()
 
-    def _applied(self, seq: int) -> None:
-        for read in (self.read, self.worker_read):
-            if read is not None:
-                read.applied(seq)
+    def _applied(self, seq: int, outbox: list[tuple]) -> None:
+        if self.read is not None:
+            self.read.applied(seq, outbox)
+        if self.worker_read is not None:
+            self.worker_read.applied(seq)
 
     def _metrics(self) -> list[str]:
         lines = []

@@ -7,14 +7,13 @@ import time
 
 from aiohttp import web
 
-from ..projector.queries import parse_event_id
+from ..projector.queries import AFTER_EVERYTHING, parse_event_id
 from .deps import deps
 from .tasks import flag
 
 routes = web.RouteTableDef()
 
 PING_S = 10.0  # a comment line at least this often keeps proxies from closing an idle stream
-AFTER_EVERYTHING = 1 << 30
 OUTBOX_PAGE = 500  # a shorter page had every row up to the checkpoint read before it
 
 

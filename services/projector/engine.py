@@ -44,7 +44,7 @@ class Folded:
 
 class Projector:
     def __init__(self, db: aiosqlite.Connection, codec: Codec,
-                 on_applied: Callable[[int], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
+                 on_applied: Callable[[int, list[tuple]], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
                  relay: bool = True, keep_rows: int = 0, writer: Writer | None = None) -> None:
         self.db = db
         # relay=False (a rebuild): no SSE outbox; a client resuming from before the checkpoint gets `reset`.
@@ -193,7 +193,7 @@ class Projector:
         self.counts.events += folded.events
         self.counts.poisoned += len(folded.dead)
         if self.on_applied is not None:
-            self.on_applied(folded.last)
+            self.on_applied(folded.last, folded.outbox)
 
     def _statements(self, folded: Folded) -> Statements:
         """What the batch's one transaction runs, in order: each SQL with the parameters of its rows."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 
@@ -24,7 +25,7 @@ from services.kernel.events import (
 from services.projector import engine as engine_module
 from services.projector import store
 from services.projector.engine import Projector
-from services.projector.queries import ReadModel, parse_event_id
+from services.projector.queries import AFTER_EVERYTHING, OutboxTail, ReadModel, parse_event_id
 from services.projector.store import CHECKPOINT, PRUNED_THROUGH
 from services.projector.writer import WriteError, Writer
 
@@ -113,7 +114,7 @@ async def dump(db) -> dict[str, list[tuple]]:
 
 async def test_a_batch_writes_rows_outbox_and_checkpoint(db, projector):
     applied = []
-    projector.on_applied = applied.append
+    projector.on_applied = lambda seq, outbox: applied.append(seq)
     await projector.apply_batch(one_task_log())
     model = ReadModel(db)
 
@@ -169,7 +170,7 @@ async def test_reapplying_at_or_below_the_checkpoint_changes_nothing(db, project
     await projector.apply_batch(log[:6])
     before = await dump(db)
     applied = []
-    projector.on_applied = applied.append
+    projector.on_applied = lambda seq, outbox: applied.append(seq)
     await projector.apply_batch(log[:6])
     await projector.apply_batch(log[2:4])
     assert await dump(db) == before
@@ -329,6 +330,74 @@ async def test_outbox_resume_filters_and_ids(db, projector):
     assert await model.outbox_after((7, 1), folder=None, show_maintenance=True) == []
     assert [r.id for r in await model.outbox_after((0, 0), folder=None, show_maintenance=True, limit=3)] == [
         "1", "2", "3"]
+
+
+def mixed_log(tasks: int) -> list[Stored]:
+    """Tasks of a user project, of another project and of maintenance, interleaved."""
+    events = []
+    for n in range(tasks):
+        for task_id, kind, folder, project in ((f"U{n}", "upload_postprocess", "Shoot", "P01"),
+                                               (f"M{n}", "maintenance", "Shoot", "P01"),
+                                               (f"O{n}", "upload_postprocess", "Other", "P02")):
+            source = "maintenance" if kind == "maintenance" else "user"
+            events += [requested(task_id, kind, source, project_id=project, folder=folder),
+                       task(TaskStarted, task_id, 1, project_id=project),
+                       job(JobRequested, task_id, 0, 2, kind, source, project_id=project, folder=folder),
+                       job(JobCompleted, task_id, 0, 3, kind, source, project_id=project, folder=folder, attempt=1)]
+    return log_of(*events)
+
+
+async def test_the_outbox_tail_answers_as_the_file_does(db, projector, monkeypatch):
+    monkeypatch.setattr(OutboxTail, "KEEP", 16)
+    log = mixed_log(12)
+    await projector.apply_batch(log[:5])  # before the tail: only the file has these
+    live = ReadModel(db)
+    live.tail = OutboxTail(projector.checkpoint)
+    projector.on_applied = live.applied
+    start, sizes = 5, [1, 3, 2, 7]
+    while start < len(log):  # batches of several sizes, the tail trimmed on the way
+        size = sizes[start % len(sizes)]
+        await projector.apply_batch(log[start:start + size])
+        start += size
+    assert live.tail.since > (5, AFTER_EVERYTHING) and len(live.tail.rows) >= OutboxTail.KEEP
+
+    from_file = ReadModel(db)  # no tail: every answer is a query
+    last = projector.checkpoint
+    cursors = [(seq, k) for seq in range(0, last + 1, 3) for k in (0, 1, AFTER_EVERYTHING)]
+    served = asked = 0
+    for cursor in cursors:
+        for folder, show_maintenance, limit in ((None, True, 500), ("Shoot", False, 500), ("Other", True, 4)):
+            expected = await from_file.outbox_after(cursor, folder=folder, show_maintenance=show_maintenance,
+                                                    limit=limit)
+            assert await live.outbox_after(cursor, folder=folder, show_maintenance=show_maintenance,
+                                           limit=limit) == expected, (cursor, folder, show_maintenance)
+            served, asked = served + live.tail.covers(cursor), asked + 1
+    assert 0 < served < asked  # the tail answered some, the file the rest
+
+
+async def test_with_a_tail_only_the_projector_advances_the_checkpoint(db, projector):
+    """Were the poll to see a commit before the projector's call, an SSE client would look in the
+    tail before its rows were there, and then wait for the next change."""
+    live = ReadModel(db)
+    live.tail = OutboxTail(0)
+    live.poll_s = 0.001
+    committed = []
+    projector.on_applied = lambda seq, outbox: committed.append((seq, outbox))
+    await projector.apply_batch(one_task_log()[:2])
+    polled = ReadModel(db)
+    polled.poll_s = 0.001
+    polls = [asyncio.create_task(model._poll()) for model in (live, polled)]
+    try:
+        assert await polled.wait_for(2, timeout=5.0)  # the poll has run, and seen the commit
+        await asyncio.sleep(0.01)  # and had time to run at least once more for the model with a tail
+        assert live.checkpoint == 0
+        live.applied(*committed[0])
+        assert live.checkpoint == 2
+        assert [r.id for r in await live.outbox_after((0, AFTER_EVERYTHING), folder=None,
+                                                      show_maintenance=True)] == ["1", "2"]
+    finally:
+        for poll in polls:
+            poll.cancel()
 
 
 async def test_old_outbox_rows_are_pruned_and_the_horizon_recorded(db, monkeypatch):
