@@ -5,7 +5,7 @@ All phases reuse one set of synthetic 6000x4000 JPEGs, generated first into a te
   bare         services.worker.imaging.make_derivatives over every photo in a process pool of size
                --workers, and once in-process per photo (the single-photo floor); run before the first
                round and after each one, with nothing else of the bench running
-  round        (--rounds, default 3) a fresh nats-server and `darkroom up` (processing.workers = --workers)
+  round        (--rounds, default 5) a fresh nats-server and `darkroom up` (processing.workers = --workers)
                for these phases, then the bare upload server for its two:
     batch        all photos in ONE upload request; timed from the request until its upload task is
                  completed (SSE)
@@ -791,8 +791,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2,
                    help="image processes: the bare pool's size and darkroom's processing.workers (default 2)")
     p.add_argument("--concurrency", type=int, default=4, help="upload requests in flight, per-file phase (default 4)")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="rounds of pipeline and bare upload phases, each followed by a bare run (default 3)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="rounds of pipeline and bare upload phases, each followed by a bare run (default 5)")
     p.add_argument("--latency-runs", type=int, default=5, help="single photos timed one at a time (default 5)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic photos (default 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds any one wait may take (default 300)")
