@@ -23,7 +23,7 @@ from .kernel.natsd import free_port
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
-from .projector.queries import NOTIFIED_POLL_S, OutboxTail, ReadModel
+from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
 from .worker.context import Handler, Resources
@@ -116,11 +116,10 @@ class Runtime:
         if self.projector is not None:
             engine = self.projector.projector
             engine.on_applied = self._applied  # readers here wake at once
-            for read in (self.read, self.worker_read):
-                if read is not None:
-                    read.poll_s = NOTIFIED_POLL_S
+            if self.worker_read is not None:
+                self.worker_read.poll_s = NOTIFIED_POLL_S
             if self.read is not None:
-                self.read.tail = OutboxTail(engine.checkpoint)  # SSE reads what is committed from here on
+                self.read.follow_projector(engine.checkpoint)
         return self
 
     async def _start_api(self) -> None:

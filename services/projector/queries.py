@@ -87,7 +87,7 @@ class ReadModel:
         self._moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._poller: asyncio.Task | None = None
         self.poll_s = POLL_S
-        self.tail: OutboxTail | None = None  # set when the projector runs in this process
+        self.tail: OutboxTail | None = None  # see follow_projector
 
     @classmethod
     async def open(cls, path: Path) -> "ReadModel":
@@ -101,6 +101,15 @@ class ReadModel:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
         await self.db.close()
+
+    def follow_projector(self, checkpoint: int) -> None:
+        """The projector runs in this process and tells of each commit, its outbox rows with it: the
+        poll stops (seeing a commit before those rows, an SSE client would wait for the next one),
+        and caught-up SSE clients read from the tail from `checkpoint` on."""
+        self.tail = OutboxTail(checkpoint)
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
 
     def applied(self, seq: int, outbox: Sequence[tuple] = ()) -> None:
         """Called in-process by the projector after each commit: waiters wake without a query."""
@@ -119,8 +128,7 @@ class ReadModel:
         # Another process may be the projector: its commits are seen by polling the checkpoint.
         while True:
             await asyncio.sleep(self.poll_s)
-            if self.tail is None:  # else only the projector's call may advance it: its rows come with it
-                self._advance(await store.get_meta(self.db, CHECKPOINT))
+            self._advance(await store.get_meta(self.db, CHECKPOINT))
 
     async def _until(self, reached, timeout: float) -> bool:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -352,7 +352,7 @@ async def test_the_outbox_tail_answers_as_the_file_does(db, projector, monkeypat
     log = mixed_log(12)
     await projector.apply_batch(log[:5])  # before the tail: only the file has these
     live = ReadModel(db)
-    live.tail = OutboxTail(projector.checkpoint)
+    live.follow_projector(projector.checkpoint)
     projector.on_applied = live.applied
     start, sizes = 5, [1, 3, 2, 7]
     while start < len(log):  # batches of several sizes, the tail trimmed on the way
@@ -378,15 +378,14 @@ async def test_the_outbox_tail_answers_as_the_file_does(db, projector, monkeypat
 async def test_with_a_tail_only_the_projector_advances_the_checkpoint(db, projector):
     """Were the poll to see a commit before the projector's call, an SSE client would look in the
     tail before its rows were there, and then wait for the next change."""
-    live = ReadModel(db)
-    live.tail = OutboxTail(0)
-    live.poll_s = 0.001
+    live, polled = ReadModel(db), ReadModel(db)
+    for model in (live, polled):  # polling as ReadModel.open starts it
+        model.poll_s = 0.001
+        model._poller = asyncio.create_task(model._poll())
+    live.follow_projector(0)
     committed = []
     projector.on_applied = lambda seq, outbox: committed.append((seq, outbox))
     await projector.apply_batch(one_task_log()[:2])
-    polled = ReadModel(db)
-    polled.poll_s = 0.001
-    polls = [asyncio.create_task(model._poll()) for model in (live, polled)]
     try:
         assert await polled.wait_for(2, timeout=5.0)  # the poll has run, and seen the commit
         await asyncio.sleep(0.01)  # and had time to run at least once more for the model with a tail
@@ -396,8 +395,7 @@ async def test_with_a_tail_only_the_projector_advances_the_checkpoint(db, projec
         assert [r.id for r in await live.outbox_after((0, AFTER_EVERYTHING), folder=None,
                                                       show_maintenance=True)] == ["1", "2"]
     finally:
-        for poll in polls:
-            poll.cancel()
+        polled._poller.cancel()
 
 
 async def test_old_outbox_rows_are_pruned_and_the_horizon_recorded(db, monkeypatch):
