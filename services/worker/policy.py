@@ -8,6 +8,10 @@ Lanes = tuple[str, ...]
 PRIORITY_ONLY: Lanes = ("priority",)
 NORMAL_FIRST: Lanes = ("normal", "priority")
 
+SWITCH_S = 0.1  # a normal-first slot's wait on one lane while work flows: it turns to the other soon
+REST_S = 1.0  # a wait otherwise: a job that comes meanwhile is delivered at once all the same
+AT_REST_AFTER_S = 30.0  # a worker that took no job for this long is at rest
+
 
 def slot_lanes(max_parallel_jobs: int, priority_lane_slots: int) -> list[Lanes]:
     """`priority_lane_slots` slots take only priority work; the rest take normal work first and
@@ -21,6 +25,16 @@ def serving(lanes: Lanes, idle_priority_only: int) -> Lanes:
     if lanes == NORMAL_FIRST and idle_priority_only > 0:
         return ("normal",)
     return lanes
+
+
+def lane_wait(lanes: Lanes, last: bool, idle_s: float) -> float:
+    """How long a slot waits on one lane of its round: a lane with another after it is only looked
+    at; a slot of one lane waits long. A normal-first slot's wait bounds how soon it turns to
+    priority work once the priority-only slots are busy: briefly while work flows, long once the
+    worker is at rest, so an idle worker asks the server once a second instead of ten times."""
+    if not last:
+        return 0.0
+    return REST_S if len(lanes) == 1 or idle_s >= AT_REST_AFTER_S else SWITCH_S
 
 
 def backoff(attempt: int, base_s: float, max_s: float, rand: random.Random | None = None) -> float:

@@ -28,12 +28,11 @@ from ..kernel.events import (
     PoisonEvent,
 )
 from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources, needs_state
-from .policy import PRIORITY_ONLY, Lanes, backoff, serving, slot_lanes
+from .policy import PRIORITY_ONLY, Lanes, backoff, lane_wait, serving, slot_lanes
 from .pull import LanePull
 
 log = logging.getLogger("darkroom.worker")
 
-IDLE_POLL_S = 0.1  # how long a normal-first slot waits on one lane before looking at the other
 PROGRESS_EVERY_S = 0.25
 
 
@@ -91,6 +90,7 @@ class Worker:
         self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
         self.busy = {"priority": 0, "normal": 0}
         self.idle_priority_only = config.pipeline.priority_lane_slots
+        self.last_active = time.monotonic()  # when a slot last took or ended a job; a new worker is not at rest
 
     async def start(self) -> None:
         await self.cancels.start()
@@ -123,6 +123,7 @@ class Worker:
                 finally:
                     self.busy[lane] -= 1
                     self.idle_priority_only += lanes == PRIORITY_ONLY
+                    self.last_active = time.monotonic()
         finally:
             for pull in pulls.values():
                 try:
@@ -130,12 +131,15 @@ class Worker:
                 except Exception:  # the connection may already be closing
                     pass
 
+    def idle_s(self) -> float:
+        """How long no slot of this worker has had a job (0 while one has)."""
+        return 0.0 if any(self.busy.values()) else time.monotonic() - self.last_active
+
     async def _next(self, pulls: dict[str, LanePull], lanes: Lanes) -> tuple[str, Msg] | None:
         # A job already delivered to this slot is taken whatever the policy says.
         chosen = [lane for lane in lanes if pulls[lane].holding] or list(serving(lanes, self.idle_priority_only))
         for i, lane in enumerate(chosen):
-            # A lane with another after it is only looked at: nothing there, the next one at once.
-            wait = 0.0 if i + 1 < len(chosen) else 1.0 if len(lanes) == 1 else IDLE_POLL_S
+            wait = lane_wait(lanes, i + 1 == len(chosen), self.idle_s())
             try:
                 msg = await pulls[lane].next(wait)
             except Exception as exc:  # a reconnect in progress, or the consumer is being recreated

@@ -44,6 +44,19 @@ def test_serving_leaves_priority_work_to_idle_priority_slots():
     assert serving(PRIORITY_ONLY, idle_priority_only=2) == PRIORITY_ONLY
 
 
+def test_lane_wait_is_short_only_for_a_normal_first_slot_of_a_busy_worker():
+    wait = policy.lane_wait
+    assert wait(NORMAL_FIRST, last=False, idle_s=0.0) == 0.0  # the normal lane is only looked at
+    assert wait(NORMAL_FIRST, last=False, idle_s=3600.0) == 0.0
+    # Work flowing (or a job running): it turns to priority work within SWITCH_S of the lanes filling.
+    assert wait(NORMAL_FIRST, last=True, idle_s=0.0) == policy.SWITCH_S
+    assert wait(NORMAL_FIRST, last=True, idle_s=policy.AT_REST_AFTER_S - 1) == policy.SWITCH_S
+    # At rest it asks once per REST_S: a job that comes meanwhile is still delivered at once.
+    assert wait(NORMAL_FIRST, last=True, idle_s=policy.AT_REST_AFTER_S) == policy.REST_S
+    assert wait(PRIORITY_ONLY, last=True, idle_s=0.0) == policy.REST_S
+    assert policy.SWITCH_S < policy.REST_S
+
+
 def test_backoff_ceiling_doubles_per_attempt_until_the_cap():
     top = Fixed(1.0)  # the top of the jitter range is the ceiling itself
     assert [backoff(a, 1.0, 60.0, top) for a in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
