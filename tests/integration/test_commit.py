@@ -102,6 +102,29 @@ async def test_a_revert_before_the_removal_step_runs_means_nothing_is_removed(sy
     assert (await _photos(system, project["folder"]))["R1"]["keep_jpg"] is True
 
 
+async def test_a_jpg_copied_in_beside_a_raw_alone_gets_its_derivatives(system: System) -> None:
+    await _start(system)
+    project, folder = await _shoot(system, "Beside", [("B1.ARW", b"RAWDATA" * 500), ("B2.jpg", photo_bytes(JPEG))])
+    before = await _photos(system, project["folder"])
+    assert before["B1"]["thumbnail_status"] == "not_supported" and before["B2"]["thumbnail_status"] == "generated"
+    (folder / "B1.JPG").write_bytes(photo_bytes("cameras/Pentax_K10D.jpg"))  # the camera's JPG, copied in by hand
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/tasks", {"type": "maintenance"})
+    assert status == 202, body
+    assert (await system.wait_task(body["task"]["id"], timeout=30))["task"]["status"] == "completed"
+
+    async def derived():
+        b1 = (await _photos(system, project["folder"]))["B1"]
+        return b1 if b1["thumbnail_status"] == "generated" else None
+
+    b1 = await eventually(derived, 30, "B1 to get derivatives from the JPG beside its RAW")
+    assert b1["jpg_available"] and b1["raw_available"] and b1["keep_jpg"] and b1["keep_raw"]
+    assert b1["model"] == "PENTAX K10D" and b1["preview_status"] == "generated"
+    assert (folder / ".thumb" / "B1.webp").exists()
+    tasks = (await system.request("GET", f"/api/projects/{project['folder']}/tasks"))[1]["tasks"]
+    assert [t["type"] for t in tasks].count("upload_postprocess") == 2  # the upload's, and one for B1
+    assert (await _photos(system, project["folder"]))["B2"]["updated_at"] == before["B2"]["updated_at"]
+
+
 async def test_reconciliation_adopts_what_appears_and_leaves_other_files_alone(system: System) -> None:
     await _start(system)
     project, folder = await _shoot(system, "Disk", [("D1.jpg", photo_bytes(JPEG)), ("D2.jpg", photo_bytes(JPEG)),

@@ -21,7 +21,8 @@ from .derivatives import derivative_paths, source_of
 @reads_state
 @merged
 async def manifest_check(ctx: JobContext) -> None:
-    """The manifest exists and is right; each photo's availability matches the folder."""
+    """The manifest exists and is right; each photo's availability matches the folder, and a photo
+    that gained a source (a JPG copied in beside its RAW) gets its derivatives from a new task."""
     read = ctx.resources.read
     project = await read.project(ctx.job.project_id)
     if project is None:
@@ -41,6 +42,7 @@ async def manifest_check(ctx: JobContext) -> None:
             await ctx.catch_up()
             photos = await read.all_photos(project.id)
         events = []
+        sourced = []  # photos without derivatives whose source came by hand
         for done, photo in enumerate(photos, start=1):
             if _differs(photo, listing):
                 on_disk = listing.get(photo.filename, [])
@@ -55,8 +57,13 @@ async def manifest_check(ctx: JobContext) -> None:
                     status = "not_supported" if on_disk else "missing"
                     events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
                                             thumbnail_status=status, preview_status=status))
+                elif source_of(on_disk) is not None and photo.thumbnail_status in ("not_supported", "missing"):
+                    sourced.append(photo.filename)
             if done % 200 == 0:
                 await ctx.progress(done, len(photos))
+        if sourced:
+            # As folder_check does for a new photo: the disk is the truth, thumbnails included.
+            events.append(_derivatives_task(ctx, sourced))
         await ctx.publish(events)
         await ctx.progress(len(photos), len(photos))
 
