@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from .photos import TRASH_DIR, kind_of, sidecar_of, trash_name
@@ -28,6 +29,32 @@ def scan(folder: Path) -> dict[str, list[str]]:
     for names in found.values():
         names.sort()
     return found
+
+
+class Listing:
+    """The photo files of one folder by basename, for a job about some of its photos: the names their
+    records give are looked up one by one, and the folder is listed (once) only when a record is
+    stale, so the job costs per photo, not per file of the project (a listing of 10,000 files takes
+    about 30 ms)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._scanned: dict[str, list[str]] | None = None
+
+    def files(self, basename: str, recorded: list[str]) -> list[str]:
+        """`basename`'s photo files on disk, where `recorded` is what its record says they are."""
+        if recorded and all(_is_plain_file(self.folder / name) for name in recorded):
+            return sorted(recorded)
+        if self._scanned is None:
+            self._scanned = scan(self.folder)
+        return self._scanned.get(basename, [])
+
+
+def _is_plain_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)  # as scan: a symlink is not a photo file
+    except OSError:
+        return False
 
 
 def sidecars(listing: list[str], moving: list[str], staying: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...kernel.config import ProcessingConfig
 from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadataExtracted
-from ...kernel.folders import scan
+from ...kernel.folders import Listing
 from ...kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of
 from ..context import JobCanceledError, JobContext, reads_state, retrieved
 from ..imaging import Metadata, Spec, make_derivatives
@@ -121,7 +121,7 @@ class Derivations:
 @reads_state
 async def upload_postprocess(ctx: JobContext) -> None:
     folder = ctx.project_dir
-    listing = scan(folder)
+    listing = Listing(folder)
     items = list(dict.fromkeys(ctx.items))
     done = 0
     # One more run queued than there are image processes: none waits while a result is published.
@@ -129,7 +129,7 @@ async def upload_postprocess(ctx: JobContext) -> None:
 
     async def one(basename: str) -> None:
         nonlocal done
-        await derive(ctx, folder, basename, listing.get(basename, []), slots)
+        await derive(ctx, folder, basename, listing, slots)
         done += 1
         await ctx.progress(done, len(items))
 
@@ -137,8 +137,10 @@ async def upload_postprocess(ctx: JobContext) -> None:
     await asyncio.gather(*(one(item) for item in items))
 
 
-async def derive(ctx: JobContext, folder: Path, basename: str, names: list[str], slots: asyncio.Semaphore) -> None:
+async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing, slots: asyncio.Semaphore) -> None:
     """One photo: skipped when current, `not_supported` for a RAW alone, `failed` when unreadable."""
+    photo = await ctx.resources.read.photo(ctx.job.project_id, basename)
+    names = listing.files(basename, photo.files if photo is not None else [])
     if not names:
         return  # gone since the upload: manifest_check reconciles it
     source_name = source_of(names)
@@ -148,7 +150,6 @@ async def derive(ctx: JobContext, folder: Path, basename: str, names: list[str],
         return
     source = folder / source_name
     thumb, preview = derivative_paths(folder, basename)
-    photo = await ctx.resources.read.photo(ctx.job.project_id, basename)
     derivations = ctx.resources.derivations
     if (photo is not None and photo.thumbnail_status == "generated" and up_to_date(source, (thumb, preview))
             and not derivations.pending(source)):
