@@ -50,14 +50,15 @@ async def manifest_check(ctx: JobContext) -> None:
                 events.append(ctx.event(PhotoAvailabilityChanged, filename=photo.filename, files=on_disk,
                                         jpg_available="jpg" in kinds, raw_available="raw" in kinds,
                                         other_available="other" in kinds))
-                if source_of(on_disk) is None and photo.thumbnail_status in ("generated", "pending", "failed"):
+                source = source_of(on_disk)
+                if source is None and photo.thumbnail_status in ("generated", "pending", "failed"):
                     # Its source is gone: the derivatives are stale, and a RAW alone has none.
                     for path in derivative_paths(folder, photo.filename):
                         path.unlink(missing_ok=True)
                     status = "not_supported" if on_disk else "missing"
                     events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
                                             thumbnail_status=status, preview_status=status))
-                elif source_of(on_disk) is not None and photo.thumbnail_status in ("not_supported", "missing"):
+                elif source is not None and photo.thumbnail_status in ("not_supported", "missing"):
                     sourced.append(photo.filename)
             if done % 200 == 0:
                 await ctx.progress(done, len(photos))
