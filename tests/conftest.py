@@ -21,7 +21,7 @@ from services.runtime import Runtime, read_model_path
 from tests.jobtypes import DEFINITIONS, HANDLERS
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTOS = REPO.parent / "shared" / "testdata" / "photos"
+PHOTOS = REPO / "tests" / "data" / "photos"  # kept in the repo: a plain clone passes the suite
 
 TEST_SETTINGS = {
     "pipeline.ack_wait_s": 2.0,
