@@ -1,0 +1,171 @@
+"""deploy/nats-accounts.conf on a real nats-server: the services' user runs everything; the
+integrator's reads the log through consumers of its own and can touch nothing of Darkroom's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+from typing import AsyncIterator, Awaitable
+
+import nats
+import pytest
+from nats.js import api
+
+from services.kernel.bus import lane_consumer
+from services.kernel.credentials import Credentials
+from services.kernel.definitions import load_definitions
+from services.kernel.natsd import NatsServer
+from services.worker.handlers import BUILTIN
+from tests.conftest import REPO, System, create_project, eventually, photo_bytes, upload
+
+ACCOUNTS = REPO / "deploy" / "nats-accounts.conf"
+INBOX = "_INBOX_integrator"
+OWN = "integrator_follow_log"
+
+
+def password_of(user: str) -> str:
+    found = re.search(rf'user: {user}, password: "([^"]+)"', ACCOUNTS.read_text())
+    assert found, f"no user {user} in {ACCOUNTS}"
+    return found.group(1)
+
+
+@pytest.fixture
+async def accounts_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    server = await NatsServer(tmp_path / "nats", credentials=Credentials("darkroom", password_of("darkroom")),
+                              accounts=ACCOUNTS).start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def services(accounts_server: NatsServer, tmp_path: Path) -> AsyncIterator[System]:
+    system = System(accounts_server, tmp_path / "data")
+    try:
+        yield system
+        await system.verify_replay()
+    finally:
+        await system.close()
+
+
+class Integrator:
+    """A plain nats-py client with the integrator's credentials, and what the server refused it."""
+
+    def __init__(self, server: NatsServer) -> None:
+        self.url = f"nats://integrator:{password_of('integrator')}@{server.host}:{server.port}"
+        self.refused: list[str] = []
+
+    async def __aenter__(self) -> "Integrator":
+        async def on_error(exc: Exception) -> None:
+            self.refused.append(str(exc).lower())
+
+        self.nc = await nats.connect(self.url, inbox_prefix=INBOX, error_cb=on_error)
+        self.js = self.nc.jetstream(timeout=2)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.nc.close()
+
+    async def denied(self, what: str, attempt: Awaitable) -> None:
+        """The server refuses `attempt`, naming the subject `what` as not allowed."""
+        try:
+            await attempt
+        except Exception:  # a refused request gets no answer
+            pass
+        await eventually(lambda: self._refused(what), 5, f"a permissions violation for {what}")
+
+    async def _refused(self, what: str) -> bool:
+        return any("permissions violation" in r and what.lower() in r for r in self.refused)
+
+
+async def _culled(system: System) -> Path:
+    """Upload two photos, untick one, commit: the run that failed on the lease bucket before."""
+    project = await create_project(system, "Accounts")
+    status, body = await upload(system, project["folder"], [("A.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+                                                            ("B.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
+    assert status == 201, body
+    assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
+    status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
+                                           {"updates": [{"filename": "B", "keep_jpg": False}]})
+    assert status == 200, body
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
+    assert status == 202, body
+    assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
+    return system.data_dir / "projects" / project["folder"]
+
+
+async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_nothing_of_darkrooms(
+        services: System, accounts_server: NatsServer) -> None:
+    await services.start(handlers=BUILTIN, definitions=load_definitions())
+    folder = await _culled(services)
+    assert (folder / "A.jpg").exists() and (folder / ".trash" / "B.jpg").exists()
+    bus = services.bus
+    lanes = {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config for lane in ("priority", "normal")}
+    last = await bus.last_seq()
+
+    async with Integrator(accounts_server) as integrator:
+        # It reads: the stream, and a consumer of its own from the first event.
+        assert (await integrator.js.stream_info("DARKROOM")).state.last_seq == last
+        await integrator.js.add_consumer("DARKROOM", api.ConsumerConfig(
+            name=OWN, filter_subject="darkroom.project.>", ack_policy=api.AckPolicy.EXPLICIT))
+        own = await integrator.js.pull_subscribe_bind(OWN, stream="DARKROOM")
+        first = (await own.fetch(1, timeout=5))[0]
+        assert json.loads(first.data)["type"] == "project.created"
+        await first.ack()  # its own consumer's messages: acknowledged
+        await eventually(lambda: _acked(integrator.js), 5, "its own acknowledgement to count")
+
+        # It cannot publish an event, nor anything else on Darkroom's subjects.
+        await integrator.denied('"darkroom.task.', integrator.js.publish(
+            "darkroom.task._.X.requested", b'{"type": "task.requested"}', timeout=1))
+        # Nor pull, acknowledge, change or delete Darkroom's consumers.
+        next_job = f"$JS.API.CONSUMER.MSG.NEXT.DARKROOM.{lane_consumer('priority')}"
+        await integrator.denied(next_job, integrator.nc.request(next_job, b'{"batch": 1}', timeout=1))
+        await integrator.nc.publish(f"$JS.ACK.DARKROOM.{lane_consumer('normal')}.1.5.5.1700000000000000000.0", b"+ACK")
+        await integrator.denied(f"$JS.ACK.DARKROOM.{lane_consumer('normal')}.", integrator.nc.flush(1))
+        await integrator.denied(f"$JS.API.CONSUMER.DELETE.DARKROOM.{lane_consumer('normal')}",
+                                integrator.js.delete_consumer("DARKROOM", lane_consumer("normal")))
+        await integrator.denied("$JS.API.CONSUMER.DELETE.DARKROOM.orchestrator",
+                                integrator.js.delete_consumer("DARKROOM", "orchestrator"))
+        takeover = api.ConsumerConfig(name=lane_consumer("priority"), filter_subject="darkroom.nothing.>",
+                                      ack_policy=api.AckPolicy.EXPLICIT)
+        await integrator.denied(f"$JS.API.CONSUMER.CREATE.DARKROOM.{lane_consumer('priority')}",
+                                integrator.js.add_consumer("DARKROOM", takeover))
+        # the nameless form takes a name in its body and would update a consumer of that name
+        body = json.dumps({"stream_name": "DARKROOM", "config": takeover.as_dict()}).encode()
+        await integrator.denied('"$JS.API.CONSUMER.CREATE.DARKROOM"',
+                                integrator.nc.request("$JS.API.CONSUMER.CREATE.DARKROOM", body, timeout=1))
+        # Nor see Darkroom's replies (acknowledgements, pulled jobs), nor the lease bucket.
+        await integrator.denied('subscription to "_INBOX.>"', integrator.nc.subscribe("_INBOX.>"))
+        await integrator.denied("$KV.darkroom_leases.", integrator.js.publish("$KV.darkroom_leases.P", b"x", timeout=1))
+
+    # Darkroom's consumers are as they were, the log has nothing new, and work goes on.
+    assert {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config.filter_subject
+            for lane in lanes} == {lane: config.filter_subject for lane, config in lanes.items()}
+    assert await bus.last_seq() == last
+    project = await create_project(services, "After")
+    status, body = await upload(services, project["folder"], [("C.jpg", photo_bytes("cameras/Pentax_K10D.jpg"))])
+    assert status == 201 and (await services.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
+
+
+async def _acked(js) -> bool:
+    return (await js.consumer_info("DARKROOM", OWN)).num_ack_pending == 0
+
+
+async def test_follow_log_reads_with_the_integrators_credentials(services: System, accounts_server: NatsServer) -> None:
+    await services.start()
+    task = await services.start_task("three")
+    await services.wait_task(task["id"])
+    task_events = await services.log("darkroom.task.>")
+    url = Integrator(accounts_server).url
+    for _ in range(2):  # the second run replaces the consumer the first one left
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(REPO / "examples" / "follow_log.py"), url, "--subject", "darkroom.task.>",
+            "--from-seq", str(task_events[1][0]), "--limit", "2",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, err.decode()
+        lines = [json.loads(line) for line in out.decode().splitlines()]
+        assert [(e["seq"], e["type"]) for e in lines] == [(s, e["type"]) for s, _, e in task_events[1:3]]
+
