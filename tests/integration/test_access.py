@@ -169,3 +169,59 @@ async def test_follow_log_reads_with_the_integrators_credentials(services: Syste
         lines = [json.loads(line) for line in out.decode().splitlines()]
         assert [(e["seq"], e["type"]) for e in lines] == [(s, e["type"]) for s, _, e in task_events[1:3]]
 
+
+async def _projects(system: System) -> list[str]:
+    _, body, _ = await system.request("GET", "/api/projects", headers={"Authorization": "Bearer t0ken"})
+    return [p["name"] for p in body["projects"]]
+
+
+async def test_the_session_cookie_works_only_from_the_same_origin_with_json_or_an_upload(system: System) -> None:
+    await system.start(handlers=BUILTIN, definitions=load_definitions(), api__token="t0ken")
+    status, _, headers = await system.request("POST", "/api/session", {"token": "t0ken"},
+                                              headers={"Content-Type": "application/json"})
+    assert status == 200
+    cookie = headers["Set-Cookie"].split(";", 1)[0]
+    page = {"Cookie": cookie, "Origin": system.url, "Sec-Fetch-Site": "same-origin"}
+    name = b'{"name": "Forged"}'
+    for headers, status_wanted in (
+            # another site, or another port of this host (same-site: a Strict cookie still goes along)
+            ({"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site", "Content-Type": "text/plain"}, 403),
+            ({"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site",
+              "Content-Type": "application/x-www-form-urlencoded"}, 403),
+            ({"Origin": "http://127.0.0.1:1", "Content-Type": "text/plain"}, 403),  # a browser without Sec-Fetch-*
+            # this origin, but a body no page of Darkroom sends
+            ({**page, "Content-Type": "text/plain;charset=UTF-8"}, 415),
+            ({**page, "Content-Type": "application/x-www-form-urlencoded"}, 415),
+            ({**page, "Content-Type": "multipart/form-data; boundary=x"}, 415)):
+        status, body, _ = await system.request("POST", "/api/projects", raw=name, headers={"Cookie": cookie, **headers})
+        assert status == status_wanted and body["error"], (headers, status, body)
+    assert await _projects(system) == []
+    status, body, _ = await system.request("POST", "/api/projects", raw=name,
+                                           headers={**page, "Content-Type": "application/json"})
+    assert status == 201, body
+    project = body["project"]
+    # The upload is the one route that takes multipart from the page.
+    files = [("U.jpg", photo_bytes("cameras/Canon_40D.jpg"))]
+    status, body = await upload(system, project["folder"], files, headers=page)
+    assert status == 201, body
+    # Cancel, commit: a POST without a body needs no type.
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes", headers=page)
+    assert status == 200, body
+    # A bearer token is no browser's doing: any body type, from anywhere, still works.
+    status, body, _ = await system.request("POST", "/api/projects", raw=b'{"name": "Scripted"}', headers={
+        "Authorization": "Bearer t0ken", "Content-Type": "text/plain", "Origin": "https://elsewhere.example"})
+    assert status == 201, body
+    assert sorted(await _projects(system)) == ["Forged", "Scripted"]
+
+
+async def test_without_a_token_a_post_from_another_origin_is_refused_and_curl_still_works(system: System) -> None:
+    await system.start()
+    status, body, _ = await system.request("POST", "/api/projects", raw=b'{"name": "Forged"}', headers={
+        "Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site", "Content-Type": "text/plain"})
+    assert status == 403 and "cross-origin" in body["error"]
+    # curl -d '{"name": ...}' sends a form type and no Origin, as in the README
+    status, body, _ = await system.request("POST", "/api/projects", raw=b'{"name": "Curl"}',
+                                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 201, body
+    _, body, _ = await system.request("GET", "/api/projects")
+    assert [p["name"] for p in body["projects"]] == ["Curl"]
