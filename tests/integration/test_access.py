@@ -102,7 +102,8 @@ async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_
     folder = await _culled(services)
     assert (folder / "A.jpg").exists() and (folder / ".trash" / "B.jpg").exists()
     bus = services.bus
-    lanes = {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config for lane in ("priority", "normal")}
+    lanes = {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config
+             for lane in ("priority", "normal")}
     last = await bus.last_seq()
 
     async with Integrator(accounts_server) as integrator:
@@ -140,13 +141,30 @@ async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_
         await integrator.denied('subscription to "_INBOX.>"', integrator.nc.subscribe("_INBOX.>"))
         await integrator.denied("$KV.darkroom_leases.", integrator.js.publish("$KV.darkroom_leases.P", b"x", timeout=1))
 
-    # Darkroom's consumers are as they were, the log has nothing new, and work goes on.
+        # Work goes on, and it may watch the events live as they are stored.
+        live = []
+
+        async def watch(msg) -> None:
+            live.append(json.loads(msg.data))
+
+        await integrator.nc.subscribe("darkroom.project.>", cb=watch)
+        await integrator.nc.flush(1)
+        project = await create_project(services, "After")
+        await eventually(lambda: _true(any(e["type"] == "project.created" and e["name"] == "After" for e in live)),
+                         5, "the live project.created")
+        status, body = await upload(services, project["folder"], [("C.jpg", photo_bytes("cameras/Pentax_K10D.jpg"))])
+        assert status == 201, body
+        assert (await services.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
+
+    # Darkroom's consumers are as they were, and the log holds nothing but the new project's events.
     assert {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config.filter_subject
             for lane in lanes} == {lane: config.filter_subject for lane, config in lanes.items()}
-    assert await bus.last_seq() == last
-    project = await create_project(services, "After")
-    status, body = await upload(services, project["folder"], [("C.jpg", photo_bytes("cameras/Pentax_K10D.jpg"))])
-    assert status == 201 and (await services.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
+    assert (await bus.jsm.consumer_info("DARKROOM", "orchestrator")).name == "orchestrator"
+    assert {e.get("project_id") for s, _, e in await services.log() if s > last} == {project["project_id"]}
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _acked(js) -> bool:
