@@ -1,5 +1,6 @@
-"""deploy/nats-accounts.conf on a real nats-server: the services' user runs everything; the
-integrator's reads the log through consumers of its own and can touch nothing of Darkroom's."""
+"""Access, on a real nats-server with deploy/nats-accounts.conf: the services' user runs everything,
+the integrator's reads the log through consumers of its own and touches nothing of Darkroom's;
+and the API acts for a browser's session cookie only from its own origin."""
 
 from __future__ import annotations
 
@@ -33,21 +34,12 @@ def password_of(user: str) -> str:
 
 
 @pytest.fixture
-async def accounts_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """Every test here runs against a nats-server with deploy's accounts, the services as `darkroom`."""
     server = await NatsServer(tmp_path / "nats", credentials=Credentials("darkroom", password_of("darkroom")),
                               accounts=ACCOUNTS).start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def services(accounts_server: NatsServer, tmp_path: Path) -> AsyncIterator[System]:
-    system = System(accounts_server, tmp_path / "data")
-    try:
-        yield system
-        await system.verify_replay()
-    finally:
-        await system.close()
 
 
 class Integrator:
@@ -97,16 +89,16 @@ async def _culled(system: System) -> Path:
 
 
 async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_nothing_of_darkrooms(
-        services: System, accounts_server: NatsServer) -> None:
-    await services.start(handlers=BUILTIN, definitions=load_definitions())
-    folder = await _culled(services)
+        system: System, nats_server: NatsServer) -> None:
+    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    folder = await _culled(system)
     assert (folder / "A.jpg").exists() and (folder / ".trash" / "B.jpg").exists()
-    bus = services.bus
+    bus = system.bus
     lanes = {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config
              for lane in ("priority", "normal")}
     last = await bus.last_seq()
 
-    async with Integrator(accounts_server) as integrator:
+    async with Integrator(nats_server) as integrator:
         # It reads: the stream, and a consumer of its own from the first event.
         assert (await integrator.js.stream_info("DARKROOM")).state.last_seq == last
         await integrator.js.add_consumer("DARKROOM", api.ConsumerConfig(
@@ -149,18 +141,18 @@ async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_
 
         await integrator.nc.subscribe("darkroom.project.>", cb=watch)
         await integrator.nc.flush(1)
-        project = await create_project(services, "After")
+        project = await create_project(system, "After")
         await eventually(lambda: _true(any(e["type"] == "project.created" and e["name"] == "After" for e in live)),
                          5, "the live project.created")
-        status, body = await upload(services, project["folder"], [("C.jpg", photo_bytes("cameras/Pentax_K10D.jpg"))])
+        status, body = await upload(system, project["folder"], [("C.jpg", photo_bytes("cameras/Pentax_K10D.jpg"))])
         assert status == 201, body
-        assert (await services.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
+        assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
 
     # Darkroom's consumers are as they were, and the log holds nothing but the new project's events.
     assert {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config.filter_subject
             for lane in lanes} == {lane: config.filter_subject for lane, config in lanes.items()}
     assert (await bus.jsm.consumer_info("DARKROOM", "orchestrator")).name == "orchestrator"
-    assert {e.get("project_id") for s, _, e in await services.log() if s > last} == {project["project_id"]}
+    assert {e.get("project_id") for s, _, e in await system.log() if s > last} == {project["project_id"]}
 
 
 async def _true(value: bool) -> bool:
@@ -171,12 +163,12 @@ async def _acked(js) -> bool:
     return (await js.consumer_info("DARKROOM", OWN)).num_ack_pending == 0
 
 
-async def test_follow_log_reads_with_the_integrators_credentials(services: System, accounts_server: NatsServer) -> None:
-    await services.start()
-    task = await services.start_task("three")
-    await services.wait_task(task["id"])
-    task_events = await services.log("darkroom.task.>")
-    url = Integrator(accounts_server).url
+async def test_follow_log_reads_with_the_integrators_credentials(system: System, nats_server: NatsServer) -> None:
+    await system.start()
+    task = await system.start_task("three")
+    await system.wait_task(task["id"])
+    task_events = await system.log("darkroom.task.>")
+    url = Integrator(nats_server).url
     for _ in range(2):  # the second run replaces the consumer the first one left
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(REPO / "examples" / "follow_log.py"), url, "--subject", "darkroom.task.>",
