@@ -29,9 +29,9 @@ def cross_origin(headers: Mapping[str, str], host: str) -> str | None:
 
 
 def wrong_body(content_type: str | None, has_body: bool, multipart: bool) -> str | None:
-    """Why a cookie-authenticated request's body is refused: only JSON (multipart for an upload) is
-    sent by Darkroom's pages, and any type but the three a form or another site's script may send
-    without asking the server first (CORS) is refused here, even with no body."""
+    """Why a cookie-authenticated request's body is refused. Darkroom's pages send JSON (multipart to
+    upload); a form, or another site's script that does not ask first (CORS), can send only the
+    three safelisted types: those are refused even when empty. No body and no such type passes."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     wanted = (JSON, MULTIPART) if multipart else (JSON,)
     if kind in wanted or (not has_body and kind not in CORS_SAFELISTED):
