@@ -285,8 +285,8 @@ async def create_project(system: System, name: str) -> dict:
     return body["project"]
 
 
-async def upload(system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False
-                 ) -> tuple[int, dict]:
+async def upload(system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False,
+                 headers: dict | None = None) -> tuple[int, dict]:
     """A multipart upload of (file name, content) pairs in the field `photos`, as a browser sends it."""
     boundary = "----darkroomtest" + os.urandom(8).hex()
     body = b""
@@ -297,7 +297,7 @@ async def upload(system: System, folder: str, files: list[tuple[str, bytes]], ov
                  f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
     url = f"{system.url}/api/projects/{folder}/upload" + ("?overwrite=true" if overwrite else "")
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    headers = {**(headers or {}), "Content-Type": f"multipart/form-data; boundary={boundary}"}
     async with system.http.post(url, data=body, headers=headers) as response:
         body = await response.json()
         if "X-Darkroom-Seq" in response.headers:

@@ -120,6 +120,9 @@ async def upload(request: web.Request) -> web.Response:
     return respond(result, status=201, seq=seq or None)
 
 
+upload.multipart = True  # type: ignore[attr-defined]  # the one route a cookie may post a multipart body to
+
+
 async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str | None]:
     """Wait for every file_added, then start the task over the saved basenames."""
     seq = 0
