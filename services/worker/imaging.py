@@ -14,6 +14,7 @@ from PIL import Image, ImageCms
 from PIL.ExifTags import IFD, Base
 
 from ..kernel.photos import kind_of
+from .bands import reduced
 from .rawpreview import raw_preview
 
 PR_SET_PDEATHSIG = 1
@@ -92,6 +93,14 @@ def _shrunk(img: Image.Image, spec: Spec) -> Image.Image:
     if img.format == "JPEG":
         # Decode at the smallest DCT scale that still covers the preview: both sides count.
         img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
+    else:
+        # Reduced by whole factors while decoding (as Image.thumbnail would after it, with its reducing
+        # gap of 2), then resampled: a large PNG or TIFF is never held whole.
+        factor = (int(1 / scale / 2) or 1, int(1 / scale / 2) or 1)
+        small = reduced(img, factor, _eight_bit) if factor != (1, 1) else None
+        if small is not None:
+            small.thumbnail((spec.preview_dim, spec.preview_dim), Image.Resampling.LANCZOS)
+            return small
     img.load()
     # Shrink first: rotating and converting colours at full size would cost memory and time.
     small = _eight_bit(img)
@@ -109,7 +118,9 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     modes made RGB."""
     if img.mode in _EIGHT_BIT:
         return img
-    if img.mode.startswith("I"):  # I;16*, from 16-bit PNG, TIFF and HEIF; I holds the same range
+    if img.mode.startswith("I"):  # I;16 from 16-bit PNG, TIFF and HEIF, its byte orders, I with the same range
+        if img.mode not in ("I", "I;16"):
+            img = img.convert("I")  # the only way Pillow scales the other byte orders
         return img.point(lambda v: v / 257 + 0.5).convert("L")
     if img.mode == "F":  # floating-point samples, 0.0 to 1.0
         return img.point(lambda v: v * 255 + 0.5).convert("L")
