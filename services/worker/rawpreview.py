@@ -6,7 +6,6 @@ import io
 import struct
 from dataclasses import dataclass
 
-import rawpy
 from PIL import Image
 from PIL.ExifTags import IFD, Base
 
@@ -28,6 +27,8 @@ class RawPreview:
 
 
 def raw_preview(path: str) -> RawPreview:
+    import rawpy  # here, not above: it brings numpy, 15 MB more in every image process that sees no RAW
+
     try:
         with rawpy.imread(path) as raw:
             sizes = raw.sizes
