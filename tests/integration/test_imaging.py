@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageCms
 
-from tests.conftest import System, create_project, upload
+from tests.conftest import System, create_project, eventually, upload
 from tests.imagefiles import dng, solid_png
 from tests.integration.test_photos import _asset, _photos, _start
 
@@ -67,3 +67,29 @@ async def test_processing_max_megapixels_is_the_limit_with_darkrooms_own_words(s
     assert photos["P2"]["thumbnail_status"] == "failed"
     assert photos["P2"]["error"] == ("the image is 16250x16000 (260.0 megapixels), over the limit of "
                                      "processing.max_megapixels = 250")
+
+
+async def test_a_jpg_removed_by_hand_beside_its_raw_leaves_derivatives_from_the_raw(system: System) -> None:
+    await _start(system)
+    project = await create_project(system, "Pair")
+    red, blue = Image.new("RGB", (600, 400), (220, 30, 30)), Image.new("RGB", (600, 400), (30, 30, 220))
+    jpeg = io.BytesIO()
+    red.save(jpeg, "JPEG")
+    status, body = await upload(system, project["folder"], [("P1.jpg", jpeg.getvalue()), ("P1.DNG", dng(blue))])
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=30)
+    thumbnail = system.data_dir / "projects" / project["folder"] / ".thumb" / "P1.webp"
+    assert Image.open(thumbnail).convert("RGB").getpixel((10, 10))[0] > 150  # from the JPG
+    (system.data_dir / "projects" / project["folder"] / "P1.jpg").unlink()
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/tasks", {"type": "maintenance"})
+    assert status == 202, body
+    await system.wait_task(body["task"]["id"], timeout=30)
+
+    async def from_the_raw():
+        photo = (await _photos(system, project["folder"]))["P1"]
+        return photo if photo["thumbnail_status"] == "generated" and photo["files"] == ["P1.DNG"] else None
+
+    photo = await eventually(from_the_raw, 30, "P1's derivatives from its RAW's preview")
+    assert photo["preview_status"] == "generated" and photo["make"] == "Darkroom"
+    status, data, _ = await _asset(system, project["folder"], "thumbnail", "P1")
+    assert status == 200 and Image.open(io.BytesIO(data)).convert("RGB").getpixel((10, 10))[2] > 150  # blue
