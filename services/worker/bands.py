@@ -19,6 +19,8 @@ BAND_BYTES = 8 << 20  # decoded bytes per band, about
 READ_BYTES = 1 << 20  # compressed bytes read, and inflated bytes taken, at a time
 # The TIFF tags a band's own small TIFF needs to be decoded like the source's rows.
 _LAYOUT_TAGS = (258, 259, 262, 266, 277, 284, 317, 320, 322, 323, 332, 338, 339, 347, 530, 531, 532)
+# 16-bit colour PNG rows: read as little-endian, Pillow's 8 bits are the low bytes.
+_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 WIDTH, LENGTH, STRIP_OFFSETS, ROWS_PER_STRIP, STRIP_BYTES = 256, 257, 273, 278, 279
 TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTES = 322, 323, 324, 325
 
@@ -67,14 +69,15 @@ def _png_bands(img: Image.Image, rows: int) -> Iterator[Image.Image] | None:
         return None
     tile = img.tile[0]
     rawmode = tile.args if isinstance(tile.args, str) else tile.args[0]
-    if tile.codec_name != "zip" or not _packs(img.mode, rawmode):
+    if tile.codec_name != "zip" or not (_packs(img.mode, rawmode) or rawmode in _LOW_BYTES):
         return None
     return _png_rows(img, str(img.filename), tile.offset, rawmode, rows)
 
 
 def _png_rows(img: Image.Image, path: str, offset: int, rawmode: str, rows: int) -> Iterator[Image.Image]:
     width, height = img.size
-    stride = len(Image.new(img.mode, (width, 1)).tobytes("raw", rawmode))
+    stride = len(Image.new(img.mode, (width, 1)).tobytes("raw", img.mode if rawmode in _LOW_BYTES else rawmode))
+    stride *= 2 if rawmode in _LOW_BYTES else 1
     with open(path, "rb") as fp:
         fp.seek(offset - 8)
         inflated = _inflated(fp)
@@ -88,7 +91,7 @@ def _png_rows(img: Image.Image, path: str, offset: int, rawmode: str, rows: int)
             stream = zlib.compress(b"\x00" + previous + pending[:wanted], 0)
             del pending[:wanted]
             band = Image.frombytes(img.mode, (width, count + 1), stream, "zip", rawmode)
-            previous = band.crop((0, count, width, count + 1)).tobytes("raw", rawmode)
+            previous = _last_row(band, stream, rawmode)
             band = band.crop((0, 1, width, count + 1))
             if img.palette is not None:
                 band.putpalette(img.palette)
@@ -96,6 +99,18 @@ def _png_rows(img: Image.Image, path: str, offset: int, rawmode: str, rows: int)
         for _ in inflated:  # the chunks after the pixels
             pass
         img.info.setdefault("exif", _exif_after_pixels(fp))
+
+
+def _last_row(band: Image.Image, stream: bytes, rawmode: str) -> bytes:
+    """The band's last row as the PNG holds it unfiltered. Pillow keeps 16-bit colour in 8 bits, so
+    those bands are decoded once more for the low bytes."""
+    last = (0, band.height - 1, band.width, band.height)
+    if rawmode not in _LOW_BYTES:
+        return band.crop(last).tobytes("raw", rawmode)
+    low = Image.frombytes(band.mode, band.size, stream, "zip", _LOW_BYTES[rawmode])
+    row = bytearray(2 * len(high := band.crop(last).tobytes("raw", band.mode)))
+    row[0::2], row[1::2] = high, low.crop(last).tobytes("raw", band.mode)
+    return bytes(row)
 
 
 def _truncated() -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,24 @@ def _same_as_whole(path: Path) -> None:
 def test_png_bands_match_the_whole_image(tmp_path: Path, mode: str) -> None:
     path = tmp_path / f"{mode.replace(';', '')}.png"
     _noise(mode).save(path, optimize=False, compress_level=6)  # adaptive filters: every kind of row filter
+    _same_as_whole(path)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16_bit_colour_png_bands_match_the_whole_image(tmp_path: Path, channels: int) -> None:
+    import zlib
+
+    rng = np.random.default_rng(3)
+    samples = rng.integers(0, 65535, (HEIGHT, WIDTH * channels), dtype=np.uint16).astype(">u2")
+    scanlines = b"".join(bytes([int(rng.integers(0, 5))]) + row.tobytes() for row in samples)  # random filters
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", WIDTH, HEIGHT, 16, 2 if channels == 3 else 6, 0, 0, 0)
+    path = tmp_path / "colour16.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines))
+                     + chunk(b"IEND", b""))
     _same_as_whole(path)
 
 
