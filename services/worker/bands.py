@@ -122,7 +122,10 @@ def _inflated(fp: BinaryIO) -> Iterator[bytes]:
     ends after the last."""
     inflate = zlib.decompressobj()
     while True:
-        length, kind = struct.unpack(">I4s", fp.read(8))
+        header = fp.read(8)
+        if len(header) < 8:
+            _truncated()
+        length, kind = struct.unpack(">I4s", header)
         if kind != b"IDAT":
             fp.seek(-8, io.SEEK_CUR)
             break
@@ -133,7 +136,10 @@ def _inflated(fp: BinaryIO) -> Iterator[bytes]:
                 _truncated()
             left -= len(data)
             while data:
-                out = inflate.decompress(data, READ_BYTES)
+                try:
+                    out = inflate.decompress(data, READ_BYTES)
+                except zlib.error as exc:
+                    raise OSError(f"broken PNG data ({exc})") from exc
                 data = inflate.unconsumed_tail
                 if out:
                     yield out
@@ -158,7 +164,7 @@ def _tiff_bands(img: Image.Image, rows: int, multiple: int) -> Iterator[Image.Im
     that hold the band's rows, decoded by Pillow (and libtiff) like the source. Uncompressed strips
     are cut at any row."""
     tags = img.tag_v2  # type: ignore[attr-defined]
-    if img.filename is None or getattr(img, "n_frames", 1) != 1 and img.tell() != 0:
+    if img.filename is None:
         return None
     with open(str(img.filename), "rb") as fp:
         header = fp.read(8)
@@ -175,27 +181,28 @@ def _tiff_bands(img: Image.Image, rows: int, multiple: int) -> Iterator[Image.Im
     unit = min(unit, img.height)
     if len(offsets) != len(counts) or len(offsets) != math.ceil(img.height / unit) * across * planes:
         return None
-    if tags.get(259, 1) == 1 and not tiled:
+    if tags.get(259, 1) == 1 and not tiled and tags.get(262) != 6:  # (subsampled YCbCr comes in blocks)
         unit = 1  # uncompressed rows are cut anywhere
     step = math.lcm(unit, multiple)  # whole strips or tiles, and whole blocks of the reduction
     rows = max(step, rows // step * step)
-    return _tiff_rows(img, header, tags, tiled, unit, across, planes, rows)
+    return _tiff_rows(img, header, tags, (offsets, counts), tiled, unit, across, planes, rows)
 
 
-def _tiff_rows(img: Image.Image, header: bytes, tags: TiffImagePlugin.ImageFileDirectory_v2, tiled: bool,
-               unit: int, across: int, planes: int, rows: int) -> Iterator[Image.Image]:
+def _tiff_rows(img: Image.Image, header: bytes, tags: TiffImagePlugin.ImageFileDirectory_v2,
+               segments_at: tuple[tuple[int, ...], tuple[int, ...]], tiled: bool, unit: int, across: int,
+               planes: int, rows: int) -> Iterator[Image.Image]:
     width, height = img.size
-    per_plane = len(tags[TILE_OFFSETS if tiled else STRIP_OFFSETS]) // planes
-    offsets = tags[TILE_OFFSETS if tiled else STRIP_OFFSETS]
-    counts = tags[TILE_BYTES if tiled else STRIP_BYTES]
-    strip_rows = tags.get(ROWS_PER_STRIP, height)
+    offsets, counts = segments_at
+    per_plane = len(offsets) // planes
+    strip_rows = min(tags.get(ROWS_PER_STRIP, height), height)
+    bits = tags.get(258, 1)
+    stride = math.ceil(width * (bits[0] if isinstance(bits, tuple) else bits) * tags.get(277, 1) // planes / 8)
     with open(str(img.filename), "rb") as fp:
         for top in range(0, height, rows):
             count = min(rows, height - top)
             segments: list[bytes] = []
             for plane in range(planes):
                 if unit == 1:  # uncompressed strips: the band's rows, one strip a plane
-                    stride = counts[plane * per_plane] // min(strip_rows, height)
                     segments.append(_rows_of_strips(fp, offsets[plane * per_plane:(plane + 1) * per_plane],
                                                     strip_rows, stride, top, count))
                 else:

@@ -104,3 +104,15 @@ def test_tiff_bands_match_the_whole_image_in_other_layouts(tmp_path: Path, optio
         data = np.moveaxis(data, -1, 0)  # one plane a colour
     tifffile.imwrite(path, data, photometric="minisblack" if grey16 else "rgb", metadata=None, **options)
     _same_as_whole(path)
+
+
+def test_a_truncated_or_broken_png_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "cut.png"
+    _noise("RGB").save(path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:len(whole) // 2])
+    with Image.open(path) as img, pytest.raises(OSError, match="image file is truncated"):
+        bands.reduced(img, FACTOR, _eight_bit)
+    path.write_bytes(whole[:200] + bytes(len(whole) - 400) + whole[-200:])  # zeros in the pixel stream
+    with Image.open(path) as img, pytest.raises(OSError, match="broken PNG data"):
+        bands.reduced(img, FACTOR, _eight_bit)
