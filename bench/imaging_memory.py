@@ -84,7 +84,8 @@ def main() -> int:
         sources = generate(folder, args.size)
         print(f"{args.size}x{args.size} sources; peak RSS of one image process (MB) and CPU seconds, "
               f"median of {args.runs}")
-        print(f"{'source':22} {'file MB':>8} {'bands MB':>9} {'cpu s':>6} {'whole MB':>9} {'cpu s':>6}  (held at start)")
+        print(f"{'source':22} {'file MB':>8} {'bands MB':>9} {'cpu s':>6} {'whole MB':>9} {'cpu s':>6}"
+              "  (held at start)")
         for source in sources:
             row = []
             for whole in (False, True):
