@@ -37,6 +37,16 @@ def kind_of(name: str) -> Kind | None:
     return KINDS.get(split(name)[1])
 
 
+def derivative_source(names: list[str]) -> str | None:
+    """The file a photo's derivatives come from: its JPG, else an OTHER variant, else its RAW (through
+    the RAW's embedded preview); None when it has no variant file."""
+    for wanted in ("jpg", "other", "raw"):
+        for name in names:
+            if kind_of(name) == wanted:
+                return name
+    return None
+
+
 def basename(name: str) -> str:
     return split(name)[0]
 

@@ -220,7 +220,7 @@ def _photo_metadata(rows: Rows, event: PhotoMetadataExtracted, photo: PhotoView,
 
 def _photo_derivatives(rows: Rows, event: PhotoDerivativesUpdated, photo: PhotoView, key: str) -> PhotoView:
     thumb, preview = event.thumbnail_status, event.preview_status
-    if not (photo.jpg_available or photo.other_available) and "generated" in (thumb, preview):
+    if not (photo.jpg_available or photo.other_available or photo.raw_available) and "generated" in (thumb, preview):
         thumb = preview = "missing"  # a late report about a source a commit already removed
     return replace(photo, thumbnail_status=thumb, preview_status=preview, error=event.error, updated_at=event.at)
 

@@ -89,6 +89,7 @@ async def test_a_jpg_and_raw_pair_is_one_photo_and_a_raw_alone_is_not_supported(
     assert pair["jpg_available"] and pair["raw_available"] and pair["keep_jpg"] and pair["keep_raw"]
     assert pair["thumbnail_status"] == "generated"
     assert photos["DSC02"]["thumbnail_status"] == photos["DSC02"]["preview_status"] == "not_supported"
+    assert photos["DSC02"]["error"] == "not a RAW file LibRaw can read"
     status, _, _ = await _asset(system, project["folder"], "thumbnail", "DSC02")
     assert status == 404
 
@@ -344,7 +345,8 @@ async def test_an_image_over_the_megapixel_limit_fails_clearly(system: System) -
     view = await system.wait_task(body["task_id"], timeout=30)
     assert view["task"]["status"] == "completed"
     photos = await _photos(system, project["folder"])
-    assert photos["H1"]["thumbnail_status"] == "failed" and "over 0.2 megapixels" in photos["H1"]["error"]
+    assert photos["H1"]["thumbnail_status"] == "failed"
+    assert photos["H1"]["error"] == "the image is 600x450 (0.3 megapixels), over the limit of processing.max_megapixels = 0.2"
     assert photos["H2"]["thumbnail_status"] == "generated"
 
 

@@ -9,9 +9,9 @@ import time
 from ...kernel.clock import now_iso, parse_iso
 from ...kernel.events import PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
 from ...kernel.folders import move_to_trash, restore_from_trash, scan, sidecars
-from ...kernel.photos import TRASH_DIR, kind_of
+from ...kernel.photos import TRASH_DIR, derivative_source, kind_of
 from ..context import JobContext, PermanentError, reads_state
-from .derivatives import derivative_paths, source_of
+from .derivatives import derivative_paths
 
 
 def removal_of(files: list[str], pending_jpg: bool, pending_raw: bool) -> list[str]:
@@ -47,7 +47,7 @@ async def file_removal(ctx: JobContext) -> None:
             if moved:
                 events.append(ctx.event(PhotoFilesTrashed, filename=photo.filename, names=[m[0] for m in moved],
                                         trash_names=[m[1] for m in moved], trashed_at=now_iso()))
-            if any(kind_of(n) == "jpg" for n in names) and source_of(staying) is None:
+            if derivative_source(photo.files) in names:  # made from a file now in the trash
                 for path in derivative_paths(folder, photo.filename):
                     path.unlink(missing_ok=True)
                 events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,

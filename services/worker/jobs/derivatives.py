@@ -11,9 +11,10 @@ from pathlib import Path
 from ...kernel.config import ProcessingConfig
 from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadataExtracted
 from ...kernel.folders import Listing
-from ...kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of
+from ...kernel.photos import PREVIEW_DIR, THUMB_DIR, derivative_source, kind_of
 from ..context import JobCanceledError, JobContext, reads_state, retrieved
 from ..imaging import Metadata, Spec, make_derivatives
+from ..rawpreview import NoPreview
 
 
 def derivative_paths(folder: Path, basename: str) -> tuple[Path, Path]:
@@ -22,15 +23,6 @@ def derivative_paths(folder: Path, basename: str) -> tuple[Path, Path]:
 
 def outputs_of(source: Path) -> tuple[Path, Path]:
     return derivative_paths(source.parent, source.name.rpartition(".")[0])
-
-
-def source_of(names: list[str]) -> str | None:
-    """Derivatives come from the JPG, else an OTHER variant; a RAW alone has none."""
-    for wanted in ("jpg", "other"):
-        for name in names:
-            if kind_of(name) == wanted:
-                return name
-    return None
 
 
 def up_to_date(source: Path, outputs: tuple[Path, ...]) -> bool:
@@ -71,7 +63,7 @@ class Derivations:
         self.runs: dict[Path, Run] = {}  # by the photo's thumbnail path
 
     def prefetch(self, source: Path) -> None:
-        """Start on a JPG the upload just saved: a JPG is its photo's source (source_of), known
+        """Start on a JPG the upload just saved: a JPG is its photo's source (derivative_source), known
         without listing the folder on the upload's path. Other kinds wait for their job."""
         if kind_of(source.name) != "jpg":
             return
@@ -138,16 +130,12 @@ async def upload_postprocess(ctx: JobContext) -> None:
 
 
 async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing, slots: asyncio.Semaphore) -> None:
-    """One photo: skipped when current, `not_supported` for a RAW alone, `failed` when unreadable."""
+    """One photo: skipped when current, `not_supported` for a RAW alone with no embedded preview, `failed`
+    when unreadable."""
     photo = await ctx.resources.read.photo(ctx.job.project_id, basename)
-    names = listing.files(basename, photo.files if photo is not None else [])
-    if not names:
-        return  # gone since the upload: manifest_check reconciles it
-    source_name = source_of(names)
+    source_name = derivative_source(listing.files(basename, photo.files if photo is not None else []))
     if source_name is None:
-        await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="not_supported",
-                                     preview_status="not_supported")])
-        return
+        return  # gone since the upload: manifest_check reconciles it
     source = folder / source_name
     thumb, preview = derivative_paths(folder, basename)
     derivations = ctx.resources.derivations
@@ -160,6 +148,10 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
             meta = await derivations.take(source)
     except JobCanceledError:
         raise
+    except NoPreview as exc:
+        await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="not_supported",
+                                     preview_status="not_supported", error=str(exc))])
+        return
     except Exception as exc:  # one bad image fails alone; the job goes on
         await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="failed",
                                      preview_status="failed", error=_describe(exc))])
