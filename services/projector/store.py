@@ -110,6 +110,21 @@ async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
     return db
 
 
+async def rebuild_if_outdated(db: aiosqlite.Connection) -> bool:
+    """A read model written by a version whose rows had other columns is emptied, checkpoint included,
+    so the projector folds the whole log into it again (read models are disposable; the log is not)."""
+    for table in (TASKS, JOBS, PROJECTS, PHOTOS, TRASH):
+        columns = tuple(row[1] for row in await db.execute_fetchall(f"PRAGMA table_info({table.name})"))
+        if columns != table.columns:
+            break
+    else:
+        return False
+    await db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in (*COMPARED, "outbox", "meta"))
+                           + SCHEMA)
+    await db.commit()
+    return True
+
+
 async def load_many(db: aiosqlite.Connection, table: Table[S], ids: Iterable[str]) -> dict[str, S]:
     ids = list(ids)
     found: dict[str, S] = {}
