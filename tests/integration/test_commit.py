@@ -62,7 +62,7 @@ async def test_commit_trashes_the_unkept_jpg_keeps_the_raw_and_tells_the_ui(syst
         status, body, _ = await system.request("GET", f"/api/projects/{project['folder']}")
         assert body["counts"]["pending_photos"] == 2 and body["counts"]["pending_jpg"] == 2
         commit = await _commit(system, project["folder"])
-        assert commit["pending"] == {"photos": 2, "jpg": 2, "raw": 1}
+        assert commit["pending"] == {"photos": 2, "jpg": 2, "raw": 1, "other": 0}
         view = await system.wait_task(commit["task_id"], timeout=30)
         missing = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["filename"] == "DSC01"
                                         and m[2]["photo"]["thumbnail_status"] == "missing", what="DSC01 missing")
