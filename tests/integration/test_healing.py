@@ -10,19 +10,9 @@ from PIL import Image
 
 from services.kernel.definitions import load_definitions
 from services.worker.handlers import BUILTIN
-from tests.conftest import PHOTOS, System, create_project, eventually, photo_bytes, upload
+from tests.conftest import (PHOTOS, System, create_project, eventually, photo_bytes, photos_of, shoot, start_shipped,
+                            upload)
 from tests.jobtypes import DEFINITIONS, HANDLERS
-
-
-async def _start(system: System, **settings):
-    """The shipped task definitions and job handlers, as `darkroom up` runs them."""
-    return await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
-
-
-async def _photos(system: System, folder: str) -> dict[str, dict]:
-    status, body, _ = await system.request("GET", f"/api/projects/{folder}/photos?limit=1000")
-    assert status == 200, body
-    return {p["filename"]: p for p in body["photos"]}
 
 
 async def _thumbnail(system: System, folder: str, filename: str) -> tuple[int, bytes]:
@@ -41,7 +31,7 @@ async def _maintenance(system: System, folder: str) -> dict:
 async def _generated(system: System, folder: str, *filenames: str) -> dict[str, dict]:
     """The photos, once each named one is `generated` (a maintenance run may leave the work to a task it starts)."""
     async def check():
-        photos = await _photos(system, folder)
+        photos = await photos_of(system, folder)
         return photos if all(photos[f]["thumbnail_status"] == "generated" for f in filenames) else None
 
     return await eventually(check, 30, f"{', '.join(filenames)} to be generated")
@@ -81,7 +71,7 @@ async def test_a_canceled_upload_ends_with_every_photo_generated_after_the_next_
     assert status == 202
     assert (await system.wait_task(body["task_id"]))["task"]["status"] == "canceled"
     await system.wait_task(blocker["id"])
-    photos = await _photos(system, project["folder"])
+    photos = await photos_of(system, project["folder"])
     assert {p["thumbnail_status"] for p in photos.values()} == {"pending"}  # what the user saw spin
 
     status, again = await upload(system, project["folder"], [(files[0].name, files[0].read_bytes())])
@@ -95,14 +85,11 @@ async def test_a_canceled_upload_ends_with_every_photo_generated_after_the_next_
 
 
 async def test_a_deleted_thumbnail_is_remade_and_nothing_else_is(system: System) -> None:
-    await _start(system)
-    project = await create_project(system, "Deleted")
-    status, body = await upload(system, project["folder"], [("D1.jpg", photo_bytes("orientation/landscape_1.jpg")),
-                                                            ("D2.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
-    await system.wait_task(body["task_id"], timeout=30)
-    folder = system.data_dir / "projects" / project["folder"]
+    await start_shipped(system)
+    project, folder = await shoot(system, "Deleted", [("D1.jpg", photo_bytes("orientation/landscape_1.jpg")),
+                                                      ("D2.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
     (folder / ".thumb" / "D1.webp").unlink()  # deleted by hand
-    before = await _photos(system, project["folder"])
+    before = await photos_of(system, project["folder"])
     assert before["D1"]["thumbnail_status"] == "generated"
     assert (await _thumbnail(system, project["folder"], "D1"))[0] == 404
     reports = await _derivative_reports(system, project["project_id"])
@@ -110,7 +97,7 @@ async def test_a_deleted_thumbnail_is_remade_and_nothing_else_is(system: System)
     await _maintenance(system, project["folder"])
     status, data = await _thumbnail(system, project["folder"], "D1")
     assert status == 200 and _size(data) == (600, 450)
-    after = await _photos(system, project["folder"])
+    after = await photos_of(system, project["folder"])
     assert after["D1"]["thumbnail_status"] == "generated" and after["D1"]["made_from"] == "D1.jpg"
     assert after["D2"] == before["D2"]  # right all along: not made again
     assert await _derivative_reports(system, project["project_id"]) == reports | {"D1": reports["D1"] + 1}
@@ -119,11 +106,9 @@ async def test_a_deleted_thumbnail_is_remade_and_nothing_else_is(system: System)
 
 
 async def test_a_jpg_and_png_photo_shows_the_png_once_the_jpg_is_committed_away(system: System) -> None:
-    await _start(system)
-    project = await create_project(system, "Pair")
-    status, body = await upload(system, project["folder"], [("P1.jpg", photo_bytes("orientation/landscape_1.jpg")),
-                                                            ("P1.png", _png((300, 500), (200, 40, 40)))])
-    await system.wait_task(body["task_id"], timeout=30)
+    await start_shipped(system)
+    project, _ = await shoot(system, "Pair", [("P1.jpg", photo_bytes("orientation/landscape_1.jpg")),
+                                              ("P1.png", _png((300, 500), (200, 40, 40)))])
     assert _size((await _thumbnail(system, project["folder"], "P1"))[1]) == (600, 450)  # from the JPG
     status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
                                            {"updates": [{"filename": "P1", "keep_jpg": False}]})
@@ -134,18 +119,16 @@ async def test_a_jpg_and_png_photo_shows_the_png_once_the_jpg_is_committed_away(
     status, data = await _thumbnail(system, project["folder"], "P1")
     assert status == 200 and _size(data) == (300, 500)
     assert Image.open(io.BytesIO(data)).convert("RGB").getpixel((150, 250))[0] > 150  # the PNG's red
-    photo = (await _photos(system, project["folder"]))["P1"]
+    photo = (await photos_of(system, project["folder"]))["P1"]
     assert photo["thumbnail_status"] == photo["preview_status"] == "generated"
     assert photo["files"] == ["P1.png"] and photo["made_from"] == "P1.png"
 
 
 async def test_a_jpg_deleted_by_hand_beside_its_png_leaves_the_png_thumbnail(system: System) -> None:
-    await _start(system)
-    project = await create_project(system, "By hand")
-    status, body = await upload(system, project["folder"], [("H1.jpg", photo_bytes("orientation/landscape_1.jpg")),
-                                                            ("H1.png", _png((300, 500), (40, 40, 200)))])
-    await system.wait_task(body["task_id"], timeout=30)
-    (system.data_dir / "projects" / project["folder"] / "H1.jpg").unlink()
+    await start_shipped(system)
+    project, folder = await shoot(system, "By hand", [("H1.jpg", photo_bytes("orientation/landscape_1.jpg")),
+                                                      ("H1.png", _png((300, 500), (40, 40, 200)))])
+    (folder / "H1.jpg").unlink()
     await _maintenance(system, project["folder"])
     photo = (await _generated(system, project["folder"], "H1"))["H1"]
     assert _size((await _thumbnail(system, project["folder"], "H1"))[1]) == (300, 500)
@@ -153,11 +136,9 @@ async def test_a_jpg_deleted_by_hand_beside_its_png_leaves_the_png_thumbnail(sys
 
 
 async def test_a_file_replaced_by_hand_under_the_same_name_is_noticed(system: System) -> None:
-    await _start(system)
-    project = await create_project(system, "Replaced")
-    status, body = await upload(system, project["folder"], [("R1.jpg", photo_bytes("orientation/landscape_1.jpg"))])
-    await system.wait_task(body["task_id"], timeout=30)
-    source = system.data_dir / "projects" / project["folder"] / "R1.jpg"
+    await start_shipped(system)
+    project, folder = await shoot(system, "Replaced", [("R1.jpg", photo_bytes("orientation/landscape_1.jpg"))])
+    source = folder / "R1.jpg"
     source.write_bytes(photo_bytes("orientation/portrait_1.jpg"))
     long_ago = time.time() - 30 * 86400
     os.utime(source, (long_ago, long_ago))  # copied as `cp -p` does: older than the thumbnail
@@ -167,20 +148,20 @@ async def test_a_file_replaced_by_hand_under_the_same_name_is_noticed(system: Sy
 
 
 async def test_a_failure_that_passed_is_healed_and_an_unreadable_file_is_not_tried_again(system: System) -> None:
-    await _start(system)
+    await start_shipped(system)
     project = await create_project(system, "Failures")
     folder = system.data_dir / "projects" / project["folder"]
     (folder / ".thumb").write_text("in the way")  # the thumbnails' folder cannot be made: a cause that can pass
     status, body = await upload(system, project["folder"], [("F1.jpg", photo_bytes("orientation/landscape_1.jpg")),
                                                             ("F2.jpg", b"\xff\xd8\xff" + b"not a picture" * 50)])
     assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
-    failed = await _photos(system, project["folder"])
+    failed = await photos_of(system, project["folder"])
     assert failed["F1"]["thumbnail_status"] == failed["F2"]["thumbnail_status"] == "failed"
     (folder / ".thumb").unlink()
     reports = await _derivative_reports(system, project["project_id"])
 
     await _maintenance(system, project["folder"])
-    photos = await _photos(system, project["folder"])
+    photos = await photos_of(system, project["folder"])
     assert photos["F1"]["thumbnail_status"] == "generated"
     assert (await _thumbnail(system, project["folder"], "F1"))[0] == 200
     assert photos["F2"]["thumbnail_status"] == "failed"
@@ -190,7 +171,7 @@ async def test_a_failure_that_passed_is_healed_and_an_unreadable_file_is_not_tri
 
 
 async def test_maintenance_removes_upload_part_files_untouched_for_an_hour(system: System) -> None:
-    await _start(system)
+    await start_shipped(system)
     project = await create_project(system, "Parts")
     folder = system.data_dir / "projects" / project["folder"]
     stale, fresh = folder / ".upload-01HZXSTALE.part", folder / ".upload-01HZXFRESH.part"

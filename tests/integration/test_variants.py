@@ -7,21 +7,9 @@ import io
 from PIL import Image
 
 from services.audit import photo_history, row
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
-from tests.conftest import SSEClient, System, create_project, photo_bytes, upload
+from tests.conftest import SSEClient, System, create_project, photo_bytes, photos_of, shoot, start_shipped, upload
 
 XMP = b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
-
-
-async def _start(system: System, **settings):
-    return await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
-
-
-async def _photos(system: System, folder: str) -> dict[str, dict]:
-    status, body, _ = await system.request("GET", f"/api/projects/{folder}/photos?limit=1000")
-    assert status == 200, body
-    return {p["filename"]: p for p in body["photos"]}
 
 
 async def _keep(system: System, folder: str, **flags) -> dict:
@@ -56,16 +44,12 @@ def _heic(size: tuple[int, int]) -> bytes:
 
 
 async def test_a_heic_can_be_unticked_committed_and_restored(system: System) -> None:
-    await _start(system)
-    project = await create_project(system, "Phone")
-    folder = project["folder"]
-    disk = system.data_dir / "projects" / folder
+    await start_shipped(system)
     heic = _heic((300, 500))
-    status, body = await upload(system, folder, [("IMG1.JPG", photo_bytes("orientation/landscape_1.jpg")),
-                                                 ("IMG1.HEIC", heic), ("IMG2.HEIC", heic)])
-    assert status == 201, body
-    await system.wait_task(body["task_id"], timeout=30)
-    photos = await _photos(system, folder)
+    project, disk = await shoot(system, "Phone", [("IMG1.JPG", photo_bytes("orientation/landscape_1.jpg")),
+                                                  ("IMG1.HEIC", heic), ("IMG2.HEIC", heic)])
+    folder = project["folder"]
+    photos = await photos_of(system, folder)
     assert photos["IMG1"]["keep_other"] and photos["IMG2"]["keep_other"]  # a variant that appears is kept
     async with SSEClient(system.http, f"{system.url}/api/events?project={folder}") as client:
         assert (await _keep(system, folder, IMG1={"keep_other": False}, IMG2={"keep_other": False}))["updated"] == 2
@@ -82,65 +66,60 @@ async def test_a_heic_can_be_unticked_committed_and_restored(system: System) -> 
     assert commit["pending"] == {"photos": 2, "jpg": 0, "raw": 0, "other": 2}
     assert (disk / ".trash" / "IMG1.HEIC").read_bytes() == heic and not (disk / "IMG1.HEIC").exists()
     assert (disk / "IMG1.JPG").exists() and not (disk / "IMG2.HEIC").exists()
-    photos = await _photos(system, folder)
+    photos = await photos_of(system, folder)
     assert set(photos) == {"IMG1"} and photos["IMG1"]["files"] == ["IMG1.JPG"]
     assert photos["IMG1"]["thumbnail_status"] == "generated" and not photos["IMG1"]["other_available"]
     _, view, _ = await system.request("GET", f"/api/projects/{folder}")
     assert view["counts"]["pending_photos"] == view["counts"]["pending_other"] == 0
 
     await _restore(system, folder, "IMG1.HEIC", "IMG2.HEIC")
-    photos = await _photos(system, folder)
+    photos = await photos_of(system, folder)
     assert photos["IMG1"]["other_available"] and photos["IMG1"]["keep_other"]
     assert photos["IMG2"]["keep_other"] and photos["IMG2"]["thumbnail_status"] == "generated"
     assert (disk / "IMG2.HEIC").read_bytes() == heic
 
 
 async def test_revert_ticks_the_other_variant_again(system: System) -> None:
-    await _start(system)
-    project = await create_project(system, "Revert")
-    status, body = await upload(system, project["folder"], [("R1.heic", _heic((200, 100)))])
-    await system.wait_task(body["task_id"], timeout=30)
+    await start_shipped(system)
+    project, _ = await shoot(system, "Revert", [("R1.heic", _heic((200, 100)))])
     await _keep(system, project["folder"], R1={"keep_other": False})
     status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/revert-changes")
     assert status == 200 and body["updated"] == 1
-    assert (await _photos(system, project["folder"]))["R1"]["keep_other"] is True
+    assert (await photos_of(system, project["folder"]))["R1"]["keep_other"] is True
     status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
     assert status == 200 and body["task_id"] is None
 
 
 async def test_an_xmp_uploaded_after_its_photo_travels_with_it_and_is_never_a_photo(system: System) -> None:
-    await _start(system)
-    project = await create_project(system, "Sidecars")
+    await start_shipped(system)
+    project, disk = await shoot(system, "Sidecars", [("S1.JPG", photo_bytes("cameras/Canon_40D.jpg"))])
     folder = project["folder"]
-    disk = system.data_dir / "projects" / folder
-    status, body = await upload(system, folder, [("S1.JPG", photo_bytes("cameras/Canon_40D.jpg"))])
-    await system.wait_task(body["task_id"], timeout=30)
 
     status, body = await upload(system, folder, [("S1.xmp", XMP)])
     assert status == 201, body
     assert body["files"] == [{"name": "S1.xmp", "filename": "S1", "kind": "sidecar", "size": len(XMP)}]
     assert body["task_id"] is None and body["errors"] == []
     assert (disk / "S1.xmp").read_bytes() == XMP
-    photos = await _photos(system, folder)
+    photos = await photos_of(system, folder)
     assert set(photos) == {"S1"} and photos["S1"]["files"] == ["S1.JPG"]
 
     await _keep(system, folder, S1={"keep_jpg": False})
     await _commit(system, folder)
     assert (disk / ".trash" / "S1.xmp").read_bytes() == XMP and not (disk / "S1.xmp").exists()
-    assert await _photos(system, folder) == {}
+    assert await photos_of(system, folder) == {}
     restored = await _restore(system, folder, "S1.JPG")
     assert sorted(restored["restored"]) == ["S1.JPG", "S1.xmp"]
     assert (disk / "S1.xmp").read_bytes() == XMP
 
     status, sweep, _ = await system.request("POST", f"/api/projects/{folder}/tasks", {"type": "maintenance"})
     assert (await system.wait_task(sweep["task"]["id"], timeout=30))["task"]["status"] == "completed"
-    photos = await _photos(system, folder)
+    photos = await photos_of(system, folder)
     assert set(photos) == {"S1"} and photos["S1"]["files"] == ["S1.JPG"]
     assert (disk / "S1.xmp").read_bytes() == XMP
 
 
 async def test_sidecars_come_with_their_photo_in_any_order_and_never_alone(system: System) -> None:
-    await _start(system)
+    await start_shipped(system)
     project = await create_project(system, "With")
     folder = project["folder"]
     disk = system.data_dir / "projects" / folder
@@ -157,7 +136,7 @@ async def test_sidecars_come_with_their_photo_in_any_order_and_never_alone(syste
     await system.wait_task(body["task_id"], timeout=30)
     assert not (disk / "W2.xmp").exists() and not (disk / "W3.xmp").exists()
     assert not [p for p in disk.iterdir() if p.name.startswith(".upload-")]
-    assert set(await _photos(system, folder)) == {"W1"}
+    assert set(await photos_of(system, folder)) == {"W1"}
 
     status, body = await upload(system, folder, [("W9.xmp", XMP)])
     assert status == 400 and "no photo 'W9'" in body["error"]

@@ -149,7 +149,9 @@ async def derivatives_check(ctx: JobContext) -> None:
         if done % 200 == 0:
             ctx.check_canceled()
             await ctx.progress(done, len(photos))
-    await remake(ctx, wanted, force=True)
+    await ctx.progress(len(photos), len(photos))
+    if wanted:
+        await remake(ctx, wanted, force=True)  # its progress: the photos made again
 
 
 async def remake(ctx: JobContext, basenames: list[str], *, force: bool = False,
