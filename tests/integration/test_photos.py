@@ -226,7 +226,7 @@ async def test_sse_items_follow_the_upload_and_a_get_agrees_with_each(system: Sy
         assert item[2]["photo"]["filename"] == "L1"
     status, body, _ = await system.request("GET", f"/api/projects/{folder}")
     assert body["counts"] == {"photos": 2, "pending_photos": 1, "pending_jpg": 1, "pending_raw": 0,
-                              "missing_derivatives": 0}
+                              "pending_other": 0, "missing_derivatives": 0}
 
 
 async def test_keep_flags_change_only_what_is_given_and_bad_updates_change_nothing(system: System) -> None:
