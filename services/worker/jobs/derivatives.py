@@ -22,8 +22,14 @@ from ..imaging import Metadata, Spec, make_derivatives
 log = logging.getLogger("darkroom.worker")
 
 
+def derivative_names(basename: str) -> tuple[str, str]:
+    """A photo's thumbnail and preview, relative to its project folder."""
+    return f"{THUMB_DIR}/{basename}.webp", f"{PREVIEW_DIR}/{basename}.jpg"
+
+
 def derivative_paths(folder: Path, basename: str) -> tuple[Path, Path]:
-    return folder / THUMB_DIR / f"{basename}.webp", folder / PREVIEW_DIR / f"{basename}.jpg"
+    thumb, preview = derivative_names(basename)
+    return folder / thumb, folder / preview
 
 
 def outputs_of(source: Path) -> tuple[Path, Path]:
@@ -228,15 +234,16 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
 def _state(folder: Path, basename: str, source: str | None) -> tuple[Stamp | None, int | None]:
     """What remake_reason reads from the disk: the source as it is now, and when the older of the
     photo's derivative files was made (None when one is missing)."""
+    root = os.fspath(folder)  # paths as strings: a Path a file cost a project of 5,000 photos ~0.1 s
     stamp = made_ns = None
     try:
         if source is not None:
-            st = os.stat(folder / source)
+            st = os.stat(f"{root}/{source}")
             stamp = Stamp(st.st_size, st.st_mtime_ns)
     except OSError:  # gone, or not to be read: nothing to make derivatives from
         pass
     try:
-        made_ns = min(p.stat().st_mtime_ns for p in derivative_paths(folder, basename))
+        made_ns = min(os.stat(f"{root}/{name}").st_mtime_ns for name in derivative_names(basename))
     except OSError:  # not there (or their folder is not one): to be made
         pass
     return stamp, made_ns
