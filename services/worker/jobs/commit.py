@@ -1,10 +1,12 @@
 """file_removal, manifest_cleaning, trash_maintenance: the only code that removes anything, and
-it removes only into `.trash/` (file_removal) or out of it after its time to live."""
+it removes only into `.trash/` (file_removal) or out of it after its time to live, besides the
+part files of uploads that broke off (never an original: those are renamed only when whole)."""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from ...kernel.clock import now_iso, parse_iso
 from ...kernel.events import PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
@@ -115,10 +117,24 @@ async def trash_maintenance(ctx: JobContext) -> None:
             if now - trashed_at > ttl:
                 os.unlink(entry.path)
                 expired.append(entry.name)
-        with os.scandir(ctx.project_dir) as entries:
-            parts = [(e.name, e.stat().st_mtime) for e in entries if is_upload_temp(e.name)]
-        for name in stale_uploads(parts, now):
+        for name in stale_uploads(_upload_parts(ctx.project_dir), now):
             (ctx.project_dir / name).unlink(missing_ok=True)
         if expired:
             await ctx.publish([ctx.event(ProjectTrashPurged, trash_names=sorted(expired))])
         await ctx.progress(len(expired), len(expired))
+
+
+def _upload_parts(folder: Path) -> list[tuple[str, float]]:
+    """(name, mtime) of the upload part files in a project folder, as they are now."""
+    parts = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if is_upload_temp(entry.name):
+                    try:
+                        parts.append((entry.name, entry.stat().st_mtime))
+                    except FileNotFoundError:  # its upload completed meanwhile
+                        pass
+    except FileNotFoundError:  # no folder: manifest_check says so
+        pass
+    return parts
