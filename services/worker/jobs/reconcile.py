@@ -22,8 +22,7 @@ from .derivatives import derivative_paths, source_of
 @merged
 async def manifest_check(ctx: JobContext) -> None:
     """The manifest exists and is right; each photo's availability matches the folder, and a photo
-    that gained a source (a JPG copied in beside its RAW) or lost the one its derivatives came from
-    gets them from a new task."""
+    that gained a source (a JPG copied in beside its RAW) gets its derivatives from a new task."""
     read = ctx.resources.read
     project = await read.project(ctx.job.project_id)
     if project is None:
@@ -60,11 +59,6 @@ async def manifest_check(ctx: JobContext) -> None:
                     events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
                                             thumbnail_status=status, preview_status=status))
                 elif source is not None and photo.thumbnail_status in ("not_supported", "missing"):
-                    sourced.append(photo.filename)
-                elif source is not None and source != source_of(photo.files) and photo.thumbnail_status != "pending":
-                    # Made from a variant that is gone (a JPG deleted beside its PNG): remade from this one.
-                    events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
-                                            thumbnail_status="pending", preview_status="pending"))
                     sourced.append(photo.filename)
             if done % 200 == 0:
                 await ctx.progress(done, len(photos))
