@@ -307,3 +307,27 @@ async def upload(system: System, folder: str, files: list[tuple[str, bytes]], ov
 
 def photo_bytes(relative: str) -> bytes:
     return (PHOTOS / relative).read_bytes()
+
+
+async def start_shipped(system: System, **settings: Any) -> Runtime:
+    """The shipped task definitions and job handlers, as `darkroom up` runs them."""
+    from services.kernel.definitions import load_definitions
+    from services.worker.handlers import BUILTIN
+
+    return await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
+
+
+async def photos_of(system: System, folder: str) -> dict[str, dict]:
+    """A project's photos by basename, as GET returns them."""
+    status, body, _ = await system.request("GET", f"/api/projects/{folder}/photos?limit=1000")
+    assert status == 200, body
+    return {p["filename"]: p for p in body["photos"]}
+
+
+async def shoot(system: System, name: str, files: list[tuple[str, bytes]]) -> tuple[dict, Path]:
+    """A new project with these files uploaded and processed: the project, and its folder on disk."""
+    project = await create_project(system, name)
+    status, body = await upload(system, project["folder"], files)
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=30)
+    return project, system.data_dir / "projects" / project["folder"]

@@ -222,12 +222,12 @@ async def test_sse_items_follow_the_upload_and_a_get_agrees_with_each(system: Sy
         # Un-keeping a JPG: the item and the pending counts, live.
         await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "L1", "keep_jpg": False}]})
         pending = await client.wait_for(lambda m: m[1] == "pending_changes", what="pending_changes")
-        assert pending[2]["pending"] == {"photos": 1, "jpg": 1, "raw": 0} and pending[2]["folder"] == folder
+        assert pending[2]["pending"] == {"photos": 1, "jpg": 1, "raw": 0, "other": 0} and pending[2]["folder"] == folder
         item = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["keep_jpg"] is False)
         assert item[2]["photo"]["filename"] == "L1"
     status, body, _ = await system.request("GET", f"/api/projects/{folder}")
     assert body["counts"] == {"photos": 2, "pending_photos": 1, "pending_jpg": 1, "pending_raw": 0,
-                              "missing_derivatives": 0}
+                              "pending_other": 0, "missing_derivatives": 0}
 
 
 async def test_keep_flags_change_only_what_is_given_and_bad_updates_change_nothing(system: System) -> None:
