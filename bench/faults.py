@@ -36,6 +36,7 @@ import json
 import logging
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -281,6 +282,10 @@ async def caught_up(sse: LiveClient, last_id: str, timeout: float) -> None:
 
 
 async def run(args: argparse.Namespace, root: Path, data: Path, disk: Disk) -> int:
+    # SIGTERM unwinds like Ctrl-C: the finally blocks stop every part the suite started.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     if not adopt_orphans():
         print("faults: cannot become a subreaper: processes left behind will not be found", file=sys.stderr)
     faults = Run(args, root, data, disk)
@@ -318,11 +323,12 @@ async def run(args: argparse.Namespace, root: Path, data: Path, disk: Disk) -> i
             faults.say("gathering the log, the folders and the outbox")
             log = await read_log(bus)
             listing = list_disk(data, load.folders)
+            listed = {folder: await load.listed(folder) for folder in load.folders}
             expected = await read_outbox(data / "read-model.sqlite", sse.first_id or "0")
             if expected:
                 await caught_up(sse, expected[-1][0], 30)
             report = {
-                "log": log, "through": through, "listing": listing, "expected": expected, "sse": sse, "not_ready": not_ready,
+                "log": log, "through": through, "listing": listing, "listed": listed, "expected": expected, "sse": sse, "not_ready": not_ready,
                 "replay": await faults.replay_verify(), "used_mb": disk.used_mb(),
             }
         finally:
@@ -344,7 +350,7 @@ def print_report(faults: Run, report: dict) -> int:
     interval = faults.profile.settings.maintenance_interval_s
     found = {
         "no original lost": checks.lost_originals(ledger.acknowledged, report["listing"])
-        + checks.unrecorded_trash(log, report["listing"]),
+        + checks.unlisted_originals(report["listing"], report["listed"]) + checks.unrecorded_trash(log, report["listing"]),
         "no effect twice": checks.jobs_twice(log) + checks.tasks_twice(log) + checks.maintenance_twice(log, interval)
         + checks.trashed_without_commit(log),
         "every task ended": checks.unfinished_tasks(log, report["through"]),
@@ -368,9 +374,12 @@ def print_report(faults: Run, report: dict) -> int:
         own = "; ".join(map(str, part.exits)) or "-"
         print(f"{name:<16}{part.kills:>6}{len(part.starts) - 1:>10}  {stop:>8}  {own}")
     server_errors = ", ".join(f"{s} x{n}" for s, n in sorted(ledger.server_errors().items())) or "none"
-    print(f"load: {len(ledger.acknowledged)} files acknowledged, {len(ledger.waiting)} never, "
+    on_disk = sum(name in report["listing"].get(folder, Listing()).files for folder, name in ledger.acknowledged)
+    print(f"load: {len(ledger.acknowledged)} files acknowledged ({on_disk} in their folders, the rest trashed "
+          f"by commits), {len(ledger.waiting)} never, "
           f"{len(ledger.refused)} refused; {ledger.uploads} uploads, {ledger.commits} commits; "
-          f"5xx answers: {server_errors}; {sum(ledger.unanswered.values())} requests unanswered")
+          f"5xx answers: {server_errors}; {sum(ledger.unanswered.values())} requests unanswered"
+          + "".join(f"\n  {what} x{n}" for what, n in ledger.anomalies.items()))
     failures = Counter(e.event.get("error", "?")[:80] for e in log if e.event.get("type") == "task.failed")
     print(f"tasks: {outcomes['completed']} completed, {outcomes['failed']} failed, {outcomes['canceled']} canceled, "
           f"{len(found['every task ended'])} never ended"

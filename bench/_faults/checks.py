@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from services.kernel.clock import parse_iso
-from services.kernel.photos import kind_of
+from services.kernel.photos import basename, kind_of
 
 JOB_OUTCOMES = ("job.completed", "job.failed", "job.canceled")
 TASK_OUTCOMES = ("task.completed", "task.failed", "task.canceled")
@@ -154,6 +154,19 @@ def lost_originals(acknowledged: dict[tuple[str, str], str], disk: dict[str, Lis
             continue
         where = "changed" if name in listing.files else "gone"
         problems.append(f"{folder}/{name}: {where}")
+    return problems
+
+
+def unlisted_originals(disk: dict[str, Listing], listed: dict[str, dict[str, list[str]] | None]) -> list[str]:
+    """Every original in a project folder is one of the photos the API lists, with that file."""
+    problems = []
+    for folder, listing in sorted(disk.items()):
+        photos = listed.get(folder)
+        if photos is None:
+            problems.append(f"{folder}: the API did not list its photos")
+            continue
+        problems += [f"{folder}/{name}: on disk, not among the photos the API lists"
+                     for name in sorted(listing.files) if name not in photos.get(basename(name), [])]
     return problems
 
 

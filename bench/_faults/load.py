@@ -27,6 +27,7 @@ class Ledger:
     uploads: int = 0  # upload requests answered 201
     commits: int = 0  # commits that started a task
     unticked: set[tuple[str, str]] = field(default_factory=set)  # (folder, basename) we last unticked
+    anomalies: Counter = field(default_factory=Counter)  # answers a user would not expect, by what they were
 
     def server_errors(self) -> Counter:
         return Counter({status: n for (_, status), n in self.statuses.items() if status >= 500})
@@ -61,16 +62,42 @@ class Load:
             return None
 
     async def create_project(self, name: str, deadline_s: float = 60.0) -> str:
+        """POST it until it is there; a project the server made without saying which is looked up
+        by name rather than made again (a second POST would make `name (2)`)."""
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline_s
         while loop.time() < until:
-            answer = await self.call("POST", "/api/projects", json={"name": name})
-            if answer and answer[0] == 201 and isinstance(answer[1], dict) and answer[1].get("project"):
-                folder = answer[1]["project"]["folder"]
+            folder = await self._project_named(name)
+            if folder is None:
+                answer = await self.call("POST", "/api/projects", json={"name": name})
+                if answer and answer[0] == 201 and isinstance(answer[1], dict) and answer[1].get("project"):
+                    folder = answer[1]["project"]["folder"]
+                elif answer and answer[0] == 201:
+                    self.ledger.anomalies[f"POST /api/projects answered 201 with {answer[1]!r:.60}"] += 1
+            if folder is not None:
                 self.folders.append(folder)
                 return folder
             await asyncio.sleep(0.5)
         raise RuntimeError(f"could not create project {name!r} within {deadline_s:g}s")
+
+    async def _project_named(self, name: str) -> str | None:
+        answer = await self.call("GET", "/api/projects")
+        if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
+            return None
+        return next((p["folder"] for p in answer[1]["projects"] if p["name"] == name), None)
+
+    async def listed(self, folder: str) -> dict[str, list[str]] | None:
+        """The project's photos as the API lists them: basename -> its files (None: no answer)."""
+        photos: dict[str, list[str]] = {}
+        cursor = ""
+        while True:
+            answer = await self.call("GET", f"/api/projects/{quote(folder)}/photos?limit=1000" + cursor)
+            if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
+                return None
+            photos.update({p["filename"]: p["files"] for p in answer[1]["photos"]})
+            if not answer[1].get("next_cursor"):
+                return photos
+            cursor = f"&cursor={quote(answer[1]['next_cursor'])}"
 
     def new_files(self, folder: str) -> list[tuple[str, bytes]]:
         """1-3 photos with names no project has (a basename lives in one project only)."""

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from _common import darkroom_command
-from services.kernel.credentials import Credentials
+from services.kernel.credentials import for_data_folder
 from services.kernel.natsd import NatsServer, free_port
 
 from .parts import Part
@@ -55,7 +54,8 @@ class System:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.spawned: set[int] = set()
-        self.server = NatsServer(root / "nats", credentials=Credentials("darkroom", secrets.token_urlsafe(24)))
+        # The user and password made as `darkroom up` makes them (kept beside the store, 0600).
+        self.server = NatsServer(root / "nats", credentials=for_data_folder(root))
         self.port = free_port()
         self.parts: dict[str, Part] = {"nats-server": Part("nats-server", self._nats, settings.restart_delay_s,
                                                            self.spawned)}

@@ -123,6 +123,13 @@ def test_an_original_is_lost_unless_in_its_folder_or_its_trash_unchanged() -> No
     assert checks.lost_originals(acknowledged, disk) == ["A/c.jpg: changed", "A/d.jpg: gone", "B/e.jpg: gone"]
 
 
+def test_an_original_the_api_does_not_list_is_found() -> None:
+    disk = {"A": Listing(files={"DSC01.JPG": "1", "DSC01.ARW": "2", "DSC02.JPG": "3"}), "B": Listing()}
+    listed = {"A": {"DSC01": ["DSC01.JPG", "DSC01.ARW"], "DSC02": []}, "B": None}
+    assert checks.unlisted_originals(disk, listed) == [
+        "A/DSC02.JPG: on disk, not among the photos the API lists", "B: the API did not list its photos"]
+
+
 def test_a_file_in_a_trash_without_its_event_is_found() -> None:
     log = a_clean_commit().add("project.created", f"project.{P}.created", folder="A")
     disk = {"A": Listing(trash={"DSC01.JPG": "x", "DSC09.JPG": "y"})}
