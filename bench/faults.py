@@ -64,6 +64,8 @@ PHOTOS = REPO / "tests" / "data" / "photos"
 PROJECTS = ("Faults A", "Faults B", "Faults C")
 TMPFS_MB = 512
 RECOVERY_WAIT_S = 30.0  # after a nats-server restart, the next fault waits this long at most for work to resume
+# Issue #6 asks for work within 3 s of a restarted server answering; the check allows a busy CI machine more.
+RECOVERY_LIMIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class Profile:
 
 
 PROFILES = {
-    "short": Profile(9, (0.5, 2.0), Settings(duplicate_window_s=3, maintenance_interval_s=20), 5.0, 60.0),
+    "short": Profile(9, (0.5, 2.0), Settings(duplicate_window_s=3, maintenance_interval_s=20), 5.0, 45.0),
     "full": Profile(24, (1.0, 4.0), Settings(duplicate_window_s=5, maintenance_interval_s=30), 10.0, 120.0),
 }
 
@@ -359,9 +361,12 @@ def print_report(faults: Run, report: dict) -> int:
         "SSE exact": checks.sse_problems(sse.messages, report["expected"], sse.resets, sse.stalls),
         "clean stops": report["stops"],
     }
+    recovered = checks.recoveries(faults.happened.nats_answered, log)
+    found[f"work resumes within {RECOVERY_LIMIT_S:g} s of a nats-server restart"] = [
+        f"restart {i}: " + ("no job taken after it completed" if r is None else f"{r:.1f} s")
+        for i, r in enumerate(recovered, start=1) if r is None or r > RECOVERY_LIMIT_S]
     parts = faults.system.parts
     outcomes = checks.task_outcomes(log)
-    recovered = checks.recoveries(faults.happened.nats_answered, log)
     lost = len(found["no original lost"])
     duplicated = len(found["no effect twice"])
     print()
@@ -417,6 +422,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=None,
                    help=f"faults to apply (default {PROFILES['short'].rounds} short, {PROFILES['full'].rounds} full; "
                         "from 9 on, every kind is among them)")
+    p.add_argument("--disk", choices=("auto", "rlimit"), default="auto",
+                   help="how the disk fills: auto = a small tmpfs for the data folder where the suite may mount "
+                        "(root), else RLIMIT_FSIZE on the projector; rlimit = the latter anyway")
     p.add_argument("--keep", type=Path, default=None, metavar="DIR",
                    help="work in DIR and keep it (default: a temporary folder, kept only when a check fails)")
     args = p.parse_args(argv)
@@ -434,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     data = root / "data"
     # Before any thread exists: the mount namespace is the process's own only then.
-    disk: Disk = SmallFilesystem.mount(data, TMPFS_MB) or FileSizeLimit()
+    disk: Disk = (args.disk == "auto" and SmallFilesystem.mount(data, TMPFS_MB)) or FileSizeLimit()
     code = 2
     try:
         code = bench_main(lambda a: run(a, root, data, disk), args)

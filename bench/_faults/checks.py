@@ -106,29 +106,36 @@ def maintenance_twice(log: list[Entry], interval_s: float) -> list[str]:
 
 
 def trashed_without_commit(log: list[Entry]) -> list[str]:
-    """Only a commit's file_removal trashes, and only variants the user unticked (per the log then)."""
+    """Only a commit's file_removal trashes, and only variants the user unticked. The job decides from
+    the read model once it runs, so a variant counts as unticked if it was so when the attempt that
+    trashed it started or when it was trashed (a tick in between may or may not have been seen)."""
     task_types: dict[str, str] = {}
     job_types: dict[str, str] = {}
-    keep: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)
+    started: dict[str, int] = {}  # job -> its latest start (or its request)
+    keep: dict[tuple[str, str], list[tuple[int, dict[str, bool]]]] = defaultdict(lambda: [(0, {})])
     problems = []
     for entry in log:
         event, kind = entry.event, _type(entry)
+        photo = (event.get("project_id") or "", event.get("filename", ""))
         if kind == "task.requested":
             task_types[event.get("task_id") or ""] = event.get("task_type", "")
-        elif kind == "job.requested":
-            job_types[event.get("job_id") or ""] = event.get("job_type", "")
+        elif kind in ("job.requested", "job.started") and entry.subject.startswith("darkroom.job."):
+            job_types.setdefault(event.get("job_id") or "", event.get("job_type", ""))
+            started[event.get("job_id") or ""] = entry.seq
         elif kind == "photo.keep_changed":
-            flags = keep[(event.get("project_id") or "", event.get("filename", ""))]
+            flags = dict(keep[photo][-1][1])
             flags.update({k: v for k, v in event.items() if k.startswith("keep_") and v is not None})
+            keep[photo].append((entry.seq, flags))
         elif kind == "photo.files_trashed":
             by = (task_types.get(event.get("task_id") or "", "?"), job_types.get(event.get("job_id") or "", "?"))
             if by != ("change_commit", "file_removal"):
                 problems.append(f"{event.get('names')} trashed@{entry.seq} by {by[0]}/{by[1]}, not by a commit")
                 continue
-            flags = keep[(event.get("project_id") or "", event.get("filename", ""))]
+            history = keep[photo]
+            at_start = next(f for seq, f in reversed(history) if seq <= started.get(event.get("job_id") or "", 0))
             for name in event.get("names", []):
-                variant = kind_of(name)
-                if variant is not None and flags.get(f"keep_{variant}") is not False:
+                flag = f"keep_{kind_of(name)}"
+                if kind_of(name) is not None and at_start.get(flag) is not False and history[-1][1].get(flag) is not False:
                     problems.append(f"{name} trashed@{entry.seq} by commit task {event.get('task_id')} "
                                     f"while the user kept it")
     return problems

@@ -109,6 +109,12 @@ def test_trash_moved_by_anything_but_a_commit_or_of_a_kept_variant_is_found() ->
               job_id="C2-0")
     log.photo("photo.files_trashed", "DSC05", names=["DSC05.JPG"], trash_names=["DSC05.JPG"], task_id="C2",
               job_id="C2-0")
+    log.photo("photo.keep_changed", "DSC06", keep_jpg=False)
+    log.task("C3", "change_commit").job("C3", 0, "job.requested", "file_removal")
+    log.job("C3", 0, "job.started", "file_removal", attempt=1)
+    log.photo("photo.keep_changed", "DSC06", keep_jpg=True)  # ticked again while the commit ran: a race
+    log.photo("photo.files_trashed", "DSC06", names=["DSC06.JPG"], trash_names=["DSC06.JPG"], task_id="C3",
+              job_id="C3-0")
     problems = checks.trashed_without_commit(log.entries)
     assert len(problems) == 3, problems
     assert "by maintenance/trash_maintenance, not by a commit" in problems[0]
