@@ -135,7 +135,8 @@ def trashed_without_commit(log: list[Entry]) -> list[str]:
             at_start = next(f for seq, f in reversed(history) if seq <= started.get(event.get("job_id") or "", 0))
             for name in event.get("names", []):
                 flag = f"keep_{kind_of(name)}"
-                if kind_of(name) is not None and at_start.get(flag) is not False and history[-1][1].get(flag) is not False:
+                kept = at_start.get(flag) is not False and history[-1][1].get(flag) is not False
+                if kind_of(name) is not None and kept:
                     problems.append(f"{name} trashed@{entry.seq} by commit task {event.get('task_id')} "
                                     f"while the user kept it")
     return problems

@@ -34,4 +34,4 @@ async def test_darkroom_keeps_every_promise_through_the_short_fault_schedule(tmp
         pytest.fail("the fault suite did not finish within 10 minutes:\n" + out.decode(errors="replace"))
     report = out.decode(errors="replace")
     assert child.returncode == 0, report
-    assert "figures: lost 0, duplicated 0" in report, report
+    assert "; lost 0; duplicated 0;" in report, report
