@@ -66,13 +66,15 @@ class Load:
         by name rather than made again (a second POST would make `name (2)`)."""
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline_s
+        made = False
         while loop.time() < until:
             folder = await self._project_named(name)
-            if folder is None:
+            if folder is None and not made:
                 answer = await self.call("POST", "/api/projects", json={"name": name})
                 if answer and answer[0] == 201 and isinstance(answer[1], dict) and answer[1].get("project"):
                     folder = answer[1]["project"]["folder"]
                 elif answer and answer[0] == 201:
+                    made = True
                     self.ledger.anomalies[f"POST /api/projects answered 201 with {answer[1]!r:.60}"] += 1
             if folder is not None:
                 self.folders.append(folder)
