@@ -81,7 +81,8 @@ class NatsServer:
 
     async def start(self, timeout: float = 10.0) -> "NatsServer":
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port(self.host)
+        # A restart keeps the port: clients reconnect to the address they know.
+        self.port = self.port or free_port(self.host)
         conf = self.store_dir / "nats-server.conf"
         write_private(conf, self._config())  # it may hold the password
         self.process = await asyncio.create_subprocess_exec(

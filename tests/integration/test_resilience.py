@@ -7,7 +7,7 @@ import json
 import signal
 from collections import Counter
 
-from services.kernel.bus import lane_consumer, provision
+from services.kernel.bus import Bus, lane_consumer, provision
 from services.kernel.clock import parse_iso
 from services.kernel.natsd import NatsServer
 from tests.conftest import System, cli_env, darkroom_cli, eventually
@@ -199,3 +199,20 @@ async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(
     task = await system.start_task("three")
     assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
     assert runtime.orchestrator is None
+
+
+async def test_a_restarted_server_listens_where_it_did_so_clients_come_back(nats_server: NatsServer) -> None:
+    bus = await Bus.connect(nats_server.url, "darkroom-test")
+    try:
+        port = nats_server.port
+        nats_server.kill()
+        await nats_server.process.wait()
+        await nats_server.start()
+        assert nats_server.port == port
+
+        async def back():
+            return bus.nc.is_connected
+
+        await eventually(back, what="the client to reconnect")
+    finally:
+        await bus.close()

@@ -1,0 +1,38 @@
+"""The fault suite's short version (bench/faults.py --short) as part of the test suite: Darkroom as
+separate processes through a kill -9 of every part, a nats-server restart, an orchestrator away past
+the duplicate window and a full disk, then every check of the suite. About two minutes; `-m "not
+faults"` leaves it out. The seed is fixed so a failure can be run again (FAULTS_SEED picks another)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+FAULTS = Path(__file__).resolve().parents[2] / "bench" / "faults.py"
+SEED = os.environ.get("FAULTS_SEED", "1")
+
+pytestmark = pytest.mark.faults
+
+
+# Remove once the fixes of issue #6 are in (fence: #6.1; supervise: #6.2, #6.3) and it passes.
+@pytest.mark.xfail(reason="on main before issue #6's fixes: finished jobs run again after an orchestrator restart or "
+                          "a redelivery, maintenance runs twice in an interval, work resumes 13-18 s after a "
+                          "nats-server restart or never (a worker slot stops pulling), a full disk can stop the "
+                          "projector for good", strict=False)
+async def test_darkroom_keeps_every_promise_through_the_short_fault_schedule(tmp_path: Path) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(FAULTS), "--short", "--seed", SEED, "--keep", str(tmp_path / "run"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(child.communicate(), 600)
+    except asyncio.TimeoutError:
+        child.terminate()
+        out, _ = await child.communicate()
+        pytest.fail("the fault suite did not finish within 10 minutes:\n" + out.decode(errors="replace"))
+    report = out.decode(errors="replace")
+    assert child.returncode == 0, report
+    assert "; lost 0; duplicated 0;" in report, report
