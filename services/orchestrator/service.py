@@ -43,6 +43,7 @@ RECOVERY_FILTERS = [f"{subjects.ROOT}.job.*.*.requested", *FILTERS[2:], f"{subje
                     *(f"{subjects.ROOT}.task.*.*.{end}" for end in ("completed", "failed", "canceled"))]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
+COPY_GRACE_S = 1.0  # how long a live orchestrator may take from storing a request to storing its copy
 
 
 class Orchestrator:
@@ -101,14 +102,11 @@ class Orchestrator:
             info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
             if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:
                 lane_starts[lane] = info.config.opt_start_seq
-        start = 1 if lane_starts else acknowledged + 1
-        entries = []
-        async for batch in self.bus.read(RECOVERY_FILTERS, start_seq=start):
-            for stored in batch:
-                try:
-                    entries.append((stored.seq, stored.subject, self.bus.codec.decode(stored.data)))
-                except PoisonEvent:
-                    continue
+        entries, end = await self._read_requests(1 if lane_starts else acknowledged + 1)
+        if lost_dispatches(track_requests(entries), lane_starts):
+            # Another orchestrator may be storing those copies this very moment: look again after it.
+            await asyncio.sleep(COPY_GRACE_S)
+            entries += (await self._read_requests(end + 1))[0]
         copies = []
         for request in lost_dispatches(track_requests(entries), lane_starts):
             job = request.job
@@ -121,6 +119,18 @@ class Orchestrator:
             copies.append(self._copy(job, request.seq, msg_id))
         await self._store_copies(copies)
         return len(copies)
+
+    async def _read_requests(self, start: int) -> tuple[list[tuple[int, str, Event]], int]:
+        """What the log holds from `start` about requests and their copies, and the last sequence read."""
+        entries, end = [], start - 1
+        async for batch in self.bus.read(RECOVERY_FILTERS, start_seq=start):
+            end = batch[-1].seq
+            for stored in batch:
+                try:
+                    entries.append((stored.seq, stored.subject, self.bus.codec.decode(stored.data)))
+                except PoisonEvent:
+                    continue
+        return entries, end
 
     def _copy(self, job: JobRequested, requested_seq: int, msg_id: str | None = None) -> Outgoing:
         """A job's copy for its lane, stored only while its job.requested is the task's newest request."""
