@@ -23,7 +23,7 @@ from ..kernel.events import (
     TaskRequested,
 )
 from .decide import Action, Dispatch, Emit, decide, lost_dispatches, requested_subject, track_requests
-from .state import TaskState, evolve, record, start
+from .state import TaskState, evolve, record, refreshed, start
 
 log = logging.getLogger("darkroom.orchestrator")
 
@@ -276,13 +276,22 @@ class Orchestrator:
                 return
             except Conflict as exc:
                 # Another orchestrator (or our own earlier life) moved this task: look again.
-                log.debug("task %s moved on (%s); reloading", state.task_id, exc)
-                reloaded = await self.load(state.project_id, state.task_id)
-                if reloaded is None:
+                log.debug("task %s moved on (%s); looking again", state.task_id, exc)
+                again = await self._refresh(state)
+                if again is None:
                     return
-                state = reloaded
+                state = again
                 self._remember(state)
         log.error("task %s: gave up after %d conflicting decisions", state.task_id, MAX_CONFLICTS)
+
+    async def _refresh(self, state: TaskState) -> TaskState | None:
+        """The task with what others stored since: two direct gets, or its history when they cannot tell
+        (conflicts are routine with two orchestrators; reading a history each time is not cheap)."""
+        task, request = await asyncio.gather(
+            self._last(f"{subjects.task_prefix(state.project_id, state.task_id)}.>"),
+            self._last(f"{subjects.job_prefix(state.project_id, state.task_id)}.requested"))
+        again = refreshed(state, task if task[0] else None, request if request[0] else None)
+        return again if again is not None else await self.load(state.project_id, state.task_id)
 
     async def _execute(self, state: TaskState, actions: list[Action]) -> TaskState:
         emits = [action for action in actions if isinstance(action, Emit)]

@@ -35,7 +35,7 @@ from services.kernel.events import (
 )
 from services.orchestrator.decide import Dispatch, Emit, Request, decide, lost_dispatches, track_requests
 from services.orchestrator.service import STATE_FILTERS as FILTERS
-from services.orchestrator.state import TaskState, evolve, start
+from services.orchestrator.state import TaskState, evolve, refreshed, start
 
 THRESHOLD = 90
 DEFS = load_definitions()
@@ -67,6 +67,10 @@ class Log:
 
     def last_on(self, filter_: str) -> int:
         return max((seq for seq, subject, _ in self.entries if matches(filter_, subject)), default=0)
+
+    def newest(self, filter_: str) -> tuple[int, Event] | None:
+        return max(((seq, event) for seq, subject, event in self.entries if matches(filter_, subject)),
+                   default=None, key=lambda entry: entry[0])
 
     def store(self, event: Event, subject: str | None = None) -> int:
         seq = len(self.entries) + 1
@@ -399,6 +403,46 @@ def test_a_cancel_stored_between_read_and_start_invalidates_the_start():
 
 def emitted_actions(actions) -> list[Emit]:
     return [a for a in actions if isinstance(a, Emit)]
+
+
+def look_again(log: Log, state: TaskState) -> TaskState | None:
+    """What the orchestrator does after a conflict: the newest task event and the newest request."""
+    return refreshed(state, log.newest(f"darkroom.task.{P}.{T}.>"), log.newest(f"darkroom.job.{P}.{T}.requested"))
+
+
+def test_after_a_conflict_two_reads_are_enough_to_decide_again():
+    # Another orchestrator requested step 1: this one's view of step 0's completion asks for nothing more.
+    log = Log()
+    log.store(requested())
+    run_until_step_done(log, 0)
+    stale = log.fold()
+    log.execute(decide(stale, THRESHOLD))
+    again = look_again(log, stale)
+    assert again.requested_step == 1 and again.last_requested_seq == log.last_on(f"darkroom.job.{P}.{T}.requested")
+    assert decide(again, THRESHOLD) == []
+    # Step 1 completes: the next request is guarded by the other's request, and accepted.
+    log.store(job(JobCompleted, 1, attempt=1))
+    log.execute(decide(evolve(again, job(JobCompleted, 1, attempt=1), len(log.entries)), THRESHOLD))
+    assert [e.step_index for _, _, e in log.entries if isinstance(e, JobRequested)][-1] == 2
+
+
+def test_after_a_conflict_a_cold_view_sees_the_task_started_or_ended():
+    log = Log()
+    log.store(requested())
+    log.execute(decide(log.fold(), THRESHOLD))
+    again = look_again(log, fold(requested()))
+    assert again.status == "running" and again.requested_step == 0 and decide(again, THRESHOLD) == []
+    finished = finished_log()
+    again = look_again(finished, fold(requested()))
+    assert again.terminal and decide(again, THRESHOLD) == []
+
+
+def test_after_a_conflict_a_cancel_on_a_task_still_queued_here_needs_its_history():
+    log = Log()
+    log.store(requested())
+    log.store(task(TaskCancelRequested))
+    assert look_again(log, fold(requested())) is None
+    assert refreshed(fold(requested()), (1, None), None) is None  # unreadable: the history decides
 
 
 def run_until_step_done(log: Log, step: int, first: TaskRequested | None = None) -> None:
