@@ -36,8 +36,6 @@ FILTERS = [
     f"{subjects.ROOT}.job.*.*.failed",
     f"{subjects.ROOT}.job.*.*.canceled",
 ]
-# Everything a task's state is made of, for a full rebuild.
-STATE_FILTERS = [f"{subjects.ROOT}.task.>", f"{subjects.ROOT}.job.*.*.requested", *FILTERS[2:]]
 # What tells whether a requested job still waits for a copy on its lane.
 RECOVERY_FILTERS = [f"{subjects.ROOT}.job.*.*.requested", *FILTERS[2:], f"{subjects.ROOT}.dispatch.>",
                     *(f"{subjects.ROOT}.task.*.*.{end}" for end in ("completed", "failed", "canceled"))]

@@ -195,6 +195,27 @@ async def test_jobs_stranded_by_a_recreated_lane_consumer_are_dispatched_again(s
     assert dispatched[f"{task['id']}-0"] == 2  # the stranded copy and the recovered one
 
 
+async def test_a_request_whose_copy_was_never_stored_is_dispatched_when_its_orchestrator_returns(
+        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    from services.orchestrator.decide import decide
+    from services.orchestrator.state import start
+
+    await system.start(roles=("projector", "worker", "api"))
+    orchestrator = await system.start(roles=("orchestrator",))
+    await orchestrator.stop()
+    task = await system.start_task("three")
+    # What the orchestrator stores first for it, as if it stopped right after: the request, no copy.
+    (stored,) = await system.log(f"darkroom.task._.{task['id']}.requested")
+    request = decide(start(system.bus.codec.decode(json.dumps(stored[2]).encode()), stored[0]), 90)[0]
+    await system.bus.publish(request.event, request.msg_id, request.expect)
+    await system.start(roles=("orchestrator",))
+    assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
+    assert await _requested_steps(system, task["id"]) == [0, 1, 2]
+    copies = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
+    assert copies == {f"{task['id']}-{step}": 1 for step in range(3)}
+    assert f"dispatching job {task['id']}-0 again: its copy was never stored" in caplog.text
+
+
 async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(system: System) -> None:
     from nats.js import api
 

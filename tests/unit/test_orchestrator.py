@@ -34,7 +34,6 @@ from services.kernel.events import (
     TaskStarted,
 )
 from services.orchestrator.decide import Dispatch, Emit, Request, decide, lost_dispatches, track_requests
-from services.orchestrator.service import STATE_FILTERS as FILTERS
 from services.orchestrator.state import TaskState, evolve, refreshed, start
 
 THRESHOLD = 90
@@ -110,10 +109,10 @@ class Log:
         self.msg_ids.clear()
 
     def fold(self) -> TaskState:
-        """The task as a full rebuild from the log sees it."""
+        """The task as a full rebuild from the log sees it: every event of the task and its jobs."""
         state = None
         for seq, subject, event in self.entries:
-            if not any(matches(f, subject) for f in FILTERS):
+            if subjects.is_dispatch(subject):
                 continue
             state = start(event, seq) if state is None else evolve(state, event, seq)
         assert state is not None
