@@ -133,7 +133,11 @@ def fold(*events: Event) -> TaskState:
 
 
 def emitted(actions) -> list[Event]:
-    return [a.event for a in actions if isinstance(a, Emit)]
+    return [a.event for a in emitted_actions(actions)]
+
+
+def emitted_actions(actions) -> list[Emit]:
+    return [a for a in actions if isinstance(a, Emit)]
 
 
 # -- a queued task -----------------------------------------------------------------------------
@@ -368,7 +372,7 @@ def test_a_second_orchestrator_with_stale_state_is_refused_by_the_guard():
     first = decide(stale, THRESHOLD)
     log.execute(first)
     second = decide(stale, THRESHOLD)  # same decision, from the state before the first one was stored
-    guarded = [a for a in second if isinstance(a, Emit)]
+    guarded = emitted_actions(second)
     assert guarded and guarded[0].event.step_index == 1
     with pytest.raises(Conflict):
         log.check(guarded[0].expect)
@@ -398,10 +402,6 @@ def test_a_cancel_stored_between_read_and_start_invalidates_the_start():
     (cancel,) = decide(log.fold(), THRESHOLD)
     assert isinstance(cancel.event, TaskCanceled)
     log.check(cancel.expect)
-
-
-def emitted_actions(actions) -> list[Emit]:
-    return [a for a in actions if isinstance(a, Emit)]
 
 
 def look_again(log: Log, state: TaskState) -> TaskState | None:
