@@ -132,30 +132,34 @@ def _finish(state: TaskState, event: Event) -> Emit:
 
 @dataclass
 class Request:
-    """A job.requested found in the log, and what became of it since."""
+    """A job.requested found in the log, with its newest dispatch copy's sequence (0: none seen)."""
 
     job: JobRequested
     seq: int
-    copied_at: int = 0  # the newest dispatch copy's sequence (0: none seen)
-    over: bool = False  # the job has an outcome, or its task ended
+    copied_at: int = 0
 
 
-def track_requests(entries: Iterable[tuple[int, str, Event]]) -> list[Request]:
-    """Fold job.requested, dispatch copies, job outcomes and task endings into the open requests."""
-    requests: dict[str, Request] = {}
-    ended_tasks: set[str] = set()
-    for seq, subject, event in entries:
+class OpenRequests:
+    """The requests found in the log that are still open (no outcome, task not ended), folded one
+    message at a time: a task has at most one open request (its steps run in order), so what is
+    held is bounded by the tasks under way, however much of the log is read (pure)."""
+
+    def __init__(self) -> None:
+        self.by_task: dict[str, Request] = {}
+
+    def add(self, seq: int, subject: str, event: Event) -> None:
+        task_id = event.task_id or ""
+        request = self.by_task.get(task_id)
         if subjects.is_dispatch(subject):
-            if event.job_id in requests:
-                requests[event.job_id].copied_at = seq
+            if request is not None and request.job.job_id == event.job_id:
+                request.copied_at = seq
         elif isinstance(event, JobRequested):
-            requests[event.job_id or ""] = Request(event, seq)
+            self.by_task[task_id] = Request(event, seq)
         elif isinstance(event, (JobCompleted, JobFailed, JobCanceled)):
-            if event.job_id in requests:
-                requests[event.job_id].over = True
+            if request is not None and request.job.job_id == event.job_id:
+                del self.by_task[task_id]
         elif isinstance(event, (TaskCompleted, TaskFailed, TaskCanceled)):
-            ended_tasks.add(event.task_id or "")
-    return [r for r in requests.values() if not r.over and r.job.task_id not in ended_tasks]
+            self.by_task.pop(task_id, None)
 
 
 def lost_dispatches(requests: Iterable[Request], lane_starts: dict[str, int]) -> list[Request]:

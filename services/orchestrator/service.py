@@ -22,7 +22,7 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskRequested,
 )
-from .decide import Action, Dispatch, Emit, decide, lost_dispatches, requested_subject, track_requests
+from .decide import Action, Dispatch, Emit, OpenRequests, decide, lost_dispatches, requested_subject
 from .state import TaskState, evolve, record, refreshed, start
 
 log = logging.getLogger("darkroom.orchestrator")
@@ -73,7 +73,8 @@ class Orchestrator:
             # An older Darkroom made this consumer with other filters: bring it up to date in place.
             config.deliver_subject = info.config.deliver_subject
             await self.bus.jsm.add_consumer(subjects.STREAM, config)
-        await self.recover_lost_dispatches((info.ack_floor.stream_seq or 0) if info is not None else 0)
+        acknowledged = info.ack_floor.stream_seq if info is not None and info.ack_floor is not None else 0
+        await self.recover_lost_dispatches(acknowledged or 0)
         self._sub = await self.bus.js.subscribe(
             FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
             manual_ack=True, idle_heartbeat=5.0, flow_control=True,
@@ -100,13 +101,14 @@ class Orchestrator:
             info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
             if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:
                 lane_starts[lane] = info.config.opt_start_seq
-        entries, end = await self._read_requests(1 if lane_starts else acknowledged + 1)
-        if lost_dispatches(track_requests(entries), lane_starts):
+        requests = OpenRequests()
+        end = await self._read_requests(requests, 1 if lane_starts else acknowledged + 1)
+        if lost_dispatches(requests.by_task.values(), lane_starts):
             # Another orchestrator may be storing those copies this very moment: look again after it.
             await asyncio.sleep(COPY_GRACE_S)
-            entries += (await self._read_requests(end + 1))[0]
+            await self._read_requests(requests, end + 1)
         copies = []
-        for request in lost_dispatches(track_requests(entries), lane_starts):
+        for request in lost_dispatches(requests.by_task.values(), lane_starts):
             job = request.job
             skipped = lane_starts.get(job.lane, 0) > request.copied_at >= request.seq
             log.warning("dispatching job %s again: %s", job.job_id,
@@ -118,17 +120,17 @@ class Orchestrator:
         await self._store_copies(copies)
         return len(copies)
 
-    async def _read_requests(self, start: int) -> tuple[list[tuple[int, str, Event]], int]:
-        """What the log holds from `start` about requests and their copies, and the last sequence read."""
-        entries, end = [], start - 1
+    async def _read_requests(self, requests: OpenRequests, start: int) -> int:
+        """Fold what the log holds from `start` about requests and their copies; the last sequence read."""
+        end = start - 1
         async for batch in self.bus.read(RECOVERY_FILTERS, start_seq=start):
             end = batch[-1].seq
             for stored in batch:
                 try:
-                    entries.append((stored.seq, stored.subject, self.bus.codec.decode(stored.data)))
+                    requests.add(stored.seq, stored.subject, self.bus.codec.decode(stored.data))
                 except PoisonEvent:
                     continue
-        return entries, end
+        return end
 
     def _copy(self, job: JobRequested, requested_seq: int, msg_id: str | None = None) -> Outgoing:
         """A job's copy for its lane, stored only while its job.requested is the task's newest request."""

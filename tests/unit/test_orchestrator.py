@@ -33,7 +33,7 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.orchestrator.decide import Dispatch, Emit, Request, decide, lost_dispatches, track_requests
+from services.orchestrator.decide import Dispatch, Emit, OpenRequests, Request, decide, lost_dispatches
 from services.orchestrator.state import TaskState, evolve, refreshed, start
 
 THRESHOLD = 90
@@ -581,34 +581,43 @@ def test_a_stale_cancel_of_a_queued_step_stores_no_second_outcome():
 # -- copies that no worker would be handed -------------------------------------------------------
 
 
-def request_entries(copy_at: int | None, *later: Event) -> list[tuple[int, str, Event]]:
-    """A task's request of step 0 at sequence 3, its copy (if any) at `copy_at`, then `later` events."""
+def open_requests(copy_at: int | None, *later: Event) -> list[Request]:
+    """The open requests after a task's request of step 0 at sequence 3, its copy (if any) at
+    `copy_at`, then `later` events."""
     first = job(JobRequested, 0, priority=90, lane="priority", items=["DSC01", "DSC02"])
     entries = [(3, subjects.subject_for(first), first)]
     if copy_at is not None:
         entries.append((copy_at, subjects.dispatch("priority", first.job_type), first))
     entries += [(20 + i, subjects.subject_for(e), e) for i, e in enumerate(later)]
-    return entries
+    requests = OpenRequests()
+    for entry in entries:
+        requests.add(*entry)
+    return list(requests.by_task.values())
 
 
 def test_a_request_without_a_copy_after_it_is_lost():
-    (request,) = track_requests(request_entries(None))
+    (request,) = open_requests(None)
     assert (request.seq, request.copied_at, request.job.job_id) == (3, 0, f"{T}-0")
     assert lost_dispatches([request], {}) == [request]
     assert request.job.items == ["DSC01", "DSC02"] and request.job.lane == "priority"
-    assert lost_dispatches(track_requests(request_entries(4)), {}) == []
+    assert lost_dispatches(open_requests(4), {}) == []
 
 
 def test_a_request_over_or_of_an_ended_task_is_never_dispatched_again():
     for ending in (job(JobCompleted, 0, attempt=1), job(JobFailed, 0, attempt=3, error="x"), job(JobCanceled, 0),
                    task(TaskCanceled, step_index=0), task(TaskCompleted)):
-        assert track_requests(request_entries(None, ending)) == []
+        assert open_requests(None, ending) == []
+
+
+def test_a_task_has_one_open_request_its_newest():
+    (request,) = open_requests(4, job(JobCompleted, 0, attempt=1), job(JobRequested, 1, priority=95, lane="priority"))
+    assert (request.job.step_index, request.seq, request.copied_at) == (1, 21, 0)  # step 0's copy is not step 1's
 
 
 def test_only_requests_whose_copies_lie_before_a_recreated_lane_are_lost():
-    waiting = track_requests(request_entries(4))
+    waiting = open_requests(4)
     assert [r.job.job_id for r in lost_dispatches(waiting, {"priority": 10})] == [f"{T}-0"]
     # Copied again after the new start, or that lane was never recreated: nothing is lost.
-    assert lost_dispatches(track_requests(request_entries(12)), {"priority": 10}) == []
+    assert lost_dispatches(open_requests(12), {"priority": 10}) == []
     assert lost_dispatches(waiting, {"normal": 10}) == []
     assert lost_dispatches([Request(waiting[0].job, 3, copied_at=12)], {"priority": 10}) == []
