@@ -7,6 +7,8 @@ the newest event of the job's task tells whether this one is over, in one read o
 
 from __future__ import annotations
 
+import asyncio
+
 from ..kernel import subjects
 from ..kernel.bus import Bus
 from ..kernel.events import (
@@ -41,9 +43,12 @@ def over(job: JobRequested, newest: Event | None) -> bool | None:
 async def is_over(bus: Bus, job: JobRequested) -> bool:
     """Read the task's newest event (and its jobs' newest, when that is a task event) and judge."""
     task_id = job.task_id or ""
-    verdict = over(job, await _newest(bus, subjects.task_events(job.project_id, task_id)))
+    task, jobs = subjects.task_events(job.project_id, task_id), f"{subjects.job_prefix(job.project_id, task_id)}.>"
+    # A first request is followed by task.started, so its jobs' newest is needed too: both at once.
+    found = await asyncio.gather(*(_newest(bus, subject) for subject in ([task, jobs] if job.step_index == 0 else [task])))
+    verdict = over(job, found[0])
     if verdict is None:
-        verdict = over(job, await _newest(bus, f"{subjects.job_prefix(job.project_id, task_id)}.>"))
+        verdict = over(job, found[1] if len(found) > 1 else await _newest(bus, jobs))
     return bool(verdict)
 
 
