@@ -45,7 +45,8 @@ async def is_over(bus: Bus, job: JobRequested) -> bool:
     task_id = job.task_id or ""
     task, jobs = subjects.task_events(job.project_id, task_id), f"{subjects.job_prefix(job.project_id, task_id)}.>"
     # A first request is followed by task.started, so its jobs' newest is needed too: both at once.
-    found = await asyncio.gather(*(_newest(bus, subject) for subject in ([task, jobs] if job.step_index == 0 else [task])))
+    reads = [task, jobs] if job.step_index == 0 else [task]
+    found = await asyncio.gather(*(_newest(bus, subject) for subject in reads))
     verdict = over(job, found[0])
     if verdict is None:
         verdict = over(job, found[1] if len(found) > 1 else await _newest(bus, jobs))

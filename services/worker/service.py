@@ -167,7 +167,8 @@ class Worker:
             ended = await is_over(self.bus, job)
         except Exception as exc:  # the log cannot be read now: the job comes again after a pause
             log.warning("job %s: its task's history could not be read (%s); trying again later", job.job_id, exc)
-            await msg.nak(delay=backoff(attempt, self.config.pipeline.backoff_base_s, self.config.pipeline.backoff_max_s))
+            pipeline = self.config.pipeline
+            await msg.nak(delay=backoff(attempt, pipeline.backoff_base_s, pipeline.backoff_max_s))
             return
         if ended:
             # Over already (an outcome, a later step, its task ended): never run, never reported twice.

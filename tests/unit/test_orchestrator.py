@@ -99,7 +99,8 @@ class Log:
                 fresh[action.event.job_id] = seq
         for action in actions:
             if isinstance(action, Dispatch) and action.job.job_id in fresh:
-                self.check(Expect(f"darkroom.job.{action.job.project_id or '_'}.{T}.requested", fresh[action.job.job_id]))
+                requests = f"darkroom.job.{action.job.project_id or '_'}.{T}.requested"
+                self.check(Expect(requests, fresh[action.job.job_id]))
                 self.store(action.job, subjects.dispatch(action.job.lane, action.job.job_type))
         if conflicts:
             raise conflicts[0]

@@ -26,7 +26,8 @@ class Clock:
 
 class Recording(Schedule):
     def __init__(self, clock: Clock, intervals: int, failures: int = 0) -> None:
-        super().__init__(bus=None, definitions={}, interval_s=HOUR, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+        super().__init__(bus=None, definitions={}, interval_s=HOUR,  # type: ignore[arg-type]
+                         clock=clock, sleep=clock.sleep)
         self.slots: list[int] = []
         self.intervals = intervals
         self.failures = failures
