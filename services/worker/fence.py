@@ -2,7 +2,8 @@
 
 A job can come again long after it ended: a redelivery, a copy from an orchestrator restarted past the
 duplicate window, a re-dispatch, a message on whatever subject carries jobs. An outcome is final, so
-the newest event of the job's task tells whether this one is over, in one read of the log.
+the newest event of the job's task tells whether this one is over: one direct get per job (two at
+once for a first step, whose task.started comes after its request).
 """
 
 from __future__ import annotations
