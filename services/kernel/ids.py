@@ -1,5 +1,6 @@
 """Identifiers: time-sortable, subject-safe, no coordination needed."""
 
+import hashlib
 import os
 import time
 
@@ -9,7 +10,17 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, 
 def new_id(now_ms: int | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, 26 characters."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return _ulid(ms, int.from_bytes(os.urandom(10), "big"))
+
+
+def derived_id(ms: int, key: str) -> str:
+    """A ULID whose 80 bits come from `key` instead of chance: whoever derives it from the same key
+    names the same thing, with no coordination either."""
+    return _ulid(ms, int.from_bytes(hashlib.blake2b(key.encode(), digest_size=10).digest(), "big"))
+
+
+def _ulid(ms: int, rest: int) -> str:
+    value = (ms << 80) | rest
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

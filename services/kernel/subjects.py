@@ -7,6 +7,7 @@ from .photos import photo_key
 
 STREAM = "DARKROOM"
 STREAM_INFO = f"$JS.API.STREAM.INFO.{STREAM}"  # JetStream's API: the stream's config and state
+DIRECT_GET = f"$JS.API.DIRECT.GET.{STREAM}"  # JetStream's API: a stored message, read by any server
 ROOT = "darkroom"
 ALL = f"{ROOT}.>"
 NO_PROJECT = "_"
@@ -23,6 +24,11 @@ def task_prefix(project_id: str | None, task_id: str) -> str:
 
 def job_prefix(project_id: str | None, task_id: str) -> str:
     return f"{ROOT}.job.{project_token(project_id)}.{task_id}"
+
+
+def task_events(project_id: str | None, task_id: str) -> str:
+    """Every event of a task and of its jobs: the whole history of one piece of work."""
+    return f"{ROOT}.*.{project_token(project_id)}.{task_id}.>"
 
 
 def dispatch(lane: str, job_type: str) -> str:

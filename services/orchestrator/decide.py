@@ -7,6 +7,7 @@ safe to repeat: a duplicate completion finds the task already moved on and asks 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from ..kernel import subjects
 from ..kernel.bus import Expect
@@ -14,6 +15,8 @@ from ..kernel.definitions import is_maintenance, lane_for
 from ..kernel.events import (
     Event,
     JobCanceled,
+    JobCompleted,
+    JobFailed,
     JobRequested,
     TaskCanceled,
     TaskCompleted,
@@ -35,7 +38,8 @@ class Emit:
 
 @dataclass(frozen=True)
 class Dispatch:
-    """Put a copy of a job.requested on its lane for the workers."""
+    """Put a copy of a job.requested on its lane for the workers, once that job.requested is stored:
+    a copy never goes out for a request the log refused."""
 
     job: JobRequested
 
@@ -43,14 +47,14 @@ class Dispatch:
 Action = Emit | Dispatch
 
 
-def decide(state: TaskState, threshold: int, redispatch: bool = False) -> list[Action]:
+def decide(state: TaskState, threshold: int) -> list[Action]:
     if state.terminal:
         return []
     if state.status == "queued":
         if state.cancel_requested:
             return [_finish(state, TaskCanceled(step_index=None))]
         started = _emit_task(state, TaskStarted(), "started")
-        return [started, *_request(state, 0, threshold)] if state.requested_step < 0 else [started]
+        return [*_request(state, 0, threshold), started] if state.requested_step < 0 else [started]
     current = state.requested_step
     if current < 0:
         if state.cancel_requested:
@@ -59,11 +63,10 @@ def decide(state: TaskState, threshold: int, redispatch: bool = False) -> list[A
     if current not in state.finished_steps:
         if state.cancel_requested and state.running_step != current:
             # Queued, or waiting to be retried: it is canceled now rather than when a worker gets to
-            # it (one that does finds its task canceled, and reports the same job.canceled, a duplicate).
+            # it (one that does finds its job over and leaves it).
             return [_cancel_queued(state, _job(state, current, threshold)),
                     _finish(state, TaskCanceled(step_index=current))]
-        # The step's job is out; only a suspected lost dispatch copy needs doing again.
-        return [Dispatch(_job(state, current, threshold))] if redispatch else []
+        return []  # the step's job is out
     if state.failed_step == current:
         return [_finish(state, TaskFailed(error=state.error or "a step failed", step_index=current))]
     if state.cancel_requested:
@@ -75,8 +78,17 @@ def decide(state: TaskState, threshold: int, redispatch: bool = False) -> list[A
 
 def _request(state: TaskState, step_index: int, threshold: int) -> list[Action]:
     job = _job(state, step_index, threshold)
-    guard = Expect(f"{subjects.job_prefix(state.project_id, state.task_id)}.requested", state.last_requested_seq)
+    if step_index == 0:
+        # Nothing may have happened to the task but what the state holds: a task canceled, or
+        # already under way, before this decision (one made from a stale or cold view) gets no job.
+        guard = Expect(subjects.task_events(state.project_id, state.task_id), state.last_task_seq)
+    else:
+        guard = Expect(requested_subject(job), state.last_requested_seq)
     return [Emit(job, f"job:{job.job_id}:requested", guard), Dispatch(job)]
+
+
+def requested_subject(job: JobRequested) -> str:
+    return f"{subjects.job_prefix(job.project_id, job.task_id or '')}.requested"
 
 
 def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
@@ -99,32 +111,59 @@ def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
 def _cancel_queued(state: TaskState, job: JobRequested) -> Emit:
     canceled = JobCanceled(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, source=job.source,
                            task_type=job.task_type, job_type=job.job_type, step_index=job.step_index)
-    return Emit(canceled, f"job:{job.job_id}:canceled", None)  # the worker's msg id for the same fact
+    # The same guard as the task.canceled after it: both are stored, or neither (a stale view).
+    return Emit(canceled, f"job:{job.job_id}:canceled", _task_guard(state))
 
 
 def _emit_task(state: TaskState, event: Event, name: str) -> Emit:
     event.project_id = state.project_id
     event.task_id = state.task_id
     event.source = state.source  # type: ignore[assignment]
-    guard = Expect(f"{subjects.task_prefix(state.project_id, state.task_id)}.>", state.last_task_seq)
-    return Emit(event, f"task:{state.task_id}:{name}", guard)
+    return Emit(event, f"task:{state.task_id}:{name}", _task_guard(state))
+
+
+def _task_guard(state: TaskState) -> Expect:
+    return Expect(f"{subjects.task_prefix(state.project_id, state.task_id)}.>", state.last_task_seq)
 
 
 def _finish(state: TaskState, event: Event) -> Emit:
     return _emit_task(state, event, "finished")
 
 
-def lost_dispatches(states: list[TaskState], dispatched: dict[str, int], lane_starts: dict[str, int],
-                    threshold: int) -> list[JobRequested]:
-    """Jobs requested but unfinished whose every dispatch copy lies before their lane consumer's
-    start: a lane consumer recreated after the log's end will never deliver them."""
-    lost = []
-    for state in states:
-        step = state.requested_step
-        if state.terminal or step < 0 or step in state.finished_steps:
-            continue
-        job = _job(state, step, threshold)
-        start = lane_starts.get(job.lane)
-        if start is not None and dispatched.get(job.job_id or "", 0) < start:
-            lost.append(job)
-    return lost
+@dataclass
+class Request:
+    """A job.requested found in the log, with its newest dispatch copy's sequence (0: none seen)."""
+
+    job: JobRequested
+    seq: int
+    copied_at: int = 0
+
+
+class OpenRequests:
+    """The requests found in the log that are still open (no outcome, task not ended), folded one
+    message at a time: a task has at most one open request (its steps run in order), so what is
+    held is bounded by the tasks under way, however much of the log is read (pure)."""
+
+    def __init__(self) -> None:
+        self.by_task: dict[str, Request] = {}
+
+    def add(self, seq: int, subject: str, event: Event) -> None:
+        task_id = event.task_id or ""
+        request = self.by_task.get(task_id)
+        if subjects.is_dispatch(subject):
+            if request is not None and request.job.job_id == event.job_id:
+                request.copied_at = seq
+        elif isinstance(event, JobRequested):
+            self.by_task[task_id] = Request(event, seq)
+        elif isinstance(event, (JobCompleted, JobFailed, JobCanceled)):
+            if request is not None and request.job.job_id == event.job_id:
+                del self.by_task[task_id]
+        elif isinstance(event, (TaskCompleted, TaskFailed, TaskCanceled)):
+            self.by_task.pop(task_id, None)
+
+
+def lost_dispatches(requests: Iterable[Request], lane_starts: dict[str, int]) -> list[Request]:
+    """Open requests no worker will ever be handed: no copy was stored after the request (its
+    orchestrator stopped in between), or every copy lies before a lane consumer recreated after it."""
+    return [r for r in requests
+            if r.copied_at < r.seq or r.copied_at < lane_starts.get(r.job.lane, 0)]

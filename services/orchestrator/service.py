@@ -12,10 +12,18 @@ from nats.js import api
 from nats.js.errors import NotFoundError
 
 from ..kernel import subjects
-from ..kernel.bus import Bus, Conflict, Outgoing, lane_consumer
-from ..kernel.events import Event, JobRetrying, JobStarted, PoisonEvent, TaskCancelRequested, TaskRequested
-from .decide import Action, Dispatch, Emit, decide, lost_dispatches
-from .state import TaskState, evolve, record, start
+from ..kernel.bus import Accepted, Bus, Conflict, Expect, Outgoing, lane_consumer
+from ..kernel.events import (
+    Event,
+    JobRequested,
+    JobRetrying,
+    JobStarted,
+    PoisonEvent,
+    TaskCancelRequested,
+    TaskRequested,
+)
+from .decide import Action, Dispatch, Emit, OpenRequests, decide, lost_dispatches, requested_subject
+from .state import TaskState, evolve, record, refreshed, start
 
 log = logging.getLogger("darkroom.orchestrator")
 
@@ -28,10 +36,12 @@ FILTERS = [
     f"{subjects.ROOT}.job.*.*.failed",
     f"{subjects.ROOT}.job.*.*.canceled",
 ]
-# Everything a task's state is made of, for a full rebuild.
-STATE_FILTERS = [f"{subjects.ROOT}.task.>", f"{subjects.ROOT}.job.*.*.requested", *FILTERS[2:]]
+# What tells whether a requested job still waits for a copy on its lane.
+RECOVERY_FILTERS = [f"{subjects.ROOT}.job.*.*.requested", *FILTERS[2:], f"{subjects.ROOT}.dispatch.>",
+                    *(f"{subjects.ROOT}.task.*.*.{end}" for end in ("completed", "failed", "canceled"))]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
+COPY_GRACE_S = 1.0  # how long a live orchestrator may take from storing a request to storing its copy
 
 
 class Orchestrator:
@@ -42,6 +52,7 @@ class Orchestrator:
         self.cache: OrderedDict[str, TaskState] = OrderedDict()
         self._chains: dict[str, asyncio.Future] = {}
         self._sub = None
+        self._stopping = False
         self.poisoned = 0
         self.decisions = 0
 
@@ -55,20 +66,22 @@ class Orchestrator:
             max_ack_pending=2000,
         )
         try:
-            have = (await self.bus.jsm.consumer_info(subjects.STREAM, self.name)).config
+            info = await self.bus.jsm.consumer_info(subjects.STREAM, self.name)
         except NotFoundError:
-            have = None
-        if have is not None and (have.filter_subjects or [have.filter_subject]) != FILTERS:
+            info = None
+        if info is not None and (info.config.filter_subjects or [info.config.filter_subject]) != FILTERS:
             # An older Darkroom made this consumer with other filters: bring it up to date in place.
-            config.deliver_subject = have.deliver_subject
+            config.deliver_subject = info.config.deliver_subject
             await self.bus.jsm.add_consumer(subjects.STREAM, config)
-        await self.recover_lost_dispatches()
+        acknowledged = info.ack_floor.stream_seq if info is not None and info.ack_floor is not None else 0
+        await self.recover_lost_dispatches(acknowledged or 0)
         self._sub = await self.bus.js.subscribe(
             FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
             manual_ack=True, idle_heartbeat=5.0, flow_control=True,
             pending_msgs_limit=-1, pending_bytes_limit=-1)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._sub is not None:
             sub, self._sub = self._sub, None
             if not self.bus.nc.is_closed:
@@ -77,36 +90,67 @@ class Orchestrator:
         if pending:
             await asyncio.wait(pending, timeout=10)
 
-    async def recover_lost_dispatches(self) -> int:
-        """Re-dispatch what a recreated lane consumer would never deliver; returns how many."""
+    async def recover_lost_dispatches(self, acknowledged: int = 0) -> int:
+        """Dispatch again what no worker would ever be handed: a job.requested whose copy an orchestrator
+        never stored (it stopped in between), or whose copies a recreated lane consumer skips; returns how
+        many. Only a decision on a message this orchestrator has not acknowledged (all up to sequence
+        `acknowledged` are) can lack its copy, so the log is read from there, or from the beginning when
+        a lane consumer was recreated."""
         lane_starts = {}
         for lane in subjects.LANES:
             info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
             if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:
                 lane_starts[lane] = info.config.opt_start_seq
-        if not lane_starts:
-            return 0
-        states: dict[str, TaskState] = {}
-        dispatched: dict[str, int] = {}
-        async for batch in self.bus.read(STATE_FILTERS + [f"{subjects.ROOT}.dispatch.>"]):
+        requests = OpenRequests()
+        end = await self._read_requests(requests, 1 if lane_starts else acknowledged + 1)
+        if lost_dispatches(requests.by_task.values(), lane_starts):
+            # Another orchestrator may be storing those copies this very moment: look again after it.
+            await asyncio.sleep(COPY_GRACE_S)
+            await self._read_requests(requests, end + 1)
+        copies = []
+        for request in lost_dispatches(requests.by_task.values(), lane_starts):
+            job = request.job
+            skipped = lane_starts.get(job.lane, 0) > request.copied_at >= request.seq
+            log.warning("dispatching job %s again: %s", job.job_id,
+                        "its lane consumer was recreated after it" if skipped else "its copy was never stored")
+            # A copy of the same request within the window is the copy already made (msg id); one for a
+            # lane that skipped it is new.
+            msg_id = f"redispatch:{job.job_id}:{lane_starts[job.lane]}" if skipped else None
+            copies.append(self._copy(job, request.seq, msg_id))
+        await self._store_copies(copies)
+        return len(copies)
+
+    async def _read_requests(self, requests: OpenRequests, start: int) -> int:
+        """Fold what the log holds from `start` about requests and their copies; the last sequence read."""
+        end = start - 1
+        async for batch in self.bus.read(RECOVERY_FILTERS, start_seq=start):
+            end = batch[-1].seq
             for stored in batch:
                 try:
-                    event = self.bus.codec.decode(stored.data)
+                    requests.add(stored.seq, stored.subject, self.bus.codec.decode(stored.data))
                 except PoisonEvent:
                     continue
-                if subjects.is_dispatch(stored.subject):
-                    dispatched[event.job_id or ""] = stored.seq
-                elif isinstance(event, TaskRequested) and event.task_id not in states:
-                    states[event.task_id or ""] = start(event, stored.seq)
-                elif event.task_id in states:
-                    states[event.task_id or ""] = evolve(states[event.task_id or ""], event, stored.seq)
-        lost = lost_dispatches(list(states.values()), dispatched, lane_starts, self.threshold)
-        for job in lost:
-            log.warning("re-dispatching job %s: its lane consumer was recreated after it", job.job_id)
-            start_seq = lane_starts[job.lane]
-            await self.bus.publish(job, f"redispatch:{job.job_id}:{start_seq}",
-                                   subject=subjects.dispatch(job.lane, job.job_type))
-        return len(lost)
+        return end
+
+    def _copy(self, job: JobRequested, requested_seq: int, msg_id: str | None = None) -> Outgoing:
+        """A job's copy for its lane, stored only while its job.requested is the task's newest request."""
+        return self.bus.outgoing(job, msg_id or f"dispatch:{job.job_id}", Expect(requested_subject(job), requested_seq),
+                                 subject=subjects.dispatch(job.lane, job.job_type))
+
+    async def _store_copies(self, copies: list[Outgoing]) -> None:
+        """Store each copy, retrying what fails for another reason than a later request: a job.requested
+        whose copy is not stored waits forever (a retried copy is deduplicated by its message id)."""
+        delay = 0.25
+        while copies:
+            results = await self.bus.send_many_settled(copies)
+            copies = [c for c, r in zip(copies, results) if isinstance(r, Exception) and not isinstance(r, Conflict)]
+            if copies and self._stopping:
+                raise RuntimeError(f"stopping with {len(copies)} job copies unstored; the next start stores them")
+            if copies:
+                log.warning("storing %d job copies failed (%s); trying again in %gs", len(copies),
+                            next(r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _on_message(self, msg: Msg) -> None:
         try:
@@ -126,23 +170,22 @@ class Orchestrator:
     async def _after(self, previous: asyncio.Future | None, event: Event, msg: Msg) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # one task's events are handled in stream order
-        meta = msg.metadata
         try:
-            await self.handle(event, meta.sequence.stream, redelivered=meta.num_delivered > 1)
+            await self.handle(event, msg.metadata.sequence.stream)
         except Exception:
             log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
             await msg.nak(delay=1.0)
             return
         await msg.ack()
 
-    async def handle(self, event: Event, seq: int, redelivered: bool = False) -> None:
+    async def handle(self, event: Event, seq: int) -> None:
         if not event.task_id:
             return
         state = await self._state_for(event, seq)
         if state is not None and isinstance(event, TaskCancelRequested) and not state.terminal:
             state = await self._with_running(state)
         if state is not None:
-            await self._act(state, redispatch=redelivered)
+            await self._act(state)
 
     async def _with_running(self, state: TaskState) -> TaskState:
         """The task with what its latest job.started and job.retrying say is running now (events the
@@ -175,6 +218,8 @@ class Orchestrator:
         state = self.cache.get(event.task_id or "")
         if state is None:
             if isinstance(event, TaskRequested):
+                # Taken as new without reading the log: if anything has happened to the task since
+                # (a restart long after, another orchestrator), the guards refuse what this decides.
                 state = start(event, seq)
             else:
                 state = await self.load(event.project_id, event.task_id or "")
@@ -195,7 +240,7 @@ class Orchestrator:
     async def load(self, project_id: str | None, task_id: str) -> TaskState | None:
         """Rebuild one task from the log: its task events and its jobs' lifecycle."""
         state: TaskState | None = None
-        prefix = f"{subjects.ROOT}.*.{subjects.project_token(project_id)}.{task_id}.>"
+        prefix = subjects.task_events(project_id, task_id)
         task_subjects = subjects.task_prefix(project_id, task_id) + "."
         requested_subject = subjects.job_prefix(project_id, task_id) + ".requested"
         poisoned = {"task": 0, "requested": 0}
@@ -220,9 +265,9 @@ class Orchestrator:
                             last_requested_seq=max(state.last_requested_seq, poisoned["requested"]))
         return state
 
-    async def _act(self, state: TaskState, redispatch: bool) -> None:
+    async def _act(self, state: TaskState) -> None:
         for _ in range(MAX_CONFLICTS):
-            actions = decide(state, self.threshold, redispatch=redispatch)
+            actions = decide(state, self.threshold)
             if not actions:
                 return
             self.decisions += 1
@@ -231,28 +276,38 @@ class Orchestrator:
                 return
             except Conflict as exc:
                 # Another orchestrator (or our own earlier life) moved this task: look again.
-                log.debug("task %s moved on (%s); reloading", state.task_id, exc)
-                reloaded = await self.load(state.project_id, state.task_id)
-                if reloaded is None:
+                log.debug("task %s moved on (%s); looking again", state.task_id, exc)
+                again = await self._refresh(state)
+                if again is None:
                     return
-                state = reloaded
+                state = again
                 self._remember(state)
-                redispatch = True
         log.error("task %s: gave up after %d conflicting decisions", state.task_id, MAX_CONFLICTS)
 
+    async def _refresh(self, state: TaskState) -> TaskState | None:
+        """The task with what others stored since: two direct gets, or its history when they cannot tell
+        (conflicts are routine with two orchestrators; reading a history each time is not cheap)."""
+        task, request = await asyncio.gather(
+            self._last(f"{subjects.task_prefix(state.project_id, state.task_id)}.>"),
+            self._last(f"{subjects.job_prefix(state.project_id, state.task_id)}.requested"))
+        again = refreshed(state, task if task[0] else None, request if request[0] else None)
+        return again if again is not None else await self.load(state.project_id, state.task_id)
+
     async def _execute(self, state: TaskState, actions: list[Action]) -> TaskState:
-        batch: list[Outgoing] = []
-        for action in actions:
-            if isinstance(action, Emit):
-                batch.append(self.bus.outgoing(action.event, action.msg_id, action.expect))
-            elif isinstance(action, Dispatch):
-                batch.append(self.bus.outgoing(action.job, f"dispatch:{action.job.job_id}",
-                                               subject=subjects.dispatch(action.job.lane, action.job.job_type)))
-        results = await self.bus.send_many_settled(batch)
-        for action, result in zip(actions, results):
-            if isinstance(action, Emit) and isinstance(result, int):
-                state = record(state, action.event, result)
+        emits = [action for action in actions if isinstance(action, Emit)]
+        results = await self.bus.send_many_settled(
+            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in emits])
+        requested: dict[str, int] = {}  # job id -> sequence of the job.requested this decision stored
+        for action, result in zip(emits, results):
+            if isinstance(result, Accepted):
+                state = record(state, action.event, result.seq)
+                if isinstance(action.event, JobRequested) and not result.duplicate:
+                    requested[action.event.job_id or ""] = result.seq
         self._remember(state)
+        # A duplicate job.requested was stored by whoever sent it first, who sends its copy.
+        await self._store_copies([self._copy(action.job, requested[action.job.job_id or ""])
+                                  for action in actions
+                                  if isinstance(action, Dispatch) and action.job.job_id in requested])
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, Conflict):
                 raise result

@@ -105,3 +105,28 @@ def record(state: TaskState, event: Event, seq: int) -> TaskState:
             return replace(state, finished_steps=state.finished_steps | {event.step_index},
                            failed_step=event.step_index, error=event.error)
     return state
+
+
+Newest = tuple[int, Event | None]  # a subject's newest stream sequence and event (None: unreadable)
+
+
+def refreshed(state: TaskState, task: Newest | None, request: Newest | None) -> TaskState | None:
+    """The task once another orchestrator's writes are folded in, from the newest event on the task's
+    subjects (`task`) and on its job.requested subject (`request`): what a refused decision needs to
+    decide again, without reading the task's history. None when those two cannot tell (an unreadable
+    event; a cancel newest on a task this view still has queued): then the history must be read."""
+    if task is None or task[1] is None or (request is not None and request[1] is None):
+        return None
+    seq, event = task
+    match event:
+        case TaskCompleted() | TaskFailed() | TaskCanceled() | TaskStarted():
+            state = record(state, event, seq)
+        case TaskCancelRequested() if state.status != "queued":
+            state = record(state, event, seq)
+        case TaskRequested():
+            state = replace(state, last_task_seq=seq)
+        case _:
+            return None
+    if request is not None and isinstance(request[1], JobRequested):
+        state = record(state, request[1], request[0])
+    return state

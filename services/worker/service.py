@@ -28,6 +28,7 @@ from ..kernel.events import (
     PoisonEvent,
 )
 from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources, needs_state
+from .fence import is_over
 from .policy import PRIORITY_ONLY, Lanes, backoff, lane_wait, serving, slot_lanes
 from .pull import LanePull
 
@@ -161,6 +162,18 @@ class Worker:
         except PoisonEvent as exc:
             log.warning("set aside unreadable job on %s: %s", msg.subject, exc)
             await msg.term()
+            return
+        try:
+            ended = await is_over(self.bus, job)
+        except Exception as exc:  # the log cannot be read now: the job comes again after a pause
+            log.warning("job %s: its task's history could not be read (%s); trying again later", job.job_id, exc)
+            pipeline = self.config.pipeline
+            await msg.nak(delay=backoff(attempt, pipeline.backoff_base_s, pipeline.backoff_max_s))
+            return
+        if ended:
+            # Over already (an outcome, a later step, its task ended): never run, never reported twice.
+            log.info("job %s is over; a late copy on %s was not run", job.job_id, msg.subject)
+            await msg.ack()
             return
         max_attempts = self.config.pipeline.max_attempts
         handler = self.handlers.get(job.job_type)

@@ -98,7 +98,8 @@ async def test_audit_task_shows_every_step_requested_started_completed(system: S
         assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
         lifecycle = [t for t in _types(lines) if t.startswith("task.")]
         assert lifecycle == ["task.requested", "task.started", "task.completed"]
-        assert _types(lines)[:2] == ["task.requested", "task.started"] and _types(lines)[-1] == "task.completed"
+        assert _types(lines)[:3] == ["task.requested", "job.requested", "task.started"]
+        assert _types(lines)[-1] == "task.completed"
         jobs = [(line["step_index"], line["job_type"], line["type"]) for line in lines
                 if line["type"] in ("job.requested", "job.started", "job.completed")]
         assert jobs == [(i, step, kind) for i, step in enumerate(steps)

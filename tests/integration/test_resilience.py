@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 from collections import Counter
+
+import pytest
 
 from services.kernel.bus import Bus, lane_consumer, provision
 from services.kernel.clock import parse_iso
@@ -50,21 +53,29 @@ async def test_a_killed_orchestrator_resumes_between_steps_without_repeating_one
     assert await _requested_steps(system, task["id"]) == [0, 1, 2]
 
 
-async def test_two_orchestrators_advance_every_step_exactly_once(system: System) -> None:
+async def test_two_orchestrators_advance_every_step_exactly_once_and_say_nothing_of_it(
+        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     await system.start(orchestrator_name="orchestrator_a", pipeline__max_parallel_jobs=4)
     await system.start(roles=("orchestrator",), orchestrator_name="orchestrator_b")
-    tasks = [await system.start_task("three") for _ in range(15)]
+
+    async def client(n: int) -> list[dict]:
+        return [await system.start_task("three") for _ in range(n)]
+
+    tasks = [task for batch in await asyncio.gather(*(client(10) for _ in range(6))) for task in batch]
     for task in tasks:
-        assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
+        assert (await system.wait_task(task["id"], timeout=30))["task"]["status"] == "completed"
     await system.settled("orchestrator_a")
     await system.settled("orchestrator_b")
     requested = Counter((e["task_id"], e["step_index"]) for _, _, e in await system.log("darkroom.job.*.*.requested"))
-    assert set(requested.values()) == {1} and len(requested) == 45
+    assert set(requested.values()) == {1} and len(requested) == 180
     dispatched = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
-    assert set(dispatched.values()) == {1} and len(dispatched) == 45
+    assert set(dispatched.values()) == {1} and len(dispatched) == 180
     for kind in ("started", "completed"):
         stored = Counter(e["task_id"] for _, _, e in await system.log(f"darkroom.task.*.*.{kind}"))
-        assert set(stored.values()) == {1} and len(stored) == 15
+        assert set(stored.values()) == {1} and len(stored) == 60
+    # Each refused the other's decisions quietly: no warning, no error, nothing from nats.
+    assert [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_a_killed_workers_job_is_redelivered_and_completed_by_another(system: System) -> None:
@@ -182,6 +193,27 @@ async def test_jobs_stranded_by_a_recreated_lane_consumer_are_dispatched_again(s
     assert await _requested_steps(system, task["id"]) == [0, 1, 2]
     dispatched = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
     assert dispatched[f"{task['id']}-0"] == 2  # the stranded copy and the recovered one
+
+
+async def test_a_request_whose_copy_was_never_stored_is_dispatched_when_its_orchestrator_returns(
+        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    from services.orchestrator.decide import decide
+    from services.orchestrator.state import start
+
+    await system.start(roles=("projector", "worker", "api"))
+    orchestrator = await system.start(roles=("orchestrator",))
+    await orchestrator.stop()
+    task = await system.start_task("three")
+    # What the orchestrator stores first for it, as if it stopped right after: the request, no copy.
+    (stored,) = await system.log(f"darkroom.task._.{task['id']}.requested")
+    request = decide(start(system.bus.codec.decode(json.dumps(stored[2]).encode()), stored[0]), 90)[0]
+    await system.bus.publish(request.event, request.msg_id, request.expect)
+    await system.start(roles=("orchestrator",))
+    assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
+    assert await _requested_steps(system, task["id"]) == [0, 1, 2]
+    copies = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
+    assert copies == {f"{task['id']}-{step}": 1 for step in range(3)}
+    assert f"dispatching job {task['id']}-0 again: its copy was never stored" in caplog.text
 
 
 async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(system: System) -> None:

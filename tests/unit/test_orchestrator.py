@@ -1,8 +1,10 @@
 """services/orchestrator/state.py + decide.py: what a task needs next, from its folded events.
 
 Besides direct checks of decide(), a small in-memory log stands in for JetStream: it assigns
-stream sequences, stores dispatch copies, and enforces the expected-last-subject-sequence guard
-(with wildcards) the way the server does, so the guards decide() computes are checked too.
+stream sequences, deduplicates message ids (until the window passes), enforces the
+expected-last-subject-sequence guard (with wildcards) the way the server does, and stores a
+dispatch copy only after its job.requested, as the service does, so the guards decide() computes
+are checked too.
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.orchestrator.decide import Dispatch, Emit, decide, lost_dispatches
-from services.orchestrator.service import STATE_FILTERS as FILTERS
-from services.orchestrator.state import TaskState, evolve, start
+from services.orchestrator.decide import Dispatch, Emit, OpenRequests, Request, decide, lost_dispatches
+from services.orchestrator.state import TaskState, evolve, refreshed, start
 
 THRESHOLD = 90
 DEFS = load_definitions()
@@ -66,6 +67,10 @@ class Log:
     def last_on(self, filter_: str) -> int:
         return max((seq for seq, subject, _ in self.entries if matches(filter_, subject)), default=0)
 
+    def newest(self, filter_: str) -> tuple[int, Event] | None:
+        return max(((seq, event) for seq, subject, event in self.entries if matches(filter_, subject)),
+                   default=None, key=lambda entry: entry[0])
+
     def store(self, event: Event, subject: str | None = None) -> int:
         seq = len(self.entries) + 1
         self.entries.append((seq, subject or subjects.subject_for(event), event))
@@ -76,21 +81,39 @@ class Log:
             raise Conflict(f"{expect}: last is {self.last_on(expect.subject)}")
 
     def execute(self, actions) -> None:
+        """As the orchestrator does: every event settled on its own, then the copies of the requests
+        stored anew, guarded by them; a conflict is raised at the end."""
+        fresh: dict[str, int] = {}
+        conflicts = []
         for action in actions:
-            if isinstance(action, Emit):
-                if action.msg_id in self.msg_ids:
-                    continue  # Nats-Msg-Id dedupe
+            if not isinstance(action, Emit) or action.msg_id in self.msg_ids:
+                continue  # a Nats-Msg-Id duplicate is not stored again
+            try:
                 self.check(action.expect)
-                self.msg_ids.add(action.msg_id)
-                self.store(action.event)
-            else:
+            except Conflict as exc:
+                conflicts.append(exc)
+                continue
+            self.msg_ids.add(action.msg_id)
+            seq = self.store(action.event)
+            if isinstance(action.event, JobRequested):
+                fresh[action.event.job_id] = seq
+        for action in actions:
+            if isinstance(action, Dispatch) and action.job.job_id in fresh:
+                requests = f"darkroom.job.{action.job.project_id or '_'}.{T}.requested"
+                self.check(Expect(requests, fresh[action.job.job_id]))
                 self.store(action.job, subjects.dispatch(action.job.lane, action.job.job_type))
+        if conflicts:
+            raise conflicts[0]
+
+    def window_passes(self) -> None:
+        """The duplicate window is over: message ids are forgotten."""
+        self.msg_ids.clear()
 
     def fold(self) -> TaskState:
-        """The task as a full rebuild from the log sees it."""
+        """The task as a full rebuild from the log sees it: every event of the task and its jobs."""
         state = None
         for seq, subject, event in self.entries:
-            if not any(matches(f, subject) for f in FILTERS):
+            if subjects.is_dispatch(subject):
                 continue
             state = start(event, seq) if state is None else evolve(state, event, seq)
         assert state is not None
@@ -111,7 +134,11 @@ def fold(*events: Event) -> TaskState:
 
 
 def emitted(actions) -> list[Event]:
-    return [a.event for a in actions if isinstance(a, Emit)]
+    return [a.event for a in emitted_actions(actions)]
+
+
+def emitted_actions(actions) -> list[Emit]:
+    return [a for a in actions if isinstance(a, Emit)]
 
 
 # -- a queued task -----------------------------------------------------------------------------
@@ -120,8 +147,8 @@ def emitted(actions) -> list[Event]:
 def test_queued_task_starts_and_requests_its_first_step():
     state = fold(requested())
     actions = decide(state, THRESHOLD)
-    assert [type(a) for a in actions] == [Emit, Emit, Dispatch]
-    started, req, dispatch = actions
+    assert [type(a) for a in actions] == [Emit, Dispatch, Emit]
+    req, dispatch, started = actions
 
     assert isinstance(started.event, TaskStarted)
     assert (started.event.project_id, started.event.task_id, started.event.source) == (P, T, "user")
@@ -134,16 +161,20 @@ def test_queued_task_starts_and_requests_its_first_step():
                                                                          "priority")
     assert (j.task_id, j.project_id, j.task_type, j.source, j.folder) == (T, P, "upload_postprocess", "user", "Shoot")
     assert j.items == ["DSC01", "DSC02"]
-    assert req.expect == Expect(f"darkroom.job.{P}.{T}.requested", 0)
+    # The first request needs the task's whole history to be what the state holds: nothing since.
+    assert req.expect == Expect(f"darkroom.*.{P}.{T}.>", 1)
     assert req.msg_id == f"job:{T}-0:requested"
     assert dispatch.job == j
 
 
 def test_task_without_a_project_uses_underscore_in_its_guards():
     state = fold(requested(project_id=None))
-    started, req, _ = decide(state, THRESHOLD)
+    req, _, started = decide(state, THRESHOLD)
     assert started.expect.subject == f"darkroom.task._.{T}.>"
-    assert req.expect.subject == f"darkroom.job._.{T}.requested"
+    assert req.expect.subject == f"darkroom.*._.{T}.>"
+    run_until_step_done(log := Log(), 0, requested(project_id=None))
+    (later, _) = decide(log.fold(), THRESHOLD)
+    assert later.expect.subject == f"darkroom.job._.{T}.requested"
 
 
 @pytest.mark.parametrize("task_type, source, threshold, lanes", [
@@ -190,14 +221,10 @@ def test_last_step_completed_completes_the_task():
     assert actions[0].msg_id == f"task:{T}:finished"
 
 
-def test_outstanding_step_needs_nothing_unless_redispatching():
+def test_outstanding_step_needs_nothing():
     state = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
                  job(JobStarted, 0, attempt=1, worker="w"), job(JobProgress, 0, done=1, total=2))
     assert decide(state, THRESHOLD) == []
-    actions = decide(state, THRESHOLD, redispatch=True)
-    assert len(actions) == 1 and isinstance(actions[0], Dispatch)
-    assert actions[0].job.job_id == f"{T}-0" and actions[0].job.items == ["DSC01", "DSC02"]
-    assert actions[0].job.lane == "priority"
 
 
 @pytest.mark.parametrize("task_type", sorted(DEFS))
@@ -211,7 +238,6 @@ def test_a_task_runs_every_step_once_in_order_then_completes(task_type):
     assert [j.job_id for j in log.dispatched()] == [r.job_id for r in requests]
     assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.completed"]
     assert decide(log.fold(), THRESHOLD) == []
-    assert decide(log.fold(), THRESHOLD, redispatch=True) == []
 
 
 def run_to_end(log: Log, threshold: int = THRESHOLD, outcome=JobCompleted, fail_at: int | None = None) -> None:
@@ -260,7 +286,6 @@ def test_after_a_failed_step_nothing_later_runs():
     # A late completion of the failed step (another worker's attempt) starts nothing either.
     log.store(job(JobCompleted, 1, "change_commit", attempt=2))
     assert decide(log.fold(), THRESHOLD) == []
-    assert decide(log.fold(), THRESHOLD, redispatch=True) == []
 
 
 def test_cancel_before_start_cancels_without_starting():
@@ -291,11 +316,12 @@ def test_cancel_of_a_queued_step_cancels_its_job_and_the_task_at_once():
     assert [type(e) for e in emitted(actions)] == [JobCanceled, TaskCanceled]
     canceled, finished = emitted(actions)
     assert (canceled.job_id, canceled.step_index, finished.step_index) == (f"{T}-0", 0, 0)
-    assert actions[0].msg_id == f"job:{T}-0:canceled"  # what a worker taking it later reports: a duplicate
+    assert actions[0].msg_id == f"job:{T}-0:canceled"
+    assert actions[0].expect == actions[1].expect == Expect(f"darkroom.task.{P}.{T}.>", 5)  # both, or neither
     log.execute(actions)
     assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.cancel_requested",
                                            "task.canceled"]
-    assert decide(log.fold(), THRESHOLD) == [] and decide(log.fold(), THRESHOLD, redispatch=True) == []
+    assert decide(log.fold(), THRESHOLD) == []
 
 
 def test_cancel_of_a_step_waiting_to_be_retried_cancels_it_at_once_and_of_a_retried_one_waits():
@@ -347,7 +373,7 @@ def test_a_second_orchestrator_with_stale_state_is_refused_by_the_guard():
     first = decide(stale, THRESHOLD)
     log.execute(first)
     second = decide(stale, THRESHOLD)  # same decision, from the state before the first one was stored
-    guarded = [a for a in second if isinstance(a, Emit)]
+    guarded = emitted_actions(second)
     assert guarded and guarded[0].event.step_index == 1
     with pytest.raises(Conflict):
         log.check(guarded[0].expect)
@@ -371,15 +397,57 @@ def test_a_cancel_stored_between_read_and_start_invalidates_the_start():
     log.store(requested())
     stale = log.fold()
     log.store(task(TaskCancelRequested))
-    started = decide(stale, THRESHOLD)[0]
-    with pytest.raises(Conflict):
-        log.check(started.expect)
+    for guarded in emitted_actions(decide(stale, THRESHOLD)):
+        with pytest.raises(Conflict):
+            log.check(guarded.expect)
     (cancel,) = decide(log.fold(), THRESHOLD)
     assert isinstance(cancel.event, TaskCanceled)
     log.check(cancel.expect)
 
 
-def run_until_step_done(log: Log, step: int) -> None:
+def look_again(log: Log, state: TaskState) -> TaskState | None:
+    """What the orchestrator does after a conflict: the newest task event and the newest request."""
+    return refreshed(state, log.newest(f"darkroom.task.{P}.{T}.>"), log.newest(f"darkroom.job.{P}.{T}.requested"))
+
+
+def test_after_a_conflict_two_reads_are_enough_to_decide_again():
+    # Another orchestrator requested step 1: this one's view of step 0's completion asks for nothing more.
+    log = Log()
+    log.store(requested())
+    run_until_step_done(log, 0)
+    stale = log.fold()
+    log.execute(decide(stale, THRESHOLD))
+    again = look_again(log, stale)
+    assert again.requested_step == 1 and again.last_requested_seq == log.last_on(f"darkroom.job.{P}.{T}.requested")
+    assert decide(again, THRESHOLD) == []
+    # Step 1 completes: the next request is guarded by the other's request, and accepted.
+    log.store(job(JobCompleted, 1, attempt=1))
+    log.execute(decide(evolve(again, job(JobCompleted, 1, attempt=1), len(log.entries)), THRESHOLD))
+    assert [e.step_index for _, _, e in log.entries if isinstance(e, JobRequested)][-1] == 2
+
+
+def test_after_a_conflict_a_cold_view_sees_the_task_started_or_ended():
+    log = Log()
+    log.store(requested())
+    log.execute(decide(log.fold(), THRESHOLD))
+    again = look_again(log, fold(requested()))
+    assert again.status == "running" and again.requested_step == 0 and decide(again, THRESHOLD) == []
+    finished = finished_log()
+    again = look_again(finished, fold(requested()))
+    assert again.terminal and decide(again, THRESHOLD) == []
+
+
+def test_after_a_conflict_a_cancel_on_a_task_still_queued_here_needs_its_history():
+    log = Log()
+    log.store(requested())
+    log.store(task(TaskCancelRequested))
+    assert look_again(log, fold(requested())) is None
+    assert refreshed(fold(requested()), (1, None), None) is None  # unreadable: the history decides
+
+
+def run_until_step_done(log: Log, step: int, first: TaskRequested | None = None) -> None:
+    if first is not None:
+        log.store(first)
     while True:
         actions = decide(log.fold(), THRESHOLD)
         log.execute(actions)
@@ -398,14 +466,13 @@ def test_terminal_task_needs_nothing(final):
     state = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"), task(final))
     assert state.terminal
     assert decide(state, THRESHOLD) == []
-    assert decide(state, THRESHOLD, redispatch=True) == []
 
 
 def test_terminal_failed_task_needs_nothing():
     state = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
                  job(JobFailed, 0, attempt=3, error="x"), task(TaskFailed, error="x", step_index=0))
     assert state.status == "failed"
-    assert decide(state, THRESHOLD, redispatch=True) == []
+    assert decide(state, THRESHOLD) == []
 
 
 def test_evolve_ignores_events_at_or_below_what_it_has_seen():
@@ -434,7 +501,7 @@ def test_started_but_not_yet_requested_requests_step_zero():
     state = fold(requested(), task(TaskStarted))
     actions = decide(state, THRESHOLD)
     assert [type(a) for a in actions] == [Emit, Dispatch]
-    assert actions[0].event.step_index == 0 and actions[0].expect.last_seq == 0
+    assert actions[0].event.step_index == 0 and actions[0].expect == Expect(f"darkroom.*.{P}.{T}.>", 2)
 
 
 def test_queued_with_its_first_request_stored_only_starts():
@@ -451,16 +518,107 @@ def test_decide_does_not_change_the_state():
     assert state == snapshot
 
 
-# -- recovery after a lane consumer was recreated ------------------------------------------------
+# -- a late or cold view: nothing is run again ------------------------------------------------------
 
 
-def test_only_jobs_whose_dispatch_lies_before_the_recreated_lane_are_lost():
-    waiting = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"))
-    finished = evolve(waiting, job(JobCompleted, 0, attempt=1), 10)
-    job_id = f"{T}-0"
-    lost = lost_dispatches([waiting], {job_id: 4}, {"priority": 10}, THRESHOLD)
-    assert [j.job_id for j in lost] == [job_id] and lost[0].lane == "priority" and lost[0].items == ["DSC01", "DSC02"]
-    assert lost_dispatches([finished], {job_id: 4}, {"priority": 10}, THRESHOLD) == []
-    # Dispatched again after the new start, or that lane was never recreated: nothing is lost.
-    assert lost_dispatches([waiting], {job_id: 12}, {"priority": 10}, THRESHOLD) == []
-    assert lost_dispatches([waiting], {job_id: 4}, {"normal": 10}, THRESHOLD) == []
+def finished_log(final=None) -> Log:
+    log = Log()
+    log.store(requested())
+    run_to_end(log)
+    return log
+
+
+def test_a_cold_view_of_a_finished_task_stores_nothing_even_past_the_window():
+    # An orchestrator restarted long after: its first sight of the task is the old task.requested.
+    log = finished_log()
+    before = list(log.entries)
+    log.window_passes()
+    with pytest.raises(Conflict):
+        log.execute(decide(fold(requested()), THRESHOLD))
+    assert log.entries == before  # no job.requested, no task.started, and no copy for a worker
+    assert decide(log.fold(), THRESHOLD) == []
+
+
+def test_a_cold_view_of_a_task_canceled_while_queued_requests_no_job():
+    log = Log()
+    log.store(requested())
+    log.store(task(TaskCancelRequested))
+    log.execute(decide(log.fold(), THRESHOLD))
+    assert log.types() == ["task.requested", "task.cancel_requested", "task.canceled"]
+    log.window_passes()
+    with pytest.raises(Conflict):
+        log.execute(decide(fold(requested()), THRESHOLD))
+    assert log.types() == ["task.requested", "task.cancel_requested", "task.canceled"]
+
+
+def test_a_stale_view_of_a_finished_step_requests_nothing_past_the_window():
+    log = Log()
+    log.store(requested())
+    run_until_step_done(log, 0)
+    stale = log.fold()
+    log.execute(decide(stale, THRESHOLD))  # another orchestrator requests step 1
+    log.store(job(JobCompleted, 1, attempt=1))
+    log.window_passes()
+    before = list(log.entries)
+    with pytest.raises(Conflict):
+        log.execute(decide(stale, THRESHOLD))
+    assert log.entries == before
+
+
+def test_a_stale_cancel_of_a_queued_step_stores_no_second_outcome():
+    log = Log()
+    log.store(requested())
+    log.execute(decide(log.fold(), THRESHOLD))
+    log.store(task(TaskCancelRequested))
+    stale = log.fold()
+    log.execute(decide(stale, THRESHOLD))  # the first orchestrator cancels the job and the task
+    log.window_passes()
+    before = list(log.entries)
+    with pytest.raises(Conflict):
+        log.execute(decide(stale, THRESHOLD))
+    assert log.entries == before
+
+
+# -- copies that no worker would be handed -------------------------------------------------------
+
+
+def open_requests(copy_at: int | None, *later: Event) -> list[Request]:
+    """The open requests after a task's request of step 0 at sequence 3, its copy (if any) at
+    `copy_at`, then `later` events."""
+    first = job(JobRequested, 0, priority=90, lane="priority", items=["DSC01", "DSC02"])
+    entries = [(3, subjects.subject_for(first), first)]
+    if copy_at is not None:
+        entries.append((copy_at, subjects.dispatch("priority", first.job_type), first))
+    entries += [(20 + i, subjects.subject_for(e), e) for i, e in enumerate(later)]
+    requests = OpenRequests()
+    for entry in entries:
+        requests.add(*entry)
+    return list(requests.by_task.values())
+
+
+def test_a_request_without_a_copy_after_it_is_lost():
+    (request,) = open_requests(None)
+    assert (request.seq, request.copied_at, request.job.job_id) == (3, 0, f"{T}-0")
+    assert lost_dispatches([request], {}) == [request]
+    assert request.job.items == ["DSC01", "DSC02"] and request.job.lane == "priority"
+    assert lost_dispatches(open_requests(4), {}) == []
+
+
+def test_a_request_over_or_of_an_ended_task_is_never_dispatched_again():
+    for ending in (job(JobCompleted, 0, attempt=1), job(JobFailed, 0, attempt=3, error="x"), job(JobCanceled, 0),
+                   task(TaskCanceled, step_index=0), task(TaskCompleted)):
+        assert open_requests(None, ending) == []
+
+
+def test_a_task_has_one_open_request_its_newest():
+    (request,) = open_requests(4, job(JobCompleted, 0, attempt=1), job(JobRequested, 1, priority=95, lane="priority"))
+    assert (request.job.step_index, request.seq, request.copied_at) == (1, 21, 0)  # step 0's copy is not step 1's
+
+
+def test_only_requests_whose_copies_lie_before_a_recreated_lane_are_lost():
+    waiting = open_requests(4)
+    assert [r.job.job_id for r in lost_dispatches(waiting, {"priority": 10})] == [f"{T}-0"]
+    # Copied again after the new start, or that lane was never recreated: nothing is lost.
+    assert lost_dispatches(open_requests(12), {"priority": 10}) == []
+    assert lost_dispatches(waiting, {"normal": 10}) == []
+    assert lost_dispatches([Request(waiting[0].job, 3, copied_at=12)], {"priority": 10}) == []
