@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import shutil
 import socket
 import sys
 import sysconfig
 from pathlib import Path
+
+from . import tether
+
+LOCK_FILE = "nats-server.lock"
+# A server whose `darkroom up` was just killed is still shutting down for a moment: its store is
+# waited for this long before another server is refused it.
+LOCK_WAIT_S = 10.0
 
 
 class ServerError(Exception):
@@ -34,11 +43,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 class NatsServer:
     """A `nats-server -js` child process on a free loopback port, storing under `store_dir`."""
 
-    def __init__(self, store_dir: Path, sync_interval: str = "always", host: str = "127.0.0.1") -> None:
+    def __init__(self, store_dir: Path, sync_interval: str = "always", host: str = "127.0.0.1", port: int = 0) -> None:
         self.store_dir = store_dir
         self.sync_interval = sync_interval
         self.host = host
-        self.port = 0
+        self.port = port  # 0: a free one, kept from then on (a restart listens where clients reconnect)
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -52,12 +61,11 @@ class NatsServer:
 
     async def start(self, timeout: float = 10.0) -> "NatsServer":
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port(self.host)
+        lock = await lock_store(self.store_dir)  # before the config: a running server's is not touched
+        self.port = self.port or free_port(self.host)
         conf = self.store_dir / "nats-server.conf"
         conf.write_text(self._config())
-        self.process = await asyncio.create_subprocess_exec(
-            nats_server_binary(), "-c", str(conf),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        self.process = await self._launch(lock, ["-c", str(conf)])
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             if self.process.returncode is not None:
@@ -74,17 +82,27 @@ class NatsServer:
         await self.stop()
         raise ServerError(f"nats-server did not listen on {self.url} within {timeout:.0f}s")
 
+    async def _launch(self, lock: int, args: list[str]) -> asyncio.subprocess.Process:
+        """The server, holding the store's lock and tethered to this process: it dies with it (even
+        by kill -9), and no second server starts on the store while it lives."""
+        try:
+            return await asyncio.create_subprocess_exec(
+                *tether.command(os.getpid(), [nats_server_binary(), *args]), pass_fds=(lock,),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        finally:
+            os.close(lock)  # the server's copy holds the lock from here on, for as long as it runs
+
     async def _drain_stderr(self) -> None:
         # The server logs to stderr; reading it keeps a full pipe from ever blocking the server.
         if self.process and self.process.stderr:
             while await self.process.stderr.read(65536):
                 pass
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
         if self.process and self.process.returncode is None:
             self.process.terminate()
             try:
-                await asyncio.wait_for(self.process.wait(), 10)
+                await asyncio.wait_for(self.process.wait(), timeout)
             except asyncio.TimeoutError:
                 self.process.kill()
                 await self.process.wait()
@@ -92,3 +110,21 @@ class NatsServer:
     def kill(self) -> None:
         if self.process and self.process.returncode is None:
             self.process.kill()
+
+
+async def lock_store(store_dir: Path, wait_s: float = LOCK_WAIT_S) -> int:
+    """A descriptor holding the exclusive lock of a JetStream store (flock: it goes with the last
+    process holding a copy, however that process ends); ServerError if another server keeps it."""
+    path = store_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if asyncio.get_running_loop().time() >= deadline:
+                os.close(fd)
+                raise ServerError(f"another nats-server is running on the store {store_dir} "
+                                  f"(it holds {path}); stop it first") from None
+            await asyncio.sleep(0.1)
