@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
 import io
 import os
-import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageCms, ImageOps
 
+from ..kernel.tether import die_with_parent
+
 EXIF_IFD = 0x8769
 DATETIME_ORIGINAL = 36867
 OFFSET_TIME_ORIGINAL = 36881
 MAKE, MODEL, ORIENTATION = 271, 272, 274
-PR_SET_PDEATHSIG = 1
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -43,10 +41,11 @@ class Metadata:
     height: int
 
 
-def init_worker() -> None:
-    """Pool initializer: die with the parent (a killed worker leaves no orphans), and HEIC
-    support where pillow-heif is installed."""
-    _die_with_parent()
+def init_worker(parent_pid: int | None = None) -> None:
+    """Pool initializer: die with the parent (a killed worker leaves no orphans, even one killed
+    while this process was starting), and HEIC support where pillow-heif is installed."""
+    if not die_with_parent(parent_pid):
+        os._exit(1)
     try:
         import pillow_heif
 
@@ -78,16 +77,6 @@ def make_derivatives(source: str, thumb: str, preview: str, spec: Spec) -> Metad
     oriented.thumbnail((spec.thumb_dim, spec.thumb_dim), Image.Resampling.LANCZOS)
     _save(oriented, thumb, "WEBP", quality=spec.thumb_quality, method=4)
     return meta
-
-
-def _die_with_parent() -> None:
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # no prctl: orphans end when their pipe to the pool closes
-        pass
 
 
 def _metadata(img: Image.Image, width: int, height: int) -> Metadata:

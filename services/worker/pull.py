@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from ..kernel.subjects import next_messages
+from ..kernel.supervise import TransientError
 
 # How long past its expiry a request's end may take to arrive before the slot stops counting on it
 # (after a reconnect the server has forgotten it and says nothing).
@@ -24,7 +25,7 @@ HEARTBEAT = "100"
 OVER = ("404", "408")  # nothing to deliver, or the request expired: the usual end of a wait
 
 
-class PullRefused(Exception):
+class PullRefused(TransientError):
     """The server ended a pull request for another reason (the consumer is gone, a limit…)."""
 
 
@@ -48,6 +49,11 @@ class LanePull:
         if self._sub is not None and not self.nc.is_closed:
             await self._sub.unsubscribe()
         self._sub = None
+
+    def forget(self) -> None:
+        """The server has lost the latest request (a reconnect): the next `next` asks anew."""
+        self.outstanding = False
+        self._changed.set()
 
     @property
     def holding(self) -> bool:
