@@ -28,7 +28,7 @@ log = logging.getLogger("darkroom.bus")
 WRONG_LAST_SEQUENCE = (10071, 10164)
 ACK_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
-CONNECT_TIMEOUT_S = 8.0  # at start-up (a command gives up within 10 s); once connected, reconnects never stop
+CONNECT_TIMEOUT_S = 6.0  # at start-up (a command gives up within 10 s); once connected, reconnects never stop
 RECONNECT_WAIT_S = 0.25
 CLOSE_TIMEOUT_S = 2.0
 

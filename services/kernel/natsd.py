@@ -112,12 +112,13 @@ class NatsServer:
             self.process.kill()
 
 
-async def lock_store(store_dir: Path, wait_s: float = LOCK_WAIT_S) -> int:
+async def lock_store(store_dir: Path, wait_s: float | None = None) -> int:
     """A descriptor holding the exclusive lock of a JetStream store (flock: it goes with the last
-    process holding a copy, however that process ends); ServerError if another server keeps it."""
+    process holding a copy, however that process ends); ServerError if another server keeps it
+    past `wait_s` (default LOCK_WAIT_S)."""
     path = store_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = asyncio.get_running_loop().time() + wait_s
+    deadline = asyncio.get_running_loop().time() + (LOCK_WAIT_S if wait_s is None else wait_s)
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
