@@ -122,7 +122,7 @@ class Runtime:
             bus = self.buses.get("orchestrator") or await self._bus("orchestrator")
             self.orchestrator = Orchestrator(bus, self.config.pipeline.priority_threshold, self.orchestrator_name)
             await self.orchestrator.start()
-            self.schedule = Schedule(bus, self.definitions, self.config.maintenance.interval_s)
+            self.schedule = Schedule(bus, self.definitions, self.config.maintenance.interval_s, loops=self.loops)
             self.schedule.start()
         if "worker" in self.roles:
             bus = self.buses.get("worker") or await self._bus("worker")
@@ -246,6 +246,8 @@ class Runtime:
             await asyncio.wait_for(self._stop(grace_s), grace_s + STOP_MARGIN_S)
         except asyncio.TimeoutError:
             log.warning("stopping took longer than %.1fs: the rest is closed without waiting", grace_s + STOP_MARGIN_S)
+        except Exception:
+            log.exception("stopping failed: the rest is closed without waiting")
         await self._close()
 
     async def _stop(self, grace_s: float) -> None:
@@ -272,9 +274,7 @@ class Runtime:
         """What holds files, processes and connections, closed without waiting on anyone."""
         await self.loops.stop()
         for bus in self.buses.values():
-            if not bus.nc.is_closed:
-                bus.acks.close()
-                await bus.nc.close()
+            await bus.close(drain=False)
         for read in (self.read, self.worker_read):
             if read is not None:
                 await read.close()

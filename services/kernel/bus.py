@@ -28,7 +28,7 @@ log = logging.getLogger("darkroom.bus")
 WRONG_LAST_SEQUENCE = (10071, 10164)
 ACK_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
-CONNECT_TIMEOUT_S = 6.0  # at start-up (a command gives up within 10 s); once connected, reconnects never stop
+CONNECT_TIMEOUT_S = 5.0  # at start-up (a command gives up within 10 s); once connected, reconnects never stop
 RECONNECT_WAIT_S = 0.25
 CLOSE_TIMEOUT_S = 2.0
 
@@ -272,18 +272,22 @@ class Bus:
         self.jsm = self.nc.jsm()
         self.acks = PublishAcks(self.nc)
 
-    async def close(self) -> None:
-        """Drained when NATS is there, closed at once when it is not: never a wait on a server that is away."""
+    async def close(self, drain: bool = True) -> None:
+        """Drained when NATS is there (and `drain`), closed at once when it is not: never a wait on
+        a server that is away."""
         self.acks.close()
         if self.nc.is_closed:
             return
-        if self.nc.is_connected:
+        if drain and self.nc.is_connected:
             try:
                 await asyncio.wait_for(self.nc.drain(), CLOSE_TIMEOUT_S + 1)
             except Exception:  # a connection lost during shutdown has nothing left to drain
                 pass
         if not self.nc.is_closed:
-            await self.nc.close()
+            try:
+                await self.nc.close()
+            except Exception:  # nats-py flushes what it kept for the server into a socket that is gone
+                log.debug("closing the NATS connection while it was down", exc_info=True)
 
     # -- publishing ---------------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ class Loops:
             began = time.monotonic()
             try:
                 await body()
-                self.up(name)
+                self.down.pop(name, None)  # ended on purpose: not down, and not recovered either
                 return
             except Exception as exc:
                 if not transient(exc):

@@ -11,6 +11,7 @@ from ..kernel.bus import Bus
 from ..kernel.definitions import Definitions
 from ..kernel.events import ProjectCreated, TaskRequested
 from ..kernel.ids import new_id
+from ..kernel.supervise import Loops
 
 log = logging.getLogger("darkroom.schedule")
 
@@ -21,8 +22,10 @@ def slot_of(now: float, interval_s: float) -> int:
 
 
 class Schedule:
-    def __init__(self, bus: Bus, definitions: Definitions, interval_s: float, task_type: str = "maintenance") -> None:
+    def __init__(self, bus: Bus, definitions: Definitions, interval_s: float, task_type: str = "maintenance",
+                 loops: Loops | None = None) -> None:
         self.bus = bus
+        self.loops = loops or Loops()
         self.definitions = definitions
         self.interval_s = interval_s
         self.task_type = task_type
@@ -30,7 +33,7 @@ class Schedule:
 
     def start(self) -> None:
         if self.interval_s > 0 and self.task_type in self.definitions:
-            self._loop = asyncio.create_task(self._run(), name="schedule")
+            self._loop = self.loops.spawn("schedule", self._run)
 
     async def stop(self) -> None:
         if self._loop is not None:
@@ -40,11 +43,13 @@ class Schedule:
     async def _run(self) -> None:
         while True:
             slot = slot_of(time.time(), self.interval_s)
+            end = (slot + 1) * self.interval_s
             try:
-                await self.run_once(slot)
+                # Through a NATS fail-over it is tried again within the interval, not an interval later.
+                await self.loops.retry("schedule", lambda: self.run_once(slot), within=max(0.0, end - time.time()))
             except Exception:  # the next interval tries again
                 log.exception("maintenance for interval %d failed to start", slot)
-            await asyncio.sleep(max(0.0, (slot + 1) * self.interval_s - time.time()))
+            await asyncio.sleep(max(0.0, end - time.time()))
 
     async def run_once(self, slot: int) -> int:
         """Start this interval's maintenance; the message id makes a second orchestrator's copy a no-op."""

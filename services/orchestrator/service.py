@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import replace
+from typing import Awaitable
 
 from nats.aio.msg import Msg
 from nats.js import api
@@ -14,6 +15,7 @@ from nats.js.errors import NotFoundError
 from ..kernel import subjects
 from ..kernel.bus import Bus, Conflict, Outgoing, lane_consumer
 from ..kernel.events import Event, JobRetrying, JobStarted, PoisonEvent, TaskCancelRequested, TaskRequested
+from ..kernel.supervise import describe, transient
 from .decide import Action, Dispatch, Emit, decide, lost_dispatches
 from .state import TaskState, evolve, record, start
 
@@ -129,11 +131,15 @@ class Orchestrator:
         meta = msg.metadata
         try:
             await self.handle(event, meta.sequence.stream, redelivered=meta.num_delivered > 1)
-        except Exception:
-            log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
-            await msg.nak(delay=1.0)
+        except Exception as exc:
+            if transient(exc):  # NATS failing over: the next delivery, a second from now, goes through
+                log.warning("handling %s %s failed: %s; it will be redelivered", event.type, event.task_id,
+                            describe(exc))
+            else:
+                log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
+            await _settle(msg.nak(delay=1.0))
             return
-        await msg.ack()
+        await _settle(msg.ack())
 
     async def handle(self, event: Event, seq: int, redelivered: bool = False) -> None:
         if not event.task_id:
@@ -260,3 +266,11 @@ class Orchestrator:
             if isinstance(result, Conflict):
                 raise result
         return state
+
+
+async def _settle(reply: Awaitable[None]) -> None:
+    """Acknowledge or nak; one lost with the connection only means the message comes back after the ack wait."""
+    try:
+        await reply
+    except Exception as exc:
+        log.warning("could not settle a message: %s", describe(exc))

@@ -38,6 +38,7 @@ class LanePull:
         self.asked = 0  # the number of the latest request; its statuses come to inbox.<number>
         self.outstanding = False  # the latest request may still deliver
         self.refused: str | None = None  # why the server ended the latest request, if not as usual
+        self.answered = False  # the server said something about the latest request: it is there
         self._changed = asyncio.Event()
         self._sub = None
 
@@ -68,6 +69,7 @@ class LanePull:
             self.asked += 1
             self.outstanding = True
             self.refused = None
+            self.answered = False
             # wait 0: the server answers at once, with the job or with 404 (nothing there)
             request = b'{"batch":1,"expires":%d}' % int(wait * 1e9) if wait > 0 else b'{"batch":1,"no_wait":true}'
             await self.nc.publish(self.next_subject, request, reply=f"{self.inbox}.{self.asked}")
@@ -92,9 +94,11 @@ class LanePull:
         if msg.reply:  # a job, on its own subject: one job is all a request asks for
             self.jobs.append(msg)
             self.outstanding = False
+            self.answered = True
         elif msg.subject.rpartition(".")[2] == str(self.asked):  # a status, on the request's inbox
             headers = msg.headers or {}
             status = headers.get("Status", "")
+            self.answered = True
             if status == HEARTBEAT:
                 return
             self.outstanding = False  # this request is over

@@ -183,7 +183,8 @@ class Worker:
                 self.loops.trouble(slot, f"pulling from lane {lane}: {describe(exc)}")
                 await asyncio.sleep(0.5)
                 continue
-            self.loops.up(slot)
+            if pulls[lane].answered:  # not a request lost on its way: the lane is there again
+                self.loops.up(slot)
             if msg is not None:
                 return lane, msg
         return None
