@@ -21,9 +21,22 @@ from tests.conftest import cli_env, darkroom_cli, eventually
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
 
 
-async def _spawn(*args: str, env: dict | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(*darkroom_cli(*args), env=env or cli_env(),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+@pytest.fixture
+async def spawn():
+    """Runs `darkroom …`; whatever is still running when the test ends (it failed) is killed."""
+    started: list[asyncio.subprocess.Process] = []
+
+    async def run(*args: str, env: dict | None = None) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(*darkroom_cli(*args), env=env or cli_env(),
+                                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def _finish(process: asyncio.subprocess.Process, within: float) -> tuple[int, str, float]:
@@ -75,38 +88,38 @@ async def _ready(port: int, process: asyncio.subprocess.Process, timeout: float 
     await eventually(check, timeout, f"/readyz on port {port}")
 
 
-async def test_commands_give_up_within_10s_naming_the_url_when_nats_is_unreachable(tmp_path: Path) -> None:
+async def test_commands_give_up_within_10s_naming_the_url_when_nats_is_unreachable(tmp_path: Path, spawn) -> None:
     url = f"nats://127.0.0.1:{free_port()}"  # nobody listens there
     # A service starting (as worker and projector do), a one-shot read (as replay does), a follower.
     for command in (("api", "--port", str(free_port())), ("audit", "task", "nope"), ("tail",)):
-        code, out, seconds = await _finish(await _spawn(*command, "--nats", url, "--data", str(tmp_path / "d")), 15)
+        code, out, seconds = await _finish(await spawn(*command, "--nats", url, "--data", str(tmp_path / "d")), 15)
         lines = [line for line in out.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and url in lines[0], (command, code, out)
         assert seconds < 10, (command, seconds)
 
 
-async def test_up_on_a_busy_port_exits_1_with_a_message_and_leaves_nothing_running(tmp_path: Path) -> None:
+async def test_up_on_a_busy_port_exits_1_with_a_message_and_leaves_nothing_running(tmp_path: Path, spawn) -> None:
     data = tmp_path / "data"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, out, _ = await _finish(await _spawn("up", "--data", str(data), "--port", str(port)), 20)
+        code, out, _ = await _finish(await spawn("up", "--data", str(data), "--port", str(port)), 20)
     assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in out and "Traceback" not in out, out
     os.close(await natsd.lock_store(data / "nats", wait_s=0))  # its nats-server is gone: the store is free
     assert not (data / "nats.url").exists()
 
 
-async def test_sigterm_ends_every_command_within_10s_while_nats_is_down(tmp_path: Path) -> None:
+async def test_sigterm_ends_every_command_within_10s_while_nats_is_down(tmp_path: Path, spawn) -> None:
     server = await NatsServer(tmp_path / "nats").start()
     data = str(tmp_path / "data")
     api_port, up_port, health_port = free_port(), free_port(), free_port()
     try:
-        up = await _spawn("up", "--nats", server.url, "--data", data, "--port", str(up_port))
+        up = await spawn("up", "--nats", server.url, "--data", data, "--port", str(up_port))
         await _ready(up_port, up)
-        api = await _spawn("api", "--nats", server.url, "--data", data, "--port", str(api_port))
-        worker = await _spawn("worker", "--nats", server.url, "--data", data, "--health-port", str(health_port))
-        tail = await _spawn("tail", "--nats", server.url, "--data", data)
+        api = await spawn("api", "--nats", server.url, "--data", data, "--port", str(api_port))
+        worker = await spawn("worker", "--nats", server.url, "--data", data, "--health-port", str(health_port))
+        tail = await spawn("tail", "--nats", server.url, "--data", data)
         await _ready(api_port, api)
         await _ready(health_port, worker)
     finally:
@@ -120,9 +133,9 @@ async def test_sigterm_ends_every_command_within_10s_while_nats_is_down(tmp_path
         assert code == 0, (name, out)
 
 
-async def test_a_killed_up_takes_its_nats_server_with_it_and_the_next_up_has_its_events(tmp_path: Path) -> None:
+async def test_a_killed_up_takes_its_nats_server_with_it_and_the_next_up_has_its_events(tmp_path: Path, spawn) -> None:
     data, port = tmp_path / "data", free_port()
-    up = await _spawn("up", "--data", str(data), "--port", str(port))
+    up = await spawn("up", "--data", str(data), "--port", str(port))
     await _ready(port, up)
     async with aiohttp.ClientSession() as http:
         async with http.post(f"http://127.0.0.1:{port}/api/projects", json={"name": "Kept"}) as response:
@@ -133,7 +146,7 @@ async def test_a_killed_up_takes_its_nats_server_with_it_and_the_next_up_has_its
     await up.wait()
     await eventually(lambda: _async(not _alive(servers[0])), 10, "the embedded nats-server to end with darkroom up")
 
-    again = await _spawn("up", "--data", str(data), "--port", str(port))
+    again = await spawn("up", "--data", str(data), "--port", str(port))
     try:
         await _ready(port, again)
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/api/projects") as response:
@@ -156,11 +169,11 @@ async def test_a_second_nats_server_is_refused_the_store_of_a_running_one(tmp_pa
     await second.stop()
 
 
-async def test_a_killed_worker_leaves_no_image_process(tmp_path: Path) -> None:
+async def test_a_killed_worker_leaves_no_image_process(tmp_path: Path, spawn) -> None:
     server = await NatsServer(tmp_path / "nats").start()
     try:
         for _ in range(2):  # killed as its image processes start, then once they run
-            worker = await _spawn("worker", "--nats", server.url, "--data", str(tmp_path / "data"),
+            worker = await spawn("worker", "--nats", server.url, "--data", str(tmp_path / "data"),
                                   env=cli_env(DARKROOM_PROCESSING__WORKERS="2"))
             images: set[int] = set()
 
