@@ -201,6 +201,8 @@ async def up(config: Config, data_dir: Path) -> int:
             runtime.nats_url = server.url
             url_file.write_text(server.url + "\n")
         await runtime.start()
+        if server is not None:  # nothing else would start it again: `up` ends (exit 1) when it dies
+            runtime.loops.spawn("embedded nats-server", server.watch)
         log.info("darkroom up: %s (NATS %s, data %s)", runtime.base_url, redact(runtime.nats_url), data_dir.resolve())
 
     try:

@@ -98,6 +98,11 @@ class NatsServer:
             while await self.process.stderr.read(65536):
                 pass
 
+    async def watch(self) -> None:
+        """Returns only by raising: ServerError once the server has exited without being stopped."""
+        code = await self.process.wait()
+        raise ServerError(f"the embedded nats-server exited with {code}")
+
     async def stop(self, timeout: float = 10.0) -> None:
         if self.process and self.process.returncode is None:
             self.process.terminate()
