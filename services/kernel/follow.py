@@ -46,6 +46,7 @@ class Follower:
         self._sub = None
         self._renewing: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
+        self._deleting: set[asyncio.Task] = set()
         self._nuid = NUID()
         self._stopped = False
 
@@ -125,7 +126,9 @@ class Follower:
             except Exception:  # gone with its connection
                 pass
         if consumer is not None and self.bus.nc.is_connected:
-            asyncio.ensure_future(self._delete(consumer))
+            task = asyncio.ensure_future(self._delete(consumer))
+            self._deleting.add(task)
+            task.add_done_callback(self._deleting.discard)
 
     async def _delete(self, consumer: str) -> None:
         try:

@@ -30,7 +30,6 @@ class ProjectorService:
         self._loop_task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self.follower.next_seq = self.projector.checkpoint + 1
         await self.follower.start()
         self._loop_task = self.loops.spawn(LOOP, self._loop)
 
