@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from .kernel.config import Config, ConfigError, load_config
+from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
+from .kernel.redact import redact, redact_logs
 
 log = logging.getLogger("darkroom")
 
@@ -80,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    redact_logs()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
-    except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError, Unreachable) as exc:
-        print(f"darkroom: {exc}", file=sys.stderr)
+    except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError,
+            CredentialsError, Unreachable) as exc:
+        print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
     except ListenError as exc:
         print(f"darkroom: {exc}", file=sys.stderr)
@@ -185,7 +189,6 @@ async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what
 
 
 async def up(config: Config, data_dir: Path) -> int:
-    from .kernel.bus import redact
     from .kernel.natsd import NatsServer
     # Everything that can be wrong with the configuration is found before anything starts.
     runtime = _runtime(config, data_dir, config.nats.url or "", ("projector", "orchestrator", "worker", "api"))
@@ -196,10 +199,10 @@ async def up(config: Config, data_dir: Path) -> int:
     async def start() -> None:
         nonlocal server
         if not config.nats.url:
-            server = NatsServer(data_dir / "nats", config.nats.sync_interval)
+            server = NatsServer(data_dir / "nats", config.nats.sync_interval, credentials=for_data_folder(data_dir))
             await server.start()
             runtime.nats_url = server.url
-            url_file.write_text(server.url + "\n")
+            write_private(url_file, server.url + "\n")
         await runtime.start()
         if server is not None:  # nothing else would start it again: `up` ends (exit 1) when it dies
             runtime.loops.spawn("embedded nats-server", server.watch)
@@ -309,7 +312,7 @@ async def _connected(config: Config, data_dir: Path, name: str):
     not answer within CONNECT_TIMEOUT_S, or stops answering on the way."""
     import nats.errors
 
-    from .kernel.bus import Bus, Unreachable, redact
+    from .kernel.bus import Bus, Unreachable
     from .kernel.supervise import describe
     url = nats_url(config, data_dir)
     bus = await Bus.connect(url, name)

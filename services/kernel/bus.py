@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import AsyncIterator, Awaitable, Callable, Iterable
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import nats.errors
@@ -20,6 +19,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from .config import Config
 from .events import Codec, Event
+from .redact import redact
 from .subjects import ALL, LANES, STREAM, STREAM_INFO, lane_filter, next_messages, subject_for
 from .supervise import TransientError, describe
 
@@ -500,17 +500,6 @@ class _ErrorLog:
             self._said[text] = now
             log.warning("nats: %s", text)
 
-
-def redact(url: str) -> str:
-    """A NATS URL (or comma-separated list) fit for a log line: any password replaced by ***."""
-    parts = []
-    for part in url.split(","):
-        pieces = urlsplit(part.strip())
-        if pieces.password is not None:
-            host = pieces.netloc.rpartition("@")[2]
-            pieces = pieces._replace(netloc=f"{pieces.username}:***@{host}")
-        parts.append(urlunsplit(pieces))
-    return ",".join(parts)
 
 
 # -- provisioning ---------------------------------------------------------------------------------
