@@ -8,8 +8,10 @@ import logging
 import signal
 import sys
 import time
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from .kernel.config import Config, ConfigError, load_config
 from .kernel.credentials import CredentialsError, for_data_folder, write_private
@@ -19,6 +21,7 @@ from .kernel.redact import redact, redact_logs
 log = logging.getLogger("darkroom")
 
 NATS_URL_FILE = "nats.url"
+SERVER_STOP_S = 1.5  # the embedded server's share of the 10 s a stop may take; then it is killed
 
 
 class UsageError(Exception):
@@ -41,10 +44,13 @@ def parser() -> argparse.ArgumentParser:
         p = command(name, help)
         p.add_argument("--host", default=None)
         p.add_argument("--port", type=int, default=None)
-    command("orchestrator", "the process manager that advances task steps").add_argument(
-        "--name", default="orchestrator", help="durable consumer name; give each orchestrator its own")
-    command("worker", "pulls jobs from the priority and normal lanes and runs them")
-    command("projector", "folds the log into the SQLite read models")
+    services = [command("orchestrator", "the process manager that advances task steps"),
+                command("worker", "pulls jobs from the priority and normal lanes and runs them"),
+                command("projector", "folds the log into the SQLite read models")]
+    services[0].add_argument("--name", default="orchestrator", help="durable consumer name; give each orchestrator its own")
+    for p in services:
+        p.add_argument("--health-port", type=int, default=None, metavar="P",
+                       help="serve /healthz, /readyz and /metrics of this process on port P (0: any free port)")
     p = command("replay", "rebuild the read models from the log")
     p.add_argument("--into", type=Path, default=None, help="target SQLite file (default: a new file under DIR)")
     p.add_argument("--verify", action="store_true", help="compare with the live read model; exit 1 on differences")
@@ -68,8 +74,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # The services are imported once a command runs, not with this module: the image processes
     # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
-    from .kernel.bus import ProvisionError
+    from .kernel.bus import ProvisionError, Unreachable
     from .kernel.natsd import ServerError
+    from .runtime import ListenError
     from .worker.handlers import PluginError
 
     args = parser().parse_args(argv)
@@ -80,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
     except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError,
-            CredentialsError) as exc:
+            CredentialsError, Unreachable) as exc:
         print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except ListenError as exc:
+        print(f"darkroom: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -104,7 +114,7 @@ async def run(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         return 0
     overrides = {"nats.url": getattr(args, "nats", None), "api.host": getattr(args, "host", None),
-                 "api.port": getattr(args, "port", None)}
+                 "api.port": getattr(args, "port", None), "health.port": getattr(args, "health_port", None)}
     config = load_config(data_dir, getattr(args, "config", None), overrides=overrides)
     if args.command == "up":
         return await up(config, data_dir)
@@ -131,12 +141,13 @@ def nats_url(config: Config, data_dir: Path) -> str:
                      f"(it writes {url_file})")
 
 
-async def _until_signal() -> None:
+def _stop_signals() -> asyncio.Event:
+    """Set by SIGINT or SIGTERM, from now on: also while a service is still starting."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], orchestrator_name: str = "orchestrator"):
@@ -148,6 +159,35 @@ def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], o
                    roles=roles, orchestrator_name=orchestrator_name)
 
 
+async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what: str) -> int:
+    """Start (`start` starts the runtime), run until SIGINT/SIGTERM or until a loop fails for good,
+    stop. A signal while starting stops at once. Exit 0, or 1 when a loop failed."""
+    stop = _stop_signals()
+    starting = asyncio.ensure_future(start())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("stopping while %s starts", what)
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            await runtime.stop(grace_s=0)
+            return 0
+        starting.result()
+        failed = asyncio.ensure_future(runtime.loops.failed.wait())
+        await asyncio.wait([failed, stopping], return_when=asyncio.FIRST_COMPLETED)
+        failed.cancel()
+        log.info("stopping")
+        await runtime.stop()
+    finally:
+        stopping.cancel()
+    if runtime.loops.fatal is not None:
+        name, exc = runtime.loops.fatal
+        log.error("darkroom %s: exiting, %s cannot go on: %s", what, name, exc)
+        return 1
+    return 0
+
+
 async def up(config: Config, data_dir: Path) -> int:
     from .kernel.natsd import NatsServer
     # Everything that can be wrong with the configuration is found before anything starts.
@@ -155,43 +195,42 @@ async def up(config: Config, data_dir: Path) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     server = None
     url_file = data_dir / NATS_URL_FILE
-    if not config.nats.url:
-        server = await NatsServer(data_dir / "nats", config.nats.sync_interval,
-                                  credentials=for_data_folder(data_dir)).start()
-        runtime.nats_url = url = server.url
-        write_private(url_file, url + "\n")
-    else:
-        url = config.nats.url
-    try:
+
+    async def start() -> None:
+        nonlocal server
+        if not config.nats.url:
+            server = NatsServer(data_dir / "nats", config.nats.sync_interval, credentials=for_data_folder(data_dir))
+            await server.start()
+            runtime.nats_url = server.url
+            write_private(url_file, server.url + "\n")
         await runtime.start()
-        log.info("darkroom up: %s (NATS %s, data %s)", runtime.base_url, redact(url), data_dir.resolve())
-        try:
-            await _until_signal()
-            log.info("stopping")
-        finally:
-            await runtime.stop()
+        if server is not None:  # nothing else would start it again: `up` ends (exit 1) when it dies
+            runtime.loops.spawn("embedded nats-server", server.watch)
+        log.info("darkroom up: %s (NATS %s, data %s)", runtime.base_url, redact(runtime.nats_url), data_dir.resolve())
+
+    try:
+        return await _run_until_stopped(runtime, start, "up")
     finally:
         if server is not None:
-            await server.stop()
+            await server.stop(SERVER_STOP_S)
             url_file.unlink(missing_ok=True)
-    return 0
 
 
 async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     runtime = _runtime(config, data_dir, nats_url(config, data_dir), (args.command,),
                        orchestrator_name=getattr(args, "name", "orchestrator"))
-    await runtime.start()
-    log.info("darkroom %s running", args.command + (f" on {runtime.base_url}" if args.command == "api" else ""))
-    try:
-        await _until_signal()
-    finally:
-        await runtime.stop()
-    return 0
+
+    async def start() -> None:
+        await runtime.start()
+        where = (f" on {runtime.base_url}" if args.command == "api" else "") + (
+            f", health on http://{config.health.host}:{runtime.health_port}" if runtime.health_port else "")
+        log.info("darkroom %s running%s", args.command, where)
+
+    return await _run_until_stopped(runtime, start, args.command)
 
 
 async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool) -> int:
     from .projector.replay import replay as run_replay
-    from .kernel.bus import Bus
     from .runtime import read_model_path
     if into is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -202,14 +241,11 @@ async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool
     live = read_model_path(data_dir)
     if verify and not live.is_file():
         raise UsageError(f"no live read model at {live} to verify against")
-    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-replay")
-    try:
+    async with _connected(config, data_dir, "darkroom-replay") as bus:
         bar = _ProgressBar() if sys.stderr.isatty() else None
         result = await run_replay(bus, into, live, verify, bar.update if bar else None)
         if bar:
             bar.done()
-    finally:
-        await bus.close()
     print(f"replayed {result.events} events to sequence {result.checkpoint} in {result.seconds:.2f}s "
           f"({result.rate:,.0f} events/s) into {into}")
     if verify:
@@ -242,38 +278,50 @@ class _ProgressBar:
 
 async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from . import audit as history
-    from .kernel.bus import Bus
-    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-audit")
-    try:
-        if args.audit == "task":
-            entries = await history.task_history(bus, args.id)
-        elif args.audit == "photo":
-            entries = await history.photo_history(bus, args.folder, args.filename)
-        else:
-            entries = await history.project_history(bus, args.folder)
-    except history.NotFound as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        await bus.close()
+    async with _connected(config, data_dir, "darkroom-audit") as bus:
+        try:
+            if args.audit == "task":
+                entries = await history.task_history(bus, args.id)
+            elif args.audit == "photo":
+                entries = await history.photo_history(bus, args.folder, args.filename)
+            else:
+                entries = await history.project_history(bus, args.folder)
+        except history.NotFound as exc:
+            raise UsageError(str(exc)) from None
     sys.stdout.write(history.json_lines(entries) if args.json else history.table(entries))
     return 0
 
 
 async def tail(config: Config, data_dir: Path, subject: str) -> int:
-    from .kernel.bus import Bus
-    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-tail")
     out = sys.stdout
 
     async def show(msg) -> None:
         out.write(msg.data.decode(errors="replace") + "\n")
         out.flush()
 
-    try:
+    stop = _stop_signals()
+    async with _connected(config, data_dir, "darkroom-tail") as bus:
         await bus.nc.subscribe(subject, cb=show)
-        await _until_signal()
+        await stop.wait()
+    return 0
+
+
+@asynccontextmanager
+async def _connected(config: Config, data_dir: Path, name: str):
+    """A one-shot command's connection: Unreachable (one line naming the URL, exit 2) when NATS does
+    not answer within CONNECT_TIMEOUT_S, or stops answering on the way."""
+    import nats.errors
+
+    from .kernel.bus import Bus, Unreachable
+    from .kernel.supervise import describe
+    url = nats_url(config, data_dir)
+    bus = await Bus.connect(url, name)
+    try:
+        yield bus
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise Unreachable(f"NATS at {redact(url)} stopped answering: {describe(exc)}") from None
     finally:
         await bus.close()
-    return 0
 
 
 async def dead_letters(data_dir: Path) -> int:

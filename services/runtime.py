@@ -12,14 +12,18 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from aiohttp import web
+from nats.js.errors import NotFoundError
 
 from .api.app import build_app
 from .api.deps import Deps
-from .kernel.bus import Bus, Counters, provision
+from .kernel.bus import Bus, Counters, lane_consumer, provision
 from .kernel.config import Config
 from .kernel.definitions import Definitions
 from .kernel.events import Codec
+from .kernel.health import Check, Health
 from .kernel.natsd import free_port
+from .kernel.subjects import LANES, STREAM
+from .kernel.supervise import Loops
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
@@ -36,6 +40,15 @@ log = logging.getLogger("darkroom")
 
 ROLES = ("projector", "orchestrator", "worker", "api")
 READ_MODEL_FILE = "read-model.sqlite"
+GRACE_S = 5.0  # how long running jobs get to finish when the process stops
+# Stopping takes at most the grace period and this much more, whatever NATS does: what is left
+# then is closed without waiting (SIGTERM ends every command within 10 s).
+STOP_MARGIN_S = 2.5
+READY_LAG_S = 1.0  # the read model may trail the log by this long and still count as ready
+
+
+class ListenError(Exception):
+    """A port this process was to serve HTTP on cannot be had (another process has it…)."""
 
 
 def read_model_path(data_dir: Path) -> Path:
@@ -54,6 +67,7 @@ class Runtime:
     orchestrator_name: str = "orchestrator"
     worker_name: str | None = None
     counters: Counters = field(default_factory=Counters)
+    loops: Loops = field(default_factory=Loops)
 
     buses: dict[str, Bus] = field(default_factory=dict)
     projector: ProjectorService | None = None
@@ -66,8 +80,13 @@ class Runtime:
     derivations: Derivations | None = None
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
+    health_runner: web.AppRunner | None = None
     port: int = 0
+    health_port: int = 0
     _stopped: bool = False
+
+    def __post_init__(self) -> None:
+        self.health = Health(self.loops)
 
     @property
     def base_url(self) -> str:
@@ -81,6 +100,15 @@ class Runtime:
         return bus
 
     async def start(self) -> "Runtime":
+        """Every role started, or none: what did start is stopped again when one fails."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(grace_s=0)
+            raise
+        return self
+
+    async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.roles:
             await provision(await self._bus(self.roles[0]), self.config)
@@ -88,24 +116,25 @@ class Runtime:
             bus = self.buses.get("projector") or await self._bus("projector")
             db = await open_db(read_model_path(self.data_dir))
             engine = await Projector(db, self.codec).open()
-            self.projector = ProjectorService(bus, engine)
+            self.projector = ProjectorService(bus, engine, self.loops)
             await self.projector.start()
         if "orchestrator" in self.roles:
             bus = self.buses.get("orchestrator") or await self._bus("orchestrator")
             self.orchestrator = Orchestrator(bus, self.config.pipeline.priority_threshold, self.orchestrator_name)
             await self.orchestrator.start()
-            self.schedule = Schedule(bus, self.definitions, self.config.maintenance.interval_s)
+            self.schedule = Schedule(bus, self.definitions, self.config.maintenance.interval_s, loops=self.loops)
             self.schedule.start()
         if "worker" in self.roles:
             bus = self.buses.get("worker") or await self._bus("worker")
-            self.worker_read = await ReadModel.open(read_model_path(self.data_dir))
+            self.worker_read = await ReadModel.open(read_model_path(self.data_dir), self.loops)
+            # The image processes die with this one, even when it is killed while they start.
             self.pool = ProcessPoolExecutor(self.config.processing.workers, mp_context=get_context("spawn"),
-                                            initializer=init_worker)
+                                            initializer=init_worker, initargs=(os.getpid(),))
             name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
             self.derivations = Derivations(self.pool, spec_of(self.config.processing))
             resources = Resources(read=self.worker_read, derivations=self.derivations, definitions=self.definitions,
                                   lease=Leases(bus, name, self.config.nats.replicas).hold)
-            self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name)
+            self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name, loops=self.loops)
             await self.worker.start()
             # Starting image processes takes a moment: do it now, not in the first upload's time.
             loop = asyncio.get_running_loop()
@@ -120,18 +149,73 @@ class Runtime:
                 self.worker_read.poll_s = NOTIFIED_POLL_S
             if self.read is not None:
                 self.read.follow_projector(engine.checkpoint)
-        return self
+        self.health.checks += self._readiness_checks()
+        if self.config.health.port is not None and "api" not in self.roles:
+            await self._start_health()
 
     async def _start_api(self) -> None:
         bus = self.buses.get("api") or await self._bus("api")
-        self.read = await ReadModel.open(read_model_path(self.data_dir))
+        self.read = await ReadModel.open(read_model_path(self.data_dir), self.loops)
         self.api_deps = Deps(bus=bus, read=self.read, definitions=self.definitions, config=self.config,
-                             data_dir=self.data_dir, metrics_sources=[self._metrics],
+                             data_dir=self.data_dir, metrics_sources=[self._metrics], health=self.health,
                              derive=self.derivations.prefetch if self.derivations is not None else None)
-        self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=5.0, access_log=None)
+        self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=GRACE_S / 2, access_log=None)
         await self.api_runner.setup()
         self.port = self.config.api.port or free_port(self.config.api.host)
-        await web.TCPSite(self.api_runner, self.config.api.host, self.port).start()
+        await _listen(self.api_runner, self.config.api.host, self.port)
+
+    async def _start_health(self) -> None:
+        """`/healthz`, `/readyz` and `/metrics` of a service that serves no API, on `health.port`."""
+        from .health import health_app
+
+        self.health_runner = web.AppRunner(health_app(self.health, self.health_metrics), access_log=None)
+        await self.health_runner.setup()
+        self.health_port = self.config.health.port or free_port(self.config.health.host)
+        await _listen(self.health_runner, self.config.health.host, self.health_port)
+
+    def _readiness_checks(self) -> list[Check]:
+        """What this process's roles need to do their work, beyond loops that run."""
+        checks: list[Check] = [_connected(role, bus) for role, bus in self.buses.items()]
+        if self.projector is not None:
+            checks.append(self._projector_ready)
+        elif self.read is not None:
+            checks.append(self._read_model_ready)
+        if self.worker is not None:
+            checks.append(lambda: _consumers_missing(self.worker.bus, [lane_consumer(lane) for lane in LANES]))
+        if self.orchestrator is not None:
+            checks.append(lambda: _consumers_missing(self.orchestrator.bus, [self.orchestrator_name]))
+        return checks
+
+    async def _projector_ready(self) -> str | None:
+        projector = self.projector
+        if not projector.follower.connected:
+            return "projector: not following the log (its consumer is being made again)"
+        last = await projector.bus.last_seq()
+        if not await projector.reached(last, READY_LAG_S):
+            return f"projector: read model at {projector.projector.checkpoint}, log at {last}"
+        return None
+
+    async def _read_model_ready(self) -> str | None:
+        last = await self.api_deps.bus.last_seq()
+        if not await self.read.wait_for(last, READY_LAG_S):
+            return f"read model at {self.read.checkpoint}, log at {last}"
+        return None
+
+    async def health_metrics(self) -> list[str]:
+        """The Prometheus lines of a service without the API (whose /metrics says more)."""
+        lines = ["# TYPE darkroom_events_published_total counter",
+                 f"darkroom_events_published_total {self.counters.published}",
+                 "# TYPE darkroom_events_duplicate_total counter",
+                 f"darkroom_events_duplicate_total {self.counters.duplicates}"]
+        if self.projector is not None:
+            checkpoint = self.projector.projector.checkpoint
+            lines += ["# TYPE darkroom_projector_checkpoint gauge", f"darkroom_projector_checkpoint {checkpoint}"]
+            try:
+                last = await self.projector.bus.last_seq()
+                lines += ["# TYPE darkroom_projector_lag gauge", f"darkroom_projector_lag {max(0, last - checkpoint)}"]
+            except Exception as exc:  # metrics still answer while NATS is away
+                lines.append(f"# nats unavailable: {exc}")
+        return lines + self._metrics()
 
     def _applied(self, seq: int, outbox: list[tuple]) -> None:
         if self.read is not None:
@@ -140,7 +224,7 @@ class Runtime:
             self.worker_read.applied(seq)
 
     def _metrics(self) -> list[str]:
-        lines = []
+        lines = ["# TYPE darkroom_loops_down gauge", f"darkroom_loops_down {len(self.loops.down)}"]
         if self.projector is not None:
             counts = self.projector.projector.counts
             lines += ["# TYPE darkroom_events_applied_total counter",
@@ -152,28 +236,55 @@ class Runtime:
             lines += [f'darkroom_worker_busy_slots{{lane="{lane}"}} {n}' for lane, n in self.worker.busy.items()]
         return lines
 
-    async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop taking work, let running jobs finish within the grace period, drain, close."""
+    async def stop(self, grace_s: float = GRACE_S) -> None:
+        """Stop taking work, let running jobs finish within the grace period, drain, close: within
+        `grace_s + STOP_MARGIN_S` seconds whatever NATS does, and then without waiting any longer."""
         if self._stopped:
             return
         self._stopped = True
-        if self.api_runner is not None:
-            await self.api_runner.cleanup()
-        if self.worker is not None:
-            await self.worker.stop(grace_s)
+        try:
+            await asyncio.wait_for(self._stop(grace_s), grace_s + STOP_MARGIN_S)
+        except asyncio.TimeoutError:
+            log.warning("stopping took longer than %.1fs: the rest is closed without waiting", grace_s + STOP_MARGIN_S)
+        except Exception:
+            log.exception("stopping failed: the rest is closed without waiting")
+        await self._close()
+
+    async def _stop(self, grace_s: float) -> None:
+        async def api() -> None:
+            for runner in (self.api_runner, self.health_runner):
+                if runner is not None:
+                    await runner.cleanup()
+
+        async def worker() -> None:
+            if self.worker is not None:
+                await self.worker.stop(grace_s)
+
+        await asyncio.gather(api(), worker())  # the API stops taking requests while jobs finish
         if self.schedule is not None:
             await self.schedule.stop()
         if self.orchestrator is not None:
             await self.orchestrator.stop()
         if self.projector is not None:
             await self.projector.stop()
+        await self.loops.stop()
+        await asyncio.gather(*(bus.close() for bus in self.buses.values()))
+
+    async def _close(self) -> None:
+        """What holds files, processes and connections, closed without waiting on anyone."""
+        await self.loops.stop()
         for bus in self.buses.values():
-            await bus.close()
+            await bus.close(drain=False)
         for read in (self.read, self.worker_read):
             if read is not None:
                 await read.close()
         if self.pool is not None:
+            # Image work still running belongs to jobs that will be redelivered: it ends now, or the
+            # interpreter would wait for it on its way out.
+            processes = list((getattr(self.pool, "_processes", None) or {}).values())
             self.pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
         if self.projector is not None:
             await self.projector.projector.db.close()
 
@@ -183,3 +294,27 @@ class Runtime:
             bus.acks.close()
             await bus.nc.close()
         await self.stop(grace_s=0)
+
+
+def _connected(role: str, bus: Bus) -> Check:
+    async def connected() -> str | None:
+        return None if bus.nc.is_connected else f"{role}: not connected to NATS"
+
+    return connected
+
+
+async def _consumers_missing(bus: Bus, names: list[str]) -> str | None:
+    missing = []
+    for name in names:
+        try:
+            await bus.jsm.consumer_info(STREAM, name)
+        except NotFoundError:
+            missing.append(name)
+    return f"consumer missing: {', '.join(missing)}" if missing else None
+
+
+async def _listen(runner: web.AppRunner, host: str, port: int) -> None:
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

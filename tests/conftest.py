@@ -213,6 +213,8 @@ async def system(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Syste
         yield system
         await system.verify_replay()
         await system.validate_log()
+        # No loop of any service failed for good during the scenario (it would have ended a real process).
+        assert [r.loops.fatal for r in system.runtimes if r.loops.fatal] == []
     finally:
         await system.close()
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from ..kernel.bus import Bus
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
+from ..kernel.health import Health
 from ..projector.queries import ReadModel
 
 DEPS = web.AppKey("deps", "Deps")
@@ -29,6 +30,8 @@ class Deps:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # With the worker in this process: starts a saved photo's derivatives while the upload goes on.
     derive: Callable[[Path], None] | None = None
+    # The process's loops and readiness checks (every service it runs), for /healthz and /readyz.
+    health: Health | None = None
 
 
 def deps(request: web.Request) -> Deps:

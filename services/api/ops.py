@@ -17,14 +17,22 @@ DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    """Alive: the process answers."""
+    """Alive: the process answers and can go on (503 once a loop of it has failed for good)."""
+    health = deps(request).health
+    broken = health.broken() if health is not None else None
+    if broken:
+        raise error(503, broken)
     return respond({"status": "ok"})
 
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: NATS connected and the read model within a second of the log."""
+    """Ready: NATS connected, every loop of this process running, and the read model within a second
+    of the log (and, with a worker, projector or orchestrator in the process, what they need)."""
     d = deps(request)
+    problems = await d.health.problems() if d.health is not None else []
+    if problems:
+        raise error(503, "; ".join(problems))
     if not d.bus.nc.is_connected:
         raise error(503, "not connected to NATS")
     try:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import AsyncIterator, Awaitable, Callable, Iterable, NamedTuple
 
 import msgspec
-import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
@@ -18,13 +19,18 @@ from nats.js.errors import APIError, NotFoundError
 
 from .config import Config
 from .events import Codec, Event
+from .redact import redact
 from .subjects import ALL, DIRECT_GET, LANES, STREAM, STREAM_INFO, lane_filter, next_messages, subject_for
+from .supervise import TransientError, describe
 
 log = logging.getLogger("darkroom.bus")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
 ACK_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0  # at start-up (a command gives up within 10 s); once connected, reconnects never stop
+RECONNECT_WAIT_S = 0.25
+CLOSE_TIMEOUT_S = 2.0
 
 
 class Conflict(Exception):
@@ -33,6 +39,10 @@ class Conflict(Exception):
 
 class ProvisionError(Exception):
     """The stream or a consumer exists with a configuration Darkroom cannot use."""
+
+
+class Unreachable(Exception):
+    """NATS did not answer a command starting up (or a one-shot command lost it)."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,7 @@ async def up_to(next_batch: Callable[[], Awaitable[list[Stored]]],
         yield out
 
 
-class PublishError(Exception):
+class PublishError(TransientError):
     """JetStream refused a message: `err_code` says why (10071: wrong last sequence)."""
 
     def __init__(self, err_code: int | None, description: str) -> None:
@@ -244,16 +254,40 @@ class Bus:
     nc: Client
     codec: Codec
     counters: Counters = field(default_factory=Counters)
+    # Called after each reconnect: what the server may have forgotten (a restarted one forgets
+    # in-memory consumers and pull requests) is asked for again at once.
+    reconnected: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
-    async def connect(cls, url: str, name: str, codec: Codec | None = None) -> "Bus":
-        nc = await nats.connect(
-            [part.strip() for part in url.split(",") if part.strip()],
-            name=name,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            error_cb=_log_error,
-        )
+    async def connect(cls, url: str, name: str, codec: Codec | None = None,
+                      timeout: float = CONNECT_TIMEOUT_S) -> "Bus":
+        """Connected, or Unreachable after `timeout` seconds; from then on, reconnects for ever."""
+        bus: Bus | None = None
+        errors = _ErrorLog()
+
+        async def on_reconnected() -> None:
+            log.info("nats: reconnected to %s", redact(str(nc.connected_url.geturl()) if nc.connected_url else url))
+            for listener in list(bus.reconnected if bus else ()):
+                listener()
+
+        nc = Client()
+        try:
+            await asyncio.wait_for(nc.connect(
+                [part.strip() for part in url.split(",") if part.strip()],
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=RECONNECT_WAIT_S,
+                connect_timeout=min(2.0, timeout),
+                drain_timeout=CLOSE_TIMEOUT_S,
+                error_cb=errors.record,
+                reconnected_cb=on_reconnected,
+            ), timeout)
+        except (asyncio.TimeoutError, OSError, nats.errors.Error) as exc:
+            await nc.close()
+            why = errors.last or exc
+            raise Unreachable(f"cannot reach NATS at {redact(url)} within {timeout:g}s: "
+                              f"{describe(why)}") from None
+        errors.connected = True
         bus = cls(nc=nc, codec=codec or Codec())
         await bus.acks.start()
         return bus
@@ -264,13 +298,22 @@ class Bus:
         self.jsm = self.nc.jsm()
         self.acks = PublishAcks(self.nc)
 
-    async def close(self) -> None:
+    async def close(self, drain: bool = True) -> None:
+        """Drained when NATS is there (and `drain`), closed at once when it is not: never a wait on
+        a server that is away."""
         self.acks.close()
+        if self.nc.is_closed:
+            return
+        if drain and self.nc.is_connected:
+            try:
+                await asyncio.wait_for(self.nc.drain(), CLOSE_TIMEOUT_S + 1)
+            except Exception:  # a connection lost during shutdown has nothing left to drain
+                pass
         if not self.nc.is_closed:
             try:
-                await self.nc.drain()
-            except Exception:  # a connection lost during shutdown has nothing left to drain
                 await self.nc.close()
+            except Exception:  # nats-py flushes what it kept for the server into a socket that is gone
+                log.debug("closing the NATS connection while it was down", exc_info=True)
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -382,21 +425,6 @@ class Bus:
             finally:
                 await pull.close()
 
-    async def follow(self, start_seq: int, handler: Callable[[Msg], Awaitable[None]],
-                     subject: str = ALL):
-        """An ordered consumer from `start_seq`: every message, in order, gaps repaired by the client."""
-        return await self.js.subscribe(
-            subject,
-            stream=STREAM,
-            cb=handler,
-            ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            config=api.ConsumerConfig(opt_start_seq=max(1, start_seq)),
-            idle_heartbeat=5.0,
-            pending_msgs_limit=-1,
-            pending_bytes_limit=-1,
-        )
-
 
 def read_config(start_seq: int, filters: list[str] | None = None) -> api.ConsumerConfig:
     """An ephemeral consumer that reads the log once, from `start_seq`."""
@@ -478,10 +506,29 @@ class _Pull:
         return out
 
 
-async def _log_error(exc: Exception) -> None:
-    if isinstance(exc, APIError) and exc.err_code in WRONG_LAST_SEQUENCE:
-        return  # a lost race on an aggregate: the publisher handles it as a Conflict
-    log.warning("nats: %s", exc)
+class _ErrorLog:
+    """nats-py's error callback. While connecting, errors are kept for the one line that says why
+    the command gives up; once connected, each is logged, and one that repeats (a server away for a
+    while fails every reconnect) at most every REPEAT_S."""
+
+    REPEAT_S = 30.0
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.last: Exception | None = None
+        self._said: dict[str, float] = {}
+
+    async def record(self, exc: Exception) -> None:
+        self.last = exc
+        if isinstance(exc, APIError) and exc.err_code in WRONG_LAST_SEQUENCE:
+            return  # a lost race on an aggregate: the publisher handles it as a Conflict
+        if not self.connected:
+            return
+        text, now = describe(exc), time.monotonic()
+        if now - self._said.get(text, -self.REPEAT_S) >= self.REPEAT_S:
+            self._said[text] = now
+            log.warning("nats: %s", text)
+
 
 
 # -- provisioning ---------------------------------------------------------------------------------

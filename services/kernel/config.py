@@ -70,6 +70,11 @@ class TasksConfig(_Section):
     definitions: str | None = None
 
 
+class HealthConfig(_Section):
+    port: int | None = None  # /healthz, /readyz, /metrics of a worker, orchestrator or projector; 0: any free port
+    host: str = "127.0.0.1"
+
+
 class Config(_Section):
     nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
     pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
@@ -78,6 +83,7 @@ class Config(_Section):
     ui: UiConfig = msgspec.field(default_factory=UiConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     tasks: TasksConfig = msgspec.field(default_factory=TasksConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
 
 
 ENV_PREFIX = "DARKROOM_"
@@ -164,6 +170,7 @@ def _check(config: Config) -> None:
         (config.nats.replicas in (1, 3, 5), "nats.replicas must be 1, 3 or 5"),
         (config.processing.workers >= 1, "processing.workers must be at least 1"),
         (1 <= config.api.port <= 65535 or config.api.port == 0, "api.port must be a TCP port"),
+        (config.health.port is None or 0 <= config.health.port <= 65535, "health.port must be a TCP port"),
         (config.maintenance.interval_s >= 0, "maintenance.interval_s must not be negative"),
     ]
     for ok, message in rules:

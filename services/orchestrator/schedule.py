@@ -17,6 +17,7 @@ from ..kernel.bus import Accepted, Bus, Conflict, Expect
 from ..kernel.definitions import Definitions
 from ..kernel.events import ProjectCreated, TaskRequested
 from ..kernel.ids import derived_id
+from ..kernel.supervise import Loops, transient
 
 log = logging.getLogger("darkroom.schedule")
 
@@ -40,9 +41,10 @@ def task_id_for(task_type: str, project_id: str, slot: int, interval_s: float) -
 
 class Schedule:
     def __init__(self, bus: Bus, definitions: Definitions, interval_s: float, task_type: str = "maintenance",
-                 clock: Callable[[], float] = time.time,
+                 loops: Loops | None = None, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.bus = bus
+        self.loops = loops or Loops()
         self.definitions = definitions
         self.interval_s = interval_s
         self.task_type = task_type
@@ -52,7 +54,7 @@ class Schedule:
 
     def start(self) -> None:
         if self.interval_s > 0 and self.task_type in self.definitions:
-            self._loop = asyncio.create_task(self._run(), name="schedule")
+            self._loop = self.loops.spawn("schedule", self._run)
 
     async def stop(self) -> None:
         if self._loop is not None:
@@ -73,9 +75,13 @@ class Schedule:
         while True:
             try:
                 await self.run_once(slot)
+                self.loops.up("schedule")
                 return
-            except Exception:
-                log.exception("maintenance for interval %d failed to start; trying again in %gs", slot, delay)
+            except Exception as exc:
+                if transient(exc):  # NATS failing over: readiness says so while it lasts
+                    self.loops.trouble("schedule", exc)
+                else:
+                    log.exception("maintenance for interval %d failed to start; trying again in %gs", slot, delay)
             if slot_of(self.clock() + delay, self.interval_s) != slot:
                 return
             await self.sleep(delay)

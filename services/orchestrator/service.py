@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import replace
+from typing import Awaitable
 
 from nats.aio.msg import Msg
 from nats.js import api
@@ -22,6 +23,7 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskRequested,
 )
+from ..kernel.supervise import describe, transient
 from .decide import Action, Dispatch, Emit, OpenRequests, decide, lost_dispatches, requested_subject
 from .state import TaskState, evolve, record, refreshed, start
 
@@ -172,11 +174,15 @@ class Orchestrator:
             await asyncio.wait([previous])  # one task's events are handled in stream order
         try:
             await self.handle(event, msg.metadata.sequence.stream)
-        except Exception:
-            log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
-            await msg.nak(delay=1.0)
+        except Exception as exc:
+            if transient(exc):  # NATS failing over: the next delivery, a second from now, goes through
+                log.warning("handling %s %s failed: %s; it will be redelivered", event.type, event.task_id,
+                            describe(exc))
+            else:
+                log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
+            await _settle(msg.nak(delay=1.0))
             return
-        await msg.ack()
+        await _settle(msg.ack())
 
     async def handle(self, event: Event, seq: int) -> None:
         if not event.task_id:
@@ -315,3 +321,11 @@ class Orchestrator:
             if isinstance(result, Conflict):
                 raise result
         return state
+
+
+async def _settle(reply: Awaitable[None]) -> None:
+    """Acknowledge or nak; one lost with the connection only means the message comes back after the ack wait."""
+    try:
+        await reply
+    except Exception as exc:
+        log.warning("could not settle a message: %s", describe(exc))

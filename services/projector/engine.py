@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -189,7 +190,10 @@ class Projector:
                     await self.db.executemany(sql, params)
                 await self.db.commit()
             except BaseException:
-                await self.db.rollback()
+                try:
+                    await self.db.rollback()
+                except sqlite3.Error:  # SQLite may have rolled back already (a full or failing disk)
+                    pass
                 raise
         self.checkpoint = folded.last
         self.counts.events += folded.events

@@ -11,12 +11,14 @@ from typing import Sequence
 
 import aiosqlite
 
+from ..kernel.supervise import Loops
 from . import store
 from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
 from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView, TrashRow
 
 POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
 NOTIFIED_POLL_S = 1.0
+POLL_LOOP = "read model poll"
 AFTER_EVERYTHING = 1 << 30  # an outbox `k` past any event's messages: (seq, AFTER_EVERYTHING) is after all of seq
 
 
@@ -81,8 +83,9 @@ _position = itemgetter(0, 1)
 class ReadModel:
     """A reader of the projector's SQLite file; knows how far the projector has applied the log."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, loops: Loops | None = None) -> None:
         self.db = db
+        self.loops = loops or Loops()
         self.checkpoint = 0
         self._moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._poller: asyncio.Task | None = None
@@ -90,10 +93,10 @@ class ReadModel:
         self.tail: OutboxTail | None = None  # see follow_projector
 
     @classmethod
-    async def open(cls, path: Path) -> "ReadModel":
-        model = cls(await store.open_db(path))
+    async def open(cls, path: Path, loops: Loops | None = None) -> "ReadModel":
+        model = cls(await store.open_db(path), loops)
         model.checkpoint = await store.get_meta(model.db, CHECKPOINT)
-        model._poller = asyncio.create_task(model._poll(), name="read-model-poll")
+        model._poller = model.loops.spawn(POLL_LOOP, model._poll)
         return model
 
     async def close(self) -> None:
@@ -128,7 +131,7 @@ class ReadModel:
         # Another process may be the projector: its commits are seen by polling the checkpoint.
         while True:
             await asyncio.sleep(self.poll_s)
-            self._advance(await store.get_meta(self.db, CHECKPOINT))
+            self._advance(await self.loops.retry(POLL_LOOP, lambda: store.get_meta(self.db, CHECKPOINT)))
 
     async def _until(self, reached, timeout: float) -> bool:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -1,13 +1,13 @@
-"""The live projector: an ordered consumer from its checkpoint, applied in batches."""
+"""The live projector: the log followed from its checkpoint, applied in batches."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from nats.aio.msg import Msg
-
 from ..kernel.bus import Bus, Stored
+from ..kernel.follow import Follower
+from ..kernel.supervise import Loops
 from .engine import Projector
 
 log = logging.getLogger("darkroom.projector")
@@ -16,35 +16,40 @@ MAX_BATCH = 1_000
 # After the first event of a batch: the services that event wakes go first (the read model trails
 # the work, not the other way round), and what arrives meanwhile joins the same transaction.
 GATHER_S = 0.001
+LOOP = "projector"
 
 
 class ProjectorService:
-    def __init__(self, bus: Bus, projector: Projector) -> None:
+    def __init__(self, bus: Bus, projector: Projector, loops: Loops | None = None) -> None:
         self.bus = bus
         self.projector = projector
+        self.loops = loops or Loops()
+        self.follower = Follower(bus, projector.checkpoint + 1, self._on_stored, self.loops, name="projector feed")
         self._buffer: list[Stored] = []
         self._wake = asyncio.Event()
-        self._sub = None
         self._loop_task: asyncio.Task | None = None
-        self.failed: BaseException | None = None
 
     async def start(self) -> None:
-        self._sub = await self.bus.follow(self.projector.checkpoint + 1, self._on_message)
-        self._loop_task = asyncio.create_task(self._loop(), name="projector")
+        await self.follower.start()
+        self._loop_task = self.loops.spawn(LOOP, self._loop)
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception:  # already gone with its connection
-                pass
-            self._sub = None
+        await self.follower.stop()
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
 
-    async def _on_message(self, msg: Msg) -> None:
-        self._buffer.append(Stored.from_msg(msg))
+    async def reached(self, seq: int, timeout: float) -> bool:
+        """True once the read model has applied `seq`, within `timeout` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.projector.checkpoint < seq:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    def _on_stored(self, stored: Stored) -> None:
+        self._buffer.append(stored)
         self._wake.set()
 
     async def _loop(self) -> None:
@@ -54,10 +59,6 @@ class ProjectorService:
             self._wake.clear()
             while self._buffer:
                 batch, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
-                try:
-                    await self.projector.apply_batch(batch)
-                except Exception as exc:
-                    # A read model that cannot be written is not something to skip past.
-                    self.failed = exc
-                    log.exception("projector stopped: could not apply events %d..%d", batch[0].seq, batch[-1].seq)
-                    raise
+                # A batch that cannot be written now (a full or failing disk) is written once it can:
+                # never skipped, so the read model never misses an event.
+                await self.loops.retry(LOOP, lambda: self.projector.apply_batch(batch))

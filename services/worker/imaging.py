@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import io
 import os
-import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +11,10 @@ from PIL import Image, ImageCms
 from PIL.ExifTags import IFD, Base
 
 from ..kernel.photos import kind_of
+from ..kernel.tether import die_with_parent
 from .bands import reduced
 from .rawpreview import raw_preview
 
-PR_SET_PDEATHSIG = 1
 _SRGB = ImageCms.createProfile("sRGB")
 SRGB_ICC = ImageCms.ImageCmsProfile(_SRGB).tobytes()  # embedded in every derivative
 _EIGHT_BIT = ("L", "LA", "RGB", "RGBA", "CMYK")  # modes kept as they are until the colour conversion
@@ -49,11 +46,13 @@ class Metadata:
     height: int
 
 
-def init_worker() -> None:
-    """Pool initializer: die with the parent (a killed worker leaves no orphans), HEIC support where
-    pillow-heif is installed, and processing.max_megapixels (Spec) as the only size limit: Pillow's
-    own decompression-bomb check would refuse smaller images first, in its own words."""
-    _die_with_parent()
+def init_worker(parent_pid: int | None = None) -> None:
+    """Pool initializer: die with the parent (a killed worker leaves no orphans, even one killed while
+    this process was starting), HEIC support where pillow-heif is installed, and
+    processing.max_megapixels (Spec) as the only size limit: Pillow's own decompression-bomb check
+    would refuse smaller images first, in its own words."""
+    if not die_with_parent(parent_pid):
+        os._exit(1)
     Image.MAX_IMAGE_PIXELS = None
     try:
         import pillow_heif
@@ -125,16 +124,6 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     if img.mode == "F":  # floating-point samples, 0.0 to 1.0
         return img.point(lambda v: v * 255 + 0.5).convert("L")
     return img.convert("RGB")
-
-
-def _die_with_parent() -> None:
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # no prctl: orphans end when their pipe to the pool closes
-        pass
 
 
 def _metadata(exif: Image.Exif, size: tuple[int, int]) -> Metadata:

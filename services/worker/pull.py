@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from ..kernel.subjects import next_messages
+from ..kernel.supervise import TransientError
 
 # How long past its expiry a request's end may take to arrive before the slot stops counting on it
 # (after a reconnect the server has forgotten it and says nothing).
@@ -24,7 +25,7 @@ HEARTBEAT = "100"
 OVER = ("404", "408")  # nothing to deliver, or the request expired: the usual end of a wait
 
 
-class PullRefused(Exception):
+class PullRefused(TransientError):
     """The server ended a pull request for another reason (the consumer is gone, a limit…)."""
 
 
@@ -37,6 +38,7 @@ class LanePull:
         self.asked = 0  # the number of the latest request; its statuses come to inbox.<number>
         self.outstanding = False  # the latest request may still deliver
         self.refused: str | None = None  # why the server ended the latest request, if not as usual
+        self.answered = False  # the server said something about the latest request: it is there
         self._changed = asyncio.Event()
         self._sub = None
 
@@ -48,6 +50,11 @@ class LanePull:
         if self._sub is not None and not self.nc.is_closed:
             await self._sub.unsubscribe()
         self._sub = None
+
+    def forget(self) -> None:
+        """The server has lost the latest request (a reconnect): the next `next` asks anew."""
+        self.outstanding = False
+        self._changed.set()
 
     @property
     def holding(self) -> bool:
@@ -62,6 +69,7 @@ class LanePull:
             self.asked += 1
             self.outstanding = True
             self.refused = None
+            self.answered = False
             # wait 0: the server answers at once, with the job or with 404 (nothing there)
             request = b'{"batch":1,"expires":%d}' % int(wait * 1e9) if wait > 0 else b'{"batch":1,"no_wait":true}'
             await self.nc.publish(self.next_subject, request, reply=f"{self.inbox}.{self.asked}")
@@ -86,9 +94,11 @@ class LanePull:
         if msg.reply:  # a job, on its own subject: one job is all a request asks for
             self.jobs.append(msg)
             self.outstanding = False
+            self.answered = True
         elif msg.subject.rpartition(".")[2] == str(self.asked):  # a status, on the request's inbox
             headers = msg.headers or {}
             status = headers.get("Status", "")
+            self.answered = True
             if status == HEARTBEAT:
                 return
             self.outstanding = False  # this request is over

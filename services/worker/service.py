@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from ..kernel import subjects
 from ..kernel.bus import Bus, lane_consumer
 from ..kernel.config import Config
+from ..kernel.supervise import Loops, describe
 from ..kernel.events import (
     JobCanceled,
     JobCompleted,
@@ -35,6 +36,7 @@ from .pull import LanePull
 log = logging.getLogger("darkroom.worker")
 
 PROGRESS_EVERY_S = 0.25
+PUBLISH_LOOP = "worker outcomes"
 
 
 class JobTimeout(Exception):
@@ -42,25 +44,43 @@ class JobTimeout(Exception):
 
 
 class CancelWatch:
-    """Which tasks were asked to cancel: read from the log at start, then followed live."""
+    """Which tasks were asked to cancel: read from the log at start, then followed live; read again
+    after a reconnect, for what was asked while the connection was down."""
 
-    def __init__(self, bus: Bus, size: int = 10_000) -> None:
+    LOOP = "cancel watch"
+
+    def __init__(self, bus: Bus, loops: Loops, size: int = 10_000) -> None:
         self.bus = bus
+        self.loops = loops
         self.size = size
         self.canceled: OrderedDict[str, None] = OrderedDict()
         self._sub = None
+        self._catching_up: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._sub = await self.bus.nc.subscribe(subjects.cancel_requests(), cb=self._on_cancel)
-        # Cancels asked for before this worker started: once from the log, then live.
+        await self._catch_up()
+        self.bus.reconnected.append(self._on_reconnected)
+
+    async def stop(self) -> None:
+        if self._on_reconnected in self.bus.reconnected:
+            self.bus.reconnected.remove(self._on_reconnected)
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+            await asyncio.gather(self._catching_up, return_exceptions=True)
+        if self._sub is not None and not self.bus.nc.is_closed:
+            await self._sub.unsubscribe()
+        self._sub = None
+
+    async def _catch_up(self) -> None:
+        """Cancels asked for before now, from the log (live ones come to the subscription)."""
         async for batch in self.bus.read([subjects.cancel_requests()]):
             for stored in batch:
                 self.mark(stored.subject.split(".")[3])
 
-    async def stop(self) -> None:
-        if self._sub is not None and not self.bus.nc.is_closed:
-            await self._sub.unsubscribe()
-        self._sub = None
+    def _on_reconnected(self) -> None:
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = self.loops.spawn(self.LOOP, self._catch_up)
 
     async def _on_cancel(self, msg: Msg) -> None:
         self.mark(msg.subject.split(".")[3])
@@ -77,15 +97,17 @@ class CancelWatch:
 
 class Worker:
     def __init__(self, bus: Bus, config: Config, handlers: dict[str, Handler], data_dir: Path,
-                 resources: Resources | None = None, name: str | None = None) -> None:
+                 resources: Resources | None = None, name: str | None = None, loops: Loops | None = None) -> None:
         self.bus = bus
         self.config = config
         self.handlers = handlers
         self.data_dir = data_dir
         self.resources = resources or Resources()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
-        self.cancels = CancelWatch(bus)
+        self.loops = loops or Loops()
+        self.cancels = CancelWatch(bus, self.loops)
         self._slots: list[asyncio.Task] = []
+        self._pulls: set[LanePull] = set()
         self._running: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
@@ -95,9 +117,11 @@ class Worker:
 
     async def start(self) -> None:
         await self.cancels.start()
+        self.bus.reconnected.append(self._on_reconnected)
         pipeline = self.config.pipeline
         for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_lane_slots)):
-            self._slots.append(asyncio.create_task(self._slot(index, lanes), name=f"slot-{index}"))
+            name = f"slot {index}"
+            self._slots.append(self.loops.spawn(name, lambda name=name, lanes=lanes: self._slot(name, lanes)))
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop pulling; let running jobs finish within the grace period; the rest are redelivered."""
@@ -107,13 +131,25 @@ class Worker:
         for task in self._slots:
             task.cancel()
         await asyncio.gather(*self._slots, return_exceptions=True)
+        if self._on_reconnected in self.bus.reconnected:
+            self.bus.reconnected.remove(self._on_reconnected)
         await self.cancels.stop()
 
-    async def _slot(self, index: int, lanes: Lanes) -> None:
+    def _on_reconnected(self) -> None:
+        # The server may have forgotten every pull request (a restarted one has): ask again now,
+        # rather than when each one would have expired.
+        for pull in self._pulls:
+            pull.forget()
+
+    async def _slot(self, name: str, lanes: Lanes) -> None:
+        """Takes one job at a time until the worker stops. Supervised: after a transient error (a
+        publish that failed while NATS was away) it starts again with new pulls; the job it held
+        is not acknowledged and comes back after the ack wait."""
         pulls = {lane: await LanePull(self.bus.nc, lane_consumer(lane)).start() for lane in lanes}
+        self._pulls.update(pulls.values())
         try:
             while not self._stopping.is_set():
-                found = await self._next(pulls, lanes)
+                found = await self._next(name, pulls, lanes)
                 if found is None:
                     continue
                 lane, msg = found
@@ -126,6 +162,7 @@ class Worker:
                     self.idle_priority_only += lanes == PRIORITY_ONLY
                     self.last_active = time.monotonic()
         finally:
+            self._pulls.difference_update(pulls.values())
             for pull in pulls.values():
                 try:
                     await pull.stop()
@@ -136,17 +173,19 @@ class Worker:
         """How long no slot of this worker has had a job (0 while one has)."""
         return 0.0 if any(self.busy.values()) else time.monotonic() - self.last_active
 
-    async def _next(self, pulls: dict[str, LanePull], lanes: Lanes) -> tuple[str, Msg] | None:
+    async def _next(self, slot: str, pulls: dict[str, LanePull], lanes: Lanes) -> tuple[str, Msg] | None:
         # A job already delivered to this slot is taken whatever the policy says.
         chosen = [lane for lane in lanes if pulls[lane].holding] or list(serving(lanes, self.idle_priority_only))
         for i, lane in enumerate(chosen):
             wait = lane_wait(lanes, i + 1 == len(chosen), self.idle_s())
             try:
                 msg = await pulls[lane].next(wait)
-            except Exception as exc:  # a reconnect in progress, or the consumer is being recreated
-                log.warning("pulling from lane %s failed: %s", lane, exc)
+            except Exception as exc:  # NATS away or failing over, or the lane's consumer missing
+                self.loops.trouble(slot, f"pulling from lane {lane}: {describe(exc)}")
                 await asyncio.sleep(0.5)
                 continue
+            if pulls[lane].answered:  # not a request lost on its way: the lane is there again
+                self.loops.up(slot)
             if msg is not None:
                 return lane, msg
         return None
@@ -214,7 +253,7 @@ class Worker:
             await msg.ack()
             return "canceled"
         except Exception as exc:
-            error = _describe(exc)
+            error = describe(exc)
             if attempt < max_attempts and not isinstance(exc, PermanentError):
                 delay = backoff(attempt, self.config.pipeline.backoff_base_s, self.config.pipeline.backoff_max_s)
                 await self._report(job, JobRetrying, msg_id=f"job:{job.job_id}:retrying:{attempt}",
@@ -274,7 +313,14 @@ class Worker:
                     step_index=job.step_index, **fields)
 
     async def _report(self, job: JobRequested, kind: type[JobEvent], msg_id: str | None = None, **fields) -> None:
-        await self.bus.publish(self._event(job, kind, **fields), msg_id=msg_id)
+        event = self._event(job, kind, **fields)
+        if msg_id is None:
+            await self.bus.publish(event)
+            return
+        # An outcome is tried again through a NATS fail-over (its message id makes a retry store
+        # it once), for as long as the job stays this worker's.
+        await self.loops.retry(PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id),
+                               within=self.config.pipeline.ack_wait_s)
 
 
 class _ProgressReporter:
@@ -301,8 +347,3 @@ class _ProgressReporter:
         self.pending = None
         self.sent_at = self.clock()
         await self.worker._report(self.job, JobProgress, done=done, total=total)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,210 @@
+"""Processes at the edges: NATS unreachable or gone, a busy port, SIGTERM, kill -9: every command
+ends in time with a message, and leaves no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from services.kernel import natsd
+from services.kernel.natsd import NatsServer, ServerError, free_port
+from tests.conftest import cli_env, darkroom_cli, eventually
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
+
+
+@pytest.fixture
+async def spawn():
+    """Runs `darkroom …`; whatever is still running when the test ends (it failed) is killed."""
+    started: list[asyncio.subprocess.Process] = []
+
+    async def run(*args: str, env: dict | None = None) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(*darkroom_cli(*args), env=env or cli_env(),
+                                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _finish(process: asyncio.subprocess.Process, within: float) -> tuple[int, str, float]:
+    """Exit code, output and seconds taken, or a failure naming what was still running."""
+    began = time.monotonic()
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), within)
+    except asyncio.TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        raise AssertionError(f"still running after {within}s: {out.decode()[-2000:]}") from None
+    return process.returncode, out.decode(), time.monotonic() - began
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        try:
+            found |= {int(c) for c in Path(f"/proc/{pid}/task/{thread}/children").read_text().split()}
+        except OSError:  # the thread ended meanwhile
+            pass
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status waits to be collected
+
+
+def _program(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+async def _ready(port: int, process: asyncio.subprocess.Process, timeout: float = 20) -> None:
+    async def check():
+        assert process.returncode is None, (await process.stdout.read()).decode()
+        try:
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                return response.status == 200
+        except aiohttp.ClientConnectionError:
+            return False
+
+    await eventually(check, timeout, f"/readyz on port {port}")
+
+
+async def test_commands_give_up_within_10s_naming_the_url_when_nats_is_unreachable(tmp_path: Path, spawn) -> None:
+    url = f"nats://127.0.0.1:{free_port()}"  # nobody listens there
+    # What starting and ending a command costs on this machine now, waiting for nothing (on a
+    # loaded 2-core VM up to 5 s): a command may take that on top of its own wait.
+    code, out, start_up = await _finish(await spawn("dead-letters", "--data", str(tmp_path / "empty")), 30)
+    assert code == 2 and "no read model" in out, out
+    # A service starting (as worker and projector do), a one-shot read (as replay does), a follower.
+    for command in (("api", "--port", str(free_port())), ("audit", "task", "nope"), ("tail",)):
+        code, out, seconds = await _finish(await spawn(*command, "--nats", url, "--data", str(tmp_path / "d")), 30)
+        lines = [line for line in out.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and url in lines[0], (command, code, out)
+        assert seconds < max(10, start_up + 7), (command, seconds, start_up)
+
+
+async def test_up_on_a_busy_port_exits_1_with_a_message_and_leaves_nothing_running(tmp_path: Path, spawn) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, _ = await _finish(await spawn("up", "--data", str(data), "--port", str(port)), 20)
+    assert code == 1 and f"cannot listen on 127.0.0.1:{port}" in out and "Traceback" not in out, out
+    os.close(await natsd.lock_store(data / "nats", wait_s=0))  # its nats-server is gone: the store is free
+    assert not (data / "nats.url").exists()
+
+
+async def test_sigterm_ends_every_command_within_10s_while_nats_is_down(tmp_path: Path, spawn) -> None:
+    server = await NatsServer(tmp_path / "nats").start()
+    data = str(tmp_path / "data")
+    api_port, up_port, health_port = free_port(), free_port(), free_port()
+    try:
+        up = await spawn("up", "--nats", server.url, "--data", data, "--port", str(up_port))
+        await _ready(up_port, up)
+        api = await spawn("api", "--nats", server.url, "--data", data, "--port", str(api_port))
+        worker = await spawn("worker", "--nats", server.url, "--data", data, "--health-port", str(health_port))
+        tail = await spawn("tail", "--nats", server.url, "--data", data)
+        await _ready(api_port, api)
+        await _ready(health_port, worker)
+    finally:
+        await server.stop()
+    await asyncio.sleep(1.0)  # NATS has been away for a while: every client is reconnecting
+    processes = {"up": up, "api": api, "worker": worker, "tail": tail}
+    for process in processes.values():
+        process.send_signal(signal.SIGTERM)
+    for name, process in processes.items():
+        code, out, seconds = await _finish(process, 10)
+        assert code == 0, (name, out)
+
+
+async def test_a_killed_up_takes_its_nats_server_with_it_and_the_next_up_has_its_events(tmp_path: Path, spawn) -> None:
+    data, port = tmp_path / "data", free_port()
+    up = await spawn("up", "--data", str(data), "--port", str(port))
+    await _ready(port, up)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"http://127.0.0.1:{port}/api/projects", json={"name": "Kept"}) as response:
+            assert response.status == 201
+    servers = [pid for pid in _children(up.pid) if "nats-server" in _program(pid)]
+    assert len(servers) == 1
+    up.kill()
+    await up.wait()
+    await eventually(lambda: _async(not _alive(servers[0])), 10, "the embedded nats-server to end with darkroom up")
+
+    again = await spawn("up", "--data", str(data), "--port", str(port))
+    try:
+        await _ready(port, again)
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/api/projects") as response:
+            assert [p["name"] for p in (await response.json())["projects"]] == ["Kept"]
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert (await _finish(again, 10))[0] == 0
+
+
+async def test_a_second_nats_server_is_refused_the_store_of_a_running_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(natsd, "LOCK_WAIT_S", 0.5)
+    first = await NatsServer(tmp_path / "nats").start()
+    try:
+        with pytest.raises(ServerError, match="another nats-server is running on the store"):
+            await NatsServer(tmp_path / "nats").start()
+        assert (tmp_path / "nats" / "nats-server.conf").read_text().count(str(first.port)) == 1  # untouched
+    finally:
+        await first.stop()
+    second = await NatsServer(tmp_path / "nats").start()  # once the first has ended, the store is free
+    await second.stop()
+
+
+async def test_a_killed_worker_leaves_no_image_process(tmp_path: Path, spawn) -> None:
+    server = await NatsServer(tmp_path / "nats").start()
+    try:
+        for _ in range(2):  # killed as its image processes start, then once they run
+            worker = await spawn("worker", "--nats", server.url, "--data", str(tmp_path / "data"),
+                                  env=cli_env(DARKROOM_PROCESSING__WORKERS="2"))
+            images: set[int] = set()
+
+            async def started():
+                images.update(pid for pid in _children(worker.pid) if "spawn_main" in _program(pid))
+                return len(images) == 2
+
+            await eventually(started, 20, "two image processes")
+            if _ > 0:
+                await asyncio.sleep(2.0)  # well into their work loop
+            worker.kill()
+            await worker.wait()
+            await eventually(lambda: _async(not any(_alive(pid) for pid in images)), 10,
+                             "the image processes to end with their worker")
+    finally:
+        await server.stop()
+
+
+async def _async(value):
+    return value
+
+
+async def test_up_ends_with_exit_1_when_its_nats_server_dies(tmp_path: Path, spawn) -> None:
+    data, port = tmp_path / "data", free_port()
+    up = await spawn("up", "--data", str(data), "--port", str(port))
+    await _ready(port, up)
+    (server,) = [pid for pid in _children(up.pid) if "nats-server" in _program(pid)]
+    os.kill(server, signal.SIGKILL)
+    code, out, _ = await _finish(up, 10)
+    assert code == 1 and "the embedded nats-server exited" in out, out

@@ -1,0 +1,96 @@
+"""Supervised loops: transient errors retried and reported, others fatal; nothing ends unnoticed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import nats.errors
+import pytest
+
+from services.kernel.bus import PublishError
+from services.kernel.health import Health
+from services.kernel.supervise import Loops, transient
+
+
+def test_what_counts_as_transient() -> None:
+    for exc in (OSError(28, "No space left on device"), sqlite3.OperationalError("database or disk is full"),
+                nats.errors.TimeoutError(), nats.errors.ConnectionClosedError(), TimeoutError(),
+                PublishError(None, "no acknowledgement")):
+        assert transient(exc), exc
+    for exc in (KeyError("x"), TypeError("bug"), sqlite3.DatabaseError("database disk image is malformed")):
+        assert not transient(exc), exc
+
+
+async def test_a_step_is_retried_through_transient_errors_and_its_loop_is_down_meanwhile() -> None:
+    loops = Loops()
+    seen: list[list[str]] = []
+    failures = [sqlite3.OperationalError("disk I/O error")] * 3
+
+    async def write() -> str:
+        seen.append(loops.problems())
+        if failures:
+            raise failures.pop()
+        return "written"
+
+    assert await loops.retry("projector", write) == "written"
+    assert seen[0] == [] and seen[1] == ["projector down: OperationalError: disk I/O error"]
+    assert loops.problems() == [] and loops.fatal is None
+
+
+async def test_a_step_gives_up_after_its_time_and_other_errors_are_raised_at_once() -> None:
+    loops = Loops()
+    calls = 0
+
+    async def lost() -> None:
+        nonlocal calls
+        calls += 1
+        raise nats.errors.TimeoutError()
+
+    with pytest.raises(nats.errors.TimeoutError):
+        await loops.retry("outcomes", lost, within=0.2)
+    assert calls > 1 and loops.problems() == []  # the caller has the error, and the loop is not left down
+
+    async def bug() -> None:
+        raise TypeError("a bug")
+
+    with pytest.raises(TypeError):
+        await loops.retry("outcomes", bug)
+
+
+async def test_a_loop_restarts_after_a_transient_error_and_a_bug_ends_the_process() -> None:
+    loops = Loops()
+    runs = 0
+
+    async def slot() -> None:
+        nonlocal runs
+        runs += 1
+        if runs < 3:
+            raise ConnectionResetError("NATS went away")
+        loops.up("slot 0")
+        raise KeyError("a bug")
+
+    await asyncio.wait_for(loops.spawn("slot 0", slot), 5)
+    assert runs == 3
+    assert loops.failed.is_set() and loops.fatal[0] == "slot 0"
+    health = Health(loops)
+    assert health.broken() == "slot 0 failed: KeyError: 'a bug'"
+    assert await health.problems() == ["slot 0 failed: KeyError: 'a bug'"]
+
+
+async def test_a_loop_that_returns_has_ended_on_purpose_and_a_check_adds_its_reason() -> None:
+    loops = Loops()
+    loops.trouble("slot 1", "pulling from lane normal: 503")
+
+    async def stopping() -> None:
+        return
+
+    await loops.spawn("slot 1", stopping)
+    assert loops.problems() == [] and not loops.failed.is_set()
+
+    async def lane_missing() -> str | None:
+        return "consumer missing: lane_priority"
+
+    health = Health(loops, [lane_missing])
+    assert await health.problems() == ["consumer missing: lane_priority"]
+    assert health.broken() is None
