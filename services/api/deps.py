@@ -40,7 +40,11 @@ async def project_of(request: web.Request):
     from .errors import error
 
     folder = request.match_info["folder"]
-    project = await deps(request).read.project_by_folder(folder)
+    d = deps(request)
+    project = await d.read.project_by_folder(folder)
+    if project is None:
+        await caught_up(d)  # made a moment ago, maybe through another replica: not applied here yet
+        project = await d.read.project_by_folder(folder)
     if project is None:
         raise error(404, f"project {folder!r} not found")
     return project

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Literal
 
 import msgspec
 from aiohttp import web
@@ -13,7 +14,8 @@ from ..kernel.events import PhotoKeepChanged, ProjectCreated, ProjectManifestWri
 from ..kernel.folders import projects_root
 from ..kernel.ids import new_id
 from ..kernel.manifest import VERSION, Manifest, write_manifest
-from ..kernel.photos import numbered, sanitize_folder
+from ..kernel.photos import MAX_PROJECT_NAME_BYTES, numbered, sanitize_folder
+from ..projector.apply import Rows, apply
 from ..projector.views import ProjectView
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
@@ -47,6 +49,8 @@ async def create_project(request: web.Request) -> web.Response:
     """Create a project: its folder (sanitized, made unique) and its manifest."""
     body = await read_json(request, CreateProject)
     d = deps(request)
+    if len(body.name.encode()) > MAX_PROJECT_NAME_BYTES:
+        raise error(400, f"project name is longer than {MAX_PROJECT_NAME_BYTES} bytes")
     base = sanitize_folder(body.name)
     if not base:
         raise error(400, "project name must contain letters or digits")
@@ -65,13 +69,15 @@ async def create_project(request: web.Request) -> web.Response:
         raise error(409, f"too many projects named {base!r}")
     project_id, created_at = new_id(), now_iso()
     write_manifest(root / folder, Manifest(id=project_id, name=body.name.strip(), created_at=created_at))
-    created = ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(),
-                             folder=folder)
-    seq = await d.bus.publish_all([created, ProjectManifestWritten(project_id=project_id, source="user",
-                                                                   version=VERSION)])
-    await d.read.wait_for(seq, 5)
-    project = await d.read.project(project_id)
-    return respond({"project": ProjectView.of(project) if project else None}, status=201, seq=seq)
+    events = [ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(),
+                             folder=folder),
+              ProjectManifestWritten(project_id=project_id, source="user", version=VERSION)]
+    seq = await d.bus.publish_all(events)
+    # The project as its events make it: the answer never waits on the read model, which may lag.
+    rows = Rows()
+    for event in events:
+        apply(rows, event)
+    return respond({"project": ProjectView.of(rows.projects[project_id])}, status=201, seq=seq)
 
 
 create_project.body = CreateProject  # type: ignore[attr-defined]
@@ -111,7 +117,8 @@ def _cursor(raw: str | None) -> tuple[int, str, str] | None:
     if not raw:
         return None
     try:
-        key = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), type=tuple[int, str, str])
+        key = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)),
+                                  type=tuple[Literal[0, 1], str, str])  # (undated, taken_at, filename)
     except (ValueError, msgspec.DecodeError):
         raise error(400, "cursor is not one this server gave out") from None
     return key

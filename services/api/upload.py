@@ -19,7 +19,7 @@ from aiohttp.helpers import parse_mimetype
 from ..kernel.events import PhotoFileAdded
 from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
-from ..kernel.photos import basename, content_mismatch, kind_of, unsafe_name
+from ..kernel.photos import basename, content_mismatch, kind_of, printable, unsafe_name
 from ..projector.views import ProjectRow
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, respond
@@ -100,10 +100,10 @@ async def upload(request: web.Request) -> web.Response:
                 await _receive(part, parts.content(), state, project.id, d)
             except DiskFull:
                 disk_full = True
-                state.errors.append(Refused(part.filename, "the disk is full"))
+                state.errors.append(Refused(printable(part.filename), "the disk is full"))
                 break
             except MalformedBody as exc:
-                state.errors.append(Refused(part.filename, f"the upload broke off inside this file: {exc}"))
+                state.errors.append(Refused(printable(part.filename), f"the upload broke off inside this file: {exc}"))
                 break
     except MalformedBody as exc:
         # What came whole before the body went wrong still counts, as with any per-file problem.
@@ -143,7 +143,7 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
             folder = (await d.read.project(owner.project_id)).folder
             problem = f"{basename(name)} already lives in project {folder!r}"
     if problem:
-        state.errors.append(Refused(name, problem))
+        state.errors.append(Refused(printable(name), problem))
         return
     temp = state.folder / f".upload-{new_id()}.part"
     try:
