@@ -29,6 +29,8 @@ class Deps:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # With the worker in this process: starts a saved photo's derivatives while the upload goes on.
     derive: Callable[[Path], None] | None = None
+    # SSE: a comment line at least this often keeps proxies from closing an idle stream (CONTRACT §3: 15 s).
+    sse_ping_s: float = 10.0
 
 
 def deps(request: web.Request) -> Deps:
@@ -37,10 +39,13 @@ def deps(request: web.Request) -> Deps:
 
 async def project_of(request: web.Request):
     """The project named by `{folder}` in the path, or a 404 that says so."""
+    return await project_named(deps(request), request.match_info["folder"])
+
+
+async def project_named(d: Deps, folder: str):
+    """The project in this folder, or a 404 that says so."""
     from .errors import error
 
-    folder = request.match_info["folder"]
-    d = deps(request)
     project = await d.read.project_by_folder(folder)
     if project is None:
         await caught_up(d)  # made a moment ago, maybe through another replica: not applied here yet

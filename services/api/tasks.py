@@ -10,7 +10,7 @@ from ..kernel.ids import new_id
 from ..kernel.photos import unsafe_name
 from ..projector.apply import Rows, apply
 from ..projector.views import ProjectRow, TaskView
-from .deps import Deps, deps, project_of
+from .deps import Deps, deps, project_named, project_of
 from .errors import error, read_json, respond
 
 routes = web.RouteTableDef()
@@ -85,11 +85,7 @@ async def start_task(request: web.Request) -> web.Response:
     """Start a task; answers once task.requested is stored."""
     body = await read_json(request, StartTask)
     d = deps(request)
-    project = None
-    if body.project:
-        project = await d.read.project_by_folder(body.project)
-        if project is None:
-            raise error(404, f"project {body.project!r} not found")
+    project = await project_named(d, body.project) if body.project else None
     task, seq = await request_task(d, body.type, project, body.items, request.headers.get("Idempotency-Key"))
     return respond({"task": task}, status=202, seq=seq)
 
@@ -166,12 +162,7 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 async def _project_query(request: web.Request) -> str | None:
     folder = request.query.get("project")
-    if not folder:
-        return None
-    project = await deps(request).read.project_by_folder(folder)
-    if project is None:
-        raise error(404, f"project {folder!r} not found")
-    return project.id
+    return (await project_named(deps(request), folder)).id if folder else None
 
 
 def _filters(request: web.Request, project_id: str | None) -> dict:
