@@ -21,6 +21,7 @@ from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
 from ..kernel.photos import basename, content_mismatch, kind_of, printable, unsafe_name
 from ..projector.views import ProjectRow
+from .claims import Undecided, claim
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, respond
 from .multipart import MalformedBody, Part, Parts
@@ -71,6 +72,7 @@ class Upload:
     skipped: list[Skipped] = field(default_factory=list)
     errors: list[Refused] = field(default_factory=list)
     announced: list[asyncio.Future] = field(default_factory=list)  # file_added acks, one per saved file
+    claimed: set[str] = field(default_factory=set)  # basenames the project has or has claimed
 
 
 @routes.post("/api/projects/{folder}/upload")
@@ -137,11 +139,13 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
     problem = unsafe_name(name)
     if problem is None and kind_of(name) is None:
         problem = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)"
-    if problem is None:
-        owner = next((p for p in await d.read.photos_named([basename(name)]) if p.project_id != project_id), None)
-        if owner is not None:
-            folder = (await d.read.project(owner.project_id)).folder
-            problem = f"{basename(name)} already lives in project {folder!r}"
+    filename = basename(name)
+    if problem is None and filename not in state.claimed:
+        holders = {p.project_id for p in await d.read.photos_named([filename])}
+        if project_id in holders:
+            state.claimed.add(filename)  # the project has it: no other project can take it
+        elif holders:
+            problem = await _lives_in(d, filename, next(iter(holders)))
     if problem:
         state.errors.append(Refused(printable(name), problem))
         return
@@ -154,16 +158,26 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
             state.errors.append(Refused(name, problem))
             return
         target = state.folder / name
-        replaced = None
-        if target.exists():
-            if sha256_of(target) == digest:
-                state.skipped.append(Skipped(name, "identical to the file already there"))
+        exists = target.exists()
+        if exists and sha256_of(target) == digest:
+            state.skipped.append(Skipped(name, "identical to the file already there"))
+            return
+        if exists and not state.overwrite:
+            state.errors.append(Refused(name, "a different file with this name exists; "
+                                              "upload with overwrite=true to replace it"))
+            return
+        if filename not in state.claimed:
+            # Decided only now, the file whole: a claim is followed at once by its file_added.
+            try:
+                holder = await claim(d, project_id, filename)
+            except Undecided as exc:
+                state.errors.append(Refused(name, str(exc)))
                 return
-            if not state.overwrite:
-                state.errors.append(Refused(name, "a different file with this name exists; "
-                                                  "upload with overwrite=true to replace it"))
+            if holder is not None:
+                state.errors.append(Refused(name, await _lives_in(d, filename, holder)))
                 return
-            replaced = move_to_trash(state.folder, name)
+            state.claimed.add(filename)
+        replaced = move_to_trash(state.folder, name) if exists else None
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
@@ -175,6 +189,11 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         sha256=digest, replaced=replaced)))
     if state.derive is not None:
         state.derive(target)
+
+
+async def _lives_in(d: Deps, filename: str, project_id: str) -> str:
+    project = await d.read.project(project_id)
+    return f"{filename} already lives in project {project.folder if project else project_id!r}"
 
 
 def _store(digest, out, pieces: list[memoryview]) -> None:

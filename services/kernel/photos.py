@@ -102,6 +102,12 @@ def photo_key(project_id: str, filename: str) -> str:
     return hashlib.sha256(f"{project_id}/{filename}".encode()).hexdigest()[:24]
 
 
+@lru_cache(maxsize=1 << 16)
+def name_key(filename: str) -> str:
+    """Subject-safe and the same in every project: sha256 of the basename, 24 hex digits."""
+    return hashlib.sha256(filename.encode()).hexdigest()[:24]
+
+
 _MAGIC: dict[str, tuple[bytes, ...]] = {
     "jpg": (b"\xff\xd8\xff",),
     "jpeg": (b"\xff\xd8\xff",),
