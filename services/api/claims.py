@@ -62,6 +62,12 @@ async def _settled(d: Deps, last: BasenameClaimed, seq: int) -> bool:
     return latest is not None and latest.seq > seq
 
 
+async def lives_in(d: Deps, filename: str, project_id: str) -> str:
+    """Why a file under this basename is refused: the folder of the project that has it."""
+    project = await d.read.project(project_id)
+    return f"{filename} already lives in project {project.folder if project else project_id!r}"
+
+
 def _claim_of(d: Deps, data: bytes) -> BasenameClaimed | None:
     try:
         event = d.bus.codec.decode(data)

@@ -21,7 +21,7 @@ from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
 from ..kernel.photos import basename, content_mismatch, kind_of, printable, unsafe_name
 from ..projector.views import ProjectRow
-from .claims import Undecided, claim
+from .claims import Undecided, claim, lives_in
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, respond
 from .multipart import MalformedBody, Part, Parts
@@ -145,7 +145,7 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         if project_id in holders:
             state.claimed.add(filename)  # the project has it: no other project can take it
         elif holders:
-            problem = await _lives_in(d, filename, next(iter(holders)))
+            problem = await lives_in(d, filename, next(iter(holders)))
     if problem:
         state.errors.append(Refused(printable(name), problem))
         return
@@ -174,7 +174,7 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
                 state.errors.append(Refused(name, str(exc)))
                 return
             if holder is not None:
-                state.errors.append(Refused(name, await _lives_in(d, filename, holder)))
+                state.errors.append(Refused(name, await lives_in(d, filename, holder)))
                 return
             state.claimed.add(filename)
         replaced = move_to_trash(state.folder, name) if exists else None
@@ -189,11 +189,6 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         sha256=digest, replaced=replaced)))
     if state.derive is not None:
         state.derive(target)
-
-
-async def _lives_in(d: Deps, filename: str, project_id: str) -> str:
-    project = await d.read.project(project_id)
-    return f"{filename} already lives in project {project.folder if project else project_id!r}"
 
 
 def _store(digest, out, pieces: list[memoryview]) -> None:

@@ -69,3 +69,9 @@ async def test_a_basename_removed_from_its_project_can_go_to_another_at_once(sys
     await system.wait_task(body["task_id"], timeout=30)
     status, body = await upload(system, left["folder"], [("MOVE.jpg", photo)])
     assert status == 400 and "already lives in project 'Right'" in body["errors"][0]["error"], body
+    status, trash, _ = await system.request("GET", f"/api/projects/{left['folder']}/trash")
+    assert [t["name"] for t in trash["trash"]] == ["MOVE.jpg"]
+    status, body, _ = await system.request("POST", f"/api/projects/{left['folder']}/trash/restore",
+                                           {"names": ["MOVE.jpg"]})
+    assert status == 409 and body == {"error": "MOVE already lives in project 'Right'"}
+    assert (projects_root(system.data_dir) / left["folder"] / ".trash" / "MOVE.jpg").exists()
