@@ -8,9 +8,10 @@ import hmac
 import msgspec
 from aiohttp import web
 
-from . import assets, changes, ops, projects, sse, tasks, ui, upload
+from . import assets, changes, openapi, ops, projects, sse, tasks, ui, upload
 from .deps import DEPS, Deps, deps
 from .errors import MAX_BODY, error, json_errors, read_json, respond
+from .params import ReadYourWrites, query_of
 
 SESSION_COOKIE = "darkroom_session"
 MIN_SEQ_WAIT_S = 5.0
@@ -44,13 +45,13 @@ async def require_token(request: web.Request, handler):
 
 @web.middleware
 async def wait_min_seq(request: web.Request, handler):
-    raw = request.query.get("min_seq")
-    if raw is not None and request.method == "GET":
-        try:
-            seq = int(raw)
-        except ValueError:
-            raise error(400, f"min_seq must be a stream sequence (a whole number), not {raw!r}") from None
-        if not await deps(request).read.wait_for(seq, MIN_SEQ_WAIT_S):
+    seq = query_of(request, ReadYourWrites).min_seq if request.method == "GET" else None
+    if seq is not None and seq > deps(request).read.checkpoint:
+        d = deps(request)
+        last = await d.bus.last_seq()
+        if seq > last:  # every X-Darkroom-Seq is in the log: this one was never given out
+            raise error(400, f"min_seq {seq} is past the end of the log ({last})")
+        if not await d.read.wait_for(seq, MIN_SEQ_WAIT_S):
             raise error(503, f"read model has not reached sequence {seq} within {MIN_SEQ_WAIT_S:g}s")
     return await handler(request)
 
@@ -73,8 +74,8 @@ create_session.body = Session  # type: ignore[attr-defined]
 def build_app(d: Deps) -> web.Application:
     app = web.Application(middlewares=[json_errors, require_token, wait_min_seq], client_max_size=MAX_BODY)
     app[DEPS] = d
-    for table in (ops.routes, tasks.routes, projects.routes, upload.routes, changes.routes, assets.routes,
-                  sse.routes, session_routes, ui.routes):
+    for table in (ops.routes, openapi.routes, tasks.routes, projects.routes, upload.routes, changes.routes,
+                  assets.routes, sse.routes, session_routes, ui.routes):
         app.add_routes(table)
 
     async def on_shutdown(_app: web.Application) -> None:

@@ -19,13 +19,18 @@ from ..projector.apply import Rows, apply
 from ..projector.views import ProjectView
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
-from .tasks import limit_of
+from .params import Limit, query_of
 
 routes = web.RouteTableDef()
 
 
 class CreateProject(msgspec.Struct, forbid_unknown_fields=True):
     name: str
+
+
+class Page(msgspec.Struct, kw_only=True):
+    limit: Limit = 100
+    cursor: str | None = None  # the last page's next_cursor
 
 
 class KeepUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -98,8 +103,8 @@ async def get_project(request: web.Request) -> web.Response:
 async def list_photos(request: web.Request) -> web.Response:
     """Photos by taken_at then filename, a page at a time (`next_cursor`)."""
     project = await project_of(request)
-    limit = limit_of(request, 100, 1000)
-    after = _cursor(request.query.get("cursor"))
+    query = query_of(request, Page)
+    limit, after = query.limit, _cursor(query.cursor)
     photos = await deps(request).read.photos(project.id, limit + 1, after)
     next_cursor = None
     if len(photos) > limit:
@@ -107,6 +112,9 @@ async def list_photos(request: web.Request) -> web.Response:
         last = photos[-1]
         next_cursor = _encode_cursor((int(last.taken_at is None), last.taken_at or "", last.filename))
     return respond({"photos": photos, "next_cursor": next_cursor})
+
+
+list_photos.query = Page  # type: ignore[attr-defined]
 
 
 def _encode_cursor(key: tuple[int, str, str]) -> str:

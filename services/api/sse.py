@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 from aiohttp import web
 
 from ..projector.queries import AFTER_EVERYTHING, parse_event_id
 from .deps import Deps, deps, project_named
-from .tasks import flag
+from .params import query_of
 
 routes = web.RouteTableDef()
+
+
+class Stream(msgspec.Struct, kw_only=True):
+    project: str | None = None  # a folder: only its messages
+    show_maintenance: bool | None = None  # default: ui.include_maintenance_jobs
+    last_event_id: str | None = None  # for clients that cannot send the Last-Event-ID header
 
 OUTBOX_PAGE = 500  # a shorter page had every row up to the checkpoint read before it
 
@@ -20,11 +27,12 @@ OUTBOX_PAGE = 500  # a shorter page had every row up to the checkpoint read befo
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: task_update, job_update (and item events); resumable with Last-Event-ID."""
     d = deps(request)
-    folder = request.query.get("project") or None
+    query = query_of(request, Stream)
+    folder = query.project
     if folder is not None:
         await project_named(d, folder)  # an unknown project is a 404, not a stream that stays empty
-    show_maintenance = flag(request, "show_maintenance", d.config.ui.include_maintenance_jobs)
-    last_event_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    show_maintenance = d.config.ui.include_maintenance_jobs if query.show_maintenance is None else query.show_maintenance
+    last_event_id = request.headers.get("Last-Event-ID") or query.last_event_id
     resume = await _resume_point(d, last_event_id) if last_event_id else None
 
     response = web.StreamResponse(headers={
@@ -62,6 +70,10 @@ async def events(request: web.Request) -> web.StreamResponse:
         waiter.cancel()
         stop.cancel()
     return response
+
+
+events.query = Stream  # type: ignore[attr-defined]
+events.media = "text/event-stream"  # type: ignore[attr-defined]
 
 
 async def _resume_point(d: Deps, last_event_id: str) -> tuple[int, int] | None:

@@ -25,7 +25,8 @@ from .claims import Undecided, claim, lives_in
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, respond
 from .multipart import MalformedBody, Part, Parts
-from .tasks import flag, request_task
+from .params import query_of
+from .tasks import request_task
 
 routes = web.RouteTableDef()
 
@@ -56,6 +57,16 @@ class UploadResult(msgspec.Struct):
     files: list[Accepted]
     skipped: list[Skipped]
     errors: list[Refused]
+
+
+class UploadOptions(msgspec.Struct, kw_only=True):
+    overwrite: bool = False  # replace a different file of the same name; the old one goes to the trash
+
+
+class Photos(msgspec.Struct):
+    """The multipart form: the field `photos`, once per file."""
+
+    photos: list[bytes]
 
 
 class DiskFull(Exception):
@@ -89,7 +100,7 @@ async def upload(request: web.Request) -> web.Response:
     content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
     if parse_mimetype(content_type).type != "multipart":
         raise error(400, "upload must be multipart/form-data with files in the field `photos`")
-    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), flag(request, "overwrite", False),
+    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), query_of(request, UploadOptions).overwrite,
                    d.derive)
     await caught_up(d)
     disk_full = False
@@ -120,6 +131,10 @@ async def upload(request: web.Request) -> web.Response:
         reason = state.errors[0].error if state.errors else "no files in the field `photos`"
         return respond({"error": f"nothing was accepted: {reason}", **msgspec.to_builtins(result)}, status=400)
     return respond(result, status=201, seq=seq or None)
+
+
+upload.query = UploadOptions  # type: ignore[attr-defined]
+upload.form = Photos  # type: ignore[attr-defined]
 
 
 async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str | None]:
