@@ -15,12 +15,12 @@ from .errors import error
 
 routes = web.RouteTableDef()
 
+DERIVATIVES = {"thumbnail": (THUMB_DIR, ".webp", "image/webp"), "preview": (PREVIEW_DIR, ".jpg", "image/jpeg")}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
 
 class Version(msgspec.Struct, kw_only=True):
     v: str | None = None  # the photo's updated_at: the answer may be cached for good
-
-DERIVATIVES = {"thumbnail": (THUMB_DIR, ".webp", "image/webp"), "preview": (PREVIEW_DIR, ".jpg", "image/jpeg")}
-IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @routes.get("/api/projects/{folder}/thumbnail/{filename}")

@@ -22,7 +22,6 @@ class ApiError(web.HTTPError):
         self.status_code = status  # aiohttp's own classes fix it per class, some with required arguments
         super().__init__(text=msgspec.json.encode({"error": message}).decode(), content_type="application/json",
                          headers=headers)
-        self.message = message
 
 
 def error(status: int, message: str) -> ApiError:

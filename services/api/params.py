@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from .deps import Deps
 from .errors import error
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
@@ -26,3 +27,8 @@ def query_of(request: web.Request, params: type):
         return msgspec.convert(values, params, strict=False)  # lax: `?limit=5`, `?overwrite=true`
     except msgspec.ValidationError as exc:
         raise error(400, f"invalid query: {exc}") from None
+
+
+def maintenance_shown(d: Deps, asked: bool | None) -> bool:
+    """`show_maintenance` as asked, else the server's default (ui.include_maintenance_jobs)."""
+    return d.config.ui.include_maintenance_jobs if asked is None else asked

@@ -10,17 +10,17 @@ from aiohttp import web
 
 from ..projector.queries import AFTER_EVERYTHING, parse_event_id
 from .deps import Deps, deps, project_named
-from .params import query_of
+from .params import maintenance_shown, query_of
 
 routes = web.RouteTableDef()
+
+OUTBOX_PAGE = 500  # a shorter page had every row up to the checkpoint read before it
 
 
 class Stream(msgspec.Struct, kw_only=True):
     project: str | None = None  # a folder: only its messages
-    show_maintenance: bool | None = None  # default: ui.include_maintenance_jobs
+    show_maintenance: bool | None = None
     last_event_id: str | None = None  # for clients that cannot send the Last-Event-ID header
-
-OUTBOX_PAGE = 500  # a shorter page had every row up to the checkpoint read before it
 
 
 @routes.get("/api/events")
@@ -31,7 +31,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     folder = query.project
     if folder is not None:
         await project_named(d, folder)  # an unknown project is a 404, not a stream that stays empty
-    show_maintenance = d.config.ui.include_maintenance_jobs if query.show_maintenance is None else query.show_maintenance
+    show_maintenance = maintenance_shown(d, query.show_maintenance)
     last_event_id = request.headers.get("Last-Event-ID") or query.last_event_id
     resume = await _resume_point(d, last_event_id) if last_event_id else None
 

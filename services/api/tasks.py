@@ -14,7 +14,7 @@ from ..projector.apply import Rows, apply
 from ..projector.views import ProjectRow, TaskView
 from .deps import Deps, deps, project_named, project_of
 from .errors import error, read_json, respond
-from .params import Limit, query_of
+from .params import Limit, maintenance_shown, query_of
 
 routes = web.RouteTableDef()
 
@@ -30,7 +30,7 @@ class StartTask(msgspec.Struct, forbid_unknown_fields=True):
 class Listing(msgspec.Struct, kw_only=True):
     type: str | None = None
     status: str | None = None
-    show_maintenance: bool | None = None  # default: ui.include_maintenance_jobs
+    show_maintenance: bool | None = None
     limit: Limit = 100
 
 
@@ -171,9 +171,8 @@ async def _filters(request: web.Request, params: type[Listing], project_id: str 
     query = query_of(request, params)
     if isinstance(query, ListingAll) and query.project:
         project_id = (await project_named(deps(request), query.project)).id
-    show = query.show_maintenance
     return dict(project_id=project_id, type=query.type, status=query.status, limit=query.limit,
-                show_maintenance=deps(request).config.ui.include_maintenance_jobs if show is None else show)
+                show_maintenance=maintenance_shown(deps(request), query.show_maintenance))
 
 
 @routes.get("/api/dead-letters")
