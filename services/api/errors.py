@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import msgspec
@@ -57,7 +58,10 @@ async def json_errors(request: web.Request, handler):
     except ConnectionResetError:
         log.warning("%s %s: the client went away before the request was whole", request.method, request.path)
         raise error(400, "the request ended before it was whole") from None
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            log.warning("%s %s: the disk is full", request.method, request.path)
+            raise error(507, "the disk is full") from None
         log.exception("%s %s failed", request.method, request.path)
         raise error(500, "internal error; see the server log") from None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import nats.errors
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -48,3 +50,10 @@ async def test_nats_not_answering_is_a_503() -> None:
 
     status, body = await _answer(no_log)
     assert status == 503 and "NATS" in body["error"]
+
+
+async def test_a_full_disk_is_a_507() -> None:
+    async def full(request):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    assert await _answer(full) == (507, {"error": "the disk is full"})
