@@ -1,4 +1,4 @@
-"""The aiohttp application: middlewares (errors, auth, min_seq) and routes."""
+"""The aiohttp application: middlewares (errors, same origin, auth, min_seq) and routes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aiohttp import web
 from . import assets, changes, openapi, ops, projects, sse, tasks, ui, upload
 from .deps import DEPS, Deps, deps
 from .errors import MAX_BODY, error, json_errors, read_json, respond
+from .origin import same_origin
 from .params import ReadYourWrites, query_of
 
 SESSION_COOKIE = "darkroom_session"
@@ -72,7 +73,8 @@ create_session.body = Session  # type: ignore[attr-defined]
 
 
 def build_app(d: Deps) -> web.Application:
-    app = web.Application(middlewares=[json_errors, require_token, wait_min_seq], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq],
+                          client_max_size=MAX_BODY)
     app[DEPS] = d
     for table in (ops.routes, openapi.routes, tasks.routes, projects.routes, upload.routes, changes.routes,
                   assets.routes, sse.routes, session_routes, ui.routes):

@@ -16,10 +16,10 @@ from aiohttp import hdrs, web
 from aiohttp.helpers import parse_mimetype
 
 
-from ..kernel.events import PhotoFileAdded
+from ..kernel.events import PhotoFileAdded, PhotoSidecarAdded
 from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
-from ..kernel.photos import basename, content_mismatch, kind_of, printable, unsafe_name
+from ..kernel.photos import basename, content_mismatch, kind_of, printable, sidecar_photo, unsafe_name, upload_temp
 from ..projector.views import ProjectRow
 from .claims import Undecided, claim, lives_in
 from .deps import Deps, caught_up, deps, project_of
@@ -33,6 +33,7 @@ routes = web.RouteTableDef()
 CHUNK = 1 << 20  # written and hashed at a time, off the event loop
 HEAD = 16  # bytes enough to tell JPEG, PNG, TIFF and HEIC apart
 FREE_MARGIN = 64 << 20  # never fill the disk to the last byte
+SIDECAR = "sidecar"  # the kind an accepted sidecar is reported as
 
 
 class Accepted(msgspec.Struct):
@@ -84,6 +85,18 @@ class Upload:
     errors: list[Refused] = field(default_factory=list)
     announced: list[asyncio.Future] = field(default_factory=list)  # file_added acks, one per saved file
     claimed: set[str] = field(default_factory=set)  # basenames the project has or has claimed
+    sidecars: list["Held"] = field(default_factory=list)
+
+
+@dataclass
+class Held:
+    """A sidecar received whole, under its temporary name until the upload ends."""
+
+    name: str
+    photo: str
+    temp: Path
+    size: int
+    digest: str
 
 
 @routes.post("/api/projects/{folder}/upload")
@@ -134,37 +147,40 @@ async def upload(request: web.Request) -> web.Response:
 
 
 upload.query = UploadOptions  # type: ignore[attr-defined]
-upload.form = Photos  # type: ignore[attr-defined]
+upload.form = Photos  # type: ignore[attr-defined]  # the one route a cookie may post a multipart body to
 
 
 async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str | None]:
-    """Wait for every file_added, then start the task over the saved basenames."""
+    """Place the sidecars whose photo is here, wait for every file_added, then start the task over
+    the saved photos' basenames."""
+    await _place_sidecars(d, state, project.id)
     seq = 0
     for future in state.announced:
         seq = await d.bus.confirm(future)
-    if not state.files:
+    basenames = list(dict.fromkeys(f.filename for f in state.files if f.kind != SIDECAR))
+    if not basenames:
         return seq, None
-    basenames = list(dict.fromkeys(f.filename for f in state.files))
     task, seq = await request_task(d, "upload_postprocess", project, basenames)
     return seq, task.id
 
 
 async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload, project_id: str, d: Deps) -> None:
     name = part.filename or ""
+    sidecar = sidecar_photo(name)  # the photo a sidecar belongs to; None for a photo file
+    photo = sidecar or basename(name)
     problem = unsafe_name(name)
-    if problem is None and kind_of(name) is None:
-        problem = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)"
-    filename = basename(name)
-    if problem is None and filename not in state.claimed:
-        holders = {p.project_id for p in await d.read.photos_named([filename])}
+    if problem is None and kind_of(name) is None and sidecar is None:
+        problem = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)"
+    if problem is None and photo not in state.claimed:
+        holders = {p.project_id for p in await d.read.photos_named([photo])}
         if project_id in holders:
-            state.claimed.add(filename)  # the project has it: no other project can take it
+            state.claimed.add(photo)  # the project has it: no other project can take it
         elif holders:
-            problem = await lives_in(d, filename, next(iter(holders)))
+            problem = await lives_in(d, photo, next(iter(holders)))
     if problem:
         state.errors.append(Refused(printable(name), problem))
         return
-    temp = state.folder / f".upload-{new_id()}.part"
+    temp = state.folder / upload_temp(new_id())
     try:
         size, digest, problem = await write_part(content, temp, name, state.max_bytes)
         if problem is None and size == 0:
@@ -172,38 +188,81 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         if problem:
             state.errors.append(Refused(name, problem))
             return
-        target = state.folder / name
-        exists = target.exists()
-        if exists and sha256_of(target) == digest:
-            state.skipped.append(Skipped(name, "identical to the file already there"))
+        if sidecar is not None:
+            # A sidecar waits for the end of the upload: its photo may come after it.
+            state.sidecars.append(Held(name, photo, temp, size, digest))
+            temp = None
             return
-        if exists and not state.overwrite:
-            state.errors.append(Refused(name, "a different file with this name exists; "
-                                              "upload with overwrite=true to replace it"))
+        if (refusal := await _claim(d, state, project_id, photo)) is not None:
+            state.errors.append(Refused(name, refusal))
             return
-        if filename not in state.claimed:
-            # Decided only now, the file whole: a claim is followed at once by its file_added.
-            try:
-                holder = await claim(d, project_id, filename)
-            except Undecided as exc:
-                state.errors.append(Refused(name, str(exc)))
-                return
-            if holder is not None:
-                state.errors.append(Refused(name, await lives_in(d, filename, holder)))
-                return
-            state.claimed.add(filename)
-        replaced = move_to_trash(state.folder, name) if exists else None
-        os.replace(temp, target)
+        placed, replaced = _place(state, temp, name, digest)
     finally:
-        temp.unlink(missing_ok=True)
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+    if not placed:
+        return
     kind = kind_of(name) or "other"
-    state.files.append(Accepted(name, basename(name), kind, size))
+    state.files.append(Accepted(name, photo, kind, size))
     # Announced as it lands, not at the end: a folder_check meanwhile must not take it for a stray file.
     state.announced.append(await d.bus.post(PhotoFileAdded(
-        source="user", project_id=project_id, filename=basename(name), name=name, kind=kind, size=size,
+        source="user", project_id=project_id, filename=photo, name=name, kind=kind, size=size,
         sha256=digest, replaced=replaced)))
     if state.derive is not None:
-        state.derive(target)
+        state.derive(state.folder / name)
+
+
+async def _claim(d: Deps, state: Upload, project_id: str, photo: str) -> str | None:
+    """None once the project has the photo's basename, else why the file is refused. Decided when
+    the file is whole, just before it is placed: a claim is followed at once by its file_added."""
+    if photo in state.claimed:
+        return None
+    try:
+        holder = await claim(d, project_id, photo)
+    except Undecided as exc:
+        return str(exc)
+    if holder is not None:
+        return await lives_in(d, photo, holder)
+    state.claimed.add(photo)
+    return None
+
+
+def _place(state: Upload, temp: Path, name: str, digest: str) -> tuple[bool, str | None]:
+    """Move a received file to its name: skipped when identical to the one there, refused when
+    different unless overwriting (the old one then goes to the trash, whose name is returned)."""
+    target = state.folder / name
+    replaced = None
+    if target.exists():
+        if sha256_of(target) == digest:
+            state.skipped.append(Skipped(name, "identical to the file already there"))
+            return False, None
+        if not state.overwrite:
+            state.errors.append(Refused(name, "a different file with this name exists; "
+                                              "upload with overwrite=true to replace it"))
+            return False, None
+        replaced = move_to_trash(state.folder, name)
+    os.replace(temp, target)
+    return True, replaced
+
+
+async def _place_sidecars(d: Deps, state: Upload, project_id: str) -> None:
+    """Each sidecar goes beside its photo, uploaded before or in this upload; without one it is refused,
+    as a sidecar is never a photo of its own."""
+    here = {f.filename for f in state.files}
+    for held in state.sidecars:
+        try:
+            if held.photo not in here and await d.read.photo(project_id, held.photo) is None:
+                state.errors.append(Refused(held.name, f"no photo {held.photo!r} in this project: "
+                                                       "upload a sidecar with or after its photo"))
+                continue
+            placed, replaced = _place(state, held.temp, held.name, held.digest)
+            if placed:
+                state.files.append(Accepted(held.name, held.photo, SIDECAR, held.size))
+                state.announced.append(await d.bus.post(PhotoSidecarAdded(
+                    source="user", project_id=project_id, filename=held.photo, name=held.name, size=held.size,
+                    sha256=held.digest, replaced=replaced)))
+        finally:
+            held.temp.unlink(missing_ok=True)
 
 
 def _store(digest, out, pieces: list[memoryview]) -> None:

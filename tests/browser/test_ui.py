@@ -150,7 +150,7 @@ async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(syste
     await expect(maintenance.locator("h3")).to_have_text("Maintenance")
     await expect(maintenance.locator(".tag")).to_have_text("maintenance")
     await expect(maintenance.locator("li.job .job-type")).to_have_text(
-        ["trash_maintenance", "manifest_check", "folder_check", "manifest_cleaning"])
+        ["trash_maintenance", "manifest_check", "folder_check", "manifest_cleaning", "derivatives_check"])
     # Live too: the stream was reopened with show_maintenance=true.
     status, body, _ = await system.request("POST", f"/api/projects/{quote(folder)}/tasks", {"type": "maintenance"})
     assert status == 202, body

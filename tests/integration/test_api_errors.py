@@ -137,7 +137,7 @@ async def test_create_project_answers_with_the_project_it_made_even_while_the_re
     assert status == 201, body
     project = body["project"]
     assert project["name"] == "Lagging" and project["folder"] == "Lagging" and project["project_id"]
-    assert project["photo_count"] == 0 and project["pending"] == {"photos": 0, "jpg": 0, "raw": 0}
+    assert project["photo_count"] == 0 and project["pending"] == {"photos": 0, "jpg": 0, "raw": 0, "other": 0}
     assert int(headers["X-Darkroom-Seq"]) > 0
     await system.start(roles=("projector",))
     status, view, _ = await system.request("GET", "/api/projects/Lagging")

@@ -89,6 +89,7 @@ async def test_a_jpg_and_raw_pair_is_one_photo_and_a_raw_alone_is_not_supported(
     assert pair["jpg_available"] and pair["raw_available"] and pair["keep_jpg"] and pair["keep_raw"]
     assert pair["thumbnail_status"] == "generated"
     assert photos["DSC02"]["thumbnail_status"] == photos["DSC02"]["preview_status"] == "not_supported"
+    assert photos["DSC02"]["error"] == "not a RAW file LibRaw can read"
     status, _, _ = await _asset(system, project["folder"], "thumbnail", "DSC02")
     assert status == 404
 
@@ -221,12 +222,12 @@ async def test_sse_items_follow_the_upload_and_a_get_agrees_with_each(system: Sy
         # Un-keeping a JPG: the item and the pending counts, live.
         await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "L1", "keep_jpg": False}]})
         pending = await client.wait_for(lambda m: m[1] == "pending_changes", what="pending_changes")
-        assert pending[2]["pending"] == {"photos": 1, "jpg": 1, "raw": 0} and pending[2]["folder"] == folder
+        assert pending[2]["pending"] == {"photos": 1, "jpg": 1, "raw": 0, "other": 0} and pending[2]["folder"] == folder
         item = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["keep_jpg"] is False)
         assert item[2]["photo"]["filename"] == "L1"
     status, body, _ = await system.request("GET", f"/api/projects/{folder}")
     assert body["counts"] == {"photos": 2, "pending_photos": 1, "pending_jpg": 1, "pending_raw": 0,
-                              "missing_derivatives": 0}
+                              "pending_other": 0, "missing_derivatives": 0}
 
 
 async def test_keep_flags_change_only_what_is_given_and_bad_updates_change_nothing(system: System) -> None:
@@ -344,7 +345,8 @@ async def test_an_image_over_the_megapixel_limit_fails_clearly(system: System) -
     view = await system.wait_task(body["task_id"], timeout=30)
     assert view["task"]["status"] == "completed"
     photos = await _photos(system, project["folder"])
-    assert photos["H1"]["thumbnail_status"] == "failed" and "over 0.2 megapixels" in photos["H1"]["error"]
+    assert photos["H1"]["thumbnail_status"] == "failed"
+    assert photos["H1"]["error"] == "the image is 600x450 (0.3 megapixels), over the limit of processing.max_megapixels = 0.2"
     assert photos["H2"]["thumbnail_status"] == "generated"
 
 
