@@ -239,6 +239,8 @@ class SSEClient:
         self.last_event_id = last_event_id
         self.messages: list[tuple[str, str, dict]] = []
         self.comments = 0
+        self.comment_times: list[float] = []  # time.monotonic() of each comment line
+        self.connected_at = 0.0
         self._task: asyncio.Task | None = None
         self.connected = asyncio.Event()
 
@@ -259,6 +261,7 @@ class SSEClient:
         headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
         async with self.http.get(self.url, headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as response:
             assert response.status == 200
+            self.connected_at = time.monotonic()
             self.connected.set()
             fields: dict[str, str] = {}
             async for raw in response.content:
@@ -269,6 +272,7 @@ class SSEClient:
                     fields = {}
                 elif line.startswith(":"):
                     self.comments += 1
+                    self.comment_times.append(time.monotonic())
                 else:
                     name, _, value = line.partition(":")
                     fields[name] = value[1:] if value.startswith(" ") else value

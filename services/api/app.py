@@ -8,10 +8,11 @@ import hmac
 import msgspec
 from aiohttp import web
 
-from . import assets, changes, ops, projects, sse, tasks, ui, upload
+from . import assets, changes, openapi, ops, projects, sse, tasks, ui, upload
 from .deps import DEPS, Deps, deps
-from .errors import error, json_errors, read_json, respond
+from .errors import MAX_BODY, error, json_errors, read_json, respond
 from .origin import same_origin
+from .params import ReadYourWrites, query_of
 
 SESSION_COOKIE = "darkroom_session"
 MIN_SEQ_WAIT_S = 5.0
@@ -27,13 +28,17 @@ def session_value(token: str) -> str:
     return hashlib.sha256(f"darkroom-session:{token}".encode()).hexdigest()
 
 
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison of what the client sent, whatever its bytes (a header may hold any)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
 @web.middleware
 async def require_token(request: web.Request, handler):
     token = deps(request).config.api.token
     if token and request.path.startswith("/api/") and request.path != "/api/session":
         bearer = request.headers.get("Authorization", "")
-        ok = hmac.compare_digest(bearer, f"Bearer {token}") or hmac.compare_digest(
-            request.cookies.get(SESSION_COOKIE, ""), session_value(token))
+        ok = _same(bearer, f"Bearer {token}") or _same(request.cookies.get(SESSION_COOKIE, ""), session_value(token))
         if not ok:
             raise error(401, "this server needs a token: Authorization: Bearer <token>, or POST /api/session")
     return await handler(request)
@@ -41,13 +46,13 @@ async def require_token(request: web.Request, handler):
 
 @web.middleware
 async def wait_min_seq(request: web.Request, handler):
-    raw = request.query.get("min_seq")
-    if raw is not None and request.method == "GET":
-        try:
-            seq = int(raw)
-        except ValueError:
-            raise error(400, f"min_seq must be a stream sequence (a whole number), not {raw!r}") from None
-        if not await deps(request).read.wait_for(seq, MIN_SEQ_WAIT_S):
+    seq = query_of(request, ReadYourWrites).min_seq if request.method == "GET" else None
+    if seq is not None and seq > deps(request).read.checkpoint:
+        d = deps(request)
+        last = await d.bus.last_seq()
+        if seq > last:  # every X-Darkroom-Seq is in the log: this one was never given out
+            raise error(400, f"min_seq {seq} is past the end of the log ({last})")
+        if not await d.read.wait_for(seq, MIN_SEQ_WAIT_S):
             raise error(503, f"read model has not reached sequence {seq} within {MIN_SEQ_WAIT_S:g}s")
     return await handler(request)
 
@@ -57,7 +62,7 @@ async def create_session(request: web.Request) -> web.Response:
     """Exchange the API token for a session cookie (what the browser UI uses)."""
     body = await read_json(request, Session)
     token = deps(request).config.api.token
-    if not token or not hmac.compare_digest(body.token, token):
+    if not token or not _same(body.token, token):
         raise error(401, "wrong token")
     response = respond({"ok": True})
     response.set_cookie(SESSION_COOKIE, session_value(token), httponly=True, samesite="Strict", path="/")
@@ -69,10 +74,10 @@ create_session.body = Session  # type: ignore[attr-defined]
 
 def build_app(d: Deps) -> web.Application:
     app = web.Application(middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq],
-                          client_max_size=1 << 20)
+                          client_max_size=MAX_BODY)
     app[DEPS] = d
-    for table in (ops.routes, tasks.routes, projects.routes, upload.routes, changes.routes, assets.routes,
-                  sse.routes, session_routes, ui.routes):
+    for table in (ops.routes, openapi.routes, tasks.routes, projects.routes, upload.routes, changes.routes,
+                  assets.routes, sse.routes, session_routes, ui.routes):
         app.add_routes(table)
 
     async def on_shutdown(_app: web.Application) -> None:

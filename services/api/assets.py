@@ -5,6 +5,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
 from ..kernel.folders import projects_root
@@ -18,6 +19,10 @@ DERIVATIVES = {"thumbnail": (THUMB_DIR, ".webp", "image/webp"), "preview": (PREV
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
+class Version(msgspec.Struct, kw_only=True):
+    v: str | None = None  # the photo's updated_at: the answer may be cached for good
+
+
 @routes.get("/api/projects/{folder}/thumbnail/{filename}")
 async def thumbnail(request: web.Request) -> web.StreamResponse:
     """A photo's thumbnail (WebP); 404 until it is generated."""
@@ -28,6 +33,11 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
 async def preview(request: web.Request) -> web.StreamResponse:
     """A photo's preview (JPEG); 404 until it is generated."""
     return await _derivative(request, "preview")
+
+
+thumbnail.query = preview.query = Version  # type: ignore[attr-defined]
+thumbnail.media = "image/webp"  # type: ignore[attr-defined]
+preview.media = "image/jpeg"  # type: ignore[attr-defined]
 
 
 async def _derivative(request: web.Request, which: str) -> web.StreamResponse:
@@ -52,6 +62,9 @@ async def original(request: web.Request) -> web.StreamResponse:
     path = projects_root(deps(request).data_dir) / project.folder / name
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return _send(request, path, content_type, f"file {name!r}")
+
+
+original.media = "application/octet-stream"  # type: ignore[attr-defined]
 
 
 def _send(request: web.Request, path: Path, content_type: str, what: str) -> web.StreamResponse:

@@ -13,6 +13,7 @@ from ..kernel.events import PhotoFilesRestored, PhotoKeepChanged
 from ..kernel.folders import projects_root, restore_from_trash
 from ..kernel.photos import TRASH_DIR, basename, kind_of, sidecar_of
 from ..kernel.lease import LeaseBusy, Leases
+from .claims import Undecided, claim, lives_in
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
 from .tasks import request_task
@@ -100,6 +101,15 @@ async def restore(request: web.Request) -> web.Response:
     clashes = [rows[n].name for n in wanted if (folder / rows[n].name).exists()]
     if clashes:
         raise error(409, f"{clashes[0]!r} exists in the project again; move it away first")
+    # A photo that comes back takes its basename again, unless another project has it meanwhile.
+    for filename in dict.fromkeys(rows[n].filename for n in wanted):
+        if await d.read.photo(project.id, filename) is None:
+            try:
+                holder = await claim(d, project.id, filename)
+            except Undecided as exc:
+                raise error(503, str(exc)) from None
+            if holder is not None:
+                raise error(409, await lives_in(d, filename, holder))
     try:
         async with Leases(d.bus, "api").hold(project.id, "trash restore", timeout=LEASE_WAIT_S):
             by_photo: dict[str, list[tuple[str, str]]] = {}

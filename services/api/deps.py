@@ -32,6 +32,8 @@ class Deps:
     derive: Callable[[Path], None] | None = None
     # The process's loops and readiness checks (every service it runs), for /healthz and /readyz.
     health: Health | None = None
+    # SSE: a comment line at least this often keeps proxies from closing an idle stream (CONTRACT §3: 15 s).
+    sse_ping_s: float = 10.0
 
 
 def deps(request: web.Request) -> Deps:
@@ -40,10 +42,17 @@ def deps(request: web.Request) -> Deps:
 
 async def project_of(request: web.Request):
     """The project named by `{folder}` in the path, or a 404 that says so."""
+    return await project_named(deps(request), request.match_info["folder"])
+
+
+async def project_named(d: Deps, folder: str):
+    """The project in this folder, or a 404 that says so."""
     from .errors import error
 
-    folder = request.match_info["folder"]
-    project = await deps(request).read.project_by_folder(folder)
+    project = await d.read.project_by_folder(folder)
+    if project is None:
+        await caught_up(d)  # made a moment ago, maybe through another replica: not applied here yet
+        project = await d.read.project_by_folder(folder)
     if project is None:
         raise error(404, f"project {folder!r} not found")
     return project

@@ -1,8 +1,7 @@
-"""Operations: liveness, readiness, Prometheus metrics, the OpenAPI document."""
+"""Operations: liveness, readiness, Prometheus metrics."""
 
 from __future__ import annotations
 
-import msgspec
 from aiohttp import web
 
 from ..kernel.bus import lane_consumer
@@ -75,6 +74,9 @@ async def metrics(request: web.Request) -> web.Response:
                         headers={"X-Content-Type-Options": "nosniff"})
 
 
+metrics.media = "text/plain"  # type: ignore[attr-defined]
+
+
 def _histogram(name: str, samples: list[tuple[str, float]]) -> list[str]:
     lines = [f"# TYPE {name} histogram"]
     by_type: dict[str, list[float]] = {}
@@ -88,27 +90,3 @@ def _histogram(name: str, samples: list[tuple[str, float]]) -> list[str]:
         lines.append(f'{name}_sum{{type="{job_type}"}} {sum(values):.6f}')
         lines.append(f'{name}_count{{type="{job_type}"}} {len(values)}')
     return lines
-
-
-@routes.get("/api/openapi.json")
-async def openapi(request: web.Request) -> web.Response:
-    """This document: every route the API serves."""
-    paths: dict[str, dict] = {}
-    bodies = []
-    for route in request.app.router.routes():
-        info = route.resource.get_info() if route.resource else {}
-        path = info.get("path") or info.get("formatter")
-        if not path or route.method in ("HEAD", "*"):
-            continue
-        handler = route.handler
-        operation: dict = {"summary": (handler.__doc__ or handler.__name__).strip().splitlines()[0],
-                           "responses": {"default": {"description": "JSON; errors are {\"error\": message}"}}}
-        body = getattr(handler, "body", None)
-        if body is not None:
-            bodies.append(body)
-            operation["requestBody"] = {"content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}}
-        paths.setdefault(path, {})[route.method.lower()] = operation
-    _, components = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
-    return respond({"openapi": "3.1.0", "info": {"title": "Darkroom", "version": "1"},
-                    "paths": paths, "components": {"schemas": components}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from typing import Literal
 
 import msgspec
 from aiohttp import web
@@ -13,17 +14,23 @@ from ..kernel.events import PhotoKeepChanged, ProjectCreated, ProjectManifestWri
 from ..kernel.folders import projects_root
 from ..kernel.ids import new_id
 from ..kernel.manifest import VERSION, Manifest, write_manifest
-from ..kernel.photos import numbered, sanitize_folder
+from ..kernel.photos import MAX_PROJECT_NAME_BYTES, numbered, sanitize_folder
+from ..projector.apply import Rows, apply
 from ..projector.views import ProjectView
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
-from .tasks import limit_of
+from .params import Limit, query_of
 
 routes = web.RouteTableDef()
 
 
 class CreateProject(msgspec.Struct, forbid_unknown_fields=True):
     name: str
+
+
+class Page(msgspec.Struct, kw_only=True):
+    limit: Limit = 100
+    cursor: str | None = None  # the last page's next_cursor
 
 
 class KeepUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,6 +55,8 @@ async def create_project(request: web.Request) -> web.Response:
     """Create a project: its folder (sanitized, made unique) and its manifest."""
     body = await read_json(request, CreateProject)
     d = deps(request)
+    if len(body.name.encode()) > MAX_PROJECT_NAME_BYTES:
+        raise error(400, f"project name is longer than {MAX_PROJECT_NAME_BYTES} bytes")
     base = sanitize_folder(body.name)
     if not base:
         raise error(400, "project name must contain letters or digits")
@@ -66,13 +75,15 @@ async def create_project(request: web.Request) -> web.Response:
         raise error(409, f"too many projects named {base!r}")
     project_id, created_at = new_id(), now_iso()
     write_manifest(root / folder, Manifest(id=project_id, name=body.name.strip(), created_at=created_at))
-    created = ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(),
-                             folder=folder)
-    seq = await d.bus.publish_all([created, ProjectManifestWritten(project_id=project_id, source="user",
-                                                                   version=VERSION)])
-    await d.read.wait_for(seq, 5)
-    project = await d.read.project(project_id)
-    return respond({"project": ProjectView.of(project) if project else None}, status=201, seq=seq)
+    events = [ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(),
+                             folder=folder),
+              ProjectManifestWritten(project_id=project_id, source="user", version=VERSION)]
+    seq = await d.bus.publish_all(events)
+    # The project as its events make it: the answer never waits on the read model, which may lag.
+    rows = Rows()
+    for event in events:
+        apply(rows, event)
+    return respond({"project": ProjectView.of(rows.projects[project_id])}, status=201, seq=seq)
 
 
 create_project.body = CreateProject  # type: ignore[attr-defined]
@@ -94,8 +105,8 @@ async def get_project(request: web.Request) -> web.Response:
 async def list_photos(request: web.Request) -> web.Response:
     """Photos by taken_at then filename, a page at a time (`next_cursor`)."""
     project = await project_of(request)
-    limit = limit_of(request, 100, 1000)
-    after = _cursor(request.query.get("cursor"))
+    query = query_of(request, Page)
+    limit, after = query.limit, _cursor(query.cursor)
     photos = await deps(request).read.photos(project.id, limit + 1, after)
     next_cursor = None
     if len(photos) > limit:
@@ -103,6 +114,9 @@ async def list_photos(request: web.Request) -> web.Response:
         last = photos[-1]
         next_cursor = _encode_cursor((int(last.taken_at is None), last.taken_at or "", last.filename))
     return respond({"photos": photos, "next_cursor": next_cursor})
+
+
+list_photos.query = Page  # type: ignore[attr-defined]
 
 
 def _encode_cursor(key: tuple[int, str, str]) -> str:
@@ -113,7 +127,8 @@ def _cursor(raw: str | None) -> tuple[int, str, str] | None:
     if not raw:
         return None
     try:
-        key = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), type=tuple[int, str, str])
+        key = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)),
+                                  type=tuple[Literal[0, 1], str, str])  # (undated, taken_at, filename)
     except (ValueError, msgspec.DecodeError):
         raise error(400, "cursor is not one this server gave out") from None
     return key

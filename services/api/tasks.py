@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from aiohttp import web
 
@@ -10,8 +12,9 @@ from ..kernel.ids import new_id
 from ..kernel.photos import unsafe_name
 from ..projector.apply import Rows, apply
 from ..projector.views import ProjectRow, TaskView
-from .deps import Deps, deps, project_of
+from .deps import Deps, deps, project_named, project_of
 from .errors import error, read_json, respond
+from .params import Limit, maintenance_shown, query_of
 
 routes = web.RouteTableDef()
 
@@ -24,28 +27,19 @@ class StartTask(msgspec.Struct, forbid_unknown_fields=True):
     items: list[str] = []
 
 
-def flag(request: web.Request, name: str, default: bool) -> bool:
-    value = request.query.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise error(400, f"{name} must be true or false, not {value!r}")
+class Listing(msgspec.Struct, kw_only=True):
+    type: str | None = None
+    status: str | None = None
+    show_maintenance: bool | None = None
+    limit: Limit = 100
 
 
-def limit_of(request: web.Request, default: int = 100, most: int = 1000) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise error(400, f"limit must be a whole number, not {raw!r}") from None
-    if not 1 <= value <= most:
-        raise error(400, f"limit must be between 1 and {most}")
-    return value
+class ListingAll(Listing, kw_only=True):
+    project: str | None = None  # a folder
+
+
+class DeadLetters(msgspec.Struct, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
 
 
 @routes.get("/api/tasks/definitions")
@@ -85,11 +79,7 @@ async def start_task(request: web.Request) -> web.Response:
     """Start a task; answers once task.requested is stored."""
     body = await read_json(request, StartTask)
     d = deps(request)
-    project = None
-    if body.project:
-        project = await d.read.project_by_folder(body.project)
-        if project is None:
-            raise error(404, f"project {body.project!r} not found")
+    project = await project_named(d, body.project) if body.project else None
     task, seq = await request_task(d, body.type, project, body.items, request.headers.get("Idempotency-Key"))
     return respond({"task": task}, status=202, seq=seq)
 
@@ -114,14 +104,20 @@ start_project_task.body = StartProjectTask  # type: ignore[attr-defined]
 async def list_project_tasks(request: web.Request) -> web.Response:
     """This project's tasks, newest first."""
     project = await project_of(request)
-    return respond({"tasks": await _tasks(request, project.id)})
+    return respond({"tasks": await deps(request).read.tasks(**await _filters(request, Listing, project.id))})
+
+
+list_project_tasks.query = Listing  # type: ignore[attr-defined]
 
 
 @routes.get("/api/projects/{folder}/jobs")
 async def list_project_jobs(request: web.Request) -> web.Response:
     """This project's jobs, newest first."""
     project = await project_of(request)
-    return respond({"jobs": await _jobs(request, project.id)})
+    return respond({"jobs": await deps(request).read.jobs(**await _filters(request, Listing, project.id))})
+
+
+list_project_jobs.query = Listing  # type: ignore[attr-defined]
 
 
 async def _task_of(request: web.Request) -> TaskView:
@@ -155,43 +151,35 @@ async def cancel_task(request: web.Request) -> web.Response:
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     """Jobs, newest first; maintenance work only with show_maintenance=true."""
-    return respond({"jobs": await _jobs(request, await _project_query(request))})
+    return respond({"jobs": await deps(request).read.jobs(**await _filters(request, ListingAll))})
+
+
+list_jobs.query = ListingAll  # type: ignore[attr-defined]
 
 
 @routes.get("/api/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
     """Tasks, newest first; maintenance work only with show_maintenance=true."""
-    return respond({"tasks": await _tasks(request, await _project_query(request))})
+    return respond({"tasks": await deps(request).read.tasks(**await _filters(request, ListingAll))})
 
 
-async def _project_query(request: web.Request) -> str | None:
-    folder = request.query.get("project")
-    if not folder:
-        return None
-    project = await deps(request).read.project_by_folder(folder)
-    if project is None:
-        raise error(404, f"project {folder!r} not found")
-    return project.id
+list_tasks.query = ListingAll  # type: ignore[attr-defined]
 
 
-def _filters(request: web.Request, project_id: str | None) -> dict:
-    d = deps(request)
-    return dict(project_id=project_id, type=request.query.get("type") or None,
-                status=request.query.get("status") or None,
-                show_maintenance=flag(request, "show_maintenance", d.config.ui.include_maintenance_jobs),
-                limit=limit_of(request))
-
-
-async def _tasks(request: web.Request, project_id: str | None) -> list[TaskView]:
-    return await deps(request).read.tasks(**_filters(request, project_id))
-
-
-async def _jobs(request: web.Request, project_id: str | None) -> list:
-    return await deps(request).read.jobs(**_filters(request, project_id))
+async def _filters(request: web.Request, params: type[Listing], project_id: str | None = None) -> dict:
+    """A task or job list's filters: the project is the path's, or `?project=` (a folder) where taken."""
+    query = query_of(request, params)
+    if isinstance(query, ListingAll) and query.project:
+        project_id = (await project_named(deps(request), query.project)).id
+    return dict(project_id=project_id, type=query.type, status=query.status, limit=query.limit,
+                show_maintenance=maintenance_shown(deps(request), query.show_maintenance))
 
 
 @routes.get("/api/dead-letters")
 async def dead_letters(request: web.Request) -> web.Response:
     """Messages set aside as unreadable, with why."""
-    return respond({"dead_letters": await deps(request).read.dead_letters(limit_of(request, 1000, 10_000))})
+    limit = query_of(request, DeadLetters).limit
+    return respond({"dead_letters": await deps(request).read.dead_letters(limit)})
 
+
+dead_letters.query = DeadLetters  # type: ignore[attr-defined]

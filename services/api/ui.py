@@ -42,6 +42,10 @@ async def static(request: web.Request) -> web.StreamResponse:
     return _file(path)
 
 
+projects_page.media = project_page.media = "text/html"  # type: ignore[attr-defined]
+static.media = "*/*"  # type: ignore[attr-defined]  # scripts, stylesheets, icons
+
+
 @routes.get("/api/ui-config")
 async def ui_config(request: web.Request) -> web.Response:
     """The server settings the web UI follows: the default of show_maintenance, upload and trash limits."""

@@ -19,12 +19,14 @@ from aiohttp.helpers import parse_mimetype
 from ..kernel.events import PhotoFileAdded, PhotoSidecarAdded
 from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
-from ..kernel.photos import basename, content_mismatch, kind_of, sidecar_photo, unsafe_name, upload_temp
+from ..kernel.photos import basename, content_mismatch, kind_of, printable, sidecar_photo, unsafe_name, upload_temp
 from ..projector.views import ProjectRow
+from .claims import Undecided, claim, lives_in
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, respond
 from .multipart import MalformedBody, Part, Parts
-from .tasks import flag, request_task
+from .params import query_of
+from .tasks import request_task
 
 routes = web.RouteTableDef()
 
@@ -58,6 +60,16 @@ class UploadResult(msgspec.Struct):
     errors: list[Refused]
 
 
+class UploadOptions(msgspec.Struct, kw_only=True):
+    overwrite: bool = False  # replace a different file of the same name; the old one goes to the trash
+
+
+class Photos(msgspec.Struct):
+    """The multipart form: the field `photos`, once per file."""
+
+    photos: list[bytes]
+
+
 class DiskFull(Exception):
     pass
 
@@ -72,6 +84,7 @@ class Upload:
     skipped: list[Skipped] = field(default_factory=list)
     errors: list[Refused] = field(default_factory=list)
     announced: list[asyncio.Future] = field(default_factory=list)  # file_added acks, one per saved file
+    claimed: set[str] = field(default_factory=set)  # basenames the project has or has claimed
     sidecars: list["Held"] = field(default_factory=list)
 
 
@@ -100,7 +113,7 @@ async def upload(request: web.Request) -> web.Response:
     content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
     if parse_mimetype(content_type).type != "multipart":
         raise error(400, "upload must be multipart/form-data with files in the field `photos`")
-    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), flag(request, "overwrite", False),
+    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), query_of(request, UploadOptions).overwrite,
                    d.derive)
     await caught_up(d)
     disk_full = False
@@ -113,10 +126,10 @@ async def upload(request: web.Request) -> web.Response:
                 await _receive(part, parts.content(), state, project.id, d)
             except DiskFull:
                 disk_full = True
-                state.errors.append(Refused(part.filename, "the disk is full"))
+                state.errors.append(Refused(printable(part.filename), "the disk is full"))
                 break
             except MalformedBody as exc:
-                state.errors.append(Refused(part.filename, f"the upload broke off inside this file: {exc}"))
+                state.errors.append(Refused(printable(part.filename), f"the upload broke off inside this file: {exc}"))
                 break
     except MalformedBody as exc:
         # What came whole before the body went wrong still counts, as with any per-file problem.
@@ -133,7 +146,8 @@ async def upload(request: web.Request) -> web.Response:
     return respond(result, status=201, seq=seq or None)
 
 
-upload.multipart = True  # type: ignore[attr-defined]  # the one route a cookie may post a multipart body to
+upload.query = UploadOptions  # type: ignore[attr-defined]
+upload.form = Photos  # type: ignore[attr-defined]  # the one route a cookie may post a multipart body to
 
 
 async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str | None]:
@@ -157,13 +171,14 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
     problem = unsafe_name(name)
     if problem is None and kind_of(name) is None and sidecar is None:
         problem = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)"
-    if problem is None:
-        owner = next((p for p in await d.read.photos_named([photo]) if p.project_id != project_id), None)
-        if owner is not None:
-            folder = (await d.read.project(owner.project_id)).folder
-            problem = f"{photo} already lives in project {folder!r}"
+    if problem is None and photo not in state.claimed:
+        holders = {p.project_id for p in await d.read.photos_named([photo])}
+        if project_id in holders:
+            state.claimed.add(photo)  # the project has it: no other project can take it
+        elif holders:
+            problem = await lives_in(d, photo, next(iter(holders)))
     if problem:
-        state.errors.append(Refused(name, problem))
+        state.errors.append(Refused(printable(name), problem))
         return
     temp = state.folder / upload_temp(new_id())
     try:
@@ -177,6 +192,9 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
             # A sidecar waits for the end of the upload: its photo may come after it.
             state.sidecars.append(Held(name, photo, temp, size, digest))
             temp = None
+            return
+        if (refusal := await _claim(d, state, project_id, photo)) is not None:
+            state.errors.append(Refused(name, refusal))
             return
         placed, replaced = _place(state, temp, name, digest)
     finally:
@@ -192,6 +210,21 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         sha256=digest, replaced=replaced)))
     if state.derive is not None:
         state.derive(state.folder / name)
+
+
+async def _claim(d: Deps, state: Upload, project_id: str, photo: str) -> str | None:
+    """None once the project has the photo's basename, else why the file is refused. Decided when
+    the file is whole, just before it is placed: a claim is followed at once by its file_added."""
+    if photo in state.claimed:
+        return None
+    try:
+        holder = await claim(d, project_id, photo)
+    except Undecided as exc:
+        return str(exc)
+    if holder is not None:
+        return await lives_in(d, photo, holder)
+    state.claimed.add(photo)
+    return None
 
 
 def _place(state: Upload, temp: Path, name: str, digest: str) -> tuple[bool, str | None]:

@@ -231,6 +231,17 @@ class PhotoRemoved(PhotoEvent, tag="photo.removed"):
     reason: str
 
 
+# -- basenames: darkroom.basename.<name_key>.<event> ---------------------------------------------
+
+
+class BasenameClaimed(Event, tag="basename.claimed"):
+    """The project in the envelope took this basename for a file it is saving: a basename lives in one
+    project only, and each claim is stored only if the last one on its subject is the one its writer
+    saw, so two projects never both take it."""
+
+    filename: str
+
+
 TASK_EVENTS: tuple[type[Event], ...] = (
     TaskRequested,
     TaskStarted,
@@ -260,7 +271,8 @@ PHOTO_EVENTS: tuple[type[Event], ...] = (
     PhotoFilesRestored,
     PhotoRemoved,
 )
-ALL_EVENTS: tuple[type[Event], ...] = TASK_EVENTS + JOB_EVENTS + PROJECT_EVENTS + PHOTO_EVENTS
+BASENAME_EVENTS: tuple[type[Event], ...] = (BasenameClaimed,)
+ALL_EVENTS: tuple[type[Event], ...] = TASK_EVENTS + JOB_EVENTS + PROJECT_EVENTS + PHOTO_EVENTS + BASENAME_EVENTS
 
 
 class PoisonEvent(Exception):

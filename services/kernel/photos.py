@@ -21,7 +21,11 @@ MANIFEST = ".project.yaml"
 THUMB_DIR = ".thumb"
 PREVIEW_DIR = ".preview"
 TRASH_DIR = ".trash"
-MAX_NAME = 200
+# A file system allows 255 bytes a name: what is made of a name (a derivative's `.<name>.webp.<pid>.tmp`,
+# `<stem> (2).<ext>` in the trash, a folder's ` (2)`) must fit as well.
+MAX_NAME_BYTES = 200
+MAX_PROJECT_NAME_BYTES = 255
+MAX_FOLDER_CHARS = 100
 _FOLDER_BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
 
@@ -55,8 +59,10 @@ def unsafe_name(name: str) -> str | None:
     """Why a client-supplied file name cannot be stored as given, or None if it can."""
     if not name or name != name.strip():
         return "file name is empty or has surrounding spaces"
-    if len(name) > MAX_NAME:
-        return f"file name is longer than {MAX_NAME} characters"
+    if any(unicodedata.category(c) == "Cs" for c in name):
+        return "file name is not valid UTF-8"
+    if len(name.encode()) > MAX_NAME_BYTES:
+        return f"file name is longer than {MAX_NAME_BYTES} bytes"
     if "/" in name or "\\" in name or name in (".", "..") or PurePosixPath(name).name != name:
         return "file name must not contain a path"
     if name.startswith("."):
@@ -64,6 +70,11 @@ def unsafe_name(name: str) -> str | None:
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
         return "file name contains control characters"
     return None
+
+
+def printable(name: str) -> str:
+    """A client's name as it can be told back: bytes that were not UTF-8 shown as U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def upload_temp(token: str) -> str:
@@ -90,10 +101,11 @@ def sidecar_photo(name: str) -> str | None:
 
 def sanitize_folder(name: str) -> str:
     """A project name made into a folder name: no separators or control characters, no leading
-    dots, single spaces, at most 100 characters. Empty means nothing usable was left."""
+    dots, single spaces, at most 100 characters and 200 bytes. Empty means nothing usable was left."""
     cleaned = _FOLDER_BAD.sub(" ", unicodedata.normalize("NFC", name))
-    cleaned = " ".join(cleaned.split()).lstrip(".").strip()
-    return cleaned[:100].rstrip()
+    cleaned = " ".join(cleaned.split()).lstrip(".").strip()[:MAX_FOLDER_CHARS]
+    # Cut at a character's boundary: what is left of a character cut in two goes.
+    return cleaned.encode()[:MAX_NAME_BYTES].decode(errors="ignore").rstrip()
 
 
 def numbered(name: str, n: int) -> str:
@@ -113,6 +125,12 @@ def trash_name(name: str, n: int) -> str:
 def photo_key(project_id: str, filename: str) -> str:
     """Subject-safe and computable by anyone: sha256 of `<project_id>/<basename>`, 24 hex digits."""
     return hashlib.sha256(f"{project_id}/{filename}".encode()).hexdigest()[:24]
+
+
+@lru_cache(maxsize=1 << 16)
+def name_key(filename: str) -> str:
+    """Subject-safe and the same in every project: sha256 of the basename, 24 hex digits."""
+    return hashlib.sha256(filename.encode()).hexdigest()[:24]
 
 
 _MAGIC: dict[str, tuple[bytes, ...]] = {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .events import Event, JobEvent, PhotoEvent, type_name
-from .photos import photo_key
+from .events import BasenameClaimed, Event, JobEvent, PhotoEvent, type_name
+from .photos import name_key, photo_key
 
 STREAM = "DARKROOM"
 STREAM_INFO = f"$JS.API.STREAM.INFO.{STREAM}"  # JetStream's API: the stream's config and state
@@ -29,6 +29,11 @@ def job_prefix(project_id: str | None, task_id: str) -> str:
 def task_events(project_id: str | None, task_id: str) -> str:
     """Every event of a task and of its jobs: the whole history of one piece of work."""
     return f"{ROOT}.*.{project_token(project_id)}.{task_id}.>"
+
+
+def basename_prefix(filename: str) -> str:
+    """Every claim on one basename, whatever the project."""
+    return f"{ROOT}.basename.{name_key(filename)}"
 
 
 def dispatch(lane: str, job_type: str) -> str:
@@ -61,6 +66,9 @@ def subject_for(event: Event) -> str:
     if kind == "photo":
         assert isinstance(event, PhotoEvent)
         return f"{ROOT}.photo.{_required(event.project_id, event)}.{photo_key(event.project_id, event.filename)}.{name}"
+    if kind == "basename":
+        assert isinstance(event, BasenameClaimed)
+        return f"{basename_prefix(event.filename)}.{name}"
     raise ValueError(f"no subject for event type {type_name(type(event))}")
 
 

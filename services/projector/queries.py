@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
@@ -36,13 +37,13 @@ class OutboxRow:
 
 def parse_event_id(value: str | None) -> tuple[int, int] | None:
     """`123` or `123.2` → (123, 2); anything else means no usable resume point."""
-    if not value:
+    match = _EVENT_ID.fullmatch(value.strip()) if value else None
+    if match is None:
         return None
-    seq, _, k = value.strip().partition(".")
-    try:
-        return int(seq), int(k or 0)
-    except ValueError:
-        return None
+    return int(match[1]), min(int(match[2] or 0), AFTER_EVERYTHING)  # a k past every message: after them all
+
+
+_EVENT_ID = re.compile(r"(\d{1,18})(?:\.(\d*))?", re.ASCII)  # a sequence SQLite can compare; k any length
 
 
 class OutboxTail:

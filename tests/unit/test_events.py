@@ -9,6 +9,7 @@ import pytest
 
 from services.kernel.events import (
     ALL_EVENTS,
+    BASENAME_EVENTS,
     PHOTO_EVENTS,
     PROJECT_EVENTS,
     JOB_EVENTS,
@@ -33,6 +34,7 @@ from services.kernel.events import (
     type_name,
 )
 from services.kernel.events import (
+    BasenameClaimed,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoFileAdded,
@@ -88,12 +90,13 @@ SAMPLES: list[Event] = [
                       trashed_at="2024-05-01T10:00:00.000Z"),
     PhotoFilesRestored(**ENVELOPE, filename="DSC01", names=["DSC01.JPG"], trash_names=["DSC01 (2).JPG"]),
     PhotoRemoved(**ENVELOPE, filename="DSC01", reason="no variant left"),
+    BasenameClaimed(**ENVELOPE, filename="DSC01"),
 ]
 
 
 def test_samples_cover_every_event_type():
     assert {type(s) for s in SAMPLES} == set(ALL_EVENTS)
-    assert set(ALL_EVENTS) == set(TASK_EVENTS) | set(JOB_EVENTS) | set(PROJECT_EVENTS) | set(PHOTO_EVENTS)
+    assert set(ALL_EVENTS) == set(TASK_EVENTS) | set(JOB_EVENTS) | set(PROJECT_EVENTS) | set(PHOTO_EVENTS) | set(BASENAME_EVENTS)
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
@@ -118,7 +121,7 @@ def test_wire_format_carries_the_contract_envelope(event: Event):
 def test_type_names_are_lower_dotted_and_unique():
     names = [type_name(t) for t in ALL_EVENTS]
     assert len(names) == len(set(names))
-    assert all(n.startswith(("task.", "job.", "project.", "photo.")) and n == n.lower() for n in names)
+    assert all(n.startswith(("task.", "job.", "project.", "photo.", "basename.")) and n == n.lower() for n in names)
 
 
 def test_defaults_give_unique_ids_and_rfc3339_times():

@@ -88,6 +88,17 @@ def test_project_and_photo_subjects_use_the_project_id_and_the_photo_key():
         subjects.subject_for(PhotoKeepChanged(filename="DSC01"))
 
 
+def test_a_basename_has_one_claim_subject_in_every_project():
+    from services.kernel.events import BasenameClaimed
+
+    key = __import__("hashlib").sha256("DSC01".encode()).hexdigest()[:24]
+    left = subjects.subject_for(BasenameClaimed(project_id="P01", filename="DSC01"))
+    assert left == f"darkroom.basename.{key}.claimed"
+    assert subjects.subject_for(BasenameClaimed(project_id="P02", filename="DSC01")) == left
+    assert subjects.subject_for(BasenameClaimed(project_id="P01", filename="dsc01")) != left  # exact, case and all
+    assert matches(f"{subjects.basename_prefix('DSC01')}.>", left)
+
+
 def test_prefixes_cover_the_aggregate_and_nothing_else():
     task_all = f"{subjects.task_prefix('P', 'T')}.>"
     assert task_all == "darkroom.task.P.T.>"
