@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,16 @@ from .bands import reduced
 from .rawpreview import raw_preview
 
 _SRGB = ImageCms.createProfile("sRGB")
-SRGB_ICC = ImageCms.ImageCmsProfile(_SRGB).tobytes()  # embedded in every derivative
+
+
+def _dated(icc: bytes, stamp: bytes = struct.pack(">6H", 2000, 1, 1, 0, 0, 0)) -> bytes:
+    """The profile with a fixed creation time (ICC header bytes 24-35; its profile ID is unset, so no
+    checksum covers them): every image process embeds the same bytes, and the same photo made again
+    gives the same files."""
+    return icc[:24] + stamp + icc[36:]
+
+
+SRGB_ICC = _dated(ImageCms.ImageCmsProfile(_SRGB).tobytes())  # embedded in every derivative
 _EIGHT_BIT = ("L", "LA", "RGB", "RGBA", "CMYK")  # modes kept as they are until the colour conversion
 T = Image.Transpose
 _TRANSPOSE = {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,

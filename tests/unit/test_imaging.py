@@ -4,6 +4,7 @@ the embedded sRGB profile, the megapixel limit, RAW embedded previews."""
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -116,3 +117,15 @@ def test_a_raw_with_no_usable_preview_says_why(pool, tmp_path: Path) -> None:
     junk.write_bytes(b"NEF" * 1000)
     with pytest.raises(NoPreview, match="not a RAW file LibRaw can read"):
         derive(pool, junk)
+
+
+
+def test_the_embedded_profile_carries_no_time_of_making_so_a_photo_made_again_gives_the_same_files(
+        tmp_path: Path) -> None:
+    source, thumb, preview = tmp_path / "S.png", tmp_path / "S.webp", tmp_path / "S.jpg"
+    Image.new("RGB", (320, 200), (200, 120, 40)).save(source)
+    make_derivatives(str(source), str(thumb), str(preview), SPEC)
+    for made in (thumb, preview):
+        with Image.open(made) as image:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"])).profile
+        assert profile.creation_date == datetime(2000, 1, 1)  # whatever the clock of the image process
