@@ -9,7 +9,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Annotated, AsyncIterator, Callable, Literal
 
 import msgspec
 from aiohttp import hdrs, web
@@ -22,7 +22,7 @@ from ..kernel.ids import new_id
 from ..kernel.photos import basename, content_mismatch, kind_of, unsafe_name
 from ..projector.views import ProjectRow
 from .deps import Deps, caught_up, deps, project_of
-from .errors import error, respond
+from .errors import error, read_json, respond
 from .multipart import MalformedBody, Part, Parts
 from .tasks import flag, request_task
 
@@ -31,6 +31,8 @@ routes = web.RouteTableDef()
 CHUNK = 1 << 20  # written and hashed at a time, off the event loop
 HEAD = 16  # bytes enough to tell JPEG, PNG, TIFF and HEIC apart
 FREE_MARGIN = 64 << 20  # never fill the disk to the last byte
+MOST_CHECKED = 5000  # files in one upload check: a JSON body well under the api's 1 MB limit
+NOT_A_PHOTO = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)"
 
 
 class Accepted(msgspec.Struct):
@@ -59,6 +61,27 @@ class UploadResult(msgspec.Struct):
 
 class DiskFull(Exception):
     pass
+
+
+class FileToCheck(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    size: Annotated[int, msgspec.Meta(ge=0)]
+    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")] | None = None
+
+
+class UploadCheck(msgspec.Struct, forbid_unknown_fields=True):
+    files: Annotated[list[FileToCheck], msgspec.Meta(max_length=MOST_CHECKED)]
+
+
+class Checked(msgspec.Struct):
+    """What an upload of this file would do: `new` (stored), `identical` (skipped), `different`
+    (refused unless overwrite=true), `exists` (same name and size, no sha256 given to compare),
+    `elsewhere` (its basename lives in `project`), `refused` (`reason`)."""
+
+    name: str
+    status: Literal["new", "identical", "different", "exists", "elsewhere", "refused"]
+    project: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -120,6 +143,67 @@ async def upload(request: web.Request) -> web.Response:
     return respond(result, status=201, seq=seq or None)
 
 
+@routes.post("/api/projects/{folder}/upload/check")
+async def upload_check(request: web.Request) -> web.Response:
+    """Before an upload: per file, whether it is new, identical or different to the one here, or in another project."""
+    project = await project_of(request)
+    d = deps(request)
+    body = await read_json(request, UploadCheck)
+    folder = projects_root(d.data_dir) / project.folder
+    max_bytes = int(d.config.api.max_upload_mb * (1 << 20))
+    await caught_up(d)
+    owners = await owners_elsewhere(d, project.id, [f.name for f in body.files])
+    checked = []
+    for f in body.files:
+        problem = name_problem(f.name) or size_problem(f.size, max_bytes)
+        if problem:
+            checked.append(Checked(f.name, "refused", reason=problem))
+        elif basename(f.name) in owners:
+            checked.append(Checked(f.name, "elsewhere", project=owners[basename(f.name)]))
+        else:
+            checked.append(Checked(f.name, await _compare(folder / f.name, f)))
+    return respond({"files": checked})
+
+
+upload_check.body = UploadCheck  # type: ignore[attr-defined]
+
+
+async def _compare(target: Path, f: FileToCheck) -> str:
+    try:
+        size = target.stat().st_size
+    except FileNotFoundError:
+        return "new"
+    if size != f.size:
+        return "different"
+    if f.sha256 is None:
+        return "exists"
+    return "identical" if await asyncio.to_thread(sha256_of, target) == f.sha256 else "different"
+
+
+def name_problem(name: str) -> str | None:
+    """Why the upload refuses a file by its name alone, or None."""
+    problem = unsafe_name(name)
+    if problem is None and kind_of(name) is None:
+        problem = NOT_A_PHOTO
+    return problem
+
+
+def size_problem(size: int, max_bytes: int) -> str | None:
+    if size > max_bytes:
+        return f"file is larger than {max_bytes >> 20} MB"
+    return "file is empty" if size == 0 else None
+
+
+async def owners_elsewhere(d: Deps, project_id: str, names: list[str]) -> dict[str, str]:
+    """Basename → the folder of the other project it lives in (a basename lives in one project only)."""
+    owners: dict[str, str] = {}
+    for photo in await d.read.photos_named(list(dict.fromkeys(basename(n) for n in names))):
+        if photo.project_id != project_id and photo.filename not in owners:
+            owner = await d.read.project(photo.project_id)
+            owners[photo.filename] = owner.folder if owner else photo.project_id
+    return owners
+
+
 async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str | None]:
     """Wait for every file_added, then start the task over the saved basenames."""
     seq = 0
@@ -134,22 +218,16 @@ async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str
 
 async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload, project_id: str, d: Deps) -> None:
     name = part.filename or ""
-    problem = unsafe_name(name)
-    if problem is None and kind_of(name) is None:
-        problem = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)"
-    if problem is None:
-        owner = next((p for p in await d.read.photos_named([basename(name)]) if p.project_id != project_id), None)
-        if owner is not None:
-            folder = (await d.read.project(owner.project_id)).folder
-            problem = f"{basename(name)} already lives in project {folder!r}"
+    problem = name_problem(name)
+    if problem is None and (owner := (await owners_elsewhere(d, project_id, [name])).get(basename(name))):
+        problem = f"{basename(name)} already lives in project {owner!r}"
     if problem:
         state.errors.append(Refused(name, problem))
         return
     temp = state.folder / f".upload-{new_id()}.part"
     try:
         size, digest, problem = await write_part(content, temp, name, state.max_bytes)
-        if problem is None and size == 0:
-            problem = "file is empty"
+        problem = problem or size_problem(size, state.max_bytes)
         if problem:
             state.errors.append(Refused(name, problem))
             return
@@ -200,7 +278,7 @@ async def write_part(content: AsyncIterator[memoryview], temp: Path, name: str, 
                         return size, "", mismatch
                 size += len(piece)
                 if size > max_bytes:
-                    return size, "", f"file is larger than {max_bytes >> 20} MB"
+                    return size, "", size_problem(size, max_bytes)
                 pieces.append(piece)
                 held += len(piece)
                 if held >= CHUNK:
