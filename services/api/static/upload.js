@@ -1,101 +1,537 @@
-// Uploads: a selection (button or drop) goes in a few multi-file requests, one after another, each
-// with a progress bar and, when it is answered, the files the server skipped or refused.
-import { uploadFiles } from './api.js';
-import { count, h } from './dom.js';
+// Uploads: a selection (the Upload button or a drop) is one operation with one panel. First a check
+// (POST …/upload/check: new, identical, different, in another project), a question when a file
+// would replace one here, then the files in requests of a few dozen, with overall progress, speed and
+// time left. A dropped connection is waited out and only what did not land is sent again. One toast
+// when the server has processed the whole selection.
+import { ApiError, post, projectPath, sendFiles } from './api.js';
+import { bytes, count, h, span } from './dom.js';
+import { toast } from './toasts.js';
+import { ownLabel, stepWords } from './words.js';
 
-const BATCH_FILES = 20;
-const BATCH_BYTES = 100 * 1024 * 1024;
+const BATCH_FILES = 50;
+const BATCH_BYTES = 64 * 1024 * 1024;
+const CHECK_FILES = 1000;
+const WAITS_MS = [1000, 2000, 4000, 8000, 15000];  // between tries while the server cannot be reached
+const SERVER_RETRIES = 3;                           // a 5xx answer is tried again this often
+const REMEMBERED = 30;                              // selections whose tasks the Processes panel groups
 // CONTRACT §2: what a project takes (JPG, RAW, OTHER).
 const ACCEPTED = /\.(jpe?g|raw|cr2|cr3|nef|arw|dng|raf|orf|rw2|png|tiff?|heic|heif|webp)$/i;
 export const ACCEPT = '.jpg,.jpeg,.raw,.cr2,.cr3,.nef,.arw,.dng,.raf,.orf,.rw2,.png,.tif,.tiff,.heic,.heif,.webp';
 
-/** Files in batches of at most BATCH_FILES files and BATCH_BYTES bytes (a bigger file goes alone). */
-export function batches(files) {
+/** Files to send, in requests of at most BATCH_FILES files and BATCH_BYTES bytes (a bigger file goes
+ * alone); replacements go in requests of their own (`overwrite` is per request). */
+export function batches(items) {
   const out = [];
-  let batch = [];
-  let bytes = 0;
-  for (const file of files) {
-    if (batch.length && (batch.length >= BATCH_FILES || bytes + file.size > BATCH_BYTES)) {
-      out.push(batch);
-      batch = [];
-      bytes = 0;
+  for (const overwrite of [false, true]) {
+    let batch = null;
+    for (const { file } of items.filter((item) => item.overwrite === overwrite)) {
+      if (!batch || batch.files.length >= BATCH_FILES || batch.bytes + file.size > BATCH_BYTES) {
+        batch = { overwrite, files: [], bytes: 0 };
+        out.push(batch);
+      }
+      batch.files.push(file);
+      batch.bytes += file.size;
     }
-    batch.push(file);
-    bytes += file.size;
   }
-  if (batch.length) out.push(batch);
-  return out;
+  return out.filter((batch) => batch.files.length);
 }
 
-export class Uploader {
-  constructor(list, { folder, maxUploadMb }) {
-    Object.assign(this, { list, folder, maxBytes: maxUploadMb * 1024 * 1024 });
-    this.queue = Promise.resolve();
-    this.active = 0;
-    window.addEventListener('beforeunload', (event) => {
-      if (this.active) event.preventDefault();  // leaving would cut the upload short
-    });
-  }
+const sum = (files) => files.reduce((total, file) => total + file.size, 0);
 
-  /** Upload a selection: refuse what cannot be sent, send the rest in batches. */
-  add(fileList) {
-    const files = [...fileList];
-    const refused = [];
-    const sendable = files.filter((file) => {
-      const problem = !ACCEPTED.test(file.name) ? 'not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)'
-        : file.size > this.maxBytes ? `file is larger than ${Math.round(this.maxBytes / 1048576)} MB` : null;
-      if (problem) refused.push({ name: file.name, error: problem });
-      return !problem;
-    });
-    if (refused.length) this.entry(`${count(refused.length, 'file')} not sent`).finish({ errors: refused });
-    for (const batch of batches(sendable)) {
-      const entry = this.entry(`Uploading ${count(batch.length, 'file')}`, true);
-      this.active += 1;
-      this.queue = this.queue.then(() => this.send(batch, entry)).finally(() => { this.active -= 1; });
-    }
-  }
+/** The file's SHA-256 in hex, or null where the browser cannot (crypto.subtle needs a secure origin). */
+async function sha256(file) {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = await crypto.subtle.digest('SHA-256', await file.arrayBuffer());
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
 
-  async send(files, entry) {
-    entry.start();
-    try {
-      const { status, body } = await uploadFiles(this.folder, files, (done, total) => entry.progress(done, total));
-      if (status >= 500 && !body.errors) body.errors = files.map((f) => ({ name: f.name, error: body.error ?? `server error ${status}` }));
-      else if (status >= 400 && !body.errors?.length) body.errors = [{ name: count(files.length, 'file'), error: body.error ?? `refused (${status})` }];
-      entry.finish(body);
-    } catch (error) {
-      entry.finish({ errors: files.map((f) => ({ name: f.name, error: error.message })) });
-    }
-  }
-
-  entry(title, waiting = false) {
-    const heading = h('strong', {}, title);
-    const bar = h('progress', { max: 1, value: 0, 'aria-label': title });
-    const summary = h('span', { class: 'summary' }, waiting ? 'waiting' : '');
-    const problems = h('ul', { class: 'file-errors' });
-    const dismiss = h('button', { class: 'icon', 'aria-label': 'Dismiss', title: 'Dismiss', onclick: () => el.remove() }, '×');
-    const el = h('li', { class: 'upload' }, h('div', { class: 'upload-head' }, heading, summary, dismiss), bar, problems);
-    this.list.append(el);
-    return {
-      start: () => { summary.textContent = '0%'; },
-      progress: (done, total) => {
-        bar.value = total ? done / total : 0;
-        summary.textContent = `${Math.floor((100 * done) / Math.max(total, 1))}%`;
-      },
-      finish: ({ files = [], skipped = [], errors = [] }) => {
-        bar.remove();
-        el.classList.add(errors.length ? 'has-errors' : 'done');
-        const parts = [];
-        if (files.length) parts.push(`${count(files.length, 'file')} uploaded`);
-        if (skipped.length) parts.push(`${skipped.length} skipped`);
-        if (errors.length) parts.push(`${errors.length} refused`);
-        heading.textContent = parts.join(', ') || 'Nothing uploaded';
-        summary.textContent = '';
-        for (const { name, error, reason } of [...errors, ...skipped]) {
-          problems.append(h('li', {}, h('span', { class: 'file' }, name), ': ', error ?? reason));
-        }
-        if (!errors.length) setTimeout(() => el.remove(), 5000);
-      },
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      window.removeEventListener('online', done);
+      signal.removeEventListener('abort', done);
+      resolve();
     };
+    const timer = setTimeout(done, ms);
+    window.addEventListener('online', done);  // the network is back: try now
+    signal.addEventListener('abort', done);
+  });
+}
+
+class Canceled extends Error {}
+
+export class Uploader {
+  /** onShow(): put the newest photos in view; the Processes panel asks groupOf(task id). */
+  constructor(list, { folder, maxUploadMb, onShow = () => {}, onGroups = () => {} }) {
+    Object.assign(this, { list, folder, maxBytes: maxUploadMb * 1024 * 1024, onShow, onGroups });
+    this.selections = new Set();  // this page's, until they are done
+    this.inflight = 0;            // upload requests not yet answered
+    this.waiters = [];
+    this.storageKey = `darkroom.uploads.${folder}`;
+    window.addEventListener('beforeunload', (event) => {
+      if ([...this.selections].some((s) => s.sending)) event.preventDefault();  // leaving would cut it short
+    });
+  }
+
+  /** Upload a selection: check, ask, send, follow. */
+  add(fileList) {
+    const selection = new Selection(this, [...fileList]);
+    this.selections.add(selection);
+    selection.run().finally(() => { if (selection.over) this.selections.delete(selection); });
+    return selection;
+  }
+
+  /** Resolves once no upload request is waiting for its answer: then every task id of this page is known. */
+  settled() {
+    return this.inflight ? new Promise((resolve) => this.waiters.push(resolve)) : Promise.resolve();
+  }
+
+  request(delta) {
+    this.inflight += delta;
+    if (!this.inflight) for (const resolve of this.waiters.splice(0)) resolve();
+  }
+
+  /** The selection a task belongs to, or null. A request whose answer was lost may have started one
+   * task: the next unknown upload task is taken to be it. */
+  owner(task) {
+    for (const selection of this.selections) if (selection.taskIds.has(task.id)) return selection;
+    if (task.type !== 'upload_postprocess' || task.source !== 'user' || ownLabel(task)) return null;
+    const orphaned = [...this.selections].find((s) => s.lost > s.adopted);
+    if (!orphaned) return null;
+    orphaned.adopted += 1;
+    orphaned.addTask(task.id);
+    return orphaned;
+  }
+
+  /** A task finished: true when it belongs to a selection of this page (which then toasts for all of it). */
+  finished(task) {
+    const selection = this.owner(task);
+    selection?.finished(task);
+    return Boolean(selection);
+  }
+
+  /** A job moved: the selection it belongs to shows its processing. */
+  job(job) {
+    for (const selection of this.selections) if (selection.taskIds.has(job.task_id)) selection.job(job);
+  }
+
+  /** {id, title} of the selection a task was part of (remembered across reloads), or null. */
+  groupOf(taskId) {
+    return this.remembered().find((group) => group.taskIds.includes(taskId)) ?? null;
+  }
+
+  remembered() {
+    try {
+      return JSON.parse(localStorage.getItem(this.storageKey) ?? '[]');
+    } catch {
+      return [];
+    }
+  }
+
+  remember(selection) {
+    const groups = this.remembered().filter((group) => group.id !== selection.id);
+    groups.unshift({ id: selection.id, title: selection.title, taskIds: [...selection.taskIds] });
+    try {
+      localStorage.setItem(this.storageKey, JSON.stringify(groups.slice(0, REMEMBERED)));
+    } catch { /* storage full or off: the panel then shows the tasks one by one */ }
+    this.onGroups();
+  }
+}
+
+class Selection {
+  constructor(uploader, files) {
+    Object.assign(this, { uploader, files });
+    this.id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    this.title = `${count(files.length, 'file')}`;
+    this.controller = new AbortController();
+    this.panel = new Panel(uploader.list, this);
+    this.refused = [];      // {name, error}: never sent, or refused by the server
+    this.skipped = [];      // {name, reason}: already here, or left out on purpose
+    this.landed = 0;        // files the server now has from this selection
+    this.taskIds = new Set();
+    this.done = new Map();  // task id → finished task
+    this.thumbnails = new Map();  // task id → [done, total] of its first step
+    this.lost = 0;          // requests whose answer never came
+    this.adopted = 0;
+    this.waits = 0;         // tries in a row that found the server away
+    this.sending = false;
+    this.sentAll = false;
+    this.over = false;
+  }
+
+  get signal() {
+    return this.controller.signal;
+  }
+
+  cancel() {
+    this.controller.abort();
+  }
+
+  async run() {
+    try {
+      const sendable = this.files.filter((file) => {
+        const problem = !ACCEPTED.test(file.name) ? 'not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)'
+          : file.size > this.uploader.maxBytes ? `file is larger than ${Math.round(this.uploader.maxBytes / 1048576)} MB`
+            : file.size === 0 ? 'file is empty' : null;
+        if (problem) this.refused.push({ name: file.name, error: problem });
+        return !problem;
+      });
+      this.panel.checking();
+      const verdicts = await this.check(sendable);
+      const plan = [];
+      const different = [];
+      const elsewhere = [];
+      for (const file of sendable) {
+        const verdict = verdicts.get(file);
+        if (verdict.status === 'identical') this.skipped.push({ name: file.name, reason: 'already here' });
+        else if (verdict.status === 'refused') this.refused.push({ name: file.name, error: verdict.reason });
+        else if (verdict.status === 'elsewhere') elsewhere.push({ file, project: verdict.project });
+        else if (verdict.status === 'different') different.push(file);
+        else plan.push({ file, overwrite: false });  // new, or `exists` where we cannot hash: the server decides
+      }
+      if (different.length || elsewhere.length) {
+        const replace = await this.panel.ask({ send: plan.length, different, elsewhere });
+        for (const file of different) {
+          if (replace.has(file)) plan.push({ file, overwrite: true });
+          else this.skipped.push({ name: file.name, reason: 'kept the file already here' });
+        }
+        for (const { file, project } of elsewhere) {
+          this.skipped.push({ name: file.name, reason: `lives in project “${project}”` });
+        }
+      }
+      this.sending = true;
+      await this.send(plan);
+      this.sending = false;
+      this.sentAll = true;
+      this.settle();
+    } catch (error) {
+      this.sending = false;
+      this.over = true;
+      if (error instanceof Canceled || error.canceled) this.panel.canceled();
+      else this.panel.failed(error.message);
+    }
+  }
+
+  /** Each file's verdict (POST …/upload/check); those with a same-sized namesake are hashed and asked again. */
+  async check(files) {
+    const verdicts = new Map();
+    for (let i = 0; i < files.length; i += CHECK_FILES) {
+      const chunk = files.slice(i, i + CHECK_FILES);
+      const first = await this.verdicts(chunk.map((file) => ({ name: file.name, size: file.size })));
+      chunk.forEach((file, k) => verdicts.set(file, first[k]));
+      const same = chunk.filter((file) => verdicts.get(file).status === 'exists');
+      const hashed = [];
+      for (const file of same) {
+        const digest = await sha256(file);
+        if (digest) hashed.push({ file, digest });
+      }
+      if (hashed.length) {
+        const second = await this.verdicts(hashed.map(({ file, digest }) => ({ name: file.name, size: file.size, sha256: digest })));
+        hashed.forEach(({ file }, k) => verdicts.set(file, second[k]));
+      }
+    }
+    return verdicts;
+  }
+
+  async verdicts(files) {
+    for (;;) {
+      try {
+        const { files: verdicts } = await post(projectPath(this.uploader.folder, '/upload/check'), { files });
+        this.waits = 0;
+        return verdicts;
+      } catch (error) {
+        if (!(error instanceof ApiError) || (error.status !== 0 && error.status < 500)) throw error;
+        await this.waitForServer(error.status === 0);
+      }
+    }
+  }
+
+  async waitForServer(connection) {
+    if (this.signal.aborted) throw new Canceled();
+    const ms = WAITS_MS[Math.min(this.waits, WAITS_MS.length - 1)];
+    this.waits += 1;
+    this.panel.waiting(connection, ms);
+    await sleep(ms, this.signal);
+    if (this.signal.aborted) throw new Canceled();
+    this.panel.resumed();
+  }
+
+  async send(plan) {
+    this.total = sum(plan.map((item) => item.file));
+    this.sent = 0;
+    this.panel.sending(plan.length);
+    for (const batch of batches(plan)) {
+      let { files } = batch;
+      let failures = 0;
+      while (files.length) {
+        const size = sum(files);
+        let answer;
+        this.uploader.request(+1);
+        try {
+          answer = await sendFiles(this.uploader.folder, files, {
+            overwrite: batch.overwrite, signal: this.signal,
+            onProgress: (loaded, total) => this.panel.progress(this.sent + (size * loaded) / total, this.total),
+          });
+        } catch (error) {
+          if (error.canceled) throw new Canceled();
+          this.lost += 1;  // the server may have kept some and started their task: we ask before sending again
+          await this.waitForServer(true);
+          files = await this.unsent(files);
+          continue;
+        } finally {
+          this.uploader.request(-1);
+        }
+        const { status, body } = answer;
+        if (status >= 500 && status !== 507 && failures < SERVER_RETRIES) {
+          failures += 1;
+          await this.waitForServer(false);
+          files = await this.unsent(files);
+          continue;
+        }
+        this.waits = 0;
+        this.record(status, body, files);
+        this.sent += size;
+        this.panel.progress(this.sent, this.total);
+        if (status === 507) throw new Error(body.error ?? 'the disk is full');
+        break;
+      }
+    }
+  }
+
+  /** After a lost answer: the files the server does not have yet (those that landed are counted). */
+  async unsent(files) {
+    const verdicts = await this.check(files);
+    const rest = files.filter((file) => verdicts.get(file).status !== 'identical');
+    const landed = files.length - rest.length;
+    this.landed += landed;
+    this.sent += sum(files) - sum(rest);
+    return rest;
+  }
+
+  record(status, body, files) {
+    if (body.task_id) this.addTask(body.task_id);
+    this.landed += body.files?.length ?? 0;
+    for (const { name, reason } of body.skipped ?? []) {
+      if (reason.startsWith('identical')) this.landed += 1;  // it landed before, in a try whose answer was lost
+      else this.skipped.push({ name, reason });
+    }
+    const errors = body.errors?.length ? body.errors
+      : status >= 400 ? files.map((file) => ({ name: file.name, error: body.error ?? `refused (${status})` })) : [];
+    this.refused.push(...errors);
+  }
+
+  addTask(id) {
+    this.taskIds.add(id);
+    this.uploader.remember(this);
+  }
+
+  finished(task) {
+    this.done.set(task.id, task);
+    this.settle();
+  }
+
+  job(job) {
+    if (job.step_index !== 0) return;
+    this.thumbnails.set(job.task_id, [job.progress_done, job.progress_total]);
+    let done = 0;
+    let total = 0;
+    for (const [d, t] of this.thumbnails.values()) {
+      done += d;
+      total += t;
+    }
+    this.panel.processing(`${stepWords(job.type)} ${done}/${total}`);
+  }
+
+  /** Everything sent and every task finished: one toast for the selection, and the panel says how it went. */
+  settle() {
+    if (!this.sentAll || this.over) return;
+    if ([...this.taskIds].some((id) => !this.done.has(id))) {
+      this.panel.processing(null);
+      return;
+    }
+    this.over = true;
+    this.uploader.selections.delete(this);
+    const failed = [...this.done.values()].filter((task) => task.status === 'failed');
+    if (failed.length) {
+      toast(`${failed[0].label} failed`, { kind: 'error', detail: failed[0].error, unit: 'task' });
+    } else if (this.taskIds.size) {
+      toast('Upload processing completed', { kind: 'success', detail: count(this.landed, 'file'), unit: 'task' });
+    }
+    this.panel.finished();
+  }
+}
+
+/** The panel of one selection, in the list at the bottom left. */
+class Panel {
+  constructor(list, selection) {
+    this.selection = selection;
+    this.heading = h('strong', {}, `${count(selection.files.length, 'file')}`);
+    this.summary = h('span', { class: 'summary' });
+    this.bar = h('progress', { max: 1, value: 0, 'aria-label': 'Upload progress', hidden: true });
+    this.meta = h('p', { class: 'upload-meta muted' });
+    this.body = h('div', { class: 'upload-body' });
+    this.problems = h('ul', { class: 'file-errors' });
+    this.cancelButton = h('button', { type: 'button', class: 'small', onclick: () => selection.cancel() }, 'Cancel');
+    this.close = h('button', { type: 'button', class: 'icon', 'aria-label': 'Dismiss', title: 'Dismiss', hidden: true,
+      onclick: () => this.el.remove() }, '×');
+    this.el = h('li', { class: 'upload', dataset: { state: 'checking' } },
+      h('div', { class: 'upload-head' }, this.heading, this.summary, this.cancelButton, this.close),
+      this.bar, this.meta, this.body, this.problems);
+    list.append(this.el);
+    this.samples = [];
+  }
+
+  set(state, heading, meta = '') {
+    this.el.dataset.state = state;
+    this.heading.textContent = heading;
+    this.meta.textContent = meta;
+  }
+
+  checking() {
+    this.set('checking', `Checking ${count(this.selection.files.length, 'file')}…`);
+  }
+
+  /** The conflict step: resolves to the set of files to replace. */
+  ask({ send, different, elsewhere }) {
+    this.set('asking', 'Before uploading');
+    return new Promise((resolve, reject) => {
+      const replace = new Set();
+      const go = h('button', { type: 'button', class: 'primary' });
+      const label = () => { go.textContent = `Send ${count(send + replace.size, 'file')}`; go.disabled = !(send + replace.size); };
+      const boxes = different.map((file) => h('input', {
+        type: 'checkbox', 'aria-label': `Replace ${file.name}`,
+        onchange: (event) => { if (event.target.checked) replace.add(file); else replace.delete(file); label(); },
+      }));
+      const all = (on) => boxes.forEach((box, i) => { box.checked = on; if (on) replace.add(different[i]); else replace.delete(different[i]); label(); });
+      const sections = [h('p', {}, send ? `${count(send, 'new file')} will be uploaded.` : 'No new files.',
+        ...this.skippedWords())];
+      if (different.length) {
+        sections.push(h('section', { class: 'conflict different' },
+          h('h3', {}, `${count(different.length, 'file')} differ from the ones here with the same name`),
+          h('ul', { class: 'conflict-files' }, different.map((file, i) => h('li', {}, h('label', {}, boxes[i], ` ${file.name}`),
+            h('span', { class: 'muted' }, ` ${bytes(file.size)}`)))),
+          h('div', { class: 'conflict-actions' },
+            h('button', { type: 'button', class: 'small', onclick: () => all(true) }, 'Replace all'),
+            h('button', { type: 'button', class: 'small', onclick: () => all(false) }, 'Skip all')),
+          h('p', { class: 'muted' }, 'Ticked files replace the ones here, which go to the trash; the others are skipped.')));
+      }
+      if (elsewhere.length) {
+        const projects = [...new Set(elsewhere.map((e) => e.project))];
+        sections.push(h('section', { class: 'conflict elsewhere' },
+          h('h3', {}, `${count(elsewhere.length, 'file')} already in ${projects.length === 1 ? `project “${projects[0]}”` : 'other projects'}`),
+          h('ul', { class: 'conflict-files' }, elsewhere.map(({ file, project }) => h('li', {}, file.name,
+            projects.length > 1 ? h('span', { class: 'muted' }, ` in “${project}”`) : null))),
+          h('p', { class: 'muted' }, 'A photo lives in one project. Moving it here is not possible yet, so these are skipped.')));
+      }
+      go.addEventListener('click', () => {
+        this.body.replaceChildren();
+        resolve(replace);
+      });
+      this.cancelButton.onclick = () => {
+        this.selection.cancel();
+        reject(new Canceled());
+      };
+      label();
+      this.body.replaceChildren(...sections, h('div', { class: 'actions' }, go));
+      go.focus();
+    });
+  }
+
+  skippedWords() {
+    const here = this.selection.skipped.length;
+    const refused = this.selection.refused.length;
+    return [here ? ` ${count(here, 'file')} already here ${here === 1 ? 'is' : 'are'} skipped.` : '',
+      refused ? ` ${count(refused, 'file')} cannot be uploaded (listed below).` : ''];
+  }
+
+  sending(n) {
+    this.cancelButton.onclick = () => this.selection.cancel();
+    this.set('sending', `Uploading ${count(n, 'file')}`);
+    this.bar.hidden = false;
+    this.showProblems();
+  }
+
+  progress(sent, total) {
+    this.bar.value = total ? sent / total : 1;
+    const now = performance.now();
+    this.samples.push([now, sent]);
+    while (this.samples.length > 2 && now - this.samples[0][0] > 5000) this.samples.shift();
+    const [t0, b0] = this.samples[0];
+    const speed = now - t0 > 700 ? ((sent - b0) * 1000) / (now - t0) : null;
+    const parts = [`${bytes(sent)} of ${bytes(total)}`];
+    if (speed > 0) parts.push(`${bytes(speed)}/s`, `${span((total - sent) / speed)} left`);
+    this.summary.textContent = `${Math.floor((100 * sent) / Math.max(total, 1))}%`;
+    if (this.el.dataset.state === 'sending') this.meta.textContent = parts.join(' · ');
+  }
+
+  waiting(connection, ms) {
+    this.el.dataset.state = 'waiting';
+    this.meta.textContent = `${connection ? 'Connection lost' : 'The server had a problem'} · trying again in ${span(ms / 1000)}`;
+    this.samples = [];
+  }
+
+  resumed() {
+    this.el.dataset.state = this.bar.hidden ? 'checking' : 'sending';
+    this.meta.textContent = 'Trying again…';
+  }
+
+  processing(words) {
+    const s = this.selection;
+    this.words = words ?? this.words;
+    this.set('processing', `${count(s.landed, 'file')} uploaded`, this.words ? `Processing · ${this.words}` : 'Processing…');
+    this.cancelButton.hidden = true;
+    this.bar.hidden = true;
+    this.summary.textContent = '';
+    this.showProblems();
+  }
+
+  finished() {
+    const s = this.selection;
+    const parts = [s.landed ? `${count(s.landed, 'file')} uploaded` : 'Nothing new uploaded'];
+    if (s.skipped.length) parts.push(`${s.skipped.length} skipped`);
+    if (s.refused.length) parts.push(`${s.refused.length} refused`);
+    this.set(s.refused.length ? 'has-errors' : 'done', parts.join(', '));
+    this.cancelButton.hidden = true;
+    this.close.hidden = false;
+    this.bar.hidden = true;
+    this.summary.textContent = '';
+    this.showProblems();
+    if (s.landed) this.body.replaceChildren(h('button', { type: 'button', class: 'small', onclick: () => s.uploader.onShow() }, 'Show them'));
+    if (!s.refused.length) this.fade();
+  }
+
+  canceled() {
+    const s = this.selection;
+    this.set('has-errors', `Canceled · ${count(s.landed, 'file')} uploaded`);
+    this.body.replaceChildren();
+    this.cancelButton.hidden = true;
+    this.close.hidden = false;
+    this.bar.hidden = true;
+    this.showProblems();
+  }
+
+  failed(message) {
+    this.set('has-errors', 'Upload stopped', message);
+    this.cancelButton.hidden = true;
+    this.close.hidden = false;
+    this.bar.hidden = true;
+    this.showProblems();
+  }
+
+  showProblems() {
+    const { refused, skipped } = this.selection;
+    this.problems.replaceChildren(
+      ...refused.map(({ name, error }) => h('li', {}, h('span', { class: 'file' }, name), ': ', error)),
+      ...skipped.filter((s) => s.reason !== 'already here').map(({ name, reason }) => h('li', { class: 'skipped' }, h('span', { class: 'file' }, name), ': ', reason)));
+  }
+
+  /** Gone after a while, unless the pointer is on it. */
+  fade() {
+    const later = () => { this.timer = setTimeout(() => this.el.remove(), 8000); };
+    this.el.addEventListener('mouseenter', () => clearTimeout(this.timer));
+    this.el.addEventListener('mouseleave', later);
+    later();
   }
 }
 

@@ -1,0 +1,184 @@
+"""Culling as a photographer does it, in headless Chromium against real services: the loupe with the
+keyboard, the mouse and touch; the grid's cards, filters, sorting and keys; the trash drawer; Revert
+that asks and can be undone. Screenshots of each screen at 1440×900 and 390×844 go to tests/artifacts."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from playwright.async_api import Browser, Page, expect
+
+from tests.browser.conftest import PHONE, Tab, open_tab, screenshot_path, start
+from tests.browser.test_ui import SLOW, all_thumbnails_loaded, card, project_url
+from tests.conftest import PHOTOS, System, create_project, eventually, upload
+
+WITH_RAW = ("Canon_40D", "Nikon_D70", "landscape_1", "portrait_1")
+
+
+async def twenty_photos(system: System, name: str) -> dict:
+    """A shoot of 20 photos, landscape and portrait, four of them with a RAW beside the JPG."""
+    await start(system)
+    project = await create_project(system, name)
+    jpegs = sorted((PHOTOS / "orientation").glob("*.jpg")) + sorted((PHOTOS / "cameras").glob("*.jpg"))[:4]
+    files = [(p.name, p.read_bytes()) for p in jpegs]
+    files += [(f"{stem}.ARW", b"RAWDATA" * (400 + i)) for i, stem in enumerate(WITH_RAW)]
+    status, body = await upload(system, project["folder"], files)
+    assert status == 201 and len(body["files"]) == 24, body
+    await system.wait_task(body["task_id"], timeout=60)
+    return project
+
+
+async def shown(page: Page) -> list[str]:
+    return await page.locator("li.photo:not([hidden])").evaluate_all("cards => cards.map(c => c.dataset.filename)")
+
+
+async def photos(system: System, folder: str) -> dict[str, dict]:
+    status, body, _ = await system.request("GET", f"/api/projects/{quote(folder)}/photos?limit=1000")
+    assert status == 200, body
+    return {p["filename"]: p for p in body["photos"]}
+
+
+async def preview_loaded(page: Page, filename: str) -> None:
+    loupe = page.locator("#loupe")
+    await expect(loupe.locator(".loupe-name")).to_have_text(filename)
+    img = loupe.locator(".loupe-picture img")
+    await expect(img).to_have_attribute("src", re.compile(rf"/preview/{re.escape(filename)}\?v="))
+    await page.wait_for_function("() => { const i = document.querySelector('#loupe .loupe-picture img');"
+                                 " return i && i.complete && i.naturalWidth > 0; }")
+
+
+async def test_keyboard_culling_of_twenty_photos_in_the_loupe(system: System, tab: Tab) -> None:
+    project = await twenty_photos(system, "Twenty")
+    page = tab.page
+    await page.goto(project_url(system, project["folder"]))
+    await all_thumbnails_loaded(page, 20)
+    names = await shown(page)
+    assert len(names) == 20
+
+    # Enter on the first card opens it large: the preview, and the camera's line.
+    await page.locator("li.photo").first.focus()
+    await page.keyboard.press("Enter")
+    loupe = page.locator("#loupe")
+    await expect(loupe).to_be_visible()
+    await preview_loaded(page, names[0])
+    await expect(loupe.locator(".loupe-position")).to_have_text("1 of 20")
+
+    # One decision a key, the next photo after each: drop, keep, JPG only, RAW only.
+    decided = {}
+    for i, name in enumerate(names):
+        await expect(loupe.locator(".loupe-name")).to_have_text(name)
+        if name in WITH_RAW:
+            key = ["j", "R", "x", "k"][WITH_RAW.index(name)]
+        else:
+            key = "x" if i == len(names) - 1 else ["x", "k", "k"][i % 3]  # the last one a change, to undo
+        decided[name] = key
+        if name == "Canon_40D":  # a camera photo: make, model, time and size on one line
+            await expect(loupe.locator(".loupe-exif")).to_have_text("Canon EOS 40D · 2008-05-30 15:56 · 100 × 68")
+        await page.keyboard.press(key)
+    await expect(loupe.locator(".loupe-name")).to_have_text(names[-1])  # the last one stays
+    if decided[names[-1]] in "xjR":
+        await expect(loupe.locator(".flag.state")).to_be_visible()
+
+    # u takes the last decision back, and shows the photo it was about.
+    await page.keyboard.press("ArrowLeft")
+    await expect(loupe.locator(".loupe-name")).to_have_text(names[-2])
+    await page.keyboard.press("u")
+    await expect(loupe.locator(".loupe-name")).to_have_text(names[-1])
+    undone = names[-1]
+    decided.pop(undone)
+
+    expected = {}
+    for name, key in decided.items():
+        jpg = key in "kj"
+        raw = key in "kR" if name in WITH_RAW else None
+        expected[name] = (jpg, raw)
+
+    async def saved() -> bool:
+        state = await photos(system, project["folder"])
+        return all((state[n]["keep_jpg"], state[n]["keep_raw"] if n in WITH_RAW else None) == flags
+                   for n, flags in expected.items()) and state[undone]["keep_jpg"]
+
+    await eventually(saved, 30, "the decisions to be saved")
+    pending = sum(1 for jpg, raw in expected.values() if not jpg or raw is False)
+    await expect(page.locator("#pending-count")).to_have_text(f"{pending} pending")
+    await expect(loupe.locator(".toast").filter(has_text="Decisions saved")).to_contain_text("photos")
+    assert (await tab.most())["toasts"] <= 3
+
+    # 100% and back; the help overlay above the loupe; Esc closes one thing at a time.
+    await page.keyboard.press("z")
+    await expect(loupe).to_have_class("loupe zoomed")
+    width = await loupe.locator(".loupe-picture img").evaluate("i => [i.width, i.naturalWidth]")
+    assert width[0] == width[1], width
+    await tab.screens("loupe-100")
+    await page.keyboard.press("z")
+    await expect(loupe).not_to_have_class("loupe zoomed")
+    await tab.screens("loupe")
+    await page.keyboard.press("?")
+    help_dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(help_dialog).to_be_visible()
+    await expect(help_dialog).to_contain_text("Keep the JPG only")
+    await tab.screens("help")
+    await page.keyboard.press("Escape")
+    await expect(help_dialog).to_be_hidden()
+    await expect(loupe).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(loupe).to_be_hidden()
+    await expect(card(page, undone)).to_be_focused()  # back where the loupe left off
+
+    # In the grid: dropped photos are dimmed and say so.
+    dropped = next(n for n, k in decided.items() if k == "x")
+    await expect(card(page, dropped)).to_have_class("photo pending dropped")
+    await expect(card(page, dropped).locator(".flag.state")).to_have_text("Drop")
+    opacity = await card(page, dropped).locator(".picture").evaluate("p => getComputedStyle(p).opacity")
+    assert float(opacity) < 0.5
+    await tab.screens("grid-culled")
+
+
+async def test_the_loupe_works_with_touch_and_the_mouse(system: System, browser: Browser) -> None:
+    project = await twenty_photos(system, "Touch")
+    async with open_tab(browser, viewport=PHONE, has_touch=True, is_mobile=True) as tab:
+        page = tab.page
+        await page.goto(project_url(system, project["folder"]))
+        await expect(page.locator("li.photo .thumb img")).to_have_count(20)  # lazy: those out of view load later
+        names = await shown(page)
+        grid_box = [await page.locator("li.photo").nth(i).bounding_box() for i in range(3)]
+        assert grid_box[0]["y"] == grid_box[1]["y"] != grid_box[2]["y"]  # two columns
+
+        await page.locator("li.photo .thumb").first.tap()
+        loupe = page.locator("#loupe")
+        await preview_loaded(page, names[0])
+        for button in await loupe.locator("button:visible").all():
+            box = await button.bounding_box()
+            assert box["height"] >= 44 and box["width"] >= 44, (await button.text_content(), box)
+
+        # A swipe to the left: the next photo. A tap on Drop: dropped, and the next one.
+        stage = await loupe.locator(".loupe-stage").bounding_box()
+        y = stage["y"] + stage["height"] / 2
+        await page.mouse.move(stage["x"] + stage["width"] * 0.8, y)
+        await page.mouse.down()
+        await page.mouse.move(stage["x"] + stage["width"] * 0.2, y, steps=6)
+        await page.mouse.up()
+        await expect(loupe.locator(".loupe-name")).to_have_text(names[1])
+        await loupe.get_by_role("button", name="Drop").tap()
+        await expect(loupe.locator(".loupe-name")).to_have_text(names[2])
+        await loupe.get_by_role("button", name="Undo").tap()
+        await expect(loupe.locator(".loupe-name")).to_have_text(names[1])
+        await expect(loupe.locator(".flag.state")).to_be_hidden()
+        await loupe.get_by_role("button", name="Next photo").tap()
+        await loupe.get_by_role("button", name="Keep JPG").tap()  # the JPG alone, as a toggle
+        await expect(loupe.locator(".flag.state")).to_have_text("Drop")
+        await expect(loupe.locator(".loupe-name")).to_have_text(names[2])  # a toggle does not move on
+        await expect(page.locator("#pending-count")).to_have_text("1 pending")
+        await page.screenshot(path=screenshot_path("loupe-touch-phone.png"))
+        await loupe.get_by_role("button", name="Close").tap()
+        await expect(loupe).to_be_hidden()
+
+        # The mouse: a click on the picture zooms in there, another fits it again.
+        await page.set_viewport_size({"width": 1440, "height": 900})
+        await page.locator("li.photo .thumb").nth(3).click()
+        await preview_loaded(page, names[3])
+        await loupe.locator(".loupe-picture img").click()
+        await expect(loupe).to_have_class("loupe zoomed")
+        await loupe.locator(".loupe-picture img").click()
+        await expect(loupe).not_to_have_class("loupe zoomed")
