@@ -162,7 +162,7 @@ async def test_the_loupe_works_with_touch_and_the_mouse(system: System, browser:
         await expect(loupe.locator(".loupe-name")).to_have_text(names[1])
         await loupe.get_by_role("button", name="Drop").tap()
         await expect(loupe.locator(".loupe-name")).to_have_text(names[2])
-        await loupe.get_by_role("button", name="Undo").tap()
+        await loupe.locator(".loupe-buttons").get_by_role("button", name="Undo").tap()
         await expect(loupe.locator(".loupe-name")).to_have_text(names[1])
         await expect(loupe.locator(".flag.state")).to_be_hidden()
         await loupe.get_by_role("button", name="Next photo").tap()
@@ -182,3 +182,179 @@ async def test_the_loupe_works_with_touch_and_the_mouse(system: System, browser:
         await expect(loupe).to_have_class("loupe zoomed")
         await loupe.locator(".loupe-picture img").click()
         await expect(loupe).not_to_have_class("loupe zoomed")
+
+
+async def test_cards_are_one_size_and_the_grid_filters_sorts_and_moves_with_the_keyboard(
+        system: System, tab: Tab) -> None:
+    project = await twenty_photos(system, "Grid")
+    state = await photos(system, project["folder"])
+    page = tab.page
+    await page.goto(project_url(system, project["folder"]))
+    await all_thumbnails_loaded(page, 20)
+    cards = page.locator("li.photo")
+
+    async def sizes() -> set[tuple[int, int]]:
+        boxes = await cards.evaluate_all("cs => cs.map(c => [c.offsetWidth, c.offsetHeight])")
+        return {tuple(b) for b in boxes}
+
+    # Portrait and landscape photos in cards of one size, on a desktop and on a phone (two columns,
+    # every control a finger can hit).
+    assert len(await sizes()) == 1, await sizes()
+    await page.set_viewport_size(PHONE)
+    assert len(await sizes()) == 1, await sizes()
+    lefts = await cards.evaluate_all("cs => [...new Set(cs.map(c => c.getBoundingClientRect().left))]")
+    assert len(lefts) == 2, lefts
+    for control in [page.get_by_role("button", name="Upload", exact=True), page.get_by_role("button", name="Commit"),
+                    page.get_by_role("button", name="Revert"), page.get_by_role("button", name="Filter"),
+                    card(page, "landscape_1").locator("label.variant").first]:
+        box = await control.bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 44, (control, box)
+    # The toolbar stays in view when the grid scrolls.
+    await page.mouse.wheel(0, 4000)
+    await page.wait_for_function("() => window.scrollY > 1000")
+    commit = await page.get_by_role("button", name="Commit").bounding_box()
+    assert 0 <= commit["y"] < 200, commit
+    await tab.screens("grid-scrolled")
+    await page.set_viewport_size({"width": 1440, "height": 900})
+    await page.evaluate("window.scrollTo(0, 0)")
+
+    # The keyboard moves across the cards and culls the one with the focus.
+    names = await shown(page)
+    columns = len(set(await cards.evaluate_all("cs => cs.map(c => c.getBoundingClientRect().left)")))
+    await cards.first.focus()
+    await page.keyboard.press("ArrowRight")
+    await expect(card(page, names[1])).to_be_focused()
+    await page.keyboard.press("ArrowDown")
+    await expect(card(page, names[1 + columns])).to_be_focused()
+    await page.keyboard.press("End")
+    await expect(card(page, names[-1])).to_be_focused()
+    await page.keyboard.press("Home")
+    await expect(card(page, names[0])).to_be_focused()
+    await page.keyboard.press("x")
+    await expect(card(page, names[1])).to_be_focused()  # on to the next
+    await expect(card(page, names[0])).to_have_class("photo pending dropped")
+    await expect(card(page, names[0]).locator(".flag.state")).to_have_text("Drop")
+    await expect(page.locator("#pending-count")).to_have_text("1 pending")
+    with_raw = next(n for n in names[1:] if n in WITH_RAW)
+    await card(page, with_raw).focus()
+    await page.keyboard.press("j")  # the JPG only: the RAW will go
+    await expect(card(page, with_raw).locator(".flag.state")).to_have_text("Drop RAW")
+    await expect(card(page, with_raw)).to_have_class("photo pending")
+
+    # Filters: what the photographer decided, the file type, the orientation, the day.
+    view = page.get_by_role("form", name="Filter and sort")
+    await view.get_by_label("Decision").select_option("dropped")
+    assert await shown(page) == [names[0]]
+    await expect(page.locator("#photo-count")).to_have_text("1 of 20 photos")
+    await view.get_by_label("Decision").select_option("pending")
+    assert sorted(await shown(page)) == sorted([names[0], with_raw])
+    await view.get_by_label("Decision").select_option("all")
+    await view.get_by_label("File type").select_option("jpg+raw")
+    assert sorted(await shown(page)) == sorted(WITH_RAW)
+    await view.get_by_label("File type").select_option("all")
+    await view.get_by_label("Orientation").select_option("portrait")
+    portraits = sorted(n for n, p in state.items() if p["height"] > p["width"])
+    assert sorted(await shown(page)) == portraits and len(portraits) == 8
+    await view.get_by_label("Orientation").select_option("all")
+    canon_day = state["Canon_40D"]["taken_at"][:10]
+    await view.get_by_label("Date").select_option(canon_day)
+    assert await shown(page) == sorted(n for n, p in state.items() if (p["taken_at"] or "")[:10] == canon_day)
+    await view.get_by_role("button", name="Clear").click()
+    await expect(page.locator("#photo-count")).to_have_text("20 photos")
+
+    # Sorting; a photo uploaded meanwhile is marked new and, by "Recently added", comes first.
+    await view.get_by_label("Sort by").select_option("name")
+    assert await shown(page) == sorted(names)
+    status, body = await upload(system, project["folder"], [("zz_late.jpg", (PHOTOS / "cameras" / "DSCN0021.jpg").read_bytes())])
+    assert status == 201, body
+    await expect(card(page, "zz_late")).to_have_class(re.compile(r"\bnew\b"))
+    await expect(card(page, "zz_late").locator(".flag.new")).to_have_text("New")
+    await view.get_by_label("Sort by").select_option("recent")
+    assert (await shown(page))[0] == "zz_late"
+    await expect(card(page, "zz_late").locator("img")).to_have_count(1, timeout=SLOW)
+    await tab.screens("grid")
+    await page.set_viewport_size(PHONE)
+    await page.get_by_role("button", name="Filter").click()
+    await expect(view.get_by_label("Sort by")).to_be_visible()
+    await page.screenshot(path=screenshot_path("grid-filters-phone.png"))
+
+
+async def test_the_trash_drawer_restores_and_revert_asks_and_can_be_undone(system: System, tab: Tab) -> None:
+    await start(system)
+    project = await create_project(system, "Trash")
+    folder = project["folder"]
+    files = [(f"T{i}.jpg", (PHOTOS / "orientation" / f"landscape_{i}.jpg").read_bytes()) for i in range(1, 9)]
+    files.append(("T1.ARW", b"RAWDATA" * 300))
+    status, body = await upload(system, folder, files)
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=60)
+    page = tab.page
+    await page.clock.install()  # time runs as usual until a test step holds it
+    await page.goto(project_url(system, folder))
+    await all_thumbnails_loaded(page, 8)
+
+    # Drop T2 and T1's RAW, commit: both in the trash drawer, with when each goes.
+    await card(page, "T2").get_by_label("Keep JPG").uncheck()
+    await card(page, "T1").get_by_label("Keep RAW").uncheck()
+    await expect(page.locator("#pending-count")).to_have_text("2 pending")
+    await page.get_by_role("button", name="Commit").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Commit").click()
+    await tab.wait_toasts("Files removed", 1)
+    await expect(card(page, "T2")).to_have_count(0)
+    trash_button = page.get_by_role("button", name="Trash")
+    await expect(trash_button).to_contain_text("2")
+    await trash_button.click()
+    drawer = page.get_by_role("complementary", name="Trash")
+    entries = drawer.locator("li.trash-entry")
+    await expect(entries.locator(".trash-name")).to_have_text(["T1.ARW", "T2.jpg"], ignore_case=False)
+    await expect(entries.first).to_contain_text("goes in 24 h")
+    await expect(drawer).to_contain_text("stay here for 24 h")
+    await tab.screens("trash")
+
+    # Restore T2 from the drawer: it comes back to the grid, and Processes says what ran.
+    await drawer.get_by_role("button", name="Restore T2.jpg").click()
+    await expect(card(page, "T2")).to_have_count(1)
+    await expect(card(page, "T2").locator("img")).to_have_count(1, timeout=SLOW)
+    await expect(entries.locator(".trash-name")).to_have_text(["T1.ARW"])
+    await page.get_by_role("button", name="Processes").click()
+    await expect(drawer).to_be_hidden()  # one drawer at a time
+    restore = page.locator("#processes li.task").first
+    await expect(restore.locator("h3")).to_have_text("Restore from trash · 1 photo")
+    await expect(restore.locator(".task-head .status")).to_have_text("completed", timeout=SLOW)
+    await expect(restore.locator("li.job .job-type")).to_have_text(
+        ["Thumbnails", "Checking the project file", "Checking the folder"])
+    await expect(restore.locator("li.job .count").first).to_have_text("1/1")
+    await expect(page.locator("#processes")).not_to_contain_text("attempt")  # only when there was more than one
+    await expect(page.locator("#processes")).not_to_contain_text("Upload Post-Process")
+    await tab.screens("processes")
+    await page.keyboard.press("Escape")
+
+    # Five pending: Revert asks first; then an Undo brings the five decisions back.
+    for name in ("T3", "T4", "T5", "T6", "T7"):
+        await card(page, name).get_by_label("Keep JPG").uncheck()
+    await expect(page.locator("#pending-count")).to_have_text("5 pending")
+    await page.get_by_role("button", name="Revert").click()
+    dialog = page.get_by_role("dialog", name="Revert every decision?")
+    await expect(dialog).to_contain_text("5 photos will keep all their files again")
+    await tab.screens("revert-dialog")
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(page.locator("#pending-count")).to_have_text("5 pending")
+    await page.get_by_role("button", name="Revert").click()
+    await dialog.get_by_role("button", name="Revert").click()
+    await expect(page.locator("#pending-count")).to_have_text("0 pending")
+    reverted = page.locator(".toast").filter(has_text="Reverted 5 photos")
+    await expect(reverted).to_be_visible()
+    # The toast waits while the pointer is on it, however long.
+    await reverted.hover()
+    await page.clock.pause_at(await page.evaluate("Date.now()"))
+    await page.clock.run_for(60_000)
+    await page.clock.resume()
+    await expect(reverted).to_be_visible()
+    await reverted.get_by_role("button", name="Undo").click()
+    await expect(page.locator("#pending-count")).to_have_text("5 pending")
+    for name in ("T3", "T7"):
+        await expect(card(page, name).get_by_label("Keep JPG")).not_to_be_checked()
+    undone = page.locator(".toast").filter(has_text="Undone")
+    await expect(undone).to_be_visible()
+    await page.mouse.move(5, 5)
+    await expect(undone).to_be_hidden()  # and leaves once the pointer has gone

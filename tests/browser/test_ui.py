@@ -109,17 +109,20 @@ async def test_cull_and_commit_update_the_page_live_and_the_processes_panel_show
     panel = page.locator("#processes")
     commit = panel.locator('li.task[data-type="change_commit"]')
     await expect(commit).to_have_count(1)
-    await expect(commit.locator("h3")).to_have_text("Commit Changes")
+    await expect(commit.locator("h3")).to_have_text("Commit · 2 photos")
     await expect(commit.locator(".task-head .status")).to_have_text("completed", timeout=SLOW)
-    await expect(commit.locator(".step")).to_have_text("step 4 of 4")
     jobs = commit.locator("li.job")
-    await expect(jobs.locator(".job-type")).to_have_text(
-        ["file_removal", "manifest_check", "folder_check", "manifest_cleaning"])
+    await expect(jobs.locator(".job-type")).to_have_text(  # in plain words, the job type in the tooltip
+        ["Moving to the trash", "Checking the project file", "Checking the folder", "Tidying the records"])
+    await expect(jobs.first).to_have_attribute("title", "file_removal")
     await expect(jobs.locator(".status")).to_have_text(["completed"] * 4)
+    await expect(jobs.locator(".count").first).to_have_text("2/2")
+    await expect(commit).not_to_contain_text("attempt")
     await expect(panel.locator('li.task[data-type="upload_postprocess"]').first).to_be_visible()
     await expect(panel.get_by_label("Show maintenance")).not_to_be_checked()
     await page.screenshot(path=screenshot_path("processes-panel.png"))
-    assert await tab.toasts() == ["Files removed"]
+    toasts = await tab.toasts()
+    assert toasts.count("Files removed") == 1 and "Upload processing completed" not in toasts, toasts
 
 
 async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(system: System, tab: Tab) -> None:
@@ -150,7 +153,7 @@ async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(syste
     await expect(maintenance.locator("h3")).to_have_text("Maintenance")
     await expect(maintenance.locator(".tag")).to_have_text("maintenance")
     await expect(maintenance.locator("li.job .job-type")).to_have_text(
-        ["trash_maintenance", "manifest_check", "folder_check", "manifest_cleaning"])
+        ["Emptying old trash", "Checking the project file", "Checking the folder", "Tidying the records"])
     # Live too: the stream was reopened with show_maintenance=true.
     status, body, _ = await system.request("POST", f"/api/projects/{quote(folder)}/tasks", {"type": "maintenance"})
     assert status == 202, body

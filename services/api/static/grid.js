@@ -28,6 +28,7 @@ export class Grid {
     this.order = [];          // filenames, sorted by view.sort (filtered ones stay, hidden)
     this.view = { ...ALL };
     this.fresh = new Set();   // arrived while the page was open: highlighted as new
+    this.seen = new Set();    // every photo shown since the page opened: one back from the trash is not new
     this.active = null;       // the card in the tab order
     this.loaded = false;
     list.addEventListener('keydown', (event) => this.key(event));
@@ -50,6 +51,7 @@ export class Grid {
   setAll(photos) {
     for (const card of this.cards.values()) card.remove();
     this.photos = new Map(photos.map((photo) => [photo.filename, photo]));
+    for (const photo of photos) this.seen.add(photo.filename);
     this.cards = new Map();
     for (const photo of photos) this.render(photo, null);
     this.sort();
@@ -61,7 +63,8 @@ export class Grid {
   upsert(photo) {
     const known = this.photos.get(photo.filename);
     if (known && photo.updated_at < known.updated_at) return;
-    if (!known && this.loaded) this.fresh.add(photo.filename);
+    if (!known && this.loaded && !this.seen.has(photo.filename)) this.fresh.add(photo.filename);
+    this.seen.add(photo.filename);
     this.photos.set(photo.filename, photo);
     this.render(photo, known);
     if (!known || ORDERS[this.view.sort](known, photo) !== 0) this.place(photo.filename);
@@ -126,6 +129,8 @@ export class Grid {
   }
 
   changed() {
+    // New among others only: when every photo is new (a first upload), a mark would tell nothing.
+    this.list.classList.toggle('all-new', this.fresh.size > 0 && this.fresh.size >= this.photos.size);
     if (this.active == null || !this.cards.has(this.active) || this.cards.get(this.active).hidden) {
       this.activate(this.visible()[0] ?? null);
     }

@@ -298,9 +298,12 @@ async function main() {
       help();
     }
   });
-  // Cards scroll into view below the sticky header, never under it.
+  // Cards scroll into view below the sticky header, never under it; drawers open below the top bar.
   const header = $('.masthead');
-  new ResizeObserver(() => document.documentElement.style.setProperty('--masthead', `${header.offsetHeight}px`)).observe(header);
+  new ResizeObserver(() => {
+    document.documentElement.style.setProperty('--masthead', `${header.offsetHeight}px`);
+    document.documentElement.style.setProperty('--topbar', `${$('.topbar').offsetHeight}px`);
+  }).observe(header);
   document.body.classList.add('ready');
 }
 

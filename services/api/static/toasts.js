@@ -7,12 +7,12 @@ import { ownLabel } from './words.js';
 const MOST = 3;
 const DURATION = { info: 6000, success: 6000, error: 15000 };
 
-let host = null;  // where toasts show: the page, or a full-screen dialog above it (the top layer hides the page)
+let host = null;  // where toasts show: the page's dock, or a full-screen dialog above it (the top layer hides the page)
 
 function region() {
   let el = document.getElementById('toasts');
   if (!el) el = h('section', { id: 'toasts', class: 'toasts', 'aria-label': 'Notifications' });
-  const parent = host ?? document.body;
+  const parent = host ?? document.querySelector('.dock') ?? document.body;
   if (el.parentNode !== parent) parent.append(el);
   return el;
 }
@@ -36,6 +36,7 @@ export function toast(message, { kind = 'info', detail = null, group = null, uni
   if (known) {
     // The count says how many; the second line says the latest, when the message differs from the group.
     known.repeat(detail ?? (message !== known.group ? message : null), undo, unit);
+    region().append(known.el);  // the newest notice is the last one
     return known.el;
   }
   const item = new Toast(key, message, { kind, detail, group, undo });

@@ -340,14 +340,15 @@ class Selection {
       done += d;
       total += t;
     }
-    this.panel.processing(`${stepWords(job.type)} ${done}/${total}`);
+    this.panel.words = `${stepWords(job.type)} ${done}/${total}`;
+    if (this.sentAll && !this.over) this.panel.processing();
   }
 
   /** Everything sent and every task finished: one toast for the selection, and the panel says how it went. */
   settle() {
     if (!this.sentAll || this.over) return;
     if ([...this.taskIds].some((id) => !this.done.has(id))) {
-      this.panel.processing(null);
+      this.panel.processing();
       return;
     }
     this.over = true;
@@ -408,7 +409,7 @@ class Panel {
         ...this.skippedWords())];
       if (different.length) {
         sections.push(h('section', { class: 'conflict different' },
-          h('h3', {}, `${count(different.length, 'file')} differ from the ones here with the same name`),
+          h('h3', {}, `${count(different.length, 'file')} ${different.length === 1 ? 'differs from the one' : 'differ from the ones'} here with the same name`),
           h('ul', { class: 'conflict-files' }, different.map((file, i) => h('li', {}, h('label', {}, boxes[i], ` ${file.name}`),
             h('span', { class: 'muted' }, ` ${bytes(file.size)}`)))),
           h('div', { class: 'conflict-actions' },
@@ -476,9 +477,8 @@ class Panel {
     this.meta.textContent = 'Trying again…';
   }
 
-  processing(words) {
+  processing() {
     const s = this.selection;
-    this.words = words ?? this.words;
     this.set('processing', `${count(s.landed, 'file')} uploaded`, this.words ? `Processing · ${this.words}` : 'Processing…');
     this.cancelButton.hidden = true;
     this.bar.hidden = true;
