@@ -4,9 +4,11 @@ that asks and can be undone. Screenshots of each screen at 1440×900 and 390×84
 
 from __future__ import annotations
 
+import io
 import re
 from urllib.parse import quote
 
+from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import PHONE, Tab, open_tab, screenshot_path, start
@@ -335,7 +337,7 @@ async def test_the_trash_drawer_restores_and_revert_asks_and_can_be_undone(syste
     await expect(page.locator("#pending-count")).to_have_text("5 pending")
     await page.get_by_role("button", name="Revert").click()
     dialog = page.get_by_role("dialog", name="Revert every decision?")
-    await expect(dialog).to_contain_text("5 photos will keep all their files again")
+    await expect(dialog).to_contain_text("5 photos go back to keeping all their files")
     await tab.screens("revert-dialog")
     await dialog.get_by_role("button", name="Cancel").click()
     await expect(page.locator("#pending-count")).to_have_text("5 pending")
@@ -358,3 +360,50 @@ async def test_the_trash_drawer_restores_and_revert_asks_and_can_be_undone(syste
     await expect(undone).to_be_visible()
     await page.mouse.move(5, 5)
     await expect(undone).to_be_hidden()  # and leaves once the pointer has gone
+
+
+async def test_a_third_variant_is_culled_where_the_photo_record_says_it_can_be(system: System, tab: Tab) -> None:
+    """CONTRACT §7.3's keep_other: a toggle of its own when the record carries it, a plain label until then."""
+    await start(system)
+    project = await create_project(system, "Third")
+    png = (PHOTOS / "cameras" / "Canon_40D.jpg").read_bytes()
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).save(out, "PNG")
+    status, body = await upload(system, project["folder"], [("P1.jpg", png), ("P1.png", out.getvalue())])
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=30)
+    page = tab.page
+    await page.goto(project_url(system, project["folder"]))
+    await expect(card(page, "P1").locator("img")).to_have_count(1, timeout=SLOW)
+    record = (await photos(system, project["folder"]))["P1"]
+    if "keep_other" in record:  # the server culls it: a toggle, dropped with the rest
+        await expect(card(page, "P1").get_by_label("Keep PNG")).to_be_checked()
+        await card(page, "P1").focus()
+        await page.keyboard.press("x")
+        await expect(card(page, "P1").get_by_label("Keep PNG")).not_to_be_checked()
+        await eventually(lambda: _kept(system, project["folder"], "keep_other", False), 10, "keep_other false")
+    else:  # not yet: the PNG is shown, kept, and nothing tries to change it
+        await expect(card(page, "P1").locator(".variant.other")).to_have_text("PNG")
+        await card(page, "P1").focus()
+        await page.keyboard.press("x")
+        await expect(card(page, "P1").get_by_label("Keep JPG")).not_to_be_checked()
+        await expect(card(page, "P1").locator(".flag.state")).to_have_text("Drop")
+    # The same rules with a record that carries keep_other, whatever this server sends.
+    rules = await page.evaluate("""async () => {
+        const { variants, flagsFor, state } = await import('/static/photo.js');
+        const photo = { filename: 'P2', files: ['P2.jpg', 'P2.ARW', 'P2.heic'], jpg_available: true,
+          raw_available: true, other_available: true, keep_jpg: true, keep_raw: false, keep_other: true };
+        return { labels: variants(photo).map(v => `${v.label}:${v.cullable}`), state: state(photo),
+                 drop: flagsFor(photo, 'drop'), jpg: flagsFor(photo, 'jpg'),
+                 without: (({ keep_other, ...older }) => variants(older).map(v => `${v.label}:${v.cullable}`))(photo),
+                 olderDrop: (({ keep_other, ...older }) => flagsFor(older, 'drop'))(photo) };
+    }""")
+    assert rules["labels"] == ["JPG:true", "RAW:true", "HEIC:true"] and rules["state"] == "partial", rules
+    assert rules["drop"] == {"keep_jpg": False, "keep_raw": False, "keep_other": False}, rules
+    assert rules["jpg"] == {"keep_jpg": True, "keep_raw": False, "keep_other": False}, rules
+    assert rules["without"] == ["JPG:true", "RAW:true", "HEIC:false"], rules  # a server without keep_other
+    assert rules["olderDrop"] == {"keep_jpg": False, "keep_raw": False}, rules  # is never sent it
+
+
+async def _kept(system: System, folder: str, flag: str, value: bool) -> bool:
+    return (await photos(system, folder))["P1"][flag] is value

@@ -11,7 +11,7 @@ from playwright.async_api import expect
 from services.kernel.definitions import TaskDefinition
 from services.kernel.events import PhotoKeepChanged, Step
 from services.kernel.natsd import free_port
-from tests.browser.conftest import Tab, screenshot_path, start
+from tests.browser.conftest import Tab, start
 from tests.browser.test_ui import SLOW, all_thumbnails_loaded, card, project_url
 from tests.conftest import PHOTOS, System, create_project, photo_bytes, upload
 from tests.jobtypes import HANDLERS
@@ -46,7 +46,7 @@ async def test_projects_page_creates_a_project_and_follows_its_counts(system: Sy
     assert status == 200, body
     await expect(wedding).to_contain_text("1 pending")  # live
     await expect(wedding).to_contain_text("1 JPG · 0 RAW")
-    await page.screenshot(path=screenshot_path("projects-page.png"))
+    await tab.screens("projects-page")
 
 
 async def test_a_selection_is_one_upload_with_per_file_errors(system: System, tab: Tab) -> None:

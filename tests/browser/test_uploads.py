@@ -141,6 +141,11 @@ async def test_an_upload_resumes_after_the_connection_drops_and_sends_only_what_
         await expect(panel.locator("strong")).to_have_text("120 files uploaded", timeout=SLOW)
         await expect(page.locator("#connection")).to_be_hidden(timeout=SLOW)
         await tab.wait_toasts("Upload processing completed", 1, timeout=90_000)
+        await page.get_by_role("button", name="Processes").click()
+        # The request cut off still started a task for what had landed: it is counted with the rest.
+        await expect(page.locator("#processes li.task")).to_have_count(1)
+        await expect(page.locator("#processes li.task.group li.job .count").first).to_have_text("120/120")
+        assert (await tab.toasts()).count("Upload processing completed") == 1
     finally:
         await proxy.close()
 

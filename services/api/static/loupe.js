@@ -51,6 +51,7 @@ export class Loupe {
   open(filename) {
     if (!this.dialog.open) {
       this.dialog.showModal();
+      this.el.stage.focus();  // the keys act on the photo; no button looks chosen
       toastsInto(this.dialog);  // its Undo within reach
     }
     this.show(filename);

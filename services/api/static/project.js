@@ -207,8 +207,8 @@ function askRevert() {
     return;
   }
   const dialog = $('#revert-dialog');
-  dialog.querySelector('.what').textContent = `${count(pending.photos, 'photo')} will keep all their files again: `
-    + `${count(pending.jpg, 'JPG')} and ${count(pending.raw, 'RAW')} marked to drop are kept. You can undo this.`;
+  dialog.querySelector('.what').textContent = `${count(pending.photos, 'photo')} go back to keeping all their files `
+    + `(${pending.jpg} JPG and ${pending.raw} RAW marked to drop). You can undo this.`;
   dialog.returnValue = '';
   dialog.showModal();
 }
