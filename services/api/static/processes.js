@@ -3,6 +3,7 @@
 // card. Fed by GET (tasks, then each task's jobs) and kept live by SSE task_update and job_update.
 import { get, post, projectPath } from './api.js';
 import { clock, coalesce, count, h } from './dom.js';
+import { Drawer } from './drawer.js';
 import { toast } from './toasts.js';
 import { statusWords, stepWords, taskTitle } from './words.js';
 
@@ -12,9 +13,9 @@ const SHOWN = 50;
 
 export class Processes {
   /** groupOf(task id) → {id, title} of the upload selection it was part of, or null;
-   * onFinished(task): a task finished while we watched; others(): the other drawers (one open at a time). */
-  constructor({ folder, panel, button, showMaintenance, onShowMaintenance, groupOf, onFinished, others }) {
-    Object.assign(this, { folder, panel, button, showMaintenance, onShowMaintenance, groupOf, onFinished, others });
+   * onFinished(task): a task finished while we watched. */
+  constructor({ folder, panel, button, showMaintenance, onShowMaintenance, groupOf, onFinished }) {
+    Object.assign(this, { folder, panel, button, showMaintenance, onShowMaintenance, groupOf, onFinished });
     this.tasks = new Map();  // id → task
     this.jobs = new Map();   // task id → Map(job id → job)
     this.cards = new Map();  // task id or group id → its card in the panel
@@ -25,23 +26,7 @@ export class Processes {
     const checkbox = panel.querySelector('input[name="show_maintenance"]');
     checkbox.checked = showMaintenance;
     checkbox.addEventListener('change', () => this.setShowMaintenance(checkbox.checked));
-    button.addEventListener('click', () => (this.panel.hidden ? this.open() : this.close()));
-    panel.querySelector('.close').addEventListener('click', () => this.close());
-    document.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape' && !this.panel.hidden && !document.querySelector('dialog[open]')) this.close();
-    });
-  }
-
-  open() {
-    for (const other of this.others()) other.close();
-    this.panel.hidden = false;
-    this.button.setAttribute('aria-expanded', 'true');
-    this.render();
-  }
-
-  close() {
-    this.panel.hidden = true;
-    this.button.setAttribute('aria-expanded', 'false');
+    new Drawer(panel, button, () => this.render());
   }
 
   async setShowMaintenance(value) {

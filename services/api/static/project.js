@@ -255,7 +255,7 @@ async function main() {
     folder, maxUploadMb: config.max_upload_mb, onShow: showNewest, onGroups: () => processes.render(),
   });
   trash = new Trash({
-    folder, panel: $('#trash'), button: $('#trash-button'), ttl: config.trash_ttl_s, others: () => [processes],
+    folder, panel: $('#trash'), button: $('#trash-button'), ttl: config.trash_ttl_s,
   });
   processes = new Processes({
     folder, panel: $('#processes'), button: $('#processes-button'),
@@ -263,7 +263,6 @@ async function main() {
     onShowMaintenance: (value) => live.restart(value),
     groupOf: (id) => uploader.groupOf(id),
     onFinished: finished,
-    others: () => [trash],
   });
   live = new Live({
     folder, showMaintenance: config.include_maintenance_jobs,

@@ -1,11 +1,12 @@
 // The trash drawer: what Commit moved to the project's trash, when each file goes for good, Restore.
 import { get, post, projectPath } from './api.js';
 import { bytes, count, h, span } from './dom.js';
+import { Drawer } from './drawer.js';
 import { toast } from './toasts.js';
 
 export class Trash {
-  constructor({ folder, panel, button, ttl, others }) {
-    Object.assign(this, { folder, panel, button, others });
+  constructor({ folder, panel, button, ttl }) {
+    Object.assign(this, { folder, panel, button });
     this.entries = [];
     this.list = panel.querySelector('.trash-list');
     this.badge = button.querySelector('.badge');
@@ -13,26 +14,10 @@ export class Trash {
     panel.querySelector('.panel-note').textContent = ttl > 0
       ? `Files removed by Commit stay here for ${span(ttl)}, then they are deleted for good.`
       : 'Files removed by Commit are deleted for good at the next maintenance.';
-    button.addEventListener('click', () => (panel.hidden ? this.open() : this.close()));
-    panel.querySelector('.close').addEventListener('click', () => this.close());
+    new Drawer(panel, button, () => this.load());
     this.restoreAll.addEventListener('click', () => this.restore(this.entries.map((e) => e.name), this.restoreAll));
-    document.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape' && !panel.hidden && !document.querySelector('dialog[open]')) this.close();
-    });
     // "Goes in 3 h" moves on by itself.
     setInterval(() => { if (!panel.hidden) this.draw(); }, 60_000);
-  }
-
-  open() {
-    for (const other of this.others()) other.close();
-    this.panel.hidden = false;
-    this.button.setAttribute('aria-expanded', 'true');
-    this.load();
-  }
-
-  close() {
-    this.panel.hidden = true;
-    this.button.setAttribute('aria-expanded', 'false');
   }
 
   async load() {
