@@ -1,5 +1,7 @@
 """A TCP proxy between the browser and the api that a test can cut, as a network goes away: every open
-connection is reset, and new ones are accepted and dropped at once until the test restores it."""
+connection is reset, and new ones are accepted and dropped at once until the test restores it. It can
+also hold the browser's bytes at a chosen point of a request (the api has what came before), for the
+test to cut there."""
 
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ class Proxy:
         self.port = 0
         self.down = False
         self.dropped = 0  # connections refused while down: the browser trying again
-        self.open: set[asyncio.StreamWriter] = set()
+        self.browsers: set[asyncio.StreamWriter] = set()  # our side of the browser's connections
+        self.servers: set[asyncio.StreamWriter] = set()   # our side of the api's
         self.marker: bytes | None = None
         self.nth = 0
         self.seen = 0
         self.budget: int | None = None  # bytes still let through once the marker was seen `nth` times
         self.then = 0
         self.went_down = asyncio.Event()
+        self.held = asyncio.Event()  # the browser's bytes stopped at the chosen point
 
     async def start(self) -> "Proxy":
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
@@ -30,20 +34,24 @@ class Proxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def cut_after(self, marker: bytes, nth: int, then: int) -> None:
-        """Go down once the browser has sent `marker` `nth` times and `then` bytes more."""
+    def hold_after(self, marker: bytes, nth: int, then: int) -> None:
+        """Let no more through once the browser has sent `marker` `nth` times and `then` bytes more."""
         self.marker, self.nth, self.seen, self.budget, self.then = marker, nth, 0, None, then
 
     def cut(self) -> None:
         self.down = True
-        self.marker, self.budget = None, None  # once
-        for writer in list(self.open):
-            writer.transport.abort()  # a reset, as when a network goes away
-        self.open.clear()
         self.went_down.set()
+        self.marker, self.budget = None, None  # once
+        for writer in self.browsers:
+            writer.transport.abort()  # the browser sees a reset, as when a network goes away
+        for writer in self.servers:
+            writer.close()  # the api gets what was sent, then the end: a client gone half-way
+        self.browsers.clear()
+        self.servers.clear()
 
     def restore(self) -> None:
         self.down = False
+        self.went_down.clear()
 
     async def close(self) -> None:
         self.cut()
@@ -61,31 +69,34 @@ class Proxy:
         except OSError:
             writer.transport.abort()
             return
-        self.open |= {writer, up_writer}
+        self.browsers.add(writer)
+        self.servers.add(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer, True), self._pipe(up_reader, writer, False))
-        self.open -= {writer, up_writer}
+        self.browsers.discard(writer)
+        self.servers.discard(up_writer)
 
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upstream: bool) -> None:
         try:
             while data := await source.read(1 << 16):
                 if self.down:
                     break
-                through, cut = self._watch(data) if upstream else (data, False)
+                through, hold = self._watch(data) if upstream else (data, False)
                 sink.write(through)
                 await sink.drain()
-                if cut:
-                    self.cut()
+                if hold:
+                    self.held.set()
+                    await self.went_down.wait()
                     break
         except (ConnectionError, OSError):
             pass
         finally:
-            if self.down:
+            if self.down and not upstream:
                 sink.transport.abort()
             else:
                 sink.close()
 
     def _watch(self, data: bytes) -> tuple[bytes, bool]:
-        """What of the browser's bytes goes through, and whether the network goes away after them."""
+        """What of the browser's bytes goes through, and whether to hold after them."""
         if self.marker is None:
             return data, False
         at = 0

@@ -120,13 +120,33 @@ async def test_an_upload_resumes_after_the_connection_drops_and_sends_only_what_
     proxy = await Proxy(int(system.url.rsplit(":", 1)[1])).start()
     page = tab.page
     tab.expected += ["ERR_CONNECTION_RESET", "ERR_EMPTY_RESPONSE", "ERR_CONNECTION_CLOSED", "Failed to load resource"]
+    failed: set[str] = set()
+
+    async def first_try_fails(route) -> None:
+        """Every thumbnail's first load breaks off, as loads do when a network goes away."""
+        if route.request.url in failed:
+            await route.continue_()
+        else:
+            failed.add(route.request.url)
+            await route.abort("connectionreset")
+
+    await page.route("**/thumbnail/**", first_try_fails)
     try:
         await page.goto(f"{proxy.url}/projects/{project['folder']}")
         await expect(page.locator("body.ready")).to_have_count(1)
         files = small_jpegs(120, prefix="R")
-        # The network goes away half-way through the second request of the upload.
-        proxy.cut_after(b"/upload HTTP/1.1\r\n", nth=2, then=sum(len(f["buffer"]) for f in files[50:75]))
+        # The network goes away half-way through the second request of the upload, once the api has
+        # saved what arrived before.
+        proxy.hold_after(b"/upload HTTP/1.1\r\n", nth=2, then=sum(len(f["buffer"]) + 200 for f in files[50:75]))
         await page.locator("#file-input").set_input_files(files)
+        await proxy.held.wait()
+        saved = system.data_dir / "projects" / project["folder"]
+
+        async def some_saved() -> bool:
+            return (saved / "R0060.jpg").exists()
+
+        await eventually(some_saved, 15, "the api to save the first files of the second request")
+        proxy.cut()
         panel = page.locator("li.upload")
         await expect(panel.locator(".upload-meta")).to_contain_text("Connection lost", timeout=SLOW)
         await expect(page.locator("#connection")).to_have_text("Reconnecting…")
@@ -141,6 +161,8 @@ async def test_an_upload_resumes_after_the_connection_drops_and_sends_only_what_
         await expect(panel.locator("strong")).to_have_text("120 files uploaded", timeout=SLOW)
         await expect(page.locator("#connection")).to_be_hidden(timeout=SLOW)
         await tab.wait_toasts("Upload processing completed", 1, timeout=90_000)
+        # Thumbnails whose load broke off are loaded again: none stays "failed".
+        await expect(page.locator("li.photo .thumb img")).to_have_count(120, timeout=SLOW)
         await page.get_by_role("button", name="Processes").click()
         # The request cut off still started a task for what had landed: it is counted with the rest.
         await expect(page.locator("#processes li.task")).to_have_count(1)
@@ -155,3 +177,7 @@ async def test_an_upload_resumes_after_the_connection_drops_and_sends_only_what_
     assert sorted(added) == sorted(f["name"] for f in files) and set(added.values()) == {1}, added
     status, body, _ = await system.request("GET", f"/api/projects/{project['folder']}")
     assert body["project"]["photo_count"] == 120
+    # Four tasks: the request cut off started one for what it had saved (the page counted it with the
+    # selection), and the one sent again after the drop carried only the rest of its files.
+    sizes = [len(e["items"]) for _, _, e in await system.log("darkroom.task.>") if e["type"] == "task.requested"]
+    assert len(sizes) == 4 and sizes[0] == 50 and 0 < sizes[1] < 50 and sizes[1] + sizes[2] == 50, sizes

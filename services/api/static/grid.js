@@ -13,6 +13,8 @@ const PLACEHOLDER = {
   not_supported: 'No preview',
 };
 
+const RETRIES = 5;  // a thumbnail that does not load, over about a minute
+
 export const ALL = { status: 'all', type: 'all', orientation: 'all', day: 'all', sort: 'time' };
 
 export class Grid {
@@ -174,14 +176,27 @@ export class Grid {
       // A new src only when the thumbnail itself is new: keep toggles change updated_at too.
       if (img && before?.thumbnail_status === 'generated') return;
       const url = `${projectPath(this.folder, `/thumbnail/${encodeURIComponent(photo.filename)}`)}?v=${encodeURIComponent(photo.updated_at)}`;
-      const image = h('img', { src: url, alt: photo.filename, loading: 'lazy', decoding: 'async' });
-      image.addEventListener('error', () => box.replaceChildren(placeholder('failed', photo)), { once: true });
-      box.replaceChildren(image);
+      box.replaceChildren(this.image(box, url, photo, 0));
       return;
     }
     const current = box.firstElementChild;
     if (!img && current?.dataset.status === photo.thumbnail_status) return;
     box.replaceChildren(placeholder(photo.thumbnail_status, photo));
+  }
+
+  /** The thumbnail; one that does not load (the network went away) is tried again a few times. */
+  image(box, url, photo, tries) {
+    const image = h('img', { src: url, alt: photo.filename, loading: 'lazy', decoding: 'async' });
+    image.addEventListener('error', () => {
+      if (!image.isConnected) return;
+      box.replaceChildren(placeholder(tries < RETRIES ? 'pending' : 'failed', photo));
+      if (tries < RETRIES) {
+        setTimeout(() => {
+          if (box.isConnected && box.querySelector('.placeholder')) box.replaceChildren(this.image(box, url, photo, tries + 1));
+        }, 1000 * 2 ** tries);
+      }
+    }, { once: true });
+    return image;
   }
 
   renderVariants(card, photo) {

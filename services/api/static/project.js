@@ -144,7 +144,8 @@ function dispatch(event, data) {
   else if (event === 'item_removed') grid.remove(data.filename);
   else if (event === 'pending_changes') showPending(data.pending);
   else if (event === 'task_update') {
-    uploader.owner(data);  // first: a task of an upload whose answer was lost is recognised as it starts
+    // First: a task of an upload whose answer was lost is recognised as it starts.
+    uploader.owner(data, data.status === 'queued' || data.status === 'running');
     processes.onTask(data);
   } else if (event === 'job_update') {
     uploader.job(data);

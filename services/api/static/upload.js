@@ -92,10 +92,10 @@ export class Uploader {
   }
 
   /** The selection a task belongs to, or null. A request whose answer was lost may have started one
-   * task: the next unknown upload task is taken to be it. */
-  owner(task) {
+   * task: with `adopt` (a task seen live as it starts), the next unknown upload task is taken to be it. */
+  owner(task, adopt = false) {
     for (const selection of this.selections) if (selection.taskIds.has(task.id)) return selection;
-    if (task.type !== 'upload_postprocess' || task.source !== 'user' || ownLabel(task)) return null;
+    if (!adopt || task.type !== 'upload_postprocess' || task.source !== 'user' || ownLabel(task)) return null;
     const orphaned = [...this.selections].find((s) => s.lost > s.adopted);
     if (!orphaned) return null;
     orphaned.adopted += 1;
