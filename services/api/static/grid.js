@@ -55,9 +55,12 @@ export class Grid {
     this.photos = new Map(photos.map((photo) => [photo.filename, photo]));
     for (const photo of photos) this.seen.add(photo.filename);
     this.cards = new Map();
+    const active = this.active;
+    this.active = null;  // its card is new: it takes the tab order again below
     for (const photo of photos) this.render(photo, null);
     this.sort();
     this.loaded = true;
+    if (this.cards.has(active)) this.activate(active);
     this.changed();
   }
 
