@@ -37,6 +37,7 @@ from .kernel.events import (
     PhotoKeepChanged,
     PhotoMetadataExtracted,
     PhotoRemoved,
+    PhotoSidecarAdded,
     PoisonEvent,
     ProjectCreated,
     ProjectManifestWritten,
@@ -226,12 +227,19 @@ def detail(event: Event) -> str:
                      f"orientation {event.orientation}" if event.orientation else ""]
             return f"{event.filename}: " + (", ".join(p for p in parts if p) or "no metadata")
         case PhotoDerivativesUpdated():
-            error = f" ({event.error})" if event.error else ""
-            return f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}{error}"
+            made_from = f" from {event.made_from}" if event.made_from else ""
+            kind = f"{event.error_kind}: " if event.error_kind else ""
+            error = f" ({kind}{event.error})" if event.error else ""
+            return (f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}"
+                    f"{made_from}{error}")
         case PhotoKeepChanged():
             flags = [f"{name} {'yes' if value else 'no'}" for name, value in
-                     (("keep_jpg", event.keep_jpg), ("keep_raw", event.keep_raw)) if value is not None]
+                     (("keep_jpg", event.keep_jpg), ("keep_raw", event.keep_raw), ("keep_other", event.keep_other))
+                     if value is not None]
             return f"{event.filename}: " + (", ".join(flags) or "unchanged")
+        case PhotoSidecarAdded():
+            replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""
+            return f"{event.filename}: sidecar {event.name} ({event.size} bytes){replaced}"
         case PhotoAvailabilityChanged():
             return f"{event.filename}: files {_names(event.files) or 'none'}"
         case PhotoFilesTrashed():

@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .kernel.config import Config, ConfigError, load_config
+from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
+from .kernel.redact import redact, redact_logs
 
 log = logging.getLogger("darkroom")
 
@@ -73,11 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    redact_logs()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
-    except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError) as exc:
-        print(f"darkroom: {exc}", file=sys.stderr)
+    except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError,
+            CredentialsError) as exc:
+        print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -152,14 +156,15 @@ async def up(config: Config, data_dir: Path) -> int:
     server = None
     url_file = data_dir / NATS_URL_FILE
     if not config.nats.url:
-        server = await NatsServer(data_dir / "nats", config.nats.sync_interval).start()
+        server = await NatsServer(data_dir / "nats", config.nats.sync_interval,
+                                  credentials=for_data_folder(data_dir)).start()
         runtime.nats_url = url = server.url
-        url_file.write_text(url + "\n")
+        write_private(url_file, url + "\n")
     else:
         url = config.nats.url
     try:
         await runtime.start()
-        log.info("darkroom up: %s (NATS %s, data %s)", runtime.base_url, url, data_dir.resolve())
+        log.info("darkroom up: %s (NATS %s, data %s)", runtime.base_url, redact(url), data_dir.resolve())
         try:
             await _until_signal()
             log.info("stopping")

@@ -285,8 +285,8 @@ async def create_project(system: System, name: str) -> dict:
     return body["project"]
 
 
-async def upload(system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False
-                 ) -> tuple[int, dict]:
+async def upload(system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False,
+                 headers: dict | None = None) -> tuple[int, dict]:
     """A multipart upload of (file name, content) pairs in the field `photos`, as a browser sends it."""
     boundary = "----darkroomtest" + os.urandom(8).hex()
     body = b""
@@ -297,7 +297,7 @@ async def upload(system: System, folder: str, files: list[tuple[str, bytes]], ov
                  f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
     url = f"{system.url}/api/projects/{folder}/upload" + ("?overwrite=true" if overwrite else "")
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    headers = {**(headers or {}), "Content-Type": f"multipart/form-data; boundary={boundary}"}
     async with system.http.post(url, data=body, headers=headers) as response:
         body = await response.json()
         if "X-Darkroom-Seq" in response.headers:
@@ -307,3 +307,27 @@ async def upload(system: System, folder: str, files: list[tuple[str, bytes]], ov
 
 def photo_bytes(relative: str) -> bytes:
     return (PHOTOS / relative).read_bytes()
+
+
+async def start_shipped(system: System, **settings: Any) -> Runtime:
+    """The shipped task definitions and job handlers, as `darkroom up` runs them."""
+    from services.kernel.definitions import load_definitions
+    from services.worker.handlers import BUILTIN
+
+    return await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
+
+
+async def photos_of(system: System, folder: str) -> dict[str, dict]:
+    """A project's photos by basename, as GET returns them."""
+    status, body, _ = await system.request("GET", f"/api/projects/{folder}/photos?limit=1000")
+    assert status == 200, body
+    return {p["filename"]: p for p in body["photos"]}
+
+
+async def shoot(system: System, name: str, files: list[tuple[str, bytes]]) -> tuple[dict, Path]:
+    """A new project with these files uploaded and processed: the project, and its folder on disk."""
+    project = await create_project(system, name)
+    status, body = await upload(system, project["folder"], files)
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=30)
+    return project, system.data_dir / "projects" / project["folder"]

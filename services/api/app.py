@@ -1,4 +1,4 @@
-"""The aiohttp application: middlewares (errors, auth, min_seq) and routes."""
+"""The aiohttp application: middlewares (errors, same origin, auth, min_seq) and routes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aiohttp import web
 from . import assets, changes, ops, projects, sse, tasks, ui, upload
 from .deps import DEPS, Deps, deps
 from .errors import error, json_errors, read_json, respond
+from .origin import same_origin
 
 SESSION_COOKIE = "darkroom_session"
 MIN_SEQ_WAIT_S = 5.0
@@ -67,7 +68,8 @@ create_session.body = Session  # type: ignore[attr-defined]
 
 
 def build_app(d: Deps) -> web.Application:
-    app = web.Application(middlewares=[json_errors, require_token, wait_min_seq], client_max_size=1 << 20)
+    app = web.Application(middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq],
+                          client_max_size=1 << 20)
     app[DEPS] = d
     for table in (ops.routes, tasks.routes, projects.routes, upload.routes, changes.routes, assets.routes,
                   sse.routes, session_routes, ui.routes):

@@ -12,7 +12,6 @@ from ..kernel.clock import parse_iso
 from ..kernel.events import PhotoFilesRestored, PhotoKeepChanged
 from ..kernel.folders import projects_root, restore_from_trash
 from ..kernel.photos import TRASH_DIR, basename, kind_of, sidecar_of
-from ..projector.views import Pending
 from ..kernel.lease import LeaseBusy, Leases
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
@@ -42,7 +41,7 @@ async def commit_changes(request: web.Request) -> web.Response:
     """Start a change_commit task: what is available and not kept goes to the trash."""
     await caught_up(deps(request))
     project = await project_of(request)
-    pending = Pending(project.pending_photos, project.pending_jpg, project.pending_raw)
+    pending = project.pending
     if project.pending_photos == 0:
         return respond({"task_id": None, "pending": pending})
     task, seq = await request_task(deps(request), "change_commit", project, [])
@@ -56,8 +55,9 @@ async def revert_changes(request: web.Request) -> web.Response:
     await caught_up(d)
     project = await project_of(request)
     events = [PhotoKeepChanged(project_id=project.id, source="user", filename=p.filename,
-                               keep_jpg=True if p.pending_jpg else None, keep_raw=True if p.pending_raw else None)
-              for p in await d.read.all_photos(project.id) if p.pending_jpg or p.pending_raw]
+                               keep_jpg=True if p.pending_jpg else None, keep_raw=True if p.pending_raw else None,
+                               keep_other=True if p.pending_other else None)
+              for p in await d.read.all_photos(project.id) if p.has_pending]
     seq = await d.bus.publish_all(events)
     return respond({"updated": len(events)}, seq=seq or None)
 

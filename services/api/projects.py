@@ -30,6 +30,7 @@ class KeepUpdate(msgspec.Struct, forbid_unknown_fields=True):
     filename: str
     keep_jpg: bool | None = None
     keep_raw: bool | None = None
+    keep_other: bool | None = None
 
 
 class Keep(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,11 +80,12 @@ create_project.body = CreateProject  # type: ignore[attr-defined]
 
 @routes.get("/api/projects/{folder}")
 async def get_project(request: web.Request) -> web.Response:
-    """One project with its counts: photos, pending JPG/RAW, missing derivatives."""
+    """One project with its counts: photos, pending JPG/RAW/other, missing derivatives."""
     project = await project_of(request)
     d = deps(request)
     counts = {"photos": project.photo_count, "pending_photos": project.pending_photos,
               "pending_jpg": project.pending_jpg, "pending_raw": project.pending_raw,
+              "pending_other": project.pending_other,
               "missing_derivatives": await d.read.missing_derivatives(project.id)}
     return respond({"project": ProjectView.of(project), "counts": counts})
 
@@ -128,8 +130,8 @@ async def keep(request: web.Request) -> web.Response:
     if missing:
         raise error(404, f"no photo {missing[0]!r} in project {project.folder!r}")
     events = [PhotoKeepChanged(project_id=project.id, source="user", filename=u.filename, keep_jpg=u.keep_jpg,
-                               keep_raw=u.keep_raw)
-              for u in body.updates if u.keep_jpg is not None or u.keep_raw is not None]
+                               keep_raw=u.keep_raw, keep_other=u.keep_other)
+              for u in body.updates if (u.keep_jpg, u.keep_raw, u.keep_other) != (None, None, None)]
     seq = await d.bus.publish_all(events)
     return respond({"updated": len(events)}, seq=seq or None)
 

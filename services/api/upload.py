@@ -16,10 +16,10 @@ from aiohttp import hdrs, web
 from aiohttp.helpers import parse_mimetype
 
 
-from ..kernel.events import PhotoFileAdded
+from ..kernel.events import PhotoFileAdded, PhotoSidecarAdded
 from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
-from ..kernel.photos import basename, content_mismatch, kind_of, unsafe_name
+from ..kernel.photos import basename, content_mismatch, kind_of, sidecar_photo, unsafe_name, upload_temp
 from ..projector.views import ProjectRow
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, read_json, respond
@@ -31,8 +31,9 @@ routes = web.RouteTableDef()
 CHUNK = 1 << 20  # written and hashed at a time, off the event loop
 HEAD = 16  # bytes enough to tell JPEG, PNG, TIFF and HEIC apart
 FREE_MARGIN = 64 << 20  # never fill the disk to the last byte
+SIDECAR = "sidecar"  # the kind an accepted sidecar is reported as
 MOST_CHECKED = 5000  # files in one upload check: a JSON body well under the api's 1 MB limit
-NOT_A_PHOTO = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)"
+NOT_A_PHOTO = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)"
 
 
 class Accepted(msgspec.Struct):
@@ -59,10 +60,6 @@ class UploadResult(msgspec.Struct):
     errors: list[Refused]
 
 
-class DiskFull(Exception):
-    pass
-
-
 class FileToCheck(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     size: Annotated[int, msgspec.Meta(ge=0)]
@@ -76,12 +73,16 @@ class UploadCheck(msgspec.Struct, forbid_unknown_fields=True):
 class Checked(msgspec.Struct):
     """What an upload of this file would do: `new` (stored), `identical` (skipped), `different`
     (refused unless overwrite=true), `exists` (same name and size, no sha256 given to compare),
-    `elsewhere` (its basename lives in `project`), `refused` (`reason`)."""
+    `elsewhere` (its photo lives in `project`), `refused` (`reason`)."""
 
     name: str
     status: Literal["new", "identical", "different", "exists", "elsewhere", "refused"]
     project: str | None = None
     reason: str | None = None
+
+
+class DiskFull(Exception):
+    pass
 
 
 @dataclass
@@ -94,6 +95,18 @@ class Upload:
     skipped: list[Skipped] = field(default_factory=list)
     errors: list[Refused] = field(default_factory=list)
     announced: list[asyncio.Future] = field(default_factory=list)  # file_added acks, one per saved file
+    sidecars: list["Held"] = field(default_factory=list)
+
+
+@dataclass
+class Held:
+    """A sidecar received whole, under its temporary name until the upload ends."""
+
+    name: str
+    photo: str
+    temp: Path
+    size: int
+    digest: str
 
 
 @routes.post("/api/projects/{folder}/upload")
@@ -143,6 +156,9 @@ async def upload(request: web.Request) -> web.Response:
     return respond(result, status=201, seq=seq or None)
 
 
+upload.multipart = True  # type: ignore[attr-defined]  # the one route a cookie may post a multipart body to
+
+
 @routes.post("/api/projects/{folder}/upload/check")
 async def upload_check(request: web.Request) -> web.Response:
     """Before an upload: per file, whether it is new, identical or different to the one here, or in another project."""
@@ -158,8 +174,8 @@ async def upload_check(request: web.Request) -> web.Response:
         problem = name_problem(f.name) or size_problem(f.size, max_bytes)
         if problem:
             checked.append(Checked(f.name, "refused", reason=problem))
-        elif basename(f.name) in owners:
-            checked.append(Checked(f.name, "elsewhere", project=owners[basename(f.name)]))
+        elif photo_of(f.name) in owners:
+            checked.append(Checked(f.name, "elsewhere", project=owners[photo_of(f.name)]))
         else:
             checked.append(Checked(f.name, await _compare(folder / f.name, f)))
     return respond({"files": checked})
@@ -180,10 +196,15 @@ async def _compare(target: Path, f: FileToCheck) -> str:
     return "identical" if await asyncio.to_thread(sha256_of, target) == f.sha256 else "different"
 
 
+def photo_of(name: str) -> str:
+    """The photo a file belongs to: its basename, or for a sidecar the photo it describes."""
+    return sidecar_photo(name) or basename(name)
+
+
 def name_problem(name: str) -> str | None:
     """Why the upload refuses a file by its name alone, or None."""
     problem = unsafe_name(name)
-    if problem is None and kind_of(name) is None:
+    if problem is None and kind_of(name) is None and sidecar_photo(name) is None:
         problem = NOT_A_PHOTO
     return problem
 
@@ -195,9 +216,9 @@ def size_problem(size: int, max_bytes: int) -> str | None:
 
 
 async def owners_elsewhere(d: Deps, project_id: str, names: list[str]) -> dict[str, str]:
-    """Basename → the folder of the other project it lives in (a basename lives in one project only)."""
+    """Photo → the folder of the other project it lives in (a basename lives in one project only)."""
     owners: dict[str, str] = {}
-    for photo in await d.read.photos_named(list(dict.fromkeys(basename(n) for n in names))):
+    for photo in await d.read.photos_named(list(dict.fromkeys(photo_of(n) for n in names))):
         if photo.project_id != project_id and photo.filename not in owners:
             owner = await d.read.project(photo.project_id)
             owners[photo.filename] = owner.folder if owner else photo.project_id
@@ -205,54 +226,93 @@ async def owners_elsewhere(d: Deps, project_id: str, names: list[str]) -> dict[s
 
 
 async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str | None]:
-    """Wait for every file_added, then start the task over the saved basenames."""
+    """Place the sidecars whose photo is here, wait for every file_added, then start the task over
+    the saved photos' basenames."""
+    await _place_sidecars(d, state, project.id)
     seq = 0
     for future in state.announced:
         seq = await d.bus.confirm(future)
-    if not state.files:
+    basenames = list(dict.fromkeys(f.filename for f in state.files if f.kind != SIDECAR))
+    if not basenames:
         return seq, None
-    basenames = list(dict.fromkeys(f.filename for f in state.files))
     task, seq = await request_task(d, "upload_postprocess", project, basenames)
     return seq, task.id
 
 
 async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload, project_id: str, d: Deps) -> None:
     name = part.filename or ""
+    sidecar = sidecar_photo(name)  # the photo a sidecar belongs to; None for a photo file
+    photo = photo_of(name)
     problem = name_problem(name)
-    if problem is None and (owner := (await owners_elsewhere(d, project_id, [name])).get(basename(name))):
-        problem = f"{basename(name)} already lives in project {owner!r}"
+    if problem is None and (owner := (await owners_elsewhere(d, project_id, [name])).get(photo)):
+        problem = f"{photo} already lives in project {owner!r}"
     if problem:
         state.errors.append(Refused(name, problem))
         return
-    temp = state.folder / f".upload-{new_id()}.part"
+    temp = state.folder / upload_temp(new_id())
     try:
         size, digest, problem = await write_part(content, temp, name, state.max_bytes)
         problem = problem or size_problem(size, state.max_bytes)
         if problem:
             state.errors.append(Refused(name, problem))
             return
-        target = state.folder / name
-        replaced = None
-        if target.exists():
-            if sha256_of(target) == digest:
-                state.skipped.append(Skipped(name, "identical to the file already there"))
-                return
-            if not state.overwrite:
-                state.errors.append(Refused(name, "a different file with this name exists; "
-                                                  "upload with overwrite=true to replace it"))
-                return
-            replaced = move_to_trash(state.folder, name)
-        os.replace(temp, target)
+        if sidecar is not None:
+            # A sidecar waits for the end of the upload: its photo may come after it.
+            state.sidecars.append(Held(name, photo, temp, size, digest))
+            temp = None
+            return
+        placed, replaced = _place(state, temp, name, digest)
     finally:
-        temp.unlink(missing_ok=True)
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+    if not placed:
+        return
     kind = kind_of(name) or "other"
-    state.files.append(Accepted(name, basename(name), kind, size))
+    state.files.append(Accepted(name, photo, kind, size))
     # Announced as it lands, not at the end: a folder_check meanwhile must not take it for a stray file.
     state.announced.append(await d.bus.post(PhotoFileAdded(
-        source="user", project_id=project_id, filename=basename(name), name=name, kind=kind, size=size,
+        source="user", project_id=project_id, filename=photo, name=name, kind=kind, size=size,
         sha256=digest, replaced=replaced)))
     if state.derive is not None:
-        state.derive(target)
+        state.derive(state.folder / name)
+
+
+def _place(state: Upload, temp: Path, name: str, digest: str) -> tuple[bool, str | None]:
+    """Move a received file to its name: skipped when identical to the one there, refused when
+    different unless overwriting (the old one then goes to the trash, whose name is returned)."""
+    target = state.folder / name
+    replaced = None
+    if target.exists():
+        if sha256_of(target) == digest:
+            state.skipped.append(Skipped(name, "identical to the file already there"))
+            return False, None
+        if not state.overwrite:
+            state.errors.append(Refused(name, "a different file with this name exists; "
+                                              "upload with overwrite=true to replace it"))
+            return False, None
+        replaced = move_to_trash(state.folder, name)
+    os.replace(temp, target)
+    return True, replaced
+
+
+async def _place_sidecars(d: Deps, state: Upload, project_id: str) -> None:
+    """Each sidecar goes beside its photo, uploaded before or in this upload; without one it is refused,
+    as a sidecar is never a photo of its own."""
+    here = {f.filename for f in state.files}
+    for held in state.sidecars:
+        try:
+            if held.photo not in here and await d.read.photo(project_id, held.photo) is None:
+                state.errors.append(Refused(held.name, f"no photo {held.photo!r} in this project: "
+                                                       "upload a sidecar with or after its photo"))
+                continue
+            placed, replaced = _place(state, held.temp, held.name, held.digest)
+            if placed:
+                state.files.append(Accepted(held.name, held.photo, SIDECAR, held.size))
+                state.announced.append(await d.bus.post(PhotoSidecarAdded(
+                    source="user", project_id=project_id, filename=held.photo, name=held.name, size=held.size,
+                    sha256=held.digest, replaced=replaced)))
+        finally:
+            held.temp.unlink(missing_ok=True)
 
 
 def _store(digest, out, pieces: list[memoryview]) -> None:

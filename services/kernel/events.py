@@ -152,6 +152,9 @@ class ProjectTrashPurged(Event, tag="project.trash_purged"):
 
 Kind = Literal["jpg", "raw", "other"]
 DerivativeStatus = Literal["pending", "generated", "failed", "missing", "not_supported"]
+# Why derivatives failed: `unreadable` and `too_large` stay so for the same file; the others may pass.
+FailureKind = Literal["unreadable", "too_large", "no_space", "out_of_memory", "timeout", "crashed", "io_error",
+                      "unknown"]
 
 
 class PhotoEvent(Event, kw_only=True):
@@ -181,11 +184,27 @@ class PhotoDerivativesUpdated(PhotoEvent, tag="photo.derivatives_updated"):
     thumbnail_status: DerivativeStatus
     preview_status: DerivativeStatus
     error: str | None = None
+    error_kind: FailureKind | None = None
+    # The variant file the derivatives were made (or failed to be made) from, as it was then: a
+    # later maintenance remakes them once that file is another one, or another variant is the source.
+    made_from: str | None = None
+    made_from_size: int | None = None
+    made_from_mtime_ns: int | None = None
 
 
 class PhotoKeepChanged(PhotoEvent, tag="photo.keep_changed"):
     keep_jpg: bool | None = None
     keep_raw: bool | None = None
+    keep_other: bool | None = None
+
+
+class PhotoSidecarAdded(PhotoEvent, tag="photo.sidecar_added"):
+    """A sidecar (`DSC01.xmp`, `DSC01.ARW.xmp`) was uploaded beside its photo; it is never a photo."""
+
+    name: str
+    size: int
+    sha256: str | None = None
+    replaced: str | None = None  # the trash name of the different sidecar this one replaced
 
 
 class PhotoAvailabilityChanged(PhotoEvent, tag="photo.availability_changed"):
@@ -235,6 +254,7 @@ PHOTO_EVENTS: tuple[type[Event], ...] = (
     PhotoMetadataExtracted,
     PhotoDerivativesUpdated,
     PhotoKeepChanged,
+    PhotoSidecarAdded,
     PhotoAvailabilityChanged,
     PhotoFilesTrashed,
     PhotoFilesRestored,

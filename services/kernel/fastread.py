@@ -31,6 +31,16 @@ def pull_auth(bus: Bus) -> dict | None:
     return {"auth_token": url.username} if url.username else {}
 
 
+def _holding(data: bytes) -> int:
+    """The read end of a pipe that holds `data` (less than a pipe's buffer) and then ends."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    return read_end
+
+
 async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
                    batch: int = 5_000) -> AsyncIterator[list[Stored]]:
     """Every message from `start_seq` up to what is stored now (or `end_seq`), in order, in
@@ -44,15 +54,17 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
         if info.num_pending == 0:
             return
         url = bus.nc.connected_url
+        auth_end = _holding(json.dumps(auth).encode())
         read_end, write_end = pipe()
         try:
             child = await spawn("services.kernel.logpull", url.hostname or "127.0.0.1", str(url.port or 4222),
-                                json.dumps(auth), STREAM, info.name, str(info.num_pending), str(batch),
-                                stdout=write_end)
+                                STREAM, info.name, str(info.num_pending), str(batch),
+                                stdin=auth_end, stdout=write_end)
         except BaseException:
             os.close(read_end)
             raise
         finally:
+            os.close(auth_end)
             os.close(write_end)  # the child's now: the pipe ends when the child does
         frames = FrameReader(read_end)
         taken = 0

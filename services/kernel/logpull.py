@@ -2,7 +2,9 @@
 gets to stdout, in frames: it speaks the protocol itself (nats-py costs ~20 µs a message), and runs
 beside the process that decodes and applies. Imports nothing of Darkroom's, so it starts fast.
 
-    python -m services.kernel.logpull HOST PORT AUTH_JSON STREAM CONSUMER TOTAL BATCH
+    python -m services.kernel.logpull HOST PORT STREAM CONSUMER TOTAL BATCH < AUTH_JSON
+
+The credentials come on stdin: a command line is visible to every user of the host.
 
 Each frame: 4 bytes big-endian length, then msgpack [[stream seq, subject, data, stored at in ns], ...].
 """
@@ -132,11 +134,12 @@ class Puller:
 
 
 def main(argv: list[str]) -> int:
-    host, port, auth, stream, consumer, total, batch = argv
+    host, port, stream, consumer, total, batch = argv
+    auth = json.loads(sys.stdin.read())
     try:
         with socket.create_connection((host, int(port)), timeout=READ_TIMEOUT_S) as sock:
             puller = Puller(sock, stream, consumer, int(total), int(batch))
-            puller.start(json.loads(auth))
+            puller.start(auth)
             puller.run(sys.stdout.buffer)
     except (OSError, PullError) as exc:
         print(f"logpull: {exc}", file=sys.stderr)

@@ -37,6 +37,16 @@ def kind_of(name: str) -> Kind | None:
     return KINDS.get(split(name)[1])
 
 
+def derivative_source(names: list[str]) -> str | None:
+    """The file a photo's derivatives come from: its JPG, else an OTHER variant, else its RAW (through
+    the RAW's embedded preview); None when it has no variant file."""
+    for wanted in ("jpg", "other", "raw"):
+        for name in names:
+            if kind_of(name) == wanted:
+                return name
+    return None
+
+
 def basename(name: str) -> str:
     return split(name)[0]
 
@@ -56,11 +66,26 @@ def unsafe_name(name: str) -> str | None:
     return None
 
 
+def upload_temp(token: str) -> str:
+    """The hidden name an upload writes a file under until it is complete."""
+    return f".upload-{token}.part"
+
+
+def is_upload_temp(name: str) -> bool:
+    return name.startswith(".upload-") and name.endswith(".part")
+
+
 def sidecar_of(name: str) -> str | None:
     """The variant file a sidecar belongs to (`DSC01.ARW.xmp` → `DSC01.ARW`), or its basename
     (`DSC01.xmp` → `DSC01`); None when the file is not a sidecar."""
     stem, ext = split(name)
     return stem if ext in SIDECAR_EXTS else None
+
+
+def sidecar_photo(name: str) -> str | None:
+    """The photo (basename) a sidecar belongs to: `DSC01.ARW.xmp` and `DSC01.xmp` → `DSC01`."""
+    owner = sidecar_of(name)
+    return basename(owner) if owner is not None and kind_of(owner) else owner
 
 
 def sanitize_folder(name: str) -> str:
@@ -109,4 +134,6 @@ def content_mismatch(name: str, head: bytes) -> str | None:
     elif ext in ("heic", "heif"):
         if head[4:8] != b"ftyp" or head[8:12] not in _HEIF_BRANDS:
             return f"content is not a {ext.upper()} file"
+    elif ext in SIDECAR_EXTS and not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return "content is not an XMP file"  # XML, after an optional byte order mark
     return None

@@ -29,6 +29,7 @@ from ..kernel.events import (
     PhotoKeepChanged,
     PhotoMetadataExtracted,
     PhotoRemoved,
+    PhotoSidecarAdded,
     ProjectCreated,
     ProjectManifestWritten,
     ProjectTrashPurged,
@@ -40,7 +41,7 @@ from ..kernel.events import (
     TaskStarted,
     type_name,
 )
-from .views import Item, ItemRemoved, JobView, Pending, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
+from .views import Item, ItemRemoved, JobView, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
 
 replace = msgspec.structs.replace
 TERMINAL = ("completed", "failed", "canceled")
@@ -161,7 +162,8 @@ def with_files(photo: PhotoView, files: list[str], **changes: Any) -> PhotoView:
     jpg, raw, other = "jpg" in kinds, "raw" in kinds, "other" in kinds
     return replace(photo, files=sorted(set(files)), jpg_available=jpg, raw_available=raw, other_available=other,
                    keep_jpg=True if jpg and not photo.jpg_available else photo.keep_jpg,
-                   keep_raw=True if raw and not photo.raw_available else photo.keep_raw, **changes)
+                   keep_raw=True if raw and not photo.raw_available else photo.keep_raw,
+                   keep_other=True if other and not photo.other_available else photo.keep_other, **changes)
 
 
 def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
@@ -175,6 +177,8 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
     if fold is None or (before is None and type(event) not in _PHOTO_FOLDS_FROM_NONE):
         return []
     photo = fold(rows, event, before, key)
+    if photo is not None and photo is before:
+        return []  # nothing a reader of the photo sees changed
     rows.put_photo(key, photo)
     return _photo_messages(rows, project, before, photo, event.filename, event.at)
 
@@ -220,14 +224,27 @@ def _photo_metadata(rows: Rows, event: PhotoMetadataExtracted, photo: PhotoView,
 
 def _photo_derivatives(rows: Rows, event: PhotoDerivativesUpdated, photo: PhotoView, key: str) -> PhotoView:
     thumb, preview = event.thumbnail_status, event.preview_status
-    if not (photo.jpg_available or photo.other_available) and "generated" in (thumb, preview):
-        thumb = preview = "missing"  # a late report about a source a commit already removed
-    return replace(photo, thumbnail_status=thumb, preview_status=preview, error=event.error, updated_at=event.at)
+    if not (photo.jpg_available or photo.other_available or photo.raw_available) and "generated" in (thumb, preview):
+        # A late report about a source a commit already removed: nothing was made from what is there.
+        return replace(photo, thumbnail_status="missing", preview_status="missing", error=event.error,
+                       error_kind=None, made_from=None, made_from_size=None, made_from_mtime_ns=None,
+                       updated_at=event.at)
+    return replace(photo, thumbnail_status=thumb, preview_status=preview, error=event.error,
+                   error_kind=event.error_kind, made_from=event.made_from, made_from_size=event.made_from_size,
+                   made_from_mtime_ns=event.made_from_mtime_ns, updated_at=event.at)
 
 
 def _photo_keep(rows: Rows, event: PhotoKeepChanged, photo: PhotoView, key: str) -> PhotoView:
     return replace(photo, keep_jpg=photo.keep_jpg if event.keep_jpg is None else event.keep_jpg,
-                   keep_raw=photo.keep_raw if event.keep_raw is None else event.keep_raw, updated_at=event.at)
+                   keep_raw=photo.keep_raw if event.keep_raw is None else event.keep_raw,
+                   keep_other=photo.keep_other if event.keep_other is None else event.keep_other, updated_at=event.at)
+
+
+def _photo_sidecar(rows: Rows, event: PhotoSidecarAdded, photo: PhotoView, key: str) -> PhotoView:
+    """A sidecar is not a variant: the photo stays as it is; the one it replaced is in the trash."""
+    if event.replaced:
+        rows.trashed(event.project_id or "", event.replaced, event.name, event.filename, event.at)
+    return photo
 
 
 def _photo_availability(rows: Rows, event: PhotoAvailabilityChanged, photo: PhotoView, key: str) -> PhotoView:
@@ -244,22 +261,22 @@ _PHOTO_FOLDS: dict[type, Callable[[Rows, Any, Any, str], PhotoView | None]] = {
     PhotoFileAdded: _photo_file_added, PhotoRemoved: _photo_removed, PhotoFilesRestored: _photo_files_restored,
     PhotoMetadataExtracted: _photo_metadata, PhotoDerivativesUpdated: _photo_derivatives,
     PhotoKeepChanged: _photo_keep, PhotoAvailabilityChanged: _photo_availability,
-    PhotoFilesTrashed: _photo_files_trashed,
+    PhotoFilesTrashed: _photo_files_trashed, PhotoSidecarAdded: _photo_sidecar,
 }
 _PHOTO_FOLDS_FROM_NONE = frozenset({PhotoFileAdded, PhotoRemoved, PhotoFilesRestored})
 
 
 def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, after: PhotoView | None,
                     filename: str, at: str) -> list[Message]:
-    a_photos, a_jpg, a_raw = _counts(after)
-    b_photos, b_jpg, b_raw = _counts(before)
-    a_pending, b_pending = a_jpg or a_raw, b_jpg or b_raw
-    pending_changed = a_pending != b_pending or a_jpg != b_jpg or a_raw != b_raw
+    a_photos, a_jpg, a_raw, a_other = _counts(after)
+    b_photos, b_jpg, b_raw, b_other = _counts(before)
+    a_pending, b_pending = a_jpg or a_raw or a_other, b_jpg or b_raw or b_other
+    pending_changed = a_pending != b_pending or a_jpg != b_jpg or a_raw != b_raw or a_other != b_other
     project = rows.put_project(replace(
         project, photo_count=project.photo_count + a_photos - b_photos,
         pending_photos=project.pending_photos + a_pending - b_pending,
         pending_jpg=project.pending_jpg + a_jpg - b_jpg, pending_raw=project.pending_raw + a_raw - b_raw,
-        updated_at=at))
+        pending_other=project.pending_other + a_other - b_other, updated_at=at))
     if not rows.relay:
         return []
     if after is not None:
@@ -268,18 +285,18 @@ def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, a
         messages = [Message("item_removed", ItemRemoved(project.id, project.folder, filename), project.id,
                             project.folder, False)]
     if pending_changed:
-        pending = Pending(project.pending_photos, project.pending_jpg, project.pending_raw)
-        messages.append(Message("pending_changes", PendingChanges(project.id, project.folder, pending), project.id,
-                                project.folder, False))
+        messages.append(Message("pending_changes", PendingChanges(project.id, project.folder, project.pending),
+                                project.id, project.folder, False))
     return messages
 
 
-def _counts(photo: PhotoView | None) -> tuple[int, bool, bool]:
-    """Whether it is a photo, and its pending JPG and RAW (PhotoView.pending_jpg / pending_raw, read
-    directly: this runs twice for every photo event, and the property calls were a tenth of a rebuild)."""
+def _counts(photo: PhotoView | None) -> tuple[int, bool, bool, bool]:
+    """Whether it is a photo, and its pending JPG, RAW and OTHER (PhotoView.pending_*, read directly: this
+    runs twice for every photo event, and the property calls were a tenth of a rebuild)."""
     if photo is None:
-        return 0, False, False
-    return 1, photo.jpg_available and not photo.keep_jpg, photo.raw_available and not photo.keep_raw
+        return 0, False, False, False
+    return (1, photo.jpg_available and not photo.keep_jpg, photo.raw_available and not photo.keep_raw,
+            photo.other_available and not photo.keep_other)
 
 
 def _task_update(rows: Rows, task: TaskView) -> list[Message]:

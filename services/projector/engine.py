@@ -66,6 +66,8 @@ class Projector:
         self._kept_all = False  # every row the file has is in _kept: nothing to load
 
     async def open(self) -> "Projector":
+        if await store.rebuild_if_outdated(self.db):
+            log.warning("the read model was written by another version of Darkroom: rebuilding it from the log")
         self.checkpoint = await store.get_meta(self.db, CHECKPOINT)
         self._kept_all = self.keep_rows > 0 and self.checkpoint == 0  # a new file has no rows yet
         return self

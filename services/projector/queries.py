@@ -160,6 +160,11 @@ class ReadModel:
         sql = TASKS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
         return await self._fetch(TASKS, sql, [*args, limit])
 
+    async def open_tasks(self, project_id: str) -> list[TaskView]:
+        """The project's tasks that have not ended: queued or running."""
+        sql = TASKS.select("WHERE project_id = ? AND status IN ('queued', 'running')")
+        return await self._fetch(TASKS, sql, [project_id])
+
     async def jobs_of(self, task_id: str) -> list[JobView]:
         return await self._fetch(JOBS, JOBS.select("WHERE task_id = ?", "ORDER BY step_index"), [task_id])
 

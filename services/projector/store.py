@@ -34,11 +34,12 @@ CREATE TABLE IF NOT EXISTS outbox (
   maintenance INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (seq, k)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS projects (
   id TEXT PRIMARY KEY, folder TEXT UNIQUE, name TEXT, created_at TEXT, updated_at TEXT, manifest_version INTEGER,
-  photo_count INTEGER, pending_photos INTEGER, pending_jpg INTEGER, pending_raw INTEGER);
+  photo_count INTEGER, pending_photos INTEGER, pending_jpg INTEGER, pending_raw INTEGER, pending_other INTEGER);
 CREATE TABLE IF NOT EXISTS photos (
   id TEXT PRIMARY KEY, project_id TEXT, filename TEXT, files TEXT, jpg_available INTEGER, raw_available INTEGER,
-  other_available INTEGER, keep_jpg INTEGER, keep_raw INTEGER, thumbnail_status TEXT, preview_status TEXT,
-  taken_at TEXT, make TEXT, model TEXT, width INTEGER, height INTEGER, orientation INTEGER, error TEXT,
+  other_available INTEGER, keep_jpg INTEGER, keep_raw INTEGER, keep_other INTEGER, thumbnail_status TEXT,
+  preview_status TEXT, taken_at TEXT, make TEXT, model TEXT, width INTEGER, height INTEGER, orientation INTEGER,
+  error TEXT, error_kind TEXT, made_from TEXT, made_from_size INTEGER, made_from_mtime_ns INTEGER,
   created_at TEXT, updated_at TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS photos_name ON photos (project_id, filename);
 CREATE INDEX IF NOT EXISTS photos_order ON photos (project_id, taken_at IS NULL, taken_at, filename);
@@ -108,6 +109,21 @@ async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
         await db.executescript(SCHEMA)
         await db.commit()
     return db
+
+
+async def rebuild_if_outdated(db: aiosqlite.Connection) -> bool:
+    """A read model written by a version whose rows had other columns is emptied, checkpoint included,
+    so the projector folds the whole log into it again (read models are disposable; the log is not)."""
+    for table in (TASKS, JOBS, PROJECTS, PHOTOS, TRASH):
+        columns = tuple(row[1] for row in await db.execute_fetchall(f"PRAGMA table_info({table.name})"))
+        if columns != table.columns:
+            break
+    else:
+        return False
+    await db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in (*COMPARED, "outbox", "meta"))
+                           + SCHEMA)
+    await db.commit()
+    return True
 
 
 async def load_many(db: aiosqlite.Connection, table: Table[S], ids: Iterable[str]) -> dict[str, S]:

@@ -70,12 +70,18 @@ class ProjectRow(msgspec.Struct, kw_only=True, gc=False):
     pending_photos: int = 0
     pending_jpg: int = 0
     pending_raw: int = 0
+    pending_other: int = 0
+
+    @property
+    def pending(self) -> "Pending":
+        return Pending(self.pending_photos, self.pending_jpg, self.pending_raw, self.pending_other)
 
 
 class Pending(msgspec.Struct):
     photos: int
     jpg: int
     raw: int
+    other: int = 0
 
 
 class ProjectView(msgspec.Struct, kw_only=True):
@@ -91,7 +97,7 @@ class ProjectView(msgspec.Struct, kw_only=True):
     def of(cls, row: ProjectRow) -> "ProjectView":
         return cls(project_id=row.id, folder=row.folder, name=row.name, created_at=row.created_at,
                    updated_at=row.updated_at, photo_count=row.photo_count,
-                   pending=Pending(row.pending_photos, row.pending_jpg, row.pending_raw))
+                   pending=row.pending)
 
 
 class PhotoView(msgspec.Struct, kw_only=True, gc=False):
@@ -104,6 +110,7 @@ class PhotoView(msgspec.Struct, kw_only=True, gc=False):
     other_available: bool = False
     keep_jpg: bool = False
     keep_raw: bool = False
+    keep_other: bool = False
     thumbnail_status: str = "pending"
     preview_status: str = "pending"
     taken_at: str | None = None
@@ -113,6 +120,10 @@ class PhotoView(msgspec.Struct, kw_only=True, gc=False):
     height: int | None = None
     orientation: int | None = None
     error: str | None = None
+    error_kind: str | None = None
+    made_from: str | None = None  # see PhotoDerivativesUpdated
+    made_from_size: int | None = None
+    made_from_mtime_ns: int | None = None
     created_at: str
     updated_at: str
 
@@ -123,6 +134,14 @@ class PhotoView(msgspec.Struct, kw_only=True, gc=False):
     @property
     def pending_raw(self) -> bool:
         return self.raw_available and not self.keep_raw
+
+    @property
+    def pending_other(self) -> bool:
+        return self.other_available and not self.keep_other
+
+    @property
+    def has_pending(self) -> bool:
+        return self.pending_jpg or self.pending_raw or self.pending_other
 
 
 class Item(msgspec.Struct):

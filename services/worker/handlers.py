@@ -6,7 +6,7 @@ import importlib
 
 from .context import Handler
 from .jobs.commit import file_removal, manifest_cleaning, trash_maintenance
-from .jobs.derivatives import upload_postprocess
+from .jobs.derivatives import derivatives_check, upload_postprocess
 from .jobs.reconcile import folder_check, manifest_check
 
 BUILTIN: dict[str, Handler] = {
@@ -16,6 +16,7 @@ BUILTIN: dict[str, Handler] = {
     "file_removal": file_removal,
     "manifest_cleaning": manifest_cleaning,
     "trash_maintenance": trash_maintenance,
+    "derivatives_check": derivatives_check,
 }
 
 

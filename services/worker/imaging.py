@@ -10,14 +10,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms
+from PIL.ExifTags import IFD, Base
 
-EXIF_IFD = 0x8769
-DATETIME_ORIGINAL = 36867
-OFFSET_TIME_ORIGINAL = 36881
-MAKE, MODEL, ORIENTATION = 271, 272, 274
+from ..kernel.photos import kind_of
+from .bands import reduced
+from .rawpreview import raw_preview
+
 PR_SET_PDEATHSIG = 1
 _SRGB = ImageCms.createProfile("sRGB")
+SRGB_ICC = ImageCms.ImageCmsProfile(_SRGB).tobytes()  # embedded in every derivative
+_EIGHT_BIT = ("L", "LA", "RGB", "RGBA", "CMYK")  # modes kept as they are until the colour conversion
+T = Image.Transpose
+_TRANSPOSE = {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,
+              7: T.TRANSVERSE, 8: T.ROTATE_90}  # EXIF orientation: what displays the image upright
 
 
 class ImageTooLarge(Exception):
@@ -44,9 +50,11 @@ class Metadata:
 
 
 def init_worker() -> None:
-    """Pool initializer: die with the parent (a killed worker leaves no orphans), and HEIC
-    support where pillow-heif is installed."""
+    """Pool initializer: die with the parent (a killed worker leaves no orphans), HEIC support where
+    pillow-heif is installed, and processing.max_megapixels (Spec) as the only size limit: Pillow's
+    own decompression-bomb check would refuse smaller images first, in its own words."""
     _die_with_parent()
+    Image.MAX_IMAGE_PIXELS = None
     try:
         import pillow_heif
 
@@ -56,28 +64,67 @@ def init_worker() -> None:
 
 
 def make_derivatives(source: str, thumb: str, preview: str, spec: Spec) -> Metadata:
-    """Decode once (JPEG draft mode decodes at a reduced scale), orient, convert to sRGB, shrink."""
-    with Image.open(source) as img:
-        width, height = img.size
-        if width * height > spec.max_megapixels * 1_000_000:
-            raise ImageTooLarge(f"{width}x{height} is over {spec.max_megapixels:g} megapixels")
-        meta = _metadata(img, width, height)
-        scale = min(1.0, spec.preview_dim / max(width, height))
-        if img.format == "JPEG":
-            # Decode at the smallest DCT scale that still covers the preview: both sides count.
-            img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
-        img.load()
-        exif = img.getexif()
-        icc = img.info.get("icc_profile")
-        # Shrink first: rotating and converting colours at full size would cost memory and time.
-        img.thumbnail((spec.preview_dim, spec.preview_dim), Image.Resampling.LANCZOS)
-        img.info["icc_profile"] = icc
-        img.info["exif"] = exif.tobytes()
-        oriented = _to_srgb(ImageOps.exif_transpose(img))
-    _save(oriented, preview, "JPEG", quality=spec.preview_quality, optimize=True)
-    oriented.thumbnail((spec.thumb_dim, spec.thumb_dim), Image.Resampling.LANCZOS)
-    _save(oriented, thumb, "WEBP", quality=spec.thumb_quality, method=4)
+    """Decode once at about the preview's size, orient, convert to sRGB (and say so in an embedded
+    profile), shrink. A RAW gives its embedded preview, and the camera, time and orientation it records."""
+    exif: Image.Exif | None = None
+    if kind_of(source) == "raw":
+        found = raw_preview(source)
+        image, exif, size = found.image, found.exif, found.size
+    else:
+        image = Image.open(source)
+        size = image.size
+    with image as img:
+        small = _shrunk(img, spec)
+        meta = _metadata(img.getexif() if exif is None else exif, size)
+        oriented = _to_srgb(_oriented(small, meta.orientation), img.info.get("icc_profile"))
+        _save(oriented, preview, "JPEG", quality=spec.preview_quality, optimize=True, icc_profile=SRGB_ICC)
+        oriented.thumbnail((spec.thumb_dim, spec.thumb_dim), Image.Resampling.LANCZOS)
+        _save(oriented, thumb, "WEBP", quality=spec.thumb_quality, method=4, icc_profile=SRGB_ICC)
     return meta
+
+
+def _shrunk(img: Image.Image, spec: Spec) -> Image.Image:
+    """The image at most preview_dim on a side, in 8 bits (JPEG draft mode decodes at a reduced scale)."""
+    width, height = img.size
+    if width * height > spec.max_megapixels * 1_000_000:
+        raise ImageTooLarge(f"the image is {width}x{height} ({width * height / 1_000_000:.1f} megapixels), over "
+                            f"the limit of processing.max_megapixels = {spec.max_megapixels:g}")
+    scale = min(1.0, spec.preview_dim / max(width, height))
+    if img.format == "JPEG":
+        # Decode at the smallest DCT scale that still covers the preview: both sides count.
+        img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
+    else:
+        # Reduced by whole factors while decoding (as Image.thumbnail would after it, with its reducing
+        # gap of 2), then resampled: a large PNG or TIFF is never held whole.
+        factor = (int(1 / scale / 2) or 1, int(1 / scale / 2) or 1)
+        small = reduced(img, factor, _eight_bit) if factor != (1, 1) else None
+        if small is not None:
+            small.thumbnail((spec.preview_dim, spec.preview_dim), Image.Resampling.LANCZOS)
+            return small
+    img.load()
+    # Shrink first: rotating and converting colours at full size would cost memory and time.
+    small = _eight_bit(img)
+    small.thumbnail((spec.preview_dim, spec.preview_dim), Image.Resampling.LANCZOS)
+    return small
+
+
+def _oriented(img: Image.Image, orientation: int | None) -> Image.Image:
+    method = _TRANSPOSE.get(orientation or 1)
+    return img if method is None else img.transpose(method)
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """Samples of 16 bits and more scaled into 8 (Pillow's own conversion clips them to white); other
+    modes made RGB."""
+    if img.mode in _EIGHT_BIT:
+        return img
+    if img.mode.startswith("I"):  # I;16 from 16-bit PNG, TIFF and HEIF, its byte orders, I with the same range
+        if img.mode not in ("I", "I;16"):
+            img = img.convert("I")  # the only way Pillow scales the other byte orders
+        return img.point(lambda v: v / 257 + 0.5).convert("L")
+    if img.mode == "F":  # floating-point samples, 0.0 to 1.0
+        return img.point(lambda v: v * 255 + 0.5).convert("L")
+    return img.convert("RGB")
 
 
 def _die_with_parent() -> None:
@@ -90,15 +137,15 @@ def _die_with_parent() -> None:
         pass
 
 
-def _metadata(img: Image.Image, width: int, height: int) -> Metadata:
-    exif = img.getexif()
-    sub = exif.get_ifd(EXIF_IFD)
-    orientation = exif.get(ORIENTATION)
+def _metadata(exif: Image.Exif, size: tuple[int, int]) -> Metadata:
+    sub = exif.get_ifd(IFD.Exif)
+    orientation = exif.get(Base.Orientation)
     orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else None
+    width, height = size
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Metadata(taken_at=_taken_at(sub.get(DATETIME_ORIGINAL), sub.get(OFFSET_TIME_ORIGINAL)),
-                    make=_text(exif.get(MAKE)), model=_text(exif.get(MODEL)), orientation=orientation,
+    return Metadata(taken_at=_taken_at(sub.get(Base.DateTimeOriginal), sub.get(Base.OffsetTimeOriginal)),
+                    make=_text(exif.get(Base.Make)), model=_text(exif.get(Base.Model)), orientation=orientation,
                     width=width, height=height)
 
 
@@ -122,9 +169,8 @@ def _text(value: object) -> str | None:
     return value or None
 
 
-def _to_srgb(img: Image.Image) -> Image.Image:
-    icc = img.info.get("icc_profile")
-    if img.mode not in ("RGB", "L"):
+def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    if img.mode not in ("RGB", "L", "CMYK"):
         img = img.convert("RGB")
     if icc:
         try:

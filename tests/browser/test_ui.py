@@ -153,7 +153,8 @@ async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(syste
     await expect(maintenance.locator("h3")).to_have_text("Maintenance")
     await expect(maintenance.locator(".tag")).to_have_text("maintenance")
     await expect(maintenance.locator("li.job .job-type")).to_have_text(
-        ["Emptying old trash", "Checking the project file", "Checking the folder", "Tidying the records"])
+        ["Emptying old trash", "Checking the project file", "Checking the folder", "Tidying the records",
+         "Checking thumbnails and previews"])
     # Live too: the stream was reopened with show_maintenance=true.
     status, body, _ = await system.request("POST", f"/api/projects/{quote(folder)}/tasks", {"type": "maintenance"})
     assert status == 202, body

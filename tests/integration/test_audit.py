@@ -53,7 +53,7 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
     lines = await _json(system, "photo", project["folder"], "DSC01")
     assert _types(lines) == ["photo.file_added", "photo.file_added", "photo.metadata_extracted",
                              "photo.derivatives_updated", "photo.keep_changed", "photo.files_trashed",
-                             "photo.derivatives_updated"]
+                             "photo.derivatives_updated", "photo.derivatives_updated"]
     assert [line["name"] for line in lines[:2]] == ["DSC01.JPG", "DSC01.ARW"]
     assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
     assert {line["filename"] for line in lines} == {"DSC01"}
@@ -61,12 +61,15 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
     assert all(line["subject"].startswith(f"darkroom.photo.{project['project_id']}.") for line in lines)
     # Each line is the event as stored, plus where it is stored.
     assert list(lines[0])[:4] == ["seq", "subject", "id", "type"] and lines[0]["v"] == 1
-    derived, cleared = lines[3], lines[6]
+    derived, cleared, remade = lines[3], lines[6], lines[7]
     assert (derived["thumbnail_status"], derived["preview_status"], derived["task_id"]) == (
         "generated", "generated", uploaded)
     assert lines[4]["keep_jpg"] is False and lines[4]["source"] == "user"
     assert lines[5]["names"] == ["DSC01.JPG"] and lines[5]["task_id"] == committed
-    assert (cleared["thumbnail_status"], cleared["task_id"]) == ("missing", committed)
+    # The JPG was the source: the photo is made again from its RAW, whose bytes here hold no preview.
+    assert (cleared["thumbnail_status"], cleared["task_id"]) == ("pending", committed)
+    assert (remade["thumbnail_status"], remade["made_from"], remade["task_id"]) == (
+        "not_supported", "DSC01.ARW", committed)
     # A file name of the photo finds it too; another photo's events are not mixed in.
     assert await _json(system, "photo", project["folder"], "DSC01.JPG") == lines
     assert _types(await _json(system, "photo", project["folder"], "DSC02")) == [
@@ -82,7 +85,8 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
     assert "DSC01: DSC01.JPG (jpg," in rows[0] and "DSC01: DSC01.ARW (raw, 3000 bytes)" in rows[1]
     assert "Canon EOS 40D" in rows[2] and "thumbnail generated, preview generated" in rows[3]
     assert "keep_jpg no" in rows[4] and "DSC01.JPG to the trash" in rows[5]
-    assert f"{committed}-0" in rows[5] and "thumbnail missing, preview missing" in rows[6]
+    assert f"{committed}-0" in rows[5] and "thumbnail pending, preview pending" in rows[6]
+    assert "thumbnail not_supported, preview not_supported" in rows[7]
 
 
 async def test_audit_task_shows_every_step_requested_started_completed(system: System) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import stat
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
+import nats
+import pytest
 
 from services.kernel.natsd import free_port
 from tests.conftest import cli_env, darkroom_cli
@@ -39,8 +43,8 @@ async def test_up_serves_readyz_within_seconds_and_stops_cleanly_on_sigterm(tmp_
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.1)
-            url = (data / "nats.url").read_text().strip()
-            assert url.startswith("nats://127.0.0.1:")
+            url = urlsplit((data / "nats.url").read_text().strip())
+            assert (url.scheme, url.hostname) == ("nats", "127.0.0.1")
             async with http.post(f"http://127.0.0.1:{port}/api/tasks", json={"type": "maintenance"}) as response:
                 assert response.status == 400  # a project-scoped type needs a project
                 assert "project" in (await response.json())["error"]
@@ -53,6 +57,41 @@ async def test_up_serves_readyz_within_seconds_and_stops_cleanly_on_sigterm(tmp_
     assert code == 0
     assert not (data / "nats.url").exists()
     assert (data / "nats").is_dir() and (data / "read-model.sqlite").is_file()
+
+
+async def test_the_embedded_server_admits_only_the_user_in_nats_url_and_no_log_shows_the_password(
+        tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    process = await asyncio.create_subprocess_exec(
+        *darkroom_cli("up", "--data", str(data), "--port", str(free_port())), env=cli_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output = b""
+    try:
+        while b"darkroom up:" not in output:
+            line = await asyncio.wait_for(process.stdout.readline(), 20)
+            assert line, output.decode()
+            output += line
+        url = (data / "nats.url").read_text().strip()
+        password = urlsplit(url).password
+        assert password and urlsplit(url).username == "darkroom"
+        for private in (data / "nats.url", data / "nats-credentials.json", data / "nats" / "nats-server.conf"):
+            assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+
+        async def quiet(exc: Exception) -> None:
+            pass
+
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(f"nats://127.0.0.1:{urlsplit(url).port}", allow_reconnect=False, error_cb=quiet)
+        nc = await nats.connect(url)
+        try:
+            assert (await nc.jetstream().stream_info("DARKROOM")).state.last_seq >= 0
+        finally:
+            await nc.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output += (await asyncio.wait_for(process.communicate(), 20))[0]
+    assert process.returncode == 0, output.decode()
+    assert password not in output.decode() and "nats://darkroom:***@127.0.0.1:" in output.decode()
 
 
 async def test_an_unknown_configuration_key_stops_start_up_naming_it(tmp_path: Path) -> None:

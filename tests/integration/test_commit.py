@@ -14,7 +14,7 @@ from services.kernel.definitions import load_definitions
 from services.kernel.lease import Leases
 from services.orchestrator.schedule import slot_of
 from services.worker.handlers import BUILTIN
-from tests.conftest import SSEClient, System, create_project, eventually, photo_bytes, upload
+from tests.conftest import SSEClient, System, create_project, eventually, photo_bytes, shoot, upload
 
 JPEG = "cameras/Canon_40D.jpg"
 
@@ -28,14 +28,6 @@ async def _start(system: System, **settings):
 async def _photos(system: System, folder: str) -> dict[str, dict]:
     _, body, _ = await system.request("GET", f"/api/projects/{folder}/photos?limit=1000")
     return {p["filename"]: p for p in body["photos"]}
-
-
-async def _shoot(system: System, name: str, files: list[tuple[str, bytes]]) -> tuple[dict, object]:
-    project = await create_project(system, name)
-    status, body = await upload(system, project["folder"], files)
-    assert status == 201, body
-    await system.wait_task(body["task_id"], timeout=30)
-    return project, system.data_dir / "projects" / project["folder"]
 
 
 async def _keep(system: System, folder: str, **flags) -> None:
@@ -53,7 +45,7 @@ async def _commit(system: System, folder: str) -> dict:
 async def test_commit_trashes_the_unkept_jpg_keeps_the_raw_and_tells_the_ui(system: System) -> None:
     await _start(system)
     jpeg, raw = photo_bytes(JPEG), b"RAWDATA" * 500
-    project, folder = await _shoot(system, "Cull", [("DSC01.JPG", jpeg), ("DSC01.ARW", raw),
+    project, folder = await shoot(system, "Cull", [("DSC01.JPG", jpeg), ("DSC01.ARW", raw),
                                                     ("DSC02.JPG", photo_bytes("cameras/Nikon_D70.jpg")),
                                                     ("DSC02.ARW", raw + b"2")])
     assert (folder / ".thumb" / "DSC01.webp").exists()
@@ -62,10 +54,13 @@ async def test_commit_trashes_the_unkept_jpg_keeps_the_raw_and_tells_the_ui(syst
         status, body, _ = await system.request("GET", f"/api/projects/{project['folder']}")
         assert body["counts"]["pending_photos"] == 2 and body["counts"]["pending_jpg"] == 2
         commit = await _commit(system, project["folder"])
-        assert commit["pending"] == {"photos": 2, "jpg": 2, "raw": 1}
+        assert commit["pending"] == {"photos": 2, "jpg": 2, "raw": 1, "other": 0}
         view = await system.wait_task(commit["task_id"], timeout=30)
-        missing = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["filename"] == "DSC01"
-                                        and m[2]["photo"]["thumbnail_status"] == "missing", what="DSC01 missing")
+        # The JPG was the derivatives' source: they are made again from the RAW left, whose bytes here
+        # hold no embedded preview.
+        remade = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["filename"] == "DSC01"
+                                       and m[2]["photo"]["thumbnail_status"] == "not_supported",
+                                       what="DSC01 remade from its RAW")
         removed = await client.wait_for(lambda m: m[1] == "item_removed", what="DSC02 removed")
     assert view["task"]["status"] == "completed"
     assert [j["type"] for j in view["jobs"]] == ["file_removal", "manifest_check", "folder_check", "manifest_cleaning"]
@@ -73,11 +68,11 @@ async def test_commit_trashes_the_unkept_jpg_keeps_the_raw_and_tells_the_ui(syst
     assert (folder / ".trash" / "DSC01.JPG").read_bytes() == jpeg  # identical bytes, recoverable
     assert not (folder / "DSC01.JPG").exists() and (folder / "DSC01.ARW").read_bytes() == raw
     assert not (folder / ".thumb" / "DSC01.webp").exists() and not (folder / ".preview" / "DSC01.jpg").exists()
-    assert missing[2]["photo"]["preview_status"] == "missing" and missing[2]["photo"]["files"] == ["DSC01.ARW"]
+    assert remade[2]["photo"]["preview_status"] == "not_supported" and remade[2]["photo"]["files"] == ["DSC01.ARW"]
     assert removed[2]["filename"] == "DSC02"
     photos = await _photos(system, project["folder"])
     assert set(photos) == {"DSC01"}
-    assert photos["DSC01"]["thumbnail_status"] == "missing" and not photos["DSC01"]["jpg_available"]
+    assert photos["DSC01"]["thumbnail_status"] == "not_supported" and not photos["DSC01"]["jpg_available"]
     assert photos["DSC01"]["keep_raw"] and photos["DSC01"]["raw_available"]
     events = [e for _, _, e in await system.log(f"darkroom.job.{project['project_id']}.{commit['task_id']}.>")]
     assert events and all(e["source"] == "user" and e["task_id"] == commit["task_id"]
@@ -89,7 +84,7 @@ async def test_commit_trashes_the_unkept_jpg_keeps_the_raw_and_tells_the_ui(syst
 async def test_a_revert_before_the_removal_step_runs_means_nothing_is_removed(system: System) -> None:
     await _start(system, roles=("projector", "orchestrator", "api"))
     worker = await _start(system, roles=("worker",))
-    project, folder = await _shoot(system, "Revert", [("R1.jpg", photo_bytes(JPEG))])
+    project, folder = await shoot(system, "Revert", [("R1.jpg", photo_bytes(JPEG))])
     await worker.stop()
     await _keep(system, project["folder"], R1={"keep_jpg": False})
     commit = await _commit(system, project["folder"])
@@ -104,7 +99,7 @@ async def test_a_revert_before_the_removal_step_runs_means_nothing_is_removed(sy
 
 async def test_a_jpg_copied_in_beside_a_raw_alone_gets_its_derivatives(system: System) -> None:
     await _start(system)
-    project, folder = await _shoot(system, "Beside", [("B1.ARW", b"RAWDATA" * 500), ("B2.jpg", photo_bytes(JPEG))])
+    project, folder = await shoot(system, "Beside", [("B1.ARW", b"RAWDATA" * 500), ("B2.jpg", photo_bytes(JPEG))])
     before = await _photos(system, project["folder"])
     assert before["B1"]["thumbnail_status"] == "not_supported" and before["B2"]["thumbnail_status"] == "generated"
     (folder / "B1.JPG").write_bytes(photo_bytes("cameras/Pentax_K10D.jpg"))  # the camera's JPG, copied in by hand
@@ -127,7 +122,7 @@ async def test_a_jpg_copied_in_beside_a_raw_alone_gets_its_derivatives(system: S
 
 async def test_reconciliation_adopts_what_appears_and_leaves_other_files_alone(system: System) -> None:
     await _start(system)
-    project, folder = await _shoot(system, "Disk", [("D1.jpg", photo_bytes(JPEG)), ("D2.jpg", photo_bytes(JPEG)),
+    project, folder = await shoot(system, "Disk", [("D1.jpg", photo_bytes(JPEG)), ("D2.jpg", photo_bytes(JPEG)),
                                                      ("D3.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
     (folder / "D1.NEF").write_bytes(b"raw by hand")          # a RAW copied in by hand
     (folder / "D9.JPG").write_bytes(photo_bytes("cameras/Pentax_K10D.jpg"))  # a new photo by hand
@@ -160,7 +155,7 @@ async def test_reconciliation_adopts_what_appears_and_leaves_other_files_alone(s
 
 async def test_trash_ttl_counts_from_trashing_and_restore_brings_photos_back(system: System) -> None:
     await _start(system, maintenance__trash_ttl_s=3600)
-    project, folder = await _shoot(system, "Trash", [("T1.jpg", photo_bytes(JPEG)), ("T2.ARW", b"raw" * 99),
+    project, folder = await shoot(system, "Trash", [("T1.jpg", photo_bytes(JPEG)), ("T2.ARW", b"raw" * 99),
                                                      ("T2.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
     (folder / "T2.ARW.xmp").write_bytes(b"<xmp>rating 5</xmp>")
     long_ago = time.time() - 30 * 86400
@@ -193,7 +188,7 @@ async def test_trash_ttl_counts_from_trashing_and_restore_brings_photos_back(sys
 
 async def test_trash_older_than_its_ttl_is_purged_and_nothing_younger(system: System) -> None:
     await _start(system, maintenance__trash_ttl_s=1.5)
-    project, folder = await _shoot(system, "Purge", [("P1.jpg", photo_bytes(JPEG)), ("P2.jpg", photo_bytes(JPEG))])
+    project, folder = await shoot(system, "Purge", [("P1.jpg", photo_bytes(JPEG)), ("P2.jpg", photo_bytes(JPEG))])
     await _keep(system, project["folder"], P1={"keep_jpg": False})
     await system.wait_task((await _commit(system, project["folder"]))["task_id"], timeout=30)
     await asyncio.sleep(1.6)  # let P1's trash entry age past its TTL (time itself is the input here)
@@ -221,13 +216,14 @@ async def test_a_commit_during_derivative_generation_ends_consistent(system: Sys
     assert (folder / ".trash" / "BIG.jpg").exists()
     assert not (folder / ".thumb" / "BIG.webp").exists() and not (folder / ".preview" / "BIG.jpg").exists()
     photo = (await _photos(system, project["folder"]))["BIG"]
-    assert photo["thumbnail_status"] == photo["preview_status"] == "missing"
+    # Made again from the RAW left, whose bytes here hold no embedded preview.
+    assert photo["thumbnail_status"] == photo["preview_status"] == "not_supported"
     assert photo["files"] == ["BIG.CR3"] and not photo["jpg_available"]
 
 
 async def test_an_upload_during_a_long_maintenance_sweep_starts_at_once(system: System) -> None:
     runtime = await _start(system)
-    busy, _ = await _shoot(system, "Busy", [("B1.jpg", photo_bytes(JPEG))])
+    busy, _ = await shoot(system, "Busy", [("B1.jpg", photo_bytes(JPEG))])
     other = await create_project(system, "Other")
     leases = Leases(runtime.buses["worker"], "test")
     async with leases.hold(busy["project_id"], "a long sweep"):
@@ -268,7 +264,7 @@ async def test_the_schedule_runs_maintenance_once_per_project_and_interval(syste
 
 async def test_a_file_that_cannot_be_moved_fails_visibly_and_leaves_its_record(system: System) -> None:
     await _start(system)
-    project, folder = await _shoot(system, "Stuck", [("S1.jpg", photo_bytes(JPEG))])
+    project, folder = await shoot(system, "Stuck", [("S1.jpg", photo_bytes(JPEG))])
     (folder / ".trash").write_text("not a folder")  # the trash cannot be made: the move fails
     await _keep(system, project["folder"], S1={"keep_jpg": False})
     view = await system.wait_task((await _commit(system, project["folder"]))["task_id"], timeout=30)

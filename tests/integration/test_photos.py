@@ -90,6 +90,7 @@ async def test_a_jpg_and_raw_pair_is_one_photo_and_a_raw_alone_is_not_supported(
     assert pair["jpg_available"] and pair["raw_available"] and pair["keep_jpg"] and pair["keep_raw"]
     assert pair["thumbnail_status"] == "generated"
     assert photos["DSC02"]["thumbnail_status"] == photos["DSC02"]["preview_status"] == "not_supported"
+    assert photos["DSC02"]["error"] == "not a RAW file LibRaw can read"
     status, _, _ = await _asset(system, project["folder"], "thumbnail", "DSC02")
     assert status == 404
 
@@ -220,17 +221,19 @@ async def test_an_upload_check_says_what_the_upload_would_do_and_changes_nothing
              {"name": "IMG_1.jpg", "size": len(first) + 1},
              {"name": "IMG_1.ARW", "size": 10}, {"name": "X1.CR2", "size": 10},
              {"name": "notes.txt", "size": 10}, {"name": "../up.jpg", "size": 10},
-             {"name": "empty.jpg", "size": 0}, {"name": "huge.jpg", "size": 2 << 20}]
+             {"name": "empty.jpg", "size": 0}, {"name": "huge.jpg", "size": 2 << 20},
+             {"name": "IMG_1.xmp", "size": 10}, {"name": "X1.CR2.xmp", "size": 10}]  # sidecars go with their photo
     status, body, _ = await system.request("POST", "/api/projects/Here/upload/check", {"files": files})
     assert status == 200, body
     assert [(f["name"], f["status"]) for f in body["files"]] == [
         ("IMG_1.jpg", "exists"), ("IMG_1.jpg", "identical"), ("IMG_1.jpg", "different"),
         ("IMG_1.jpg", "different"), ("IMG_1.ARW", "new"), ("X1.CR2", "elsewhere"), ("notes.txt", "refused"),
-        ("../up.jpg", "refused"), ("empty.jpg", "refused"), ("huge.jpg", "refused")]
-    assert body["files"][5]["project"] == "There"
-    assert [f["reason"] for f in body["files"][6:]] == [
-        "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)", "file name must not contain a path",
-        "file is empty", "file is larger than 1 MB"]
+        ("../up.jpg", "refused"), ("empty.jpg", "refused"), ("huge.jpg", "refused"), ("IMG_1.xmp", "new"),
+        ("X1.CR2.xmp", "elsewhere")]
+    assert body["files"][5]["project"] == body["files"][11]["project"] == "There"
+    assert [f["reason"] for f in body["files"][6:10]] == [
+        "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)",
+        "file name must not contain a path", "file is empty", "file is larger than 1 MB"]
     # What it says is what the upload then does.
     status, body = await upload(system, "Here", [("IMG_1.jpg", first), ("X1.CR2", b"raw" * 4)])
     assert status == 201 and [s["name"] for s in body["skipped"]] == ["IMG_1.jpg"], body
@@ -269,12 +272,12 @@ async def test_sse_items_follow_the_upload_and_a_get_agrees_with_each(system: Sy
         # Un-keeping a JPG: the item and the pending counts, live.
         await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "L1", "keep_jpg": False}]})
         pending = await client.wait_for(lambda m: m[1] == "pending_changes", what="pending_changes")
-        assert pending[2]["pending"] == {"photos": 1, "jpg": 1, "raw": 0} and pending[2]["folder"] == folder
+        assert pending[2]["pending"] == {"photos": 1, "jpg": 1, "raw": 0, "other": 0} and pending[2]["folder"] == folder
         item = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["keep_jpg"] is False)
         assert item[2]["photo"]["filename"] == "L1"
     status, body, _ = await system.request("GET", f"/api/projects/{folder}")
     assert body["counts"] == {"photos": 2, "pending_photos": 1, "pending_jpg": 1, "pending_raw": 0,
-                              "missing_derivatives": 0}
+                              "pending_other": 0, "missing_derivatives": 0}
 
 
 async def test_keep_flags_change_only_what_is_given_and_bad_updates_change_nothing(system: System) -> None:
@@ -392,7 +395,8 @@ async def test_an_image_over_the_megapixel_limit_fails_clearly(system: System) -
     view = await system.wait_task(body["task_id"], timeout=30)
     assert view["task"]["status"] == "completed"
     photos = await _photos(system, project["folder"])
-    assert photos["H1"]["thumbnail_status"] == "failed" and "over 0.2 megapixels" in photos["H1"]["error"]
+    assert photos["H1"]["thumbnail_status"] == "failed"
+    assert photos["H1"]["error"] == "the image is 600x450 (0.3 megapixels), over the limit of processing.max_megapixels = 0.2"
     assert photos["H2"]["thumbnail_status"] == "generated"
 
 

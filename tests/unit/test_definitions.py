@@ -20,7 +20,7 @@ CONTRACT = {
     "change_commit": (True, [("file_removal", 100), ("manifest_check", 95), ("folder_check", 95),
                              ("manifest_cleaning", 80)]),
     "maintenance": (False, [("trash_maintenance", 100), ("manifest_check", 95), ("folder_check", 95),
-                            ("manifest_cleaning", 80)]),
+                            ("manifest_cleaning", 80), ("derivatives_check", 80)]),
 }
 
 
@@ -45,8 +45,8 @@ def test_lanes_of_the_shipped_steps_with_the_default_threshold():
     assert lanes("upload_postprocess") == ["priority", "priority", "priority"]
     assert lanes("change_commit") == ["priority", "priority", "priority", "normal"]
     # A maintenance sweep never queues ahead of a photographer's work, whatever its priorities.
-    assert lanes("maintenance") == ["normal"] * 4
-    assert lanes("maintenance", source="system") == ["normal"] * 4
+    assert lanes("maintenance") == ["normal"] * 5
+    assert lanes("maintenance", source="system") == ["normal"] * 5
     # User-relevant work started by the schedule is maintenance work too.
     assert lanes("change_commit", source="maintenance") == ["normal"] * 4
 

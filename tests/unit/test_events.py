@@ -41,6 +41,7 @@ from services.kernel.events import (
     PhotoKeepChanged,
     PhotoMetadataExtracted,
     PhotoRemoved,
+    PhotoSidecarAdded,
     ProjectCreated,
     ProjectManifestWritten,
     ProjectTrashPurged,
@@ -74,7 +75,13 @@ SAMPLES: list[Event] = [
                            model="ILCE-7M3", orientation=6, width=4000, height=6000),
     PhotoDerivativesUpdated(**ENVELOPE, filename="DSC01", thumbnail_status="generated", preview_status="failed",
                             error="truncated"),
+    PhotoDerivativesUpdated(**ENVELOPE, filename="DSC01", thumbnail_status="failed", preview_status="failed",
+                            error="No space left on device", error_kind="no_space", made_from="DSC01.JPG",
+                            made_from_size=4_000_000, made_from_mtime_ns=1_714_557_600_000_000_000),
     PhotoKeepChanged(**ENVELOPE, filename="DSC01", keep_jpg=False),
+    PhotoKeepChanged(**ENVELOPE, filename="DSC01", keep_other=False),
+    PhotoSidecarAdded(**ENVELOPE, filename="DSC01", name="DSC01.ARW.xmp", size=4_096, sha256="cd" * 32,
+                      replaced="DSC01 (2).ARW.xmp"),
     PhotoAvailabilityChanged(**ENVELOPE, filename="DSC01", files=["DSC01.ARW"], jpg_available=False,
                              raw_available=True, other_available=False),
     PhotoFilesTrashed(**ENVELOPE, filename="DSC01", names=["DSC01.JPG"], trash_names=["DSC01 (2).JPG"],
@@ -127,6 +134,18 @@ def test_an_event_that_gained_a_field_still_decodes():
     wire["added_later"] = {"x": 1}
     decoded = Codec().decode(json.dumps(wire).encode())
     assert decoded == SAMPLES[1]
+
+
+def test_photo_events_stored_before_keep_other_and_made_from_decode_with_defaults():
+    old_derivatives = (b'{"type": "photo.derivatives_updated", "v": 1, "project_id": "p1", "filename": "DSC01", '
+                       b'"thumbnail_status": "failed", "preview_status": "failed", "error": "truncated"}')
+    event = Codec().decode(old_derivatives)
+    assert isinstance(event, PhotoDerivativesUpdated) and event.error == "truncated"
+    assert (event.error_kind, event.made_from, event.made_from_size, event.made_from_mtime_ns) == (None,) * 4
+    old_keep = b'{"type": "photo.keep_changed", "v": 1, "project_id": "p1", "filename": "DSC01", "keep_jpg": false}'
+    event = Codec().decode(old_keep)
+    assert isinstance(event, PhotoKeepChanged) and (event.keep_jpg, event.keep_raw, event.keep_other) == (
+        False, None, None)
 
 
 # -- poison ---------------------------------------------------------------------------------------

@@ -151,8 +151,8 @@ def test_task_without_a_project_uses_underscore_in_its_guards():
     ("change_commit", "user", 90, ["priority", "priority", "priority", "normal"]),
     ("change_commit", "user", 96, ["priority", "normal", "normal", "normal"]),
     ("change_commit", "maintenance", 90, ["normal"] * 4),
-    ("maintenance", "maintenance", 90, ["normal"] * 4),
-    ("maintenance", "system", 0, ["normal"] * 4),
+    ("maintenance", "maintenance", 90, ["normal"] * 5),
+    ("maintenance", "system", 0, ["normal"] * 5),
 ])
 def test_each_step_goes_to_its_lane(task_type, source, threshold, lanes):
     log = Log()

@@ -1,4 +1,4 @@
-"""services/projector/apply.py: how each event changes task and job rows, and what SSE sees."""
+"""services/projector/apply.py: how each event changes task, job and photo rows, and what SSE sees."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ from services.kernel.events import (
     JobRequested,
     JobRetrying,
     JobStarted,
+    PhotoDerivativesUpdated,
+    PhotoFileAdded,
+    PhotoFilesRestored,
+    PhotoFilesTrashed,
+    PhotoKeepChanged,
+    PhotoSidecarAdded,
+    ProjectCreated,
     TaskCanceled,
     TaskCancelRequested,
     TaskCompleted,
@@ -271,3 +278,69 @@ def test_a_late_start_or_retry_never_reopens_a_finished_job(late):
     apply(rows, late())
     j = rows.jobs[f"{T}-0"]
     assert (j.status, j.finished_at) == ("completed", at(5))
+
+
+# -- photos ----------------------------------------------------------------------------------------
+
+
+def photo_event(cls, n: int, filename="DSC01", **fields):
+    return cls(project_id=P, source="user", at=at(n), filename=filename, **fields)
+
+
+def shoot(*files: str):
+    """A project with one photo of these variant files."""
+    kinds = {"JPG": "jpg", "ARW": "raw", "PNG": "other", "HEIC": "other"}
+    return [ProjectCreated(project_id=P, source="user", at=at(0), name="Shoot", folder="Shoot"),
+            *(photo_event(PhotoFileAdded, 1, name=f, kind=kinds[f.rpartition(".")[2]], size=10) for f in files)]
+
+
+def test_an_other_variant_is_kept_when_it_appears_and_can_be_unkept_and_committed():
+    rows, _ = play(*shoot("DSC01.JPG", "DSC01.HEIC"))
+    photo = next(iter(rows.photos.values()))
+    assert photo.other_available and photo.keep_other and not photo.pending_other
+    rows, [msgs] = play(photo_event(PhotoKeepChanged, 2, keep_other=False), rows=rows)
+    photo, project = rows.photos[photo.id], rows.projects[P]
+    assert photo.pending_other and photo.has_pending and not photo.pending_jpg
+    assert (project.pending_photos, project.pending_jpg, project.pending_raw, project.pending_other) == (1, 0, 0, 1)
+    changed = [m.data for m in msgs if m.event == "pending_changes"]
+    assert [(c.pending.photos, c.pending.other) for c in changed] == [(1, 1)]
+    assert [m.data.photo.keep_other for m in msgs if m.event == "item"] == [False]
+    rows, [msgs] = play(photo_event(PhotoFilesTrashed, 3, names=["DSC01.HEIC"], trash_names=["DSC01.HEIC"],
+                                    trashed_at=at(3)), rows=rows)
+    photo, project = rows.photos[photo.id], rows.projects[P]
+    assert not photo.other_available and not photo.has_pending and photo.files == ["DSC01.JPG"]
+    assert (project.pending_photos, project.pending_other) == (0, 0)
+    rows, _ = play(photo_event(PhotoFilesRestored, 4, names=["DSC01.HEIC"], trash_names=["DSC01.HEIC"]), rows=rows)
+    assert rows.photos[photo.id].keep_other  # back, and kept, as any variant that newly appears
+
+
+def test_a_sidecar_changes_no_photo_and_what_it_replaced_is_in_the_trash():
+    rows, _ = play(*shoot("DSC01.ARW"))
+    before = next(iter(rows.photos.values()))
+    rows, [msgs] = play(photo_event(PhotoSidecarAdded, 5, name="DSC01.ARW.xmp", size=300,
+                                    replaced="DSC01 (2).ARW.xmp"), rows=rows)
+    assert msgs == [] and rows.photos[before.id] is before and before.files == ["DSC01.ARW"]
+    trash = rows.trash[f"{P}/DSC01 (2).ARW.xmp"]
+    assert (trash.name, trash.filename, trash.trashed_at) == ("DSC01.ARW.xmp", "DSC01", at(5))
+    rows, [msgs] = play(photo_event(PhotoSidecarAdded, 6, filename="NOPE", name="NOPE.xmp", size=3), rows=rows)
+    assert msgs == [] and len(rows.photos) == 1  # never a photo of its own
+
+
+def test_derivatives_record_what_they_were_made_from_and_a_late_report_records_nothing():
+    rows, _ = play(*shoot("DSC01.JPG", "DSC01.PNG"))
+    key = next(iter(rows.photos))
+    rows, _ = play(photo_event(PhotoDerivativesUpdated, 2, thumbnail_status="generated", preview_status="generated",
+                               made_from="DSC01.JPG", made_from_size=10, made_from_mtime_ns=7), rows=rows)
+    photo = rows.photos[key]
+    assert (photo.made_from, photo.made_from_size, photo.made_from_mtime_ns, photo.error_kind) == (
+        "DSC01.JPG", 10, 7, None)
+    rows, _ = play(photo_event(PhotoDerivativesUpdated, 3, thumbnail_status="failed", preview_status="failed",
+                               error="No space left on device", error_kind="no_space", made_from="DSC01.JPG",
+                               made_from_size=10, made_from_mtime_ns=7), rows=rows)
+    assert (rows.photos[key].thumbnail_status, rows.photos[key].error_kind) == ("failed", "no_space")
+    rows, _ = play(photo_event(PhotoFilesTrashed, 4, names=["DSC01.JPG", "DSC01.PNG"],
+                               trash_names=["DSC01.JPG", "DSC01.PNG"], trashed_at=at(4)),
+                   photo_event(PhotoDerivativesUpdated, 5, thumbnail_status="generated", preview_status="generated",
+                               made_from="DSC01.JPG", made_from_size=10, made_from_mtime_ns=7), rows=rows)
+    photo = rows.photos[key]
+    assert (photo.thumbnail_status, photo.made_from, photo.error_kind) == ("missing", None, None)

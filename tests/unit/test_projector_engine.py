@@ -211,6 +211,27 @@ async def test_a_restarted_projector_resumes_from_its_checkpoint(tmp_path):
         await second.close()
 
 
+async def test_a_read_model_with_an_older_versions_columns_is_folded_again_from_the_start(tmp_path):
+    path = tmp_path / "read.sqlite"
+    log = one_task_log()
+    first = await store.open_db(path)
+    await (await Projector(first, CODEC).open()).apply_batch(log)
+    await first.execute("ALTER TABLE photos DROP COLUMN keep_other")  # as a version without it wrote the file
+    await first.commit()
+    await first.close()
+
+    second = await store.open_db(path)
+    try:
+        projector = await Projector(second, CODEC).open()
+        assert projector.checkpoint == 0 and await rows(second, "SELECT * FROM tasks") == []
+        await projector.apply_batch(log)
+        assert projector.checkpoint == len(log) and len(await rows(second, "SELECT * FROM jobs")) == 3
+        reopened = await Projector(second, CODEC).open()
+        assert reopened.checkpoint == len(log)  # a current file is kept as it is
+    finally:
+        await second.close()
+
+
 @pytest.mark.parametrize("keep_rows", [0, 3, 1000])  # none kept; kept and forgotten again; all kept
 @pytest.mark.parametrize("size", [1, 2, 3, 5])
 async def test_batch_boundaries_do_not_change_the_result(tmp_path, size, keep_rows):

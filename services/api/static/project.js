@@ -17,13 +17,15 @@ const folder = decodeURIComponent(location.pathname.replace(/^\/projects\//, '')
 const $ = (selector) => document.querySelector(selector);
 const REVERT_ASKS_OVER = 3;  // photos: reverting more asks first
 
-let pending = { photos: 0, jpg: 0, raw: 0 };
+let pending = { photos: 0, jpg: 0, raw: 0, other: 0 };
 
 function showPending(value) {
   pending = value;
   $('#pending-count').textContent = `${value.photos} pending`;
   $('#pending-jpg').textContent = `${value.jpg} JPG`;
   $('#pending-raw').textContent = `${value.raw} RAW`;
+  $('#pending-other').textContent = `${value.other ?? 0} other`;  // HEIC, TIFF, PNG (CONTRACT §7.3)
+  $('#pending-other').hidden = !value.other;
   $('.pending-bar').classList.toggle('has-pending', value.photos > 0);
   $('#commit').disabled = value.photos === 0;
   $('#revert').disabled = value.photos === 0;
@@ -162,7 +164,7 @@ async function refetch() {
     document.title = `${project.name} · Darkroom`;
     $('#project-name').textContent = project.name;
     grid.setAll(photos);
-    showPending({ photos: c.pending_photos, jpg: c.pending_jpg, raw: c.pending_raw });
+    showPending({ photos: c.pending_photos, jpg: c.pending_jpg, raw: c.pending_raw, other: c.pending_other ?? 0 });
     // Tasks that finished while we were away: a selection of this page may be waiting for them.
     for (const task of processes.tasks.values()) if (task.finished_at) uploader.finished(task);
   } finally {
@@ -184,7 +186,9 @@ function confirmCommit() {
   const dialog = $('#commit-dialog');
   const ttl = Number(dialog.dataset.ttl);
   const hours = Math.round(ttl / 3600);
-  dialog.querySelector('.what').textContent = `${count(pending.jpg, 'JPG file')} and ${count(pending.raw, 'RAW file')} `
+  const files = [count(pending.jpg, 'JPG file'), count(pending.raw, 'RAW file')];
+  if (pending.other) files.push(count(pending.other, 'other file'));
+  dialog.querySelector('.what').textContent = `${files.slice(0, -1).join(', ')} and ${files.at(-1)} `
     + `of ${count(pending.photos, 'photo')} will be moved to the project's trash.`;
   dialog.querySelector('.recoverable').textContent = ttl > 0
     ? `They can be restored from the trash for ${hours >= 1 ? count(hours, 'hour') : count(Math.round(ttl / 60), 'minute')}.`
@@ -209,7 +213,8 @@ function askRevert() {
   }
   const dialog = $('#revert-dialog');
   dialog.querySelector('.what').textContent = `${count(pending.photos, 'photo')} go back to keeping all their files `
-    + `(${pending.jpg} JPG and ${pending.raw} RAW marked to drop). You can undo this.`;
+    + `(${pending.jpg} JPG, ${pending.raw} RAW${pending.other ? ` and ${pending.other} other` : ''} marked to drop). `
+    + 'You can undo this.';
   dialog.returnValue = '';
   dialog.showModal();
 }

@@ -15,9 +15,9 @@ const CHECK_FILES = 1000;
 const WAITS_MS = [1000, 2000, 4000, 8000, 15000];  // between tries while the server cannot be reached
 const SERVER_RETRIES = 3;                           // a 5xx answer is tried again this often
 const REMEMBERED = 30;                              // selections whose tasks the Processes panel groups
-// CONTRACT §2: what a project takes (JPG, RAW, OTHER).
-const ACCEPTED = /\.(jpe?g|raw|cr2|cr3|nef|arw|dng|raf|orf|rw2|png|tiff?|heic|heif|webp)$/i;
-export const ACCEPT = '.jpg,.jpeg,.raw,.cr2,.cr3,.nef,.arw,.dng,.raf,.orf,.rw2,.png,.tif,.tiff,.heic,.heif,.webp';
+// CONTRACT §2: what a project takes (JPG, RAW, OTHER), and .xmp sidecars.
+const ACCEPTED = /\.(jpe?g|raw|cr2|cr3|nef|arw|dng|raf|orf|rw2|png|tiff?|heic|heif|webp|xmp)$/i;
+export const ACCEPT = '.jpg,.jpeg,.raw,.cr2,.cr3,.nef,.arw,.dng,.raf,.orf,.rw2,.png,.tif,.tiff,.heic,.heif,.webp,.xmp';
 
 /** Files to send, in requests of at most BATCH_FILES files and BATCH_BYTES bytes (a bigger file goes
  * alone); replacements go in requests of their own (`overwrite` is per request). */
@@ -171,7 +171,7 @@ class Selection {
   async run() {
     try {
       const sendable = this.files.filter((file) => {
-        const problem = !ACCEPTED.test(file.name) ? 'not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP)'
+        const problem = !ACCEPTED.test(file.name) ? 'not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)'
           : file.size > this.uploader.maxBytes ? `file is larger than ${Math.round(this.uploader.maxBytes / 1048576)} MB`
             : file.size === 0 ? 'file is empty' : null;
         if (problem) this.refused.push({ name: file.name, error: problem });

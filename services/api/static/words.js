@@ -10,6 +10,7 @@ const STEPS = {
   folder_check: 'Checking the folder',
   manifest_cleaning: 'Tidying the records',
   trash_maintenance: 'Emptying old trash',
+  derivatives_check: 'Checking thumbnails and previews',
 };
 
 const STATUS = { queued: 'waiting', canceled: 'canceled' };

@@ -1,37 +1,44 @@
 """file_removal, manifest_cleaning, trash_maintenance: the only code that removes anything, and
-it removes only into `.trash/` (file_removal) or out of it after its time to live."""
+it removes only into `.trash/` (file_removal) or out of it after its time to live, besides the
+part files of uploads that broke off (never an original: those are renamed only when whole)."""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from ...kernel.clock import now_iso, parse_iso
 from ...kernel.events import PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
 from ...kernel.folders import move_to_trash, restore_from_trash, scan, sidecars
-from ...kernel.photos import TRASH_DIR, kind_of
+from ...kernel.photos import TRASH_DIR, derivative_source, is_upload_temp, kind_of
+from ...projector.views import PhotoView
 from ..context import JobContext, PermanentError, reads_state
-from .derivatives import derivative_paths, source_of
+from ..healing import stale_uploads
+from .derivatives import derivative_paths, remake
 
 
-def removal_of(files: list[str], pending_jpg: bool, pending_raw: bool) -> list[str]:
+def removal_of(photo: PhotoView) -> list[str]:
     """The variants a commit removes: the available ones the user did not keep."""
-    return [f for f in files if (kind_of(f) == "jpg" and pending_jpg) or (kind_of(f) == "raw" and pending_raw)]
+    unkept = {kind for kind, pending in (("jpg", photo.pending_jpg), ("raw", photo.pending_raw),
+                                         ("other", photo.pending_other)) if pending}
+    return [f for f in photo.files if kind_of(f) in unkept]
 
 
 @reads_state
 async def file_removal(ctx: JobContext) -> None:
     """Work out from the read model, at run time, what is available and not kept (so a revert made
-    before this runs wins); move it and its sidecars to the trash."""
+    before this runs wins); move it and its sidecars to the trash. A photo whose source went and
+    another variant stays gets its derivatives from that one."""
     read = ctx.resources.read
+    resourced = []
     async with ctx.project_lease():
         folder = ctx.project_dir
-        photos = [p for p in await read.all_photos(ctx.job.project_id) if p.pending_jpg or p.pending_raw]
+        photos = [p for p in await read.all_photos(ctx.job.project_id) if p.has_pending]
         failures = []
         await ctx.progress(0, len(photos))
         for done, photo in enumerate(photos, start=1):
-            names = [n for n in removal_of(photo.files, photo.pending_jpg, photo.pending_raw)
-                     if (folder / n).exists()]
+            names = [n for n in removal_of(photo) if (folder / n).exists()]
             staying = [f for f in photo.files if f not in names]
             moving = names + sidecars(os.listdir(folder), names, staying)
             moved: list[tuple[str, str]] = []
@@ -47,17 +54,28 @@ async def file_removal(ctx: JobContext) -> None:
             if moved:
                 events.append(ctx.event(PhotoFilesTrashed, filename=photo.filename, names=[m[0] for m in moved],
                                         trash_names=[m[1] for m in moved], trashed_at=now_iso()))
-            if any(kind_of(n) == "jpg" for n in names) and source_of(staying) is None:
-                for path in derivative_paths(folder, photo.filename):
-                    path.unlink(missing_ok=True)
+            if derivative_source(photo.files) in names:  # the derivatives' source went
+                if derivative_source(staying) is None:
+                    for path in derivative_paths(folder, photo.filename):
+                        path.unlink(missing_ok=True)
+                    status = "missing"
+                else:
+                    resourced.append(photo.filename)
+                    status = "pending"
                 events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
-                                        thumbnail_status="missing", preview_status="missing"))
+                                        thumbnail_status=status, preview_status=status))
             if names and not staying:
                 events.append(ctx.event(PhotoRemoved, filename=photo.filename, reason="every variant was removed"))
             await ctx.publish(events)
             await ctx.progress(done, len(photos))
-        if failures:
-            raise PermanentError("could not move to the trash: " + "; ".join(failures))
+    # Outside the lease: image work must not hold up the project's other file jobs.
+    await remake(ctx, resourced, force=True, progress=lambda done, total: _alive(ctx))
+    if failures:
+        raise PermanentError("could not move to the trash: " + "; ".join(failures))
+
+
+async def _alive(ctx: JobContext) -> None:
+    ctx.alive()
 
 
 @reads_state
@@ -78,7 +96,8 @@ async def manifest_cleaning(ctx: JobContext) -> None:
 
 @reads_state
 async def trash_maintenance(ctx: JobContext) -> None:
-    """Trash entries older than maintenance.trash_ttl_s, counted from when they were trashed, go."""
+    """Trash entries older than maintenance.trash_ttl_s, counted from when they were trashed, go; so
+    do the part files of uploads that broke off (healing.stale_uploads)."""
     ttl = ctx.config.maintenance.trash_ttl_s
     read = ctx.resources.read
     async with ctx.project_lease():
@@ -98,6 +117,24 @@ async def trash_maintenance(ctx: JobContext) -> None:
             if now - trashed_at > ttl:
                 os.unlink(entry.path)
                 expired.append(entry.name)
+        for name in stale_uploads(_upload_parts(ctx.project_dir), now):
+            (ctx.project_dir / name).unlink(missing_ok=True)
         if expired:
             await ctx.publish([ctx.event(ProjectTrashPurged, trash_names=sorted(expired))])
         await ctx.progress(len(expired), len(expired))
+
+
+def _upload_parts(folder: Path) -> list[tuple[str, float]]:
+    """(name, mtime) of the upload part files in a project folder, as they are now."""
+    parts = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if is_upload_temp(entry.name):
+                    try:
+                        parts.append((entry.name, entry.stat().st_mtime))
+                    except FileNotFoundError:  # its upload completed meanwhile
+                        pass
+    except FileNotFoundError:  # no folder: manifest_check says so
+        pass
+    return parts

@@ -11,11 +11,11 @@ from ...kernel.events import (
 )
 from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
-from ...kernel.photos import kind_of
+from ...kernel.photos import derivative_source, kind_of
 from ...kernel.folders import scan, sha256_of
 from ...projector.views import PhotoView
 from ..context import JobContext, PermanentError, merged, reads_state
-from .derivatives import derivative_paths, source_of
+from .derivatives import derivative_paths
 
 
 @reads_state
@@ -50,15 +50,16 @@ async def manifest_check(ctx: JobContext) -> None:
                 events.append(ctx.event(PhotoAvailabilityChanged, filename=photo.filename, files=on_disk,
                                         jpg_available="jpg" in kinds, raw_available="raw" in kinds,
                                         other_available="other" in kinds))
-                source = source_of(on_disk)
-                if source is None and photo.thumbnail_status in ("generated", "pending", "failed"):
-                    # Its source is gone: the derivatives are stale, and a RAW alone has none.
+                source = derivative_source(on_disk)
+                stale = (source != derivative_source(photo.files)
+                         and photo.thumbnail_status in ("generated", "pending", "failed"))
+                if stale:
+                    # Made from a file that is gone, or that a new one outranks (a JPG beside a RAW).
                     for path in derivative_paths(folder, photo.filename):
                         path.unlink(missing_ok=True)
-                    status = "not_supported" if on_disk else "missing"
                     events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
-                                            thumbnail_status=status, preview_status=status))
-                elif source is not None and photo.thumbnail_status in ("not_supported", "missing"):
+                                            thumbnail_status="missing", preview_status="missing"))
+                if source is not None and (stale or photo.thumbnail_status in ("not_supported", "missing")):
                     sourced.append(photo.filename)
             if done % 200 == 0:
                 await ctx.progress(done, len(photos))
