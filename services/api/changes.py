@@ -21,6 +21,7 @@ from .tasks import request_task
 routes = web.RouteTableDef()
 
 LEASE_WAIT_S = 10.0
+RESTORE_LABEL = "Restore from trash"  # its task is an upload_postprocess; the Processes panel says what it was
 
 
 class Restore(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,7 +128,7 @@ async def restore(request: web.Request) -> web.Response:
     photos = [f for f, moved in by_photo.items() if any(kind_of(o) for o, _ in moved)]
     task_id = None
     if photos:
-        task, seq = await request_task(d, "upload_postprocess", project, photos)
+        task, seq = await request_task(d, "upload_postprocess", project, photos, label=RESTORE_LABEL)
         task_id = task.id
     return respond({"restored": [rows[n].name for n in wanted], "task_id": task_id}, seq=seq)
 

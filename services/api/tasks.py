@@ -54,8 +54,9 @@ class StartProjectTask(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def request_task(d: Deps, task_type: str, project: ProjectRow | None, items: list[str],
-                       key: str | None = None) -> tuple[TaskView, int]:
-    """Store a task.requested (the user asked for it); returns the task as it now stands and its sequence."""
+                       key: str | None = None, label: str | None = None) -> tuple[TaskView, int]:
+    """Store a task.requested (the user asked for it); returns the task as it now stands and its sequence.
+    `label` names what the user did when it is not what the type's label says (a restore runs upload_postprocess)."""
     definition = d.definitions.get(task_type)
     if definition is None:
         raise error(400, f"unknown task type {task_type!r}; valid types: {', '.join(sorted(d.definitions))}")
@@ -66,7 +67,7 @@ async def request_task(d: Deps, task_type: str, project: ProjectRow | None, item
         raise error(400, f"items must be plain basenames; not {bad[0]!r}")
     event = TaskRequested(
         task_id=new_id(), project_id=project.id if project else None, folder=project.folder if project else None,
-        source="user", task_type=task_type, label=definition.label, user_relevant=definition.user_relevant,
+        source="user", task_type=task_type, label=label or definition.label, user_relevant=definition.user_relevant,
         steps=list(definition.steps), items=items)
     seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
     rows = Rows()

@@ -9,7 +9,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Annotated, AsyncIterator, Callable, Literal
 
 import msgspec
 from aiohttp import hdrs, web
@@ -23,7 +23,7 @@ from ..kernel.photos import basename, content_mismatch, kind_of, printable, side
 from ..projector.views import ProjectRow
 from .claims import Undecided, claim, lives_in
 from .deps import Deps, caught_up, deps, project_of
-from .errors import error, respond
+from .errors import error, read_json, respond
 from .multipart import MalformedBody, Part, Parts
 from .params import query_of
 from .tasks import request_task
@@ -34,6 +34,8 @@ CHUNK = 1 << 20  # written and hashed at a time, off the event loop
 HEAD = 16  # bytes enough to tell JPEG, PNG, TIFF and HEIC apart
 FREE_MARGIN = 64 << 20  # never fill the disk to the last byte
 SIDECAR = "sidecar"  # the kind an accepted sidecar is reported as
+MOST_CHECKED = 5000  # files in one upload check: a JSON body well under the api's 1 MB limit
+NOT_A_PHOTO = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)"
 
 
 class Accepted(msgspec.Struct):
@@ -68,6 +70,27 @@ class Photos(msgspec.Struct):
     """The multipart form: the field `photos`, once per file."""
 
     photos: list[bytes]
+
+
+class FileToCheck(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    size: Annotated[int, msgspec.Meta(ge=0)]
+    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")] | None = None
+
+
+class UploadCheck(msgspec.Struct, forbid_unknown_fields=True):
+    files: Annotated[list[FileToCheck], msgspec.Meta(max_length=MOST_CHECKED)]
+
+
+class Checked(msgspec.Struct):
+    """What an upload of this file would do: `new` (stored), `identical` (skipped), `different`
+    (refused unless overwrite=true), `exists` (same name and size, no sha256 given to compare),
+    `elsewhere` (its photo lives in `project`), `refused` (`reason`)."""
+
+    name: str
+    status: Literal["new", "identical", "different", "exists", "elsewhere", "refused"]
+    project: str | None = None
+    reason: str | None = None
 
 
 class DiskFull(Exception):
@@ -150,6 +173,72 @@ upload.query = UploadOptions  # type: ignore[attr-defined]
 upload.form = Photos  # type: ignore[attr-defined]  # the one route a cookie may post a multipart body to
 
 
+@routes.post("/api/projects/{folder}/upload/check")
+async def upload_check(request: web.Request) -> web.Response:
+    """Before an upload: per file, whether it is new, identical or different to the one here, or in another project."""
+    project = await project_of(request)
+    d = deps(request)
+    body = await read_json(request, UploadCheck)
+    folder = projects_root(d.data_dir) / project.folder
+    max_bytes = int(d.config.api.max_upload_mb * (1 << 20))
+    await caught_up(d)
+    owners = await owners_elsewhere(d, project.id, [f.name for f in body.files])
+    checked = []
+    for f in body.files:
+        problem = name_problem(f.name) or size_problem(f.size, max_bytes)
+        if problem:
+            checked.append(Checked(f.name, "refused", reason=problem))
+        elif photo_of(f.name) in owners:
+            checked.append(Checked(f.name, "elsewhere", project=owners[photo_of(f.name)]))
+        else:
+            checked.append(Checked(f.name, await _compare(folder / f.name, f)))
+    return respond({"files": checked})
+
+
+upload_check.body = UploadCheck  # type: ignore[attr-defined]
+
+
+async def _compare(target: Path, f: FileToCheck) -> str:
+    try:
+        size = target.stat().st_size
+    except FileNotFoundError:
+        return "new"
+    if size != f.size:
+        return "different"
+    if f.sha256 is None:
+        return "exists"
+    return "identical" if await asyncio.to_thread(sha256_of, target) == f.sha256 else "different"
+
+
+def photo_of(name: str) -> str:
+    """The photo a file belongs to: its basename, or for a sidecar the photo it describes."""
+    return sidecar_photo(name) or basename(name)
+
+
+def name_problem(name: str) -> str | None:
+    """Why the upload refuses a file by its name alone, or None."""
+    problem = unsafe_name(name)
+    if problem is None and kind_of(name) is None and sidecar_photo(name) is None:
+        problem = NOT_A_PHOTO
+    return problem
+
+
+def size_problem(size: int, max_bytes: int) -> str | None:
+    if size > max_bytes:
+        return f"file is larger than {max_bytes >> 20} MB"
+    return "file is empty" if size == 0 else None
+
+
+async def owners_elsewhere(d: Deps, project_id: str, names: list[str]) -> dict[str, str]:
+    """Photo → the folder of the other project it lives in (a basename lives in one project only)."""
+    owners: dict[str, str] = {}
+    for photo in await d.read.photos_named(list(dict.fromkeys(photo_of(n) for n in names))):
+        if photo.project_id != project_id and photo.filename not in owners:
+            owner = await d.read.project(photo.project_id)
+            owners[photo.filename] = owner.folder if owner else photo.project_id
+    return owners
+
+
 async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str | None]:
     """Place the sidecars whose photo is here, wait for every file_added, then start the task over
     the saved photos' basenames."""
@@ -167,10 +256,8 @@ async def _settle(d: Deps, state: Upload, project: ProjectRow) -> tuple[int, str
 async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload, project_id: str, d: Deps) -> None:
     name = part.filename or ""
     sidecar = sidecar_photo(name)  # the photo a sidecar belongs to; None for a photo file
-    photo = sidecar or basename(name)
-    problem = unsafe_name(name)
-    if problem is None and kind_of(name) is None and sidecar is None:
-        problem = "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)"
+    photo = photo_of(name)
+    problem = name_problem(name)
     if problem is None and photo not in state.claimed:
         holders = {p.project_id for p in await d.read.photos_named([photo])}
         if project_id in holders:
@@ -183,8 +270,7 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
     temp = state.folder / upload_temp(new_id())
     try:
         size, digest, problem = await write_part(content, temp, name, state.max_bytes)
-        if problem is None and size == 0:
-            problem = "file is empty"
+        problem = problem or size_problem(size, state.max_bytes)
         if problem:
             state.errors.append(Refused(name, problem))
             return
@@ -288,7 +374,7 @@ async def write_part(content: AsyncIterator[memoryview], temp: Path, name: str, 
                         return size, "", mismatch
                 size += len(piece)
                 if size > max_bytes:
-                    return size, "", f"file is larger than {max_bytes >> 20} MB"
+                    return size, "", size_problem(size, max_bytes)
                 pieces.append(piece)
                 held += len(piece)
                 if held >= CHUNK:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 from pathlib import Path
@@ -39,15 +41,21 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-# Every toast a page shows, in order, even after it has gone (toasts leave after a few seconds).
+# Every toast a page shows, in order, even after it has gone (toasts leave after a few seconds), and the
+# most toasts and upload panels it ever showed at once.
 RECORD_TOASTS = """
 window.__toasts = [];
+window.__most = { toasts: 0, uploads: 0 };
 new MutationObserver((changes) => {
   for (const change of changes) for (const node of change.addedNodes) {
     if (node.classList?.contains('toast')) window.__toasts.push(node.querySelector('strong').textContent);
   }
+  window.__most.toasts = Math.max(window.__most.toasts, document.querySelectorAll('.toast').length);
+  window.__most.uploads = Math.max(window.__most.uploads, document.querySelectorAll('li.upload').length);
 }).observe(document, { childList: true, subtree: true });
 """
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 class Tab:
@@ -68,10 +76,25 @@ class Tab:
     async def toasts(self) -> list[str]:
         return await self.page.evaluate("window.__toasts")
 
+    async def most(self) -> dict:
+        """The most toasts and upload panels shown at once so far."""
+        return await self.page.evaluate("window.__most")
 
-@pytest.fixture
-async def tab(browser: Browser) -> AsyncIterator[Tab]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 860})
+    async def screens(self, name: str, full_page: bool = False) -> None:
+        """The page as it is now, at 1440×900 and at 390×844 (a phone): tests/artifacts/<name>-desktop.png, -phone.png."""
+        size = self.page.viewport_size
+        for suffix, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+            await self.page.set_viewport_size(viewport)
+            await self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            await self.page.screenshot(path=screenshot_path(f"{name}-{suffix}.png"), full_page=full_page)
+        await self.page.set_viewport_size(size)
+
+
+@contextlib.asynccontextmanager
+async def open_tab(browser: Browser, **options) -> AsyncIterator[Tab]:
+    """A page in a context of its own (a desktop window unless `options` say otherwise); what went wrong
+    in it fails the test."""
+    context = await browser.new_context(**({"viewport": DESKTOP} | options))
     context.set_default_timeout(30_000)
     await context.add_init_script(RECORD_TOASTS)
     tab = Tab(await context.new_page())
@@ -80,6 +103,12 @@ async def tab(browser: Browser) -> AsyncIterator[Tab]:
     finally:
         await context.close()  # before the services stop: no stream is cut under a live page
     assert [p for p in tab.problems if not any(e in p for e in tab.expected)] == [], tab.problems
+
+
+@pytest.fixture
+async def tab(browser: Browser) -> AsyncIterator[Tab]:
+    async with open_tab(browser) as opened:
+        yield opened
 
 
 def screenshot_path(name: str) -> Path:
@@ -94,3 +123,18 @@ async def start(system: System, definitions: dict | None = None, handlers: dict 
 
     return await system.start(handlers=BUILTIN | (handlers or {}), definitions=load_definitions() | (definitions or {}),
                               **settings)
+
+
+def small_jpegs(n: int, prefix: str = "IMG_", start: int = 1) -> list[dict]:
+    """`n` small distinct JPEGs, as Playwright's set_input_files takes them: landscape, every third portrait."""
+    from PIL import Image, ImageDraw
+
+    files = []
+    for i in range(start, start + n):
+        size = (96, 128) if i % 3 == 0 else (128, 96)
+        image = Image.new("RGB", size, ((i * 47) % 200 + 30, (i * 89) % 200 + 30, (i * 131) % 200 + 30))
+        ImageDraw.Draw(image).text((8, 8), str(i), fill=(255, 255, 255))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=80)
+        files.append({"name": f"{prefix}{i:04d}.jpg", "mimeType": "image/jpeg", "buffer": out.getvalue()})
+    return files

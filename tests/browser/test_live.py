@@ -1,4 +1,4 @@
-"""The web UI keeps up without a reload: the projects page, batched uploads with per-file errors,
+"""The web UI keeps up without a reload: the projects page, an upload with per-file errors,
 drag-and-drop, Cancel and failure toasts, and a dropped connection that resumes where it stopped."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from playwright.async_api import expect
 from services.kernel.definitions import TaskDefinition
 from services.kernel.events import PhotoKeepChanged, Step
 from services.kernel.natsd import free_port
-from tests.browser.conftest import Tab, screenshot_path, start
+from tests.browser.conftest import Tab, start
 from tests.browser.test_ui import SLOW, all_thumbnails_loaded, card, project_url
 from tests.conftest import PHOTOS, System, create_project, photo_bytes, upload
 from tests.jobtypes import HANDLERS
@@ -46,10 +46,10 @@ async def test_projects_page_creates_a_project_and_follows_its_counts(system: Sy
     assert status == 200, body
     await expect(wedding).to_contain_text("1 pending")  # live
     await expect(wedding).to_contain_text("1 JPG · 0 RAW")
-    await page.screenshot(path=screenshot_path("projects-page.png"))
+    await tab.screens("projects-page")
 
 
-async def test_a_big_selection_goes_in_batches_with_per_file_errors(system: System, tab: Tab) -> None:
+async def test_a_selection_is_one_upload_with_per_file_errors(system: System, tab: Tab) -> None:
     await start(system)
     project = await create_project(system, "Batches")
     page = tab.page
@@ -67,13 +67,13 @@ async def test_a_big_selection_goes_in_batches_with_per_file_errors(system: Syst
     uploads_panel = page.get_by_role("list", name="Uploads")
     await expect(uploads_panel).to_contain_text("notes.txt: not an accepted photo file")  # never sent
     await expect(uploads_panel).to_contain_text("fake.jpg:", timeout=SLOW)  # refused by the server
-    await expect(uploads_panel).to_contain_text("2 files uploaded, 1 refused", timeout=SLOW)
-    await tab.wait_toasts("Upload processing completed", 2)
-    assert len(uploads) == 2  # 20 + 3 files: two requests, two tasks, two toasts
+    await expect(uploads_panel).to_contain_text("22 files uploaded, 2 refused", timeout=SLOW)
+    await tab.wait_toasts("Upload processing completed", 1)
+    assert len(uploads) == 1  # 23 files sent: one request, one task, one toast
     await expect(page.locator("li.photo")).to_have_count(22)
     await expect(page.locator("#photo-count")).to_have_text("22 photos")
     await expect(page.locator("li.photo .placeholder")).to_have_count(0, timeout=SLOW)
-    assert (await tab.toasts()).count("Upload processing completed") == 2  # once per task, never again
+    assert (await tab.toasts()).count("Upload processing completed") == 1  # once per selection, never again
 
 
 async def test_dropping_files_on_the_page_uploads_them(system: System, tab: Tab) -> None:
@@ -108,8 +108,8 @@ async def test_cancel_stops_a_running_task_and_a_failure_says_why(system: System
     assert status == 202, body
     task = page.locator(f'li.task[data-task-id="{body["task"]["id"]}"]')
     await expect(task.locator(".task-head .status")).to_have_text("running")
-    await expect(task.locator(".step")).to_have_text("step 1 of 2")
-    await expect(task.locator("li.job .count")).to_contain_text("/300")  # progress, live
+    await expect(task.locator("li.job .status")).to_have_text(["running", "waiting"])
+    await expect(task.locator("li.job .count").first).to_contain_text("/300")  # progress, live
     await expect(page.locator("#processes-button .badge")).to_have_text("1")
     await task.get_by_role("button", name="Cancel").click()
     await expect(task.locator(".task-head .status")).to_have_text("canceled", timeout=SLOW)
@@ -124,7 +124,6 @@ async def test_cancel_stops_a_running_task_and_a_failure_says_why(system: System
     await expect(toast).to_contain_text("this step always fails")
     doomed = page.locator(f'li.task[data-task-id="{body["task"]["id"]}"]')
     await expect(doomed.locator(".task-head .status")).to_have_text("failed")
-    await expect(doomed.locator(".step")).to_have_text("step 2 of 2")
     await expect(doomed.locator("li.job .status")).to_have_text(["completed", "failed"])
 
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import Tab, screenshot_path, start
+from tests.browser.conftest import Tab, start
 from tests.conftest import PHOTOS, System, create_project, photo_bytes, upload
 
 SLOW = 45_000  # ms: image work on a busy two-core machine
@@ -53,7 +53,7 @@ async def test_uploading_three_photos_shows_their_thumbnails_and_one_toast(syste
         await expect(card(page, name).get_by_label("Keep JPG")).to_be_checked()
     await expect(page.locator("#photo-count")).to_have_text("3 photos")
     await expect(page.locator("#pending-count")).to_have_text("0 pending")
-    await page.screenshot(path=screenshot_path("upload.png"), full_page=True)
+    await tab.screens("upload", full_page=True)
     assert await tab.toasts() == ["Upload processing completed"]
 
 
@@ -88,7 +88,7 @@ async def test_cull_and_commit_update_the_page_live_and_the_processes_panel_show
     await card(page, "DSC01").get_by_label("Keep JPG").uncheck()
     await card(page, "DSC02").get_by_label("Keep JPG").uncheck()
     await expect(page.locator("#pending-count")).to_have_text("2 pending")
-    await page.screenshot(path=screenshot_path("project-page.png"), full_page=True)
+    await tab.screens("project-page", full_page=True)
 
     await page.get_by_role("button", name="Commit").click()
     dialog = page.get_by_role("dialog")
@@ -103,23 +103,26 @@ async def test_cull_and_commit_update_the_page_live_and_the_processes_panel_show
     await tab.wait_toasts("Files removed", 1)
     await expect(page.locator("#pending-count")).to_have_text("0 pending")
     await expect(page.locator("#photo-count")).to_have_text("2 photos")
-    await page.screenshot(path=screenshot_path("project-page-committed.png"), full_page=True)
+    await tab.screens("project-page-committed", full_page=True)
 
     await page.get_by_role("button", name="Processes").click()
     panel = page.locator("#processes")
     commit = panel.locator('li.task[data-type="change_commit"]')
     await expect(commit).to_have_count(1)
-    await expect(commit.locator("h3")).to_have_text("Commit Changes")
+    await expect(commit.locator("h3")).to_have_text("Commit · 2 photos")
     await expect(commit.locator(".task-head .status")).to_have_text("completed", timeout=SLOW)
-    await expect(commit.locator(".step")).to_have_text("step 4 of 4")
     jobs = commit.locator("li.job")
-    await expect(jobs.locator(".job-type")).to_have_text(
-        ["file_removal", "manifest_check", "folder_check", "manifest_cleaning"])
+    await expect(jobs.locator(".job-type")).to_have_text(  # in plain words, the job type in the tooltip
+        ["Moving to the trash", "Checking the project file", "Checking the folder", "Tidying the records"])
+    await expect(jobs.first).to_have_attribute("title", "file_removal")
     await expect(jobs.locator(".status")).to_have_text(["completed"] * 4)
+    await expect(jobs.locator(".count").first).to_have_text("2/2")
+    await expect(commit).not_to_contain_text("attempt")
     await expect(panel.locator('li.task[data-type="upload_postprocess"]').first).to_be_visible()
     await expect(panel.get_by_label("Show maintenance")).not_to_be_checked()
-    await page.screenshot(path=screenshot_path("processes-panel.png"))
-    assert await tab.toasts() == ["Files removed"]
+    await tab.screens("processes-panel")
+    toasts = await tab.toasts()
+    assert toasts.count("Files removed") == 1 and "Upload processing completed" not in toasts, toasts
 
 
 async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(system: System, tab: Tab) -> None:
@@ -150,13 +153,14 @@ async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(syste
     await expect(maintenance.locator("h3")).to_have_text("Maintenance")
     await expect(maintenance.locator(".tag")).to_have_text("maintenance")
     await expect(maintenance.locator("li.job .job-type")).to_have_text(
-        ["trash_maintenance", "manifest_check", "folder_check", "manifest_cleaning", "derivatives_check"])
+        ["Emptying old trash", "Checking the project file", "Checking the folder", "Tidying the records",
+         "Checking thumbnails and previews"])
     # Live too: the stream was reopened with show_maintenance=true.
     status, body, _ = await system.request("POST", f"/api/projects/{quote(folder)}/tasks", {"type": "maintenance"})
     assert status == 202, body
     await expect(panel.locator(f'li.task[data-task-id="{body["task"]["id"]}"] .task-head .status')).to_have_text(
         "completed", timeout=SLOW)
-    await page.screenshot(path=screenshot_path("processes-maintenance.png"))
+    await tab.screens("processes-maintenance")
 
     await panel.get_by_label("Show maintenance").uncheck()
     await expect(panel.locator('li.task[data-type="maintenance"]')).to_have_count(0)

@@ -174,7 +174,8 @@ async def test_trash_ttl_counts_from_trashing_and_restore_brings_photos_back(sys
     status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/trash/restore",
                                            {"names": ["T1.jpg", "T2.ARW"]})
     assert status == 200 and sorted(body["restored"]) == ["T1.jpg", "T2.ARW", "T2.ARW.xmp"]
-    await system.wait_task(body["task_id"], timeout=30)
+    restore = await system.wait_task(body["task_id"], timeout=30)
+    assert restore["task"]["label"] == "Restore from trash"  # not "Upload Post-Process": what the user did
     assert (folder / "T2.ARW.xmp").read_bytes() == b"<xmp>rating 5</xmp>"  # the sidecar came back with its RAW
     photos = await _photos(system, project["folder"])
     assert photos["T1"]["keep_jpg"] and photos["T1"]["thumbnail_status"] == "generated"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -199,6 +200,55 @@ async def test_a_basename_lives_in_one_project_only(system: System) -> None:
     status, body = await upload(system, a["folder"], [("X1.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
     status, body = await upload(system, b["folder"], [("X1.CR2", b"raw" * 10)])
     assert status == 400 and "already lives in project 'A'" in body["errors"][0]["error"]
+
+
+async def test_an_upload_check_says_what_the_upload_would_do_and_changes_nothing(system: System) -> None:
+    await _start(system, api__max_upload_mb=1)
+    a = await create_project(system, "Here")
+    b = await create_project(system, "There")
+    first = photo_bytes("cameras/Canon_40D.jpg")
+    status, body = await upload(system, a["folder"], [("IMG_1.jpg", first)])
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=30)
+    status, body = await upload(system, b["folder"], [("X1.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
+    assert status == 201, body
+    folder = system.data_dir / "projects" / a["folder"]
+    before = sorted(p.name for p in folder.iterdir())
+    same, other = hashlib.sha256(first).hexdigest(), hashlib.sha256(b"other").hexdigest()
+    files = [{"name": "IMG_1.jpg", "size": len(first)},
+             {"name": "IMG_1.jpg", "size": len(first), "sha256": same},
+             {"name": "IMG_1.jpg", "size": len(first), "sha256": other},
+             {"name": "IMG_1.jpg", "size": len(first) + 1},
+             {"name": "IMG_1.ARW", "size": 10}, {"name": "X1.CR2", "size": 10},
+             {"name": "notes.txt", "size": 10}, {"name": "../up.jpg", "size": 10},
+             {"name": "empty.jpg", "size": 0}, {"name": "huge.jpg", "size": 2 << 20},
+             {"name": "IMG_1.xmp", "size": 10}, {"name": "X1.CR2.xmp", "size": 10}]  # sidecars go with their photo
+    status, body, _ = await system.request("POST", "/api/projects/Here/upload/check", {"files": files})
+    assert status == 200, body
+    assert [(f["name"], f["status"]) for f in body["files"]] == [
+        ("IMG_1.jpg", "exists"), ("IMG_1.jpg", "identical"), ("IMG_1.jpg", "different"),
+        ("IMG_1.jpg", "different"), ("IMG_1.ARW", "new"), ("X1.CR2", "elsewhere"), ("notes.txt", "refused"),
+        ("../up.jpg", "refused"), ("empty.jpg", "refused"), ("huge.jpg", "refused"), ("IMG_1.xmp", "new"),
+        ("X1.CR2.xmp", "elsewhere")]
+    assert body["files"][5]["project"] == body["files"][11]["project"] == "There"
+    assert [f["reason"] for f in body["files"][6:10]] == [
+        "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)",
+        "file name must not contain a path", "file is empty", "file is larger than 1 MB"]
+    # What it says is what the upload then does.
+    status, body = await upload(system, "Here", [("IMG_1.jpg", first), ("X1.CR2", b"raw" * 4)])
+    assert status == 201 and [s["name"] for s in body["skipped"]] == ["IMG_1.jpg"], body
+    assert "already lives in project 'There'" in body["errors"][0]["error"]
+
+    for bad, why in (({"files": [{"name": "a.jpg", "size": 1, "sha256": "xyz"}]}, "sha256"),
+                     ({"files": [{"name": "a.jpg"}]}, "size"),
+                     ({"files": [{"name": "a.jpg", "size": -1}]}, "size"),
+                     ({"files": [{"name": "a.jpg", "size": 1}] * 5001}, "files"),
+                     ({"files": [], "overwrite": True}, "overwrite")):
+        status, body, _ = await system.request("POST", "/api/projects/Here/upload/check", bad)
+        assert status == 400 and why in body["error"], (bad, body)
+    status, body, _ = await system.request("POST", "/api/projects/Nowhere/upload/check", {"files": []})
+    assert status == 404, body
+    assert sorted(p.name for p in folder.iterdir()) == before
 
 
 async def test_sse_items_follow_the_upload_and_a_get_agrees_with_each(system: System) -> None:

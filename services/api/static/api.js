@@ -53,23 +53,32 @@ export async function allPhotos(folder) {
 
 /**
  * One multipart upload (field `photos`) with upload progress: XMLHttpRequest, because fetch cannot
- * report it. Resolves to {status, body} whatever the status; rejects only when the connection fails.
+ * report it. Resolves to {status, body} whatever the status; rejects when the connection fails
+ * (ApiError status 0) or `signal` aborts it (`canceled` set).
  */
-export async function uploadFiles(folder, files, onProgress) {
+export async function sendFiles(folder, files, { overwrite = false, onProgress = () => {}, signal = null } = {}) {
   for (let attempt = 0; ; attempt += 1) {
     const result = await new Promise((resolve, reject) => {
       const form = new FormData();
       for (const file of files) form.append('photos', file, file.name);
       const xhr = new XMLHttpRequest();
-      xhr.open('POST', projectPath(folder, '/upload'));
+      xhr.open('POST', projectPath(folder, `/upload${overwrite ? '?overwrite=true' : ''}`));
       xhr.responseType = 'json';
       xhr.upload.addEventListener('progress', (event) => {
         if (event.lengthComputable) onProgress(event.loaded, event.total);
       });
-      xhr.addEventListener('load', () => resolve({ status: xhr.status, body: xhr.response ?? {} }));
-      xhr.addEventListener('error', () => reject(new ApiError(0, 'the connection failed during the upload')));
-      xhr.addEventListener('abort', () => reject(new ApiError(0, 'the upload was aborted')));
-      xhr.send(form);
+      const stop = () => xhr.abort();
+      signal?.addEventListener('abort', stop, { once: true });
+      const settle = (fn) => (value) => {
+        signal?.removeEventListener('abort', stop);
+        fn(value);
+      };
+      xhr.addEventListener('load', settle(() => resolve({ status: xhr.status, body: xhr.response ?? {} })));
+      xhr.addEventListener('error', settle(() => reject(new ApiError(0, 'the connection failed during the upload'))));
+      const canceled = () => reject(Object.assign(new ApiError(0, 'the upload was canceled'), { canceled: true }));
+      xhr.addEventListener('abort', settle(canceled));
+      if (signal?.aborted) canceled();
+      else xhr.send(form);
     });
     if (result.status === 401 && attempt < 3) {
       await signIn();

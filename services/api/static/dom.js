@@ -45,3 +45,37 @@ export function coalesce(fn) {
     });
   };
 }
+
+/** "840 KB", "12.4 MB". */
+export function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** "40 s", "3 min", "2 h 10 min": a span of time, rounded as a person would say it. */
+export function span(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const minutes = Math.round(s / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+}
+
+/** A camera time (ISO 8601, its own local time, maybe without an offset) as written: "2008-05-30 15:56". */
+export function cameraTime(iso) {
+  return iso ? iso.replace('T', ' ').slice(0, 16) : '';
+}
+
+/** Whether a key press belongs to a text field (or a select) rather than to the page's shortcuts. */
+export function typing(event) {
+  const el = event.target;
+  return el instanceof HTMLElement && (el.isContentEditable || el.matches('input:not([type="checkbox"]), select, textarea'));
+}

@@ -1,19 +1,24 @@
-// The Processes panel: this project's tasks, running and newest first, each with its steps' jobs.
-// Fed by GET (tasks, then each task's jobs) and kept live by SSE task_update and job_update.
+// The Processes panel: this project's tasks, running and newest first, in plain words ("Upload ·
+// 20 photos", "Thumbnails 18/20", "Checking the folder"); the tasks of one upload selection are one
+// card. Fed by GET (tasks, then each task's jobs) and kept live by SSE task_update and job_update.
 import { get, post, projectPath } from './api.js';
-import { clock, coalesce, h } from './dom.js';
-import { taskToast, toast } from './toasts.js';
+import { clock, coalesce, count, h } from './dom.js';
+import { Drawer } from './drawer.js';
+import { toast } from './toasts.js';
+import { statusWords, stepWords, taskTitle } from './words.js';
 
 const ACTIVE = ['queued', 'running'];
 const FINISHED = ['completed', 'failed', 'canceled'];
 const SHOWN = 50;
 
 export class Processes {
-  constructor({ folder, panel, button, showMaintenance, onShowMaintenance }) {
-    Object.assign(this, { folder, panel, button, showMaintenance, onShowMaintenance });
+  /** groupOf(task id) → {id, title} of the upload selection it was part of, or null;
+   * onFinished(task): a task finished while we watched. */
+  constructor({ folder, panel, button, showMaintenance, onShowMaintenance, groupOf, onFinished }) {
+    Object.assign(this, { folder, panel, button, showMaintenance, onShowMaintenance, groupOf, onFinished });
     this.tasks = new Map();  // id → task
     this.jobs = new Map();   // task id → Map(job id → job)
-    this.cards = new Map();  // task id → its card in the panel
+    this.cards = new Map();  // task id or group id → its card in the panel
     this.during = null;      // while loading: the live updates that arrive meanwhile
     this.list = panel.querySelector('.tasks');
     this.badge = button.querySelector('.badge');
@@ -21,22 +26,7 @@ export class Processes {
     const checkbox = panel.querySelector('input[name="show_maintenance"]');
     checkbox.checked = showMaintenance;
     checkbox.addEventListener('change', () => this.setShowMaintenance(checkbox.checked));
-    button.addEventListener('click', () => (this.panel.hidden ? this.open() : this.close()));
-    panel.querySelector('.close').addEventListener('click', () => this.close());
-    document.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape' && !this.panel.hidden && !document.querySelector('dialog[open]')) this.close();
-    });
-  }
-
-  open() {
-    this.panel.hidden = false;
-    this.button.setAttribute('aria-expanded', 'true');
-    this.render();
-  }
-
-  close() {
-    this.panel.hidden = true;
-    this.button.setAttribute('aria-expanded', 'false');
+    new Drawer(panel, button, () => this.render());
   }
 
   async setShowMaintenance(value) {
@@ -75,7 +65,7 @@ export class Processes {
     const known = this.tasks.get(task.id);
     if (known && task.updated_at < known.updated_at) return;
     this.tasks.set(task.id, task);
-    if (live && FINISHED.includes(task.status) && !FINISHED.includes(known?.status)) taskToast(task);
+    if (live && FINISHED.includes(task.status) && !FINISHED.includes(known?.status)) this.onFinished(task);
     this.render();
   }
 
@@ -90,32 +80,54 @@ export class Processes {
     this.render();
   }
 
-  async cancel(task, button) {
+  async cancel(tasks, button) {
     button.disabled = true;
-    try {
-      const { task: updated } = await post(`/api/tasks/${encodeURIComponent(task.id)}/cancel`);
-      this.onTask(updated);
-    } catch (error) {
-      toast(`Could not cancel ${task.label}`, { kind: 'error', detail: error.message });
-      button.disabled = false;
+    for (const task of tasks) {
+      try {
+        const { task: updated } = await post(`/api/tasks/${encodeURIComponent(task.id)}/cancel`);
+        this.onTask(updated);
+      } catch (error) {
+        if (error.status === 409) continue;  // it finished meanwhile
+        toast(`Could not cancel ${taskTitle(task)}`, { kind: 'error', detail: error.message });
+        button.disabled = false;
+        return;
+      }
     }
   }
 
-  sorted() {
+  /** Cards in order: running first, then newest first; a selection's tasks are one card, where its newest is. */
+  entries() {
     const rank = (task) => (ACTIVE.includes(task.status) ? 0 : 1);
-    return [...this.tasks.values()].sort((a, b) => rank(a) - rank(b) || (a.created_at < b.created_at ? 1 : -1));
+    const tasks = [...this.tasks.values()].sort((a, b) => rank(a) - rank(b) || (a.created_at < b.created_at ? 1 : -1));
+    const entries = [];
+    const groups = new Map();
+    for (const task of tasks) {
+      const group = this.groupOf(task.id);
+      if (!group) {
+        entries.push({ id: task.id, tasks: [task] });
+      } else if (groups.has(group.id)) {
+        groups.get(group.id).tasks.push(task);
+      } else {
+        const entry = { id: `group:${group.id}`, group, tasks: [task] };
+        groups.set(group.id, entry);
+        entries.push(entry);
+      }
+    }
+    return entries;
   }
 
   draw() {
-    const tasks = this.sorted();
-    const active = tasks.filter((task) => ACTIVE.includes(task.status)).length;
-    this.badge.textContent = active ? String(active) : '';
-    this.badge.hidden = !active;
+    const active = [...this.tasks.values()].filter((task) => ACTIVE.includes(task.status));
+    // The badge counts what is going on: a selection's tasks count once.
+    const going = new Set(active.map((task) => this.groupOf(task.id)?.id ?? task.id)).size;
+    this.badge.textContent = going ? String(going) : '';
+    this.badge.hidden = !going;
     if (this.panel.hidden) return;
-    const shown = tasks.slice(0, SHOWN);
-    const cards = shown.map((task) => this.card(task));
+    const entries = this.entries().slice(0, SHOWN);
+    const cards = entries.map((entry) => this.card(entry));
+    const kept = new Set(entries.map((entry) => entry.id));
     for (const [id, el] of this.cards) {
-      if (!this.tasks.has(id)) {
+      if (!kept.has(id)) {
         el.remove();
         this.cards.delete(id);
       }
@@ -123,51 +135,85 @@ export class Processes {
     // Move cards only when the order changed: a card under the pointer stays put, so Cancel clicks land.
     const current = [...this.list.children];
     if (cards.length !== current.length || cards.some((el, i) => el !== current[i])) this.list.replaceChildren(...cards);
-    if (!tasks.length) this.list.replaceChildren(h('li', { class: 'empty' }, 'No tasks yet.'));
+    if (!entries.length) this.list.replaceChildren(h('li', { class: 'empty' }, 'No tasks yet.'));
   }
 
-  /** A task's card, built once and updated in place. */
-  card(task) {
-    let el = this.cards.get(task.id);
+  /** A card for one task or one selection's tasks, built once and updated in place. */
+  card({ id, group, tasks }) {
+    let el = this.cards.get(id);
     if (!el) {
       const cancel = h('button', { type: 'button', class: 'small cancel' }, 'Cancel');
-      cancel.addEventListener('click', () => this.cancel(this.tasks.get(task.id), cancel));
-      el = h('li', { dataset: { taskId: task.id, type: task.type } },
-        h('div', { class: 'task-head' }, h('h3', {}, task.label), h('span', { class: 'status' }),
-          h('span', { class: 'step' }), cancel),
+      cancel.addEventListener('click', () => this.cancel(el.tasks.filter((t) => ACTIVE.includes(t.status)), cancel));
+      el = h('li', { dataset: group ? { group: group.id, type: tasks[0].type } : { taskId: id, type: tasks[0].type } },
+        h('div', { class: 'task-head' }, h('h3', {}), h('span', { class: 'status' }), cancel),
         h('p', { class: 'task-meta' }),
         h('p', { class: 'error' }),
         h('ol', { class: 'jobs' }));
-      this.cards.set(task.id, el);
+      this.cards.set(id, el);
     }
-    const running = ACTIVE.includes(task.status);
-    el.className = `task ${task.status}`;
-    const status = el.querySelector('.task-head .status');
-    status.className = `status ${task.status}`;
-    status.textContent = task.cancel_requested && running ? 'canceling' : task.status;
-    el.querySelector('.step').textContent = `step ${Math.min(task.step_index + 1, task.steps.length)} of ${task.steps.length}`;
-    el.querySelector('.cancel').hidden = !running || task.cancel_requested;
+    el.tasks = tasks;
+    const first = tasks[tasks.length - 1];  // the oldest
+    const status = overall(tasks);
+    const steps = first.steps.map((step, index) => this.step(step, index, tasks));
+    const running = ACTIVE.includes(status);
+    const photos = steps[0]?.total;
+    el.className = `task ${status}${group ? ' group' : ''}`;
+    if (group) el.dataset.taskIds = tasks.map((t) => t.id).join(' ');
+    el.querySelector('h3').textContent = group ? `${taskTitle(first)} · ${group.title}`
+      : `${taskTitle(first)}${photos && first.type !== 'maintenance' ? ` · ${count(photos, 'photo')}` : ''}`;
+    const badge = el.querySelector('.task-head .status');
+    const canceling = running && tasks.some((t) => t.cancel_requested);
+    badge.className = `status ${status}`;
+    badge.textContent = canceling ? 'canceling' : statusWords(status);
+    el.querySelector('.cancel').hidden = !running || tasks.every((t) => t.cancel_requested || !ACTIVE.includes(t.status));
+    const finished = tasks.every((t) => t.finished_at) ? tasks.map((t) => t.finished_at).sort().at(-1) : null;
     el.querySelector('.task-meta').replaceChildren(
-      task.maintenance ? h('span', { class: 'tag' }, 'maintenance') : '',
-      h('span', {}, `${task.source} · ${clock(task.created_at)}`),
-      task.finished_at ? h('span', {}, `finished ${clock(task.finished_at)}`) : '');
+      first.maintenance ? h('span', { class: 'tag' }, 'maintenance') : '',
+      first.source !== 'user' ? h('span', {}, first.source === 'maintenance' ? 'scheduled' : first.source) : '',
+      h('span', {}, `started ${clock(first.created_at)}`),
+      finished ? h('span', {}, `finished ${clock(finished)}`) : '',
+      tasks.length > 1 ? h('span', {}, `sent in ${tasks.length} parts`) : '');
     const error = el.querySelector(':scope > .error');
-    error.textContent = task.error ?? '';
-    error.hidden = !task.error;
-    const jobs = [...(this.jobs.get(task.id)?.values() ?? [])].sort((a, b) => a.step_index - b.step_index);
-    el.querySelector('.jobs').replaceChildren(...jobs.map((job) => this.jobRow(job)));
+    const failed = tasks.find((t) => t.error);
+    error.textContent = failed?.error ?? '';
+    error.hidden = !failed;
+    el.querySelector('.jobs').replaceChildren(...steps.map((row, index) => this.stepRow(row, index)));
     return el;
   }
 
-  jobRow(job) {
-    const total = job.progress_total;
-    return h('li', { class: `job ${job.status}`, dataset: { jobId: job.id } },
-      h('span', { class: 'job-type' }, job.type),
-      h('span', { class: `status ${job.status}` }, job.status),
-      h('progress', { max: Math.max(total, 1), value: job.status === 'completed' && !total ? 1 : job.progress_done,
-        'aria-label': `${job.type} progress` }),
-      h('span', { class: 'count' }, total ? `${job.progress_done}/${total}` : ''),
-      h('span', { class: 'attempts' }, job.attempts > 1 ? `attempt ${job.attempts}` : job.attempts ? '1 attempt' : ''),
-      job.error && h('p', { class: 'error' }, job.error));
+  /** One step across the card's tasks: its status, progress (the first step's items) and attempts. */
+  step(step, index, tasks) {
+    const jobs = tasks.map((task) => [...(this.jobs.get(task.id)?.values() ?? [])].find((j) => j.step_index === index));
+    let done = 0;
+    let total = 0;
+    for (const job of jobs) {
+      done += job?.progress_done ?? 0;
+      total += job?.progress_total ?? 0;
+    }
+    const statuses = jobs.map((job, k) => job?.status ?? (FINISHED.includes(tasks[k].status) ? 'skipped' : 'queued'));
+    const partly = statuses.includes('completed') && statuses.includes('queued');  // a selection half-way
+    const status = partly ? 'running' : ['failed', 'retrying', 'running', 'queued', 'canceled', 'skipped']
+      .find((s) => statuses.includes(s)) ?? 'completed';
+    return { type: step.type, status, done, total, attempts: Math.max(0, ...jobs.map((job) => job?.attempts ?? 0)),
+      error: jobs.find((job) => job?.error)?.error };
   }
+
+  stepRow({ type, status, done, total, attempts, error }, index) {
+    const counted = index === 0 && total > 0;  // later steps work on the whole project: a count says nothing
+    return h('li', { class: `job ${status}`, dataset: { type }, title: type },
+      h('span', { class: 'job-type' }, stepWords(type)),
+      h('span', { class: `status ${status}` }, status === 'skipped' ? 'not run' : statusWords(status)),
+      h('progress', { max: Math.max(counted ? total : 1, 1), value: counted ? done : (status === 'completed' ? 1 : 0),
+        'aria-label': `${stepWords(type)} progress` }),
+      h('span', { class: 'count' }, counted ? `${done}/${total}` : ''),
+      h('span', { class: 'attempts' }, attempts > 1 ? `attempt ${attempts}` : ''),
+      error && h('p', { class: 'error' }, error));
+  }
+}
+
+/** The status of a card's tasks together: going while any goes, failed if any failed. */
+function overall(tasks) {
+  const statuses = tasks.map((task) => task.status);
+  for (const status of ['running', 'queued', 'failed']) if (statuses.includes(status)) return status;
+  return statuses.every((status) => status === 'canceled') ? 'canceled' : 'completed';
 }

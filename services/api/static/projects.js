@@ -14,7 +14,8 @@ function card(project) {
       h('p', { class: 'counts' },
         h('span', {}, count(project.photo_count, 'photo')),
         h('span', { class: pending.photos ? 'pending has-pending' : 'pending' }, `${pending.photos} pending`),
-        pending.photos ? h('span', { class: 'kinds' }, `${pending.jpg} JPG · ${pending.raw} RAW`) : null),
+        pending.photos ? h('span', { class: 'kinds' },
+          `${pending.jpg} JPG · ${pending.raw} RAW${pending.other ? ` · ${pending.other} other` : ''}`) : null),
       project.folder !== project.name ? h('p', { class: 'folder' }, project.folder) : null));
 }
 
