@@ -274,13 +274,18 @@ class Worker:
                          report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
                          publish=self.bus.publish_all, catch_up=lambda: self._wait_for_state(0),
                          resources=self.resources, seq=msg.metadata.sequence.stream)
-        if needs_state(handler, ctx):
-            await self._wait_for_state(msg.metadata.sequence.stream)
-        else:
+        wait_for_state = needs_state(handler, ctx)
+        if not wait_for_state:
             ctx.state_ready = not getattr(handler, "reads_state", False)
+
+        async def run() -> None:
+            if wait_for_state:  # heartbeats go on meanwhile: a lagging read model is no lost worker
+                await self._wait_for_state(msg.metadata.sequence.stream)
+            await handler(ctx)
+
         timeout = self.config.pipeline.job_timeout_s
         beat = min(self.config.pipeline.ack_wait_s / 3, timeout / 4)
-        running = asyncio.create_task(handler(ctx))
+        running = asyncio.create_task(run())
         try:
             while True:
                 done, _ = await asyncio.wait([running], timeout=beat)
@@ -303,7 +308,8 @@ class Worker:
             raise PermanentError("this job needs the read model, and this worker has none")
         # Everything stored before this job starts counts: a revert made before a commit runs wins.
         seq = max(seq, await self.bus.last_seq())
-        if not await read.wait_for(seq, timeout=self.config.pipeline.ack_wait_s):
+        # Heartbeats go on while it waits: a lagging read model delays the job rather than fail it.
+        if not await read.wait_for(seq, timeout=self.config.pipeline.job_timeout_s):
             raise RuntimeError(f"read model has not reached sequence {seq} yet")
 
     @staticmethod

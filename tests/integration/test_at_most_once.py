@@ -161,3 +161,31 @@ async def _swept(system: System, projects: list[dict], times: int) -> None:
         return Counter(await _maintenance(system)) == {p["project_id"]: times for p in projects}
 
     await eventually(check, 10, "one maintenance task per project")
+
+
+async def test_a_job_waiting_for_a_lagging_read_model_is_not_handed_to_a_second_worker(system: System) -> None:
+    projector = await _start(system, roles=("projector",))
+    await _start(system, roles=("orchestrator", "api"))
+    await _start(system, roles=("worker",))
+    project = await create_project(system, "Lag")
+    status, body = await upload(system, project["folder"], [("L1.jpg", photo_bytes(JPEG))])
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=30)
+    await _keep(system, project["folder"], "L1")
+    await system.request("GET", f"/api/projects/{project['folder']}")  # the keep change is applied
+    await projector.stop()  # the read model stays behind the log from here
+    status, commit, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
+    assert status == 202, commit
+    job_id = f"{commit['task_id']}-0"
+
+    async def started() -> bool:
+        return (await _per_job(system, "darkroom.job.*.*.started"))[job_id] > 0
+
+    await eventually(started, 10, "file_removal to start waiting for the read model")
+    ack_wait = system.runtimes[-1].config.pipeline.ack_wait_s
+    await asyncio.sleep(3 * ack_wait)  # the time a lost worker's job takes to be handed out again, twice
+    await _start(system, roles=("projector",))
+    assert (await system.wait_task(commit["task_id"], timeout=30))["task"]["status"] == "completed"
+    assert (await _per_job(system, "darkroom.job.*.*.started"))[job_id] == 1  # one attempt, never two at once
+    for outcome in ("retrying", "failed", "canceled"):
+        assert (await _per_job(system, f"darkroom.job.*.*.{outcome}"))[job_id] == 0
