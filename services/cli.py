@@ -202,7 +202,7 @@ async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool
     live = read_model_path(data_dir)
     if verify and not live.is_file():
         raise UsageError(f"no live read model at {live} to verify against")
-    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-replay")
+    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-replay", security=config.nats)
     try:
         bar = _ProgressBar() if sys.stderr.isatty() else None
         result = await run_replay(bus, into, live, verify, bar.update if bar else None)
@@ -243,7 +243,7 @@ class _ProgressBar:
 async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from . import audit as history
     from .kernel.bus import Bus
-    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-audit")
+    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-audit", security=config.nats)
     try:
         if args.audit == "task":
             entries = await history.task_history(bus, args.id)
@@ -261,7 +261,7 @@ async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int
 
 async def tail(config: Config, data_dir: Path, subject: str) -> int:
     from .kernel.bus import Bus
-    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-tail")
+    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-tail", security=config.nats)
     out = sys.stdout
 
     async def show(msg) -> None:

@@ -75,7 +75,7 @@ class Runtime:
 
     async def _bus(self, role: str) -> Bus:
         # One connection per service, as if each ran alone: one can stop without the others.
-        bus = await Bus.connect(self.nats_url, f"darkroom-{role}", self.codec)
+        bus = await Bus.connect(self.nats_url, f"darkroom-{role}", self.codec, self.config.nats)
         bus.counters = self.counters
         self.buses[role] = bus
         return bus

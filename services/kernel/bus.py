@@ -16,13 +16,17 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError
 
-from .config import Config
+from .config import Config, NatsConfig
 from .events import Codec, Event
+from .lease import BUCKET, lease_bucket
+from .natsauth import connect_options
+from .retention import StreamSize, parse_age, parse_size, warnings
 from .subjects import ALL, LANES, STREAM, STREAM_INFO, lane_filter, next_messages, subject_for
 
 log = logging.getLogger("darkroom.bus")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
+NOT_ENOUGH_PEERS = (10005, 10074, 10023)  # clustering required, replicas > 1 unsupported, insufficient resources
 ACK_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
 
@@ -220,9 +224,12 @@ class Bus:
     counters: Counters = field(default_factory=Counters)
 
     @classmethod
-    async def connect(cls, url: str, name: str, codec: Codec | None = None) -> "Bus":
+    async def connect(cls, url: str, name: str, codec: Codec | None = None,
+                      security: NatsConfig | None = None) -> "Bus":
+        servers, options = connect_options(url, security)
         nc = await nats.connect(
-            [part.strip() for part in url.split(",") if part.strip()],
+            servers,
+            **options,
             name=name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
@@ -468,6 +475,8 @@ def stream_config(config: Config) -> api.StreamConfig:
         duplicate_window=config.nats.duplicate_window_s,
         allow_direct=True,
         discard=api.DiscardPolicy.OLD,
+        max_bytes=parse_size(config.nats.max_bytes) or -1,
+        max_age=parse_age(config.nats.max_age),
     )
 
 
@@ -494,26 +503,55 @@ class Provisioned:
 
 
 async def provision(bus: Bus, config: Config) -> Provisioned:
-    """Create or check the stream and the two lane consumers; safe to run from every service."""
+    """Create or check the stream, the two lane consumers and the lease bucket, bringing their
+    replicas and the stream's limits to the configuration's; safe to run from every service."""
     wanted = stream_config(config)
     try:
         info = await bus.jsm.stream_info(STREAM)
     except NotFoundError:
-        info = await bus.jsm.add_stream(wanted)
+        info = await _scaled(bus.jsm.add_stream(wanted), config, f"stream {STREAM}")
     else:
         have = info.config
         if have.subjects != wanted.subjects or have.storage != wanted.storage or have.retention != wanted.retention:
             raise ProvisionError(
                 f"stream {STREAM} exists with subjects={have.subjects} storage={have.storage} "
                 f"retention={have.retention}; Darkroom needs {wanted.subjects}, file storage, limits retention")
-        if not have.allow_direct or have.duplicate_window != wanted.duplicate_window:
-            info = await bus.jsm.update_stream(wanted)
+        if _stream_differs(have, wanted):
+            if have.num_replicas != wanted.num_replicas:
+                log.warning("stream %s: replicas %s -> %d (nats.replicas)", STREAM, have.num_replicas,
+                            wanted.num_replicas)
+            info = await _scaled(bus.jsm.update_stream(wanted), config, f"stream {STREAM}")
+    for line in warnings(parse_size(config.nats.max_bytes), parse_age(config.nats.max_age),
+                         StreamSize(info.state.messages, info.state.bytes, info.state.first_seq,
+                                    info.state.last_seq)):
+        log.warning("%s", line)
     result = Provisioned()
     for lane in LANES:
         result_seq = await _ensure_lane(bus, config, lane, info.state.last_seq)
         if result_seq is not None:
             result.recreated_lanes[lane] = result_seq
+    await _scaled(lease_bucket(bus, config.nats.replicas), config, f"the lease bucket {BUCKET}")
     return result
+
+
+def _stream_differs(have: api.StreamConfig, wanted: api.StreamConfig) -> bool:
+    return (not have.allow_direct or have.duplicate_window != wanted.duplicate_window
+            or (have.num_replicas or 1) != wanted.num_replicas
+            or (have.max_bytes or -1) != wanted.max_bytes or (have.max_age or 0) != wanted.max_age)
+
+
+async def _scaled(change: Awaitable, config: Config, what: str):
+    """`change` (a create or update), with a refusal to replicate said as the setting to fix."""
+    try:
+        return await change
+    except APIError as exc:
+        if config.nats.replicas == 1 or "replica" not in (exc.description or "").lower() \
+                and exc.err_code not in NOT_ENOUGH_PEERS:
+            raise
+        raise ProvisionError(
+            f"{what} cannot have {config.nats.replicas} replicas ({exc.description}): nats.replicas must not "
+            f"exceed the JetStream servers of the cluster (a single server takes 1); set nats.replicas "
+            f"to that, or add servers") from None
 
 
 async def _ensure_lane(bus: Bus, config: Config, lane: str, last_seq: int) -> int | None:
@@ -532,7 +570,9 @@ async def _ensure_lane(bus: Bus, config: Config, lane: str, last_seq: int) -> in
         raise ProvisionError(
             f"consumer {name} exists with filter {have.filter_subject!r} and ack policy {have.ack_policy}; "
             f"Darkroom needs {wanted.filter_subject!r} with explicit acks")
-    if have.ack_wait != wanted.ack_wait or have.max_deliver != wanted.max_deliver:
+    if have.ack_wait != wanted.ack_wait or have.max_deliver != wanted.max_deliver \
+            or (have.num_replicas or 1) != wanted.num_replicas:
         wanted.deliver_policy = have.deliver_policy
-        await bus.jsm.add_consumer(STREAM, wanted)  # same name: an update of the mutable fields
+        # Same name: an update of the mutable fields.
+        await _scaled(bus.jsm.add_consumer(STREAM, wanted), config, f"consumer {name}")
     return None
