@@ -15,6 +15,7 @@ from .kernel.config import Config, ConfigError, load_config
 from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
 from .kernel.redact import redact, redact_logs
+from .kernel.sdnotify import notifying
 
 log = logging.getLogger("darkroom")
 
@@ -166,7 +167,8 @@ async def up(config: Config, data_dir: Path) -> int:
         await runtime.start()
         log.info("darkroom up: %s (NATS %s, data %s)", runtime.base_url, redact(url), data_dir.resolve())
         try:
-            await _until_signal()
+            async with notifying(f"darkroom up: {runtime.base_url}"):
+                await _until_signal()
             log.info("stopping")
         finally:
             await runtime.stop()
@@ -181,9 +183,11 @@ async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int
     runtime = _runtime(config, data_dir, nats_url(config, data_dir), (args.command,),
                        orchestrator_name=getattr(args, "name", "orchestrator"))
     await runtime.start()
-    log.info("darkroom %s running", args.command + (f" on {runtime.base_url}" if args.command == "api" else ""))
+    running = args.command + (f" on {runtime.base_url}" if args.command == "api" else "")
+    log.info("darkroom %s running", running)
     try:
-        await _until_signal()
+        async with notifying(f"darkroom {running}"):
+            await _until_signal()
     finally:
         await runtime.stop()
     return 0
