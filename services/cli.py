@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
     from .kernel.bus import ProvisionError
     from .kernel.natsd import ServerError
+    from .projector.keeper import KeptElsewhere
     from .worker.handlers import PluginError
 
     args = parser().parse_args(argv)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
     except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError,
-            CredentialsError) as exc:
+            CredentialsError, KeptElsewhere) as exc:
         print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from .kernel.natsd import free_port
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
+from .projector.keeper import Keeper, KeptElsewhere
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
@@ -66,6 +67,7 @@ class Runtime:
     derivations: Derivations | None = None
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
+    keeper: Keeper | None = None
     port: int = 0
     _stopped: bool = False
 
@@ -84,7 +86,7 @@ class Runtime:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.roles:
             await provision(await self._bus(self.roles[0]), self.config)
-        if "projector" in self.roles:
+        if self._keeps_read_model():
             bus = self.buses.get("projector") or await self._bus("projector")
             db = await open_db(read_model_path(self.data_dir))
             engine = await Projector(db, self.codec).open()
@@ -121,6 +123,25 @@ class Runtime:
             if self.read is not None:
                 self.read.follow_projector(engine.checkpoint)
         return self
+
+    def _keeps_read_model(self) -> bool:
+        """A projector keeps the data folder's read model, and so does a worker where nothing else
+        does: its jobs read state (a worker on a host of its own would wait for it forever)."""
+        path = read_model_path(self.data_dir)
+        keeper = Keeper(path)
+        if "projector" in self.roles:
+            if not keeper.take("darkroom " + "+".join(self.roles)):
+                raise KeptElsewhere(f"the read model {path} is kept by {keeper.holder()}: one projector per data "
+                                    f"folder; stop that one, or give this one a --data of its own")
+        elif "worker" not in self.roles:
+            return False
+        elif not keeper.take("darkroom worker, with a projector of its own"):
+            log.info("worker: reading the read model %s, kept by %s", path, keeper.holder())
+            return False
+        else:
+            log.info("worker: no projector keeps %s, so this worker keeps it (it folds the log first)", path)
+        self.keeper = keeper
+        return True
 
     async def _start_api(self) -> None:
         bus = self.buses.get("api") or await self._bus("api")
@@ -176,6 +197,8 @@ class Runtime:
             self.pool.shutdown(wait=False, cancel_futures=True)
         if self.projector is not None:
             await self.projector.projector.db.close()
+        if self.keeper is not None:
+            self.keeper.release()
 
     async def crash(self) -> None:
         """Vanish like a killed process: connections cut first, so nothing is acknowledged or drained."""

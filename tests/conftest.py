@@ -331,3 +331,19 @@ async def shoot(system: System, name: str, files: list[tuple[str, bytes]]) -> tu
     assert status == 201, body
     await system.wait_task(body["task_id"], timeout=30)
     return project, system.data_dir / "projects" / project["folder"]
+
+
+async def culled(system: System, name: str = "Culled") -> Path:
+    """Upload two photos, untick one, commit: the project's folder, B.jpg in its trash."""
+    project = await create_project(system, name)
+    status, body = await upload(system, project["folder"], [("A.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+                                                            ("B.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
+    assert status == 201, body
+    assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
+    status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
+                                           {"updates": [{"filename": "B", "keep_jpg": False}]})
+    assert status == 200, body
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
+    assert status == 202, body
+    assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
+    return system.data_dir / "projects" / project["folder"]

@@ -222,6 +222,7 @@ class Bus:
     nc: Client
     codec: Codec
     counters: Counters = field(default_factory=Counters)
+    signs_nonce: bool = False  # signs in with an nkey (nats.creds, nats.nkey): only nats-py can connect so
 
     @classmethod
     async def connect(cls, url: str, name: str, codec: Codec | None = None,
@@ -236,6 +237,7 @@ class Bus:
             error_cb=_log_error,
         )
         bus = cls(nc=nc, codec=codec or Codec())
+        bus.signs_nonce = "user_credentials" in options or "nkeys_seed" in options
         await bus.acks.start()
         return bus
 
