@@ -14,7 +14,8 @@ def error(status: int, message: str) -> web.HTTPException:
     cls = web.HTTPException
     for candidate in (web.HTTPBadRequest, web.HTTPUnauthorized, web.HTTPNotFound, web.HTTPConflict,
                       web.HTTPRequestEntityTooLarge, web.HTTPServiceUnavailable, web.HTTPInsufficientStorage,
-                      web.HTTPMethodNotAllowed, web.HTTPUnsupportedMediaType, web.HTTPForbidden):
+                      web.HTTPMethodNotAllowed, web.HTTPUnsupportedMediaType, web.HTTPForbidden,
+                      web.HTTPInternalServerError):
         if candidate.status_code == status:
             cls = candidate
             break

@@ -11,6 +11,7 @@ from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 import msgspec
 import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
@@ -26,9 +27,13 @@ from .subjects import ALL, LANES, STREAM, STREAM_INFO, lane_filter, next_message
 log = logging.getLogger("darkroom.bus")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
+DUPLICATE_IN_PROCESS = 10158
 NOT_ENOUGH_PEERS = (10005, 10074, 10023)  # clustering required, replicas > 1 unsupported, insufficient resources
 ACK_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
+READ_ATTEMPTS = 3
+# An ordered consumer is made anew after two heartbeats missed: its node died, a new one takes over.
+FOLLOW_HEARTBEAT_S = 1.0
 
 
 class Conflict(Exception):
@@ -112,12 +117,18 @@ async def up_to(next_batch: Callable[[], Awaitable[list[Stored]]],
 
 
 class PublishError(Exception):
-    """JetStream refused a message: `err_code` says why (10071: wrong last sequence)."""
+    """JetStream refused a message: `err_code` says why (10071: wrong last sequence); `status` 503:
+    no stream answered."""
 
-    def __init__(self, err_code: int | None, description: str) -> None:
+    def __init__(self, err_code: int | None, description: str, status: str | None = None) -> None:
         super().__init__(f"{description} (err_code {err_code})")
         self.err_code = err_code
         self.description = description
+        self.status = status
+
+
+def _transient(outcome: object) -> bool:
+    return isinstance(outcome, PublishError) and (outcome.err_code == DUPLICATE_IN_PROCESS or outcome.status == "503")
 
 
 class _Ack(msgspec.Struct):
@@ -198,7 +209,7 @@ class PublishAcks:
         future = entry[0]
         if not msg.data:
             status = (msg.headers or {}).get("Status", "?")
-            future.set_exception(PublishError(None, f"no stream answered (status {status})"))
+            future.set_exception(PublishError(None, f"no stream answered (status {status})", status))
             return
         ack = _ACK.decode(msg.data)
         if ack.error:
@@ -304,9 +315,11 @@ class Bus:
     async def send_many_settled(self, batch: Iterable[Outgoing]) -> list[int | Exception]:
         """Like send_many, but each message's outcome is its own: a sequence or the error.
         Messages are written in order on one connection, so the stream stores them in order."""
+        batch = list(batch)
         futures = [await self.acks.publish(out) for out in batch]
+        outcomes = await self._after_transient_refusals(batch, await asyncio.gather(*futures, return_exceptions=True))
         results: list[int | Exception] = []
-        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+        for outcome in outcomes:
             if isinstance(outcome, PublishError) and outcome.err_code in WRONG_LAST_SEQUENCE:
                 results.append(Conflict(outcome.description))
             elif isinstance(outcome, BaseException):
@@ -316,6 +329,23 @@ class Bus:
                 self._count(duplicate)
                 results.append(seq)
         return results
+
+    async def _after_transient_refusals(self, batch: list[Outgoing], outcomes: list) -> list:
+        """Asked again until they land, within the acknowledgement timeout: a message nothing stored
+        because the stream has no leader for a moment (a node died; status 503), and one whose id
+        another publisher's copy of is still being stored on a replicated stream ("in process": it
+        comes back a plain duplicate)."""
+        deadline = asyncio.get_running_loop().time() + ACK_TIMEOUT_S
+        delay = 0.05
+        while True:
+            again = [i for i, o in enumerate(outcomes) if _transient(o)]
+            if not again or asyncio.get_running_loop().time() > deadline:
+                return outcomes
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)
+            futures = [await self.acks.publish(batch[i]) for i in again]
+            for i, outcome in zip(again, await asyncio.gather(*futures, return_exceptions=True)):
+                outcomes[i] = outcome
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -339,7 +369,15 @@ class Bus:
     async def reading(self, start_seq: int = 1, filters: list[str] | None = None) -> AsyncIterator[api.ConsumerInfo]:
         """An ephemeral consumer of the log from `start_seq`, removed afterwards; its `num_pending`
         is exactly what was stored when it was made: a reader never waits on what comes later."""
-        info = await self.jsm.add_consumer(STREAM, read_config(start_seq, filters))
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                info = await self.jsm.add_consumer(STREAM, read_config(start_seq, filters))
+                break
+            except nats.errors.TimeoutError:
+                # Just after a node died the cluster may place the reader on it, until it sees it gone.
+                if attempt == READ_ATTEMPTS:
+                    raise
+                log.warning("making a reader of the log timed out; trying again (%d of %d)", attempt, READ_ATTEMPTS)
         try:
             yield info
         finally:
@@ -372,7 +410,7 @@ class Bus:
             ordered_consumer=True,
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             config=api.ConsumerConfig(opt_start_seq=max(1, start_seq)),
-            idle_heartbeat=5.0,
+            idle_heartbeat=FOLLOW_HEARTBEAT_S,
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
         )
@@ -523,6 +561,8 @@ async def provision(bus: Bus, config: Config) -> Provisioned:
                 log.warning("stream %s: replicas %s -> %d (nats.replicas)", STREAM, have.num_replicas,
                             wanted.num_replicas)
             info = await _scaled(bus.jsm.update_stream(wanted), config, f"stream {STREAM}")
+            if have.num_replicas != wanted.num_replicas:
+                info = await _replicated(bus, STREAM, wanted.num_replicas)
     for line in warnings(parse_size(config.nats.max_bytes), parse_age(config.nats.max_age),
                          StreamSize(info.state.messages, info.state.bytes, info.state.first_seq,
                                     info.state.last_seq)):
@@ -540,6 +580,19 @@ def _stream_differs(have: api.StreamConfig, wanted: api.StreamConfig) -> bool:
     return (not have.allow_direct or have.duplicate_window != wanted.duplicate_window
             or (have.num_replicas or 1) != wanted.num_replicas
             or (have.max_bytes or -1) != wanted.max_bytes or (have.max_age or 0) != wanted.max_age)
+
+
+async def _replicated(bus: Bus, stream: str, replicas: int, timeout: float = 30.0) -> api.StreamInfo:
+    """The stream's info once all its replicas are placed: consumers are scaled only after it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        info = await bus.jsm.stream_info(stream)
+        if 1 + len((info.cluster and info.cluster.replicas) or []) >= replicas:
+            return info
+        if asyncio.get_running_loop().time() > deadline:
+            raise ProvisionError(f"stream {stream} did not reach {replicas} replicas within {timeout:g}s; "
+                                 f"check the cluster (nats-server logs, /jsz)")
+        await asyncio.sleep(0.1)
 
 
 async def _scaled(change: Awaitable, config: Config, what: str):
