@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 import time
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import AsyncIterator
 
 from .kernel.config import Config, ConfigError, load_config
 from .kernel.credentials import CredentialsError, for_data_folder, write_private
@@ -61,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
     p = command("tail", "print live events as JSON lines")
     p.add_argument("subject", nargs="?", default="darkroom.>")
     command("dead-letters", "messages set aside as unreadable, with why")
+    command("backup", "a consistent copy of the log, the read model and the project folders, with a "
+                      "manifest").add_argument("dest", type=Path, metavar="DEST", help="a new or empty folder")
+    command("restore", "a backup into an empty data folder (--data); `replay --verify` holds after it").add_argument(
+        "src", type=Path, metavar="SRC", help="a folder `darkroom backup` made")
     p = command("schemas", "regenerate schemas/events/ from the code")
     p.add_argument("--write", action="store_true", required=True)
     return top
@@ -71,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
     from .kernel.bus import ProvisionError
     from .kernel.natsd import ServerError
+    from .backup import BackupError
+    from .kernel.snapshot import SnapshotError
     from .projector.keeper import KeptElsewhere
     from .worker.handlers import PluginError
 
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
     except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError,
-            CredentialsError, KeptElsewhere) as exc:
+            CredentialsError, KeptElsewhere, BackupError, SnapshotError) as exc:
         print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -120,6 +130,10 @@ async def run(args: argparse.Namespace) -> int:
         return await tail(config, data_dir, args.subject)
     if args.command == "dead-letters":
         return await dead_letters(data_dir)
+    if args.command == "backup":
+        return await backup(config, data_dir, args.dest)
+    if args.command == "restore":
+        return await restore(config, data_dir, args.src)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -207,14 +221,15 @@ async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool
     live = read_model_path(data_dir)
     if verify and not live.is_file():
         raise UsageError(f"no live read model at {live} to verify against")
-    bus = await Bus.connect(nats_url(config, data_dir), "darkroom-replay", security=config.nats)
-    try:
-        bar = _ProgressBar() if sys.stderr.isatty() else None
-        result = await run_replay(bus, into, live, verify, bar.update if bar else None)
-        if bar:
-            bar.done()
-    finally:
-        await bus.close()
+    async with _log_server(config, data_dir) as url:
+        bus = await Bus.connect(url, "darkroom-replay", security=config.nats)
+        try:
+            bar = _ProgressBar() if sys.stderr.isatty() else None
+            result = await run_replay(bus, into, live, verify, bar.update if bar else None)
+            if bar:
+                bar.done()
+        finally:
+            await bus.close()
     print(f"replayed {result.events} events to sequence {result.checkpoint} in {result.seconds:.2f}s "
           f"({result.rate:,.0f} events/s) into {into}")
     if verify:
@@ -296,6 +311,57 @@ async def dead_letters(data_dir: Path) -> int:
         print("no dead letters")
     for letter in letters:
         print(f"{letter.seq}\t{letter.at}\t{letter.subject}\t{letter.reason}")
+    return 0
+
+
+@asynccontextmanager
+async def _log_server(config: Config, data_dir: Path, make: bool = False) -> AsyncIterator[str]:
+    """The URL of the NATS that holds the data folder's log: the configured one, the running `up`'s,
+    or, for a folder whose `up` is stopped (or one being restored, `make`), its embedded server
+    started for the while."""
+    if config.nats.url or (data_dir / NATS_URL_FILE).is_file() or not (make or (data_dir / "nats").is_dir()):
+        yield nats_url(config, data_dir)
+        return
+    from .kernel.natsd import NatsServer
+    server = await NatsServer(data_dir / "nats", config.nats.sync_interval,
+                              credentials=for_data_folder(data_dir)).start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+async def backup(config: Config, data_dir: Path, dest: Path) -> int:
+    from . import backup as copy
+    from .kernel.bus import Bus
+    from .kernel.lease import Leases
+    async with _log_server(config, data_dir) as url:
+        bus = await Bus.connect(url, "darkroom-backup", security=config.nats)
+        try:
+            leases = Leases(bus, f"backup {socket.gethostname()}:{os.getpid()}", config.nats.replicas)
+            made = await copy.backup(bus, data_dir, dest, leases.hold)
+        finally:
+            await bus.close()
+    stream, size = made.stream, sum(entry.size for entry in made.files)
+    held = f"the read model at sequence {made.read_model.checkpoint}, " if made.read_model else ""
+    print(f"backed up events {stream.first_seq}..{stream.last_seq} ({stream.messages} events), {held}"
+          f"{len(made.files)} files ({size:,} bytes) into {dest}")
+    return 0
+
+
+async def restore(config: Config, data_dir: Path, src: Path) -> int:
+    from . import backup as copy
+    from .kernel.bus import Bus
+    made = copy.verify(src)
+    copy.check_empty(data_dir)
+    async with _log_server(config, data_dir, make=True) as url:
+        bus = await Bus.connect(url, "darkroom-restore", security=config.nats)
+        try:
+            await copy.restore(made, src, data_dir, bus, config.nats.replicas)
+        finally:
+            await bus.close()
+    print(f"restored events {made.stream.first_seq}..{made.stream.last_seq}, {len(made.files) - 1} files into "
+          f"{data_dir}; start Darkroom on it, then `darkroom replay --verify --data {data_dir}`")
     return 0
 
 
