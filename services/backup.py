@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 import sqlite3
 from contextlib import AbstractAsyncContextManager, closing
@@ -26,10 +25,8 @@ from .kernel.bus import Bus
 from .kernel.lease import LeaseBusy
 from .kernel.manifest import read_manifest
 from .kernel.photos import is_upload_temp
-from .kernel.snapshot import Snapshot, SnapshotError, chunks_of, restore as restore_stream, snapshot
+from .kernel.snapshot import Snapshot, chunks_of, durable_places, make_durables, restore as restore_stream, snapshot
 from .kernel.subjects import STREAM
-
-log = logging.getLogger("darkroom.backup")
 
 FORMAT = 1
 MANIFEST_FILE = "manifest.json"
@@ -59,7 +56,7 @@ class StreamCopy(msgspec.Struct, frozen=True):
     last_seq: int
     messages: int
     bytes: int
-    consumers: bool  # the lanes' and orchestrators' places are in the copy
+    consumers: list[dict]  # the lanes' and orchestrators' configurations and places
     config: dict
     state: dict
 
@@ -94,14 +91,17 @@ async def backup(bus: Bus, data_dir: Path, dest: Path, hold: Hold) -> BackupMani
         read_model = ReadModelCopy(live.name, checkpoint)
         entries.append(await asyncio.to_thread(_entry, dest, live.name))
     (dest / STREAM_FILE).parent.mkdir(parents=True)
-    snap = await _snapshot(bus, dest / STREAM_FILE)
+    places = await durable_places(bus.nc, STREAM)
+    with (dest / STREAM_FILE).open("wb") as out:
+        snap = await snapshot(bus.nc, STREAM, out)
     entries.append(Entry(STREAM_FILE, snap.size, snap.sha256))
     for name in FOLDERS:
         root = data_dir / name
         for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
             entries += await _copy_project(folder, dest / name / folder.name, f"{name}/{folder.name}", hold)
     made = BackupManifest(format=FORMAT, created_at=_now(), darkroom_version=_version(),
-                          nats_server_version=str(bus.nc.connected_server_version), stream=_stream_copy(snap),
+                          nats_server_version=str(bus.nc.connected_server_version),
+                          stream=_stream_copy(snap, places),
                           read_model=read_model, files=entries)
     # Last, and whole or not at all: a backup folder with a manifest is a complete backup.
     partial = dest / f".{MANIFEST_FILE}.partial"
@@ -110,27 +110,11 @@ async def backup(bus: Bus, data_dir: Path, dest: Path, hold: Hold) -> BackupMani
     return made
 
 
-async def _snapshot(bus: Bus, path: Path) -> Snapshot:
-    """The stream with its consumers (the lanes and orchestrators go on where they were); without
-    them where one cannot be read (a reader on a node that just died): the services then make them
-    again at start, the lanes after the last event, and the orchestrators re-dispatch what was
-    running."""
-    try:
-        with path.open("wb") as out:
-            return await snapshot(bus.nc, STREAM, out)
-    except SnapshotError as exc:
-        if "consumer" not in str(exc):
-            raise
-        log.warning("%s; the backup holds the stream without its consumers", exc)
-    with path.open("wb") as out:
-        return await snapshot(bus.nc, STREAM, out, consumers=False)
-
-
-def _stream_copy(snap: Snapshot) -> StreamCopy:
+def _stream_copy(snap: Snapshot, consumers: list[dict]) -> StreamCopy:
     state = snap.state
     return StreamCopy(name=STREAM, file=STREAM_FILE, first_seq=state.get("first_seq", 0),
                       last_seq=state.get("last_seq", 0), messages=state.get("messages", 0),
-                      bytes=state.get("bytes", 0), consumers=snap.consumers, config=snap.config, state=state)
+                      bytes=state.get("bytes", 0), consumers=consumers, config=snap.config, state=state)
 
 
 def _copy_sqlite(source: Path, target: Path) -> int:
@@ -248,6 +232,7 @@ async def restore(made: BackupManifest, src: Path, data_dir: Path, bus: Bus, rep
     config = dict(made.stream.config, num_replicas=replicas)
     with (src / made.stream.file).open("rb") as chunks:
         info = await restore_stream(bus.nc, STREAM, config, made.stream.state, chunks_of(chunks))
+    await make_durables(bus.nc, STREAM, made.stream.consumers, replicas)
     await asyncio.to_thread(_restore_files, made, src, data_dir)
     return info
 

@@ -1,6 +1,8 @@
 """A stream's consistent copy through JetStream's own API (nats-py has no helper): a snapshot is
 streamed to an inbox chunk by chunk, each acknowledged; a restore sends the chunks back to the
-subject the server names, each answered. The copy holds the stream's messages and its consumers."""
+subject the server names, each answered. The snapshot holds the messages; the durable consumers go
+beside it as their configurations and places (a snapshot's own copy of them keeps their replicas,
+which a smaller cluster cannot restore, and fails on a reader whose node just died)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,6 @@ class Snapshot:
     state: dict
     size: int
     sha256: str
-    consumers: bool
 
 
 def _api_reply(msg: Msg, what: str) -> dict:
@@ -39,9 +40,8 @@ def _api_reply(msg: Msg, what: str) -> dict:
     return reply
 
 
-async def snapshot(nc: Client, stream: str, out: BinaryIO, consumers: bool = True) -> Snapshot:
-    """Write the stream's snapshot to `out` (with its consumers' state unless not `consumers`);
-    returns what it holds and the bytes' hash."""
+async def snapshot(nc: Client, stream: str, out: BinaryIO) -> Snapshot:
+    """Write the stream's snapshot to `out`; returns what it holds and the bytes' hash."""
     inbox = nc.new_inbox()
     digest, size = hashlib.sha256(), 0
     loop = asyncio.get_running_loop()
@@ -68,7 +68,7 @@ async def snapshot(nc: Client, stream: str, out: BinaryIO, consumers: bool = Tru
 
     sub = await nc.subscribe(inbox, cb=on_chunk)
     try:
-        request = {"deliver_subject": inbox, "chunk_size": CHUNK_SIZE, "jsck": True, "no_consumers": not consumers}
+        request = {"deliver_subject": inbox, "chunk_size": CHUNK_SIZE, "jsck": True, "no_consumers": True}
         reply = _api_reply(await nc.request(f"$JS.API.STREAM.SNAPSHOT.{stream}", json.dumps(request).encode(),
                                             timeout=API_TIMEOUT_S), f"snapshot of {stream}")
         while not done.done():
@@ -78,8 +78,7 @@ async def snapshot(nc: Client, stream: str, out: BinaryIO, consumers: bool = Tru
         await done
     finally:
         await sub.unsubscribe()
-    return Snapshot(config=reply["config"], state=reply["state"], size=size, sha256=digest.hexdigest(),
-                    consumers=consumers)
+    return Snapshot(config=reply["config"], state=reply["state"], size=size, sha256=digest.hexdigest())
 
 
 async def restore(nc: Client, stream: str, config: dict, state: dict, chunks: Iterator[bytes]) -> dict:
@@ -99,3 +98,34 @@ async def restore(nc: Client, stream: str, config: dict, state: dict, chunks: It
 def chunks_of(file: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
     while chunk := file.read(size):
         yield chunk
+
+
+async def durable_places(nc: Client, stream: str) -> list[dict]:
+    """The stream's durable consumers: each one's configuration and the last stream sequence below
+    which everything is acknowledged. Taken before the snapshot, so each place is within it."""
+    places, offset = [], 0
+    while True:
+        reply = _api_reply(await nc.request(f"$JS.API.CONSUMER.LIST.{stream}", json.dumps({"offset": offset}).encode(),
+                                            timeout=API_TIMEOUT_S), f"consumers of {stream}")
+        found = reply.get("consumers") or []
+        places += [{"config": c["config"], "acked_through": (c.get("ack_floor") or {}).get("stream_seq", 0)}
+                   for c in found if c["config"].get("durable_name")]
+        offset += len(found)
+        if not found or offset >= reply.get("total", 0):
+            return places
+
+
+async def make_durables(nc: Client, stream: str, places: list[dict], replicas: int) -> None:
+    """Each durable consumer again, from just after its place: what was delivered and not yet
+    acknowledged comes again (its handlers are idempotent), nothing acknowledged does."""
+    for place in places:
+        config = {k: v for k, v in place["config"].items() if k not in ("opt_start_seq", "opt_start_time")}
+        config["num_replicas"] = replicas
+        if place["acked_through"]:
+            config.update(deliver_policy="by_start_sequence", opt_start_seq=place["acked_through"] + 1)
+        else:
+            config["deliver_policy"] = "all"
+        name = config["durable_name"]
+        _api_reply(await nc.request(f"$JS.API.CONSUMER.CREATE.{stream}.{name}",
+                                    json.dumps({"stream_name": stream, "config": config}).encode(),
+                                    timeout=API_TIMEOUT_S), f"consumer {name}")

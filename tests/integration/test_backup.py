@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from services.kernel.natsd import free_port
-from tests.conftest import System, cli_env, culled, darkroom_cli, start_shipped
+from tests.conftest import System, cli_env, culled, darkroom_cli, eventually, start_shipped
 
 
 async def darkroom(*args: str, timeout: float = 60) -> tuple[int, str]:
@@ -20,6 +20,11 @@ async def darkroom(*args: str, timeout: float = 60) -> tuple[int, str]:
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, out.decode()
+
+
+async def _completed(http: aiohttp.ClientSession, url: str, task_id: str) -> bool:
+    async with http.get(f"{url}/api/tasks/{task_id}") as response:
+        return response.status == 200 and (await response.json())["task"]["status"] == "completed"
 
 
 async def _ready(http: aiohttp.ClientSession, url: str) -> bool:
@@ -47,6 +52,8 @@ async def test_work_backed_up_restores_into_a_fresh_folder_whole(system: System,
     assert {"projects/Drill/A.jpg", "projects/Drill/.trash/B.jpg", "projects/Drill/.project.yaml",
             "stream/DARKROOM.snapshot", "read-model.sqlite"} <= set(paths)
     assert all(len(entry["sha256"]) == 64 for entry in paths.values())
+    places = {c["config"]["durable_name"]: c["acked_through"] for c in manifest["stream"]["consumers"]}
+    assert {"lane_priority", "lane_normal", "orchestrator"} <= set(places) and places["orchestrator"] > 0
 
     fresh = tmp_path / "fresh"
     code, out = await darkroom("restore", str(dest), "--data", str(fresh))
@@ -71,8 +78,17 @@ async def test_work_backed_up_restores_into_a_fresh_folder_whole(system: System,
                 photos = {p["filename"]: p for p in (await response.json())["photos"]}
             async with http.get(f"{url}/api/projects/Drill/trash") as response:
                 trash = await response.json()
-        assert photos["A"]["keep_jpg"] and photos["A"]["jpg_available"] and photos["A"]["thumbnail_status"] == "generated"
-        assert "B" not in photos and "B.jpg" in json.dumps(trash["trash"]), trash
+            assert photos["A"]["keep_jpg"] and photos["A"]["jpg_available"]
+            assert photos["A"]["thumbnail_status"] == "generated"
+            assert "B" not in photos and "B.jpg" in json.dumps(trash["trash"]), trash
+            # The lanes and the orchestrator go on from where they were: a new commit runs.
+            async with http.put(f"{url}/api/projects/Drill/keep",
+                                json={"updates": [{"filename": "A", "keep_jpg": False}]}) as response:
+                assert response.status == 200
+            async with http.post(f"{url}/api/projects/Drill/commit-changes") as response:
+                task_id = (await response.json())["task_id"]
+            await eventually(lambda: _completed(http, url, task_id), 30, "the commit after the restore")
+        assert (fresh / "projects" / "Drill" / ".trash" / "A.jpg").is_file()
         code, out = await darkroom("replay", "--verify", "--data", str(fresh))
         assert code == 0 and "equals the live one" in out, out
     finally:

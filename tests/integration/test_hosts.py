@@ -57,3 +57,22 @@ async def test_replicas_a_single_server_cannot_hold_are_refused_with_what_to_set
         assert (await system.bus.jsm.stream_info("DARKROOM")).config.num_replicas == 1
     finally:
         await system.close()
+
+
+async def test_retention_limits_reach_the_stream_said_loudly_and_go_when_unset(nats_server: NatsServer,
+                                                                               tmp_path: Path, caplog) -> None:
+    system = System(nats_server, tmp_path / "data")
+    try:
+        await system.start(roles=("projector",))
+        stream = system.bus.jsm
+        assert (await stream.stream_info("DARKROOM")).config.max_bytes == -1  # by default, every event kept
+        with caplog.at_level(logging.WARNING, logger="darkroom"):
+            await provision(system.bus, make_config(tmp_path, nats__max_bytes="1GB", nats__max_age="365d"))
+        config = (await stream.stream_info("DARKROOM")).config
+        assert (config.max_bytes, config.max_age) == (1024 ** 3, 365 * 86400)
+        assert "nats.max_bytes = 1,073,741,824 bytes and nats.max_age = 365 days" in caplog.text
+        await provision(system.bus, make_config(tmp_path))
+        config = (await stream.stream_info("DARKROOM")).config
+        assert (config.max_bytes, config.max_age) == (-1, 0)
+    finally:
+        await system.close()
