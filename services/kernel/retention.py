@@ -18,23 +18,24 @@ _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 def parse_size(value: int | float | str) -> int:
     """Bytes from `50GB`, `512MiB`, `1000000` (units in powers of 1024); 0 or below: no limit."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return max(0, int(value))
-    match = _SIZE.match(str(value)) if value is not None else None
-    if not match:
-        raise ValueError(f"{value!r} is not a size like 50GB")
-    unit = (match.group(2) or "").lower()
-    return int(float(match.group(1)) * 1024 ** _POWERS[unit[:1]])
+    number, unit = _number(value, _SIZE, "a size like 50GB")
+    return int(number * 1024 ** _POWERS[unit[:1]])
 
 
 def parse_age(value: int | float | str) -> float:
     """Seconds from `90d`, `12h`, `3600`; 0: no limit."""
+    number, unit = _number(value, _AGE, "a duration like 90d")
+    return number * _SECONDS[unit]
+
+
+def _number(value: int | float | str, pattern: re.Pattern, what: str) -> tuple[float, str]:
+    """A setting's number and unit, as a number or text like `50GB`."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return max(0.0, float(value))
-    match = _AGE.match(str(value)) if value is not None else None
+        return max(0.0, float(value)), ""
+    match = pattern.match(str(value)) if value is not None else None
     if not match:
-        raise ValueError(f"{value!r} is not a duration like 90d")
-    return float(match.group(1)) * _SECONDS[match.group(2) or ""]
+        raise ValueError(f"{value!r} is not {what}")
+    return float(match.group(1)), (match.group(2) or "").lower()
 
 
 @dataclass(frozen=True)
