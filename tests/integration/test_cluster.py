@@ -6,7 +6,6 @@ run; a node is killed, and the work goes on."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import time
