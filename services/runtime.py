@@ -27,6 +27,7 @@ from .kernel.supervise import Loops
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
+from .projector.keeper import Keeper, KeptElsewhere
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
@@ -81,6 +82,7 @@ class Runtime:
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
     health_runner: web.AppRunner | None = None
+    keeper: Keeper | None = None
     port: int = 0
     health_port: int = 0
     _stopped: bool = False
@@ -94,7 +96,7 @@ class Runtime:
 
     async def _bus(self, role: str) -> Bus:
         # One connection per service, as if each ran alone: one can stop without the others.
-        bus = await Bus.connect(self.nats_url, f"darkroom-{role}", self.codec)
+        bus = await Bus.connect(self.nats_url, f"darkroom-{role}", self.codec, security=self.config.nats)
         bus.counters = self.counters
         self.buses[role] = bus
         return bus
@@ -112,7 +114,7 @@ class Runtime:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.roles:
             await provision(await self._bus(self.roles[0]), self.config)
-        if "projector" in self.roles:
+        if self._keeps_read_model():
             bus = self.buses.get("projector") or await self._bus("projector")
             db = await open_db(read_model_path(self.data_dir))
             engine = await Projector(db, self.codec).open()
@@ -152,6 +154,25 @@ class Runtime:
         self.health.checks += self._readiness_checks()
         if self.config.health.port is not None and "api" not in self.roles:
             await self._start_health()
+
+    def _keeps_read_model(self) -> bool:
+        """A projector keeps the data folder's read model, and so does a worker where nothing else
+        does: its jobs read state (a worker on a host of its own would wait for it forever)."""
+        path = read_model_path(self.data_dir)
+        keeper = Keeper(path)
+        if "projector" in self.roles:
+            if not keeper.take("darkroom " + "+".join(self.roles)):
+                raise KeptElsewhere(f"the read model {path} is kept by {keeper.holder()}: one projector per data "
+                                    f"folder; stop that one, or give this one a --data of its own")
+        elif "worker" not in self.roles:
+            return False
+        elif not keeper.take("darkroom worker, with a projector of its own"):
+            log.info("worker: reading the read model %s, kept by %s", path, keeper.holder())
+            return False
+        else:
+            log.info("worker: no projector keeps %s, so this worker keeps it (it folds the log first)", path)
+        self.keeper = keeper
+        return True
 
     async def _start_api(self) -> None:
         bus = self.buses.get("api") or await self._bus("api")
@@ -287,6 +308,8 @@ class Runtime:
                 process.terminate()
         if self.projector is not None:
             await self.projector.projector.db.close()
+        if self.keeper is not None:
+            self.keeper.release()
 
     async def crash(self) -> None:
         """Vanish like a killed process: connections cut first, so nothing is acknowledged or drained."""

@@ -337,3 +337,21 @@ async def shoot(system: System, name: str, files: list[tuple[str, bytes]]) -> tu
     assert status == 201, body
     await system.wait_task(body["task_id"], timeout=30)
     return project, system.data_dir / "projects" / project["folder"]
+
+
+async def culled(system: System, name: str = "Culled", kept: str = "A", dropped: str = "B",
+                 timeout: float = 30) -> Path:
+    """Upload two photos, untick one, commit: the project's folder, `dropped`.jpg in its trash
+    (basenames are unique across projects: give each project its own); each task within `timeout`."""
+    project = await create_project(system, name)
+    status, body = await upload(system, project["folder"], [(f"{kept}.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+                                                            (f"{dropped}.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
+    assert status == 201 and len(body["files"]) == 2, body
+    assert (await system.wait_task(body["task_id"], timeout=timeout))["task"]["status"] == "completed"
+    status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
+                                           {"updates": [{"filename": dropped, "keep_jpg": False}]})
+    assert status == 200, body
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
+    assert status == 202, body
+    assert (await system.wait_task(body["task_id"], timeout=timeout))["task"]["status"] == "completed"
+    return system.data_dir / "projects" / project["folder"]
