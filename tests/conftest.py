@@ -161,7 +161,8 @@ class System:
         live = read_model_path(self.data_dir)
         if not self.verify_on_close or self.bus is None or not live.exists() or self.bus.nc.is_closed:
             return
-        projector = next((r.projector for r in self.runtimes if r.projector is not None and not r._stopped), None)
+        projector = next((r.projector for r in self.runtimes
+                          if r.projector is not None and not r._stopped and r.read_model == live), None)
         if projector is None:
             return
         last = await self.bus.last_seq()

@@ -31,6 +31,20 @@ class Keeper:
         self._fd = fd
         return True
 
+    def kept(self) -> bool:
+        """Whether a process keeps it now (without becoming its keeper)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     def holder(self) -> str:
         try:
             return self.path.read_text().strip() or "another process"

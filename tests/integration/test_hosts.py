@@ -30,11 +30,11 @@ async def test_a_worker_on_a_host_of_its_own_keeps_its_own_read_model_and_does_i
     with caplog.at_level(logging.INFO, logger="darkroom"):
         await worker.start()
     try:
-        assert "so this worker keeps it" in caplog.text
+        assert "so this worker keeps a replica" in caplog.text
         folder = await culled(system)  # derivatives, then a commit that reads which files to remove
         assert (folder / "A.jpg").exists() and (folder / ".trash" / "B.jpg").exists()
         assert (folder / ".thumb" / "A.webp").exists()
-        assert worker.projector is not None and (host_b / "read-model.sqlite").is_file()
+        assert worker.projector is not None and (host_b / "read-model-worker.sqlite").is_file()
     finally:
         await worker.stop()
 
@@ -45,6 +45,16 @@ async def test_a_second_projector_on_one_data_folder_is_refused_naming_the_first
         await system.start(roles=("projector",))
     worker = await system.start(roles=("worker",))  # reads the one the projector keeps
     assert worker.projector is None and worker.worker_read is not None
+
+
+async def test_a_projector_started_after_a_worker_on_its_data_folder_is_not_refused(system: System) -> None:
+    # Units start in any order: the worker keeps a replica of its own meanwhile, not the projector's file.
+    worker = await system.start(roles=("worker",))
+    projector = await system.start(roles=("projector", "orchestrator", "api"))
+    assert worker.projector is not None and projector.projector is not None
+    assert worker.read_model != projector.read_model
+    task = await system.start_task("three")
+    assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
 
 
 async def test_replicas_a_single_server_cannot_hold_are_refused_with_what_to_set(nats_server: NatsServer,
