@@ -75,6 +75,7 @@ class System:
         self.api: Runtime | None = None
         self.seq = 0
         self.verify_on_close = True
+        self.retry_unavailable_s = 0.0  # how long a request answered 503 is tried again (as a UI would)
 
     async def start(self, roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
                     handlers: dict | None = None, orchestrator_name: str = "orchestrator",
@@ -102,12 +103,16 @@ class System:
         if method == "GET" and self.seq and "min_seq=" not in path:
             # Read your own writes: every GET waits for the newest mutation this client made.
             path += ("&" if "?" in path else "?") + f"min_seq={self.seq}"
-        async with self.http.request(method, self.url + path, data=data, headers=headers) as response:
-            text = await response.text()
-            if "X-Darkroom-Seq" in response.headers:
-                self.seq = max(self.seq, int(response.headers["X-Darkroom-Seq"]))
-            payload = json.loads(text) if response.content_type == "application/json" else text
-            return response.status, payload, dict(response.headers)
+        deadline = time.monotonic() + self.retry_unavailable_s
+        while True:
+            async with self.http.request(method, self.url + path, data=data, headers=headers) as response:
+                text = await response.text()
+                if "X-Darkroom-Seq" in response.headers:
+                    self.seq = max(self.seq, int(response.headers["X-Darkroom-Seq"]))
+                payload = json.loads(text) if response.content_type == "application/json" else text
+            if response.status != 503 or time.monotonic() > deadline:
+                return response.status, payload, dict(response.headers)
+            await asyncio.sleep(0.2)  # "try again", as a client told 503 does
 
     async def start_task(self, task_type: str, items: list[str] | None = None) -> dict:
         status, body, headers = await self.request("POST", "/api/tasks", {"type": task_type, "items": items or []})
@@ -305,11 +310,15 @@ async def upload(system: System, folder: str, files: list[tuple[str, bytes]], ov
     body += f"--{boundary}--\r\n".encode()
     url = f"{system.url}/api/projects/{folder}/upload" + ("?overwrite=true" if overwrite else "")
     headers = {**(headers or {}), "Content-Type": f"multipart/form-data; boundary={boundary}"}
-    async with system.http.post(url, data=body, headers=headers) as response:
-        body = await response.json()
-        if "X-Darkroom-Seq" in response.headers:
-            system.seq = max(system.seq, int(response.headers["X-Darkroom-Seq"]))
-        return response.status, body
+    deadline = time.monotonic() + system.retry_unavailable_s
+    while True:
+        async with system.http.post(url, data=body, headers=headers) as response:
+            answer = await response.json()
+            if "X-Darkroom-Seq" in response.headers:
+                system.seq = max(system.seq, int(response.headers["X-Darkroom-Seq"]))
+        if response.status != 503 or time.monotonic() > deadline:
+            return response.status, answer
+        await asyncio.sleep(0.2)  # "try again", as a client told 503 does
 
 
 def photo_bytes(relative: str) -> bytes:
@@ -348,11 +357,13 @@ async def culled(system: System, name: str = "Culled", kept: str = "A", dropped:
     status, body = await upload(system, project["folder"], [(f"{kept}.jpg", photo_bytes("cameras/Canon_40D.jpg")),
                                                             (f"{dropped}.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
     assert status == 201 and len(body["files"]) == 2, body
-    assert (await system.wait_task(body["task_id"], timeout=timeout))["task"]["status"] == "completed"
+    view = await system.wait_task(body["task_id"], timeout=timeout)
+    assert view["task"]["status"] == "completed", view
     status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
                                            {"updates": [{"filename": dropped, "keep_jpg": False}]})
     assert status == 200, body
     status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
     assert status == 202, body
-    assert (await system.wait_task(body["task_id"], timeout=timeout))["task"]["status"] == "completed"
+    view = await system.wait_task(body["task_id"], timeout=timeout)
+    assert view["task"]["status"] == "completed", view
     return system.data_dir / "projects" / project["folder"]

@@ -188,6 +188,7 @@ async def test_the_deployed_cluster_runs_uploads_and_commits_and_outlives_a_node
         killed = time.monotonic()
         # A delivery to an orchestrator lost with its consumer's leader comes again after its ack
         # wait (30 s): mostly the work goes on within seconds, at worst after that.
+        system.retry_unavailable_s = 20  # while a replica takes over, the api answers 503: a client tries again
         folder = await culled(system, "Later", "D", "E", timeout=40)
         print(f"an upload and a commit started as a node died took {time.monotonic() - killed:.1f} s")
         assert (folder / "D.jpg").exists() and (folder / ".trash" / "E.jpg").exists()
