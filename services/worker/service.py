@@ -108,7 +108,7 @@ class Worker:
         self.cancels = CancelWatch(bus, self.loops)
         self._slots: list[asyncio.Task] = []
         self._pulls: set[LanePull] = set()
-        self._running: set[asyncio.Task] = set()
+        self._running: dict[str, asyncio.Future[None]] = {}  # by job id: the run of each job going on here
         self._stopping = asyncio.Event()
         self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
         self.busy = {"priority": 0, "normal": 0}
@@ -202,6 +202,29 @@ class Worker:
             log.warning("set aside unreadable job on %s: %s", msg.subject, exc)
             await msg.term()
             return
+        # Delivered again while it runs here (a server restarted with -9 may lose its consumer's
+        # state and hand it out at once): this delivery waits for that run, then the fence decides.
+        while (other := self._running.get(job.job_id)) is not None:
+            await self._hold(msg, other)
+        self._running[job.job_id] = mine = asyncio.get_running_loop().create_future()
+        try:
+            await self._take(msg, job, attempt)
+        finally:
+            del self._running[job.job_id]
+            mine.set_result(None)
+
+    async def _hold(self, msg: Msg, run: asyncio.Future[None]) -> None:
+        """Heartbeat `msg` until `run` ends: it is not lost, only waiting."""
+        while not run.done():
+            await asyncio.wait([run], timeout=self.config.pipeline.ack_wait_s / 3)
+            if not run.done():
+                try:
+                    await msg.in_progress()
+                except Exception:  # NATS away: at worst it comes again, and the fence sees it over
+                    pass
+
+    async def _take(self, msg: Msg, job: JobRequested, attempt: int) -> None:
+        """Run a delivered job unless it is over, reporting its outcome."""
         try:
             ended = await is_over(self.bus, job)
         except Exception as exc:  # the log cannot be read now: the job comes again after a pause
