@@ -179,6 +179,7 @@ class PublishAcks:
         self.futures: dict[str, tuple[asyncio.Future, float, bool, int]] = {}
         self.counter = 0
         self.connection = 0
+        self._requests: list[asyncio.Future] = []
         self.slots = asyncio.Semaphore(max_pending)
         self._sweeper: asyncio.Task | None = None
 
@@ -209,17 +210,24 @@ class PublishAcks:
 
     def disconnected(self) -> None:
         self.connection += 1
+        # nats-py's own requests (the JetStream API, the log's end) wait for their answer in this
+        # map until it comes or they time out: those asked before now are in the same case.
+        self._requests = [f for f in getattr(self.nc, "_resp_map", {}).values() if not f.done()]
 
     def reconnected(self) -> None:
-        asyncio.get_running_loop().call_later(RECONNECT_GRACE_S, self._lost, self.connection)
+        requests, self._requests = self._requests, []
+        asyncio.get_running_loop().call_later(RECONNECT_GRACE_S, self._lost, self.connection, requests)
 
-    def _lost(self, connection: int) -> None:
+    def _lost(self, connection: int, requests: list[asyncio.Future]) -> None:
         """Fail what went out on a connection before `connection`: its answer is not coming."""
         for token, (future, _deadline, _raw, sent_on) in list(self.futures.items()):
             if sent_on < connection:
                 del self.futures[token]
                 if not future.done():
                     future.set_exception(PublishError(None, "no answer from JetStream: the connection was lost"))
+        for future in requests:
+            if not future.done():
+                future.set_exception(nats.errors.TimeoutError())
 
     @staticmethod
     async def wait(future: asyncio.Future) -> tuple[int, bool]:
