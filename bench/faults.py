@@ -64,8 +64,9 @@ PHOTOS = REPO / "tests" / "data" / "photos"
 PROJECTS = ("Faults A", "Faults B", "Faults C")
 TMPFS_MB = 512
 RECOVERY_WAIT_S = 30.0  # after a nats-server restart, the next fault waits this long at most for work to resume
-# Issue #6 asks for work within 3 s of a restarted server answering; the check allows a busy CI machine more.
-RECOVERY_LIMIT_S = 10.0
+# Issue #6 asks for work within 3 s of a restarted server answering (measured: 0.1-2.1 s on a loaded
+# 2-core machine, other faults interleaved); the check allows a busy CI machine a little more.
+RECOVERY_LIMIT_S = 5.0
 
 
 @dataclass(frozen=True)

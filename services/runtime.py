@@ -31,7 +31,7 @@ from .projector.keeper import Keeper, KeptElsewhere
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
-from .worker.context import Handler, Resources
+from .worker.context import Handler, Resources, retrieved
 from .worker.imaging import init_worker
 from .worker.jobs.derivatives import Derivations, spec_of
 from .kernel.lease import Leases
@@ -149,7 +149,8 @@ class Runtime:
             # Starting image processes takes a moment: do it now, not in the first upload's time.
             loop = asyncio.get_running_loop()
             for _ in range(self.config.processing.workers):
-                loop.run_in_executor(self.pool, init_worker)
+                # Only a head start: one that a stop cuts short says nothing (the pool is gone).
+                loop.run_in_executor(self.pool, init_worker).add_done_callback(retrieved)
         if "api" in self.roles:
             await self._start_api()
         if self.projector is not None:

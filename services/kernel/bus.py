@@ -37,6 +37,9 @@ CONNECT_TIMEOUT_S = 5.0  # at start-up (a command gives up within 10 s); once co
 RECONNECT_WAIT_S = 0.25
 CLOSE_TIMEOUT_S = 2.0
 READ_ATTEMPTS = 3
+# After a reconnect, how long what the lost connection carried may still be answered (a server
+# restarted meanwhile never will): its senders hear then, not at the ack timeout.
+RECONNECT_GRACE_S = 0.5
 
 
 class Conflict(Exception):
@@ -184,8 +187,11 @@ class PublishAcks:
     def __init__(self, nc: Client, max_pending: int = 4000) -> None:
         self.nc = nc
         self.prefix = nc.new_inbox()
-        self.futures: dict[str, tuple[asyncio.Future, float, bool]] = {}  # token -> future, deadline, raw
+        # token -> future, deadline, raw, the connection it went out on (see `disconnected`)
+        self.futures: dict[str, tuple[asyncio.Future, float, bool, int]] = {}
         self.counter = 0
+        self.connection = 0
+        self._requests: list[asyncio.Future] = []
         self.slots = asyncio.Semaphore(max_pending)
         self._sweeper: asyncio.Task | None = None
 
@@ -208,9 +214,32 @@ class PublishAcks:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         future.add_done_callback(lambda _f: self.slots.release())
-        self.futures[token] = (future, loop.time() + ACK_TIMEOUT_S, raw)
+        # Sent while disconnected, it waits in the client's buffer for the next connection.
+        connection = self.connection + (0 if self.nc.is_connected else 1)
+        self.futures[token] = (future, loop.time() + ACK_TIMEOUT_S, raw, connection)
         await self.nc.publish(subject, data, reply=f"{self.prefix}.{token}", headers=headers)
         return future
+
+    def disconnected(self) -> None:
+        self.connection += 1
+        # nats-py's own requests (the JetStream API, the log's end) wait for their answer in this
+        # map until it comes or they time out: those asked before now are in the same case.
+        self._requests = [f for f in getattr(self.nc, "_resp_map", {}).values() if not f.done()]
+
+    def reconnected(self) -> None:
+        requests, self._requests = self._requests, []
+        asyncio.get_running_loop().call_later(RECONNECT_GRACE_S, self._lost, self.connection, requests)
+
+    def _lost(self, connection: int, requests: list[asyncio.Future]) -> None:
+        """Fail what went out on a connection before `connection`: its answer is not coming."""
+        for token, (future, _deadline, _raw, sent_on) in list(self.futures.items()):
+            if sent_on < connection:
+                del self.futures[token]
+                if not future.done():
+                    future.set_exception(PublishError(None, "no answer from JetStream: the connection was lost"))
+        for future in requests:
+            if not future.done():
+                future.set_exception(nats.errors.TimeoutError())
 
     @staticmethod
     async def wait(future: asyncio.Future) -> tuple[int, bool]:
@@ -221,7 +250,7 @@ class PublishAcks:
         while True:
             await asyncio.sleep(1.0)
             now = asyncio.get_running_loop().time()
-            for token, (future, deadline, _raw) in list(self.futures.items()):
+            for token, (future, deadline, _raw, _sent_on) in list(self.futures.items()):
                 if deadline < now:
                     del self.futures[token]
                     if not future.done():
@@ -278,7 +307,13 @@ class Bus:
         bus: Bus | None = None
         errors = _ErrorLog()
 
+        async def on_disconnected() -> None:
+            if bus is not None:
+                bus.acks.disconnected()
+
         async def on_reconnected() -> None:
+            if bus is not None:
+                bus.acks.reconnected()
             log.info("nats: reconnected to %s", redact(str(nc.connected_url.geturl()) if nc.connected_url else url))
             for listener in list(bus.reconnected if bus else ()):
                 listener()
@@ -295,6 +330,7 @@ class Bus:
                 connect_timeout=min(2.0, timeout),
                 drain_timeout=CLOSE_TIMEOUT_S,
                 error_cb=errors.record,
+                disconnected_cb=on_disconnected,
                 reconnected_cb=on_reconnected,
             ), timeout)
         except (asyncio.TimeoutError, OSError, nats.errors.Error) as exc:

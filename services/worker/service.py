@@ -108,7 +108,8 @@ class Worker:
         self.cancels = CancelWatch(bus, self.loops)
         self._slots: list[asyncio.Task] = []
         self._pulls: set[LanePull] = set()
-        self._running: set[asyncio.Task] = set()
+        self._running: dict[str, asyncio.Future[None]] = {}  # by job id: the run of each job going on here
+        self._held: set[asyncio.Future[None]] = set()  # second deliveries waiting for such a run
         self._stopping = asyncio.Event()
         self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
         self.busy = {"priority": 0, "normal": 0}
@@ -128,9 +129,9 @@ class Worker:
         self._stopping.set()
         if self._slots:
             await asyncio.wait(self._slots, timeout=grace_s)
-        for task in self._slots:
+        for task in [*self._slots, *self._held]:
             task.cancel()
-        await asyncio.gather(*self._slots, return_exceptions=True)
+        await asyncio.gather(*self._slots, *self._held, return_exceptions=True)
         if self._on_reconnected in self.bus.reconnected:
             self.bus.reconnected.remove(self._on_reconnected)
         await self.cancels.stop()
@@ -202,6 +203,35 @@ class Worker:
             log.warning("set aside unreadable job on %s: %s", msg.subject, exc)
             await msg.term()
             return
+        other = self._running.get(job.job_id)
+        if other is not None:
+            # Delivered again while it runs here (a server restarted with -9 may lose its consumer's
+            # state and hand it out at once): set aside, not in a slot, until that run has ended.
+            held = asyncio.ensure_future(self._after(other, msg, job))
+            self._held.add(held)
+            held.add_done_callback(self._held.discard)
+            return
+        self._running[job.job_id] = mine = asyncio.get_running_loop().create_future()
+        try:
+            await self._take(msg, job, attempt)
+        finally:
+            del self._running[job.job_id]
+            mine.set_result(None)
+
+    async def _after(self, run: asyncio.Future[None], msg: Msg, job: JobRequested) -> None:
+        """Heartbeat a second delivery until the run of its job ends: then it is over (acknowledged),
+        or it comes again at once for a slot to take (the run ended without an outcome)."""
+        try:
+            while not run.done():
+                await asyncio.wait([run], timeout=self.config.pipeline.ack_wait_s / 3)
+                if not run.done():
+                    await msg.in_progress()
+            await (msg.ack() if await is_over(self.bus, job) else msg.nak())
+        except Exception as exc:  # NATS away: it comes again after the ack wait, and the fence decides then
+            log.info("job %s: a second delivery set aside was left to come again: %s", job.job_id, describe(exc))
+
+    async def _take(self, msg: Msg, job: JobRequested, attempt: int) -> None:
+        """Run a delivered job unless it is over, reporting its outcome."""
         try:
             ended = await is_over(self.bus, job)
         except Exception as exc:  # the log cannot be read now: the job comes again after a pause
