@@ -66,6 +66,7 @@ def dead_letter_events(seq: int) -> str:
     return f"{ROOT}.dead_letter.{seq}.*"
 
 
+DEAD_LETTERS = f"{ROOT}.dead_letter."  # every dead letter subject begins so
 DEAD_LETTERS_RECORDED = f"{ROOT}.dead_letter.*.recorded"
 
 

@@ -14,12 +14,14 @@ import aiosqlite
 
 from ..kernel.supervise import Loops
 from . import store
-from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
-from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView, TrashRow
+from .store import CHECKPOINT, COUNTED, JOBS, LANES, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
+from .views import DeadLetter, JobView, LaneRow, PhotoView, ProjectRow, TaskView, TrashRow
 
 POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
 NOTIFIED_POLL_S = 1.0
 POLL_LOOP = "read model poll"
+# The states as written in the counts' index (a partial index is used only for its own condition).
+JOB_COUNTS = f"SELECT lane, type, status, COUNT(*) FROM jobs WHERE status IN ({COUNTED}) GROUP BY status, lane, type"
 AFTER_EVERYTHING = 1 << 30  # an outbox `k` past any event's messages: (seq, AFTER_EVERYTHING) is after all of seq
 
 
@@ -186,6 +188,16 @@ class ReadModel:
         sql = "SELECT seq, subject, reason, at FROM dead_letters ORDER BY seq DESC LIMIT ?"
         async with self.db.execute(sql, (limit,)) as cursor:
             return [DeadLetter(*row) for row in await cursor.fetchall()]
+
+    async def lanes(self) -> dict[str, LaneRow]:
+        """Each lane's state, as its newest pause or resume left it (a lane never paused has no row)."""
+        return {row.lane: row for row in await self._fetch(LANES, LANES.select(), [])}
+
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """(lane, job type, status, how many) of the jobs queued, running, retrying or failed: one query
+        over the index that holds only those."""
+        async with self.db.execute(JOB_COUNTS) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]  # type: ignore[misc]
 
     async def job_durations(self) -> list[tuple[str, float]]:
         """(job type, seconds) of finished jobs, from the events' own times."""
