@@ -161,8 +161,10 @@ class ReadModel:
         return (await store.load_many(self.db, TASKS, [task_id])).get(task_id)
 
     async def tasks(self, *, project_id: str | None = None, type: str | None = None, status: str | None = None,
-                    show_maintenance: bool = False, limit: int = 100) -> list[TaskView]:
+                    show_maintenance: bool = False, limit: int = 100, retried: bool | None = None) -> list[TaskView]:
         where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
+        if retried is not None:  # with a retry made of it, or without
+            where += f"{' AND' if where else 'WHERE'} retried_by IS {'NOT ' if retried else ''}NULL"
         sql = TASKS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
         return await self._fetch(TASKS, sql, [*args, limit])
 
@@ -188,6 +190,11 @@ class ReadModel:
         sql = "SELECT seq, subject, reason, at FROM dead_letters ORDER BY seq DESC LIMIT ?"
         async with self.db.execute(sql, (limit,)) as cursor:
             return [DeadLetter(*row) for row in await cursor.fetchall()]
+
+    async def dead_letter(self, seq: int) -> DeadLetter | None:
+        async with self.db.execute("SELECT seq, subject, reason, at FROM dead_letters WHERE seq = ?", (seq,)) as cursor:
+            row = await cursor.fetchone()
+        return DeadLetter(*row) if row else None
 
     async def lanes(self) -> dict[str, LaneRow]:
         """Each lane's state, as its newest pause or resume left it (a lane never paused has no row)."""
