@@ -76,7 +76,11 @@ async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_ag
         assert [m[0] for m in live.messages if m[1] == "dead_letter"] == [str(seq), str(noise), str(junk)]
 
         # Each is recorded in the log as set aside, once.
-        recorded = await system.log("darkroom.dead_letter.*.recorded")
+        async def all_recorded():
+            found = await system.log("darkroom.dead_letter.*.recorded")
+            return found if len(found) >= 3 else None
+
+        recorded = await eventually(all_recorded, what="the three recorded")
         assert [(e["seq"], e["subject"], e["reason"]) for _, _, e in recorded] == [
             (s, letters[s]["subject"], letters[s]["reason"]) for s in (seq, noise, junk)]
 
