@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Awaitable, TypeVar
+from typing import Annotated, Awaitable, Callable, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -11,6 +11,8 @@ from ..control import dead_letters as letters
 from ..control import lanes as lane_control
 from ..control.refused import Refused
 from ..control.retry import retry
+from ..kernel.bus import Bus
+from ..projector.queries import ReadModel
 from .deps import deps
 from .errors import error, respond
 from .params import query_of
@@ -78,26 +80,23 @@ async def dead_letters(request: web.Request) -> web.Response:
 dead_letters.query = DeadLetters  # type: ignore[attr-defined]
 
 
-def _seq(request: web.Request) -> int:
-    value = request.match_info["seq"]
-    if not value.isdigit() or len(value) > 18:
-        raise error(404, f"no dead letter at sequence {value!r}")
-    return int(value)
-
-
 @routes.post("/api/dead-letters/{seq}/discard")
 async def discard_dead_letter(request: web.Request) -> web.Response:
     """Let a dead letter go: it is no longer listed, and never applied."""
-    d = deps(request)
-    seq = _seq(request)
-    stored = await _done(letters.discard(d.bus, d.read, seq))
-    return respond({"discarded": seq}, seq=stored)
+    return await _handle(request, letters.discard, "discarded")
 
 
 @routes.post("/api/dead-letters/{seq}/apply")
 async def apply_dead_letter(request: web.Request) -> web.Response:
     """Apply a dead letter this version reads now (an upcaster shipped), at this point of the log."""
+    return await _handle(request, letters.apply, "applied")
+
+
+async def _handle(request: web.Request, handle: Callable[[Bus, ReadModel, int], Awaitable[int]],
+                  done: str) -> web.Response:
     d = deps(request)
-    seq = _seq(request)
-    stored = await _done(letters.apply(d.bus, d.read, seq))
-    return respond({"applied": seq}, seq=stored)
+    value = request.match_info["seq"]
+    if not value.isdigit() or len(value) > 18:
+        raise error(404, f"no dead letter at sequence {value!r}")
+    seq = int(value)
+    return respond({done: seq}, seq=await _done(handle(d.bus, d.read, seq)))

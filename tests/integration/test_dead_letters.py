@@ -4,14 +4,12 @@ read model set aside, so `replay --verify` holds before and after."""
 
 from __future__ import annotations
 
-import asyncio
-
 from services import audit
 from services.kernel.bus import Bus
 from services.kernel.events import ALL_EVENTS, Codec, ProjectCreated
 from services.projector.replay import replay
 from services.runtime import Runtime, read_model_path
-from tests.conftest import SSEClient, System, cli_env, darkroom_cli, eventually, make_config
+from tests.conftest import SSEClient, System, eventually, make_config, run_cli
 from tests.jobtypes import DEFINITIONS, HANDLERS
 
 
@@ -29,14 +27,6 @@ def _project_created_v1_to_v2(raw: dict) -> dict:
 # The later version: it reads v2, and v1 through its upcaster.
 LATER = Codec([ProjectCreatedV2 if t is ProjectCreated else t for t in ALL_EVENTS],
               {("project.created", 1): _project_created_v1_to_v2})
-
-
-async def _cli(system: System, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *darkroom_cli(*args, "--nats", system.server.url, "--data", str(system.data_dir)), env=cli_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
 
 
 async def _listed(system: System) -> dict[int, dict]:
@@ -88,21 +78,21 @@ async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_ag
         assert (status, body["error"]) == (
             409, f"the message at sequence {seq} is still unreadable: project.created has unsupported version 2 "
                  "(current 1)")
-        code, out, err = await _cli(system, "dead-letters", "apply", str(seq))
+        code, out, err = await run_cli(system, "dead-letters", "apply", str(seq))
         assert code == 1 and "still unreadable" in err, (out, err)
 
         status, body, headers = await system.request("POST", f"/api/dead-letters/{noise}/discard")
         assert (status, body) == (200, {"discarded": noise})
         await live.wait_for(lambda m: m[1] == "dead_letter_removed", what="dead_letter_removed")
         assert [m[2] for m in live.messages if m[1] == "dead_letter_removed"] == [{"seq": noise, "how": "discarded"}]
-        code, out, err = await _cli(system, "dead-letters", "discard", str(junk))
+        code, out, err = await run_cli(system, "dead-letters", "discard", str(junk))
         assert code == 0 and out.startswith(f"dead letter {junk} discarded; seq "), err
     assert sorted(await _listed(system)) == [seq]
     for path in (f"/api/dead-letters/{noise}/discard", "/api/dead-letters/999999/discard",
                  "/api/dead-letters/abc/apply"):
         status, body, _ = await system.request("POST", path)
         assert status == 404 and body["error"].startswith("no dead letter at sequence"), (path, body)
-    code, out, err = await _cli(system, "dead-letters")
+    code, out, err = await run_cli(system, "dead-letters")
     assert code == 0 and [line.split("\t")[0] for line in out.splitlines()] == [str(seq)]
 
     # A later version ships: it reads the message, and yet rebuilds the read model as the live one has it.
@@ -125,7 +115,7 @@ async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_ag
     entries = await audit.dead_letter_history(system.bus, seq)
     assert [(e.event.type, e.event.v, e.event.source) for e in entries] == [
         ("project.created", 2, "system"), ("dead_letter.recorded", 1, "system"), ("dead_letter.applied", 1, "user")]
-    code, out, err = await _cli(system, "audit", "dead-letter", str(noise))
+    code, out, err = await run_cli(system, "audit", "dead-letter", str(noise))
     assert code == 0, err
     rows = out.splitlines()[1:]
     assert "(dead letter)" in rows[0] and "not valid JSON" in rows[0]

@@ -5,15 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import SSEClient, System, cli_env, darkroom_cli
-
-
-async def _cli(system: System, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *darkroom_cli(*args, "--nats", system.server.url, "--data", str(system.data_dir)), env=cli_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
+from tests.conftest import SSEClient, System, run_cli
 
 
 async def _lanes(system: System) -> dict[str, dict]:
@@ -122,12 +114,12 @@ async def test_a_job_stored_just_after_the_pause_is_not_run_though_a_pull_made_b
 
 async def test_darkroom_lanes_pauses_resumes_and_shows_the_counts_and_audit_tells_who(system: System) -> None:
     await system.start()
-    code, out, err = await _cli(system, "lanes", "pause", "priority")
+    code, out, err = await run_cli(system, "lanes", "pause", "priority")
     assert code == 0, err
     assert out.splitlines()[0].startswith("lane priority paused; seq ")
     waiting = await system.start_task("quick_priority")
     await system.wait_job(waiting["id"], 0, "queued")
-    code, out, err = await _cli(system, "lanes")
+    code, out, err = await run_cli(system, "lanes")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["LANE", "STATE", "DEPTH", "IN_FLIGHT", "BUSY_SLOTS"]
@@ -135,16 +127,16 @@ async def test_darkroom_lanes_pauses_resumes_and_shows_the_counts_and_audit_tell
     assert lines[4].split() == ["LANE", "JOB_TYPE", "QUEUED", "RUNNING", "RETRYING", "FAILED"]
     assert lines[5].split() == ["priority", "noop", "1", "0", "0", "0"]
 
-    code, out, err = await _cli(system, "lanes", "resume", "priority")
+    code, out, err = await run_cli(system, "lanes", "resume", "priority")
     assert code == 0 and out.startswith("lane priority resumed; seq "), err
     await system.wait_task(waiting["id"])
-    code, out, err = await _cli(system, "audit", "lane", "priority")
+    code, out, err = await run_cli(system, "audit", "lane", "priority")
     assert code == 0, err
     rows = [line.split() for line in out.splitlines()[1:]]
     assert [(r[2], r[3], " ".join(r[6:])) for r in rows] == [
         ("lane.paused", "user", "lane priority paused"), ("lane.resumed", "user", "lane priority resumed")]
 
-    code, out, err = await _cli(system, "lanes", "pause", "fast")
+    code, out, err = await run_cli(system, "lanes", "pause", "fast")
     assert code == 1 and err.strip() == "darkroom: no lane 'fast'; the lanes are priority, normal"
     status, body, _ = await system.request("POST", "/api/lanes/fast/pause")
     assert (status, body) == (404, {"error": "no lane 'fast'; the lanes are priority, normal"})
