@@ -379,7 +379,8 @@ async def control(config: Config, data_dir: Path, args: argparse.Namespace) -> i
     """`retry`, `lanes` (`pause`, `resume`), `dead-letters discard|apply`: what the API's controls do."""
     from .control import commands
     from .control.refused import Refused
-    async with _connected(config, data_dir, "darkroom-control") as bus, _read_model(data_dir) as read:
+    url = nats_url(config, data_dir)
+    async with _connected(config, url, "darkroom-control") as bus, _read_model(data_dir) as read:
         try:
             if args.command == "retry":
                 out = await commands.retry_task(bus, read, args.task_id)

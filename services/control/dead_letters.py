@@ -12,9 +12,7 @@ from ..kernel.bus import Bus, Conflict, Expect
 from ..kernel.events import DeadLetterApplied, DeadLetterDiscarded, PoisonEvent
 from ..projector.queries import ReadModel
 from ..projector.views import DeadLetter
-from .refused import Refused
-
-CAUGHT_UP_S = 2.0
+from .refused import Refused, caught_up
 
 
 class Listed(DeadLetter, kw_only=True):
@@ -58,7 +56,7 @@ async def apply(bus: Bus, read: ReadModel, seq: int) -> int:
 
 
 async def _listed(bus: Bus, read: ReadModel, seq: int) -> None:
-    await read.wait_for(await bus.last_seq(), CAUGHT_UP_S)
+    await caught_up(bus, read)
     if await read.dead_letter(seq) is None:
         raise Refused(404, f"no dead letter at sequence {seq}")
 

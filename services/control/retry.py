@@ -12,10 +12,9 @@ from ..kernel.events import PoisonEvent, TaskRequested
 from ..projector.apply import Rows, apply
 from ..projector.queries import ReadModel
 from ..projector.views import JobView, TaskView
-from .refused import Refused
+from .refused import Refused, caught_up
 
 RETRYABLE = ("failed", "canceled")
-CAUGHT_UP_S = 2.0
 
 
 def start_step(task: TaskView, jobs: list[JobView], latest: TaskView | None) -> int:
@@ -42,7 +41,7 @@ def retry_id(task_id: str, latest: str | None) -> str:
 
 async def retry(bus: Bus, read: ReadModel, task_id: str) -> tuple[TaskView, int]:
     """Store the retry's task.requested; the new task as it now stands and the event's sequence."""
-    await read.wait_for(await bus.last_seq(), CAUGHT_UP_S)  # what was stored before the request counts
+    await caught_up(bus, read)  # what was stored before the request counts
     task = await read.task(task_id)
     if task is None:
         raise Refused(404, f"task {task_id!r} not found")
