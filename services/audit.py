@@ -19,6 +19,9 @@ import msgspec
 from .kernel import subjects
 from .kernel.bus import Bus
 from .kernel.events import (
+    DeadLetterApplied,
+    DeadLetterDiscarded,
+    DeadLetterRecorded,
     Event,
     JobCanceled,
     JobCompleted,
@@ -28,6 +31,8 @@ from .kernel.events import (
     JobRequested,
     JobRetrying,
     JobStarted,
+    LanePaused,
+    LaneResumed,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoEvent,
@@ -140,6 +145,29 @@ async def photo_history(bus: Bus, folder: str, filename: str) -> list[Entry]:
     raise NotFound(f"no photo {filename!r} in project {folder!r}")
 
 
+async def lane_history(bus: Bus, lane: str) -> list[Entry]:
+    """Every pause and resume of a lane, with who asked."""
+    entries = await read(bus, [f"{R}.lane.{_token(lane, 'lane')}.>"])
+    if not entries:
+        raise NotFound(f"lane {lane!r} was never paused or resumed")
+    return entries
+
+
+async def dead_letter_history(bus: Bus, seq: int) -> list[Entry]:
+    """The message set aside at `seq` as this version reads it, then what became of it."""
+    stored = await bus.stored(seq)
+    handled = await read(bus, [subjects.dead_letter_events(seq)])
+    if stored is None and not handled:
+        raise NotFound(f"no message at sequence {seq} in the log")
+    if stored is None:
+        return handled
+    try:
+        first = Entry(stored.seq, stored.subject, stored.at, bus.codec.decode(stored.data))
+    except PoisonEvent as exc:
+        first = Entry(stored.seq, stored.subject, stored.at, None, str(exc))
+    return [first, *handled]
+
+
 async def project_history(bus: Bus, folder: str) -> list[Entry]:
     """The project's, its photos', its tasks' events, and its jobs' requested and outcome events."""
     project = _token(await project_id(bus, folder), "project")
@@ -162,10 +190,13 @@ def row(entry: Entry) -> tuple[str, ...]:
 
 
 def table(entries: list[Entry]) -> str:
-    rows = [COLUMNS] + [row(e) for e in entries]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(r, widths)), r[-1]]).rstrip() for r in rows]
-    return "\n".join(lines) + "\n"
+    return text_table([COLUMNS] + [row(e) for e in entries])
+
+
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell, the last one as it is."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "".join("  ".join([*(cell.ljust(w) for cell, w in zip(r, widths)), r[-1]]).rstrip() + "\n" for r in rows)
 
 
 def json_lines(entries: list[Entry]) -> str:
@@ -190,7 +221,9 @@ def detail(event: Event) -> str:
         case TaskRequested():
             steps = " → ".join(s.type for s in event.steps)
             items = f"; items {_names(event.items)}" if event.items else ""
-            return f"{event.task_type}: {steps}{items}"
+            retry = f"; retry of {event.retry_of}" if event.retry_of else ""
+            start = f" from step {event.start_step}" if event.start_step else ""
+            return f"{event.task_type}: {steps}{items}{retry}{start}"
         case TaskFailed():
             return f"step {event.step_index}: {event.error}"
         case TaskCanceled():
@@ -249,6 +282,14 @@ def detail(event: Event) -> str:
             return f"{event.filename}: {_names(event.names)} back from the trash"
         case PhotoRemoved():
             return f"{event.filename}: {event.reason}"
+        case LanePaused() | LaneResumed():
+            return f"lane {event.lane} {'paused' if isinstance(event, LanePaused) else 'resumed'}"
+        case DeadLetterRecorded():
+            return f"message {event.seq} on {event.subject} set aside: {event.reason}"
+        case DeadLetterDiscarded():
+            return f"message {event.seq} discarded"
+        case DeadLetterApplied():
+            return f"message {event.seq} applied here"
     # Any other event (a job's own or an extension's type): its fields beyond the envelope.
     fields = {k: v for k, v in msgspec.to_builtins(event).items() if k not in ENVELOPE}
     prefix = f"{event.filename}: " if isinstance(event, PhotoEvent) else ""

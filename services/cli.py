@@ -61,14 +61,29 @@ def parser() -> argparse.ArgumentParser:
     what = p.add_subparsers(dest="audit", required=True, metavar="what")
     for name, args, help in (("task", ("ID",), "every event of one task and its jobs"),
                              ("photo", ("FOLDER", "FILENAME"), "every event of one photo (FILENAME: its basename)"),
-                             ("project", ("FOLDER",), "the project's, its photos', tasks' and jobs' events")):
+                             ("project", ("FOLDER",), "the project's, its photos', tasks' and jobs' events"),
+                             ("lane", ("LANE",), "every pause and resume of a lane"),
+                             ("dead-letter", ("SEQ",), "a message set aside, and what became of it")):
         q = what.add_parser(name, parents=[common], help=help, description=help)
         for arg in args:
-            q.add_argument(arg.lower(), metavar=arg)
+            q.add_argument(arg.lower(), metavar=arg, type=int if arg == "SEQ" else str)
         q.add_argument("--json", action="store_true", help="one JSON object a line: the event, its seq and subject")
     p = command("tail", "print live events as JSON lines")
     p.add_argument("subject", nargs="?", default="darkroom.>")
-    command("dead-letters", "messages set aside as unreadable, with why")
+    p = command("dead-letters", "messages set aside as unreadable, with why; discard one, or apply one readable now")
+    actions = p.add_subparsers(dest="letter_action", metavar="action")
+    for name, help in (("discard", "let a dead letter go: no longer listed, never applied"),
+                       ("apply", "apply a dead letter this version reads now (an upcaster shipped)")):
+        q = actions.add_parser(name, parents=[common], help=help, description=help)
+        q.add_argument("seq", metavar="SEQ", type=int)
+    p = command("retry", "run a failed or canceled task again, from the step it stopped at")
+    p.add_argument("task_id", metavar="TASK_ID")
+    p = command("lanes", "the lanes: paused or not, depth, jobs in flight, busy slots, job counts; pause or resume one")
+    actions = p.add_subparsers(dest="lane_action", metavar="action")
+    for name, help in (("pause", "no worker takes a new job from LANE (running ones finish) until it is resumed"),
+                       ("resume", "workers take LANE's jobs again")):
+        q = actions.add_parser(name, parents=[common], help=help, description=help)
+        q.add_argument("lane", metavar="LANE")
     command("backup", "a consistent copy of the log, the read model and the project folders, with a "
                       "manifest").add_argument("dest", type=Path, metavar="DEST", help="a new or empty folder")
     command("restore", "a backup into an empty data folder (--data); `replay --verify` holds after it").add_argument(
@@ -136,8 +151,10 @@ async def run(args: argparse.Namespace) -> int:
         return await audit(config, data_dir, args)
     if args.command == "tail":
         return await tail(config, data_dir, args.subject)
-    if args.command == "dead-letters":
+    if args.command == "dead-letters" and not args.letter_action:
         return await dead_letters(data_dir)
+    if args.command in ("dead-letters", "retry", "lanes"):
+        return await control(config, data_dir, args)
     if args.command == "backup":
         return await backup(config, data_dir, args.dest)
     if args.command == "restore":
@@ -300,6 +317,10 @@ async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int
                 entries = await history.task_history(bus, args.id)
             elif args.audit == "photo":
                 entries = await history.photo_history(bus, args.folder, args.filename)
+            elif args.audit == "lane":
+                entries = await history.lane_history(bus, args.lane)
+            elif args.audit == "dead-letter":
+                entries = await history.dead_letter_history(bus, args.seq)
             else:
                 entries = await history.project_history(bus, args.folder)
         except history.NotFound as exc:
@@ -339,7 +360,9 @@ async def _connected(config: Config, url: str, name: str):
         await bus.close()
 
 
-async def dead_letters(data_dir: Path) -> int:
+@asynccontextmanager
+async def _read_model(data_dir: Path):
+    """The read model a command reads (and waits on), in the data folder."""
     from .projector.queries import ReadModel
     from .runtime import read_model_path
     path = read_model_path(data_dir)
@@ -347,9 +370,34 @@ async def dead_letters(data_dir: Path) -> int:
         raise UsageError(f"no read model at {path}")
     read = await ReadModel.open(path)
     try:
-        letters = await read.dead_letters()
+        yield read
     finally:
         await read.close()
+
+
+async def control(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
+    """`retry`, `lanes` (`pause`, `resume`), `dead-letters discard|apply`: what the API's controls do."""
+    from .control import commands
+    from .control.refused import Refused
+    url = nats_url(config, data_dir)
+    async with _connected(config, url, "darkroom-control") as bus, _read_model(data_dir) as read:
+        try:
+            if args.command == "retry":
+                out = await commands.retry_task(bus, read, args.task_id)
+            elif args.command == "lanes":
+                out = await commands.lane_command(bus, read, args.lane_action, getattr(args, "lane", None))
+            else:
+                out = await commands.dead_letter_command(bus, read, args.letter_action, args.seq)
+        except Refused as exc:
+            print(f"darkroom: {exc.message}", file=sys.stderr)
+            return 1
+    sys.stdout.write(out)
+    return 0
+
+
+async def dead_letters(data_dir: Path) -> int:
+    async with _read_model(data_dir) as read:
+        letters = await read.dead_letters()
     if not letters:
         print("no dead letters")
     for letter in letters:

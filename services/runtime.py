@@ -276,6 +276,9 @@ class Runtime:
         if self.worker is not None:
             lines += ["# TYPE darkroom_worker_busy_slots gauge"]
             lines += [f'darkroom_worker_busy_slots{{lane="{lane}"}} {n}' for lane, n in self.worker.busy.items()]
+            lines += ["# TYPE darkroom_worker_lane_paused gauge"]  # as this worker follows it
+            lines += [f'darkroom_worker_lane_paused{{lane="{lane}"}} {int(self.worker.pauses.paused(lane))}'
+                      for lane in LANES]
         return lines
 
     async def stop(self, grace_s: float = GRACE_S) -> None:

@@ -229,6 +229,15 @@ def darkroom_cli(*args: str, env: dict | None = None) -> list[str]:
     return [sys.executable, "-m", "services.cli", *args]
 
 
+async def run_cli(system: "System", *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """`darkroom ARGS` against the system's NATS and data folder: exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        *darkroom_cli(*args, "--nats", system.server.url, "--data", str(system.data_dir)), env=cli_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")

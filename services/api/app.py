@@ -8,7 +8,7 @@ import hmac
 import msgspec
 from aiohttp import web
 
-from . import assets, changes, openapi, ops, projects, sse, tasks, ui, upload
+from . import assets, changes, controls, openapi, ops, projects, sse, tasks, ui, upload
 from .deps import DEPS, Deps, deps
 from .errors import MAX_BODY, error, json_errors, read_json, respond
 from .origin import same_origin
@@ -76,8 +76,8 @@ def build_app(d: Deps) -> web.Application:
     app = web.Application(middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq],
                           client_max_size=MAX_BODY)
     app[DEPS] = d
-    for table in (ops.routes, openapi.routes, tasks.routes, projects.routes, upload.routes, changes.routes,
-                  assets.routes, sse.routes, session_routes, ui.routes):
+    for table in (ops.routes, openapi.routes, tasks.routes, controls.routes, projects.routes, upload.routes,
+                  changes.routes, assets.routes, sse.routes, session_routes, ui.routes):
         app.add_routes(table)
 
     async def on_shutdown(_app: web.Application) -> None:

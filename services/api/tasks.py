@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 from aiohttp import web
 
@@ -38,8 +36,8 @@ class ListingAll(Listing, kw_only=True):
     project: str | None = None  # a folder
 
 
-class DeadLetters(msgspec.Struct, kw_only=True):
-    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
+class TaskListingAll(ListingAll, kw_only=True):
+    retried: bool | None = None  # false: only tasks no retry was made of (the failed ones still to see to)
 
 
 @routes.get("/api/tasks/definitions")
@@ -161,10 +159,12 @@ list_jobs.query = ListingAll  # type: ignore[attr-defined]
 @routes.get("/api/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
     """Tasks, newest first; maintenance work only with show_maintenance=true."""
-    return respond({"tasks": await deps(request).read.tasks(**await _filters(request, ListingAll))})
+    filters = await _filters(request, TaskListingAll)
+    retried = query_of(request, TaskListingAll).retried
+    return respond({"tasks": await deps(request).read.tasks(**filters, retried=retried)})
 
 
-list_tasks.query = ListingAll  # type: ignore[attr-defined]
+list_tasks.query = TaskListingAll  # type: ignore[attr-defined]
 
 
 async def _filters(request: web.Request, params: type[Listing], project_id: str | None = None) -> dict:
@@ -174,13 +174,3 @@ async def _filters(request: web.Request, params: type[Listing], project_id: str 
         project_id = (await project_named(deps(request), query.project)).id
     return dict(project_id=project_id, type=query.type, status=query.status, limit=query.limit,
                 show_maintenance=maintenance_shown(deps(request), query.show_maintenance))
-
-
-@routes.get("/api/dead-letters")
-async def dead_letters(request: web.Request) -> web.Response:
-    """Messages set aside as unreadable, with why."""
-    limit = query_of(request, DeadLetters).limit
-    return respond({"dead_letters": await deps(request).read.dead_letters(limit)})
-
-
-dead_letters.query = DeadLetters  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""The web UI: two pages, their static files (HTML, CSS, JavaScript modules; no build step) and the
+"""The web UI: three pages, their static files (HTML, CSS, JavaScript modules; no build step) and the
 few server settings the pages need. The pages themselves are public; the data they show comes from
 `/api`, which the token guards."""
 
@@ -33,6 +33,12 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     return _file(STATIC / "project.html")
 
 
+@routes.get("/operations")
+async def operations_page(request: web.Request) -> web.StreamResponse:
+    """The web UI: operations (lanes, failed tasks, dead letters, job counts)."""
+    return _file(STATIC / "operations.html")
+
+
 @routes.get("/static/{path:.+}")
 async def static(request: web.Request) -> web.StreamResponse:
     """The web UI's stylesheet, scripts and icons."""
@@ -42,7 +48,7 @@ async def static(request: web.Request) -> web.StreamResponse:
     return _file(path)
 
 
-projects_page.media = project_page.media = "text/html"  # type: ignore[attr-defined]
+projects_page.media = project_page.media = operations_page.media = "text/html"  # type: ignore[attr-defined]
 static.media = "*/*"  # type: ignore[attr-defined]  # scripts, stylesheets, icons
 
 

@@ -173,7 +173,11 @@ class _LastBySubject(msgspec.Struct):
     last_by_subj: str
 
 
-_LAST_BY_SUBJECT = msgspec.json.Encoder()
+class _BySeq(msgspec.Struct):
+    seq: int
+
+
+_DIRECT_GET = msgspec.json.Encoder()
 
 
 class PublishAcks:
@@ -461,7 +465,14 @@ class Bus:
     async def last_on(self, subject: str) -> Stored | None:
         """The newest message on a subject (wildcards allowed), straight from the stream (direct get):
         one request on the acks' inbox, its headers read as they come (nats-py's form costs twice as much)."""
-        reply = await (await self.acks.request(DIRECT_GET, _LAST_BY_SUBJECT.encode(_LastBySubject(subject))))
+        return await self._direct_get(_LastBySubject(subject), subject)
+
+    async def stored(self, seq: int) -> Stored | None:
+        """The message stored at `seq` (None: there is none, or no longer), straight from the stream."""
+        return await self._direct_get(_BySeq(seq), "")
+
+    async def _direct_get(self, query: msgspec.Struct, subject: str) -> Stored | None:
+        reply = await (await self.acks.request(DIRECT_GET, _DIRECT_GET.encode(query)))
         headers = reply.headers or {}
         if "Nats-Sequence" not in headers:
             if headers.get("Status") == "404":

@@ -61,6 +61,8 @@ class TaskRequested(Event, tag="task.requested"):
     steps: list[Step]
     items: list[str] = []
     folder: str | None = None
+    retry_of: str | None = None  # the failed or canceled task this one runs again
+    start_step: int = 0  # the first step it runs: a retry starts at the step its task stopped at
 
 
 class TaskStarted(Event, tag="task.started"):
@@ -242,6 +244,44 @@ class BasenameClaimed(Event, tag="basename.claimed"):
     filename: str
 
 
+# -- lanes: darkroom.lane.<lane>.<event> ------------------------------------------------------
+
+
+class LaneEvent(Event, kw_only=True):
+    lane: Lane
+
+
+class LanePaused(LaneEvent, tag="lane.paused"):
+    """No worker takes a new job from this lane until it is resumed; jobs running on it finish."""
+
+
+class LaneResumed(LaneEvent, tag="lane.resumed"):
+    """Workers take jobs from this lane again."""
+
+
+# -- dead letters: darkroom.dead_letter.<seq>.<event> ---------------------------------------------
+
+
+class DeadLetterEvent(Event, kw_only=True):
+    seq: int  # the stream sequence of the message set aside
+
+
+class DeadLetterRecorded(DeadLetterEvent, tag="dead_letter.recorded"):
+    """The projector could not read the message at `seq` and set it aside. Every read model built
+    from the log sets it aside too, whatever a later version can read, until it is applied or discarded."""
+
+    subject: str
+    reason: str
+
+
+class DeadLetterDiscarded(DeadLetterEvent, tag="dead_letter.discarded"):
+    """Looked at and let go: no longer listed, never applied."""
+
+
+class DeadLetterApplied(DeadLetterEvent, tag="dead_letter.applied"):
+    """Readable now (an upcaster shipped): the read models apply the message at this event's place in the log."""
+
+
 TASK_EVENTS: tuple[type[Event], ...] = (
     TaskRequested,
     TaskStarted,
@@ -272,7 +312,10 @@ PHOTO_EVENTS: tuple[type[Event], ...] = (
     PhotoRemoved,
 )
 BASENAME_EVENTS: tuple[type[Event], ...] = (BasenameClaimed,)
-ALL_EVENTS: tuple[type[Event], ...] = TASK_EVENTS + JOB_EVENTS + PROJECT_EVENTS + PHOTO_EVENTS + BASENAME_EVENTS
+LANE_EVENTS: tuple[type[Event], ...] = (LanePaused, LaneResumed)
+DEAD_LETTER_EVENTS: tuple[type[Event], ...] = (DeadLetterRecorded, DeadLetterDiscarded, DeadLetterApplied)
+ALL_EVENTS: tuple[type[Event], ...] = (TASK_EVENTS + JOB_EVENTS + PROJECT_EVENTS + PHOTO_EVENTS + BASENAME_EVENTS
+                                       + LANE_EVENTS + DEAD_LETTER_EVENTS)
 
 
 class PoisonEvent(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .events import BasenameClaimed, Event, JobEvent, PhotoEvent, type_name
+from .events import BasenameClaimed, DeadLetterEvent, Event, JobEvent, LaneEvent, PhotoEvent, type_name
 from .photos import name_key, photo_key
 
 STREAM = "DARKROOM"
@@ -53,6 +53,23 @@ def cancel_requests() -> str:
     return f"{ROOT}.task.*.*.cancel_requested"
 
 
+def lane_events(lane: str) -> str:
+    """Every pause and resume of one lane: its newest is the lane's state."""
+    return f"{ROOT}.lane.{lane}.*"
+
+
+LANE_EVENTS = f"{ROOT}.lane.>"  # every lane's pauses and resumes
+
+
+def dead_letter_events(seq: int) -> str:
+    """What happened to the message set aside at `seq`: recorded, then discarded or applied."""
+    return f"{ROOT}.dead_letter.{seq}.*"
+
+
+DEAD_LETTERS = f"{ROOT}.dead_letter."  # every dead letter subject begins so
+DEAD_LETTERS_RECORDED = f"{ROOT}.dead_letter.*.recorded"
+
+
 def subject_for(event: Event) -> str:
     """Where an event lives in the log: its aggregate prefix plus the event name."""
     kind, _, name = type_name(type(event)).partition(".")
@@ -69,6 +86,12 @@ def subject_for(event: Event) -> str:
     if kind == "basename":
         assert isinstance(event, BasenameClaimed)
         return f"{basename_prefix(event.filename)}.{name}"
+    if kind == "lane":
+        assert isinstance(event, LaneEvent)
+        return f"{ROOT}.lane.{event.lane}.{name}"
+    if kind == "dead_letter":
+        assert isinstance(event, DeadLetterEvent)
+        return f"{ROOT}.dead_letter.{event.seq}.{name}"
     raise ValueError(f"no subject for event type {type_name(type(event))}")
 
 

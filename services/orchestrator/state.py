@@ -35,6 +35,7 @@ class TaskState:
     folder: str | None
     steps: tuple[Step, ...]
     items: tuple[str, ...]
+    start_step: int = 0  # the first step it runs (a retry starts where its task stopped)
     status: str = "queued"
     cancel_requested: bool = False
     requested_step: int = -1  # the highest step whose job.requested is stored
@@ -64,6 +65,7 @@ def start(event: TaskRequested, seq: int) -> TaskState:
         folder=event.folder,
         steps=tuple(event.steps),
         items=tuple(event.items),
+        start_step=event.start_step,
         last_task_seq=seq,
         seen_seq=seq,
     )

@@ -20,6 +20,8 @@ from ..kernel.events import (
     JobRequested,
     JobRetrying,
     JobStarted,
+    LaneEvent,
+    LanePaused,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoEvent,
@@ -41,7 +43,7 @@ from ..kernel.events import (
     TaskStarted,
     type_name,
 )
-from .views import Item, ItemRemoved, JobView, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
+from .views import Item, ItemRemoved, JobView, LaneRow, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
 
 replace = msgspec.structs.replace
 TERMINAL = ("completed", "failed", "canceled")
@@ -73,6 +75,7 @@ class Rows:
     dirty_projects: set[str] = field(default_factory=set)
     dirty_photos: set[str] = field(default_factory=set)
     trash: dict[str, TrashRow | None] = field(default_factory=dict)  # written, never read: no loading
+    lanes: dict[str, LaneRow] = field(default_factory=dict)  # written, never read: a lane's newest event is its state
 
     def put_task(self, task: TaskView) -> TaskView:
         self.tasks[task.id] = task
@@ -115,6 +118,8 @@ def needs(event: Event, into: Needs) -> None:
     if event.task_id:
         into.tasks.add(event.task_id)
     fold = _fold_of(type(event))
+    if fold is _apply_task and type(event) is TaskRequested and event.retry_of:  # type: ignore[attr-defined]
+        into.tasks.add(event.retry_of)  # type: ignore[attr-defined]
     if fold is _apply_job and event.job_id:
         into.jobs.add(event.job_id)
     if event.project_id:
@@ -138,7 +143,14 @@ def _fold_of(cls: type[Event]) -> Callable[[Rows, Any], list[Message]]:
         return _apply_task
     if type_name(cls).startswith("project."):
         return _apply_project
+    if issubclass(cls, LaneEvent):
+        return _apply_lane
     return lambda rows, event: []
+
+
+def _apply_lane(rows: Rows, event: LaneEvent) -> list[Message]:
+    lane = rows.lanes[event.lane] = LaneRow(lane=event.lane, paused=isinstance(event, LanePaused), updated_at=event.at)
+    return [Message("lane_update", lane, None, None, False)] if rows.relay else []
 
 
 def _apply_project(rows: Rows, event: Event) -> list[Message]:
@@ -317,10 +329,15 @@ def _apply_task(rows: Rows, event: Event) -> list[Message]:
             return []
         task = TaskView(
             id=event.task_id or "", type=event.task_type, label=event.label, user_relevant=event.user_relevant,
-            source=event.source, project_id=event.project_id, folder=event.folder, status="queued", step_index=0,
-            steps=list(event.steps), created_at=at, updated_at=at,
-            maintenance=is_maintenance(event.user_relevant, event.source))
-        return _task_update(rows, task)
+            source=event.source, project_id=event.project_id, folder=event.folder, status="queued",
+            step_index=event.start_step, steps=list(event.steps), created_at=at, updated_at=at,
+            maintenance=is_maintenance(event.user_relevant, event.source), retry_of=event.retry_of,
+            start_step=event.start_step)
+        messages = _task_update(rows, task)
+        retried = rows.tasks.get(event.retry_of) if event.retry_of else None
+        if retried is not None:
+            messages += _task_update(rows, replace(retried, retried_by=task.id, updated_at=at))
+        return messages
     if task is None:
         return []
     match event:

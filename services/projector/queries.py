@@ -14,12 +14,14 @@ import aiosqlite
 
 from ..kernel.supervise import Loops
 from . import store
-from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
-from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView, TrashRow
+from .store import CHECKPOINT, COUNTED, JOBS, LANES, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
+from .views import DeadLetter, JobView, LaneRow, PhotoView, ProjectRow, TaskView, TrashRow
 
 POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
 NOTIFIED_POLL_S = 1.0
 POLL_LOOP = "read model poll"
+# The states as written in the counts' index (a partial index is used only for its own condition).
+JOB_COUNTS = f"SELECT lane, type, status, COUNT(*) FROM jobs WHERE status IN ({COUNTED}) GROUP BY status, lane, type"
 AFTER_EVERYTHING = 1 << 30  # an outbox `k` past any event's messages: (seq, AFTER_EVERYTHING) is after all of seq
 
 
@@ -159,8 +161,10 @@ class ReadModel:
         return (await store.load_many(self.db, TASKS, [task_id])).get(task_id)
 
     async def tasks(self, *, project_id: str | None = None, type: str | None = None, status: str | None = None,
-                    show_maintenance: bool = False, limit: int = 100) -> list[TaskView]:
+                    show_maintenance: bool = False, limit: int = 100, retried: bool | None = None) -> list[TaskView]:
         where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
+        if retried is not None:  # with a retry made of it, or without
+            where += f"{' AND' if where else 'WHERE'} retried_by IS {'NOT ' if retried else ''}NULL"
         sql = TASKS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
         return await self._fetch(TASKS, sql, [*args, limit])
 
@@ -186,6 +190,21 @@ class ReadModel:
         sql = "SELECT seq, subject, reason, at FROM dead_letters ORDER BY seq DESC LIMIT ?"
         async with self.db.execute(sql, (limit,)) as cursor:
             return [DeadLetter(*row) for row in await cursor.fetchall()]
+
+    async def dead_letter(self, seq: int) -> DeadLetter | None:
+        async with self.db.execute("SELECT seq, subject, reason, at FROM dead_letters WHERE seq = ?", (seq,)) as cursor:
+            row = await cursor.fetchone()
+        return DeadLetter(*row) if row else None
+
+    async def lanes(self) -> dict[str, LaneRow]:
+        """Each lane's state, as its newest pause or resume left it (a lane never paused has no row)."""
+        return {row.lane: row for row in await self._fetch(LANES, LANES.select(), [])}
+
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """(lane, job type, status, how many) of the jobs queued, running, retrying or failed: one query
+        over the index that holds only those."""
+        async with self.db.execute(JOB_COUNTS) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]  # type: ignore[misc]
 
     async def job_durations(self) -> list[tuple[str, float]]:
         """(job type, seconds) of finished jobs, from the events' own times."""

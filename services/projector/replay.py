@@ -15,6 +15,7 @@ from ..kernel.bus import Bus
 from ..kernel.fastread import read_all
 from . import store
 from .engine import Projector
+from .service import read_recorded
 from .store import CHECKPOINT, COMPARED
 from .writer import Writer
 
@@ -59,7 +60,9 @@ async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = 
         await db.execute("PRAGMA synchronous=OFF")
         writer = await Writer.start(into)
         try:
-            projector = await Projector(db, bus.codec, relay=False, keep_rows=KEEP_ROWS, writer=writer).open()
+            projector = await Projector(db, bus.codec, relay=False, keep_rows=KEEP_ROWS, writer=writer,
+                                        fetch=bus.stored).open()
+            await read_recorded(bus, projector)
             with _collector_spared():
                 result = await _run(bus, db, projector, live, verify, progress)
         except BaseException:

@@ -9,18 +9,25 @@ from typing import Any, Generic, Iterable, TypeVar
 import aiosqlite
 import msgspec
 
-from .views import JobView, PhotoView, ProjectRow, TaskView, TrashRow
+from .views import JobView, LaneRow, PhotoView, ProjectRow, TaskView, TrashRow
 
 S = TypeVar("S", bound=msgspec.Struct)
 _JSON = msgspec.json.Encoder()
 
-SCHEMA = """
+# The job states a lane's counts show: every one but completed and canceled (which most jobs end as, and
+# which the counts' index leaves out).
+COUNTED_STATES = ("queued", "running", "retrying", "failed")
+COUNTED = ", ".join(f"'{state}'" for state in COUNTED_STATES)
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
   id TEXT PRIMARY KEY, type TEXT, label TEXT, user_relevant INTEGER, source TEXT, project_id TEXT,
   folder TEXT, status TEXT, step_index INTEGER, steps TEXT, cancel_requested INTEGER, created_at TEXT,
-  started_at TEXT, finished_at TEXT, error TEXT, updated_at TEXT, maintenance INTEGER);
+  started_at TEXT, finished_at TEXT, error TEXT, updated_at TEXT, maintenance INTEGER, retry_of TEXT,
+  start_step INTEGER, retried_by TEXT);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
 CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project_id, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, task_id TEXT, task_type TEXT, source TEXT, type TEXT, project_id TEXT, folder TEXT,
@@ -29,6 +36,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   maintenance INTEGER);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id, step_index);
+CREATE INDEX IF NOT EXISTS jobs_counted ON jobs (status, lane, type) WHERE status IN ({COUNTED});
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER NOT NULL, k INTEGER NOT NULL, event TEXT NOT NULL, project_id TEXT, folder TEXT,
   maintenance INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (seq, k)) WITHOUT ROWID;
@@ -47,6 +55,7 @@ CREATE TABLE IF NOT EXISTS trash (
   id TEXT PRIMARY KEY, project_id TEXT, trash_name TEXT, name TEXT, filename TEXT, trashed_at TEXT);
 CREATE INDEX IF NOT EXISTS trash_project ON trash (project_id, trashed_at);
 CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, subject TEXT, reason TEXT, at TEXT);
+CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, paused INTEGER, updated_at TEXT);
 """
 
 CHECKPOINT = "checkpoint"
@@ -95,8 +104,10 @@ JOBS = Table("jobs", JobView)
 PROJECTS = Table("projects", ProjectRow)
 PHOTOS = Table("photos", PhotoView, frozenset({"files"}))
 TRASH = Table("trash", TrashRow)
+LANES = Table("lanes", LaneRow)
 # Tables that replay must rebuild exactly, with the column that orders them.
-COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "trash": "id", "dead_letters": "seq"}
+COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "trash": "id", "dead_letters": "seq",
+            "lanes": "lane"}
 
 
 async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
@@ -114,7 +125,7 @@ async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
 async def rebuild_if_outdated(db: aiosqlite.Connection) -> bool:
     """A read model written by a version whose rows had other columns is emptied, checkpoint included,
     so the projector folds the whole log into it again (read models are disposable; the log is not)."""
-    for table in (TASKS, JOBS, PROJECTS, PHOTOS, TRASH):
+    for table in (TASKS, JOBS, PROJECTS, PHOTOS, TRASH, LANES):
         columns = tuple(row[1] for row in await db.execute_fetchall(f"PRAGMA table_info({table.name})"))
         if columns != table.columns:
             break

@@ -27,6 +27,9 @@ class TaskView(msgspec.Struct, kw_only=True, gc=False):
     error: str | None = None
     updated_at: str
     maintenance: bool = False
+    retry_of: str | None = None  # the failed or canceled task this one runs again
+    start_step: int = 0  # the first step it runs
+    retried_by: str | None = None  # its newest retry
 
 
 class JobView(msgspec.Struct, kw_only=True, gc=False):
@@ -57,6 +60,21 @@ class DeadLetter(msgspec.Struct):
     subject: str
     reason: str
     at: str
+
+
+class DeadLetterRemoved(msgspec.Struct):
+    """SSE `dead_letter_removed`: no longer listed, `discarded` or `applied`."""
+
+    seq: int
+    how: str
+
+
+class LaneRow(msgspec.Struct, kw_only=True, gc=False):
+    """A lane's state as its newest lane.paused or lane.resumed left it (SSE `lane_update`)."""
+
+    lane: str
+    paused: bool = False
+    updated_at: str | None = None
 
 
 class ProjectRow(msgspec.Struct, kw_only=True, gc=False):

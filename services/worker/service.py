@@ -9,7 +9,7 @@ import socket
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from nats.aio.msg import Msg
 
@@ -30,7 +30,8 @@ from ..kernel.events import (
 )
 from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources, needs_state
 from .fence import is_over
-from .policy import PRIORITY_ONLY, Lanes, backoff, lane_wait, serving, slot_lanes
+from .pauses import LanePauses
+from .policy import PRIORITY_ONLY, REST_S, Lanes, backoff, lane_wait, serving, slot_lanes
 from .pull import LanePull
 
 log = logging.getLogger("darkroom.worker")
@@ -106,6 +107,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.loops = loops or Loops()
         self.cancels = CancelWatch(bus, self.loops)
+        self.pauses = LanePauses(bus, self.loops)
         self._slots: list[asyncio.Task] = []
         self._pulls: set[LanePull] = set()
         self._running: dict[str, asyncio.Future[None]] = {}  # by job id: the run of each job going on here
@@ -118,6 +120,7 @@ class Worker:
 
     async def start(self) -> None:
         await self.cancels.start()
+        await self.pauses.start()
         self.bus.reconnected.append(self._on_reconnected)
         pipeline = self.config.pipeline
         for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_lane_slots)):
@@ -135,6 +138,7 @@ class Worker:
         if self._on_reconnected in self.bus.reconnected:
             self.bus.reconnected.remove(self._on_reconnected)
         await self.cancels.stop()
+        await self.pauses.stop()
 
     def _on_reconnected(self) -> None:
         # The server may have forgotten every pull request (a restarted one has): ask again now,
@@ -154,6 +158,8 @@ class Worker:
                 if found is None:
                     continue
                 lane, msg = found
+                if self.pauses.paused(lane) and not await self._hold(lane, msg):
+                    continue
                 self.busy[lane] += 1
                 self.idle_priority_only -= lanes == PRIORITY_ONLY
                 try:
@@ -170,13 +176,37 @@ class Worker:
                 except Exception:  # the connection may already be closing
                     pass
 
+    async def _hold(self, lane: str, msg: Msg) -> bool:
+        """A job that came through a pull made just before its lane was paused is not run: the slot keeps it,
+        in progress, until the lane is resumed (True: run it now), or gives it back if the worker stops first."""
+        beat = self.config.pipeline.ack_wait_s / 3
+        while self.pauses.paused(lane):
+            if self._stopping.is_set():
+                await msg.nak(delay=self.config.pipeline.backoff_base_s)
+                return False
+            await self._until_stopped(self.pauses.changed(beat))
+            await msg.in_progress()
+        return True
+
+    async def _until_stopped(self, wait: Awaitable[None]) -> None:
+        """Wait for `wait`, or until the worker is asked to stop."""
+        waiting = asyncio.ensure_future(wait)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiting, stopping):
+            task.cancel()
+
     def idle_s(self) -> float:
         """How long no slot of this worker has had a job (0 while one has)."""
         return 0.0 if any(self.busy.values()) else time.monotonic() - self.last_active
 
     async def _next(self, slot: str, pulls: dict[str, LanePull], lanes: Lanes) -> tuple[str, Msg] | None:
         # A job already delivered to this slot is taken whatever the policy says.
-        chosen = [lane for lane in lanes if pulls[lane].holding] or list(serving(lanes, self.idle_priority_only))
+        chosen = [lane for lane in lanes if pulls[lane].holding] or list(
+            serving(lanes, self.idle_priority_only, self.pauses.states.paused))
+        if not chosen:  # every lane of this slot is paused
+            await self._until_stopped(self.pauses.changed(REST_S))
+            return None
         for i, lane in enumerate(chosen):
             wait = lane_wait(lanes, i + 1 == len(chosen), self.idle_s())
             try:

@@ -10,6 +10,8 @@ import pytest
 from services.kernel.events import (
     ALL_EVENTS,
     BASENAME_EVENTS,
+    DEAD_LETTER_EVENTS,
+    LANE_EVENTS,
     PHOTO_EVENTS,
     PROJECT_EVENTS,
     JOB_EVENTS,
@@ -35,6 +37,11 @@ from services.kernel.events import (
 )
 from services.kernel.events import (
     BasenameClaimed,
+    DeadLetterApplied,
+    DeadLetterDiscarded,
+    DeadLetterRecorded,
+    LanePaused,
+    LaneResumed,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoFileAdded,
@@ -91,12 +98,21 @@ SAMPLES: list[Event] = [
     PhotoFilesRestored(**ENVELOPE, filename="DSC01", names=["DSC01.JPG"], trash_names=["DSC01 (2).JPG"]),
     PhotoRemoved(**ENVELOPE, filename="DSC01", reason="no variant left"),
     BasenameClaimed(**ENVELOPE, filename="DSC01"),
+    TaskRequested(**ENVELOPE, task_type="change_commit", label="Commit", user_relevant=True,
+                  steps=[Step("file_removal", 100), Step("manifest_check", 95)], folder="Shoot 1",
+                  retry_of="01HZX0000000000000000000AA", start_step=1),
+    LanePaused(**ENVELOPE, lane="normal"),
+    LaneResumed(**ENVELOPE, lane="normal"),
+    DeadLetterRecorded(**ENVELOPE, seq=41, subject="darkroom.job.p1.t1.completed", reason="unknown event type 'x.y'"),
+    DeadLetterDiscarded(**ENVELOPE, seq=41),
+    DeadLetterApplied(**ENVELOPE, seq=41),
 ]
 
 
 def test_samples_cover_every_event_type():
     assert {type(s) for s in SAMPLES} == set(ALL_EVENTS)
-    assert set(ALL_EVENTS) == set(TASK_EVENTS) | set(JOB_EVENTS) | set(PROJECT_EVENTS) | set(PHOTO_EVENTS) | set(BASENAME_EVENTS)
+    assert set(ALL_EVENTS) == (set(TASK_EVENTS) | set(JOB_EVENTS) | set(PROJECT_EVENTS) | set(PHOTO_EVENTS)
+                               | set(BASENAME_EVENTS) | set(LANE_EVENTS) | set(DEAD_LETTER_EVENTS))
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
@@ -121,7 +137,8 @@ def test_wire_format_carries_the_contract_envelope(event: Event):
 def test_type_names_are_lower_dotted_and_unique():
     names = [type_name(t) for t in ALL_EVENTS]
     assert len(names) == len(set(names))
-    assert all(n.startswith(("task.", "job.", "project.", "photo.", "basename.")) and n == n.lower() for n in names)
+    kinds = ("task.", "job.", "project.", "photo.", "basename.", "lane.", "dead_letter.")
+    assert all(n.startswith(kinds) and n == n.lower() for n in names)
 
 
 def test_defaults_give_unique_ids_and_rfc3339_times():
