@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .events import BasenameClaimed, Event, JobEvent, PhotoEvent, type_name
+from .events import BasenameClaimed, Event, FolderRefused, JobEvent, PhotoEvent, type_name
 from .photos import name_key, photo_key
 
 STREAM = "DARKROOM"
@@ -69,6 +69,9 @@ def subject_for(event: Event) -> str:
     if kind == "basename":
         assert isinstance(event, BasenameClaimed)
         return f"{basename_prefix(event.filename)}.{name}"
+    if kind == "folder":
+        assert isinstance(event, FolderRefused)
+        return f"{ROOT}.folder.{name_key(event.folder)}.{name}"
     raise ValueError(f"no subject for event type {type_name(type(event))}")
 
 

@@ -18,6 +18,7 @@ from ..kernel.events import (
     TaskCompleted,
     TaskFailed,
     TaskRequested,
+    TaskParams,
     TaskStarted,
 )
 
@@ -35,6 +36,7 @@ class TaskState:
     folder: str | None
     steps: tuple[Step, ...]
     items: tuple[str, ...]
+    params: TaskParams | None = None
     status: str = "queued"
     cancel_requested: bool = False
     requested_step: int = -1  # the highest step whose job.requested is stored
@@ -64,6 +66,7 @@ def start(event: TaskRequested, seq: int) -> TaskState:
         folder=event.folder,
         steps=tuple(event.steps),
         items=tuple(event.items),
+        params=event.params,
         last_task_seq=seq,
         seen_seq=seq,
     )

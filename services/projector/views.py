@@ -71,6 +71,7 @@ class ProjectRow(msgspec.Struct, kw_only=True, gc=False):
     pending_jpg: int = 0
     pending_raw: int = 0
     pending_other: int = 0
+    deleted_at: str | None = None  # in DIR/trash/, restorable until the trash TTL from then
 
     @property
     def pending(self) -> "Pending":
@@ -124,6 +125,7 @@ class PhotoView(msgspec.Struct, kw_only=True, gc=False):
     made_from: str | None = None  # see PhotoDerivativesUpdated
     made_from_size: int | None = None
     made_from_mtime_ns: int | None = None
+    moving_to: str | None = None  # the project a move that has not ended takes it to
     created_at: str
     updated_at: str
 
@@ -162,6 +164,34 @@ class PendingChanges(msgspec.Struct):
     project_id: str
     folder: str
     pending: Pending
+
+
+class ProjectChange(msgspec.Struct):
+    """SSE `project_renamed`, `project_deleted` and `project_restored`: where the project is now."""
+
+    project_id: str
+    folder: str
+    name: str
+    previous_folder: str | None = None
+
+
+class DeletedProject(msgspec.Struct):
+    """`GET /api/trash/projects`: a deleted project, restorable until `expires_at`."""
+
+    project_id: str
+    folder: str
+    name: str
+    photo_count: int
+    deleted_at: str
+    expires_at: str
+
+
+class RefusedFolder(msgspec.Struct, kw_only=True, gc=False):
+    """A folder under DIR/projects/ that maintenance could not adopt, and why."""
+
+    folder: str
+    reason: str
+    at: str
 
 
 class TrashRow(msgspec.Struct, kw_only=True, gc=False):
