@@ -1,0 +1,181 @@
+"""The project lifecycle (CONTRACT §7.4): regenerate, rename, delete and restore a project, move photos
+into one, and the folders maintenance could not adopt."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from ..kernel.clock import parse_iso
+from ..kernel.events import ProjectRestored, Regenerated, TaskParams
+from ..kernel.folders import deleted_project_dir, projects_root
+from ..kernel.lease import LeaseBusy, Leases
+from ..kernel.photos import NoFolder, first_free, project_name_problem
+from ..projector.apply import Rows, apply
+from ..projector.views import DeletedProject, ProjectRow, ProjectView
+from .changes import LEASE_WAIT_S
+from .deps import Deps, caught_up, deps, project_of
+from .errors import error, read_json, respond
+from .tasks import request_task
+
+routes = web.RouteTableDef()
+
+Items = Annotated[list[str], msgspec.Meta(min_length=1, max_length=10_000)]
+
+
+class Regenerate(msgspec.Struct, forbid_unknown_fields=True):
+    items: list[str] = []  # basenames; none: every photo of the project
+    what: Annotated[list[Regenerated], msgspec.Meta(min_length=1)] | None = None  # default: both
+
+
+class Rename(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+class Move(msgspec.Struct, forbid_unknown_fields=True):
+    items: Items  # basenames of photos in other projects
+
+
+@routes.post("/api/projects/{folder}/regenerate")
+async def regenerate(request: web.Request) -> web.Response:
+    """Make derivatives and/or metadata again for these photos, or the whole project, even when generated."""
+    d = deps(request)
+    await caught_up(d)
+    project = await project_of(request)
+    body = await read_json(request, Regenerate)
+    items = list(dict.fromkeys(body.items))
+    missing = [i for i in items if await d.read.photo(project.id, i) is None]
+    if missing:
+        raise error(404, f"no photo {missing[0]!r} in project {project.folder!r}")
+    params = TaskParams(what=sorted(set(body.what))) if body.what else None
+    task, seq = await request_task(d, "regenerate", project, items, params=params)
+    return respond({"task": task}, status=202, seq=seq)
+
+
+regenerate.body = Regenerate  # type: ignore[attr-defined]
+
+
+@routes.patch("/api/projects/{folder}")
+async def rename(request: web.Request) -> web.Response:
+    """Rename the project and its folder (the id stays); the old folder's URLs answer 404 afterwards."""
+    project = await project_of(request)
+    body = await read_json(request, Rename)
+    problem = project_name_problem(body.name)
+    if problem:
+        raise error(400, problem)
+    task, seq = await request_task(deps(request), "project_rename", project, [],
+                                   params=TaskParams(name=body.name.strip()))
+    return respond({"task": task}, status=202, seq=seq)
+
+
+rename.body = Rename  # type: ignore[attr-defined]
+
+
+@routes.delete("/api/projects/{folder}")
+async def delete(request: web.Request) -> web.Response:
+    """Delete the project as a task: its tasks are canceled and its folder goes to DIR/trash/, restorable."""
+    d = deps(request)
+    await caught_up(d)
+    project = await project_of(request)
+    under_way = next((t for t in await d.read.open_tasks(project.id) if t.type == "project_delete"), None)
+    if under_way is not None:
+        return respond({"task": under_way}, status=202)
+    task, seq = await request_task(d, "project_delete", project, [])
+    return respond({"task": task}, status=202, seq=seq)
+
+
+@routes.post("/api/projects/{folder}/move")
+async def move(request: web.Request) -> web.Response:
+    """Move these photos (basenames) into this project, from whichever project has each, with all their files."""
+    d = deps(request)
+    await caught_up(d)
+    project = await project_of(request)
+    body = await read_json(request, Move)
+    items = list(dict.fromkeys(body.items))
+    owners = {p.filename: p.project_id for p in await d.read.photos_named(items)}
+    missing = [i for i in items if i not in owners]
+    if missing:
+        raise error(404, f"no project has a photo {missing[0]!r}")
+    for item in items:
+        owner = await d.read.project(owners[item])
+        if owner is not None and owner.deleted_at:
+            raise error(409, f"{item!r} belongs to the deleted project {owner.folder!r}; restore that project first")
+    task, seq = await request_task(d, "photo_move", project, items)
+    return respond({"task": task}, status=202, seq=seq)
+
+
+move.body = Move  # type: ignore[attr-defined]
+
+
+@routes.get("/api/trash/projects")
+async def deleted_projects(request: web.Request) -> web.Response:
+    """Deleted projects, restorable until `expires_at` (maintenance.trash_ttl_s after their deletion)."""
+    d = deps(request)
+    return respond({"projects": [_deleted(d, p) for p in await d.read.deleted_projects()]})
+
+
+def _deleted(d: Deps, project: ProjectRow) -> DeletedProject:
+    deleted_at = project.deleted_at or ""
+    expires = parse_iso(deleted_at) + timedelta(seconds=d.config.maintenance.trash_ttl_s)
+    return DeletedProject(project.id, project.folder, project.name, project.photo_count, deleted_at,
+                          expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+
+
+@routes.post("/api/trash/projects/{project_id}/restore")
+async def restore_project(request: web.Request) -> web.Response:
+    """Bring a deleted project back, in its folder (or a numbered one, when that is taken), with its photos."""
+    d = deps(request)
+    project_id = request.match_info["project_id"]
+    await caught_up(d)
+    await _deleted_project(d, project_id)
+    try:
+        async with Leases(d.bus, "api").hold(project_id, "project restore", timeout=LEASE_WAIT_S):
+            await caught_up(d)  # a purge may have held the lease: what it did counts
+            project = await _deleted_project(d, project_id)
+            source = deleted_project_dir(d.data_dir, project_id)
+            if not source.is_dir():
+                raise error(409, f"the folder of project {project.folder!r} is gone from {source.parent}")
+            root = projects_root(d.data_dir)
+            root.mkdir(parents=True, exist_ok=True)
+            folder = await _free_folder(d, project.folder)
+            os.rename(source, root / folder)
+            event = ProjectRestored(project_id=project_id, source="user", folder=folder)
+            seq = await d.bus.publish(event)
+    except LeaseBusy as exc:
+        raise error(409, str(exc)) from None
+    rows = Rows(projects={project_id: project}, relay=False)
+    apply(rows, event)
+    return respond({"project": ProjectView.of(rows.projects[project_id])}, seq=seq)  # type: ignore[arg-type]
+
+
+async def _deleted_project(d: Deps, project_id: str) -> ProjectRow:
+    project = await d.read.project(project_id)
+    if project is None:
+        raise error(404, f"no deleted project {project_id!r} (purged, or never there)")
+    if project.deleted_at is None:
+        raise error(409, f"project {project.folder!r} is not deleted")
+    return project
+
+
+async def _free_folder(d: Deps, folder: str) -> str:
+    """The project's old folder, else `folder (2)`, `(3)`…: one no project has and nothing is in."""
+    root = projects_root(d.data_dir)
+    others = {p.folder for p in await d.read.projects()}
+    try:
+        return first_free(folder, lambda f: f in others or (root / f).exists())
+    except NoFolder as exc:
+        raise error(409, str(exc)) from None
+
+
+@routes.get("/api/unadopted-folders")
+async def unadopted_folders(request: web.Request) -> web.Response:
+    """Folders under DIR/projects/ that maintenance could not adopt as projects, and why."""
+    d = deps(request)
+    root = projects_root(d.data_dir)
+    folders = [f for f in await d.read.refused_folders()
+               if (root / f.folder).is_dir() and await d.read.project_by_folder(f.folder) is None]
+    return respond({"folders": folders})
