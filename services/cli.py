@@ -66,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p = command("tail", "print live events as JSON lines")
     p.add_argument("subject", nargs="?", default="darkroom.>")
     command("dead-letters", "messages set aside as unreadable, with why")
+    from .control import add_commands
+    add_commands(command)
     p = command("schemas", "regenerate schemas/events/ from the code")
     p.add_argument("--write", action="store_true", required=True)
     return top
@@ -128,6 +130,9 @@ async def run(args: argparse.Namespace) -> int:
         return await tail(config, data_dir, args.subject)
     if args.command == "dead-letters":
         return await dead_letters(data_dir)
+    from . import control
+    if args.command in control.COMMANDS:
+        return await lifecycle(config, data_dir, args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -322,6 +327,20 @@ async def _connected(config: Config, data_dir: Path, name: str):
         raise Unreachable(f"NATS at {redact(url)} stopped answering: {describe(exc)}") from None
     finally:
         await bus.close()
+
+
+async def lifecycle(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
+    from . import control
+    from .runtime import read_model_path
+    path = read_model_path(data_dir)
+    if not path.is_file():
+        raise UsageError(f"no read model at {path}")
+    definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
+    async with _connected(config, data_dir, f"darkroom-{args.command}") as bus, control.read_model(path) as read:
+        try:
+            return await control.run(control.Control(bus, read, definitions, config), args)
+        except control.Refused as exc:
+            raise UsageError(str(exc)) from None
 
 
 async def dead_letters(data_dir: Path) -> int:

@@ -3,21 +3,15 @@ into one, and the folders maintenance could not adopt."""
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
-from ..kernel.clock import parse_iso
-from ..kernel.events import ProjectRestored, Regenerated, TaskParams
-from ..kernel.folders import deleted_project_dir, projects_root
-from ..kernel.lease import LeaseBusy, Leases
-from ..kernel.photos import NoFolder, first_free, project_name_problem
-from ..projector.apply import Rows, apply
-from ..projector.views import DeletedProject, ProjectRow, ProjectView
-from .changes import LEASE_WAIT_S
+from ..kernel.events import Regenerated, TaskParams
+from ..kernel.folders import projects_root
+from ..kernel.photos import project_name_problem
+from ..projector.views import DeletedProject, ProjectRow
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, read_json, respond
 from .tasks import request_task
@@ -80,11 +74,15 @@ async def delete(request: web.Request) -> web.Response:
     """Delete the project as a task: its tasks are canceled and its folder goes to DIR/trash/, restorable."""
     d = deps(request)
     await caught_up(d)
-    project = await project_of(request)
-    under_way = next((t for t in await d.read.open_tasks(project.id) if t.type == "project_delete"), None)
+    return await _once(d, await project_of(request), "project_delete")
+
+
+async def _once(d: Deps, project: ProjectRow, task_type: str) -> web.Response:
+    """A task of this type on the project: the one under way, else a new one."""
+    under_way = next((t for t in await d.read.open_tasks(project.id) if t.type == task_type), None)
     if under_way is not None:
         return respond({"task": under_way}, status=202)
-    task, seq = await request_task(d, "project_delete", project, [])
+    task, seq = await request_task(d, task_type, project, [])
     return respond({"task": task}, status=202, seq=seq)
 
 
@@ -115,60 +113,21 @@ move.body = Move  # type: ignore[attr-defined]
 async def deleted_projects(request: web.Request) -> web.Response:
     """Deleted projects, restorable until `expires_at` (maintenance.trash_ttl_s after their deletion)."""
     d = deps(request)
-    return respond({"projects": [_deleted(d, p) for p in await d.read.deleted_projects()]})
-
-
-def _deleted(d: Deps, project: ProjectRow) -> DeletedProject:
-    deleted_at = project.deleted_at or ""
-    expires = parse_iso(deleted_at) + timedelta(seconds=d.config.maintenance.trash_ttl_s)
-    return DeletedProject(project.id, project.folder, project.name, project.photo_count, deleted_at,
-                          expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    ttl = d.config.maintenance.trash_ttl_s
+    return respond({"projects": [DeletedProject.of(p, ttl) for p in await d.read.deleted_projects()]})
 
 
 @routes.post("/api/trash/projects/{project_id}/restore")
 async def restore_project(request: web.Request) -> web.Response:
-    """Bring a deleted project back, in its folder (or a numbered one, when that is taken), with its photos."""
+    """Bring a deleted project back with its photos, in its folder (or a numbered one, when that is taken)."""
     d = deps(request)
-    project_id = request.match_info["project_id"]
     await caught_up(d)
-    await _deleted_project(d, project_id)
-    try:
-        async with Leases(d.bus, "api").hold(project_id, "project restore", timeout=LEASE_WAIT_S):
-            await caught_up(d)  # a purge may have held the lease: what it did counts
-            project = await _deleted_project(d, project_id)
-            source = deleted_project_dir(d.data_dir, project_id)
-            if not source.is_dir():
-                raise error(409, f"the folder of project {project.folder!r} is gone from {source.parent}")
-            root = projects_root(d.data_dir)
-            root.mkdir(parents=True, exist_ok=True)
-            folder = await _free_folder(d, project.folder)
-            os.rename(source, root / folder)
-            event = ProjectRestored(project_id=project_id, source="user", folder=folder)
-            seq = await d.bus.publish(event)
-    except LeaseBusy as exc:
-        raise error(409, str(exc)) from None
-    rows = Rows(projects={project_id: project}, relay=False)
-    apply(rows, event)
-    return respond({"project": ProjectView.of(rows.projects[project_id])}, seq=seq)  # type: ignore[arg-type]
-
-
-async def _deleted_project(d: Deps, project_id: str) -> ProjectRow:
-    project = await d.read.project(project_id)
+    project = await d.read.project(request.match_info["project_id"])
     if project is None:
-        raise error(404, f"no deleted project {project_id!r} (purged, or never there)")
+        raise error(404, f"no deleted project {request.match_info['project_id']!r} (purged, or never there)")
     if project.deleted_at is None:
         raise error(409, f"project {project.folder!r} is not deleted")
-    return project
-
-
-async def _free_folder(d: Deps, folder: str) -> str:
-    """The project's old folder, else `folder (2)`, `(3)`…: one no project has and nothing is in."""
-    root = projects_root(d.data_dir)
-    others = {p.folder for p in await d.read.projects()}
-    try:
-        return first_free(folder, lambda f: f in others or (root / f).exists())
-    except NoFolder as exc:
-        raise error(409, str(exc)) from None
+    return await _once(d, project, "project_restore")
 
 
 @routes.get("/api/unadopted-folders")

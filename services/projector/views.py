@@ -4,8 +4,11 @@ a rebuild keeps hundreds of thousands in memory."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import msgspec
 
+from ..kernel.clock import parse_iso
 from ..kernel.events import Step
 
 
@@ -184,6 +187,13 @@ class DeletedProject(msgspec.Struct):
     photo_count: int
     deleted_at: str
     expires_at: str
+
+    @classmethod
+    def of(cls, row: ProjectRow, ttl_s: float) -> "DeletedProject":
+        deleted_at = row.deleted_at or ""
+        expires = parse_iso(deleted_at) + timedelta(seconds=ttl_s)
+        return cls(row.id, row.folder, row.name, row.photo_count, deleted_at,
+                   expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
 
 
 class RefusedFolder(msgspec.Struct, kw_only=True, gc=False):

@@ -8,7 +8,7 @@ from .context import Handler
 from .jobs.commit import file_removal, manifest_cleaning, trash_maintenance
 from .jobs.derivatives import derivatives_check, upload_postprocess
 from .jobs.move import photo_move
-from .jobs.projects import deleted_projects_purge, folder_discovery, project_delete, project_rename
+from .jobs.projects import deleted_projects_purge, folder_discovery, project_delete, project_rename, project_restore
 from .jobs.reconcile import folder_check, manifest_check
 from .jobs.regenerate import regenerate
 
@@ -23,6 +23,7 @@ BUILTIN: dict[str, Handler] = {
     "regenerate": regenerate,
     "project_rename": project_rename,
     "project_delete": project_delete,
+    "project_restore": project_restore,
     "photo_move": photo_move,
     "deleted_projects_purge": deleted_projects_purge,
     "folder_discovery": folder_discovery,

@@ -3,6 +3,7 @@ delete and restore, purge, photo moves between projects, folders adopted by main
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -14,7 +15,9 @@ from tests.conftest import (
     PHOTOS,
     SSEClient,
     System,
+    cli_env,
     create_project,
+    darkroom_cli,
     eventually,
     photo_bytes,
     photos_of,
@@ -168,9 +171,11 @@ async def test_delete_cancels_its_tasks_moves_the_folder_to_the_trash_and_restor
     assert status == 400 and "deleted project 'Gone'" in refused["errors"][0]["error"], refused
 
     await create_project(system, "Gone")  # its folder name is free meanwhile
-    status, restored, _ = await system.request("POST", f"/api/trash/projects/{pid}/restore")
-    assert status == 200, restored
-    assert (restored["project"]["project_id"], restored["project"]["folder"]) == (pid, "Gone (2)")
+    status, body, _ = await system.request("POST", f"/api/trash/projects/{pid}/restore")
+    view = await _done(system, status, body)
+    assert view["task"]["type"] == "project_restore"
+    status, restored, _ = await system.request("GET", "/api/projects/Gone (2)")
+    assert restored["project"]["project_id"] == pid
     assert (system.data_dir / "projects" / "Gone (2)" / "landscape_1.jpg").is_file()
     assert sorted(await photos_of(system, "Gone (2)")) == ["landscape_1", "landscape_2"]
     status, again, _ = await system.request("POST", f"/api/trash/projects/{pid}/restore")
@@ -344,3 +349,49 @@ def _seconds(stamp: str) -> float:
     from services.kernel.clock import parse_iso
     return parse_iso(stamp).timestamp()
 
+
+
+# -- the same from a terminal -----------------------------------------------------------------------
+
+
+async def _darkroom(system: System, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        *darkroom_cli(*args, "--nats", system.server.url, "--data", str(system.data_dir)),
+        env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode()
+
+
+async def test_every_lifecycle_control_works_from_darkroom_and_shows_in_its_audit(system: System) -> None:
+    await start_shipped(system)
+    project, _ = await shoot(system, "Cli", _jpgs(2))
+    pid = project["project_id"]
+    await create_project(system, "Other")
+
+    code, out = await _darkroom(system, "regenerate", "Cli", "landscape_1", "--what", "derivatives", "--wait")
+    assert code == 0 and "regenerate task" in out and ": completed" in out, out
+    code, out = await _darkroom(system, "regenerate", "Cli", "nope")
+    assert code == 2 and "no photo 'nope' in project 'Cli'" in out, out
+    code, out = await _darkroom(system, "rename", "Cli", "Cli: two", "--wait")
+    assert code == 0, out
+    code, out = await _darkroom(system, "move", "Other", "landscape_2", "--wait")
+    assert code == 0, out
+    assert sorted(await photos_of(system, "Other")) == ["landscape_2"]
+    code, out = await _darkroom(system, "delete", "Cli two", "--wait")
+    assert code == 0, out
+    code, out = await _darkroom(system, "deleted")
+    assert code == 0 and out.startswith(f"{pid}\tCli two\t1 photos\tdeleted "), out
+    code, out = await _darkroom(system, "undelete", pid, "--wait")
+    assert code == 0, out
+    assert sorted(await photos_of(system, "Cli two")) == ["landscape_1"]
+    code, out = await _darkroom(system, "undelete", pid)
+    assert code == 2 and "no deleted project" in out, out
+
+    code, out = await _darkroom(system, "audit", "project", "Cli two")
+    assert code == 0, out
+    for words in ("project.renamed", "folder 'Cli' → 'Cli two', name 'Cli: two'", "project.deleted",
+                  "project.restored", "regenerate: regenerate; items landscape_1; what ['derivatives']",
+                  "landscape_2: moving to project"):
+        assert words in out, (words, out)
+    code, out = await _darkroom(system, "audit", "photo", "Other", "landscape_2")
+    assert code == 0 and f"landscape_2: arrived from project {pid}" in out, out

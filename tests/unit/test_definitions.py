@@ -25,6 +25,7 @@ CONTRACT = {
     "regenerate": (True, [("regenerate", 70)]),
     "project_rename": (True, [("project_rename", 100)]),
     "project_delete": (True, [("project_delete", 100)]),
+    "project_restore": (True, [("project_restore", 100)]),
     "photo_move": (True, [("photo_move", 95)]),
     "projects_maintenance": (False, [("deleted_projects_purge", 100), ("folder_discovery", 95)]),
 }

@@ -1,4 +1,4 @@
-"""The project lifecycle (CONTRACT §7.4): project_rename and project_delete, asked for by a user;
+"""The project lifecycle (CONTRACT §7.4): project_rename, project_delete and project_restore, asked for by a user;
 deleted_projects_purge and folder_discovery, the steps of the global `projects_maintenance`."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ...kernel.events import (
     ProjectManifestWritten,
     ProjectPurged,
     ProjectRenamed,
+    ProjectRestored,
     TaskCancelRequested,
 )
 from ...kernel.folders import deleted_project_dir, deleted_root, projects_root
@@ -117,6 +118,30 @@ async def project_delete(ctx: JobContext) -> None:
                 raise PermanentError(f"{target} exists already; move it away to delete this project")
             os.rename(folder, target)
         await ctx.publish([ctx.event(ProjectDeleted, folder=project.folder)])
+        await ctx.progress(1, 1)
+
+
+@reads_state
+async def project_restore(ctx: JobContext) -> None:
+    """A deleted project comes back, with its photos (whose basenames it kept), in its folder, or in a
+    numbered one when that is taken meanwhile; until the purge, however late."""
+    async with ctx.project_lease():  # the purge holds it too
+        await ctx.catch_up()
+        project = await _project(ctx)
+        if project.deleted_at is None:
+            return  # restored already (an earlier attempt)
+        source = deleted_project_dir(ctx.data_dir, project.id)
+        if not source.is_dir():
+            raise PermanentError(f"the folder of project {project.folder!r} is gone from {source.parent}")
+        root = projects_root(ctx.data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        others = {p.folder for p in await ctx.resources.read.projects()}
+        try:
+            folder = first_free(project.folder, lambda f: f in others or (root / f).exists())
+        except NoFolder as exc:
+            raise PermanentError(str(exc)) from None
+        os.rename(source, root / folder)
+        await ctx.publish([ctx.event(ProjectRestored, folder=folder)])
         await ctx.progress(1, 1)
 
 
