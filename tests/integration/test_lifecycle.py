@@ -169,7 +169,12 @@ async def test_delete_cancels_its_tasks_moves_the_folder_to_the_trash_and_restor
     # Its basenames stay its own until it is purged: restoring it gets them back.
     status, refused = await upload(system, "Other", [("landscape_1.jpg", _jpgs(1)[0][1])])
     assert status == 400 and "deleted project 'Gone'" in refused["errors"][0]["error"], refused
+    status, checked, _ = await system.request("POST", "/api/projects/Other/upload/check",
+                                              {"files": [{"name": "landscape_1.jpg", "size": 10}]})
+    assert checked["files"][0]["status"] == "refused" and "restore that project" in checked["files"][0]["reason"]
 
+    await system.runtimes[-1].stop()  # it stays deleted, and restorable, across a restart
+    await start_shipped(system, maintenance__trash_ttl_s=3600)
     await create_project(system, "Gone")  # its folder name is free meanwhile
     status, body, _ = await system.request("POST", f"/api/trash/projects/{pid}/restore")
     view = await _done(system, status, body)
@@ -395,3 +400,46 @@ async def test_every_lifecycle_control_works_from_darkroom_and_shows_in_its_audi
         assert words in out, (words, out)
     code, out = await _darkroom(system, "audit", "photo", "Other", "landscape_2")
     assert code == 0 and f"landscape_2: arrived from project {pid}" in out, out
+
+
+async def test_a_task_asked_for_before_a_rename_works_in_the_new_folder(system: System, monkeypatch) -> None:
+    from services.kernel.definitions import TaskDefinition, load_definitions
+    from services.kernel.events import Step
+    from services.worker.handlers import BUILTIN
+    from services.worker.jobs import projects
+    from tests.jobtypes import HANDLERS
+
+    monkeypatch.setattr(projects, "QUIET_WAIT_S", 0.0)  # the rename goes on while the task's first step runs
+
+    slow_check = TaskDefinition(label="Slow check", user_relevant=True,
+                                steps=[Step("sleep", 90), Step("manifest_check", 95), Step("folder_check", 95)])
+    await system.start(handlers=BUILTIN | HANDLERS, definitions=load_definitions() | {"slow_check": slow_check})
+    await shoot(system, "Early", _jpgs(1))
+    status, body, _ = await system.request("POST", "/api/projects/Early/tasks", {"type": "slow_check", "items": ["3"]})
+    assert status == 202, body
+    checking = body["task"]["id"]
+    await system.wait_job(checking, 0, "running")
+    status, renaming, _ = await system.request("PATCH", "/api/projects/Early", {"name": "Late"})
+    await _done(system, status, renaming)
+    assert (await system.task(checking))["task"]["step_index"] == 0  # renamed while its first step ran
+    view = await system.wait_task(checking, timeout=30)
+    assert view["task"]["status"] == "completed", view  # its later steps found the folder where it is now
+    assert not (system.data_dir / "projects" / "Early").exists()
+
+
+def test_a_late_derivative_never_makes_a_renamed_folder_again(tmp_path: Path) -> None:
+    from services.worker.imaging import make_derivatives
+    from services.worker.jobs.derivatives import spec_of
+    from services.kernel.config import ProcessingConfig
+
+    source = tmp_path / "landscape_1.jpg"
+    source.write_bytes(_jpgs(1)[0][1])
+    gone = tmp_path / "renamed away"
+    try:
+        make_derivatives(str(source), str(gone / ".thumb" / "a.webp"), str(gone / ".preview" / "a.jpg"),
+                         spec_of(ProcessingConfig()))
+    except FileNotFoundError:
+        pass
+    else:
+        raise AssertionError("derivatives were written into a folder that is not there")
+    assert not gone.exists()
