@@ -45,9 +45,7 @@ async def regenerate(request: web.Request) -> web.Response:
     missing = [i for i in items if await d.read.photo(project.id, i) is None]
     if missing:
         raise error(404, f"no photo {missing[0]!r} in project {project.folder!r}")
-    params = TaskParams(what=sorted(set(body.what))) if body.what else None
-    task, seq = await request_task(d, "regenerate", project, items, params=params)
-    return respond({"task": task}, status=202, seq=seq)
+    return await _start(d, "regenerate", project, items, TaskParams(what=sorted(set(body.what))) if body.what else None)
 
 
 regenerate.body = Regenerate  # type: ignore[attr-defined]
@@ -61,9 +59,7 @@ async def rename(request: web.Request) -> web.Response:
     problem = project_name_problem(body.name)
     if problem:
         raise error(400, problem)
-    task, seq = await request_task(deps(request), "project_rename", project, [],
-                                   params=TaskParams(name=body.name.strip()))
-    return respond({"task": task}, status=202, seq=seq)
+    return await _start(deps(request), "project_rename", project, [], TaskParams(name=body.name.strip()))
 
 
 rename.body = Rename  # type: ignore[attr-defined]
@@ -82,7 +78,12 @@ async def _once(d: Deps, project: ProjectRow, task_type: str) -> web.Response:
     under_way = next((t for t in await d.read.open_tasks(project.id) if t.type == task_type), None)
     if under_way is not None:
         return respond({"task": under_way}, status=202)
-    task, seq = await request_task(d, task_type, project, [])
+    return await _start(d, task_type, project, [])
+
+
+async def _start(d: Deps, task_type: str, project: ProjectRow, items: list[str],
+                 params: TaskParams | None = None) -> web.Response:
+    task, seq = await request_task(d, task_type, project, items, params=params)
     return respond({"task": task}, status=202, seq=seq)
 
 
@@ -102,8 +103,7 @@ async def move(request: web.Request) -> web.Response:
         owner = await d.read.project(owners[item])
         if owner is not None and owner.deleted_at:
             raise error(409, f"{item!r} belongs to the deleted project {owner.folder!r}; restore that project first")
-    task, seq = await request_task(d, "photo_move", project, items)
-    return respond({"task": task}, status=202, seq=seq)
+    return await _start(d, "photo_move", project, items)
 
 
 move.body = Move  # type: ignore[attr-defined]

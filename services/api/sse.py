@@ -51,7 +51,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     last_write = time.monotonic()
     while not d.stopping.is_set():
         seen = d.read.checkpoint
-        rows = await d.read.outbox_after(cursor, project_id=project_id, show_maintenance=show_maintenance, limit=OUTBOX_PAGE)
+        rows = await d.read.outbox_after(cursor, project_id=project_id, show_maintenance=show_maintenance,
+                                         limit=OUTBOX_PAGE)
         if rows:
             chunk = "".join(f"id: {r.id}\nevent: {r.event}\ndata: {r.data}\n\n" for r in rows)
             await response.write(chunk.encode())
