@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 from .kernel.config import Config, ConfigError, load_config
 from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
 from .kernel.redact import redact, redact_logs
+from .kernel.sdnotify import notifying
 
 log = logging.getLogger("darkroom")
 
@@ -66,6 +69,10 @@ def parser() -> argparse.ArgumentParser:
     p = command("tail", "print live events as JSON lines")
     p.add_argument("subject", nargs="?", default="darkroom.>")
     command("dead-letters", "messages set aside as unreadable, with why")
+    command("backup", "a consistent copy of the log, the read model and the project folders, with a "
+                      "manifest").add_argument("dest", type=Path, metavar="DEST", help="a new or empty folder")
+    command("restore", "a backup into an empty data folder (--data); `replay --verify` holds after it").add_argument(
+        "src", type=Path, metavar="SRC", help="a folder `darkroom backup` made")
     from .control import add_commands
     add_commands(command)
     p = command("schemas", "regenerate schemas/events/ from the code")
@@ -78,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
     from .kernel.bus import ProvisionError, Unreachable
     from .kernel.natsd import ServerError
+    from .backup import BackupError
+    from .kernel.snapshot import SnapshotError
+    from .projector.keeper import KeptElsewhere
     from .runtime import ListenError
     from .worker.handlers import PluginError
 
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
     except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError,
-            CredentialsError, Unreachable) as exc:
+            CredentialsError, Unreachable, KeptElsewhere, BackupError, SnapshotError) as exc:
         print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
     except ListenError as exc:
@@ -130,6 +140,10 @@ async def run(args: argparse.Namespace) -> int:
         return await tail(config, data_dir, args.subject)
     if args.command == "dead-letters":
         return await dead_letters(data_dir)
+    if args.command == "backup":
+        return await backup(config, data_dir, args.dest)
+    if args.command == "restore":
+        return await restore(config, data_dir, args.src)
     from . import control
     if args.command in control.COMMANDS:
         return await lifecycle(config, data_dir, args)
@@ -180,7 +194,9 @@ async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what
             return 0
         starting.result()
         failed = asyncio.ensure_future(runtime.loops.failed.wait())
-        await asyncio.wait([failed, stopping], return_when=asyncio.FIRST_COMPLETED)
+        # systemd hears READY once started, the watchdog while no loop has failed for good.
+        async with notifying(f"darkroom {what}", healthy=lambda: not runtime.loops.failed.is_set()):
+            await asyncio.wait([failed, stopping], return_when=asyncio.FIRST_COMPLETED)
         failed.cancel()
         log.info("stopping")
         await runtime.stop()
@@ -246,7 +262,7 @@ async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool
     live = read_model_path(data_dir)
     if verify and not live.is_file():
         raise UsageError(f"no live read model at {live} to verify against")
-    async with _connected(config, data_dir, "darkroom-replay") as bus:
+    async with _log_server(config, data_dir) as url, _connected(config, url, "darkroom-replay") as bus:
         bar = _ProgressBar() if sys.stderr.isatty() else None
         result = await run_replay(bus, into, live, verify, bar.update if bar else None)
         if bar:
@@ -283,7 +299,7 @@ class _ProgressBar:
 
 async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from . import audit as history
-    async with _connected(config, data_dir, "darkroom-audit") as bus:
+    async with _connected(config, nats_url(config, data_dir), "darkroom-audit") as bus:
         try:
             if args.audit == "task":
                 entries = await history.task_history(bus, args.id)
@@ -305,22 +321,21 @@ async def tail(config: Config, data_dir: Path, subject: str) -> int:
         out.flush()
 
     stop = _stop_signals()
-    async with _connected(config, data_dir, "darkroom-tail") as bus:
+    async with _connected(config, nats_url(config, data_dir), "darkroom-tail") as bus:
         await bus.nc.subscribe(subject, cb=show)
         await stop.wait()
     return 0
 
 
 @asynccontextmanager
-async def _connected(config: Config, data_dir: Path, name: str):
+async def _connected(config: Config, url: str, name: str):
     """A one-shot command's connection: Unreachable (one line naming the URL, exit 2) when NATS does
     not answer within CONNECT_TIMEOUT_S, or stops answering on the way."""
     import nats.errors
 
     from .kernel.bus import Bus, Unreachable
     from .kernel.supervise import describe
-    url = nats_url(config, data_dir)
-    bus = await Bus.connect(url, name)
+    bus = await Bus.connect(url, name, security=config.nats)
     try:
         yield bus
     except (nats.errors.Error, TimeoutError) as exc:
@@ -358,6 +373,47 @@ async def dead_letters(data_dir: Path) -> int:
         print("no dead letters")
     for letter in letters:
         print(f"{letter.seq}\t{letter.at}\t{letter.subject}\t{letter.reason}")
+    return 0
+
+
+@asynccontextmanager
+async def _log_server(config: Config, data_dir: Path, make: bool = False) -> AsyncIterator[str]:
+    """The URL of the NATS that holds the data folder's log: the configured one, the running `up`'s,
+    or, for a folder whose `up` is stopped (or one being restored, `make`), its embedded server
+    started for the while."""
+    if config.nats.url or (data_dir / NATS_URL_FILE).is_file() or not (make or (data_dir / "nats").is_dir()):
+        yield nats_url(config, data_dir)
+        return
+    from .kernel.natsd import NatsServer
+    server = await NatsServer(data_dir / "nats", config.nats.sync_interval,
+                              credentials=for_data_folder(data_dir)).start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+async def backup(config: Config, data_dir: Path, dest: Path) -> int:
+    from . import backup as copy
+    from .kernel.lease import Leases
+    async with _log_server(config, data_dir) as url, _connected(config, url, "darkroom-backup") as bus:
+        leases = Leases(bus, f"backup {socket.gethostname()}:{os.getpid()}", config.nats.replicas)
+        made = await copy.backup(bus, data_dir, dest, leases.hold)
+    stream, size = made.stream, sum(entry.size for entry in made.files)
+    held = f"the read model at sequence {made.read_model.checkpoint}, " if made.read_model else ""
+    print(f"backed up events {stream.first_seq}..{stream.last_seq} ({stream.messages} events), {held}"
+          f"{len(made.files)} files ({size:,} bytes) into {dest}")
+    return 0
+
+
+async def restore(config: Config, data_dir: Path, src: Path) -> int:
+    from . import backup as copy
+    made = copy.verify(src)
+    copy.check_empty(data_dir)
+    async with _log_server(config, data_dir, make=True) as url, _connected(config, url, "darkroom-restore") as bus:
+        await copy.restore(made, src, data_dir, bus, config.nats.replicas)
+    print(f"restored events {made.stream.first_seq}..{made.stream.last_seq}, {len(made.files) - 1} files into "
+          f"{data_dir}; start Darkroom on it, then `darkroom replay --verify --data {data_dir}`")
     return 0
 
 

@@ -17,20 +17,26 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.errors import APIError, NotFoundError
 
-from .config import Config
+from .config import Config, NatsConfig
 from .events import Codec, Event
+from .lease import BUCKET, lease_bucket
+from .natsauth import connect_options
 from .redact import redact
+from .retention import StreamSize, parse_age, parse_size, warnings
 from .subjects import ALL, DIRECT_GET, LANES, STREAM, STREAM_INFO, lane_filter, next_messages, subject_for
 from .supervise import TransientError, describe
 
 log = logging.getLogger("darkroom.bus")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
+DUPLICATE_IN_PROCESS = 10158
+NOT_ENOUGH_PEERS = (10005, 10074, 10023)  # clustering required, replicas > 1 unsupported, insufficient resources
 ACK_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 5.0  # at start-up (a command gives up within 10 s); once connected, reconnects never stop
 RECONNECT_WAIT_S = 0.25
 CLOSE_TIMEOUT_S = 2.0
+READ_ATTEMPTS = 3
 
 
 class Conflict(Exception):
@@ -125,12 +131,18 @@ async def up_to(next_batch: Callable[[], Awaitable[list[Stored]]],
 
 
 class PublishError(TransientError):
-    """JetStream refused a message: `err_code` says why (10071: wrong last sequence)."""
+    """JetStream refused a message: `err_code` says why (10071: wrong last sequence); `status` 503:
+    no stream answered."""
 
-    def __init__(self, err_code: int | None, description: str) -> None:
+    def __init__(self, err_code: int | None, description: str, status: str | None = None) -> None:
         super().__init__(f"{description} (err_code {err_code})")
         self.err_code = err_code
         self.description = description
+        self.status = status
+
+
+def _transient(outcome: object) -> bool:
+    return isinstance(outcome, PublishError) and (outcome.err_code == DUPLICATE_IN_PROCESS or outcome.status == "503")
 
 
 class _Ack(msgspec.Struct):
@@ -230,7 +242,7 @@ class PublishAcks:
             return
         if not msg.data:
             status = (msg.headers or {}).get("Status", "?")
-            future.set_exception(PublishError(None, f"no stream answered (status {status})"))
+            future.set_exception(PublishError(None, f"no stream answered (status {status})", status))
             return
         ack = _ACK.decode(msg.data)
         if ack.error:
@@ -257,10 +269,11 @@ class Bus:
     # Called after each reconnect: what the server may have forgotten (a restarted one forgets
     # in-memory consumers and pull requests) is asked for again at once.
     reconnected: list[Callable[[], None]] = field(default_factory=list)
+    signs_nonce: bool = False  # signs in with an nkey (nats.creds, nats.nkey): only nats-py can connect so
 
     @classmethod
     async def connect(cls, url: str, name: str, codec: Codec | None = None,
-                      timeout: float = CONNECT_TIMEOUT_S) -> "Bus":
+                      timeout: float = CONNECT_TIMEOUT_S, security: NatsConfig | None = None) -> "Bus":
         """Connected, or Unreachable after `timeout` seconds; from then on, reconnects for ever."""
         bus: Bus | None = None
         errors = _ErrorLog()
@@ -270,10 +283,12 @@ class Bus:
             for listener in list(bus.reconnected if bus else ()):
                 listener()
 
+        servers, options = connect_options(url, security)
         nc = Client()
         try:
             await asyncio.wait_for(nc.connect(
-                [part.strip() for part in url.split(",") if part.strip()],
+                servers,
+                **options,
                 name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=RECONNECT_WAIT_S,
@@ -289,6 +304,7 @@ class Bus:
                               f"{describe(why)}") from None
         errors.connected = True
         bus = cls(nc=nc, codec=codec or Codec())
+        bus.signs_nonce = "user_credentials" in options or "nkeys_seed" in options
         await bus.acks.start()
         return bus
 
@@ -364,9 +380,11 @@ class Bus:
     async def send_many_settled(self, batch: Iterable[Outgoing]) -> list[Accepted | Exception]:
         """Like send_many, but each message's outcome is its own: accepted, or the error.
         Messages are written in order on one connection, so the stream stores them in order."""
+        batch = list(batch)
         futures = [await self.acks.publish(out) for out in batch]
+        outcomes = await self._after_transient_refusals(batch, await asyncio.gather(*futures, return_exceptions=True))
         results: list[Accepted | Exception] = []
-        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+        for outcome in outcomes:
             if isinstance(outcome, PublishError) and outcome.err_code in WRONG_LAST_SEQUENCE:
                 results.append(Conflict(outcome.description))
             elif isinstance(outcome, BaseException):
@@ -376,6 +394,23 @@ class Bus:
                 self._count(accepted.duplicate)
                 results.append(accepted)
         return results
+
+    async def _after_transient_refusals(self, batch: list[Outgoing], outcomes: list) -> list:
+        """Asked again until they land, within the acknowledgement timeout: a message nothing stored
+        because the stream has no leader for a moment (a node died; status 503), and one whose id
+        another publisher's copy of is still being stored on a replicated stream ("in process": it
+        comes back a plain duplicate)."""
+        deadline = asyncio.get_running_loop().time() + ACK_TIMEOUT_S
+        delay = 0.05
+        while True:
+            again = [i for i, o in enumerate(outcomes) if _transient(o)]
+            if not again or asyncio.get_running_loop().time() > deadline:
+                return outcomes
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)
+            futures = [await self.acks.publish(batch[i]) for i in again]
+            for i, outcome in zip(again, await asyncio.gather(*futures, return_exceptions=True)):
+                outcomes[i] = outcome
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -402,7 +437,15 @@ class Bus:
     async def reading(self, start_seq: int = 1, filters: list[str] | None = None) -> AsyncIterator[api.ConsumerInfo]:
         """An ephemeral consumer of the log from `start_seq`, removed afterwards; its `num_pending`
         is exactly what was stored when it was made: a reader never waits on what comes later."""
-        info = await self.jsm.add_consumer(STREAM, read_config(start_seq, filters))
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                info = await self.jsm.add_consumer(STREAM, read_config(start_seq, filters))
+                break
+            except nats.errors.TimeoutError:
+                # Just after a node died the cluster may place the reader on it, until it sees it gone.
+                if attempt == READ_ATTEMPTS:
+                    raise
+                log.warning("making a reader of the log timed out; trying again (%d of %d)", attempt, READ_ATTEMPTS)
         try:
             yield info
         finally:
@@ -544,6 +587,8 @@ def stream_config(config: Config) -> api.StreamConfig:
         duplicate_window=config.nats.duplicate_window_s,
         allow_direct=True,
         discard=api.DiscardPolicy.OLD,
+        max_bytes=parse_size(config.nats.max_bytes) or -1,
+        max_age=parse_age(config.nats.max_age),
     )
 
 
@@ -570,26 +615,70 @@ class Provisioned:
 
 
 async def provision(bus: Bus, config: Config) -> Provisioned:
-    """Create or check the stream and the two lane consumers; safe to run from every service."""
+    """Create or check the stream, the two lane consumers and the lease bucket, bringing their
+    replicas and the stream's limits to the configuration's; safe to run from every service."""
     wanted = stream_config(config)
     try:
         info = await bus.jsm.stream_info(STREAM)
     except NotFoundError:
-        info = await bus.jsm.add_stream(wanted)
+        info = await _scaled(bus.jsm.add_stream(wanted), config, f"stream {STREAM}")
     else:
         have = info.config
         if have.subjects != wanted.subjects or have.storage != wanted.storage or have.retention != wanted.retention:
             raise ProvisionError(
                 f"stream {STREAM} exists with subjects={have.subjects} storage={have.storage} "
                 f"retention={have.retention}; Darkroom needs {wanted.subjects}, file storage, limits retention")
-        if not have.allow_direct or have.duplicate_window != wanted.duplicate_window:
-            info = await bus.jsm.update_stream(wanted)
+        if _stream_differs(have, wanted):
+            if have.num_replicas != wanted.num_replicas:
+                log.warning("stream %s: replicas %s -> %d (nats.replicas)", STREAM, have.num_replicas,
+                            wanted.num_replicas)
+            info = await _scaled(bus.jsm.update_stream(wanted), config, f"stream {STREAM}")
+            if have.num_replicas != wanted.num_replicas:
+                info = await _replicated(bus, STREAM, wanted.num_replicas)
+    for line in warnings(parse_size(config.nats.max_bytes), parse_age(config.nats.max_age),
+                         StreamSize(info.state.messages, info.state.bytes, info.state.first_seq,
+                                    info.state.last_seq)):
+        log.warning("%s", line)
     result = Provisioned()
     for lane in LANES:
         result_seq = await _ensure_lane(bus, config, lane, info.state.last_seq)
         if result_seq is not None:
             result.recreated_lanes[lane] = result_seq
+    await _scaled(lease_bucket(bus, config.nats.replicas), config, f"the lease bucket {BUCKET}")
     return result
+
+
+def _stream_differs(have: api.StreamConfig, wanted: api.StreamConfig) -> bool:
+    return (not have.allow_direct or have.duplicate_window != wanted.duplicate_window
+            or (have.num_replicas or 1) != wanted.num_replicas
+            or (have.max_bytes or -1) != wanted.max_bytes or (have.max_age or 0) != wanted.max_age)
+
+
+async def _replicated(bus: Bus, stream: str, replicas: int, timeout: float = 30.0) -> api.StreamInfo:
+    """The stream's info once all its replicas are placed: consumers are scaled only after it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        info = await bus.jsm.stream_info(stream)
+        if 1 + len((info.cluster and info.cluster.replicas) or []) >= replicas:
+            return info
+        if asyncio.get_running_loop().time() > deadline:
+            raise ProvisionError(f"stream {stream} did not reach {replicas} replicas within {timeout:g}s; "
+                                 f"check the cluster (nats-server logs, /jsz)")
+        await asyncio.sleep(0.1)
+
+
+async def _scaled(change: Awaitable, config: Config, what: str):
+    """`change` (a create or update), with a refusal to replicate said as the setting to fix."""
+    try:
+        return await change
+    except APIError as exc:
+        if config.nats.replicas == 1 or "replica" not in (exc.description or "").lower() \
+                and exc.err_code not in NOT_ENOUGH_PEERS:
+            raise
+        raise ProvisionError(
+            f"{what} cannot have {config.nats.replicas} replicas ({exc.description}): nats.replicas must not "
+            f"exceed the JetStream servers of the cluster (a single server takes 1); set nats.replicas "
+            f"to that, or add servers") from None
 
 
 async def _ensure_lane(bus: Bus, config: Config, lane: str, last_seq: int) -> int | None:
@@ -608,7 +697,9 @@ async def _ensure_lane(bus: Bus, config: Config, lane: str, last_seq: int) -> in
         raise ProvisionError(
             f"consumer {name} exists with filter {have.filter_subject!r} and ack policy {have.ack_policy}; "
             f"Darkroom needs {wanted.filter_subject!r} with explicit acks")
-    if have.ack_wait != wanted.ack_wait or have.max_deliver != wanted.max_deliver:
+    if have.ack_wait != wanted.ack_wait or have.max_deliver != wanted.max_deliver \
+            or (have.num_replicas or 1) != wanted.num_replicas:
         wanted.deliver_policy = have.deliver_policy
-        await bus.jsm.add_consumer(STREAM, wanted)  # same name: an update of the mutable fields
+        # Same name: an update of the mutable fields.
+        await _scaled(bus.jsm.add_consumer(STREAM, wanted), config, f"consumer {name}")
     return None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator, Callable
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError
 
-from .bus import Bus
+if TYPE_CHECKING:
+    from .bus import Bus
 
 log = logging.getLogger("darkroom.worker")
 
@@ -23,12 +24,19 @@ TTL_S = 30.0
 
 
 async def lease_bucket(bus: Bus, replicas: int = 1):
+    """The bucket, made on first use, its replicas brought to `replicas`."""
     try:
-        return await bus.js.key_value(BUCKET)
+        kv = await bus.js.key_value(BUCKET)
     except BucketNotFoundError:
         from nats.js.api import KeyValueConfig
 
         return await bus.js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=TTL_S, history=1, replicas=replicas))
+    config = (await bus.jsm.stream_info(f"KV_{BUCKET}")).config
+    if (config.num_replicas or 1) != replicas:
+        log.warning("lease bucket %s: replicas %s -> %d (nats.replicas)", BUCKET, config.num_replicas, replicas)
+        config.num_replicas = replicas
+        await bus.jsm.update_stream(config)
+    return kv
 
 
 class Leases:

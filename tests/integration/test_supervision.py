@@ -61,9 +61,9 @@ async def _stop(process: asyncio.subprocess.Process) -> int:
 
 
 async def test_the_projector_rides_out_a_full_disk_and_catches_up_when_it_frees(system: System) -> None:
-    await system.start(roles=("orchestrator", "worker", "api"))
     port = free_port()
-    projector = await _service(system, "projector", port)
+    projector = await _service(system, "projector", port)  # first: the others read its read model
+    await system.start(roles=("orchestrator", "worker", "api"))
     health = f"http://127.0.0.1:{port}"
     try:
         before = await system.start_task("three")
