@@ -33,7 +33,7 @@ class Refused(Exception):
 async def photo_move(ctx: JobContext) -> None:
     read = ctx.resources.read
     target = await read.project(ctx.job.project_id)
-    if target is None or target.deleted_at:
+    if target is None or target.deleted_at or not (projects_root(ctx.data_dir) / target.folder).is_dir():
         raise PermanentError(f"project {ctx.job.folder!r} is not there to move photos into")
     failures: list[str] = []
     by_source: dict[str, list[str]] = {}
