@@ -271,7 +271,7 @@ async def read_outbox(path: Path, after: str) -> list[tuple[str, str, str]]:
     cursor = parse_event_id(after)
     rows = []
     try:
-        while page := await read.outbox_after(cursor, folder=None, show_maintenance=True, limit=5000):
+        while page := await read.outbox_after(cursor, project_id=None, show_maintenance=True, limit=5000):
             rows += [(r.id, r.event, r.data) for r in page]
             cursor = (page[-1].seq, page[-1].k)
     finally:

@@ -40,12 +40,19 @@ from .kernel.events import (
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
+    PhotoFileMoved,
     PhotoMetadataExtracted,
+    PhotoMoved,
+    PhotoMoveStarted,
     PhotoRemoved,
     PhotoSidecarAdded,
     PoisonEvent,
     ProjectCreated,
+    ProjectDeleted,
     ProjectManifestWritten,
+    ProjectPurged,
+    ProjectRenamed,
+    ProjectRestored,
     ProjectTrashPurged,
     TaskCanceled,
     TaskFailed,
@@ -119,10 +126,12 @@ async def task_project(bus: Bus, task_id: str) -> str:
 
 
 async def project_id(bus: Bus, folder: str) -> str:
-    """The id of the project created with this folder name (the newest, should there be several)."""
+    """The id of the project that had this folder last: created, renamed or restored into it (a project
+    renamed since is found by its old folder too, unless another took that one)."""
     found: str | None = None
-    for entry in await read(bus, [f"{R}.project.*.created"]):
-        if isinstance(entry.event, ProjectCreated) and entry.event.folder == folder:
+    filters = [f"{R}.project.*.{name}" for name in ("created", "renamed", "restored")]
+    for entry in await read(bus, filters):
+        if isinstance(entry.event, (ProjectCreated, ProjectRenamed, ProjectRestored)) and entry.event.folder == folder:
             found = entry.event.project_id
     if found is None:
         raise NotFound(f"no project with folder {folder!r} in the log")
@@ -221,9 +230,10 @@ def detail(event: Event) -> str:
         case TaskRequested():
             steps = " → ".join(s.type for s in event.steps)
             items = f"; items {_names(event.items)}" if event.items else ""
+            params = "".join(f"; {k} {v!r}" for k, v in msgspec.to_builtins(event.params or {}).items())
             retry = f"; retry of {event.retry_of}" if event.retry_of else ""
             start = f" from step {event.start_step}" if event.start_step else ""
-            return f"{event.task_type}: {steps}{items}{retry}{start}"
+            return f"{event.task_type}: {steps}{items}{params}{retry}{start}"
         case TaskFailed():
             return f"step {event.step_index}: {event.error}"
         case TaskCanceled():
@@ -250,6 +260,20 @@ def detail(event: Event) -> str:
             return f"version {event.version} ({event.reason})"
         case ProjectTrashPurged():
             return f"purged {_names(event.trash_names)}"
+        case ProjectRenamed():
+            return f"folder {event.previous_folder!r} → {event.folder!r}, name {event.name!r}"
+        case ProjectDeleted():
+            return f"folder {event.folder!r} to the trash"
+        case ProjectRestored():
+            return f"back from the trash, in folder {event.folder!r}"
+        case ProjectPurged():
+            return "deleted for good"
+        case PhotoMoveStarted():
+            return f"{event.filename}: moving to project {event.to_project_id}: {_names(event.names)}"
+        case PhotoFileMoved():
+            return f"{event.filename}: {event.name} moved to project {event.to_project_id}"
+        case PhotoMoved():
+            return f"{event.filename}: arrived from project {event.from_project_id} with {_names(event.names)}"
         case PhotoFileAdded():
             replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""
             return f"{event.filename}: {event.name} ({event.kind}, {event.size} bytes){replaced}"

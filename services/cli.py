@@ -88,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
                       "manifest").add_argument("dest", type=Path, metavar="DEST", help="a new or empty folder")
     command("restore", "a backup into an empty data folder (--data); `replay --verify` holds after it").add_argument(
         "src", type=Path, metavar="SRC", help="a folder `darkroom backup` made")
+    from .control.lifecycle import add_commands
+    add_commands(command)
     p = command("schemas", "regenerate schemas/events/ from the code")
     p.add_argument("--write", action="store_true", required=True)
     return top
@@ -159,6 +161,9 @@ async def run(args: argparse.Namespace) -> int:
         return await backup(config, data_dir, args.dest)
     if args.command == "restore":
         return await restore(config, data_dir, args.src)
+    from .control.lifecycle import COMMANDS
+    if args.command in COMMANDS:
+        return await lifecycle(config, data_dir, args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -358,6 +363,18 @@ async def _connected(config: Config, url: str, name: str):
         raise Unreachable(f"NATS at {redact(url)} stopped answering: {describe(exc)}") from None
     finally:
         await bus.close()
+
+
+async def lifecycle(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
+    from .control import lifecycle
+    from .control.refused import Refused
+    definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
+    async with _connected(config, nats_url(config, data_dir), f"darkroom-{args.command}") as bus, \
+            _read_model(data_dir) as read:
+        try:
+            return await lifecycle.run(lifecycle.Control(bus, read, definitions, config), args)
+        except Refused as exc:
+            raise UsageError(exc.message) from None
 
 
 @asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from .kernel.definitions import Definitions
 from .kernel.events import Codec
 from .kernel.health import Check, Health
 from .kernel.natsd import free_port
+from .kernel.ownership import hand_over
 from .kernel.subjects import LANES, STREAM
 from .kernel.supervise import Loops
 from .orchestrator.schedule import Schedule
@@ -143,7 +145,8 @@ class Runtime:
             name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
             self.derivations = Derivations(self.pool, spec_of(self.config.processing))
             resources = Resources(read=self.worker_read, derivations=self.derivations, definitions=self.definitions,
-                                  lease=Leases(bus, name, self.config.nats.replicas).hold)
+                                  lease=Leases(bus, name, self.config.nats.replicas).hold,
+                                  hand_over=functools.partial(hand_over, bus))
             self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name, loops=self.loops)
             await self.worker.start()
             # Starting image processes takes a moment: do it now, not in the first upload's time.

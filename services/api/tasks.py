@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from ..kernel.events import TaskCancelRequested, TaskRequested
-from ..kernel.ids import new_id
+from ..kernel.definitions import task_requested
+from ..kernel.events import TaskCancelRequested, TaskParams
 from ..kernel.photos import unsafe_name
 from ..projector.apply import Rows, apply
 from ..projector.views import ProjectRow, TaskView
@@ -52,7 +52,8 @@ class StartProjectTask(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def request_task(d: Deps, task_type: str, project: ProjectRow | None, items: list[str],
-                       key: str | None = None, label: str | None = None) -> tuple[TaskView, int]:
+                       key: str | None = None, label: str | None = None,
+                       params: TaskParams | None = None) -> tuple[TaskView, int]:
     """Store a task.requested (the user asked for it); returns the task as it now stands and its sequence.
     `label` names what the user did when it is not what the type's label says (a restore runs upload_postprocess)."""
     definition = d.definitions.get(task_type)
@@ -63,10 +64,9 @@ async def request_task(d: Deps, task_type: str, project: ProjectRow | None, item
     bad = [item for item in items if unsafe_name(item)]
     if bad:
         raise error(400, f"items must be plain basenames; not {bad[0]!r}")
-    event = TaskRequested(
-        task_id=new_id(), project_id=project.id if project else None, folder=project.folder if project else None,
-        source="user", task_type=task_type, label=label or definition.label, user_relevant=definition.user_relevant,
-        steps=list(definition.steps), items=items)
+    event = task_requested(definition, task_type, project_id=project.id if project else None,
+                           folder=project.folder if project else None, source="user", items=items, params=params,
+                           label=label)
     seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
     rows = Rows()
     apply(rows, event)

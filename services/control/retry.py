@@ -55,7 +55,7 @@ async def retry(bus: Bus, read: ReadModel, task_id: str) -> tuple[TaskView, int]
         task_id=retry_id(task.id, task.retried_by), project_id=task.project_id,
         folder=project.folder if project else task.folder, causation_id=ended, source="user",
         task_type=task.type, label=task.label, user_relevant=task.user_relevant, steps=list(task.steps),
-        items=list(requested.items), retry_of=task.id, start_step=step)
+        items=list(requested.items), params=requested.params, retry_of=task.id, start_step=step)
     try:  # a task id is used once: a retry made meanwhile by someone else took it
         seq = await bus.publish(event, expect=Expect(subjects.task_events(task.project_id, event.task_id or ""), 0))
     except Conflict:

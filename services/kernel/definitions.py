@@ -7,7 +7,8 @@ from pathlib import Path
 
 import msgspec
 
-from .events import Lane, Step
+from .events import Lane, Source, Step, TaskParams, TaskRequested
+from .ids import new_id
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "schemas" / "task_definitions.json"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -59,6 +60,17 @@ def load_definitions(path: Path | None = None) -> Definitions:
     except OSError as exc:
         raise DefinitionError(f"cannot read task definitions {path}: {exc.strerror}") from None
     return parse_definitions(data, str(path))
+
+
+def task_requested(definition: TaskDefinition, task_type: str, *, project_id: str | None, folder: str | None,
+                   source: Source, items: list[str] | None = None, params: TaskParams | None = None,
+                   label: str | None = None, task_id: str | None = None,
+                   causation_id: str | None = None) -> TaskRequested:
+    """The request of a task of this definition (pure): who asks (`source`, `causation_id`) and for what."""
+    return TaskRequested(project_id=project_id, task_id=task_id or new_id(), causation_id=causation_id,
+                         source=source, task_type=task_type, label=label or definition.label,
+                         user_relevant=definition.user_relevant, steps=list(definition.steps), items=items or [],
+                         folder=folder, params=params)
 
 
 def is_maintenance(user_relevant: bool, source: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .events import BasenameClaimed, DeadLetterEvent, Event, JobEvent, LaneEvent, PhotoEvent, type_name
+from .events import BasenameClaimed, DeadLetterEvent, Event, FolderRefused, JobEvent, LaneEvent, PhotoEvent, type_name
 from .photos import name_key, photo_key
 
 STREAM = "DARKROOM"
@@ -92,6 +92,9 @@ def subject_for(event: Event) -> str:
     if kind == "dead_letter":
         assert isinstance(event, DeadLetterEvent)
         return f"{ROOT}.dead_letter.{event.seq}.{name}"
+    if kind == "folder":
+        assert isinstance(event, FolderRefused)
+        return f"{ROOT}.folder.{name_key(event.folder)}.{name}"
     raise ValueError(f"no subject for event type {type_name(type(event))}")
 
 

@@ -109,6 +109,7 @@ def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
         lane=lane_for(step.priority, threshold, is_maintenance(state.user_relevant, state.source)),
         items=list(state.items) if step_index == 0 else [],
         folder=state.folder,
+        params=state.params,
     )
 
 

@@ -18,6 +18,7 @@ from ..kernel.events import (
     TaskCompleted,
     TaskFailed,
     TaskRequested,
+    TaskParams,
     TaskStarted,
 )
 
@@ -36,6 +37,7 @@ class TaskState:
     steps: tuple[Step, ...]
     items: tuple[str, ...]
     start_step: int = 0  # the first step it runs (a retry starts where its task stopped)
+    params: TaskParams | None = None
     status: str = "queued"
     cancel_requested: bool = False
     requested_step: int = -1  # the highest step whose job.requested is stored
@@ -66,6 +68,7 @@ def start(event: TaskRequested, seq: int) -> TaskState:
         steps=tuple(event.steps),
         items=tuple(event.items),
         start_step=event.start_step,
+        params=event.params,
         last_task_seq=seq,
         seen_seq=seq,
     )

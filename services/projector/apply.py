@@ -12,6 +12,7 @@ from ..kernel.definitions import is_maintenance
 from ..kernel.photos import kind_of, photo_key
 from ..kernel.events import (
     Event,
+    FolderRefused,
     JobCanceled,
     JobCompleted,
     JobEvent,
@@ -30,10 +31,17 @@ from ..kernel.events import (
     PhotoFilesTrashed,
     PhotoKeepChanged,
     PhotoMetadataExtracted,
+    PhotoFileMoved,
+    PhotoMoved,
+    PhotoMoveStarted,
     PhotoRemoved,
     PhotoSidecarAdded,
     ProjectCreated,
+    ProjectDeleted,
     ProjectManifestWritten,
+    ProjectPurged,
+    ProjectRenamed,
+    ProjectRestored,
     ProjectTrashPurged,
     TaskCanceled,
     TaskCancelRequested,
@@ -43,7 +51,19 @@ from ..kernel.events import (
     TaskStarted,
     type_name,
 )
-from .views import Item, ItemRemoved, JobView, LaneRow, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
+from .views import (
+    Item,
+    ItemRemoved,
+    JobView,
+    LaneRow,
+    PendingChanges,
+    PhotoView,
+    ProjectChange,
+    ProjectRow,
+    RefusedFolder,
+    TaskView,
+    TrashRow,
+)
 
 replace = msgspec.structs.replace
 TERMINAL = ("completed", "failed", "canceled")
@@ -76,6 +96,8 @@ class Rows:
     dirty_photos: set[str] = field(default_factory=set)
     trash: dict[str, TrashRow | None] = field(default_factory=dict)  # written, never read: no loading
     lanes: dict[str, LaneRow] = field(default_factory=dict)  # written, never read: a lane's newest event is its state
+    refused: dict[str, RefusedFolder | None] = field(default_factory=dict)  # by folder; written, never read
+    purged: list[str] = field(default_factory=list)  # projects whose photos and trash rows go, all at once
 
     def put_task(self, task: TaskView) -> TaskView:
         self.tasks[task.id] = task
@@ -91,6 +113,14 @@ class Rows:
         self.projects[project.id] = project
         self.dirty_projects.add(project.id)
         return project
+
+    def drop_project(self, project_id: str) -> None:
+        """The project and everything of it leave the read model (its photos' keys are not known here)."""
+        self.projects[project_id] = None
+        self.dirty_projects.add(project_id)
+        self.purged.append(project_id)
+        for key in [k for k, p in self.photos.items() if p is not None and p.project_id == project_id]:
+            self.photos[key] = None  # rows a rebuild keeps in memory go with it
 
     def put_photo(self, key: str, photo: PhotoView | None) -> None:
         self.photos[key] = photo
@@ -126,6 +156,9 @@ def needs(event: Event, into: Needs) -> None:
         into.projects.add(event.project_id)
         if fold is _apply_photo:
             into.photos.add(photo_key(event.project_id, event.filename))  # type: ignore[attr-defined]
+    if type(event) is PhotoMoved:  # the photo leaves the project it came from
+        into.projects.add(event.from_project_id)
+        into.photos.add(photo_key(event.from_project_id, event.filename))
 
 
 def apply(rows: Rows, event: Event) -> list[Message]:
@@ -145,6 +178,8 @@ def _fold_of(cls: type[Event]) -> Callable[[Rows, Any], list[Message]]:
         return _apply_project
     if issubclass(cls, LaneEvent):
         return _apply_lane
+    if cls is FolderRefused:
+        return _apply_folder
     return lambda rows, event: []
 
 
@@ -159,11 +194,48 @@ def _apply_project(rows: Rows, event: Event) -> list[Message]:
         if project is None:
             rows.put_project(ProjectRow(id=event.project_id or "", folder=event.folder, name=event.name,
                                         created_at=event.at, updated_at=event.at))
+            rows.refused[event.folder] = None  # a folder maintenance adopted is no longer refused
     elif isinstance(event, ProjectManifestWritten) and project is not None:
         rows.put_project(replace(project, manifest_version=event.version, updated_at=event.at))
     elif isinstance(event, ProjectTrashPurged):
         for trash_name in event.trash_names:
             rows.untrashed(event.project_id or "", trash_name)
+    elif project is not None:
+        return _project_lifecycle(rows, event, project)
+    return []
+
+
+def _project_lifecycle(rows: Rows, event: Event, project: ProjectRow) -> list[Message]:
+    """Rename, delete, restore and purge; what a page showing the project hears of it."""
+    at = event.at
+    previous = None
+    match event:
+        case ProjectRenamed():
+            previous = project.folder
+            project = replace(project, name=event.name, folder=event.folder, updated_at=at)
+            rows.refused[event.folder] = None
+            name = "project_renamed"
+        case ProjectDeleted():
+            project = replace(project, deleted_at=at, updated_at=at)
+            name = "project_deleted"
+        case ProjectRestored():
+            project = replace(project, folder=event.folder, deleted_at=None, updated_at=at)
+            rows.refused[event.folder] = None
+            name = "project_restored"
+        case ProjectPurged():
+            rows.drop_project(project.id)
+            return []
+        case _:
+            return []
+    rows.put_project(project)
+    if not rows.relay:
+        return []
+    change = ProjectChange(project.id, project.folder, project.name, previous)
+    return [Message(name, change, project.id, project.folder, False)]
+
+
+def _apply_folder(rows: Rows, event: FolderRefused) -> list[Message]:
+    rows.refused[event.folder] = RefusedFolder(folder=event.folder, reason=event.reason, at=event.at)
     return []
 
 
@@ -183,6 +255,8 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
     project = rows.projects.get(project_id)
     if project is None:
         return []
+    if type(event) is PhotoMoved:
+        return _photo_arrived(rows, event, project)
     key = photo_key(project_id, event.filename)
     before = rows.photos.get(key)
     fold = _PHOTO_FOLDS.get(type(event))
@@ -263,6 +337,34 @@ def _photo_availability(rows: Rows, event: PhotoAvailabilityChanged, photo: Phot
     return with_files(photo, event.files, updated_at=event.at)
 
 
+def _photo_move_started(rows: Rows, event: PhotoMoveStarted, photo: PhotoView, key: str) -> PhotoView:
+    return replace(photo, moving_to=event.to_project_id, updated_at=event.at)
+
+
+def _photo_file_moved(rows: Rows, event: PhotoFileMoved, photo: PhotoView, key: str) -> PhotoView:
+    return photo  # the log's record of each file; the photo is the same until it has arrived
+
+
+def _photo_arrived(rows: Rows, event: PhotoMoved, project: ProjectRow) -> list[Message]:
+    """The photo leaves the project it came from and lives here, as it was: files, decisions,
+    metadata and derivatives (they moved with it)."""
+    from_key = photo_key(event.from_project_id, event.filename)
+    moving = rows.photos.get(from_key)
+    if moving is None:
+        return []  # arrived already: a late copy of the event changes nothing
+    messages: list[Message] = []
+    source = rows.projects.get(event.from_project_id)
+    rows.put_photo(from_key, None)
+    if source is not None:
+        messages += _photo_messages(rows, source, moving, None, event.filename, event.at)
+    key = photo_key(project.id, event.filename)
+    before = rows.photos.get(key)
+    after = replace(moving, id=key, project_id=project.id, moving_to=None, updated_at=event.at)
+    rows.put_photo(key, after)
+    project = rows.projects[project.id] or project  # counts changed above when it is also the source
+    return messages + _photo_messages(rows, project, before, after, event.filename, event.at)
+
+
 def _photo_files_trashed(rows: Rows, event: PhotoFilesTrashed, photo: PhotoView, key: str) -> PhotoView:
     for name, trash_name in zip(event.names, event.trash_names):
         rows.trashed(event.project_id or "", trash_name, name, event.filename, event.trashed_at)
@@ -274,6 +376,7 @@ _PHOTO_FOLDS: dict[type, Callable[[Rows, Any, Any, str], PhotoView | None]] = {
     PhotoMetadataExtracted: _photo_metadata, PhotoDerivativesUpdated: _photo_derivatives,
     PhotoKeepChanged: _photo_keep, PhotoAvailabilityChanged: _photo_availability,
     PhotoFilesTrashed: _photo_files_trashed, PhotoSidecarAdded: _photo_sidecar,
+    PhotoMoveStarted: _photo_move_started, PhotoFileMoved: _photo_file_moved,
 }
 _PHOTO_FOLDS_FROM_NONE = frozenset({PhotoFileAdded, PhotoRemoved, PhotoFilesRestored})
 

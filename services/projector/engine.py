@@ -16,7 +16,7 @@ from ..kernel.events import Codec, DeadLetterApplied, DeadLetterDiscarded, DeadL
 from ..kernel.subjects import DEAD_LETTERS, DISPATCH
 from . import store
 from .apply import Message, Needs, Rows, apply, needs
-from .store import CHECKPOINT, JOBS, LANES, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
+from .store import CHECKPOINT, JOBS, LANES, PHOTOS, PROJECTS, PRUNED_THROUGH, REFUSED, TASKS, TRASH
 from .views import DeadLetter, DeadLetterRemoved
 from .writer import Statements, Writer
 
@@ -280,10 +280,12 @@ class Projector:
         """What the batch's one transaction runs, in order: each SQL with the parameters of its rows."""
         rows, last = folded.rows, folded.last
         out: Statements = []
-        for table, ids, items in ((TASKS, rows.dirty_tasks, rows.tasks), (JOBS, rows.dirty_jobs, rows.jobs),
-                                  (PROJECTS, rows.dirty_projects, rows.projects)):
+        for table, ids, items in ((TASKS, rows.dirty_tasks, rows.tasks), (JOBS, rows.dirty_jobs, rows.jobs)):
             if ids:
                 out.append((table.upsert(), [table.to_row(items[i]) for i in ids]))
+        projects = [rows.projects[i] for i in rows.dirty_projects]
+        if any(projects):
+            out.append((PROJECTS.upsert(), [PROJECTS.to_row(p) for p in projects if p is not None]))
         kept = [rows.photos[i] for i in rows.dirty_photos if rows.photos[i] is not None]
         gone = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
         if kept:
@@ -295,6 +297,13 @@ class Projector:
             out.append(("DELETE FROM trash WHERE id = ?", [(i,) for i, t in rows.trash.items() if t is None]))
         if rows.lanes:
             out.append((LANES.upsert(), [LANES.to_row(lane) for lane in rows.lanes.values()]))
+        if rows.refused:
+            out.append((REFUSED.upsert(), [REFUSED.to_row(f) for f in rows.refused.values() if f]))
+            out.append(("DELETE FROM refused_folders WHERE folder = ?", [(k,) for k, f in rows.refused.items() if f is None]))
+        if rows.purged:  # last: what the batch wrote of a purged project goes too
+            gone = [(i,) for i in rows.purged]
+            out += [(f"DELETE FROM {table} WHERE {column} = ?", gone)
+                    for table, column in (("photos", "project_id"), ("trash", "project_id"), ("projects", "id"))]
         if folded.outbox:
             out.append(("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)", folded.outbox))
         if folded.dead:

@@ -14,8 +14,8 @@ import aiosqlite
 
 from ..kernel.supervise import Loops
 from . import store
-from .store import CHECKPOINT, COUNTED, JOBS, LANES, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
-from .views import DeadLetter, JobView, LaneRow, PhotoView, ProjectRow, TaskView, TrashRow
+from .store import CHECKPOINT, COUNTED, JOBS, LANES, PHOTOS, PROJECTS, PRUNED_THROUGH, REFUSED, TASKS, TRASH
+from .views import DeadLetter, JobView, LaneRow, PhotoView, ProjectRow, RefusedFolder, TaskView, TrashRow
 
 POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
 NOTIFIED_POLL_S = 1.0
@@ -69,11 +69,11 @@ class OutboxTail:
     def covers(self, after: tuple[int, int]) -> bool:
         return after >= self.since
 
-    def after(self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool,
+    def after(self, after: tuple[int, int], *, project_id: str | None, show_maintenance: bool,
               limit: int) -> list[OutboxRow]:
         found = []
-        for seq, k, event, _, row_folder, maintenance, data in self.rows[bisect_right(self.rows, after, key=_position):]:
-            if (folder is None or row_folder == folder) and (show_maintenance or not maintenance):
+        for seq, k, event, row_project, _, maintenance, data in self.rows[bisect_right(self.rows, after, key=_position):]:
+            if (project_id is None or row_project == project_id) and (show_maintenance or not maintenance):
                 found.append(OutboxRow(seq, k, event, data))
                 if len(found) == limit:
                     break
@@ -173,6 +173,10 @@ class ReadModel:
         sql = TASKS.select("WHERE project_id = ? AND status IN ('queued', 'running')")
         return await self._fetch(TASKS, sql, [project_id])
 
+    async def running_jobs(self, project_id: str) -> list[JobView]:
+        """The project's jobs a worker is running now."""
+        return await self._fetch(JOBS, JOBS.select("WHERE project_id = ? AND status = 'running'"), [project_id])
+
     async def jobs_of(self, task_id: str) -> list[JobView]:
         return await self._fetch(JOBS, JOBS.select("WHERE task_id = ?", "ORDER BY step_index"), [task_id])
 
@@ -216,14 +220,25 @@ class ReadModel:
     # -- projects and photos ---------------------------------------------------------------------
 
     async def projects(self) -> list[ProjectRow]:
-        return await self._fetch(PROJECTS, PROJECTS.select("", "ORDER BY created_at DESC, id"), [])
+        """The projects there are: not the deleted ones."""
+        return await self._fetch(PROJECTS, PROJECTS.select("WHERE deleted_at IS NULL", "ORDER BY created_at DESC, id"),
+                                 [])
+
+    async def deleted_projects(self) -> list[ProjectRow]:
+        """Projects in DIR/trash/, the one deleted first first."""
+        sql = PROJECTS.select("WHERE deleted_at IS NOT NULL", "ORDER BY deleted_at, id")
+        return await self._fetch(PROJECTS, sql, [])
 
     async def project_by_folder(self, folder: str) -> ProjectRow | None:
-        found = await self._fetch(PROJECTS, PROJECTS.select("WHERE folder = ?"), [folder])
+        found = await self._fetch(PROJECTS, PROJECTS.select("WHERE folder = ? AND deleted_at IS NULL"), [folder])
         return found[0] if found else None
 
     async def project(self, project_id: str) -> ProjectRow | None:
+        """The project with this id, deleted or not (`deleted_at` says)."""
         return (await store.load_many(self.db, PROJECTS, [project_id])).get(project_id)
+
+    async def refused_folders(self) -> list[RefusedFolder]:
+        return await self._fetch(REFUSED, REFUSED.select("", "ORDER BY folder"), [])
 
     async def photo(self, project_id: str, filename: str) -> PhotoView | None:
         found = await self._fetch(PHOTOS, PHOTOS.select("WHERE project_id = ? AND filename = ?"),
@@ -269,15 +284,17 @@ class ReadModel:
     async def pruned_through(self) -> int:
         return await store.get_meta(self.db, PRUNED_THROUGH)
 
-    async def outbox_after(self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool,
+    async def outbox_after(self, after: tuple[int, int], *, project_id: str | None, show_maintenance: bool,
                            limit: int = 500) -> list[OutboxRow]:
+        """The SSE messages after `after`: all, or one project's (by id: a page follows its project
+        through a rename)."""
         if self.tail is not None and self.tail.covers(after):
-            return self.tail.after(after, folder=folder, show_maintenance=show_maintenance, limit=limit)
+            return self.tail.after(after, project_id=project_id, show_maintenance=show_maintenance, limit=limit)
         sql = "SELECT seq, k, event, data FROM outbox WHERE (seq > ? OR (seq = ? AND k > ?))"
         args: list = [after[0], after[0], after[1]]
-        if folder is not None:
-            sql += " AND folder = ?"
-            args.append(folder)
+        if project_id is not None:
+            sql += " AND project_id = ?"
+            args.append(project_id)
         if not show_maintenance:
             sql += " AND maintenance = 0"
         sql += " ORDER BY seq, k LIMIT ?"

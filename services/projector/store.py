@@ -9,7 +9,7 @@ from typing import Any, Generic, Iterable, TypeVar
 import aiosqlite
 import msgspec
 
-from .views import JobView, LaneRow, PhotoView, ProjectRow, TaskView, TrashRow
+from .views import JobView, LaneRow, PhotoView, ProjectRow, RefusedFolder, TaskView, TrashRow
 
 S = TypeVar("S", bound=msgspec.Struct)
 _JSON = msgspec.json.Encoder()
@@ -41,19 +41,22 @@ CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER NOT NULL, k INTEGER NOT NULL, event TEXT NOT NULL, project_id TEXT, folder TEXT,
   maintenance INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (seq, k)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS projects (
-  id TEXT PRIMARY KEY, folder TEXT UNIQUE, name TEXT, created_at TEXT, updated_at TEXT, manifest_version INTEGER,
-  photo_count INTEGER, pending_photos INTEGER, pending_jpg INTEGER, pending_raw INTEGER, pending_other INTEGER);
+  id TEXT PRIMARY KEY, folder TEXT, name TEXT, created_at TEXT, updated_at TEXT, manifest_version INTEGER,
+  photo_count INTEGER, pending_photos INTEGER, pending_jpg INTEGER, pending_raw INTEGER, pending_other INTEGER,
+  deleted_at TEXT);
+CREATE INDEX IF NOT EXISTS projects_folder ON projects (folder);
 CREATE TABLE IF NOT EXISTS photos (
   id TEXT PRIMARY KEY, project_id TEXT, filename TEXT, files TEXT, jpg_available INTEGER, raw_available INTEGER,
   other_available INTEGER, keep_jpg INTEGER, keep_raw INTEGER, keep_other INTEGER, thumbnail_status TEXT,
   preview_status TEXT, taken_at TEXT, make TEXT, model TEXT, width INTEGER, height INTEGER, orientation INTEGER,
   error TEXT, error_kind TEXT, made_from TEXT, made_from_size INTEGER, made_from_mtime_ns INTEGER,
-  created_at TEXT, updated_at TEXT);
+  moving_to TEXT, created_at TEXT, updated_at TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS photos_name ON photos (project_id, filename);
 CREATE INDEX IF NOT EXISTS photos_order ON photos (project_id, taken_at IS NULL, taken_at, filename);
 CREATE TABLE IF NOT EXISTS trash (
   id TEXT PRIMARY KEY, project_id TEXT, trash_name TEXT, name TEXT, filename TEXT, trashed_at TEXT);
 CREATE INDEX IF NOT EXISTS trash_project ON trash (project_id, trashed_at);
+CREATE TABLE IF NOT EXISTS refused_folders (folder TEXT PRIMARY KEY, reason TEXT, at TEXT);
 CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, subject TEXT, reason TEXT, at TEXT);
 CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, paused INTEGER, updated_at TEXT);
 """
@@ -105,9 +108,10 @@ PROJECTS = Table("projects", ProjectRow)
 PHOTOS = Table("photos", PhotoView, frozenset({"files"}))
 TRASH = Table("trash", TrashRow)
 LANES = Table("lanes", LaneRow)
+REFUSED = Table("refused_folders", RefusedFolder)
 # Tables that replay must rebuild exactly, with the column that orders them.
-COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "trash": "id", "dead_letters": "seq",
-            "lanes": "lane"}
+COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "trash": "id", "refused_folders": "folder",
+            "dead_letters": "seq", "lanes": "lane"}
 
 
 async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
@@ -125,7 +129,7 @@ async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
 async def rebuild_if_outdated(db: aiosqlite.Connection) -> bool:
     """A read model written by a version whose rows had other columns is emptied, checkpoint included,
     so the projector folds the whole log into it again (read models are disposable; the log is not)."""
-    for table in (TASKS, JOBS, PROJECTS, PHOTOS, TRASH, LANES):
+    for table in (TASKS, JOBS, PROJECTS, PHOTOS, TRASH, LANES, REFUSED):
         columns = tuple(row[1] for row in await db.execute_fetchall(f"PRAGMA table_info({table.name})"))
         if columns != table.columns:
             break

@@ -7,7 +7,10 @@ import importlib
 from .context import Handler
 from .jobs.commit import file_removal, manifest_cleaning, trash_maintenance
 from .jobs.derivatives import derivatives_check, upload_postprocess
+from .jobs.move import photo_move
+from .jobs.projects import deleted_projects_purge, folder_discovery, project_delete, project_rename, project_restore
 from .jobs.reconcile import folder_check, manifest_check
+from .jobs.regenerate import regenerate
 
 BUILTIN: dict[str, Handler] = {
     "upload_postprocess": upload_postprocess,
@@ -17,6 +20,13 @@ BUILTIN: dict[str, Handler] = {
     "manifest_cleaning": manifest_cleaning,
     "trash_maintenance": trash_maintenance,
     "derivatives_check": derivatives_check,
+    "regenerate": regenerate,
+    "project_rename": project_rename,
+    "project_delete": project_delete,
+    "project_restore": project_restore,
+    "photo_move": photo_move,
+    "deleted_projects_purge": deleted_projects_purge,
+    "folder_discovery": folder_discovery,
 }
 
 

@@ -341,6 +341,7 @@ class Worker:
         async def run() -> None:
             if wait_for_state:  # heartbeats go on meanwhile: a lagging read model is no lost worker
                 await self._wait_for_state(msg.metadata.sequence.stream)
+            ctx.folder = await self._current_folder(job)
             await handler(ctx)
 
         timeout = self.config.pipeline.job_timeout_s
@@ -361,6 +362,12 @@ class Worker:
             raise
         await reporter.flush()
         running.result()
+
+    async def _current_folder(self, job: JobRequested) -> str | None:
+        """Where the job's project is now: a task asked for before a rename works in the new folder."""
+        read = self.resources.read
+        project = await read.project(job.project_id) if read is not None and job.project_id else None
+        return project.folder if project is not None else job.folder
 
     async def _wait_for_state(self, seq: int) -> None:
         read = self.resources.read

@@ -12,6 +12,7 @@ from services.kernel.events import (
     BASENAME_EVENTS,
     DEAD_LETTER_EVENTS,
     LANE_EVENTS,
+    FOLDER_EVENTS,
     PHOTO_EVENTS,
     PROJECT_EVENTS,
     JOB_EVENTS,
@@ -31,6 +32,7 @@ from services.kernel.events import (
     TaskCancelRequested,
     TaskCompleted,
     TaskFailed,
+    TaskParams,
     TaskRequested,
     TaskStarted,
     type_name,
@@ -42,6 +44,7 @@ from services.kernel.events import (
     DeadLetterRecorded,
     LanePaused,
     LaneResumed,
+    FolderRefused,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoFileAdded,
@@ -49,10 +52,17 @@ from services.kernel.events import (
     PhotoFilesTrashed,
     PhotoKeepChanged,
     PhotoMetadataExtracted,
+    PhotoFileMoved,
+    PhotoMoved,
+    PhotoMoveStarted,
     PhotoRemoved,
     PhotoSidecarAdded,
     ProjectCreated,
+    ProjectDeleted,
     ProjectManifestWritten,
+    ProjectPurged,
+    ProjectRenamed,
+    ProjectRestored,
     ProjectTrashPurged,
 )
 
@@ -106,13 +116,27 @@ SAMPLES: list[Event] = [
     DeadLetterRecorded(**ENVELOPE, seq=41, subject="darkroom.job.p1.t1.completed", reason="unknown event type 'x.y'"),
     DeadLetterDiscarded(**ENVELOPE, seq=41),
     DeadLetterApplied(**ENVELOPE, seq=41),
+    TaskRequested(**ENVELOPE, task_type="regenerate", label="Regenerate", user_relevant=True,
+                  steps=[Step("regenerate", 70)], items=["DSC01"], folder="Shoot 1",
+                  params=TaskParams(what=["metadata"])),
+    JobRequested(**JOB, priority=100, lane="priority", folder="Shoot 1", params=TaskParams(name="Shoot, day 2")),
+    ProjectRenamed(**ENVELOPE, name="Shoot: day 2", folder="Shoot day 2", previous_folder="Shoot 1"),
+    ProjectDeleted(**ENVELOPE, folder="Shoot 1"),
+    ProjectRestored(**ENVELOPE, folder="Shoot 1 (2)"),
+    ProjectPurged(**ENVELOPE),
+    PhotoMoveStarted(**ENVELOPE, filename="DSC01", to_project_id="p2",
+                     names=["DSC01.ARW", "DSC01.xmp", ".thumb/DSC01.webp", ".preview/DSC01.jpg"]),
+    PhotoFileMoved(**ENVELOPE, filename="DSC01", name="DSC01.ARW", to_project_id="p2"),
+    PhotoMoved(**ENVELOPE, filename="DSC01", from_project_id="p0", names=["DSC01.ARW", "DSC01.xmp"]),
+    FolderRefused(**ENVELOPE, folder="Shoot: copy", reason="not a folder name Darkroom makes"),
 ]
 
 
 def test_samples_cover_every_event_type():
     assert {type(s) for s in SAMPLES} == set(ALL_EVENTS)
     assert set(ALL_EVENTS) == (set(TASK_EVENTS) | set(JOB_EVENTS) | set(PROJECT_EVENTS) | set(PHOTO_EVENTS)
-                               | set(BASENAME_EVENTS) | set(LANE_EVENTS) | set(DEAD_LETTER_EVENTS))
+                               | set(BASENAME_EVENTS) | set(LANE_EVENTS) | set(DEAD_LETTER_EVENTS)
+                               | set(FOLDER_EVENTS))
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
@@ -137,7 +161,7 @@ def test_wire_format_carries_the_contract_envelope(event: Event):
 def test_type_names_are_lower_dotted_and_unique():
     names = [type_name(t) for t in ALL_EVENTS]
     assert len(names) == len(set(names))
-    kinds = ("task.", "job.", "project.", "photo.", "basename.", "lane.", "dead_letter.")
+    kinds = ("task.", "job.", "project.", "photo.", "basename.", "lane.", "dead_letter.", "folder.")
     assert all(n.startswith(kinds) and n == n.lower() for n in names)
 
 

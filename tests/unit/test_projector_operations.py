@@ -44,7 +44,7 @@ async def db(tmp_path):
 
 async def outbox(db) -> list[tuple[str, str, dict]]:
     return [(r.id, r.event, json.loads(r.data))
-            for r in await ReadModel(db).outbox_after((0, 0), folder=None, show_maintenance=True)]
+            for r in await ReadModel(db).outbox_after((0, 0), project_id=None, show_maintenance=True)]
 
 
 async def test_a_lanes_newest_pause_or_resume_is_its_state_and_goes_out_as_lane_update(db):
@@ -59,7 +59,7 @@ async def test_a_lanes_newest_pause_or_resume_is_its_state_and_goes_out_as_lane_
         ("2", "lane_update", {"lane": "priority", "paused": True, "updated_at": at(2)}),
         ("3", "lane_update", {"lane": "normal", "paused": False, "updated_at": at(3)})]
     # Not a project's message: a project's page does not get it.
-    assert await ReadModel(db).outbox_after((0, 0), folder="Shoot", show_maintenance=True) == []
+    assert await ReadModel(db).outbox_after((0, 0), project_id="P01", show_maintenance=True) == []
 
 
 async def test_a_retry_starts_at_its_step_and_links_both_tasks(db):

@@ -153,10 +153,11 @@ async def derivatives_check(ctx: JobContext) -> None:
 
 
 async def remake(ctx: JobContext, basenames: list[str], *, force: bool = False,
-                 progress: Callable[[int, int], Awaitable[None]] | None = None) -> None:
+                 progress: Callable[[int, int], Awaitable[None]] | None = None, metadata: bool = True) -> None:
     """Metadata and derivatives of these photos of the job's project, in the image processes; each
     photo whose derivatives are right is skipped unless `force`. `progress` (default: the job's)
-    hears of each photo done. What every job that makes derivatives runs."""
+    hears of each photo done; `metadata=False`: the derivatives alone are reported. What every job
+    that makes derivatives runs."""
     folder = ctx.project_dir
     listing = Listing(folder)
     items = list(dict.fromkeys(basenames))
@@ -167,7 +168,7 @@ async def remake(ctx: JobContext, basenames: list[str], *, force: bool = False,
 
     async def one(basename: str) -> None:
         nonlocal done
-        await derive(ctx, folder, basename, listing, slots, force)
+        await derive(ctx, folder, basename, listing, slots, force, metadata)
         done += 1
         await report(done, len(items))
 
@@ -176,7 +177,7 @@ async def remake(ctx: JobContext, basenames: list[str], *, force: bool = False,
 
 
 async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing, slots: asyncio.Semaphore,
-                 force: bool = False) -> None:
+                 force: bool = False, metadata: bool = True) -> None:
     """One photo: skipped while right (unless `force`), `not_supported` for a RAW alone with no embedded
     preview, `failed` with
     the kind of failure when it cannot be made; what it was made from is recorded either way."""
@@ -218,11 +219,15 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
                                      preview_status="missing")])
         return
     await ctx.publish([
-        ctx.event(PhotoMetadataExtracted, filename=basename, taken_at=meta.taken_at, make=meta.make,
-                  model=meta.model, orientation=meta.orientation, width=meta.width, height=meta.height),
+        *([metadata_event(ctx, basename, meta)] if metadata else []),
         ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="generated",
                   preview_status="generated", **made_from),
     ])
+
+
+def metadata_event(ctx: JobContext, basename: str, meta: Metadata) -> PhotoMetadataExtracted:
+    return ctx.event(PhotoMetadataExtracted, filename=basename, taken_at=meta.taken_at, make=meta.make,
+                     model=meta.model, orientation=meta.orientation, width=meta.width, height=meta.height)
 
 
 def _state(folder: Path, basename: str, source: str | None) -> tuple[Stamp | None, int | None]:

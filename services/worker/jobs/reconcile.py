@@ -7,15 +7,14 @@ from ...kernel.events import (
     PhotoDerivativesUpdated,
     PhotoFileAdded,
     ProjectManifestWritten,
-    TaskRequested,
 )
-from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
 from ...kernel.photos import derivative_source, kind_of
 from ...kernel.folders import scan, sha256_of
 from ...projector.views import PhotoView
 from ..context import JobContext, PermanentError, merged, reads_state
 from .derivatives import derivative_paths
+from .move import unfinished
 
 
 @reads_state
@@ -41,7 +40,9 @@ async def manifest_check(ctx: JobContext) -> None:
             # An upload may have saved a file and announced it since this job started: not a change.
             await ctx.catch_up()
             photos = await read.all_photos(project.id)
-        events = []
+        # A photo whose move stopped half-way has files in two folders: the move goes on, from there.
+        events: list = await unfinished(ctx, [p for p in photos if p.moving_to])
+        photos = [p for p in photos if not p.moving_to]
         sourced = []  # photos without derivatives whose source came by hand
         for done, photo in enumerate(photos, start=1):
             if _differs(photo, listing):
@@ -65,7 +66,7 @@ async def manifest_check(ctx: JobContext) -> None:
                 await ctx.progress(done, len(photos))
         if sourced:
             # As folder_check does for a new photo: the disk is the truth, thumbnails included.
-            events.append(_derivatives_task(ctx, sourced))
+            events.append(ctx.task("upload_postprocess", sourced))
         await ctx.publish(events)
         await ctx.progress(len(photos), len(photos))
 
@@ -89,7 +90,7 @@ async def folder_check(ctx: JobContext) -> None:
                 events.append(ctx.event(PhotoFileAdded, filename=basename, name=name, kind=kind_of(name),
                                         size=path.stat().st_size, sha256=sha256_of(path)))
         if found:
-            events.append(_derivatives_task(ctx, found))
+            events.append(ctx.task("upload_postprocess", found))
         await ctx.publish(events)
         await ctx.progress(len(found), len(found))
 
@@ -106,11 +107,3 @@ async def _unrecorded(ctx: JobContext, listing: dict[str, list[str]]) -> list[st
                  if p.project_id != ctx.job.project_id}
     return sorted(b for b in listing if b not in known and b not in elsewhere)
 
-
-def _derivatives_task(ctx: JobContext, basenames: list[str]) -> TaskRequested:
-    definition = ctx.resources.definitions["upload_postprocess"]
-    job = ctx.job
-    return TaskRequested(project_id=job.project_id, task_id=new_id(), causation_id=job.id, source=job.source,
-                         task_type="upload_postprocess", label=definition.label,
-                         user_relevant=definition.user_relevant, steps=list(definition.steps), items=basenames,
-                         folder=job.folder)
