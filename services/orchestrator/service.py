@@ -23,6 +23,7 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskRequested,
 )
+from ..kernel.metrics import JobMetrics
 from ..kernel.supervise import describe, transient
 from .decide import Action, Dispatch, Emit, OpenRequests, decide, lost_dispatches, requested_subject
 from .state import TaskState, evolve, record, refreshed, start
@@ -47,8 +48,9 @@ COPY_GRACE_S = 1.0  # how long a live orchestrator may take from storing a reque
 
 
 class Orchestrator:
-    def __init__(self, bus: Bus, threshold: int, name: str = "orchestrator") -> None:
+    def __init__(self, bus: Bus, threshold: int, name: str = "orchestrator", jobs: JobMetrics | None = None) -> None:
         self.bus = bus
+        self.jobs = jobs or JobMetrics()  # counts the queued jobs it cancels
         self.threshold = threshold
         self.name = name
         self.cache: OrderedDict[str, TaskState] = OrderedDict()
@@ -325,6 +327,8 @@ class Orchestrator:
         for action, result in zip(emits, results):
             if isinstance(result, Accepted):
                 state = record(state, action.event, result.seq)
+                if not result.duplicate:
+                    self.jobs.stored(action.event)
                 if isinstance(action.event, JobRequested):
                     requested[action.event.job_id or ""] = result.seq
         self._remember(state)

@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from ..kernel import subjects
 from ..kernel.bus import Bus, lane_consumer
 from ..kernel.config import Config
+from ..kernel.metrics import JobMetrics
 from ..kernel.supervise import Loops, describe
 from ..kernel.events import (
     JobCanceled,
@@ -98,7 +99,8 @@ class CancelWatch:
 
 class Worker:
     def __init__(self, bus: Bus, config: Config, handlers: dict[str, Handler], data_dir: Path,
-                 resources: Resources | None = None, name: str | None = None, loops: Loops | None = None) -> None:
+                 resources: Resources | None = None, name: str | None = None, loops: Loops | None = None,
+                 jobs: JobMetrics | None = None) -> None:
         self.bus = bus
         self.config = config
         self.handlers = handlers
@@ -113,7 +115,7 @@ class Worker:
         self._running: dict[str, asyncio.Future[None]] = {}  # by job id: the run of each job going on here
         self._held: set[asyncio.Future[None]] = set()  # second deliveries waiting for such a run
         self._stopping = asyncio.Event()
-        self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
+        self.jobs = jobs or JobMetrics()
         self.busy = {"priority": 0, "normal": 0}
         self.idle_priority_only = config.pipeline.priority_lane_slots
         self.last_active = time.monotonic()  # when a slot last took or ended a job; a new worker is not at rest
@@ -294,14 +296,13 @@ class Worker:
                                       f"job:{job.job_id}:started:{attempt}")
         began = time.monotonic()
         try:
-            outcome = await self._attempt(job, attempt, handler, msg)
+            await self._attempt(job, attempt, handler, msg)
         finally:
             try:
                 await self.bus.confirm(started)
             except Exception as exc:  # the outcome is what the task waits for; this only loses a status
                 log.warning("job %s: job.started was not stored: %s", job.job_id, exc)
-        self.durations.append((job.job_type, outcome, time.monotonic() - began))
-        del self.durations[:-10_000]
+        self.jobs.ran(job.job_type, time.monotonic() - began)
 
     async def _attempt(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg) -> str:
         """Run one attempt, report its outcome and settle its message; returns the outcome."""
@@ -389,11 +390,12 @@ class Worker:
         event = self._event(job, kind, **fields)
         if msg_id is None:
             await self.bus.publish(event)
-            return
-        # An outcome is tried again through a NATS fail-over (its message id makes a retry store
-        # it once), for as long as the job stays this worker's.
-        await self.loops.retry(PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id),
-                               within=self.config.pipeline.ack_wait_s)
+        else:
+            # An outcome is tried again through a NATS fail-over (its message id makes a retry store
+            # it once), for as long as the job stays this worker's.
+            await self.loops.retry(PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id),
+                                   within=self.config.pipeline.ack_wait_s)
+        self.jobs.stored(event)
 
 
 class _ProgressReporter:
