@@ -180,7 +180,7 @@ async def test_operations_endpoints(system: System) -> None:
     assert status == 200 and body["checkpoint"] == body["seq"]
     status, text, _ = await system.request("GET", "/metrics")
     for name in ("darkroom_events_published_total", "darkroom_events_applied_total", "darkroom_projector_lag",
-                 'darkroom_lane_depth{lane="priority"}', 'darkroom_job_duration_seconds_count{type="noop"} 3'):
+                 'darkroom_lane_depth{lane="priority"}', 'darkroom_job_duration_seconds_count{type="noop"} 3.0'):
         assert name in text, name
     status, spec, _ = await system.request("GET", "/api/openapi.json")
     assert {"/api/tasks", "/api/tasks/{task_id}", "/api/events", "/api/jobs"} <= set(spec["paths"])
