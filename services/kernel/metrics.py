@@ -21,7 +21,7 @@ from .events import Event
 from .subjects import LANES, STREAM
 from .supervise import Loops
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("darkroom.metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
