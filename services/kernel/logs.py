@@ -4,7 +4,7 @@ UTC times with their zone, secrets hidden (redact.py)."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO
 
 import msgspec
@@ -17,7 +17,7 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 
 def timestamp(record: logging.LogRecord) -> str:
     """RFC 3339 UTC with milliseconds, as the events' times."""
-    moment = datetime.fromtimestamp(record.created, timezone.utc)
+    moment = datetime.fromtimestamp(record.created, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -44,8 +44,12 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, and the traceback or stack when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": timestamp(record), "level": record.levelname, "logger": record.name,
-                 "message": record.getMessage()}
+        entry = {
+            "time": timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         exception, stack = _details(record, self)
         if exception:
             entry["exception"] = exception

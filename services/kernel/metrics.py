@@ -26,8 +26,7 @@ log = logging.getLogger("darkroom.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
 # The outcome each stored job event counts as.
-OUTCOMES = {"job.completed": "completed", "job.failed": "failed", "job.retrying": "retried",
-            "job.canceled": "canceled"}
+OUTCOMES = {"job.completed": "completed", "job.failed": "failed", "job.retrying": "retried", "job.canceled": "canceled"}
 
 Families = Callable[[], Iterable[Metric]]
 
@@ -91,16 +90,26 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def gauge(name: str, help: str, value: float | None = None, labels: Sequence[str] = (),
-          samples: Iterable[tuple[Sequence[str], float]] = ()) -> GaugeMetricFamily:
+def gauge(
+    name: str,
+    help: str,
+    value: float | None = None,
+    labels: Sequence[str] = (),
+    samples: Iterable[tuple[Sequence[str], float]] = (),
+) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, help, value=value, labels=labels if value is None else None)
     for values, sample in samples:
         family.add_metric(list(values), sample)
     return family
 
 
-def counter(name: str, help: str, value: float | None = None, labels: Sequence[str] = (),
-            samples: Iterable[tuple[Sequence[str], float]] = ()) -> CounterMetricFamily:
+def counter(
+    name: str,
+    help: str,
+    value: float | None = None,
+    labels: Sequence[str] = (),
+    samples: Iterable[tuple[Sequence[str], float]] = (),
+) -> CounterMetricFamily:
     family = CounterMetricFamily(name, help, value=value, labels=labels if value is None else None)
     for values, sample in samples:
         family.add_metric(list(values), sample)
@@ -112,25 +121,36 @@ def process_families(counters: Counters, loops: Loops, buses: dict[str, Bus]) ->
 
     def families() -> Iterable[Metric]:
         yield counter("darkroom_events_published", "Events this process stored in the log", counters.published)
-        yield counter("darkroom_events_duplicate", "Events this process published that the log already held "
-                      "(a retry of a stored one)", counters.duplicates)
+        yield counter(
+            "darkroom_events_duplicate",
+            "Events this process published that the log already held (a retry of a stored one)",
+            counters.duplicates,
+        )
         yield gauge("darkroom_loops_down", "Loops of this process retrying right now", len(loops.down))
         connections = sorted(buses.items())
-        yield gauge("darkroom_nats_connected", "1 while this NATS connection is up", labels=["connection"],
-                    samples=[([role], int(bus.nc.is_connected)) for role, bus in connections])
-        for stat, name, help in (("reconnects", "darkroom_nats_reconnects", "Reconnects of this NATS connection"),
-                                 ("in_msgs", "darkroom_nats_received_messages", "Messages received on it"),
-                                 ("out_msgs", "darkroom_nats_sent_messages", "Messages sent on it"),
-                                 ("in_bytes", "darkroom_nats_received_bytes", "Bytes received on it"),
-                                 ("out_bytes", "darkroom_nats_sent_bytes", "Bytes sent on it")):
-            yield counter(name, help, labels=["connection"],
-                          samples=[([role], bus.nc.stats[stat]) for role, bus in connections])
+        yield gauge(
+            "darkroom_nats_connected",
+            "1 while this NATS connection is up",
+            labels=["connection"],
+            samples=[([role], int(bus.nc.is_connected)) for role, bus in connections],
+        )
+        for stat, name, help in (
+            ("reconnects", "darkroom_nats_reconnects", "Reconnects of this NATS connection"),
+            ("in_msgs", "darkroom_nats_received_messages", "Messages received on it"),
+            ("out_msgs", "darkroom_nats_sent_messages", "Messages sent on it"),
+            ("in_bytes", "darkroom_nats_received_bytes", "Bytes received on it"),
+            ("out_bytes", "darkroom_nats_sent_bytes", "Bytes sent on it"),
+        ):
+            yield counter(
+                name, help, labels=["connection"], samples=[([role], bus.nc.stats[stat]) for role, bus in connections]
+            )
 
     return families
 
 
-def log_families(bus: Bus, checkpoint: Callable[[], int] | None) -> tuple[Callable[[], Awaitable[list[Metric]]],
-                                                                           Families]:
+def log_families(
+    bus: Bus, checkpoint: Callable[[], int] | None
+) -> tuple[Callable[[], Awaitable[list[Metric]]], Families]:
     """Every process: the stream's size and the lanes' queues, as NATS says now (one stream info and
     one consumer info per lane); with a read model, how far it is behind the log."""
 
@@ -139,21 +159,38 @@ def log_families(bus: Bus, checkpoint: Callable[[], int] | None) -> tuple[Callab
         out: list[Metric] = [
             gauge("darkroom_stream_messages", "Events in the stream", getattr(state, "messages", None)),
             gauge("darkroom_stream_bytes", "Bytes the stream stores", getattr(state, "bytes", None)),
-            gauge("darkroom_stream_first_seq", "Sequence of the oldest event the stream holds",
-                  getattr(state, "first_seq", None)),
+            gauge(
+                "darkroom_stream_first_seq",
+                "Sequence of the oldest event the stream holds",
+                getattr(state, "first_seq", None),
+            ),
             gauge("darkroom_stream_last_seq", "Sequence of the newest event", getattr(state, "last_seq", None)),
-            gauge("darkroom_lane_depth", "Jobs waiting in a lane", labels=["lane"],
-                  samples=[([lane], depth) for lane, (depth, _) in (lanes or {}).items()]),
-            gauge("darkroom_lane_in_flight", "Jobs of a lane handed to a worker and not yet acknowledged",
-                  labels=["lane"], samples=[([lane], n) for lane, (_, n) in (lanes or {}).items()]),
+            gauge(
+                "darkroom_lane_depth",
+                "Jobs waiting in a lane",
+                labels=["lane"],
+                samples=[([lane], depth) for lane, (depth, _) in (lanes or {}).items()],
+            ),
+            gauge(
+                "darkroom_lane_in_flight",
+                "Jobs of a lane handed to a worker and not yet acknowledged",
+                labels=["lane"],
+                samples=[([lane], n) for lane, (_, n) in (lanes or {}).items()],
+            ),
         ]
         if checkpoint is not None:
             at = checkpoint()
-            out.append(gauge("darkroom_projector_checkpoint", "Last event applied to the read model this "
-                             "process reads", at))
+            out.append(
+                gauge("darkroom_projector_checkpoint", "Last event applied to the read model this process reads", at)
+            )
             last = getattr(state, "last_seq", None)
-            out.append(gauge("darkroom_projector_lag", "Events stored but not yet applied to that read model",
-                             None if last is None else max(0, last - at)))
+            out.append(
+                gauge(
+                    "darkroom_projector_lag",
+                    "Events stored but not yet applied to that read model",
+                    None if last is None else max(0, last - at),
+                )
+            )
         return out
 
     async def read() -> list[Metric]:
@@ -174,12 +211,22 @@ class JobMetrics:
     def __init__(self, registry: CollectorRegistry | None = None, job_types: Iterable[str] = ()) -> None:
         registry = registry if registry is not None else CollectorRegistry()  # a part tested alone keeps its own
         self.outcomes = {
-            outcome: Counter(f"darkroom_jobs_{outcome}", f"Jobs {outcome} by this process, by job type"
-                             + (" (each attempt that is tried again)" if outcome == "retried" else ""),
-                             ["type"], registry=registry)
-            for outcome in OUTCOMES.values()}
-        self.durations = Histogram("darkroom_job_duration_seconds", "How long each attempt of a job ran, "
-                                   "by job type", ["type"], buckets=DURATION_BUCKETS, registry=registry)
+            outcome: Counter(
+                f"darkroom_jobs_{outcome}",
+                f"Jobs {outcome} by this process, by job type"
+                + (" (each attempt that is tried again)" if outcome == "retried" else ""),
+                ["type"],
+                registry=registry,
+            )
+            for outcome in OUTCOMES.values()
+        }
+        self.durations = Histogram(
+            "darkroom_job_duration_seconds",
+            "How long each attempt of a job ran, by job type",
+            ["type"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
         for job_type in job_types:  # every series there from the start, at 0
             for family in self.outcomes.values():
                 family.labels(job_type)
@@ -199,6 +246,10 @@ class HttpMetrics:
     """The API's requests by route and status, and its live SSE clients."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter("darkroom_http_requests", "HTTP requests answered, by route (its pattern), "
-                                "method and status", ["route", "method", "status"], registry=registry)
+        self.requests = Counter(
+            "darkroom_http_requests",
+            "HTTP requests answered, by route (its pattern), method and status",
+            ["route", "method", "status"],
+            registry=registry,
+        )
         self.sse_clients = Gauge("darkroom_sse_clients", "Clients following /api/events now", registry=registry)

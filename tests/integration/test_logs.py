@@ -24,8 +24,11 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 async def _up(data: Path, *args: str) -> tuple[asyncio.subprocess.Process, str]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        *darkroom_cli("up", "--data", str(data), "--port", str(port), *args), env=cli_env(),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        *darkroom_cli("up", "--data", str(data), "--port", str(port), *args),
+        env=cli_env(),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
     async def ready() -> bool:
         assert process.returncode is None, (await process.stderr.read()).decode()

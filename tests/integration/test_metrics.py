@@ -20,9 +20,18 @@ from tests.jobtypes import DEFINITIONS
 
 PROMTOOL = shutil.which("promtool")
 # Every process, whatever it runs: what it stored, its loops, its NATS connections, the log's size.
-COMMON = {"process_cpu_seconds", "process_resident_memory_bytes", "python_info", "darkroom_events_published",
-          "darkroom_loops_down", "darkroom_nats_connected", "darkroom_nats_reconnects", "darkroom_stream_messages",
-          "darkroom_stream_bytes", "darkroom_lane_depth"}
+COMMON = {
+    "process_cpu_seconds",
+    "process_resident_memory_bytes",
+    "python_info",
+    "darkroom_events_published",
+    "darkroom_loops_down",
+    "darkroom_nats_connected",
+    "darkroom_nats_reconnects",
+    "darkroom_stream_messages",
+    "darkroom_stream_bytes",
+    "darkroom_lane_depth",
+}
 
 
 def families(text: str) -> dict[str, dict[tuple, float]]:
@@ -57,7 +66,10 @@ async def scrape(http: aiohttp.ClientSession, base: str) -> str:
 async def start(system: System, command: str, *args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *darkroom_cli(command, "--nats", system.server.url, "--data", str(system.data_dir), *args),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 async def ready(http: aiohttp.ClientSession, process: asyncio.subprocess.Process, base: str, what: str) -> None:
@@ -75,9 +87,14 @@ async def ready(http: aiohttp.ClientSession, process: asyncio.subprocess.Process
 async def test_every_split_process_serves_valid_metrics_that_count_its_work(system: System, tmp_path: Path) -> None:
     definitions = tmp_path / "definitions.json"
     definitions.write_bytes(msgspec.json.encode(DEFINITIONS))
-    env = cli_env(DARKROOM_TASKS__DEFINITIONS=str(definitions), DARKROOM_PIPELINE__PLUGINS="tests.jobtypes",
-                  DARKROOM_PIPELINE__BACKOFF_BASE_S="0.1", DARKROOM_PIPELINE__BACKOFF_MAX_S="0.2",
-                  DARKROOM_MAINTENANCE__INTERVAL_S="0", DARKROOM_PROCESSING__WORKERS="1")
+    env = cli_env(
+        DARKROOM_TASKS__DEFINITIONS=str(definitions),
+        DARKROOM_PIPELINE__PLUGINS="tests.jobtypes",
+        DARKROOM_PIPELINE__BACKOFF_BASE_S="0.1",
+        DARKROOM_PIPELINE__BACKOFF_MAX_S="0.2",
+        DARKROOM_MAINTENANCE__INTERVAL_S="0",
+        DARKROOM_PROCESSING__WORKERS="1",
+    )
     ports = {command: free_port() for command in ("projector", "orchestrator", "worker", "api")}
     processes: dict[str, asyncio.subprocess.Process] = {}
     http = system.http
@@ -174,8 +191,15 @@ async def test_darkroom_up_serves_every_family_in_one_valid_exposition(system: S
     text = await scrape(system.http, system.url)
     assert promtool(text) == "", text
     found = families(text)
-    for family in ("darkroom_events_applied", "darkroom_worker_busy_slots", "darkroom_jobs_retried",
-                   "darkroom_http_requests", "darkroom_sse_clients", "darkroom_jobs", "darkroom_projector_lag"):
+    for family in (
+        "darkroom_events_applied",
+        "darkroom_worker_busy_slots",
+        "darkroom_jobs_retried",
+        "darkroom_http_requests",
+        "darkroom_sse_clients",
+        "darkroom_jobs",
+        "darkroom_projector_lag",
+    ):
         assert family in found, family
     assert value(found, "darkroom_jobs_retried", "darkroom_jobs_retried_total", type="flaky") == 2
     for role in ("projector", "orchestrator", "worker", "api"):
@@ -184,8 +208,7 @@ async def test_darkroom_up_serves_every_family_in_one_valid_exposition(system: S
 
 async def test_dead_letters_are_counted_past_a_thousand(system: System) -> None:
     await system.start()
-    await asyncio.gather(*(system.bus.js.publish(f"darkroom.task._.T{n}.requested", b"not json")
-                           for n in range(1200)))
+    await asyncio.gather(*(system.bus.js.publish(f"darkroom.task._.T{n}.requested", b"not json") for n in range(1200)))
 
     async def counted() -> float | None:
         found = families(await scrape(system.http, system.url))

@@ -11,21 +11,30 @@ from services.kernel.metrics import JobMetrics, Metrics, gauge
 
 def _samples(registry: CollectorRegistry) -> dict[tuple, float]:
     text = generate_latest(registry).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _job(kind, job_type: str, **fields):
-    return kind(project_id="_", task_id="T", job_id="J", source="user", task_type="t", job_type=job_type,
-                step_index=0, **fields)
+    return kind(
+        project_id="_", task_id="T", job_id="J", source="user", task_type="t", job_type=job_type, step_index=0, **fields
+    )
 
 
 def test_job_outcomes_are_counted_by_type_and_known_types_start_at_zero():
     registry = CollectorRegistry()
     jobs = JobMetrics(registry, ["noop", "fail"])
-    for event in (_job(JobCompleted, "noop", attempt=1), _job(JobCompleted, "noop", attempt=1),
-                  _job(JobRetrying, "fail", attempt=1, error="x", delay_s=1), _job(JobFailed, "fail", attempt=2, error="x"),
-                  _job(JobProgress, "noop", done=1, total=2), TaskCompleted(project_id="_", task_id="T")):
+    for event in (
+        _job(JobCompleted, "noop", attempt=1),
+        _job(JobCompleted, "noop", attempt=1),
+        _job(JobRetrying, "fail", attempt=1, error="x", delay_s=1),
+        _job(JobFailed, "fail", attempt=2, error="x"),
+        _job(JobProgress, "noop", done=1, total=2),
+        TaskCompleted(project_id="_", task_id="T"),
+    ):
         jobs.stored(event)
     jobs.ran("noop", 0.02)
     found = _samples(registry)
