@@ -90,27 +90,24 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+Samples = Iterable[tuple[Sequence[str], float]]
+
+
 def gauge(
-    name: str,
-    help: str,
-    value: float | None = None,
-    labels: Sequence[str] = (),
-    samples: Iterable[tuple[Sequence[str], float]] = (),
-) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, help, value=value, labels=labels if value is None else None)
-    for values, sample in samples:
-        family.add_metric(list(values), sample)
-    return family
+    name: str, help: str, value: float | None = None, labels: Sequence[str] = (), samples: Samples = ()
+) -> Metric:
+    """A gauge family: one value, or a sample for each tuple of label values."""
+    return _family(GaugeMetricFamily(name, help, value=value, labels=labels if value is None else None), samples)
 
 
 def counter(
-    name: str,
-    help: str,
-    value: float | None = None,
-    labels: Sequence[str] = (),
-    samples: Iterable[tuple[Sequence[str], float]] = (),
-) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, help, value=value, labels=labels if value is None else None)
+    name: str, help: str, value: float | None = None, labels: Sequence[str] = (), samples: Samples = ()
+) -> Metric:
+    """A counter family (`_total` added to its name): one value, or one for each tuple of label values."""
+    return _family(CounterMetricFamily(name, help, value=value, labels=labels if value is None else None), samples)
+
+
+def _family(family: GaugeMetricFamily | CounterMetricFamily, samples: Samples) -> Metric:
     for values, sample in samples:
         family.add_metric(list(values), sample)
     return family

@@ -16,7 +16,7 @@ import pytest
 
 from services.kernel import natsd
 from services.kernel.natsd import NatsServer, ServerError, free_port
-from tests.conftest import cli_env, darkroom_cli, eventually
+from tests.conftest import cli_env, darkroom_cli, eventually, until_ready
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
 
@@ -77,15 +77,7 @@ def _program(pid: int) -> str:
 
 
 async def _ready(port: int, process: asyncio.subprocess.Process, timeout: float = 20) -> None:
-    async def check():
-        assert process.returncode is None, (await process.stdout.read()).decode()
-        try:
-            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                return response.status == 200
-        except aiohttp.ClientConnectionError:
-            return False
-
-    await eventually(check, timeout, f"/readyz on port {port}")
+    await until_ready(f"http://127.0.0.1:{port}", process, f"the process on port {port}", timeout)
 
 
 async def test_commands_give_up_within_10s_naming_the_url_when_nats_is_unreachable(tmp_path: Path, spawn) -> None:

@@ -11,11 +11,10 @@ import signal
 from datetime import datetime
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from services.kernel.natsd import free_port
-from tests.conftest import cli_env, darkroom_cli, eventually
+from tests.conftest import cli_env, darkroom_cli, until_ready
 
 TEXT_LINE = re.compile(r"^(\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([\w.]+): (.*)$")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -30,15 +29,7 @@ async def _up(data: Path, *args: str) -> tuple[asyncio.subprocess.Process, str]:
         stderr=asyncio.subprocess.PIPE,
     )
 
-    async def ready() -> bool:
-        assert process.returncode is None, (await process.stderr.read()).decode()
-        try:
-            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                return response.status == 200
-        except aiohttp.ClientConnectionError:
-            return False
-
-    await eventually(ready, 30, "darkroom up to be ready")
+    await until_ready(f"http://127.0.0.1:{port}", process, "darkroom up")
     return process, f"http://127.0.0.1:{port}"
 
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.kernel.natsd import free_port
-from tests.conftest import SSEClient, System, cli_env, darkroom_cli, eventually
+from tests.conftest import SSEClient, System, cli_env, darkroom_cli, eventually, until_ready
 from tests.jobtypes import DEFINITIONS
 
 PROMTOOL = shutil.which("promtool")
@@ -72,18 +72,6 @@ async def start(system: System, command: str, *args: str, env: dict[str, str]) -
     )
 
 
-async def ready(http: aiohttp.ClientSession, process: asyncio.subprocess.Process, base: str, what: str) -> None:
-    async def check() -> bool:
-        assert process.returncode is None, f"{what} exited with {process.returncode}"
-        try:
-            async with http.get(f"{base}/readyz") as response:
-                return response.status == 200
-        except aiohttp.ClientConnectionError:
-            return False
-
-    await eventually(check, 30, f"{what} to be ready")
-
-
 async def test_every_split_process_serves_valid_metrics_that_count_its_work(system: System, tmp_path: Path) -> None:
     definitions = tmp_path / "definitions.json"
     definitions.write_bytes(msgspec.json.encode(DEFINITIONS))
@@ -101,10 +89,10 @@ async def test_every_split_process_serves_valid_metrics_that_count_its_work(syst
     try:
         for command in ("projector", "orchestrator", "worker"):  # the projector first: the others read its model
             processes[command] = await start(system, command, "--health-port", str(ports[command]), env=env)
-            await ready(http, processes[command], f"http://127.0.0.1:{ports[command]}", f"darkroom {command}")
+            await until_ready(f"http://127.0.0.1:{ports[command]}", processes[command], f"darkroom {command}")
         processes["api"] = await start(system, "api", "--port", str(ports["api"]), env=env)
         api = f"http://127.0.0.1:{ports['api']}"
-        await ready(http, processes["api"], api, "darkroom api")
+        await until_ready(api, processes["api"], "darkroom api")
 
         async def run(task_type: str, items: list[str] | None = None) -> str:
             async with http.post(f"{api}/api/tasks", json={"type": task_type, "items": items or []}) as response:
