@@ -2,7 +2,7 @@
 """Photo derivatives (thumbnail + preview of 24 MP JPEGs) through `darkroom up`, against bare Pillow.
 
 All phases reuse one set of synthetic 6000x4000 JPEGs, generated first into a temp dir.
-  bare         services.worker.imaging.make_derivatives over every photo in a process pool of size
+  bare         darkroom.worker.imaging.make_derivatives over every photo in a process pool of size
                --workers, and once in-process per photo (the single-photo floor); run before the first
                round and after each one, with nothing else of the bench running
   round        (--rounds, default 5) a fresh nats-server and `darkroom up` (processing.workers = --workers)
@@ -56,10 +56,10 @@ from PIL import Image, ImageChops
 
 from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
 from _sendfile import post_files
-from services.kernel.config import ProcessingConfig
-from services.kernel.natsd import NatsServer, free_port
-from services.worker.imaging import Spec, init_worker, make_derivatives
-from services.worker.jobs.derivatives import spec_of
+from darkroom.kernel.config import ProcessingConfig
+from darkroom.kernel.natsd import NatsServer, free_port
+from darkroom.worker.imaging import Spec, init_worker, make_derivatives
+from darkroom.worker.jobs.derivatives import spec_of
 
 WIDTH, HEIGHT = 6000, 4000
 JPEG_QUALITY = 90

@@ -55,9 +55,9 @@ from _faults.parts import STOP_LIMIT_S, adopt_orphans, end_orphans, orphans
 from _faults.schedule import Episode, plan
 from _faults.sse import LiveClient
 from _faults.system import Settings, System
-from services.kernel.bus import Bus
-from services.kernel.clock import parse_iso
-from services.kernel.photos import TRASH_DIR
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.photos import TRASH_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"
@@ -263,8 +263,8 @@ def list_disk(data: Path, folders: list[str]) -> dict[str, Listing]:
 
 async def read_outbox(path: Path, after: str) -> list[tuple[str, str, str]]:
     """Every SSE message the projector stored after `after`, for every project, maintenance included."""
-    from services.projector.queries import ReadModel, parse_event_id
-    from services.projector.store import open_db
+    from darkroom.projector.queries import ReadModel, parse_event_id
+    from darkroom.projector.store import open_db
 
     read = ReadModel(await open_db(path, readonly=True))
     cursor = parse_event_id(after)

@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from services.kernel.config import ProcessingConfig  # noqa: E402
-from services.worker import imaging  # noqa: E402
-from services.worker.imaging import init_worker, make_derivatives  # noqa: E402
-from services.worker.jobs.derivatives import spec_of  # noqa: E402
+from darkroom.kernel.config import ProcessingConfig
+from darkroom.worker import imaging
+from darkroom.worker.imaging import init_worker, make_derivatives
+from darkroom.worker.jobs.derivatives import spec_of
 
 
 def generate(folder: Path, size: int) -> list[Path]:

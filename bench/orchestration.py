@@ -38,8 +38,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
-from services.kernel.config import PipelineConfig
-from services.kernel.natsd import NatsServer, free_port
+from darkroom.kernel.config import PipelineConfig
+from darkroom.kernel.natsd import NatsServer, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 PLUGIN = "noop_plugin"  # bench/noop_plugin.py, importable through PYTHONPATH=bench/

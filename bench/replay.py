@@ -7,7 +7,7 @@
    projects, uploads of JPG+RAW shoots with their upload_postprocess / manifest_check /
    folder_check tasks, culling (keep flags) and commits that trash files, hourly maintenance
    tasks, a few retries; every job.requested with its dispatch copy, as the services write them.
-2. Times services.projector.replay.replay() into a new SQLite file, twice (the best counts).
+2. Times darkroom.projector.replay.replay() into a new SQLite file, twice (the best counts).
 3. Baselines on the same log and machine: reading it through nats-py (Bus.read) and through the
    reader replay uses (fastread.read_all: a child process pulls, this one takes the batches), that
    reader with decoding (the codec), and SQLite alone (executemany of as many rows into a fresh file).
@@ -27,10 +27,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import AsyncIterator
 
-from services.kernel import subjects
-from services.kernel.bus import Bus, Outgoing, Stored, provision
-from services.kernel.config import load_config
-from services.kernel.events import (
+from darkroom.kernel import subjects
+from darkroom.kernel.bus import Bus, Outgoing, Stored, provision
+from darkroom.kernel.config import load_config
+from darkroom.kernel.events import (
     Codec,
     Event,
     JobCompleted,
@@ -51,10 +51,10 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.kernel.fastread import read_all
-from services.kernel.ids import new_id
-from services.kernel.natsd import NatsServer
-from services.projector.replay import replay
+from darkroom.kernel.fastread import read_all
+from darkroom.kernel.ids import new_id
+from darkroom.kernel.natsd import NatsServer
+from darkroom.projector.replay import replay
 
 GOAL = 50_000  # events/s into SQLite
 UPLOAD = [Step("upload_postprocess", 90), Step("manifest_check", 95), Step("folder_check", 95)]

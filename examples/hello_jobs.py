@@ -7,7 +7,7 @@ JobContext: it reads `ctx.items`, reports `ctx.progress(done, total)`, and calls
 
 import asyncio
 
-from services.worker.context import JobContext
+from darkroom.worker.context import JobContext
 
 
 async def count(ctx: JobContext) -> None:

@@ -110,7 +110,11 @@ async def run(args: argparse.Namespace) -> int:
     data_dir: Path = getattr(args, "data", None) or Path("darkroom-data")
     if args.command == "schemas":
         from .kernel import schemas
-        for path in schemas.write():
+        try:
+            root = schemas.checkout_dir()
+        except schemas.NoCheckout as exc:
+            raise UsageError(str(exc)) from None
+        for path in schemas.write(root):
             print(f"wrote {path}")
         return 0
     overrides = {"nats.url": getattr(args, "nats", None), "api.host": getattr(args, "host", None),

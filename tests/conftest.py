@@ -14,10 +14,10 @@ import aiohttp
 import msgspec
 import pytest
 
-from services.kernel.bus import Bus
-from services.kernel.config import Config, load_config
-from services.kernel.natsd import NatsServer
-from services.runtime import Runtime, read_model_path
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.config import Config, load_config
+from darkroom.kernel.natsd import NatsServer
+from darkroom.runtime import Runtime, read_model_path
 from tests.jobtypes import DEFINITIONS, HANDLERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,7 +156,7 @@ class System:
 
     async def verify_replay(self) -> None:
         """The read model rebuilt from the log equals the live one: checked after every scenario."""
-        from services.projector.replay import replay
+        from darkroom.projector.replay import replay
 
         live = read_model_path(self.data_dir)
         if not self.verify_on_close or self.bus is None or not live.exists() or self.bus.nc.is_closed:
@@ -176,8 +176,8 @@ class System:
         codec cannot read, or finds on a subject other than its own (dispatch copies excepted)."""
         import jsonschema
 
-        from services.kernel.events import Codec, PoisonEvent
-        from services.kernel.subjects import is_dispatch, subject_for
+        from darkroom.kernel.events import Codec, PoisonEvent
+        from darkroom.kernel.subjects import is_dispatch, subject_for
 
         if self.bus is None or self.bus.nc.is_closed:
             return
@@ -220,12 +220,11 @@ async def system(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Syste
 
 
 def darkroom_cli(*args: str, env: dict | None = None) -> list[str]:
-    return [sys.executable, "-m", "services.cli", *args]
+    return [sys.executable, "-m", "darkroom.cli", *args]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
@@ -317,8 +316,8 @@ def photo_bytes(relative: str) -> bytes:
 
 async def start_shipped(system: System, **settings: Any) -> Runtime:
     """The shipped task definitions and job handlers, as `darkroom up` runs them."""
-    from services.kernel.definitions import load_definitions
-    from services.worker.handlers import BUILTIN
+    from darkroom.kernel.definitions import load_definitions
+    from darkroom.worker.handlers import BUILTIN
 
     return await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from services.kernel.definitions import TaskDefinition
-from services.kernel.events import Step
-from services.worker.context import JobContext, PermanentError
+from darkroom.kernel.definitions import TaskDefinition
+from darkroom.kernel.events import Step
+from darkroom.worker.context import JobContext, PermanentError
 
 
 async def noop(ctx: JobContext) -> None:

@@ -9,8 +9,8 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from services.kernel.clock import parse_iso
-from services.kernel.photos import basename, kind_of
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.photos import basename, kind_of
 
 JOB_OUTCOMES = ("job.completed", "job.failed", "job.canceled")
 TASK_OUTCOMES = ("task.completed", "task.failed", "task.canceled")

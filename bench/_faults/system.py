@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from _common import darkroom_command
-from services.kernel.credentials import for_data_folder
-from services.kernel.natsd import NatsServer, free_port
+from darkroom.kernel.credentials import for_data_folder
+from darkroom.kernel.natsd import NatsServer, free_port
 
 from .parts import Part
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 
 import msgspec
 
 from .events import Lane, Step
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "schemas" / "task_definitions.json"
+SHIPPED = resources.files("darkroom.schemas") / "task_definitions.json"  # package data
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -53,12 +54,13 @@ def parse_definitions(data: bytes, origin: str = "task definitions") -> Definiti
 
 
 def load_definitions(path: Path | None = None) -> Definitions:
-    path = path or DEFAULT_PATH
+    """The definitions in `path`, or the shipped ones."""
+    source = path or SHIPPED
     try:
-        data = path.read_bytes()
+        data = source.read_bytes()
     except OSError as exc:
-        raise DefinitionError(f"cannot read task definitions {path}: {exc.strerror}") from None
-    return parse_definitions(data, str(path))
+        raise DefinitionError(f"cannot read task definitions {source}: {exc.strerror}") from None
+    return parse_definitions(data, str(source))
 
 
 def is_maintenance(user_relevant: bool, source: str) -> bool:

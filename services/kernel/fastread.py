@@ -9,6 +9,7 @@ from typing import AsyncIterator
 
 import msgspec
 
+from . import logpull
 from .bus import Bus, Stored, up_to
 from .frames import FrameReader, pipe, spawn
 from .subjects import STREAM
@@ -57,7 +58,7 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
         auth_end = _holding(json.dumps(auth).encode())
         read_end, write_end = pipe()
         try:
-            child = await spawn("services.kernel.logpull", url.hostname or "127.0.0.1", str(url.port or 4222),
+            child = await spawn(logpull, url.hostname or "127.0.0.1", str(url.port or 4222),
                                 STREAM, info.name, str(info.num_pending), str(batch),
                                 stdin=auth_end, stdout=write_end)
         except BaseException:

@@ -8,11 +8,10 @@ import asyncio
 import fcntl
 import os
 import sys
-from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 PIPE_BYTES = 1 << 20  # Linux's default most for a pipe: either side runs on while the other is busy
-_ROOT = str(Path(__file__).resolve().parents[2])  # where `services` is, for a child's imports
 
 
 def pipe() -> tuple[int, int]:
@@ -25,12 +24,12 @@ def pipe() -> tuple[int, int]:
     return read_end, write_end
 
 
-async def spawn(module: str, *args: str, stdin: int | None = None,
+async def spawn(module: ModuleType, *args: str, stdin: int | None = None,
                 stdout: int | None = None) -> asyncio.subprocess.Process:
-    """`python -m module args…` with Darkroom importable and its stderr kept for the reason it fails."""
+    """`python -m module args…` in this interpreter (which has Darkroom installed), its stderr kept for
+    the reason it fails."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module, *args, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
+        sys.executable, "-m", module.__name__, *args, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE)
 
 
 class _PipeEnd:

@@ -2,7 +2,7 @@
 time on its one busy core, and threads of one process cannot share that (the GIL), processes can.
 Imports nothing of Darkroom's, so it starts fast.
 
-    python -m services.projector.writer PATH
+    python -m darkroom.projector.writer PATH
 
 Reads frames (kernel/frames.py) from stdin, each a msgpack list of [sql, [params, ...]]: one
 transaction, committed before the next is read. Exits 0 at the end of stdin, 1 (and why, on stderr)
@@ -42,7 +42,7 @@ class Writer:
     async def start(cls, path: Path) -> "Writer":
         read_end, write_end = pipe()
         try:
-            child = await spawn("services.projector.writer", str(path), stdin=read_end)
+            child = await spawn(sys.modules[__name__], str(path), stdin=read_end)
         except BaseException:
             os.close(write_end)
             raise

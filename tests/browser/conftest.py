@@ -118,8 +118,8 @@ def screenshot_path(name: str) -> Path:
 
 async def start(system: System, definitions: dict | None = None, handlers: dict | None = None, **settings):
     """The shipped task definitions and job handlers, as `darkroom up` runs them (plus any given)."""
-    from services.kernel.definitions import load_definitions
-    from services.worker.handlers import BUILTIN
+    from darkroom.kernel.definitions import load_definitions
+    from darkroom.worker.handlers import BUILTIN
 
     return await system.start(handlers=BUILTIN | (handlers or {}), definitions=load_definitions() | (definitions or {}),
                               **settings)

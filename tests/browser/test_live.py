@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 from playwright.async_api import expect
 
-from services.kernel.definitions import TaskDefinition
-from services.kernel.events import PhotoKeepChanged, Step
-from services.kernel.natsd import free_port
+from darkroom.kernel.definitions import TaskDefinition
+from darkroom.kernel.events import PhotoKeepChanged, Step
+from darkroom.kernel.natsd import free_port
 from tests.browser.conftest import Tab, start
 from tests.browser.test_ui import SLOW, all_thumbnails_loaded, card, project_url
 from tests.conftest import PHOTOS, System, create_project, photo_bytes, upload

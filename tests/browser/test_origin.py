@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import expect
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.browser.conftest import Tab, start
 from tests.conftest import System
 

@@ -15,11 +15,11 @@ import nats
 import pytest
 from nats.js import api
 
-from services.kernel.bus import lane_consumer
-from services.kernel.credentials import Credentials
-from services.kernel.definitions import load_definitions
-from services.kernel.natsd import NatsServer
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.bus import lane_consumer
+from darkroom.kernel.credentials import Credentials
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.natsd import NatsServer
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import REPO, System, create_project, eventually, photo_bytes, upload
 
 ACCOUNTS = REPO / "deploy" / "nats-accounts.conf"

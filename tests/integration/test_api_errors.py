@@ -8,9 +8,9 @@ import json
 
 import msgspec
 
-from services.kernel.definitions import load_definitions
-from services.kernel.folders import projects_root
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.folders import projects_root
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, photo_bytes, upload
 
 

@@ -13,11 +13,11 @@ from collections import Counter
 
 import pytest
 
-from services.kernel import subjects
-from services.kernel.bus import lane_consumer
-from services.kernel.definitions import load_definitions
-from services.kernel.events import JobRequested
-from services.worker.handlers import BUILTIN
+from darkroom.kernel import subjects
+from darkroom.kernel.bus import lane_consumer
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.events import JobRequested
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, eventually, photo_bytes, upload
 
 WINDOW_S = 1.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, cli_env, create_project, darkroom_cli, photo_bytes, upload
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import nats
 from nats.aio.msg import Msg
 
-from services.kernel.natsd import NatsServer
+from darkroom.kernel.natsd import NatsServer
 
 BARE_CHAIN = Path(__file__).resolve().parents[2] / "bench" / "bare_chain.py"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.conftest import photo_bytes
 
 BARE_UPLOAD = Path(__file__).resolve().parents[2] / "bench" / "bare_upload.py"

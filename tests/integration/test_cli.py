@@ -14,7 +14,7 @@ import aiohttp
 import nats
 import pytest
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.conftest import cli_env, darkroom_cli
 
 

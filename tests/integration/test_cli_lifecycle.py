@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.kernel import natsd
-from services.kernel.natsd import NatsServer, ServerError, free_port
+from darkroom.kernel import natsd
+from darkroom.kernel.natsd import NatsServer, ServerError, free_port
 from tests.conftest import cli_env, darkroom_cli, eventually
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")

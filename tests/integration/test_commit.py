@@ -9,11 +9,11 @@ from collections import Counter
 
 from PIL import Image
 
-from services.kernel.clock import parse_iso
-from services.kernel.definitions import load_definitions
-from services.kernel.lease import Leases
-from services.orchestrator.schedule import slot_of
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.lease import Leases
+from darkroom.orchestrator.schedule import slot_of
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import SSEClient, System, create_project, eventually, photo_bytes, shoot, upload
 
 JPEG = "cameras/Canon_40D.jpg"

@@ -6,8 +6,8 @@ import asyncio
 import json
 import sys
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import load_handlers
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import load_handlers
 from tests.conftest import REPO, System
 
 

@@ -8,8 +8,8 @@ import time
 
 from PIL import Image
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import (PHOTOS, System, create_project, eventually, photo_bytes, photos_of, shoot, start_shipped,
                             upload)
 from tests.jobtypes import DEFINITIONS, HANDLERS

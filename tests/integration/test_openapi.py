@@ -11,8 +11,8 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, photo_bytes, upload
 
 TOKEN = "fuzz-t0ken"

@@ -10,15 +10,15 @@ from pathlib import Path
 
 from PIL import Image
 
-from services.kernel.folders import projects_root
+from darkroom.kernel.folders import projects_root
 from tests.conftest import PHOTOS, SSEClient, System, create_project, eventually, photo_bytes, upload
 
 DEFAULT_DEFINITIONS = None  # the shipped schemas/task_definitions.json
 
 
 async def _start(system: System, **settings) -> None:
-    from services.kernel.definitions import load_definitions
-    from services.worker.handlers import BUILTIN
+    from darkroom.kernel.definitions import load_definitions
+    from darkroom.worker.handlers import BUILTIN
 
     await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
 

@@ -10,10 +10,10 @@ from collections import Counter
 
 import pytest
 
-from services.kernel.bus import Bus, lane_consumer, provision
-from services.kernel.clock import parse_iso
-from services.kernel.natsd import NatsServer
-from tests.conftest import System, cli_env, darkroom_cli, eventually
+from darkroom.kernel.bus import Bus, lane_consumer, provision
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.natsd import NatsServer
+from tests.conftest import REPO, System, cli_env, darkroom_cli, eventually
 
 
 async def _requested_steps(system: System, task_id: str) -> list[int]:
@@ -82,7 +82,8 @@ async def test_a_killed_workers_job_is_redelivered_and_completed_by_another(syst
     await system.start(roles=("projector", "orchestrator", "api"))
     doomed = await asyncio.create_subprocess_exec(
         *darkroom_cli("worker", "--nats", system.server.url, "--data", str(system.data_dir)),
-        env=cli_env(DARKROOM_PIPELINE__PLUGINS="tests.blocking_jobs", DARKROOM_PIPELINE__ACK_WAIT_S="2"))
+        env=cli_env(DARKROOM_PIPELINE__PLUGINS="tests.blocking_jobs", DARKROOM_PIPELINE__ACK_WAIT_S="2"),
+        cwd=REPO)  # `python -m` imports from its working folder: the plugin module is tests/blocking_jobs.py
     try:
         task = await system.start_task("crash_once")
         await system.wait_job(task["id"], 0, "running", timeout=20)
@@ -197,8 +198,8 @@ async def test_jobs_stranded_by_a_recreated_lane_consumer_are_dispatched_again(s
 
 async def test_a_request_whose_copy_was_never_stored_is_dispatched_when_its_orchestrator_returns(
         system: System, caplog: pytest.LogCaptureFixture) -> None:
-    from services.orchestrator.decide import decide
-    from services.orchestrator.state import start
+    from darkroom.orchestrator.decide import decide
+    from darkroom.orchestrator.state import start
 
     await system.start(roles=("projector", "worker", "api"))
     orchestrator = await system.start(roles=("orchestrator",))
@@ -219,7 +220,7 @@ async def test_a_request_whose_copy_was_never_stored_is_dispatched_when_its_orch
 async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(system: System) -> None:
     from nats.js import api
 
-    from services.orchestrator.service import FILTERS
+    from darkroom.orchestrator.service import FILTERS
 
     runtime = await system.start(roles=("projector", "worker", "api"))
     await system.bus.jsm.add_consumer("DARKROOM", api.ConsumerConfig(

@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import nats
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, eventually, photo_bytes, upload
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"

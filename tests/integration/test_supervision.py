@@ -16,10 +16,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.kernel.bus import lane_consumer, provision
-from services.kernel.natsd import free_port
-from services.projector.replay import replay
-from services.runtime import read_model_path
+from darkroom.kernel.bus import lane_consumer, provision
+from darkroom.kernel.natsd import free_port
+from darkroom.projector.replay import replay
+from darkroom.runtime import read_model_path
 from tests.conftest import System, cli_env, darkroom_cli, eventually
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="prlimit(2) on another process is Linux's")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.kernel.bus import lane_consumer
-from services.kernel.clock import parse_iso
+from darkroom.kernel.bus import lane_consumer
+from darkroom.kernel.clock import parse_iso
 from tests.conftest import System
 
 

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from services.audit import photo_history, row
+from darkroom.audit import photo_history, row
 from tests.conftest import SSEClient, System, create_project, photo_bytes, photos_of, shoot, start_shipped, upload
 
 XMP = b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/>'

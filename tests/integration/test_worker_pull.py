@@ -7,11 +7,11 @@ import asyncio
 import time
 from pathlib import Path
 
-from services.kernel import subjects
-from services.kernel.bus import Bus, lane_consumer, provision
-from services.kernel.events import JobRequested
-from services.kernel.natsd import NatsServer
-from services.worker.pull import LanePull
+from darkroom.kernel import subjects
+from darkroom.kernel.bus import Bus, lane_consumer, provision
+from darkroom.kernel.events import JobRequested
+from darkroom.kernel.natsd import NatsServer
+from darkroom.worker.pull import LanePull
 from tests.conftest import make_config
 
 LANE = lane_consumer("priority")

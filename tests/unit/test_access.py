@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from services.api.origin import cross_origin, wrong_body
-from services.kernel.credentials import CREDENTIALS_FILE, CredentialsError, for_data_folder, write_private
-from services.kernel.redact import RedactSecrets, redact
+from darkroom.api.origin import cross_origin, wrong_body
+from darkroom.kernel.credentials import CREDENTIALS_FILE, CredentialsError, for_data_folder, write_private
+from darkroom.kernel.redact import RedactSecrets, redact
 
 
 def mode(path: Path) -> int:

@@ -8,7 +8,7 @@ import nats.errors
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.api.errors import error, json_errors
+from darkroom.api.errors import error, json_errors
 
 
 async def _client(handler) -> TestClient:

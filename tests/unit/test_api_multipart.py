@@ -9,7 +9,7 @@ import pytest
 from aiohttp import StreamReader
 from aiohttp.base_protocol import BaseProtocol
 
-from services.api.multipart import MalformedBody, Parts
+from darkroom.api.multipart import MalformedBody, Parts
 
 BOUNDARY = "----darkroom" + "7" * 16
 FILES = [("a.jpg", b"\xff\xd8\xff" + os.urandom(5000)),

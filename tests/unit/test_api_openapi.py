@@ -6,7 +6,7 @@ import msgspec
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from services.api.openapi import document
+from darkroom.api.openapi import document
 
 
 class Rename(msgspec.Struct):

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from services.worker import bands
-from services.worker.imaging import _eight_bit
+from darkroom.worker import bands
+from darkroom.worker.imaging import _eight_bit
 
 WIDTH, HEIGHT = 203, 157  # odd sizes: the last band and the last reduced row and column are partial
 FACTOR = (3, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from services.kernel.bus import Stored
+from darkroom.kernel.bus import Stored
 
 NS = 1_764_419_450_311_400_000  # 2025-11-29T12:30:50.3114Z
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.kernel.config import Config, ConfigError, load_config
+from darkroom.kernel.config import Config, ConfigError, load_config
 
 NO_ENV: dict[str, str] = {}
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from services.kernel.definitions import (
-    DEFAULT_PATH,
+from darkroom.kernel.definitions import (
+    SHIPPED,
     DefinitionError,
     is_maintenance,
     lane_for,
@@ -15,6 +16,7 @@ from services.kernel.definitions import (
     parse_definitions,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 CONTRACT = {
     "upload_postprocess": (True, [("upload_postprocess", 90), ("manifest_check", 95), ("folder_check", 95)]),
     "change_commit": (True, [("file_removal", 100), ("manifest_check", 95), ("folder_check", 95),
@@ -26,7 +28,7 @@ CONTRACT = {
 
 def test_shipped_definitions_match_the_contract():
     defs = load_definitions()
-    assert DEFAULT_PATH.name == "task_definitions.json" and DEFAULT_PATH.parent.name == "schemas"
+    assert SHIPPED.read_bytes() == (REPO / "schemas" / "task_definitions.json").read_bytes()
     assert set(defs) == set(CONTRACT)
     for name, (user_relevant, steps) in CONTRACT.items():
         assert defs[name].user_relevant is user_relevant, name

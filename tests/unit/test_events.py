@@ -7,7 +7,7 @@ import json
 import msgspec
 import pytest
 
-from services.kernel.events import (
+from darkroom.kernel.events import (
     ALL_EVENTS,
     BASENAME_EVENTS,
     PHOTO_EVENTS,
@@ -33,7 +33,7 @@ from services.kernel.events import (
     TaskStarted,
     type_name,
 )
-from services.kernel.events import (
+from darkroom.kernel.events import (
     BasenameClaimed,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,

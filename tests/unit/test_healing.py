@@ -8,9 +8,9 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from services.projector.views import PhotoView
-from services.worker.healing import STALE_UPLOAD_S, Stamp, failure_kind, remake_reason, stale_uploads
-from services.worker.imaging import ImageTooLarge
+from darkroom.projector.views import PhotoView
+from darkroom.worker.healing import STALE_UPLOAD_S, Stamp, failure_kind, remake_reason, stale_uploads
+from darkroom.worker.imaging import ImageTooLarge
 
 NOW = Stamp(size=1000, mtime_ns=5_000)
 MADE_AFTER = 6_000

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms
 
-from services.kernel.photos import derivative_source
-from services.worker.imaging import ImageTooLarge, Metadata, Spec, init_worker, make_derivatives
-from services.worker.rawpreview import NoPreview
+from darkroom.kernel.photos import derivative_source
+from darkroom.worker.imaging import ImageTooLarge, Metadata, Spec, init_worker, make_derivatives
+from darkroom.worker.rawpreview import NoPreview
 from tests.imagefiles import dng, solid_png
 
 SPEC = Spec(thumb_dim=800, thumb_quality=70, preview_dim=2048, preview_quality=80, max_megapixels=250)

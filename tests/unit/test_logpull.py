@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from services.kernel.logpull import Puller, PullError, position
+from darkroom.kernel.logpull import Puller, PullError, position
 
 NS = 1_764_419_450_311_400_000
 

@@ -14,10 +14,10 @@ from dataclasses import replace
 import pytest
 
 from tests.subjects_match import matches
-from services.kernel import subjects
-from services.kernel.bus import Conflict, Expect
-from services.kernel.definitions import load_definitions
-from services.kernel.events import (
+from darkroom.kernel import subjects
+from darkroom.kernel.bus import Conflict, Expect
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.events import (
     Event,
     JobCanceled,
     JobCompleted,
@@ -33,8 +33,8 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.orchestrator.decide import Dispatch, Emit, OpenRequests, Request, decide, lost_dispatches
-from services.orchestrator.state import TaskState, evolve, refreshed, start
+from darkroom.orchestrator.decide import Dispatch, Emit, OpenRequests, Request, decide, lost_dispatches
+from darkroom.orchestrator.state import TaskState, evolve, refreshed, start
 
 THRESHOLD = 90
 DEFS = load_definitions()

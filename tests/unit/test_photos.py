@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.kernel.photos import content_mismatch, is_upload_temp, sidecar_photo, upload_temp
+from darkroom.kernel.photos import content_mismatch, is_upload_temp, sidecar_photo, upload_temp
 
 
 @pytest.mark.parametrize("name, photo", [

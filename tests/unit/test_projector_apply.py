@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.kernel.definitions import load_definitions
-from services.kernel.events import (
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.events import (
     JobCanceled,
     JobCompleted,
     JobFailed,
@@ -27,7 +27,7 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.projector.apply import Needs, Rows, apply, needs
+from darkroom.projector.apply import Needs, Rows, apply, needs
 
 DEFS = load_definitions()
 P, T = "P01", "T01"

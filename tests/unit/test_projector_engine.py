@@ -8,10 +8,10 @@ import sqlite3
 
 import pytest
 
-from services.kernel import subjects
-from services.kernel.bus import Stored
-from services.kernel.definitions import load_definitions
-from services.kernel.events import (
+from darkroom.kernel import subjects
+from darkroom.kernel.bus import Stored
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.events import (
     Codec,
     Event,
     JobCompleted,
@@ -22,12 +22,12 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.projector import engine as engine_module
-from services.projector import store
-from services.projector.engine import Projector
-from services.projector.queries import AFTER_EVERYTHING, OutboxTail, ReadModel, parse_event_id
-from services.projector.store import CHECKPOINT, PRUNED_THROUGH
-from services.projector.writer import WriteError, Writer
+from darkroom.projector import engine as engine_module
+from darkroom.projector import store
+from darkroom.projector.engine import Projector
+from darkroom.projector.queries import AFTER_EVERYTHING, OutboxTail, ReadModel, parse_event_id
+from darkroom.projector.store import CHECKPOINT, PRUNED_THROUGH
+from darkroom.projector.writer import WriteError, Writer
 
 DEFS = load_definitions()
 CODEC = Codec()

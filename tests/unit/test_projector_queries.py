@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.projector.queries import OutboxRow, parse_event_id
+from darkroom.projector.queries import OutboxRow, parse_event_id
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.kernel.ids import new_id
-from services.orchestrator.schedule import Schedule, next_slot, slot_of, task_id_for
+from darkroom.kernel.ids import new_id
+from darkroom.orchestrator.schedule import Schedule, next_slot, slot_of, task_id_for
 
 HOUR = 3600.0
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from services.kernel.events import ALL_EVENTS, type_name
-from services.kernel.schemas import SCHEMA_DIR, rendered, write
+from darkroom.kernel.events import ALL_EVENTS, type_name
+from darkroom.kernel.schemas import checkout_dir, rendered, write
 
 FIX = "run `darkroom schemas --write` and commit schemas/"
+SCHEMA_DIR = checkout_dir()
 
 
 def test_committed_schemas_equal_the_generated_ones():

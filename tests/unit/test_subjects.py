@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.subjects_match import matches
-from services.kernel import subjects
-from services.kernel.events import (
+from darkroom.kernel import subjects
+from darkroom.kernel.events import (
     JOB_EVENTS,
     TASK_EVENTS,
     Event,
@@ -75,7 +75,7 @@ def test_an_event_of_another_family_has_no_subject():
 
 
 def test_project_and_photo_subjects_use_the_project_id_and_the_photo_key():
-    from services.kernel.photos import photo_key
+    from darkroom.kernel.photos import photo_key
 
     assert subjects.subject_for(ProjectCreated(project_id="P01", name="Shoot", folder="Shoot")) == \
         "darkroom.project.P01.created"
@@ -89,7 +89,7 @@ def test_project_and_photo_subjects_use_the_project_id_and_the_photo_key():
 
 
 def test_a_basename_has_one_claim_subject_in_every_project():
-    from services.kernel.events import BasenameClaimed
+    from darkroom.kernel.events import BasenameClaimed
 
     key = __import__("hashlib").sha256("DSC01".encode()).hexdigest()[:24]
     left = subjects.subject_for(BasenameClaimed(project_id="P01", filename="DSC01"))

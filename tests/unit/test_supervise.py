@@ -8,9 +8,9 @@ import sqlite3
 import nats.errors
 import pytest
 
-from services.kernel.bus import PublishError
-from services.kernel.health import Health
-from services.kernel.supervise import Loops, transient
+from darkroom.kernel.bus import PublishError
+from darkroom.kernel.health import Health
+from darkroom.kernel.supervise import Loops, transient
 
 
 def test_what_counts_as_transient() -> None:

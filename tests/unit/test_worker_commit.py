@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.projector.views import PhotoView
-from services.worker.jobs.commit import removal_of
+from darkroom.projector.views import PhotoView
+from darkroom.worker.jobs.commit import removal_of
 
 
 def photo(**flags) -> PhotoView:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.kernel.events import (
+from darkroom.kernel.events import (
     JobCanceled,
     JobCompleted,
     JobFailed,
@@ -19,7 +19,7 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.worker.fence import over
+from darkroom.worker.fence import over
 
 P, T = "P01", "T01"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from services.kernel.config import Config
-from services.kernel.events import JobRequested
-from services.worker.context import JobContext, Resources, merged, needs_state, reads_state
+from darkroom.kernel.config import Config
+from darkroom.kernel.events import JobRequested
+from darkroom.worker.context import JobContext, Resources, merged, needs_state, reads_state
 
 
 def context(resources: Resources, job_id: str, project: str = "p1", seq: int = 0) -> JobContext:
