@@ -7,7 +7,7 @@
    projects, uploads of JPG+RAW shoots with their upload_postprocess / manifest_check /
    folder_check tasks, culling (keep flags) and commits that trash files, hourly maintenance
    tasks, a few retries; every job.requested with its dispatch copy, as the services write them.
-2. Times darkroom.projector.replay.replay() into a new SQLite file, twice (the best counts).
+2. Times darkroom.replay.rebuild.replay() into a new SQLite file, twice (the best counts).
 3. Baselines on the same log and machine: reading it through nats-py (Bus.read) and through the
    reader replay uses (fastread.read_all: a child process pulls, this one takes the batches), that
    reader with decoding (the codec), and SQLite alone (executemany of as many rows into a fresh file).
@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from darkroom.kernel import subjects
-from darkroom.kernel.bus import Bus, Outgoing, Stored, provision
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.messages import Outgoing, Stored
+from darkroom.kernel.provision import provision
 from darkroom.kernel.config import load_config
 from darkroom.kernel.events import (
     Codec,
@@ -51,10 +53,10 @@ from darkroom.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from darkroom.kernel.fastread import read_all
+from darkroom.replay.fastread import read_all
 from darkroom.kernel.ids import new_id
 from darkroom.kernel.natsd import NatsServer
-from darkroom.projector.replay import replay
+from darkroom.replay.rebuild import replay
 
 GOAL = 50_000  # events/s into SQLite
 UPLOAD = [Step("upload_postprocess", 90), Step("manifest_check", 95), Step("folder_check", 95)]
@@ -222,7 +224,7 @@ async def main(events: int, keep: bool) -> int:
     server = await NatsServer(work / "nats", sync_interval="2m").start()
     try:
         bus = await Bus.connect(server.url, "bench-replay")
-        await provision(bus, load_config(work, environ={}))
+        await provision(bus.jsm, load_config(work, environ={}))
         log = Log(bus)
         while len(log.out) < events:
             log.project(uploads=log.rng.randint(1, 4))

@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # The services are imported once a command runs, not with this module: the image processes
     # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
-    from .kernel.bus import ProvisionError, Unreachable
+    from .kernel.bus import Unreachable
+    from .kernel.provision import ProvisionError
     from .kernel.natsd import ServerError
     from .runtime import ListenError
     from .worker.handlers import PluginError
@@ -234,7 +235,7 @@ async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int
 
 
 async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool) -> int:
-    from .projector.replay import replay as run_replay
+    from .replay.rebuild import replay as run_replay
     from .runtime import read_model_path
     if into is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

@@ -16,13 +16,14 @@ from nats.js.errors import NotFoundError
 
 from .api.app import build_app
 from .api.deps import Deps
-from .kernel.bus import Bus, Counters, lane_consumer, provision
+from .kernel.bus import Bus, Counters
+from .kernel.provision import provision
 from .kernel.config import Config
 from .kernel.definitions import Definitions
 from .kernel.events import Codec
 from .kernel.health import Check, Health
 from .kernel.natsd import free_port
-from .kernel.subjects import LANES, STREAM
+from .kernel.subjects import LANES, STREAM, lane_consumer
 from .kernel.supervise import Loops
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
@@ -111,7 +112,7 @@ class Runtime:
     async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.roles:
-            await provision(await self._bus(self.roles[0]), self.config)
+            await provision((await self._bus(self.roles[0])).jsm, self.config)
         if "projector" in self.roles:
             bus = self.buses.get("projector") or await self._bus("projector")
             db = await open_db(read_model_path(self.data_dir))

@@ -156,7 +156,7 @@ class System:
 
     async def verify_replay(self) -> None:
         """The read model rebuilt from the log equals the live one: checked after every scenario."""
-        from darkroom.projector.replay import replay
+        from darkroom.replay.rebuild import replay
 
         live = read_model_path(self.data_dir)
         if not self.verify_on_close or self.bus is None or not live.exists() or self.bus.nc.is_closed:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from ..kernel.bus import Conflict, Expect
+from ..kernel.messages import Conflict, Expect
 from ..kernel.clock import parse_iso
 from ..kernel.events import BasenameClaimed, PoisonEvent
 from ..kernel.subjects import photo_subject, subject_for

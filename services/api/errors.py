@@ -9,7 +9,7 @@ import msgspec
 import nats.errors
 from aiohttp import hdrs, web
 
-from ..kernel.bus import PublishError
+from ..kernel.publish import PublishError
 
 log = logging.getLogger("darkroom.api")
 

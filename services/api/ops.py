@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..kernel.bus import lane_consumer
-from ..kernel.subjects import LANES, STREAM
+from ..kernel.subjects import LANES, STREAM, lane_consumer
 from .deps import deps
 from .errors import error, respond
 

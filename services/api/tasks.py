@@ -10,6 +10,7 @@ from aiohttp import web
 from ..kernel.events import TaskCancelRequested, TaskRequested
 from ..kernel.ids import new_id
 from ..kernel.photos import unsafe_name
+from ..kernel.vocabulary import TERMINAL
 from ..projector.apply import Rows, apply
 from ..projector.views import ProjectRow, TaskView
 from .deps import Deps, deps, project_named, project_of
@@ -17,8 +18,6 @@ from .errors import error, read_json, respond
 from .params import Limit, maintenance_shown, query_of
 
 routes = web.RouteTableDef()
-
-TERMINAL = ("completed", "failed", "canceled")
 
 
 class StartTask(msgspec.Struct, forbid_unknown_fields=True):

@@ -6,15 +6,13 @@ Never change what a published version means: add a version and an upcaster inste
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable
 
 import msgspec
 
 from .clock import now_iso
 from .ids import new_id
-
-Source = Literal["user", "maintenance", "system"]
-Lane = Literal["priority", "normal"]
+from .vocabulary import DerivativeStatus, FailureKind, Kind, Lane, Source
 
 
 class Event(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
@@ -149,12 +147,6 @@ class ProjectTrashPurged(Event, tag="project.trash_purged"):
 
 
 # -- photos: darkroom.photo.<project_id>.<photo_key>.<event> ------------------------------------
-
-Kind = Literal["jpg", "raw", "other"]
-DerivativeStatus = Literal["pending", "generated", "failed", "missing", "not_supported"]
-# Why derivatives failed: `unreadable` and `too_large` stay so for the same file; the others may pass.
-FailureKind = Literal["unreadable", "too_large", "no_space", "out_of_memory", "timeout", "crashed", "io_error",
-                      "unknown"]
 
 
 class PhotoEvent(Event, kw_only=True):

@@ -14,10 +14,11 @@ import time
 from typing import Callable
 
 from nats.aio.msg import Msg
-from nats.js import api
 from nats.nuid import NUID
 
-from .bus import Bus, Stored
+from .bus import Bus
+from .messages import Stored
+from .provision import follow_config
 from .subjects import ALL, STREAM
 from .supervise import Loops
 
@@ -108,11 +109,8 @@ class Follower:
         self._dseq = 0
         self._consumer = name  # before it exists: its first messages may come before the server's reply
         try:
-            await self.bus.jsm.add_consumer(STREAM, api.ConsumerConfig(
-                name=name, deliver_subject=self._inbox, filter_subject=self.subject,
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.next_seq,
-                ack_policy=api.AckPolicy.NONE, max_deliver=1, flow_control=True,
-                idle_heartbeat=self.heartbeat_s, mem_storage=True, num_replicas=1))
+            await self.bus.jsm.add_consumer(
+                STREAM, follow_config(name, self._inbox, self.subject, self.next_seq, self.heartbeat_s))
         except BaseException:
             self._consumer = None
             raise

@@ -7,28 +7,17 @@ import contextlib
 import logging
 from typing import AsyncIterator, Callable
 
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
 
 from .bus import Bus
+from .provision import LEASE_TTL_S, lease_bucket
 
 log = logging.getLogger("darkroom.worker")
-
-BUCKET = "darkroom_leases"
 
 
 class LeaseBusy(Exception):
     pass
-
-TTL_S = 30.0
-
-
-async def lease_bucket(bus: Bus, replicas: int = 1):
-    try:
-        return await bus.js.key_value(BUCKET)
-    except BucketNotFoundError:
-        from nats.js.api import KeyValueConfig
-
-        return await bus.js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=TTL_S, history=1, replicas=replicas))
 
 
 class Leases:
@@ -38,11 +27,11 @@ class Leases:
         self.bus = bus
         self.holder = holder
         self.replicas = replicas
-        self._kv = None
+        self._kv: KeyValue | None = None
 
-    async def _bucket(self):
+    async def _bucket(self) -> KeyValue:
         if self._kv is None:
-            self._kv = await lease_bucket(self.bus, self.replicas)
+            self._kv = await lease_bucket(self.bus.js, self.replicas)
         return self._kv
 
     @contextlib.asynccontextmanager
@@ -73,7 +62,7 @@ class Leases:
             except (NotFoundError, Exception) as exc:  # expired already; the TTL ends it either way
                 log.debug("releasing lease %s: %s", project_id, exc)
 
-    async def _refresh(self, kv, key: str, value: bytes, revision: int) -> None:
+    async def _refresh(self, kv: KeyValue, key: str, value: bytes, revision: int) -> None:
         while True:
-            await asyncio.sleep(TTL_S / 3)
+            await asyncio.sleep(LEASE_TTL_S / 3)
             revision = await kv.update(key, value, last=revision)

@@ -7,9 +7,8 @@ import re
 import unicodedata
 from functools import lru_cache
 from pathlib import PurePosixPath
-from typing import Literal
 
-Kind = Literal["jpg", "raw", "other"]
+from .vocabulary import Kind
 
 KINDS: dict[str, Kind] = {
     **{ext: "jpg" for ext in ("jpg", "jpeg")},

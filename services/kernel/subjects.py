@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .events import BasenameClaimed, Event, JobEvent, PhotoEvent, type_name
 from .photos import name_key, photo_key
+from .vocabulary import LANES
 
 STREAM = "DARKROOM"
 STREAM_INFO = f"$JS.API.STREAM.INFO.{STREAM}"  # JetStream's API: the stream's config and state
@@ -11,7 +12,6 @@ DIRECT_GET = f"$JS.API.DIRECT.GET.{STREAM}"  # JetStream's API: a stored message
 ROOT = "darkroom"
 ALL = f"{ROOT}.>"
 NO_PROJECT = "_"
-LANES = ("priority", "normal")
 
 
 def project_token(project_id: str | None) -> str:
@@ -36,6 +36,21 @@ def basename_prefix(filename: str) -> str:
     return f"{ROOT}.basename.{name_key(filename)}"
 
 
+def any_task(name: str) -> str:
+    """One event of every task, e.g. `any_task("cancel_requested")`."""
+    return f"{ROOT}.task.*.*.{name}"
+
+
+def any_job(name: str) -> str:
+    """One event of every job, e.g. `any_job("completed")`."""
+    return f"{ROOT}.job.*.*.{name}"
+
+
+def lane_consumer(lane: str) -> str:
+    """The durable consumer every worker pulls a lane's jobs from."""
+    return f"lane_{lane}"
+
+
 def dispatch(lane: str, job_type: str) -> str:
     return f"{ROOT}.dispatch.{lane}.{job_type}"
 
@@ -50,7 +65,7 @@ def next_messages(consumer: str) -> str:
 
 
 def cancel_requests() -> str:
-    return f"{ROOT}.task.*.*.cancel_requested"
+    return any_task("cancel_requested")
 
 
 def subject_for(event: Event) -> str:
@@ -79,6 +94,7 @@ def _required(value: str | None, event: Event) -> str:
 
 
 DISPATCH = f"{ROOT}.dispatch."  # every dispatch subject begins so
+ALL_DISPATCH = f"{DISPATCH}>"
 
 
 def is_dispatch(subject: str) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..kernel import subjects
-from ..kernel.bus import Expect
+from ..kernel.messages import Expect
 from ..kernel.definitions import is_maintenance, lane_for
 from ..kernel.events import (
     Event,

@@ -13,7 +13,8 @@ import time
 from typing import Awaitable, Callable
 
 from ..kernel import subjects
-from ..kernel.bus import Accepted, Bus, Conflict, Expect
+from ..kernel.bus import Bus
+from ..kernel.messages import Accepted, Conflict, Expect
 from ..kernel.definitions import Definitions
 from ..kernel.events import ProjectCreated, TaskRequested
 from ..kernel.ids import derived_id

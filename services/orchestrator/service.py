@@ -9,11 +9,11 @@ from dataclasses import replace
 from typing import Awaitable
 
 from nats.aio.msg import Msg
-from nats.js import api
-from nats.js.errors import NotFoundError
 
 from ..kernel import subjects
-from ..kernel.bus import Accepted, Bus, Conflict, Expect, Outgoing, lane_consumer
+from ..kernel.bus import Bus
+from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
+from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
 from ..kernel.events import (
     Event,
     JobRequested,
@@ -24,23 +24,15 @@ from ..kernel.events import (
     TaskRequested,
 )
 from ..kernel.supervise import describe, transient
+from ..kernel.vocabulary import TERMINAL
 from .decide import Action, Dispatch, Emit, OpenRequests, decide, lost_dispatches, requested_subject
 from .state import TaskState, evolve, record, refreshed, start
 
 log = logging.getLogger("darkroom.orchestrator")
 
-# Only what may call for a decision is consumed; what the orchestrator stores itself it folds in
-# from its own acknowledgements, and another orchestrator's writes show up as a CAS conflict.
-FILTERS = [
-    f"{subjects.ROOT}.task.*.*.requested",
-    f"{subjects.ROOT}.task.*.*.cancel_requested",
-    f"{subjects.ROOT}.job.*.*.completed",
-    f"{subjects.ROOT}.job.*.*.failed",
-    f"{subjects.ROOT}.job.*.*.canceled",
-]
 # What tells whether a requested job still waits for a copy on its lane.
-RECOVERY_FILTERS = [f"{subjects.ROOT}.job.*.*.requested", *FILTERS[2:], f"{subjects.ROOT}.dispatch.>",
-                    *(f"{subjects.ROOT}.task.*.*.{end}" for end in ("completed", "failed", "canceled"))]
+RECOVERY_FILTERS = [subjects.any_job("requested"), *(subjects.any_job(end) for end in TERMINAL),
+                    subjects.ALL_DISPATCH, *(subjects.any_task(end) for end in TERMINAL)]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
 COPY_GRACE_S = 1.0  # how long a live orchestrator may take from storing a request to storing its copy
@@ -59,26 +51,10 @@ class Orchestrator:
         self.decisions = 0
 
     async def start(self) -> None:
-        config = api.ConsumerConfig(
-            durable_name=self.name,
-            filter_subjects=FILTERS,
-            ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=30,
-            max_deliver=20,
-            max_ack_pending=2000,
-        )
-        try:
-            info = await self.bus.jsm.consumer_info(subjects.STREAM, self.name)
-        except NotFoundError:
-            info = None
-        if info is not None and (info.config.filter_subjects or [info.config.filter_subject]) != FILTERS:
-            # An older Darkroom made this consumer with other filters: bring it up to date in place.
-            config.deliver_subject = info.config.deliver_subject
-            await self.bus.jsm.add_consumer(subjects.STREAM, config)
-        acknowledged = info.ack_floor.stream_seq if info is not None and info.ack_floor is not None else 0
-        await self.recover_lost_dispatches(acknowledged or 0)
+        config, acknowledged = await orchestrator_consumer(self.bus.jsm, self.name)
+        await self.recover_lost_dispatches(acknowledged)
         self._sub = await self.bus.js.subscribe(
-            FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
+            ORCHESTRATOR_FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
             manual_ack=True, idle_heartbeat=5.0, flow_control=True,
             pending_msgs_limit=-1, pending_bytes_limit=-1)
 
@@ -98,11 +74,7 @@ class Orchestrator:
         many. Only a decision on a message this orchestrator has not acknowledged (all up to sequence
         `acknowledged` are) can lack its copy, so the log is read from there, or from the beginning when
         a lane consumer was recreated."""
-        lane_starts = {}
-        for lane in subjects.LANES:
-            info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
-            if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:
-                lane_starts[lane] = info.config.opt_start_seq
+        lane_starts = await recreated_lanes(self.bus.jsm)
         requests = OpenRequests()
         end = await self._read_requests(requests, 1 if lane_starts else acknowledged + 1)
         if lost_dispatches(requests.by_task.values(), lane_starts):

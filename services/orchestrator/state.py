@@ -20,8 +20,7 @@ from ..kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-
-TERMINAL = ("completed", "failed", "canceled")
+from ..kernel.vocabulary import TERMINAL
 
 
 @dataclass(frozen=True)

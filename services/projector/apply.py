@@ -41,10 +41,10 @@ from ..kernel.events import (
     TaskStarted,
     type_name,
 )
+from ..kernel.vocabulary import TERMINAL
 from .views import Item, ItemRemoved, JobView, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
 
 replace = msgspec.structs.replace
-TERMINAL = ("completed", "failed", "canceled")
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""Folds batches of stored events into SQLite: rows, outbox and checkpoint in one transaction."""
+"""Folds batches of stored events into SQLite: rows, outbox and checkpoint in one transaction.
+A rebuild's way of doing it (rows kept in memory, a writer process) is replay/engine.py's."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from typing import Callable, Iterable, Iterator, Sequence
 import aiosqlite
 import msgspec
 
-from ..kernel.bus import Stored
+from ..kernel.messages import Stored
 from ..kernel.events import Codec, Event, PoisonEvent
 from ..kernel.subjects import DISPATCH
 from . import store
 from .apply import Message, Needs, Rows, apply, needs
 from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
-from .writer import Statements, Writer
+
+Statements = list[tuple[str, list[tuple]]]  # one transaction: each SQL with the parameters of its rows
 
 log = logging.getLogger("darkroom.projector")
 
@@ -46,64 +48,47 @@ class Folded:
 class Projector:
     def __init__(self, db: aiosqlite.Connection, codec: Codec,
                  on_applied: Callable[[int, list[tuple]], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
-                 relay: bool = True, keep_rows: int = 0, writer: Writer | None = None) -> None:
+                 relay: bool = True) -> None:
         self.db = db
         # relay=False (a rebuild): no SSE outbox; a client resuming from before the checkpoint gets `reset`.
         self.relay = relay
         self.codec = codec
         self.on_applied = on_applied
         self.outbox_keep = outbox_keep
-        # Only for the sole writer of a file (a rebuild): up to keep_rows rows stay in memory between
-        # batches, so a batch reads from SQLite only rows it has not seen yet.
-        self.keep_rows = keep_rows
-        # Only with every row kept (nothing read back): transactions go to a writer process, committed
-        # there while the next batch folds here.
-        self.writer = writer
         self.checkpoint = 0
         self.counts = Applied()
         self._encoder = msgspec.json.Encoder()
         self._since_prune = 0
-        self._kept = Rows()
-        self._kept_all = False  # every row the file has is in _kept: nothing to load
 
-    async def open(self) -> "Projector":
+    async def open(self) -> Projector:
         if await store.rebuild_if_outdated(self.db):
             log.warning("the read model was written by another version of Darkroom: rebuilding it from the log")
         self.checkpoint = await store.get_meta(self.db, CHECKPOINT)
-        self._kept_all = self.keep_rows > 0 and self.checkpoint == 0  # a new file has no rows yet
         return self
 
     async def apply_batch(self, batch: Sequence[Stored]) -> None:
-        """Apply a batch in one transaction, committed when this returns (with a writer: by `settle`)."""
-        try:
-            folded = await self._fold(batch)
-            if folded is not None:
-                await self._write(folded)
-        except BaseException:
-            self._forget()  # kept rows may hold what was not written
-            raise
+        """Apply a batch in one transaction, committed when this returns."""
+        folded = await self._fold(batch)
+        if folded is not None:
+            await self._write(folded)
+
+    def _fresh(self, batch: Sequence[Stored]) -> Sequence[Stored]:
+        """What of the batch is past the checkpoint: in log order, most often all of it."""
+        checkpoint = self.checkpoint
+        return batch if batch and batch[0].seq > checkpoint else [s for s in batch if s.seq > checkpoint]
 
     async def _fold(self, batch: Sequence[Stored]) -> Folded | None:
-        checkpoint = self.checkpoint
-        # A batch is in log order: most often all of it is new.
-        fresh = batch if batch and batch[0].seq > checkpoint else [s for s in batch if s.seq > checkpoint]
+        """The rows the batch's events touch, loaded first, and the batch applied to them."""
+        fresh = self._fresh(batch)
         if not fresh:
             return None
-        # Every row there is is kept (a rebuild into a new file): the batch folds into the kept rows
-        # as it decodes. Otherwise the rows its events touch are loaded first.
-        if self._kept_all:
-            rows = self._kept_view()
-            outbox, dead = self._apply(rows, self._decoded(fresh))
-        else:
-            decoded = list(self._decoded(fresh))
-            wanted = Needs()
-            for _, event, _ in decoded:
-                if event is not None:
-                    needs(event, wanted)
-            await self.settle()  # rows are read back from the file from here on: all of it written first
-            rows = await self._load(wanted)
-            outbox, dead = self._apply(rows, decoded)
-        self._keep(rows)
+        decoded = list(self._decoded(fresh))
+        wanted = Needs()
+        for _, event, _ in decoded:
+            if event is not None:
+                needs(event, wanted)
+        rows = await self._load(wanted)
+        outbox, dead = self._apply(rows, decoded)
         return Folded(rows, outbox, dead, fresh[-1].seq, len(fresh))
 
     def _decoded(self, fresh: Sequence[Stored]) -> Iterator[tuple[Stored, Event | None, str | None]]:
@@ -138,68 +123,37 @@ class Projector:
                     outbox.append(self._outbox_row(stored.seq, k, message))
         return outbox, dead
 
-    async def settle(self) -> None:
-        """Every batch applied is committed when this returns; the writer process, if any, is done."""
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            await writer.close()
-
-    def _kept_view(self) -> Rows:
-        """Rows that are the kept rows themselves, with nothing dirty yet."""
-        kept = self._kept
-        return Rows(relay=self.relay, tasks=kept.tasks, jobs=kept.jobs, projects=kept.projects, photos=kept.photos)
-
     async def _load(self, wanted: Needs) -> Rows:
+        """The rows `wanted` names, from the file (None for those it does not have)."""
         rows = Rows(relay=self.relay)
-        for ids, table, loaded, kept in (
-                (wanted.tasks, TASKS, rows.tasks, self._kept.tasks), (wanted.jobs, JOBS, rows.jobs, self._kept.jobs),
-                (wanted.projects, PROJECTS, rows.projects, self._kept.projects),
-                (wanted.photos, PHOTOS, rows.photos, self._kept.photos)):
-            missing = [i for i in ids if i not in kept]
-            loaded.update({i: kept[i] for i in ids if i in kept})
-            loaded.update(dict.fromkeys(missing))
-            if missing:
-                loaded.update(await store.load_many(self.db, table, missing))
+        for ids, table, loaded in ((wanted.tasks, TASKS, rows.tasks), (wanted.jobs, JOBS, rows.jobs),
+                                   (wanted.projects, PROJECTS, rows.projects), (wanted.photos, PHOTOS, rows.photos)):
+            if ids:
+                loaded.update(dict.fromkeys(ids))
+                loaded.update(await store.load_many(self.db, table, ids))
         return rows
 
-    def _keep(self, rows: Rows) -> None:
-        if not self.keep_rows:
-            return
-        kept = self._kept
-        if rows.tasks is not kept.tasks:
-            kept.tasks.update(rows.tasks)
-            kept.jobs.update(rows.jobs)
-            kept.projects.update(rows.projects)
-            kept.photos.update(rows.photos)
-        if len(kept.tasks) + len(kept.jobs) + len(kept.projects) + len(kept.photos) > self.keep_rows:
-            self._forget()
-
-    def _forget(self) -> None:
-        """From here on, rows come from the file again."""
-        self._kept = Rows()
-        self._kept_all = False
-
     async def _write(self, folded: Folded) -> None:
-        statements = self._statements(folded)
-        if self.writer is not None:
-            await self.writer.write(statements)
-        else:
-            await self.db.execute("BEGIN")
-            try:
-                for sql, params in statements:
-                    await self.db.executemany(sql, params)
-                await self.db.commit()
-            except BaseException:
-                try:
-                    await self.db.rollback()
-                except sqlite3.Error:  # SQLite may have rolled back already (a full or failing disk)
-                    pass
-                raise
+        await self._commit(self._statements(folded))
         self.checkpoint = folded.last
         self.counts.events += folded.events
         self.counts.poisoned += len(folded.dead)
         if self.on_applied is not None:
             self.on_applied(folded.last, folded.outbox)
+
+    async def _commit(self, statements: Statements) -> None:
+        """Run one batch's statements in one transaction."""
+        await self.db.execute("BEGIN")
+        try:
+            for sql, params in statements:
+                await self.db.executemany(sql, params)
+            await self.db.commit()
+        except BaseException:
+            try:
+                await self.db.rollback()
+            except sqlite3.Error:  # SQLite may have rolled back already (a full or failing disk)
+                pass
+            raise
 
     def _statements(self, folded: Folded) -> Statements:
         """What the batch's one transaction runs, in order: each SQL with the parameters of its rows."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..kernel.bus import Bus, Stored
+from ..kernel.bus import Bus
+from ..kernel.messages import Stored
 from ..kernel.follow import Follower
 from ..kernel.supervise import Loops
 from .engine import Projector

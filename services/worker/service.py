@@ -14,7 +14,7 @@ from typing import Callable
 from nats.aio.msg import Msg
 
 from ..kernel import subjects
-from ..kernel.bus import Bus, lane_consumer
+from ..kernel.bus import Bus
 from ..kernel.config import Config
 from ..kernel.supervise import Loops, describe
 from ..kernel.events import (
@@ -145,7 +145,7 @@ class Worker:
         """Takes one job at a time until the worker stops. Supervised: after a transient error (a
         publish that failed while NATS was away) it starts again with new pulls; the job it held
         is not acknowledged and comes back after the ack wait."""
-        pulls = {lane: await LanePull(self.bus.nc, lane_consumer(lane)).start() for lane in lanes}
+        pulls = {lane: await LanePull(self.bus.nc, subjects.lane_consumer(lane)).start() for lane in lanes}
         self._pulls.update(pulls.values())
         try:
             while not self._stopping.is_set():

@@ -15,7 +15,7 @@ import nats
 import pytest
 from nats.js import api
 
-from darkroom.kernel.bus import lane_consumer
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.credentials import Credentials
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.natsd import NatsServer

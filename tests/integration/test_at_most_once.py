@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from darkroom.kernel import subjects
-from darkroom.kernel.bus import lane_consumer
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.events import JobRequested
 from darkroom.worker.handlers import BUILTIN

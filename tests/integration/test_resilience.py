@@ -10,7 +10,9 @@ from collections import Counter
 
 import pytest
 
-from darkroom.kernel.bus import Bus, lane_consumer, provision
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.provision import provision
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.clock import parse_iso
 from darkroom.kernel.natsd import NatsServer
 from tests.conftest import REPO, System, cli_env, darkroom_cli, eventually
@@ -138,7 +140,7 @@ async def test_a_missing_lane_consumer_is_recreated_after_the_last_sequence(syst
     await system.wait_task(task["id"])
     last = await system.bus.last_seq()
     await system.bus.jsm.delete_consumer("DARKROOM", lane_consumer("priority"))
-    result = await provision(system.bus, runtime.config)
+    result = await provision(system.bus.jsm, runtime.config)
     assert result.recreated_lanes == {"priority": last + 1}
     info = await system.bus.jsm.consumer_info("DARKROOM", lane_consumer("priority"))
     assert info.num_pending == 0 and info.config.opt_start_seq == last + 1  # old jobs are not run again
@@ -220,7 +222,7 @@ async def test_a_request_whose_copy_was_never_stored_is_dispatched_when_its_orch
 async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(system: System) -> None:
     from nats.js import api
 
-    from darkroom.orchestrator.service import FILTERS
+    from darkroom.kernel.provision import ORCHESTRATOR_FILTERS as FILTERS
 
     runtime = await system.start(roles=("projector", "worker", "api"))
     await system.bus.jsm.add_consumer("DARKROOM", api.ConsumerConfig(

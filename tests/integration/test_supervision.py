@@ -16,9 +16,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from darkroom.kernel.bus import lane_consumer, provision
+from darkroom.kernel.provision import provision
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.natsd import free_port
-from darkroom.projector.replay import replay
+from darkroom.replay.rebuild import replay
 from darkroom.runtime import read_model_path
 from tests.conftest import System, cli_env, darkroom_cli, eventually
 
@@ -109,7 +110,7 @@ async def test_each_split_service_serves_its_own_health_and_readiness(system: Sy
         worker = f"http://127.0.0.1:{ports['worker']}/readyz"
         why = await eventually(lambda: _status(worker, 503), 10, "the worker's /readyz to say 503")
         assert "lane_priority" in why["error"], why
-        await provision(system.bus, api.config)
+        await provision(system.bus.jsm, api.config)
         await eventually(lambda: _status(worker, 200), 10, "the worker's /readyz to say 200 again")
 
         # The orchestrator's consumer goes missing: it says so too.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from darkroom.kernel.bus import lane_consumer
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.clock import parse_iso
 from tests.conftest import System
 

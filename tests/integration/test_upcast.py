@@ -14,7 +14,7 @@ import msgspec
 from darkroom import audit
 from darkroom.kernel.bus import Bus
 from darkroom.kernel.events import ALL_EVENTS, Codec, Event
-from darkroom.projector.replay import replay
+from darkroom.replay.rebuild import replay
 from darkroom.runtime import Runtime, read_model_path
 from tests.conftest import System, cli_env, darkroom_cli, eventually, make_config
 from tests.jobtypes import DEFINITIONS, HANDLERS

@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 from darkroom.kernel import subjects
-from darkroom.kernel.bus import Bus, lane_consumer, provision
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.provision import provision
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.events import JobRequested
 from darkroom.kernel.natsd import NatsServer
 from darkroom.worker.pull import LanePull
@@ -26,7 +28,7 @@ async def lane_state(bus: Bus) -> tuple[int, int]:
 async def test_a_slot_that_stopped_waiting_leaves_no_request_behind(nats_server: NatsServer, tmp_path: Path) -> None:
     bus = await Bus.connect(nats_server.url, "pull-test")
     try:
-        await provision(bus, make_config(tmp_path))
+        await provision(bus.jsm, make_config(tmp_path))
         pull = await LanePull(bus.nc, LANE).start()
         loop = asyncio.get_running_loop()
         for n, wait in enumerate((0.05, 0.0, 0.05, 0.0, 0.05)):  # an idle slot's waits and looks

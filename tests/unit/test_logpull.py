@@ -1,4 +1,4 @@
-"""services/kernel/logpull.py: the protocol the log reader child parses itself."""
+"""services/replay/logpull.py: the protocol the log reader child parses itself."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from darkroom.kernel.logpull import Puller, PullError, position
+from darkroom.replay.logpull import Puller, PullError, position
 
 NS = 1_764_419_450_311_400_000
 

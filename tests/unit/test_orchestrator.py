@@ -15,7 +15,7 @@ import pytest
 
 from tests.subjects_match import matches
 from darkroom.kernel import subjects
-from darkroom.kernel.bus import Conflict, Expect
+from darkroom.kernel.messages import Conflict, Expect
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.events import (
     Event,

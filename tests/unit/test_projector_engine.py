@@ -1,4 +1,5 @@
-"""services/projector/engine.py on a real SQLite file: batches, checkpoint, outbox, dead letters."""
+"""services/projector/engine.py (and replay/engine.py, a rebuild's) on a real SQLite file: batches, checkpoint,
+outbox, dead letters."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sqlite3
 import pytest
 
 from darkroom.kernel import subjects
-from darkroom.kernel.bus import Stored
+from darkroom.kernel.messages import Stored
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.events import (
     Codec,
@@ -27,7 +28,8 @@ from darkroom.projector import store
 from darkroom.projector.engine import Projector
 from darkroom.projector.queries import AFTER_EVERYTHING, OutboxTail, ReadModel, parse_event_id
 from darkroom.projector.store import CHECKPOINT, PRUNED_THROUGH
-from darkroom.projector.writer import WriteError, Writer
+from darkroom.replay.engine import Rebuild
+from darkroom.replay.writer import WriteError, Writer
 
 DEFS = load_definitions()
 CODEC = Codec()
@@ -240,8 +242,8 @@ async def test_batch_boundaries_do_not_change_the_result(tmp_path, size, keep_ro
     whole = await store.open_db(tmp_path / "whole.sqlite")
     split = await store.open_db(tmp_path / "split.sqlite")
     try:
-        await (await Projector(whole, CODEC).open()).apply_batch(log)
-        p = await Projector(split, CODEC, keep_rows=keep_rows).open()
+        await (await Projector(whole, CODEC, relay=not keep_rows).open()).apply_batch(log)
+        p = await (Rebuild(split, CODEC, keep_rows) if keep_rows else Projector(split, CODEC)).open()
         for i in range(0, len(log), size):
             await p.apply_batch(log[i:i + size])
         assert await dump(whole) == await dump(split)
@@ -252,7 +254,7 @@ async def test_batch_boundaries_do_not_change_the_result(tmp_path, size, keep_ro
 
 @pytest.mark.parametrize("keep_rows", [0, 1000])
 async def test_a_failed_transaction_leaves_nothing_behind(db, monkeypatch, keep_rows):
-    projector = await Projector(db, CODEC, keep_rows=keep_rows).open()
+    projector = await (Rebuild(db, CODEC, keep_rows) if keep_rows else Projector(db, CODEC)).open()
     log = one_task_log()
     await projector.apply_batch(log[:2])
     before = await dump(db)
@@ -464,8 +466,8 @@ async def test_a_rebuild_without_relay_has_the_same_rows_and_no_outbox(tmp_path,
     try:
         await (await Projector(live, CODEC).open()).apply_batch(log)
         # writer: as replay rebuilds, every row kept and the transactions committed by a writer process
-        p = await Projector(rebuilt, CODEC, relay=False, keep_rows=1000 if writer else 0,
-                            writer=await Writer.start(tmp_path / "rebuilt.sqlite") if writer else None).open()
+        p = await Rebuild(rebuilt, CODEC, 1000 if writer else 0,
+                          await Writer.start(tmp_path / "rebuilt.sqlite") if writer else None).open()
         await p.apply_batch(log[:10])
         await p.apply_batch(log[10:])
         await p.settle()
@@ -483,7 +485,7 @@ async def test_a_rebuild_without_relay_has_the_same_rows_and_no_outbox(tmp_path,
 async def test_a_writer_that_fails_says_why_and_leaves_whole_batches(db, tmp_path):
     log = one_task_log()
     writer = await Writer.start(tmp_path / "read.sqlite")
-    projector = await Projector(db, CODEC, relay=False, keep_rows=1000, writer=writer).open()
+    projector = await Rebuild(db, CODEC, 1000, writer).open()
     await projector.apply_batch(log[:2])
     await writer.write([("INSERT INTO nowhere VALUES (?)", [(1,)])])
     with pytest.raises(WriteError, match="no such table: nowhere"):

@@ -8,7 +8,7 @@ import sqlite3
 import nats.errors
 import pytest
 
-from darkroom.kernel.bus import PublishError
+from darkroom.kernel.publish import PublishError
 from darkroom.kernel.health import Health
 from darkroom.kernel.supervise import Loops, transient
 

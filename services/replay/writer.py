@@ -2,9 +2,9 @@
 time on its one busy core, and threads of one process cannot share that (the GIL), processes can.
 Imports nothing of Darkroom's, so it starts fast.
 
-    python -m darkroom.projector.writer PATH
+    python -m darkroom.replay.writer PATH
 
-Reads frames (kernel/frames.py) from stdin, each a msgpack list of [sql, [params, ...]]: one
+Reads frames (replay/frames.py) from stdin, each a msgpack list of [sql, [params, ...]]: one
 transaction, committed before the next is read. Exits 0 at the end of stdin, 1 (and why, on stderr)
 at the first failure.
 """
@@ -16,12 +16,15 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..kernel.frames import FrameWriter, pipe, spawn
+from .frames import FrameWriter, pipe, spawn
 
-Statements = list[tuple[str, list[tuple]]]
+if TYPE_CHECKING:
+    from ..projector.engine import Statements
+
 _FRAME = msgspec.msgpack.Decoder(list[tuple[str, list[list]]])
 
 

@@ -12,10 +12,11 @@ from typing import Callable, Iterator
 import aiosqlite
 
 from ..kernel.bus import Bus
-from ..kernel.fastread import read_all
-from . import store
-from .engine import Projector
-from .store import CHECKPOINT, COMPARED
+from ..projector import store
+from ..projector.engine import Projector
+from ..projector.store import CHECKPOINT, COMPARED
+from .engine import Rebuild
+from .fastread import read_all
 from .writer import Writer
 
 Progress = Callable[[int, int], None]
@@ -59,7 +60,7 @@ async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = 
         await db.execute("PRAGMA synchronous=OFF")
         writer = await Writer.start(into)
         try:
-            projector = await Projector(db, bus.codec, relay=False, keep_rows=KEEP_ROWS, writer=writer).open()
+            projector = await Rebuild(db, bus.codec, KEEP_ROWS, writer).open()
             with _collector_spared():
                 result = await _run(bus, db, projector, live, verify, progress)
         except BaseException:

@@ -1,5 +1,5 @@
 """Reading the whole log fast, for a rebuild: Bus.read's messages, pulled and parsed by a child
-process (kernel/logpull.py) while this one decodes and applies them."""
+process (replay/logpull.py) while this one decodes and applies them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import AsyncIterator
 import msgspec
 
 from . import logpull
-from .bus import Bus, Stored, up_to
+from ..kernel.bus import Bus
+from ..kernel.messages import Stored
+from ..kernel.read import up_to
+from ..kernel.subjects import STREAM
 from .frames import FrameReader, pipe, spawn
-from .subjects import STREAM
 
 _FRAME = msgspec.msgpack.Decoder(list[Stored])
 

@@ -2,7 +2,7 @@
 gets to stdout, in frames: it speaks the protocol itself (nats-py costs ~20 µs a message), and runs
 beside the process that decodes and applies. Imports nothing of Darkroom's, so it starts fast.
 
-    python -m darkroom.kernel.logpull HOST PORT STREAM CONSUMER TOTAL BATCH < AUTH_JSON
+    python -m darkroom.replay.logpull HOST PORT STREAM CONSUMER TOTAL BATCH < AUTH_JSON
 
 The credentials come on stdin: a command line is visible to every user of the host.
 

@@ -1,0 +1,203 @@
+"""Every stream, consumer and bucket Darkroom uses, with its configuration: made or checked here only.
+
+- the stream `DARKROOM` (made by whichever service starts first, checked by the others);
+- the lanes' durable pull consumers, shared by every worker;
+- each orchestrator's durable push consumer of what may call for a decision;
+- the ephemeral consumers that read the log once (replay, audit, recovery) or follow it (projector);
+- the KV bucket of project file leases.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from nats.js import api
+from nats.js.client import JetStreamContext
+from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+from nats.js.manager import JetStreamManager
+
+from . import subjects
+from .config import Config
+from .subjects import ALL, LANES, STREAM, lane_consumer, lane_filter
+
+log = logging.getLogger("darkroom.bus")
+
+# What an orchestrator consumes: only what may call for a decision. What it stores itself it folds in
+# from its own acknowledgements, and another orchestrator's writes show up as a CAS conflict.
+ORCHESTRATOR_FILTERS = [
+    subjects.any_task("requested"),
+    subjects.any_task("cancel_requested"),
+    subjects.any_job("completed"),
+    subjects.any_job("failed"),
+    subjects.any_job("canceled"),
+]
+LEASE_BUCKET = "darkroom_leases"
+LEASE_TTL_S = 30.0  # a dead worker's lease ends this long after its last refresh
+
+
+class ProvisionError(Exception):
+    """The stream or a consumer exists with a configuration Darkroom cannot use."""
+
+
+def stream_config(config: Config) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=STREAM,
+        subjects=[ALL],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        num_replicas=config.nats.replicas,
+        duplicate_window=config.nats.duplicate_window_s,
+        allow_direct=True,
+        discard=api.DiscardPolicy.OLD,
+    )
+
+
+def lane_config(lane: str, config: Config, start_seq: int | None) -> api.ConsumerConfig:
+    name = lane_consumer(lane)
+    return api.ConsumerConfig(
+        name=name,
+        durable_name=name,
+        filter_subject=lane_filter(lane),
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=config.pipeline.ack_wait_s,
+        # A backstop only: the worker fails a job at max_attempts and terminates it first.
+        max_deliver=config.pipeline.max_attempts + 2,
+        max_ack_pending=10_000,
+        num_replicas=config.nats.replicas,
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if start_seq else api.DeliverPolicy.ALL,
+        opt_start_seq=start_seq,
+    )
+
+
+@dataclass
+class Provisioned:
+    recreated_lanes: dict[str, int] = field(default_factory=dict)
+
+
+async def provision(jsm: JetStreamManager, config: Config) -> Provisioned:
+    """Create or check the stream and the two lane consumers; safe to run from every service."""
+    wanted = stream_config(config)
+    try:
+        info = await jsm.stream_info(STREAM)
+    except NotFoundError:
+        info = await jsm.add_stream(wanted)
+    else:
+        have = info.config
+        if have.subjects != wanted.subjects or have.storage != wanted.storage or have.retention != wanted.retention:
+            raise ProvisionError(
+                f"stream {STREAM} exists with subjects={have.subjects} storage={have.storage} "
+                f"retention={have.retention}; Darkroom needs {wanted.subjects}, file storage, limits retention"
+            )
+        if not have.allow_direct or have.duplicate_window != wanted.duplicate_window:
+            info = await jsm.update_stream(wanted)
+    result = Provisioned()
+    last_seq = info.state.last_seq if info.state is not None else 0
+    for lane in LANES:
+        result_seq = await _ensure_lane(jsm, config, lane, last_seq)
+        if result_seq is not None:
+            result.recreated_lanes[lane] = result_seq
+    return result
+
+
+async def _ensure_lane(jsm: JetStreamManager, config: Config, lane: str, last_seq: int) -> int | None:
+    name = lane_consumer(lane)
+    try:
+        have = (await jsm.consumer_info(STREAM, name)).config
+    except NotFoundError:
+        # Never from the beginning: that would run every old job again.
+        start = last_seq + 1 if last_seq else None
+        await jsm.add_consumer(STREAM, lane_config(lane, config, start))
+        if start:
+            log.warning("lane consumer %s was missing; recreated to start at sequence %d", name, start)
+        return start
+    wanted = lane_config(lane, config, have.opt_start_seq)
+    if have.filter_subject != wanted.filter_subject or have.ack_policy != wanted.ack_policy:
+        raise ProvisionError(
+            f"consumer {name} exists with filter {have.filter_subject!r} and ack policy {have.ack_policy}; "
+            f"Darkroom needs {wanted.filter_subject!r} with explicit acks"
+        )
+    if have.ack_wait != wanted.ack_wait or have.max_deliver != wanted.max_deliver:
+        wanted.deliver_policy = have.deliver_policy
+        await jsm.add_consumer(STREAM, wanted)  # same name: an update of the mutable fields
+    return None
+
+
+async def recreated_lanes(jsm: JetStreamManager) -> dict[str, int]:
+    """The sequence each lane consumer recreated after the fact starts at (lanes made with the stream: none)."""
+    starts = {}
+    for lane in LANES:
+        info = await jsm.consumer_info(STREAM, lane_consumer(lane))
+        if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:
+            starts[lane] = info.config.opt_start_seq
+    return starts
+
+
+def orchestrator_config(name: str) -> api.ConsumerConfig:
+    return api.ConsumerConfig(
+        durable_name=name,
+        filter_subjects=ORCHESTRATOR_FILTERS,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=30,
+        max_deliver=20,
+        max_ack_pending=2000,
+    )
+
+
+async def orchestrator_consumer(jsm: JetStreamManager, name: str) -> tuple[api.ConsumerConfig, int]:
+    """The orchestrator's durable consumer as its subscription makes it (or finds it), brought up to date in
+    place when an older Darkroom made it with other filters; and the stream sequence through which it has
+    acknowledged everything (0: nothing yet)."""
+    config = orchestrator_config(name)
+    try:
+        info = await jsm.consumer_info(STREAM, name)
+    except NotFoundError:
+        return config, 0
+    if (info.config.filter_subjects or [info.config.filter_subject]) != ORCHESTRATOR_FILTERS:
+        config.deliver_subject = info.config.deliver_subject
+        await jsm.add_consumer(STREAM, config)
+    return config, (info.ack_floor.stream_seq or 0) if info.ack_floor is not None else 0
+
+
+def read_config(start_seq: int, filters: list[str] | None = None) -> api.ConsumerConfig:
+    """An ephemeral consumer that reads the log once, from `start_seq`."""
+    config = api.ConsumerConfig(
+        ack_policy=api.AckPolicy.NONE,
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=max(1, start_seq),
+        mem_storage=True,
+        inactive_threshold=30.0,
+        max_ack_pending=-1,
+    )
+    if filters and len(filters) == 1:
+        config.filter_subject = filters[0]
+    elif filters:
+        config.filter_subjects = list(filters)
+    return config
+
+
+def follow_config(name: str, inbox: str, subject: str, start_seq: int, heartbeat_s: float) -> api.ConsumerConfig:
+    """An ordered push consumer (ephemeral, in memory, flow-controlled, with idle heartbeats) from `start_seq`."""
+    return api.ConsumerConfig(
+        name=name,
+        deliver_subject=inbox,
+        filter_subject=subject,
+        deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start_seq,
+        ack_policy=api.AckPolicy.NONE,
+        max_deliver=1,
+        flow_control=True,
+        idle_heartbeat=heartbeat_s,
+        mem_storage=True,
+        num_replicas=1,
+    )
+
+
+async def lease_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    try:
+        return await js.key_value(LEASE_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            api.KeyValueConfig(bucket=LEASE_BUCKET, ttl=LEASE_TTL_S, history=1, replicas=replicas)
+        )
