@@ -59,7 +59,7 @@ from _sendfile import post_files
 from darkroom.kernel.config import ProcessingConfig
 from darkroom.kernel.natsd import NatsServer, free_port
 from darkroom.worker.imaging import Spec, init_worker, make_derivatives
-from darkroom.worker.jobs.derivatives import spec_of
+from darkroom.worker.derivations import spec_of
 
 WIDTH, HEIGHT = 6000, 4000
 JPEG_QUALITY = 90

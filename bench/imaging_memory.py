@@ -30,7 +30,7 @@ from PIL import Image
 from darkroom.kernel.config import ProcessingConfig
 from darkroom.worker import imaging
 from darkroom.worker.imaging import init_worker, make_derivatives
-from darkroom.worker.jobs.derivatives import spec_of
+from darkroom.worker.derivations import spec_of
 
 
 def generate(folder: Path, size: int) -> list[Path]:

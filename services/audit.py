@@ -48,7 +48,6 @@ from .kernel.events import (
 )
 from .kernel.photos import basename
 
-R = subjects.ROOT
 # A project's history leaves out job.started / job.progress / job.retrying (per attempt, noisy):
 # `audit task` shows them.
 PROJECT_JOB_EVENTS = ("requested", "completed", "failed", "canceled")
@@ -107,16 +106,16 @@ def _token(value: str, what: str) -> str:
 
 async def task_project(bus: Bus, task_id: str) -> str:
     """The project token of a task (`_` for work without a project), from its task.requested."""
-    found = await read(bus, [f"{R}.task.*.{_token(task_id, 'task')}.requested"], limit=1)
+    found = await read(bus, [subjects.task_anywhere(_token(task_id, "task"), "requested")], limit=1)
     if not found:
         raise NotFound(f"no task {task_id!r} in the log")
-    return found[0].subject.split(".")[2]
+    return subjects.project_token_of(found[0].subject)
 
 
 async def project_id(bus: Bus, folder: str) -> str:
     """The id of the project created with this folder name (the newest, should there be several)."""
     found: str | None = None
-    for entry in await read(bus, [f"{R}.project.*.created"]):
+    for entry in await read(bus, [subjects.any_project("created")]):
         if isinstance(entry.event, ProjectCreated) and entry.event.folder == folder:
             found = entry.event.project_id
     if found is None:
@@ -126,7 +125,7 @@ async def project_id(bus: Bus, folder: str) -> str:
 
 async def task_history(bus: Bus, task_id: str) -> list[Entry]:
     project = await task_project(bus, task_id)
-    return await read(bus, [f"{R}.*.{project}.{task_id}.>"])
+    return await read(bus, [subjects.task_events(project, task_id)])
 
 
 async def photo_history(bus: Bus, folder: str, filename: str) -> list[Entry]:
@@ -143,9 +142,7 @@ async def photo_history(bus: Bus, folder: str, filename: str) -> list[Entry]:
 async def project_history(bus: Bus, folder: str) -> list[Entry]:
     """The project's, its photos', its tasks' events, and its jobs' requested and outcome events."""
     project = _token(await project_id(bus, folder), "project")
-    filters = [f"{R}.project.{project}.>", f"{R}.photo.{project}.>", f"{R}.task.{project}.>"]
-    filters += [f"{R}.job.{project}.*.{name}" for name in PROJECT_JOB_EVENTS]
-    return await read(bus, filters)
+    return await read(bus, subjects.project_history(project, PROJECT_JOB_EVENTS))
 
 
 # -- showing ----------------------------------------------------------------------------------------

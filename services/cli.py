@@ -17,6 +17,7 @@ from .kernel.config import Config, ConfigError, load_config
 from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
 from .kernel.redact import redact, redact_logs
+from .kernel.subjects import ALL
 
 log = logging.getLogger("darkroom")
 
@@ -64,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
             q.add_argument(arg.lower(), metavar=arg)
         q.add_argument("--json", action="store_true", help="one JSON object a line: the event, its seq and subject")
     p = command("tail", "print live events as JSON lines")
-    p.add_argument("subject", nargs="?", default="darkroom.>")
+    p.add_argument("subject", nargs="?", default=ALL)
     command("dead-letters", "messages set aside as unreadable, with why")
     p = command("schemas", "regenerate schemas/events/ from the code")
     p.add_argument("--write", action="store_true", required=True)
@@ -157,10 +158,10 @@ def _stop_signals() -> asyncio.Event:
 
 def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], orchestrator_name: str = "orchestrator"):
     from .runtime import Runtime
-    from .worker.handlers import load_handlers
+    from .worker.handlers import load_job_types
     definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
-    handlers = load_handlers(config.pipeline.plugins)
-    return Runtime(config=config, data_dir=data_dir, nats_url=url, definitions=definitions, handlers=handlers,
+    job_types = load_job_types(config.pipeline.plugins)
+    return Runtime(config=config, data_dir=data_dir, nats_url=url, definitions=definitions, job_types=job_types,
                    roles=roles, orchestrator_name=orchestrator_name)
 
 

@@ -31,10 +31,11 @@ from .projector.engine import Projector
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
-from .worker.context import Handler, Resources
+from .worker.context import Resources
+from .worker.derivations import Derivations, spec_of
 from .worker.imaging import init_worker
-from .worker.jobs.derivatives import Derivations, spec_of
 from .kernel.lease import Leases
+from .worker.jobtype import JobType
 from .worker.service import Worker
 
 log = logging.getLogger("darkroom")
@@ -62,7 +63,7 @@ class Runtime:
     data_dir: Path
     nats_url: str
     definitions: Definitions
-    handlers: dict[str, Handler]
+    job_types: dict[str, JobType]
     roles: tuple[str, ...] = ROLES
     codec: Codec = field(default_factory=Codec)
     orchestrator_name: str = "orchestrator"
@@ -135,7 +136,7 @@ class Runtime:
             self.derivations = Derivations(self.pool, spec_of(self.config.processing))
             resources = Resources(read=self.worker_read, derivations=self.derivations, definitions=self.definitions,
                                   lease=Leases(bus, name, self.config.nats.replicas).hold)
-            self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name, loops=self.loops)
+            self.worker = Worker(bus, self.config, self.job_types, self.data_dir, resources, name=name, loops=self.loops)
             await self.worker.start()
             # Starting image processes takes a moment: do it now, not in the first upload's time.
             loop = asyncio.get_running_loop()

@@ -18,7 +18,7 @@ from darkroom.kernel.bus import Bus
 from darkroom.kernel.config import Config, load_config
 from darkroom.kernel.natsd import NatsServer
 from darkroom.runtime import Runtime, read_model_path
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"  # kept in the repo: a plain clone passes the suite
@@ -77,11 +77,11 @@ class System:
         self.verify_on_close = True
 
     async def start(self, roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
-                    handlers: dict | None = None, orchestrator_name: str = "orchestrator",
+                    job_types: dict | None = None, orchestrator_name: str = "orchestrator",
                     definitions: dict | None = None, **settings: Any) -> Runtime:
         runtime = Runtime(config=make_config(self.data_dir, **settings), data_dir=self.data_dir,
                           nats_url=self.server.url, definitions=definitions or DEFINITIONS,
-                          handlers=HANDLERS if handlers is None else handlers, roles=roles,
+                          job_types=JOB_TYPES if job_types is None else job_types, roles=roles,
                           orchestrator_name=orchestrator_name)
         await runtime.start()
         self.runtimes.append(runtime)
@@ -319,7 +319,7 @@ async def start_shipped(system: System, **settings: Any) -> Runtime:
     from darkroom.kernel.definitions import load_definitions
     from darkroom.worker.handlers import BUILTIN
 
-    return await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
+    return await system.start(job_types=BUILTIN, definitions=load_definitions(), **settings)
 
 
 async def photos_of(system: System, folder: str) -> dict[str, dict]:

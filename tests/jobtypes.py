@@ -7,6 +7,7 @@ import asyncio
 from darkroom.kernel.definitions import TaskDefinition
 from darkroom.kernel.events import Step
 from darkroom.worker.context import JobContext, PermanentError
+from darkroom.worker.handlers import plain
 
 
 async def noop(ctx: JobContext) -> None:
@@ -52,6 +53,7 @@ async def block(ctx: JobContext) -> None:
 
 HANDLERS = {"noop": noop, "fail": fail, "flaky": flaky, "sleep": sleep, "items": items, "hang": hang}
 BLOCKING_HANDLERS = {"crashy": block}
+JOB_TYPES = plain(HANDLERS)
 
 
 def _task(label: str, *steps: tuple[str, int], user_relevant: bool = True) -> TaskDefinition:

@@ -17,8 +17,9 @@ from .claims import Undecided, claim, lives_in
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
 from .tasks import request_task
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 LEASE_WAIT_S = 10.0
 RESTORE_LABEL = "Restore from trash"  # its task is an upload_postprocess; the Processes panel says what it was
@@ -81,7 +82,7 @@ async def list_trash(request: web.Request) -> web.Response:
     return respond({"trash": entries})
 
 
-@routes.post("/api/projects/{folder}/trash/restore")
+@routes.post("/api/projects/{folder}/trash/restore", body=Restore)
 async def restore(request: web.Request) -> web.Response:
     """Move files (and their sidecars) back; the photos return, kept, and get their derivatives again."""
     d = deps(request)
@@ -132,6 +133,4 @@ async def restore(request: web.Request) -> web.Response:
         task_id = task.id
     return respond({"restored": [rows[n].name for n in wanted], "task_id": task_id}, seq=seq)
 
-
-restore.body = Restore  # type: ignore[attr-defined]
 

@@ -1,8 +1,6 @@
 """`GET /api/openapi.json`: the OpenAPI document of every route the app serves, made from the route
-table and the Structs each handler names, so a new route is documented as it is added:
-`handler.body` (a JSON body), `handler.form` (a multipart form), `handler.query` (its query
-parameters, the Struct the handler reads them through), `handler.media` (what it answers, when not
-JSON); the summary is the docstring's first line."""
+table and the Route each handler is registered with (api/routes.py), so a new route is documented as
+it is added; the summary is the docstring's first line."""
 
 from __future__ import annotations
 
@@ -15,8 +13,9 @@ from aiohttp import web
 from .deps import deps
 from .errors import respond
 from .params import ReadYourWrites
+from .routes import ROUTES, Handler, Route, Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 REF = "#/components/schemas/{name}"
 SECURED = "/api/"
@@ -31,10 +30,10 @@ class Error(msgspec.Struct):
 @routes.get("/api/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     """This document: every route the API serves."""
-    return respond(document(request.app.router.routes(), token=bool(deps(request).config.api.token)))
+    return respond(document(request.app.router.routes(), request.app[ROUTES], token=bool(deps(request).config.api.token)))
 
 
-def document(app_routes: Iterable[web.AbstractRoute], token: bool) -> dict[str, Any]:
+def document(app_routes: Iterable[web.AbstractRoute], described: dict[Handler, Route], token: bool) -> dict[str, Any]:
     """The OpenAPI 3.1 document of these routes; with a token, /api needs it (bearer or session cookie)."""
     paths: dict[str, dict] = {}
     structs: list[type] = [Error]
@@ -42,7 +41,7 @@ def document(app_routes: Iterable[web.AbstractRoute], token: bool) -> dict[str, 
         if route.method in ("HEAD", "*") or route.resource is None:
             continue
         path = route.resource.canonical
-        operation = _operation(route.method, path, route.handler, structs)
+        operation = _operation(route.method, path, route.handler, described.get(route.handler, Route()), structs)
         if token and path.startswith(SECURED) and path not in PUBLIC:
             operation["security"] = [{"bearer": []}, {"session": []}]
         paths.setdefault(path, {})[route.method.lower()] = operation
@@ -63,25 +62,25 @@ def document(app_routes: Iterable[web.AbstractRoute], token: bool) -> dict[str, 
     }
 
 
-def _operation(method: str, path: str, handler: Any, structs: list[type]) -> dict[str, Any]:
+def _operation(method: str, path: str, handler: Any, route: Route, structs: list[type]) -> dict[str, Any]:
     name = handler.__name__
     operation: dict[str, Any] = {
         "operationId": f"{method.lower()}_{name}",
         "summary": (handler.__doc__ or name).strip().splitlines()[0],
-        "responses": {"2XX": _success(getattr(handler, "media", "application/json")), "4XX": ERROR, "5XX": ERROR},
+        "responses": {"2XX": _success(route.media), "4XX": ERROR, "5XX": ERROR},
     }
     parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
                   for p in re.findall(r"{(\w+)", path)]
-    for params in (getattr(handler, "query", None), ReadYourWrites if method == "GET" else None):
+    for params in (route.query, ReadYourWrites if method == "GET" else None):
         if params is not None:
             parameters += _query_parameters(params)
     if parameters:
         operation["parameters"] = parameters
-    if (body := getattr(handler, "body", None)) is not None:
+    if (body := route.body) is not None:
         structs.append(body)
         operation["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": {"$ref": REF.format(name=body.__name__)}}}}
-    if (form := getattr(handler, "form", None)) is not None:
+    if (form := route.form) is not None:
         operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _form(form)}}}
     return operation
 

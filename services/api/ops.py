@@ -7,8 +7,9 @@ from aiohttp import web
 from ..kernel.subjects import LANES, STREAM, lane_consumer
 from .deps import deps
 from .errors import error, respond
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
 
@@ -42,7 +43,7 @@ async def readyz(request: web.Request) -> web.Response:
     return respond({"status": "ready", "seq": last, "checkpoint": d.read.checkpoint})
 
 
-@routes.get("/metrics")
+@routes.get("/metrics", media="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: events, projector lag, lane depth, job durations."""
     d = deps(request)
@@ -71,9 +72,6 @@ async def metrics(request: web.Request) -> web.Response:
         lines += source()
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
-
-
-metrics.media = "text/plain"  # type: ignore[attr-defined]
 
 
 def _histogram(name: str, samples: list[tuple[str, float]]) -> list[str]:

@@ -20,8 +20,9 @@ from ..projector.views import ProjectView
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
 from .params import Limit, query_of
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 
 class CreateProject(msgspec.Struct, forbid_unknown_fields=True):
@@ -50,7 +51,7 @@ async def list_projects(request: web.Request) -> web.Response:
     return respond({"projects": [ProjectView.of(p) for p in await deps(request).read.projects()]})
 
 
-@routes.post("/api/projects")
+@routes.post("/api/projects", body=CreateProject)
 async def create_project(request: web.Request) -> web.Response:
     """Create a project: its folder (sanitized, made unique) and its manifest."""
     body = await read_json(request, CreateProject)
@@ -86,9 +87,6 @@ async def create_project(request: web.Request) -> web.Response:
     return respond({"project": ProjectView.of(rows.projects[project_id])}, status=201, seq=seq)
 
 
-create_project.body = CreateProject  # type: ignore[attr-defined]
-
-
 @routes.get("/api/projects/{folder}")
 async def get_project(request: web.Request) -> web.Response:
     """One project with its counts: photos, pending JPG/RAW/other, missing derivatives."""
@@ -101,7 +99,7 @@ async def get_project(request: web.Request) -> web.Response:
     return respond({"project": ProjectView.of(project), "counts": counts})
 
 
-@routes.get("/api/projects/{folder}/photos")
+@routes.get("/api/projects/{folder}/photos", query=Page)
 async def list_photos(request: web.Request) -> web.Response:
     """Photos by taken_at then filename, a page at a time (`next_cursor`)."""
     project = await project_of(request)
@@ -114,9 +112,6 @@ async def list_photos(request: web.Request) -> web.Response:
         last = photos[-1]
         next_cursor = _encode_cursor((int(last.taken_at is None), last.taken_at or "", last.filename))
     return respond({"photos": photos, "next_cursor": next_cursor})
-
-
-list_photos.query = Page  # type: ignore[attr-defined]
 
 
 def _encode_cursor(key: tuple[int, str, str]) -> str:
@@ -134,7 +129,7 @@ def _cursor(raw: str | None) -> tuple[int, str, str] | None:
     return key
 
 
-@routes.put("/api/projects/{folder}/keep")
+@routes.put("/api/projects/{folder}/keep", body=Keep)
 async def keep(request: web.Request) -> web.Response:
     """Set keep flags; a flag not given is unchanged."""
     d = deps(request)
@@ -151,4 +146,3 @@ async def keep(request: web.Request) -> web.Response:
     return respond({"updated": len(events)}, seq=seq or None)
 
 
-keep.body = Keep  # type: ignore[attr-defined]

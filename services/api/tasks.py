@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..kernel.events import TaskCancelRequested, TaskRequested
+from ..kernel.events import TaskCancelRequested
 from ..kernel.ids import new_id
 from ..kernel.photos import unsafe_name
 from ..kernel.vocabulary import TERMINAL
@@ -16,8 +16,9 @@ from ..projector.views import ProjectRow, TaskView
 from .deps import Deps, deps, project_named, project_of
 from .errors import error, read_json, respond
 from .params import Limit, maintenance_shown, query_of
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 
 class StartTask(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,17 +65,15 @@ async def request_task(d: Deps, task_type: str, project: ProjectRow | None, item
     bad = [item for item in items if unsafe_name(item)]
     if bad:
         raise error(400, f"items must be plain basenames; not {bad[0]!r}")
-    event = TaskRequested(
-        task_id=new_id(), project_id=project.id if project else None, folder=project.folder if project else None,
-        source="user", task_type=task_type, label=label or definition.label, user_relevant=definition.user_relevant,
-        steps=list(definition.steps), items=items)
+    event = definition.requested(task_type, new_id(), "user", project_id=project.id if project else None,
+                                 folder=project.folder if project else None, items=items, label=label)
     seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
     rows = Rows()
     apply(rows, event)
     return rows.tasks[event.task_id or ""], seq  # type: ignore[return-value]
 
 
-@routes.post("/api/tasks")
+@routes.post("/api/tasks", body=StartTask)
 async def start_task(request: web.Request) -> web.Response:
     """Start a task; answers once task.requested is stored."""
     body = await read_json(request, StartTask)
@@ -84,10 +83,7 @@ async def start_task(request: web.Request) -> web.Response:
     return respond({"task": task}, status=202, seq=seq)
 
 
-start_task.body = StartTask  # type: ignore[attr-defined]
-
-
-@routes.post("/api/projects/{folder}/tasks")
+@routes.post("/api/projects/{folder}/tasks", body=StartProjectTask)
 async def start_project_task(request: web.Request) -> web.Response:
     """Start a task on this project; `items` are basenames for its first step."""
     project = await project_of(request)
@@ -97,27 +93,18 @@ async def start_project_task(request: web.Request) -> web.Response:
     return respond({"task": task}, status=202, seq=seq)
 
 
-start_project_task.body = StartProjectTask  # type: ignore[attr-defined]
-
-
-@routes.get("/api/projects/{folder}/tasks")
+@routes.get("/api/projects/{folder}/tasks", query=Listing)
 async def list_project_tasks(request: web.Request) -> web.Response:
     """This project's tasks, newest first."""
     project = await project_of(request)
     return respond({"tasks": await deps(request).read.tasks(**await _filters(request, Listing, project.id))})
 
 
-list_project_tasks.query = Listing  # type: ignore[attr-defined]
-
-
-@routes.get("/api/projects/{folder}/jobs")
+@routes.get("/api/projects/{folder}/jobs", query=Listing)
 async def list_project_jobs(request: web.Request) -> web.Response:
     """This project's jobs, newest first."""
     project = await project_of(request)
     return respond({"jobs": await deps(request).read.jobs(**await _filters(request, Listing, project.id))})
-
-
-list_project_jobs.query = Listing  # type: ignore[attr-defined]
 
 
 async def _task_of(request: web.Request) -> TaskView:
@@ -148,22 +135,16 @@ async def cancel_task(request: web.Request) -> web.Response:
     return respond({"task": rows.tasks[task.id]}, status=202, seq=seq)
 
 
-@routes.get("/api/jobs")
+@routes.get("/api/jobs", query=ListingAll)
 async def list_jobs(request: web.Request) -> web.Response:
     """Jobs, newest first; maintenance work only with show_maintenance=true."""
     return respond({"jobs": await deps(request).read.jobs(**await _filters(request, ListingAll))})
 
 
-list_jobs.query = ListingAll  # type: ignore[attr-defined]
-
-
-@routes.get("/api/tasks")
+@routes.get("/api/tasks", query=ListingAll)
 async def list_tasks(request: web.Request) -> web.Response:
     """Tasks, newest first; maintenance work only with show_maintenance=true."""
     return respond({"tasks": await deps(request).read.tasks(**await _filters(request, ListingAll))})
-
-
-list_tasks.query = ListingAll  # type: ignore[attr-defined]
 
 
 async def _filters(request: web.Request, params: type[Listing], project_id: str | None = None) -> dict:
@@ -175,11 +156,10 @@ async def _filters(request: web.Request, params: type[Listing], project_id: str 
                 show_maintenance=maintenance_shown(deps(request), query.show_maintenance))
 
 
-@routes.get("/api/dead-letters")
+@routes.get("/api/dead-letters", query=DeadLetters)
 async def dead_letters(request: web.Request) -> web.Response:
     """Messages set aside as unreadable, with why."""
     limit = query_of(request, DeadLetters).limit
     return respond({"dead_letters": await deps(request).read.dead_letters(limit)})
 
 
-dead_letters.query = DeadLetters  # type: ignore[attr-defined]

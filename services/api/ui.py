@@ -10,8 +10,9 @@ from aiohttp import web
 
 from .deps import deps
 from .errors import error, respond
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 STATIC = (Path(__file__).parent / "static").resolve()
 TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -21,29 +22,25 @@ PAGE_POLICY = ("default-src 'self'; img-src 'self' blob:; object-src 'none'; bas
                "frame-ancestors 'none'; form-action 'self'")
 
 
-@routes.get("/")
+@routes.get("/", media="text/html")
 async def projects_page(request: web.Request) -> web.StreamResponse:
     """The web UI: the projects."""
     return _file(STATIC / "index.html")
 
 
-@routes.get("/projects/{folder}")
+@routes.get("/projects/{folder}", media="text/html")
 async def project_page(request: web.Request) -> web.StreamResponse:
     """The web UI: one project (its photos, culling, uploads and the Processes panel)."""
     return _file(STATIC / "project.html")
 
 
-@routes.get("/static/{path:.+}")
+@routes.get("/static/{path:.+}", media="*/*")  # scripts, stylesheets, icons
 async def static(request: web.Request) -> web.StreamResponse:
     """The web UI's stylesheet, scripts and icons."""
     path = (STATIC / request.match_info["path"]).resolve()
     if not path.is_relative_to(STATIC) or path.suffix not in TYPES or not path.is_file():
         raise error(404, f"no static file {request.match_info['path']!r}")
     return _file(path)
-
-
-projects_page.media = project_page.media = "text/html"  # type: ignore[attr-defined]
-static.media = "*/*"  # type: ignore[attr-defined]  # scripts, stylesheets, icons
 
 
 @routes.get("/api/ui-config")

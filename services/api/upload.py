@@ -27,8 +27,9 @@ from .errors import error, read_json, respond
 from .multipart import MalformedBody, Part, Parts
 from .params import query_of
 from .tasks import request_task
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 CHUNK = 1 << 20  # written and hashed at a time, off the event loop
 HEAD = 16  # bytes enough to tell JPEG, PNG, TIFF and HEIC apart
@@ -122,7 +123,8 @@ class Held:
     digest: str
 
 
-@routes.post("/api/projects/{folder}/upload")
+# The one route a cookie may post a multipart body to (the origin check reads its form).
+@routes.post("/api/projects/{folder}/upload", query=UploadOptions, form=Photos)
 async def upload(request: web.Request) -> web.Response:
     """Upload photos (multipart field `photos`, repeatable); starts one upload_postprocess task."""
     project = await project_of(request)
@@ -169,11 +171,7 @@ async def upload(request: web.Request) -> web.Response:
     return respond(result, status=201, seq=seq or None)
 
 
-upload.query = UploadOptions  # type: ignore[attr-defined]
-upload.form = Photos  # type: ignore[attr-defined]  # the one route a cookie may post a multipart body to
-
-
-@routes.post("/api/projects/{folder}/upload/check")
+@routes.post("/api/projects/{folder}/upload/check", body=UploadCheck)
 async def upload_check(request: web.Request) -> web.Response:
     """Before an upload: per file, whether it is new, identical or different to the one here, or in another project."""
     project = await project_of(request)
@@ -193,9 +191,6 @@ async def upload_check(request: web.Request) -> web.Response:
         else:
             checked.append(Checked(f.name, await _compare(folder / f.name, f)))
     return respond({"files": checked})
-
-
-upload_check.body = UploadCheck  # type: ignore[attr-defined]
 
 
 async def _compare(target: Path, f: FileToCheck) -> str:

@@ -7,11 +7,17 @@ import os
 import stat
 from pathlib import Path
 
-from .photos import TRASH_DIR, kind_of, sidecar_of, trash_name
+from .photos import TRASH_DIR, derivative_names, kind_of, sidecar_of, trash_name
 
 
 def projects_root(data_dir: Path) -> Path:
     return data_dir / "projects"
+
+
+def derivative_paths(folder: Path, basename: str) -> tuple[Path, Path]:
+    """A photo's thumbnail and preview in its project folder."""
+    thumbnail, preview = derivative_names(basename)
+    return folder / thumbnail, folder / preview
 
 
 def scan(folder: Path) -> dict[str, list[str]]:

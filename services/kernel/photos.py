@@ -7,6 +7,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 from .vocabulary import Kind
 
@@ -26,6 +27,17 @@ MAX_NAME_BYTES = 200
 MAX_PROJECT_NAME_BYTES = 255
 MAX_FOLDER_CHARS = 100
 _FOLDER_BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+class Derivatives(NamedTuple):
+    """A photo's derivative files, relative to its project folder."""
+
+    thumbnail: str
+    preview: str
+
+
+def derivative_names(basename: str) -> Derivatives:
+    return Derivatives(f"{THUMB_DIR}/{basename}.webp", f"{PREVIEW_DIR}/{basename}.jpg")
 
 
 def split(name: str) -> tuple[str, str]:

@@ -26,6 +26,21 @@ def job_prefix(project_id: str | None, task_id: str) -> str:
     return f"{ROOT}.job.{project_token(project_id)}.{task_id}"
 
 
+def task_subject(project_id: str | None, task_id: str, name: str) -> str:
+    """One event of a task (`requested`…), or every one (`>`)."""
+    return f"{task_prefix(project_id, task_id)}.{name}"
+
+
+def job_subject(project_id: str | None, task_id: str, name: str) -> str:
+    """One event of a task's jobs (`requested`…), or every one (`>`)."""
+    return f"{job_prefix(project_id, task_id)}.{name}"
+
+
+def task_anywhere(task_id: str, name: str) -> str:
+    """One event of a task whatever its project: for who knows the task id alone."""
+    return f"{ROOT}.task.*.{task_id}.{name}"
+
+
 def task_events(project_id: str | None, task_id: str) -> str:
     """Every event of a task and of its jobs: the whole history of one piece of work."""
     return f"{ROOT}.*.{project_token(project_id)}.{task_id}.>"
@@ -39,6 +54,27 @@ def basename_prefix(filename: str) -> str:
 def any_task(name: str) -> str:
     """One event of every task, e.g. `any_task("cancel_requested")`."""
     return f"{ROOT}.task.*.*.{name}"
+
+
+def any_project(name: str) -> str:
+    """One event of every project, e.g. `any_project("created")`."""
+    return f"{ROOT}.project.*.{name}"
+
+
+def project_history(project: str, job_events: tuple[str, ...]) -> list[str]:
+    """A project's own events, its photos', its tasks', and these events of its jobs."""
+    return [f"{ROOT}.{kind}.{project}.>" for kind in ("project", "photo", "task")] + [
+        f"{ROOT}.job.{project}.*.{name}" for name in job_events]
+
+
+def task_of(subject: str) -> str:
+    """The task id in a task or job subject (`darkroom.task.<project_id>.<task_id>.<event>`)."""
+    return subject.split(".")[3]
+
+
+def project_token_of(subject: str) -> str:
+    """The project token in a task, job, photo or project subject (`_`: no project)."""
+    return subject.split(".")[2]
 
 
 def any_job(name: str) -> str:

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import nats.errors
 
@@ -142,3 +142,10 @@ class Loops:
 def describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def retrieved(future: asyncio.Future[Any]) -> None:
+    """A done-callback: the future's failure is reported by whoever waits for it, or by none, never by the
+    event loop as never retrieved."""
+    if not future.cancelled():
+        future.exception()

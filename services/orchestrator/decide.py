@@ -88,7 +88,7 @@ def _request(state: TaskState, step_index: int, threshold: int) -> list[Action]:
 
 
 def requested_subject(job: JobRequested) -> str:
-    return f"{subjects.job_prefix(job.project_id, job.task_id or '')}.requested"
+    return subjects.job_subject(job.project_id, job.task_id or "", "requested")
 
 
 def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
@@ -123,7 +123,7 @@ def _emit_task(state: TaskState, event: Event, name: str) -> Emit:
 
 
 def _task_guard(state: TaskState) -> Expect:
-    return Expect(f"{subjects.task_prefix(state.project_id, state.task_id)}.>", state.last_task_seq)
+    return Expect(subjects.task_subject(state.project_id, state.task_id, ">"), state.last_task_seq)
 
 
 def _finish(state: TaskState, event: Event) -> Emit:

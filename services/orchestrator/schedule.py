@@ -16,7 +16,7 @@ from ..kernel import subjects
 from ..kernel.bus import Bus
 from ..kernel.messages import Accepted, Conflict, Expect
 from ..kernel.definitions import Definitions
-from ..kernel.events import ProjectCreated, TaskRequested
+from ..kernel.events import ProjectCreated
 from ..kernel.ids import derived_id
 from ..kernel.supervise import Loops, transient
 
@@ -93,17 +93,15 @@ class Schedule:
         (none for a project whose task of this interval is stored already, by anyone)."""
         definition = self.definitions[self.task_type]
         tasks = []
-        async for batch in self.bus.read([f"{subjects.ROOT}.project.*.created"]):
+        async for batch in self.bus.read([subjects.any_project("created")]):
             for stored in batch:
                 project = self.bus.codec.decode(stored.data)
                 if not isinstance(project, ProjectCreated):
                     continue
                 task_id = task_id_for(self.task_type, project.project_id or "", slot, self.interval_s)
-                task = TaskRequested(project_id=project.project_id, task_id=task_id, source="maintenance",
-                                     task_type=self.task_type, label=definition.label,
-                                     user_relevant=definition.user_relevant, steps=list(definition.steps),
-                                     folder=project.folder)
-                empty = Expect(f"{subjects.task_prefix(project.project_id, task_id)}.>", 0)
+                task = definition.requested(self.task_type, task_id, "maintenance", project_id=project.project_id,
+                                            folder=project.folder)
+                empty = Expect(subjects.task_subject(project.project_id, task_id, ">"), 0)
                 tasks.append(self.bus.outgoing(task, f"maintenance:{project.project_id}:{slot}", empty))
         results = await self.bus.send_many_settled(tasks)
         failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)]

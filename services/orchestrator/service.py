@@ -48,7 +48,6 @@ class Orchestrator:
         self._sub = None
         self._stopping = False
         self.poisoned = 0
-        self.decisions = 0
 
     async def start(self) -> None:
         config, acknowledged = await orchestrator_consumer(self.bus.jsm, self.name)
@@ -170,8 +169,8 @@ class Orchestrator:
         orchestrator does not consume): a cancel ends at once a job that is not running, and waits
         for one that is to stop at its next item."""
         prefix = subjects.job_prefix(state.project_id, state.task_id)
-        started = await self._last(f"{prefix}.started")
-        retrying = await self._last(f"{prefix}.retrying")
+        started = await self._last(subjects.job_subject(state.project_id, state.task_id, "started"))
+        retrying = await self._last(subjects.job_subject(state.project_id, state.task_id, "retrying"))
         running = -1
         if isinstance(started[1], JobStarted):
             backed_off = (isinstance(retrying[1], JobRetrying) and retrying[0] > started[0]
@@ -219,8 +218,8 @@ class Orchestrator:
         """Rebuild one task from the log: its task events and its jobs' lifecycle."""
         state: TaskState | None = None
         prefix = subjects.task_events(project_id, task_id)
-        task_subjects = subjects.task_prefix(project_id, task_id) + "."
-        requested_subject = subjects.job_prefix(project_id, task_id) + ".requested"
+        task_subjects = subjects.task_subject(project_id, task_id, "")
+        requested_subject = subjects.job_subject(project_id, task_id, "requested")
         poisoned = {"task": 0, "requested": 0}
         async for batch in self.bus.read([prefix]):  # the cold path: a task not in the cache
             for stored in batch:
@@ -248,7 +247,6 @@ class Orchestrator:
             actions = decide(state, self.threshold)
             if not actions:
                 return
-            self.decisions += 1
             try:
                 self._remember(await self._execute(state, actions))
                 return
@@ -266,8 +264,8 @@ class Orchestrator:
         """The task with what others stored since: two direct gets, or its history when they cannot tell
         (conflicts are routine with two orchestrators; reading a history each time is not cheap)."""
         task, request = await asyncio.gather(
-            self._last(f"{subjects.task_prefix(state.project_id, state.task_id)}.>"),
-            self._last(f"{subjects.job_prefix(state.project_id, state.task_id)}.requested"))
+            self._last(subjects.task_subject(state.project_id, state.task_id, ">")),
+            self._last(subjects.job_subject(state.project_id, state.task_id, "requested")))
         again = refreshed(state, task if task[0] else None, request if request[0] else None)
         return again if again is not None else await self.load(state.project_id, state.task_id)
 

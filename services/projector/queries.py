@@ -13,6 +13,7 @@ from typing import Sequence
 import aiosqlite
 
 from ..kernel.supervise import Loops
+from ..kernel.vocabulary import OPEN_TASK
 from . import store
 from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
 from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView, TrashRow
@@ -166,7 +167,7 @@ class ReadModel:
 
     async def open_tasks(self, project_id: str) -> list[TaskView]:
         """The project's tasks that have not ended: queued or running."""
-        sql = TASKS.select("WHERE project_id = ? AND status IN ('queued', 'running')")
+        sql = TASKS.select(f"WHERE project_id = ? AND status IN ({', '.join(repr(s) for s in OPEN_TASK)})")
         return await self._fetch(TASKS, sql, [project_id])
 
     async def jobs_of(self, task_id: str) -> list[JobView]:

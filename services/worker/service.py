@@ -28,8 +28,9 @@ from ..kernel.events import (
     JobStarted,
     PoisonEvent,
 )
-from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources, needs_state
+from .context import JobCanceledError, JobContext, PermanentError, Resources
 from .fence import is_over
+from .jobtype import JobType
 from .policy import PRIORITY_ONLY, Lanes, backoff, lane_wait, serving, slot_lanes
 from .pull import LanePull
 
@@ -76,14 +77,14 @@ class CancelWatch:
         """Cancels asked for before now, from the log (live ones come to the subscription)."""
         async for batch in self.bus.read([subjects.cancel_requests()]):
             for stored in batch:
-                self.mark(stored.subject.split(".")[3])
+                self.mark(subjects.task_of(stored.subject))
 
     def _on_reconnected(self) -> None:
         if self._catching_up is None or self._catching_up.done():
             self._catching_up = self.loops.spawn(self.LOOP, self._catch_up)
 
     async def _on_cancel(self, msg: Msg) -> None:
-        self.mark(msg.subject.split(".")[3])
+        self.mark(subjects.task_of(msg.subject))
 
     def mark(self, task_id: str) -> None:
         self.canceled[task_id] = None
@@ -96,11 +97,11 @@ class CancelWatch:
 
 
 class Worker:
-    def __init__(self, bus: Bus, config: Config, handlers: dict[str, Handler], data_dir: Path,
+    def __init__(self, bus: Bus, config: Config, job_types: dict[str, JobType], data_dir: Path,
                  resources: Resources | None = None, name: str | None = None, loops: Loops | None = None) -> None:
         self.bus = bus
         self.config = config
-        self.handlers = handlers
+        self.job_types = job_types
         self.data_dir = data_dir
         self.resources = resources or Resources()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -110,7 +111,6 @@ class Worker:
         self._pulls: set[LanePull] = set()
         self._running: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
-        self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
         self.busy = {"priority": 0, "normal": 0}
         self.idle_priority_only = config.pipeline.priority_lane_slots
         self.last_active = time.monotonic()  # when a slot last took or ended a job; a new worker is not at rest
@@ -215,8 +215,8 @@ class Worker:
             await msg.ack()
             return
         max_attempts = self.config.pipeline.max_attempts
-        handler = self.handlers.get(job.job_type)
-        if handler is None:
+        job_type = self.job_types.get(job.job_type)
+        if job_type is None:
             await self._report(job, JobFailed, attempt=attempt, error=f"no handler for job type {job.job_type!r}")
             await msg.term()
             return
@@ -232,22 +232,19 @@ class Worker:
         # Not awaited before the outcome: one connection stores them in order, and waiting costs a round trip.
         started = await self.bus.post(self._event(job, JobStarted, attempt=attempt, worker=self.name),
                                       f"job:{job.job_id}:started:{attempt}")
-        began = time.monotonic()
         try:
-            outcome = await self._attempt(job, attempt, handler, msg)
+            await self._attempt(job, attempt, job_type, msg)
         finally:
             try:
                 await self.bus.confirm(started)
             except Exception as exc:  # the outcome is what the task waits for; this only loses a status
                 log.warning("job %s: job.started was not stored: %s", job.job_id, exc)
-        self.durations.append((job.job_type, outcome, time.monotonic() - began))
-        del self.durations[:-10_000]
 
-    async def _attempt(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg) -> str:
+    async def _attempt(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> str:
         """Run one attempt, report its outcome and settle its message; returns the outcome."""
         max_attempts = self.config.pipeline.max_attempts
         try:
-            await self._supervise(job, attempt, handler, msg)
+            await self._supervise(job, attempt, job_type, msg)
         except JobCanceledError:
             await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
             await msg.ack()
@@ -267,21 +264,21 @@ class Worker:
         await msg.ack()
         return "completed"
 
-    async def _supervise(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg) -> None:
+    async def _supervise(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
         reporter = _ProgressReporter(self, job)
         ctx = JobContext(job=job, attempt=attempt, config=self.config, data_dir=self.data_dir,
                          report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
                          publish=self.bus.publish_all, catch_up=lambda: self._wait_for_state(0),
                          resources=self.resources, seq=msg.metadata.sequence.stream)
-        wait_for_state = needs_state(handler, ctx)
+        wait_for_state = job_type.needs_state(ctx)
         if not wait_for_state:
-            ctx.state_ready = not getattr(handler, "reads_state", False)
+            ctx.state_ready = not job_type.reads_state
 
         async def run() -> None:
             if wait_for_state:  # heartbeats go on meanwhile: a lagging read model is no lost worker
                 await self._wait_for_state(msg.metadata.sequence.stream)
-            await handler(ctx)
+            await job_type.run(ctx)
 
         timeout = self.config.pipeline.job_timeout_s
         beat = min(self.config.pipeline.ack_wait_s / 3, timeout / 4)

@@ -116,12 +116,12 @@ def screenshot_path(name: str) -> Path:
     return ARTIFACTS / name
 
 
-async def start(system: System, definitions: dict | None = None, handlers: dict | None = None, **settings):
+async def start(system: System, definitions: dict | None = None, job_types: dict | None = None, **settings):
     """The shipped task definitions and job handlers, as `darkroom up` runs them (plus any given)."""
     from darkroom.kernel.definitions import load_definitions
     from darkroom.worker.handlers import BUILTIN
 
-    return await system.start(handlers=BUILTIN | (handlers or {}), definitions=load_definitions() | (definitions or {}),
+    return await system.start(job_types=BUILTIN | (job_types or {}), definitions=load_definitions() | (definitions or {}),
                               **settings)
 
 

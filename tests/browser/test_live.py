@@ -14,7 +14,7 @@ from darkroom.kernel.natsd import free_port
 from tests.browser.conftest import Tab, start
 from tests.browser.test_ui import SLOW, all_thumbnails_loaded, card, project_url
 from tests.conftest import PHOTOS, System, create_project, photo_bytes, upload
-from tests.jobtypes import HANDLERS
+from tests.jobtypes import JOB_TYPES
 
 EXTRA = {
     "slow_items": TaskDefinition(label="Slow items", user_relevant=True,
@@ -97,7 +97,7 @@ async def test_dropping_files_on_the_page_uploads_them(system: System, tab: Tab)
 
 
 async def test_cancel_stops_a_running_task_and_a_failure_says_why(system: System, tab: Tab) -> None:
-    await start(system, definitions=EXTRA, handlers=HANDLERS)
+    await start(system, definitions=EXTRA, job_types=JOB_TYPES)
     project = await create_project(system, "Tasks")
     folder = quote(project["folder"])
     page = tab.page

@@ -90,7 +90,7 @@ async def _culled(system: System) -> Path:
 
 async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_nothing_of_darkrooms(
         system: System, nats_server: NatsServer) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     folder = await _culled(system)
     assert (folder / "A.jpg").exists() and (folder / ".trash" / "B.jpg").exists()
     bus = system.bus
@@ -186,7 +186,7 @@ async def _projects(system: System) -> list[str]:
 
 
 async def test_the_session_cookie_works_only_from_the_same_origin_with_json_or_an_upload(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions(), api__token="t0ken")
+    await system.start(job_types=BUILTIN, definitions=load_definitions(), api__token="t0ken")
     status, _, headers = await system.request("POST", "/api/session", {"token": "t0ken"},
                                               headers={"Content-Type": "application/json"})
     assert status == 200

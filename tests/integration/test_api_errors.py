@@ -77,7 +77,7 @@ async def test_project_names_are_limited_in_bytes_and_their_folders_fit_the_file
 
 
 async def test_uploaded_names_are_limited_in_bytes_and_the_longest_gets_its_derivatives(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     project = await create_project(system, "Names")
     too_long = "日" * 70 + ".jpg"  # 74 characters, 214 bytes
     longest = "日" * 65 + "a.jpg"  # 200 bytes: its derivatives' temporary names still fit in 255
@@ -97,7 +97,7 @@ async def test_uploaded_names_are_limited_in_bytes_and_the_longest_gets_its_deri
 
 
 async def test_a_file_name_that_is_not_utf8_is_refused_by_name(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     project = await create_project(system, "Bytes")
     body = (b'--b\r\nContent-Disposition: form-data; name="photos"; filename="bad\xff.jpg"\r\n\r\n'
             + photo_bytes("cameras/Canon_40D.jpg") + b"\r\n--b--\r\n")

@@ -26,7 +26,7 @@ JPEG = "cameras/Canon_40D.jpg"
 
 async def _start(system: System, **settings):
     """The shipped definitions and handlers, a short duplicate window, no schedule unless asked."""
-    settings.setdefault("handlers", BUILTIN)
+    settings.setdefault("job_types", BUILTIN)
     return await system.start(definitions=load_definitions(), nats__duplicate_window_s=WINDOW_S, **settings)
 
 

@@ -26,7 +26,7 @@ async def _json(system: System, *args: str) -> list[dict]:
 
 async def _culled_shoot(system: System) -> tuple[dict, str, str]:
     """An upload of a JPG+RAW pair and a lone JPG, then a commit that drops the pair's JPG."""
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     project = await create_project(system, "Audit Shoot")
     status, body = await upload(system, project["folder"], [
         ("DSC01.JPG", photo_bytes("cameras/Canon_40D.jpg")), ("DSC01.ARW", b"RAW" * 1000),

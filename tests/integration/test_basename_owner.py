@@ -11,7 +11,7 @@ from tests.conftest import System, create_project, photo_bytes, upload
 
 
 async def test_two_projects_uploading_one_basename_at_once_get_one_owner(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     projects = [await create_project(system, name) for name in ("Left", "Right")]
     photo = photo_bytes("cameras/Canon_40D.jpg")
     owners: dict[str, str] = {}
@@ -39,7 +39,7 @@ async def test_two_projects_uploading_one_basename_at_once_get_one_owner(system:
 
 
 async def test_the_owner_uploads_its_basename_again_and_others_still_cannot(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     left, right = [await create_project(system, name) for name in ("Left", "Right")]
     status, body = await upload(system, left["folder"], [("OWN.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
     assert status == 201
@@ -52,7 +52,7 @@ async def test_the_owner_uploads_its_basename_again_and_others_still_cannot(syst
 
 
 async def test_a_basename_removed_from_its_project_can_go_to_another_at_once(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     left, right = [await create_project(system, name) for name in ("Left", "Right")]
     photo = photo_bytes("cameras/Canon_40D.jpg")
     status, body = await upload(system, left["folder"], [("MOVE.jpg", photo)])

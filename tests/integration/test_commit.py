@@ -21,7 +21,7 @@ JPEG = "cameras/Canon_40D.jpg"
 
 async def _start(system: System, **settings):
     """The shipped task definitions and job handlers, as `darkroom up` runs them."""
-    settings.setdefault("handlers", BUILTIN)
+    settings.setdefault("job_types", BUILTIN)
     return await system.start(definitions=load_definitions(), **settings)
 
 

@@ -7,12 +7,12 @@ import json
 import sys
 
 from darkroom.kernel.definitions import load_definitions
-from darkroom.worker.handlers import load_handlers
+from darkroom.worker.handlers import load_job_types
 from tests.conftest import REPO, System
 
 
 async def test_the_example_plugin_runs_the_hello_task(system: System) -> None:
-    await system.start(handlers=load_handlers(["examples.hello_jobs"]),
+    await system.start(job_types=load_job_types(["examples.hello_jobs"]),
                        definitions=load_definitions(REPO / "examples" / "hello_definitions.json"))
     status, body, _ = await system.request("POST", "/api/tasks", {"type": "hello", "items": ["a", "b"]})
     assert status == 202

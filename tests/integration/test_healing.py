@@ -12,7 +12,7 @@ from darkroom.kernel.definitions import load_definitions
 from darkroom.worker.handlers import BUILTIN
 from tests.conftest import (PHOTOS, System, create_project, eventually, photo_bytes, photos_of, shoot, start_shipped,
                             upload)
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 
 async def _thumbnail(system: System, folder: str, filename: str) -> tuple[int, bytes]:
@@ -57,7 +57,7 @@ def _size(data: bytes) -> tuple[int, int]:
 async def test_a_canceled_upload_ends_with_every_photo_generated_after_the_next_maintenance(system: System) -> None:
     # One job slot, held by a long job: the upload's files land (the image processes make their thumbnails as
     # they do), and its job waits; the upload is canceled there, as a photographer would cancel one.
-    await system.start(handlers=BUILTIN | HANDLERS, definitions=load_definitions() | DEFINITIONS,
+    await system.start(job_types=BUILTIN | JOB_TYPES, definitions=load_definitions() | DEFINITIONS,
                        pipeline__max_parallel_jobs=1, pipeline__priority_lane_slots=0)
     project = await create_project(system, "Canceled")
     folder = system.data_dir / "projects" / project["folder"]

@@ -61,7 +61,7 @@ async def test_the_document_is_valid_openapi_and_documents_every_route_with_its_
 
 
 async def test_a_bounded_schemathesis_run_finds_no_server_error(system: System, tmp_path: Path) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions(), api__token=TOKEN)
+    await system.start(job_types=BUILTIN, definitions=load_definitions(), api__token=TOKEN)
     system.http.headers.update(BEARER)
     # Something real to reach: a project with a photo, a finished task, a file in the trash.
     project = await create_project(system, "Shoot")

@@ -20,7 +20,7 @@ async def _start(system: System, **settings) -> None:
     from darkroom.kernel.definitions import load_definitions
     from darkroom.worker.handlers import BUILTIN
 
-    await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
+    await system.start(job_types=BUILTIN, definitions=load_definitions(), **settings)
 
 
 def _image(data: bytes) -> Image.Image:

@@ -27,7 +27,7 @@ async def _metric(system: System, name: str) -> float:
 
 
 async def test_three_kinds_of_poison_are_set_aside_once_while_an_upload_completes(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     project = await create_project(system, "Poisoned")
     pid = project["project_id"]
     files = sorted((PHOTOS / "orientation").glob("*.jpg")) + sorted((PHOTOS / "cameras").glob("*.jpg"))

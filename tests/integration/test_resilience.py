@@ -15,6 +15,7 @@ from darkroom.kernel.provision import provision
 from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.clock import parse_iso
 from darkroom.kernel.natsd import NatsServer
+from darkroom.worker.handlers import plain
 from tests.conftest import REPO, System, cli_env, darkroom_cli, eventually
 
 
@@ -93,7 +94,7 @@ async def test_a_killed_workers_job_is_redelivered_and_completed_by_another(syst
         doomed.send_signal(signal.SIGKILL)
         await doomed.wait()
     from tests.jobtypes import noop
-    await system.start(roles=("worker",), handlers={"crashy": noop})
+    await system.start(roles=("worker",), job_types=plain({"crashy": noop}))
     view = await system.wait_task(task["id"], timeout=20)
     assert view["task"]["status"] == "completed"
     assert view["jobs"][0]["attempts"] == 2  # the crash counted as an attempt

@@ -52,7 +52,7 @@ class PhotoSubscriber:
 
 
 async def test_a_plain_subscriber_receives_an_uploads_photo_events_and_each_validates(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     async with PhotoSubscriber(system.server.url) as subscriber:
         project = await create_project(system, "Integrated")
         status, body = await upload(system, project["folder"], [

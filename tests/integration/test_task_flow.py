@@ -119,7 +119,7 @@ async def test_a_job_without_progress_is_abandoned_as_a_failed_attempt(system: S
 
 
 async def test_a_job_type_without_handler_fails_at_once_with_a_clear_error(system: System) -> None:
-    await system.start(handlers={})
+    await system.start(job_types={})
     task = await system.start_task("three")
     view = await system.wait_task(task["id"])
     assert view["task"]["status"] == "failed"

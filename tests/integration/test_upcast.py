@@ -17,7 +17,7 @@ from darkroom.kernel.events import ALL_EVENTS, Codec, Event
 from darkroom.replay.rebuild import replay
 from darkroom.runtime import Runtime, read_model_path
 from tests.conftest import System, cli_env, darkroom_cli, eventually, make_config
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 
 class NotedV1(Event, tag="test.noted", kw_only=True):
@@ -51,7 +51,7 @@ def _codec() -> Codec:
 async def _start(system: System, codec: Codec) -> Runtime:
     """Like system.start(), with every service reading through `codec`."""
     runtime = Runtime(config=make_config(system.data_dir), data_dir=system.data_dir, nats_url=system.server.url,
-                      definitions=DEFINITIONS, handlers=HANDLERS, codec=codec)
+                      definitions=DEFINITIONS, job_types=JOB_TYPES, codec=codec)
     await runtime.start()
     system.runtimes.append(runtime)
     system.api = runtime

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from ...kernel.clock import now_iso, parse_iso
 from ...kernel.events import PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
-from ...kernel.folders import move_to_trash, restore_from_trash, scan, sidecars
+from ...kernel.folders import derivative_paths, move_to_trash, restore_from_trash, scan, sidecars
 from ...kernel.photos import TRASH_DIR, derivative_source, is_upload_temp, kind_of
 from ...projector.views import PhotoView
-from ..context import JobContext, PermanentError, reads_state
+from ..context import JobContext, PermanentError
 from ..healing import stale_uploads
-from .derivatives import derivative_paths, remake
+from .derivatives import remake
 
 
 def removal_of(photo: PhotoView) -> list[str]:
@@ -25,7 +25,6 @@ def removal_of(photo: PhotoView) -> list[str]:
     return [f for f in photo.files if kind_of(f) in unkept]
 
 
-@reads_state
 async def file_removal(ctx: JobContext) -> None:
     """Work out from the read model, at run time, what is available and not kept (so a revert made
     before this runs wins); move it and its sidecars to the trash. A photo whose source went and
@@ -78,7 +77,6 @@ async def _alive(ctx: JobContext) -> None:
     ctx.alive()
 
 
-@reads_state
 async def manifest_cleaning(ctx: JobContext) -> None:
     """Photos with no JPG, RAW or OTHER file left on disk are removed (never one whose file is there)."""
     read = ctx.resources.read
@@ -94,7 +92,6 @@ async def manifest_cleaning(ctx: JobContext) -> None:
         await ctx.progress(len(gone), len(gone))
 
 
-@reads_state
 async def trash_maintenance(ctx: JobContext) -> None:
     """Trash entries older than maintenance.trash_ttl_s, counted from when they were trashed, go; so
     do the part files of uploads that broke off (healing.stale_uploads)."""

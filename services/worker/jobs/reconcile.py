@@ -12,14 +12,11 @@ from ...kernel.events import (
 from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
 from ...kernel.photos import derivative_source, kind_of
-from ...kernel.folders import scan, sha256_of
+from ...kernel.folders import derivative_paths, scan, sha256_of
 from ...projector.views import PhotoView
-from ..context import JobContext, PermanentError, merged, reads_state
-from .derivatives import derivative_paths
+from ..context import JobContext, PermanentError
 
 
-@reads_state
-@merged
 async def manifest_check(ctx: JobContext) -> None:
     """The manifest exists and is right; each photo's availability matches the folder, and a photo
     that gained a source (a JPG copied in beside its RAW) gets its derivatives from a new task."""
@@ -70,8 +67,6 @@ async def manifest_check(ctx: JobContext) -> None:
         await ctx.progress(len(photos), len(photos))
 
 
-@reads_state
-@merged
 async def folder_check(ctx: JobContext) -> None:
     """Accepted files with no photo become photos, and get their derivatives from a new
     upload_postprocess task; anything that is not a photo file is left exactly where it is."""
@@ -110,7 +105,5 @@ async def _unrecorded(ctx: JobContext, listing: dict[str, list[str]]) -> list[st
 def _derivatives_task(ctx: JobContext, basenames: list[str]) -> TaskRequested:
     definition = ctx.resources.definitions["upload_postprocess"]
     job = ctx.job
-    return TaskRequested(project_id=job.project_id, task_id=new_id(), causation_id=job.id, source=job.source,
-                         task_type="upload_postprocess", label=definition.label,
-                         user_relevant=definition.user_relevant, steps=list(definition.steps), items=basenames,
-                         folder=job.folder)
+    return definition.requested("upload_postprocess", new_id(), job.source, project_id=job.project_id,
+                                folder=job.folder, items=basenames, causation_id=job.id)
