@@ -16,21 +16,12 @@ from nats.aio.msg import Msg
 from ..kernel import subjects
 from ..kernel.bus import Bus
 from ..kernel.config import Config
+from ..kernel.events import JobEvent, JobProgress, JobRequested, JobStarted, PoisonEvent
 from ..kernel.supervise import Loops, describe
-from ..kernel.events import (
-    JobCanceled,
-    JobCompleted,
-    JobEvent,
-    JobFailed,
-    JobProgress,
-    JobRequested,
-    JobRetrying,
-    JobStarted,
-    PoisonEvent,
-)
-from .context import JobCanceledError, JobContext, PermanentError, Resources
+from .context import JobContext, PermanentError, Resources
 from .fence import is_over
 from .jobtype import JobType
+from .outcome import Verdict, after_attempt, before_run
 from .policy import PRIORITY_ONLY, Lanes, backoff, lane_wait, serving, slot_lanes
 from .pull import LanePull
 
@@ -214,21 +205,15 @@ class Worker:
             log.info("job %s is over; a late copy on %s was not run", job.job_id, msg.subject)
             await msg.ack()
             return
-        max_attempts = self.config.pipeline.max_attempts
         job_type = self.job_types.get(job.job_type)
-        if job_type is None:
-            await self._report(job, JobFailed, attempt=attempt, error=f"no handler for job type {job.job_type!r}")
-            await msg.term()
-            return
-        if attempt > max_attempts:
-            await self._report(job, JobFailed, attempt=attempt, error=(
-                f"gave up after {max_attempts} attempts: the last one never finished (worker lost)"))
-            await msg.term()
-            return
-        if self.cancels.is_canceled(job.task_id or ""):
-            await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
-            await msg.ack()
-            return
+        verdict = before_run(job, attempt, self.config.pipeline.max_attempts, job_type is not None,
+                             self.cancels.is_canceled(job.task_id or ""))
+        if verdict is not None:
+            await self._settle(job, msg, verdict)
+        elif job_type is not None:
+            await self._start(job, attempt, job_type, msg)
+
+    async def _start(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
         # Not awaited before the outcome: one connection stores them in order, and waiting costs a round trip.
         started = await self.bus.post(self._event(job, JobStarted, attempt=attempt, worker=self.name),
                                       f"job:{job.job_id}:started:{attempt}")
@@ -240,29 +225,25 @@ class Worker:
             except Exception as exc:  # the outcome is what the task waits for; this only loses a status
                 log.warning("job %s: job.started was not stored: %s", job.job_id, exc)
 
-    async def _attempt(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> str:
-        """Run one attempt, report its outcome and settle its message; returns the outcome."""
-        max_attempts = self.config.pipeline.max_attempts
+    async def _attempt(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
+        """Run one attempt, report its outcome and settle its message."""
+        error: Exception | None = None
         try:
             await self._supervise(job, attempt, job_type, msg)
-        except JobCanceledError:
-            await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
-            await msg.ack()
-            return "canceled"
         except Exception as exc:
-            error = describe(exc)
-            if attempt < max_attempts and not isinstance(exc, PermanentError):
-                delay = backoff(attempt, self.config.pipeline.backoff_base_s, self.config.pipeline.backoff_max_s)
-                await self._report(job, JobRetrying, msg_id=f"job:{job.job_id}:retrying:{attempt}",
-                                   attempt=attempt, error=error, delay_s=delay)
-                await msg.nak(delay=delay)
-                return "retrying"
-            await self._report(job, JobFailed, msg_id=f"job:{job.job_id}:failed", attempt=attempt, error=error)
+            error = exc
+        pipeline = self.config.pipeline
+        delay = backoff(attempt, pipeline.backoff_base_s, pipeline.backoff_max_s) if error is not None else 0.0
+        await self._settle(job, msg, after_attempt(job, attempt, pipeline.max_attempts, error, delay))
+
+    async def _settle(self, job: JobRequested, msg: Msg, verdict: Verdict) -> None:
+        await self._report(job, verdict.event, msg_id=verdict.msg_id, **verdict.fields)
+        if verdict.settle == "ack":
+            await msg.ack()
+        elif verdict.settle == "nak":
+            await msg.nak(delay=verdict.delay_s)
+        else:
             await msg.term()
-            return "failed"
-        await self._report(job, JobCompleted, msg_id=f"job:{job.job_id}:completed", attempt=attempt)
-        await msg.ack()
-        return "completed"
 
     async def _supervise(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""

@@ -10,19 +10,12 @@ from pathlib import Path
 
 from ...kernel.clock import now_iso, parse_iso
 from ...kernel.events import PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
-from ...kernel.folders import derivative_paths, move_to_trash, restore_from_trash, scan, sidecars
-from ...kernel.photos import TRASH_DIR, derivative_source, is_upload_temp, kind_of
-from ...projector.views import PhotoView
+from ...kernel.folders import derivative_paths, move_to_trash, restore_from_trash, scan
+from ...kernel.photos import TRASH_DIR, is_upload_temp
 from ..context import JobContext, PermanentError
 from ..healing import stale_uploads
+from ..plans import removal
 from .derivatives import remake
-
-
-def removal_of(photo: PhotoView) -> list[str]:
-    """The variants a commit removes: the available ones the user did not keep."""
-    unkept = {kind for kind, pending in (("jpg", photo.pending_jpg), ("raw", photo.pending_raw),
-                                         ("other", photo.pending_other)) if pending}
-    return [f for f in photo.files if kind_of(f) in unkept]
 
 
 async def file_removal(ctx: JobContext) -> None:
@@ -37,12 +30,10 @@ async def file_removal(ctx: JobContext) -> None:
         failures = []
         await ctx.progress(0, len(photos))
         for done, photo in enumerate(photos, start=1):
-            names = [n for n in removal_of(photo) if (folder / n).exists()]
-            staying = [f for f in photo.files if f not in names]
-            moving = names + sidecars(os.listdir(folder), names, staying)
+            plan = removal(photo, lambda name: (folder / name).exists(), os.listdir(folder))
             moved: list[tuple[str, str]] = []
             try:
-                for name in moving:
+                for name in plan.moving:
                     moved.append((name, move_to_trash(folder, name)))
             except OSError as exc:
                 for name, trash_entry in reversed(moved):  # this photo stays as it was
@@ -53,17 +44,15 @@ async def file_removal(ctx: JobContext) -> None:
             if moved:
                 events.append(ctx.event(PhotoFilesTrashed, filename=photo.filename, names=[m[0] for m in moved],
                                         trash_names=[m[1] for m in moved], trashed_at=now_iso()))
-            if derivative_source(photo.files) in names:  # the derivatives' source went
-                if derivative_source(staying) is None:
-                    for path in derivative_paths(folder, photo.filename):
-                        path.unlink(missing_ok=True)
-                    status = "missing"
-                else:
-                    resourced.append(photo.filename)
-                    status = "pending"
+            if plan.derivatives == "missing":
+                for path in derivative_paths(folder, photo.filename):
+                    path.unlink(missing_ok=True)
+            elif plan.derivatives == "pending":
+                resourced.append(photo.filename)
+            if plan.derivatives is not None:
                 events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
-                                        thumbnail_status=status, preview_status=status))
-            if names and not staying:
+                                        thumbnail_status=plan.derivatives, preview_status=plan.derivatives))
+            if plan.removed:
                 events.append(ctx.event(PhotoRemoved, filename=photo.filename, reason="every variant was removed"))
             await ctx.publish(events)
             await ctx.progress(done, len(photos))

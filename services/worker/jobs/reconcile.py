@@ -11,10 +11,10 @@ from ...kernel.events import (
 )
 from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
-from ...kernel.photos import derivative_source, kind_of
+from ...kernel.photos import kind_of
 from ...kernel.folders import derivative_paths, scan, sha256_of
-from ...projector.views import PhotoView
 from ..context import JobContext, PermanentError
+from ..plans import availability
 
 
 async def manifest_check(ctx: JobContext) -> None:
@@ -34,29 +34,24 @@ async def manifest_check(ctx: JobContext) -> None:
             await ctx.publish([ctx.event(ProjectManifestWritten, version=VERSION, reason="repaired")])
         listing = scan(folder)
         photos = await read.all_photos(project.id)
-        if any(_differs(photo, listing) for photo in photos):
+        if any(availability(photo, listing.get(photo.filename, [])) for photo in photos):
             # An upload may have saved a file and announced it since this job started: not a change.
             await ctx.catch_up()
             photos = await read.all_photos(project.id)
         events = []
         sourced = []  # photos without derivatives whose source came by hand
         for done, photo in enumerate(photos, start=1):
-            if _differs(photo, listing):
-                on_disk = listing.get(photo.filename, [])
-                kinds = {kind_of(n) for n in on_disk}
-                events.append(ctx.event(PhotoAvailabilityChanged, filename=photo.filename, files=on_disk,
-                                        jpg_available="jpg" in kinds, raw_available="raw" in kinds,
-                                        other_available="other" in kinds))
-                source = derivative_source(on_disk)
-                stale = (source != derivative_source(photo.files)
-                         and photo.thumbnail_status in ("generated", "pending", "failed"))
-                if stale:
-                    # Made from a file that is gone, or that a new one outranks (a JPG beside a RAW).
+            change = availability(photo, listing.get(photo.filename, []))
+            if change is not None:
+                events.append(ctx.event(PhotoAvailabilityChanged, filename=photo.filename, files=change.files,
+                                        jpg_available=change.jpg, raw_available=change.raw,
+                                        other_available=change.other))
+                if change.stale:
                     for path in derivative_paths(folder, photo.filename):
                         path.unlink(missing_ok=True)
                     events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
                                             thumbnail_status="missing", preview_status="missing"))
-                if source is not None and (stale or photo.thumbnail_status in ("not_supported", "missing")):
+                if change.remake:
                     sourced.append(photo.filename)
             if done % 200 == 0:
                 await ctx.progress(done, len(photos))
@@ -87,10 +82,6 @@ async def folder_check(ctx: JobContext) -> None:
             events.append(_derivatives_task(ctx, found))
         await ctx.publish(events)
         await ctx.progress(len(found), len(found))
-
-
-def _differs(photo: PhotoView, listing: dict[str, list[str]]) -> bool:
-    return sorted(listing.get(photo.filename, [])) != sorted(photo.files)
 
 
 async def _unrecorded(ctx: JobContext, listing: dict[str, list[str]]) -> list[str]:
