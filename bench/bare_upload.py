@@ -29,8 +29,8 @@ from darkroom.api.multipart import Parts
 from darkroom.api.upload import write_part
 from darkroom.kernel.config import ProcessingConfig
 from darkroom.kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of
-from darkroom.worker.imaging import init_worker, make_derivatives
 from darkroom.worker.derivations import spec_of
+from darkroom.worker.imaging import init_worker, make_derivatives
 
 MAX_BYTES = 200 << 20
 

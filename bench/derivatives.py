@@ -51,15 +51,15 @@ from urllib.parse import quote
 
 import aiohttp
 import nats
+from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
+from _sendfile import post_files
 from nats.aio.msg import Msg
 from PIL import Image, ImageChops
 
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
-from _sendfile import post_files
 from darkroom.kernel.config import ProcessingConfig
 from darkroom.kernel.natsd import NatsServer, free_port
-from darkroom.worker.imaging import Spec, init_worker, make_derivatives
 from darkroom.worker.derivations import spec_of
+from darkroom.worker.imaging import Spec, init_worker, make_derivatives
 
 WIDTH, HEIGHT = 6000, 4000
 JPEG_QUALITY = 90
@@ -220,7 +220,7 @@ class Rss:
     single_mb: float = 0.0
     single_is_main: bool = False
 
-    def merge(self, other: "Rss") -> "Rss":
+    def merge(self, other: Rss) -> Rss:
         single = max(self, other, key=lambda r: r.single_mb)
         return Rss(max(self.total_mb, other.total_mb), single.single_mb, single.single_is_main)
 
@@ -235,7 +235,7 @@ class PeakRss:
         self.root = root
         self.peak = Rss()
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         for pid in descendants(self.root):
             try:
                 Path(f"/proc/{pid}/clear_refs").write_text("5")  # 5: reset the peak to the RSS now
@@ -315,7 +315,7 @@ class Events:
                 await self._changed.wait_for(done)
         try:
             await asyncio.wait_for(wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise BenchError(f"timed out after {timeout:g}s waiting for {what}") from None
 
     async def tasks_done(self, task_ids: list[str], timeout: float) -> float:
@@ -386,7 +386,7 @@ class Darkroom:
         self.process.send_signal(signal.SIGTERM)
         try:
             return await asyncio.wait_for(self.process.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.process.kill()
             await self.process.wait()
             return None
@@ -471,7 +471,7 @@ class Watch:
         self.cpu: CpuMeter | None = None
         self.spy: asyncio.subprocess.Process | None = None
 
-    async def __aenter__(self) -> "Watch":
+    async def __aenter__(self) -> Watch:
         if self.profile is not None:
             self.spy = await py_spy(self.dr.pid, self.profile)
         children = [pid for pid in descendants(self.dr.pid) if pid != self.dr.pid]

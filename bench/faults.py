@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-
 from _common import BenchError, bench_main, darkroom_command, wait_ready
 from _faults import checks
 from _faults.checks import Entry, Listing
@@ -55,6 +54,7 @@ from _faults.parts import STOP_LIMIT_S, adopt_orphans, end_orphans, orphans
 from _faults.schedule import Episode, plan
 from _faults.sse import LiveClient
 from _faults.system import Settings, System
+
 from darkroom.kernel.bus import Bus
 from darkroom.kernel.clock import parse_iso
 from darkroom.kernel.photos import TRASH_DIR
@@ -212,7 +212,7 @@ class Run:
         self.system.spawned.add(child.pid)
         try:
             out, _ = await asyncio.wait_for(child.communicate(), 180)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             child.kill()
             await child.wait()
             return ["darkroom replay --verify did not finish within 180 s"]

@@ -29,8 +29,8 @@ from PIL import Image
 
 from darkroom.kernel.config import ProcessingConfig
 from darkroom.worker import imaging
-from darkroom.worker.imaging import init_worker, make_derivatives
 from darkroom.worker.derivations import spec_of
+from darkroom.worker.imaging import init_worker, make_derivatives
 
 
 def generate(folder: Path, size: int) -> list[Path]:
@@ -54,7 +54,7 @@ def generate(folder: Path, size: int) -> list[Path]:
 
 def _peak_mb() -> float:
     """VmHWM: this process's own peak (ru_maxrss would carry the parent's over the spawn's exec)."""
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
+    line = next(row for row in Path("/proc/self/status").read_text().splitlines() if row.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
 
 

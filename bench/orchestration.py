@@ -33,11 +33,11 @@ from pathlib import Path
 
 import aiohttp
 import nats
+from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
 from darkroom.kernel.config import PipelineConfig
 from darkroom.kernel.natsd import NatsServer, free_port
 
@@ -66,7 +66,7 @@ class Slots:
     priority: int | None
 
     @classmethod
-    def parse(cls, text: str) -> "Slots":
+    def parse(cls, text: str) -> Slots:
         if text == "default":
             return cls(None, None)
         jobs, _, priority = text.partition(":")
@@ -130,7 +130,7 @@ class Result:
     one_p50_ms: float
     one_p99_ms: float
     raw_s: float
-    bare: "Bare"
+    bare: Bare
     exit_code: int | None
 
     @property
@@ -217,7 +217,7 @@ async def throughput(http: aiohttp.ClientSession, base_url: str, nc: Client, don
     waits = [done.wait(task_id) for task_id in requested]
     try:
         await asyncio.wait_for(asyncio.gather(*waits), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         finished = sum(1 for task_id in requested if task_id in done.at)
         raise BenchError(f"only {finished} of {count} tasks finished within {timeout:g}s") from None
     last = max(done.at[task_id] for task_id in requested)
@@ -374,7 +374,7 @@ class Darkroom:
         for process in self.processes.values():
             try:
                 codes.append(await asyncio.wait_for(process.wait(), timeout))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
                 await process.wait()
                 codes.append(None)

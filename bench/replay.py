@@ -23,14 +23,13 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import AsyncIterator
 
 from darkroom.kernel import subjects
 from darkroom.kernel.bus import Bus
-from darkroom.kernel.messages import Outgoing, Stored
-from darkroom.kernel.provision import provision
+from darkroom.kernel.clock import iso
 from darkroom.kernel.config import load_config
 from darkroom.kernel.events import (
     Codec,
@@ -53,9 +52,11 @@ from darkroom.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from darkroom.replay.fastread import read_all
 from darkroom.kernel.ids import new_id
+from darkroom.kernel.messages import Outgoing, Stored
 from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.provision import provision
+from darkroom.replay.fastread import read_all
 from darkroom.replay.rebuild import replay
 
 GOAL = 50_000  # events/s into SQLite
@@ -73,12 +74,12 @@ class Log:
     def __init__(self, bus: Bus, seed: int = 7) -> None:
         self.bus = bus
         self.rng = random.Random(seed)
-        self.clock = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+        self.clock = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
         self.out: list[Outgoing] = []
 
     def at(self) -> str:
         self.clock += timedelta(milliseconds=self.rng.randint(1, 40))
-        return self.clock.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return iso(self.clock)
 
     def add(self, event: Event, subject: str | None = None) -> None:
         if subject is None:

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     # The services are imported once a command runs, not with this module: the image processes
     # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
     from .kernel.bus import Unreachable
-    from .kernel.provision import ProvisionError
     from .kernel.natsd import ServerError
+    from .kernel.provision import ProvisionError
     from .runtime import ListenError
     from .worker.handlers import PluginError
 
@@ -239,7 +239,7 @@ async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool
     from .replay.rebuild import replay as run_replay
     from .runtime import read_model_path
     if into is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         into = next(p for n in range(1, 10_000)
                     if not (p := data_dir / (f"replay-{stamp}.sqlite" if n == 1 else f"replay-{stamp}-{n}.sqlite")).exists())
     elif into.exists():

@@ -17,14 +17,16 @@ from nats.js.errors import NotFoundError
 from .api.app import build_app
 from .api.deps import Deps
 from .kernel.bus import Bus, Counters
-from .kernel.provision import provision
 from .kernel.config import Config
 from .kernel.definitions import Definitions
 from .kernel.events import Codec
 from .kernel.health import Check, Health
+from .kernel.lease import Leases
 from .kernel.natsd import free_port
-from .kernel.subjects import LANES, STREAM, lane_consumer
+from .kernel.provision import provision
+from .kernel.subjects import STREAM, lane_consumer
 from .kernel.supervise import Loops
+from .kernel.vocabulary import LANES
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
@@ -34,7 +36,6 @@ from .projector.store import open_db
 from .worker.context import Resources
 from .worker.derivations import Derivations, spec_of
 from .worker.imaging import init_worker
-from .kernel.lease import Leases
 from .worker.jobtype import JobType
 from .worker.service import Worker
 
@@ -101,7 +102,7 @@ class Runtime:
         self.buses[role] = bus
         return bus
 
-    async def start(self) -> "Runtime":
+    async def start(self) -> Runtime:
         """Every role started, or none: what did start is stopped again when one fails."""
         try:
             await self._start()
@@ -183,13 +184,17 @@ class Runtime:
         elif self.read is not None:
             checks.append(self._read_model_ready)
         if self.worker is not None:
-            checks.append(lambda: _consumers_missing(self.worker.bus, [lane_consumer(lane) for lane in LANES]))
+            worker_bus = self.worker.bus
+            checks.append(lambda: _consumers_missing(worker_bus, [lane_consumer(lane) for lane in LANES]))
         if self.orchestrator is not None:
-            checks.append(lambda: _consumers_missing(self.orchestrator.bus, [self.orchestrator_name]))
+            orchestrator_bus = self.orchestrator.bus
+            checks.append(lambda: _consumers_missing(orchestrator_bus, [self.orchestrator_name]))
         return checks
 
     async def _projector_ready(self) -> str | None:
         projector = self.projector
+        if projector is None:
+            return None
         if not projector.follower.connected:
             return "projector: not following the log (its consumer is being made again)"
         last = await projector.bus.last_seq()
@@ -198,6 +203,8 @@ class Runtime:
         return None
 
     async def _read_model_ready(self) -> str | None:
+        if self.api_deps is None or self.read is None:
+            return None
         last = await self.api_deps.bus.last_seq()
         if not await self.read.wait_for(last, READY_LAG_S):
             return f"read model at {self.read.checkpoint}, log at {last}"
@@ -246,7 +253,7 @@ class Runtime:
         self._stopped = True
         try:
             await asyncio.wait_for(self._stop(grace_s), grace_s + STOP_MARGIN_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("stopping took longer than %.1fs: the rest is closed without waiting", grace_s + STOP_MARGIN_S)
         except Exception:
             log.exception("stopping failed: the rest is closed without waiting")

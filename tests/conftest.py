@@ -243,7 +243,7 @@ class SSEClient:
         self._task: asyncio.Task | None = None
         self.connected = asyncio.Event()
 
-    async def __aenter__(self) -> "SSEClient":
+    async def __aenter__(self) -> SSEClient:
         self._task = asyncio.create_task(self._read())
         await asyncio.wait_for(self.connected.wait(), 5)
         return self

@@ -26,7 +26,7 @@ async def sleep(ctx: JobContext) -> None:
     """Sleeps the seconds named by its first item, reporting progress so it never times out."""
     seconds = float(ctx.items[0]) if ctx.items else 1.0
     steps = max(1, int(seconds / 0.05))
-    for done in range(steps):
+    for _ in range(steps):
         await asyncio.sleep(seconds / steps)
         ctx.alive()
     await ctx.progress(1, 1)

@@ -57,7 +57,7 @@ class Load:
                 body = await response.json() if response.content_type == "application/json" else await response.text()
                 self.ledger.statuses[(method, response.status)] += 1
                 return response.status, body
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
             self.ledger.unanswered[method] += 1
             return None
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from _common import darkroom_command
+
 from darkroom.kernel.credentials import for_data_folder
 from darkroom.kernel.natsd import NatsServer, free_port
 

@@ -44,7 +44,8 @@ async def _derivative(request: web.Request, which: str) -> web.StreamResponse:
     if photo is None or status != "generated":
         raise error(404, f"no {which} for {filename!r}" + (f": it is {status}" if status else ""))
     names = derivative_names(filename)
-    path = projects_root(deps(request).data_dir) / project.folder / (names.thumbnail if which == "thumbnail" else names.preview)
+    relative = names.thumbnail if which == "thumbnail" else names.preview
+    path = projects_root(deps(request).data_dir) / project.folder / relative
     return _send(request, path, CONTENT_TYPES[which], f"{which} of {filename!r}")
 
 

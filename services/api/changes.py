@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-
 from datetime import timedelta
 
 import msgspec
 from aiohttp import web
 
-from ..kernel.clock import parse_iso
+from ..kernel.clock import iso, parse_iso
 from ..kernel.events import PhotoFilesRestored, PhotoKeepChanged
 from ..kernel.folders import projects_root, restore_from_trash
-from ..kernel.photos import TRASH_DIR, basename, kind_of, sidecar_of
 from ..kernel.lease import LeaseBusy, Leases
+from ..kernel.photos import TRASH_DIR, basename, kind_of, sidecar_of
 from .claims import Undecided, claim, lives_in
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
-from .tasks import request_task
 from .routes import Routes
+from .tasks import request_task
 
 routes = Routes()
 
@@ -77,7 +76,7 @@ async def list_trash(request: web.Request) -> web.Response:
             size = (trash / row.trash_name).stat().st_size
         except FileNotFoundError:
             continue
-        expires = (parse_iso(row.trashed_at) + ttl).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        expires = iso(parse_iso(row.trashed_at) + ttl)
         entries.append(TrashEntry(row.trash_name, row.name, row.filename, size, row.trashed_at, expires))
     return respond({"trash": entries})
 

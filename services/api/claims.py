@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from ..kernel.messages import Conflict, Expect
 from ..kernel.clock import parse_iso
 from ..kernel.events import BasenameClaimed, PoisonEvent
+from ..kernel.messages import Conflict, Expect
 from ..kernel.subjects import photo_subject, subject_for
 from .deps import Deps
 
@@ -51,7 +51,7 @@ async def claim(d: Deps, project_id: str, filename: str) -> str | None:
             raise Undecided(f"cannot tell who has {filename} while the read model is behind the log; try again")
         others = {p.project_id for p in await d.read.photos_named([filename])} - {project_id}
         if not may_take(project_id, last, settled, bool(others)):
-            return next(iter(others)) if others else last.project_id  # type: ignore[union-attr]
+            return next(iter(others)) if others or last is None else last.project_id
     raise Undecided(f"{filename} is being claimed by other uploads at this moment; try again")
 
 

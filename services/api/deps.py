@@ -15,8 +15,6 @@ from ..kernel.definitions import Definitions
 from ..kernel.health import Health
 from ..projector.queries import ReadModel
 
-DEPS = web.AppKey("deps", "Deps")
-
 
 @dataclass
 class Deps:
@@ -34,6 +32,9 @@ class Deps:
     health: Health | None = None
     # SSE: a comment line at least this often keeps proxies from closing an idle stream (CONTRACT §3: 15 s).
     sse_ping_s: float = 10.0
+
+
+DEPS = web.AppKey("deps", Deps)
 
 
 def deps(request: web.Request) -> Deps:

@@ -1,7 +1,7 @@
 """A multipart/form-data body read part by part, each part's content handed on as it arrives.
 
 aiohttp's part reader joins what arrives into chunks and copies each chunk again to look for the
-boundary: for a camera file that is a third of what receiving it costs. Here every piece of the
+boundary: a large share of what receiving a camera file costs. Here every piece of the
 request is searched where it lies and handed on as a view of itself."""
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..kernel.subjects import LANES, STREAM, lane_consumer
+from ..kernel.subjects import STREAM, lane_consumer
+from ..kernel.vocabulary import LANES
 from .deps import deps
 from .errors import error, respond
 from .routes import Routes

@@ -15,7 +15,7 @@ from ..kernel.folders import projects_root
 from ..kernel.ids import new_id
 from ..kernel.manifest import VERSION, Manifest, write_manifest
 from ..kernel.photos import MAX_PROJECT_NAME_BYTES, numbered, sanitize_folder
-from ..projector.apply import Rows, apply
+from ..projector.apply import project_after
 from ..projector.views import ProjectView
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
@@ -81,10 +81,7 @@ async def create_project(request: web.Request) -> web.Response:
               ProjectManifestWritten(project_id=project_id, source="user", version=VERSION)]
     seq = await d.bus.publish_all(events)
     # The project as its events make it: the answer never waits on the read model, which may lag.
-    rows = Rows()
-    for event in events:
-        apply(rows, event)
-    return respond({"project": ProjectView.of(rows.projects[project_id])}, status=201, seq=seq)
+    return respond({"project": ProjectView.of(project_after(events))}, status=201, seq=seq)
 
 
 @routes.get("/api/projects/{folder}")

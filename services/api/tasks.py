@@ -11,7 +11,7 @@ from ..kernel.events import TaskCancelRequested
 from ..kernel.ids import new_id
 from ..kernel.photos import unsafe_name
 from ..kernel.vocabulary import TERMINAL
-from ..projector.apply import Rows, apply
+from ..projector.apply import task_after
 from ..projector.views import ProjectRow, TaskView
 from .deps import Deps, deps, project_named, project_of
 from .errors import error, read_json, respond
@@ -68,9 +68,7 @@ async def request_task(d: Deps, task_type: str, project: ProjectRow | None, item
     event = definition.requested(task_type, new_id(), "user", project_id=project.id if project else None,
                                  folder=project.folder if project else None, items=items, label=label)
     seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
-    rows = Rows()
-    apply(rows, event)
-    return rows.tasks[event.task_id or ""], seq  # type: ignore[return-value]
+    return task_after(event), seq
 
 
 @routes.post("/api/tasks", body=StartTask)
@@ -130,9 +128,7 @@ async def cancel_task(request: web.Request) -> web.Response:
         raise error(409, f"task {task.id} is already {task.status}")
     event = TaskCancelRequested(project_id=task.project_id, task_id=task.id, source="user")
     seq = await d.bus.publish(event, msg_id=f"task:{task.id}:cancel")
-    rows = Rows(tasks={task.id: task})
-    apply(rows, event)
-    return respond({"task": rows.tasks[task.id]}, status=202, seq=seq)
+    return respond({"task": task_after(event, task)}, status=202, seq=seq)
 
 
 @routes.get("/api/jobs", query=ListingAll)

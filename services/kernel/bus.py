@@ -11,7 +11,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Iterable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 
 import nats.errors
 from nats.aio.client import Client
@@ -65,21 +65,22 @@ class Bus:
                 listener()
 
         nc = Client()
+        # Seconds, fractions included (nats-py annotates them as int).
+        waits: dict[str, Any] = {"reconnect_time_wait": RECONNECT_WAIT_S, "connect_timeout": min(2.0, timeout),
+                                 "drain_timeout": CLOSE_TIMEOUT_S}
         try:
             await asyncio.wait_for(
                 nc.connect(
                     [part.strip() for part in url.split(",") if part.strip()],
                     name=name,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=RECONNECT_WAIT_S,
-                    connect_timeout=min(2.0, timeout),
-                    drain_timeout=CLOSE_TIMEOUT_S,
                     error_cb=errors.record,
                     reconnected_cb=on_reconnected,
+                    **waits,
                 ),
                 timeout,
             )
-        except (asyncio.TimeoutError, OSError, nats.errors.Error) as exc:
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
             await nc.close()
             why = errors.last or exc
             raise Unreachable(f"cannot reach NATS at {redact(url)} within {timeout:g}s: {describe(why)}") from None
@@ -138,7 +139,7 @@ class Bus:
         else:
             self.counters.published += 1
 
-    async def publish_all(self, events: list[Event]) -> int:
+    async def publish_all(self, events: Sequence[Event]) -> int:
         """Store events in order; returns the last one's sequence (0 for none)."""
         if not events:
             return 0
@@ -193,7 +194,7 @@ class Bus:
 
     async def read(
         self, filters: list[str] | None = None, start_seq: int = 1, end_seq: int | None = None, batch: int = 512
-    ) -> AsyncIterator[list[Stored]]:
+    ) -> AsyncGenerator[list[Stored], None]:
         """The log from `start_seq` up to what is stored now (or `end_seq`), in order, in batches."""
         async with self.reading(start_seq, filters) as info:
             if not info.num_pending:

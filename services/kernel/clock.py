@@ -1,6 +1,6 @@
 """Wall-clock time as events record it: RFC 3339 UTC with milliseconds."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def iso(moment: datetime) -> str:
@@ -9,7 +9,7 @@ def iso(moment: datetime) -> str:
 
 
 def now_iso() -> str:
-    return iso(datetime.now(timezone.utc))
+    return iso(datetime.now(UTC))
 
 
 def parse_iso(value: str) -> datetime:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -65,7 +67,7 @@ def parse_definitions(data: bytes, origin: str = "task definitions") -> Definiti
 
 def load_definitions(path: Path | None = None) -> Definitions:
     """The definitions in `path`, or the shipped ones."""
-    source = path or SHIPPED
+    source: Path | Traversable = path or SHIPPED
     try:
         data = source.read_bytes()
     except OSError as exc:
@@ -83,5 +85,5 @@ def lane_for(priority: int, threshold: int, maintenance: bool) -> Lane:
     return "priority" if priority >= threshold and not maintenance else "normal"
 
 
-def definitions_schema() -> dict:
+def definitions_schema() -> dict[str, Any]:
     return msgspec.json.schema(Definitions)

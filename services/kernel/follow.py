@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.nuid import NUID
 
 from .bus import Bus
@@ -44,10 +45,10 @@ class Follower:
         self._inbox = ""
         self._dseq = 0  # its delivery sequence of the last message taken
         self._heard = time.monotonic()
-        self._sub = None
-        self._renewing: asyncio.Task | None = None
-        self._watch: asyncio.Task | None = None
-        self._deleting: set[asyncio.Task] = set()
+        self._sub: Subscription | None = None
+        self._renewing: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._deleting: set[asyncio.Task[None]] = set()
         self._nuid = NUID()
         self._stopped = False
 
@@ -85,9 +86,10 @@ class Follower:
         self._renewing = asyncio.create_task(self.loops.retry(self.name, self._renew), name=f"{self.name} renew")
         self._renewing.add_done_callback(self._renewed)
 
-    def _renewed(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.loops.fail(self.name, task.exception())
+    def _renewed(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.loops.fail(self.name, error)
 
     def _on_reconnected(self) -> None:
         self.renew("reconnected to NATS")
@@ -116,7 +118,7 @@ class Follower:
             raise
         self._heard = time.monotonic()
 
-    async def _drop(self, sub, consumer: str | None) -> None:
+    async def _drop(self, sub: Subscription | None, consumer: str | None) -> None:
         """Let go of a consumer: the server removes one nobody listens to, but sooner is tidier."""
         if sub is not None and not self.bus.nc.is_closed:
             try:

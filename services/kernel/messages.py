@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import msgspec
@@ -61,7 +61,7 @@ class Stored(msgspec.Struct, array_like=True, gc=False):
     @property
     def at(self) -> str:
         if isinstance(self._at, int):
-            self._at = iso(datetime.fromtimestamp(self._at / 1_000_000_000.0, timezone.utc))
+            self._at = iso(datetime.fromtimestamp(self._at / 1_000_000_000.0, UTC))
         return self._at
 
     def __eq__(self, other: object) -> bool:

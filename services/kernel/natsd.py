@@ -38,7 +38,8 @@ def nats_server_binary() -> str:
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _quoted(value: str) -> str:
@@ -86,7 +87,7 @@ class NatsServer:
                     f"  password: {_quoted(self.credentials.password)}\n}}\n")
         return ""
 
-    async def start(self, timeout: float = 10.0) -> "NatsServer":
+    async def start(self, timeout: float = 10.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         lock = await lock_store(self.store_dir)  # before the config: a running server's is not touched
         # A restart keeps the port: clients reconnect to the address they know.
@@ -128,6 +129,8 @@ class NatsServer:
 
     async def watch(self) -> None:
         """Returns only by raising: ServerError once the server has exited without being stopped."""
+        if self.process is None:
+            raise ServerError("the embedded nats-server was never started")
         code = await self.process.wait()
         raise ServerError(f"the embedded nats-server exited with {code}")
 
@@ -136,7 +139,7 @@ class NatsServer:
             self.process.terminate()
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
 

@@ -20,7 +20,8 @@ from nats.js.manager import JetStreamManager
 
 from . import subjects
 from .config import Config
-from .subjects import ALL, LANES, STREAM, lane_consumer, lane_filter
+from .subjects import ALL, STREAM, lane_consumer, lane_filter
+from .vocabulary import LANES
 
 log = logging.getLogger("darkroom.bus")
 
@@ -126,7 +127,7 @@ async def _ensure_lane(jsm: JetStreamManager, config: Config, lane: str, last_se
 
 async def recreated_lanes(jsm: JetStreamManager) -> dict[str, int]:
     """The sequence each lane consumer recreated after the fact starts at (lanes made with the stream: none)."""
-    starts = {}
+    starts: dict[str, int] = {}
     for lane in LANES:
         info = await jsm.consumer_info(STREAM, lane_consumer(lane))
         if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:

@@ -132,7 +132,7 @@ class Pull:
             self.wake.clear()
             try:
                 await asyncio.wait_for(self.wake.wait(), READ_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if self.buffer:
                     break
                 raise TimeoutError(

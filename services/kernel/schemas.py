@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from .definitions import definitions_schema
 from .events import ALL_EVENTS, Event, type_name
-
 
 
 class NoCheckout(Exception):
@@ -27,7 +27,7 @@ def checkout_dir() -> Path:
     return data
 
 
-def event_schema(cls: type[Event]) -> dict:
+def event_schema(cls: type[Event]) -> dict[str, Any]:
     schema = msgspec.json.schema(cls)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = type_name(cls)
@@ -53,5 +53,5 @@ def write(root: Path) -> list[Path]:
     return written
 
 
-def _dump(schema: dict) -> str:
+def _dump(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

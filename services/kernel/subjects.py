@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .events import BasenameClaimed, Event, JobEvent, PhotoEvent, type_name
 from .photos import name_key, photo_key
-from .vocabulary import LANES
 
 STREAM = "DARKROOM"
 STREAM_INFO = f"$JS.API.STREAM.INFO.{STREAM}"  # JetStream's API: the stream's config and state

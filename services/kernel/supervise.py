@@ -52,9 +52,9 @@ class Loops:
         self.down: dict[str, Down] = {}
         self.fatal: tuple[str, BaseException] | None = None
         self.failed = asyncio.Event()  # set with the first fatal error: the process must end
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task:
+    def spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         """Run `body` as loop `name`: again after a transient error, with backoff, and down until the
         body says it works again (`up(name)`); any other error is fatal. Returning ends the loop
         (it was asked to stop); so does cancelling it."""

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..kernel import subjects
-from ..kernel.messages import Expect
 from ..kernel.definitions import is_maintenance, lane_for
 from ..kernel.events import (
     Event,
@@ -24,6 +23,7 @@ from ..kernel.events import (
     TaskStarted,
 )
 from ..kernel.ids import job_id
+from ..kernel.messages import Expect
 from .state import TaskState
 
 
@@ -97,7 +97,7 @@ def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
         project_id=state.project_id,
         task_id=state.task_id,
         job_id=job_id(state.task_id, step_index),
-        source=state.source,  # type: ignore[arg-type]
+        source=state.source,
         task_type=state.task_type,
         job_type=step.type,
         step_index=step_index,
@@ -118,7 +118,7 @@ def _cancel_queued(state: TaskState, job: JobRequested) -> Emit:
 def _emit_task(state: TaskState, event: Event, name: str) -> Emit:
     event.project_id = state.project_id
     event.task_id = state.task_id
-    event.source = state.source  # type: ignore[assignment]
+    event.source = state.source
     return Emit(event, f"task:{state.task_id}:{name}", _task_guard(state))
 
 

@@ -14,10 +14,10 @@ from typing import Awaitable, Callable
 
 from ..kernel import subjects
 from ..kernel.bus import Bus
-from ..kernel.messages import Accepted, Conflict, Expect
 from ..kernel.definitions import Definitions
 from ..kernel.events import ProjectCreated
 from ..kernel.ids import derived_id
+from ..kernel.messages import Accepted, Conflict, Expect
 from ..kernel.supervise import Loops, transient
 
 log = logging.getLogger("darkroom.schedule")
@@ -51,7 +51,7 @@ class Schedule:
         self.task_type = task_type
         self.clock = clock
         self.sleep = sleep
-        self._loop: asyncio.Task | None = None
+        self._loop: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self.interval_s > 0 and self.task_type in self.definitions:

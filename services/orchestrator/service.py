@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Awaitable
 
 from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
 
 from ..kernel import subjects
 from ..kernel.bus import Bus
-from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
-from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
 from ..kernel.events import (
     Event,
     JobRequested,
@@ -23,6 +23,8 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskRequested,
 )
+from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
+from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
 from ..kernel.supervise import describe, transient
 from ..kernel.vocabulary import TERMINAL
 from .decide import Action, Dispatch, Emit, OpenRequests, decide, lost_dispatches, requested_subject
@@ -44,8 +46,8 @@ class Orchestrator:
         self.threshold = threshold
         self.name = name
         self.cache: OrderedDict[str, TaskState] = OrderedDict()
-        self._chains: dict[str, asyncio.Future] = {}
-        self._sub = None
+        self._chains: dict[str, asyncio.Future[None]] = {}
+        self._sub: JetStreamContext.PushSubscription | None = None
         self._stopping = False
         self.poisoned = 0
 
@@ -138,9 +140,13 @@ class Orchestrator:
         previous = self._chains.get(key)
         chain = asyncio.ensure_future(self._after(previous, event, msg))
         self._chains[key] = chain
-        chain.add_done_callback(lambda _f, k=key, c=chain: self._chains.pop(k, None) if self._chains.get(k) is c else None)
+        chain.add_done_callback(functools.partial(self._forget_chain, key))
 
-    async def _after(self, previous: asyncio.Future | None, event: Event, msg: Msg) -> None:
+    def _forget_chain(self, key: str, chain: asyncio.Future[None]) -> None:
+        if self._chains.get(key) is chain:
+            del self._chains[key]
+
+    async def _after(self, previous: asyncio.Future[None] | None, event: Event, msg: Msg) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # one task's events are handled in stream order
         try:
@@ -168,7 +174,6 @@ class Orchestrator:
         """The task with what its latest job.started and job.retrying say is running now (events the
         orchestrator does not consume): a cancel ends at once a job that is not running, and waits
         for one that is to stop at its next item."""
-        prefix = subjects.job_prefix(state.project_id, state.task_id)
         started = await self._last(subjects.job_subject(state.project_id, state.task_id, "started"))
         retrying = await self._last(subjects.job_subject(state.project_id, state.task_id, "retrying"))
         running = -1

@@ -20,7 +20,7 @@ from ..kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from ..kernel.vocabulary import TERMINAL
+from ..kernel.vocabulary import TERMINAL, Source
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class TaskState:
     task_type: str
     label: str
     user_relevant: bool
-    source: str
+    source: Source
     folder: str | None
     steps: tuple[Step, ...]
     items: tuple[str, ...]

@@ -11,14 +11,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 import aiosqlite
 import msgspec
 
-from ..kernel.messages import Stored
 from ..kernel.events import Codec, Event, PoisonEvent
+from ..kernel.messages import Stored
 from ..kernel.subjects import DISPATCH
 from . import store
 from .apply import Message, Needs, Rows, apply, needs
-from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
-
-Statements = list[tuple[str, list[tuple]]]  # one transaction: each SQL with the parameters of its rows
+from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH, Row, Statements, load_into, upsert
 
 log = logging.getLogger("darkroom.projector")
 
@@ -39,15 +37,15 @@ class Folded:
     """A batch decoded and applied in memory: everything its one transaction writes."""
 
     rows: Rows
-    outbox: list[tuple]
-    dead: list[tuple]
+    outbox: list[Row]
+    dead: list[Row]
     last: int
     events: int
 
 
 class Projector:
     def __init__(self, db: aiosqlite.Connection, codec: Codec,
-                 on_applied: Callable[[int, list[tuple]], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
+                 on_applied: Callable[[int, list[Row]], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
                  relay: bool = True) -> None:
         self.db = db
         # relay=False (a rebuild): no SSE outbox; a client resuming from before the checkpoint gets `reset`.
@@ -107,10 +105,10 @@ class Projector:
                 yield stored, event, None
 
     def _apply(self, rows: Rows, decoded: Iterable[tuple[Stored, Event | None, str | None]]
-               ) -> tuple[list[tuple], list[tuple]]:
+               ) -> tuple[list[Row], list[Row]]:
         """Folds the events into `rows`; the SSE outbox rows and dead letters they make."""
-        outbox: list[tuple] = []
-        dead: list[tuple] = []
+        outbox: list[Row] = []
+        dead: list[Row] = []
         relay = self.relay
         for stored, event, reason in decoded:
             if event is None:
@@ -126,11 +124,10 @@ class Projector:
     async def _load(self, wanted: Needs) -> Rows:
         """The rows `wanted` names, from the file (None for those it does not have)."""
         rows = Rows(relay=self.relay)
-        for ids, table, loaded in ((wanted.tasks, TASKS, rows.tasks), (wanted.jobs, JOBS, rows.jobs),
-                                   (wanted.projects, PROJECTS, rows.projects), (wanted.photos, PHOTOS, rows.photos)):
-            if ids:
-                loaded.update(dict.fromkeys(ids))
-                loaded.update(await store.load_many(self.db, table, ids))
+        await load_into(self.db, TASKS, wanted.tasks, rows.tasks)
+        await load_into(self.db, JOBS, wanted.jobs, rows.jobs)
+        await load_into(self.db, PROJECTS, wanted.projects, rows.projects)
+        await load_into(self.db, PHOTOS, wanted.photos, rows.photos)
         return rows
 
     async def _write(self, folded: Folded) -> None:
@@ -158,13 +155,10 @@ class Projector:
     def _statements(self, folded: Folded) -> Statements:
         """What the batch's one transaction runs, in order: each SQL with the parameters of its rows."""
         rows, last = folded.rows, folded.last
-        out: Statements = []
-        for table, ids, items in ((TASKS, rows.dirty_tasks, rows.tasks), (JOBS, rows.dirty_jobs, rows.jobs),
-                                  (PROJECTS, rows.dirty_projects, rows.projects)):
-            if ids:
-                out.append((table.upsert(), [table.to_row(items[i]) for i in ids]))
-        kept = [rows.photos[i] for i in rows.dirty_photos if rows.photos[i] is not None]
-        gone = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
+        out: Statements = [*upsert(TASKS, rows.dirty_tasks, rows.tasks), *upsert(JOBS, rows.dirty_jobs, rows.jobs),
+                           *upsert(PROJECTS, rows.dirty_projects, rows.projects)]
+        kept = [p for i in rows.dirty_photos if (p := rows.photos[i]) is not None]
+        gone: list[Row] = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
         if kept:
             out.append((PHOTOS.upsert(), [PHOTOS.to_row(p) for p in kept]))
         if gone:
@@ -187,6 +181,6 @@ class Projector:
                 out.append((SET_META, [(PRUNED_THROUGH, horizon)]))
         return out
 
-    def _outbox_row(self, seq: int, k: int, message: Message) -> tuple:
+    def _outbox_row(self, seq: int, k: int, message: Message) -> Row:
         return (seq, k, message.event, message.project_id, message.folder, int(message.maintenance),
                 self._encoder.encode(message.data).decode())

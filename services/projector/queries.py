@@ -8,14 +8,14 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import aiosqlite
 
 from ..kernel.supervise import Loops
 from ..kernel.vocabulary import OPEN_TASK
 from . import store
-from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH
+from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH, Row, S, Table
 from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView, TrashRow
 
 POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
@@ -50,15 +50,15 @@ _EVENT_ID = re.compile(r"(\d{1,18})(?:\.(\d*))?", re.ASCII)  # a sequence SQLite
 class OutboxTail:
     """The outbox rows this process's projector committed lately, as written (seq, k, event,
     project_id, folder, maintenance, data): a caught-up SSE client reads its next rows here, where
-    a query per client and commit would cost each open page about 4 ms of CPU per task."""
+    a query per client and commit would cost each open page CPU for every task."""
 
     KEEP = 4096
 
     def __init__(self, checkpoint: int) -> None:
         self.since = (checkpoint, AFTER_EVERYTHING)  # every row after this position is here
-        self.rows: list[tuple] = []
+        self.rows: list[Row] = []
 
-    def extend(self, rows: Sequence[tuple]) -> None:
+    def extend(self, rows: Sequence[Row]) -> None:
         self.rows.extend(rows)
         if len(self.rows) > 2 * self.KEEP:  # trimmed in bulk: dropping a list's head costs its length
             cut = len(self.rows) - self.KEEP
@@ -90,12 +90,12 @@ class ReadModel:
         self.loops = loops or Loops()
         self.checkpoint = 0
         self._moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._poller: asyncio.Task | None = None
+        self._poller: asyncio.Task[None] | None = None
         self.poll_s = POLL_S
         self.tail: OutboxTail | None = None  # see follow_projector
 
     @classmethod
-    async def open(cls, path: Path, loops: Loops | None = None) -> "ReadModel":
+    async def open(cls, path: Path, loops: Loops | None = None) -> ReadModel:
         model = cls(await store.open_db(path), loops)
         model.checkpoint = await store.get_meta(model.db, CHECKPOINT)
         model._poller = model.loops.spawn(POLL_LOOP, model._poll)
@@ -116,7 +116,7 @@ class ReadModel:
             self._poller.cancel()
             self._poller = None
 
-    def applied(self, seq: int, outbox: Sequence[tuple] = ()) -> None:
+    def applied(self, seq: int, outbox: Sequence[Row] = ()) -> None:
         """Called in-process by the projector after each commit: waiters wake without a query."""
         if self.tail is not None:
             self.tail.extend(outbox)
@@ -135,7 +135,7 @@ class ReadModel:
             await asyncio.sleep(self.poll_s)
             self._advance(await self.loops.retry(POLL_LOOP, lambda: store.get_meta(self.db, CHECKPOINT)))
 
-    async def _until(self, reached, timeout: float) -> bool:
+    async def _until(self, reached: Callable[[], bool], timeout: float) -> bool:
         deadline = asyncio.get_running_loop().time() + timeout
         while not reached():
             remaining = deadline - asyncio.get_running_loop().time()
@@ -143,7 +143,7 @@ class ReadModel:
                 return False
             try:
                 await asyncio.wait_for(asyncio.shield(self._moved), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
         return True
 
@@ -179,7 +179,7 @@ class ReadModel:
         sql = JOBS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
         return await self._fetch(JOBS, sql, [*args, limit])
 
-    async def _fetch(self, table, sql: str, args: list) -> list:
+    async def _fetch(self, table: Table[S], sql: str, args: list[Any]) -> list[S]:
         async with self.db.execute(sql, args) as cursor:
             return [table.from_row(row) for row in await cursor.fetchall()]
 
@@ -225,7 +225,7 @@ class ReadModel:
                      after: tuple[int, str, str] | None = None) -> list[PhotoView]:
         """Ordered by taken_at (undated last) then filename; `after` is the last row's sort key."""
         where = "WHERE project_id = ?"
-        args: list = [project_id]
+        args: list[Any] = [project_id]
         if after is not None:
             where += " AND ((taken_at IS NULL) > ? OR ((taken_at IS NULL) = ? AND (IFNULL(taken_at, '') > ? " \
                      "OR (IFNULL(taken_at, '') = ? AND filename > ?))))"
@@ -244,7 +244,8 @@ class ReadModel:
         sql = ("SELECT COUNT(*) FROM photos WHERE project_id = ? "
                "AND thumbnail_status NOT IN ('generated', 'not_supported')")
         async with self.db.execute(sql, (project_id,)) as cursor:
-            return (await cursor.fetchone())[0]
+            row = await cursor.fetchone()
+        return int(row[0]) if row is not None else 0
 
     # -- SSE outbox ------------------------------------------------------------------------------
 
@@ -256,7 +257,7 @@ class ReadModel:
         if self.tail is not None and self.tail.covers(after):
             return self.tail.after(after, folder=folder, show_maintenance=show_maintenance, limit=limit)
         sql = "SELECT seq, k, event, data FROM outbox WHERE (seq > ? OR (seq = ? AND k > ?))"
-        args: list = [after[0], after[0], after[1]]
+        args: list[Any] = [after[0], after[0], after[1]]
         if folder is not None:
             sql += " AND folder = ?"
             args.append(folder)
@@ -269,8 +270,9 @@ class ReadModel:
 
 
 def _filters(*, project_id: str | None, type: str | None, status: str | None,
-             show_maintenance: bool) -> tuple[str, list]:
-    clauses, args = [], []
+             show_maintenance: bool) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
     for column, value in (("project_id", project_id), ("type", type), ("status", status)):
         if value is not None:
             clauses.append(f"{column} = ?")

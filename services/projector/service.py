@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 from ..kernel.bus import Bus
-from ..kernel.messages import Stored
 from ..kernel.follow import Follower
+from ..kernel.messages import Stored
 from ..kernel.supervise import Loops
 from .engine import Projector
 
@@ -28,7 +28,7 @@ class ProjectorService:
         self.follower = Follower(bus, projector.checkpoint + 1, self._on_stored, self.loops, name="projector feed")
         self._buffer: list[Stored] = []
         self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task | None = None
+        self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.follower.start()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Generic, Iterable, TypeVar
+from pathlib import Path
+from typing import Any, Generic, Iterable, Sequence, TypeVar
 
 import aiosqlite
 import msgspec
@@ -12,6 +13,8 @@ import msgspec
 from .views import JobView, PhotoView, ProjectRow, TaskView, TrashRow
 
 S = TypeVar("S", bound=msgspec.Struct)
+Row = tuple[Any, ...]  # one row's values, as SQLite takes them
+Statements = list[tuple[str, list[Row]]]  # one transaction: each SQL with the parameters of its rows
 _JSON = msgspec.json.Encoder()
 
 SCHEMA = """
@@ -67,7 +70,7 @@ class Table(Generic[S]):
     def _json_positions(self) -> tuple[int, ...]:
         return tuple(i for i, c in enumerate(self.columns) if c in self.json_fields)
 
-    def to_row(self, item: S) -> tuple[Any, ...]:
+    def to_row(self, item: S) -> Row:
         values = msgspec.structs.astuple(item)  # views hold plain values, and lists as JSON columns
         if not self._json_positions:
             return values
@@ -75,6 +78,14 @@ class Table(Generic[S]):
         for i in self._json_positions:
             row[i] = _JSON.encode(row[i]).decode()
         return tuple(row)
+
+    @cached_property
+    def _id_position(self) -> int:
+        return self.columns.index("id")
+
+    def key_of(self, row: Sequence[Any]) -> str:
+        """A row's id, as the file has it."""
+        return str(row[self._id_position])
 
     def from_row(self, row: Iterable[Any]) -> S:
         data = dict(zip(self.columns, row))
@@ -99,7 +110,7 @@ TRASH = Table("trash", TrashRow)
 COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "trash": "id", "dead_letters": "seq"}
 
 
-async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
+async def open_db(path: Path | str, readonly: bool = False) -> aiosqlite.Connection:
     db = await aiosqlite.connect(f"file:{path}?mode=ro" if readonly else path, uri=readonly)
     # First: services started together on one file (api, worker, projector) wait for each other.
     await db.execute("PRAGMA busy_timeout=5000")
@@ -133,9 +144,20 @@ async def load_many(db: aiosqlite.Connection, table: Table[S], ids: Iterable[str
         chunk = ids[start:start + 500]
         sql = table.select(f"WHERE id IN ({', '.join('?' * len(chunk))})")
         for row in await db.execute_fetchall(sql, chunk):  # one trip to the connection's thread
-            item = table.from_row(row)
-            found[item.id] = item  # type: ignore[attr-defined]
+            found[table.key_of(row)] = table.from_row(row)
     return found
+
+
+async def load_into(db: aiosqlite.Connection, table: Table[S], ids: set[str], into: dict[str, S | None]) -> None:
+    """The rows `ids` names into `into`, None for those the file does not have."""
+    if ids:
+        into.update(dict.fromkeys(ids))
+        into.update(await load_many(db, table, ids))
+
+
+def upsert(table: Table[S], ids: set[str], items: dict[str, S | None]) -> list[tuple[str, list[Row]]]:
+    """The statement that writes these rows (none for no rows)."""
+    return [(table.upsert(), [table.to_row(item) for i in ids if (item := items[i]) is not None])] if ids else []
 
 
 async def get_meta(db: aiosqlite.Connection, key: str) -> int:

@@ -73,7 +73,7 @@ class ProjectRow(msgspec.Struct, kw_only=True, gc=False):
     pending_other: int = 0
 
     @property
-    def pending(self) -> "Pending":
+    def pending(self) -> Pending:
         return Pending(self.pending_photos, self.pending_jpg, self.pending_raw, self.pending_other)
 
 
@@ -94,7 +94,7 @@ class ProjectView(msgspec.Struct, kw_only=True):
     pending: Pending
 
     @classmethod
-    def of(cls, row: ProjectRow) -> "ProjectView":
+    def of(cls, row: ProjectRow) -> ProjectView:
         return cls(project_id=row.id, folder=row.folder, name=row.name, created_at=row.created_at,
                    updated_at=row.updated_at, photo_count=row.photo_count,
                    pending=row.pending)

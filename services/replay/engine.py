@@ -4,15 +4,18 @@ its transactions go to a writer process, committed there while the next batch fo
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import aiosqlite
 
 from ..kernel.events import Codec
 from ..kernel.messages import Stored
 from ..projector.apply import Needs, Rows
-from ..projector.engine import Folded, Projector, Statements
+from ..projector.engine import Folded, Projector
+from ..projector.store import Statements
 from .writer import Writer
+
+R = TypeVar("R")
 
 
 class Rebuild(Projector):
@@ -65,15 +68,12 @@ class Rebuild(Projector):
         """The kept rows `wanted` names, and the others from the file once everything is written there."""
         await self.settle()
         kept = self._kept
-        missing = Needs(*(
-            {i for i in ids if i not in have}
-            for ids, have in ((wanted.tasks, kept.tasks), (wanted.jobs, kept.jobs),
-                              (wanted.projects, kept.projects), (wanted.photos, kept.photos))))
-        rows = await super()._load(missing)
-        for ids, have, loaded in ((wanted.tasks, kept.tasks, rows.tasks), (wanted.jobs, kept.jobs, rows.jobs),
-                                  (wanted.projects, kept.projects, rows.projects),
-                                  (wanted.photos, kept.photos, rows.photos)):
-            loaded.update({i: have[i] for i in ids if i in have})
+        rows = await super()._load(Needs(_unkept(wanted.tasks, kept.tasks), _unkept(wanted.jobs, kept.jobs),
+                                         _unkept(wanted.projects, kept.projects), _unkept(wanted.photos, kept.photos)))
+        _take(rows.tasks, kept.tasks, wanted.tasks)
+        _take(rows.jobs, kept.jobs, wanted.jobs)
+        _take(rows.projects, kept.projects, wanted.projects)
+        _take(rows.photos, kept.photos, wanted.photos)
         return rows
 
     def _keep(self, rows: Rows) -> None:
@@ -98,3 +98,11 @@ class Rebuild(Projector):
             await self.writer.write(statements)
         else:
             await super()._commit(statements)
+
+
+def _unkept(ids: set[str], kept: dict[str, R | None]) -> set[str]:
+    return {i for i in ids if i not in kept}
+
+
+def _take(rows: dict[str, R | None], kept: dict[str, R | None], ids: set[str]) -> None:
+    rows.update({i: kept[i] for i in ids if i in kept})

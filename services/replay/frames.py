@@ -1,6 +1,6 @@
 """Child processes that a rebuild shares its work with, and the frames it exchanges with them over
 pipes: 4 bytes big-endian length, then that many bytes. Frames are read straight into a buffer of
-their own size (asyncio's StreamReader grew, copied and trimmed one, a tenth of a rebuild's time)."""
+their own size (asyncio's StreamReader grows, copies and trims one: dear on a rebuild)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def pipe() -> tuple[int, int]:
     """A pipe (read end, write end) as large as the system allows an unprivileged process."""
     read_end, write_end = os.pipe()
     try:
-        fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ"), PIPE_BYTES)
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     except (AttributeError, OSError):  # not Linux, or a lower limit: the default size still works
         pass
     return read_end, write_end
@@ -30,6 +30,11 @@ async def spawn(module: ModuleType, *args: str, stdin: int | None = None,
     the reason it fails."""
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", module.__name__, *args, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE)
+
+
+def _resolve(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 class _PipeEnd:
@@ -44,8 +49,8 @@ class _PipeEnd:
             try:
                 return call(self.fd, *args)
             except BlockingIOError:
-                ready = asyncio.get_running_loop().create_future()
-                self._watch(self.fd, lambda: ready.done() or ready.set_result(None))
+                ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._watch(self.fd, _resolve, ready)
                 try:
                     await ready
                 finally:

@@ -1,5 +1,5 @@
 """A child process that pulls a JetStream consumer over a plain NATS connection and writes what it
-gets to stdout, in frames: it speaks the protocol itself (nats-py costs ~20 µs a message), and runs
+gets to stdout, in frames: it speaks the protocol itself (nats-py's cost per message is what a rebuild waits on), and runs
 beside the process that decodes and applies. Imports nothing of Darkroom's, so it starts fast.
 
     python -m darkroom.replay.logpull HOST PORT STREAM CONSUMER TOTAL BATCH < AUTH_JSON
@@ -76,11 +76,12 @@ class Puller:
 
     def run(self, out) -> None:
         encoder = msgspec.msgpack.Encoder()
-        buf, pos, got = b"", 0, []
+        buf, pos = b"", 0
+        got: list[tuple[int, str, bytes, int]] = []
         while self.written < self.total:
             try:
                 chunk = self.sock.recv(1 << 20)
-            except socket.timeout:
+            except TimeoutError:
                 raise PullError(f"reading the log: nothing arrived within {READ_TIMEOUT_S:g}s") from None
             if not chunk:
                 raise PullError("the NATS server closed the connection")

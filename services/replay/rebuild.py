@@ -13,7 +13,6 @@ import aiosqlite
 
 from ..kernel.bus import Bus
 from ..projector import store
-from ..projector.engine import Projector
 from ..projector.store import CHECKPOINT, COMPARED
 from .engine import Rebuild
 from .fastread import read_all
@@ -35,7 +34,7 @@ class ReplayResult:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-async def rebuild(bus: Bus, projector: Projector, until: int, progress: Progress | None = None) -> int:
+async def rebuild(bus: Bus, projector: Rebuild, until: int, progress: Progress | None = None) -> int:
     """Apply the log from the projector's checkpoint up to `until`; returns events applied."""
     applied = 0
     if projector.checkpoint < until:
@@ -73,7 +72,7 @@ async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = 
         await db.close()
 
 
-async def _run(bus: Bus, db: aiosqlite.Connection, projector: Projector, live: Path | None, verify: bool,
+async def _run(bus: Bus, db: aiosqlite.Connection, projector: Rebuild, live: Path | None, verify: bool,
                progress: Progress | None) -> ReplayResult:
     began = time.perf_counter()
     if not verify:
@@ -97,8 +96,7 @@ async def _run(bus: Bus, db: aiosqlite.Connection, projector: Projector, live: P
 @contextmanager
 def _collector_spared() -> Iterator[None]:
     """A rebuild makes millions of short-lived objects, nearly all acyclic and freed within their
-    batch: the cyclic collector runs less often meanwhile, and never rescans what existed before
-    (it took about a tenth of the time otherwise)."""
+    batch: the cyclic collector runs less often meanwhile, and never rescans what existed before."""
     threshold = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])

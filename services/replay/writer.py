@@ -1,6 +1,6 @@
-"""A rebuild's SQLite writes, in a child process of their own: they took a quarter of the rebuild's
-time on its one busy core, and threads of one process cannot share that (the GIL), processes can.
-Imports nothing of Darkroom's, so it starts fast.
+"""A rebuild's SQLite writes, in a child process of their own: they were a large share of the
+rebuild's time on its one busy core, and threads of one process cannot share that (the GIL),
+processes can. Imports nothing of Darkroom's at run time, so it starts fast.
 
     python -m darkroom.replay.writer PATH
 
@@ -23,7 +23,7 @@ import msgspec
 from .frames import FrameWriter, pipe, spawn
 
 if TYPE_CHECKING:
-    from ..projector.engine import Statements
+    from ..projector.store import Statements
 
 _FRAME = msgspec.msgpack.Decoder(list[tuple[str, list[list]]])
 
@@ -42,7 +42,7 @@ class Writer:
         self._encoder = msgspec.msgpack.Encoder()
 
     @classmethod
-    async def start(cls, path: Path) -> "Writer":
+    async def start(cls, path: Path) -> Writer:
         read_end, write_end = pipe()
         try:
             child = await spawn(sys.modules[__name__], str(path), stdin=read_end)
@@ -73,7 +73,8 @@ class Writer:
         await self._child.wait()
 
     async def _failure(self) -> WriteError:
-        why = (await self._child.stderr.read()).decode(errors="replace").strip()
+        stderr = self._child.stderr
+        why = (await stderr.read()).decode(errors="replace").strip() if stderr is not None else ""
         return WriteError(why or f"the writer exited with {await self._child.wait()}")
 
 

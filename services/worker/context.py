@@ -6,14 +6,13 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
+from typing import Any, AsyncContextManager, Awaitable, Callable, Sequence, TypeVar
 
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
 from ..kernel.events import Event, JobRequested
 from ..kernel.folders import projects_root
 from .derivations import Derivations
-
 
 E = TypeVar("E", bound=Event)
 
@@ -54,7 +53,7 @@ class JobContext:
     data_dir: Path
     report: Callable[[int, int], Awaitable[None]]
     is_canceled: Callable[[], bool]
-    publish: Callable[[list[Event]], Awaitable[int]]
+    publish: Callable[[Sequence[Event]], Awaitable[int]]
     catch_up: Callable[[], Awaitable[None]]  # until the read model has applied all stored so far
     resources: Resources = field(default_factory=Resources)
     last_progress: float = field(default_factory=time.monotonic)

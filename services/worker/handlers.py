@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 
+from .context import Handler
 from .jobs.commit import file_removal, manifest_cleaning, trash_maintenance
 from .jobs.derivatives import derivatives_check, upload_postprocess
 from .jobs.reconcile import folder_check, manifest_check
-from .context import Handler
 from .jobtype import JobType, by_name
 
 BUILTIN = by_name([

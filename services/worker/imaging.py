@@ -174,7 +174,7 @@ def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     if icc:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            img = ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB")
+            img = ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB") or img
         except (ImageCms.PyCMSError, OSError):  # a broken profile: keep the pixels as they are
             pass
     return img.convert("RGB") if img.mode != "RGB" else img

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from ..kernel import subjects
 from ..kernel.bus import Bus
@@ -46,7 +48,7 @@ class CancelWatch:
         self.loops = loops
         self.size = size
         self.canceled: OrderedDict[str, None] = OrderedDict()
-        self._sub = None
+        self._sub: Subscription | None = None
         self._catching_up: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -112,7 +114,7 @@ class Worker:
         pipeline = self.config.pipeline
         for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_lane_slots)):
             name = f"slot {index}"
-            self._slots.append(self.loops.spawn(name, lambda name=name, lanes=lanes: self._slot(name, lanes)))
+            self._slots.append(self.loops.spawn(name, functools.partial(self._slot, name, lanes)))
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop pulling; let running jobs finish within the grace period; the rest are redelivered."""

@@ -25,7 +25,7 @@ class Proxy:
         self.went_down = asyncio.Event()
         self.held = asyncio.Event()  # the browser's bytes stopped at the chosen point
 
-    async def start(self) -> "Proxy":
+    async def start(self) -> Proxy:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

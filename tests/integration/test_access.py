@@ -15,10 +15,10 @@ import nats
 import pytest
 from nats.js import api
 
-from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.credentials import Credentials
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.worker.handlers import BUILTIN
 from tests.conftest import REPO, System, create_project, eventually, photo_bytes, upload
 
@@ -49,7 +49,7 @@ class Integrator:
         self.url = f"nats://integrator:{password_of('integrator')}@{server.host}:{server.port}"
         self.refused: list[str] = []
 
-    async def __aenter__(self) -> "Integrator":
+    async def __aenter__(self) -> Integrator:
         async def on_error(exc: Exception) -> None:
             self.refused.append(str(exc).lower())
 

@@ -14,9 +14,10 @@ from collections import Counter
 import pytest
 
 from darkroom.kernel import subjects
-from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.events import JobRequested
+from darkroom.kernel.subjects import lane_consumer
+from darkroom.kernel.vocabulary import LANES
 from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, eventually, photo_bytes, upload
 
@@ -36,7 +37,7 @@ async def _past_the_window() -> None:
 
 async def _idle(system: System, *consumers: str) -> None:
     """Everything stored so far was handled: by the named orchestrators and by the workers."""
-    for consumer in (*consumers, *(lane_consumer(lane) for lane in subjects.LANES)):
+    for consumer in (*consumers, *(lane_consumer(lane) for lane in LANES)):
         await system.settled(consumer, timeout=30)
 
 

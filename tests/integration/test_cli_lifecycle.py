@@ -44,7 +44,7 @@ async def _finish(process: asyncio.subprocess.Process, within: float) -> tuple[i
     began = time.monotonic()
     try:
         out, _ = await asyncio.wait_for(process.communicate(), within)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         out, _ = await process.communicate()
         raise AssertionError(f"still running after {within}s: {out.decode()[-2000:]}") from None

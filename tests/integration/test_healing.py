@@ -10,8 +10,17 @@ from PIL import Image
 
 from darkroom.kernel.definitions import load_definitions
 from darkroom.worker.handlers import BUILTIN
-from tests.conftest import (PHOTOS, System, create_project, eventually, photo_bytes, photos_of, shoot, start_shipped,
-                            upload)
+from tests.conftest import (
+    PHOTOS,
+    System,
+    create_project,
+    eventually,
+    photo_bytes,
+    photos_of,
+    shoot,
+    start_shipped,
+    upload,
+)
 from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 

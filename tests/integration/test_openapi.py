@@ -64,7 +64,7 @@ async def test_a_bounded_schemathesis_run_finds_no_server_error(system: System, 
     await system.start(job_types=BUILTIN, definitions=load_definitions(), api__token=TOKEN)
     system.http.headers.update(BEARER)
     # Something real to reach: a project with a photo, a finished task, a file in the trash.
-    project = await create_project(system, "Shoot")
+    await create_project(system, "Shoot")
     status, body = await upload(system, "Shoot", [("P1.jpg", photo_bytes("cameras/Canon_40D.jpg")),
                                                   ("P2.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
     await system.wait_task(body["task_id"], timeout=30)

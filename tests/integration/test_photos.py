@@ -453,7 +453,7 @@ class HalfUpload:
         self.posting: asyncio.Task | None = None
 
     @classmethod
-    async def start(cls, system: System, folder: str, first: Path, second: Path) -> "HalfUpload":
+    async def start(cls, system: System, folder: str, first: Path, second: Path) -> HalfUpload:
         half = cls(system, folder, first, second)
         half.posting = asyncio.create_task(half._post())
         await eventually(half._first_saved, what="the first file saved")

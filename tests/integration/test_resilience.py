@@ -11,10 +11,10 @@ from collections import Counter
 import pytest
 
 from darkroom.kernel.bus import Bus
-from darkroom.kernel.provision import provision
-from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.clock import parse_iso
 from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.provision import provision
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.worker.handlers import plain
 from tests.conftest import REPO, System, cli_env, darkroom_cli, eventually
 

@@ -29,7 +29,7 @@ class PhotoSubscriber:
         self.invalid: list[str] = []
         self.validators: dict[str, jsonschema.protocols.Validator] = {}
 
-    async def __aenter__(self) -> "PhotoSubscriber":
+    async def __aenter__(self) -> PhotoSubscriber:
         self.nc = await nats.connect(self.url)
         await self.nc.subscribe("darkroom.photo.>", cb=self.on_message)
         await self.nc.flush()

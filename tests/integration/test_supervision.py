@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import resource
 import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
 
+from darkroom.kernel.natsd import free_port
 from darkroom.kernel.provision import provision
 from darkroom.kernel.subjects import lane_consumer
-from darkroom.kernel.natsd import free_port
 from darkroom.replay.rebuild import replay
 from darkroom.runtime import read_model_path
 from tests.conftest import System, cli_env, darkroom_cli, eventually
@@ -97,7 +96,7 @@ async def test_each_split_service_serves_its_own_health_and_readiness(system: Sy
     ports = {command: free_port() for command in ("projector", "orchestrator", "worker")}
     processes = [await _service(system, command, port) for command, port in ports.items()]
     try:
-        for command, port in ports.items():
+        for port in ports.values():
             base = f"http://127.0.0.1:{port}"
             assert (await _get(f"{base}/healthz"))[0] == 200
             status, text = await _get(f"{base}/metrics")

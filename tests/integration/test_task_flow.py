@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.subjects import lane_consumer
 from tests.conftest import System
 
 

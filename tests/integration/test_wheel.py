@@ -9,14 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from darkroom.kernel.natsd import free_port
-from tests.conftest import PHOTOS, REPO
+from tests.conftest import PHOTOS, REPO, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -91,26 +90,23 @@ async def test_the_installed_darkroom_up_turns_an_upload_into_a_thumbnail(instal
 
 
 async def _until_ready(http: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    async def ready() -> bool:
         assert process.returncode is None, (await process.stdout.read()).decode()
         try:
             async with http.get(f"{base}/readyz") as response:
-                if response.status == 200:
-                    return
+                return response.status == 200
         except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("the installed darkroom up was not ready within 30 s")
+            return False
+
+    await eventually(ready, 30, "the installed darkroom up to be ready")
 
 
 async def _until_generated(http: aiohttp.ClientSession, url: str) -> dict:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    async def made() -> dict | None:
         async with http.get(url) as response:
             photos = (await response.json())["photos"]
-        if photos and photos[0]["thumbnail_status"] not in ("pending",):
-            assert photos[0]["thumbnail_status"] == "generated", photos[0]
-            return photos[0]
-        await asyncio.sleep(0.1)
-    raise AssertionError("no thumbnail within 30 s")
+        return photos[0] if photos and photos[0]["thumbnail_status"] != "pending" else None
+
+    photo = await eventually(made, 30, "the thumbnail")
+    assert photo["thumbnail_status"] == "generated", photo
+    return photo

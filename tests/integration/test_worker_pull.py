@@ -9,10 +9,10 @@ from pathlib import Path
 
 from darkroom.kernel import subjects
 from darkroom.kernel.bus import Bus
-from darkroom.kernel.provision import provision
-from darkroom.kernel.subjects import lane_consumer
 from darkroom.kernel.events import JobRequested
 from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.provision import provision
+from darkroom.kernel.subjects import lane_consumer
 from darkroom.worker.pull import LanePull
 from tests.conftest import make_config
 

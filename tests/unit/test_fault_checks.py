@@ -21,24 +21,24 @@ class Log:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
 
-    def add(self, kind: str, subject: str, **event) -> "Log":
+    def add(self, kind: str, subject: str, **event) -> Log:
         seq = len(self.entries) + 1
         at = 1_000_000.0 + seq
         self.entries.append(Entry(seq, f"darkroom.{subject}", at, {"type": kind, "project_id": P, **event}))
         return self
 
-    def task(self, task: str, task_type: str = "upload_postprocess", at: str = "2026-01-01T00:00:00.000Z") -> "Log":
+    def task(self, task: str, task_type: str = "upload_postprocess", at: str = "2026-01-01T00:00:00.000Z") -> Log:
         return self.add("task.requested", f"task.{P}.{task}.requested", task_id=task, task_type=task_type, at=at)
 
-    def job(self, task: str, step: int, kind: str, job_type: str = "upload_postprocess", **event) -> "Log":
+    def job(self, task: str, step: int, kind: str, job_type: str = "upload_postprocess", **event) -> Log:
         name = kind.split(".")[1]
         return self.add(kind, f"job.{P}.{task}.{name}", task_id=task, job_id=f"{task}-{step}", job_type=job_type,
                         step_index=step, **event)
 
-    def end(self, task: str, outcome: str = "completed") -> "Log":
+    def end(self, task: str, outcome: str = "completed") -> Log:
         return self.add(f"task.{outcome}", f"task.{P}.{task}.{outcome}", task_id=task)
 
-    def photo(self, kind: str, filename: str, **event) -> "Log":
+    def photo(self, kind: str, filename: str, **event) -> Log:
         return self.add(kind, f"photo.{P}.key-{filename}.{kind.split('.')[1]}", filename=filename, **event)
 
 

@@ -4,9 +4,9 @@ the embedded sRGB profile, the megapixel limit, RAW embedded previews."""
 from __future__ import annotations
 
 import io
-from datetime import datetime
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 

@@ -13,9 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.subjects_match import matches
 from darkroom.kernel import subjects
-from darkroom.kernel.messages import Conflict, Expect
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.events import (
     Event,
@@ -33,8 +31,10 @@ from darkroom.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
+from darkroom.kernel.messages import Conflict, Expect
 from darkroom.orchestrator.decide import Dispatch, Emit, OpenRequests, Request, decide, lost_dispatches
 from darkroom.orchestrator.state import TaskState, evolve, refreshed, start
+from tests.subjects_match import matches
 
 THRESHOLD = 90
 DEFS = load_definitions()

@@ -10,7 +10,6 @@ import sqlite3
 import pytest
 
 from darkroom.kernel import subjects
-from darkroom.kernel.messages import Stored
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.events import (
     Codec,
@@ -23,6 +22,7 @@ from darkroom.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
+from darkroom.kernel.messages import Stored
 from darkroom.projector import engine as engine_module
 from darkroom.projector import store
 from darkroom.projector.engine import Projector

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.subjects_match import matches
 from darkroom.kernel import subjects
 from darkroom.kernel.events import (
     JOB_EVENTS,
     TASK_EVENTS,
     Event,
-    PhotoKeepChanged,
-    ProjectCreated,
     JobCompleted,
     JobProgress,
     JobRequested,
+    PhotoKeepChanged,
+    ProjectCreated,
+    Step,
     TaskCancelRequested,
     TaskRequested,
-    Step,
 )
+from darkroom.kernel.vocabulary import LANES
+from tests.subjects_match import matches
 
 
 def test_matcher_itself():
@@ -91,7 +92,7 @@ def test_project_and_photo_subjects_use_the_project_id_and_the_photo_key():
 def test_a_basename_has_one_claim_subject_in_every_project():
     from darkroom.kernel.events import BasenameClaimed
 
-    key = __import__("hashlib").sha256("DSC01".encode()).hexdigest()[:24]
+    key = __import__("hashlib").sha256(b"DSC01").hexdigest()[:24]
     left = subjects.subject_for(BasenameClaimed(project_id="P01", filename="DSC01"))
     assert left == f"darkroom.basename.{key}.claimed"
     assert subjects.subject_for(BasenameClaimed(project_id="P02", filename="DSC01")) == left
@@ -109,13 +110,13 @@ def test_prefixes_cover_the_aggregate_and_nothing_else():
 
 
 def test_dispatch_subjects_and_lane_filters():
-    assert subjects.LANES == ("priority", "normal")
+    assert LANES == ("priority", "normal")
     assert subjects.dispatch("priority", "upload_postprocess") == "darkroom.dispatch.priority.upload_postprocess"
     assert subjects.dispatch("normal", "manifest_cleaning") == "darkroom.dispatch.normal.manifest_cleaning"
     assert subjects.lane_filter("priority") == "darkroom.dispatch.priority.>"
-    for lane in subjects.LANES:
+    for lane in LANES:
         own = subjects.dispatch(lane, "folder_check")
-        other = subjects.dispatch(next(x for x in subjects.LANES if x != lane), "folder_check")
+        other = subjects.dispatch(next(x for x in LANES if x != lane), "folder_check")
         assert matches(subjects.lane_filter(lane), own)
         assert not matches(subjects.lane_filter(lane), other)
         assert subjects.is_dispatch(own)
@@ -125,7 +126,7 @@ def test_job_events_are_never_mistaken_for_dispatch_copies():
     job = _minimal(JobRequested, project_id="P", task_id="T", job_id="T-0")
     subject = subjects.subject_for(job)
     assert not subjects.is_dispatch(subject)
-    assert not any(matches(subjects.lane_filter(lane), subject) for lane in subjects.LANES)
+    assert not any(matches(subjects.lane_filter(lane), subject) for lane in LANES)
 
 
 def test_cancel_requests_filter_matches_every_cancel_request_only():

@@ -8,8 +8,8 @@ import sqlite3
 import nats.errors
 import pytest
 
-from darkroom.kernel.publish import PublishError
 from darkroom.kernel.health import Health
+from darkroom.kernel.publish import PublishError
 from darkroom.kernel.supervise import Loops, transient
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ...kernel.clock import now_iso, parse_iso
-from ...kernel.events import PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
+from ...kernel.events import Event, PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
 from ...kernel.folders import derivative_paths, move_to_trash, restore_from_trash, scan
 from ...kernel.photos import TRASH_DIR, is_upload_temp
 from ..context import JobContext, PermanentError
@@ -40,7 +40,7 @@ async def file_removal(ctx: JobContext) -> None:
                     restore_from_trash(folder, trash_entry, name)
                 failures.append(f"{photo.filename}: {exc.strerror or exc}")
                 continue
-            events = []
+            events: list[Event] = []
             if moved:
                 events.append(ctx.event(PhotoFilesTrashed, filename=photo.filename, names=[m[0] for m in moved],
                                         trash_names=[m[1] for m in moved], trashed_at=now_iso()))

@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadataExtracted
 from ...kernel.folders import Listing, derivative_paths, scan
 from ...kernel.photos import derivative_names, derivative_source
-from ..context import JobCanceledError, JobContext
+from ..context import JobCanceledError, JobContext, PermanentError
 from ..healing import Stamp, failure_kind, remake_reason
 from ..rawpreview import NoPreview
 
@@ -82,6 +82,8 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
     source = folder / source_name
     thumb, preview = derivative_paths(folder, basename)
     derivations = ctx.resources.derivations
+    if derivations is None:
+        raise PermanentError("this worker has no image processes")
     stamp, made_ns = _state(folder, basename, source_name)
     if (not force and photo is not None and not derivations.pending(source)
             and remake_reason(photo, source_name, stamp, made_ns, busy=False) is None):
@@ -123,7 +125,7 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
 def _state(folder: Path, basename: str, source: str | None) -> tuple[Stamp | None, int | None]:
     """What remake_reason reads from the disk: the source as it is now, and when the older of the
     photo's derivative files was made (None when one is missing)."""
-    root = os.fspath(folder)  # paths as strings: a Path a file cost a project of 5,000 photos ~0.1 s
+    root = os.fspath(folder)  # paths as strings: a Path a file is dear in a large project
     stamp = made_ns = None
     try:
         if source is not None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from ...kernel.events import (
+    Event,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoFileAdded,
     ProjectManifestWritten,
     TaskRequested,
 )
+from ...kernel.folders import derivative_paths, scan, sha256_of
 from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
 from ...kernel.photos import kind_of
-from ...kernel.folders import derivative_paths, scan, sha256_of
 from ..context import JobContext, PermanentError
 from ..plans import availability
 
@@ -38,7 +39,7 @@ async def manifest_check(ctx: JobContext) -> None:
             # An upload may have saved a file and announced it since this job started: not a change.
             await ctx.catch_up()
             photos = await read.all_photos(project.id)
-        events = []
+        events: list[Event] = []
         sourced = []  # photos without derivatives whose source came by hand
         for done, photo in enumerate(photos, start=1):
             change = availability(photo, listing.get(photo.filename, []))
@@ -72,7 +73,7 @@ async def folder_check(ctx: JobContext) -> None:
         if found:
             await ctx.catch_up()  # as in manifest_check: an upload's file is not stray
             found = await _unrecorded(ctx, listing)
-        events = []
+        events: list[Event] = []
         for basename in found:
             for name in listing[basename]:
                 path = folder / name
