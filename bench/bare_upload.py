@@ -73,8 +73,13 @@ class Server:
         stem = source.name.rpartition(".")[0]
         try:
             await asyncio.get_running_loop().run_in_executor(
-                self.pool, make_derivatives, str(source), str(self.folder / THUMB_DIR / f"{stem}.webp"),
-                str(self.folder / PREVIEW_DIR / f"{stem}.jpg"), self.spec)
+                self.pool,
+                make_derivatives,
+                str(source),
+                str(self.folder / THUMB_DIR / f"{stem}.webp"),
+                str(self.folder / PREVIEW_DIR / f"{stem}.jpg"),
+                self.spec,
+            )
         except Exception:  # counted: the bench checks that none failed
             self.failed += 1
         async with self.changed:

@@ -200,8 +200,10 @@ def detail(event: Event) -> str:
         case JobProgress():
             return f"step {event.step_index} {event.job_type}, {event.done}/{event.total}"
         case JobRetrying():
-            return (f"step {event.step_index} {event.job_type}, attempt {event.attempt}: {event.error}; "
-                    f"again in {event.delay_s:g}s")
+            return (
+                f"step {event.step_index} {event.job_type}, attempt {event.attempt}: {event.error}; "
+                f"again in {event.delay_s:g}s"
+            )
         case JobCompleted():
             return f"step {event.step_index} {event.job_type}, attempt {event.attempt}"
         case JobFailed():
@@ -218,21 +220,31 @@ def detail(event: Event) -> str:
             replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""
             return f"{event.filename}: {event.name} ({event.kind}, {event.size} bytes){replaced}"
         case PhotoMetadataExtracted():
-            parts = [f"taken {event.taken_at}" if event.taken_at else "",
-                     _camera(event.make, event.model),
-                     f"{event.width}x{event.height}" if event.width and event.height else "",
-                     f"orientation {event.orientation}" if event.orientation else ""]
+            parts = [
+                f"taken {event.taken_at}" if event.taken_at else "",
+                _camera(event.make, event.model),
+                f"{event.width}x{event.height}" if event.width and event.height else "",
+                f"orientation {event.orientation}" if event.orientation else "",
+            ]
             return f"{event.filename}: " + (", ".join(p for p in parts if p) or "no metadata")
         case PhotoDerivativesUpdated():
             made_from = f" from {event.made_from}" if event.made_from else ""
             kind = f"{event.error_kind}: " if event.error_kind else ""
             error = f" ({kind}{event.error})" if event.error else ""
-            return (f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}"
-                    f"{made_from}{error}")
+            return (
+                f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}"
+                f"{made_from}{error}"
+            )
         case PhotoKeepChanged():
-            flags = [f"{name} {'yes' if value else 'no'}" for name, value in
-                     (("keep_jpg", event.keep_jpg), ("keep_raw", event.keep_raw), ("keep_other", event.keep_other))
-                     if value is not None]
+            flags = [
+                f"{name} {'yes' if value else 'no'}"
+                for name, value in (
+                    ("keep_jpg", event.keep_jpg),
+                    ("keep_raw", event.keep_raw),
+                    ("keep_other", event.keep_other),
+                )
+                if value is not None
+            ]
             return f"{event.filename}: " + (", ".join(flags) or "unchanged")
         case PhotoSidecarAdded():
             replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""

@@ -33,33 +33,48 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", type=Path, default=argparse.SUPPRESS, help="data folder (default ./darkroom-data)")
     common.add_argument("--nats", default=argparse.SUPPRESS, help="NATS URL (default: the embedded server's)")
-    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file (default DIR/darkroom.toml)")
+    common.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="config file (default DIR/darkroom.toml)"
+    )
     top = argparse.ArgumentParser(prog="darkroom", parents=[common], description=__doc__)
     sub = top.add_subparsers(dest="command", required=True, metavar="command")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help, description=help)
 
-    for name, help in (("up", "everything in one process, with an embedded nats-server"),
-                       ("api", "the HTTP API, SSE and web UI")):
+    for name, help in (
+        ("up", "everything in one process, with an embedded nats-server"),
+        ("api", "the HTTP API, SSE and web UI"),
+    ):
         p = command(name, help)
         p.add_argument("--host", default=None)
         p.add_argument("--port", type=int, default=None)
-    services = [command("orchestrator", "the process manager that advances task steps"),
-                command("worker", "pulls jobs from the priority and normal lanes and runs them"),
-                command("projector", "folds the log into the SQLite read models")]
-    services[0].add_argument("--name", default="orchestrator", help="durable consumer name; give each orchestrator its own")
+    services = [
+        command("orchestrator", "the process manager that advances task steps"),
+        command("worker", "pulls jobs from the priority and normal lanes and runs them"),
+        command("projector", "folds the log into the SQLite read models"),
+    ]
+    services[0].add_argument(
+        "--name", default="orchestrator", help="durable consumer name; give each orchestrator its own"
+    )
     for p in services:
-        p.add_argument("--health-port", type=int, default=None, metavar="P",
-                       help="serve /healthz, /readyz and /metrics of this process on port P (0: any free port)")
+        p.add_argument(
+            "--health-port",
+            type=int,
+            default=None,
+            metavar="P",
+            help="serve /healthz, /readyz and /metrics of this process on port P (0: any free port)",
+        )
     p = command("replay", "rebuild the read models from the log")
     p.add_argument("--into", type=Path, default=None, help="target SQLite file (default: a new file under DIR)")
     p.add_argument("--verify", action="store_true", help="compare with the live read model; exit 1 on differences")
     p = command("audit", "the event history of a task, a photo or a project, oldest first")
     what = p.add_subparsers(dest="audit", required=True, metavar="what")
-    for name, args, help in (("task", ("ID",), "every event of one task and its jobs"),
-                             ("photo", ("FOLDER", "FILENAME"), "every event of one photo (FILENAME: its basename)"),
-                             ("project", ("FOLDER",), "the project's, its photos', tasks' and jobs' events")):
+    for name, args, help in (
+        ("task", ("ID",), "every event of one task and its jobs"),
+        ("photo", ("FOLDER", "FILENAME"), "every event of one photo (FILENAME: its basename)"),
+        ("project", ("FOLDER",), "the project's, its photos', tasks' and jobs' events"),
+    ):
         q = what.add_parser(name, parents=[common], help=help, description=help)
         for arg in args:
             q.add_argument(arg.lower(), metavar=arg)
@@ -88,8 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
-    except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError,
-            CredentialsError, Unreachable) as exc:
+    except (
+        UsageError,
+        ConfigError,
+        DefinitionError,
+        PluginError,
+        ServerError,
+        ProvisionError,
+        CredentialsError,
+        Unreachable,
+    ) as exc:
         print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
     except ListenError as exc:
@@ -112,6 +135,7 @@ async def run(args: argparse.Namespace) -> int:
     data_dir: Path = getattr(args, "data", None) or Path("darkroom-data")
     if args.command == "schemas":
         from .kernel import schemas
+
         try:
             root = schemas.checkout_dir()
         except schemas.NoCheckout as exc:
@@ -119,8 +143,12 @@ async def run(args: argparse.Namespace) -> int:
         for path in schemas.write(root):
             print(f"wrote {path}")
         return 0
-    overrides = {"nats.url": getattr(args, "nats", None), "api.host": getattr(args, "host", None),
-                 "api.port": getattr(args, "port", None), "health.port": getattr(args, "health_port", None)}
+    overrides = {
+        "nats.url": getattr(args, "nats", None),
+        "api.host": getattr(args, "host", None),
+        "api.port": getattr(args, "port", None),
+        "health.port": getattr(args, "health_port", None),
+    }
     config = load_config(data_dir, getattr(args, "config", None), overrides=overrides)
     if args.command == "up":
         return await up(config, data_dir)
@@ -143,8 +171,7 @@ def nats_url(config: Config, data_dir: Path) -> str:
     url_file = data_dir / NATS_URL_FILE
     if url_file.is_file():
         return url_file.read_text().strip()
-    raise UsageError(f"no NATS URL: give --nats, set DARKROOM_NATS__URL, or start `darkroom up` "
-                     f"(it writes {url_file})")
+    raise UsageError(f"no NATS URL: give --nats, set DARKROOM_NATS__URL, or start `darkroom up` (it writes {url_file})")
 
 
 def _stop_signals() -> asyncio.Event:
@@ -159,10 +186,18 @@ def _stop_signals() -> asyncio.Event:
 def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], orchestrator_name: str = "orchestrator"):
     from .runtime import Runtime
     from .worker.handlers import load_job_types
+
     definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
     job_types = load_job_types(config.pipeline.plugins)
-    return Runtime(config=config, data_dir=data_dir, nats_url=url, definitions=definitions, job_types=job_types,
-                   roles=roles, orchestrator_name=orchestrator_name)
+    return Runtime(
+        config=config,
+        data_dir=data_dir,
+        nats_url=url,
+        definitions=definitions,
+        job_types=job_types,
+        roles=roles,
+        orchestrator_name=orchestrator_name,
+    )
 
 
 async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what: str) -> int:
@@ -196,6 +231,7 @@ async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what
 
 async def up(config: Config, data_dir: Path) -> int:
     from .kernel.natsd import NatsServer
+
     # Everything that can be wrong with the configuration is found before anything starts.
     runtime = _runtime(config, data_dir, config.nats.url or "", ("projector", "orchestrator", "worker", "api"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -223,13 +259,19 @@ async def up(config: Config, data_dir: Path) -> int:
 
 
 async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
-    runtime = _runtime(config, data_dir, nats_url(config, data_dir), (args.command,),
-                       orchestrator_name=getattr(args, "name", "orchestrator"))
+    runtime = _runtime(
+        config,
+        data_dir,
+        nats_url(config, data_dir),
+        (args.command,),
+        orchestrator_name=getattr(args, "name", "orchestrator"),
+    )
 
     async def start() -> None:
         await runtime.start()
         where = (f" on {runtime.base_url}" if args.command == "api" else "") + (
-            f", health on http://{config.health.host}:{runtime.health_port}" if runtime.health_port else "")
+            f", health on http://{config.health.host}:{runtime.health_port}" if runtime.health_port else ""
+        )
         log.info("darkroom %s running%s", args.command, where)
 
     return await _run_until_stopped(runtime, start, args.command)
@@ -238,10 +280,14 @@ async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int
 async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool) -> int:
     from .replay.rebuild import replay as run_replay
     from .runtime import read_model_path
+
     if into is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        into = next(p for n in range(1, 10_000)
-                    if not (p := data_dir / (f"replay-{stamp}.sqlite" if n == 1 else f"replay-{stamp}-{n}.sqlite")).exists())
+        into = next(
+            p
+            for n in range(1, 10_000)
+            if not (p := data_dir / (f"replay-{stamp}.sqlite" if n == 1 else f"replay-{stamp}-{n}.sqlite")).exists()
+        )
     elif into.exists():
         raise UsageError(f"{into} already exists: replay builds a new file")
     live = read_model_path(data_dir)
@@ -252,8 +298,10 @@ async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool
         result = await run_replay(bus, into, live, verify, bar.update if bar else None)
         if bar:
             bar.done()
-    print(f"replayed {result.events} events to sequence {result.checkpoint} in {result.seconds:.2f}s "
-          f"({result.rate:,.0f} events/s) into {into}")
+    print(
+        f"replayed {result.events} events to sequence {result.checkpoint} in {result.seconds:.2f}s "
+        f"({result.rate:,.0f} events/s) into {into}"
+    )
     if verify:
         if result.differences:
             print(f"verify: {len(result.differences)} rows differ from the live read model:")
@@ -284,6 +332,7 @@ class _ProgressBar:
 
 async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from . import audit as history
+
     async with _connected(config, data_dir, "darkroom-audit") as bus:
         try:
             if args.audit == "task":
@@ -320,6 +369,7 @@ async def _connected(config: Config, data_dir: Path, name: str):
 
     from .kernel.bus import Bus, Unreachable
     from .kernel.supervise import describe
+
     url = nats_url(config, data_dir)
     bus = await Bus.connect(url, name)
     try:
@@ -333,6 +383,7 @@ async def _connected(config: Config, data_dir: Path, name: str):
 async def dead_letters(data_dir: Path) -> int:
     from .projector.queries import ReadModel
     from .runtime import read_model_path
+
     path = read_model_path(data_dir)
     if not path.is_file():
         raise UsageError(f"no read model at {path}")

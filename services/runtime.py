@@ -131,13 +131,23 @@ class Runtime:
             bus = self.buses.get("worker") or await self._bus("worker")
             self.worker_read = await ReadModel.open(read_model_path(self.data_dir), self.loops)
             # The image processes die with this one, even when it is killed while they start.
-            self.pool = ProcessPoolExecutor(self.config.processing.workers, mp_context=get_context("spawn"),
-                                            initializer=init_worker, initargs=(os.getpid(),))
+            self.pool = ProcessPoolExecutor(
+                self.config.processing.workers,
+                mp_context=get_context("spawn"),
+                initializer=init_worker,
+                initargs=(os.getpid(),),
+            )
             name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
             self.derivations = Derivations(self.pool, spec_of(self.config.processing))
-            resources = Resources(read=self.worker_read, derivations=self.derivations, definitions=self.definitions,
-                                  lease=Leases(bus, name, self.config.nats.replicas).hold)
-            self.worker = Worker(bus, self.config, self.job_types, self.data_dir, resources, name=name, loops=self.loops)
+            resources = Resources(
+                read=self.worker_read,
+                derivations=self.derivations,
+                definitions=self.definitions,
+                lease=Leases(bus, name, self.config.nats.replicas).hold,
+            )
+            self.worker = Worker(
+                bus, self.config, self.job_types, self.data_dir, resources, name=name, loops=self.loops
+            )
             await self.worker.start()
             # Starting image processes takes a moment: do it now, not in the first upload's time.
             loop = asyncio.get_running_loop()
@@ -159,9 +169,16 @@ class Runtime:
     async def _start_api(self) -> None:
         bus = self.buses.get("api") or await self._bus("api")
         self.read = await ReadModel.open(read_model_path(self.data_dir), self.loops)
-        self.api_deps = Deps(bus=bus, read=self.read, definitions=self.definitions, config=self.config,
-                             data_dir=self.data_dir, metrics_sources=[self._metrics], health=self.health,
-                             derive=self.derivations.prefetch if self.derivations is not None else None)
+        self.api_deps = Deps(
+            bus=bus,
+            read=self.read,
+            definitions=self.definitions,
+            config=self.config,
+            data_dir=self.data_dir,
+            metrics_sources=[self._metrics],
+            health=self.health,
+            derive=self.derivations.prefetch if self.derivations is not None else None,
+        )
         self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=GRACE_S / 2, access_log=None)
         await self.api_runner.setup()
         self.port = self.config.api.port or free_port(self.config.api.host)
@@ -212,10 +229,12 @@ class Runtime:
 
     async def health_metrics(self) -> list[str]:
         """The Prometheus lines of a service without the API (whose /metrics says more)."""
-        lines = ["# TYPE darkroom_events_published_total counter",
-                 f"darkroom_events_published_total {self.counters.published}",
-                 "# TYPE darkroom_events_duplicate_total counter",
-                 f"darkroom_events_duplicate_total {self.counters.duplicates}"]
+        lines = [
+            "# TYPE darkroom_events_published_total counter",
+            f"darkroom_events_published_total {self.counters.published}",
+            "# TYPE darkroom_events_duplicate_total counter",
+            f"darkroom_events_duplicate_total {self.counters.duplicates}",
+        ]
         if self.projector is not None:
             checkpoint = self.projector.projector.checkpoint
             lines += ["# TYPE darkroom_projector_checkpoint gauge", f"darkroom_projector_checkpoint {checkpoint}"]
@@ -236,10 +255,12 @@ class Runtime:
         lines = ["# TYPE darkroom_loops_down gauge", f"darkroom_loops_down {len(self.loops.down)}"]
         if self.projector is not None:
             counts = self.projector.projector.counts
-            lines += ["# TYPE darkroom_events_applied_total counter",
-                      f"darkroom_events_applied_total {counts.events}",
-                      "# TYPE darkroom_poison_events_total counter",
-                      f"darkroom_poison_events_total {counts.poisoned}"]
+            lines += [
+                "# TYPE darkroom_events_applied_total counter",
+                f"darkroom_events_applied_total {counts.events}",
+                "# TYPE darkroom_poison_events_total counter",
+                f"darkroom_poison_events_total {counts.poisoned}",
+            ]
         if self.worker is not None:
             lines += ["# TYPE darkroom_worker_busy_slots gauge"]
             lines += [f'darkroom_worker_busy_slots{{lane="{lane}"}} {n}' for lane, n in self.worker.busy.items()]

@@ -76,13 +76,23 @@ class System:
         self.seq = 0
         self.verify_on_close = True
 
-    async def start(self, roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
-                    job_types: dict | None = None, orchestrator_name: str = "orchestrator",
-                    definitions: dict | None = None, **settings: Any) -> Runtime:
-        runtime = Runtime(config=make_config(self.data_dir, **settings), data_dir=self.data_dir,
-                          nats_url=self.server.url, definitions=definitions or DEFINITIONS,
-                          job_types=JOB_TYPES if job_types is None else job_types, roles=roles,
-                          orchestrator_name=orchestrator_name)
+    async def start(
+        self,
+        roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
+        job_types: dict | None = None,
+        orchestrator_name: str = "orchestrator",
+        definitions: dict | None = None,
+        **settings: Any,
+    ) -> Runtime:
+        runtime = Runtime(
+            config=make_config(self.data_dir, **settings),
+            data_dir=self.data_dir,
+            nats_url=self.server.url,
+            definitions=definitions or DEFINITIONS,
+            job_types=JOB_TYPES if job_types is None else job_types,
+            roles=roles,
+            orchestrator_name=orchestrator_name,
+        )
         await runtime.start()
         self.runtimes.append(runtime)
         if "api" in roles:
@@ -96,8 +106,9 @@ class System:
         assert self.api is not None, "no runtime with the api role"
         return self.api.base_url
 
-    async def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                      headers: dict | None = None) -> tuple[int, Any, dict]:
+    async def request(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, Any, dict]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if method == "GET" and self.seq and "min_seq=" not in path:
             # Read your own writes: every GET waits for the newest mutation this client made.
@@ -166,8 +177,9 @@ class System:
             return
         last = await self.bus.last_seq()
         await eventually(lambda: _reached(projector, last), 10, f"the projector to reach {last}")
-        result = await replay(self.bus, self.data_dir.parent / f"verify-{os.getpid()}-{time.monotonic_ns()}.sqlite",
-                              live, verify=True)
+        result = await replay(
+            self.bus, self.data_dir.parent / f"verify-{os.getpid()}-{time.monotonic_ns()}.sqlite", live, verify=True
+        )
         assert result.differences == [], "\n".join(result.differences[:20])
 
     async def validate_log(self) -> None:
@@ -194,8 +206,10 @@ class System:
                 if event.type not in validators:
                     schema = json.loads((REPO / "schemas" / "events" / f"{event.type}.json").read_text())
                     validators[event.type] = jsonschema.Draft202012Validator(schema)
-                invalid += [f"{stored.seq} {stored.subject}: {error.message}"
-                            for error in validators[event.type].iter_errors(json.loads(stored.data))]
+                invalid += [
+                    f"{stored.seq} {stored.subject}: {error.message}"
+                    for error in validators[event.type].iter_errors(json.loads(stored.data))
+                ]
         assert not invalid, "events that do not match their schema:\n" + "\n".join(invalid[:20])
 
     async def close(self) -> None:
@@ -267,7 +281,9 @@ class SSEClient:
                 line = raw.decode().rstrip("\n")
                 if not line:
                     if "event" in fields:
-                        self.messages.append((fields.get("id", ""), fields["event"], msgspec.json.decode(fields["data"])))
+                        self.messages.append(
+                            (fields.get("id", ""), fields["event"], msgspec.json.decode(fields["data"]))
+                        )
                     fields = {}
                 elif line.startswith(":"):
                     self.comments += 1
@@ -276,8 +292,9 @@ class SSEClient:
                     name, _, value = line.partition(":")
                     fields[name] = value[1:] if value.startswith(" ") else value
 
-    async def wait_for(self, predicate: Callable[[tuple[str, str, dict]], bool], timeout: float = 10.0,
-                       what: str = "an SSE message") -> tuple[str, str, dict]:
+    async def wait_for(
+        self, predicate: Callable[[tuple[str, str, dict]], bool], timeout: float = 10.0, what: str = "an SSE message"
+    ) -> tuple[str, str, dict]:
         async def check():
             return next((m for m in self.messages if predicate(m)), None)
 
@@ -290,16 +307,23 @@ async def create_project(system: System, name: str) -> dict:
     return body["project"]
 
 
-async def upload(system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False,
-                 headers: dict | None = None) -> tuple[int, dict]:
+async def upload(
+    system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False, headers: dict | None = None
+) -> tuple[int, dict]:
     """A multipart upload of (file name, content) pairs in the field `photos`, as a browser sends it."""
     boundary = "----darkroomtest" + os.urandom(8).hex()
     body = b""
     for name, content in files:
         # Browsers put the name in quotes as it is (escaping only quotes): a path survives to the server.
         quoted = name.replace('"', "%22")
-        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{quoted}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{quoted}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + b"\r\n"
+        )
     body += f"--{boundary}--\r\n".encode()
     url = f"{system.url}/api/projects/{folder}/upload" + ("?overwrite=true" if overwrite else "")
     headers = {**(headers or {}), "Content-Type": f"multipart/form-data; boundary={boundary}"}

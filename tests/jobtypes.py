@@ -57,8 +57,9 @@ JOB_TYPES = plain(HANDLERS)
 
 
 def _task(label: str, *steps: tuple[str, int], user_relevant: bool = True) -> TaskDefinition:
-    return TaskDefinition(label=label, user_relevant=user_relevant, scope="global",
-                          steps=[Step(type=t, priority=p) for t, p in steps])
+    return TaskDefinition(
+        label=label, user_relevant=user_relevant, scope="global", steps=[Step(type=t, priority=p) for t, p in steps]
+    )
 
 
 DEFINITIONS = {

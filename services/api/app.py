@@ -71,12 +71,23 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 def build_app(d: Deps) -> web.Application:
-    app = web.Application(middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq],
-                          client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq], client_max_size=MAX_BODY
+    )
     app[DEPS] = d
     app[ROUTES] = {}
-    for table in (ops.routes, openapi.routes, tasks.routes, projects.routes, upload.routes, changes.routes,
-                  assets.routes, sse.routes, session_routes, ui.routes):
+    for table in (
+        ops.routes,
+        openapi.routes,
+        tasks.routes,
+        projects.routes,
+        upload.routes,
+        changes.routes,
+        assets.routes,
+        sse.routes,
+        session_routes,
+        ui.routes,
+    ):
         app.add_routes(table)
         app[ROUTES].update(table.described)
 

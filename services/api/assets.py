@@ -67,8 +67,11 @@ def _send(request: web.Request, path: Path, content_type: str, what: str) -> web
     except FileNotFoundError:
         raise error(404, f"{what} is not on disk") from None
     etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE if "v" in request.query else "no-cache",
-               "Content-Type": content_type}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": IMMUTABLE if "v" in request.query else "no-cache",
+        "Content-Type": content_type,
+    }
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     return web.FileResponse(path, headers=headers)

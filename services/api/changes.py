@@ -55,10 +55,18 @@ async def revert_changes(request: web.Request) -> web.Response:
     d = deps(request)
     await caught_up(d)
     project = await project_of(request)
-    events = [PhotoKeepChanged(project_id=project.id, source="user", filename=p.filename,
-                               keep_jpg=True if p.pending_jpg else None, keep_raw=True if p.pending_raw else None,
-                               keep_other=True if p.pending_other else None)
-              for p in await d.read.all_photos(project.id) if p.has_pending]
+    events = [
+        PhotoKeepChanged(
+            project_id=project.id,
+            source="user",
+            filename=p.filename,
+            keep_jpg=True if p.pending_jpg else None,
+            keep_raw=True if p.pending_raw else None,
+            keep_other=True if p.pending_other else None,
+        )
+        for p in await d.read.all_photos(project.id)
+        if p.has_pending
+    ]
     seq = await d.bus.publish_all(events)
     return respond({"updated": len(events)}, seq=seq or None)
 
@@ -97,8 +105,13 @@ async def restore(request: web.Request) -> web.Response:
     # A variant brings back the sidecars that went to the trash with it.
     for name in list(wanted):
         row = rows[name]
-        wanted += [r.trash_name for r in rows.values() if r.trash_name not in wanted and r.trashed_at == row.trashed_at
-                   and sidecar_of(r.name) in (row.name, basename(row.name))]
+        wanted += [
+            r.trash_name
+            for r in rows.values()
+            if r.trash_name not in wanted
+            and r.trashed_at == row.trashed_at
+            and sidecar_of(r.name) in (row.name, basename(row.name))
+        ]
     clashes = [rows[n].name for n in wanted if (folder / rows[n].name).exists()]
     if clashes:
         raise error(409, f"{clashes[0]!r} exists in the project again; move it away first")
@@ -117,9 +130,16 @@ async def restore(request: web.Request) -> web.Response:
             for name in wanted:
                 restore_from_trash(folder, name, rows[name].name)
                 by_photo.setdefault(rows[name].filename, []).append((rows[name].name, name))
-            events = [PhotoFilesRestored(project_id=project.id, source="user", filename=filename,
-                                         names=[o for o, _ in moved], trash_names=[t for _, t in moved])
-                      for filename, moved in by_photo.items()]
+            events = [
+                PhotoFilesRestored(
+                    project_id=project.id,
+                    source="user",
+                    filename=filename,
+                    names=[o for o, _ in moved],
+                    trash_names=[t for _, t in moved],
+                )
+                for filename, moved in by_photo.items()
+            ]
             seq = await d.bus.publish_all(events)
     except LeaseBusy as exc:
         raise error(409, str(exc)) from None
@@ -131,5 +151,3 @@ async def restore(request: web.Request) -> web.Response:
         task, seq = await request_task(d, "upload_postprocess", project, photos, label=RESTORE_LABEL)
         task_id = task.id
     return respond({"restored": [rows[n].name for n in wanted], "task_id": task_id}, seq=seq)
-
-

@@ -22,8 +22,9 @@ class ApiError(web.HTTPError):
 
     def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         self.status_code = status  # aiohttp's own classes fix it per class, some with required arguments
-        super().__init__(text=msgspec.json.encode({"error": message}).decode(), content_type="application/json",
-                         headers=headers)
+        super().__init__(
+            text=msgspec.json.encode({"error": message}).decode(), content_type="application/json", headers=headers
+        )
 
 
 def error(status: int, message: str) -> ApiError:
@@ -82,5 +83,4 @@ async def read_json(request: web.Request, body_type: type):
 
 def respond(body, status: int = 200, seq: int | None = None) -> web.Response:
     headers = {"X-Darkroom-Seq": str(seq)} if seq is not None else None
-    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json", headers=headers)

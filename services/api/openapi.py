@@ -20,7 +20,10 @@ routes = Routes()
 REF = "#/components/schemas/{name}"
 SECURED = "/api/"
 PUBLIC = ("/api/session",)
-ERROR = {"description": "what is wrong", "content": {"application/json": {"schema": {"$ref": REF.format(name="Error")}}}}
+ERROR = {
+    "description": "what is wrong",
+    "content": {"application/json": {"schema": {"$ref": REF.format(name="Error")}}},
+}
 
 
 class Error(msgspec.Struct):
@@ -30,7 +33,9 @@ class Error(msgspec.Struct):
 @routes.get("/api/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     """This document: every route the API serves."""
-    return respond(document(request.app.router.routes(), request.app[ROUTES], token=bool(deps(request).config.api.token)))
+    return respond(
+        document(request.app.router.routes(), request.app[ROUTES], token=bool(deps(request).config.api.token))
+    )
 
 
 def document(app_routes: Iterable[web.AbstractRoute], described: dict[Handler, Route], token: bool) -> dict[str, Any]:
@@ -48,15 +53,22 @@ def document(app_routes: Iterable[web.AbstractRoute], described: dict[Handler, R
     _, schemas = msgspec.json.schema_components(structs, ref_template=REF)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Darkroom", "version": "1",
-                 "description": "Errors answer JSON {\"error\": message} with their status (CONTRACT §3)."},
+        "info": {
+            "title": "Darkroom",
+            "version": "1",
+            "description": 'Errors answer JSON {"error": message} with their status (CONTRACT §3).',
+        },
         "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "api.token"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "darkroom_session",
-                            "description": "from POST /api/session"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "darkroom_session",
+                    "description": "from POST /api/session",
+                },
             },
         },
     }
@@ -69,8 +81,9 @@ def _operation(method: str, path: str, handler: Any, route: Route, structs: list
         "summary": (handler.__doc__ or name).strip().splitlines()[0],
         "responses": {"2XX": _success(route.media), "4XX": ERROR, "5XX": ERROR},
     }
-    parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for p in re.findall(r"{(\w+)", path)]
+    parameters = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in re.findall(r"{(\w+)", path)
+    ]
     for params in (route.query, ReadYourWrites if method == "GET" else None):
         if params is not None:
             parameters += _query_parameters(params)
@@ -78,8 +91,10 @@ def _operation(method: str, path: str, handler: Any, route: Route, structs: list
         operation["parameters"] = parameters
     if (body := route.body) is not None:
         structs.append(body)
-        operation["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"$ref": REF.format(name=body.__name__)}}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": REF.format(name=body.__name__)}}},
+        }
     if (form := route.form) is not None:
         operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _form(form)}}}
     return operation
@@ -91,14 +106,17 @@ def _success(media: str) -> dict[str, Any]:
 
 
 def _query_parameters(params: type) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "query", "required": False, "schema": _not_null(prop)}
-            for name, prop in _inline(params)["properties"].items()]
+    return [
+        {"name": name, "in": "query", "required": False, "schema": _not_null(prop)}
+        for name, prop in _inline(params)["properties"].items()
+    ]
 
 
 def _form(struct: type) -> dict[str, Any]:
     """A multipart form's schema: its bytes are files, sent as they are (not base64 as in JSON)."""
-    schema = msgspec.json.encode(_inline(struct)).replace(b'"contentEncoding":"base64"',
-                                                          b'"contentMediaType":"application/octet-stream"')
+    schema = msgspec.json.encode(_inline(struct)).replace(
+        b'"contentEncoding":"base64"', b'"contentMediaType":"application/octet-stream"'
+    )
     return msgspec.json.decode(schema)
 
 

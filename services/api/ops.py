@@ -58,9 +58,14 @@ async def metrics(request: web.Request) -> web.Response:
     ]
     try:
         last = await d.bus.last_seq()
-        lines += ["# TYPE darkroom_stream_last_seq gauge", f"darkroom_stream_last_seq {last}",
-                  "# TYPE darkroom_projector_lag gauge", f"darkroom_projector_lag {max(0, last - d.read.checkpoint)}",
-                  "# TYPE darkroom_lane_depth gauge", "# TYPE darkroom_lane_in_flight gauge"]
+        lines += [
+            "# TYPE darkroom_stream_last_seq gauge",
+            f"darkroom_stream_last_seq {last}",
+            "# TYPE darkroom_projector_lag gauge",
+            f"darkroom_projector_lag {max(0, last - d.read.checkpoint)}",
+            "# TYPE darkroom_lane_depth gauge",
+            "# TYPE darkroom_lane_in_flight gauge",
+        ]
         for lane in LANES:
             info = await d.bus.jsm.consumer_info(STREAM, lane_consumer(lane))
             lines.append(f'darkroom_lane_depth{{lane="{lane}"}} {info.num_pending}')
@@ -71,8 +76,12 @@ async def metrics(request: web.Request) -> web.Response:
     lines += ["# TYPE darkroom_dead_letters gauge", f"darkroom_dead_letters {len(await d.read.dead_letters())}"]
     for source in d.metrics_sources:
         lines += source()
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(
+        text="\n".join(lines) + "\n",
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _histogram(name: str, samples: list[tuple[str, float]]) -> list[str]:

@@ -76,9 +76,10 @@ async def create_project(request: web.Request) -> web.Response:
         raise error(409, f"too many projects named {base!r}")
     project_id, created_at = new_id(), now_iso()
     write_manifest(root / folder, Manifest(id=project_id, name=body.name.strip(), created_at=created_at))
-    events = [ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(),
-                             folder=folder),
-              ProjectManifestWritten(project_id=project_id, source="user", version=VERSION)]
+    events = [
+        ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(), folder=folder),
+        ProjectManifestWritten(project_id=project_id, source="user", version=VERSION),
+    ]
     seq = await d.bus.publish_all(events)
     # The project as its events make it: the answer never waits on the read model, which may lag.
     return respond({"project": ProjectView.of(project_after(events))}, status=201, seq=seq)
@@ -89,10 +90,14 @@ async def get_project(request: web.Request) -> web.Response:
     """One project with its counts: photos, pending JPG/RAW/other, missing derivatives."""
     project = await project_of(request)
     d = deps(request)
-    counts = {"photos": project.photo_count, "pending_photos": project.pending_photos,
-              "pending_jpg": project.pending_jpg, "pending_raw": project.pending_raw,
-              "pending_other": project.pending_other,
-              "missing_derivatives": await d.read.missing_derivatives(project.id)}
+    counts = {
+        "photos": project.photo_count,
+        "pending_photos": project.pending_photos,
+        "pending_jpg": project.pending_jpg,
+        "pending_raw": project.pending_raw,
+        "pending_other": project.pending_other,
+        "missing_derivatives": await d.read.missing_derivatives(project.id),
+    }
     return respond({"project": ProjectView.of(project), "counts": counts})
 
 
@@ -119,8 +124,9 @@ def _cursor(raw: str | None) -> tuple[int, str, str] | None:
     if not raw:
         return None
     try:
-        key = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)),
-                                  type=tuple[Literal[0, 1], str, str])  # (undated, taken_at, filename)
+        key = msgspec.json.decode(
+            base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), type=tuple[Literal[0, 1], str, str]
+        )  # (undated, taken_at, filename)
     except (ValueError, msgspec.DecodeError):
         raise error(400, "cursor is not one this server gave out") from None
     return key
@@ -136,10 +142,17 @@ async def keep(request: web.Request) -> web.Response:
     missing = [u.filename for u in body.updates if await d.read.photo(project.id, u.filename) is None]
     if missing:
         raise error(404, f"no photo {missing[0]!r} in project {project.folder!r}")
-    events = [PhotoKeepChanged(project_id=project.id, source="user", filename=u.filename, keep_jpg=u.keep_jpg,
-                               keep_raw=u.keep_raw, keep_other=u.keep_other)
-              for u in body.updates if (u.keep_jpg, u.keep_raw, u.keep_other) != (None, None, None)]
+    events = [
+        PhotoKeepChanged(
+            project_id=project.id,
+            source="user",
+            filename=u.filename,
+            keep_jpg=u.keep_jpg,
+            keep_raw=u.keep_raw,
+            keep_other=u.keep_other,
+        )
+        for u in body.updates
+        if (u.keep_jpg, u.keep_raw, u.keep_other) != (None, None, None)
+    ]
     seq = await d.bus.publish_all(events)
     return respond({"updated": len(events)}, seq=seq or None)
-
-

@@ -34,8 +34,17 @@ class Routes(web.RouteTableDef):
         super().__init__()
         self.described: dict[Handler, Route] = {}
 
-    def route(self, method: str, path: str, *, body: type | None = None, form: type | None = None,
-              query: type | None = None, media: str = JSON, **kwargs: Any) -> _Deco:
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: type | None = None,
+        form: type | None = None,
+        query: type | None = None,
+        media: str = JSON,
+        **kwargs: Any,
+    ) -> _Deco:
         register = super().route(method, path, **kwargs)
 
         def inner(handler: Handler) -> Handler:

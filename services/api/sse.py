@@ -36,8 +36,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     last_event_id = request.headers.get("Last-Event-ID") or query.last_event_id
     resume = await _resume_point(d, last_event_id) if last_event_id else None
 
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
 

@@ -53,8 +53,14 @@ class StartProjectTask(msgspec.Struct, forbid_unknown_fields=True):
     items: list[str] = []
 
 
-async def request_task(d: Deps, task_type: str, project: ProjectRow | None, items: list[str],
-                       key: str | None = None, label: str | None = None) -> tuple[TaskView, int]:
+async def request_task(
+    d: Deps,
+    task_type: str,
+    project: ProjectRow | None,
+    items: list[str],
+    key: str | None = None,
+    label: str | None = None,
+) -> tuple[TaskView, int]:
     """Store a task.requested (the user asked for it); returns the task as it now stands and its sequence.
     `label` names what the user did when it is not what the type's label says (a restore runs upload_postprocess)."""
     definition = d.definitions.get(task_type)
@@ -65,8 +71,15 @@ async def request_task(d: Deps, task_type: str, project: ProjectRow | None, item
     bad = [item for item in items if unsafe_name(item)]
     if bad:
         raise error(400, f"items must be plain basenames; not {bad[0]!r}")
-    event = definition.requested(task_type, new_id(), "user", project_id=project.id if project else None,
-                                 folder=project.folder if project else None, items=items, label=label)
+    event = definition.requested(
+        task_type,
+        new_id(),
+        "user",
+        project_id=project.id if project else None,
+        folder=project.folder if project else None,
+        items=items,
+        label=label,
+    )
     seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
     return task_after(event), seq
 
@@ -86,8 +99,9 @@ async def start_project_task(request: web.Request) -> web.Response:
     """Start a task on this project; `items` are basenames for its first step."""
     project = await project_of(request)
     body = await read_json(request, StartProjectTask)
-    task, seq = await request_task(deps(request), body.type, project, body.items,
-                                   request.headers.get("Idempotency-Key"))
+    task, seq = await request_task(
+        deps(request), body.type, project, body.items, request.headers.get("Idempotency-Key")
+    )
     return respond({"task": task}, status=202, seq=seq)
 
 
@@ -148,8 +162,13 @@ async def _filters(request: web.Request, params: type[Listing], project_id: str 
     query = query_of(request, params)
     if isinstance(query, ListingAll) and query.project:
         project_id = (await project_named(deps(request), query.project)).id
-    return dict(project_id=project_id, type=query.type, status=query.status, limit=query.limit,
-                show_maintenance=maintenance_shown(deps(request), query.show_maintenance))
+    return dict(
+        project_id=project_id,
+        type=query.type,
+        status=query.status,
+        limit=query.limit,
+        show_maintenance=maintenance_shown(deps(request), query.show_maintenance),
+    )
 
 
 @routes.get("/api/dead-letters", query=DeadLetters)
@@ -157,5 +176,3 @@ async def dead_letters(request: web.Request) -> web.Response:
     """Messages set aside as unreadable, with why."""
     limit = query_of(request, DeadLetters).limit
     return respond({"dead_letters": await deps(request).read.dead_letters(limit)})
-
-

@@ -15,11 +15,17 @@ from .routes import Routes
 routes = Routes()
 
 STATIC = (Path(__file__).parent / "static").resolve()
-TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-         ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 # Everything the pages load comes from this origin; nothing inline.
-PAGE_POLICY = ("default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-               "frame-ancestors 'none'; form-action 'self'")
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 
 
 @routes.get("/", media="text/html")
@@ -47,8 +53,13 @@ async def static(request: web.Request) -> web.StreamResponse:
 async def ui_config(request: web.Request) -> web.Response:
     """The server settings the web UI follows: the default of show_maintenance, upload and trash limits."""
     config = deps(request).config
-    return respond({"include_maintenance_jobs": config.ui.include_maintenance_jobs,
-                    "max_upload_mb": config.api.max_upload_mb, "trash_ttl_s": config.maintenance.trash_ttl_s})
+    return respond(
+        {
+            "include_maintenance_jobs": config.ui.include_maintenance_jobs,
+            "max_upload_mb": config.api.max_upload_mb,
+            "trash_ttl_s": config.maintenance.trash_ttl_s,
+        }
+    )
 
 
 def _file(path: Path) -> web.StreamResponse:

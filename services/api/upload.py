@@ -137,8 +137,9 @@ async def upload(request: web.Request) -> web.Response:
     content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
     if parse_mimetype(content_type).type != "multipart":
         raise error(400, "upload must be multipart/form-data with files in the field `photos`")
-    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), query_of(request, UploadOptions).overwrite,
-                   d.derive)
+    state = Upload(
+        folder, int(d.config.api.max_upload_mb * (1 << 20)), query_of(request, UploadOptions).overwrite, d.derive
+    )
     await caught_up(d)
     disk_full = False
     try:
@@ -286,9 +287,20 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
     kind = kind_of(name) or "other"
     state.files.append(Accepted(name, photo, kind, size))
     # Announced as it lands, not at the end: a folder_check meanwhile must not take it for a stray file.
-    state.announced.append(await d.bus.post(PhotoFileAdded(
-        source="user", project_id=project_id, filename=photo, name=name, kind=kind, size=size,
-        sha256=digest, replaced=replaced)))
+    state.announced.append(
+        await d.bus.post(
+            PhotoFileAdded(
+                source="user",
+                project_id=project_id,
+                filename=photo,
+                name=name,
+                kind=kind,
+                size=size,
+                sha256=digest,
+                replaced=replaced,
+            )
+        )
+    )
     if state.derive is not None:
         state.derive(state.folder / name)
 
@@ -318,8 +330,9 @@ def _place(state: Upload, temp: Path, name: str, digest: str) -> tuple[bool, str
             state.skipped.append(Skipped(name, "identical to the file already there"))
             return False, None
         if not state.overwrite:
-            state.errors.append(Refused(name, "a different file with this name exists; "
-                                              "upload with overwrite=true to replace it"))
+            state.errors.append(
+                Refused(name, "a different file with this name exists; upload with overwrite=true to replace it")
+            )
             return False, None
         replaced = move_to_trash(state.folder, name)
     os.replace(temp, target)
@@ -333,15 +346,28 @@ async def _place_sidecars(d: Deps, state: Upload, project_id: str) -> None:
     for held in state.sidecars:
         try:
             if held.photo not in here and await d.read.photo(project_id, held.photo) is None:
-                state.errors.append(Refused(held.name, f"no photo {held.photo!r} in this project: "
-                                                       "upload a sidecar with or after its photo"))
+                state.errors.append(
+                    Refused(
+                        held.name, f"no photo {held.photo!r} in this project: upload a sidecar with or after its photo"
+                    )
+                )
                 continue
             placed, replaced = _place(state, held.temp, held.name, held.digest)
             if placed:
                 state.files.append(Accepted(held.name, held.photo, SIDECAR, held.size))
-                state.announced.append(await d.bus.post(PhotoSidecarAdded(
-                    source="user", project_id=project_id, filename=held.photo, name=held.name, size=held.size,
-                    sha256=held.digest, replaced=replaced)))
+                state.announced.append(
+                    await d.bus.post(
+                        PhotoSidecarAdded(
+                            source="user",
+                            project_id=project_id,
+                            filename=held.photo,
+                            name=held.name,
+                            size=held.size,
+                            sha256=held.digest,
+                            replaced=replaced,
+                        )
+                    )
+                )
         finally:
             held.temp.unlink(missing_ok=True)
 
@@ -352,8 +378,9 @@ def _store(digest, out, pieces: list[memoryview]) -> None:
         out.write(piece)
 
 
-async def write_part(content: AsyncIterator[memoryview], temp: Path, name: str, max_bytes: int
-                     ) -> tuple[int, str, str | None]:
+async def write_part(
+    content: AsyncIterator[memoryview], temp: Path, name: str, max_bytes: int
+) -> tuple[int, str, str | None]:
     """Stream one part to `temp`; never the whole file in memory. Returns size, sha256, problem."""
     digest = hashlib.sha256()
     size = 0
@@ -364,7 +391,7 @@ async def write_part(content: AsyncIterator[memoryview], temp: Path, name: str, 
         with temp.open("wb") as out:
             async for piece in content:
                 if len(head) < HEAD:
-                    head += piece[:HEAD - len(head)]
+                    head += piece[: HEAD - len(head)]
                     if len(head) == HEAD and (mismatch := content_mismatch(name, head)):
                         return size, "", mismatch
                 size += len(piece)

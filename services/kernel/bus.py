@@ -66,8 +66,11 @@ class Bus:
 
         nc = Client()
         # Seconds, fractions included (nats-py annotates them as int).
-        waits: dict[str, Any] = {"reconnect_time_wait": RECONNECT_WAIT_S, "connect_timeout": min(2.0, timeout),
-                                 "drain_timeout": CLOSE_TIMEOUT_S}
+        waits: dict[str, Any] = {
+            "reconnect_time_wait": RECONNECT_WAIT_S,
+            "connect_timeout": min(2.0, timeout),
+            "drain_timeout": CLOSE_TIMEOUT_S,
+        }
         try:
             await asyncio.wait_for(
                 nc.connect(

@@ -121,7 +121,7 @@ def load_config(
 
 
 def _env_key(name: str) -> list[str]:
-    return [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
+    return [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
 
 
 def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
@@ -160,13 +160,17 @@ def _check(config: Config) -> None:
     p = config.pipeline
     rules = [
         (p.max_parallel_jobs >= 1, "pipeline.max_parallel_jobs must be at least 1"),
-        (0 <= p.priority_lane_slots <= p.max_parallel_jobs,
-         "pipeline.priority_lane_slots must be between 0 and pipeline.max_parallel_jobs"),
+        (
+            0 <= p.priority_lane_slots <= p.max_parallel_jobs,
+            "pipeline.priority_lane_slots must be between 0 and pipeline.max_parallel_jobs",
+        ),
         (p.max_attempts >= 1, "pipeline.max_attempts must be at least 1"),
         (p.job_timeout_s > 0, "pipeline.job_timeout_s must be positive"),
         (p.ack_wait_s >= 1, "pipeline.ack_wait_s must be at least 1"),
-        (bool(_DURATION.match(config.nats.sync_interval)),
-         "nats.sync_interval must be `always` or a duration like `2m`"),
+        (
+            bool(_DURATION.match(config.nats.sync_interval)),
+            "nats.sync_interval must be `always` or a duration like `2m`",
+        ),
         (config.nats.replicas in (1, 3, 5), "nats.replicas must be 1, 3 or 5"),
         (config.processing.workers >= 1, "processing.workers must be at least 1"),
         (1 <= config.api.port <= 65535 or config.api.port == 0, "api.port must be a TCP port"),

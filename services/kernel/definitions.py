@@ -27,14 +27,32 @@ class TaskDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     steps: list[Step]
     scope: str = "project"
 
-    def requested(self, task_type: str, task_id: str, source: Source, *, project_id: str | None = None,
-                  folder: str | None = None, items: list[str] | None = None, causation_id: str | None = None,
-                  label: str | None = None) -> TaskRequested:
+    def requested(
+        self,
+        task_type: str,
+        task_id: str,
+        source: Source,
+        *,
+        project_id: str | None = None,
+        folder: str | None = None,
+        items: list[str] | None = None,
+        causation_id: str | None = None,
+        label: str | None = None,
+    ) -> TaskRequested:
         """The task.requested that starts a task of this definition (of type `task_type`); `label` names
         what the user did when the definition's label does not say it."""
-        return TaskRequested(task_id=task_id, project_id=project_id, folder=folder, source=source,
-                             causation_id=causation_id, task_type=task_type, label=label or self.label,
-                             user_relevant=self.user_relevant, steps=list(self.steps), items=list(items or []))
+        return TaskRequested(
+            task_id=task_id,
+            project_id=project_id,
+            folder=folder,
+            source=source,
+            causation_id=causation_id,
+            task_type=task_type,
+            label=label or self.label,
+            user_relevant=self.user_relevant,
+            steps=list(self.steps),
+            items=list(items or []),
+        )
 
 
 Definitions = dict[str, TaskDefinition]

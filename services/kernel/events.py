@@ -290,9 +290,13 @@ class Codec:
         self.types = {type_name(t): t for t in event_types}
         self.upcasters = dict(upcasters or {})
         self._current = {name: _default_version(t) for name, t in self.types.items()}
-        self._current_of = {t: _default_version(t) for t in self.types.values()}  # by class: Event.type is dear on this path
+        self._current_of = {
+            t: _default_version(t) for t in self.types.values()
+        }  # by class: Event.type is dear on this path
         union = tuple(self.types.values())
-        self._decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(union[0] if len(union) == 1 else _union(union))
+        self._decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(
+            union[0] if len(union) == 1 else _union(union)
+        )
         self._raw = msgspec.json.Decoder(dict[str, Any])
         self._encoder = msgspec.json.Encoder()
 

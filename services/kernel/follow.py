@@ -32,8 +32,16 @@ LAST_CONSUMER, STALLED = "Nats-Last-Consumer", "Nats-Consumer-Stalled"
 
 
 class Follower:
-    def __init__(self, bus: Bus, start_seq: int, handler: Callable[[Stored], None], loops: Loops,
-                 name: str = "follower", subject: str = ALL, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        start_seq: int,
+        handler: Callable[[Stored], None],
+        loops: Loops,
+        name: str = "follower",
+        subject: str = ALL,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
         self.bus = bus
         self.next_seq = max(1, start_seq)  # the stream sequence the handler gets next
         self.handler = handler
@@ -112,7 +120,8 @@ class Follower:
         self._consumer = name  # before it exists: its first messages may come before the server's reply
         try:
             await self.bus.jsm.add_consumer(
-                STREAM, follow_config(name, self._inbox, self.subject, self.next_seq, self.heartbeat_s))
+                STREAM, follow_config(name, self._inbox, self.subject, self.next_seq, self.heartbeat_s)
+            )
         except BaseException:
             self._consumer = None
             raise

@@ -35,8 +35,9 @@ class Leases:
         return self._kv
 
     @contextlib.asynccontextmanager
-    async def hold(self, project_id: str, purpose: str, alive: Callable[[], None] | None = None,
-                   timeout: float | None = None) -> AsyncIterator[None]:
+    async def hold(
+        self, project_id: str, purpose: str, alive: Callable[[], None] | None = None, timeout: float | None = None
+    ) -> AsyncIterator[None]:
         """Wait for the project's lease (staying alive meanwhile), keep it fresh, release it."""
         kv = await self._bucket()
         value = f"{self.holder} {purpose}".encode()

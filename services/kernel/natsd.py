@@ -51,8 +51,15 @@ class NatsServer:
     With `credentials`, only that user may connect; `accounts` (a file of NATS accounts and users)
     replaces them, and `credentials` then names the user `url` connects as."""
 
-    def __init__(self, store_dir: Path, sync_interval: str = "always", host: str = "127.0.0.1",
-                 credentials: Credentials | None = None, accounts: Path | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        sync_interval: str = "always",
+        host: str = "127.0.0.1",
+        credentials: Credentials | None = None,
+        accounts: Path | None = None,
+        port: int = 0,
+    ) -> None:
         self.store_dir = store_dir
         self.sync_interval = sync_interval
         self.host = host
@@ -73,9 +80,10 @@ class NatsServer:
 
     def _config(self) -> str:
         store = str(self.store_dir).replace('"', '\\"')
-        return (f'listen: "{self.host}:{self.port}"\n'
-                f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: "{self.sync_interval}"\n}}\n'
-                + self._auth_config())
+        return (
+            f'listen: "{self.host}:{self.port}"\n'
+            f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: "{self.sync_interval}"\n}}\n' + self._auth_config()
+        )
 
     def _auth_config(self) -> str:
         """Who may connect: the users of the accounts file, else the one user, else anyone."""
@@ -83,8 +91,10 @@ class NatsServer:
             # nats-server reads an include relative to the including file, even an absolute path.
             return f"include {_quoted(os.path.relpath(self.accounts.resolve(), self.store_dir.resolve()))}\n"
         if self.credentials is not None:
-            return (f"authorization {{\n  user: {_quoted(self.credentials.user)}\n"
-                    f"  password: {_quoted(self.credentials.password)}\n}}\n")
+            return (
+                f"authorization {{\n  user: {_quoted(self.credentials.user)}\n"
+                f"  password: {_quoted(self.credentials.password)}\n}}\n"
+            )
         return ""
 
     async def start(self, timeout: float = 10.0) -> NatsServer:
@@ -116,8 +126,11 @@ class NatsServer:
         by kill -9), and no second server starts on the store while it lives."""
         try:
             return await asyncio.create_subprocess_exec(
-                *tether.command(os.getpid(), [nats_server_binary(), *args]), pass_fds=(lock,),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                *tether.command(os.getpid(), [nats_server_binary(), *args]),
+                pass_fds=(lock,),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
         finally:
             os.close(lock)  # the server's copy holds the lock from here on, for as long as it runs
 
@@ -162,6 +175,7 @@ async def lock_store(store_dir: Path, wait_s: float | None = None) -> int:
         except BlockingIOError:
             if asyncio.get_running_loop().time() >= deadline:
                 os.close(fd)
-                raise ServerError(f"another nats-server is running on the store {store_dir} "
-                                  f"(it holds {path}); stop it first") from None
+                raise ServerError(
+                    f"another nats-server is running on the store {store_dir} (it holds {path}); stop it first"
+                ) from None
             await asyncio.sleep(0.1)

@@ -22,8 +22,10 @@ def checkout_dir() -> Path:
     `darkroom.schemas` is read from, under an editable install of a checkout (beside its pyproject.toml)."""
     data = resources.files("darkroom.schemas")
     if not isinstance(data, Path) or not (data.parent / "pyproject.toml").is_file():
-        raise NoCheckout(f"the schemas at {data} are an installed package's, not a checkout's: run "
-                         "`darkroom schemas --write` in a checkout installed with `pip install -e .`")
+        raise NoCheckout(
+            f"the schemas at {data} are an installed package's, not a checkout's: run "
+            "`darkroom schemas --write` in a checkout installed with `pip install -e .`"
+        )
     return data
 
 

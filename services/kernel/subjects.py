@@ -63,7 +63,8 @@ def any_project(name: str) -> str:
 def project_history(project: str, job_events: tuple[str, ...]) -> list[str]:
     """A project's own events, its photos', its tasks', and these events of its jobs."""
     return [f"{ROOT}.{kind}.{project}.>" for kind in ("project", "photo", "task")] + [
-        f"{ROOT}.job.{project}.*.{name}" for name in job_events]
+        f"{ROOT}.job.{project}.*.{name}" for name in job_events
+    ]
 
 
 def task_of(subject: str) -> str:

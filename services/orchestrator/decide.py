@@ -64,8 +64,10 @@ def decide(state: TaskState, threshold: int) -> list[Action]:
         if state.cancel_requested and state.running_step != current:
             # Queued, or waiting to be retried: it is canceled now rather than when a worker gets to
             # it (one that does finds its job over and leaves it).
-            return [_cancel_queued(state, _job(state, current, threshold)),
-                    _finish(state, TaskCanceled(step_index=current))]
+            return [
+                _cancel_queued(state, _job(state, current, threshold)),
+                _finish(state, TaskCanceled(step_index=current)),
+            ]
         return []  # the step's job is out
     if state.failed_step == current:
         return [_finish(state, TaskFailed(error=state.error or "a step failed", step_index=current))]
@@ -109,8 +111,15 @@ def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
 
 
 def _cancel_queued(state: TaskState, job: JobRequested) -> Emit:
-    canceled = JobCanceled(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, source=job.source,
-                           task_type=job.task_type, job_type=job.job_type, step_index=job.step_index)
+    canceled = JobCanceled(
+        project_id=job.project_id,
+        task_id=job.task_id,
+        job_id=job.job_id,
+        source=job.source,
+        task_type=job.task_type,
+        job_type=job.job_type,
+        step_index=job.step_index,
+    )
     # The same guard as the task.canceled after it: both are stored, or neither (a stale view).
     return Emit(canceled, f"job:{job.job_id}:canceled", _task_guard(state))
 
@@ -165,5 +174,4 @@ class OpenRequests:
 def lost_dispatches(requests: Iterable[Request], lane_starts: dict[str, int]) -> list[Request]:
     """Open requests no worker will ever be handed: no copy was stored after the request (its
     orchestrator stopped in between), or every copy lies before a lane consumer recreated after it."""
-    return [r for r in requests
-            if r.copied_at < r.seq or r.copied_at < lane_starts.get(r.job.lane, 0)]
+    return [r for r in requests if r.copied_at < r.seq or r.copied_at < lane_starts.get(r.job.lane, 0)]

@@ -41,9 +41,16 @@ def task_id_for(task_type: str, project_id: str, slot: int, interval_s: float) -
 
 
 class Schedule:
-    def __init__(self, bus: Bus, definitions: Definitions, interval_s: float, task_type: str = "maintenance",
-                 loops: Loops | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        definitions: Definitions,
+        interval_s: float,
+        task_type: str = "maintenance",
+        loops: Loops | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.bus = bus
         self.loops = loops or Loops()
         self.definitions = definitions
@@ -99,8 +106,9 @@ class Schedule:
                 if not isinstance(project, ProjectCreated):
                     continue
                 task_id = task_id_for(self.task_type, project.project_id or "", slot, self.interval_s)
-                task = definition.requested(self.task_type, task_id, "maintenance", project_id=project.project_id,
-                                            folder=project.folder)
+                task = definition.requested(
+                    self.task_type, task_id, "maintenance", project_id=project.project_id, folder=project.folder
+                )
                 empty = Expect(subjects.task_subject(project.project_id, task_id, ">"), 0)
                 tasks.append(self.bus.outgoing(task, f"maintenance:{project.project_id}:{slot}", empty))
         results = await self.bus.send_many_settled(tasks)

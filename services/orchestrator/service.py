@@ -33,8 +33,12 @@ from .state import TaskState, evolve, record, refreshed, start
 log = logging.getLogger("darkroom.orchestrator")
 
 # What tells whether a requested job still waits for a copy on its lane.
-RECOVERY_FILTERS = [subjects.any_job("requested"), *(subjects.any_job(end) for end in TERMINAL),
-                    subjects.ALL_DISPATCH, *(subjects.any_task(end) for end in TERMINAL)]
+RECOVERY_FILTERS = [
+    subjects.any_job("requested"),
+    *(subjects.any_job(end) for end in TERMINAL),
+    subjects.ALL_DISPATCH,
+    *(subjects.any_task(end) for end in TERMINAL),
+]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
 COPY_GRACE_S = 1.0  # how long a live orchestrator may take from storing a request to storing its copy
@@ -55,9 +59,17 @@ class Orchestrator:
         config, acknowledged = await orchestrator_consumer(self.bus.jsm, self.name)
         await self.recover_lost_dispatches(acknowledged)
         self._sub = await self.bus.js.subscribe(
-            ORCHESTRATOR_FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
-            manual_ack=True, idle_heartbeat=5.0, flow_control=True,
-            pending_msgs_limit=-1, pending_bytes_limit=-1)
+            ORCHESTRATOR_FILTERS[0],
+            durable=self.name,
+            stream=subjects.STREAM,
+            config=config,
+            cb=self._on_message,
+            manual_ack=True,
+            idle_heartbeat=5.0,
+            flow_control=True,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -86,8 +98,11 @@ class Orchestrator:
         for request in lost_dispatches(requests.by_task.values(), lane_starts):
             job = request.job
             skipped = lane_starts.get(job.lane, 0) > request.copied_at >= request.seq
-            log.warning("dispatching job %s again: %s", job.job_id,
-                        "its lane consumer was recreated after it" if skipped else "its copy was never stored")
+            log.warning(
+                "dispatching job %s again: %s",
+                job.job_id,
+                "its lane consumer was recreated after it" if skipped else "its copy was never stored",
+            )
             # A copy of the same request within the window is the copy already made (msg id); one for a
             # lane that skipped it is new.
             msg_id = f"redispatch:{job.job_id}:{lane_starts[job.lane]}" if skipped else None
@@ -109,8 +124,12 @@ class Orchestrator:
 
     def _copy(self, job: JobRequested, requested_seq: int, msg_id: str | None = None) -> Outgoing:
         """A job's copy for its lane, stored only while its job.requested is the task's newest request."""
-        return self.bus.outgoing(job, msg_id or f"dispatch:{job.job_id}", Expect(requested_subject(job), requested_seq),
-                                 subject=subjects.dispatch(job.lane, job.job_type))
+        return self.bus.outgoing(
+            job,
+            msg_id or f"dispatch:{job.job_id}",
+            Expect(requested_subject(job), requested_seq),
+            subject=subjects.dispatch(job.lane, job.job_type),
+        )
 
     async def _store_copies(self, copies: list[Outgoing]) -> None:
         """Store each copy, retrying what fails for another reason than a later request: a job.requested
@@ -122,8 +141,12 @@ class Orchestrator:
             if copies and self._stopping:
                 raise RuntimeError(f"stopping with {len(copies)} job copies unstored; the next start stores them")
             if copies:
-                log.warning("storing %d job copies failed (%s); trying again in %gs", len(copies),
-                            next(r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)), delay)
+                log.warning(
+                    "storing %d job copies failed (%s); trying again in %gs",
+                    len(copies),
+                    next(r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)),
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -153,8 +176,9 @@ class Orchestrator:
             await self.handle(event, msg.metadata.sequence.stream)
         except Exception as exc:
             if transient(exc):  # NATS failing over: the next delivery, a second from now, goes through
-                log.warning("handling %s %s failed: %s; it will be redelivered", event.type, event.task_id,
-                            describe(exc))
+                log.warning(
+                    "handling %s %s failed: %s; it will be redelivered", event.type, event.task_id, describe(exc)
+                )
             else:
                 log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
             await _settle(msg.nak(delay=1.0))
@@ -178,8 +202,11 @@ class Orchestrator:
         retrying = await self._last(subjects.job_subject(state.project_id, state.task_id, "retrying"))
         running = -1
         if isinstance(started[1], JobStarted):
-            backed_off = (isinstance(retrying[1], JobRetrying) and retrying[0] > started[0]
-                          and retrying[1].step_index == started[1].step_index)
+            backed_off = (
+                isinstance(retrying[1], JobRetrying)
+                and retrying[0] > started[0]
+                and retrying[1].step_index == started[1].step_index
+            )
             running = -1 if backed_off else started[1].step_index
         if running != state.running_step:
             state = replace(state, running_step=running)
@@ -243,8 +270,11 @@ class Orchestrator:
                 else:
                     state = evolve(state, event, stored.seq)
         if state is not None:
-            state = replace(state, last_task_seq=max(state.last_task_seq, poisoned["task"]),
-                            last_requested_seq=max(state.last_requested_seq, poisoned["requested"]))
+            state = replace(
+                state,
+                last_task_seq=max(state.last_task_seq, poisoned["task"]),
+                last_requested_seq=max(state.last_requested_seq, poisoned["requested"]),
+            )
         return state
 
     async def _act(self, state: TaskState) -> None:
@@ -270,14 +300,16 @@ class Orchestrator:
         (conflicts are routine with two orchestrators; reading a history each time is not cheap)."""
         task, request = await asyncio.gather(
             self._last(subjects.task_subject(state.project_id, state.task_id, ">")),
-            self._last(subjects.job_subject(state.project_id, state.task_id, "requested")))
+            self._last(subjects.job_subject(state.project_id, state.task_id, "requested")),
+        )
         again = refreshed(state, task if task[0] else None, request if request[0] else None)
         return again if again is not None else await self.load(state.project_id, state.task_id)
 
     async def _execute(self, state: TaskState, actions: list[Action]) -> TaskState:
         emits = [action for action in actions if isinstance(action, Emit)]
         results = await self.bus.send_many_settled(
-            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in emits])
+            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in emits]
+        )
         requested: dict[str, int] = {}  # job id -> sequence of the job.requested this decision stored
         for action, result in zip(emits, results):
             if isinstance(result, Accepted):
@@ -286,9 +318,13 @@ class Orchestrator:
                     requested[action.event.job_id or ""] = result.seq
         self._remember(state)
         # A duplicate job.requested was stored by whoever sent it first, who sends its copy.
-        await self._store_copies([self._copy(action.job, requested[action.job.job_id or ""])
-                                  for action in actions
-                                  if isinstance(action, Dispatch) and action.job.job_id in requested])
+        await self._store_copies(
+            [
+                self._copy(action.job, requested[action.job.job_id or ""])
+                for action in actions
+                if isinstance(action, Dispatch) and action.job.job_id in requested
+            ]
+        )
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, Conflict):
                 raise result

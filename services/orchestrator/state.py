@@ -92,8 +92,7 @@ def record(state: TaskState, event: Event, seq: int) -> TaskState:
         case TaskRequested():
             return replace(state, last_task_seq=seq)
         case JobRequested():
-            return replace(state, requested_step=max(state.requested_step, event.step_index),
-                           last_requested_seq=seq)
+            return replace(state, requested_step=max(state.requested_step, event.step_index), last_requested_seq=seq)
         case JobStarted():
             return replace(state, running_step=event.step_index)
         case JobRetrying() if event.step_index == state.running_step:
@@ -101,8 +100,12 @@ def record(state: TaskState, event: Event, seq: int) -> TaskState:
         case JobCompleted() | JobCanceled():
             return replace(state, finished_steps=state.finished_steps | {event.step_index})
         case JobFailed():
-            return replace(state, finished_steps=state.finished_steps | {event.step_index},
-                           failed_step=event.step_index, error=event.error)
+            return replace(
+                state,
+                finished_steps=state.finished_steps | {event.step_index},
+                failed_step=event.step_index,
+                error=event.error,
+            )
     return state
 
 

@@ -44,9 +44,14 @@ class Folded:
 
 
 class Projector:
-    def __init__(self, db: aiosqlite.Connection, codec: Codec,
-                 on_applied: Callable[[int, list[Row]], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
-                 relay: bool = True) -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        codec: Codec,
+        on_applied: Callable[[int, list[Row]], None] | None = None,
+        outbox_keep: int = OUTBOX_KEEP_SEQS,
+        relay: bool = True,
+    ) -> None:
         self.db = db
         # relay=False (a rebuild): no SSE outbox; a client resuming from before the checkpoint gets `reset`.
         self.relay = relay
@@ -104,8 +109,9 @@ class Projector:
             if not dispatch:
                 yield stored, event, None
 
-    def _apply(self, rows: Rows, decoded: Iterable[tuple[Stored, Event | None, str | None]]
-               ) -> tuple[list[Row], list[Row]]:
+    def _apply(
+        self, rows: Rows, decoded: Iterable[tuple[Stored, Event | None, str | None]]
+    ) -> tuple[list[Row], list[Row]]:
         """Folds the events into `rows`; the SSE outbox rows and dead letters they make."""
         outbox: list[Row] = []
         dead: list[Row] = []
@@ -155,8 +161,11 @@ class Projector:
     def _statements(self, folded: Folded) -> Statements:
         """What the batch's one transaction runs, in order: each SQL with the parameters of its rows."""
         rows, last = folded.rows, folded.last
-        out: Statements = [*upsert(TASKS, rows.dirty_tasks, rows.tasks), *upsert(JOBS, rows.dirty_jobs, rows.jobs),
-                           *upsert(PROJECTS, rows.dirty_projects, rows.projects)]
+        out: Statements = [
+            *upsert(TASKS, rows.dirty_tasks, rows.tasks),
+            *upsert(JOBS, rows.dirty_jobs, rows.jobs),
+            *upsert(PROJECTS, rows.dirty_projects, rows.projects),
+        ]
         kept = [p for i in rows.dirty_photos if (p := rows.photos[i]) is not None]
         gone: list[Row] = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
         if kept:
@@ -182,5 +191,12 @@ class Projector:
         return out
 
     def _outbox_row(self, seq: int, k: int, message: Message) -> Row:
-        return (seq, k, message.event, message.project_id, message.folder, int(message.maintenance),
-                self._encoder.encode(message.data).decode())
+        return (
+            seq,
+            k,
+            message.event,
+            message.project_id,
+            message.folder,
+            int(message.maintenance),
+            self._encoder.encode(message.data).decode(),
+        )

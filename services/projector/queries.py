@@ -68,10 +68,13 @@ class OutboxTail:
     def covers(self, after: tuple[int, int]) -> bool:
         return after >= self.since
 
-    def after(self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool,
-              limit: int) -> list[OutboxRow]:
+    def after(
+        self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool, limit: int
+    ) -> list[OutboxRow]:
         found = []
-        for seq, k, event, _, row_folder, maintenance, data in self.rows[bisect_right(self.rows, after, key=_position):]:
+        for seq, k, event, _, row_folder, maintenance, data in self.rows[
+            bisect_right(self.rows, after, key=_position) :
+        ]:
             if (folder is None or row_folder == folder) and (show_maintenance or not maintenance):
                 found.append(OutboxRow(seq, k, event, data))
                 if len(found) == limit:
@@ -159,8 +162,15 @@ class ReadModel:
     async def task(self, task_id: str) -> TaskView | None:
         return (await store.load_many(self.db, TASKS, [task_id])).get(task_id)
 
-    async def tasks(self, *, project_id: str | None = None, type: str | None = None, status: str | None = None,
-                    show_maintenance: bool = False, limit: int = 100) -> list[TaskView]:
+    async def tasks(
+        self,
+        *,
+        project_id: str | None = None,
+        type: str | None = None,
+        status: str | None = None,
+        show_maintenance: bool = False,
+        limit: int = 100,
+    ) -> list[TaskView]:
         where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
         sql = TASKS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
         return await self._fetch(TASKS, sql, [*args, limit])
@@ -173,8 +183,15 @@ class ReadModel:
     async def jobs_of(self, task_id: str) -> list[JobView]:
         return await self._fetch(JOBS, JOBS.select("WHERE task_id = ?", "ORDER BY step_index"), [task_id])
 
-    async def jobs(self, *, project_id: str | None = None, type: str | None = None, status: str | None = None,
-                   show_maintenance: bool = False, limit: int = 100) -> list[JobView]:
+    async def jobs(
+        self,
+        *,
+        project_id: str | None = None,
+        type: str | None = None,
+        status: str | None = None,
+        show_maintenance: bool = False,
+        limit: int = 100,
+    ) -> list[JobView]:
         where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
         sql = JOBS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
         return await self._fetch(JOBS, sql, [*args, limit])
@@ -190,8 +207,10 @@ class ReadModel:
 
     async def job_durations(self) -> list[tuple[str, float]]:
         """(job type, seconds) of finished jobs, from the events' own times."""
-        sql = ("SELECT type, (julianday(finished_at) - julianday(started_at)) * 86400.0 FROM jobs "
-               "WHERE finished_at IS NOT NULL AND started_at IS NOT NULL")
+        sql = (
+            "SELECT type, (julianday(finished_at) - julianday(started_at)) * 86400.0 FROM jobs "
+            "WHERE finished_at IS NOT NULL AND started_at IS NOT NULL"
+        )
         async with self.db.execute(sql) as cursor:
             return [(row[0], max(0.0, row[1])) for row in await cursor.fetchall()]
 
@@ -208,27 +227,31 @@ class ReadModel:
         return (await store.load_many(self.db, PROJECTS, [project_id])).get(project_id)
 
     async def photo(self, project_id: str, filename: str) -> PhotoView | None:
-        found = await self._fetch(PHOTOS, PHOTOS.select("WHERE project_id = ? AND filename = ?"),
-                                  [project_id, filename])
+        found = await self._fetch(
+            PHOTOS, PHOTOS.select("WHERE project_id = ? AND filename = ?"), [project_id, filename]
+        )
         return found[0] if found else None
 
     async def photos_named(self, filenames: list[str]) -> list[PhotoView]:
         """Photos with these basenames in any project: a basename lives in one project only."""
         out: list[PhotoView] = []
         for start in range(0, len(filenames), 500):
-            chunk = filenames[start:start + 500]
+            chunk = filenames[start : start + 500]
             sql = PHOTOS.select(f"WHERE filename IN ({', '.join('?' * len(chunk))})")
             out += await self._fetch(PHOTOS, sql, chunk)
         return out
 
-    async def photos(self, project_id: str, limit: int = 100,
-                     after: tuple[int, str, str] | None = None) -> list[PhotoView]:
+    async def photos(
+        self, project_id: str, limit: int = 100, after: tuple[int, str, str] | None = None
+    ) -> list[PhotoView]:
         """Ordered by taken_at (undated last) then filename; `after` is the last row's sort key."""
         where = "WHERE project_id = ?"
         args: list[Any] = [project_id]
         if after is not None:
-            where += " AND ((taken_at IS NULL) > ? OR ((taken_at IS NULL) = ? AND (IFNULL(taken_at, '') > ? " \
-                     "OR (IFNULL(taken_at, '') = ? AND filename > ?))))"
+            where += (
+                " AND ((taken_at IS NULL) > ? OR ((taken_at IS NULL) = ? AND (IFNULL(taken_at, '') > ? "
+                "OR (IFNULL(taken_at, '') = ? AND filename > ?))))"
+            )
             args += [after[0], after[0], after[1], after[1], after[2]]
         sql = PHOTOS.select(where, "ORDER BY taken_at IS NULL, taken_at, filename LIMIT ?")
         return await self._fetch(PHOTOS, sql, [*args, limit])
@@ -237,12 +260,15 @@ class ReadModel:
         return await self._fetch(PHOTOS, PHOTOS.select("WHERE project_id = ?", "ORDER BY filename"), [project_id])
 
     async def trash(self, project_id: str) -> list[TrashRow]:
-        return await self._fetch(TRASH, TRASH.select("WHERE project_id = ?", "ORDER BY trashed_at, trash_name"),
-                                 [project_id])
+        return await self._fetch(
+            TRASH, TRASH.select("WHERE project_id = ?", "ORDER BY trashed_at, trash_name"), [project_id]
+        )
 
     async def missing_derivatives(self, project_id: str) -> int:
-        sql = ("SELECT COUNT(*) FROM photos WHERE project_id = ? "
-               "AND thumbnail_status NOT IN ('generated', 'not_supported')")
+        sql = (
+            "SELECT COUNT(*) FROM photos WHERE project_id = ? "
+            "AND thumbnail_status NOT IN ('generated', 'not_supported')"
+        )
         async with self.db.execute(sql, (project_id,)) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row is not None else 0
@@ -252,8 +278,9 @@ class ReadModel:
     async def pruned_through(self) -> int:
         return await store.get_meta(self.db, PRUNED_THROUGH)
 
-    async def outbox_after(self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool,
-                           limit: int = 500) -> list[OutboxRow]:
+    async def outbox_after(
+        self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool, limit: int = 500
+    ) -> list[OutboxRow]:
         if self.tail is not None and self.tail.covers(after):
             return self.tail.after(after, folder=folder, show_maintenance=show_maintenance, limit=limit)
         sql = "SELECT seq, k, event, data FROM outbox WHERE (seq > ? OR (seq = ? AND k > ?))"
@@ -269,8 +296,9 @@ class ReadModel:
             return [OutboxRow(*row) for row in await cursor.fetchall()]
 
 
-def _filters(*, project_id: str | None, type: str | None, status: str | None,
-             show_maintenance: bool) -> tuple[str, list[Any]]:
+def _filters(
+    *, project_id: str | None, type: str | None, status: str | None, show_maintenance: bool
+) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     for column, value in (("project_id", project_id), ("type", type), ("status", status)):

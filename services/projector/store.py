@@ -131,8 +131,7 @@ async def rebuild_if_outdated(db: aiosqlite.Connection) -> bool:
             break
     else:
         return False
-    await db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in (*COMPARED, "outbox", "meta"))
-                           + SCHEMA)
+    await db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in (*COMPARED, "outbox", "meta")) + SCHEMA)
     await db.commit()
     return True
 
@@ -141,7 +140,7 @@ async def load_many(db: aiosqlite.Connection, table: Table[S], ids: Iterable[str
     ids = list(ids)
     found: dict[str, S] = {}
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         sql = table.select(f"WHERE id IN ({', '.join('?' * len(chunk))})")
         for row in await db.execute_fetchall(sql, chunk):  # one trip to the connection's thread
             found[table.key_of(row)] = table.from_row(row)

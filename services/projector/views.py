@@ -95,9 +95,15 @@ class ProjectView(msgspec.Struct, kw_only=True):
 
     @classmethod
     def of(cls, row: ProjectRow) -> ProjectView:
-        return cls(project_id=row.id, folder=row.folder, name=row.name, created_at=row.created_at,
-                   updated_at=row.updated_at, photo_count=row.photo_count,
-                   pending=row.pending)
+        return cls(
+            project_id=row.id,
+            folder=row.folder,
+            name=row.name,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            photo_count=row.photo_count,
+            pending=row.pending,
+        )
 
 
 class PhotoView(msgspec.Struct, kw_only=True, gc=False):

@@ -68,8 +68,14 @@ class Rebuild(Projector):
         """The kept rows `wanted` names, and the others from the file once everything is written there."""
         await self.settle()
         kept = self._kept
-        rows = await super()._load(Needs(_unkept(wanted.tasks, kept.tasks), _unkept(wanted.jobs, kept.jobs),
-                                         _unkept(wanted.projects, kept.projects), _unkept(wanted.photos, kept.photos)))
+        rows = await super()._load(
+            Needs(
+                _unkept(wanted.tasks, kept.tasks),
+                _unkept(wanted.jobs, kept.jobs),
+                _unkept(wanted.projects, kept.projects),
+                _unkept(wanted.photos, kept.photos),
+            )
+        )
         _take(rows.tasks, kept.tasks, wanted.tasks)
         _take(rows.jobs, kept.jobs, wanted.jobs)
         _take(rows.projects, kept.projects, wanted.projects)

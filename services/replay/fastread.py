@@ -44,8 +44,9 @@ def _holding(data: bytes) -> int:
     return read_end
 
 
-async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
-                   batch: int = 5_000) -> AsyncIterator[list[Stored]]:
+async def read_all(
+    bus: Bus, start_seq: int = 1, end_seq: int | None = None, batch: int = 5_000
+) -> AsyncIterator[list[Stored]]:
     """Every message from `start_seq` up to what is stored now (or `end_seq`), in order, in
     batches: as Bus.read without filters, through a child process where the connection allows."""
     auth, url = pull_auth(bus), bus.nc.connected_url
@@ -60,9 +61,17 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
         auth_end = _holding(json.dumps(auth).encode())
         read_end, write_end = pipe()
         try:
-            child = await spawn(logpull, url.hostname or "127.0.0.1", str(url.port or 4222),
-                                STREAM, info.name, str(total), str(batch),
-                                stdin=auth_end, stdout=write_end)
+            child = await spawn(
+                logpull,
+                url.hostname or "127.0.0.1",
+                str(url.port or 4222),
+                STREAM,
+                info.name,
+                str(total),
+                str(batch),
+                stdin=auth_end,
+                stdout=write_end,
+            )
         except BaseException:
             os.close(read_end)
             raise

@@ -24,12 +24,14 @@ def pipe() -> tuple[int, int]:
     return read_end, write_end
 
 
-async def spawn(module: ModuleType, *args: str, stdin: int | None = None,
-                stdout: int | None = None) -> asyncio.subprocess.Process:
+async def spawn(
+    module: ModuleType, *args: str, stdin: int | None = None, stdout: int | None = None
+) -> asyncio.subprocess.Process:
     """`python -m module args…` in this interpreter (which has Darkroom installed), its stderr kept for
     the reason it fails."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module.__name__, *args, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-m", module.__name__, *args, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE
+    )
 
 
 def _resolve(ready: asyncio.Future[None]) -> None:
@@ -88,7 +90,7 @@ class FrameWriter(_PipeEnd):
         for part in (len(frame).to_bytes(4, "big"), frame):
             view = memoryview(part)
             while view:
-                view = view[await self._io(os.write, view):]
+                view = view[await self._io(os.write, view) :]
 
     def close(self) -> None:
         """The end of the pipe for the reader (again: nothing)."""

@@ -50,8 +50,16 @@ class Puller:
 
     def start(self, auth: dict) -> None:
         self._read_line()  # INFO
-        connect = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True, "protocol": 1,
-                   "lang": "python", "version": "darkroom-logpull", **auth}
+        connect = {
+            "verbose": False,
+            "pedantic": False,
+            "headers": True,
+            "no_responders": True,
+            "protocol": 1,
+            "lang": "python",
+            "version": "darkroom-logpull",
+            **auth,
+        }
         self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nSUB " + self.inbox + b" 1\r\n")
         self._ask()
 
@@ -113,9 +121,9 @@ class Puller:
                 reply_at = 3 if len(head) == (6 if op == b"HMSG" else 5) else 0
                 if reply_at:
                     seq, at = position(head[reply_at])
-                    got.append((seq, head[1].decode(), buf[start + headers:start + size], at))
+                    got.append((seq, head[1].decode(), buf[start + headers : start + size], at))
                 else:
-                    self._status(buf[start:start + headers])
+                    self._status(buf[start : start + headers])
                 pos = start + size + 2
             else:
                 if op == b"PING":

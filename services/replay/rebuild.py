@@ -47,8 +47,9 @@ async def rebuild(bus: Bus, projector: Rebuild, until: int, progress: Progress |
     return applied
 
 
-async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = False,
-                 progress: Progress | None = None) -> ReplayResult:
+async def replay(
+    bus: Bus, into: Path, live: Path | None = None, verify: bool = False, progress: Progress | None = None
+) -> ReplayResult:
     """Rebuild the read models into a new file, exactly as the live projector has them (`verify`:
     up to the live checkpoint, then compare). The rebuilt file keeps no SSE outbox: a client resuming
     from before its checkpoint gets `reset`, as from a pruned point."""
@@ -72,8 +73,9 @@ async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = 
         await db.close()
 
 
-async def _run(bus: Bus, db: aiosqlite.Connection, projector: Rebuild, live: Path | None, verify: bool,
-               progress: Progress | None) -> ReplayResult:
+async def _run(
+    bus: Bus, db: aiosqlite.Connection, projector: Rebuild, live: Path | None, verify: bool, progress: Progress | None
+) -> ReplayResult:
     began = time.perf_counter()
     if not verify:
         events = await rebuild(bus, projector, await bus.last_seq(), progress)

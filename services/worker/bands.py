@@ -188,9 +188,17 @@ def _tiff_bands(img: Image.Image, rows: int, multiple: int) -> Iterator[Image.Im
     return _tiff_rows(img, header, tags, (offsets, counts), tiled, unit, across, planes, rows)
 
 
-def _tiff_rows(img: TiffImagePlugin.TiffImageFile, header: bytes, tags: TiffImagePlugin.ImageFileDirectory_v2,
-               segments_at: tuple[tuple[int, ...], tuple[int, ...]], tiled: bool, unit: int, across: int,
-               planes: int, rows: int) -> Iterator[Image.Image]:
+def _tiff_rows(
+    img: TiffImagePlugin.TiffImageFile,
+    header: bytes,
+    tags: TiffImagePlugin.ImageFileDirectory_v2,
+    segments_at: tuple[tuple[int, ...], tuple[int, ...]],
+    tiled: bool,
+    unit: int,
+    across: int,
+    planes: int,
+    rows: int,
+) -> Iterator[Image.Image]:
     width, height = img.size
     offsets, counts = segments_at
     per_plane = len(offsets) // planes
@@ -203,8 +211,11 @@ def _tiff_rows(img: TiffImagePlugin.TiffImageFile, header: bytes, tags: TiffImag
             segments: list[bytes] = []
             for plane in range(planes):
                 if unit == 1:  # uncompressed strips: the band's rows, one strip a plane
-                    segments.append(_rows_of_strips(fp, offsets[plane * per_plane:(plane + 1) * per_plane],
-                                                    strip_rows, stride, top, count))
+                    segments.append(
+                        _rows_of_strips(
+                            fp, offsets[plane * per_plane : (plane + 1) * per_plane], strip_rows, stride, top, count
+                        )
+                    )
                 else:
                     first = plane * per_plane + top // unit * across
                     last = plane * per_plane + math.ceil((top + count) / unit) * across
@@ -216,8 +227,9 @@ def _tiff_rows(img: TiffImagePlugin.TiffImageFile, header: bytes, tags: TiffImag
             yield band
 
 
-def _rows_of_strips(fp: IO[bytes], offsets: tuple[int, ...], strip_rows: int, stride: int, top: int,
-                    count: int) -> bytes:
+def _rows_of_strips(
+    fp: IO[bytes], offsets: tuple[int, ...], strip_rows: int, stride: int, top: int, count: int
+) -> bytes:
     out = bytearray()
     row = top
     while row < top + count:
@@ -229,8 +241,15 @@ def _rows_of_strips(fp: IO[bytes], offsets: tuple[int, ...], strip_rows: int, st
     return bytes(out)
 
 
-def _small_tiff(header: bytes, tags: TiffImagePlugin.ImageFileDirectory_v2, width: int, height: int, tiled: bool,
-                unit: int, segments: list[bytes]) -> bytes:
+def _small_tiff(
+    header: bytes,
+    tags: TiffImagePlugin.ImageFileDirectory_v2,
+    width: int,
+    height: int,
+    tiled: bool,
+    unit: int,
+    segments: list[bytes],
+) -> bytes:
     ifd = TiffImagePlugin.ImageFileDirectory_v2(header)
     for tag in _LAYOUT_TAGS:
         if tag in tags:

@@ -69,8 +69,14 @@ class JobContext:
     def event(self, cls: type[E], **fields: Any) -> E:
         """An event caused by this job, with its envelope filled in."""
         job = self.job
-        return cls(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, causation_id=job.id,
-                   source=job.source, **fields)
+        return cls(
+            project_id=job.project_id,
+            task_id=job.task_id,
+            job_id=job.job_id,
+            causation_id=job.id,
+            source=job.source,
+            **fields,
+        )
 
     def project_lease(self) -> AsyncContextManager[None]:
         """Held while moving or adopting files of this project: such jobs never overlap."""

@@ -76,7 +76,7 @@ class Derivations:
             run = Run(source, now, asyncio.ensure_future(self._derive(run, source, thumb, preview)))
             run.future.add_done_callback(retrieved)
         self.runs[thumb] = run  # (re)inserted last: the oldest untaken runs go first
-        for key in [k for k, r in self.runs.items() if r.future.done()][:max(0, len(self.runs) - self.KEEP)]:
+        for key in [k for k, r in self.runs.items() if r.future.done()][: max(0, len(self.runs) - self.KEEP)]:
             del self.runs[key]
         return run
 
@@ -101,4 +101,5 @@ class Derivations:
         if old is not None:
             await asyncio.wait([old.future])
         return await asyncio.get_running_loop().run_in_executor(
-            self.pool, make_derivatives, str(source), str(thumb), str(preview), self.spec)
+            self.pool, make_derivatives, str(source), str(thumb), str(preview), self.spec
+        )

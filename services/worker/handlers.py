@@ -10,15 +10,17 @@ from .jobs.derivatives import derivatives_check, upload_postprocess
 from .jobs.reconcile import folder_check, manifest_check
 from .jobtype import JobType, by_name
 
-BUILTIN = by_name([
-    JobType("upload_postprocess", upload_postprocess, reads_state=True),
-    JobType("manifest_check", manifest_check, reads_state=True, merged=True),
-    JobType("folder_check", folder_check, reads_state=True, merged=True),
-    JobType("file_removal", file_removal, reads_state=True),
-    JobType("manifest_cleaning", manifest_cleaning, reads_state=True),
-    JobType("trash_maintenance", trash_maintenance, reads_state=True),
-    JobType("derivatives_check", derivatives_check, reads_state=True),
-])
+BUILTIN = by_name(
+    [
+        JobType("upload_postprocess", upload_postprocess, reads_state=True),
+        JobType("manifest_check", manifest_check, reads_state=True, merged=True),
+        JobType("folder_check", folder_check, reads_state=True, merged=True),
+        JobType("file_removal", file_removal, reads_state=True),
+        JobType("manifest_cleaning", manifest_cleaning, reads_state=True),
+        JobType("trash_maintenance", trash_maintenance, reads_state=True),
+        JobType("derivatives_check", derivatives_check, reads_state=True),
+    ]
+)
 
 
 class PluginError(Exception):

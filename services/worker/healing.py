@@ -29,8 +29,9 @@ class Stamp:
     mtime_ns: int
 
 
-def remake_reason(photo: PhotoView, source: str | None, stamp: Stamp | None, made_ns: int | None,
-                  busy: bool) -> str | None:
+def remake_reason(
+    photo: PhotoView, source: str | None, stamp: Stamp | None, made_ns: int | None, busy: bool
+) -> str | None:
     """Why `photo`'s derivatives must be made again, or None while they are right. `source`: the
     variant they should come from (its `stamp` now, None when it is not on disk); `made_ns`: the
     older derivative file's mtime, None when one is missing; `busy`: other work on the project is
@@ -67,8 +68,11 @@ def failure_kind(exc: BaseException) -> FailureKind:
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, OSError) and exc.errno is not None:
-        by_errno: dict[int, FailureKind] = {errno.ENOSPC: "no_space", errno.EDQUOT: "no_space",
-                                            errno.ENOMEM: "out_of_memory"}
+        by_errno: dict[int, FailureKind] = {
+            errno.ENOSPC: "no_space",
+            errno.EDQUOT: "no_space",
+            errno.ENOMEM: "out_of_memory",
+        }
         return by_errno.get(exc.errno, "io_error")
     if isinstance(exc, (OSError, SyntaxError, ValueError, EOFError, struct.error)):
         return "unreadable"  # how Pillow's decoders say a file is not an image they can read

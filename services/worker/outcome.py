@@ -26,18 +26,26 @@ class Verdict:
 def before_run(job: JobRequested, attempt: int, max_attempts: int, known: bool, canceled: bool) -> Verdict | None:
     """A job settled without running it, or None: run it."""
     if not known:
-        return Verdict(JobFailed, "term", fields={"attempt": attempt,
-                                                  "error": f"no handler for job type {job.job_type!r}"})
+        return Verdict(
+            JobFailed, "term", fields={"attempt": attempt, "error": f"no handler for job type {job.job_type!r}"}
+        )
     if attempt > max_attempts:
-        return Verdict(JobFailed, "term", fields={"attempt": attempt, "error": (
-            f"gave up after {max_attempts} attempts: the last one never finished (worker lost)")})
+        return Verdict(
+            JobFailed,
+            "term",
+            fields={
+                "attempt": attempt,
+                "error": (f"gave up after {max_attempts} attempts: the last one never finished (worker lost)"),
+            },
+        )
     if canceled:
         return Verdict(JobCanceled, "ack", f"job:{job.job_id}:canceled")
     return None
 
 
-def after_attempt(job: JobRequested, attempt: int, max_attempts: int, error: BaseException | None,
-                  delay_s: float) -> Verdict:
+def after_attempt(
+    job: JobRequested, attempt: int, max_attempts: int, error: BaseException | None, delay_s: float
+) -> Verdict:
     """An attempt's outcome: completed, canceled (its task was), retried after `delay_s` while attempts last
     and the error may pass, else failed."""
     if error is None:
@@ -45,6 +53,11 @@ def after_attempt(job: JobRequested, attempt: int, max_attempts: int, error: Bas
     if isinstance(error, JobCanceledError):
         return Verdict(JobCanceled, "ack", f"job:{job.job_id}:canceled")
     if attempt < max_attempts and not isinstance(error, PermanentError):
-        return Verdict(JobRetrying, "nak", f"job:{job.job_id}:retrying:{attempt}",
-                       {"attempt": attempt, "error": describe(error), "delay_s": delay_s}, delay_s)
+        return Verdict(
+            JobRetrying,
+            "nak",
+            f"job:{job.job_id}:retrying:{attempt}",
+            {"attempt": attempt, "error": describe(error), "delay_s": delay_s},
+            delay_s,
+        )
     return Verdict(JobFailed, "term", f"job:{job.job_id}:failed", {"attempt": attempt, "error": describe(error)})

@@ -14,8 +14,11 @@ from ..projector.views import PhotoView
 
 def removal_of(photo: PhotoView) -> list[str]:
     """The variants a commit removes: the available ones the user did not keep."""
-    unkept = {kind for kind, pending in (("jpg", photo.pending_jpg), ("raw", photo.pending_raw),
-                                         ("other", photo.pending_other)) if pending}
+    unkept = {
+        kind
+        for kind, pending in (("jpg", photo.pending_jpg), ("raw", photo.pending_raw), ("other", photo.pending_other))
+        if pending
+    }
     return [f for f in photo.files if kind_of(f) in unkept]
 
 
@@ -37,8 +40,7 @@ def removal(photo: PhotoView, present: Callable[[str], bool], listing: list[str]
     derivatives: DerivativeStatus | None = None
     if derivative_source(photo.files) in names:  # the derivatives' source goes
         derivatives = "missing" if derivative_source(staying) is None else "pending"
-    return Removal(names, names + sidecars(listing, names, staying), staying, derivatives,
-                   bool(names) and not staying)
+    return Removal(names, names + sidecars(listing, names, staying), staying, derivatives, bool(names) and not staying)
 
 
 @dataclass(frozen=True)

@@ -88,10 +88,17 @@ class CancelWatch:
         return task_id in self.canceled
 
 
-
 class Worker:
-    def __init__(self, bus: Bus, config: Config, job_types: dict[str, JobType], data_dir: Path,
-                 resources: Resources | None = None, name: str | None = None, loops: Loops | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        config: Config,
+        job_types: dict[str, JobType],
+        data_dir: Path,
+        resources: Resources | None = None,
+        name: str | None = None,
+        loops: Loops | None = None,
+    ) -> None:
         self.bus = bus
         self.config = config
         self.job_types = job_types
@@ -208,8 +215,13 @@ class Worker:
             await msg.ack()
             return
         job_type = self.job_types.get(job.job_type)
-        verdict = before_run(job, attempt, self.config.pipeline.max_attempts, job_type is not None,
-                             self.cancels.is_canceled(job.task_id or ""))
+        verdict = before_run(
+            job,
+            attempt,
+            self.config.pipeline.max_attempts,
+            job_type is not None,
+            self.cancels.is_canceled(job.task_id or ""),
+        )
         if verdict is not None:
             await self._settle(job, msg, verdict)
         elif job_type is not None:
@@ -217,8 +229,9 @@ class Worker:
 
     async def _start(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
         # Not awaited before the outcome: one connection stores them in order, and waiting costs a round trip.
-        started = await self.bus.post(self._event(job, JobStarted, attempt=attempt, worker=self.name),
-                                      f"job:{job.job_id}:started:{attempt}")
+        started = await self.bus.post(
+            self._event(job, JobStarted, attempt=attempt, worker=self.name), f"job:{job.job_id}:started:{attempt}"
+        )
         try:
             await self._attempt(job, attempt, job_type, msg)
         finally:
@@ -250,10 +263,18 @@ class Worker:
     async def _supervise(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
         reporter = _ProgressReporter(self, job)
-        ctx = JobContext(job=job, attempt=attempt, config=self.config, data_dir=self.data_dir,
-                         report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
-                         publish=self.bus.publish_all, catch_up=lambda: self._wait_for_state(0),
-                         resources=self.resources, seq=msg.metadata.sequence.stream)
+        ctx = JobContext(
+            job=job,
+            attempt=attempt,
+            config=self.config,
+            data_dir=self.data_dir,
+            report=reporter.report,
+            is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
+            publish=self.bus.publish_all,
+            catch_up=lambda: self._wait_for_state(0),
+            resources=self.resources,
+            seq=msg.metadata.sequence.stream,
+        )
         wait_for_state = job_type.needs_state(ctx)
         if not wait_for_state:
             ctx.state_ready = not job_type.reads_state
@@ -294,9 +315,17 @@ class Worker:
 
     @staticmethod
     def _event(job: JobRequested, kind: type[JobEvent], **fields) -> JobEvent:
-        return kind(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, causation_id=job.id,
-                    source=job.source, task_type=job.task_type, job_type=job.job_type,
-                    step_index=job.step_index, **fields)
+        return kind(
+            project_id=job.project_id,
+            task_id=job.task_id,
+            job_id=job.job_id,
+            causation_id=job.id,
+            source=job.source,
+            task_type=job.task_type,
+            job_type=job.job_type,
+            step_index=job.step_index,
+            **fields,
+        )
 
     async def _report(self, job: JobRequested, kind: type[JobEvent], msg_id: str | None = None, **fields) -> None:
         event = self._event(job, kind, **fields)
@@ -305,8 +334,9 @@ class Worker:
             return
         # An outcome is tried again through a NATS fail-over (its message id makes a retry store
         # it once), for as long as the job stays this worker's.
-        await self.loops.retry(PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id),
-                               within=self.config.pipeline.ack_wait_s)
+        await self.loops.retry(
+            PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id), within=self.config.pipeline.ack_wait_s
+        )
 
 
 class _ProgressReporter:

@@ -16,7 +16,7 @@ class Proxy:
         self.down = False
         self.dropped = 0  # connections refused while down: the browser trying again
         self.browsers: set[asyncio.StreamWriter] = set()  # our side of the browser's connections
-        self.servers: set[asyncio.StreamWriter] = set()   # our side of the api's
+        self.servers: set[asyncio.StreamWriter] = set()  # our side of the api's
         self.marker: bytes | None = None
         self.nth = 0
         self.seen = 0

@@ -19,14 +19,25 @@ pytestmark = pytest.mark.faults
 
 
 # Remove once the fixes of issue #6 are in (fence: #6.1; supervise: #6.2, #6.3) and it passes.
-@pytest.mark.xfail(reason="on main before issue #6's fixes: finished jobs run again after an orchestrator restart or "
-                          "a redelivery, maintenance runs twice in an interval, work resumes 13-18 s after a "
-                          "nats-server restart or never (a worker slot stops pulling), a full disk can stop the "
-                          "projector for good", strict=False)
+@pytest.mark.xfail(
+    reason="on main before issue #6's fixes: finished jobs run again after an orchestrator restart or "
+    "a redelivery, maintenance runs twice in an interval, work resumes 13-18 s after a "
+    "nats-server restart or never (a worker slot stops pulling), a full disk can stop the "
+    "projector for good",
+    strict=False,
+)
 async def test_darkroom_keeps_every_promise_through_the_short_fault_schedule(tmp_path: Path) -> None:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, str(FAULTS), "--short", "--seed", SEED, "--keep", str(tmp_path / "run"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        str(FAULTS),
+        "--short",
+        "--seed",
+        SEED,
+        "--keep",
+        str(tmp_path / "run"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         out, _ = await asyncio.wait_for(child.communicate(), 600)
     except TimeoutError:

@@ -48,8 +48,9 @@ def _complaints(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def _culled(system: System, name: str) -> tuple[dict, object, str]:
     """A project with P1 committed to the trash, and P2 unticked afterwards but never committed."""
     project = await create_project(system, name)
-    status, body = await upload(system, project["folder"], [("P1.jpg", photo_bytes(JPEG)),
-                                                            ("P2.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
+    status, body = await upload(
+        system, project["folder"], [("P1.jpg", photo_bytes(JPEG)), ("P2.jpg", photo_bytes("cameras/Nikon_D70.jpg"))]
+    )
     assert status == 201, body
     await system.wait_task(body["task_id"], timeout=30)
     folder = project["folder"]
@@ -62,8 +63,9 @@ async def _culled(system: System, name: str) -> tuple[dict, object, str]:
 
 
 async def _keep(system: System, folder: str, filename: str) -> None:
-    status, body, _ = await system.request("PUT", f"/api/projects/{folder}/keep",
-                                           {"updates": [{"filename": filename, "keep_jpg": False}]})
+    status, body, _ = await system.request(
+        "PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": filename, "keep_jpg": False}]}
+    )
     assert status == 200, body
 
 
@@ -81,7 +83,8 @@ async def _per_job(system: System, subject: str) -> Counter:
 
 
 async def test_an_orchestrator_restarted_past_the_window_runs_no_finished_job_again(
-        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     await _start(system, orchestrator_name="orchestrator_a")
     stopped = await _start(system, roles=("orchestrator",), orchestrator_name="orchestrator_b")
@@ -135,7 +138,8 @@ async def test_a_job_canceled_while_queued_is_not_reported_again_when_a_worker_t
 
 
 async def test_maintenance_runs_once_per_project_and_interval_across_restarts_and_orchestrators(
-        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     await _start(system)
     projects = [await create_project(system, name) for name in ("Sched A", "Sched B")]
@@ -153,8 +157,11 @@ async def test_maintenance_runs_once_per_project_and_interval_across_restarts_an
 
 
 async def _maintenance(system: System) -> list[str]:
-    return [e["project_id"] for _, _, e in await system.log("darkroom.task.*.*.requested")
-            if e["task_type"] == "maintenance"]
+    return [
+        e["project_id"]
+        for _, _, e in await system.log("darkroom.task.*.*.requested")
+        if e["task_type"] == "maintenance"
+    ]
 
 
 async def _swept(system: System, projects: list[dict], times: int) -> None:

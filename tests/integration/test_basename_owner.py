@@ -22,7 +22,7 @@ async def test_two_projects_uploading_one_basename_at_once_get_one_owner(system:
         accepted = [p["folder"] for p, (_, body) in zip(projects, answers) if body["files"]]
         assert len(accepted) == 1, (name, answers)
         owners[name] = accepted[0]
-        for (status, body) in answers:
+        for status, body in answers:
             if body["files"]:
                 assert status == 201 and not body["errors"]
                 tasks.append(body["task_id"])
@@ -57,8 +57,9 @@ async def test_a_basename_removed_from_its_project_can_go_to_another_at_once(sys
     photo = photo_bytes("cameras/Canon_40D.jpg")
     status, body = await upload(system, left["folder"], [("MOVE.jpg", photo)])
     await system.wait_task(body["task_id"], timeout=30)
-    await system.request("PUT", f"/api/projects/{left['folder']}/keep",
-                         {"updates": [{"filename": "MOVE", "keep_jpg": False}]})
+    await system.request(
+        "PUT", f"/api/projects/{left['folder']}/keep", {"updates": [{"filename": "MOVE", "keep_jpg": False}]}
+    )
     status, body, _ = await system.request("POST", f"/api/projects/{left['folder']}/commit-changes")
     assert status == 202, body
     await system.wait_task(body["task_id"], timeout=30)
@@ -71,7 +72,8 @@ async def test_a_basename_removed_from_its_project_can_go_to_another_at_once(sys
     assert status == 400 and "already lives in project 'Right'" in body["errors"][0]["error"], body
     status, trash, _ = await system.request("GET", f"/api/projects/{left['folder']}/trash")
     assert [t["name"] for t in trash["trash"]] == ["MOVE.jpg"]
-    status, body, _ = await system.request("POST", f"/api/projects/{left['folder']}/trash/restore",
-                                           {"names": ["MOVE.jpg"]})
+    status, body, _ = await system.request(
+        "POST", f"/api/projects/{left['folder']}/trash/restore", {"names": ["MOVE.jpg"]}
+    )
     assert status == 409 and body == {"error": "MOVE already lives in project 'Right'"}
     assert (projects_root(system.data_dir) / left["folder"] / ".trash" / "MOVE.jpg").exists()

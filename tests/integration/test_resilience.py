@@ -33,7 +33,9 @@ async def test_a_duplicated_completion_never_advances_a_task_twice(system: Syste
     await system.wait_task(task["id"])
     for _ in range(2):
         duplicate = dict(first_completion, id=f"dup-{_}")
-        await system.bus.nc.jetstream().publish(f"darkroom.job._.{task['id']}.completed", json.dumps(duplicate).encode())
+        await system.bus.nc.jetstream().publish(
+            f"darkroom.job._.{task['id']}.completed", json.dumps(duplicate).encode()
+        )
     await system.settled()
     assert done["attempts"] == 1
     assert await _requested_steps(system, task["id"]) == [0, 1, 2]
@@ -57,7 +59,8 @@ async def test_a_killed_orchestrator_resumes_between_steps_without_repeating_one
 
 
 async def test_two_orchestrators_advance_every_step_exactly_once_and_say_nothing_of_it(
-        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     await system.start(orchestrator_name="orchestrator_a", pipeline__max_parallel_jobs=4)
     await system.start(roles=("orchestrator",), orchestrator_name="orchestrator_b")
@@ -86,7 +89,8 @@ async def test_a_killed_workers_job_is_redelivered_and_completed_by_another(syst
     doomed = await asyncio.create_subprocess_exec(
         *darkroom_cli("worker", "--nats", system.server.url, "--data", str(system.data_dir)),
         env=cli_env(DARKROOM_PIPELINE__PLUGINS="tests.blocking_jobs", DARKROOM_PIPELINE__ACK_WAIT_S="2"),
-        cwd=REPO)  # `python -m` imports from its working folder: the plugin module is tests/blocking_jobs.py
+        cwd=REPO,
+    )  # `python -m` imports from its working folder: the plugin module is tests/blocking_jobs.py
     try:
         task = await system.start_task("crash_once")
         await system.wait_job(task["id"], 0, "running", timeout=20)
@@ -94,6 +98,7 @@ async def test_a_killed_workers_job_is_redelivered_and_completed_by_another(syst
         doomed.send_signal(signal.SIGKILL)
         await doomed.wait()
     from tests.jobtypes import noop
+
     await system.start(roles=("worker",), job_types=plain({"crashy": noop}))
     view = await system.wait_task(task["id"], timeout=20)
     assert view["task"]["status"] == "completed"
@@ -200,7 +205,8 @@ async def test_jobs_stranded_by_a_recreated_lane_consumer_are_dispatched_again(s
 
 
 async def test_a_request_whose_copy_was_never_stored_is_dispatched_when_its_orchestrator_returns(
-        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
     from darkroom.orchestrator.decide import decide
     from darkroom.orchestrator.state import start
 
@@ -226,9 +232,15 @@ async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(
     from darkroom.kernel.provision import ORCHESTRATOR_FILTERS as FILTERS
 
     runtime = await system.start(roles=("projector", "worker", "api"))
-    await system.bus.jsm.add_consumer("DARKROOM", api.ConsumerConfig(
-        durable_name="orchestrator", filter_subject="darkroom.task.>", deliver_subject="_old.orchestrator",
-        ack_policy=api.AckPolicy.EXPLICIT))
+    await system.bus.jsm.add_consumer(
+        "DARKROOM",
+        api.ConsumerConfig(
+            durable_name="orchestrator",
+            filter_subject="darkroom.task.>",
+            deliver_subject="_old.orchestrator",
+            ack_policy=api.AckPolicy.EXPLICIT,
+        ),
+    )
     await system.start(roles=("orchestrator",))
     info = await system.bus.jsm.consumer_info("DARKROOM", "orchestrator")
     assert info.config.filter_subjects == FILTERS

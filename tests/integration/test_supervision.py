@@ -42,9 +42,13 @@ async def _status(url: str, wanted: int) -> dict | str | None:
 async def _service(system: System, command: str, port: int, *args: str) -> asyncio.subprocess.Process:
     """`darkroom <command> --health-port port` against the test's server and data, once ready."""
     process = await asyncio.create_subprocess_exec(
-        *darkroom_cli(command, "--nats", system.server.url, "--data", str(system.data_dir),
-                      "--health-port", str(port), *args),
-        env=cli_env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        *darkroom_cli(
+            command, "--nats", system.server.url, "--data", str(system.data_dir), "--health-port", str(port), *args
+        ),
+        env=cli_env(),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
     async def ready():
         assert process.returncode is None, (await process.stderr.read()).decode()
@@ -74,7 +78,7 @@ async def test_the_projector_rides_out_a_full_disk_and_catches_up_when_it_frees(
         why = await eventually(lambda: _status(f"{health}/readyz", 503), 10, "the projector's /readyz to say 503")
         assert "projector down" in why["error"] and "disk I/O error" in why["error"], why
         assert (await _get(f"{health}/healthz"))[0] == 200  # alive: it retries, it has not given up
-        assert (await eventually(lambda: _status(f"{system.url}/readyz", 503), 10, "the api's /readyz to say 503"))
+        assert await eventually(lambda: _status(f"{system.url}/readyz", 503), 10, "the api's /readyz to say 503")
         await asyncio.sleep(1.0)  # a while of failing writes: the projector must still be there after them
         assert projector.returncode is None
 
@@ -84,8 +88,9 @@ async def test_the_projector_rides_out_a_full_disk_and_catches_up_when_it_frees(
         after = await system.start_task("three")
         assert (await system.wait_task(after["id"]))["task"]["status"] == "completed"
         await eventually(lambda: _status(f"{system.url}/readyz", 200), 10, "the api's /readyz to say 200 again")
-        result = await replay(system.bus, system.data_dir.parent / "verify.sqlite", read_model_path(system.data_dir),
-                              verify=True)
+        result = await replay(
+            system.bus, system.data_dir.parent / "verify.sqlite", read_model_path(system.data_dir), verify=True
+        )
         assert result.differences == [], result.differences[:20]
     finally:
         assert await _stop(projector) == 0

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 def _run(*command: str | Path, cwd: Path, timeout: float = 300) -> str:
-    done = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=_env())
+    done = subprocess.run(
+        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env()
+    )
     assert done.returncode == 0, f"{' '.join(map(str, command))} exited {done.returncode}:\n{done.stdout}{done.stderr}"
     return done.stdout
 
@@ -46,13 +47,25 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_wheel_holds_the_package_and_its_data_and_no_checkout_is_needed(installed: Path, tmp_path: Path) -> None:
-    where = json.loads(_run(installed / "python", "-c", "import darkroom, json, importlib.resources as r; print(json.dumps("
-                            "[darkroom.__file__, str(r.files('darkroom.schemas') / 'events' / 'task.requested.json')]))",
-                            cwd=tmp_path))
+    where = json.loads(
+        _run(
+            installed / "python",
+            "-c",
+            "import darkroom, json, importlib.resources as r; print(json.dumps("
+            "[darkroom.__file__, str(r.files('darkroom.schemas') / 'events' / 'task.requested.json')]))",
+            cwd=tmp_path,
+        )
+    )
     assert all(Path(p).is_relative_to(installed.parent) for p in where), where  # the venv's, not the checkout's
     assert Path(where[1]).is_file()
-    refused = subprocess.run([installed / "darkroom", "schemas", "--write"], cwd=tmp_path, capture_output=True,
-                             text=True, env=_env(), timeout=60)
+    refused = subprocess.run(
+        [installed / "darkroom", "schemas", "--write"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert refused.returncode == 2 and "checkout" in refused.stderr, refused.stderr
 
 
@@ -60,8 +73,17 @@ async def test_the_installed_darkroom_up_turns_an_upload_into_a_thumbnail(instal
     data, port = tmp_path / "data", free_port()
     base = f"http://127.0.0.1:{port}"
     process = await asyncio.create_subprocess_exec(
-        installed / "darkroom", "up", "--data", str(data), "--port", str(port), cwd=tmp_path, env=_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        installed / "darkroom",
+        "up",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        env=_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         async with aiohttp.ClientSession() as http:
             await _until_ready(http, base, process)
@@ -73,13 +95,23 @@ async def test_the_installed_darkroom_up_turns_an_upload_into_a_thumbnail(instal
             async with http.post(f"{base}/api/projects/{folder}/upload", data=form) as response:
                 assert response.status == 201, await response.text()
             photo = await _until_generated(http, f"{base}/api/projects/{folder}/photos")
-            async with http.get(f"{base}/api/projects/{folder}/thumbnail/Canon_40D?v={photo['updated_at']}") as response:
+            async with http.get(
+                f"{base}/api/projects/{folder}/thumbnail/Canon_40D?v={photo['updated_at']}"
+            ) as response:
                 assert response.status == 200 and response.content_type == "image/webp"
                 assert (await response.read())[8:12] == b"WEBP"
         # The rebuild's reader and writer processes are started by module, from the installed package.
         verify = await asyncio.create_subprocess_exec(
-            installed / "darkroom", "replay", "--verify", "--data", str(data), cwd=tmp_path, env=_env(),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            installed / "darkroom",
+            "replay",
+            "--verify",
+            "--data",
+            str(data),
+            cwd=tmp_path,
+            env=_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await asyncio.wait_for(verify.communicate(), 60)
         assert verify.returncode == 0, out.decode()
     finally:

@@ -34,8 +34,15 @@ async def test_a_slot_that_stopped_waiting_leaves_no_request_behind(nats_server:
         for n, wait in enumerate((0.05, 0.0, 0.05, 0.0, 0.05)):  # an idle slot's waits and looks
             loop.call_soon(time.sleep, 0.05)  # a busy event loop: the request reaches the server late
             assert await pull.next(wait) is None
-            job = JobRequested(task_id=f"t{n}", job_id=f"t{n}-0", task_type="x", job_type="noop", step_index=0,
-                               priority=90, lane="priority")
+            job = JobRequested(
+                task_id=f"t{n}",
+                job_id=f"t{n}-0",
+                task_type="x",
+                job_type="noop",
+                step_index=0,
+                priority=90,
+                lane="priority",
+            )
             await bus.publish(job, subject=subjects.dispatch("priority", "noop"))
             await asyncio.sleep(0.1)  # time enough for a request left behind to take it
             assert await lane_state(bus) == (1, 0)  # in the lane, not handed to a slot that moved on

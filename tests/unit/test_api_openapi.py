@@ -49,7 +49,11 @@ def test_a_new_route_is_documented_from_its_handler_alone() -> None:
     operation = spec["paths"]["/api/things/{thing_id}/parts/{part}"]["patch"]
     assert operation["summary"] == "Rename a part of a thing."
     assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
-        ("thing_id", "path", True), ("part", "path", True), ("dry_run", "query", False), ("note", "query", False)]
+        ("thing_id", "path", True),
+        ("part", "path", True),
+        ("dry_run", "query", False),
+        ("note", "query", False),
+    ]
     assert operation["parameters"][2]["schema"] == {"type": "boolean", "default": False}
     assert operation["parameters"][3]["schema"] == {"type": "string"}
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Rename"}

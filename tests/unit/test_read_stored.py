@@ -11,8 +11,7 @@ NS = 1_764_419_450_311_400_000  # 2025-11-29T12:30:50.3114Z
 
 
 def _msg(reply: str) -> SimpleNamespace:
-    return SimpleNamespace(subject="darkroom.task._.T1.started", data=b"{}", reply=reply,
-                           metadata=None, headers=None)
+    return SimpleNamespace(subject="darkroom.task._.T1.started", data=b"{}", reply=reply, metadata=None, headers=None)
 
 
 def test_the_sequence_and_time_come_from_the_v1_reply_subject():

@@ -30,9 +30,20 @@ def test_matcher_itself():
 
 def _minimal(cls: type[Event], **envelope) -> Event:
     fields = {
-        "task_type": "upload_postprocess", "label": "L", "user_relevant": True, "steps": [Step("x", 1)],
-        "job_type": "manifest_check", "step_index": 1, "priority": 95, "lane": "normal", "attempt": 1,
-        "worker": "w", "done": 1, "total": 2, "error": "e", "delay_s": 1.0,
+        "task_type": "upload_postprocess",
+        "label": "L",
+        "user_relevant": True,
+        "steps": [Step("x", 1)],
+        "job_type": "manifest_check",
+        "step_index": 1,
+        "priority": 95,
+        "lane": "normal",
+        "attempt": 1,
+        "worker": "w",
+        "done": 1,
+        "total": 2,
+        "error": "e",
+        "delay_s": 1.0,
     }
     wanted = {f for f in cls.__struct_fields__}
     return cls(**{k: v for k, v in fields.items() if k in wanted}, **envelope)
@@ -54,11 +65,24 @@ def test_work_without_a_project_uses_underscore(cls):
 
 
 def test_examples_spelled_out():
-    req = TaskRequested(project_id="P", task_id="T", task_type="change_commit", label="Commit Changes",
-                        user_relevant=True, steps=[Step("file_removal", 100)])
+    req = TaskRequested(
+        project_id="P",
+        task_id="T",
+        task_type="change_commit",
+        label="Commit Changes",
+        user_relevant=True,
+        steps=[Step("file_removal", 100)],
+    )
     assert subjects.subject_for(req) == "darkroom.task.P.T.requested"
-    done = JobCompleted(project_id="P", task_id="T", job_id="T-0", task_type="change_commit",
-                        job_type="file_removal", step_index=0, attempt=1)
+    done = JobCompleted(
+        project_id="P",
+        task_id="T",
+        job_id="T-0",
+        task_type="change_commit",
+        job_type="file_removal",
+        step_index=0,
+        attempt=1,
+    )
     assert subjects.subject_for(done) == "darkroom.job.P.T.completed"
 
 
@@ -78,8 +102,10 @@ def test_an_event_of_another_family_has_no_subject():
 def test_project_and_photo_subjects_use_the_project_id_and_the_photo_key():
     from darkroom.kernel.photos import photo_key
 
-    assert subjects.subject_for(ProjectCreated(project_id="P01", name="Shoot", folder="Shoot")) == \
-        "darkroom.project.P01.created"
+    assert (
+        subjects.subject_for(ProjectCreated(project_id="P01", name="Shoot", folder="Shoot"))
+        == "darkroom.project.P01.created"
+    )
     key = photo_key("P01", "DSC01")
     assert key == __import__("hashlib").sha256(b"P01/DSC01").hexdigest()[:24]
     event = PhotoKeepChanged(project_id="P01", filename="DSC01", keep_jpg=False)

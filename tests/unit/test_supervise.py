@@ -14,9 +14,14 @@ from darkroom.kernel.supervise import Loops, transient
 
 
 def test_what_counts_as_transient() -> None:
-    for exc in (OSError(28, "No space left on device"), sqlite3.OperationalError("database or disk is full"),
-                nats.errors.TimeoutError(), nats.errors.ConnectionClosedError(), TimeoutError(),
-                PublishError(None, "no acknowledgement")):
+    for exc in (
+        OSError(28, "No space left on device"),
+        sqlite3.OperationalError("database or disk is full"),
+        nats.errors.TimeoutError(),
+        nats.errors.ConnectionClosedError(),
+        TimeoutError(),
+        PublishError(None, "no acknowledgement"),
+    ):
         assert transient(exc), exc
     for exc in (KeyError("x"), TypeError("bug"), sqlite3.DatabaseError("database disk image is malformed")):
         assert not transient(exc), exc

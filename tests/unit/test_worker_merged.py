@@ -14,8 +14,18 @@ from darkroom.worker.jobtype import JobType
 
 
 def context(resources: Resources, job_id: str, project: str = "p1", seq: int = 0) -> JobContext:
-    job = JobRequested(project_id=project, task_id=f"t-{job_id}", job_id=job_id, source="user", task_type="t",
-                       job_type="manifest_check", step_index=1, priority=95, lane="priority", items=[])
+    job = JobRequested(
+        project_id=project,
+        task_id=f"t-{job_id}",
+        job_id=job_id,
+        source="user",
+        task_type="t",
+        job_type="manifest_check",
+        step_index=1,
+        priority=95,
+        lane="priority",
+        items=[],
+    )
 
     async def report(done: int, total: int) -> None:
         pass
@@ -26,8 +36,18 @@ def context(resources: Resources, job_id: str, project: str = "p1", seq: int = 0
     async def nothing() -> None:
         pass
 
-    return JobContext(job=job, attempt=1, config=Config(), data_dir=Path("."), report=report,
-                      is_canceled=lambda: False, publish=publish, catch_up=nothing, resources=resources, seq=seq)
+    return JobContext(
+        job=job,
+        attempt=1,
+        config=Config(),
+        data_dir=Path("."),
+        report=report,
+        is_canceled=lambda: False,
+        publish=publish,
+        catch_up=nothing,
+        resources=resources,
+        seq=seq,
+    )
 
 
 class Model:

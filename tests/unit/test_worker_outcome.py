@@ -6,8 +6,17 @@ from darkroom.kernel.events import JobCanceled, JobCompleted, JobFailed, JobRequ
 from darkroom.worker.context import JobCanceledError, PermanentError
 from darkroom.worker.outcome import Verdict, after_attempt, before_run
 
-JOB = JobRequested(project_id="P", task_id="T", job_id="T-1", source="user", task_type="t", job_type="noop",
-                   step_index=1, priority=90, lane="priority")
+JOB = JobRequested(
+    project_id="P",
+    task_id="T",
+    job_id="T-1",
+    source="user",
+    task_type="t",
+    job_type="noop",
+    step_index=1,
+    priority=90,
+    lane="priority",
+)
 
 
 def test_a_job_of_a_known_type_with_attempts_left_and_its_task_going_on_runs():
@@ -27,7 +36,8 @@ def test_a_delivery_past_the_last_attempt_fails_as_a_lost_worker():
 
 def test_a_job_of_a_canceled_task_is_canceled_once_without_running():
     assert before_run(JOB, attempt=1, max_attempts=3, known=True, canceled=True) == Verdict(
-        JobCanceled, "ack", "job:T-1:canceled")
+        JobCanceled, "ack", "job:T-1:canceled"
+    )
 
 
 def test_an_attempt_that_raises_nothing_completes():
@@ -40,12 +50,22 @@ def test_a_canceled_attempt_is_canceled_whatever_attempts_are_left():
 
 def test_a_failure_that_may_pass_is_retried_after_the_delay_while_attempts_last():
     verdict = after_attempt(JOB, 2, 3, RuntimeError("disk busy"), 1.5)
-    assert verdict == Verdict(JobRetrying, "nak", "job:T-1:retrying:2",
-                              {"attempt": 2, "error": "RuntimeError: disk busy", "delay_s": 1.5}, 1.5)
+    assert verdict == Verdict(
+        JobRetrying,
+        "nak",
+        "job:T-1:retrying:2",
+        {"attempt": 2, "error": "RuntimeError: disk busy", "delay_s": 1.5},
+        1.5,
+    )
 
 
 def test_the_last_attempt_or_a_permanent_error_fails_for_good():
     assert after_attempt(JOB, 3, 3, RuntimeError("disk busy"), 1.5) == Verdict(
-        JobFailed, "term", "job:T-1:failed", {"attempt": 3, "error": "RuntimeError: disk busy"})
+        JobFailed, "term", "job:T-1:failed", {"attempt": 3, "error": "RuntimeError: disk busy"}
+    )
     verdict = after_attempt(JOB, 1, 3, PermanentError("not a photo"), 1.5)
-    assert (verdict.event, verdict.settle, verdict.fields["error"]) == (JobFailed, "term", "PermanentError: not a photo")
+    assert (verdict.event, verdict.settle, verdict.fields["error"]) == (
+        JobFailed,
+        "term",
+        "PermanentError: not a photo",
+    )

@@ -10,10 +10,19 @@ FILES = ["DSC01.ARW", "DSC01.HEIC", "DSC01.JPG"]
 
 def photo(files: list[str] = FILES, thumbnail_status: str = "generated", **flags) -> PhotoView:
     kinds = {name.rpartition(".")[2] for name in files}
-    return PhotoView(id="k", project_id="P", filename="DSC01", files=files, jpg_available="JPG" in kinds,
-                     raw_available="ARW" in kinds, other_available="HEIC" in kinds, created_at="t", updated_at="t",
-                     thumbnail_status=thumbnail_status,
-                     **({"keep_jpg": True, "keep_raw": True, "keep_other": True} | flags))
+    return PhotoView(
+        id="k",
+        project_id="P",
+        filename="DSC01",
+        files=files,
+        jpg_available="JPG" in kinds,
+        raw_available="ARW" in kinds,
+        other_available="HEIC" in kinds,
+        created_at="t",
+        updated_at="t",
+        thumbnail_status=thumbnail_status,
+        **({"keep_jpg": True, "keep_raw": True, "keep_other": True} | flags),
+    )
 
 
 def everything(name: str) -> bool:
@@ -30,8 +39,13 @@ def test_a_commit_removes_every_available_variant_that_is_not_kept_and_nothing_e
 def test_a_raw_that_goes_takes_its_sidecars_and_leaves_the_derivatives_alone():
     listing = [*FILES, "DSC01.ARW.xmp", "DSC01.xmp", "DSC01.JPG.xmp", "notes.txt"]
     plan = removal(photo(keep_raw=False), everything, listing)
-    assert plan == Removal(names=["DSC01.ARW"], moving=["DSC01.ARW", "DSC01.ARW.xmp", "DSC01.xmp"],
-                           staying=["DSC01.HEIC", "DSC01.JPG"], derivatives=None, removed=False)
+    assert plan == Removal(
+        names=["DSC01.ARW"],
+        moving=["DSC01.ARW", "DSC01.ARW.xmp", "DSC01.xmp"],
+        staying=["DSC01.HEIC", "DSC01.JPG"],
+        derivatives=None,
+        removed=False,
+    )
 
 
 def test_the_source_that_goes_has_the_derivatives_made_again_from_the_variant_that_stays():
@@ -71,5 +85,6 @@ def test_a_photo_that_had_no_derivatives_gets_them_once_a_source_appears():
 
 def test_another_variant_alone_changes_availability_but_not_the_derivatives():
     change = availability(photo(["DSC01.JPG"]), ["DSC01.ARW", "DSC01.JPG"])
-    assert change == Availability(["DSC01.ARW", "DSC01.JPG"], jpg=True, raw=True, other=False, stale=False,
-                                  remake=False)
+    assert change == Availability(
+        ["DSC01.ARW", "DSC01.JPG"], jpg=True, raw=True, other=False, stale=False, remake=False
+    )

@@ -42,16 +42,29 @@ async def file_removal(ctx: JobContext) -> None:
                 continue
             events: list[Event] = []
             if moved:
-                events.append(ctx.event(PhotoFilesTrashed, filename=photo.filename, names=[m[0] for m in moved],
-                                        trash_names=[m[1] for m in moved], trashed_at=now_iso()))
+                events.append(
+                    ctx.event(
+                        PhotoFilesTrashed,
+                        filename=photo.filename,
+                        names=[m[0] for m in moved],
+                        trash_names=[m[1] for m in moved],
+                        trashed_at=now_iso(),
+                    )
+                )
             if plan.derivatives == "missing":
                 for path in derivative_paths(folder, photo.filename):
                     path.unlink(missing_ok=True)
             elif plan.derivatives == "pending":
                 resourced.append(photo.filename)
             if plan.derivatives is not None:
-                events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
-                                        thumbnail_status=plan.derivatives, preview_status=plan.derivatives))
+                events.append(
+                    ctx.event(
+                        PhotoDerivativesUpdated,
+                        filename=photo.filename,
+                        thumbnail_status=plan.derivatives,
+                        preview_status=plan.derivatives,
+                    )
+                )
             if plan.removed:
                 events.append(ctx.event(PhotoRemoved, filename=photo.filename, reason="every variant was removed"))
             await ctx.publish(events)
@@ -76,8 +89,7 @@ async def manifest_cleaning(ctx: JobContext) -> None:
         for photo in gone:
             for path in derivative_paths(folder, photo.filename):
                 path.unlink(missing_ok=True)
-        await ctx.publish([ctx.event(PhotoRemoved, filename=p.filename, reason="no file left on disk")
-                           for p in gone])
+        await ctx.publish([ctx.event(PhotoRemoved, filename=p.filename, reason="no file left on disk") for p in gone])
         await ctx.progress(len(gone), len(gone))
 
 
@@ -88,8 +100,9 @@ async def trash_maintenance(ctx: JobContext) -> None:
     read = ctx.resources.read
     async with ctx.project_lease():
         trash = ctx.project_dir / TRASH_DIR
-        recorded = {row.trash_name: parse_iso(row.trashed_at).timestamp()
-                    for row in await read.trash(ctx.job.project_id)}
+        recorded = {
+            row.trash_name: parse_iso(row.trashed_at).timestamp() for row in await read.trash(ctx.job.project_id)
+        }
         now = time.time()
         expired = []
         try:

@@ -47,8 +47,13 @@ async def derivatives_check(ctx: JobContext) -> None:
         await remake(ctx, wanted, force=True)  # its progress: the photos made again
 
 
-async def remake(ctx: JobContext, basenames: list[str], *, force: bool = False,
-                 progress: Callable[[int, int], Awaitable[None]] | None = None) -> None:
+async def remake(
+    ctx: JobContext,
+    basenames: list[str],
+    *,
+    force: bool = False,
+    progress: Callable[[int, int], Awaitable[None]] | None = None,
+) -> None:
     """Metadata and derivatives of these photos of the job's project, in the image processes; each
     photo whose derivatives are right is skipped unless `force`. `progress` (default: the job's)
     hears of each photo done. What every job that makes derivatives runs."""
@@ -70,8 +75,9 @@ async def remake(ctx: JobContext, basenames: list[str], *, force: bool = False,
     await asyncio.gather(*(one(item) for item in items))
 
 
-async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing, slots: asyncio.Semaphore,
-                 force: bool = False) -> None:
+async def derive(
+    ctx: JobContext, folder: Path, basename: str, listing: Listing, slots: asyncio.Semaphore, force: bool = False
+) -> None:
     """One photo: skipped while right (unless `force`), `not_supported` for a RAW alone with no embedded
     preview, `failed` with
     the kind of failure when it cannot be made; what it was made from is recorded either way."""
@@ -85,11 +91,18 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
     if derivations is None:
         raise PermanentError("this worker has no image processes")
     stamp, made_ns = _state(folder, basename, source_name)
-    if (not force and photo is not None and not derivations.pending(source)
-            and remake_reason(photo, source_name, stamp, made_ns, busy=False) is None):
+    if (
+        not force
+        and photo is not None
+        and not derivations.pending(source)
+        and remake_reason(photo, source_name, stamp, made_ns, busy=False) is None
+    ):
         return
-    made_from = {"made_from": source_name, "made_from_size": stamp.size if stamp else None,
-                 "made_from_mtime_ns": stamp.mtime_ns if stamp else None}
+    made_from = {
+        "made_from": source_name,
+        "made_from_size": stamp.size if stamp else None,
+        "made_from_mtime_ns": stamp.mtime_ns if stamp else None,
+    }
     try:
         async with slots:
             ctx.check_canceled()
@@ -99,27 +112,67 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
     except NoPreview as exc:
         for path in (thumb, preview):  # made from a variant that is gone: nothing may show them now
             path.unlink(missing_ok=True)
-        await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="not_supported",
-                                     preview_status="not_supported", error=str(exc), **made_from)])
+        await ctx.publish(
+            [
+                ctx.event(
+                    PhotoDerivativesUpdated,
+                    filename=basename,
+                    thumbnail_status="not_supported",
+                    preview_status="not_supported",
+                    error=str(exc),
+                    **made_from,
+                )
+            ]
+        )
         return
     except Exception as exc:  # one bad image fails alone; the job goes on
-        await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="failed",
-                                     preview_status="failed", error=_describe(exc), error_kind=failure_kind(exc),
-                                     **made_from)])
+        await ctx.publish(
+            [
+                ctx.event(
+                    PhotoDerivativesUpdated,
+                    filename=basename,
+                    thumbnail_status="failed",
+                    preview_status="failed",
+                    error=_describe(exc),
+                    error_kind=failure_kind(exc),
+                    **made_from,
+                )
+            ]
+        )
         return
     if not source.exists():
         # A commit trashed the source meanwhile: what was just made must not outlive it.
         for path in (thumb, preview):
             path.unlink(missing_ok=True)
-        await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="missing",
-                                     preview_status="missing")])
+        await ctx.publish(
+            [
+                ctx.event(
+                    PhotoDerivativesUpdated, filename=basename, thumbnail_status="missing", preview_status="missing"
+                )
+            ]
+        )
         return
-    await ctx.publish([
-        ctx.event(PhotoMetadataExtracted, filename=basename, taken_at=meta.taken_at, make=meta.make,
-                  model=meta.model, orientation=meta.orientation, width=meta.width, height=meta.height),
-        ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="generated",
-                  preview_status="generated", **made_from),
-    ])
+    await ctx.publish(
+        [
+            ctx.event(
+                PhotoMetadataExtracted,
+                filename=basename,
+                taken_at=meta.taken_at,
+                make=meta.make,
+                model=meta.model,
+                orientation=meta.orientation,
+                width=meta.width,
+                height=meta.height,
+            ),
+            ctx.event(
+                PhotoDerivativesUpdated,
+                filename=basename,
+                thumbnail_status="generated",
+                preview_status="generated",
+                **made_from,
+            ),
+        ]
+    )
 
 
 def _state(folder: Path, basename: str, source: str | None) -> tuple[Stamp | None, int | None]:

@@ -44,14 +44,27 @@ async def manifest_check(ctx: JobContext) -> None:
         for done, photo in enumerate(photos, start=1):
             change = availability(photo, listing.get(photo.filename, []))
             if change is not None:
-                events.append(ctx.event(PhotoAvailabilityChanged, filename=photo.filename, files=change.files,
-                                        jpg_available=change.jpg, raw_available=change.raw,
-                                        other_available=change.other))
+                events.append(
+                    ctx.event(
+                        PhotoAvailabilityChanged,
+                        filename=photo.filename,
+                        files=change.files,
+                        jpg_available=change.jpg,
+                        raw_available=change.raw,
+                        other_available=change.other,
+                    )
+                )
                 if change.stale:
                     for path in derivative_paths(folder, photo.filename):
                         path.unlink(missing_ok=True)
-                    events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
-                                            thumbnail_status="missing", preview_status="missing"))
+                    events.append(
+                        ctx.event(
+                            PhotoDerivativesUpdated,
+                            filename=photo.filename,
+                            thumbnail_status="missing",
+                            preview_status="missing",
+                        )
+                    )
                 if change.remake:
                     sourced.append(photo.filename)
             if done % 200 == 0:
@@ -77,8 +90,16 @@ async def folder_check(ctx: JobContext) -> None:
         for basename in found:
             for name in listing[basename]:
                 path = folder / name
-                events.append(ctx.event(PhotoFileAdded, filename=basename, name=name, kind=kind_of(name),
-                                        size=path.stat().st_size, sha256=sha256_of(path)))
+                events.append(
+                    ctx.event(
+                        PhotoFileAdded,
+                        filename=basename,
+                        name=name,
+                        kind=kind_of(name),
+                        size=path.stat().st_size,
+                        sha256=sha256_of(path),
+                    )
+                )
         if found:
             events.append(_derivatives_task(ctx, found))
         await ctx.publish(events)
@@ -89,13 +110,23 @@ async def _unrecorded(ctx: JobContext, listing: dict[str, list[str]]) -> list[st
     """Basenames in the folder that no photo of any project has."""
     read = ctx.resources.read
     known = {p.filename for p in await read.all_photos(ctx.job.project_id)}
-    elsewhere = {p.filename for p in await read.photos_named([b for b in listing if b not in known])
-                 if p.project_id != ctx.job.project_id}
+    elsewhere = {
+        p.filename
+        for p in await read.photos_named([b for b in listing if b not in known])
+        if p.project_id != ctx.job.project_id
+    }
     return sorted(b for b in listing if b not in known and b not in elsewhere)
 
 
 def _derivatives_task(ctx: JobContext, basenames: list[str]) -> TaskRequested:
     definition = ctx.resources.definitions["upload_postprocess"]
     job = ctx.job
-    return definition.requested("upload_postprocess", new_id(), job.source, project_id=job.project_id,
-                                folder=job.folder, items=basenames, causation_id=job.id)
+    return definition.requested(
+        "upload_postprocess",
+        new_id(),
+        job.source,
+        project_id=job.project_id,
+        folder=job.folder,
+        items=basenames,
+        causation_id=job.id,
+    )
