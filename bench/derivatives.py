@@ -24,7 +24,8 @@ it shares the cores with the image processes, and a page's work would be on anot
 Uploads go out with sendfile(2) (bench/_sendfile.py) for the same reason; --client aiohttp sends them
 as before, for comparison.
 Peak RSS of `darkroom up` plus its children (the image processes) is the sum of each one's own peak over
-every pipeline phase (the kernel's VmHWM, reset as the phase begins: nothing samples meanwhile), and each phase prints where the CPU went (`other` is load from programs outside the bench).
+every pipeline phase (the kernel's VmHWM, reset as the phase begins: nothing samples meanwhile), and each
+phase prints where the CPU went (`other` is load from programs outside the bench).
 Exit status: 0 when every phase ran and `darkroom up` exited 0 on SIGTERM (goals are reported, not
 enforced), 1 when it did not exit cleanly, 2 on a bench error."""
 

@@ -1,6 +1,7 @@
 """A child process that pulls a JetStream consumer over a plain NATS connection and writes what it
-gets to stdout, in frames: it speaks the protocol itself (nats-py's cost per message is what a rebuild waits on), and runs
-beside the process that decodes and applies. Imports nothing of Darkroom's, so it starts fast.
+gets to stdout, in frames: it speaks the protocol itself (nats-py's cost per message is what a
+rebuild would wait on), and runs beside the process that decodes and applies. Imports nothing of
+Darkroom's, so it starts fast.
 
     python -m darkroom.replay.logpull HOST PORT STREAM CONSUMER TOTAL BATCH < AUTH_JSON
 

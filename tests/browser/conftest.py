@@ -93,7 +93,8 @@ class Tab:
         return await self.page.evaluate("window.__most")
 
     async def screens(self, name: str, full_page: bool = False) -> None:
-        """The page as it is now, at 1440×900 and at 390×844 (a phone): tests/artifacts/<name>-desktop.png, -phone.png."""
+        """The page as it is now, at 1440×900 and at 390×844 (a phone): tests/artifacts/<name>-desktop.png
+        and -phone.png."""
         size = self.page.viewport_size
         for suffix, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
             await self.page.set_viewport_size(viewport)
