@@ -31,13 +31,9 @@ async def file_removal(ctx: JobContext) -> None:
         await ctx.progress(0, len(photos))
         for done, photo in enumerate(photos, start=1):
             plan = removal(photo, lambda name: (folder / name).exists(), os.listdir(folder))
-            moved: list[tuple[str, str]] = []
             try:
-                for name in plan.moving:
-                    moved.append((name, move_to_trash(folder, name)))
+                moved = _trash_all(folder, plan.moving)
             except OSError as exc:
-                for name, trash_entry in reversed(moved):  # this photo stays as it was
-                    restore_from_trash(folder, trash_entry, name)
                 failures.append(f"{photo.filename}: {exc.strerror or exc}")
                 continue
             events: list[Event] = []
@@ -73,6 +69,19 @@ async def file_removal(ctx: JobContext) -> None:
     await remake(ctx, resourced, force=True, progress=lambda done, total: _alive(ctx))
     if failures:
         raise PermanentError("could not move to the trash: " + "; ".join(failures))
+
+
+def _trash_all(folder: Path, names: list[str]) -> list[tuple[str, str]]:
+    """Move these files to the trash, all or none (a photo stays as it was); each one's trash name."""
+    moved: list[tuple[str, str]] = []
+    try:
+        for name in names:
+            moved.append((name, move_to_trash(folder, name)))
+    except OSError:
+        for name, trash_entry in reversed(moved):
+            restore_from_trash(folder, trash_entry, name)
+        raise
+    return moved
 
 
 async def _alive(ctx: JobContext) -> None:

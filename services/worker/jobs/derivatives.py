@@ -7,12 +7,14 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadataExtracted
 from ...kernel.folders import Listing, derivative_paths, scan
 from ...kernel.photos import derivative_names, derivative_source
+from ...kernel.vocabulary import DerivativeStatus
 from ..context import JobCanceledError, JobContext, PermanentError
+from ..derivations import Derivations
 from ..healing import Stamp, failure_kind, remake_reason
 from ..rawpreview import NoPreview
 
@@ -78,15 +80,11 @@ async def remake(
 async def derive(
     ctx: JobContext, folder: Path, basename: str, listing: Listing, slots: asyncio.Semaphore, force: bool = False
 ) -> None:
-    """One photo: skipped while right (unless `force`), `not_supported` for a RAW alone with no embedded
-    preview, `failed` with
-    the kind of failure when it cannot be made; what it was made from is recorded either way."""
+    """One photo: skipped while its derivatives are right (unless `force`), else made (`_make`)."""
     photo = await ctx.resources.read.photo(ctx.job.project_id, basename)
     source_name = derivative_source(listing.files(basename, photo.files if photo is not None else []))
     if source_name is None:
         return  # gone since the upload: manifest_check reconciles it
-    source = folder / source_name
-    thumb, preview = derivative_paths(folder, basename)
     derivations = ctx.resources.derivations
     if derivations is None:
         raise PermanentError("this worker has no image processes")
@@ -94,10 +92,27 @@ async def derive(
     if (
         not force
         and photo is not None
-        and not derivations.pending(source)
+        and not derivations.pending(folder / source_name)
         and remake_reason(photo, source_name, stamp, made_ns, busy=False) is None
     ):
         return
+    await _make(ctx, derivations, folder, basename, source_name, stamp, slots)
+
+
+async def _make(
+    ctx: JobContext,
+    derivations: Derivations,
+    folder: Path,
+    basename: str,
+    source_name: str,
+    stamp: Stamp | None,
+    slots: asyncio.Semaphore,
+) -> None:
+    """Make a photo's derivatives and say what became of them: `generated` with its metadata,
+    `not_supported` for a RAW alone with no embedded preview, `failed` with the kind of failure when
+    they cannot be made, `missing` when their source went meanwhile; what they were made from is
+    recorded whenever something was made from it."""
+    source = folder / source_name
     made_from = {
         "made_from": source_name,
         "made_from_size": stamp.size if stamp else None,
@@ -110,69 +125,41 @@ async def derive(
     except JobCanceledError:
         raise
     except NoPreview as exc:
-        for path in (thumb, preview):  # made from a variant that is gone: nothing may show them now
-            path.unlink(missing_ok=True)
-        await ctx.publish(
-            [
-                ctx.event(
-                    PhotoDerivativesUpdated,
-                    filename=basename,
-                    thumbnail_status="not_supported",
-                    preview_status="not_supported",
-                    error=str(exc),
-                    **made_from,
-                )
-            ]
-        )
+        _remove(folder, basename)  # made from a variant that is gone: nothing may show them now
+        await ctx.publish([_derivatives(ctx, basename, "not_supported", error=str(exc), **made_from)])
         return
     except Exception as exc:  # one bad image fails alone; the job goes on
-        await ctx.publish(
-            [
-                ctx.event(
-                    PhotoDerivativesUpdated,
-                    filename=basename,
-                    thumbnail_status="failed",
-                    preview_status="failed",
-                    error=_describe(exc),
-                    error_kind=failure_kind(exc),
-                    **made_from,
-                )
-            ]
-        )
+        failed = _derivatives(ctx, basename, "failed", error=_describe(exc), error_kind=failure_kind(exc), **made_from)
+        await ctx.publish([failed])
         return
     if not source.exists():
         # A commit trashed the source meanwhile: what was just made must not outlive it.
-        for path in (thumb, preview):
-            path.unlink(missing_ok=True)
-        await ctx.publish(
-            [
-                ctx.event(
-                    PhotoDerivativesUpdated, filename=basename, thumbnail_status="missing", preview_status="missing"
-                )
-            ]
-        )
+        _remove(folder, basename)
+        await ctx.publish([_derivatives(ctx, basename, "missing")])
         return
-    await ctx.publish(
-        [
-            ctx.event(
-                PhotoMetadataExtracted,
-                filename=basename,
-                taken_at=meta.taken_at,
-                make=meta.make,
-                model=meta.model,
-                orientation=meta.orientation,
-                width=meta.width,
-                height=meta.height,
-            ),
-            ctx.event(
-                PhotoDerivativesUpdated,
-                filename=basename,
-                thumbnail_status="generated",
-                preview_status="generated",
-                **made_from,
-            ),
-        ]
+    extracted = ctx.event(
+        PhotoMetadataExtracted,
+        filename=basename,
+        taken_at=meta.taken_at,
+        make=meta.make,
+        model=meta.model,
+        orientation=meta.orientation,
+        width=meta.width,
+        height=meta.height,
     )
+    await ctx.publish([extracted, _derivatives(ctx, basename, "generated", **made_from)])
+
+
+def _derivatives(ctx: JobContext, basename: str, status: DerivativeStatus, **fields: Any) -> PhotoDerivativesUpdated:
+    """Both derivatives of a photo are now `status`."""
+    return ctx.event(
+        PhotoDerivativesUpdated, filename=basename, thumbnail_status=status, preview_status=status, **fields
+    )
+
+
+def _remove(folder: Path, basename: str) -> None:
+    for path in derivative_paths(folder, basename):
+        path.unlink(missing_ok=True)
 
 
 def _state(folder: Path, basename: str, source: str | None) -> tuple[Stamp | None, int | None]:

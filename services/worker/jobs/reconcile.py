@@ -12,7 +12,7 @@ from ...kernel.events import (
 )
 from ...kernel.folders import derivative_paths, scan, sha256_of
 from ...kernel.ids import new_id
-from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
+from ...kernel.manifest import Manifest, read_manifest, write_manifest
 from ...kernel.photos import kind_of
 from ..context import JobContext, PermanentError
 from ..plans import availability
@@ -29,10 +29,7 @@ async def manifest_check(ctx: JobContext) -> None:
         folder = ctx.project_dir
         if not folder.is_dir():
             raise PermanentError(f"project folder {folder} is missing")
-        wanted = Manifest(id=project.id, name=project.name, created_at=project.created_at, version=VERSION)
-        if read_manifest(folder) != wanted:
-            write_manifest(folder, wanted)
-            await ctx.publish([ctx.event(ProjectManifestWritten, version=VERSION, reason="repaired")])
+        await _repair_manifest(ctx, Manifest(id=project.id, name=project.name, created_at=project.created_at))
         listing = scan(folder)
         photos = await read.all_photos(project.id)
         if any(availability(photo, listing.get(photo.filename, [])) for photo in photos):
@@ -116,6 +113,13 @@ async def _unrecorded(ctx: JobContext, listing: dict[str, list[str]]) -> list[st
         if p.project_id != ctx.job.project_id
     }
     return sorted(b for b in listing if b not in known and b not in elsewhere)
+
+
+async def _repair_manifest(ctx: JobContext, wanted: Manifest) -> None:
+    """The project's manifest, written again (and said so) when it is missing or wrong."""
+    if read_manifest(ctx.project_dir) != wanted:
+        write_manifest(ctx.project_dir, wanted)
+        await ctx.publish([ctx.event(ProjectManifestWritten, version=wanted.version, reason="repaired")])
 
 
 def _derivatives_task(ctx: JobContext, basenames: list[str]) -> TaskRequested:
