@@ -34,8 +34,11 @@ def imports() -> list[tuple[str, str]]:
                 found += [(".".join(module), ".".join(part for part in name if part)) for name in names]
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 absolute = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                found += [(".".join(module), name.split(".", 1)[1]) for name in absolute
-                          if name.startswith(("darkroom.", "services."))]
+                found += [
+                    (".".join(module), name.split(".", 1)[1])
+                    for name in absolute
+                    if name.startswith(("darkroom.", "services."))
+                ]
     return found
 
 
@@ -49,20 +52,27 @@ def test_the_rules_see_the_imports():
 
 
 def test_each_room_imports_only_the_rooms_it_may():
-    wrong = [(a, b) for a, b in imports() if room(a) in MAY_IMPORT and room(b) != room(a)
-             and room(b) not in MAY_IMPORT[room(a)]]
+    wrong = [
+        (a, b)
+        for a, b in imports()
+        if room(a) in MAY_IMPORT and room(b) != room(a) and room(b) not in MAY_IMPORT[room(a)]
+    ]
     assert wrong == []
 
 
 def test_the_api_and_the_worker_use_only_the_projectors_public_face():
-    wrong = [(a, b) for a, b in imports() if room(a) in ("api", "worker") and room(b) == "projector"
-             and b not in PUBLIC_PROJECTOR]
+    wrong = [
+        (a, b)
+        for a, b in imports()
+        if room(a) in ("api", "worker") and room(b) == "projector" and b not in PUBLIC_PROJECTOR
+    ]
     assert wrong == []
 
 
 def test_nothing_imports_the_api_or_the_cli_but_the_composition_root():
-    wrong = [(a, b) for a, b in imports() if room(b) in ("api", "cli") and room(a) != room(b)
-             and a not in ("runtime", "cli")]
+    wrong = [
+        (a, b) for a, b in imports() if room(b) in ("api", "cli") and room(a) != room(b) and a not in ("runtime", "cli")
+    ]
     assert wrong == []
 
 
