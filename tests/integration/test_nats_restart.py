@@ -53,9 +53,9 @@ async def test_work_resumes_within_3s_of_a_restarted_nats_server(system: System)
 
 
 async def test_a_slot_whose_outcome_could_not_be_stored_takes_jobs_again(system: System, monkeypatch) -> None:
-    from darkroom.kernel import bus
+    from darkroom.kernel import publish
 
-    monkeypatch.setattr(bus, "ACK_TIMEOUT_S", 1.0)  # what a fail-over costs a publish, sooner
+    monkeypatch.setattr(publish, "ACK_TIMEOUT_S", 1.0)  # what a fail-over costs a publish, sooner
     await system.start(pipeline__max_parallel_jobs=1, pipeline__priority_lane_slots=1)  # one slot
     first = await system.start_task("long_priority", items=["1.5"])
     await system.wait_job(first["id"], 0, "running")
