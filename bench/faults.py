@@ -64,8 +64,9 @@ PHOTOS = REPO / "tests" / "data" / "photos"
 PROJECTS = ("Faults A", "Faults B", "Faults C")
 TMPFS_MB = 512
 RECOVERY_WAIT_S = 30.0  # after a nats-server restart, the next fault waits this long at most for work to resume
-# Issue #6 asks for work within 3 s of a restarted server answering; the check allows a busy CI machine more.
-RECOVERY_LIMIT_S = 10.0
+# Issue #6 asks for work within 3 s of a restarted server answering (measured: 0.1-2.1 s on a loaded
+# 2-core machine, other faults interleaved); the check allows a busy CI machine a little more.
+RECOVERY_LIMIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ async def read_outbox(path: Path, after: str) -> list[tuple[str, str, str]]:
     cursor = parse_event_id(after)
     rows = []
     try:
-        while page := await read.outbox_after(cursor, folder=None, show_maintenance=True, limit=5000):
+        while page := await read.outbox_after(cursor, project_id=None, show_maintenance=True, limit=5000):
             rows += [(r.id, r.event, r.data) for r in page]
             cursor = (page[-1].seq, page[-1].k)
     finally:

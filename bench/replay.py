@@ -288,7 +288,7 @@ async def main(events: int, keep: bool) -> int:
     server = await NatsServer(work / "nats", sync_interval="2m").start()
     try:
         bus = await Bus.connect(server.url, "bench-replay")
-        await provision(bus.jsm, load_config(work, environ={}))
+        await provision(bus.js, load_config(work, environ={}))
         log = Log(bus)
         while len(log.out) < events:
             log.project(uploads=log.rng.randint(1, 4))

@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import msgspec
 
 from .kernel import subjects
 from .kernel.bus import Bus
 from .kernel.events import (
+    DeadLetterApplied,
+    DeadLetterDiscarded,
+    DeadLetterRecorded,
     Event,
     JobCanceled,
     JobCompleted,
@@ -28,19 +31,28 @@ from .kernel.events import (
     JobRequested,
     JobRetrying,
     JobStarted,
+    LanePaused,
+    LaneResumed,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoEvent,
     PhotoFileAdded,
+    PhotoFileMoved,
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
     PhotoMetadataExtracted,
+    PhotoMoved,
+    PhotoMoveStarted,
     PhotoRemoved,
     PhotoSidecarAdded,
     PoisonEvent,
     ProjectCreated,
+    ProjectDeleted,
     ProjectManifestWritten,
+    ProjectPurged,
+    ProjectRenamed,
+    ProjectRestored,
     ProjectTrashPurged,
     TaskCanceled,
     TaskFailed,
@@ -113,10 +125,12 @@ async def task_project(bus: Bus, task_id: str) -> str:
 
 
 async def project_id(bus: Bus, folder: str) -> str:
-    """The id of the project created with this folder name (the newest, should there be several)."""
+    """The id of the project that had this folder last: created, renamed or restored into it (a project
+    renamed since is found by its old folder too, unless another took that one)."""
     found: str | None = None
-    for entry in await read(bus, [subjects.any_project("created")]):
-        if isinstance(entry.event, ProjectCreated) and entry.event.folder == folder:
+    filters = [subjects.any_project(name) for name in ("created", "renamed", "restored")]
+    for entry in await read(bus, filters):
+        if isinstance(entry.event, (ProjectCreated, ProjectRenamed, ProjectRestored)) and entry.event.folder == folder:
             found = entry.event.project_id
     if found is None:
         raise NotFound(f"no project with folder {folder!r} in the log")
@@ -139,6 +153,29 @@ async def photo_history(bus: Bus, folder: str, filename: str) -> list[Entry]:
     raise NotFound(f"no photo {filename!r} in project {folder!r}")
 
 
+async def lane_history(bus: Bus, lane: str) -> list[Entry]:
+    """Every pause and resume of a lane, with who asked."""
+    entries = await read(bus, [subjects.lane_events(_token(lane, "lane"))])
+    if not entries:
+        raise NotFound(f"lane {lane!r} was never paused or resumed")
+    return entries
+
+
+async def dead_letter_history(bus: Bus, seq: int) -> list[Entry]:
+    """The message set aside at `seq` as this version reads it, then what became of it."""
+    stored = await bus.stored(seq)
+    handled = await read(bus, [subjects.dead_letter_events(seq)])
+    if stored is None and not handled:
+        raise NotFound(f"no message at sequence {seq} in the log")
+    if stored is None:
+        return handled
+    try:
+        first = Entry(stored.seq, stored.subject, stored.at, bus.codec.decode(stored.data))
+    except PoisonEvent as exc:
+        first = Entry(stored.seq, stored.subject, stored.at, None, str(exc))
+    return [first, *handled]
+
+
 async def project_history(bus: Bus, folder: str) -> list[Entry]:
     """The project's, its photos', its tasks' events, and its jobs' requested and outcome events."""
     project = _token(await project_id(bus, folder), "project")
@@ -159,10 +196,13 @@ def row(entry: Entry) -> tuple[str, ...]:
 
 
 def table(entries: list[Entry]) -> str:
-    rows = [COLUMNS] + [row(e) for e in entries]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(r, widths)), r[-1]]).rstrip() for r in rows]
-    return "\n".join(lines) + "\n"
+    return text_table([COLUMNS] + [row(e) for e in entries])
+
+
+def text_table(rows: Sequence[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell, the last one as it is."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "".join("  ".join([*(cell.ljust(w) for cell, w in zip(r, widths)), r[-1]]).rstrip() + "\n" for r in rows)
 
 
 def json_lines(entries: list[Entry]) -> str:
@@ -187,7 +227,10 @@ def detail(event: Event) -> str:
         case TaskRequested():
             steps = " → ".join(s.type for s in event.steps)
             items = f"; items {_names(event.items)}" if event.items else ""
-            return f"{event.task_type}: {steps}{items}"
+            params = "".join(f"; {k} {v!r}" for k, v in msgspec.to_builtins(event.params or {}).items())
+            retry = f"; retry of {event.retry_of}" if event.retry_of else ""
+            start = f" from step {event.start_step}" if event.start_step else ""
+            return f"{event.task_type}: {steps}{items}{params}{retry}{start}"
         case TaskFailed():
             return f"step {event.step_index}: {event.error}"
         case TaskCanceled():
@@ -216,6 +259,20 @@ def detail(event: Event) -> str:
             return f"version {event.version} ({event.reason})"
         case ProjectTrashPurged():
             return f"purged {_names(event.trash_names)}"
+        case ProjectRenamed():
+            return f"folder {event.previous_folder!r} → {event.folder!r}, name {event.name!r}"
+        case ProjectDeleted():
+            return f"folder {event.folder!r} to the trash"
+        case ProjectRestored():
+            return f"back from the trash, in folder {event.folder!r}"
+        case ProjectPurged():
+            return "deleted for good"
+        case PhotoMoveStarted():
+            return f"{event.filename}: moving to project {event.to_project_id}: {_names(event.names)}"
+        case PhotoFileMoved():
+            return f"{event.filename}: {event.name} moved to project {event.to_project_id}"
+        case PhotoMoved():
+            return f"{event.filename}: arrived from project {event.from_project_id} with {_names(event.names)}"
         case PhotoFileAdded():
             replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""
             return f"{event.filename}: {event.name} ({event.kind}, {event.size} bytes){replaced}"
@@ -258,6 +315,14 @@ def detail(event: Event) -> str:
             return f"{event.filename}: {_names(event.names)} back from the trash"
         case PhotoRemoved():
             return f"{event.filename}: {event.reason}"
+        case LanePaused() | LaneResumed():
+            return f"lane {event.lane} {'paused' if isinstance(event, LanePaused) else 'resumed'}"
+        case DeadLetterRecorded():
+            return f"message {event.seq} on {event.subject} set aside: {event.reason}"
+        case DeadLetterDiscarded():
+            return f"message {event.seq} discarded"
+        case DeadLetterApplied():
+            return f"message {event.seq} applied here"
     # Any other event (a job's own or an extension's type): its fields beyond the envelope.
     fields = {k: v for k, v in msgspec.to_builtins(event).items() if k not in ENVELOPE}
     prefix = f"{event.filename}: " if isinstance(event, PhotoEvent) else ""

@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 from .kernel.config import Config, ConfigError, load_config
 from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
 from .kernel.redact import redact, redact_logs
+from .kernel.sdnotify import notifying
 from .kernel.subjects import ALL
 
 log = logging.getLogger("darkroom")
@@ -74,14 +77,42 @@ def parser() -> argparse.ArgumentParser:
         ("task", ("ID",), "every event of one task and its jobs"),
         ("photo", ("FOLDER", "FILENAME"), "every event of one photo (FILENAME: its basename)"),
         ("project", ("FOLDER",), "the project's, its photos', tasks' and jobs' events"),
+        ("lane", ("LANE",), "every pause and resume of a lane"),
+        ("dead-letter", ("SEQ",), "a message set aside, and what became of it"),
     ):
         q = what.add_parser(name, parents=[common], help=help, description=help)
         for arg in args:
-            q.add_argument(arg.lower(), metavar=arg)
+            q.add_argument(arg.lower(), metavar=arg, type=int if arg == "SEQ" else str)
         q.add_argument("--json", action="store_true", help="one JSON object a line: the event, its seq and subject")
     p = command("tail", "print live events as JSON lines")
     p.add_argument("subject", nargs="?", default=ALL)
-    command("dead-letters", "messages set aside as unreadable, with why")
+    p = command("dead-letters", "messages set aside as unreadable, with why; discard one, or apply one readable now")
+    actions = p.add_subparsers(dest="letter_action", metavar="action")
+    for name, help in (
+        ("discard", "let a dead letter go: no longer listed, never applied"),
+        ("apply", "apply a dead letter this version reads now (an upcaster shipped)"),
+    ):
+        q = actions.add_parser(name, parents=[common], help=help, description=help)
+        q.add_argument("seq", metavar="SEQ", type=int)
+    p = command("retry", "run a failed or canceled task again, from the step it stopped at")
+    p.add_argument("task_id", metavar="TASK_ID")
+    p = command("lanes", "the lanes: paused or not, depth, jobs in flight, busy slots, job counts; pause or resume one")
+    actions = p.add_subparsers(dest="lane_action", metavar="action")
+    for name, help in (
+        ("pause", "no worker takes a new job from LANE (running ones finish) until it is resumed"),
+        ("resume", "workers take LANE's jobs again"),
+    ):
+        q = actions.add_parser(name, parents=[common], help=help, description=help)
+        q.add_argument("lane", metavar="LANE")
+    command(
+        "backup", "a consistent copy of the log, the read model and the project folders, with a manifest"
+    ).add_argument("dest", type=Path, metavar="DEST", help="a new or empty folder")
+    command("restore", "a backup into an empty data folder (--data); `replay --verify` holds after it").add_argument(
+        "src", type=Path, metavar="SRC", help="a folder `darkroom backup` made"
+    )
+    from .control.lifecycle import add_commands
+
+    add_commands(command)
     p = command("schemas", "regenerate schemas/events/ from the code")
     p.add_argument("--write", action="store_true", required=True)
     return top
@@ -90,9 +121,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # The services are imported once a command runs, not with this module: the image processes
     # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
+    from .backup import BackupError
     from .kernel.bus import Unreachable
     from .kernel.natsd import ServerError
     from .kernel.provision import ProvisionError
+    from .kernel.snapshot import SnapshotError
+    from .projector.keeper import KeptElsewhere
     from .runtime import ListenError
     from .worker.handlers import PluginError
 
@@ -112,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         ProvisionError,
         CredentialsError,
         Unreachable,
+        KeptElsewhere,
+        BackupError,
+        SnapshotError,
     ) as exc:
         print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
@@ -160,8 +197,18 @@ async def run(args: argparse.Namespace) -> int:
         return await audit(config, data_dir, args)
     if args.command == "tail":
         return await tail(config, data_dir, args.subject)
-    if args.command == "dead-letters":
+    if args.command == "dead-letters" and not args.letter_action:
         return await dead_letters(data_dir)
+    if args.command in ("dead-letters", "retry", "lanes"):
+        return await control(config, data_dir, args)
+    if args.command == "backup":
+        return await backup(config, data_dir, args.dest)
+    if args.command == "restore":
+        return await restore(config, data_dir, args.src)
+    from .control.lifecycle import COMMANDS
+
+    if args.command in COMMANDS:
+        return await lifecycle(config, data_dir, args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -216,7 +263,9 @@ async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what
             return 0
         starting.result()
         failed = asyncio.ensure_future(runtime.loops.failed.wait())
-        await asyncio.wait([failed, stopping], return_when=asyncio.FIRST_COMPLETED)
+        # systemd hears READY once started, the watchdog while no loop has failed for good.
+        async with notifying(f"darkroom {what}", healthy=lambda: not runtime.loops.failed.is_set()):
+            await asyncio.wait([failed, stopping], return_when=asyncio.FIRST_COMPLETED)
         failed.cancel()
         log.info("stopping")
         await runtime.stop()
@@ -293,7 +342,7 @@ async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool
     live = read_model_path(data_dir)
     if verify and not live.is_file():
         raise UsageError(f"no live read model at {live} to verify against")
-    async with _connected(config, data_dir, "darkroom-replay") as bus:
+    async with _log_server(config, data_dir) as url, _connected(config, url, "darkroom-replay") as bus:
         bar = _ProgressBar() if sys.stderr.isatty() else None
         result = await run_replay(bus, into, live, verify, bar.update if bar else None)
         if bar:
@@ -333,12 +382,16 @@ class _ProgressBar:
 async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from . import audit as history
 
-    async with _connected(config, data_dir, "darkroom-audit") as bus:
+    async with _connected(config, nats_url(config, data_dir), "darkroom-audit") as bus:
         try:
             if args.audit == "task":
                 entries = await history.task_history(bus, args.id)
             elif args.audit == "photo":
                 entries = await history.photo_history(bus, args.folder, args.filename)
+            elif args.audit == "lane":
+                entries = await history.lane_history(bus, args.lane)
+            elif args.audit == "dead-letter":
+                entries = await history.dead_letter_history(bus, args.seq)
             else:
                 entries = await history.project_history(bus, args.folder)
         except history.NotFound as exc:
@@ -355,14 +408,14 @@ async def tail(config: Config, data_dir: Path, subject: str) -> int:
         out.flush()
 
     stop = _stop_signals()
-    async with _connected(config, data_dir, "darkroom-tail") as bus:
+    async with _connected(config, nats_url(config, data_dir), "darkroom-tail") as bus:
         await bus.nc.subscribe(subject, cb=show)
         await stop.wait()
     return 0
 
 
 @asynccontextmanager
-async def _connected(config: Config, data_dir: Path, name: str):
+async def _connected(config: Config, url: str, name: str):
     """A one-shot command's connection: Unreachable (one line naming the URL, exit 2) when NATS does
     not answer within CONNECT_TIMEOUT_S, or stops answering on the way."""
     import nats.errors
@@ -370,8 +423,7 @@ async def _connected(config: Config, data_dir: Path, name: str):
     from .kernel.bus import Bus, Unreachable
     from .kernel.supervise import describe
 
-    url = nats_url(config, data_dir)
-    bus = await Bus.connect(url, name)
+    bus = await Bus.connect(url, name, security=config.nats)
     try:
         yield bus
     except (nats.errors.Error, TimeoutError) as exc:
@@ -380,7 +432,24 @@ async def _connected(config: Config, data_dir: Path, name: str):
         await bus.close()
 
 
-async def dead_letters(data_dir: Path) -> int:
+async def lifecycle(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
+    from .control import lifecycle
+    from .control.refused import Refused
+
+    definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
+    async with (
+        _connected(config, nats_url(config, data_dir), f"darkroom-{args.command}") as bus,
+        _read_model(data_dir) as read,
+    ):
+        try:
+            return await lifecycle.run(lifecycle.Control(bus, read, definitions, config), args)
+        except Refused as exc:
+            raise UsageError(exc.message) from None
+
+
+@asynccontextmanager
+async def _read_model(data_dir: Path):
+    """The read model a command reads (and waits on), in the data folder."""
     from .projector.queries import ReadModel
     from .runtime import read_model_path
 
@@ -389,13 +458,88 @@ async def dead_letters(data_dir: Path) -> int:
         raise UsageError(f"no read model at {path}")
     read = await ReadModel.open(path)
     try:
-        letters = await read.dead_letters()
+        yield read
     finally:
         await read.close()
+
+
+async def control(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
+    """`retry`, `lanes` (`pause`, `resume`), `dead-letters discard|apply`: what the API's controls do."""
+    from .control import commands
+    from .control.refused import Refused
+
+    url = nats_url(config, data_dir)
+    async with _connected(config, url, "darkroom-control") as bus, _read_model(data_dir) as read:
+        try:
+            if args.command == "retry":
+                out = await commands.retry_task(bus, read, args.task_id)
+            elif args.command == "lanes":
+                out = await commands.lane_command(bus, read, args.lane_action, getattr(args, "lane", None))
+            else:
+                out = await commands.dead_letter_command(bus, read, args.letter_action, args.seq)
+        except Refused as exc:
+            print(f"darkroom: {exc.message}", file=sys.stderr)
+            return 1
+    sys.stdout.write(out)
+    return 0
+
+
+async def dead_letters(data_dir: Path) -> int:
+    async with _read_model(data_dir) as read:
+        letters = await read.dead_letters()
     if not letters:
         print("no dead letters")
     for letter in letters:
         print(f"{letter.seq}\t{letter.at}\t{letter.subject}\t{letter.reason}")
+    return 0
+
+
+@asynccontextmanager
+async def _log_server(config: Config, data_dir: Path, make: bool = False) -> AsyncIterator[str]:
+    """The URL of the NATS that holds the data folder's log: the configured one, the running `up`'s,
+    or, for a folder whose `up` is stopped (or one being restored, `make`), its embedded server
+    started for the while."""
+    if config.nats.url or (data_dir / NATS_URL_FILE).is_file() or not (make or (data_dir / "nats").is_dir()):
+        yield nats_url(config, data_dir)
+        return
+    from .kernel.natsd import NatsServer
+
+    server = await NatsServer(
+        data_dir / "nats", config.nats.sync_interval, credentials=for_data_folder(data_dir)
+    ).start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+async def backup(config: Config, data_dir: Path, dest: Path) -> int:
+    from . import backup as copy
+    from .kernel.lease import Leases
+
+    async with _log_server(config, data_dir) as url, _connected(config, url, "darkroom-backup") as bus:
+        leases = Leases(bus, f"backup {socket.gethostname()}:{os.getpid()}", config.nats.replicas)
+        made = await copy.backup(bus, data_dir, dest, leases.hold)
+    stream, size = made.stream, sum(entry.size for entry in made.files)
+    held = f"the read model at sequence {made.read_model.checkpoint}, " if made.read_model else ""
+    print(
+        f"backed up events {stream.first_seq}..{stream.last_seq} ({stream.messages} events), {held}"
+        f"{len(made.files)} files ({size:,} bytes) into {dest}"
+    )
+    return 0
+
+
+async def restore(config: Config, data_dir: Path, src: Path) -> int:
+    from . import backup as copy
+
+    made = copy.verify(src)
+    copy.check_empty(data_dir)
+    async with _log_server(config, data_dir, make=True) as url, _connected(config, url, "darkroom-restore") as bus:
+        await copy.restore(made, src, data_dir, bus, config.nats.replicas)
+    print(
+        f"restored events {made.stream.first_seq}..{made.stream.last_seq}, {len(made.files) - 1} files into "
+        f"{data_dir}; start Darkroom on it, then `darkroom replay --verify --data {data_dir}`"
+    )
     return 0
 
 

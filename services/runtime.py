@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -23,13 +24,15 @@ from .kernel.events import Codec
 from .kernel.health import Check, Health
 from .kernel.lease import Leases
 from .kernel.natsd import free_port
+from .kernel.ownership import hand_over
 from .kernel.provision import provision
 from .kernel.subjects import STREAM, lane_consumer
-from .kernel.supervise import Loops
+from .kernel.supervise import Loops, retrieved
 from .kernel.vocabulary import LANES
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
+from .projector.keeper import Keeper, KeptElsewhere
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
 from .projector.store import open_db
@@ -43,6 +46,7 @@ log = logging.getLogger("darkroom")
 
 ROLES = ("projector", "orchestrator", "worker", "api")
 READ_MODEL_FILE = "read-model.sqlite"
+WORKER_READ_MODEL_FILE = "read-model-worker.sqlite"
 GRACE_S = 5.0  # how long running jobs get to finish when the process stops
 # Stopping takes at most the grace period and this much more, whatever NATS does: what is left
 # then is closed without waiting (SIGTERM ends every command within 10 s).
@@ -56,6 +60,11 @@ class ListenError(Exception):
 
 def read_model_path(data_dir: Path) -> Path:
     return data_dir / READ_MODEL_FILE
+
+
+def worker_read_model_path(data_dir: Path) -> Path:
+    """The replica workers keep where no projector keeps the data folder's read model."""
+    return data_dir / WORKER_READ_MODEL_FILE
 
 
 @dataclass
@@ -84,6 +93,8 @@ class Runtime:
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
     health_runner: web.AppRunner | None = None
+    keeper: Keeper | None = None
+    read_model: Path | None = None  # the one this process reads (and keeps, with `keeper`)
     port: int = 0
     health_port: int = 0
     _stopped: bool = False
@@ -97,7 +108,7 @@ class Runtime:
 
     async def _bus(self, role: str) -> Bus:
         # One connection per service, as if each ran alone: one can stop without the others.
-        bus = await Bus.connect(self.nats_url, f"darkroom-{role}", self.codec)
+        bus = await Bus.connect(self.nats_url, f"darkroom-{role}", self.codec, security=self.config.nats)
         bus.counters = self.counters
         self.buses[role] = bus
         return bus
@@ -114,10 +125,11 @@ class Runtime:
     async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.roles:
-            await provision((await self._bus(self.roles[0])).jsm, self.config)
-        if "projector" in self.roles:
+            await provision((await self._bus(self.roles[0])).js, self.config)
+        self.read_model, keeps = self._read_model()
+        if keeps:
             bus = self.buses.get("projector") or await self._bus("projector")
-            db = await open_db(read_model_path(self.data_dir))
+            db = await open_db(self.read_model)
             engine = await Projector(db, self.codec).open()
             self.projector = ProjectorService(bus, engine, self.loops)
             await self.projector.start()
@@ -129,7 +141,7 @@ class Runtime:
             self.schedule.start()
         if "worker" in self.roles:
             bus = self.buses.get("worker") or await self._bus("worker")
-            self.worker_read = await ReadModel.open(read_model_path(self.data_dir), self.loops)
+            self.worker_read = await ReadModel.open(self.read_model, self.loops)
             # The image processes die with this one, even when it is killed while they start.
             self.pool = ProcessPoolExecutor(
                 self.config.processing.workers,
@@ -144,6 +156,7 @@ class Runtime:
                 derivations=self.derivations,
                 definitions=self.definitions,
                 lease=Leases(bus, name, self.config.nats.replicas).hold,
+                hand_over=functools.partial(hand_over, bus),
             )
             self.worker = Worker(
                 bus, self.config, self.job_types, self.data_dir, resources, name=name, loops=self.loops
@@ -152,9 +165,10 @@ class Runtime:
             # Starting image processes takes a moment: do it now, not in the first upload's time.
             loop = asyncio.get_running_loop()
             for _ in range(self.config.processing.workers):
-                loop.run_in_executor(self.pool, init_worker)
+                # Only a head start: one that a stop cuts short says nothing (the pool is gone).
+                loop.run_in_executor(self.pool, init_worker).add_done_callback(retrieved)
         if "api" in self.roles:
-            await self._start_api()
+            await self._start_api(self.read_model)
         if self.projector is not None:
             engine = self.projector.projector
             engine.on_applied = self._applied  # readers here wake at once
@@ -166,9 +180,45 @@ class Runtime:
         if self.config.health.port is not None and "api" not in self.roles:
             await self._start_health()
 
-    async def _start_api(self) -> None:
+    def _read_model(self) -> tuple[Path, bool]:
+        """The read model this process reads, and whether it keeps it (runs the projector writing it).
+        A projector keeps the data folder's. A worker reads that one while a projector keeps it; else
+        it keeps a replica of its own beside it (its jobs read state: on a host of its own it would
+        wait for ever), so a projector started after it on the same folder is not refused."""
+        shared = read_model_path(self.data_dir)
+        if "projector" in self.roles:
+            if not self._keep(shared, "darkroom " + "+".join(self.roles)):
+                raise KeptElsewhere(
+                    f"the read model {shared} is kept by {Keeper(shared).holder()}: one projector "
+                    f"per data folder; stop that one, or give this one a --data of its own"
+                )
+            return shared, True
+        if "worker" not in self.roles:
+            return shared, False
+        if Keeper(shared).kept():
+            log.info("worker: reading the read model %s, kept by %s", shared, Keeper(shared).holder())
+            return shared, False
+        own = worker_read_model_path(self.data_dir)
+        if self._keep(own, "darkroom worker"):
+            log.info(
+                "worker: no projector keeps %s, so this worker keeps a replica at %s (it folds the log first)",
+                shared,
+                own,
+            )
+            return own, True
+        log.info("worker: reading the read model %s, kept by %s", own, Keeper(own).holder())
+        return own, False
+
+    def _keep(self, path: Path, who: str) -> bool:
+        keeper = Keeper(path)
+        if not keeper.take(who):
+            return False
+        self.keeper = keeper
+        return True
+
+    async def _start_api(self, read_model: Path) -> None:
         bus = self.buses.get("api") or await self._bus("api")
-        self.read = await ReadModel.open(read_model_path(self.data_dir), self.loops)
+        self.read = await ReadModel.open(read_model, self.loops)
         self.api_deps = Deps(
             bus=bus,
             read=self.read,
@@ -264,6 +314,10 @@ class Runtime:
         if self.worker is not None:
             lines += ["# TYPE darkroom_worker_busy_slots gauge"]
             lines += [f'darkroom_worker_busy_slots{{lane="{lane}"}} {n}' for lane, n in self.worker.busy.items()]
+            lines += ["# TYPE darkroom_worker_lane_paused gauge"]  # as this worker follows it
+            lines += [
+                f'darkroom_worker_lane_paused{{lane="{lane}"}} {int(self.worker.pauses.paused(lane))}' for lane in LANES
+            ]
         return lines
 
     async def stop(self, grace_s: float = GRACE_S) -> None:
@@ -317,6 +371,8 @@ class Runtime:
                 process.terminate()
         if self.projector is not None:
             await self.projector.projector.db.close()
+        if self.keeper is not None:
+            self.keeper.release()
 
     async def crash(self) -> None:
         """Vanish like a killed process: connections cut first, so nothing is acknowledged or drained."""

@@ -75,6 +75,7 @@ class System:
         self.api: Runtime | None = None
         self.seq = 0
         self.verify_on_close = True
+        self.retry_unavailable_s = 0.0  # how long a request answered 503 is tried again (as a UI would)
 
     async def start(
         self,
@@ -113,12 +114,16 @@ class System:
         if method == "GET" and self.seq and "min_seq=" not in path:
             # Read your own writes: every GET waits for the newest mutation this client made.
             path += ("&" if "?" in path else "?") + f"min_seq={self.seq}"
-        async with self.http.request(method, self.url + path, data=data, headers=headers) as response:
-            text = await response.text()
-            if "X-Darkroom-Seq" in response.headers:
-                self.seq = max(self.seq, int(response.headers["X-Darkroom-Seq"]))
-            payload = json.loads(text) if response.content_type == "application/json" else text
-            return response.status, payload, dict(response.headers)
+        deadline = time.monotonic() + self.retry_unavailable_s
+        while True:
+            async with self.http.request(method, self.url + path, data=data, headers=headers) as response:
+                text = await response.text()
+                if "X-Darkroom-Seq" in response.headers:
+                    self.seq = max(self.seq, int(response.headers["X-Darkroom-Seq"]))
+                payload = json.loads(text) if response.content_type == "application/json" else text
+            if response.status != 503 or time.monotonic() > deadline:
+                return response.status, payload, dict(response.headers)
+            await asyncio.sleep(0.2)  # "try again", as a client told 503 does
 
     async def start_task(self, task_type: str, items: list[str] | None = None) -> dict:
         status, body, headers = await self.request("POST", "/api/tasks", {"type": task_type, "items": items or []})
@@ -172,7 +177,10 @@ class System:
         live = read_model_path(self.data_dir)
         if not self.verify_on_close or self.bus is None or not live.exists() or self.bus.nc.is_closed:
             return
-        projector = next((r.projector for r in self.runtimes if r.projector is not None and not r._stopped), None)
+        projector = next(
+            (r.projector for r in self.runtimes if r.projector is not None and not r._stopped and r.read_model == live),
+            None,
+        )
         if projector is None:
             return
         last = await self.bus.last_seq()
@@ -235,6 +243,18 @@ async def system(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Syste
 
 def darkroom_cli(*args: str, env: dict | None = None) -> list[str]:
     return [sys.executable, "-m", "darkroom.cli", *args]
+
+
+async def run_cli(system: System, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """`darkroom ARGS` against the system's NATS and data folder: exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        *darkroom_cli(*args, "--nats", system.server.url, "--data", str(system.data_dir)),
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode or 0, out.decode(), err.decode()
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -327,11 +347,15 @@ async def upload(
     body += f"--{boundary}--\r\n".encode()
     url = f"{system.url}/api/projects/{folder}/upload" + ("?overwrite=true" if overwrite else "")
     headers = {**(headers or {}), "Content-Type": f"multipart/form-data; boundary={boundary}"}
-    async with system.http.post(url, data=body, headers=headers) as response:
-        body = await response.json()
-        if "X-Darkroom-Seq" in response.headers:
-            system.seq = max(system.seq, int(response.headers["X-Darkroom-Seq"]))
-        return response.status, body
+    deadline = time.monotonic() + system.retry_unavailable_s
+    while True:
+        async with system.http.post(url, data=body, headers=headers) as response:
+            answer = await response.json()
+            if "X-Darkroom-Seq" in response.headers:
+                system.seq = max(system.seq, int(response.headers["X-Darkroom-Seq"]))
+        if response.status != 503 or time.monotonic() > deadline:
+            return response.status, answer
+        await asyncio.sleep(0.2)  # "try again", as a client told 503 does
 
 
 def photo_bytes(relative: str) -> bytes:
@@ -360,3 +384,31 @@ async def shoot(system: System, name: str, files: list[tuple[str, bytes]]) -> tu
     assert status == 201, body
     await system.wait_task(body["task_id"], timeout=30)
     return project, system.data_dir / "projects" / project["folder"]
+
+
+async def culled(
+    system: System, name: str = "Culled", kept: str = "A", dropped: str = "B", timeout: float = 30
+) -> Path:
+    """Upload two photos, untick one, commit: the project's folder, `dropped`.jpg in its trash
+    (basenames are unique across projects: give each project its own); each task within `timeout`."""
+    project = await create_project(system, name)
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            (f"{kept}.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+            (f"{dropped}.jpg", photo_bytes("cameras/Nikon_D70.jpg")),
+        ],
+    )
+    assert status == 201 and len(body["files"]) == 2, body
+    view = await system.wait_task(body["task_id"], timeout=timeout)
+    assert view["task"]["status"] == "completed", view
+    status, body, _ = await system.request(
+        "PUT", f"/api/projects/{project['folder']}/keep", {"updates": [{"filename": dropped, "keep_jpg": False}]}
+    )
+    assert status == 200, body
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
+    assert status == 202, body
+    view = await system.wait_task(body["task_id"], timeout=timeout)
+    assert view["task"]["status"] == "completed", view
+    return system.data_dir / "projects" / project["folder"]

@@ -8,7 +8,7 @@ import hmac
 import msgspec
 from aiohttp import web
 
-from . import assets, changes, openapi, ops, projects, sse, tasks, ui, upload
+from . import assets, changes, controls, lifecycle, openapi, ops, projects, sse, tasks, ui, upload
 from .deps import DEPS, Deps, deps
 from .errors import MAX_BODY, error, json_errors, read_json, respond
 from .origin import same_origin
@@ -80,9 +80,11 @@ def build_app(d: Deps) -> web.Application:
         ops.routes,
         openapi.routes,
         tasks.routes,
+        controls.routes,
         projects.routes,
         upload.routes,
         changes.routes,
+        lifecycle.routes,
         assets.routes,
         sse.routes,
         session_routes,

@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 
 from ..kernel.clock import parse_iso
-from ..kernel.events import BasenameClaimed, PoisonEvent
+from ..kernel.events import BasenameClaimed
 from ..kernel.messages import Conflict, Expect
+from ..kernel.ownership import stored_claim
 from ..kernel.subjects import photo_subject, subject_for
 from .deps import Deps
 
@@ -45,7 +46,7 @@ async def claim(d: Deps, project_id: str, filename: str) -> str | None:
             pass
         stored = await d.bus.last_on(subject)
         expected = stored.seq if stored is not None else 0
-        last = _claim_of(d, stored.data) if stored is not None else None
+        last = stored_claim(d.bus, stored.data) if stored is not None else None
         settled = last is not None and await _settled(d, last, expected)
         if not await d.read.wait_for(await d.bus.last_seq(), CATCH_UP_S):
             raise Undecided(f"cannot tell who has {filename} while the read model is behind the log; try again")
@@ -65,12 +66,9 @@ async def _settled(d: Deps, last: BasenameClaimed, seq: int) -> bool:
 async def lives_in(d: Deps, filename: str, project_id: str) -> str:
     """Why a file under this basename is refused: the folder of the project that has it."""
     project = await d.read.project(project_id)
+    if project is not None and project.deleted_at:  # its basenames stay its own until it is purged
+        return (
+            f"{filename} belongs to the deleted project {project.folder!r} until it is purged; "
+            "restore that project to move the photo"
+        )
     return f"{filename} already lives in project {project.folder if project else project_id!r}"
-
-
-def _claim_of(d: Deps, data: bytes) -> BasenameClaimed | None:
-    try:
-        event = d.bus.codec.decode(data)
-    except PoisonEvent:
-        return None  # not a claim: it holds nothing
-    return event if isinstance(event, BasenameClaimed) else None

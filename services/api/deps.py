@@ -15,6 +15,8 @@ from ..kernel.definitions import Definitions
 from ..kernel.health import Health
 from ..projector.queries import ReadModel
 
+CATCH_UP_S = 5.0  # a replica taking over after a NATS node died catches up within this
+
 
 @dataclass
 class Deps:
@@ -59,7 +61,12 @@ async def project_named(d: Deps, folder: str):
     return project
 
 
-async def caught_up(d: Deps, timeout: float = 2.0) -> None:
-    """Decisions made from the read model (what is pending, who owns a basename) see every event
-    stored before the request: wait until the model has applied the log's current end."""
-    await d.read.wait_for(await d.bus.last_seq(), timeout)
+async def caught_up(d: Deps, timeout: float = CATCH_UP_S) -> None:
+    """Decisions made from the read model (what is pending, who owns a basename, whether a project
+    exists) see every event stored before the request: wait until the model has applied the log's
+    current end, or answer 503 rather than decide from an older state."""
+    from .errors import error
+
+    last = await d.bus.last_seq()
+    if not await d.read.wait_for(last, timeout):
+        raise error(503, f"the read model has not reached sequence {last} within {timeout:g}s; try again")

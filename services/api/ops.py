@@ -72,6 +72,14 @@ async def metrics(request: web.Request) -> web.Response:
             lines.append(f'darkroom_lane_in_flight{{lane="{lane}"}} {info.num_ack_pending}')
     except Exception as exc:  # metrics still answer while NATS is away
         lines.append(f"# nats unavailable: {exc}")
+    lines.append("# TYPE darkroom_lane_paused gauge")
+    paused = await d.read.lanes()
+    lines += [f'darkroom_lane_paused{{lane="{lane}"}} {int(lane in paused and paused[lane].paused)}' for lane in LANES]
+    lines.append("# TYPE darkroom_jobs gauge")
+    lines += [
+        f'darkroom_jobs{{lane="{lane}",type="{job_type}",status="{status}"}} {n}'
+        for lane, job_type, status, n in await d.read.job_counts()
+    ]
     lines += _histogram("darkroom_job_duration_seconds", await d.read.job_durations())
     lines += ["# TYPE darkroom_dead_letters gauge", f"darkroom_dead_letters {len(await d.read.dead_letters())}"]
     for source in d.metrics_sources:

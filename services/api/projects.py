@@ -14,7 +14,7 @@ from ..kernel.events import PhotoKeepChanged, ProjectCreated, ProjectManifestWri
 from ..kernel.folders import projects_root
 from ..kernel.ids import new_id
 from ..kernel.manifest import VERSION, Manifest, write_manifest
-from ..kernel.photos import MAX_PROJECT_NAME_BYTES, numbered, sanitize_folder
+from ..kernel.photos import NoFolder, first_free, project_name_problem, sanitize_folder
 from ..projector.apply import project_after
 from ..projector.views import ProjectView
 from .deps import caught_up, deps, project_of
@@ -56,24 +56,26 @@ async def create_project(request: web.Request) -> web.Response:
     """Create a project: its folder (sanitized, made unique) and its manifest."""
     body = await read_json(request, CreateProject)
     d = deps(request)
-    if len(body.name.encode()) > MAX_PROJECT_NAME_BYTES:
-        raise error(400, f"project name is longer than {MAX_PROJECT_NAME_BYTES} bytes")
-    base = sanitize_folder(body.name)
-    if not base:
-        raise error(400, "project name must contain letters or digits")
+    problem = project_name_problem(body.name)
+    if problem:
+        raise error(400, problem)
     root = projects_root(d.data_dir)
     root.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        folder = numbered(base, n)
-        if await d.read.project_by_folder(folder) is not None:
-            continue
+    others = {p.folder for p in await d.read.projects()}
+
+    def taken(folder: str) -> bool:
+        if folder in others:
+            return True
         try:
             os.mkdir(root / folder)  # atomic: two creations of one name get two folders
-            break
+            return False
         except FileExistsError:
-            continue
-    else:
-        raise error(409, f"too many projects named {base!r}")
+            return True
+
+    try:
+        folder = first_free(sanitize_folder(body.name), taken)
+    except NoFolder as exc:
+        raise error(409, str(exc)) from None
     project_id, created_at = new_id(), now_iso()
     write_manifest(root / folder, Manifest(id=project_id, name=body.name.strip(), created_at=created_at))
     events = [

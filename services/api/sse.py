@@ -29,9 +29,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: task_update, job_update (and item events); resumable with Last-Event-ID."""
     d = deps(request)
     query = query_of(request, Stream)
-    folder = query.project
-    if folder is not None:
-        await project_named(d, folder)  # an unknown project is a 404, not a stream that stays empty
+    # An unknown project is a 404, not a stream that stays empty; a known one is followed by its id,
+    # through a rename (`project_renamed` tells the page its new folder).
+    project_id = (await project_named(d, query.project)).id if query.project is not None else None
     show_maintenance = maintenance_shown(d, query.show_maintenance)
     last_event_id = request.headers.get("Last-Event-ID") or query.last_event_id
     resume = await _resume_point(d, last_event_id) if last_event_id else None
@@ -53,7 +53,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     last_write = time.monotonic()
     while not d.stopping.is_set():
         seen = d.read.checkpoint
-        rows = await d.read.outbox_after(cursor, folder=folder, show_maintenance=show_maintenance, limit=OUTBOX_PAGE)
+        rows = await d.read.outbox_after(
+            cursor, project_id=project_id, show_maintenance=show_maintenance, limit=OUTBOX_PAGE
+        )
         if rows:
             chunk = "".join(f"id: {r.id}\nevent: {r.event}\ndata: {r.data}\n\n" for r in rows)
             await response.write(chunk.encode())

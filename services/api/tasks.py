@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 from aiohttp import web
 
-from ..kernel.events import TaskCancelRequested
+from ..kernel.events import TaskCancelRequested, TaskParams
 from ..kernel.ids import new_id
 from ..kernel.photos import unsafe_name
 from ..kernel.vocabulary import TERMINAL
@@ -38,8 +36,8 @@ class ListingAll(Listing, kw_only=True):
     project: str | None = None  # a folder
 
 
-class DeadLetters(msgspec.Struct, kw_only=True):
-    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
+class TaskListingAll(ListingAll, kw_only=True):
+    retried: bool | None = None  # false: only tasks no retry was made of (the failed ones still to see to)
 
 
 @routes.get("/api/tasks/definitions")
@@ -60,6 +58,7 @@ async def request_task(
     items: list[str],
     key: str | None = None,
     label: str | None = None,
+    params: TaskParams | None = None,
 ) -> tuple[TaskView, int]:
     """Store a task.requested (the user asked for it); returns the task as it now stands and its sequence.
     `label` names what the user did when it is not what the type's label says (a restore runs upload_postprocess)."""
@@ -79,6 +78,7 @@ async def request_task(
         folder=project.folder if project else None,
         items=items,
         label=label,
+        params=params,
     )
     seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
     return task_after(event), seq
@@ -151,10 +151,12 @@ async def list_jobs(request: web.Request) -> web.Response:
     return respond({"jobs": await deps(request).read.jobs(**await _filters(request, ListingAll))})
 
 
-@routes.get("/api/tasks", query=ListingAll)
+@routes.get("/api/tasks", query=TaskListingAll)
 async def list_tasks(request: web.Request) -> web.Response:
     """Tasks, newest first; maintenance work only with show_maintenance=true."""
-    return respond({"tasks": await deps(request).read.tasks(**await _filters(request, ListingAll))})
+    filters = await _filters(request, TaskListingAll)
+    retried = query_of(request, TaskListingAll).retried
+    return respond({"tasks": await deps(request).read.tasks(**filters, retried=retried)})
 
 
 async def _filters(request: web.Request, params: type[Listing], project_id: str | None = None) -> dict:
@@ -169,10 +171,3 @@ async def _filters(request: web.Request, params: type[Listing], project_id: str 
         limit=query.limit,
         show_maintenance=maintenance_shown(deps(request), query.show_maintenance),
     )
-
-
-@routes.get("/api/dead-letters", query=DeadLetters)
-async def dead_letters(request: web.Request) -> web.Response:
-    """Messages set aside as unreadable, with why."""
-    limit = query_of(request, DeadLetters).limit
-    return respond({"dead_letters": await deps(request).read.dead_letters(limit)})

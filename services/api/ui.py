@@ -1,4 +1,4 @@
-"""The web UI: two pages, their static files (HTML, CSS, JavaScript modules; no build step) and the
+"""The web UI: three pages, their static files (HTML, CSS, JavaScript modules; no build step) and the
 few server settings the pages need. The pages themselves are public; the data they show comes from
 `/api`, which the token guards."""
 
@@ -38,6 +38,12 @@ async def projects_page(request: web.Request) -> web.StreamResponse:
 async def project_page(request: web.Request) -> web.StreamResponse:
     """The web UI: one project (its photos, culling, uploads and the Processes panel)."""
     return _file(STATIC / "project.html")
+
+
+@routes.get("/operations", media="text/html")
+async def operations_page(request: web.Request) -> web.StreamResponse:
+    """The web UI: operations (lanes, failed tasks, dead letters, job counts)."""
+    return _file(STATIC / "operations.html")
 
 
 @routes.get("/static/{path:.+}", media="*/*")  # scripts, stylesheets, icons

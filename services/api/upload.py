@@ -186,8 +186,11 @@ async def upload_check(request: web.Request) -> web.Response:
         problem = name_problem(f.name) or size_problem(f.size, max_bytes)
         if problem:
             checked.append(Checked(f.name, "refused", reason=problem))
-        elif photo_of(f.name) in owners:
-            checked.append(Checked(f.name, "elsewhere", project=owners[photo_of(f.name)]))
+        elif (owner := owners.get(photo_of(f.name))) is not None and owner.deleted_at:
+            # It comes back with its project: neither here nor movable.
+            checked.append(Checked(f.name, "refused", reason=await lives_in(d, photo_of(f.name), owner.id)))
+        elif owner is not None:
+            checked.append(Checked(f.name, "elsewhere", project=owner.folder))
         else:
             checked.append(Checked(f.name, await _compare(folder / f.name, f)))
     return respond({"files": checked})
@@ -224,13 +227,15 @@ def size_problem(size: int, max_bytes: int) -> str | None:
     return "file is empty" if size == 0 else None
 
 
-async def owners_elsewhere(d: Deps, project_id: str, names: list[str]) -> dict[str, str]:
-    """Photo → the folder of the other project it lives in (a basename lives in one project only)."""
-    owners: dict[str, str] = {}
+async def owners_elsewhere(d: Deps, project_id: str, names: list[str]) -> dict[str, ProjectRow]:
+    """Photo → the other project it lives in (a basename lives in one project only; a deleted one keeps
+    its own until it is purged)."""
+    owners: dict[str, ProjectRow] = {}
     for photo in await d.read.photos_named(list(dict.fromkeys(photo_of(n) for n in names))):
         if photo.project_id != project_id and photo.filename not in owners:
             owner = await d.read.project(photo.project_id)
-            owners[photo.filename] = owner.folder if owner else photo.project_id
+            if owner is not None:
+                owners[photo.filename] = owner
     return owners
 
 

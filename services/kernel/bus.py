@@ -18,11 +18,13 @@ from nats.aio.client import Client
 from nats.js import api
 from nats.js.errors import APIError
 
+from .config import NatsConfig
 from .events import Codec, Event
 from .messages import Accepted, Expect, Outgoing, Stored
+from .natsauth import connect_options
 from .provision import read_config
-from .publish import WRONG_LAST_SEQUENCE, PublishAcks, settled
-from .read import READ_TIMEOUT_S, Pull, newest_of, newest_request, stream_end, up_to
+from .publish import ACK_TIMEOUT_S, WRONG_LAST_SEQUENCE, PublishAcks, settled, transient
+from .read import READ_TIMEOUT_S, Pull, at_request, direct_got, newest_request, stream_end, up_to
 from .redact import redact
 from .subjects import DIRECT_GET, STREAM, STREAM_INFO, subject_for
 from .supervise import describe
@@ -32,6 +34,7 @@ log = logging.getLogger("darkroom.bus")
 CONNECT_TIMEOUT_S = 5.0  # at start-up (a command gives up within 10 s); once connected, reconnects never stop
 RECONNECT_WAIT_S = 0.25
 CLOSE_TIMEOUT_S = 2.0
+READ_ATTEMPTS = 3
 
 
 class Unreachable(Exception):
@@ -52,18 +55,33 @@ class Bus:
     # Called after each reconnect: what the server may have forgotten (a restarted one forgets
     # in-memory consumers and pull requests) is asked for again at once.
     reconnected: list[Callable[[], None]] = field(default_factory=list)
+    signs_nonce: bool = False  # signs in with an nkey (nats.creds, nats.nkey): only nats-py can connect so
 
     @classmethod
-    async def connect(cls, url: str, name: str, codec: Codec | None = None, timeout: float = CONNECT_TIMEOUT_S) -> Bus:
+    async def connect(
+        cls,
+        url: str,
+        name: str,
+        codec: Codec | None = None,
+        timeout: float = CONNECT_TIMEOUT_S,
+        security: NatsConfig | None = None,
+    ) -> Bus:
         """Connected, or Unreachable after `timeout` seconds; from then on, reconnects for ever."""
         bus: Bus | None = None
         errors = _ErrorLog()
 
+        async def on_disconnected() -> None:
+            if bus is not None:
+                bus.acks.disconnected()
+
         async def on_reconnected() -> None:
+            if bus is not None:
+                bus.acks.reconnected()
             log.info("nats: reconnected to %s", redact(str(nc.connected_url.geturl()) if nc.connected_url else url))
             for listener in list(bus.reconnected if bus else ()):
                 listener()
 
+        servers, options = connect_options(url, security)
         nc = Client()
         # Seconds, fractions included (nats-py annotates them as int).
         waits: dict[str, Any] = {
@@ -74,10 +92,12 @@ class Bus:
         try:
             await asyncio.wait_for(
                 nc.connect(
-                    [part.strip() for part in url.split(",") if part.strip()],
+                    servers,
+                    **options,
                     name=name,
                     max_reconnect_attempts=-1,
                     error_cb=errors.record,
+                    disconnected_cb=on_disconnected,
                     reconnected_cb=on_reconnected,
                     **waits,
                 ),
@@ -89,6 +109,7 @@ class Bus:
             raise Unreachable(f"cannot reach NATS at {redact(url)} within {timeout:g}s: {describe(why)}") from None
         errors.connected = True
         bus = cls(nc=nc, codec=codec or Codec())
+        bus.signs_nonce = "user_credentials" in options or "nkeys_seed" in options
         await bus.acks.start()
         return bus
 
@@ -164,12 +185,32 @@ class Bus:
     async def send_many_settled(self, batch: Iterable[Outgoing]) -> list[Accepted | Exception]:
         """Like send_many, but each message's outcome is its own: accepted, or the error.
         Messages are written in order on one connection, so the stream stores them in order."""
+        batch = list(batch)
         futures = [await self.acks.publish(out) for out in batch]
-        results = [settled(outcome) for outcome in await asyncio.gather(*futures, return_exceptions=True)]
+        outcomes = await self._after_transient_refusals(batch, await asyncio.gather(*futures, return_exceptions=True))
+        results = [settled(outcome) for outcome in outcomes]
         for result in results:
             if isinstance(result, Accepted):
                 self._count(result.duplicate)
         return results
+
+    async def _after_transient_refusals(
+        self, batch: list[Outgoing], outcomes: list[tuple[int, bool] | BaseException]
+    ) -> list[tuple[int, bool] | BaseException]:
+        """Asked again until they land, within the acknowledgement timeout: a message nothing stored
+        because the stream has no leader for a moment (a node died), and one whose id another
+        publisher's copy of is still being stored on a replicated stream."""
+        deadline = asyncio.get_running_loop().time() + ACK_TIMEOUT_S
+        delay = 0.05
+        while True:
+            again = [i for i, o in enumerate(outcomes) if transient(o)]
+            if not again or asyncio.get_running_loop().time() > deadline:
+                return outcomes
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)
+            futures = [await self.acks.publish(batch[i]) for i in again]
+            for i, outcome in zip(again, await asyncio.gather(*futures, return_exceptions=True)):
+                outcomes[i] = outcome
 
     # -- reading the log ----------------------------------------------------------------------------
 
@@ -180,13 +221,25 @@ class Bus:
     async def last_on(self, subject: str) -> Stored | None:
         """The newest message on a subject (wildcards allowed), straight from the stream (direct get):
         one request on the acks' inbox."""
-        return newest_of(await (await self.acks.request(DIRECT_GET, newest_request(subject))), subject)
+        return direct_got(await (await self.acks.request(DIRECT_GET, newest_request(subject))), subject)
+
+    async def stored(self, seq: int) -> Stored | None:
+        """The message stored at `seq` (None: there is none, or no longer), straight from the stream."""
+        return direct_got(await (await self.acks.request(DIRECT_GET, at_request(seq))), "")
 
     @asynccontextmanager
     async def reading(self, start_seq: int = 1, filters: list[str] | None = None) -> AsyncIterator[api.ConsumerInfo]:
         """An ephemeral consumer of the log from `start_seq`, removed afterwards; its `num_pending`
         is exactly what was stored when it was made: a reader never waits on what comes later."""
-        info = await self.jsm.add_consumer(STREAM, read_config(start_seq, filters))
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                info = await self.jsm.add_consumer(STREAM, read_config(start_seq, filters))
+                break
+            except nats.errors.TimeoutError:
+                # Just after a node died the cluster may place the reader on it, until it sees it gone.
+                if attempt == READ_ATTEMPTS:
+                    raise
+                log.warning("making a reader of the log timed out; trying again (%d of %d)", attempt, READ_ATTEMPTS)
         try:
             yield info
         finally:

@@ -6,9 +6,11 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import msgspec
+
+from .retention import parse_age, parse_size
 
 
 class ConfigError(Exception):
@@ -19,11 +21,22 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+class NatsTlsConfig(_Section):
+    ca: str | None = None  # the CA that signed the servers' certificates
+    cert: str | None = None  # a client certificate, where the servers ask for one
+    key: str | None = None
+
+
 class NatsConfig(_Section):
     url: str | None = None
     sync_interval: str = "always"
     replicas: int = 1
     duplicate_window_s: float = 300.0
+    creds: str | None = None  # a credentials file (user JWT and nkey seed)
+    nkey: str | None = None  # a file holding a user nkey seed
+    tls: NatsTlsConfig = msgspec.field(default_factory=NatsTlsConfig)
+    max_bytes: int | str = 0  # e.g. "50GB"; 0: no limit
+    max_age: float | str = 0  # e.g. "365d"; 0: no limit
 
 
 class PipelineConfig(_Section):
@@ -158,6 +171,7 @@ def _name_key(message: str) -> str:
 
 def _check(config: Config) -> None:
     p = config.pipeline
+    n = config.nats
     rules = [
         (p.max_parallel_jobs >= 1, "pipeline.max_parallel_jobs must be at least 1"),
         (
@@ -172,6 +186,10 @@ def _check(config: Config) -> None:
             "nats.sync_interval must be `always` or a duration like `2m`",
         ),
         (config.nats.replicas in (1, 3, 5), "nats.replicas must be 1, 3 or 5"),
+        (not (n.creds and n.nkey), "nats.creds and nats.nkey are two ways to sign in: give one"),
+        ((n.tls.cert is None) == (n.tls.key is None), "nats.tls.cert and nats.tls.key go together"),
+        (_parses(parse_size, n.max_bytes), "nats.max_bytes must be a size like 50GB, or 0 for no limit"),
+        (_parses(parse_age, n.max_age), "nats.max_age must be a duration like 365d, or 0 for no limit"),
         (config.processing.workers >= 1, "processing.workers must be at least 1"),
         (1 <= config.api.port <= 65535 or config.api.port == 0, "api.port must be a TCP port"),
         (config.health.port is None or 0 <= config.health.port <= 65535, "health.port must be a TCP port"),
@@ -180,3 +198,11 @@ def _check(config: Config) -> None:
     for ok, message in rules:
         if not ok:
             raise ConfigError(message)
+
+
+def _parses(parse: Callable[[Any], object], value: object) -> bool:
+    try:
+        parse(value)
+    except ValueError:
+        return False
+    return True

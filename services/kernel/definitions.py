@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from .events import Step, TaskRequested
+from .events import Step, TaskParams, TaskRequested
 from .vocabulary import Lane, Source
 
 SHIPPED = resources.files("darkroom.schemas") / "task_definitions.json"  # package data
@@ -38,6 +38,7 @@ class TaskDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         items: list[str] | None = None,
         causation_id: str | None = None,
         label: str | None = None,
+        params: TaskParams | None = None,
     ) -> TaskRequested:
         """The task.requested that starts a task of this definition (of type `task_type`); `label` names
         what the user did when the definition's label does not say it."""
@@ -52,6 +53,7 @@ class TaskDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             user_relevant=self.user_relevant,
             steps=list(self.steps),
             items=list(items or []),
+            params=params,
         )
 
 

@@ -14,7 +14,7 @@ import msgspec
 
 from .clock import now_iso
 from .ids import new_id
-from .vocabulary import DerivativeStatus, FailureKind, Kind, Lane, Source
+from .vocabulary import DerivativeStatus, FailureKind, Kind, Lane, Regenerated, Source
 
 
 class Event(msgspec.Struct, kw_only=True, tag_field="type", gc=False):
@@ -54,6 +54,13 @@ class Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     priority: int
 
 
+class TaskParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    """What a task takes besides its items; each task type reads the fields that are its own."""
+
+    what: list[Regenerated] | None = None  # regenerate: what to make again (None: both)
+    name: str | None = None  # project_rename: the project's new name
+
+
 # -- tasks: darkroom.task.<project_id>.<task_id>.<event> ------------------------------------
 
 
@@ -64,6 +71,9 @@ class TaskRequested(Event, tag="task.requested"):
     steps: list[Step]
     items: list[str] = []
     folder: str | None = None
+    retry_of: str | None = None  # the failed or canceled task this one runs again
+    start_step: int = 0  # the first step it runs: a retry starts at the step its task stopped at
+    params: TaskParams | None = None
 
 
 class TaskStarted(Event, tag="task.started"):
@@ -101,6 +111,7 @@ class JobRequested(JobEvent, tag="job.requested"):
     lane: Lane
     items: list[str] = []
     folder: str | None = None
+    params: TaskParams | None = None  # the task's, on every step
 
 
 class JobStarted(JobEvent, tag="job.started"):
@@ -149,6 +160,31 @@ class ProjectTrashPurged(Event, tag="project.trash_purged"):
     """Trash entries past their time to live were deleted for good."""
 
     trash_names: list[str]
+
+
+class ProjectRenamed(Event, tag="project.renamed"):
+    """The project has a new name, and its folder the name made of it (the id stays)."""
+
+    name: str
+    folder: str
+    previous_folder: str
+
+
+class ProjectDeleted(Event, tag="project.deleted"):
+    """The project's folder went to `DIR/trash/<project_id>`; it can be restored until the trash TTL,
+    counted from this event, has passed. Its photos keep their basenames until it is purged."""
+
+    folder: str  # the folder it had
+
+
+class ProjectRestored(Event, tag="project.restored"):
+    """A deleted project is back, in this folder (its old one, or a numbered one when that was taken)."""
+
+    folder: str
+
+
+class ProjectPurged(Event, tag="project.purged"):
+    """A deleted project's folder was removed for good, its trash TTL over; its basenames are free."""
 
 
 # -- photos: darkroom.photo.<project_id>.<photo_key>.<event> ------------------------------------
@@ -228,6 +264,29 @@ class PhotoRemoved(PhotoEvent, tag="photo.removed"):
     reason: str
 
 
+class PhotoMoveStarted(PhotoEvent, tag="photo.move_started"):
+    """The photo is moving to another project with these files (variants, sidecars, derivatives):
+    until `photo.moved`, maintenance finishes a move that stopped half-way."""
+
+    to_project_id: str
+    names: list[str]
+
+
+class PhotoFileMoved(PhotoEvent, tag="photo.file_moved"):
+    """One file of a moving photo is in the other project's folder now."""
+
+    name: str
+    to_project_id: str
+
+
+class PhotoMoved(PhotoEvent, tag="photo.moved"):
+    """The photo arrived from another project with every file, its decisions and derivatives intact:
+    stored under the project it now lives in."""
+
+    from_project_id: str
+    names: list[str]
+
+
 # -- basenames: darkroom.basename.<name_key>.<event> ---------------------------------------------
 
 
@@ -237,6 +296,54 @@ class BasenameClaimed(Event, tag="basename.claimed"):
     saw, so two projects never both take it."""
 
     filename: str
+
+
+# -- lanes: darkroom.lane.<lane>.<event> ------------------------------------------------------
+
+
+class LaneEvent(Event, kw_only=True):
+    lane: Lane
+
+
+class LanePaused(LaneEvent, tag="lane.paused"):
+    """No worker takes a new job from this lane until it is resumed; jobs running on it finish."""
+
+
+class LaneResumed(LaneEvent, tag="lane.resumed"):
+    """Workers take jobs from this lane again."""
+
+
+# -- dead letters: darkroom.dead_letter.<seq>.<event> ---------------------------------------------
+
+
+class DeadLetterEvent(Event, kw_only=True):
+    seq: int  # the stream sequence of the message set aside
+
+
+class DeadLetterRecorded(DeadLetterEvent, tag="dead_letter.recorded"):
+    """The projector could not read the message at `seq` and set it aside. Every read model built
+    from the log sets it aside too, whatever a later version can read, until it is applied or discarded."""
+
+    subject: str
+    reason: str
+
+
+class DeadLetterDiscarded(DeadLetterEvent, tag="dead_letter.discarded"):
+    """Looked at and let go: no longer listed, never applied."""
+
+
+class DeadLetterApplied(DeadLetterEvent, tag="dead_letter.applied"):
+    """Readable now (an upcaster shipped): the read models apply the message at this event's place in the log."""
+
+
+# -- folders: darkroom.folder.<name_key>.<event> ------------------------------------------------
+
+
+class FolderRefused(Event, tag="folder.refused"):
+    """A folder under `DIR/projects/` that maintenance cannot adopt as a project, and why."""
+
+    folder: str
+    reason: str
 
 
 TASK_EVENTS: tuple[type[Event], ...] = (
@@ -256,7 +363,15 @@ JOB_EVENTS: tuple[type[Event], ...] = (
     JobFailed,
     JobCanceled,
 )
-PROJECT_EVENTS: tuple[type[Event], ...] = (ProjectCreated, ProjectManifestWritten, ProjectTrashPurged)
+PROJECT_EVENTS: tuple[type[Event], ...] = (
+    ProjectCreated,
+    ProjectManifestWritten,
+    ProjectTrashPurged,
+    ProjectRenamed,
+    ProjectDeleted,
+    ProjectRestored,
+    ProjectPurged,
+)
 PHOTO_EVENTS: tuple[type[Event], ...] = (
     PhotoFileAdded,
     PhotoMetadataExtracted,
@@ -267,9 +382,24 @@ PHOTO_EVENTS: tuple[type[Event], ...] = (
     PhotoFilesTrashed,
     PhotoFilesRestored,
     PhotoRemoved,
+    PhotoMoveStarted,
+    PhotoFileMoved,
+    PhotoMoved,
 )
 BASENAME_EVENTS: tuple[type[Event], ...] = (BasenameClaimed,)
-ALL_EVENTS: tuple[type[Event], ...] = TASK_EVENTS + JOB_EVENTS + PROJECT_EVENTS + PHOTO_EVENTS + BASENAME_EVENTS
+LANE_EVENTS: tuple[type[Event], ...] = (LanePaused, LaneResumed)
+DEAD_LETTER_EVENTS: tuple[type[Event], ...] = (DeadLetterRecorded, DeadLetterDiscarded, DeadLetterApplied)
+FOLDER_EVENTS: tuple[type[Event], ...] = (FolderRefused,)
+ALL_EVENTS: tuple[type[Event], ...] = (
+    TASK_EVENTS
+    + JOB_EVENTS
+    + PROJECT_EVENTS
+    + PHOTO_EVENTS
+    + BASENAME_EVENTS
+    + LANE_EVENTS
+    + DEAD_LETTER_EVENTS
+    + FOLDER_EVENTS
+)
 
 
 class PoisonEvent(Exception):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -18,6 +20,15 @@ def derivative_paths(folder: Path, basename: str) -> tuple[Path, Path]:
     """A photo's thumbnail and preview in its project folder."""
     thumbnail, preview = derivative_names(basename)
     return folder / thumbnail, folder / preview
+
+
+def deleted_root(data_dir: Path) -> Path:
+    """Where deleted projects wait, each folder named by its project's id, until the trash TTL is over."""
+    return data_dir / "trash"
+
+
+def deleted_project_dir(data_dir: Path, project_id: str) -> Path:
+    return deleted_root(data_dir) / project_id
 
 
 def scan(folder: Path) -> dict[str, list[str]]:
@@ -107,3 +118,20 @@ def restore_from_trash(folder: Path, trash_entry: str, name: str) -> None:
     if target.exists():
         raise FileExistsError(f"{name} exists in the project again")
     os.replace(folder / TRASH_DIR / trash_entry, target)
+
+
+def move_file(source: Path, target: Path) -> None:
+    """Move a file to a name that must be free, whole or not at all: renamed on one file system, else
+    copied under a hidden name, renamed, and only then removed where it was."""
+    if target.exists():
+        raise FileExistsError(errno.EEXIST, f"{target.name} exists there already", str(target))
+    try:
+        os.rename(source, target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    temp = target.with_name(f".{target.name}.{os.getpid()}.moving")
+    shutil.copy2(source, temp)
+    os.replace(temp, target)
+    os.unlink(source)

@@ -25,7 +25,7 @@ from .supervise import Loops
 
 log = logging.getLogger("darkroom.follow")
 
-HEARTBEAT_S = 2.0
+HEARTBEAT_S = 1.0  # a consumer lost with its node (or server) is made again within about 2.5 s
 MISSED_HEARTBEATS = 2  # silent this long (plus a little): the consumer is lost, make it again
 STATUS, DESCRIPTION = "Status", "Description"
 LAST_CONSUMER, STALLED = "Nats-Last-Consumer", "Nats-Consumer-Stalled"

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from pathlib import PurePosixPath
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from .vocabulary import Kind
 
@@ -26,6 +26,7 @@ TRASH_DIR = ".trash"
 MAX_NAME_BYTES = 200
 MAX_PROJECT_NAME_BYTES = 255
 MAX_FOLDER_CHARS = 100
+MOST_NUMBERED = 1000  # a folder name and its alternatives `(2)` … `(999)`
 _FOLDER_BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
 
@@ -119,9 +120,31 @@ def sanitize_folder(name: str) -> str:
     return cleaned.encode()[:MAX_NAME_BYTES].decode(errors="ignore").rstrip()
 
 
+def project_name_problem(name: str) -> str | None:
+    """Why a project cannot have this name, or None: what creating and renaming a project check."""
+    if len(name.encode()) > MAX_PROJECT_NAME_BYTES:
+        return f"project name is longer than {MAX_PROJECT_NAME_BYTES} bytes"
+    if not sanitize_folder(name):
+        return "project name must contain letters or digits"
+    return None
+
+
 def numbered(name: str, n: int) -> str:
     """The n-th alternative of a taken name: `Shoot` → `Shoot (2)`."""
     return name if n == 1 else f"{name} ({n})"
+
+
+class NoFolder(Exception):
+    """Every numbered alternative of a folder name is taken."""
+
+
+def first_free(base: str, taken: Callable[[str], bool], current: str | None = None) -> str:
+    """`base`, else `base (2)`, `(3)`…: the first that is `current` (a project's own folder) or not `taken`."""
+    for n in range(1, MOST_NUMBERED):
+        candidate = numbered(base, n)
+        if candidate == current or not taken(candidate):
+            return candidate
+    raise NoFolder(f"too many projects named {base!r}")
 
 
 def trash_name(name: str, n: int) -> str:

@@ -9,17 +9,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Awaitable, TypeVar
 
 from nats.js import api
 from nats.js.client import JetStreamContext
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.manager import JetStreamManager
 
 from . import subjects
 from .config import Config
+from .retention import StreamSize, parse_age, parse_size, warnings
 from .subjects import ALL, STREAM, lane_consumer, lane_filter
 from .vocabulary import LANES
 
@@ -36,6 +39,9 @@ ORCHESTRATOR_FILTERS = [
 ]
 LEASE_BUCKET = "darkroom_leases"
 LEASE_TTL_S = 30.0  # a dead worker's lease ends this long after its last refresh
+NOT_ENOUGH_PEERS = (10005, 10074, 10023)  # clustering required, replicas > 1 unsupported, insufficient resources
+
+T = TypeVar("T")
 
 
 class ProvisionError(Exception):
@@ -52,6 +58,8 @@ def stream_config(config: Config) -> api.StreamConfig:
         duplicate_window=config.nats.duplicate_window_s,
         allow_direct=True,
         discard=api.DiscardPolicy.OLD,
+        max_bytes=parse_size(config.nats.max_bytes) or -1,
+        max_age=parse_age(config.nats.max_age),
     )
 
 
@@ -77,13 +85,14 @@ class Provisioned:
     recreated_lanes: dict[str, int] = field(default_factory=dict)
 
 
-async def provision(jsm: JetStreamManager, config: Config) -> Provisioned:
-    """Create or check the stream and the two lane consumers; safe to run from every service."""
+async def provision(js: JetStreamContext, config: Config) -> Provisioned:
+    """Create or check the stream, the two lane consumers and the lease bucket, bringing their
+    replicas and the stream's limits to the configuration's; safe to run from every service."""
     wanted = stream_config(config)
     try:
-        info = await jsm.stream_info(STREAM)
+        info = await js.stream_info(STREAM)
     except NotFoundError:
-        info = await jsm.add_stream(wanted)
+        info = await _scaled(js.add_stream(wanted), config, f"stream {STREAM}")
     else:
         have = info.config
         if have.subjects != wanted.subjects or have.storage != wanted.storage or have.retention != wanted.retention:
@@ -91,15 +100,66 @@ async def provision(jsm: JetStreamManager, config: Config) -> Provisioned:
                 f"stream {STREAM} exists with subjects={have.subjects} storage={have.storage} "
                 f"retention={have.retention}; Darkroom needs {wanted.subjects}, file storage, limits retention"
             )
-        if not have.allow_direct or have.duplicate_window != wanted.duplicate_window:
-            info = await jsm.update_stream(wanted)
+        if _stream_differs(have, wanted):
+            if have.num_replicas != wanted.num_replicas:
+                log.warning(
+                    "stream %s: replicas %s -> %d (nats.replicas)", STREAM, have.num_replicas, wanted.num_replicas
+                )
+            info = await _scaled(js.update_stream(wanted), config, f"stream {STREAM}")
+            if have.num_replicas != wanted.num_replicas:
+                info = await _replicated(js, STREAM, config.nats.replicas)
+    state = info.state
+    size = StreamSize(state.messages, state.bytes, state.first_seq, state.last_seq) if state else StreamSize(0, 0, 0, 0)
+    for line in warnings(parse_size(config.nats.max_bytes), parse_age(config.nats.max_age), size):
+        log.warning("%s", line)
     result = Provisioned()
-    last_seq = info.state.last_seq if info.state is not None else 0
     for lane in LANES:
-        result_seq = await _ensure_lane(jsm, config, lane, last_seq)
+        result_seq = await _ensure_lane(js, config, lane, size.last_seq)
         if result_seq is not None:
             result.recreated_lanes[lane] = result_seq
+    await _scaled(lease_bucket(js, config.nats.replicas), config, f"the lease bucket {LEASE_BUCKET}")
     return result
+
+
+def _stream_differs(have: api.StreamConfig, wanted: api.StreamConfig) -> bool:
+    return (
+        not have.allow_direct
+        or have.duplicate_window != wanted.duplicate_window
+        or (have.num_replicas or 1) != wanted.num_replicas
+        or (have.max_bytes or -1) != wanted.max_bytes
+        or (have.max_age or 0) != wanted.max_age
+    )
+
+
+async def _replicated(jsm: JetStreamManager, stream: str, replicas: int, timeout: float = 30.0) -> api.StreamInfo:
+    """The stream's info once all its replicas are placed: consumers are scaled only after it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        info = await jsm.stream_info(stream)
+        if 1 + len((info.cluster and info.cluster.replicas) or []) >= replicas:
+            return info
+        if asyncio.get_running_loop().time() > deadline:
+            raise ProvisionError(
+                f"stream {stream} did not reach {replicas} replicas within {timeout:g}s; "
+                f"check the cluster (nats-server logs, /jsz)"
+            )
+        await asyncio.sleep(0.1)
+
+
+async def _scaled(change: Awaitable[T], config: Config, what: str) -> T:
+    """`change` (a create or update), with a refusal to replicate said as the setting to fix."""
+    try:
+        return await change
+    except APIError as exc:
+        if config.nats.replicas == 1 or (
+            "replica" not in (exc.description or "").lower() and exc.err_code not in NOT_ENOUGH_PEERS
+        ):
+            raise
+        raise ProvisionError(
+            f"{what} cannot have {config.nats.replicas} replicas ({exc.description}): nats.replicas must not "
+            f"exceed the JetStream servers of the cluster (a single server takes 1); set nats.replicas "
+            f"to that, or add servers"
+        ) from None
 
 
 async def _ensure_lane(jsm: JetStreamManager, config: Config, lane: str, last_seq: int) -> int | None:
@@ -119,9 +179,14 @@ async def _ensure_lane(jsm: JetStreamManager, config: Config, lane: str, last_se
             f"consumer {name} exists with filter {have.filter_subject!r} and ack policy {have.ack_policy}; "
             f"Darkroom needs {wanted.filter_subject!r} with explicit acks"
         )
-    if have.ack_wait != wanted.ack_wait or have.max_deliver != wanted.max_deliver:
+    if (
+        have.ack_wait != wanted.ack_wait
+        or have.max_deliver != wanted.max_deliver
+        or (have.num_replicas or 1) != wanted.num_replicas
+    ):
         wanted.deliver_policy = have.deliver_policy
-        await jsm.add_consumer(STREAM, wanted)  # same name: an update of the mutable fields
+        # Same name: an update of the mutable fields.
+        await _scaled(jsm.add_consumer(STREAM, wanted), config, f"consumer {name}")
     return None
 
 
@@ -196,9 +261,16 @@ def follow_config(name: str, inbox: str, subject: str, start_seq: int, heartbeat
 
 
 async def lease_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    """The bucket, made on first use, its replicas brought to `replicas`."""
     try:
-        return await js.key_value(LEASE_BUCKET)
+        kv = await js.key_value(LEASE_BUCKET)
     except BucketNotFoundError:
         return await js.create_key_value(
             api.KeyValueConfig(bucket=LEASE_BUCKET, ttl=LEASE_TTL_S, history=1, replicas=replicas)
         )
+    config = (await js.stream_info(f"KV_{LEASE_BUCKET}")).config
+    if (config.num_replicas or 1) != replicas:
+        log.warning("lease bucket %s: replicas %s -> %d (nats.replicas)", LEASE_BUCKET, config.num_replicas, replicas)
+        config.num_replicas = replicas
+        await js.update_stream(config)
+    return kv

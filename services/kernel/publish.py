@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -19,16 +20,28 @@ from .messages import Accepted, Conflict, Outgoing
 from .supervise import TransientError
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
+DUPLICATE_IN_PROCESS = 10158
 ACK_TIMEOUT_S = 10.0
+# After a reconnect, how long what the lost connection carried may still be answered (a server
+# restarted meanwhile never will): its senders hear then, not at the ack timeout.
+RECONNECT_GRACE_S = 0.5
 
 
 class PublishError(TransientError):
-    """JetStream refused a message: `err_code` says why (10071: wrong last sequence)."""
+    """JetStream refused a message: `err_code` says why (10071: wrong last sequence); `status` 503:
+    no stream answered."""
 
-    def __init__(self, err_code: int | None, description: str) -> None:
+    def __init__(self, err_code: int | None, description: str, status: str | None = None) -> None:
         super().__init__(f"{description} (err_code {err_code})")
         self.err_code = err_code
         self.description = description
+        self.status = status
+
+
+def transient(outcome: object) -> bool:
+    """A refusal that asking again mends: the stream had no leader for a moment (503), or another
+    publisher's copy of the message is still being stored ("in process": it comes back a duplicate)."""
+    return isinstance(outcome, PublishError) and (outcome.err_code == DUPLICATE_IN_PROCESS or outcome.status == "503")
 
 
 class _Ack(msgspec.Struct):
@@ -46,8 +59,11 @@ class PublishAcks:
     def __init__(self, nc: Client, max_pending: int = 4000) -> None:
         self.nc = nc
         self.prefix = nc.new_inbox()
-        self.futures: dict[str, tuple[asyncio.Future[Any], float, bool]] = {}  # token -> future, deadline, raw
+        # token -> future, deadline, raw, the connection it went out on (see `disconnected`)
+        self.futures: dict[str, tuple[asyncio.Future[Any], float, bool, int]] = {}
         self.counter = 0
+        self.connection = 0
+        self._requests: list[asyncio.Future[Any]] = []
         self.slots = asyncio.Semaphore(max_pending)
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -70,16 +86,39 @@ class PublishAcks:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(lambda _f: self.slots.release())
-        self.futures[token] = (future, loop.time() + ACK_TIMEOUT_S, raw)
+        # Sent while disconnected, it waits in the client's buffer for the next connection.
+        connection = self.connection + (0 if self.nc.is_connected else 1)
+        self.futures[token] = (future, loop.time() + ACK_TIMEOUT_S, raw, connection)
         await self.nc.publish(subject, data, reply=f"{self.prefix}.{token}", headers=headers)
         return future
+
+    def disconnected(self) -> None:
+        self.connection += 1
+        # nats-py's own requests (the JetStream API, the log's end) wait for their answer in this
+        # map until it comes or they time out: those asked before now are in the same case.
+        self._requests = [f for f in getattr(self.nc, "_resp_map", {}).values() if not f.done()]
+
+    def reconnected(self) -> None:
+        requests, self._requests = self._requests, []
+        asyncio.get_running_loop().call_later(RECONNECT_GRACE_S, self._lost, self.connection, requests)
+
+    def _lost(self, connection: int, requests: list[asyncio.Future[Any]]) -> None:
+        """Fail what went out on a connection before `connection`: its answer is not coming."""
+        for token, (future, _deadline, _raw, sent_on) in list(self.futures.items()):
+            if sent_on < connection:
+                del self.futures[token]
+                if not future.done():
+                    future.set_exception(PublishError(None, "no answer from JetStream: the connection was lost"))
+        for future in requests:
+            if not future.done():
+                future.set_exception(nats.errors.TimeoutError())
 
     async def _sweep(self) -> None:
         # One timer for all outstanding acks, rather than one per message.
         while True:
             await asyncio.sleep(1.0)
             now = asyncio.get_running_loop().time()
-            for token, (future, deadline, _raw) in list(self.futures.items()):
+            for token, (future, deadline, _raw, _sent_on) in list(self.futures.items()):
                 if deadline < now:
                     del self.futures[token]
                     if not future.done():
@@ -99,7 +138,7 @@ class PublishAcks:
             return
         if not msg.data:
             status = (msg.headers or {}).get("Status", "?")
-            future.set_exception(PublishError(None, f"no stream answered (status {status})"))
+            future.set_exception(PublishError(None, f"no stream answered (status {status})", status))
             return
         ack = _ACK.decode(msg.data)
         if ack.error:

@@ -51,6 +51,10 @@ class _LastBySubject(msgspec.Struct):
     last_by_subj: str
 
 
+class _BySeq(msgspec.Struct):
+    seq: int
+
+
 _JSON = msgspec.json.Encoder()
 
 
@@ -59,7 +63,12 @@ def newest_request(subject: str) -> bytes:
     return _JSON.encode(_LastBySubject(subject))
 
 
-def newest_of(reply: Msg, subject: str) -> Stored | None:
+def at_request(seq: int) -> bytes:
+    """A direct get's request for the message stored at `seq`."""
+    return _JSON.encode(_BySeq(seq))
+
+
+def direct_got(reply: Msg, subject: str) -> Stored | None:
     """The message a direct get answered, its headers read as they come; None when there is none."""
     headers = reply.headers or {}
     if "Nats-Sequence" not in headers:

@@ -1,4 +1,5 @@
-"""Secrets out of what is printed and logged: the password, or the token, in a URL's user part."""
+"""Secrets out of what is printed and logged: the password, or the token, in a URL's user part, and
+NATS nkey seeds (`nats.nkey`, the seed in a `nats.creds` file)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ HIDDEN = "***"
 # scheme://user:password@ or scheme://token@, as in nats://darkroom:s3cret@host:4222
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/@:]*)(?P<password>:[^\s/@]*)?@")
 
+# A seed: S, then the key's kind (User, Account, Operator, Server, Cluster), base32 to 58 characters.
+_SEED = re.compile(r"\bS[UAONC][A-Z2-7]{56}\b")
+
 
 def _hide(match: re.Match[str]) -> str:
     if match.group("password") is None:  # a lone token is the secret itself
@@ -17,7 +21,7 @@ def _hide(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    return _USERINFO.sub(_hide, text)
+    return _SEED.sub(HIDDEN, _USERINFO.sub(_hide, text))
 
 
 class RedactSecrets(logging.Filter):

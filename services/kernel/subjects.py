@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .events import BasenameClaimed, Event, JobEvent, PhotoEvent, type_name
+from .events import BasenameClaimed, DeadLetterEvent, Event, FolderRefused, JobEvent, LaneEvent, PhotoEvent, type_name
 from .photos import name_key, photo_key
 
 STREAM = "DARKROOM"
@@ -100,8 +100,54 @@ def next_messages(consumer: str) -> str:
     return f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{consumer}"
 
 
+def stream_snapshot(stream: str) -> str:
+    """JetStream's API: a stream's snapshot, streamed in chunks to the request's inbox."""
+    return f"$JS.API.STREAM.SNAPSHOT.{stream}"
+
+
+def stream_restore(stream: str) -> str:
+    """JetStream's API: a stream made from a snapshot's chunks."""
+    return f"$JS.API.STREAM.RESTORE.{stream}"
+
+
+def consumer_list(stream: str) -> str:
+    """JetStream's API: a stream's consumers, a page at a time."""
+    return f"$JS.API.CONSUMER.LIST.{stream}"
+
+
+def consumer_create(stream: str, name: str) -> str:
+    """JetStream's API: a durable consumer made, or its mutable fields updated."""
+    return f"$JS.API.CONSUMER.CREATE.{stream}.{name}"
+
+
 def cancel_requests() -> str:
     return any_task("cancel_requested")
+
+
+def lane_events(lane: str) -> str:
+    """Every pause and resume of one lane: its newest is the lane's state."""
+    return f"{ROOT}.lane.{lane}.*"
+
+
+LANE_EVENTS = f"{ROOT}.lane.>"  # every lane's pauses and resumes
+
+
+def dead_letter_events(seq: int) -> str:
+    """What happened to the message set aside at `seq`: recorded, then discarded or applied."""
+    return f"{ROOT}.dead_letter.{seq}.*"
+
+
+DEAD_LETTERS = f"{ROOT}.dead_letter."  # every dead letter subject begins so
+DEAD_LETTERS_RECORDED = f"{ROOT}.dead_letter.*.recorded"
+
+
+def dead_letter_of(subject: str, name: str) -> int | None:
+    """The sequence a dead letter's `name` event names (`darkroom.dead_letter.<seq>.<name>`); None for any
+    other subject."""
+    if not subject.startswith(DEAD_LETTERS) or not subject.endswith(f".{name}"):
+        return None
+    token = subject.split(".")[2]
+    return int(token) if token.isdigit() else None
 
 
 def subject_for(event: Event) -> str:
@@ -120,6 +166,15 @@ def subject_for(event: Event) -> str:
     if kind == "basename":
         assert isinstance(event, BasenameClaimed)
         return f"{basename_prefix(event.filename)}.{name}"
+    if kind == "lane":
+        assert isinstance(event, LaneEvent)
+        return f"{ROOT}.lane.{event.lane}.{name}"
+    if kind == "dead_letter":
+        assert isinstance(event, DeadLetterEvent)
+        return f"{ROOT}.dead_letter.{event.seq}.{name}"
+    if kind == "folder":
+        assert isinstance(event, FolderRefused)
+        return f"{ROOT}.folder.{name_key(event.folder)}.{name}"
     raise ValueError(f"no subject for event type {type_name(type(event))}")
 
 

@@ -7,6 +7,7 @@ from typing import Literal, get_args
 Source = Literal["user", "maintenance", "system"]
 Lane = Literal["priority", "normal"]
 Kind = Literal["jpg", "raw", "other"]  # a photo's variant
+Regenerated = Literal["derivatives", "metadata"]  # what a regenerate task makes again
 DerivativeStatus = Literal["pending", "generated", "failed", "missing", "not_supported"]
 # Why derivatives failed: `unreadable` and `too_large` stay so for the same file; the others may pass.
 FailureKind = Literal[
@@ -19,3 +20,5 @@ LANES: tuple[Lane, ...] = get_args(Lane)
 # A task or job in one of these has ended for good; each is also the name of the event that ends a task.
 TERMINAL: tuple[str, ...] = ("completed", "failed", "canceled")
 OPEN_TASK: tuple[str, ...] = ("queued", "running")
+# The job states a lane's counts show: every one but completed and canceled, which most jobs end as.
+COUNTED_STATES: tuple[JobStatus, ...] = ("queued", "running", "retrying", "failed")

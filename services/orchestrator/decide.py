@@ -50,16 +50,24 @@ Action = Emit | Dispatch
 def decide(state: TaskState, threshold: int) -> list[Action]:
     if state.terminal:
         return []
+    first = state.start_step
+    if state.requested_step < 0 and not 0 <= first < len(state.steps):
+        return [
+            _finish(
+                state,
+                TaskFailed(error=f"start step {first} is not one of its {len(state.steps)} steps", step_index=first),
+            )
+        ]
     if state.status == "queued":
         if state.cancel_requested:
             return [_finish(state, TaskCanceled(step_index=None))]
         started = _emit_task(state, TaskStarted(), "started")
-        return [*_request(state, 0, threshold), started] if state.requested_step < 0 else [started]
+        return [*_request(state, first, threshold), started] if state.requested_step < 0 else [started]
     current = state.requested_step
     if current < 0:
         if state.cancel_requested:
             return [_finish(state, TaskCanceled(step_index=None))]
-        return _request(state, 0, threshold)
+        return _request(state, first, threshold)
     if current not in state.finished_steps:
         if state.cancel_requested and state.running_step != current:
             # Queued, or waiting to be retried: it is canceled now rather than when a worker gets to
@@ -80,7 +88,7 @@ def decide(state: TaskState, threshold: int) -> list[Action]:
 
 def _request(state: TaskState, step_index: int, threshold: int) -> list[Action]:
     job = _job(state, step_index, threshold)
-    if step_index == 0:
+    if step_index == state.start_step:
         # Nothing may have happened to the task but what the state holds: a task canceled, or
         # already under way, before this decision (one made from a stale or cold view) gets no job.
         guard = Expect(subjects.task_events(state.project_id, state.task_id), state.last_task_seq)
@@ -107,6 +115,7 @@ def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
         lane=lane_for(step.priority, threshold, is_maintenance(state.user_relevant, state.source)),
         items=list(state.items) if step_index == 0 else [],
         folder=state.folder,
+        params=state.params,
     )
 
 

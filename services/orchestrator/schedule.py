@@ -15,9 +15,17 @@ from typing import Awaitable, Callable
 from ..kernel import subjects
 from ..kernel.bus import Bus
 from ..kernel.definitions import Definitions
-from ..kernel.events import ProjectCreated
+from ..kernel.events import (
+    Event,
+    PoisonEvent,
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectPurged,
+    ProjectRenamed,
+    ProjectRestored,
+)
 from ..kernel.ids import derived_id
-from ..kernel.messages import Accepted, Conflict, Expect
+from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
 from ..kernel.supervise import Loops, transient
 
 log = logging.getLogger("darkroom.schedule")
@@ -32,6 +40,27 @@ def next_slot(done: int, now: float, interval_s: float) -> int:
     """The interval after `done`, or the current one if later (intervals slept through are not made
     up): never `done` again, however early a timer wakes."""
     return max(done + 1, slot_of(now, interval_s))
+
+
+# What tells which projects there are, and in which folder (a rename or a restore moves it).
+PROJECT_FILTERS = [subjects.any_project(name) for name in ("created", "renamed", "deleted", "restored", "purged")]
+
+
+def live_projects(events: list[Event]) -> dict[str, str]:
+    """The projects there are (not deleted), by id, with their folders: from their lifecycle events (pure)."""
+    folders: dict[str, str] = {}
+    for event in events:
+        project_id = event.project_id or ""
+        match event:
+            case ProjectCreated():
+                folders.setdefault(project_id, event.folder)
+            case ProjectRenamed() if project_id in folders:
+                folders[project_id] = event.folder
+            case ProjectRestored():
+                folders[project_id] = event.folder
+            case ProjectDeleted() | ProjectPurged():
+                folders.pop(project_id, None)
+    return folders
 
 
 def task_id_for(task_type: str, project_id: str, slot: int, interval_s: float) -> str:
@@ -50,12 +79,14 @@ class Schedule:
         loops: Loops | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        global_task_type: str = "projects_maintenance",
     ) -> None:
         self.bus = bus
         self.loops = loops or Loops()
         self.definitions = definitions
         self.interval_s = interval_s
         self.task_type = task_type
+        self.global_task_type = global_task_type  # once an interval for all projects: purge, folder discovery
         self.clock = clock
         self.sleep = sleep
         self._loop: asyncio.Task[None] | None = None
@@ -96,24 +127,31 @@ class Schedule:
             delay = min(delay * 2, 60.0)
 
     async def run_once(self, slot: int) -> int:
-        """Start this interval's maintenance of every project; returns how many tasks this call stored
-        (none for a project whose task of this interval is stored already, by anyone)."""
-        definition = self.definitions[self.task_type]
-        tasks = []
-        async for batch in self.bus.read([subjects.any_project("created")]):
+        """Start this interval's maintenance of every project there is, and the one of all projects;
+        returns how many tasks this call stored (none for a task of this interval stored already, by anyone)."""
+        events: list[Event] = []
+        async for batch in self.bus.read(PROJECT_FILTERS):
             for stored in batch:
-                project = self.bus.codec.decode(stored.data)
-                if not isinstance(project, ProjectCreated):
+                try:
+                    events.append(self.bus.codec.decode(stored.data))
+                except PoisonEvent:  # recorded as a dead letter; it tells nothing about a project
                     continue
-                task_id = task_id_for(self.task_type, project.project_id or "", slot, self.interval_s)
-                task = definition.requested(
-                    self.task_type, task_id, "maintenance", project_id=project.project_id, folder=project.folder
-                )
-                empty = Expect(subjects.task_subject(project.project_id, task_id, ">"), 0)
-                tasks.append(self.bus.outgoing(task, f"maintenance:{project.project_id}:{slot}", empty))
+        tasks = [
+            self._task(self.task_type, project_id, folder, slot) for project_id, folder in live_projects(events).items()
+        ]
+        if self.global_task_type in self.definitions:
+            tasks.append(self._task(self.global_task_type, None, None, slot))
         results = await self.bus.send_many_settled(tasks)
         failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)]
         if failed:
             raise failed[0]
         # A conflict, or a duplicate message id: that project's task of this interval is stored already.
         return sum(isinstance(r, Accepted) and not r.duplicate for r in results)
+
+    def _task(self, task_type: str, project_id: str | None, folder: str | None, slot: int) -> Outgoing:
+        task_id = task_id_for(task_type, project_id or subjects.NO_PROJECT, slot, self.interval_s)
+        task = self.definitions[task_type].requested(
+            task_type, task_id, "maintenance", project_id=project_id, folder=folder
+        )
+        empty = Expect(subjects.task_subject(project_id, task_id, ">"), 0)
+        return self.bus.outgoing(task, f"{task_type}:{project_id or subjects.NO_PROJECT}:{slot}", empty)

@@ -110,10 +110,10 @@ class Orchestrator:
         await self._store_copies(copies)
         return len(copies)
 
-    async def _read_requests(self, requests: OpenRequests, start: int) -> int:
+    async def _read_requests(self, requests: OpenRequests, start: int, filters: list[str] = RECOVERY_FILTERS) -> int:
         """Fold what the log holds from `start` about requests and their copies; the last sequence read."""
         end = start - 1
-        async for batch in self.bus.read(RECOVERY_FILTERS, start_seq=start):
+        async for batch in self.bus.read(filters, start_seq=start):
             end = batch[-1].seq
             for stored in batch:
                 try:
@@ -293,6 +293,7 @@ class Orchestrator:
                     return
                 state = again
                 self._remember(state)
+                await self._copy_if_missing(state, actions)
         log.error("task %s: gave up after %d conflicting decisions", state.task_id, MAX_CONFLICTS)
 
     async def _refresh(self, state: TaskState) -> TaskState | None:
@@ -305,6 +306,28 @@ class Orchestrator:
         again = refreshed(state, task if task[0] else None, request if request[0] else None)
         return again if again is not None else await self.load(state.project_id, state.task_id)
 
+    async def _copy_if_missing(self, state: TaskState, actions: list[Action]) -> None:
+        """The request a refused decision wanted is the task's open one: stored by another
+        orchestrator, or by this one with the answer lost with its connection. Without a copy after
+        it no worker would ever be handed it: the log tells, and a missing copy is stored."""
+        for action in actions:
+            job = action.job if isinstance(action, Dispatch) else None
+            if (
+                job is None
+                or state.terminal
+                or job.step_index != state.requested_step
+                or job.step_index in state.finished_steps
+            ):
+                continue
+            requests = OpenRequests()
+            await self._read_requests(
+                requests, state.last_requested_seq, [requested_subject(job), subjects.dispatch(job.lane, job.job_type)]
+            )
+            for request in lost_dispatches(requests.by_task.values(), {}):
+                if request.job.job_id == job.job_id:
+                    log.info("storing the copy of job %s: none follows its request", job.job_id)
+                    await self._store_copies([self._copy(request.job, request.seq)])
+
     async def _execute(self, state: TaskState, actions: list[Action]) -> TaskState:
         emits = [action for action in actions if isinstance(action, Emit)]
         results = await self.bus.send_many_settled(
@@ -314,10 +337,11 @@ class Orchestrator:
         for action, result in zip(emits, results):
             if isinstance(result, Accepted):
                 state = record(state, action.event, result.seq)
-                if isinstance(action.event, JobRequested) and not result.duplicate:
+                if isinstance(action.event, JobRequested):
                     requested[action.event.job_id or ""] = result.seq
         self._remember(state)
-        # A duplicate job.requested was stored by whoever sent it first, who sends its copy.
+        # A duplicate job.requested was stored by whoever sent it first, who may have lost the answer
+        # with its connection and never sent the copy: sent again, the copy's message id keeps one.
         await self._store_copies(
             [
                 self._copy(action.job, requested[action.job.job_id or ""])

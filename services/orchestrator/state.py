@@ -17,6 +17,7 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskCompleted,
     TaskFailed,
+    TaskParams,
     TaskRequested,
     TaskStarted,
 )
@@ -34,6 +35,8 @@ class TaskState:
     folder: str | None
     steps: tuple[Step, ...]
     items: tuple[str, ...]
+    start_step: int = 0  # the first step it runs (a retry starts where its task stopped)
+    params: TaskParams | None = None
     status: str = "queued"
     cancel_requested: bool = False
     requested_step: int = -1  # the highest step whose job.requested is stored
@@ -63,6 +66,8 @@ def start(event: TaskRequested, seq: int) -> TaskState:
         folder=event.folder,
         steps=tuple(event.steps),
         items=tuple(event.items),
+        start_step=event.start_step,
+        params=event.params,
         last_task_seq=seq,
         seen_seq=seq,
     )

@@ -11,6 +11,7 @@ import msgspec
 from ..kernel.definitions import is_maintenance
 from ..kernel.events import (
     Event,
+    FolderRefused,
     JobCanceled,
     JobCompleted,
     JobEvent,
@@ -19,18 +20,27 @@ from ..kernel.events import (
     JobRequested,
     JobRetrying,
     JobStarted,
+    LaneEvent,
+    LanePaused,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoEvent,
     PhotoFileAdded,
+    PhotoFileMoved,
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
     PhotoMetadataExtracted,
+    PhotoMoved,
+    PhotoMoveStarted,
     PhotoRemoved,
     PhotoSidecarAdded,
     ProjectCreated,
+    ProjectDeleted,
     ProjectManifestWritten,
+    ProjectPurged,
+    ProjectRenamed,
+    ProjectRestored,
     ProjectTrashPurged,
     TaskCanceled,
     TaskCancelRequested,
@@ -42,7 +52,19 @@ from ..kernel.events import (
 )
 from ..kernel.photos import kind_of, photo_key
 from ..kernel.vocabulary import TERMINAL
-from .views import Item, ItemRemoved, JobView, PendingChanges, PhotoView, ProjectRow, TaskView, TrashRow
+from .views import (
+    Item,
+    ItemRemoved,
+    JobView,
+    LaneRow,
+    PendingChanges,
+    PhotoView,
+    ProjectChange,
+    ProjectRow,
+    RefusedFolder,
+    TaskView,
+    TrashRow,
+)
 
 replace = msgspec.structs.replace
 
@@ -73,6 +95,9 @@ class Rows:
     dirty_projects: set[str] = field(default_factory=set)
     dirty_photos: set[str] = field(default_factory=set)
     trash: dict[str, TrashRow | None] = field(default_factory=dict)  # written, never read: no loading
+    lanes: dict[str, LaneRow] = field(default_factory=dict)  # written, never read: a lane's newest event is its state
+    refused: dict[str, RefusedFolder | None] = field(default_factory=dict)  # by folder; written, never read
+    purged: list[str] = field(default_factory=list)  # projects whose photos and trash rows go, all at once
 
     def put_task(self, task: TaskView) -> TaskView:
         self.tasks[task.id] = task
@@ -88,6 +113,14 @@ class Rows:
         self.projects[project.id] = project
         self.dirty_projects.add(project.id)
         return project
+
+    def drop_project(self, project_id: str) -> None:
+        """The project and everything of it leave the read model (its photos' keys are not known here)."""
+        self.projects[project_id] = None
+        self.dirty_projects.add(project_id)
+        self.purged.append(project_id)
+        for key in [k for k, p in self.photos.items() if p is not None and p.project_id == project_id]:
+            self.photos[key] = None  # rows a rebuild keeps in memory go with it
 
     def put_photo(self, key: str, photo: PhotoView | None) -> None:
         self.photos[key] = photo
@@ -116,12 +149,17 @@ def needs(event: Event, into: Needs) -> None:
     if event.task_id:
         into.tasks.add(event.task_id)
     fold = _fold_of(type(event))
+    if fold is _apply_task and type(event) is TaskRequested and event.retry_of:
+        into.tasks.add(event.retry_of)
     if fold is _apply_job and event.job_id:
         into.jobs.add(event.job_id)
     if event.project_id:
         into.projects.add(event.project_id)
         if fold is _apply_photo and isinstance(event, PhotoEvent):
             into.photos.add(photo_key(event.project_id, event.filename))
+    if type(event) is PhotoMoved:  # the photo leaves the project it came from
+        into.projects.add(event.from_project_id)
+        into.photos.add(photo_key(event.from_project_id, event.filename))
 
 
 def apply(rows: Rows, event: Event) -> list[Message]:
@@ -162,7 +200,16 @@ def _fold_of(cls: type[Event]) -> Callable[[Rows, Any], list[Message]]:
         return _apply_task
     if type_name(cls).startswith("project."):
         return _apply_project
+    if issubclass(cls, LaneEvent):
+        return _apply_lane
+    if cls is FolderRefused:
+        return _apply_folder
     return lambda rows, event: []
+
+
+def _apply_lane(rows: Rows, event: LaneEvent) -> list[Message]:
+    lane = rows.lanes[event.lane] = LaneRow(lane=event.lane, paused=isinstance(event, LanePaused), updated_at=event.at)
+    return [Message("lane_update", lane, None, None, False)] if rows.relay else []
 
 
 def _apply_project(rows: Rows, event: Event) -> list[Message]:
@@ -178,11 +225,48 @@ def _apply_project(rows: Rows, event: Event) -> list[Message]:
                     updated_at=event.at,
                 )
             )
+            rows.refused[event.folder] = None  # a folder maintenance adopted is no longer refused
     elif isinstance(event, ProjectManifestWritten) and project is not None:
         rows.put_project(replace(project, manifest_version=event.version, updated_at=event.at))
     elif isinstance(event, ProjectTrashPurged):
         for trash_name in event.trash_names:
             rows.untrashed(event.project_id or "", trash_name)
+    elif project is not None:
+        return _project_lifecycle(rows, event, project)
+    return []
+
+
+def _project_lifecycle(rows: Rows, event: Event, project: ProjectRow) -> list[Message]:
+    """Rename, delete, restore and purge; what a page showing the project hears of it."""
+    at = event.at
+    previous = None
+    match event:
+        case ProjectRenamed():
+            previous = project.folder
+            project = replace(project, name=event.name, folder=event.folder, updated_at=at)
+            rows.refused[event.folder] = None
+            name = "project_renamed"
+        case ProjectDeleted():
+            project = replace(project, deleted_at=at, updated_at=at)
+            name = "project_deleted"
+        case ProjectRestored():
+            project = replace(project, folder=event.folder, deleted_at=None, updated_at=at)
+            rows.refused[event.folder] = None
+            name = "project_restored"
+        case ProjectPurged():
+            rows.drop_project(project.id)
+            return []
+        case _:
+            return []
+    rows.put_project(project)
+    if not rows.relay:
+        return []
+    change = ProjectChange(project.id, project.folder, project.name, previous)
+    return [Message(name, change, project.id, project.folder, False)]
+
+
+def _apply_folder(rows: Rows, event: FolderRefused) -> list[Message]:
+    rows.refused[event.folder] = RefusedFolder(folder=event.folder, reason=event.reason, at=event.at)
     return []
 
 
@@ -209,6 +293,8 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
     project = rows.projects.get(project_id)
     if project is None:
         return []
+    if type(event) is PhotoMoved:
+        return _photo_arrived(rows, event, project)
     key = photo_key(project_id, event.filename)
     before = rows.photos.get(key)
     fold = _PHOTO_FOLDS.get(type(event))
@@ -325,6 +411,34 @@ def _photo_availability(rows: Rows, event: PhotoAvailabilityChanged, photo: Phot
     return with_files(photo, event.files, updated_at=event.at)
 
 
+def _photo_move_started(rows: Rows, event: PhotoMoveStarted, photo: PhotoView, key: str) -> PhotoView:
+    return replace(photo, moving_to=event.to_project_id, updated_at=event.at)
+
+
+def _photo_file_moved(rows: Rows, event: PhotoFileMoved, photo: PhotoView, key: str) -> PhotoView:
+    return photo  # the log's record of each file; the photo is the same until it has arrived
+
+
+def _photo_arrived(rows: Rows, event: PhotoMoved, project: ProjectRow) -> list[Message]:
+    """The photo leaves the project it came from and lives here, as it was: files, decisions,
+    metadata and derivatives (they moved with it)."""
+    from_key = photo_key(event.from_project_id, event.filename)
+    moving = rows.photos.get(from_key)
+    if moving is None:
+        return []  # arrived already: a late copy of the event changes nothing
+    messages: list[Message] = []
+    source = rows.projects.get(event.from_project_id)
+    rows.put_photo(from_key, None)
+    if source is not None:
+        messages += _photo_messages(rows, source, moving, None, event.filename, event.at)
+    key = photo_key(project.id, event.filename)
+    before = rows.photos.get(key)
+    after = replace(moving, id=key, project_id=project.id, moving_to=None, updated_at=event.at)
+    rows.put_photo(key, after)
+    project = rows.projects[project.id] or project  # counts changed above when it is also the source
+    return messages + _photo_messages(rows, project, before, after, event.filename, event.at)
+
+
 def _photo_files_trashed(rows: Rows, event: PhotoFilesTrashed, photo: PhotoView, key: str) -> PhotoView:
     for name, trash_name in zip(event.names, event.trash_names):
         rows.trashed(event.project_id or "", trash_name, name, event.filename, event.trashed_at)
@@ -341,6 +455,8 @@ _PHOTO_FOLDS: dict[type, Callable[[Rows, Any, Any, str], PhotoView | None]] = {
     PhotoAvailabilityChanged: _photo_availability,
     PhotoFilesTrashed: _photo_files_trashed,
     PhotoSidecarAdded: _photo_sidecar,
+    PhotoMoveStarted: _photo_move_started,
+    PhotoFileMoved: _photo_file_moved,
 }
 _PHOTO_FOLDS_FROM_NONE = frozenset({PhotoFileAdded, PhotoRemoved, PhotoFilesRestored})
 
@@ -424,13 +540,19 @@ def _apply_task(rows: Rows, event: Event) -> list[Message]:
             project_id=event.project_id,
             folder=event.folder,
             status="queued",
-            step_index=0,
+            step_index=event.start_step,
             steps=list(event.steps),
             created_at=at,
             updated_at=at,
             maintenance=is_maintenance(event.user_relevant, event.source),
+            retry_of=event.retry_of,
+            start_step=event.start_step,
         )
-        return _task_update(rows, task)
+        messages = _task_update(rows, task)
+        retried = rows.tasks.get(event.retry_of) if event.retry_of else None
+        if retried is not None:
+            messages += _task_update(rows, replace(retried, retried_by=task.id, updated_at=at))
+        return messages
     if task is None:
         return []
     match event:

@@ -15,12 +15,28 @@ import aiosqlite
 from ..kernel.supervise import Loops
 from ..kernel.vocabulary import OPEN_TASK
 from . import store
-from .store import CHECKPOINT, JOBS, PHOTOS, PROJECTS, PRUNED_THROUGH, TASKS, TRASH, Row, S, Table
-from .views import DeadLetter, JobView, PhotoView, ProjectRow, TaskView, TrashRow
+from .store import (
+    CHECKPOINT,
+    COUNTED,
+    JOBS,
+    LANES,
+    PHOTOS,
+    PROJECTS,
+    PRUNED_THROUGH,
+    REFUSED,
+    TASKS,
+    TRASH,
+    Row,
+    S,
+    Table,
+)
+from .views import DeadLetter, JobView, LaneRow, PhotoView, ProjectRow, RefusedFolder, TaskView, TrashRow
 
 POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
 NOTIFIED_POLL_S = 1.0
 POLL_LOOP = "read model poll"
+# The states as written in the counts' index (a partial index is used only for its own condition).
+JOB_COUNTS = f"SELECT lane, type, status, COUNT(*) FROM jobs WHERE status IN ({COUNTED}) GROUP BY status, lane, type"
 AFTER_EVERYTHING = 1 << 30  # an outbox `k` past any event's messages: (seq, AFTER_EVERYTHING) is after all of seq
 
 
@@ -69,13 +85,13 @@ class OutboxTail:
         return after >= self.since
 
     def after(
-        self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool, limit: int
+        self, after: tuple[int, int], *, project_id: str | None, show_maintenance: bool, limit: int
     ) -> list[OutboxRow]:
         found = []
-        for seq, k, event, _, row_folder, maintenance, data in self.rows[
+        for seq, k, event, row_project, _, maintenance, data in self.rows[
             bisect_right(self.rows, after, key=_position) :
         ]:
-            if (folder is None or row_folder == folder) and (show_maintenance or not maintenance):
+            if (project_id is None or row_project == project_id) and (show_maintenance or not maintenance):
                 found.append(OutboxRow(seq, k, event, data))
                 if len(found) == limit:
                     break
@@ -170,8 +186,11 @@ class ReadModel:
         status: str | None = None,
         show_maintenance: bool = False,
         limit: int = 100,
+        retried: bool | None = None,
     ) -> list[TaskView]:
         where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
+        if retried is not None:  # with a retry made of it, or without
+            where += f"{' AND' if where else 'WHERE'} retried_by IS {'NOT ' if retried else ''}NULL"
         sql = TASKS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
         return await self._fetch(TASKS, sql, [*args, limit])
 
@@ -179,6 +198,10 @@ class ReadModel:
         """The project's tasks that have not ended: queued or running."""
         sql = TASKS.select(f"WHERE project_id = ? AND status IN ({', '.join(repr(s) for s in OPEN_TASK)})")
         return await self._fetch(TASKS, sql, [project_id])
+
+    async def running_jobs(self, project_id: str) -> list[JobView]:
+        """The project's jobs a worker is running now."""
+        return await self._fetch(JOBS, JOBS.select("WHERE project_id = ? AND status = 'running'"), [project_id])
 
     async def jobs_of(self, task_id: str) -> list[JobView]:
         return await self._fetch(JOBS, JOBS.select("WHERE task_id = ?", "ORDER BY step_index"), [task_id])
@@ -205,6 +228,21 @@ class ReadModel:
         async with self.db.execute(sql, (limit,)) as cursor:
             return [DeadLetter(*row) for row in await cursor.fetchall()]
 
+    async def dead_letter(self, seq: int) -> DeadLetter | None:
+        async with self.db.execute("SELECT seq, subject, reason, at FROM dead_letters WHERE seq = ?", (seq,)) as cursor:
+            row = await cursor.fetchone()
+        return DeadLetter(*row) if row else None
+
+    async def lanes(self) -> dict[str, LaneRow]:
+        """Each lane's state, as its newest pause or resume left it (a lane never paused has no row)."""
+        return {row.lane: row for row in await self._fetch(LANES, LANES.select(), [])}
+
+    async def job_counts(self) -> list[tuple[str, str, str, int]]:
+        """(lane, job type, status, how many) of the jobs queued, running, retrying or failed: one query
+        over the index that holds only those."""
+        async with self.db.execute(JOB_COUNTS) as cursor:
+            return [(row[0], row[1], row[2], row[3]) for row in await cursor.fetchall()]
+
     async def job_durations(self) -> list[tuple[str, float]]:
         """(job type, seconds) of finished jobs, from the events' own times."""
         sql = (
@@ -217,14 +255,26 @@ class ReadModel:
     # -- projects and photos ---------------------------------------------------------------------
 
     async def projects(self) -> list[ProjectRow]:
-        return await self._fetch(PROJECTS, PROJECTS.select("", "ORDER BY created_at DESC, id"), [])
+        """The projects there are: not the deleted ones."""
+        return await self._fetch(
+            PROJECTS, PROJECTS.select("WHERE deleted_at IS NULL", "ORDER BY created_at DESC, id"), []
+        )
+
+    async def deleted_projects(self) -> list[ProjectRow]:
+        """Projects in DIR/trash/, the one deleted first first."""
+        sql = PROJECTS.select("WHERE deleted_at IS NOT NULL", "ORDER BY deleted_at, id")
+        return await self._fetch(PROJECTS, sql, [])
 
     async def project_by_folder(self, folder: str) -> ProjectRow | None:
-        found = await self._fetch(PROJECTS, PROJECTS.select("WHERE folder = ?"), [folder])
+        found = await self._fetch(PROJECTS, PROJECTS.select("WHERE folder = ? AND deleted_at IS NULL"), [folder])
         return found[0] if found else None
 
     async def project(self, project_id: str) -> ProjectRow | None:
+        """The project with this id, deleted or not (`deleted_at` says)."""
         return (await store.load_many(self.db, PROJECTS, [project_id])).get(project_id)
+
+    async def refused_folders(self) -> list[RefusedFolder]:
+        return await self._fetch(REFUSED, REFUSED.select("", "ORDER BY folder"), [])
 
     async def photo(self, project_id: str, filename: str) -> PhotoView | None:
         found = await self._fetch(
@@ -279,15 +329,17 @@ class ReadModel:
         return await store.get_meta(self.db, PRUNED_THROUGH)
 
     async def outbox_after(
-        self, after: tuple[int, int], *, folder: str | None, show_maintenance: bool, limit: int = 500
+        self, after: tuple[int, int], *, project_id: str | None, show_maintenance: bool, limit: int = 500
     ) -> list[OutboxRow]:
+        """The SSE messages after `after`: all, or one project's (by id: a page follows its project
+        through a rename)."""
         if self.tail is not None and self.tail.covers(after):
-            return self.tail.after(after, folder=folder, show_maintenance=show_maintenance, limit=limit)
+            return self.tail.after(after, project_id=project_id, show_maintenance=show_maintenance, limit=limit)
         sql = "SELECT seq, k, event, data FROM outbox WHERE (seq > ? OR (seq = ? AND k > ?))"
         args: list[Any] = [after[0], after[0], after[1]]
-        if folder is not None:
-            sql += " AND folder = ?"
-            args.append(folder)
+        if project_id is not None:
+            sql += " AND project_id = ?"
+            args.append(project_id)
         if not show_maintenance:
             sql += " AND maintenance = 0"
         sql += " ORDER BY seq, k LIMIT ?"

@@ -6,10 +6,13 @@ import asyncio
 import logging
 
 from ..kernel.bus import Bus
+from ..kernel.events import DeadLetterRecorded
 from ..kernel.follow import Follower
-from ..kernel.messages import Stored
+from ..kernel.messages import Conflict, Expect, Stored
+from ..kernel.subjects import DEAD_LETTERS_RECORDED, dead_letter_events
 from ..kernel.supervise import Loops
 from .engine import Projector
+from .views import DeadLetter
 
 log = logging.getLogger("darkroom.projector")
 
@@ -31,6 +34,11 @@ class ProjectorService:
         self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await read_recorded(self.bus, self.projector)
+        self.projector.fetch = self.bus.stored
+        # Set aside before a restart and not yet recorded (it stopped in between): recorded now.
+        listed = await self.projector.db.execute_fetchall("SELECT seq, subject, reason, at FROM dead_letters")
+        await self._record([DeadLetter(*row) for row in listed])
         await self.follower.start()
         self._loop_task = self.loops.spawn(LOOP, self._loop)
 
@@ -62,4 +70,30 @@ class ProjectorService:
                 batch, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
                 # A batch that cannot be written now (a full or failing disk) is written once it can:
                 # never skipped, so the read model never misses an event.
-                await self.loops.retry(LOOP, lambda: self.projector.apply_batch(batch))
+                dead = await self.loops.retry(LOOP, lambda: self.projector.apply_batch(batch))
+                if dead:
+                    await self.loops.retry(LOOP, lambda: self._record(dead))
+
+    async def _record(self, letters: list[DeadLetter]) -> None:
+        """Store that these messages were set aside, once each (another projector may have already):
+        every read model built from the log later sets them aside too, whatever it can read."""
+        results = await self.bus.send_many_settled(
+            [
+                self.bus.outgoing(
+                    DeadLetterRecorded(seq=d.seq, subject=d.subject, reason=d.reason),
+                    expect=Expect(dead_letter_events(d.seq), 0),
+                )
+                for d in letters
+            ]
+        )
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, Conflict):
+                raise result
+
+
+async def read_recorded(bus: Bus, projector: Projector) -> None:
+    """What the log says was set aside ahead of the projector's checkpoint (a dead_letter.recorded
+    comes after the message it names, so only those stored after the checkpoint can)."""
+    async for batch in bus.read([DEAD_LETTERS_RECORDED], start_seq=projector.checkpoint + 1):
+        for stored in batch:
+            projector.note_recorded(stored)

@@ -10,20 +10,26 @@ from typing import Any, Generic, Iterable, Sequence, TypeVar
 import aiosqlite
 import msgspec
 
-from .views import JobView, PhotoView, ProjectRow, TaskView, TrashRow
+from ..kernel.vocabulary import COUNTED_STATES
+from .views import JobView, LaneRow, PhotoView, ProjectRow, RefusedFolder, TaskView, TrashRow
 
 S = TypeVar("S", bound=msgspec.Struct)
 Row = tuple[Any, ...]  # one row's values, as SQLite takes them
 Statements = list[tuple[str, list[Row]]]  # one transaction: each SQL with the parameters of its rows
 _JSON = msgspec.json.Encoder()
 
-SCHEMA = """
+# The counts' index leaves out completed and canceled jobs (which most jobs end as).
+COUNTED = ", ".join(f"'{state}'" for state in COUNTED_STATES)
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
   id TEXT PRIMARY KEY, type TEXT, label TEXT, user_relevant INTEGER, source TEXT, project_id TEXT,
   folder TEXT, status TEXT, step_index INTEGER, steps TEXT, cancel_requested INTEGER, created_at TEXT,
-  started_at TEXT, finished_at TEXT, error TEXT, updated_at TEXT, maintenance INTEGER);
+  started_at TEXT, finished_at TEXT, error TEXT, updated_at TEXT, maintenance INTEGER, retry_of TEXT,
+  start_step INTEGER, retried_by TEXT);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created_at, id);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
 CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project_id, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, task_id TEXT, task_type TEXT, source TEXT, type TEXT, project_id TEXT, folder TEXT,
@@ -32,24 +38,29 @@ CREATE TABLE IF NOT EXISTS jobs (
   maintenance INTEGER);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id, step_index);
+CREATE INDEX IF NOT EXISTS jobs_counted ON jobs (status, lane, type) WHERE status IN ({COUNTED});
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER NOT NULL, k INTEGER NOT NULL, event TEXT NOT NULL, project_id TEXT, folder TEXT,
   maintenance INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (seq, k)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS projects (
-  id TEXT PRIMARY KEY, folder TEXT UNIQUE, name TEXT, created_at TEXT, updated_at TEXT, manifest_version INTEGER,
-  photo_count INTEGER, pending_photos INTEGER, pending_jpg INTEGER, pending_raw INTEGER, pending_other INTEGER);
+  id TEXT PRIMARY KEY, folder TEXT, name TEXT, created_at TEXT, updated_at TEXT, manifest_version INTEGER,
+  photo_count INTEGER, pending_photos INTEGER, pending_jpg INTEGER, pending_raw INTEGER, pending_other INTEGER,
+  deleted_at TEXT);
+CREATE INDEX IF NOT EXISTS projects_folder ON projects (folder);
 CREATE TABLE IF NOT EXISTS photos (
   id TEXT PRIMARY KEY, project_id TEXT, filename TEXT, files TEXT, jpg_available INTEGER, raw_available INTEGER,
   other_available INTEGER, keep_jpg INTEGER, keep_raw INTEGER, keep_other INTEGER, thumbnail_status TEXT,
   preview_status TEXT, taken_at TEXT, make TEXT, model TEXT, width INTEGER, height INTEGER, orientation INTEGER,
   error TEXT, error_kind TEXT, made_from TEXT, made_from_size INTEGER, made_from_mtime_ns INTEGER,
-  created_at TEXT, updated_at TEXT);
+  moving_to TEXT, created_at TEXT, updated_at TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS photos_name ON photos (project_id, filename);
 CREATE INDEX IF NOT EXISTS photos_order ON photos (project_id, taken_at IS NULL, taken_at, filename);
 CREATE TABLE IF NOT EXISTS trash (
   id TEXT PRIMARY KEY, project_id TEXT, trash_name TEXT, name TEXT, filename TEXT, trashed_at TEXT);
 CREATE INDEX IF NOT EXISTS trash_project ON trash (project_id, trashed_at);
+CREATE TABLE IF NOT EXISTS refused_folders (folder TEXT PRIMARY KEY, reason TEXT, at TEXT);
 CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, subject TEXT, reason TEXT, at TEXT);
+CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, paused INTEGER, updated_at TEXT);
 """
 
 CHECKPOINT = "checkpoint"
@@ -106,8 +117,19 @@ JOBS = Table("jobs", JobView)
 PROJECTS = Table("projects", ProjectRow)
 PHOTOS = Table("photos", PhotoView, frozenset({"files"}))
 TRASH = Table("trash", TrashRow)
+LANES = Table("lanes", LaneRow)
+REFUSED = Table("refused_folders", RefusedFolder)
 # Tables that replay must rebuild exactly, with the column that orders them.
-COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "trash": "id", "dead_letters": "seq"}
+COMPARED = {
+    "tasks": "id",
+    "jobs": "id",
+    "projects": "id",
+    "photos": "id",
+    "trash": "id",
+    "refused_folders": "folder",
+    "dead_letters": "seq",
+    "lanes": "lane",
+}
 
 
 async def open_db(path: Path | str, readonly: bool = False) -> aiosqlite.Connection:
@@ -125,7 +147,7 @@ async def open_db(path: Path | str, readonly: bool = False) -> aiosqlite.Connect
 async def rebuild_if_outdated(db: aiosqlite.Connection) -> bool:
     """A read model written by a version whose rows had other columns is emptied, checkpoint included,
     so the projector folds the whole log into it again (read models are disposable; the log is not)."""
-    for table in (TASKS, JOBS, PROJECTS, PHOTOS, TRASH):
+    for table in (TASKS, JOBS, PROJECTS, PHOTOS, TRASH, LANES, REFUSED):
         columns = tuple(row[1] for row in await db.execute_fetchall(f"PRAGMA table_info({table.name})"))
         if columns != table.columns:
             break
@@ -156,7 +178,8 @@ async def load_into(db: aiosqlite.Connection, table: Table[S], ids: set[str], in
 
 def upsert(table: Table[S], ids: set[str], items: dict[str, S | None]) -> list[tuple[str, list[Row]]]:
     """The statement that writes these rows (none for no rows)."""
-    return [(table.upsert(), [table.to_row(item) for i in ids if (item := items[i]) is not None])] if ids else []
+    rows = [table.to_row(item) for i in ids if (item := items[i]) is not None]
+    return [(table.upsert(), rows)] if rows else []
 
 
 async def get_meta(db: aiosqlite.Connection, key: str) -> int:

@@ -4,8 +4,11 @@ a rebuild keeps hundreds of thousands in memory."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import msgspec
 
+from ..kernel.clock import parse_iso
 from ..kernel.events import Step
 
 
@@ -27,6 +30,9 @@ class TaskView(msgspec.Struct, kw_only=True, gc=False):
     error: str | None = None
     updated_at: str
     maintenance: bool = False
+    retry_of: str | None = None  # the failed or canceled task this one runs again
+    start_step: int = 0  # the first step it runs
+    retried_by: str | None = None  # its newest retry
 
 
 class JobView(msgspec.Struct, kw_only=True, gc=False):
@@ -59,6 +65,21 @@ class DeadLetter(msgspec.Struct):
     at: str
 
 
+class DeadLetterRemoved(msgspec.Struct):
+    """SSE `dead_letter_removed`: no longer listed, `discarded` or `applied`."""
+
+    seq: int
+    how: str
+
+
+class LaneRow(msgspec.Struct, kw_only=True, gc=False):
+    """A lane's state as its newest lane.paused or lane.resumed left it (SSE `lane_update`)."""
+
+    lane: str
+    paused: bool = False
+    updated_at: str | None = None
+
+
 class ProjectRow(msgspec.Struct, kw_only=True, gc=False):
     id: str
     folder: str
@@ -71,6 +92,7 @@ class ProjectRow(msgspec.Struct, kw_only=True, gc=False):
     pending_jpg: int = 0
     pending_raw: int = 0
     pending_other: int = 0
+    deleted_at: str | None = None  # in DIR/trash/, restorable until the trash TTL from then
 
     @property
     def pending(self) -> Pending:
@@ -130,6 +152,7 @@ class PhotoView(msgspec.Struct, kw_only=True, gc=False):
     made_from: str | None = None  # see PhotoDerivativesUpdated
     made_from_size: int | None = None
     made_from_mtime_ns: int | None = None
+    moving_to: str | None = None  # the project a move that has not ended takes it to
     created_at: str
     updated_at: str
 
@@ -168,6 +191,47 @@ class PendingChanges(msgspec.Struct):
     project_id: str
     folder: str
     pending: Pending
+
+
+class ProjectChange(msgspec.Struct):
+    """SSE `project_renamed`, `project_deleted` and `project_restored`: where the project is now."""
+
+    project_id: str
+    folder: str
+    name: str
+    previous_folder: str | None = None
+
+
+class DeletedProject(msgspec.Struct):
+    """`GET /api/trash/projects`: a deleted project, restorable until `expires_at`."""
+
+    project_id: str
+    folder: str
+    name: str
+    photo_count: int
+    deleted_at: str
+    expires_at: str
+
+    @classmethod
+    def of(cls, row: ProjectRow, ttl_s: float) -> DeletedProject:
+        deleted_at = row.deleted_at or ""
+        expires = parse_iso(deleted_at) + timedelta(seconds=ttl_s)
+        return cls(
+            row.id,
+            row.folder,
+            row.name,
+            row.photo_count,
+            deleted_at,
+            expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
+
+
+class RefusedFolder(msgspec.Struct, kw_only=True, gc=False):
+    """A folder under DIR/projects/ that maintenance could not adopt, and why."""
+
+    folder: str
+    reason: str
+    at: str
 
 
 class TrashRow(msgspec.Struct, kw_only=True, gc=False):

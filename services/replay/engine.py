@@ -11,16 +11,24 @@ import aiosqlite
 from ..kernel.events import Codec
 from ..kernel.messages import Stored
 from ..projector.apply import Needs, Rows
-from ..projector.engine import Folded, Projector
+from ..projector.engine import Fetch, Folded, Projector
 from ..projector.store import Statements
+from ..projector.views import DeadLetter
 from .writer import Writer
 
 R = TypeVar("R")
 
 
 class Rebuild(Projector):
-    def __init__(self, db: aiosqlite.Connection, codec: Codec, keep_rows: int, writer: Writer | None = None) -> None:
-        super().__init__(db, codec, relay=False)
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        codec: Codec,
+        keep_rows: int,
+        writer: Writer | None = None,
+        fetch: Fetch | None = None,
+    ) -> None:
+        super().__init__(db, codec, relay=False, fetch=fetch)
         self.keep_rows = keep_rows  # up to this many rows stay in memory between batches
         self.writer = writer  # only with every row kept: nothing is read back from the file meanwhile
         self._kept = Rows()
@@ -31,10 +39,10 @@ class Rebuild(Projector):
         self._kept_all = self.keep_rows > 0 and self.checkpoint == 0  # a new file has no rows yet
         return self
 
-    async def apply_batch(self, batch: Sequence[Stored]) -> None:
+    async def apply_batch(self, batch: Sequence[Stored]) -> list[DeadLetter]:
         """Apply a batch in one transaction, committed when this returns (with a writer: by `settle`)."""
         try:
-            await super().apply_batch(batch)
+            return await super().apply_batch(batch)
         except BaseException:
             self._forget()  # kept rows may hold what was not written
             raise
@@ -50,9 +58,9 @@ class Rebuild(Projector):
             folded = await super()._fold(batch)
         elif fresh := self._fresh(batch):
             # Every row there is is kept (a new file): the batch folds into the kept rows as it decodes.
-            rows = self._kept_view()
-            outbox, dead = self._apply(rows, self._decoded(fresh))
-            folded = Folded(rows, outbox, dead, fresh[-1].seq, len(fresh))
+            originals = await self._originals(fresh)
+            folded = self._folded(self._kept_view(), fresh)
+            self._apply(folded, self._decoded(fresh), originals)
         else:
             folded = None
         if folded is not None:

@@ -25,13 +25,17 @@ class ReadError(Exception):
 
 def pull_auth(bus: Bus) -> dict | None:
     """CONNECT credentials for a plain connection like the bus's; None where only nats-py can
-    connect (TLS)."""
-    url = bus.nc.connected_url
-    if url is None or url.scheme != "nats" or bus.nc.options.get("tls"):
+    connect (TLS, or a nonce signed with an nkey)."""
+    url, options = bus.nc.connected_url, bus.nc.options
+    if url is None or url.scheme != "nats" or options.get("tls") or bus.signs_nonce:
         return None
+    user, password, token = options.get("user"), options.get("password"), options.get("token")
+    if user and password:
+        return {"user": user, "pass": password}
     if url.username and url.password:
         return {"user": url.username, "pass": url.password}
-    return {"auth_token": url.username} if url.username else {}
+    token = token or url.username
+    return {"auth_token": token} if token else {}
 
 
 def _holding(data: bytes) -> int:

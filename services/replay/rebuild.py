@@ -13,6 +13,7 @@ import aiosqlite
 
 from ..kernel.bus import Bus
 from ..projector import store
+from ..projector.service import read_recorded
 from ..projector.store import CHECKPOINT, COMPARED
 from .engine import Rebuild
 from .fastread import read_all
@@ -60,7 +61,8 @@ async def replay(
         await db.execute("PRAGMA synchronous=OFF")
         writer = await Writer.start(into)
         try:
-            projector = await Rebuild(db, bus.codec, KEEP_ROWS, writer).open()
+            projector = await Rebuild(db, bus.codec, KEEP_ROWS, writer, fetch=bus.stored).open()
+            await read_recorded(bus, projector)
             with _collector_spared():
                 result = await _run(bus, db, projector, live, verify, progress)
         except BaseException:

@@ -10,8 +10,9 @@ from typing import Any, AsyncContextManager, Awaitable, Callable, Sequence, Type
 
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
-from ..kernel.events import Event, JobRequested
+from ..kernel.events import BasenameClaimed, Event, JobRequested, TaskRequested
 from ..kernel.folders import projects_root
+from ..kernel.ids import new_id
 from .derivations import Derivations
 
 E = TypeVar("E", bound=Event)
@@ -43,6 +44,7 @@ class Resources:
     definitions: Definitions = field(default_factory=dict)
     lease: Callable[..., AsyncContextManager[None]] | None = None
     checks: dict[tuple[str, str], CheckRun] = field(default_factory=dict)  # by (job type, project)
+    hand_over: Callable[[BasenameClaimed], Awaitable[None]] | None = None  # kernel.ownership, for a move
 
 
 @dataclass
@@ -59,18 +61,20 @@ class JobContext:
     last_progress: float = field(default_factory=time.monotonic)
     seq: int = 0  # where the job's request is in the log
     state_ready: bool = True  # False: taken without waiting for the read model (a shared check)
+    folder: str | None = None  # the project's folder now (renamed since the task began?), else the job's
 
     @property
     def project_dir(self) -> Path:
-        if not self.job.folder:
+        folder = self.folder or self.job.folder
+        if not folder:
             raise PermanentError(f"job {self.job.job_type} needs a project")
-        return projects_root(self.data_dir) / self.job.folder
+        return projects_root(self.data_dir) / folder
 
-    def event(self, cls: type[E], **fields: Any) -> E:
-        """An event caused by this job, with its envelope filled in."""
+    def event(self, cls: type[E], project_id: str | None = None, **fields: Any) -> E:
+        """An event caused by this job, with its envelope filled in: of its project, or of `project_id`."""
         job = self.job
         return cls(
-            project_id=job.project_id,
+            project_id=project_id or job.project_id,
             task_id=job.task_id,
             job_id=job.job_id,
             causation_id=job.id,
@@ -78,11 +82,32 @@ class JobContext:
             **fields,
         )
 
+    def task(
+        self, task_type: str, items: list[str], project_id: str | None = None, folder: str | None = None
+    ) -> TaskRequested:
+        """A task this job starts, as its task's source: on its own project, or on `project_id` in `folder`."""
+        job = self.job
+        return self.resources.definitions[task_type].requested(
+            task_type,
+            new_id(),
+            job.source,
+            project_id=project_id or job.project_id,
+            folder=folder or (self.folder or job.folder if project_id is None else None),
+            items=items,
+            causation_id=job.id,
+        )
+
     def project_lease(self) -> AsyncContextManager[None]:
         """Held while moving or adopting files of this project: such jobs never overlap."""
         if self.resources.lease is None or not self.job.project_id:
             raise PermanentError("no project lease available")
         return self.resources.lease(self.job.project_id, f"{self.job.job_type} {self.job.job_id}", self.alive)
+
+    def lease_of(self, key: str) -> AsyncContextManager[None]:
+        """The file lease of another project (a move holds both), or of anything with a key."""
+        if self.resources.lease is None:
+            raise PermanentError("no project lease available")
+        return self.resources.lease(key, f"{self.job.job_type} {self.job.job_id}", self.alive)
 
     @property
     def items(self) -> list[str]:

@@ -7,7 +7,10 @@ import importlib
 from .context import Handler
 from .jobs.commit import file_removal, manifest_cleaning, trash_maintenance
 from .jobs.derivatives import derivatives_check, upload_postprocess
+from .jobs.move import photo_move
+from .jobs.projects import deleted_projects_purge, folder_discovery, project_delete, project_rename, project_restore
 from .jobs.reconcile import folder_check, manifest_check
+from .jobs.regenerate import regenerate
 from .jobtype import JobType, by_name
 
 BUILTIN = by_name(
@@ -19,6 +22,13 @@ BUILTIN = by_name(
         JobType("manifest_cleaning", manifest_cleaning, reads_state=True),
         JobType("trash_maintenance", trash_maintenance, reads_state=True),
         JobType("derivatives_check", derivatives_check, reads_state=True),
+        JobType("regenerate", regenerate, reads_state=True),
+        JobType("project_rename", project_rename, reads_state=True),
+        JobType("project_delete", project_delete, reads_state=True),
+        JobType("project_restore", project_restore, reads_state=True),
+        JobType("photo_move", photo_move, reads_state=True),
+        JobType("deleted_projects_purge", deleted_projects_purge, reads_state=True),
+        JobType("folder_discovery", folder_discovery, reads_state=True),
     ]
 )
 

@@ -82,13 +82,7 @@ def init_worker(parent_pid: int | None = None) -> None:
 def make_derivatives(source: str, thumb: str, preview: str, spec: Spec) -> Metadata:
     """Decode once at about the preview's size, orient, convert to sRGB (and say so in an embedded
     profile), shrink. A RAW gives its embedded preview, and the camera, time and orientation it records."""
-    exif: Image.Exif | None = None
-    if kind_of(source) == "raw":
-        found = raw_preview(source)
-        image, exif, size = found.image, found.exif, found.size
-    else:
-        image = Image.open(source)
-        size = image.size
+    image, exif, size = _opened(source)
     with image as img:
         small = _shrunk(img, spec)
         meta = _metadata(img.getexif() if exif is None else exif, size)
@@ -97,6 +91,22 @@ def make_derivatives(source: str, thumb: str, preview: str, spec: Spec) -> Metad
         oriented.thumbnail((spec.thumb_dim, spec.thumb_dim), Image.Resampling.LANCZOS)
         _save(oriented, thumb, "WEBP", quality=spec.thumb_quality, method=4, icc_profile=SRGB_ICC)
     return meta
+
+
+def read_metadata(source: str) -> Metadata:
+    """What make_derivatives reports of a photo (camera, time, orientation, size), making nothing."""
+    image, exif, size = _opened(source)
+    with image as img:
+        return _metadata(img.getexif() if exif is None else exif, size)
+
+
+def _opened(source: str) -> tuple[Image.Image, Image.Exif | None, tuple[int, int]]:
+    """The image to decode, the EXIF a RAW records (None: the image's own), and the photo's size."""
+    if kind_of(source) == "raw":
+        found = raw_preview(source)
+        return found.image, found.exif, found.size
+    image = Image.open(source)
+    return image, None, image.size
 
 
 def _shrunk(img: Image.Image, spec: Spec) -> Image.Image:
@@ -196,7 +206,9 @@ def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
 
 def _save(img: Image.Image, path: str, fmt: str, **options) -> None:
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # `.thumb/` or `.preview/` of a project folder that is there: a folder renamed or deleted meanwhile
+    # is never made again by a late derivative.
+    target.parent.mkdir(exist_ok=True)
     temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     img.save(temp, fmt, **options)
     os.replace(temp, target)

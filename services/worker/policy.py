@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 
 Lanes = tuple[str, ...]
 PRIORITY_ONLY: Lanes = ("priority",)
@@ -19,12 +20,13 @@ def slot_lanes(max_parallel_jobs: int, priority_lane_slots: int) -> list[Lanes]:
     return [PRIORITY_ONLY] * priority_lane_slots + [NORMAL_FIRST] * (max_parallel_jobs - priority_lane_slots)
 
 
-def serving(lanes: Lanes, idle_priority_only: int) -> Lanes:
+def serving(lanes: Lanes, idle_priority_only: int, paused: Collection[str] = ()) -> Lanes:
     """A normal-first slot leaves priority work to idle priority-only slots, staying free for
-    normal work; it helps with priority work only while every priority-only slot is busy."""
+    normal work; it helps with priority work only while every priority-only slot is busy. No slot
+    takes work from a paused lane."""
     if lanes == NORMAL_FIRST and idle_priority_only > 0:
-        return ("normal",)
-    return lanes
+        lanes = ("normal",)
+    return tuple(lane for lane in lanes if lane not in paused)
 
 
 def lane_wait(lanes: Lanes, last: bool, idle_s: float) -> float:

@@ -10,7 +10,7 @@ import socket
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -24,7 +24,8 @@ from .context import JobContext, PermanentError, Resources
 from .fence import is_over
 from .jobtype import JobType
 from .outcome import Verdict, after_attempt, before_run
-from .policy import PRIORITY_ONLY, Lanes, backoff, lane_wait, serving, slot_lanes
+from .pauses import LanePauses
+from .policy import PRIORITY_ONLY, REST_S, Lanes, backoff, lane_wait, serving, slot_lanes
 from .pull import LanePull
 
 log = logging.getLogger("darkroom.worker")
@@ -107,9 +108,11 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.loops = loops or Loops()
         self.cancels = CancelWatch(bus, self.loops)
+        self.pauses = LanePauses(bus, self.loops)
         self._slots: list[asyncio.Task] = []
         self._pulls: set[LanePull] = set()
-        self._running: set[asyncio.Task] = set()
+        self._running: dict[str, asyncio.Future[None]] = {}  # by job id: the run of each job going on here
+        self._held: set[asyncio.Future[None]] = set()  # second deliveries waiting for such a run
         self._stopping = asyncio.Event()
         self.busy = {"priority": 0, "normal": 0}
         self.idle_priority_only = config.pipeline.priority_lane_slots
@@ -117,6 +120,7 @@ class Worker:
 
     async def start(self) -> None:
         await self.cancels.start()
+        await self.pauses.start()
         self.bus.reconnected.append(self._on_reconnected)
         pipeline = self.config.pipeline
         for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_lane_slots)):
@@ -128,12 +132,13 @@ class Worker:
         self._stopping.set()
         if self._slots:
             await asyncio.wait(self._slots, timeout=grace_s)
-        for task in self._slots:
+        for task in [*self._slots, *self._held]:
             task.cancel()
-        await asyncio.gather(*self._slots, return_exceptions=True)
+        await asyncio.gather(*self._slots, *self._held, return_exceptions=True)
         if self._on_reconnected in self.bus.reconnected:
             self.bus.reconnected.remove(self._on_reconnected)
         await self.cancels.stop()
+        await self.pauses.stop()
 
     def _on_reconnected(self) -> None:
         # The server may have forgotten every pull request (a restarted one has): ask again now,
@@ -153,6 +158,8 @@ class Worker:
                 if found is None:
                     continue
                 lane, msg = found
+                if self.pauses.paused(lane) and not await self._hold(lane, msg):
+                    continue
                 self.busy[lane] += 1
                 self.idle_priority_only -= lanes == PRIORITY_ONLY
                 try:
@@ -169,13 +176,38 @@ class Worker:
                 except Exception:  # the connection may already be closing
                     pass
 
+    async def _hold(self, lane: str, msg: Msg) -> bool:
+        """A job that came through a pull made just before its lane was paused is not run: the slot keeps it,
+        in progress, until the lane is resumed (True: run it now), or gives it back if the worker stops first."""
+        beat = self.config.pipeline.ack_wait_s / 3
+        while self.pauses.paused(lane):
+            if self._stopping.is_set():
+                await msg.nak(delay=self.config.pipeline.backoff_base_s)
+                return False
+            await self._until_stopped(self.pauses.changed(beat))
+            await msg.in_progress()
+        return True
+
+    async def _until_stopped(self, wait: Awaitable[None]) -> None:
+        """Wait for `wait`, or until the worker is asked to stop."""
+        waiting = asyncio.ensure_future(wait)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiting, stopping):
+            task.cancel()
+
     def idle_s(self) -> float:
         """How long no slot of this worker has had a job (0 while one has)."""
         return 0.0 if any(self.busy.values()) else time.monotonic() - self.last_active
 
     async def _next(self, slot: str, pulls: dict[str, LanePull], lanes: Lanes) -> tuple[str, Msg] | None:
         # A job already delivered to this slot is taken whatever the policy says.
-        chosen = [lane for lane in lanes if pulls[lane].holding] or list(serving(lanes, self.idle_priority_only))
+        chosen = [lane for lane in lanes if pulls[lane].holding] or list(
+            serving(lanes, self.idle_priority_only, self.pauses.states.paused)
+        )
+        if not chosen:  # every lane of this slot is paused
+            await self._until_stopped(self.pauses.changed(REST_S))
+            return None
         for i, lane in enumerate(chosen):
             wait = lane_wait(lanes, i + 1 == len(chosen), self.idle_s())
             try:
@@ -202,6 +234,36 @@ class Worker:
             log.warning("set aside unreadable job on %s: %s", msg.subject, exc)
             await msg.term()
             return
+        job_id = job.job_id or ""
+        other = self._running.get(job_id)
+        if other is not None:
+            # Delivered again while it runs here (a server restarted with -9 may lose its consumer's
+            # state and hand it out at once): set aside, not in a slot, until that run has ended.
+            held = asyncio.ensure_future(self._after(other, msg, job))
+            self._held.add(held)
+            held.add_done_callback(self._held.discard)
+            return
+        self._running[job_id] = mine = asyncio.get_running_loop().create_future()
+        try:
+            await self._take(msg, job, attempt)
+        finally:
+            del self._running[job_id]
+            mine.set_result(None)
+
+    async def _after(self, run: asyncio.Future[None], msg: Msg, job: JobRequested) -> None:
+        """Heartbeat a second delivery until the run of its job ends: then it is over (acknowledged),
+        or it comes again at once for a slot to take (the run ended without an outcome)."""
+        try:
+            while not run.done():
+                await asyncio.wait([run], timeout=self.config.pipeline.ack_wait_s / 3)
+                if not run.done():
+                    await msg.in_progress()
+            await (msg.ack() if await is_over(self.bus, job) else msg.nak())
+        except Exception as exc:  # NATS away: it comes again after the ack wait, and the fence decides then
+            log.info("job %s: a second delivery set aside was left to come again: %s", job.job_id, describe(exc))
+
+    async def _take(self, msg: Msg, job: JobRequested, attempt: int) -> None:
+        """Run a delivered job unless it is over, reporting its outcome."""
         try:
             ended = await is_over(self.bus, job)
         except Exception as exc:  # the log cannot be read now: the job comes again after a pause
@@ -282,6 +344,7 @@ class Worker:
         async def run() -> None:
             if wait_for_state:  # heartbeats go on meanwhile: a lagging read model is no lost worker
                 await self._wait_for_state(msg.metadata.sequence.stream)
+            ctx.folder = await self._current_folder(job)
             await job_type.run(ctx)
 
         timeout = self.config.pipeline.job_timeout_s
@@ -302,6 +365,12 @@ class Worker:
             raise
         await reporter.flush()
         running.result()
+
+    async def _current_folder(self, job: JobRequested) -> str | None:
+        """Where the job's project is now: a task asked for before a rename works in the new folder."""
+        read = self.resources.read
+        project = await read.project(job.project_id) if read is not None and job.project_id else None
+        return project.folder if project is not None else job.folder
 
     async def _wait_for_state(self, seq: int) -> None:
         read = self.resources.read

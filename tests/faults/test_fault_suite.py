@@ -1,6 +1,6 @@
 """The fault suite's short version (bench/faults.py --short) as part of the test suite: Darkroom as
 separate processes through a kill -9 of every part, a nats-server restart, an orchestrator away past
-the duplicate window and a full disk, then every check of the suite. About two minutes; `-m "not
+the duplicate window and a full disk, then every check of the suite. About a minute; `-m "not
 faults"` leaves it out. The seed is fixed so a failure can be run again (FAULTS_SEED picks another)."""
 
 from __future__ import annotations
@@ -18,14 +18,6 @@ SEED = os.environ.get("FAULTS_SEED", "1")
 pytestmark = pytest.mark.faults
 
 
-# Remove once the fixes of issue #6 are in (fence: #6.1; supervise: #6.2, #6.3) and it passes.
-@pytest.mark.xfail(
-    reason="on main before issue #6's fixes: finished jobs run again after an orchestrator restart or "
-    "a redelivery, maintenance runs twice in an interval, work resumes 13-18 s after a "
-    "nats-server restart or never (a worker slot stops pulling), a full disk can stop the "
-    "projector for good",
-    strict=False,
-)
 async def test_darkroom_keeps_every_promise_through_the_short_fault_schedule(tmp_path: Path) -> None:
     child = await asyncio.create_subprocess_exec(
         sys.executable,

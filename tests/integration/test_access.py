@@ -20,7 +20,7 @@ from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.natsd import NatsServer
 from darkroom.kernel.subjects import lane_consumer
 from darkroom.worker.handlers import BUILTIN
-from tests.conftest import REPO, System, create_project, eventually, photo_bytes, upload
+from tests.conftest import REPO, System, create_project, culled, eventually, photo_bytes, upload
 
 ACCOUNTS = REPO / "deploy" / "nats-accounts.conf"
 INBOX = "_INBOX_integrator"
@@ -73,31 +73,11 @@ class Integrator:
         return any("permissions violation" in r and what.lower() in r for r in self.refused)
 
 
-async def _culled(system: System) -> Path:
-    """Upload two photos, untick one, commit: the run that failed on the lease bucket before."""
-    project = await create_project(system, "Accounts")
-    status, body = await upload(
-        system,
-        project["folder"],
-        [("A.jpg", photo_bytes("cameras/Canon_40D.jpg")), ("B.jpg", photo_bytes("cameras/Nikon_D70.jpg"))],
-    )
-    assert status == 201, body
-    assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
-    status, body, _ = await system.request(
-        "PUT", f"/api/projects/{project['folder']}/keep", {"updates": [{"filename": "B", "keep_jpg": False}]}
-    )
-    assert status == 200, body
-    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
-    assert status == 202, body
-    assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
-    return system.data_dir / "projects" / project["folder"]
-
-
 async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_nothing_of_darkrooms(
     system: System, nats_server: NatsServer
 ) -> None:
     await system.start(job_types=BUILTIN, definitions=load_definitions())
-    folder = await _culled(system)
+    folder = await culled(system)
     assert (folder / "A.jpg").exists() and (folder / ".trash" / "B.jpg").exists()
     bus = system.bus
     lanes = {

@@ -197,3 +197,30 @@ async def test_a_job_waiting_for_a_lagging_read_model_is_not_handed_to_a_second_
     assert (await _per_job(system, "darkroom.job.*.*.started"))[job_id] == 1  # one attempt, never two at once
     for outcome in ("retrying", "failed", "canceled"):
         assert (await _per_job(system, f"darkroom.job.*.*.{outcome}"))[job_id] == 0
+
+
+async def test_a_job_delivered_again_while_it_runs_is_not_run_a_second_time_nor_holds_a_slot(system: System) -> None:
+    # A nats-server killed with -9 can lose its consumer's state and deliver a running job again at
+    # once, to a free slot of the same worker: the copy here is that second delivery.
+    await system.start(nats__duplicate_window_s=WINDOW_S, pipeline__max_parallel_jobs=2)
+    task = await system.start_task("long_priority", items=["3"])
+    await system.wait_job(task["id"], 0, "running")
+    job = await _first_request(system, None, task["id"])
+    await system.bus.publish(job, subject=subjects.dispatch(job.lane, job.job_type))
+
+    async def both_delivered() -> bool:
+        return (await system.bus.jsm.consumer_info("DARKROOM", lane_consumer("priority"))).num_ack_pending == 2
+
+    await eventually(both_delivered, 5, "the copy to be delivered while the job runs")
+    quick = await system.start_task("quick_priority")  # the other slot is free for it
+    assert (await system.wait_task(quick["id"]))["task"]["status"] == "completed"
+    assert (await system.task(task["id"]))["task"]["status"] == "running"
+    assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
+    await _idle(system, "orchestrator")
+    kinds = [
+        subject.rsplit(".", 1)[1]
+        for _, subject, e in await system.log(f"darkroom.job.*.{task['id']}.>")
+        if e.get("job_id") == job.job_id
+    ]
+    assert kinds[kinds.index("completed") + 1 :] == [], kinds  # nothing of the job after its outcome: it ran once
+    assert kinds.count("progress") == 1, kinds

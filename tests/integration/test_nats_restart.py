@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.conftest import System, eventually
 
 OUTAGE_S = 4.0
@@ -70,3 +72,42 @@ async def test_a_slot_whose_outcome_could_not_be_stored_takes_jobs_again(system:
     tasks = [await eventually(accepted, 10, "the api to take a task again") for _ in range(10)]
     for task in [first, *tasks]:
         assert (await system.wait_task(task["id"], timeout=15))["task"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("what", ["publish", "request"])
+async def test_what_was_lost_with_its_connection_fails_soon_after_the_reconnect(nats_server, what) -> None:
+    import nats.errors
+
+    from darkroom.kernel.bus import Bus
+    from darkroom.kernel.messages import Outgoing
+    from darkroom.kernel.provision import provision
+    from darkroom.kernel.publish import PublishError
+    from darkroom.kernel.subjects import STREAM_INFO
+    from tests.browser.proxy import Proxy
+    from tests.conftest import make_config
+
+    proxy = await Proxy(nats_server.port).start()
+    bus = await Bus.connect(f"nats://127.0.0.1:{proxy.port}", "darkroom-test")
+    try:
+        await provision(bus.js, make_config(nats_server.store_dir.parent / "data"))
+        # The server gets the message's first bytes and no more; then the connection goes, as when
+        # a server is killed with it in flight: no answer will ever come for it.
+        if what == "publish":  # an event, through the bus's pipelined acknowledgements
+            proxy.hold_after(b"PUB darkroom.lane.lost.paused", 1, 0)
+            lost = await bus.acks.publish(Outgoing("darkroom.lane.lost.paused", b"{}"))
+        else:  # a request through nats-py, as reading the log's end and the JetStream API make
+            proxy.hold_after(f"PUB {STREAM_INFO}".encode(), 1, 0)
+            lost = asyncio.ensure_future(bus.last_seq())
+        await asyncio.wait_for(proxy.held.wait(), 5)
+        proxy.cut()
+        proxy.restore()
+        cut = time.monotonic()
+        with pytest.raises((PublishError, nats.errors.TimeoutError)):
+            await asyncio.wait_for(lost, 15)
+        waited = time.monotonic() - cut
+        assert waited < 3.0, f"its sender heard after {waited:.1f}s"  # not its timeout's 5 or 10 s
+        assert await bus.send(Outgoing("darkroom.lane.kept.paused", b"{}")) > 0  # the connection is back
+        assert await bus.last_seq() > 0
+    finally:
+        await bus.close()
+        await proxy.close()

@@ -118,10 +118,12 @@ async def test_a_bounded_schemathesis_run_finds_no_server_error(system: System, 
         str(FUZZ_SEED),
         "--phases",
         "examples,coverage,fuzzing",
-        "--workers",
-        "2",
         "--request-timeout",
         "10",
+        # One worker thread: two parse Python source at once (hypothesis describing a filter), which
+        # CPython 3.11.7 can break on ("SystemError: AST constructor recursion depth mismatch", every run).
+        "--workers",
+        "1",
         "--exclude-path",
         "/api/events",  # a stream that never ends: its contract has tests of its own
         "--no-color",

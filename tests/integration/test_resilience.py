@@ -146,7 +146,7 @@ async def test_a_missing_lane_consumer_is_recreated_after_the_last_sequence(syst
     await system.wait_task(task["id"])
     last = await system.bus.last_seq()
     await system.bus.jsm.delete_consumer("DARKROOM", lane_consumer("priority"))
-    result = await provision(system.bus.jsm, runtime.config)
+    result = await provision(system.bus.js, runtime.config)
     assert result.recreated_lanes == {"priority": last + 1}
     info = await system.bus.jsm.consumer_info("DARKROOM", lane_consumer("priority"))
     assert info.num_pending == 0 and info.config.opt_start_seq == last + 1  # old jobs are not run again
@@ -224,6 +224,30 @@ async def test_a_request_whose_copy_was_never_stored_is_dispatched_when_its_orch
     copies = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
     assert copies == {f"{task['id']}-{step}": 1 for step in range(3)}
     assert f"dispatching job {task['id']}-0 again: its copy was never stored" in caplog.text
+
+
+@pytest.mark.parametrize("step_s", [0.5, 3.0], ids=["within the duplicate window", "past it"])
+async def test_a_request_stored_without_its_copy_gets_one_from_the_next_decision(system: System, step_s) -> None:
+    from dataclasses import replace
+
+    from darkroom.orchestrator.decide import decide
+    from darkroom.orchestrator.state import record, start
+
+    # An orchestrator stored step 1's request and lost the answer with its connection (a nats-server
+    # killed in between), so it never stored the copy; the decision on step 0's outcome finds it there.
+    await system.start(nats__duplicate_window_s=2.0)
+    task = await system.start_task("sleep_then_two", items=[str(step_s)])
+    await system.wait_job(task["id"], 0, "running")
+    (stored,) = await system.log(f"darkroom.task._.{task['id']}.requested")
+    state = start(system.bus.codec.decode(json.dumps(stored[2]).encode()), stored[0])
+    for seq, _, event in await system.log(f"darkroom.job._.{task['id']}.requested"):
+        state = record(state, system.bus.codec.decode(json.dumps(event).encode()), seq)
+    request = decide(replace(state, status="running", finished_steps=frozenset({0})), 90)[0]
+    await system.bus.publish(request.event, request.msg_id, request.expect)
+    assert (await system.wait_task(task["id"], timeout=20))["task"]["status"] == "completed"
+    assert await _requested_steps(system, task["id"]) == [0, 1, 2]
+    copies = Counter(e["job_id"] for _, _, e in await system.log("darkroom.dispatch.>"))
+    assert copies == {f"{task['id']}-{step}": 1 for step in range(3)}
 
 
 async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(system: System) -> None:

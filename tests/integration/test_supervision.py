@@ -65,9 +65,9 @@ async def _stop(process: asyncio.subprocess.Process) -> int:
 
 
 async def test_the_projector_rides_out_a_full_disk_and_catches_up_when_it_frees(system: System) -> None:
-    await system.start(roles=("orchestrator", "worker", "api"))
     port = free_port()
-    projector = await _service(system, "projector", port)
+    projector = await _service(system, "projector", port)  # first: the others read its read model
+    await system.start(roles=("orchestrator", "worker", "api"))
     health = f"http://127.0.0.1:{port}"
     try:
         before = await system.start_task("three")
@@ -114,7 +114,7 @@ async def test_each_split_service_serves_its_own_health_and_readiness(system: Sy
         worker = f"http://127.0.0.1:{ports['worker']}/readyz"
         why = await eventually(lambda: _status(worker, 503), 10, "the worker's /readyz to say 503")
         assert "lane_priority" in why["error"], why
-        await provision(system.bus.jsm, api.config)
+        await provision(system.bus.js, api.config)
         await eventually(lambda: _status(worker, 200), 10, "the worker's /readyz to say 200 again")
 
         # The orchestrator's consumer goes missing: it says so too.

@@ -28,7 +28,7 @@ async def lane_state(bus: Bus) -> tuple[int, int]:
 async def test_a_slot_that_stopped_waiting_leaves_no_request_behind(nats_server: NatsServer, tmp_path: Path) -> None:
     bus = await Bus.connect(nats_server.url, "pull-test")
     try:
-        await provision(bus.jsm, make_config(tmp_path))
+        await provision(bus.js, make_config(tmp_path))
         pull = await LanePull(bus.nc, LANE).start()
         loop = asyncio.get_running_loop()
         for n, wait in enumerate((0.05, 0.0, 0.05, 0.0, 0.05)):  # an idle slot's waits and looks

@@ -48,6 +48,14 @@ def test_a_private_file_is_0600_even_where_a_readable_one_was(tmp_path: Path) ->
         ("nats://a:p1@n1:4222,nats://a:p2@n2:4222", "nats://a:***@n1:4222,nats://a:***@n2:4222"),
         ("tls://t0ken@host:4222 refused", "tls://***@host:4222 refused"),
         ("no URL here, an address a@b and http://host/path@x", "no URL here, an address a@b and http://host/path@x"),
+        (
+            "bad seed SUAHEQ33WUVKNHQS2GNUHG3HOEAYQFA2NPG47I3Z4ZVD7OJXFG2RM3ASJQ in /etc/darkroom/darkroom.nk",
+            "bad seed *** in /etc/darkroom/darkroom.nk",
+        ),
+        (
+            "public key UAHEQ33WUVKNHQS2GNUHG3HOEAYQFA2NPG47I3Z4ZVD7OJXFG2RM3ASJ",
+            "public key UAHEQ33WUVKNHQS2GNUHG3HOEAYQFA2NPG47I3Z4ZVD7OJXFG2RM3ASJ",
+        ),
     ],
 )
 def test_redact_hides_the_secret_in_a_url_and_nothing_else(text: str, shown: str) -> None:

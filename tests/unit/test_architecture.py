@@ -6,16 +6,19 @@ import ast
 from pathlib import Path
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
-PUBLIC_PROJECTOR = {"projector.queries", "projector.views", "projector.apply"}  # what api and worker may use
+# What api, worker and control may use of the projector.
+PUBLIC_PROJECTOR = {"projector.queries", "projector.views", "projector.apply"}
 MAY_IMPORT = {
     "kernel": set(),
     "orchestrator": {"kernel"},
     "projector": {"kernel"},
     "replay": {"kernel", "projector"},
     "worker": {"kernel", "projector"},
-    "api": {"kernel", "projector"},
+    "control": {"kernel", "projector", "audit"},
+    "api": {"kernel", "projector", "control"},
     "audit": {"kernel"},
     "health": {"kernel"},
+    "backup": {"kernel", "runtime"},
 }
 
 
@@ -60,11 +63,11 @@ def test_each_room_imports_only_the_rooms_it_may():
     assert wrong == []
 
 
-def test_the_api_and_the_worker_use_only_the_projectors_public_face():
+def test_the_api_the_worker_and_the_controls_use_only_the_projectors_public_face():
     wrong = [
         (a, b)
         for a, b in imports()
-        if room(a) in ("api", "worker") and room(b) == "projector" and b not in PUBLIC_PROJECTOR
+        if room(a) in ("api", "worker", "control") and room(b) == "projector" and b not in PUBLIC_PROJECTOR
     ]
     assert wrong == []
 
@@ -80,7 +83,16 @@ def test_the_pure_decisions_reach_no_nats_not_even_through_the_kernel():
     edges: dict[str, set[str]] = {}
     for a, b in imports():
         edges.setdefault(a, set()).add(b)
-    for pure in ("orchestrator.decide", "orchestrator.state", "projector.apply", "worker.plans", "kernel.messages"):
+    for pure in (
+        "orchestrator.decide",
+        "orchestrator.state",
+        "projector.apply",
+        "worker.plans",
+        "worker.moving",
+        "worker.lifecycle",
+        "kernel.messages",
+        "kernel.lanes",
+    ):
         reached, todo = set(), [pure]
         while todo:
             module = todo.pop()

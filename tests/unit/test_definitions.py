@@ -33,7 +33,15 @@ CONTRACT = {
             ("derivatives_check", 80),
         ],
     ),
+    # CONTRACT §7.4: regeneration in the normal lane; the project lifecycle; maintenance of every project at once.
+    "regenerate": (True, [("regenerate", 70)]),
+    "project_rename": (True, [("project_rename", 100)]),
+    "project_delete": (True, [("project_delete", 100)]),
+    "project_restore": (True, [("project_restore", 100)]),
+    "photo_move": (True, [("photo_move", 95)]),
+    "projects_maintenance": (False, [("deleted_projects_purge", 100), ("folder_discovery", 95)]),
 }
+GLOBAL = {"projects_maintenance"}
 
 
 def test_shipped_definitions_match_the_contract():
@@ -43,7 +51,7 @@ def test_shipped_definitions_match_the_contract():
     for name, (user_relevant, steps) in CONTRACT.items():
         assert defs[name].user_relevant is user_relevant, name
         assert [(s.type, s.priority) for s in defs[name].steps] == steps, name
-        assert defs[name].scope == "project"
+        assert defs[name].scope == ("global" if name in GLOBAL else "project"), name
         assert defs[name].label
 
 

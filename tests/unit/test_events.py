@@ -10,13 +10,20 @@ import pytest
 from darkroom.kernel.events import (
     ALL_EVENTS,
     BASENAME_EVENTS,
+    DEAD_LETTER_EVENTS,
+    FOLDER_EVENTS,
     JOB_EVENTS,
+    LANE_EVENTS,
     PHOTO_EVENTS,
     PROJECT_EVENTS,
     TASK_EVENTS,
     BasenameClaimed,
     Codec,
+    DeadLetterApplied,
+    DeadLetterDiscarded,
+    DeadLetterRecorded,
     Event,
+    FolderRefused,
     JobCanceled,
     JobCompleted,
     JobFailed,
@@ -24,24 +31,34 @@ from darkroom.kernel.events import (
     JobRequested,
     JobRetrying,
     JobStarted,
+    LanePaused,
+    LaneResumed,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoFileAdded,
+    PhotoFileMoved,
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
     PhotoMetadataExtracted,
+    PhotoMoved,
+    PhotoMoveStarted,
     PhotoRemoved,
     PhotoSidecarAdded,
     PoisonEvent,
     ProjectCreated,
+    ProjectDeleted,
     ProjectManifestWritten,
+    ProjectPurged,
+    ProjectRenamed,
+    ProjectRestored,
     ProjectTrashPurged,
     Step,
     TaskCanceled,
     TaskCancelRequested,
     TaskCompleted,
     TaskFailed,
+    TaskParams,
     TaskRequested,
     TaskStarted,
     type_name,
@@ -130,13 +147,59 @@ SAMPLES: list[Event] = [
     PhotoFilesRestored(**ENVELOPE, filename="DSC01", names=["DSC01.JPG"], trash_names=["DSC01 (2).JPG"]),
     PhotoRemoved(**ENVELOPE, filename="DSC01", reason="no variant left"),
     BasenameClaimed(**ENVELOPE, filename="DSC01"),
+    TaskRequested(
+        **ENVELOPE,
+        task_type="change_commit",
+        label="Commit",
+        user_relevant=True,
+        steps=[Step("file_removal", 100), Step("manifest_check", 95)],
+        folder="Shoot 1",
+        retry_of="01HZX0000000000000000000AA",
+        start_step=1,
+    ),
+    LanePaused(**ENVELOPE, lane="normal"),
+    LaneResumed(**ENVELOPE, lane="normal"),
+    DeadLetterRecorded(**ENVELOPE, seq=41, subject="darkroom.job.p1.t1.completed", reason="unknown event type 'x.y'"),
+    DeadLetterDiscarded(**ENVELOPE, seq=41),
+    DeadLetterApplied(**ENVELOPE, seq=41),
+    TaskRequested(
+        **ENVELOPE,
+        task_type="regenerate",
+        label="Regenerate",
+        user_relevant=True,
+        steps=[Step("regenerate", 70)],
+        items=["DSC01"],
+        folder="Shoot 1",
+        params=TaskParams(what=["metadata"]),
+    ),
+    JobRequested(**JOB, priority=100, lane="priority", folder="Shoot 1", params=TaskParams(name="Shoot, day 2")),
+    ProjectRenamed(**ENVELOPE, name="Shoot: day 2", folder="Shoot day 2", previous_folder="Shoot 1"),
+    ProjectDeleted(**ENVELOPE, folder="Shoot 1"),
+    ProjectRestored(**ENVELOPE, folder="Shoot 1 (2)"),
+    ProjectPurged(**ENVELOPE),
+    PhotoMoveStarted(
+        **ENVELOPE,
+        filename="DSC01",
+        to_project_id="p2",
+        names=["DSC01.ARW", "DSC01.xmp", ".thumb/DSC01.webp", ".preview/DSC01.jpg"],
+    ),
+    PhotoFileMoved(**ENVELOPE, filename="DSC01", name="DSC01.ARW", to_project_id="p2"),
+    PhotoMoved(**ENVELOPE, filename="DSC01", from_project_id="p0", names=["DSC01.ARW", "DSC01.xmp"]),
+    FolderRefused(**ENVELOPE, folder="Shoot: copy", reason="not a folder name Darkroom makes"),
 ]
 
 
 def test_samples_cover_every_event_type():
     assert {type(s) for s in SAMPLES} == set(ALL_EVENTS)
-    assert set(ALL_EVENTS) == set(TASK_EVENTS) | set(JOB_EVENTS) | set(PROJECT_EVENTS) | set(PHOTO_EVENTS) | set(
-        BASENAME_EVENTS
+    assert set(ALL_EVENTS) == (
+        set(TASK_EVENTS)
+        | set(JOB_EVENTS)
+        | set(PROJECT_EVENTS)
+        | set(PHOTO_EVENTS)
+        | set(BASENAME_EVENTS)
+        | set(LANE_EVENTS)
+        | set(DEAD_LETTER_EVENTS)
+        | set(FOLDER_EVENTS)
     )
 
 
@@ -162,7 +225,8 @@ def test_wire_format_carries_the_contract_envelope(event: Event):
 def test_type_names_are_lower_dotted_and_unique():
     names = [type_name(t) for t in ALL_EVENTS]
     assert len(names) == len(set(names))
-    assert all(n.startswith(("task.", "job.", "project.", "photo.", "basename.")) and n == n.lower() for n in names)
+    kinds = ("task.", "job.", "project.", "photo.", "basename.", "lane.", "dead_letter.", "folder.")
+    assert all(n.startswith(kinds) and n == n.lower() for n in names)
 
 
 def test_defaults_give_unique_ids_and_rfc3339_times():

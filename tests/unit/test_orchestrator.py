@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
 import pytest
 
 from darkroom.kernel import subjects
@@ -335,6 +336,63 @@ def test_after_a_failed_step_nothing_later_runs():
     # A late completion of the failed step (another worker's attempt) starts nothing either.
     log.store(job(JobCompleted, 1, "change_commit", attempt=2))
     assert decide(log.fold(), THRESHOLD) == []
+
+
+# -- a retry: a task that starts at a later step ---------------------------------------------------
+
+
+def retry_of(event: TaskRequested, start_step: int) -> TaskRequested:
+    return msgspec.structs.replace(event, retry_of="T00", start_step=start_step)
+
+
+def test_a_retry_starts_at_its_start_step_guarded_by_its_whole_history():
+    retry = retry_of(requested("change_commit", items=()), 2)
+    actions = decide(fold(retry), THRESHOLD)
+    assert [type(a) for a in actions] == [Emit, Dispatch, Emit]
+    req, started = actions[0], actions[2]
+    assert isinstance(started.event, TaskStarted)
+    j = req.event
+    assert (j.job_id, j.step_index, j.job_type, j.items) == (f"{T}-2", 2, "folder_check", [])
+    # Its first request, like any task's, needs the task to be exactly what the state holds.
+    assert req.expect == Expect(f"darkroom.*.{P}.{T}.>", 1)
+
+
+def test_a_retry_runs_its_start_step_and_those_after_it_once_then_completes():
+    log = Log()
+    log.store(retry_of(requested("change_commit"), 1))
+    run_to_end(log)
+    requests = [e for _, s, e in log.entries if isinstance(e, JobRequested) and not subjects.is_dispatch(s)]
+    assert [(r.step_index, r.job_type) for r in requests] == [
+        (1, "manifest_check"),
+        (2, "folder_check"),
+        (3, "manifest_cleaning"),
+    ]
+    assert [r.items for r in requests] == [[], [], []]  # a later step works on the whole project
+    assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.completed"]
+
+
+def test_a_retry_of_a_first_step_gets_the_tasks_items():
+    log = Log()
+    log.store(retry_of(requested(), 0))
+    run_to_end(log)
+    assert [j.items for j in log.dispatched()] == [["DSC01", "DSC02"], [], []]
+
+
+def test_a_retry_that_fails_again_fails_at_the_step_it_reached():
+    log = Log()
+    log.store(retry_of(requested("change_commit"), 1))
+    run_to_end(log, fail_at=2)
+    failed = [e for _, _, e in log.entries if isinstance(e, TaskFailed)]
+    assert [(f.step_index, f.error) for f in failed] == [(2, "cannot read DSC02.JPG")]
+
+
+@pytest.mark.parametrize("start_step", [-1, 3, 9])
+def test_a_start_step_the_task_does_not_have_fails_it_without_a_job(start_step):
+    actions = decide(fold(retry_of(requested(), start_step)), THRESHOLD)
+    assert len(actions) == 1
+    failed = actions[0].event
+    assert isinstance(failed, TaskFailed)
+    assert failed.step_index == start_step and "not one of its 3 steps" in failed.error
 
 
 def test_cancel_before_start_cancels_without_starting():

@@ -179,7 +179,7 @@ async def test_a_batch_writes_rows_outbox_and_checkpoint(db, projector):
     assert applied == [11]
     assert projector.counts.events == 11 and projector.counts.poisoned == 0
 
-    outbox = await model.outbox_after((0, 0), folder=None, show_maintenance=True)
+    outbox = await model.outbox_after((0, 0), project_id=None, show_maintenance=True)
     assert [(r.id, r.event) for r in outbox] == [
         ("1", "task_update"),
         ("2", "task_update"),
@@ -401,18 +401,18 @@ async def test_outbox_resume_filters_and_ids(db, projector):
     await projector.apply_batch(batch)
     model = ReadModel(db)
 
-    everything = await model.outbox_after((0, 0), folder=None, show_maintenance=True)
+    everything = await model.outbox_after((0, 0), project_id=None, show_maintenance=True)
     assert [r.id for r in everything] == ["1", "2", "3", "4", "5", "6", "7", "7.1"]
     assert [parse_event_id(r.id) for r in everything] == [(r.seq, r.k) for r in everything]
 
-    user_shoot = await model.outbox_after((0, 0), folder="Shoot", show_maintenance=False)
+    user_shoot = await model.outbox_after((0, 0), project_id="P01", show_maintenance=False)
     assert [r.id for r in user_shoot] == ["1", "4", "5", "6", "7", "7.1"]
 
     # Last-Event-ID resume: strictly after the given id, in order, once.
-    assert [r.id for r in await model.outbox_after((7, 0), folder=None, show_maintenance=True)] == ["7.1"]
-    assert [r.id for r in await model.outbox_after((6, 0), folder=None, show_maintenance=True)] == ["7", "7.1"]
-    assert await model.outbox_after((7, 1), folder=None, show_maintenance=True) == []
-    assert [r.id for r in await model.outbox_after((0, 0), folder=None, show_maintenance=True, limit=3)] == [
+    assert [r.id for r in await model.outbox_after((7, 0), project_id=None, show_maintenance=True)] == ["7.1"]
+    assert [r.id for r in await model.outbox_after((6, 0), project_id=None, show_maintenance=True)] == ["7", "7.1"]
+    assert await model.outbox_after((7, 1), project_id=None, show_maintenance=True) == []
+    assert [r.id for r in await model.outbox_after((0, 0), project_id=None, show_maintenance=True, limit=3)] == [
         "1",
         "2",
         "3",
@@ -457,14 +457,14 @@ async def test_the_outbox_tail_answers_as_the_file_does(db, projector, monkeypat
     cursors = [(seq, k) for seq in range(0, last + 1, 3) for k in (0, 1, AFTER_EVERYTHING)]
     served = asked = 0
     for cursor in cursors:
-        for folder, show_maintenance, limit in ((None, True, 500), ("Shoot", False, 500), ("Other", True, 4)):
+        for project, show_maintenance, limit in ((None, True, 500), ("P01", False, 500), ("P02", True, 4)):
             expected = await from_file.outbox_after(
-                cursor, folder=folder, show_maintenance=show_maintenance, limit=limit
+                cursor, project_id=project, show_maintenance=show_maintenance, limit=limit
             )
             assert (
-                await live.outbox_after(cursor, folder=folder, show_maintenance=show_maintenance, limit=limit)
+                await live.outbox_after(cursor, project_id=project, show_maintenance=show_maintenance, limit=limit)
                 == expected
-            ), (cursor, folder, show_maintenance)
+            ), (cursor, project, show_maintenance)
             served, asked = served + live.tail.covers(cursor), asked + 1
     assert 0 < served < asked  # the tail answered some, the file the rest
 
@@ -486,10 +486,9 @@ async def test_with_a_tail_only_the_projector_advances_the_checkpoint(db, projec
         assert live.checkpoint == 0
         live.applied(*committed[0])
         assert live.checkpoint == 2
-        assert [r.id for r in await live.outbox_after((0, AFTER_EVERYTHING), folder=None, show_maintenance=True)] == [
-            "1",
-            "2",
-        ]
+        assert [
+            r.id for r in await live.outbox_after((0, AFTER_EVERYTHING), project_id=None, show_maintenance=True)
+        ] == ["1", "2"]
     finally:
         polled._poller.cancel()
 
@@ -501,7 +500,7 @@ async def test_old_outbox_rows_are_pruned_and_the_horizon_recorded(db, monkeypat
     for stored in log:
         await projector.apply_batch([stored])
     assert await store.get_meta(db, PRUNED_THROUGH) == 8
-    remaining = await ReadModel(db).outbox_after((0, 0), folder=None, show_maintenance=True)
+    remaining = await ReadModel(db).outbox_after((0, 0), project_id=None, show_maintenance=True)
     assert [r.id for r in remaining] == ["9", "9.1", "10", "11"]
     assert await ReadModel(db).pruned_through() == 8
     # The rows themselves are never pruned.

@@ -165,3 +165,18 @@ def test_cancel_requests_filter_matches_every_cancel_request_only():
 def test_stream_names():
     assert subjects.STREAM == "DARKROOM"
     assert subjects.ALL == "darkroom.>"
+
+
+def test_lane_and_dead_letter_subjects():
+    from darkroom.kernel.events import DeadLetterApplied, DeadLetterRecorded, LanePaused, LaneResumed
+
+    paused, resumed = LanePaused(lane="normal", source="user"), LaneResumed(lane="normal", source="user")
+    assert subjects.subject_for(paused) == "darkroom.lane.normal.paused"
+    assert subjects.subject_for(resumed) == "darkroom.lane.normal.resumed"
+    assert matches(subjects.lane_events("normal"), subjects.subject_for(resumed))
+    assert not matches(subjects.lane_events("priority"), subjects.subject_for(resumed))
+    recorded = DeadLetterRecorded(seq=42, subject="darkroom.x", reason="unknown event type 'x'")
+    assert subjects.subject_for(recorded) == "darkroom.dead_letter.42.recorded"
+    assert matches(subjects.DEAD_LETTERS_RECORDED, subjects.subject_for(recorded))
+    assert matches(subjects.dead_letter_events(42), subjects.subject_for(DeadLetterApplied(seq=42)))
+    assert not matches(subjects.dead_letter_events(4), subjects.subject_for(DeadLetterApplied(seq=42)))

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from darkroom.worker import policy
-from darkroom.worker.policy import NORMAL_FIRST, PRIORITY_ONLY, backoff, slot_lanes
+from darkroom.worker.policy import NORMAL_FIRST, PRIORITY_ONLY, backoff, serving, slot_lanes
 
 
 class Fixed:
@@ -85,3 +85,15 @@ def test_backoff_without_a_generator_uses_module_randomness():
 
 def test_backoff_is_capped_for_any_attempt_count():
     assert backoff(2000, 1.0, 60.0, Fixed(1.0)) == 60.0
+
+
+def test_a_slot_serves_no_paused_lane():
+    assert serving(PRIORITY_ONLY, 0, paused={"priority"}) == ()
+    assert serving(PRIORITY_ONLY, 0, paused={"normal"}) == PRIORITY_ONLY
+    # Normal paused: a normal-first slot helps with priority work only when it would anyway.
+    assert serving(NORMAL_FIRST, 1, paused={"normal"}) == ()
+    assert serving(NORMAL_FIRST, 0, paused={"normal"}) == ("priority",)
+    assert serving(NORMAL_FIRST, 0, paused={"priority"}) == ("normal",)
+    assert serving(NORMAL_FIRST, 1, paused={"priority"}) == ("normal",)
+    assert serving(NORMAL_FIRST, 0, paused={"normal", "priority"}) == ()
+    assert serving(NORMAL_FIRST, 0) == NORMAL_FIRST

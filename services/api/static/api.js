@@ -11,6 +11,10 @@ export class ApiError extends Error {
 
 export const projectPath = (folder, rest = '') => `/api/projects/${encodeURIComponent(folder)}${rest}`;
 
+let written = 0;  // the newest X-Darkroom-Seq this page was given
+/** `?min_seq=` for a GET that must see what this page wrote (the read model may not have it yet). */
+export const ownWrites = () => `min_seq=${written}`;
+
 export async function api(method, path, body) {
   for (let attempt = 0; ; attempt += 1) {
     const init = { method, credentials: 'same-origin', headers: {} };
@@ -28,6 +32,7 @@ export async function api(method, path, body) {
       await signIn();
       continue;
     }
+    written = Math.max(written, Number(response.headers.get('X-Darkroom-Seq') ?? 0));
     const data = (response.headers.get('Content-Type') ?? '').includes('application/json')
       ? await response.json() : null;
     if (!response.ok) throw new ApiError(response.status, data?.error ?? `${response.status} ${response.statusText}`, data);

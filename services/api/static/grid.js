@@ -21,10 +21,12 @@ export class Grid {
   /**
    * onToggle(filename, kind): a variant's box was clicked; onOpen(filename): look at it large;
    * onKey(filename, event) → true when the key was a culling key it handled; onChange(): counts changed;
-   * onPhoto(filename, before): one photo changed or left (the loupe follows).
+   * onPhoto(filename, before): one photo changed or left (the loupe follows); onSelect(): the selection
+   * (what Regenerate and Move act on) changed.
    */
-  constructor(list, { folder, onToggle, onOpen, onKey, onChange, onPhoto }) {
-    Object.assign(this, { list, folder, onToggle, onOpen, onKey, onChange, onPhoto });
+  constructor(list, { folder, onToggle, onOpen, onKey, onChange, onPhoto, onSelect = () => {} }) {
+    Object.assign(this, { list, folder, onToggle, onOpen, onKey, onChange, onPhoto, onSelect });
+    this.selected = new Set();  // filenames
     this.photos = new Map();  // filename → photo
     this.cards = new Map();   // filename → <li>, in the list in `order`
     this.order = [];          // filenames, sorted by view.sort (filtered ones stay, hidden)
@@ -55,6 +57,7 @@ export class Grid {
     this.photos = new Map(photos.map((photo) => [photo.filename, photo]));
     for (const photo of photos) this.seen.add(photo.filename);
     this.cards = new Map();
+    for (const filename of [...this.selected]) if (!this.photos.has(filename)) this.selected.delete(filename);
     const active = this.active;
     this.active = null;  // its card is new: it takes the tab order again below
     for (const photo of photos) this.render(photo, null);
@@ -97,8 +100,24 @@ export class Grid {
     this.photos.delete(filename);
     this.order.splice(this.order.indexOf(filename), 1);
     if (this.active === filename) this.activate(next, card.contains(document.activeElement));
+    if (this.selected.delete(filename)) this.onSelect();
     this.changed();
     this.onPhoto(filename, null);
+  }
+
+  /** Select the photo, or unselect it (`on`: which; default the other way round). */
+  select(filename, on = !this.selected.has(filename)) {
+    const card = this.cards.get(filename);
+    if (!card) return;
+    if (on) this.selected.add(filename);
+    else this.selected.delete(filename);
+    card.classList.toggle('selected', on);
+    card.querySelector('.select input').checked = on;
+    this.onSelect();
+  }
+
+  clearSelection() {
+    for (const filename of [...this.selected]) this.select(filename, false);
   }
 
   setView(view) {
@@ -153,9 +172,16 @@ export class Grid {
         h('div', { class: 'caption' },
           h('span', { class: 'name', title: photo.filename }, photo.filename),
           h('span', { class: 'camera' })),
-        h('div', { class: 'variants' }));
+        h('div', { class: 'variants' }),
+        h('label', { class: 'select', title: 'Select (S)' }, h('input', {
+          type: 'checkbox', tabindex: '-1', 'aria-label': `Select ${photo.filename}`,
+          onchange: (event) => this.select(photo.filename, event.target.checked),
+        })));
       this.cards.set(photo.filename, card);
     }
+    const selected = this.selected.has(photo.filename);
+    card.classList.toggle('selected', selected);
+    card.querySelector('.select input').checked = selected;
     this.renderThumb(card, photo, before);
     this.renderVariants(card, photo);
     card.querySelector('.camera').textContent = photo.model ?? '';

@@ -190,7 +190,9 @@ export class Processes {
       done += job?.progress_done ?? 0;
       total += job?.progress_total ?? 0;
     }
-    const statuses = jobs.map((job, k) => job?.status ?? (FINISHED.includes(tasks[k].status) ? 'skipped' : 'queued'));
+    // A step a task never runs (it ended first, or it is a retry that starts later) is not run.
+    const statuses = jobs.map((job, k) => job?.status
+      ?? (FINISHED.includes(tasks[k].status) || index < (tasks[k].start_step ?? 0) ? 'skipped' : 'queued'));
     const partly = statuses.includes('completed') && statuses.includes('queued');  // a selection half-way
     const status = partly ? 'running' : ['failed', 'retrying', 'running', 'queued', 'canceled', 'skipped']
       .find((s) => statuses.includes(s)) ?? 'completed';

@@ -1,6 +1,7 @@
 // The project page: the grid with its filters, the loupe, uploads, the pending bar with Commit and
 // Revert, the Processes and Trash drawers, all kept current by one live connection.
 import { ApiError, allPhotos, get, post, projectPath, put } from './api.js';
+import { askDelete, askMove, askRegenerate, askRename, ended, moveInto, regenerate, remove, rename } from './lifecycle.js';
 import { count, h, typing } from './dom.js';
 import { Culler } from './cull.js';
 import { ALL, Grid } from './grid.js';
@@ -13,7 +14,9 @@ import { Trash } from './trash.js';
 import { ACCEPT, Uploader, dropZone } from './upload.js';
 import { setDefinitions } from './words.js';
 
-const folder = decodeURIComponent(location.pathname.replace(/^\/projects\//, '').replace(/\/$/, ''));
+// The project's folder: it changes when the project is renamed, and the page follows it (`follow`).
+let folder = decodeURIComponent(location.pathname.replace(/^\/projects\//, '').replace(/\/$/, ''));
+let project = null;  // as GET /api/projects/{folder} last said
 const $ = (selector) => document.querySelector(selector);
 const REVERT_ASKS_OVER = 3;  // photos: reverting more asks first
 
@@ -47,6 +50,7 @@ const grid = new Grid($('#photos'), {
   onOpen: (filename) => loupe.open(filename),
   onKey: (filename, event) => gridKey(filename, event),
   onPhoto: (filename, before) => loupe.update(filename, before),
+  onSelect: () => showSelection(),
 });
 const culler = new Culler({ folder, grid });
 const loupe = new Loupe($('#loupe'), {
@@ -71,6 +75,8 @@ function gridKey(filename, event) {
     culler.set(filename, toggled(photo, 'other')).catch(() => {});
   } else if (event.key === ' ') {
     loupe.open(filename);
+  } else if (event.key === 's' && !event.ctrlKey) {
+    grid.select(filename);
   } else {
     return false;
   }
@@ -145,6 +151,8 @@ function dispatch(event, data) {
   else if (event === 'item') grid.upsert(data.photo);
   else if (event === 'item_removed') grid.remove(data.filename);
   else if (event === 'pending_changes') showPending(data.pending);
+  else if (event === 'project_renamed' || event === 'project_restored') follow(data);
+  else if (event === 'project_deleted') gone();
   else if (event === 'task_update') {
     // First: a task of an upload whose answer was lost is recognised as it starts.
     uploader.owner(data, data.status === 'queued' || data.status === 'running');
@@ -159,8 +167,9 @@ async function refetch() {
   const during = [];
   buffered = during;
   try {
-    const [{ project, counts: c }, photos] = await Promise.all([get(projectPath(folder)), allPhotos(folder),
+    const [{ project: fetched, counts: c }, photos] = await Promise.all([get(projectPath(folder)), allPhotos(folder),
       processes.load()]);
+    project = fetched;
     document.title = `${project.name} · Darkroom`;
     $('#project-name').textContent = project.name;
     grid.setAll(photos);
@@ -238,6 +247,118 @@ async function revert() {
   }
 }
 
+// ---- the project: regenerate, rename, delete; selected photos: regenerate, move ----
+
+function showSelection() {
+  const n = grid.selected.size;
+  $('#selection-bar').hidden = n === 0;
+  $('#selected-count').textContent = `${n} selected`;
+}
+
+async function regenerateSome(items) {
+  const what = await askRegenerate(items.length || grid.size, !items.length);
+  if (!what) return;
+  try {
+    await regenerate(folder, items, what);
+    toast(`Regenerating ${items.length ? count(items.length, 'photo') : 'every photo'}`, { detail: 'Processes shows how far it is.' });
+    if (items.length) grid.clearSelection();
+  } catch (error) {
+    toast('Regenerate failed', { kind: 'error', detail: error.message });
+  }
+}
+
+async function moveSelected() {
+  const items = [...grid.selected];
+  let target;
+  try {
+    const { projects } = await get('/api/projects');
+    target = await askMove(projects.filter((p) => p.project_id !== project.project_id), items.length);
+  } catch (error) {
+    toast('Could not list the projects', { kind: 'error', detail: error.message });
+    return;
+  }
+  if (!target) return;
+  try {
+    const { task } = await moveInto(target, items);
+    grid.clearSelection();
+    toast(`Moving ${count(items.length, 'photo')} to “${target}”…`);
+    const done = await ended(task.id);
+    if (done.status === 'completed') toast(`Moved ${count(items.length, 'photo')} to “${target}”`, { kind: 'success' });
+    else toast(`${done.label} ${done.status}`, { kind: 'error', detail: done.error });
+  } catch (error) {
+    toast('Move failed', { kind: 'error', detail: error.message });
+  }
+}
+
+async function renameProject() {
+  const name = await askRename(project);
+  if (!name || name === project.name) return;
+  try {
+    await rename(folder, name);  // the page follows the folder when it has moved (`project_renamed`)
+  } catch (error) {
+    toast('Rename failed', { kind: 'error', detail: error.message });
+  }
+}
+
+async function deleteProject(ttl) {
+  if (!await askDelete({ ...project, photo_count: grid.size }, ttl)) return;
+  try {
+    await remove(folder);  // the page leaves once the project is in the trash (`project_deleted`)
+    toast(`Deleting “${project.name}”…`);
+  } catch (error) {
+    toast('Delete failed', { kind: 'error', detail: error.message });
+  }
+}
+
+/** The project moved to another folder (renamed, or restored into a numbered one): everything here follows,
+ * and the thumbnails come from there (the old folder's URLs answer 404 now). */
+function follow({ folder: moved, name }) {
+  project = { ...project, folder: moved, name };
+  document.title = `${name} · Darkroom`;
+  $('#project-name').textContent = name;
+  if (moved === folder) return;
+  folder = moved;
+  for (const part of [grid, culler, loupe, processes, trash, uploader, live]) part.folder = moved;
+  history.replaceState(null, '', `/projects/${encodeURIComponent(moved)}${location.search}`);
+  grid.setAll([...grid.photos.values()]);
+}
+
+/** The project went to the trash: the projects page, which lists it with Restore. */
+function gone() {
+  live.close();  // nothing more of it: its routes answer 404 from now on
+  sessionStorage.setItem('darkroom.deleted', JSON.stringify({ project_id: project.project_id, name: project.name }));
+  location.assign('/');
+}
+
+function projectMenu(ttl) {
+  const button = $('#project-button');
+  const menu = $('#project-menu');
+  const show = (open) => {
+    menu.hidden = !open;
+    button.setAttribute('aria-expanded', String(open));
+    if (open) menu.querySelector('button').focus();
+  };
+  button.addEventListener('click', () => show(menu.hidden));
+  document.addEventListener('click', (event) => { if (!event.target.closest('.menu-wrap')) show(false); });
+  menu.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      show(false);
+      button.focus();
+    }
+  });
+  menu.addEventListener('click', (event) => {
+    const action = event.target.closest('button')?.dataset.action;
+    if (!action) return;
+    show(false);
+    if (action === 'regenerate') regenerateSome([]);
+    else if (action === 'rename') renameProject();
+    else if (action === 'delete') deleteProject(ttl);
+  });
+  $('#regenerate-selected').addEventListener('click', () => regenerateSome([...grid.selected]));
+  $('#move-selected').addEventListener('click', moveSelected);
+  $('#clear-selection').addEventListener('click', () => grid.clearSelection());
+}
+
 // ---- start ----
 
 let processes;
@@ -297,6 +418,7 @@ async function main() {
     if ($('#revert-dialog').returnValue === 'revert') revert();
   });
   $('#help-button').addEventListener('click', help);
+  projectMenu(config.trash_ttl_s);
   document.addEventListener('keydown', (event) => {
     if (event.key === '?' && !typing(event) && !document.querySelector('dialog[open]')) {
       event.preventDefault();

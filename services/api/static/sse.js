@@ -3,7 +3,9 @@
 // nothing is missed. `reset` means the server cannot resume: the page refetches.
 import { get } from './api.js';
 
-const EVENTS = ['task_update', 'job_update', 'item', 'item_removed', 'pending_changes'];
+const EVENTS = ['task_update', 'job_update', 'item', 'item_removed', 'pending_changes', 'project_renamed',
+  'project_deleted', 'project_restored',
+  'lane_update', 'dead_letter', 'dead_letter_removed'];  // the last three: without ?project= only
 
 export class Live {
   constructor({ folder = null, showMaintenance = false, onMessage, onReset, onStatus }) {

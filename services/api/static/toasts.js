@@ -116,6 +116,11 @@ class Toast {
 }
 
 const toasted = new Set();
+// What a finished task of the project lifecycle (CONTRACT §7.4) says.
+const DONE = {
+  regenerate: 'Regeneration completed', project_rename: 'Project renamed', project_delete: 'Project deleted',
+  project_restore: 'Project restored', photo_move: 'Photos moved',
+};
 
 /** The toast a finished user task earns (CONTRACT §5), once per task; repeats are counted in one. */
 export function taskToast(task) {
@@ -127,6 +132,7 @@ export function taskToast(task) {
   else if (task.status === 'completed' && task.type === 'upload_postprocess' && !ownLabel(task)) {
     toast('Upload processing completed', { kind: 'success', unit: 'task' });
   } else if (task.status === 'completed' && task.type === 'change_commit') toast('Files removed', { kind: 'success', unit: 'task' });
+  else if (task.status === 'completed' && task.type in DONE) toast(DONE[task.type], { kind: 'success', unit: 'task' });
   else shown = false;
   if (shown) toasted.add(task.id);
 }

@@ -5,6 +5,7 @@
 // when the server has processed the whole selection.
 import { ApiError, post, projectPath, sendFiles } from './api.js';
 import { count } from './dom.js';
+import { ended, moveInto } from './lifecycle.js';
 import { toast } from './toasts.js';
 import { Canceled, Panel } from './uploadpanel.js';
 import { ownLabel, stepWords } from './words.js';
@@ -16,7 +17,15 @@ const WAITS_MS = [1000, 2000, 4000, 8000, 15000];  // between tries while the se
 const SERVER_RETRIES = 3;                           // a 5xx answer is tried again this often
 const REMEMBERED = 30;                              // selections whose tasks the Processes panel groups
 // CONTRACT §2: what a project takes (JPG, RAW, OTHER), and .xmp sidecars.
-const ACCEPTED = /\.(jpe?g|raw|cr2|cr3|nef|arw|dng|raf|orf|rw2|png|tiff?|heic|heif|webp|xmp)$/i;
+const PHOTO_FILES = 'jpe?g|raw|cr2|cr3|nef|arw|dng|raf|orf|rw2|png|tiff?|heic|heif|webp';
+const PHOTO = new RegExp(`\\.(${PHOTO_FILES})$`, 'i');
+const ACCEPTED = new RegExp(`\\.(${PHOTO_FILES}|xmp)$`, 'i');
+/** The photo a file belongs to: its basename, or for a sidecar (`DSC01.ARW.xmp`, `DSC01.xmp`) its photo's. */
+export function photoOf(name) {
+  const stem = (n) => (n.lastIndexOf('.') > 0 ? n.slice(0, n.lastIndexOf('.')) : n);
+  const owner = /\.xmp$/i.test(name) ? stem(name) : name;
+  return PHOTO.test(owner) ? stem(owner) : owner;
+}
 export const ACCEPT = '.jpg,.jpeg,.raw,.cr2,.cr3,.nef,.arw,.dng,.raf,.orf,.rw2,.png,.tif,.tiff,.heic,.heif,.webp,.xmp';
 
 /** Files to send, in requests of at most BATCH_FILES files and BATCH_BYTES bytes (a bigger file goes
@@ -191,13 +200,17 @@ class Selection {
         else plan.push({ file, overwrite: false });  // new, or `exists` where we cannot hash: the server decides
       }
       if (different.length || elsewhere.length) {
-        const replace = await this.panel.ask({ send: plan.length, different, elsewhere });
+        const { replace, move } = await this.panel.ask({ send: plan.length, different, elsewhere });
         for (const file of different) {
           if (replace.has(file)) plan.push({ file, overwrite: true });
           else this.skipped.push({ name: file.name, reason: 'kept the file already here' });
         }
+        const here = move ? await this.moveHere(elsewhere.map(({ file }) => file)) : new Map();
         for (const { file, project } of elsewhere) {
-          this.skipped.push({ name: file.name, reason: `lives in project “${project}”` });
+          const verdict = here.get(file)?.status;
+          if (verdict === 'identical') this.landed += 1;  // it came along with its photo
+          else if (verdict && verdict !== 'elsewhere') plan.push({ file, overwrite: false });
+          else this.skipped.push({ name: file.name, reason: `lives in project “${project}”` });
         }
       }
       this.sending = true;
@@ -211,6 +224,19 @@ class Selection {
       if (error instanceof Canceled || error.canceled) this.panel.canceled();
       else this.panel.failed(error.message);
     }
+  }
+
+  /** Bring the photos of these files here from the projects they live in (a photo_move task), then each
+   * file's verdict again: the ones that came along are `identical` now. */
+  async moveHere(files) {
+    const photos = [...new Set(files.map((file) => photoOf(file.name)))];
+    this.panel.moving(photos.length);
+    const { task } = await moveInto(this.uploader.folder, photos);
+    this.addTask(task.id);
+    const done = await ended(task.id);
+    if (done.status !== 'completed') this.refused.push({ name: `${count(photos.length, 'photo')}`, error: done.error ?? `move ${done.status}` });
+    this.panel.checking();
+    return this.check(files);
   }
 
   /** Each file's verdict (POST …/upload/check); those with a same-sized namesake are hashed and asked again. */

@@ -35,13 +35,19 @@ export class Panel {
     this.set('checking', `Checking ${count(this.selection.files.length, 'file')}…`);
   }
 
-  /** The conflict step: resolves to the set of files to replace. */
+  /** The conflict step: resolves to {replace: the files to replace, move: whether to bring the photos
+   * that live in other projects here}. */
   ask({ send, different, elsewhere }) {
     this.set('asking', 'Before uploading');
     return new Promise((resolve, reject) => {
       const replace = new Set();
       const go = h('button', { type: 'button', class: 'primary' });
-      const label = () => { go.textContent = `Send ${count(send + replace.size, 'file')}`; go.disabled = !(send + replace.size); };
+      const move = h('input', { type: 'checkbox', name: 'move', onchange: () => label() });
+      const label = () => {
+        const n = send + replace.size + (move.checked ? elsewhere.length : 0);
+        go.textContent = move.checked ? `Move here and send ${count(n, 'file')}` : `Send ${count(n, 'file')}`;
+        go.disabled = !n;
+      };
       const boxes = different.map((file) => h('input', {
         type: 'checkbox', 'aria-label': `Replace ${file.name}`,
         onchange: (event) => { if (event.target.checked) replace.add(file); else replace.delete(file); label(); },
@@ -65,11 +71,13 @@ export class Panel {
           h('h3', {}, `${count(elsewhere.length, 'file')} already in ${projects.length === 1 ? `project “${projects[0]}”` : 'other projects'}`),
           h('ul', { class: 'conflict-files' }, elsewhere.map(({ file, project }) => h('li', {}, file.name,
             projects.length > 1 ? h('span', { class: 'muted' }, ` in “${project}”`) : null))),
-          h('p', { class: 'muted' }, 'A photo lives in one project. Moving it here is not possible yet, so these are skipped.')));
+          h('label', { class: 'check' }, move, ' Move these photos here, with all their files'),
+          h('p', { class: 'muted' }, 'A photo lives in one project: moved here, it leaves the other one (its '
+            + 'JPG, RAW, sidecars and keep decisions come along). Otherwise these files are skipped.')));
       }
       go.addEventListener('click', () => {
         this.body.replaceChildren();
-        resolve(replace);
+        resolve({ replace, move: move.checked });
       });
       this.cancelButton.onclick = () => {
         this.selection.cancel();
@@ -79,6 +87,10 @@ export class Panel {
       this.body.replaceChildren(...sections, h('div', { class: 'actions' }, go));
       go.focus();
     });
+  }
+
+  moving(n) {
+    this.set('checking', `Moving ${count(n, 'photo')} here…`);
   }
 
   skippedWords() {

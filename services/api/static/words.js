@@ -1,7 +1,10 @@
 // Plain words for tasks and their steps, as a photographer would say them (the Processes panel, the
 // upload panel): "Thumbnails 18/20", "Checking the folder". Unknown types fall back to their label.
 
-const TITLES = { upload_postprocess: 'Upload', change_commit: 'Commit', maintenance: 'Maintenance' };
+const TITLES = {
+  upload_postprocess: 'Upload', change_commit: 'Commit', maintenance: 'Maintenance', regenerate: 'Regenerate',
+  project_rename: 'Rename', project_delete: 'Delete', project_restore: 'Restore', photo_move: 'Move photos',
+};
 
 const STEPS = {
   upload_postprocess: 'Thumbnails',
@@ -11,6 +14,13 @@ const STEPS = {
   manifest_cleaning: 'Tidying the records',
   trash_maintenance: 'Emptying old trash',
   derivatives_check: 'Checking thumbnails and previews',
+  regenerate: 'Making again',
+  project_rename: 'Renaming the folder',
+  project_delete: 'Moving the project to the trash',
+  project_restore: 'Bringing the project back',
+  photo_move: 'Moving photos',
+  deleted_projects_purge: 'Emptying old deleted projects',
+  folder_discovery: 'Looking for new folders',
 };
 
 const STATUS = { queued: 'waiting', canceled: 'canceled' };

@@ -94,7 +94,9 @@ async def manifest_cleaning(ctx: JobContext) -> None:
     async with ctx.project_lease():
         folder = ctx.project_dir
         listing = scan(folder)
-        gone = [p for p in await read.all_photos(ctx.job.project_id) if not listing.get(p.filename)]
+        gone = [
+            p for p in await read.all_photos(ctx.job.project_id) if not listing.get(p.filename) and not p.moving_to
+        ]  # a moving photo is the move's to finish
         for photo in gone:
             for path in derivative_paths(folder, photo.filename):
                 path.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from ...kernel.vocabulary import DerivativeStatus
 from ..context import JobCanceledError, JobContext, PermanentError
 from ..derivations import Derivations
 from ..healing import Stamp, failure_kind, remake_reason
+from ..imaging import Metadata
 from ..rawpreview import NoPreview
 
 log = logging.getLogger("darkroom.worker")
@@ -55,10 +56,12 @@ async def remake(
     *,
     force: bool = False,
     progress: Callable[[int, int], Awaitable[None]] | None = None,
+    metadata: bool = True,
 ) -> None:
     """Metadata and derivatives of these photos of the job's project, in the image processes; each
     photo whose derivatives are right is skipped unless `force`. `progress` (default: the job's)
-    hears of each photo done. What every job that makes derivatives runs."""
+    hears of each photo done; `metadata=False`: the derivatives alone are reported. What every job
+    that makes derivatives runs."""
     folder = ctx.project_dir
     listing = Listing(folder)
     items = list(dict.fromkeys(basenames))
@@ -69,7 +72,7 @@ async def remake(
 
     async def one(basename: str) -> None:
         nonlocal done
-        await derive(ctx, folder, basename, listing, slots, force)
+        await derive(ctx, folder, basename, listing, slots, force, metadata)
         done += 1
         await report(done, len(items))
 
@@ -78,7 +81,13 @@ async def remake(
 
 
 async def derive(
-    ctx: JobContext, folder: Path, basename: str, listing: Listing, slots: asyncio.Semaphore, force: bool = False
+    ctx: JobContext,
+    folder: Path,
+    basename: str,
+    listing: Listing,
+    slots: asyncio.Semaphore,
+    force: bool = False,
+    metadata: bool = True,
 ) -> None:
     """One photo: skipped while its derivatives are right (unless `force`), else made (`_make`)."""
     photo = await ctx.resources.read.photo(ctx.job.project_id, basename)
@@ -96,7 +105,7 @@ async def derive(
         and remake_reason(photo, source_name, stamp, made_ns, busy=False) is None
     ):
         return
-    await _make(ctx, derivations, folder, basename, source_name, stamp, slots)
+    await _make(ctx, derivations, folder, basename, source_name, stamp, slots, metadata)
 
 
 async def _make(
@@ -107,11 +116,12 @@ async def _make(
     source_name: str,
     stamp: Stamp | None,
     slots: asyncio.Semaphore,
+    metadata: bool,
 ) -> None:
-    """Make a photo's derivatives and say what became of them: `generated` with its metadata,
-    `not_supported` for a RAW alone with no embedded preview, `failed` with the kind of failure when
-    they cannot be made, `missing` when their source went meanwhile; what they were made from is
-    recorded whenever something was made from it."""
+    """Make a photo's derivatives and say what became of them: `generated` (with its metadata, unless
+    not `metadata`), `not_supported` for a RAW alone with no embedded preview, `failed` with the kind of
+    failure when they cannot be made, `missing` when their source went meanwhile; what they were made
+    from is recorded whenever something was made from it."""
     source = folder / source_name
     made_from = {
         "made_from": source_name,
@@ -137,7 +147,12 @@ async def _make(
         _remove(folder, basename)
         await ctx.publish([_derivatives(ctx, basename, "missing")])
         return
-    extracted = ctx.event(
+    extracted = [metadata_event(ctx, basename, meta)] if metadata else []
+    await ctx.publish([*extracted, _derivatives(ctx, basename, "generated", **made_from)])
+
+
+def metadata_event(ctx: JobContext, basename: str, meta: Metadata) -> PhotoMetadataExtracted:
+    return ctx.event(
         PhotoMetadataExtracted,
         filename=basename,
         taken_at=meta.taken_at,
@@ -147,7 +162,6 @@ async def _make(
         width=meta.width,
         height=meta.height,
     )
-    await ctx.publish([extracted, _derivatives(ctx, basename, "generated", **made_from)])
 
 
 def _derivatives(ctx: JobContext, basename: str, status: DerivativeStatus, **fields: Any) -> PhotoDerivativesUpdated:

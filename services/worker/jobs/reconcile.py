@@ -8,14 +8,13 @@ from ...kernel.events import (
     PhotoDerivativesUpdated,
     PhotoFileAdded,
     ProjectManifestWritten,
-    TaskRequested,
 )
 from ...kernel.folders import derivative_paths, scan, sha256_of
-from ...kernel.ids import new_id
 from ...kernel.manifest import Manifest, read_manifest, write_manifest
 from ...kernel.photos import kind_of
 from ..context import JobContext, PermanentError
 from ..plans import availability
+from .move import unfinished
 
 
 async def manifest_check(ctx: JobContext) -> None:
@@ -36,7 +35,9 @@ async def manifest_check(ctx: JobContext) -> None:
             # An upload may have saved a file and announced it since this job started: not a change.
             await ctx.catch_up()
             photos = await read.all_photos(project.id)
-        events: list[Event] = []
+        # A photo whose move stopped half-way has files in two folders: the move goes on, from there.
+        events: list[Event] = [*await unfinished(ctx, [p for p in photos if p.moving_to])]
+        photos = [p for p in photos if not p.moving_to]
         sourced = []  # photos without derivatives whose source came by hand
         for done, photo in enumerate(photos, start=1):
             change = availability(photo, listing.get(photo.filename, []))
@@ -68,7 +69,7 @@ async def manifest_check(ctx: JobContext) -> None:
                 await ctx.progress(done, len(photos))
         if sourced:
             # As folder_check does for a new photo: the disk is the truth, thumbnails included.
-            events.append(_derivatives_task(ctx, sourced))
+            events.append(ctx.task("upload_postprocess", sourced))
         await ctx.publish(events)
         await ctx.progress(len(photos), len(photos))
 
@@ -98,7 +99,7 @@ async def folder_check(ctx: JobContext) -> None:
                     )
                 )
         if found:
-            events.append(_derivatives_task(ctx, found))
+            events.append(ctx.task("upload_postprocess", found))
         await ctx.publish(events)
         await ctx.progress(len(found), len(found))
 
@@ -120,17 +121,3 @@ async def _repair_manifest(ctx: JobContext, wanted: Manifest) -> None:
     if read_manifest(ctx.project_dir) != wanted:
         write_manifest(ctx.project_dir, wanted)
         await ctx.publish([ctx.event(ProjectManifestWritten, version=wanted.version, reason="repaired")])
-
-
-def _derivatives_task(ctx: JobContext, basenames: list[str]) -> TaskRequested:
-    definition = ctx.resources.definitions["upload_postprocess"]
-    job = ctx.job
-    return definition.requested(
-        "upload_postprocess",
-        new_id(),
-        job.source,
-        project_id=job.project_id,
-        folder=job.folder,
-        items=basenames,
-        causation_id=job.id,
-    )
