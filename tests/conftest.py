@@ -16,6 +16,7 @@ import pytest
 
 from darkroom.kernel.bus import Bus
 from darkroom.kernel.config import Config, load_config
+from darkroom.kernel.events import Codec
 from darkroom.kernel.natsd import NatsServer
 from darkroom.runtime import Runtime, read_model_path
 from tests.jobtypes import DEFINITIONS, JOB_TYPES
@@ -83,8 +84,10 @@ class System:
         job_types: dict | None = None,
         orchestrator_name: str = "orchestrator",
         definitions: dict | None = None,
+        codec: Codec | None = None,
         **settings: Any,
     ) -> Runtime:
+        """Services with these roles; `codec`: every one, and this client's bus, read through it."""
         runtime = Runtime(
             config=make_config(self.data_dir, **settings),
             data_dir=self.data_dir,
@@ -93,13 +96,17 @@ class System:
             job_types=JOB_TYPES if job_types is None else job_types,
             roles=roles,
             orchestrator_name=orchestrator_name,
+            codec=codec or Codec(),
         )
         await runtime.start()
         self.runtimes.append(runtime)
         if "api" in roles:
             self.api = runtime
+        if codec is not None and self.bus is not None:
+            await self.bus.close()  # the fixture's replay --verify reads through `codec` too
+            self.bus = None
         if self.bus is None:
-            self.bus = await Bus.connect(self.server.url, "darkroom-test")
+            self.bus = await Bus.connect(self.server.url, "darkroom-test", codec)
         return runtime
 
     @property

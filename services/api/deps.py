@@ -13,9 +13,7 @@ from ..kernel.bus import Bus
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
 from ..kernel.health import Health
-from ..projector.queries import ReadModel
-
-CATCH_UP_S = 5.0  # a replica taking over after a NATS node died catches up within this
+from ..projector.queries import CATCH_UP_S, ReadModel
 
 
 @dataclass

@@ -14,9 +14,9 @@ from ..kernel.events import TaskParams
 from ..kernel.ids import new_id
 from ..kernel.photos import project_name_problem
 from ..kernel.vocabulary import TERMINAL
-from ..projector.queries import ReadModel
+from ..projector.queries import CATCH_UP_S, ReadModel
 from ..projector.views import DeletedProject, ProjectRow
-from .refused import CATCH_UP_S, Refused, caught_up
+from .refused import Refused, caught_up
 
 
 @dataclass

@@ -34,6 +34,9 @@ from .views import DeadLetter, JobView, LaneRow, PhotoView, ProjectRow, RefusedF
 
 POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
 NOTIFIED_POLL_S = 1.0
+# How long a decision made from the read model waits for it to reach the log's end: a replica taking
+# over after a NATS node died catches up within this.
+CATCH_UP_S = 5.0
 POLL_LOOP = "read model poll"
 # The states as written in the counts' index (a partial index is used only for its own condition).
 JOB_COUNTS = f"SELECT lane, type, status, COUNT(*) FROM jobs WHERE status IN ({COUNTED}) GROUP BY status, lane, type"

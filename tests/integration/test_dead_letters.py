@@ -5,12 +5,10 @@ read model set aside, so `replay --verify` holds before and after."""
 from __future__ import annotations
 
 from darkroom import audit
-from darkroom.kernel.bus import Bus
 from darkroom.kernel.events import ALL_EVENTS, Codec, ProjectCreated
 from darkroom.replay.rebuild import replay
 from darkroom.runtime import Runtime, read_model_path
-from tests.conftest import SSEClient, System, eventually, make_config, run_cli
-from tests.jobtypes import DEFINITIONS, JOB_TYPES
+from tests.conftest import SSEClient, System, eventually, run_cli
 
 
 class ProjectCreatedV2(ProjectCreated, tag="project.created", kw_only=True):
@@ -42,20 +40,7 @@ async def _upgrade(system: System) -> Runtime:
     for runtime in list(system.runtimes):
         await runtime.stop()
     system.runtimes.clear()
-    runtime = Runtime(
-        config=make_config(system.data_dir),
-        data_dir=system.data_dir,
-        nats_url=system.server.url,
-        definitions=DEFINITIONS,
-        job_types=JOB_TYPES,
-        codec=LATER,
-    )
-    await runtime.start()
-    system.runtimes.append(runtime)
-    system.api = runtime
-    await system.bus.close()
-    system.bus = await Bus.connect(system.server.url, "darkroom-test", LATER)  # the fixture's replay --verify too
-    return runtime
+    return await system.start(codec=LATER)
 
 
 async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_agrees_throughout(

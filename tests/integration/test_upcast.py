@@ -12,12 +12,10 @@ import asyncio
 import msgspec
 
 from darkroom import audit
-from darkroom.kernel.bus import Bus
 from darkroom.kernel.events import ALL_EVENTS, Codec, Event
 from darkroom.replay.rebuild import replay
-from darkroom.runtime import Runtime, read_model_path
-from tests.conftest import System, cli_env, darkroom_cli, eventually, make_config
-from tests.jobtypes import DEFINITIONS, JOB_TYPES
+from darkroom.runtime import read_model_path
+from tests.conftest import System, cli_env, darkroom_cli, eventually
 
 
 class NotedV1(Event, tag="test.noted", kw_only=True):
@@ -48,26 +46,9 @@ def _codec() -> Codec:
     return Codec([*ALL_EVENTS, Noted], {("test.noted", 1): noted_v1_to_v2})
 
 
-async def _start(system: System, codec: Codec) -> Runtime:
-    """Like system.start(), with every service reading through `codec`."""
-    runtime = Runtime(
-        config=make_config(system.data_dir),
-        data_dir=system.data_dir,
-        nats_url=system.server.url,
-        definitions=DEFINITIONS,
-        job_types=JOB_TYPES,
-        codec=codec,
-    )
-    await runtime.start()
-    system.runtimes.append(runtime)
-    system.api = runtime
-    system.bus = await Bus.connect(system.server.url, "darkroom-test", codec)  # the fixture's replay --verify too
-    return runtime
-
-
 async def test_every_reader_upcasts_a_v1_event_to_v2(system: System, tmp_path) -> None:
     upcasts.clear()
-    runtime = await _start(system, _codec())
+    runtime = await system.start(codec=_codec())
     task = await system.start_task("three")
     await system.wait_task(task["id"])
     subject = f"darkroom.test._.{task['id']}.noted"
