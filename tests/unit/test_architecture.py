@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -108,3 +109,9 @@ def _third_party(module: str) -> set[str]:
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level]
     return {n.split(".")[0] for n in names}
+
+
+def test_every_package_of_the_tree_ships_in_the_wheel():
+    listed = set(tomllib.loads((SERVICES.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(("darkroom", *p.parent.relative_to(SERVICES).parts)) for p in SERVICES.rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
