@@ -28,6 +28,7 @@ from .kernel.photos import is_upload_temp
 from .kernel.snapshot import Snapshot, chunks_of, durable_places, make_durables, snapshot
 from .kernel.snapshot import restore as restore_stream
 from .kernel.subjects import STREAM
+from .projector.store import read_model_path
 
 FORMAT = 1
 MANIFEST_FILE = "manifest.json"
@@ -86,7 +87,7 @@ async def backup(bus: Bus, data_dir: Path, dest: Path, hold: Hold) -> BackupMani
     dest.mkdir(parents=True, exist_ok=True)
     entries: list[Entry] = []
     read_model = None
-    live = _read_model(data_dir)
+    live = read_model_path(data_dir)
     if live.is_file():  # first: a prefix of the log copied next
         checkpoint = await asyncio.to_thread(_copy_sqlite, live, dest / live.name)
         read_model = ReadModelCopy(live.name, checkpoint)
@@ -197,12 +198,6 @@ def _sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_model(data_dir: Path) -> Path:
-    from .runtime import read_model_path  # the services' wiring, only once a backup runs
-
-    return read_model_path(data_dir)
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -259,6 +254,6 @@ def _restore_files(made: BackupManifest, src: Path, data_dir: Path) -> None:
             continue
         target = data_dir / entry.path
         if made.read_model is not None and entry.path == made.read_model.file:
-            target = _read_model(data_dir)
+            target = read_model_path(data_dir)
         if _copy(src / entry.path, target, entry.path).sha256 != entry.sha256:  # the mtime comes along
             raise BackupError(f"{src / entry.path} changed while it was restored")

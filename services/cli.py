@@ -327,8 +327,8 @@ async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int
 
 
 async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool) -> int:
+    from .projector.store import read_model_path
     from .replay.rebuild import replay as run_replay
-    from .runtime import read_model_path
 
     if into is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -451,7 +451,7 @@ async def lifecycle(config: Config, data_dir: Path, args: argparse.Namespace) ->
 async def _read_model(data_dir: Path):
     """The read model a command reads (and waits on), in the data folder."""
     from .projector.queries import ReadModel
-    from .runtime import read_model_path
+    from .projector.store import read_model_path
 
     path = read_model_path(data_dir)
     if not path.is_file():

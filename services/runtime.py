@@ -35,7 +35,7 @@ from .projector.engine import Projector
 from .projector.keeper import Keeper, KeptElsewhere
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
-from .projector.store import open_db
+from .projector.store import open_db, read_model_path, worker_read_model_path
 from .worker.context import Resources
 from .worker.derivations import Derivations, spec_of
 from .worker.imaging import init_worker
@@ -45,8 +45,6 @@ from .worker.service import Worker
 log = logging.getLogger("darkroom")
 
 ROLES = ("projector", "orchestrator", "worker", "api")
-READ_MODEL_FILE = "read-model.sqlite"
-WORKER_READ_MODEL_FILE = "read-model-worker.sqlite"
 GRACE_S = 5.0  # how long running jobs get to finish when the process stops
 # Stopping takes at most the grace period and this much more, whatever NATS does: what is left
 # then is closed without waiting (SIGTERM ends every command within 10 s).
@@ -56,15 +54,6 @@ READY_LAG_S = 1.0  # the read model may trail the log by this long and still cou
 
 class ListenError(Exception):
     """A port this process was to serve HTTP on cannot be had (another process has it…)."""
-
-
-def read_model_path(data_dir: Path) -> Path:
-    return data_dir / READ_MODEL_FILE
-
-
-def worker_read_model_path(data_dir: Path) -> Path:
-    """The replica workers keep where no projector keeps the data folder's read model."""
-    return data_dir / WORKER_READ_MODEL_FILE
 
 
 @dataclass

@@ -18,7 +18,8 @@ from darkroom.kernel.bus import Bus
 from darkroom.kernel.config import Config, load_config
 from darkroom.kernel.events import Codec
 from darkroom.kernel.natsd import NatsServer
-from darkroom.runtime import Runtime, read_model_path
+from darkroom.projector.store import read_model_path
+from darkroom.runtime import Runtime
 from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 REPO = Path(__file__).resolve().parents[1]

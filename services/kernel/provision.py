@@ -108,8 +108,7 @@ async def provision(js: JetStreamContext, config: Config) -> Provisioned:
             info = await _scaled(js.update_stream(wanted), config, f"stream {STREAM}")
             if have.num_replicas != wanted.num_replicas:
                 info = await _replicated(js, STREAM, config.nats.replicas)
-    state = info.state
-    size = StreamSize(state.messages, state.bytes, state.first_seq, state.last_seq) if state else StreamSize(0, 0, 0, 0)
+    size = size_of(info.state)
     for line in warnings(parse_size(config.nats.max_bytes), parse_age(config.nats.max_age), size):
         log.warning("%s", line)
     result = Provisioned()
@@ -160,6 +159,17 @@ async def _scaled(change: Awaitable[T], config: Config, what: str) -> T:
             f"exceed the JetStream servers of the cluster (a single server takes 1); set nats.replicas "
             f"to that, or add servers"
         ) from None
+
+
+async def stream_size(jsm: JetStreamManager) -> StreamSize:
+    """The stream's size now, for metrics and start-up checks."""
+    return size_of((await jsm.stream_info(STREAM)).state)
+
+
+def size_of(state: api.StreamState | None) -> StreamSize:
+    if state is None:
+        return StreamSize(0, 0, 0, 0)
+    return StreamSize(messages=state.messages, bytes=state.bytes, first_seq=state.first_seq, last_seq=state.last_seq)
 
 
 async def _ensure_lane(jsm: JetStreamManager, config: Config, lane: str, last_seq: int) -> int | None:

@@ -1,14 +1,10 @@
 """How long the stream keeps events (`nats.max_bytes`, `nats.max_age`), what a limit costs, and how
-big the stream is. The log is the record: by default nothing is ever dropped."""
+big the stream is (pure; `provision.stream_size` asks). The log is the record: by default nothing is ever dropped."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .bus import Bus
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -75,11 +71,3 @@ def warnings(max_bytes: int, max_age_s: float, size: StreamSize) -> list[str]:
 
 def _age_text(seconds: float) -> str:
     return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds:g} s"
-
-
-async def stream_size(bus: Bus) -> StreamSize:
-    """The stream's size now, for metrics and start-up checks."""
-    from .subjects import STREAM
-
-    state = (await bus.jsm.stream_info(STREAM)).state
-    return StreamSize(messages=state.messages, bytes=state.bytes, first_seq=state.first_seq, last_seq=state.last_seq)

@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, subject TEXT, 
 CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, paused INTEGER, updated_at TEXT);
 """
 
+READ_MODEL_FILE = "read-model.sqlite"  # in the data folder
+WORKER_READ_MODEL_FILE = "read-model-worker.sqlite"
 CHECKPOINT = "checkpoint"
 PRUNED_THROUGH = "outbox_pruned_through"
 
@@ -130,6 +132,16 @@ COMPARED = {
     "dead_letters": "seq",
     "lanes": "lane",
 }
+
+
+def read_model_path(data_dir: Path) -> Path:
+    """The data folder's read model, which its projector keeps."""
+    return data_dir / READ_MODEL_FILE
+
+
+def worker_read_model_path(data_dir: Path) -> Path:
+    """The replica workers keep where no projector keeps the data folder's read model."""
+    return data_dir / WORKER_READ_MODEL_FILE
 
 
 async def open_db(path: Path | str, readonly: bool = False) -> aiosqlite.Connection:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from darkroom import audit
 from darkroom.kernel.events import ALL_EVENTS, Codec, ProjectCreated
+from darkroom.projector.store import read_model_path
 from darkroom.replay.rebuild import replay
-from darkroom.runtime import Runtime, read_model_path
+from darkroom.runtime import Runtime
 from tests.conftest import SSEClient, System, eventually, run_cli
 
 

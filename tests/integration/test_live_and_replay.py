@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from darkroom.runtime import read_model_path
+from darkroom.projector.store import read_model_path
 from tests.conftest import SSEClient, System, cli_env, darkroom_cli
 
 

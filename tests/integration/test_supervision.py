@@ -18,8 +18,8 @@ import pytest
 from darkroom.kernel.natsd import free_port
 from darkroom.kernel.provision import provision
 from darkroom.kernel.subjects import lane_consumer
+from darkroom.projector.store import read_model_path
 from darkroom.replay.rebuild import replay
-from darkroom.runtime import read_model_path
 from tests.conftest import System, cli_env, darkroom_cli, eventually
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="prlimit(2) on another process is Linux's")

@@ -13,8 +13,8 @@ import msgspec
 
 from darkroom import audit
 from darkroom.kernel.events import ALL_EVENTS, Codec, Event
+from darkroom.projector.store import read_model_path
 from darkroom.replay.rebuild import replay
-from darkroom.runtime import read_model_path
 from tests.conftest import System, cli_env, darkroom_cli, eventually
 
 

@@ -19,7 +19,7 @@ MAY_IMPORT = {
     "api": {"kernel", "projector", "control"},
     "audit": {"kernel"},
     "health": {"kernel"},
-    "backup": {"kernel", "runtime"},
+    "backup": {"kernel", "projector"},
 }
 
 
