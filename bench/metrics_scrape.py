@@ -25,12 +25,13 @@ import aiohttp
 from _common import bench_main
 from operations import _fill
 
-from services.kernel.config import load_config
-from services.kernel.definitions import load_definitions
-from services.kernel.natsd import NatsServer
-from services.projector.queries import ReadModel
-from services.runtime import Runtime, read_model_path
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.config import load_config
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.natsd import NatsServer
+from darkroom.projector.queries import ReadModel
+from darkroom.projector.store import read_model_path
+from darkroom.runtime import Runtime
+from darkroom.worker.handlers import BUILTIN
 
 BUDGET_MS = 50.0  # a scrape every 15 s must stay far below what it observes
 OLD_DURATIONS = (
@@ -83,7 +84,7 @@ async def run(args: argparse.Namespace) -> int:
             data, environ={}, overrides={"api.port": 0, "processing.workers": 1, "maintenance.interval_s": 0}
         )
         runtime = Runtime(
-            config=config, data_dir=data, nats_url=server.url, definitions=load_definitions(), handlers=BUILTIN
+            config=config, data_dir=data, nats_url=server.url, definitions=load_definitions(), job_types=BUILTIN
         )
         try:
             await runtime.start()

@@ -18,34 +18,44 @@ from nats.js.errors import NotFoundError
 from .api.app import build_app
 from .api.deps import Deps
 from .api.ops import read_model_families
-from .kernel.bus import Bus, Counters, lane_consumer, provision
+from .kernel.bus import Bus, Counters
 from .kernel.config import Config
 from .kernel.definitions import Definitions
 from .kernel.events import Codec
 from .kernel.health import Check, Health
+from .kernel.lease import Leases
+from .kernel.metrics import (
+    HttpMetrics,
+    JobMetrics,
+    Metrics,
+    counter,
+    gauge,
+    log_families,
+    new_registry,
+    process_families,
+)
 from .kernel.natsd import free_port
 from .kernel.ownership import hand_over
-from .kernel.subjects import LANES, STREAM
-from .kernel.supervise import Loops
+from .kernel.provision import provision
+from .kernel.subjects import STREAM, lane_consumer
+from .kernel.supervise import Loops, retrieved
+from .kernel.vocabulary import LANES
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
 from .projector.keeper import Keeper, KeptElsewhere
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
-from .projector.store import open_db
-from .worker.context import Handler, Resources, retrieved
+from .projector.store import open_db, read_model_path, worker_read_model_path
+from .worker.context import Resources
+from .worker.derivations import Derivations, spec_of
 from .worker.imaging import init_worker
-from .worker.jobs.derivatives import Derivations, spec_of
-from .kernel.lease import Leases
-from .kernel.metrics import HttpMetrics, JobMetrics, Metrics, counter, gauge, log_families, new_registry, process_families
+from .worker.jobtype import JobType
 from .worker.service import Worker
 
 log = logging.getLogger("darkroom")
 
 ROLES = ("projector", "orchestrator", "worker", "api")
-READ_MODEL_FILE = "read-model.sqlite"
-WORKER_READ_MODEL_FILE = "read-model-worker.sqlite"
 GRACE_S = 5.0  # how long running jobs get to finish when the process stops
 # Stopping takes at most the grace period and this much more, whatever NATS does: what is left
 # then is closed without waiting (SIGTERM ends every command within 10 s).
@@ -57,22 +67,13 @@ class ListenError(Exception):
     """A port this process was to serve HTTP on cannot be had (another process has it…)."""
 
 
-def read_model_path(data_dir: Path) -> Path:
-    return data_dir / READ_MODEL_FILE
-
-
-def worker_read_model_path(data_dir: Path) -> Path:
-    """The replica workers keep where no projector keeps the data folder's read model."""
-    return data_dir / WORKER_READ_MODEL_FILE
-
-
 @dataclass
 class Runtime:
     config: Config
     data_dir: Path
     nats_url: str
     definitions: Definitions
-    handlers: dict[str, Handler]
+    job_types: dict[str, JobType]
     roles: tuple[str, ...] = ROLES
     codec: Codec = field(default_factory=Codec)
     orchestrator_name: str = "orchestrator"
@@ -114,7 +115,7 @@ class Runtime:
         self.buses[role] = bus
         return bus
 
-    async def start(self) -> "Runtime":
+    async def start(self) -> Runtime:
         """Every role started, or none: what did start is stopped again when one fails."""
         try:
             await self._start()
@@ -126,7 +127,7 @@ class Runtime:
     async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.roles:
-            await provision(await self._bus(self.roles[0]), self.config)
+            await provision((await self._bus(self.roles[0])).js, self.config)
         self.read_model, keeps = self._read_model()
         if keeps:
             bus = self.buses.get("projector") or await self._bus("projector")
@@ -136,8 +137,9 @@ class Runtime:
             await self.projector.start()
         if "orchestrator" in self.roles:
             bus = self.buses.get("orchestrator") or await self._bus("orchestrator")
-            self.orchestrator = Orchestrator(bus, self.config.pipeline.priority_threshold, self.orchestrator_name,
-                                             jobs=self._job_metrics())
+            self.orchestrator = Orchestrator(
+                bus, self.config.pipeline.priority_threshold, self.orchestrator_name, jobs=self._job_metrics()
+            )
             await self.orchestrator.start()
             self.schedule = Schedule(bus, self.definitions, self.config.maintenance.interval_s, loops=self.loops)
             self.schedule.start()
@@ -145,15 +147,31 @@ class Runtime:
             bus = self.buses.get("worker") or await self._bus("worker")
             self.worker_read = await ReadModel.open(self.read_model, self.loops)
             # The image processes die with this one, even when it is killed while they start.
-            self.pool = ProcessPoolExecutor(self.config.processing.workers, mp_context=get_context("spawn"),
-                                            initializer=init_worker, initargs=(os.getpid(),))
+            self.pool = ProcessPoolExecutor(
+                self.config.processing.workers,
+                mp_context=get_context("spawn"),
+                initializer=init_worker,
+                initargs=(os.getpid(),),
+            )
             name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
             self.derivations = Derivations(self.pool, spec_of(self.config.processing))
-            resources = Resources(read=self.worker_read, derivations=self.derivations, definitions=self.definitions,
-                                  lease=Leases(bus, name, self.config.nats.replicas).hold,
-                                  hand_over=functools.partial(hand_over, bus))
-            self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name, loops=self.loops,
-                                 jobs=self._job_metrics())
+            resources = Resources(
+                read=self.worker_read,
+                derivations=self.derivations,
+                definitions=self.definitions,
+                lease=Leases(bus, name, self.config.nats.replicas).hold,
+                hand_over=functools.partial(hand_over, bus),
+            )
+            self.worker = Worker(
+                bus,
+                self.config,
+                self.job_types,
+                self.data_dir,
+                resources,
+                name=name,
+                loops=self.loops,
+                jobs=self._job_metrics(),
+            )
             await self.worker.start()
             # Starting image processes takes a moment: do it now, not in the first upload's time.
             loop = asyncio.get_running_loop()
@@ -161,7 +179,7 @@ class Runtime:
                 # Only a head start: one that a stop cuts short says nothing (the pool is gone).
                 loop.run_in_executor(self.pool, init_worker).add_done_callback(retrieved)
         if "api" in self.roles:
-            await self._start_api()
+            await self._start_api(self.read_model)
         if self.projector is not None:
             engine = self.projector.projector
             engine.on_applied = self._applied  # readers here wake at once
@@ -177,7 +195,7 @@ class Runtime:
     def _job_metrics(self) -> JobMetrics:
         """One set of job counters for the worker and the orchestrator of this process."""
         if self.jobs is None:
-            self.jobs = JobMetrics(self.metrics.registry, sorted(self.handlers))
+            self.jobs = JobMetrics(self.metrics.registry, sorted(self.job_types))
         return self.jobs
 
     def _read_model(self) -> tuple[Path, bool]:
@@ -188,8 +206,10 @@ class Runtime:
         shared = read_model_path(self.data_dir)
         if "projector" in self.roles:
             if not self._keep(shared, "darkroom " + "+".join(self.roles)):
-                raise KeptElsewhere(f"the read model {shared} is kept by {Keeper(shared).holder()}: one projector "
-                                    f"per data folder; stop that one, or give this one a --data of its own")
+                raise KeptElsewhere(
+                    f"the read model {shared} is kept by {Keeper(shared).holder()}: one projector "
+                    f"per data folder; stop that one, or give this one a --data of its own"
+                )
             return shared, True
         if "worker" not in self.roles:
             return shared, False
@@ -198,8 +218,11 @@ class Runtime:
             return shared, False
         own = worker_read_model_path(self.data_dir)
         if self._keep(own, "darkroom worker"):
-            log.info("worker: no projector keeps %s, so this worker keeps a replica at %s (it folds the log "
-                     "first)", shared, own)
+            log.info(
+                "worker: no projector keeps %s, so this worker keeps a replica at %s (it folds the log first)",
+                shared,
+                own,
+            )
             return own, True
         log.info("worker: reading the read model %s, kept by %s", own, Keeper(own).holder())
         return own, False
@@ -211,14 +234,21 @@ class Runtime:
         self.keeper = keeper
         return True
 
-    async def _start_api(self) -> None:
+    async def _start_api(self, read_model: Path) -> None:
         bus = self.buses.get("api") or await self._bus("api")
-        self.read = await ReadModel.open(self.read_model, self.loops)
+        self.read = await ReadModel.open(read_model, self.loops)
         self.metrics.scraped(*read_model_families(self.read))
-        self.api_deps = Deps(bus=bus, read=self.read, definitions=self.definitions, config=self.config,
-                             data_dir=self.data_dir, metrics=self.metrics, http=HttpMetrics(self.metrics.registry),
-                             health=self.health,
-                             derive=self.derivations.prefetch if self.derivations is not None else None)
+        self.api_deps = Deps(
+            bus=bus,
+            read=self.read,
+            definitions=self.definitions,
+            config=self.config,
+            data_dir=self.data_dir,
+            metrics=self.metrics,
+            http=HttpMetrics(self.metrics.registry),
+            health=self.health,
+            derive=self.derivations.prefetch if self.derivations is not None else None,
+        )
         self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=GRACE_S / 2, access_log=None)
         await self.api_runner.setup()
         self.port = self.config.api.port or free_port(self.config.api.host)
@@ -241,13 +271,17 @@ class Runtime:
         elif self.read is not None:
             checks.append(self._read_model_ready)
         if self.worker is not None:
-            checks.append(lambda: _consumers_missing(self.worker.bus, [lane_consumer(lane) for lane in LANES]))
+            worker_bus = self.worker.bus
+            checks.append(lambda: _consumers_missing(worker_bus, [lane_consumer(lane) for lane in LANES]))
         if self.orchestrator is not None:
-            checks.append(lambda: _consumers_missing(self.orchestrator.bus, [self.orchestrator_name]))
+            orchestrator_bus = self.orchestrator.bus
+            checks.append(lambda: _consumers_missing(orchestrator_bus, [self.orchestrator_name]))
         return checks
 
     async def _projector_ready(self) -> str | None:
         projector = self.projector
+        if projector is None:
+            return None
         if not projector.follower.connected:
             return "projector: not following the log (its consumer is being made again)"
         last = await projector.bus.last_seq()
@@ -256,6 +290,8 @@ class Runtime:
         return None
 
     async def _read_model_ready(self) -> str | None:
+        if self.api_deps is None or self.read is None:
+            return None
         last = await self.api_deps.bus.last_seq()
         if not await self.read.wait_for(last, READY_LAG_S):
             return f"read model at {self.read.checkpoint}, log at {last}"
@@ -269,25 +305,46 @@ class Runtime:
 
     def _register_metrics(self) -> None:
         """The families of every service in this process, on its one registry."""
-        checkpoint = (self.projector.projector if self.projector is not None
-                      else self.read if self.read is not None else self.worker_read)
+        checkpoint = (
+            self.projector.projector
+            if self.projector is not None
+            else self.read
+            if self.read is not None
+            else self.worker_read
+        )
         self.metrics.gathered(process_families(self.counters, self.loops, self.buses))
         if self.buses:
-            self.metrics.scraped(*log_families(next(iter(self.buses.values())),
-                                               (lambda: checkpoint.checkpoint) if checkpoint is not None else None))
+            self.metrics.scraped(
+                *log_families(
+                    next(iter(self.buses.values())), (lambda: checkpoint.checkpoint) if checkpoint is not None else None
+                )
+            )
         if self.projector is not None:
             counts = self.projector.projector.counts
-            self.metrics.gathered(lambda: [
-                counter("darkroom_events_applied", "Events the projector applied to the read model", counts.events),
-                counter("darkroom_poison_events", "Events the projector set aside as unreadable", counts.poisoned)])
+            self.metrics.gathered(
+                lambda: [
+                    counter("darkroom_events_applied", "Events the projector applied to the read model", counts.events),
+                    counter("darkroom_poison_events", "Events the projector set aside as unreadable", counts.poisoned),
+                ]
+            )
         if self.worker is not None:
             worker = self.worker
-            self.metrics.gathered(lambda: [
-                gauge("darkroom_worker_busy_slots", "Slots of this worker running a job, by lane", labels=["lane"],
-                      samples=[([lane], n) for lane, n in worker.busy.items()]),
-                gauge("darkroom_worker_lane_paused", "1 while this worker leaves a lane alone (paused, as it "
-                      "follows the lane's events)", labels=["lane"],
-                      samples=[([lane], int(worker.pauses.paused(lane))) for lane in LANES])])
+            self.metrics.gathered(
+                lambda: [
+                    gauge(
+                        "darkroom_worker_busy_slots",
+                        "Slots of this worker running a job, by lane",
+                        labels=["lane"],
+                        samples=[([lane], n) for lane, n in worker.busy.items()],
+                    ),
+                    gauge(
+                        "darkroom_worker_lane_paused",
+                        "1 while this worker leaves a lane alone (paused, as it follows the lane's events)",
+                        labels=["lane"],
+                        samples=[([lane], int(worker.pauses.paused(lane))) for lane in LANES],
+                    ),
+                ]
+            )
 
     async def stop(self, grace_s: float = GRACE_S) -> None:
         """Stop taking work, let running jobs finish within the grace period, drain, close: within
@@ -297,7 +354,7 @@ class Runtime:
         self._stopped = True
         try:
             await asyncio.wait_for(self._stop(grace_s), grace_s + STOP_MARGIN_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("stopping took longer than %.1fs: the rest is closed without waiting", grace_s + STOP_MARGIN_S)
         except Exception:
             log.exception("stopping failed: the rest is closed without waiting")

@@ -8,12 +8,14 @@ from aiohttp import web
 from prometheus_client.core import Metric
 
 from ..kernel.metrics import CONTENT_TYPE, gauge
-from ..kernel.subjects import LANES
+from ..kernel.vocabulary import LANES
 from ..projector.queries import ReadModel
 from .deps import deps
 from .errors import error, respond
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
+
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
@@ -44,29 +46,35 @@ async def readyz(request: web.Request) -> web.Response:
     return respond({"status": "ready", "seq": last, "checkpoint": d.read.checkpoint})
 
 
-@routes.get("/metrics")
+@routes.get("/metrics", media="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: this process's families (docs/operating.md lists them)."""
     body = await deps(request).metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"})
 
 
-metrics.media = "text/plain"  # type: ignore[attr-defined]
-
-
 def read_model_families(read: ReadModel) -> tuple[Callable[[], Awaitable[list[Metric]]], Callable[[], list[Metric]]]:
     """The api's view of the work, from its read model: jobs not finished (and failed) by lane, type and
     status, paused lanes, dead letters. Queries over a partial index and small tables only."""
 
-    def families(counts: list[tuple[str, str, str, int]] | None = None, paused: dict | None = None,
-                 dead: int | None = None) -> list[Metric]:
+    def families(
+        counts: list[tuple[str, str, str, int]] | None = None, paused: dict | None = None, dead: int | None = None
+    ) -> list[Metric]:
         return [
-            gauge("darkroom_jobs", "Jobs queued, running, retrying or failed, by lane, job type and status",
-                  labels=["lane", "type", "status"],
-                  samples=[((lane, job_type, status), n) for lane, job_type, status, n in counts or []]),
-            gauge("darkroom_lane_paused", "1 while a lane is paused", labels=["lane"],
-                  samples=[([lane], int(lane in paused and paused[lane].paused)) for lane in LANES]
-                  if paused is not None else []),
+            gauge(
+                "darkroom_jobs",
+                "Jobs queued, running, retrying or failed, by lane, job type and status",
+                labels=["lane", "type", "status"],
+                samples=[((lane, job_type, status), n) for lane, job_type, status, n in counts or []],
+            ),
+            gauge(
+                "darkroom_lane_paused",
+                "1 while a lane is paused",
+                labels=["lane"],
+                samples=[([lane], int(lane in paused and paused[lane].paused)) for lane in LANES]
+                if paused is not None
+                else [],
+            ),
             gauge("darkroom_dead_letters", "Messages set aside as unreadable and not yet handled", dead),
         ]
 

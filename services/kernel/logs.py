@@ -9,6 +9,7 @@ from typing import IO
 
 import msgspec
 
+from .clock import iso
 from .redact import RedactSecrets
 
 FORMATS = ("json", "text")
@@ -17,8 +18,7 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 
 def timestamp(record: logging.LogRecord) -> str:
     """RFC 3339 UTC with milliseconds, as the events' times."""
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.fromtimestamp(record.created, UTC))
 
 
 def _details(record: logging.LogRecord, formatter: logging.Formatter) -> tuple[str | None, str | None]:

@@ -16,10 +16,13 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from .bus import Bus, Counters, lane_consumer
+from .bus import Bus, Counters
 from .events import Event
-from .subjects import LANES, STREAM
+from .provision import stream_size
+from .retention import StreamSize
+from .subjects import STREAM, lane_consumer
 from .supervise import Loops
+from .vocabulary import LANES
 
 log = logging.getLogger("darkroom.metrics")
 
@@ -151,17 +154,17 @@ def log_families(
     """Every process: the stream's size and the lanes' queues, as NATS says now (one stream info and
     one consumer info per lane); with a read model, how far it is behind the log."""
 
-    def families(info: object = None, lanes: dict[str, tuple[int, int]] | None = None) -> list[Metric]:
-        state = getattr(info, "state", None)
+    def families(size: StreamSize | None = None, lanes: dict[str, tuple[int, int]] | None = None) -> list[Metric]:
+        last = size.last_seq if size is not None else None
         out: list[Metric] = [
-            gauge("darkroom_stream_messages", "Events in the stream", getattr(state, "messages", None)),
-            gauge("darkroom_stream_bytes", "Bytes the stream stores", getattr(state, "bytes", None)),
+            gauge("darkroom_stream_messages", "Events in the stream", size.messages if size is not None else None),
+            gauge("darkroom_stream_bytes", "Bytes the stream stores", size.bytes if size is not None else None),
             gauge(
                 "darkroom_stream_first_seq",
                 "Sequence of the oldest event the stream holds",
-                getattr(state, "first_seq", None),
+                size.first_seq if size is not None else None,
             ),
-            gauge("darkroom_stream_last_seq", "Sequence of the newest event", getattr(state, "last_seq", None)),
+            gauge("darkroom_stream_last_seq", "Sequence of the newest event", last),
             gauge(
                 "darkroom_lane_depth",
                 "Jobs waiting in a lane",
@@ -180,7 +183,6 @@ def log_families(
             out.append(
                 gauge("darkroom_projector_checkpoint", "Last event applied to the read model this process reads", at)
             )
-            last = getattr(state, "last_seq", None)
             out.append(
                 gauge(
                     "darkroom_projector_lag",
@@ -191,12 +193,12 @@ def log_families(
         return out
 
     async def read() -> list[Metric]:
-        info = await bus.jsm.stream_info(STREAM)
-        lanes = {}
+        size = await stream_size(bus.jsm)
+        lanes: dict[str, tuple[int, int]] = {}
         for lane in LANES:
             consumer = await bus.jsm.consumer_info(STREAM, lane_consumer(lane))
             lanes[lane] = (consumer.num_pending, consumer.num_ack_pending)
-        return families(info, lanes)
+        return families(size, lanes)
 
     return read, lambda: families()
 

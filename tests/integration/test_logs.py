@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.conftest import cli_env, darkroom_cli, until_ready
 
 TEXT_LINE = re.compile(r"^(\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ([\w.]+): (.*)$")

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.conftest import SSEClient, System, cli_env, darkroom_cli, eventually, until_ready
 from tests.jobtypes import DEFINITIONS
 

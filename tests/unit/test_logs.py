@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from services.kernel.logs import JsonFormatter, TextFormatter, configure, fold
-from services.kernel.redact import RedactSecrets
+from darkroom.kernel.logs import JsonFormatter, TextFormatter, configure, fold
+from darkroom.kernel.redact import RedactSecrets
 
 
 def _record(message: str, *args: object, exc: bool = False) -> logging.LogRecord:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.kernel.events import JobCompleted, JobFailed, JobProgress, JobRetrying, TaskCompleted
-from services.kernel.metrics import JobMetrics, Metrics, gauge
+from darkroom.kernel.events import JobCompleted, JobFailed, JobProgress, JobRetrying, TaskCompleted
+from darkroom.kernel.metrics import JobMetrics, Metrics, gauge
 
 
 def _samples(registry: CollectorRegistry) -> dict[tuple, float]:
