@@ -36,9 +36,9 @@ class _File:
 
 
 def dng(preview: Image.Image | None = None, orientation: int = 1, make: str = "Darkroom",
-        model: str = "Test Camera", taken: str = "2024:06:01 12:30:45") -> bytes:
-    """A 64x48 Bayer RAW (16-bit, uncompressed) with its camera, time and orientation, and `preview`
-    embedded as a JPEG when given."""
+        model: str = "Test Camera", taken: str = "2024:06:01 12:30:45", lens: str | None = None) -> bytes:
+    """A 64x48 Bayer RAW (16-bit, uncompressed) with its camera, time, orientation and lens (LensModel),
+    and `preview` embedded as a JPEG when given."""
     out = _File()
     width, height = 64, 48
     pixels = out.blob(struct.pack(f"<{width * height}H", *([1000] * (width * height))))
@@ -46,7 +46,7 @@ def dng(preview: Image.Image | None = None, orientation: int = 1, make: str = "D
            259: (SHORT, [1]), 262: (SHORT, [32803]), 273: (LONG, [pixels]), 277: (SHORT, [1]),
            278: (LONG, [height]), 279: (LONG, [width * height * 2]), 33421: (SHORT, [2, 2]),
            33422: (BYTE, [0, 1, 1, 2]), 50717: (LONG, [4095])}
-    exif = out.ifd({36867: (ASCII, taken)})
+    exif = out.ifd({36867: (ASCII, taken), **({42036: (ASCII, lens)} if lens else {})})
     camera = {271: (ASCII, make), 272: (ASCII, model), 274: (SHORT, [orientation]), 34665: (LONG, [exif]),
               50706: (BYTE, [1, 4, 0, 0]), 50708: (ASCII, f"{make} {model}")}
     if preview is None:

@@ -304,7 +304,7 @@ def _photo_files_restored(rows: Rows, event: PhotoFilesRestored, photo: PhotoVie
 
 
 def _photo_metadata(rows: Rows, event: PhotoMetadataExtracted, photo: PhotoView, key: str) -> PhotoView:
-    return replace(photo, taken_at=event.taken_at, make=event.make, model=event.model,
+    return replace(photo, taken_at=event.taken_at, make=event.make, model=event.model, lens=event.lens,
                    orientation=event.orientation, width=event.width, height=event.height, updated_at=event.at)
 
 

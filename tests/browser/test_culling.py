@@ -137,6 +137,30 @@ async def test_keyboard_culling_of_twenty_photos_in_the_loupe(system: System, ta
     await tab.screens("grid-culled")
 
 
+async def test_the_loupe_names_the_lens_when_the_photo_records_one(system: System, tab: Tab) -> None:
+    await start(system)
+    project = await create_project(system, "Lenses")
+    status, body = await upload(system, project["folder"], [
+        (name, (PHOTOS / folder / name).read_bytes()) for folder, name in (("lens", "Nikon_D70s.jpg"),
+                                                                           ("cameras", "Canon_40D.jpg"))])
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=60)
+    state = await photos(system, project["folder"])
+    assert (state["Nikon_D70s"]["lens"], state["Canon_40D"]["lens"]) == ("18.0-70.0 mm f/3.5-4.5", None)
+    page = tab.page
+    await page.goto(project_url(system, project["folder"]))
+    await all_thumbnails_loaded(page, 2)
+    loupe = page.locator("#loupe")
+    await card(page, "Nikon_D70s").locator(".thumb").click()
+    await preview_loaded(page, "Nikon_D70s")
+    await expect(loupe.locator(".loupe-exif")).to_have_text(
+        "NIKON D70s · 18.0-70.0 mm f/3.5-4.5 · 2005-12-14 14:39 · 1488 × 2240")
+    await tab.screens("loupe-lens")
+    await page.keyboard.press("ArrowLeft" if (await shown(page))[0] == "Canon_40D" else "ArrowRight")
+    await preview_loaded(page, "Canon_40D")
+    await expect(loupe.locator(".loupe-exif")).to_have_text("Canon EOS 40D · 2008-05-30 15:56 · 100 × 68")
+
+
 async def test_the_loupe_works_with_touch_and_the_mouse(system: System, browser: Browser) -> None:
     project = await twenty_photos(system, "Touch")
     async with open_tab(browser, viewport=PHONE, has_touch=True, is_mobile=True) as tab:

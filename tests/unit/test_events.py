@@ -91,7 +91,7 @@ SAMPLES: list[Event] = [
     ProjectTrashPurged(**ENVELOPE, trash_names=["DSC01 (2).JPG"]),
     PhotoFileAdded(**ENVELOPE, filename="DSC01", name="DSC01.ARW", kind="raw", size=24_000_000, sha256="ab" * 32),
     PhotoMetadataExtracted(**ENVELOPE, filename="DSC01", taken_at="2024-05-01T09:58:12", make="SONY",
-                           model="ILCE-7M3", orientation=6, width=4000, height=6000),
+                           model="ILCE-7M3", orientation=6, width=4000, height=6000, lens="FE 24-70mm F2.8 GM"),
     PhotoDerivativesUpdated(**ENVELOPE, filename="DSC01", thumbnail_status="generated", preview_status="failed",
                             error="truncated"),
     PhotoDerivativesUpdated(**ENVELOPE, filename="DSC01", thumbnail_status="failed", preview_status="failed",
@@ -180,7 +180,7 @@ def test_an_event_that_gained_a_field_still_decodes():
     assert decoded == SAMPLES[1]
 
 
-def test_photo_events_stored_before_keep_other_and_made_from_decode_with_defaults():
+def test_photo_events_stored_before_keep_other_made_from_and_lens_decode_with_defaults():
     old_derivatives = (b'{"type": "photo.derivatives_updated", "v": 1, "project_id": "p1", "filename": "DSC01", '
                        b'"thumbnail_status": "failed", "preview_status": "failed", "error": "truncated"}')
     event = Codec().decode(old_derivatives)
@@ -190,6 +190,10 @@ def test_photo_events_stored_before_keep_other_and_made_from_decode_with_default
     event = Codec().decode(old_keep)
     assert isinstance(event, PhotoKeepChanged) and (event.keep_jpg, event.keep_raw, event.keep_other) == (
         False, None, None)
+    old_metadata = (b'{"type": "photo.metadata_extracted", "v": 1, "project_id": "p1", "filename": "DSC01", '
+                    b'"make": "SONY", "model": "ILCE-7M3", "width": 4000, "height": 6000}')
+    event = Codec().decode(old_metadata)
+    assert isinstance(event, PhotoMetadataExtracted) and (event.model, event.lens) == ("ILCE-7M3", None)
 
 
 # -- poison ---------------------------------------------------------------------------------------

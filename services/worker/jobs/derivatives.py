@@ -227,7 +227,8 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
 
 def metadata_event(ctx: JobContext, basename: str, meta: Metadata) -> PhotoMetadataExtracted:
     return ctx.event(PhotoMetadataExtracted, filename=basename, taken_at=meta.taken_at, make=meta.make,
-                     model=meta.model, orientation=meta.orientation, width=meta.width, height=meta.height)
+                     model=meta.model, orientation=meta.orientation, width=meta.width, height=meta.height,
+                     lens=meta.lens)
 
 
 def _state(folder: Path, basename: str, source: str | None) -> tuple[Stamp | None, int | None]:
