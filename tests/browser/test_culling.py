@@ -50,6 +50,13 @@ async def preview_loaded(page: Page, filename: str) -> None:
                                  " return i && i.complete && i.naturalWidth > 0; }")
 
 
+async def whole_photo_shown(page: Page) -> None:
+    stage = await page.locator("#loupe .loupe-stage").bounding_box()
+    img = await page.locator("#loupe .loupe-picture img").bounding_box()
+    assert (stage["x"] <= img["x"] and img["x"] + img["width"] <= stage["x"] + stage["width"] + 1
+            and stage["y"] <= img["y"] and img["y"] + img["height"] <= stage["y"] + stage["height"] + 1), (stage, img)
+
+
 async def test_keyboard_culling_of_twenty_photos_in_the_loupe(system: System, tab: Tab) -> None:
     project = await twenty_photos(system, "Twenty")
     page = tab.page
@@ -155,7 +162,11 @@ async def test_the_loupe_names_the_lens_when_the_photo_records_one(system: Syste
     await preview_loaded(page, "Nikon_D70s")
     await expect(loupe.locator(".loupe-exif")).to_have_text(
         "NIKON D70s · 18.0-70.0 mm f/3.5-4.5 · 2005-12-14 14:39 · 1488 × 2240")
+    await whole_photo_shown(page)  # a preview taller than the window fits in it
     await tab.screens("loupe-lens")
+    await page.set_viewport_size(PHONE)
+    await whole_photo_shown(page)
+    await page.set_viewport_size({"width": 1440, "height": 900})
     await page.keyboard.press("ArrowLeft" if (await shown(page))[0] == "Canon_40D" else "ArrowRight")
     await preview_loaded(page, "Canon_40D")
     await expect(loupe.locator(".loupe-exif")).to_have_text("Canon EOS 40D · 2008-05-30 15:56 · 100 × 68")
