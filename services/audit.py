@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import msgspec
 
@@ -37,10 +37,10 @@ from .kernel.events import (
     PhotoDerivativesUpdated,
     PhotoEvent,
     PhotoFileAdded,
+    PhotoFileMoved,
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
-    PhotoFileMoved,
     PhotoMetadataExtracted,
     PhotoMoved,
     PhotoMoveStarted,
@@ -60,7 +60,6 @@ from .kernel.events import (
 )
 from .kernel.photos import basename
 
-R = subjects.ROOT
 # A project's history leaves out job.started / job.progress / job.retrying (per attempt, noisy):
 # `audit task` shows them.
 PROJECT_JOB_EVENTS = ("requested", "completed", "failed", "canceled")
@@ -119,17 +118,17 @@ def _token(value: str, what: str) -> str:
 
 async def task_project(bus: Bus, task_id: str) -> str:
     """The project token of a task (`_` for work without a project), from its task.requested."""
-    found = await read(bus, [f"{R}.task.*.{_token(task_id, 'task')}.requested"], limit=1)
+    found = await read(bus, [subjects.task_anywhere(_token(task_id, "task"), "requested")], limit=1)
     if not found:
         raise NotFound(f"no task {task_id!r} in the log")
-    return found[0].subject.split(".")[2]
+    return subjects.project_token_of(found[0].subject)
 
 
 async def project_id(bus: Bus, folder: str) -> str:
     """The id of the project that had this folder last: created, renamed or restored into it (a project
     renamed since is found by its old folder too, unless another took that one)."""
     found: str | None = None
-    filters = [f"{R}.project.*.{name}" for name in ("created", "renamed", "restored")]
+    filters = [subjects.any_project(name) for name in ("created", "renamed", "restored")]
     for entry in await read(bus, filters):
         if isinstance(entry.event, (ProjectCreated, ProjectRenamed, ProjectRestored)) and entry.event.folder == folder:
             found = entry.event.project_id
@@ -140,7 +139,7 @@ async def project_id(bus: Bus, folder: str) -> str:
 
 async def task_history(bus: Bus, task_id: str) -> list[Entry]:
     project = await task_project(bus, task_id)
-    return await read(bus, [f"{R}.*.{project}.{task_id}.>"])
+    return await read(bus, [subjects.task_events(project, task_id)])
 
 
 async def photo_history(bus: Bus, folder: str, filename: str) -> list[Entry]:
@@ -156,7 +155,7 @@ async def photo_history(bus: Bus, folder: str, filename: str) -> list[Entry]:
 
 async def lane_history(bus: Bus, lane: str) -> list[Entry]:
     """Every pause and resume of a lane, with who asked."""
-    entries = await read(bus, [f"{R}.lane.{_token(lane, 'lane')}.>"])
+    entries = await read(bus, [subjects.lane_events(_token(lane, "lane"))])
     if not entries:
         raise NotFound(f"lane {lane!r} was never paused or resumed")
     return entries
@@ -180,9 +179,7 @@ async def dead_letter_history(bus: Bus, seq: int) -> list[Entry]:
 async def project_history(bus: Bus, folder: str) -> list[Entry]:
     """The project's, its photos', its tasks' events, and its jobs' requested and outcome events."""
     project = _token(await project_id(bus, folder), "project")
-    filters = [f"{R}.project.{project}.>", f"{R}.photo.{project}.>", f"{R}.task.{project}.>"]
-    filters += [f"{R}.job.{project}.*.{name}" for name in PROJECT_JOB_EVENTS]
-    return await read(bus, filters)
+    return await read(bus, subjects.project_history(project, PROJECT_JOB_EVENTS))
 
 
 # -- showing ----------------------------------------------------------------------------------------
@@ -202,7 +199,7 @@ def table(entries: list[Entry]) -> str:
     return text_table([COLUMNS] + [row(e) for e in entries])
 
 
-def text_table(rows: list[tuple[str, ...]]) -> str:
+def text_table(rows: Sequence[tuple[str, ...]]) -> str:
     """Columns padded to their widest cell, the last one as it is."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "".join("  ".join([*(cell.ljust(w) for cell, w in zip(r, widths)), r[-1]]).rstrip() + "\n" for r in rows)
@@ -246,8 +243,10 @@ def detail(event: Event) -> str:
         case JobProgress():
             return f"step {event.step_index} {event.job_type}, {event.done}/{event.total}"
         case JobRetrying():
-            return (f"step {event.step_index} {event.job_type}, attempt {event.attempt}: {event.error}; "
-                    f"again in {event.delay_s:g}s")
+            return (
+                f"step {event.step_index} {event.job_type}, attempt {event.attempt}: {event.error}; "
+                f"again in {event.delay_s:g}s"
+            )
         case JobCompleted():
             return f"step {event.step_index} {event.job_type}, attempt {event.attempt}"
         case JobFailed():
@@ -278,21 +277,31 @@ def detail(event: Event) -> str:
             replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""
             return f"{event.filename}: {event.name} ({event.kind}, {event.size} bytes){replaced}"
         case PhotoMetadataExtracted():
-            parts = [f"taken {event.taken_at}" if event.taken_at else "",
-                     _camera(event.make, event.model),
-                     f"{event.width}x{event.height}" if event.width and event.height else "",
-                     f"orientation {event.orientation}" if event.orientation else ""]
+            parts = [
+                f"taken {event.taken_at}" if event.taken_at else "",
+                _camera(event.make, event.model),
+                f"{event.width}x{event.height}" if event.width and event.height else "",
+                f"orientation {event.orientation}" if event.orientation else "",
+            ]
             return f"{event.filename}: " + (", ".join(p for p in parts if p) or "no metadata")
         case PhotoDerivativesUpdated():
             made_from = f" from {event.made_from}" if event.made_from else ""
             kind = f"{event.error_kind}: " if event.error_kind else ""
             error = f" ({kind}{event.error})" if event.error else ""
-            return (f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}"
-                    f"{made_from}{error}")
+            return (
+                f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}"
+                f"{made_from}{error}"
+            )
         case PhotoKeepChanged():
-            flags = [f"{name} {'yes' if value else 'no'}" for name, value in
-                     (("keep_jpg", event.keep_jpg), ("keep_raw", event.keep_raw), ("keep_other", event.keep_other))
-                     if value is not None]
+            flags = [
+                f"{name} {'yes' if value else 'no'}"
+                for name, value in (
+                    ("keep_jpg", event.keep_jpg),
+                    ("keep_raw", event.keep_raw),
+                    ("keep_other", event.keep_other),
+                )
+                if value is not None
+            ]
             return f"{event.filename}: " + (", ".join(flags) or "unchanged")
         case PhotoSidecarAdded():
             replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""

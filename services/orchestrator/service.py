@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Awaitable
 
 from nats.aio.msg import Msg
-from nats.js import api
-from nats.js.errors import NotFoundError
+from nats.js.client import JetStreamContext
 
 from ..kernel import subjects
-from ..kernel.bus import Accepted, Bus, Conflict, Expect, Outgoing, lane_consumer
+from ..kernel.bus import Bus
 from ..kernel.events import (
     Event,
     JobRequested,
@@ -23,24 +23,22 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskRequested,
 )
+from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
+from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
 from ..kernel.supervise import describe, transient
+from ..kernel.vocabulary import TERMINAL
 from .decide import Action, Dispatch, Emit, OpenRequests, decide, lost_dispatches, requested_subject
 from .state import TaskState, evolve, record, refreshed, start
 
 log = logging.getLogger("darkroom.orchestrator")
 
-# Only what may call for a decision is consumed; what the orchestrator stores itself it folds in
-# from its own acknowledgements, and another orchestrator's writes show up as a CAS conflict.
-FILTERS = [
-    f"{subjects.ROOT}.task.*.*.requested",
-    f"{subjects.ROOT}.task.*.*.cancel_requested",
-    f"{subjects.ROOT}.job.*.*.completed",
-    f"{subjects.ROOT}.job.*.*.failed",
-    f"{subjects.ROOT}.job.*.*.canceled",
-]
 # What tells whether a requested job still waits for a copy on its lane.
-RECOVERY_FILTERS = [f"{subjects.ROOT}.job.*.*.requested", *FILTERS[2:], f"{subjects.ROOT}.dispatch.>",
-                    *(f"{subjects.ROOT}.task.*.*.{end}" for end in ("completed", "failed", "canceled"))]
+RECOVERY_FILTERS = [
+    subjects.any_job("requested"),
+    *(subjects.any_job(end) for end in TERMINAL),
+    subjects.ALL_DISPATCH,
+    *(subjects.any_task(end) for end in TERMINAL),
+]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
 COPY_GRACE_S = 1.0  # how long a live orchestrator may take from storing a request to storing its copy
@@ -52,35 +50,26 @@ class Orchestrator:
         self.threshold = threshold
         self.name = name
         self.cache: OrderedDict[str, TaskState] = OrderedDict()
-        self._chains: dict[str, asyncio.Future] = {}
-        self._sub = None
+        self._chains: dict[str, asyncio.Future[None]] = {}
+        self._sub: JetStreamContext.PushSubscription | None = None
         self._stopping = False
         self.poisoned = 0
-        self.decisions = 0
 
     async def start(self) -> None:
-        config = api.ConsumerConfig(
-            durable_name=self.name,
-            filter_subjects=FILTERS,
-            ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=30,
-            max_deliver=20,
-            max_ack_pending=2000,
-        )
-        try:
-            info = await self.bus.jsm.consumer_info(subjects.STREAM, self.name)
-        except NotFoundError:
-            info = None
-        if info is not None and (info.config.filter_subjects or [info.config.filter_subject]) != FILTERS:
-            # An older Darkroom made this consumer with other filters: bring it up to date in place.
-            config.deliver_subject = info.config.deliver_subject
-            await self.bus.jsm.add_consumer(subjects.STREAM, config)
-        acknowledged = info.ack_floor.stream_seq if info is not None and info.ack_floor is not None else 0
-        await self.recover_lost_dispatches(acknowledged or 0)
+        config, acknowledged = await orchestrator_consumer(self.bus.jsm, self.name)
+        await self.recover_lost_dispatches(acknowledged)
         self._sub = await self.bus.js.subscribe(
-            FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
-            manual_ack=True, idle_heartbeat=5.0, flow_control=True,
-            pending_msgs_limit=-1, pending_bytes_limit=-1)
+            ORCHESTRATOR_FILTERS[0],
+            durable=self.name,
+            stream=subjects.STREAM,
+            config=config,
+            cb=self._on_message,
+            manual_ack=True,
+            idle_heartbeat=5.0,
+            flow_control=True,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -98,11 +87,7 @@ class Orchestrator:
         many. Only a decision on a message this orchestrator has not acknowledged (all up to sequence
         `acknowledged` are) can lack its copy, so the log is read from there, or from the beginning when
         a lane consumer was recreated."""
-        lane_starts = {}
-        for lane in subjects.LANES:
-            info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
-            if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:
-                lane_starts[lane] = info.config.opt_start_seq
+        lane_starts = await recreated_lanes(self.bus.jsm)
         requests = OpenRequests()
         end = await self._read_requests(requests, 1 if lane_starts else acknowledged + 1)
         if lost_dispatches(requests.by_task.values(), lane_starts):
@@ -113,8 +98,11 @@ class Orchestrator:
         for request in lost_dispatches(requests.by_task.values(), lane_starts):
             job = request.job
             skipped = lane_starts.get(job.lane, 0) > request.copied_at >= request.seq
-            log.warning("dispatching job %s again: %s", job.job_id,
-                        "its lane consumer was recreated after it" if skipped else "its copy was never stored")
+            log.warning(
+                "dispatching job %s again: %s",
+                job.job_id,
+                "its lane consumer was recreated after it" if skipped else "its copy was never stored",
+            )
             # A copy of the same request within the window is the copy already made (msg id); one for a
             # lane that skipped it is new.
             msg_id = f"redispatch:{job.job_id}:{lane_starts[job.lane]}" if skipped else None
@@ -136,8 +124,12 @@ class Orchestrator:
 
     def _copy(self, job: JobRequested, requested_seq: int, msg_id: str | None = None) -> Outgoing:
         """A job's copy for its lane, stored only while its job.requested is the task's newest request."""
-        return self.bus.outgoing(job, msg_id or f"dispatch:{job.job_id}", Expect(requested_subject(job), requested_seq),
-                                 subject=subjects.dispatch(job.lane, job.job_type))
+        return self.bus.outgoing(
+            job,
+            msg_id or f"dispatch:{job.job_id}",
+            Expect(requested_subject(job), requested_seq),
+            subject=subjects.dispatch(job.lane, job.job_type),
+        )
 
     async def _store_copies(self, copies: list[Outgoing]) -> None:
         """Store each copy, retrying what fails for another reason than a later request: a job.requested
@@ -149,8 +141,12 @@ class Orchestrator:
             if copies and self._stopping:
                 raise RuntimeError(f"stopping with {len(copies)} job copies unstored; the next start stores them")
             if copies:
-                log.warning("storing %d job copies failed (%s); trying again in %gs", len(copies),
-                            next(r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)), delay)
+                log.warning(
+                    "storing %d job copies failed (%s); trying again in %gs",
+                    len(copies),
+                    next(r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)),
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -167,17 +163,22 @@ class Orchestrator:
         previous = self._chains.get(key)
         chain = asyncio.ensure_future(self._after(previous, event, msg))
         self._chains[key] = chain
-        chain.add_done_callback(lambda _f, k=key, c=chain: self._chains.pop(k, None) if self._chains.get(k) is c else None)
+        chain.add_done_callback(functools.partial(self._forget_chain, key))
 
-    async def _after(self, previous: asyncio.Future | None, event: Event, msg: Msg) -> None:
+    def _forget_chain(self, key: str, chain: asyncio.Future[None]) -> None:
+        if self._chains.get(key) is chain:
+            del self._chains[key]
+
+    async def _after(self, previous: asyncio.Future[None] | None, event: Event, msg: Msg) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # one task's events are handled in stream order
         try:
             await self.handle(event, msg.metadata.sequence.stream)
         except Exception as exc:
             if transient(exc):  # NATS failing over: the next delivery, a second from now, goes through
-                log.warning("handling %s %s failed: %s; it will be redelivered", event.type, event.task_id,
-                            describe(exc))
+                log.warning(
+                    "handling %s %s failed: %s; it will be redelivered", event.type, event.task_id, describe(exc)
+                )
             else:
                 log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
             await _settle(msg.nak(delay=1.0))
@@ -197,13 +198,15 @@ class Orchestrator:
         """The task with what its latest job.started and job.retrying say is running now (events the
         orchestrator does not consume): a cancel ends at once a job that is not running, and waits
         for one that is to stop at its next item."""
-        prefix = subjects.job_prefix(state.project_id, state.task_id)
-        started = await self._last(f"{prefix}.started")
-        retrying = await self._last(f"{prefix}.retrying")
+        started = await self._last(subjects.job_subject(state.project_id, state.task_id, "started"))
+        retrying = await self._last(subjects.job_subject(state.project_id, state.task_id, "retrying"))
         running = -1
         if isinstance(started[1], JobStarted):
-            backed_off = (isinstance(retrying[1], JobRetrying) and retrying[0] > started[0]
-                          and retrying[1].step_index == started[1].step_index)
+            backed_off = (
+                isinstance(retrying[1], JobRetrying)
+                and retrying[0] > started[0]
+                and retrying[1].step_index == started[1].step_index
+            )
             running = -1 if backed_off else started[1].step_index
         if running != state.running_step:
             state = replace(state, running_step=running)
@@ -247,8 +250,8 @@ class Orchestrator:
         """Rebuild one task from the log: its task events and its jobs' lifecycle."""
         state: TaskState | None = None
         prefix = subjects.task_events(project_id, task_id)
-        task_subjects = subjects.task_prefix(project_id, task_id) + "."
-        requested_subject = subjects.job_prefix(project_id, task_id) + ".requested"
+        task_subjects = subjects.task_subject(project_id, task_id, "")
+        requested_subject = subjects.job_subject(project_id, task_id, "requested")
         poisoned = {"task": 0, "requested": 0}
         async for batch in self.bus.read([prefix]):  # the cold path: a task not in the cache
             for stored in batch:
@@ -267,8 +270,11 @@ class Orchestrator:
                 else:
                     state = evolve(state, event, stored.seq)
         if state is not None:
-            state = replace(state, last_task_seq=max(state.last_task_seq, poisoned["task"]),
-                            last_requested_seq=max(state.last_requested_seq, poisoned["requested"]))
+            state = replace(
+                state,
+                last_task_seq=max(state.last_task_seq, poisoned["task"]),
+                last_requested_seq=max(state.last_requested_seq, poisoned["requested"]),
+            )
         return state
 
     async def _act(self, state: TaskState) -> None:
@@ -276,7 +282,6 @@ class Orchestrator:
             actions = decide(state, self.threshold)
             if not actions:
                 return
-            self.decisions += 1
             try:
                 self._remember(await self._execute(state, actions))
                 return
@@ -295,8 +300,9 @@ class Orchestrator:
         """The task with what others stored since: two direct gets, or its history when they cannot tell
         (conflicts are routine with two orchestrators; reading a history each time is not cheap)."""
         task, request = await asyncio.gather(
-            self._last(f"{subjects.task_prefix(state.project_id, state.task_id)}.>"),
-            self._last(f"{subjects.job_prefix(state.project_id, state.task_id)}.requested"))
+            self._last(subjects.task_subject(state.project_id, state.task_id, ">")),
+            self._last(subjects.job_subject(state.project_id, state.task_id, "requested")),
+        )
         again = refreshed(state, task if task[0] else None, request if request[0] else None)
         return again if again is not None else await self.load(state.project_id, state.task_id)
 
@@ -306,12 +312,17 @@ class Orchestrator:
         it no worker would ever be handed it: the log tells, and a missing copy is stored."""
         for action in actions:
             job = action.job if isinstance(action, Dispatch) else None
-            if (job is None or state.terminal or job.step_index != state.requested_step
-                    or job.step_index in state.finished_steps):
+            if (
+                job is None
+                or state.terminal
+                or job.step_index != state.requested_step
+                or job.step_index in state.finished_steps
+            ):
                 continue
             requests = OpenRequests()
-            await self._read_requests(requests, state.last_requested_seq,
-                                      [requested_subject(job), subjects.dispatch(job.lane, job.job_type)])
+            await self._read_requests(
+                requests, state.last_requested_seq, [requested_subject(job), subjects.dispatch(job.lane, job.job_type)]
+            )
             for request in lost_dispatches(requests.by_task.values(), {}):
                 if request.job.job_id == job.job_id:
                     log.info("storing the copy of job %s: none follows its request", job.job_id)
@@ -320,7 +331,8 @@ class Orchestrator:
     async def _execute(self, state: TaskState, actions: list[Action]) -> TaskState:
         emits = [action for action in actions if isinstance(action, Emit)]
         results = await self.bus.send_many_settled(
-            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in emits])
+            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in emits]
+        )
         requested: dict[str, int] = {}  # job id -> sequence of the job.requested this decision stored
         for action, result in zip(emits, results):
             if isinstance(result, Accepted):
@@ -330,9 +342,13 @@ class Orchestrator:
         self._remember(state)
         # A duplicate job.requested was stored by whoever sent it first, who may have lost the answer
         # with its connection and never sent the copy: sent again, the copy's message id keeps one.
-        await self._store_copies([self._copy(action.job, requested[action.job.job_id or ""])
-                                  for action in actions
-                                  if isinstance(action, Dispatch) and action.job.job_id in requested])
+        await self._store_copies(
+            [
+                self._copy(action.job, requested[action.job.job_id or ""])
+                for action in actions
+                if isinstance(action, Dispatch) and action.job.job_id in requested
+            ]
+        )
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, Conflict):
                 raise result

@@ -37,14 +37,15 @@ def over(job: JobRequested, newest: Event | None) -> bool | None:
         return True
     if isinstance(newest, JobEvent):
         return newest.step_index > job.step_index or (
-            newest.step_index == job.step_index and isinstance(newest, OUTCOMES))
+            newest.step_index == job.step_index and isinstance(newest, OUTCOMES)
+        )
     return None if newest is not None else False
 
 
 async def is_over(bus: Bus, job: JobRequested) -> bool:
     """Read the task's newest event (and its jobs' newest, when that is a task event) and judge."""
     task_id = job.task_id or ""
-    task, jobs = subjects.task_events(job.project_id, task_id), f"{subjects.job_prefix(job.project_id, task_id)}.>"
+    task, jobs = subjects.task_events(job.project_id, task_id), subjects.job_subject(job.project_id, task_id, ">")
     # A first request is followed by task.started, so its jobs' newest is needed too: both at once.
     reads = [task, jobs] if job.step_index == 0 else [task]
     found = await asyncio.gather(*(_newest(bus, subject) for subject in reads))

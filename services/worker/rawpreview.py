@@ -39,7 +39,8 @@ def raw_preview(path: str) -> RawPreview:
         raise NoPreview("the RAW file's embedded preview is in a format that cannot be read") from exc
     except rawpy.LibRawError as exc:
         raise NoPreview("not a RAW file LibRaw can read") from exc
-    if thumb.format == rawpy.ThumbFormat.JPEG:
+    image: Image.Image
+    if isinstance(thumb.data, bytes):  # a JPEG (ThumbFormat.JPEG); else the pixels as an array
         try:
             image = Image.open(io.BytesIO(thumb.data))
         except OSError as exc:

@@ -17,13 +17,24 @@ from tests.conftest import REPO, System
 expect.set_options(timeout=15_000)  # a busy two-core machine; a test that needs longer says so
 
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    return (
+        os.environ.get("CHROMIUM")
+        or shutil.which("chromium")
+        or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    )
 
 
 @pytest.fixture
@@ -60,11 +71,13 @@ new MutationObserver((changes) => {
 PHONE_DEFECTS = r"""
 () => {
   const shown = (el) => { const r = el.getBoundingClientRect();
-    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden' && !el.closest('.visually-hidden'); };
+    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden'
+      && !el.closest('.visually-hidden'); };
   const modal = [...document.querySelectorAll('dialog[open]')].find((d) => d.matches(':modal'));
   const counted = (el) => shown(el) && (!modal || modal.contains(el));
   const named = (el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} "${
-    (el.getAttribute('aria-label') || el.labels?.[0]?.textContent || el.textContent || el.value || '').trim().slice(0, 30)}"`;
+    (el.getAttribute('aria-label') || el.labels?.[0]?.textContent || el.textContent || el.value || '')
+      .trim().slice(0, 30)}"`;
   const found = [];
   for (const el of document.querySelectorAll('button, a[href], input:not([type=hidden]), select, summary')) {
     if (!counted(el)) continue;
@@ -97,8 +110,9 @@ class Tab:
 
     async def wait_toasts(self, text: str, n: int, timeout: float = 45_000) -> None:
         """Until the page has shown `n` toasts saying `text` (visible or gone by now)."""
-        await self.page.wait_for_function("([text, n]) => window.__toasts.filter(t => t === text).length >= n",
-                                          arg=[text, n], timeout=timeout)
+        await self.page.wait_for_function(
+            "([text, n]) => window.__toasts.filter(t => t === text).length >= n", arg=[text, n], timeout=timeout
+        )
 
     async def toasts(self) -> list[str]:
         return await self.page.evaluate("window.__toasts")
@@ -146,13 +160,14 @@ def screenshot_path(name: str) -> Path:
     return ARTIFACTS / name
 
 
-async def start(system: System, definitions: dict | None = None, handlers: dict | None = None, **settings):
+async def start(system: System, definitions: dict | None = None, job_types: dict | None = None, **settings):
     """The shipped task definitions and job handlers, as `darkroom up` runs them (plus any given)."""
-    from services.kernel.definitions import load_definitions
-    from services.worker.handlers import BUILTIN
+    from darkroom.kernel.definitions import load_definitions
+    from darkroom.worker.handlers import BUILTIN
 
-    return await system.start(handlers=BUILTIN | (handlers or {}), definitions=load_definitions() | (definitions or {}),
-                              **settings)
+    return await system.start(
+        job_types=BUILTIN | (job_types or {}), definitions=load_definitions() | (definitions or {}), **settings
+    )
 
 
 def small_jpegs(n: int, prefix: str = "IMG_", start: int = 1) -> list[dict]:
