@@ -41,9 +41,10 @@ def dng(
     make: str = "Darkroom",
     model: str = "Test Camera",
     taken: str = "2024:06:01 12:30:45",
+    lens: str | None = None,
 ) -> bytes:
-    """A 64x48 Bayer RAW (16-bit, uncompressed) with its camera, time and orientation, and `preview`
-    embedded as a JPEG when given."""
+    """A 64x48 Bayer RAW (16-bit, uncompressed) with its camera, time, orientation and lens (LensModel),
+    and `preview` embedded as a JPEG when given."""
     out = _File()
     width, height = 64, 48
     pixels = out.blob(struct.pack(f"<{width * height}H", *([1000] * (width * height))))
@@ -62,7 +63,7 @@ def dng(
         33422: (BYTE, [0, 1, 1, 2]),
         50717: (LONG, [4095]),
     }
-    exif = out.ifd({36867: (ASCII, taken)})
+    exif = out.ifd({36867: (ASCII, taken), **({42036: (ASCII, lens)} if lens else {})})
     camera = {
         271: (ASCII, make),
         272: (ASCII, model),

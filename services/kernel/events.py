@@ -211,6 +211,7 @@ class PhotoMetadataExtracted(PhotoEvent, tag="photo.metadata_extracted"):
     orientation: int | None = None
     width: int | None = None
     height: int | None = None
+    lens: str | None = None  # LensModel, after LensMake when it adds to it; None in events from before lenses
 
 
 class PhotoDerivativesUpdated(PhotoEvent, tag="photo.derivatives_updated"):

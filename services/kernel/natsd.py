@@ -128,6 +128,7 @@ class NatsServer:
             return await asyncio.create_subprocess_exec(
                 *tether.command(os.getpid(), [nats_server_binary(), *args]),
                 pass_fds=(lock,),
+                start_new_session=True,  # a terminal's Ctrl-C is for darkroom, which stops the server in order
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )

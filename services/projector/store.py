@@ -50,8 +50,8 @@ CREATE INDEX IF NOT EXISTS projects_folder ON projects (folder);
 CREATE TABLE IF NOT EXISTS photos (
   id TEXT PRIMARY KEY, project_id TEXT, filename TEXT, files TEXT, jpg_available INTEGER, raw_available INTEGER,
   other_available INTEGER, keep_jpg INTEGER, keep_raw INTEGER, keep_other INTEGER, thumbnail_status TEXT,
-  preview_status TEXT, taken_at TEXT, make TEXT, model TEXT, width INTEGER, height INTEGER, orientation INTEGER,
-  error TEXT, error_kind TEXT, made_from TEXT, made_from_size INTEGER, made_from_mtime_ns INTEGER,
+  preview_status TEXT, taken_at TEXT, make TEXT, model TEXT, lens TEXT, width INTEGER, height INTEGER,
+  orientation INTEGER, error TEXT, error_kind TEXT, made_from TEXT, made_from_size INTEGER, made_from_mtime_ns INTEGER,
   moving_to TEXT, created_at TEXT, updated_at TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS photos_name ON photos (project_id, filename);
 CREATE INDEX IF NOT EXISTS photos_order ON photos (project_id, taken_at IS NULL, taken_at, filename);

@@ -144,6 +144,7 @@ class PhotoView(msgspec.Struct, kw_only=True, gc=False):
     taken_at: str | None = None
     make: str | None = None
     model: str | None = None
+    lens: str | None = None
     width: int | None = None
     height: int | None = None
     orientation: int | None = None

@@ -62,6 +62,7 @@ class Metadata:
     orientation: int | None
     width: int
     height: int
+    lens: str | None = None
 
 
 def init_worker(parent_pid: int | None = None) -> None:
@@ -173,7 +174,17 @@ def _metadata(exif: Image.Exif, size: tuple[int, int]) -> Metadata:
         orientation=orientation,
         width=width,
         height=height,
+        lens=_lens(sub.get(Base.LensMake), sub.get(Base.LensModel)),
     )
+
+
+def _lens(lens_make: object, lens_model: object) -> str | None:
+    """LensModel, with LensMake before it when the model does not already name it ("Apple iPhone 6
+    back camera…" but not "Canon Canon EF…"); None when the camera records no lens."""
+    make, model = _text(lens_make), _text(lens_model)
+    if model and make and make.lower() not in model.lower():
+        return f"{make} {model}"
+    return model
 
 
 def _taken_at(value: object, offset: object) -> str | None:

@@ -65,12 +65,41 @@ new MutationObserver((changes) => {
   window.__most.uploads = Math.max(window.__most.uploads, document.querySelectorAll('li.upload').length);
 }).observe(document, { childList: true, subtree: true });
 """
+# What a person on a phone finds wrong on the screen as it is: a control a finger cannot hit (under
+# 44 px either way, counting the label it sits in), or something reaching past the screen's right edge.
+# Behind a modal dialog nothing counts; a photo zoomed to 100% may reach past the edge.
+PHONE_DEFECTS = r"""
+() => {
+  const shown = (el) => { const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden'
+      && !el.closest('.visually-hidden'); };
+  const modal = [...document.querySelectorAll('dialog[open]')].find((d) => d.matches(':modal'));
+  const counted = (el) => shown(el) && (!modal || modal.contains(el));
+  const named = (el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} "${
+    (el.getAttribute('aria-label') || el.labels?.[0]?.textContent || el.textContent || el.value || '')
+      .trim().slice(0, 30)}"`;
+  const found = [];
+  for (const el of document.querySelectorAll('button, a[href], input:not([type=hidden]), select, summary')) {
+    if (!counted(el)) continue;
+    const areas = [el, el.closest('label'), ...(el.labels ?? [])].filter(Boolean).map((e) => e.getBoundingClientRect());
+    const [w, h] = [Math.max(...areas.map((r) => r.width)), Math.max(...areas.map((r) => r.height))];
+    if (w < 43.5 || h < 43.5) found.push(`${named(el)} is ${Math.round(w)}×${Math.round(h)} px`);
+  }
+  for (const el of document.querySelectorAll('body *')) {
+    if (counted(el) && !el.closest('.loupe-picture') && el.getBoundingClientRect().right > innerWidth + 1) {
+      found.push(`${named(el)} reaches past the right edge`);
+    }
+  }
+  return found;
+}
+"""
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
 class Tab:
-    """A page plus what went wrong in it: uncaught exceptions and console errors fail the test."""
+    """A page plus what went wrong in it: uncaught exceptions, console errors and what a phone shows wrong
+    (see screens) fail the test."""
 
     def __init__(self, page: Page) -> None:
         self.page = page
@@ -93,13 +122,15 @@ class Tab:
         return await self.page.evaluate("window.__most")
 
     async def screens(self, name: str, full_page: bool = False) -> None:
-        """The page as it is now, at 1440×900 and at 390×844 (a phone): tests/artifacts/<name>-desktop.png
-        and -phone.png."""
+        """The page as it is now, at 1440×900 and at 390×844 (a phone): tests/artifacts/<name>-desktop.png, -phone.png.
+        What a phone shows is checked too (PHONE_DEFECTS): what is found fails the test."""
         size = self.page.viewport_size
         for suffix, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
             await self.page.set_viewport_size(viewport)
             await self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             await self.page.screenshot(path=screenshot_path(f"{name}-{suffix}.png"), full_page=full_page)
+            if viewport is PHONE:
+                self.problems += [f"{name} on a phone: {d}" for d in await self.page.evaluate(PHONE_DEFECTS)]
         await self.page.set_viewport_size(size)
 
 

@@ -52,6 +52,17 @@ async def preview_loaded(page: Page, filename: str) -> None:
     )
 
 
+async def whole_photo_shown(page: Page) -> None:
+    stage = await page.locator("#loupe .loupe-stage").bounding_box()
+    img = await page.locator("#loupe .loupe-picture img").bounding_box()
+    assert (
+        stage["x"] <= img["x"]
+        and img["x"] + img["width"] <= stage["x"] + stage["width"] + 1
+        and stage["y"] <= img["y"]
+        and img["y"] + img["height"] <= stage["y"] + stage["height"] + 1
+    ), (stage, img)
+
+
 async def test_keyboard_culling_of_twenty_photos_in_the_loupe(system: System, tab: Tab) -> None:
     project = await twenty_photos(system, "Twenty")
     page = tab.page
@@ -142,6 +153,40 @@ async def test_keyboard_culling_of_twenty_photos_in_the_loupe(system: System, ta
     opacity = await card(page, dropped).locator(".picture").evaluate("p => getComputedStyle(p).opacity")
     assert float(opacity) < 0.5
     await tab.screens("grid-culled")
+
+
+async def test_the_loupe_names_the_lens_when_the_photo_records_one(system: System, tab: Tab) -> None:
+    await start(system)
+    project = await create_project(system, "Lenses")
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            (name, (PHOTOS / folder / name).read_bytes())
+            for folder, name in (("lens", "Nikon_D70s.jpg"), ("cameras", "Canon_40D.jpg"))
+        ],
+    )
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=60)
+    state = await photos(system, project["folder"])
+    assert (state["Nikon_D70s"]["lens"], state["Canon_40D"]["lens"]) == ("18.0-70.0 mm f/3.5-4.5", None)
+    page = tab.page
+    await page.goto(project_url(system, project["folder"]))
+    await all_thumbnails_loaded(page, 2)
+    loupe = page.locator("#loupe")
+    await card(page, "Nikon_D70s").locator(".thumb").click()
+    await preview_loaded(page, "Nikon_D70s")
+    await expect(loupe.locator(".loupe-exif")).to_have_text(
+        "NIKON D70s · 18.0-70.0 mm f/3.5-4.5 · 2005-12-14 14:39 · 1488 × 2240"
+    )
+    await whole_photo_shown(page)  # a preview taller than the window fits in it
+    await tab.screens("loupe-lens")
+    await page.set_viewport_size(PHONE)
+    await whole_photo_shown(page)
+    await page.set_viewport_size({"width": 1440, "height": 900})
+    await page.keyboard.press("ArrowLeft" if (await shown(page))[0] == "Canon_40D" else "ArrowRight")
+    await preview_loaded(page, "Canon_40D")
+    await expect(loupe.locator(".loupe-exif")).to_have_text("Canon EOS 40D · 2008-05-30 15:56 · 100 × 68")
 
 
 async def test_the_loupe_works_with_touch_and_the_mouse(system: System, browser: Browser) -> None:

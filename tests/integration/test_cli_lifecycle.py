@@ -27,9 +27,14 @@ async def spawn():
     """Runs `darkroom …`; whatever is still running when the test ends (it failed) is killed."""
     started: list[asyncio.subprocess.Process] = []
 
-    async def run(*args: str, env: dict | None = None) -> asyncio.subprocess.Process:
+    async def run(*args: str, env: dict | None = None, group: bool = False) -> asyncio.subprocess.Process:
+        """`group`: the command leads a process group of its own, as in a terminal's foreground."""
         process = await asyncio.create_subprocess_exec(
-            *darkroom_cli(*args), env=env or cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            *darkroom_cli(*args),
+            env=env or cli_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            process_group=0 if group else None,
         )
         started.append(process)
         return process
@@ -225,6 +230,18 @@ async def test_a_killed_worker_leaves_no_image_process(tmp_path: Path, spawn) ->
 
 async def _async(value):
     return value
+
+
+async def test_ctrl_c_at_a_terminal_stops_up_cleanly_with_its_nats_server(tmp_path: Path, spawn) -> None:
+    # A terminal's Ctrl-C signals its whole foreground process group, nats-server and image processes too.
+    data, port = tmp_path / "data", free_port()
+    up = await spawn("up", "--data", str(data), "--port", str(port), group=True)
+    await _ready(port, up)
+    (server,) = [pid for pid in _children(up.pid) if "nats-server" in _program(pid)]
+    os.killpg(up.pid, signal.SIGINT)
+    code, out, _ = await _finish(up, 10)
+    assert code == 0 and "nats-server exited" not in out, out
+    assert not _alive(server)
 
 
 async def test_up_ends_with_exit_1_when_its_nats_server_dies(tmp_path: Path, spawn) -> None:

@@ -27,6 +27,7 @@ async def test_a_raw_alone_gets_thumbnail_preview_and_metadata_from_its_embedded
                     make="Canon",
                     model="EOS R5",
                     taken="2023:09:14 07:05:00",
+                    lens="RF24-105mm F4 L IS USM",
                 ),
             ),
             ("DSC02.dng", dng()),  # a RAW with no embedded preview
@@ -37,11 +38,12 @@ async def test_a_raw_alone_gets_thumbnail_preview_and_metadata_from_its_embedded
     photos = await _photos(system, project["folder"])
     shot = photos["DSC01"]
     assert shot["thumbnail_status"] == shot["preview_status"] == "generated" and shot["raw_available"]
-    assert (shot["make"], shot["model"], shot["taken_at"], shot["orientation"]) == (
+    assert (shot["make"], shot["model"], shot["taken_at"], shot["orientation"], shot["lens"]) == (
         "Canon",
         "EOS R5",
         "2023-09-14T07:05:00",
         8,
+        "RF24-105mm F4 L IS USM",
     )
     status, data, headers = await _asset(system, project["folder"], "thumbnail", "DSC01")
     assert status == 200 and Image.open(io.BytesIO(data)).size == (480, 640)  # turned upright

@@ -109,6 +109,7 @@ SAMPLES: list[Event] = [
         orientation=6,
         width=4000,
         height=6000,
+        lens="FE 24-70mm F2.8 GM",
     ),
     PhotoDerivativesUpdated(
         **ENVELOPE, filename="DSC01", thumbnail_status="generated", preview_status="failed", error="truncated"
@@ -244,7 +245,7 @@ def test_an_event_that_gained_a_field_still_decodes():
     assert decoded == SAMPLES[1]
 
 
-def test_photo_events_stored_before_keep_other_and_made_from_decode_with_defaults():
+def test_photo_events_stored_before_keep_other_made_from_and_lens_decode_with_defaults():
     old_derivatives = (
         b'{"type": "photo.derivatives_updated", "v": 1, "project_id": "p1", "filename": "DSC01", '
         b'"thumbnail_status": "failed", "preview_status": "failed", "error": "truncated"}'
@@ -259,6 +260,12 @@ def test_photo_events_stored_before_keep_other_and_made_from_decode_with_default
         None,
         None,
     )
+    old_metadata = (
+        b'{"type": "photo.metadata_extracted", "v": 1, "project_id": "p1", "filename": "DSC01", '
+        b'"make": "SONY", "model": "ILCE-7M3", "width": 4000, "height": 6000}'
+    )
+    event = Codec().decode(old_metadata)
+    assert isinstance(event, PhotoMetadataExtracted) and (event.model, event.lens) == ("ILCE-7M3", None)
 
 
 # -- poison ---------------------------------------------------------------------------------------

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageCms
+from PIL.ExifTags import IFD, Base
 
 from darkroom.kernel.photos import derivative_source
-from darkroom.worker.imaging import ImageTooLarge, Metadata, Spec, init_worker, make_derivatives
+from darkroom.worker.imaging import ImageTooLarge, Metadata, Spec, init_worker, make_derivatives, read_metadata
 from darkroom.worker.rawpreview import NoPreview
+from tests.conftest import PHOTOS
 from tests.imagefiles import dng, solid_png
 
 SPEC = Spec(thumb_dim=800, thumb_quality=70, preview_dim=2048, preview_quality=80, max_megapixels=250)
@@ -105,14 +107,44 @@ def test_a_raw_alone_gives_its_embedded_preview_oriented_with_its_camera_and_tim
     source = tmp_path / "DSC01.DNG"
     framed = Image.new("RGB", (320, 240), (200, 40, 40))
     framed.paste((20, 20, 220), (0, 0, 160, 240))  # left half blue: after turning 90° clockwise, the top
-    source.write_bytes(dng(framed, orientation=6, make="Nikon", model="D850", taken="2024:06:01 12:30:45"))
+    source.write_bytes(
+        dng(
+            framed,
+            orientation=6,
+            make="Nikon",
+            model="D850",
+            taken="2024:06:01 12:30:45",
+            lens="NIKKOR Z 24-70mm f/4 S",
+        )
+    )
     meta, thumb, preview = derive(pool, source)
     assert meta == Metadata(
-        taken_at="2024-06-01T12:30:45", make="Nikon", model="D850", orientation=6, width=48, height=64
+        taken_at="2024-06-01T12:30:45",
+        make="Nikon",
+        model="D850",
+        orientation=6,
+        width=48,
+        height=64,
+        lens="NIKKOR Z 24-70mm f/4 S",
     )  # the RAW's own 64x48, turned
     assert thumb.size == preview.size == (240, 320)
     top, bottom = thumb.convert("RGB").getpixel((120, 40)), thumb.convert("RGB").getpixel((120, 280))
     assert top[2] > 150 and bottom[0] > 150, (top, bottom)
+
+
+def test_the_lens_is_the_lens_model_after_its_make_when_the_model_does_not_name_it(tmp_path: Path) -> None:
+    assert read_metadata(str(PHOTOS / "lens" / "Nikon_D70s.jpg")).lens == "18.0-70.0 mm f/3.5-4.5"
+    assert read_metadata(str(PHOTOS / "cameras" / "Canon_40D.jpg")).lens is None  # a camera that records none
+    for make, model, lens in [
+        ("Apple", "iPhone 6 back camera 4.15mm f/2.2", "Apple iPhone 6 back camera 4.15mm f/2.2"),
+        ("Canon", "Canon EF 50mm f/1.8 STM", "Canon EF 50mm f/1.8 STM"),
+        ("Sony", None, None),
+    ]:
+        exif = Image.Exif()
+        exif.get_ifd(IFD.Exif).update({Base.LensMake: make, **({Base.LensModel: model} if model else {})})
+        source = tmp_path / f"{make}.jpg"
+        Image.new("RGB", (32, 24)).save(source, exif=exif)
+        assert read_metadata(str(source)).lens == lens
 
 
 def test_a_raw_with_no_usable_preview_says_why(pool, tmp_path: Path) -> None:

@@ -161,6 +161,7 @@ def metadata_event(ctx: JobContext, basename: str, meta: Metadata) -> PhotoMetad
         orientation=meta.orientation,
         width=meta.width,
         height=meta.height,
+        lens=meta.lens,
     )
 
 
