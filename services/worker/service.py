@@ -10,7 +10,7 @@ import socket
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, NamedTuple
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -33,6 +33,15 @@ log = logging.getLogger("darkroom.worker")
 
 PROGRESS_EVERY_S = 0.25
 PUBLISH_LOOP = "worker outcomes"
+
+
+class Held(NamedTuple):
+    """A job a pull made just before its lane was paused brought: not run, and not holding the slot
+    (its other lanes go on), until the lane is resumed."""
+
+    lane: str
+    msg: Msg
+    heartbeat: asyncio.Future[None]
 
 
 class JobTimeout(Exception):
@@ -155,13 +164,15 @@ class Worker:
         is not acknowledged and comes back after the ack wait."""
         pulls = {lane: await LanePull(self.bus.nc, subjects.lane_consumer(lane)).start() for lane in lanes}
         self._pulls.update(pulls.values())
+        held: list[Held] = []
         try:
             while not self._stopping.is_set():
-                found = await self._next(name, pulls, lanes)
+                found = self._resumed(held) or await self._next(name, pulls, lanes)
                 if found is None:
                     continue
                 lane, msg = found
-                if self.pauses.paused(lane) and not await self._hold(lane, msg):
+                if self.pauses.paused(lane):
+                    held.append(Held(lane, msg, asyncio.ensure_future(self._keep(msg))))
                     continue
                 self.busy[lane] += 1
                 self.idle_priority_only -= lanes == PRIORITY_ONLY
@@ -172,6 +183,12 @@ class Worker:
                     self.idle_priority_only += lanes == PRIORITY_ONLY
                     self.last_active = time.monotonic()
         finally:
+            for job in held:  # given back, to be taken again once the lane is resumed
+                job.heartbeat.cancel()
+                try:
+                    await job.msg.nak(delay=self.config.pipeline.backoff_base_s)
+                except Exception:  # the connection may already be closing: it comes back after the ack wait
+                    pass
             self._pulls.difference_update(pulls.values())
             for pull in pulls.values():
                 try:
@@ -179,17 +196,23 @@ class Worker:
                 except Exception:  # the connection may already be closing
                     pass
 
-    async def _hold(self, lane: str, msg: Msg) -> bool:
-        """A job that came through a pull made just before its lane was paused is not run: the slot keeps it,
-        in progress, until the lane is resumed (True: run it now), or gives it back if the worker stops first."""
-        beat = self.config.pipeline.ack_wait_s / 3
-        while self.pauses.paused(lane):
-            if self._stopping.is_set():
-                await msg.nak(delay=self.config.pipeline.backoff_base_s)
-                return False
-            await self._until_stopped(self.pauses.changed(beat))
-            await msg.in_progress()
-        return True
+    def _resumed(self, held: list[Held]) -> tuple[str, Msg] | None:
+        """A job this slot set aside whose lane has been resumed: it runs before anything is pulled."""
+        for job in held:
+            if not self.pauses.paused(job.lane):
+                held.remove(job)
+                job.heartbeat.cancel()
+                return job.lane, job.msg
+        return None
+
+    async def _keep(self, msg: Msg) -> None:
+        """Keeps a job set aside in progress (so it is not handed to anyone else) while its lane is paused."""
+        try:
+            while True:
+                await asyncio.sleep(self.config.pipeline.ack_wait_s / 3)
+                await msg.in_progress()
+        except Exception as exc:  # NATS away: the job comes back after its ack wait, to be held or run then
+            log.info("stopped keeping a job of a paused lane: %s", describe(exc))
 
     async def _until_stopped(self, wait: Awaitable[None]) -> None:
         """Wait for `wait`, or until the worker is asked to stop."""
