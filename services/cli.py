@@ -18,7 +18,9 @@ from typing import AsyncIterator, Awaitable, Callable
 from .kernel.config import Config, ConfigError, load_config
 from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
-from .kernel.redact import redact, redact_logs
+from .kernel.logs import FORMATS, LEVELS
+from .kernel.logs import configure as configure_logs
+from .kernel.redact import redact
 from .kernel.sdnotify import notifying
 from .kernel.subjects import ALL
 
@@ -38,6 +40,19 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--nats", default=argparse.SUPPRESS, help="NATS URL (default: the embedded server's)")
     common.add_argument(
         "--config", type=Path, default=argparse.SUPPRESS, help="config file (default DIR/darkroom.toml)"
+    )
+    common.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=argparse.SUPPRESS,
+        help="log lines on stderr: text, or one JSON object a line (default: text on a terminal, json otherwise)",
+    )
+    common.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        type=str.lower,
+        default=argparse.SUPPRESS,
+        help="the least severe messages logged (default info)",
     )
     top = argparse.ArgumentParser(prog="darkroom", parents=[common], description=__doc__)
     sub = top.add_subparsers(dest="command", required=True, metavar="command")
@@ -131,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     from .worker.handlers import PluginError
 
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = getattr(args, "log_format", None) or ("text" if sys.stderr.isatty() else "json")
+    configure_logs(log_format, getattr(args, "log_level", "info"), sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    redact_logs()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
@@ -157,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:  # logged like any message (one line, secrets hidden), not printed raw by Python
+        log.exception("darkroom %s failed", args.command)
+        return 1
 
 
 def _loop_factory():

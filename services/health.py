@@ -3,15 +3,14 @@ that process alone, as the api's own routes are for the api's process."""
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
-
 import msgspec
 from aiohttp import web
 
 from .kernel.health import Health
+from .kernel.metrics import CONTENT_TYPE, Metrics
 
 
-def health_app(health: Health, metrics: Callable[[], Awaitable[list[str]]]) -> web.Application:
+def health_app(health: Health, metrics: Metrics) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         broken = health.broken()
         return _json({"error": broken} if broken else {"status": "ok"}, 503 if broken else 200)
@@ -21,7 +20,7 @@ def health_app(health: Health, metrics: Callable[[], Awaitable[list[str]]]) -> w
         return _json({"error": "; ".join(problems)} if problems else {"status": "ready"}, 503 if problems else 200)
 
     async def prometheus(_request: web.Request) -> web.Response:
-        return web.Response(text="\n".join(await metrics()) + "\n", content_type="text/plain", charset="utf-8")
+        return web.Response(body=await metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

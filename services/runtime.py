@@ -17,12 +17,23 @@ from nats.js.errors import NotFoundError
 
 from .api.app import build_app
 from .api.deps import Deps
+from .api.ops import read_model_families
 from .kernel.bus import Bus, Counters
 from .kernel.config import Config
 from .kernel.definitions import Definitions
 from .kernel.events import Codec
 from .kernel.health import Check, Health
 from .kernel.lease import Leases
+from .kernel.metrics import (
+    HttpMetrics,
+    JobMetrics,
+    Metrics,
+    counter,
+    gauge,
+    log_families,
+    new_registry,
+    process_families,
+)
 from .kernel.natsd import free_port
 from .kernel.ownership import hand_over
 from .kernel.provision import provision
@@ -69,6 +80,8 @@ class Runtime:
     worker_name: str | None = None
     counters: Counters = field(default_factory=Counters)
     loops: Loops = field(default_factory=Loops)
+    metrics: Metrics = field(default_factory=lambda: Metrics(new_registry()))
+    jobs: JobMetrics | None = None
 
     buses: dict[str, Bus] = field(default_factory=dict)
     projector: ProjectorService | None = None
@@ -124,7 +137,9 @@ class Runtime:
             await self.projector.start()
         if "orchestrator" in self.roles:
             bus = self.buses.get("orchestrator") or await self._bus("orchestrator")
-            self.orchestrator = Orchestrator(bus, self.config.pipeline.priority_threshold, self.orchestrator_name)
+            self.orchestrator = Orchestrator(
+                bus, self.config.pipeline.priority_threshold, self.orchestrator_name, jobs=self._job_metrics()
+            )
             await self.orchestrator.start()
             self.schedule = Schedule(bus, self.definitions, self.config.maintenance.interval_s, loops=self.loops)
             self.schedule.start()
@@ -148,7 +163,14 @@ class Runtime:
                 hand_over=functools.partial(hand_over, bus),
             )
             self.worker = Worker(
-                bus, self.config, self.job_types, self.data_dir, resources, name=name, loops=self.loops
+                bus,
+                self.config,
+                self.job_types,
+                self.data_dir,
+                resources,
+                name=name,
+                loops=self.loops,
+                jobs=self._job_metrics(),
             )
             await self.worker.start()
             # Starting image processes takes a moment: do it now, not in the first upload's time.
@@ -166,8 +188,15 @@ class Runtime:
             if self.read is not None:
                 self.read.follow_projector(engine.checkpoint)
         self.health.checks += self._readiness_checks()
+        self._register_metrics()
         if self.config.health.port is not None and "api" not in self.roles:
             await self._start_health()
+
+    def _job_metrics(self) -> JobMetrics:
+        """One set of job counters for the worker and the orchestrator of this process."""
+        if self.jobs is None:
+            self.jobs = JobMetrics(self.metrics.registry, sorted(self.job_types))
+        return self.jobs
 
     def _read_model(self) -> tuple[Path, bool]:
         """The read model this process reads, and whether it keeps it (runs the projector writing it).
@@ -208,13 +237,15 @@ class Runtime:
     async def _start_api(self, read_model: Path) -> None:
         bus = self.buses.get("api") or await self._bus("api")
         self.read = await ReadModel.open(read_model, self.loops)
+        self.metrics.scraped(*read_model_families(self.read))
         self.api_deps = Deps(
             bus=bus,
             read=self.read,
             definitions=self.definitions,
             config=self.config,
             data_dir=self.data_dir,
-            metrics_sources=[self._metrics],
+            metrics=self.metrics,
+            http=HttpMetrics(self.metrics.registry),
             health=self.health,
             derive=self.derivations.prefetch if self.derivations is not None else None,
         )
@@ -227,7 +258,7 @@ class Runtime:
         """`/healthz`, `/readyz` and `/metrics` of a service that serves no API, on `health.port`."""
         from .health import health_app
 
-        self.health_runner = web.AppRunner(health_app(self.health, self.health_metrics), access_log=None)
+        self.health_runner = web.AppRunner(health_app(self.health, self.metrics), access_log=None)
         await self.health_runner.setup()
         self.health_port = self.config.health.port or free_port(self.config.health.host)
         await _listen(self.health_runner, self.config.health.host, self.health_port)
@@ -266,48 +297,54 @@ class Runtime:
             return f"read model at {self.read.checkpoint}, log at {last}"
         return None
 
-    async def health_metrics(self) -> list[str]:
-        """The Prometheus lines of a service without the API (whose /metrics says more)."""
-        lines = [
-            "# TYPE darkroom_events_published_total counter",
-            f"darkroom_events_published_total {self.counters.published}",
-            "# TYPE darkroom_events_duplicate_total counter",
-            f"darkroom_events_duplicate_total {self.counters.duplicates}",
-        ]
-        if self.projector is not None:
-            checkpoint = self.projector.projector.checkpoint
-            lines += ["# TYPE darkroom_projector_checkpoint gauge", f"darkroom_projector_checkpoint {checkpoint}"]
-            try:
-                last = await self.projector.bus.last_seq()
-                lines += ["# TYPE darkroom_projector_lag gauge", f"darkroom_projector_lag {max(0, last - checkpoint)}"]
-            except Exception as exc:  # metrics still answer while NATS is away
-                lines.append(f"# nats unavailable: {exc}")
-        return lines + self._metrics()
-
     def _applied(self, seq: int, outbox: list[tuple]) -> None:
         if self.read is not None:
             self.read.applied(seq, outbox)
         if self.worker_read is not None:
             self.worker_read.applied(seq)
 
-    def _metrics(self) -> list[str]:
-        lines = ["# TYPE darkroom_loops_down gauge", f"darkroom_loops_down {len(self.loops.down)}"]
+    def _register_metrics(self) -> None:
+        """The families of every service in this process, on its one registry."""
+        checkpoint = (
+            self.projector.projector
+            if self.projector is not None
+            else self.read
+            if self.read is not None
+            else self.worker_read
+        )
+        self.metrics.gathered(process_families(self.counters, self.loops, self.buses))
+        if self.buses:
+            self.metrics.scraped(
+                *log_families(
+                    next(iter(self.buses.values())), (lambda: checkpoint.checkpoint) if checkpoint is not None else None
+                )
+            )
         if self.projector is not None:
             counts = self.projector.projector.counts
-            lines += [
-                "# TYPE darkroom_events_applied_total counter",
-                f"darkroom_events_applied_total {counts.events}",
-                "# TYPE darkroom_poison_events_total counter",
-                f"darkroom_poison_events_total {counts.poisoned}",
-            ]
+            self.metrics.gathered(
+                lambda: [
+                    counter("darkroom_events_applied", "Events the projector applied to the read model", counts.events),
+                    counter("darkroom_poison_events", "Events the projector set aside as unreadable", counts.poisoned),
+                ]
+            )
         if self.worker is not None:
-            lines += ["# TYPE darkroom_worker_busy_slots gauge"]
-            lines += [f'darkroom_worker_busy_slots{{lane="{lane}"}} {n}' for lane, n in self.worker.busy.items()]
-            lines += ["# TYPE darkroom_worker_lane_paused gauge"]  # as this worker follows it
-            lines += [
-                f'darkroom_worker_lane_paused{{lane="{lane}"}} {int(self.worker.pauses.paused(lane))}' for lane in LANES
-            ]
-        return lines
+            worker = self.worker
+            self.metrics.gathered(
+                lambda: [
+                    gauge(
+                        "darkroom_worker_busy_slots",
+                        "Slots of this worker running a job, by lane",
+                        labels=["lane"],
+                        samples=[([lane], n) for lane, n in worker.busy.items()],
+                    ),
+                    gauge(
+                        "darkroom_worker_lane_paused",
+                        "1 while this worker leaves a lane alone (paused, as it follows the lane's events)",
+                        labels=["lane"],
+                        samples=[([lane], int(worker.pauses.paused(lane))) for lane in LANES],
+                    ),
+                ]
+            )
 
     async def stop(self, grace_s: float = GRACE_S) -> None:
         """Stop taking work, let running jobs finish within the grace period, drain, close: within

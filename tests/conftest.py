@@ -54,6 +54,23 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
         await asyncio.sleep(0.02)
 
 
+async def until_ready(base_url: str, process: asyncio.subprocess.Process, what: str, timeout: float = 30.0) -> None:
+    """Until GET /readyz answers 200; a process that exits meanwhile fails the test with its output."""
+
+    async def check() -> bool:
+        if process.returncode is not None:
+            pipe = process.stderr or process.stdout
+            output = (await pipe.read()).decode() if pipe is not None else ""
+            raise AssertionError(f"{what} exited with {process.returncode}: {output}")
+        try:
+            async with aiohttp.ClientSession() as http, http.get(f"{base_url}/readyz") as response:
+                return response.status == 200
+        except aiohttp.ClientConnectionError:
+            return False
+
+    await eventually(check, timeout, f"{what} to be ready")
+
+
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     server = await NatsServer(tmp_path / "nats").start()

@@ -1,7 +1,8 @@
-"""The aiohttp application: middlewares (errors, same origin, auth, min_seq) and routes."""
+"""The aiohttp application: middlewares (request counts, errors, same origin, auth, min_seq) and routes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 
@@ -32,6 +33,31 @@ def session_value(token: str) -> str:
 def _same(given: str, expected: str) -> bool:
     """A constant-time comparison of what the client sent, whatever its bytes (a header may hold any)."""
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+CLIENT_GONE = 499  # the client closed the connection before the answer ended (an SSE stream left)
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler):
+    """Every answer counted by route pattern (never the raw path: one series per route), method and status."""
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_GONE
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        method = request.method if request.method in METHODS else "other"
+        deps(request).http.requests.labels(route, method, str(status)).inc()
 
 
 @web.middleware
@@ -72,7 +98,8 @@ async def create_session(request: web.Request) -> web.Response:
 
 def build_app(d: Deps) -> web.Application:
     app = web.Application(
-        middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq], client_max_size=MAX_BODY
+        middlewares=[count_requests, json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq],
+        client_max_size=MAX_BODY,
     )
     app[DEPS] = d
     app[ROUTES] = {}

@@ -13,6 +13,7 @@ from ..kernel.bus import Bus
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
 from ..kernel.health import Health
+from ..kernel.metrics import HttpMetrics, Metrics
 from ..projector.queries import CATCH_UP_S, ReadModel
 
 
@@ -23,8 +24,8 @@ class Deps:
     definitions: Definitions
     config: Config
     data_dir: Path
-    # Extra Prometheus lines from services running in this process (projector, worker).
-    metrics_sources: list[Callable[[], list[str]]] = field(default_factory=list)
+    metrics: Metrics  # this process's, every service in it included
+    http: HttpMetrics
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # With the worker in this process: starts a saved photo's derivatives while the upload goes on.
     derive: Callable[[Path], None] | None = None

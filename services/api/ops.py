@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Awaitable, Callable
 
-from ..kernel.subjects import STREAM, lane_consumer
+from aiohttp import web
+from prometheus_client.core import Metric
+
+from ..kernel.metrics import CONTENT_TYPE, gauge
 from ..kernel.vocabulary import LANES
+from ..projector.queries import ReadModel
 from .deps import deps
 from .errors import error, respond
 from .routes import Routes
 
 routes = Routes()
-
-DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
 
 
 @routes.get("/healthz")
@@ -46,62 +48,37 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics", media="text/plain")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text: events, projector lag, lane depth, job durations."""
-    d = deps(request)
-    lines = [
-        "# TYPE darkroom_events_published_total counter",
-        f"darkroom_events_published_total {d.bus.counters.published}",
-        "# TYPE darkroom_events_duplicate_total counter",
-        f"darkroom_events_duplicate_total {d.bus.counters.duplicates}",
-        "# TYPE darkroom_projector_checkpoint gauge",
-        f"darkroom_projector_checkpoint {d.read.checkpoint}",
-    ]
-    try:
-        last = await d.bus.last_seq()
-        lines += [
-            "# TYPE darkroom_stream_last_seq gauge",
-            f"darkroom_stream_last_seq {last}",
-            "# TYPE darkroom_projector_lag gauge",
-            f"darkroom_projector_lag {max(0, last - d.read.checkpoint)}",
-            "# TYPE darkroom_lane_depth gauge",
-            "# TYPE darkroom_lane_in_flight gauge",
+    """Prometheus text: this process's families (docs/operating.md lists them)."""
+    body = await deps(request).metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"})
+
+
+def read_model_families(read: ReadModel) -> tuple[Callable[[], Awaitable[list[Metric]]], Callable[[], list[Metric]]]:
+    """The api's view of the work, from its read model: jobs not finished (and failed) by lane, type and
+    status, paused lanes, dead letters. Queries over a partial index and small tables only."""
+
+    def families(
+        counts: list[tuple[str, str, str, int]] | None = None, paused: dict | None = None, dead: int | None = None
+    ) -> list[Metric]:
+        return [
+            gauge(
+                "darkroom_jobs",
+                "Jobs queued, running, retrying or failed, by lane, job type and status",
+                labels=["lane", "type", "status"],
+                samples=[((lane, job_type, status), n) for lane, job_type, status, n in counts or []],
+            ),
+            gauge(
+                "darkroom_lane_paused",
+                "1 while a lane is paused",
+                labels=["lane"],
+                samples=[([lane], int(lane in paused and paused[lane].paused)) for lane in LANES]
+                if paused is not None
+                else [],
+            ),
+            gauge("darkroom_dead_letters", "Messages set aside as unreadable and not yet handled", dead),
         ]
-        for lane in LANES:
-            info = await d.bus.jsm.consumer_info(STREAM, lane_consumer(lane))
-            lines.append(f'darkroom_lane_depth{{lane="{lane}"}} {info.num_pending}')
-            lines.append(f'darkroom_lane_in_flight{{lane="{lane}"}} {info.num_ack_pending}')
-    except Exception as exc:  # metrics still answer while NATS is away
-        lines.append(f"# nats unavailable: {exc}")
-    lines.append("# TYPE darkroom_lane_paused gauge")
-    paused = await d.read.lanes()
-    lines += [f'darkroom_lane_paused{{lane="{lane}"}} {int(lane in paused and paused[lane].paused)}' for lane in LANES]
-    lines.append("# TYPE darkroom_jobs gauge")
-    lines += [
-        f'darkroom_jobs{{lane="{lane}",type="{job_type}",status="{status}"}} {n}'
-        for lane, job_type, status, n in await d.read.job_counts()
-    ]
-    lines += _histogram("darkroom_job_duration_seconds", await d.read.job_durations())
-    lines += ["# TYPE darkroom_dead_letters gauge", f"darkroom_dead_letters {len(await d.read.dead_letters())}"]
-    for source in d.metrics_sources:
-        lines += source()
-    return web.Response(
-        text="\n".join(lines) + "\n",
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
 
+    async def read_now() -> list[Metric]:
+        return families(await read.job_counts(), await read.lanes(), await read.dead_letter_count())
 
-def _histogram(name: str, samples: list[tuple[str, float]]) -> list[str]:
-    lines = [f"# TYPE {name} histogram"]
-    by_type: dict[str, list[float]] = {}
-    for job_type, seconds in samples:
-        by_type.setdefault(job_type, []).append(seconds)
-    for job_type, values in sorted(by_type.items()):
-        for bound in DURATION_BUCKETS:
-            count = sum(1 for v in values if v <= bound)
-            lines.append(f'{name}_bucket{{type="{job_type}",le="{bound}"}} {count}')
-        lines.append(f'{name}_bucket{{type="{job_type}",le="+Inf"}} {len(values)}')
-        lines.append(f'{name}_sum{{type="{job_type}"}} {sum(values):.6f}')
-        lines.append(f'{name}_count{{type="{job_type}"}} {len(values)}')
-    return lines
+    return read_now, families

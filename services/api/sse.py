@@ -42,37 +42,39 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
 
-    seen = d.read.checkpoint
-    if resume is None:
-        cursor = (seen, AFTER_EVERYTHING)
-        # The position as an id: the browser remembers it, so even a drop before any message resumes.
-        position = f"id: {seen}.{AFTER_EVERYTHING}\n"
-        await response.write((position + "event: reset\ndata: {}\n\n" if last_event_id else position + "\n").encode())
-    else:
-        cursor = resume
-    last_write = time.monotonic()
-    while not d.stopping.is_set():
+    with d.http.sse_clients.track_inprogress():
         seen = d.read.checkpoint
-        rows = await d.read.outbox_after(
-            cursor, project_id=project_id, show_maintenance=show_maintenance, limit=OUTBOX_PAGE
-        )
-        if rows:
-            chunk = "".join(f"id: {r.id}\nevent: {r.event}\ndata: {r.data}\n\n" for r in rows)
-            await response.write(chunk.encode())
-            cursor = (rows[-1].seq, rows[-1].k)
-            last_write = time.monotonic()
-            if len(rows) == OUTBOX_PAGE:
-                continue  # a full page: more may be there already
-        if time.monotonic() - last_write >= d.sse_ping_s:
-            await response.write(b": ping\n\n")
-            last_write = time.monotonic()
-        # Woken by the next commit or when the next comment is due, whichever comes first: a commit
-        # that brings nothing for this stream must not push the comment a whole interval further.
-        waiter = asyncio.ensure_future(d.read.wait_change(seen, last_write + d.sse_ping_s - time.monotonic()))
-        stop = asyncio.ensure_future(d.stopping.wait())
-        await asyncio.wait([waiter, stop], return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        stop.cancel()
+        if resume is None:
+            cursor = (seen, AFTER_EVERYTHING)
+            # The position as an id: the browser remembers it, so even a drop before any message resumes.
+            position = f"id: {seen}.{AFTER_EVERYTHING}\n"
+            opening = position + "event: reset\ndata: {}\n\n" if last_event_id else position + "\n"
+            await response.write(opening.encode())
+        else:
+            cursor = resume
+        last_write = time.monotonic()
+        while not d.stopping.is_set():
+            seen = d.read.checkpoint
+            rows = await d.read.outbox_after(
+                cursor, project_id=project_id, show_maintenance=show_maintenance, limit=OUTBOX_PAGE
+            )
+            if rows:
+                chunk = "".join(f"id: {r.id}\nevent: {r.event}\ndata: {r.data}\n\n" for r in rows)
+                await response.write(chunk.encode())
+                cursor = (rows[-1].seq, rows[-1].k)
+                last_write = time.monotonic()
+                if len(rows) == OUTBOX_PAGE:
+                    continue  # a full page: more may be there already
+            if time.monotonic() - last_write >= d.sse_ping_s:
+                await response.write(b": ping\n\n")
+                last_write = time.monotonic()
+            # Woken by the next commit or when the next comment is due, whichever comes first: a commit
+            # that brings nothing for this stream must not push the comment a whole interval further.
+            waiter = asyncio.ensure_future(d.read.wait_change(seen, last_write + d.sse_ping_s - time.monotonic()))
+            stop = asyncio.ensure_future(d.stopping.wait())
+            await asyncio.wait([waiter, stop], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stop.cancel()
     return response
 
 

@@ -38,9 +38,3 @@ class RedactSecrets(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
-
-
-def redact_logs() -> None:
-    """Every handler of the root logger (the one logging.basicConfig made) redacts what it writes."""
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())

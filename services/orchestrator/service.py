@@ -24,6 +24,7 @@ from ..kernel.events import (
     TaskRequested,
 )
 from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
+from ..kernel.metrics import JobMetrics
 from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
 from ..kernel.supervise import describe, transient
 from ..kernel.vocabulary import TERMINAL
@@ -45,8 +46,9 @@ COPY_GRACE_S = 1.0  # how long a live orchestrator may take from storing a reque
 
 
 class Orchestrator:
-    def __init__(self, bus: Bus, threshold: int, name: str = "orchestrator") -> None:
+    def __init__(self, bus: Bus, threshold: int, name: str = "orchestrator", jobs: JobMetrics | None = None) -> None:
         self.bus = bus
+        self.jobs = jobs or JobMetrics()  # counts the queued jobs it cancels
         self.threshold = threshold
         self.name = name
         self.cache: OrderedDict[str, TaskState] = OrderedDict()
@@ -337,6 +339,8 @@ class Orchestrator:
         for action, result in zip(emits, results):
             if isinstance(result, Accepted):
                 state = record(state, action.event, result.seq)
+                if not result.duplicate:
+                    self.jobs.stored(action.event)
                 if isinstance(action.event, JobRequested):
                     requested[action.event.job_id or ""] = result.seq
         self._remember(state)

@@ -231,6 +231,11 @@ class ReadModel:
         async with self.db.execute(sql, (limit,)) as cursor:
             return [DeadLetter(*row) for row in await cursor.fetchall()]
 
+    async def dead_letter_count(self) -> int:
+        async with self.db.execute("SELECT COUNT(*) FROM dead_letters") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
     async def dead_letter(self, seq: int) -> DeadLetter | None:
         async with self.db.execute("SELECT seq, subject, reason, at FROM dead_letters WHERE seq = ?", (seq,)) as cursor:
             row = await cursor.fetchone()
@@ -245,15 +250,6 @@ class ReadModel:
         over the index that holds only those."""
         async with self.db.execute(JOB_COUNTS) as cursor:
             return [(row[0], row[1], row[2], row[3]) for row in await cursor.fetchall()]
-
-    async def job_durations(self) -> list[tuple[str, float]]:
-        """(job type, seconds) of finished jobs, from the events' own times."""
-        sql = (
-            "SELECT type, (julianday(finished_at) - julianday(started_at)) * 86400.0 FROM jobs "
-            "WHERE finished_at IS NOT NULL AND started_at IS NOT NULL"
-        )
-        async with self.db.execute(sql) as cursor:
-            return [(row[0], max(0.0, row[1])) for row in await cursor.fetchall()]
 
     # -- projects and photos ---------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,9 @@ def init_worker(parent_pid: int | None = None) -> None:
     would refuse smaller images first, in its own words."""
     if not die_with_parent(parent_pid):
         os._exit(1)
+    # Ctrl-C reaches the whole process group: the parent stops the pool, and a traceback of each
+    # image process interrupted would only break the one-line log.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     Image.MAX_IMAGE_PIXELS = None
     try:
         import pillow_heif

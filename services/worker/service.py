@@ -19,6 +19,7 @@ from ..kernel import subjects
 from ..kernel.bus import Bus
 from ..kernel.config import Config
 from ..kernel.events import JobEvent, JobProgress, JobRequested, JobStarted, PoisonEvent
+from ..kernel.metrics import JobMetrics
 from ..kernel.supervise import Loops, describe
 from .context import JobContext, PermanentError, Resources
 from .fence import is_over
@@ -108,6 +109,7 @@ class Worker:
         resources: Resources | None = None,
         name: str | None = None,
         loops: Loops | None = None,
+        jobs: JobMetrics | None = None,
     ) -> None:
         self.bus = bus
         self.config = config
@@ -123,6 +125,7 @@ class Worker:
         self._running: dict[str, asyncio.Future[None]] = {}  # by job id: the run of each job going on here
         self._held: set[asyncio.Future[None]] = set()  # second deliveries waiting for such a run
         self._stopping = asyncio.Event()
+        self.jobs = jobs or JobMetrics()
         self.busy = {"priority": 0, "normal": 0}
         self.idle_priority_only = config.pipeline.priority_lane_slots
         self.last_active = time.monotonic()  # when a slot last took or ended a job; a new worker is not at rest
@@ -317,6 +320,7 @@ class Worker:
         started = await self.bus.post(
             self._event(job, JobStarted, attempt=attempt, worker=self.name), f"job:{job.job_id}:started:{attempt}"
         )
+        began = time.monotonic()
         try:
             await self._attempt(job, attempt, job_type, msg)
         finally:
@@ -324,6 +328,7 @@ class Worker:
                 await self.bus.confirm(started)
             except Exception as exc:  # the outcome is what the task waits for; this only loses a status
                 log.warning("job %s: job.started was not stored: %s", job.job_id, exc)
+        self.jobs.ran(job.job_type, time.monotonic() - began)
 
     async def _attempt(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
         """Run one attempt, report its outcome and settle its message."""
@@ -423,12 +428,13 @@ class Worker:
         event = self._event(job, kind, **fields)
         if msg_id is None:
             await self.bus.publish(event)
-            return
-        # An outcome is tried again through a NATS fail-over (its message id makes a retry store
-        # it once), for as long as the job stays this worker's.
-        await self.loops.retry(
-            PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id), within=self.config.pipeline.ack_wait_s
-        )
+        else:
+            # An outcome is tried again through a NATS fail-over (its message id makes a retry store
+            # it once), for as long as the job stays this worker's.
+            await self.loops.retry(
+                PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id), within=self.config.pipeline.ack_wait_s
+            )
+        self.jobs.stored(event)
 
 
 class _ProgressReporter:

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+import nats
 import pytest
 
 from darkroom.kernel import natsd
 from darkroom.kernel.natsd import NatsServer, ServerError, free_port
-from tests.conftest import cli_env, darkroom_cli, eventually
+from tests.conftest import cli_env, darkroom_cli, eventually, until_ready
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
 
@@ -83,15 +84,28 @@ def _program(pid: int) -> str:
 
 
 async def _ready(port: int, process: asyncio.subprocess.Process, timeout: float = 20) -> None:
-    async def check():
-        assert process.returncode is None, (await process.stdout.read()).decode()
-        try:
-            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                return response.status == 200
-        except aiohttp.ClientConnectionError:
-            return False
+    await until_ready(f"http://127.0.0.1:{port}", process, f"the process on port {port}", timeout)
 
-    await eventually(check, timeout, f"/readyz on port {port}")
+
+PROBE = "probe"
+
+
+async def _following(tail: asyncio.subprocess.Process, url: str, timeout: float = 20) -> None:
+    """Until `tail PROBE` prints what is published on PROBE: it is connected and subscribed."""
+    nc = await nats.connect(url)
+    try:
+
+        async def printed() -> bool:
+            assert tail.returncode is None and tail.stdout is not None
+            await nc.publish(PROBE, b"here")
+            try:
+                return await asyncio.wait_for(tail.stdout.readline(), 0.2) == b"here\n"
+            except TimeoutError:
+                return False
+
+        await eventually(printed, timeout, "tail to print a message of its subject")
+    finally:
+        await nc.close()
 
 
 async def test_commands_give_up_within_10s_naming_the_url_when_nats_is_unreachable(tmp_path: Path, spawn) -> None:
@@ -130,9 +144,11 @@ async def test_sigterm_ends_every_command_within_10s_while_nats_is_down(tmp_path
         await _ready(up_port, up)
         api = await spawn("api", "--nats", server.url, "--data", data, "--port", str(api_port))
         worker = await spawn("worker", "--nats", server.url, "--data", data, "--health-port", str(health_port))
-        tail = await spawn("tail", "--nats", server.url, "--data", data)
+        # A subject outside the log: the test sees tail follow it without storing anything.
+        tail = await spawn("tail", PROBE, "--nats", server.url, "--data", data)
         await _ready(api_port, api)
         await _ready(health_port, worker)
+        await _following(tail, server.url)
     finally:
         await server.stop()
     await asyncio.sleep(1.0)  # NATS has been away for a while: every client is reconnecting

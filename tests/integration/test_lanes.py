@@ -73,7 +73,7 @@ async def test_a_paused_lane_is_left_alone_by_every_worker_until_resumed_also_af
         "noop": {"queued": 5, "running": 0, "retrying": 0, "failed": 0}
     }
     assert lanes["normal"]["depth"] + lanes["normal"]["in_flight"] == 5 and lanes["normal"]["busy_slots"] == 0
-    assert await _metric(system, 'darkroom_lane_paused{lane="normal"}') == 'darkroom_lane_paused{lane="normal"} 1'
+    assert await _metric(system, 'darkroom_lane_paused{lane="normal"}') == 'darkroom_lane_paused{lane="normal"} 1.0'
 
     # Every process starts again: the lane is still paused.
     for runtime in list(system.runtimes):

@@ -187,7 +187,7 @@ async def test_operations_endpoints(system: System) -> None:
         "darkroom_events_applied_total",
         "darkroom_projector_lag",
         'darkroom_lane_depth{lane="priority"}',
-        'darkroom_job_duration_seconds_count{type="noop"} 3',
+        'darkroom_job_duration_seconds_count{type="noop"} 3.0',
     ):
         assert name in text, name
     status, spec, _ = await system.request("GET", "/api/openapi.json")
