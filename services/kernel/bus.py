@@ -23,7 +23,7 @@ from .lease import BUCKET, lease_bucket
 from .natsauth import connect_options
 from .redact import redact
 from .retention import StreamSize, parse_age, parse_size, warnings
-from .subjects import ALL, DIRECT_GET, LANES, STREAM, STREAM_INFO, lane_filter, next_messages, subject_for
+from .subjects import ALL, DIRECT_GET, DISPATCH, LANES, STREAM, STREAM_INFO, lane_filter, next_messages, subject_for
 from .supervise import TransientError, describe
 
 log = logging.getLogger("darkroom.bus")
@@ -733,6 +733,14 @@ async def _ensure_lane(bus: Bus, config: Config, lane: str, last_seq: int) -> in
     try:
         have = (await bus.jsm.consumer_info(STREAM, name)).config
     except NotFoundError:
+        have = None
+    if have is not None and have.filter_subject == f"{DISPATCH}{lane}.>":
+        # Made before CONTRACT §7.1, for the copies: made again for the requests themselves, from the
+        # log's end; the orchestrator stores again the requests still open before it.
+        await bus.jsm.delete_consumer(STREAM, name)
+        log.warning("lane consumer %s took copies on %s.>; made again for the requests", name, DISPATCH + lane)
+        have = None
+    if have is None:
         # Never from the beginning: that would run every old job again.
         start = last_seq + 1 if last_seq else None
         await bus.jsm.add_consumer(STREAM, lane_config(lane, config, start))

@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from ..kernel import subjects
 from ..kernel.bus import Bus, lane_consumer
 from ..kernel.config import Config
+from ..kernel.clock import now_iso
 from ..kernel.supervise import Loops, describe
 from ..kernel.events import (
     JobCanceled,
@@ -37,6 +38,7 @@ from .pull import LanePull
 log = logging.getLogger("darkroom.worker")
 
 PROGRESS_EVERY_S = 0.25
+STARTED_AFTER_S = 0.25  # a job that ends sooner stores no job.started: its outcome says when it started (§7.1)
 PUBLISH_LOOP = "worker outcomes"
 
 
@@ -228,7 +230,7 @@ class Worker:
         try:
             job = self.bus.codec.decode(msg.data)
             if not isinstance(job, JobRequested):
-                raise PoisonEvent(f"{job.type} on a dispatch subject")
+                raise PoisonEvent(f"{job.type} on a lane's subject")
         except PoisonEvent as exc:
             log.warning("set aside unreadable job on %s: %s", msg.subject, exc)
             await msg.term()
@@ -289,47 +291,49 @@ class Worker:
             await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
             await msg.ack()
             return
-        # Not awaited before the outcome: one connection stores them in order, and waiting costs a round trip.
-        started = await self.bus.post(self._event(job, JobStarted, attempt=attempt, worker=self.name),
-                                      f"job:{job.job_id}:started:{attempt}")
         began = time.monotonic()
-        try:
-            outcome = await self._attempt(job, attempt, handler, msg)
-        finally:
-            try:
-                await self.bus.confirm(started)
-            except Exception as exc:  # the outcome is what the task waits for; this only loses a status
-                log.warning("job %s: job.started was not stored: %s", job.job_id, exc)
+        start = _Start(self, self._event(job, JobStarted, at=now_iso(), attempt=attempt, worker=self.name))
+        outcome = await self._attempt(job, attempt, handler, msg, start)
         self.durations.append((job.job_type, outcome, time.monotonic() - began))
         del self.durations[:-10_000]
 
-    async def _attempt(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg) -> str:
+    async def _attempt(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg, start: "_Start") -> str:
         """Run one attempt, report its outcome and settle its message; returns the outcome."""
         max_attempts = self.config.pipeline.max_attempts
+        reporter = _ProgressReporter(self, job)
+        failure: Exception | None = None
         try:
-            await self._supervise(job, attempt, handler, msg)
-        except JobCanceledError:
+            await self._supervise(job, attempt, handler, msg, reporter)
+        except Exception as exc:
+            failure = exc
+        finally:
+            await start.settle()
+        began = {"started_at": start.event.at, "worker": self.name}
+        if isinstance(failure, JobCanceledError):
             await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
             await msg.ack()
             return "canceled"
-        except Exception as exc:
-            error = describe(exc)
-            if attempt < max_attempts and not isinstance(exc, PermanentError):
+        if failure is not None:
+            error = describe(failure)
+            if attempt < max_attempts and not isinstance(failure, PermanentError):
                 delay = backoff(attempt, self.config.pipeline.backoff_base_s, self.config.pipeline.backoff_max_s)
                 await self._report(job, JobRetrying, msg_id=f"job:{job.job_id}:retrying:{attempt}",
-                                   attempt=attempt, error=error, delay_s=delay)
+                                   attempt=attempt, error=error, delay_s=delay, **began)
                 await msg.nak(delay=delay)
                 return "retrying"
-            await self._report(job, JobFailed, msg_id=f"job:{job.job_id}:failed", attempt=attempt, error=error)
+            await self._report(job, JobFailed, msg_id=f"job:{job.job_id}:failed", attempt=attempt, error=error,
+                               **began)
             await msg.term()
             return "failed"
-        await self._report(job, JobCompleted, msg_id=f"job:{job.job_id}:completed", attempt=attempt)
+        done, total = reporter.last()  # what no job.progress stored: the outcome carries it
+        await self._report(job, JobCompleted, msg_id=f"job:{job.job_id}:completed", attempt=attempt, done=done,
+                           total=total, **began)
         await msg.ack()
         return "completed"
 
-    async def _supervise(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg) -> None:
+    async def _supervise(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg,
+                         reporter: "_ProgressReporter") -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
-        reporter = _ProgressReporter(self, job)
         ctx = JobContext(job=job, attempt=attempt, config=self.config, data_dir=self.data_dir,
                          report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
                          publish=self.bus.publish_all, catch_up=lambda: self._wait_for_state(0),
@@ -360,7 +364,6 @@ class Worker:
         except asyncio.CancelledError:
             running.cancel()
             raise
-        await reporter.flush()
         running.result()
 
     async def _current_folder(self, job: JobRequested) -> str | None:
@@ -396,8 +399,36 @@ class Worker:
                                within=self.config.pipeline.ack_wait_s)
 
 
+class _Start:
+    """A job's job.started, stored only once the job has run for STARTED_AFTER_S (with the time it started):
+    one that ends sooner says so in its outcome. Settled before the outcome is sent, so never stored after it."""
+
+    def __init__(self, worker: Worker, event: JobStarted) -> None:
+        self.bus = worker.bus
+        self.event = event
+        self._posting = asyncio.ensure_future(self._post_later())
+
+    async def _post_later(self) -> asyncio.Future:
+        await asyncio.sleep(STARTED_AFTER_S)
+        # Not awaited: one connection stores it before the outcome, and waiting costs a round trip.
+        return await self.bus.post(self.event, f"job:{self.event.job_id}:started:{self.event.attempt}")
+
+    async def settle(self) -> None:
+        """No job.started from now on; one sent is confirmed (one lost only loses a status)."""
+        self._posting.cancel()  # nothing, once it is sent
+        (sent,) = await asyncio.gather(self._posting, return_exceptions=True)
+        try:
+            if isinstance(sent, BaseException):
+                if not isinstance(sent, asyncio.CancelledError):
+                    raise sent
+                return
+            await self.bus.confirm(sent)
+        except Exception as exc:
+            log.warning("job %s: job.started was not stored: %s", self.event.job_id, exc)
+
+
 class _ProgressReporter:
-    """Progress events at most every PROGRESS_EVERY_S, and always the last one."""
+    """Progress events at most every PROGRESS_EVERY_S; the last one goes with the job's outcome."""
 
     def __init__(self, worker: Worker, job: JobRequested, clock: Callable[[], float] = time.monotonic) -> None:
         self.worker = worker
@@ -410,7 +441,7 @@ class _ProgressReporter:
 
     async def report(self, done: int, total: int) -> None:
         self.pending = (done, total)
-        if done >= total or self.clock() - self.sent_at >= PROGRESS_EVERY_S:
+        if self.clock() - self.sent_at >= PROGRESS_EVERY_S:
             await self.flush()
 
     async def flush(self) -> None:
@@ -420,3 +451,8 @@ class _ProgressReporter:
         self.pending = None
         self.sent_at = self.clock()
         await self.worker._report(self.job, JobProgress, done=done, total=total)
+
+    def last(self) -> tuple[int | None, int | None]:
+        """The progress not stored yet, for the outcome to carry: (None, None) when there is none."""
+        pending, self.pending = self.pending, None
+        return pending if pending is not None else (None, None)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
+import msgspec
+
 from ...kernel.config import ProcessingConfig
-from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadataExtracted
+from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadata, PhotoMetadataExtracted
 from ...kernel.folders import Listing, scan
 from ...kernel.photos import PREVIEW_DIR, THUMB_DIR, derivative_source, kind_of
 from ..context import JobCanceledError, JobContext, reads_state, retrieved
@@ -218,16 +220,19 @@ async def derive(ctx: JobContext, folder: Path, basename: str, listing: Listing,
         await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="missing",
                                      preview_status="missing")])
         return
-    await ctx.publish([
-        *([metadata_event(ctx, basename, meta)] if metadata else []),
-        ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="generated",
-                  preview_status="generated", **made_from),
-    ])
+    # One event for both (CONTRACT §7.1: a photo stores only what a reader needs).
+    await ctx.publish([ctx.event(PhotoDerivativesUpdated, filename=basename, thumbnail_status="generated",
+                                 preview_status="generated", metadata=photo_metadata(meta) if metadata else None,
+                                 **made_from)])
+
+
+def photo_metadata(meta: Metadata) -> PhotoMetadata:
+    return PhotoMetadata(taken_at=meta.taken_at, make=meta.make, model=meta.model, orientation=meta.orientation,
+                         width=meta.width, height=meta.height)
 
 
 def metadata_event(ctx: JobContext, basename: str, meta: Metadata) -> PhotoMetadataExtracted:
-    return ctx.event(PhotoMetadataExtracted, filename=basename, taken_at=meta.taken_at, make=meta.make,
-                     model=meta.model, orientation=meta.orientation, width=meta.width, height=meta.height)
+    return ctx.event(PhotoMetadataExtracted, filename=basename, **msgspec.structs.asdict(photo_metadata(meta)))
 
 
 def _state(folder: Path, basename: str, source: str | None) -> tuple[Stamp | None, int | None]:
