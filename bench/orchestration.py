@@ -83,9 +83,8 @@ class Slots:
 
     @property
     def tag(self) -> str:
-        defaults = PipelineConfig()
-        jobs = defaults.max_parallel_jobs if self.jobs is None else self.jobs
-        priority = defaults.priority_lane_slots if self.priority is None else self.priority
+        jobs = PipelineConfig().max_parallel_jobs if self.jobs is None else self.jobs
+        priority = PipelineConfig(max_parallel_jobs=jobs).priority_only_slots if self.priority is None else self.priority
         return f"{jobs}x{priority}"
 
     def __str__(self) -> str:

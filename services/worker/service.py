@@ -117,7 +117,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
         self.busy = {"priority": 0, "normal": 0}
-        self.idle_priority_only = config.pipeline.priority_lane_slots
+        self.idle_priority_only = config.pipeline.priority_only_slots
         self.last_active = time.monotonic()  # when a slot last took or ended a job; a new worker is not at rest
 
     async def start(self) -> None:
@@ -125,7 +125,7 @@ class Worker:
         await self.pauses.start()
         self.bus.reconnected.append(self._on_reconnected)
         pipeline = self.config.pipeline
-        for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_lane_slots)):
+        for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_only_slots)):
             name = f"slot {index}"
             self._slots.append(self.loops.spawn(name, lambda name=name, lanes=lanes: self._slot(name, lanes)))
 
