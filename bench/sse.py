@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -35,11 +34,12 @@ from pathlib import Path
 
 import aiohttp
 
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
+from _common import BenchError, bench_main, cpu_seconds
+from derivatives import Darkroom
 from services.kernel.bus import Bus
 from services.kernel.clock import parse_iso
 from services.kernel.events import PhotoFileAdded, PhotoKeepChanged
-from services.kernel.natsd import NatsServer, free_port
+from services.kernel.natsd import NatsServer
 
 GOAL_P99_MS = 50.0
 TICK_S = 0.01  # events are stored in small bursts this far apart
@@ -91,49 +91,6 @@ class Client:
             self.lags_ms.append((now - parse_iso(at).timestamp()) * 1000)
 
 
-class Darkroom:
-    """`darkroom up --nats URL` as a child process, logging to a file."""
-
-    def __init__(self, root: Path, nats_url: str) -> None:
-        self.root = root
-        self.nats_url = nats_url
-        self.port = free_port()
-        self.log_path = root / "darkroom.log"
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, http: aiohttp.ClientSession) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                darkroom_command(), "up", "--nats", self.nats_url, "--data", str(self.root / "data"),
-                "--port", str(self.port), env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
-
-        def exited() -> str | None:
-            code = self.process.returncode if self.process else None
-            return None if code is None else f"darkroom up exited with {code}"
-
-        await wait_ready(http, self.base_url, exited, self.log_tail)
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 30)
-            except asyncio.TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
 async def projects(http: aiohttp.ClientSession, base_url: str, bus: Bus, count: int) -> list[tuple[str, str]]:
     """`count` projects, each with one photo `P<n>` (a JPG the bench only announces): (id, folder)."""
     made = []
@@ -173,7 +130,7 @@ async def run(args: argparse.Namespace) -> int:
     darkroom: Darkroom | None = None
     try:
         await server.start()
-        darkroom = Darkroom(root, server.url)
+        darkroom = Darkroom(root, server.url, os.cpu_count() or 1)
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
             await darkroom.start(http)
@@ -190,8 +147,8 @@ async def run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in [*clients, stalled])), 60)
                 print(f"bench: {args.clients} SSE clients over {args.projects} projects, and one stalled on all; "
                       f"storing {args.rate:g} events/s for {args.seconds:g} s", flush=True)
-                assert server.process is not None and darkroom.process is not None
-                pids = {"darkroom": darkroom.process.pid, "nats-server": server.process.pid, "bench": os.getpid()}
+                assert server.process is not None
+                pids = {"darkroom": darkroom.pid, "nats-server": server.process.pid, "bench": os.getpid()}
                 cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 began = time.perf_counter()
                 stored = await store_events(bus, made, args.rate, args.seconds)
