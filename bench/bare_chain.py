@@ -9,7 +9,8 @@ messages of about Darkroom's size. As it writes them now (`--messages 8`, §7.1)
 step a job.requested with its lane in its subject and a job.completed; task.completed: 8.
 An orchestrator consumes requests and completions (a durable push consumer, explicit acks), worker
 slots pull the work (the dispatch copies, or the requests) one at a time, a projector follows
-everything (an ordered consumer) and only parses it. No read model, HTTP, SSE, typed events or bookkeeping: what is left is what the
+everything (an ordered consumer) and only parses it. No read model, HTTP, SSE, typed events or
+bookkeeping: what is left is what the
 log and the client library cost, so Darkroom's rate over this one is the share its own work leaves.
 
     python bench/bare_chain.py NATS_URL [--messages 15|8] [--tasks N] [--slots S] [--concurrency C]

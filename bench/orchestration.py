@@ -84,8 +84,9 @@ class Slots:
     @property
     def tag(self) -> str:
         jobs = PipelineConfig().max_parallel_jobs if self.jobs is None else self.jobs
-        priority = PipelineConfig(max_parallel_jobs=jobs).priority_only_slots if self.priority is None else self.priority
-        return f"{jobs}x{priority}"
+        if self.priority is not None:
+            return f"{jobs}x{self.priority}"
+        return f"{jobs}x{PipelineConfig(max_parallel_jobs=jobs).priority_only_slots}"
 
     def __str__(self) -> str:
         default = self.jobs is None and self.priority is None

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from .events import (BasenameClaimed, DeadLetterEvent, Event, FolderRefused, JobEvent, JobRequested, LaneEvent, PhotoEvent,
-                     type_name)
+from .events import (
+    BasenameClaimed,
+    DeadLetterEvent,
+    Event,
+    FolderRefused,
+    JobEvent,
+    JobRequested,
+    LaneEvent,
+    PhotoEvent,
+    type_name,
+)
 from .photos import name_key, photo_key
 
 STREAM = "DARKROOM"

@@ -123,7 +123,8 @@ class Orchestrator:
         delay = 0.25
         while requests:
             results = await self.bus.send_many_settled(requests)
-            failed = [(o, r) for o, r in zip(requests, results) if isinstance(r, Exception) and not isinstance(r, Conflict)]
+            failed = [(out, result) for out, result in zip(requests, results)
+                      if isinstance(result, Exception) and not isinstance(result, Conflict)]
             requests = [o for o, _ in failed]
             if requests and self._stopping:
                 raise RuntimeError(f"stopping with {len(requests)} job requests not stored again; the next start does")

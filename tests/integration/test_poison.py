@@ -42,7 +42,8 @@ async def test_three_kinds_of_poison_are_set_aside_once_while_an_upload_complete
     invalid = {"type": "task.requested", "v": 1, "id": "P3", "at": "2024-01-01T00:00:00.000Z", "project_id": None,
                "task_id": "X", "source": "user", "task_type": "upload_postprocess", "label": "Upload",
                "user_relevant": True}  # no steps
-    poison = [(f"darkroom.job.{pid}.{task_id}.requested.priority.upload_postprocess", b'{"type": "job.requested", "v": 1, oops'),
+    poison = [(f"darkroom.job.{pid}.{task_id}.requested.priority.upload_postprocess",
+               b'{"type": "job.requested", "v": 1, oops'),
               (f"darkroom.job.{pid}.{task_id}.completed", json.dumps(unknown).encode()),
               ("darkroom.task._.X.requested", json.dumps(invalid).encode())]
     seqs = [(await system.bus.js.publish(subject, data)).seq for subject, data in poison]

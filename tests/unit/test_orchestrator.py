@@ -115,8 +115,8 @@ class Log:
 
     def dispatched(self) -> list[JobRequested]:
         """The work the lanes hand out: the requests, each on its lane's subject."""
-        return [e for _, s, e in self.entries
-                if isinstance(e, JobRequested) and any(matches(subjects.lane_filter(lane), s) for lane in subjects.LANES)]
+        return [e for _, s, e in self.entries if isinstance(e, JobRequested)
+                and any(matches(subjects.lane_filter(lane), s) for lane in subjects.LANES)]
 
 
 def fold(*events: Event) -> TaskState:

@@ -274,7 +274,7 @@ async def test_a_failed_transaction_leaves_nothing_behind(db, monkeypatch, keep_
     assert await store.get_meta(db, CHECKPOINT) == 11
 
 
-# -- dispatch copies (a log from before §7.1) and poison -----------------------------------------------------------------------
+# -- dispatch copies (a log from before §7.1) and poison ---------------------------------------
 
 
 async def test_dispatch_copies_are_not_applied(db, projector):
