@@ -41,8 +41,9 @@ def bench_main(run: Callable[[Any], Coroutine[Any, Any, int]], args: Any) -> int
         return 130
 
 
-async def wait_ready(http, base_url: str, exited: Callable[[], str | None], log_tail: Callable[[], str],
-                     timeout: float = 30.0) -> None:
+async def wait_ready(
+    http, base_url: str, exited: Callable[[], str | None], log_tail: Callable[[], str], timeout: float = 30.0
+) -> None:
     """Until GET /readyz answers 200; a process that exits meanwhile (`exited` says which) fails it."""
     import time
 

@@ -15,12 +15,15 @@ from _common import BenchError
 
 
 def _part_head(boundary: str, field: str, name: str, content_type: str) -> bytes:
-    return (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n").encode()
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
 
 
-async def post_files(url: str, field: str, files: list[tuple[Path, str]], content_type: str = "image/jpeg"
-                     ) -> tuple[int, bytes]:
+async def post_files(
+    url: str, field: str, files: list[tuple[Path, str]], content_type: str = "image/jpeg"
+) -> tuple[int, bytes]:
     """POST one part in `field` per (path, name to upload it as), over a connection of its own; the
     response's status and body."""
     if any('"' in name or "\r" in name or "\n" in name for _, name in files):
@@ -33,9 +36,11 @@ async def post_files(url: str, field: str, files: list[tuple[Path, str]], conten
     length = sum(len(h) + size + 2 for h, size in zip(heads, sizes)) + len(end)
     reader, writer = await asyncio.open_connection(target.hostname, target.port)
     try:
-        writer.write(f"POST {target.path or '/'}{'?' + target.query if target.query else ''} HTTP/1.1\r\n"
-                     f"Host: {target.netloc}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-                     f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(
+            f"POST {target.path or '/'}{'?' + target.query if target.query else ''} HTTP/1.1\r\n"
+            f"Host: {target.netloc}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode()
+        )
         loop = asyncio.get_running_loop()
         try:
             for head, (path, _) in zip(heads, files):

@@ -41,8 +41,18 @@ PAD = "x" * 330  # brings an event to about Darkroom's 500 bytes
 
 
 def event(kind: str, task: str, step: int) -> bytes:
-    return json.dumps({"type": kind, "v": 1, "id": f"{task}.{kind}.{step}", "at": "2026-01-01T00:00:00.000Z",
-                       "task_id": task, "step_index": step, "source": "user", "pad": PAD}).encode()
+    return json.dumps(
+        {
+            "type": kind,
+            "v": 1,
+            "id": f"{task}.{kind}.{step}",
+            "at": "2026-01-01T00:00:00.000Z",
+            "task_id": task,
+            "step_index": step,
+            "source": "user",
+            "pad": PAD,
+        }
+    ).encode()
 
 
 class Acks:
@@ -82,19 +92,33 @@ class Chain:
     async def start(self) -> None:
         js, jsm = self.nc.jetstream(), self.nc.jsm()
         await jsm.add_stream(api.StreamConfig(name=STREAM, subjects=[f"{ROOT}.>"], storage=api.StorageType.FILE))
-        await jsm.add_consumer(STREAM, api.ConsumerConfig(
-            durable_name="lane", filter_subject=f"{ROOT}.dispatch.>" if self.copies else f"{ROOT}.job.*.requested.>",
-            ack_policy=api.AckPolicy.EXPLICIT,
-            max_ack_pending=10_000))
+        await jsm.add_consumer(
+            STREAM,
+            api.ConsumerConfig(
+                durable_name="lane",
+                filter_subject=f"{ROOT}.dispatch.>" if self.copies else f"{ROOT}.job.*.requested.>",
+                ack_policy=api.AckPolicy.EXPLICIT,
+                max_ack_pending=10_000,
+            ),
+        )
         await self.acks.start()
         await self.nc.subscribe(f"{ROOT}.task.*.completed", cb=self._on_completed)
-        await js.subscribe(f"{ROOT}.>", ordered_consumer=True, cb=self._project,
-                           pending_msgs_limit=-1, pending_bytes_limit=-1)
+        await js.subscribe(
+            f"{ROOT}.>", ordered_consumer=True, cb=self._project, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
         filters = [f"{ROOT}.task.*.requested", f"{ROOT}.job.*.completed"]
-        await js.subscribe(filters[0], durable="orchestrator", stream=STREAM, cb=self._orchestrate, manual_ack=True,
-                           config=api.ConsumerConfig(filter_subjects=filters, ack_policy=api.AckPolicy.EXPLICIT,
-                                                     max_ack_pending=2000),
-                           idle_heartbeat=5.0, flow_control=True, pending_msgs_limit=-1, pending_bytes_limit=-1)
+        await js.subscribe(
+            filters[0],
+            durable="orchestrator",
+            stream=STREAM,
+            cb=self._orchestrate,
+            manual_ack=True,
+            config=api.ConsumerConfig(filter_subjects=filters, ack_policy=api.AckPolicy.EXPLICIT, max_ack_pending=2000),
+            idle_heartbeat=5.0,
+            flow_control=True,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
         self._workers = [asyncio.create_task(self._slot()) for _ in range(self.slots)]
 
     async def stop(self) -> None:
@@ -116,15 +140,19 @@ class Chain:
         job = event("job.requested", task, step)
         if not self.copies:
             return [(f"{ROOT}.job.{task}.requested.priority.noop", job, f"{task}:{step}:requested")]
-        return [(f"{ROOT}.job.{task}.requested", job, f"{task}:{step}:requested"),
-                (f"{ROOT}.dispatch.noop", job, f"{task}:{step}:dispatch")]
+        return [
+            (f"{ROOT}.job.{task}.requested", job, f"{task}:{step}:requested"),
+            (f"{ROOT}.dispatch.noop", job, f"{task}:{step}:dispatch"),
+        ]
 
     async def _orchestrate(self, msg: Msg) -> None:
         fact = json.loads(msg.data)
         task, step = fact["task_id"], fact["step_index"]
         if fact["type"] == "task.requested" and self.copies:
-            out = [(f"{ROOT}.task.{task}.started", event("task.started", task, 0), f"{task}:started"),
-                   *self._request(task, 0)]
+            out = [
+                (f"{ROOT}.task.{task}.started", event("task.started", task, 0), f"{task}:started"),
+                *self._request(task, 0),
+            ]
         elif fact["type"] == "task.requested":
             out = self._request(task, 0)
         elif step + 1 < STEPS:
@@ -138,17 +166,28 @@ class Chain:
         inbox, jobs = self.nc.new_inbox(), asyncio.Queue()
         await self.nc.subscribe(inbox, cb=jobs.put)
         while True:
-            await self.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.lane", b'{"batch":1,"expires":5000000000}',
-                                  reply=inbox)
+            await self.nc.publish(
+                f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.lane", b'{"batch":1,"expires":5000000000}', reply=inbox
+            )
             msg = await jobs.get()
             if not msg.reply:  # the pull request expired: ask again
                 continue
             job = json.loads(msg.data)
             task, step = job["task_id"], job["step_index"]
-            stored = [await self.acks.post(f"{ROOT}.job.{task}.started", event("job.started", task, step),
-                                           f"{task}:{step}:started")] if self.copies else []
-            stored.append(await self.acks.post(f"{ROOT}.job.{task}.completed", event("job.completed", task, step),
-                                               f"{task}:{step}:completed"))
+            stored = (
+                [
+                    await self.acks.post(
+                        f"{ROOT}.job.{task}.started", event("job.started", task, step), f"{task}:{step}:started"
+                    )
+                ]
+                if self.copies
+                else []
+            )
+            stored.append(
+                await self.acks.post(
+                    f"{ROOT}.job.{task}.completed", event("job.completed", task, step), f"{task}:{step}:completed"
+                )
+            )
             await asyncio.gather(*stored)
             await msg.ack()
 
@@ -187,8 +226,12 @@ async def measure(url: str, tasks: int, slots: int, concurrency: int, latency_ta
         began, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*[limited(f"t{n}") for n in range(tasks)])
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-        return {"tasks_s": tasks / seconds, "one_p50_ms": percentile(latencies, 0.5),
-                "one_p99_ms": percentile(latencies, 0.99), "cpu_ms_per_task": cpu / tasks * 1000}
+        return {
+            "tasks_s": tasks / seconds,
+            "one_p50_ms": percentile(latencies, 0.5),
+            "one_p99_ms": percentile(latencies, 0.99),
+            "cpu_ms_per_task": cpu / tasks * 1000,
+        }
     finally:
         await chain.stop()
         await nc.close()

@@ -5,7 +5,7 @@ over HTTP and deriving them costs without Darkroom's events, tasks, read model o
     python bench/bare_upload.py DIR --port PORT --workers N
 
 POST /upload (multipart, field `photos`): each part goes to DIR the way Darkroom's upload writes it
-(services.api.multipart and write_part: streamed under a hidden name, checked, hashed, renamed), and
+(darkroom.api.multipart and write_part: streamed under a hidden name, checked, hashed, renamed), and
 each saved JPG straight into a pool of N image processes (make_derivatives, as the worker runs it).
 Answers 201 {task_id: null, files: [{name}], errors: [{name, error}]} once the files are saved.
 GET /derived?n=N answers {derived, failed} once N photos have been derived; GET /readyz, 200 once the
@@ -25,14 +25,12 @@ from pathlib import Path
 
 from aiohttp import hdrs, web
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from services.api.multipart import Parts  # noqa: E402
-from services.api.upload import write_part  # noqa: E402
-from services.kernel.config import ProcessingConfig  # noqa: E402
-from services.kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of  # noqa: E402
-from services.worker.imaging import init_worker, make_derivatives  # noqa: E402
-from services.worker.jobs.derivatives import spec_of  # noqa: E402
+from darkroom.api.multipart import Parts
+from darkroom.api.upload import write_part
+from darkroom.kernel.config import ProcessingConfig
+from darkroom.kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of
+from darkroom.worker.derivations import spec_of
+from darkroom.worker.imaging import init_worker, make_derivatives
 
 MAX_BYTES = 200 << 20
 
@@ -75,8 +73,13 @@ class Server:
         stem = source.name.rpartition(".")[0]
         try:
             await asyncio.get_running_loop().run_in_executor(
-                self.pool, make_derivatives, str(source), str(self.folder / THUMB_DIR / f"{stem}.webp"),
-                str(self.folder / PREVIEW_DIR / f"{stem}.jpg"), self.spec)
+                self.pool,
+                make_derivatives,
+                str(source),
+                str(self.folder / THUMB_DIR / f"{stem}.webp"),
+                str(self.folder / PREVIEW_DIR / f"{stem}.jpg"),
+                self.spec,
+            )
         except Exception:  # counted: the bench checks that none failed
             self.failed += 1
         async with self.changed:

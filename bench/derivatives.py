@@ -2,7 +2,7 @@
 """Photo derivatives (thumbnail + preview of 24 MP JPEGs) through `darkroom up`, against bare Pillow.
 
 All phases reuse one set of synthetic 6000x4000 JPEGs, generated first into a temp dir.
-  bare         services.worker.imaging.make_derivatives over every photo in a process pool of size
+  bare         darkroom.worker.imaging.make_derivatives over every photo in a process pool of size
                --workers, and once in-process per photo (the single-photo floor); run before the first
                round and after each one, with nothing else of the bench running
   round        (--rounds, default 5) a fresh nats-server and `darkroom up` (processing.workers = --workers)
@@ -24,7 +24,8 @@ it shares the cores with the image processes, and a page's work would be on anot
 Uploads go out with sendfile(2) (bench/_sendfile.py) for the same reason; --client aiohttp sends them
 as before, for comparison.
 Peak RSS of `darkroom up` plus its children (the image processes) is the sum of each one's own peak over
-every pipeline phase (the kernel's VmHWM, reset as the phase begins: nothing samples meanwhile), and each phase prints where the CPU went (`other` is load from programs outside the bench).
+every pipeline phase (the kernel's VmHWM, reset as the phase begins: nothing samples meanwhile), and each
+phase prints where the CPU went (`other` is load from programs outside the bench).
 Exit status: 0 when every phase ran and `darkroom up` exited 0 on SIGTERM (goals are reported, not
 enforced), 1 when it did not exit cleanly, 2 on a bench error."""
 
@@ -51,15 +52,15 @@ from urllib.parse import quote
 
 import aiohttp
 import nats
+from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
+from _sendfile import post_files
 from nats.aio.msg import Msg
 from PIL import Image, ImageChops
 
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
-from _sendfile import post_files
-from services.kernel.config import ProcessingConfig
-from services.kernel.natsd import NatsServer, free_port
-from services.worker.imaging import Spec, init_worker, make_derivatives
-from services.worker.jobs.derivatives import spec_of
+from darkroom.kernel.config import ProcessingConfig
+from darkroom.kernel.natsd import NatsServer, free_port
+from darkroom.worker.derivations import spec_of
+from darkroom.worker.imaging import Spec, init_worker, make_derivatives
 
 WIDTH, HEIGHT = 6000, 4000
 JPEG_QUALITY = 90
@@ -76,14 +77,16 @@ OTHER_LOAD_WARN = 0.15  # share of one core used by other programs during a phas
 
 # -- photos ---------------------------------------------------------------------------------------
 
+
 def generate(folder: Path, count: int, seed: int) -> list[Path]:
     """Gradients under coarse colour blotches and fine grain: about 8 MB each at quality 90, like a
     camera JPEG, so neither decoding nor the upload is trivially cheap."""
     rng = random.Random(seed)
     size = (WIDTH, HEIGHT)
     gradient = Image.linear_gradient("L")
-    base = Image.merge("RGB", (gradient.resize(size), gradient.rotate(90).resize(size),
-                               Image.radial_gradient("L").resize(size)))
+    base = Image.merge(
+        "RGB", (gradient.resize(size), gradient.rotate(90).resize(size), Image.radial_gradient("L").resize(size))
+    )
     grain = Image.frombytes("RGB", size, rng.randbytes(WIDTH * HEIGHT * 3))
     small = (WIDTH // 16, HEIGHT // 16)
     paths = []
@@ -104,6 +107,7 @@ def generate(folder: Path, count: int, seed: int) -> list[Path]:
 
 # -- bare -----------------------------------------------------------------------------------------
 
+
 def bare_batch(photos: list[Path], out: Path, workers: int, spec: Spec) -> tuple[float, dict[str, float]]:
     """Photos/s of make_derivatives over all photos in a warm pool like darkroom's (spawn, same
     initializer), and the CPU shares meanwhile."""
@@ -112,8 +116,10 @@ def bare_batch(photos: list[Path], out: Path, workers: int, spec: Spec) -> tuple
             warm.result()
         me = os.getpid()
         cpu = CpuMeter({"image processes": [pid for pid in descendants(me) if pid != me], "bench": [me]})
-        futures = [pool.submit(make_derivatives, str(p), str(out / f"{p.stem}.webp"), str(out / f"{p.stem}.jpg"),
-                               spec) for p in photos]
+        futures = [
+            pool.submit(make_derivatives, str(p), str(out / f"{p.stem}.webp"), str(out / f"{p.stem}.jpg"), spec)
+            for p in photos
+        ]
         for future in futures:
             future.result()
         shares = cpu.shares()
@@ -143,6 +149,7 @@ def bare(photos: list[Path], out: Path, workers: int, single: int, spec: Spec) -
 
 
 # -- processes ------------------------------------------------------------------------------------
+
 
 def children_of(pid: int) -> list[int]:
     """Direct children, from each thread's /proc children list (cheap), else from a scan of /proc."""
@@ -192,7 +199,10 @@ class CpuMeter:
 
     def shares(self) -> dict[str, float]:
         wall = time.perf_counter() - self.began
-        used = {name: (sum(cpu_seconds(pid) for pid in pids) - self.start[name]) / wall for name, pids in self.groups.items()}
+        used = {
+            name: (sum(cpu_seconds(pid) for pid in pids) - self.start[name]) / wall
+            for name, pids in self.groups.items()
+        }
         busy, steal = machine_s()
         used["other"] = max(0.0, (busy - self.machine[0]) / wall - sum(used.values()))
         used["steal"] = (steal - self.machine[1]) / wall
@@ -220,7 +230,7 @@ class Rss:
     single_mb: float = 0.0
     single_is_main: bool = False
 
-    def merge(self, other: "Rss") -> "Rss":
+    def merge(self, other: Rss) -> Rss:
         single = max(self, other, key=lambda r: r.single_mb)
         return Rss(max(self.total_mb, other.total_mb), single.single_mb, single.single_is_main)
 
@@ -235,7 +245,7 @@ class PeakRss:
         self.root = root
         self.peak = Rss()
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         for pid in descendants(self.root):
             try:
                 Path(f"/proc/{pid}/clear_refs").write_text("5")  # 5: reset the peak to the RSS now
@@ -261,6 +271,7 @@ def hwm_mb(pid: int) -> float:
 
 
 # -- darkroom -------------------------------------------------------------------------------------
+
 
 class Events:
     """Follows GET /api/events as a page would; remembers when each task completed, each job started
@@ -313,15 +324,19 @@ class Events:
         async def wait() -> None:
             async with self._changed:
                 await self._changed.wait_for(done)
+
         try:
             await asyncio.wait_for(wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise BenchError(f"timed out after {timeout:g}s waiting for {what}") from None
 
     async def tasks_done(self, task_ids: list[str], timeout: float) -> float:
         """When the last of these tasks completed; BenchError if one failed."""
-        await self.until(lambda: all(t in self.completed or t in self.failed for t in task_ids), timeout,
-                         f"{len(task_ids)} upload task(s)")
+        await self.until(
+            lambda: all(t in self.completed or t in self.failed for t in task_ids),
+            timeout,
+            f"{len(task_ids)} upload task(s)",
+        )
         failed = {t: self.failed[t] for t in task_ids if t in self.failed}
         if failed:
             raise BenchError(f"upload task(s) did not complete: {failed}")
@@ -370,15 +385,28 @@ class Darkroom:
     async def start(self, http: aiohttp.ClientSession, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
         env["DARKROOM_PROCESSING__WORKERS"] = str(self.workers)
-        command = [darkroom_command(), "up", "--nats", self.nats_url, "--data", str(self.root / "data"),
-                   "--port", str(self.port)]
+        command = [
+            darkroom_command(),
+            "up",
+            "--nats",
+            self.nats_url,
+            "--data",
+            str(self.root / "data"),
+            "--port",
+            str(self.port),
+        ]
         with self.log_path.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
-                *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+                *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+            )
         process = self.process
-        await wait_ready(http, self.base_url,
-                         lambda: f"darkroom up exited with {process.returncode}" if process.returncode is not None
-                         else None, self.log_tail, timeout)
+        await wait_ready(
+            http,
+            self.base_url,
+            lambda: f"darkroom up exited with {process.returncode}" if process.returncode is not None else None,
+            self.log_tail,
+            timeout,
+        )
 
     async def stop(self, timeout: float = 30.0) -> int | None:
         if self.process is None or self.process.returncode is not None:
@@ -386,7 +414,7 @@ class Darkroom:
         self.process.send_signal(signal.SIGTERM)
         try:
             return await asyncio.wait_for(self.process.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.process.kill()
             await self.process.wait()
             return None
@@ -406,8 +434,9 @@ async def create_project(http: aiohttp.ClientSession, base_url: str, name: str) 
     return body["project"]["folder"]
 
 
-async def upload(http: aiohttp.ClientSession, base_url: str, folder: str, files: list[tuple[Path, str]],
-                 client: str) -> str:
+async def upload(
+    http: aiohttp.ClientSession, base_url: str, folder: str, files: list[tuple[Path, str]], client: str
+) -> str:
     """One multipart request with a `photos` part per (path, name to upload it as); the task id."""
     url = f"{base_url}/api/projects/{quote(folder, safe='')}/upload"
     if client == "sendfile":
@@ -450,13 +479,15 @@ class Throughput:
 
     def describe(self) -> str:
         images = self.images_done_s - self.first_job_s
-        return (f"{self.photos_s:.2f} photos/s\n"
-                f"  from the first request: last upload answered {self.answered_s:.2f} s, first job running "
-                f"{self.first_job_s:.2f} s, last thumbnail generated {self.images_done_s:.2f} s (so "
-                f"{self.photos / images:.2f} photos/s between), all tasks completed {self.total_s:.2f} s\n"
-                f"  {self.tasks} tasks, {self.jobs_started} jobs started, {self.photos} photos\n"
-                f"  peak RSS {self.rss.total_mb:.0f} MB ({self.rss_after_mb:.0f} MB right after); CPU, share of "
-                f"one core: {shares_text(self.cpu)}")
+        return (
+            f"{self.photos_s:.2f} photos/s\n"
+            f"  from the first request: last upload answered {self.answered_s:.2f} s, first job running "
+            f"{self.first_job_s:.2f} s, last thumbnail generated {self.images_done_s:.2f} s (so "
+            f"{self.photos / images:.2f} photos/s between), all tasks completed {self.total_s:.2f} s\n"
+            f"  {self.tasks} tasks, {self.jobs_started} jobs started, {self.photos} photos\n"
+            f"  peak RSS {self.rss.total_mb:.0f} MB ({self.rss_after_mb:.0f} MB right after); CPU, share of "
+            f"one core: {shares_text(self.cpu)}"
+        )
 
 
 class Watch:
@@ -471,12 +502,18 @@ class Watch:
         self.cpu: CpuMeter | None = None
         self.spy: asyncio.subprocess.Process | None = None
 
-    async def __aenter__(self) -> "Watch":
+    async def __aenter__(self) -> Watch:
         if self.profile is not None:
             self.spy = await py_spy(self.dr.pid, self.profile)
         children = [pid for pid in descendants(self.dr.pid) if pid != self.dr.pid]
-        self.cpu = CpuMeter({"darkroom": [self.dr.pid], "image processes": children,
-                             "nats-server": [self.nats_pid], "bench": [os.getpid()]})
+        self.cpu = CpuMeter(
+            {
+                "darkroom": [self.dr.pid],
+                "image processes": children,
+                "nats-server": [self.nats_pid],
+                "bench": [os.getpid()],
+            }
+        )
         self.rss.__enter__()
         return self
 
@@ -492,22 +529,49 @@ class Watch:
         thumbnails = [at for (f, _), at in self.events.generated.items() if f == folder]
         if len(thumbnails) != photos:
             raise BenchError(f"{len(thumbnails)} of {photos} photos in {folder!r} got a generated thumbnail")
-        return Throughput(photos, photos / (last - began), answered - began, last - began, self.rss.peak,
-                          self.cpu.shares(), min(started) - began, max(thumbnails) - began, tasks, len(started),
-                          sum(rss_mb(pid) for pid in descendants(self.dr.pid)))
+        return Throughput(
+            photos,
+            photos / (last - began),
+            answered - began,
+            last - began,
+            self.rss.peak,
+            self.cpu.shares(),
+            min(started) - began,
+            max(thumbnails) - began,
+            tasks,
+            len(started),
+            sum(rss_mb(pid) for pid in descendants(self.dr.pid)),
+        )
 
 
 async def py_spy(pid: int, out: Path) -> asyncio.subprocess.Process:
     """py-spy sampling darkroom up and its image processes until sent SIGINT."""
-    command = [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
-               "--subprocesses", "--nonblocking", "--format", "flamegraph" if out.suffix == ".svg" else "raw",
-               "--output", str(out)]
-    return await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL)
+    command = [
+        shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--subprocesses",
+        "--nonblocking",
+        "--format",
+        "flamegraph" if out.suffix == ".svg" else "raw",
+        "--output",
+        str(out),
+    ]
+    return await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
 
 
-async def batch(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
-                watch: Watch, timeout: float, client: str) -> Throughput:
+async def batch(
+    http: aiohttp.ClientSession,
+    dr: Darkroom,
+    events: Events,
+    photos: list[Path],
+    watch: Watch,
+    timeout: float,
+    client: str,
+) -> Throughput:
     folder = await create_project(http, dr.base_url, "bench batch")
     async with watch:
         began = time.perf_counter()
@@ -517,8 +581,9 @@ async def batch(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photo
     return watch.result(folder, len(photos), 1, began, answered, last)
 
 
-async def one_per_request(files: list[tuple[Path, str]], concurrency: int,
-                          send: Callable[[list[tuple[Path, str]]], Awaitable[Any]]) -> list[Any]:
+async def one_per_request(
+    files: list[tuple[Path, str]], concurrency: int, send: Callable[[list[tuple[Path, str]]], Awaitable[Any]]
+) -> list[Any]:
     """Each file in a request of its own, `concurrency` in flight (as a browser sends them); what each answered."""
     todo = iter(files)  # shared by the senders below: each takes the next file
     answers: list[Any] = []
@@ -531,24 +596,47 @@ async def one_per_request(files: list[tuple[Path, str]], concurrency: int,
     return answers
 
 
-async def per_file(http: aiohttp.ClientSession, dr: Darkroom, events: Events, photos: list[Path],
-                   watch: Watch, concurrency: int, timeout: float, client: str) -> Throughput:
+async def per_file(
+    http: aiohttp.ClientSession,
+    dr: Darkroom,
+    events: Events,
+    photos: list[Path],
+    watch: Watch,
+    concurrency: int,
+    timeout: float,
+    client: str,
+) -> Throughput:
     folder = await create_project(http, dr.base_url, "bench per file")
     async with watch:
         began = time.perf_counter()
-        task_ids = await one_per_request(as_names(photos, "f"), concurrency,
-                                         lambda files: upload(http, dr.base_url, folder, files, client))
+        task_ids = await one_per_request(
+            as_names(photos, "f"), concurrency, lambda files: upload(http, dr.base_url, folder, files, client)
+        )
         answered = time.perf_counter()
         last = await events.tasks_done(task_ids, timeout)
     return watch.result(folder, len(photos), len(task_ids), began, answered, last)
 
 
-MILESTONES = ("upload answered", "photo.file_added", "task.requested", "job.requested", "job.started",
-              "photo.derivatives_updated", "SSE item")
+MILESTONES = (
+    "upload answered",
+    "photo.file_added",
+    "task.requested",
+    "job.requested",
+    "job.started",
+    "photo.derivatives_updated",
+    "SSE item",
+)
 
 
-async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, nats_url: str,
-                  photos: list[Path], timeout: float, client: str) -> tuple[list[dict[str, float]], Rss]:
+async def latency(
+    http: aiohttp.ClientSession,
+    dr: Darkroom,
+    events: Events,
+    nats_url: str,
+    photos: list[Path],
+    timeout: float,
+    client: str,
+) -> tuple[list[dict[str, float]], Rss]:
     """One photo at a time: seconds from request start to each milestone, the last being the photo's
     `item` event with a generated thumbnail."""
     folder = await create_project(http, dr.base_url, "bench latency")
@@ -557,8 +645,9 @@ async def latency(http: aiohttp.ClientSession, dr: Darkroom, events: Events, nat
     runs = []
     try:
         for kind in Timeline.KINDS:  # not darkroom.>: what else is stored would cost nats-server and the bench
-            await nc.subscribe(f"darkroom.{kind}.>", cb=timeline.on_message, pending_msgs_limit=-1,
-                               pending_bytes_limit=-1)
+            await nc.subscribe(
+                f"darkroom.{kind}.>", cb=timeline.on_message, pending_msgs_limit=-1, pending_bytes_limit=-1
+            )
         with PeakRss(dr.pid) as rss:
             for path, name in as_names(photos, "l"):
                 timeline.reset()
@@ -598,8 +687,17 @@ async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) 
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         child = await asyncio.create_subprocess_exec(
-            sys.executable, str(BARE_UPLOAD), str(folder), "--port", str(port), "--workers", str(args.workers),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+            sys.executable,
+            str(BARE_UPLOAD),
+            str(folder),
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
 
     async def send(files: list[tuple[Path, str]]) -> None:
         status, raw = await post_files(f"{base}/upload", "photos", files)
@@ -610,13 +708,22 @@ async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) 
     result, derived = BareUpload(), 0
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as http:
-            await wait_ready(http, base, lambda: f"bare_upload.py exited with {child.returncode}"
-                             if child.returncode is not None else None,
-                             lambda: log_path.read_text(errors="replace")[-3000:], args.timeout)
+            await wait_ready(
+                http,
+                base,
+                lambda: f"bare_upload.py exited with {child.returncode}" if child.returncode is not None else None,
+                lambda: log_path.read_text(errors="replace")[-3000:],
+                args.timeout,
+            )
             for phase, prefix in (("one request", "b"), (f"one request per file ({args.concurrency} in flight)", "f")):
                 files = as_names(photos, prefix)
-                cpu = CpuMeter({"bare server": [child.pid], "bench": [os.getpid()],
-                                "image processes": [pid for pid in descendants(child.pid) if pid != child.pid]})
+                cpu = CpuMeter(
+                    {
+                        "bare server": [child.pid],
+                        "bench": [os.getpid()],
+                        "image processes": [pid for pid in descendants(child.pid) if pid != child.pid],
+                    }
+                )
                 if prefix == "b":
                     await send(files)
                 else:
@@ -631,8 +738,11 @@ async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) 
                     result.batch_s = photos_s
                 else:
                     result.per_file_s = photos_s
-                print(f"bare upload server, {phase}: {photos_s:.2f} photos/s (CPU, share of one core: "
-                      f"{shares_text(shares)})", flush=True)
+                print(
+                    f"bare upload server, {phase}: {photos_s:.2f} photos/s (CPU, share of one core: "
+                    f"{shares_text(shares)})",
+                    flush=True,
+                )
                 await asyncio.sleep(1.0)
     finally:
         if child.returncode is None:
@@ -642,6 +752,7 @@ async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) 
 
 
 # -- run ------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Results:
@@ -669,8 +780,9 @@ class Results:
         return (self.bare[-2].one_s + self.bare[-1].one_s) / 2
 
 
-async def pipeline(args: argparse.Namespace, root: Path, photos: list[Path], results: Results,
-                   with_latency: bool) -> None:
+async def pipeline(
+    args: argparse.Namespace, root: Path, photos: list[Path], results: Results, with_latency: bool
+) -> None:
     """A fresh nats-server and `darkroom up`, the pipeline phases, then SIGTERM."""
     server = NatsServer(root / "nats")
     dr: Darkroom | None = None
@@ -708,8 +820,16 @@ async def pipeline(args: argparse.Namespace, root: Path, photos: list[Path], res
         await server.stop()
 
 
-async def phases(args: argparse.Namespace, http: aiohttp.ClientSession, dr: Darkroom, server: NatsServer,
-                 events: Events, photos: list[Path], results: Results, with_latency: bool) -> None:
+async def phases(
+    args: argparse.Namespace,
+    http: aiohttp.ClientSession,
+    dr: Darkroom,
+    server: NatsServer,
+    events: Events,
+    photos: list[Path],
+    results: Results,
+    with_latency: bool,
+) -> None:
     assert server.process is not None
     round_number = len(results.batch) + 1
 
@@ -728,13 +848,15 @@ async def phases(args: argparse.Namespace, http: aiohttp.ClientSession, dr: Dark
     if not with_latency:
         return
     await asyncio.sleep(1.0)
-    runs, rss = await latency(http, dr, events, server.url, photos[:args.latency_runs], args.timeout, args.client)
+    runs, rss = await latency(http, dr, events, server.url, photos[: args.latency_runs], args.timeout, args.client)
     seen = [run["SSE item"] for run in runs]
     results.latency_s = statistics.median(seen)
     results.rss = results.rss.merge(rss)
-    print(f"single photo, upload -> thumbnail generated (SSE item): median {results.latency_s:.2f} s over "
-          f"{', '.join(f'{t:.2f}' for t in seen)} s; peak RSS {rss.total_mb:.0f} MB; median from request start:",
-          flush=True)
+    print(
+        f"single photo, upload -> thumbnail generated (SSE item): median {results.latency_s:.2f} s over "
+        f"{', '.join(f'{t:.2f}' for t in seen)} s; peak RSS {rss.total_mb:.0f} MB; median from request start:",
+        flush=True,
+    )
     for milestone in MILESTONES:
         print(f"  {milestone:<27} {statistics.median(run.get(milestone, math.nan) for run in runs):6.3f} s")
 
@@ -759,55 +881,113 @@ def report(args: argparse.Namespace, r: Results) -> None:
     bare_runs = " / ".join(f"{b.photos_s:.2f}" for b in r.bare)
     rows = [
         ("measure", "measured", "goal", "", "for reference"),
-        (f"bare Pillow, {args.workers} processes", f"{statistics.median(b.photos_s for b in r.bare):.2f} photos/s "
-         f"(median of {bare_runs})", "", "", f"~{BARE_EXPECTED_S:g} photos/s expected"),
-        ("pipeline, one request", by_round(batch_shares, [t.photos_s for t in r.batch]),
-         f">= {RATIO_GOAL:.0%} of bare", verdict(statistics.median(batch_shares) >= RATIO_GOAL),
-         f"Node.js {NODE_BATCH_S:g} photos/s"),
-        (f"pipeline, a request per file x{args.concurrency}", by_round(file_shares, [t.photos_s for t in r.per_file]),
-         f">= {RATIO_GOAL:.0%} of bare", verdict(statistics.median(file_shares) >= RATIO_GOAL),
-         f"Node.js {NODE_PER_FILE_S:g} photos/s"),
-        ("bare upload server, one request", by_round(bare_batch, [u.batch_s for u in r.bare_upload]), "", "",
-         "no events, tasks or read model"),
-        (f"bare upload server, a request per file x{args.concurrency}",
-         by_round(bare_file, [u.per_file_s for u in r.bare_upload]), "", "", "no events, tasks or read model"),
-        ("peak RSS, darkroom up + children", f"{r.rss.total_mb:.0f} MB; {largest}", f"<= {RSS_GOAL_MB:.0f} MB",
-         verdict(r.rss.total_mb <= RSS_GOAL_MB), f"Node.js ~{NODE_RSS_MB:.0f} MB"),
-        ("single photo -> thumbnail", f"{r.latency_s:.2f} s = {latency_ratio:.2f}x bare {r.bare_one_s:.2f} s",
-         f"<= {LATENCY_GOAL:g}x bare", verdict(latency_ratio <= LATENCY_GOAL), f"Node.js {NODE_LATENCY_S:g} s"),
+        (
+            f"bare Pillow, {args.workers} processes",
+            f"{statistics.median(b.photos_s for b in r.bare):.2f} photos/s (median of {bare_runs})",
+            "",
+            "",
+            f"~{BARE_EXPECTED_S:g} photos/s expected",
+        ),
+        (
+            "pipeline, one request",
+            by_round(batch_shares, [t.photos_s for t in r.batch]),
+            f">= {RATIO_GOAL:.0%} of bare",
+            verdict(statistics.median(batch_shares) >= RATIO_GOAL),
+            f"Node.js {NODE_BATCH_S:g} photos/s",
+        ),
+        (
+            f"pipeline, a request per file x{args.concurrency}",
+            by_round(file_shares, [t.photos_s for t in r.per_file]),
+            f">= {RATIO_GOAL:.0%} of bare",
+            verdict(statistics.median(file_shares) >= RATIO_GOAL),
+            f"Node.js {NODE_PER_FILE_S:g} photos/s",
+        ),
+        (
+            "bare upload server, one request",
+            by_round(bare_batch, [u.batch_s for u in r.bare_upload]),
+            "",
+            "",
+            "no events, tasks or read model",
+        ),
+        (
+            f"bare upload server, a request per file x{args.concurrency}",
+            by_round(bare_file, [u.per_file_s for u in r.bare_upload]),
+            "",
+            "",
+            "no events, tasks or read model",
+        ),
+        (
+            "peak RSS, darkroom up + children",
+            f"{r.rss.total_mb:.0f} MB; {largest}",
+            f"<= {RSS_GOAL_MB:.0f} MB",
+            verdict(r.rss.total_mb <= RSS_GOAL_MB),
+            f"Node.js ~{NODE_RSS_MB:.0f} MB",
+        ),
+        (
+            "single photo -> thumbnail",
+            f"{r.latency_s:.2f} s = {latency_ratio:.2f}x bare {r.bare_one_s:.2f} s",
+            f"<= {LATENCY_GOAL:g}x bare",
+            verdict(latency_ratio <= LATENCY_GOAL),
+            f"Node.js {NODE_LATENCY_S:g} s",
+        ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print(f"\n== {args.photos} photos of {WIDTH}x{HEIGHT}, {args.workers} image processes, {os.cpu_count()} CPUs, "
-          f"{args.rounds} round(s) ==")
+    print(
+        f"\n== {args.photos} photos of {WIDTH}x{HEIGHT}, {args.workers} image processes, {os.cpu_count()} CPUs, "
+        f"{args.rounds} round(s) =="
+    )
     for index, row in enumerate(rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         if index == 0:
             print("  ".join("-" * width for width in widths))
     others = max(cpu["other"] for cpu in [*(b.cpu for b in r.bare), *(t.cpu for t in r.batch + r.per_file)])
     if others > OTHER_LOAD_WARN:
-        print(f"note: other programs took up to {others:.0%} of a core during a timed phase, so these figures "
-              f"are skewed; see the CPU lines above")
+        print(
+            f"note: other programs took up to {others:.0%} of a core during a timed phase, so these figures "
+            f"are skewed; see the CPU lines above"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--photos", type=int, default=24, help="synthetic 24 MP photos (default 24)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="image processes: the bare pool's size and darkroom's processing.workers (default 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="image processes: the bare pool's size and darkroom's processing.workers (default 2)",
+    )
     p.add_argument("--concurrency", type=int, default=4, help="upload requests in flight, per-file phase (default 4)")
-    p.add_argument("--rounds", type=int, default=5,
-                   help="rounds of pipeline and bare upload phases, each followed by a bare run (default 5)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of pipeline and bare upload phases, each followed by a bare run (default 5)",
+    )
     p.add_argument("--latency-runs", type=int, default=5, help="single photos timed one at a time (default 5)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic photos (default 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds any one wait may take (default 300)")
-    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                   help="record darkroom up and its image processes with py-spy during the batch and per-file "
-                        "phases, into DIR (this costs CPU: figures taken with it are not comparable)")
-    p.add_argument("--profile-format", choices=("svg", "folded"), default="svg",
-                   help="flame graph (svg) or collapsed stacks (folded); default svg")
-    p.add_argument("--client", choices=("sendfile", "aiohttp"), default="sendfile",
-                   help="upload client: sendfile(2) from the page cache, cheap like a browser is for the server "
-                        "(default), or aiohttp, which takes 20-40 ms of the image processes' CPU per photo")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record darkroom up and its image processes with py-spy during the batch and per-file "
+        "phases, into DIR (this costs CPU: figures taken with it are not comparable)",
+    )
+    p.add_argument(
+        "--profile-format",
+        choices=("svg", "folded"),
+        default="svg",
+        help="flame graph (svg) or collapsed stacks (folded); default svg",
+    )
+    p.add_argument(
+        "--client",
+        choices=("sendfile", "aiohttp"),
+        default="sendfile",
+        help="upload client: sendfile(2) from the page cache, cheap like a browser is for the server "
+        "(default), or aiohttp, which takes 20-40 ms of the image processes' CPU per photo",
+    )
     args = p.parse_args(argv)
     if args.profile and not (shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").is_file()):
         p.error("--profile needs py-spy: pip install py-spy")
@@ -831,16 +1011,21 @@ async def run(args: argparse.Namespace) -> int:
         (root / "photos").mkdir()
         photos = await asyncio.to_thread(generate, root / "photos", args.photos, args.seed)
         size_mb = sum(p.stat().st_size for p in photos) / len(photos) / 1e6
-        print(f"generated {len(photos)} photos of {WIDTH}x{HEIGHT}, {size_mb:.1f} MB each, one in "
-              f"{ROTATED_EVERY} rotated by EXIF, in {time.perf_counter() - began:.0f} s", flush=True)
+        print(
+            f"generated {len(photos)} photos of {WIDTH}x{HEIGHT}, {size_mb:.1f} MB each, one in "
+            f"{ROTATED_EVERY} rotated by EXIF, in {time.perf_counter() - began:.0f} s",
+            flush=True,
+        )
         (root / "bare").mkdir()
 
         async def measure_bare(when: str) -> None:
             b = await asyncio.to_thread(bare, photos, root / "bare", args.workers, args.latency_runs, spec)
             results.bare.append(b)
-            print(f"bare make_derivatives, {when}: {b.photos_s:.2f} photos/s with {args.workers} processes "
-                  f"(CPU, share of one core: {shares_text(b.cpu)}); one photo in-process median {b.one_s:.2f} s",
-                  flush=True)
+            print(
+                f"bare make_derivatives, {when}: {b.photos_s:.2f} photos/s with {args.workers} processes "
+                f"(CPU, share of one core: {shares_text(b.cpu)}); one photo in-process median {b.one_s:.2f} s",
+                flush=True,
+            )
 
         await measure_bare("before the first round")
         for index in range(args.rounds):

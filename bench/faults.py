@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-
 from _common import BenchError, bench_main, darkroom_command, wait_ready
 from _faults import checks
 from _faults.checks import Entry, Listing
@@ -55,9 +54,10 @@ from _faults.parts import STOP_LIMIT_S, adopt_orphans, end_orphans, orphans
 from _faults.schedule import Episode, plan
 from _faults.sse import LiveClient
 from _faults.system import Settings, System
-from services.kernel.bus import Bus
-from services.kernel.clock import parse_iso
-from services.kernel.photos import TRASH_DIR
+
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.photos import TRASH_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"
@@ -106,8 +106,11 @@ class Run:
 
     def say(self, text: str) -> None:
         now = time.time()
-        print(f"faults {time.strftime('%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 10)}Z "
-              f"+{time.monotonic() - self.began:5.1f}s  {text}", flush=True)
+        print(
+            f"faults {time.strftime('%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 10)}Z "
+            f"+{time.monotonic() - self.began:5.1f}s  {text}",
+            flush=True,
+        )
 
     async def start(self, http: aiohttp.ClientSession) -> None:
         parts = self.system.parts
@@ -132,8 +135,9 @@ class Run:
             if log and not checks.unfinished_tasks(log) and not self.ledger.waiting:
                 return
             if time.monotonic() > deadline:
-                raise BenchError("the system did not complete its first uploads within 120 s:\n"
-                                 + self.system.log_tail("worker"))
+                raise BenchError(
+                    "the system did not complete its first uploads within 120 s:\n" + self.system.log_tail("worker")
+                )
             if self.ledger.waiting:
                 await load.send_waiting()
             await asyncio.sleep(0.5)
@@ -207,13 +211,21 @@ class Run:
 
     async def replay_verify(self) -> list[str]:
         child = await asyncio.create_subprocess_exec(
-            darkroom_command(), "replay", "--verify", "--data", str(self.data),
-            "--into", str(self.root / "replay.sqlite"),
-            env=self.system.env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            darkroom_command(),
+            "replay",
+            "--verify",
+            "--data",
+            str(self.data),
+            "--into",
+            str(self.root / "replay.sqlite"),
+            env=self.system.env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         self.system.spawned.add(child.pid)
         try:
             out, _ = await asyncio.wait_for(child.communicate(), 180)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             child.kill()
             await child.wait()
             return ["darkroom replay --verify did not finish within 180 s"]
@@ -255,17 +267,22 @@ def list_disk(data: Path, folders: list[str]) -> dict[str, Listing]:
     def digests(folder: Path) -> dict[str, str]:
         if not folder.is_dir():
             return {}
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()
-                if p.is_file() and not p.name.startswith(".")}
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".")
+        }
 
-    return {folder: Listing(digests(data / "projects" / folder), digests(data / "projects" / folder / TRASH_DIR))
-            for folder in folders}
+    return {
+        folder: Listing(digests(data / "projects" / folder), digests(data / "projects" / folder / TRASH_DIR))
+        for folder in folders
+    }
 
 
 async def read_outbox(path: Path, after: str) -> list[tuple[str, str, str]]:
     """Every SSE message the projector stored after `after`, for every project, maintenance included."""
-    from services.projector.queries import ReadModel, parse_event_id
-    from services.projector.store import open_db
+    from darkroom.projector.queries import ReadModel, parse_event_id
+    from darkroom.projector.store import open_db
 
     read = ReadModel(await open_db(path, readonly=True))
     cursor = parse_event_id(after)
@@ -311,8 +328,10 @@ async def run(args: argparse.Namespace, root: Path, data: Path, disk: Disk) -> i
             await faults.warm_up(load, bus)
             faults.say(f"up: {', '.join(system.parts)}; the load starts")
             background += [asyncio.create_task(load.uploader((0.3, 1.2))) for _ in range(2)]
-            background += [asyncio.create_task(load.keeper((0.5, 1.5))),
-                           asyncio.create_task(load.committer((3.0, 6.0)))]
+            background += [
+                asyncio.create_task(load.keeper((0.5, 1.5))),
+                asyncio.create_task(load.committer((3.0, 6.0))),
+            ]
             for episode in episodes:
                 await asyncio.sleep(episode.gap_s)
                 await faults.episode(episode, bus)
@@ -333,9 +352,15 @@ async def run(args: argparse.Namespace, root: Path, data: Path, disk: Disk) -> i
             if expected:
                 await caught_up(sse, expected[-1][0], 30)
             report = {
-                "log": log, "through": through, "listing": listing, "listed": listed, "expected": expected,
-                "sse": sse, "not_ready": not_ready,
-                "replay": await faults.replay_verify(), "used_mb": disk.used_mb(),
+                "log": log,
+                "through": through,
+                "listing": listing,
+                "listed": listed,
+                "expected": expected,
+                "sse": sse,
+                "not_ready": not_ready,
+                "replay": await faults.replay_verify(),
+                "used_mb": disk.used_mb(),
             }
         finally:
             for task in background:
@@ -360,7 +385,9 @@ def judge(faults: Run, report: dict) -> dict[str, list[str]]:
         "no original lost": checks.lost_originals(faults.ledger.acknowledged, listing)
         + checks.unrecorded_trash(log, listing),
         "the API lists every original": checks.unlisted_originals(listing, report["listed"]),
-        "no effect twice": checks.jobs_twice(log) + checks.tasks_twice(log) + checks.maintenance_twice(log, interval)
+        "no effect twice": checks.jobs_twice(log)
+        + checks.tasks_twice(log)
+        + checks.maintenance_twice(log, interval)
         + checks.trashed_without_commit(log),
         "every task ended": checks.unfinished_tasks(log, report["through"]),
         "read model caught up": [f"/readyz: {report['not_ready']}"] if report["not_ready"] else [],
@@ -369,7 +396,9 @@ def judge(faults: Run, report: dict) -> dict[str, list[str]]:
         "clean stops": report["stops"],
         f"work resumes within {RECOVERY_LIMIT_S:g} s of a nats-server restart": [
             f"restart {i}: " + ("no job taken after it completed" if r is None else f"{r:.1f} s")
-            for i, r in enumerate(recovered, start=1) if r is None or r > RECOVERY_LIMIT_S],
+            for i, r in enumerate(recovered, start=1)
+            if r is None or r > RECOVERY_LIMIT_S
+        ],
     }
 
 
@@ -380,12 +409,16 @@ def print_report(faults: Run, report: dict) -> int:
     found = judge(faults, report)
     parts = faults.system.parts
     outcomes = checks.task_outcomes(log)
-    recovered = ", ".join("never" if r is None else f"{r:.1f} s"
-                          for r in checks.recoveries(faults.happened.nats_answered, log)) or "no restart"
+    recovered = (
+        ", ".join("never" if r is None else f"{r:.1f} s" for r in checks.recoveries(faults.happened.nats_answered, log))
+        or "no restart"
+    )
     took = time.monotonic() - faults.began
     print()
-    print(f"== Darkroom fault suite: seed {faults.args.seed}, {faults.rounds} faults "
-          f"({'short' if faults.args.short else 'full'}), {took:.0f} s ==")
+    print(
+        f"== Darkroom fault suite: seed {faults.args.seed}, {faults.rounds} faults "
+        f"({'short' if faults.args.short else 'full'}), {took:.0f} s =="
+    )
     print(f"disk: {faults.disk.how}" + (f"; {report['used_mb']:.0f} MB used at the end" if report["used_mb"] else ""))
     print(f"{'part':<16}{'kills':>6}{'restarts':>10}  {'SIGTERM':>8}  exits on its own")
     for name, part in parts.items():
@@ -394,22 +427,30 @@ def print_report(faults: Run, report: dict) -> int:
         print(f"{name:<16}{part.kills:>6}{len(part.starts) - 1:>10}  {stop:>8}  {own}")
     server_errors = ", ".join(f"{s} x{n}" for s, n in sorted(ledger.server_errors().items())) or "none"
     on_disk = sum(name in report["listing"].get(folder, Listing()).files for folder, name in ledger.acknowledged)
-    print(f"load: {len(ledger.acknowledged)} files acknowledged ({on_disk} in their folders, the rest trashed "
-          f"by commits), {len(ledger.waiting)} never, {len(ledger.refused)} refused; {ledger.uploads} uploads, "
-          f"{ledger.commits} commits; 5xx answers: {server_errors}; {sum(ledger.unanswered.values())} requests "
-          f"unanswered" + "".join(f"\n  {what} x{n}" for what, n in ledger.anomalies.items()))
+    print(
+        f"load: {len(ledger.acknowledged)} files acknowledged ({on_disk} in their folders, the rest trashed "
+        f"by commits), {len(ledger.waiting)} never, {len(ledger.refused)} refused; {ledger.uploads} uploads, "
+        f"{ledger.commits} commits; 5xx answers: {server_errors}; {sum(ledger.unanswered.values())} requests "
+        f"unanswered" + "".join(f"\n  {what} x{n}" for what, n in ledger.anomalies.items())
+    )
     failures = Counter(e.event.get("error", "?")[:80] for e in log if e.event.get("type") == "task.failed")
-    print(f"tasks: {outcomes['completed']} completed, {outcomes['failed']} failed, {outcomes['canceled']} canceled, "
-          f"{len(found['every task ended'])} not ended by the deadline"
-          + "".join(f"\n  failed x{n}: {error}" for error, n in failures.most_common(3)))
+    print(
+        f"tasks: {outcomes['completed']} completed, {outcomes['failed']} failed, {outcomes['canceled']} canceled, "
+        f"{len(found['every task ended'])} not ended by the deadline"
+        + "".join(f"\n  failed x{n}: {error}" for error, n in failures.most_common(3))
+    )
     print(f"recovery after a nats-server restart (server answering -> a job taken after it completed): {recovered}")
     for filled, freed in faults.happened.disk_full:
         print(f"disk full for {freed - filled:.1f} s")
-    print(f"SSE: {len(sse.messages)} messages over {sse.connects} connections, {sse.resets} resets; "
-          f"outbox after its first id: {len(report['expected'])}")
+    print(
+        f"SSE: {len(sse.messages)} messages over {sse.connects} connections, {sse.resets} resets; "
+        f"outbox after its first id: {len(report['expected'])}"
+    )
     kills = ", ".join(f"{name} {part.kills}" for name, part in parts.items())
-    print(f"figures: kills {kills}; lost {len(found['no original lost'])}; duplicated {len(found['no effect twice'])}; "
-          f"recovery {recovered}; tasks completed {outcomes['completed']}; {took:.0f} s")
+    print(
+        f"figures: kills {kills}; lost {len(found['no original lost'])}; duplicated {len(found['no effect twice'])}; "
+        f"recovery {recovered}; tasks completed {outcomes['completed']}; {took:.0f} s"
+    )
     print("checks:")
     for name, problems in found.items():
         print(f"  {'ok  ' if not problems else 'FAIL'}  {name}" + (f" ({len(problems)})" if problems else ""))
@@ -430,14 +471,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--short", action="store_true", help="the CI version: every kind of fault once, shorter timings")
     p.add_argument("--seed", type=int, default=None, help="the schedule's seed (default: drawn, and printed)")
-    p.add_argument("--rounds", type=int, default=None,
-                   help=f"faults to apply (default {PROFILES['short'].rounds} short, {PROFILES['full'].rounds} full; "
-                        "from 9 on, every kind is among them)")
-    p.add_argument("--disk", choices=("auto", "rlimit"), default="auto",
-                   help="how the disk fills: auto = a small tmpfs for the data folder where the suite may mount "
-                        "(root), else RLIMIT_FSIZE on the projector; rlimit = the latter anyway")
-    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
-                   help="work in DIR and keep it (default: a temporary folder, kept only when a check fails)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help=f"faults to apply (default {PROFILES['short'].rounds} short, {PROFILES['full'].rounds} full; "
+        "from 9 on, every kind is among them)",
+    )
+    p.add_argument(
+        "--disk",
+        choices=("auto", "rlimit"),
+        default="auto",
+        help="how the disk fills: auto = a small tmpfs for the data folder where the suite may mount "
+        "(root), else RLIMIT_FSIZE on the projector; rlimit = the latter anyway",
+    )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="work in DIR and keep it (default: a temporary folder, kept only when a check fails)",
+    )
     args = p.parse_args(argv)
     if args.seed is None:
         args.seed = random.randrange(1 << 16)

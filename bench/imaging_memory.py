@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from services.kernel.config import ProcessingConfig  # noqa: E402
-from services.worker import imaging  # noqa: E402
-from services.worker.imaging import init_worker, make_derivatives  # noqa: E402
-from services.worker.jobs.derivatives import spec_of  # noqa: E402
+from darkroom.kernel.config import ProcessingConfig
+from darkroom.worker import imaging
+from darkroom.worker.derivations import spec_of
+from darkroom.worker.imaging import init_worker, make_derivatives
 
 
 def generate(folder: Path, size: int) -> list[Path]:
@@ -43,8 +42,13 @@ def generate(folder: Path, size: int) -> list[Path]:
     rgb[..., 2] = ramp[:, None]
     rgb += rng.integers(0, 32, rgb.shape, dtype=np.uint8)
     image = Image.fromarray(rgb)
-    sources = [folder / "rgb.png", folder / "rgb.tif", folder / "rgb-lzw.tif", folder / "rgb-deflate.tif",
-               folder / "grey16-deflate.tif"]
+    sources = [
+        folder / "rgb.png",
+        folder / "rgb.tif",
+        folder / "rgb-lzw.tif",
+        folder / "rgb-deflate.tif",
+        folder / "grey16-deflate.tif",
+    ]
     image.save(sources[0], compress_level=6)
     image.save(sources[1])
     image.save(sources[2], compression="tiff_lzw")
@@ -55,7 +59,7 @@ def generate(folder: Path, size: int) -> list[Path]:
 
 def _peak_mb() -> float:
     """VmHWM: this process's own peak (ru_maxrss would carry the parent's over the spawn's exec)."""
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
+    line = next(row for row in Path("/proc/self/status").read_text().splitlines() if row.startswith("VmHWM:"))
     return int(line.split()[1]) / 1024
 
 
@@ -82,19 +86,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="darkroom-imaging-") as temp:
         folder = Path(temp)
         sources = generate(folder, args.size)
-        print(f"{args.size}x{args.size} sources; peak RSS of one image process (MB) and CPU seconds, "
-              f"median of {args.runs}")
-        print(f"{'source':22} {'file MB':>8} {'bands MB':>9} {'cpu s':>6} {'whole MB':>9} {'cpu s':>6}"
-              "  (held at start)")
+        print(
+            f"{args.size}x{args.size} sources; peak RSS of one image process (MB) and CPU seconds, "
+            f"median of {args.runs}"
+        )
+        print(
+            f"{'source':22} {'file MB':>8} {'bands MB':>9} {'cpu s':>6} {'whole MB':>9} {'cpu s':>6}  (held at start)"
+        )
         for source in sources:
             row = []
             for whole in (False, True):
                 runs = [measure(source, folder / "out", whole) for _ in range(args.runs)]
-                row.append((statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs),
-                            runs[0][0]))
+                row.append((statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs), runs[0][0]))
             (peak, seconds, held), (whole_peak, whole_seconds, _) = row
-            print(f"{source.name:22} {source.stat().st_size / 1e6:8.0f} {peak:9.0f} {seconds:6.2f} "
-                  f"{whole_peak:9.0f} {whole_seconds:6.2f}  ({held:.0f})")
+            print(
+                f"{source.name:22} {source.stat().st_size / 1e6:8.0f} {peak:9.0f} {seconds:6.2f} "
+                f"{whole_peak:9.0f} {whole_seconds:6.2f}  ({held:.0f})"
+            )
     return 0
 
 

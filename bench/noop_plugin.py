@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.worker.context import Handler, JobContext
+from darkroom.worker.context import Handler, JobContext
 
 
 async def noop(ctx: JobContext) -> None:

@@ -21,21 +21,40 @@ import tempfile
 import time
 from pathlib import Path
 
-from services.kernel.events import Step
-from services.projector import store
-from services.projector.queries import ReadModel
-from services.projector.store import JOBS, TASKS
-from services.projector.views import JobView, TaskView
+from darkroom.kernel.events import Step
+from darkroom.projector import store
+from darkroom.projector.queries import ReadModel
+from darkroom.projector.store import JOBS, TASKS
+from darkroom.projector.views import JobView, TaskView
 
-TYPES = ("upload_postprocess", "manifest_check", "folder_check", "file_removal", "manifest_cleaning",
-         "trash_maintenance", "derivatives_check", "regenerate")
+TYPES = (
+    "upload_postprocess",
+    "manifest_check",
+    "folder_check",
+    "file_removal",
+    "manifest_cleaning",
+    "trash_maintenance",
+    "derivatives_check",
+    "regenerate",
+)
 BUDGET_MS = 50.0  # a page that refetches the lanes on every burst of job updates must stay cheap
 
 
 def _state(rng: random.Random) -> str:
     roll = rng.random()
-    return ("queued" if roll < 0.01 else "running" if roll < 0.012 else "retrying" if roll < 0.013
-            else "failed" if roll < 0.02 else "canceled" if roll < 0.03 else "completed")
+    return (
+        "queued"
+        if roll < 0.01
+        else "running"
+        if roll < 0.012
+        else "retrying"
+        if roll < 0.013
+        else "failed"
+        if roll < 0.02
+        else "canceled"
+        if roll < 0.03
+        else "completed"
+    )
 
 
 async def _fill(path: Path, jobs: int, rng: random.Random) -> None:
@@ -46,17 +65,49 @@ async def _fill(path: Path, jobs: int, rng: random.Random) -> None:
         for t in range(jobs // 3):
             status = "failed" if rng.random() < 0.02 else "completed"
             retried = f"T{t:08d}r1" if status == "failed" and rng.random() < 0.5 else None
-            task_rows.append(TASKS.to_row(TaskView(
-                id=f"T{t:08d}", type="upload_postprocess", label="Upload", user_relevant=True, source="user",
-                project_id="P", folder="Shoot", status=status, step_index=0, steps=[Step("upload_postprocess", 90)],
-                created_at=at, updated_at=at, finished_at=at, retried_by=retried)))
+            task_rows.append(
+                TASKS.to_row(
+                    TaskView(
+                        id=f"T{t:08d}",
+                        type="upload_postprocess",
+                        label="Upload",
+                        user_relevant=True,
+                        source="user",
+                        project_id="P",
+                        folder="Shoot",
+                        status=status,
+                        step_index=0,
+                        steps=[Step("upload_postprocess", 90)],
+                        created_at=at,
+                        updated_at=at,
+                        finished_at=at,
+                        retried_by=retried,
+                    )
+                )
+            )
         for j in range(jobs):
             job_type = rng.choice(TYPES)
-            job_rows.append(JOBS.to_row(JobView(
-                id=f"T{j // 3:08d}-{j % 3}", task_id=f"T{j // 3:08d}", task_type="upload_postprocess", source="user",
-                type=job_type, project_id="P", folder="Shoot", priority=90,
-                lane="normal" if job_type in ("trash_maintenance", "derivatives_check", "regenerate") else "priority",
-                status=_state(rng), step_index=j % 3, created_at=at, updated_at=at)))
+            job_rows.append(
+                JOBS.to_row(
+                    JobView(
+                        id=f"T{j // 3:08d}-{j % 3}",
+                        task_id=f"T{j // 3:08d}",
+                        task_type="upload_postprocess",
+                        source="user",
+                        type=job_type,
+                        project_id="P",
+                        folder="Shoot",
+                        priority=90,
+                        lane="normal"
+                        if job_type in ("trash_maintenance", "derivatives_check", "regenerate")
+                        else "priority",
+                        status=_state(rng),
+                        step_index=j % 3,
+                        created_at=at,
+                        updated_at=at,
+                    )
+                )
+            )
         await db.executemany(TASKS.upsert(), task_rows)
         await db.executemany(JOBS.upsert(), job_rows)
         await db.commit()
@@ -78,7 +129,9 @@ async def run(args: argparse.Namespace) -> int:
         path = Path(tmp) / "read-model.sqlite"
         began = time.perf_counter()
         await _fill(path, args.jobs, random.Random(17))
-        print(f"read model: {args.jobs:,} jobs, {args.jobs // 3:,} tasks, written in {time.perf_counter() - began:.1f}s")
+        print(
+            f"read model: {args.jobs:,} jobs, {args.jobs // 3:,} tasks, written in {time.perf_counter() - began:.1f}s"
+        )
         read = await ReadModel.open(path)
         try:
             counts = await read.job_counts()

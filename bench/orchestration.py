@@ -34,19 +34,25 @@ from pathlib import Path
 
 import aiohttp
 import nats
+from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
-from services.kernel.config import PipelineConfig
-from services.kernel.natsd import NatsServer, free_port
+from darkroom.kernel.config import PipelineConfig
+from darkroom.kernel.natsd import NatsServer, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 PLUGIN = "noop_plugin"  # bench/noop_plugin.py, importable through PYTHONPATH=bench/
 TASK_TYPE = "bench_noop"
-DEFINITIONS = {TASK_TYPE: {"label": "Bench no-op", "user_relevant": True, "scope": "global",
-                           "steps": [{"type": "noop", "priority": 90}] * 3}}
+DEFINITIONS = {
+    TASK_TYPE: {
+        "label": "Bench no-op",
+        "user_relevant": True,
+        "scope": "global",
+        "steps": [{"type": "noop", "priority": 90}] * 3,
+    }
+}
 STREAM = "DARKROOM"
 RAW_STREAM, RAW_SUBJECT = "BENCHRAW", "bench.raw"
 DONE_SUBJECTS = ("darkroom.task.*.*.completed", "darkroom.task.*.*.failed")
@@ -67,7 +73,7 @@ class Slots:
     priority: int | None
 
     @classmethod
-    def parse(cls, text: str) -> "Slots":
+    def parse(cls, text: str) -> Slots:
         if text == "default":
             return cls(None, None)
         jobs, _, priority = text.partition(":")
@@ -131,8 +137,8 @@ class Result:
     one_p50_ms: float
     one_p99_ms: float
     raw_s: float
-    bare: "Bare"  # the 15-message chain: the reference from before CONTRACT §7.1
-    bare8: "Bare"  # the 8 messages a task stores since
+    bare: Bare  # the 15-message chain: the reference from before CONTRACT §7.1
+    bare8: Bare  # the 8 messages a task stores since
     exit_code: int | None
 
     @property
@@ -201,8 +207,16 @@ async def stream_state(nc: Client, stream: str = STREAM) -> api.StreamState:
     return (await nc.jsm().stream_info(stream)).state
 
 
-async def throughput(http: aiohttp.ClientSession, base_url: str, nc: Client, done: Completions,
-                     count: int, concurrency: int, timeout: float, pids: dict[str, int]) -> Throughput:
+async def throughput(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    nc: Client,
+    done: Completions,
+    count: int,
+    concurrency: int,
+    timeout: float,
+    pids: dict[str, int],
+) -> Throughput:
     before = await stream_state(nc)
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     requested: dict[str, float] = {}
@@ -219,7 +233,7 @@ async def throughput(http: aiohttp.ClientSession, base_url: str, nc: Client, don
     waits = [done.wait(task_id) for task_id in requested]
     try:
         await asyncio.wait_for(asyncio.gather(*waits), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         finished = sum(1 for task_id in requested if task_id in done.at)
         raise BenchError(f"only {finished} of {count} tasks finished within {timeout:g}s") from None
     last = max(done.at[task_id] for task_id in requested)
@@ -269,12 +283,16 @@ class Hops:
                 gaps.setdefault(f"{a} -> {b}", []).append((tb - ta) * 1000)
         per_task = {hop: len(values) / len(posted) for hop, values in gaps.items()}
         total = sum(percentile(values, 0.5) * per_task[hop] for hop, values in gaps.items()) or 1.0
-        return [f"{hop:<40} {percentile(values, 0.5):6.2f} ms x{per_task[hop]:.0f} "
-                f"({percentile(values, 0.5) * per_task[hop] / total:4.0%})" for hop, values in gaps.items()]
+        return [
+            f"{hop:<40} {percentile(values, 0.5):6.2f} ms x{per_task[hop]:.0f} "
+            f"({percentile(values, 0.5) * per_task[hop] / total:4.0%})"
+            for hop, values in gaps.items()
+        ]
 
 
-async def one_by_one(http: aiohttp.ClientSession, base_url: str, done: Completions, count: int,
-                     posted: dict[str, float] | None = None) -> list[float]:
+async def one_by_one(
+    http: aiohttp.ClientSession, base_url: str, done: Completions, count: int, posted: dict[str, float] | None = None
+) -> list[float]:
     """Latency of tasks run one at a time; `posted` collects each task's time.time() at POST."""
     latencies = []
     for _ in range(count):
@@ -305,10 +323,22 @@ async def bare_chain(args: argparse.Namespace, url: str, slots: int, server_pid:
     """bench/bare_chain.py as a process of its own on the same server, as many tasks and slots."""
     server_cpu = cpu_seconds(server_pid)
     child = await asyncio.create_subprocess_exec(
-        sys.executable, str(BENCH_DIR / "bare_chain.py"), url, "--messages", str(messages),
-        "--tasks", str(args.tasks), "--slots", str(slots),
-        "--concurrency", str(args.concurrency), "--latency-tasks", str(args.latency_tasks),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(BENCH_DIR / "bare_chain.py"),
+        url,
+        "--messages",
+        str(messages),
+        "--tasks",
+        str(args.tasks),
+        "--slots",
+        str(slots),
+        "--concurrency",
+        str(args.concurrency),
+        "--latency-tasks",
+        str(args.latency_tasks),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await child.communicate()
     if child.returncode != 0:
         raise BenchError(f"bench/bare_chain.py exited with {child.returncode}: {err.decode(errors='replace')[-500:]}")
@@ -362,10 +392,18 @@ class Darkroom:
         with self.log_path.open("ab") as log:
             for name, command in commands.items():
                 self.processes[name] = await asyncio.create_subprocess_exec(
-                    darkroom_command(), *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+                    darkroom_command(), *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+                )
+
         def exited() -> str | None:
-            return next((f"darkroom {name} exited with {p.returncode}" for name, p in self.processes.items()
-                         if p.returncode is not None), None)
+            return next(
+                (
+                    f"darkroom {name} exited with {p.returncode}"
+                    for name, p in self.processes.items()
+                    if p.returncode is not None
+                ),
+                None,
+            )
 
         await wait_ready(http, self.base_url, exited, self.log_tail, timeout)
 
@@ -378,7 +416,7 @@ class Darkroom:
         for process in self.processes.values():
             try:
                 codes.append(await asyncio.wait_for(process.wait(), timeout))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
                 await process.wait()
                 codes.append(None)
@@ -396,8 +434,9 @@ class Darkroom:
 def revision() -> str:
     """The repository's commit, so runs of a changing code base can be told apart."""
     try:
-        out = subprocess.run(["git", "-C", str(BENCH_DIR), "describe", "--always", "--dirty"],
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(BENCH_DIR), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return "(unknown revision)"
     return out.stdout.strip() or "(unknown revision)"
@@ -407,12 +446,28 @@ async def profile(pid: int, out: Path, fmt: str) -> asyncio.subprocess.Process:
     """py-spy sampling the services while the throughput phase runs."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return await asyncio.create_subprocess_exec(
-        py_spy, "record", "--pid", str(pid), "--format", fmt, "--output", str(out), "--nonblocking",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        py_spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        fmt,
+        "--output",
+        str(out),
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
-async def measure(args: argparse.Namespace, http: aiohttp.ClientSession, darkroom: Darkroom, nc: Client,
-                  pids: dict[str, int], name: str) -> tuple[Throughput, list[float], float, Bare, Bare]:
+async def measure(
+    args: argparse.Namespace,
+    http: aiohttp.ClientSession,
+    darkroom: Darkroom,
+    nc: Client,
+    pids: dict[str, int],
+    name: str,
+) -> tuple[Throughput, list[float], float, Bare, Bare]:
     """The four measurements of one phase, printed as they finish."""
     done = Completions()
     for subject in DONE_SUBJECTS:
@@ -432,40 +487,54 @@ async def measure(args: argparse.Namespace, http: aiohttp.ClientSession, darkroo
             spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             await spy.wait()
     cpu = ", ".join(f"{process} {share:.0%}" for process, share in tp.cpu.items())
-    caught_up = (f"read model caught up {tp.read_model_lag_s:.2f} s after the last completion"
-                 if tp.read_model_lag_s is not None else
-                 f"read model NOT caught up {READ_MODEL_WAIT_S:g} s after the last completion")
-    print(f"  throughput: {args.tasks} tasks at {tp.tasks_s:,.0f}/s (POSTs answered at {tp.submit_s:,.0f}/s); "
-          f"{tp.events_s:,.0f} events/s, {tp.events_per_task:.1f} events/task, {tp.bytes_per_event:.0f} B/event\n"
-          f"    request->completed p50 {tp.p50_ms:.1f} ms, p99 {tp.p99_ms:.1f} ms (the whole burst is queued at "
-          f"once); {caught_up}\n"
-          f"    CPU, share of one core: {cpu}" + (f"; {tp.failed} FAILED" if tp.failed else ""), flush=True)
+    caught_up = (
+        f"read model caught up {tp.read_model_lag_s:.2f} s after the last completion"
+        if tp.read_model_lag_s is not None
+        else f"read model NOT caught up {READ_MODEL_WAIT_S:g} s after the last completion"
+    )
+    print(
+        f"  throughput: {args.tasks} tasks at {tp.tasks_s:,.0f}/s (POSTs answered at {tp.submit_s:,.0f}/s); "
+        f"{tp.events_s:,.0f} events/s, {tp.events_per_task:.1f} events/task, {tp.bytes_per_event:.0f} B/event\n"
+        f"    request->completed p50 {tp.p50_ms:.1f} ms, p99 {tp.p99_ms:.1f} ms (the whole burst is queued at "
+        f"once); {caught_up}\n"
+        f"    CPU, share of one core: {cpu}" + (f"; {tp.failed} FAILED" if tp.failed else ""),
+        flush=True,
+    )
 
     hops, posted = Hops(), dict[str, float]()
     js = nc.jetstream()
-    followers = [await js.subscribe(subject, ordered_consumer=True, cb=hops.on_message,
-                                    deliver_policy=api.DeliverPolicy.NEW) for subject in Hops.SUBJECTS]
+    followers = [
+        await js.subscribe(subject, ordered_consumer=True, cb=hops.on_message, deliver_policy=api.DeliverPolicy.NEW)
+        for subject in Hops.SUBJECTS
+    ]
     latencies = await one_by_one(http, darkroom.base_url, done, args.latency_tasks, posted)
     await asyncio.sleep(0.2)  # the last events on their way to the followers
     for follower in followers:
         await follower.unsubscribe()
-    print(f"  one at a time: {len(latencies)} tasks, p50 {percentile(latencies, 0.5):.1f} ms, "
-          f"p99 {percentile(latencies, 0.99):.1f} ms; median of each hop (times stored), times per task, share:")
+    print(
+        f"  one at a time: {len(latencies)} tasks, p50 {percentile(latencies, 0.5):.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):.1f} ms; median of each hop (times stored), times per task, share:"
+    )
     for line in hops.report(posted, done):
         print(f"    {line}")
 
     raw = await raw_publish_rate(nc, args.raw_messages, args.raw_size, args.raw_window)
-    print(f"  raw JetStream publish: {args.raw_messages} x {args.raw_size} B, {args.raw_window} acks outstanding: "
-          f"{raw:,.0f} msgs/s", flush=True)
+    print(
+        f"  raw JetStream publish: {args.raw_messages} x {args.raw_size} B, {args.raw_window} acks outstanding: "
+        f"{raw:,.0f} msgs/s",
+        flush=True,
+    )
     slots = darkroom.slots.jobs or PipelineConfig().max_parallel_jobs
     chains = []
     for messages in (15, 8):
         bare = await bare_chain(args, darkroom.nats_url, slots, pids["nats-server"], messages)
-        print(f"  bare chain, {messages} messages ({slots} slots): {bare.tasks_s:,.0f} tasks/s (Darkroom "
-              f"{tp.tasks_s / bare.tasks_s:.2f}x), one at a time p50 {bare.one_p50_ms:.1f} ms, "
-              f"p99 {bare.one_p99_ms:.1f} ms; CPU per task {bare.client_cpu_ms:.1f} ms bare chain + "
-              f"{bare.server_cpu_ms:.1f} ms nats-server: {bare.two_core_ceiling:,.0f} tasks/s with both cores busy",
-              flush=True)
+        print(
+            f"  bare chain, {messages} messages ({slots} slots): {bare.tasks_s:,.0f} tasks/s (Darkroom "
+            f"{tp.tasks_s / bare.tasks_s:.2f}x), one at a time p50 {bare.one_p50_ms:.1f} ms, "
+            f"p99 {bare.one_p99_ms:.1f} ms; CPU per task {bare.client_cpu_ms:.1f} ms bare chain + "
+            f"{bare.server_cpu_ms:.1f} ms nats-server: {bare.two_core_ceiling:,.0f} tasks/s with both cores busy",
+            flush=True,
+        )
         chains.append(bare)
     return tp, latencies, raw, chains[0], chains[1]
 
@@ -506,39 +575,84 @@ def multiples(rate: float, low: float, high: float) -> str:
 
 
 def report(results: list[Result], split: bool) -> None:
-    header = ("sync", "slots", "tasks/s", "events/s", "ev/task", "p50 ms", "p99 ms", "1x1 p50", "1x1 p99",
-              "raw msg/s", "ev÷raw", "log cap", "bare15 t/s", "÷bare15", "bare8 t/s", "÷bare8", "bare8 1x1",
-              "2-core cap", "floor", "aim 800", "1x1≤8ms")
+    header = (
+        "sync",
+        "slots",
+        "tasks/s",
+        "events/s",
+        "ev/task",
+        "p50 ms",
+        "p99 ms",
+        "1x1 p50",
+        "1x1 p99",
+        "raw msg/s",
+        "ev÷raw",
+        "log cap",
+        "bare15 t/s",
+        "÷bare15",
+        "bare8 t/s",
+        "÷bare8",
+        "bare8 1x1",
+        "2-core cap",
+        "floor",
+        "aim 800",
+        "1x1≤8ms",
+    )
     rows = [header]
     for r in results:
         tp = r.tp
-        rows.append((r.sync, str(r.slots), f"{tp.tasks_s:,.0f}", f"{tp.events_s:,.0f}", f"{tp.events_per_task:.1f}",
-                     f"{tp.p50_ms:.0f}", f"{tp.p99_ms:.0f}", f"{r.one_p50_ms:.1f}", f"{r.one_p99_ms:.1f}",
-                     f"{r.raw_s:,.0f}", f"{tp.events_s / r.raw_s:.1%}", f"{r.raw_s / tp.events_per_task:,.0f}",
-                     f"{r.bare.tasks_s:,.0f}", f"{tp.tasks_s / r.bare.tasks_s:.2f}x", f"{r.bare8.tasks_s:,.0f}",
-                     f"{tp.tasks_s / r.bare8.tasks_s:.2f}x", f"{r.bare8.one_p50_ms:.1f}",
-                     f"{r.bare8.two_core_ceiling:,.0f}",
-                     f"{'ok' if tp.tasks_s >= r.floor else 'BELOW'} ≥{r.floor:.0f}",
-                     "ok" if tp.tasks_s >= AIM else "no", "ok" if r.one_p50_ms <= ONE_BY_ONE_P50_MS else "no"))
+        rows.append(
+            (
+                r.sync,
+                str(r.slots),
+                f"{tp.tasks_s:,.0f}",
+                f"{tp.events_s:,.0f}",
+                f"{tp.events_per_task:.1f}",
+                f"{tp.p50_ms:.0f}",
+                f"{tp.p99_ms:.0f}",
+                f"{r.one_p50_ms:.1f}",
+                f"{r.one_p99_ms:.1f}",
+                f"{r.raw_s:,.0f}",
+                f"{tp.events_s / r.raw_s:.1%}",
+                f"{r.raw_s / tp.events_per_task:,.0f}",
+                f"{r.bare.tasks_s:,.0f}",
+                f"{tp.tasks_s / r.bare.tasks_s:.2f}x",
+                f"{r.bare8.tasks_s:,.0f}",
+                f"{tp.tasks_s / r.bare8.tasks_s:.2f}x",
+                f"{r.bare8.one_p50_ms:.1f}",
+                f"{r.bare8.two_core_ceiling:,.0f}",
+                f"{'ok' if tp.tasks_s >= r.floor else 'BELOW'} ≥{r.floor:.0f}",
+                "ok" if tp.tasks_s >= AIM else "no",
+                "ok" if r.one_p50_ms <= ONE_BY_ONE_P50_MS else "no",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     print(f"\n== summary: 3-step no-op tasks through {'four processes' if split else 'darkroom up'} ==")
     for index, row in enumerate(rows):
-        print("  ".join(cell.rjust(width) if index and i > 1 else cell.ljust(width)
-                        for i, (cell, width) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                cell.rjust(width) if index and i > 1 else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(row, widths))
+            )
+        )
         if index == 0:
             print("  ".join("-" * width for width in widths))
     print("\ntasks/s as a multiple of published figures (3-step no-op chain, Redis, no fsync):")
     for r in results:
-        versus = ", ".join(f"{name} ({low:.0f}{f'–{high:.0f}' if high != low else ''}/s) "
-                           f"{multiples(r.tp.tasks_s, low, high)}" for name, (low, high) in REFERENCES.items())
+        versus = ", ".join(
+            f"{name} ({low:.0f}{f'–{high:.0f}' if high != low else ''}/s) {multiples(r.tp.tasks_s, low, high)}"
+            for name, (low, high) in REFERENCES.items()
+        )
         print(f"  sync {r.sync}, slots {r.slots}: {versus}")
-    print("p50/p99: POST sent -> task.completed received, throughput run; 1x1: one task at a time; "
-          "ev÷raw: Darkroom's stored events/s over raw acked publishes/s on the same server; "
-          "log cap: the tasks/s the log could store at the raw rate, with no consumer at all; "
-          "bare15/bare8: 15 messages per task (before CONTRACT §7.1: the old reference) and 8 (since) with as "
-          "many slots through bare nats-py and nothing else (bench/bare_chain.py), ÷: Darkroom's rate over "
-          "each; 2-core cap: the 8-message bare chain's tasks/s if it and nats-server had both cores to "
-          "themselves, from their CPU per task")
+    print(
+        "p50/p99: POST sent -> task.completed received, throughput run; 1x1: one task at a time; "
+        "ev÷raw: Darkroom's stored events/s over raw acked publishes/s on the same server; "
+        "log cap: the tasks/s the log could store at the raw rate, with no consumer at all; "
+        "bare15/bare8: 15 messages per task (before CONTRACT §7.1: the old reference) and 8 (since) with as "
+        "many slots through bare nats-py and nothing else (bench/bare_chain.py), ÷: Darkroom's rate over "
+        "each; 2-core cap: the 8-message bare chain's tasks/s if it and nats-server had both cores to "
+        "themselves, from their CPU per task"
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -547,24 +661,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=64, help="POSTs in flight (default 64)")
     p.add_argument("--latency-tasks", type=int, default=100, help="tasks run one at a time (default 100)")
     p.add_argument("--warmup", type=int, default=10, help="tasks run one at a time first, not counted (default 10)")
-    p.add_argument("--sync", default="always,2m", help="nats sync_interval per phase, comma-separated "
-                   "(default always,2m)")
-    p.add_argument("--slots", default="default,8:8",
-                   help="worker slot layouts, comma-separated: `default` or JOBS[:PRIORITY_SLOTS], i.e. "
-                        "pipeline.max_parallel_jobs and pipeline.priority_lane_slots (default `default,8:8`); "
-                        "the bench's steps run on the priority lane")
+    p.add_argument(
+        "--sync", default="always,2m", help="nats sync_interval per phase, comma-separated (default always,2m)"
+    )
+    p.add_argument(
+        "--slots",
+        default="default,8:8",
+        help="worker slot layouts, comma-separated: `default` or JOBS[:PRIORITY_SLOTS], i.e. "
+        "pipeline.max_parallel_jobs and pipeline.priority_lane_slots (default `default,8:8`); "
+        "the bench's steps run on the priority lane",
+    )
     p.add_argument("--raw-messages", type=int, default=20000, help="raw publish baseline: messages (default 20000)")
     p.add_argument("--raw-size", type=int, default=400, help="raw publish baseline: bytes each (default 400)")
     p.add_argument("--raw-window", type=int, default=4000, help="raw publish baseline: acks outstanding (default 4000)")
-    p.add_argument("--split", action="store_true",
-                   help="run api, projector, orchestrator and worker as four processes instead of `darkroom up`")
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="run api, projector, orchestrator and worker as four processes instead of `darkroom up`",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds the throughput phase may take to finish")
-    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                   help="record the services with py-spy during each throughput phase, into DIR")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record the services with py-spy during each throughput phase, into DIR",
+    )
     p.add_argument("--profile-format", choices=("flamegraph", "raw", "speedscope"), default="flamegraph")
-    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                   help="also load this pipeline.plugins module in the services, e.g. to instrument them "
-                        "(importable through PYTHONPATH); repeatable")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also load this pipeline.plugins module in the services, e.g. to instrument them "
+        "(importable through PYTHONPATH); repeatable",
+    )
     args = p.parse_args(argv)
     if args.profile and not (shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").is_file()):
         p.error("--profile needs py-spy: pip install py-spy")
@@ -583,8 +714,11 @@ async def run(args: argparse.Namespace) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    print(f"bench: {args.tasks} tasks x 3 no-op steps, {args.concurrency} in flight; {args.latency_tasks} one at "
-          f"a time; raw baseline {args.raw_messages} msgs; {os.cpu_count()} CPUs; darkroom {revision()}", flush=True)
+    print(
+        f"bench: {args.tasks} tasks x 3 no-op steps, {args.concurrency} in flight; {args.latency_tasks} one at "
+        f"a time; raw baseline {args.raw_messages} msgs; {os.cpu_count()} CPUs; darkroom {revision()}",
+        flush=True,
+    )
     results = []
     for sync in args.sync:
         for slots in args.slots:

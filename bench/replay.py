@@ -8,7 +8,7 @@
    folder_check tasks, culling (keep flags) and commits that trash files, hourly maintenance
    tasks, a few retries; as the services write them since CONTRACT §7.1 (no dispatch copy, no
    task.started, job.started only for a job that runs 250 ms or more, metadata in the derivatives event).
-2. Times services.projector.replay.replay() into a new SQLite file, twice (the best counts).
+2. Times darkroom.replay.rebuild.replay() into a new SQLite file, twice (the best counts).
 3. Baselines on the same log and machine: reading it through nats-py (Bus.read) and through the
    reader replay uses (fastread.read_all: a child process pulls, this one takes the batches), that
    reader with decoding (the codec), and SQLite alone (executemany of as many rows into a fresh file).
@@ -24,13 +24,14 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import AsyncIterator
 
-from services.kernel.bus import Bus, Outgoing, Stored, provision
-from services.kernel.config import load_config
-from services.kernel.events import (
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.clock import iso
+from darkroom.kernel.config import load_config
+from darkroom.kernel.events import (
     Codec,
     Event,
     JobCompleted,
@@ -50,17 +51,27 @@ from services.kernel.events import (
     TaskCompleted,
     TaskRequested,
 )
-from services.kernel.fastread import read_all
-from services.kernel.ids import new_id
-from services.kernel.natsd import NatsServer
-from services.projector.replay import replay
+from darkroom.kernel.ids import new_id
+from darkroom.kernel.messages import Outgoing, Stored
+from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.provision import provision
+from darkroom.replay.fastread import read_all
+from darkroom.replay.rebuild import replay
 
 GOAL = 50_000  # events/s into SQLite
 UPLOAD = [Step("upload_postprocess", 90), Step("manifest_check", 95), Step("folder_check", 95)]
-COMMIT = [Step("file_removal", 100), Step("manifest_check", 95), Step("folder_check", 95),
-          Step("manifest_cleaning", 80)]
-MAINTENANCE = [Step("trash_maintenance", 100), Step("manifest_check", 95), Step("folder_check", 95),
-               Step("manifest_cleaning", 80)]
+COMMIT = [
+    Step("file_removal", 100),
+    Step("manifest_check", 95),
+    Step("folder_check", 95),
+    Step("manifest_cleaning", 80),
+]
+MAINTENANCE = [
+    Step("trash_maintenance", 100),
+    Step("manifest_check", 95),
+    Step("folder_check", 95),
+    Step("manifest_cleaning", 80),
+]
 CAMERAS = [("SONY", "ILCE-7M3"), ("Canon", "Canon EOS R5"), ("NIKON CORPORATION", "NIKON Z 6_2"), ("FUJIFILM", "X-T4")]
 
 
@@ -70,45 +81,72 @@ class Log:
     def __init__(self, bus: Bus, seed: int = 7) -> None:
         self.bus = bus
         self.rng = random.Random(seed)
-        self.clock = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+        self.clock = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
         self.out: list[Outgoing] = []
 
     def at(self) -> str:
         self.clock += timedelta(milliseconds=self.rng.randint(1, 40))
-        return self.clock.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return iso(self.clock)
 
     def add(self, event: Event) -> None:
         event.at = self.at()
         self.out.append(self.bus.outgoing(event))
 
-    def task(self, pid: str, folder: str, task_type: str, label: str, steps: list[Step], source: str,
-             items: list[str], step_work) -> None:
+    def task(
+        self,
+        pid: str,
+        folder: str,
+        task_type: str,
+        label: str,
+        steps: list[Step],
+        source: str,
+        items: list[str],
+        step_work,
+    ) -> None:
         """A task and its jobs as the orchestrator and workers record them; `step_work(i, job)`
         adds what a step's job does between its start and its completion (`common`: the job
         event fields; `env`: the envelope for the item events it writes)."""
         tid = new_id()
         user = source == "user"
         env = dict(project_id=pid, task_id=tid, source=source)
-        requested = TaskRequested(**env, task_type=task_type, label=label, user_relevant=user, steps=steps,
-                                  items=items, folder=folder)
+        requested = TaskRequested(
+            **env, task_type=task_type, label=label, user_relevant=user, steps=steps, items=items, folder=folder
+        )
         self.add(requested)
         for i, step in enumerate(steps):
             lane = "priority" if user and step.priority >= 90 else "normal"
-            job = JobRequested(**env, job_id=f"{tid}-{i}", task_type=task_type, job_type=step.type, step_index=i,
-                               priority=step.priority, lane=lane, items=items if i == 0 else [], folder=folder)
+            job = JobRequested(
+                **env,
+                job_id=f"{tid}-{i}",
+                task_type=task_type,
+                job_type=step.type,
+                step_index=i,
+                priority=step.priority,
+                lane=lane,
+                items=items if i == 0 else [],
+                folder=folder,
+            )
             self.add(job)
-            common = dict(env, job_id=job.job_id, causation_id=job.id, task_type=task_type, job_type=step.type,
-                          step_index=i)
+            common = dict(
+                env, job_id=job.job_id, causation_id=job.id, task_type=task_type, job_type=step.type, step_index=i
+            )
             attempt = 1
             if self.rng.random() < 0.02:
-                self.add(JobRetrying(**common, attempt=1, error="lease held by another worker", delay_s=0.4,
-                                     started_at=self.at(), worker="host-a:101"))
+                self.add(
+                    JobRetrying(
+                        **common,
+                        attempt=1,
+                        error="lease held by another worker",
+                        delay_s=0.4,
+                        started_at=self.at(),
+                        worker="host-a:101",
+                    )
+                )
                 attempt = 2
             began = self.at()
             if i == 0 and len(items) > 1:  # an upload's derivatives: a job that runs 250 ms or more
                 self.add(JobStarted(**common, attempt=attempt, worker="host-a:101"))
-            step_work(i, common, {k: common[k] for k in ("project_id", "task_id", "job_id", "causation_id",
-                                                         "source")})
+            step_work(i, common, {k: common[k] for k in ("project_id", "task_id", "job_id", "causation_id", "source")})
             self.add(JobCompleted(**common, attempt=attempt, started_at=began, worker="host-a:101"))
         self.add(TaskCompleted(**env))
 
@@ -124,19 +162,40 @@ class Log:
                 files = [f"{name}.JPG"] + ([f"{name}.ARW"] if self.rng.random() < 0.6 else [])
                 photos[name] = files
                 for file in files:
-                    self.add(PhotoFileAdded(project_id=pid, source="user", filename=name, name=file,
-                                            kind="jpg" if file.endswith("JPG") else "raw",
-                                            size=self.rng.randint(8, 30) << 20, sha256=f"{self.rng.getrandbits(256):064x}"))
+                    self.add(
+                        PhotoFileAdded(
+                            project_id=pid,
+                            source="user",
+                            filename=name,
+                            name=file,
+                            kind="jpg" if file.endswith("JPG") else "raw",
+                            size=self.rng.randint(8, 30) << 20,
+                            sha256=f"{self.rng.getrandbits(256):064x}",
+                        )
+                    )
 
             def upload_work(i: int, common: dict, env: dict, names=names) -> None:
                 nonlocal manifest
                 if i == 0:
                     make, model = self.rng.choice(CAMERAS)
                     for n, name in enumerate(names, start=1):
-                        metadata = PhotoMetadata(taken_at=self.at()[:19], make=make, model=model,
-                                                 orientation=self.rng.choice([1, 1, 1, 6, 8]), width=6000, height=4000)
-                        self.add(PhotoDerivativesUpdated(**env, filename=name, thumbnail_status="generated",
-                                                         preview_status="generated", metadata=metadata))
+                        metadata = PhotoMetadata(
+                            taken_at=self.at()[:19],
+                            make=make,
+                            model=model,
+                            orientation=self.rng.choice([1, 1, 1, 6, 8]),
+                            width=6000,
+                            height=4000,
+                        )
+                        self.add(
+                            PhotoDerivativesUpdated(
+                                **env,
+                                filename=name,
+                                thumbnail_status="generated",
+                                preview_status="generated",
+                                metadata=metadata,
+                            )
+                        )
                         self.add(JobProgress(**common, done=n, total=len(names)))
                 elif i == 1:
                     manifest += 1
@@ -148,21 +207,28 @@ class Log:
         culled = {name: files for name, files in photos.items() if self.rng.random() < 0.35}
         for name, files in culled.items():
             drop_all = len(files) == 1 or self.rng.random() < 0.2
-            self.add(PhotoKeepChanged(project_id=pid, source="user", filename=name, keep_jpg=False,
-                                      keep_raw=False if drop_all else None))
+            self.add(
+                PhotoKeepChanged(
+                    project_id=pid, source="user", filename=name, keep_jpg=False, keep_raw=False if drop_all else None
+                )
+            )
 
         def commit_work(i: int, common: dict, env: dict) -> None:
             if i != 0:
                 return
             for n, (name, files) in enumerate(culled.items(), start=1):
                 trashed = files if len(files) == 1 or self.rng.random() < 0.2 else files[:1]
-                self.add(PhotoFilesTrashed(**env, filename=name, names=trashed, trash_names=trashed,
-                                           trashed_at=self.at()))
+                self.add(
+                    PhotoFilesTrashed(**env, filename=name, names=trashed, trash_names=trashed, trashed_at=self.at())
+                )
                 if len(trashed) == len(files):
                     self.add(PhotoRemoved(**env, filename=name, reason="no variant left"))
                 else:
-                    self.add(PhotoDerivativesUpdated(**env, filename=name, thumbnail_status="missing",
-                                                     preview_status="missing"))
+                    self.add(
+                        PhotoDerivativesUpdated(
+                            **env, filename=name, thumbnail_status="missing", preview_status="missing"
+                        )
+                    )
                 self.add(JobProgress(**common, done=n, total=len(culled)))
 
         if culled:
@@ -177,7 +243,7 @@ class Log:
 async def publish(bus: Bus, out: list[Outgoing], chunk: int = 5_000) -> float:
     began = time.perf_counter()
     for start in range(0, len(out), chunk):
-        await bus.send_many(out[start:start + chunk])
+        await bus.send_many(out[start : start + chunk])
     return time.perf_counter() - began
 
 
@@ -201,13 +267,22 @@ def raw_sqlite(path: Path, rows: int, batch: int = 1000) -> float:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, a TEXT, b TEXT, c INTEGER, d TEXT, e TEXT, f TEXT)")
-    row = ("01M8KR9S1TFF02SXH7N7HYD38K", "upload_postprocess", "priority", 90, "running",
-           "2026-03-01T09:00:00.000Z", '{"id": "01M8KR9S1TFF02SXH7N7HYD38K", "status": "running"}')
+    row = (
+        "01M8KR9S1TFF02SXH7N7HYD38K",
+        "upload_postprocess",
+        "priority",
+        90,
+        "running",
+        "2026-03-01T09:00:00.000Z",
+        '{"id": "01M8KR9S1TFF02SXH7N7HYD38K", "status": "running"}',
+    )
     began = time.perf_counter()
     for start in range(0, rows, batch):
         db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(f"{start + n:026d}", *row[1:]) for n in range(min(batch, rows - start))])
+        db.executemany(
+            "INSERT OR REPLACE INTO t VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(f"{start + n:026d}", *row[1:]) for n in range(min(batch, rows - start))],
+        )
         db.execute("COMMIT")
     seconds = time.perf_counter() - began
     db.close()
@@ -219,7 +294,7 @@ async def main(events: int, keep: bool) -> int:
     server = await NatsServer(work / "nats", sync_interval="2m").start()
     try:
         bus = await Bus.connect(server.url, "bench-replay")
-        await provision(bus, load_config(work, environ={}))
+        await provision(bus.js, load_config(work, environ={}))
         log = Log(bus)
         while len(log.out) < events:
             log.project(uploads=log.rng.randint(1, 4))
@@ -228,8 +303,10 @@ async def main(events: int, keep: bool) -> int:
         for o in out:
             kind = o.subject.split(".")[1]
             kinds[kind] = kinds.get(kind, 0) + 1
-        print(f"log: {len(out):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))}), "
-              f"{sum(len(o.data) for o in out) / len(out):.0f} bytes each on average")
+        print(
+            f"log: {len(out):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))}), "
+            f"{sum(len(o.data) for o in out) / len(out):.0f} bytes each on average"
+        )
         seconds = await publish(bus, out)
         print(f"published in {seconds:.1f}s ({len(out) / seconds:,.0f} events/s, Bus.send_many)")
 
@@ -276,6 +353,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     try:
         import uvloop  # as `darkroom replay` runs
+
         factory = uvloop.new_event_loop
     except ImportError:
         factory = None

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-
 from _common import BenchError, bench_main, cpu_seconds
 from derivatives import Darkroom
-from services.kernel.bus import Bus
-from services.kernel.clock import parse_iso
-from services.kernel.events import PhotoFileAdded, PhotoKeepChanged
-from services.kernel.natsd import NatsServer
+
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.events import PhotoFileAdded, PhotoKeepChanged
+from darkroom.kernel.natsd import NatsServer
 
 GOAL_P99_MS = 50.0
 TICK_S = 0.01  # events are stored in small bursts this far apart
@@ -100,8 +100,12 @@ async def projects(http: aiohttp.ClientSession, base_url: str, bus: Bus, count: 
                 raise BenchError(f"POST /api/projects answered {response.status}: {await response.text()}")
             project = (await response.json())["project"]
         made.append((project["project_id"], project["folder"]))
-    await bus.publish_all([PhotoFileAdded(project_id=pid, source="user", filename=f"P{n}", name=f"P{n}.JPG",
-                                          kind="jpg", size=1) for n, (pid, _) in enumerate(made)])
+    await bus.publish_all(
+        [
+            PhotoFileAdded(project_id=pid, source="user", filename=f"P{n}", name=f"P{n}.JPG", kind="jpg", size=1)
+            for n, (pid, _) in enumerate(made)
+        ]
+    )
     return made
 
 
@@ -115,8 +119,7 @@ async def store_events(bus: Bus, made: list[tuple[str, str]], rate: float, secon
         for n in range(stored, due):
             pid, _ = made[n % len(made)]
             keep = (n // len(made)) % 2 == 1  # the first round unticks, the next ticks again, …
-            batch.append(PhotoKeepChanged(project_id=pid, source="user", filename=f"P{n % len(made)}",
-                                          keep_jpg=keep))
+            batch.append(PhotoKeepChanged(project_id=pid, source="user", filename=f"P{n % len(made)}", keep_jpg=keep))
         if batch:
             await bus.publish_all(batch)
             stored = due
@@ -138,15 +141,20 @@ async def run(args: argparse.Namespace) -> int:
             try:
                 made = await projects(http, darkroom.base_url, bus, args.projects)
                 await asyncio.sleep(0.5)  # the photos in the read model before the clients connect
-                clients = [Client(f"{darkroom.base_url}/api/events?project={made[n % len(made)][1]}")
-                           for n in range(args.clients)]
+                clients = [
+                    Client(f"{darkroom.base_url}/api/events?project={made[n % len(made)][1]}")
+                    for n in range(args.clients)
+                ]
                 stalled = Client(f"{darkroom.base_url}/api/events", keep_ids=True)
                 release = asyncio.Event()
                 tasks = [asyncio.ensure_future(c.run(http)) for c in clients]
                 tasks.append(asyncio.ensure_future(stalled.run(http, release)))
                 await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in [*clients, stalled])), 60)
-                print(f"bench: {args.clients} SSE clients over {args.projects} projects, and one stalled on all; "
-                      f"storing {args.rate:g} events/s for {args.seconds:g} s", flush=True)
+                print(
+                    f"bench: {args.clients} SSE clients over {args.projects} projects, and one stalled on all; "
+                    f"storing {args.rate:g} events/s for {args.seconds:g} s",
+                    flush=True,
+                )
                 assert server.process is not None
                 pids = {"darkroom": darkroom.pid, "nats-server": server.process.pid, "bench": os.getpid()}
                 cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -182,23 +190,36 @@ async def run(args: argparse.Namespace) -> int:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def report(args: argparse.Namespace, clients: list[Client], stalled: Client, made: list[tuple[str, str]],
-           stored: int, expected_each: dict[str, int], cpu: dict[str, float]) -> None:
+def report(
+    args: argparse.Namespace,
+    clients: list[Client],
+    stalled: Client,
+    made: list[tuple[str, str]],
+    stored: int,
+    expected_each: dict[str, int],
+    cpu: dict[str, float],
+) -> None:
     lags = [lag for c in clients for lag in c.lags_ms]
     short = [c for c in clients if c.items < expected_each[c.url.rsplit("=", 1)[1]]]
     beside = [lag for c in clients if c.url.endswith(f"={made[0][1]}") for lag in c.lags_ms]
-    print(f"stored {stored} events; {len(lags):,} item messages delivered to {len(clients)} clients "
-          f"({len(short)} short of what their project got)")
-    print(f"delivery lag: p50 {percentile(lags, 0.5):.1f} ms, p99 {percentile(lags, 0.99):.1f} ms, "
-          f"max {max(lags, default=math.nan):.1f} ms; goal p99 <= {GOAL_P99_MS:g} ms: "
-          f"{'ok' if percentile(lags, 0.99) <= GOAL_P99_MS else 'MISSED'}")
+    print(
+        f"stored {stored} events; {len(lags):,} item messages delivered to {len(clients)} clients "
+        f"({len(short)} short of what their project got)"
+    )
+    print(
+        f"delivery lag: p50 {percentile(lags, 0.5):.1f} ms, p99 {percentile(lags, 0.99):.1f} ms, "
+        f"max {max(lags, default=math.nan):.1f} ms; goal p99 <= {GOAL_P99_MS:g} ms: "
+        f"{'ok' if percentile(lags, 0.99) <= GOAL_P99_MS else 'MISSED'}"
+    )
     print(f"  clients of the stalled client's first project: p99 {percentile(beside, 0.99):.1f} ms")
     numbers = [tuple(map(int, i.split("."))) for i in stalled.ids]
     in_order = numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
     whole = stalled.items == stored and stalled.resets == 0 and in_order
-    print(f"stalled client, read after the run: {stalled.items} of {stored} item messages, "
-          f"{stalled.resets} resets, ids {'in order, none twice' if in_order else 'OUT OF ORDER or repeated'}: "
-          f"{'lost nothing' if whole else 'LOST MESSAGES'}")
+    print(
+        f"stalled client, read after the run: {stalled.items} of {stored} item messages, "
+        f"{stalled.resets} resets, ids {'in order, none twice' if in_order else 'OUT OF ORDER or repeated'}: "
+        f"{'lost nothing' if whole else 'LOST MESSAGES'}"
+    )
     print("CPU, share of one core: " + ", ".join(f"{name} {share:.0%}" for name, share in cpu.items()))
 
 

@@ -29,9 +29,18 @@ async def read_from(js, consumer: str, subject: str, seq: int):
         await js.delete_consumer(STREAM, consumer)
     except NotFoundError:
         pass
-    await js.add_consumer(STREAM, ConsumerConfig(
-        name=consumer, filter_subject=subject, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=seq, ack_policy=AckPolicy.NONE, inactive_threshold=60.0, mem_storage=True))
+    await js.add_consumer(
+        STREAM,
+        ConsumerConfig(
+            name=consumer,
+            filter_subject=subject,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=seq,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=60.0,
+            mem_storage=True,
+        ),
+    )
     return await js.pull_subscribe_bind(consumer, stream=STREAM)
 
 
@@ -54,8 +63,10 @@ async def follow(url: str, subject: str, from_seq: int, limit: int | None, consu
                     sub, delivered = await read_from(js, consumer, subject, next_seq), 0
                     break
                 delivered, next_seq = meta.sequence.consumer, meta.sequence.stream + 1
-                print(json.dumps({"seq": meta.sequence.stream, "subject": msg.subject, **json.loads(msg.data)}),
-                      flush=True)
+                print(
+                    json.dumps({"seq": meta.sequence.stream, "subject": msg.subject, **json.loads(msg.data)}),
+                    flush=True,
+                )
                 seen += 1
                 if limit is not None and seen >= limit:
                     break

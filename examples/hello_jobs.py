@@ -2,12 +2,14 @@
 
 A plugin is a module with `HANDLERS`, a dict from job type to an async handler that takes a
 JobContext: it reads `ctx.items`, reports `ctx.progress(done, total)`, and calls
-`ctx.check_canceled()` between items so a canceled task stops at the next item.
+`ctx.check_canceled()` between items so a canceled task stops at the next item. A job type that
+reads the read model, or checks a whole project, is declared instead with
+`JOB_TYPES = [JobType(name, handler, reads_state=True, merged=...)]` (darkroom.worker.jobtype).
 """
 
 import asyncio
 
-from services.worker.context import JobContext
+from darkroom.worker.context import JobContext
 
 
 async def count(ctx: JobContext) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import msgspec
 
@@ -38,10 +38,10 @@ from .kernel.events import (
     PhotoDerivativesUpdated,
     PhotoEvent,
     PhotoFileAdded,
+    PhotoFileMoved,
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
-    PhotoFileMoved,
     PhotoMetadata,
     PhotoMetadataExtracted,
     PhotoMoved,
@@ -62,7 +62,6 @@ from .kernel.events import (
 )
 from .kernel.photos import basename
 
-R = subjects.ROOT
 # A project's history leaves out job.started / job.progress / job.retrying (per attempt, noisy):
 # `audit task` shows them.
 PROJECT_JOB_EVENTS = ("requested", "completed", "failed", "canceled")
@@ -121,17 +120,17 @@ def _token(value: str, what: str) -> str:
 
 async def task_project(bus: Bus, task_id: str) -> str:
     """The project token of a task (`_` for work without a project), from its task.requested."""
-    found = await read(bus, [f"{R}.task.*.{_token(task_id, 'task')}.requested"], limit=1)
+    found = await read(bus, [subjects.task_anywhere(_token(task_id, "task"), "requested")], limit=1)
     if not found:
         raise NotFound(f"no task {task_id!r} in the log")
-    return found[0].subject.split(".")[2]
+    return subjects.project_token_of(found[0].subject)
 
 
 async def project_id(bus: Bus, folder: str) -> str:
     """The id of the project that had this folder last: created, renamed or restored into it (a project
     renamed since is found by its old folder too, unless another took that one)."""
     found: str | None = None
-    filters = [f"{R}.project.*.{name}" for name in ("created", "renamed", "restored")]
+    filters = [subjects.any_project(name) for name in ("created", "renamed", "restored")]
     for entry in await read(bus, filters):
         if isinstance(entry.event, (ProjectCreated, ProjectRenamed, ProjectRestored)) and entry.event.folder == folder:
             found = entry.event.project_id
@@ -142,7 +141,7 @@ async def project_id(bus: Bus, folder: str) -> str:
 
 async def task_history(bus: Bus, task_id: str) -> list[Entry]:
     project = await task_project(bus, task_id)
-    return await read(bus, [f"{R}.*.{project}.{task_id}.>"])
+    return await read(bus, [subjects.task_events(project, task_id)])
 
 
 async def photo_history(bus: Bus, folder: str, filename: str) -> list[Entry]:
@@ -158,7 +157,7 @@ async def photo_history(bus: Bus, folder: str, filename: str) -> list[Entry]:
 
 async def lane_history(bus: Bus, lane: str) -> list[Entry]:
     """Every pause and resume of a lane, with who asked."""
-    entries = await read(bus, [f"{R}.lane.{_token(lane, 'lane')}.>"])
+    entries = await read(bus, [subjects.lane_events(_token(lane, "lane"))])
     if not entries:
         raise NotFound(f"lane {lane!r} was never paused or resumed")
     return entries
@@ -182,10 +181,10 @@ async def dead_letter_history(bus: Bus, seq: int) -> list[Entry]:
 async def project_history(bus: Bus, folder: str) -> list[Entry]:
     """The project's, its photos', its tasks' events, and its jobs' requested and outcome events."""
     project = _token(await project_id(bus, folder), "project")
-    filters = [f"{R}.project.{project}.>", f"{R}.photo.{project}.>", f"{R}.task.{project}.>"]
-    filters += [f"{R}.job.{project}.*.{name}" for name in PROJECT_JOB_EVENTS]
-    filters.append(f"{R}.job.{project}.*.requested.>")  # a request has its lane in its subject (CONTRACT §7.1)
-    return await read(bus, filters)
+    # A request has its lane in its subject (CONTRACT §7.1); one from before it has not.
+    return await read(
+        bus, [*subjects.project_history(project, PROJECT_JOB_EVENTS), subjects.job_subject(project, "*", "requested.>")]
+    )
 
 
 # -- showing ----------------------------------------------------------------------------------------
@@ -205,7 +204,7 @@ def table(entries: list[Entry]) -> str:
     return text_table([COLUMNS] + [row(e) for e in entries])
 
 
-def text_table(rows: list[tuple[str, ...]]) -> str:
+def text_table(rows: Sequence[tuple[str, ...]]) -> str:
     """Columns padded to their widest cell, the last one as it is."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "".join("  ".join([*(cell.ljust(w) for cell, w in zip(r, widths)), r[-1]]).rstrip() + "\n" for r in rows)
@@ -228,9 +227,12 @@ def _camera(make: str | None, model: str | None) -> str:
 
 
 def _metadata(meta: PhotoMetadata | PhotoMetadataExtracted) -> str:
-    parts = [f"taken {meta.taken_at}" if meta.taken_at else "", _camera(meta.make, meta.model),
-             f"{meta.width}x{meta.height}" if meta.width and meta.height else "",
-             f"orientation {meta.orientation}" if meta.orientation else ""]
+    parts = [
+        f"taken {meta.taken_at}" if meta.taken_at else "",
+        _camera(meta.make, meta.model),
+        f"{meta.width}x{meta.height}" if meta.width and meta.height else "",
+        f"orientation {meta.orientation}" if meta.orientation else "",
+    ]
     return ", ".join(p for p in parts if p) or "no metadata"
 
 
@@ -299,12 +301,20 @@ def detail(event: Event) -> str:
             kind = f"{event.error_kind}: " if event.error_kind else ""
             error = f" ({kind}{event.error})" if event.error else ""
             metadata = f"; {_metadata(event.metadata)}" if event.metadata is not None else ""
-            return (f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}"
-                    f"{made_from}{error}{metadata}")
+            return (
+                f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}"
+                f"{made_from}{error}{metadata}"
+            )
         case PhotoKeepChanged():
-            flags = [f"{name} {'yes' if value else 'no'}" for name, value in
-                     (("keep_jpg", event.keep_jpg), ("keep_raw", event.keep_raw), ("keep_other", event.keep_other))
-                     if value is not None]
+            flags = [
+                f"{name} {'yes' if value else 'no'}"
+                for name, value in (
+                    ("keep_jpg", event.keep_jpg),
+                    ("keep_raw", event.keep_raw),
+                    ("keep_other", event.keep_other),
+                )
+                if value is not None
+            ]
             return f"{event.filename}: " + (", ".join(flags) or "unchanged")
         case PhotoSidecarAdded():
             replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""

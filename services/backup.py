@@ -14,7 +14,7 @@ import hashlib
 import os
 import sqlite3
 from contextlib import AbstractAsyncContextManager, closing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,8 +25,10 @@ from .kernel.bus import Bus
 from .kernel.lease import LeaseBusy
 from .kernel.manifest import read_manifest
 from .kernel.photos import is_upload_temp
-from .kernel.snapshot import Snapshot, chunks_of, durable_places, make_durables, restore as restore_stream, snapshot
+from .kernel.snapshot import Snapshot, chunks_of, durable_places, make_durables, snapshot
+from .kernel.snapshot import restore as restore_stream
 from .kernel.subjects import STREAM
+from .projector.store import read_model_path
 
 FORMAT = 1
 MANIFEST_FILE = "manifest.json"
@@ -85,7 +87,7 @@ async def backup(bus: Bus, data_dir: Path, dest: Path, hold: Hold) -> BackupMani
     dest.mkdir(parents=True, exist_ok=True)
     entries: list[Entry] = []
     read_model = None
-    live = _read_model(data_dir)
+    live = read_model_path(data_dir)
     if live.is_file():  # first: a prefix of the log copied next
         checkpoint = await asyncio.to_thread(_copy_sqlite, live, dest / live.name)
         read_model = ReadModelCopy(live.name, checkpoint)
@@ -99,10 +101,15 @@ async def backup(bus: Bus, data_dir: Path, dest: Path, hold: Hold) -> BackupMani
         root = data_dir / name
         for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
             entries += await _copy_project(folder, dest / name / folder.name, f"{name}/{folder.name}", hold)
-    made = BackupManifest(format=FORMAT, created_at=_now(), darkroom_version=_version(),
-                          nats_server_version=str(bus.nc.connected_server_version),
-                          stream=_stream_copy(snap, places),
-                          read_model=read_model, files=entries)
+    made = BackupManifest(
+        format=FORMAT,
+        created_at=_now(),
+        darkroom_version=_version(),
+        nats_server_version=str(bus.nc.connected_server_version),
+        stream=_stream_copy(snap, places),
+        read_model=read_model,
+        files=entries,
+    )
     # Last, and whole or not at all: a backup folder with a manifest is a complete backup.
     partial = dest / f".{MANIFEST_FILE}.partial"
     partial.write_bytes(msgspec.json.format(msgspec.json.encode(made)))
@@ -112,9 +119,17 @@ async def backup(bus: Bus, data_dir: Path, dest: Path, hold: Hold) -> BackupMani
 
 def _stream_copy(snap: Snapshot, consumers: list[dict]) -> StreamCopy:
     state = snap.state
-    return StreamCopy(name=STREAM, file=STREAM_FILE, first_seq=state.get("first_seq", 0),
-                      last_seq=state.get("last_seq", 0), messages=state.get("messages", 0),
-                      bytes=state.get("bytes", 0), consumers=consumers, config=snap.config, state=state)
+    return StreamCopy(
+        name=STREAM,
+        file=STREAM_FILE,
+        first_seq=state.get("first_seq", 0),
+        last_seq=state.get("last_seq", 0),
+        messages=state.get("messages", 0),
+        bytes=state.get("bytes", 0),
+        consumers=consumers,
+        config=snap.config,
+        state=state,
+    )
 
 
 def _copy_sqlite(source: Path, target: Path) -> int:
@@ -183,13 +198,8 @@ def _sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_model(data_dir: Path) -> Path:
-    from .runtime import read_model_path  # the services' wiring, only once a backup runs
-    return read_model_path(data_dir)
-
-
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _version() -> str:
@@ -215,8 +225,9 @@ def verify(src: Path) -> BackupManifest:
     for entry in made.files:
         file = src / entry.path
         if not file.is_file() or file.stat().st_size != entry.size or _sha256(file) != entry.sha256:
-            raise BackupError(f"{file} is missing or not what the backup wrote (size or SHA-256 differs): "
-                              f"the backup is damaged")
+            raise BackupError(
+                f"{file} is missing or not what the backup wrote (size or SHA-256 differs): the backup is damaged"
+            )
     return made
 
 
@@ -243,6 +254,6 @@ def _restore_files(made: BackupManifest, src: Path, data_dir: Path) -> None:
             continue
         target = data_dir / entry.path
         if made.read_model is not None and entry.path == made.read_model.file:
-            target = _read_model(data_dir)
+            target = read_model_path(data_dir)
         if _copy(src / entry.path, target, entry.path).sha256 != entry.sha256:  # the mtime comes along
             raise BackupError(f"{src / entry.path} changed while it was restored")

@@ -11,7 +11,7 @@ import socket
 import sys
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -20,6 +20,7 @@ from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
 from .kernel.redact import redact, redact_logs
 from .kernel.sdnotify import notifying
+from .kernel.subjects import ALL
 
 log = logging.getLogger("darkroom")
 
@@ -35,60 +36,82 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", type=Path, default=argparse.SUPPRESS, help="data folder (default ./darkroom-data)")
     common.add_argument("--nats", default=argparse.SUPPRESS, help="NATS URL (default: the embedded server's)")
-    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file (default DIR/darkroom.toml)")
+    common.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="config file (default DIR/darkroom.toml)"
+    )
     top = argparse.ArgumentParser(prog="darkroom", parents=[common], description=__doc__)
     sub = top.add_subparsers(dest="command", required=True, metavar="command")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help, description=help)
 
-    for name, help in (("up", "everything in one process, with an embedded nats-server"),
-                       ("api", "the HTTP API, SSE and web UI")):
+    for name, help in (
+        ("up", "everything in one process, with an embedded nats-server"),
+        ("api", "the HTTP API, SSE and web UI"),
+    ):
         p = command(name, help)
         p.add_argument("--host", default=None)
         p.add_argument("--port", type=int, default=None)
-    services = [command("orchestrator", "the process manager that advances task steps"),
-                command("worker", "pulls jobs from the priority and normal lanes and runs them"),
-                command("projector", "folds the log into the SQLite read models")]
-    services[0].add_argument("--name", default="orchestrator", help="durable consumer name; give each orchestrator its own")
+    services = [
+        command("orchestrator", "the process manager that advances task steps"),
+        command("worker", "pulls jobs from the priority and normal lanes and runs them"),
+        command("projector", "folds the log into the SQLite read models"),
+    ]
+    services[0].add_argument(
+        "--name", default="orchestrator", help="durable consumer name; give each orchestrator its own"
+    )
     for p in services:
-        p.add_argument("--health-port", type=int, default=None, metavar="P",
-                       help="serve /healthz, /readyz and /metrics of this process on port P (0: any free port)")
+        p.add_argument(
+            "--health-port",
+            type=int,
+            default=None,
+            metavar="P",
+            help="serve /healthz, /readyz and /metrics of this process on port P (0: any free port)",
+        )
     p = command("replay", "rebuild the read models from the log")
     p.add_argument("--into", type=Path, default=None, help="target SQLite file (default: a new file under DIR)")
     p.add_argument("--verify", action="store_true", help="compare with the live read model; exit 1 on differences")
     p = command("audit", "the event history of a task, a photo or a project, oldest first")
     what = p.add_subparsers(dest="audit", required=True, metavar="what")
-    for name, args, help in (("task", ("ID",), "every event of one task and its jobs"),
-                             ("photo", ("FOLDER", "FILENAME"), "every event of one photo (FILENAME: its basename)"),
-                             ("project", ("FOLDER",), "the project's, its photos', tasks' and jobs' events"),
-                             ("lane", ("LANE",), "every pause and resume of a lane"),
-                             ("dead-letter", ("SEQ",), "a message set aside, and what became of it")):
+    for name, args, help in (
+        ("task", ("ID",), "every event of one task and its jobs"),
+        ("photo", ("FOLDER", "FILENAME"), "every event of one photo (FILENAME: its basename)"),
+        ("project", ("FOLDER",), "the project's, its photos', tasks' and jobs' events"),
+        ("lane", ("LANE",), "every pause and resume of a lane"),
+        ("dead-letter", ("SEQ",), "a message set aside, and what became of it"),
+    ):
         q = what.add_parser(name, parents=[common], help=help, description=help)
         for arg in args:
             q.add_argument(arg.lower(), metavar=arg, type=int if arg == "SEQ" else str)
         q.add_argument("--json", action="store_true", help="one JSON object a line: the event, its seq and subject")
     p = command("tail", "print live events as JSON lines")
-    p.add_argument("subject", nargs="?", default="darkroom.>")
+    p.add_argument("subject", nargs="?", default=ALL)
     p = command("dead-letters", "messages set aside as unreadable, with why; discard one, or apply one readable now")
     actions = p.add_subparsers(dest="letter_action", metavar="action")
-    for name, help in (("discard", "let a dead letter go: no longer listed, never applied"),
-                       ("apply", "apply a dead letter this version reads now (an upcaster shipped)")):
+    for name, help in (
+        ("discard", "let a dead letter go: no longer listed, never applied"),
+        ("apply", "apply a dead letter this version reads now (an upcaster shipped)"),
+    ):
         q = actions.add_parser(name, parents=[common], help=help, description=help)
         q.add_argument("seq", metavar="SEQ", type=int)
     p = command("retry", "run a failed or canceled task again, from the step it stopped at")
     p.add_argument("task_id", metavar="TASK_ID")
     p = command("lanes", "the lanes: paused or not, depth, jobs in flight, busy slots, job counts; pause or resume one")
     actions = p.add_subparsers(dest="lane_action", metavar="action")
-    for name, help in (("pause", "no worker takes a new job from LANE (running ones finish) until it is resumed"),
-                       ("resume", "workers take LANE's jobs again")):
+    for name, help in (
+        ("pause", "no worker takes a new job from LANE (running ones finish) until it is resumed"),
+        ("resume", "workers take LANE's jobs again"),
+    ):
         q = actions.add_parser(name, parents=[common], help=help, description=help)
         q.add_argument("lane", metavar="LANE")
-    command("backup", "a consistent copy of the log, the read model and the project folders, with a "
-                      "manifest").add_argument("dest", type=Path, metavar="DEST", help="a new or empty folder")
+    command(
+        "backup", "a consistent copy of the log, the read model and the project folders, with a manifest"
+    ).add_argument("dest", type=Path, metavar="DEST", help="a new or empty folder")
     command("restore", "a backup into an empty data folder (--data); `replay --verify` holds after it").add_argument(
-        "src", type=Path, metavar="SRC", help="a folder `darkroom backup` made")
+        "src", type=Path, metavar="SRC", help="a folder `darkroom backup` made"
+    )
     from .control.lifecycle import add_commands
+
     add_commands(command)
     p = command("schemas", "regenerate schemas/events/ from the code")
     p.add_argument("--write", action="store_true", required=True)
@@ -98,9 +121,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # The services are imported once a command runs, not with this module: the image processes
     # (spawned) re-run the `darkroom` script, which imports this module, and need none of them.
-    from .kernel.bus import ProvisionError, Unreachable
-    from .kernel.natsd import ServerError
     from .backup import BackupError
+    from .kernel.bus import Unreachable
+    from .kernel.natsd import ServerError
+    from .kernel.provision import ProvisionError
     from .kernel.snapshot import SnapshotError
     from .projector.keeper import KeptElsewhere
     from .runtime import ListenError
@@ -113,8 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(run(args))
-    except (UsageError, ConfigError, DefinitionError, PluginError, ServerError, ProvisionError,
-            CredentialsError, Unreachable, KeptElsewhere, BackupError, SnapshotError) as exc:
+    except (
+        UsageError,
+        ConfigError,
+        DefinitionError,
+        PluginError,
+        ServerError,
+        ProvisionError,
+        CredentialsError,
+        Unreachable,
+        KeptElsewhere,
+        BackupError,
+        SnapshotError,
+    ) as exc:
         print(f"darkroom: {redact(str(exc))}", file=sys.stderr)
         return 2
     except ListenError as exc:
@@ -137,11 +172,20 @@ async def run(args: argparse.Namespace) -> int:
     data_dir: Path = getattr(args, "data", None) or Path("darkroom-data")
     if args.command == "schemas":
         from .kernel import schemas
-        for path in schemas.write():
+
+        try:
+            root = schemas.checkout_dir()
+        except schemas.NoCheckout as exc:
+            raise UsageError(str(exc)) from None
+        for path in schemas.write(root):
             print(f"wrote {path}")
         return 0
-    overrides = {"nats.url": getattr(args, "nats", None), "api.host": getattr(args, "host", None),
-                 "api.port": getattr(args, "port", None), "health.port": getattr(args, "health_port", None)}
+    overrides = {
+        "nats.url": getattr(args, "nats", None),
+        "api.host": getattr(args, "host", None),
+        "api.port": getattr(args, "port", None),
+        "health.port": getattr(args, "health_port", None),
+    }
     config = load_config(data_dir, getattr(args, "config", None), overrides=overrides)
     if args.command == "up":
         return await up(config, data_dir)
@@ -162,6 +206,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.command == "restore":
         return await restore(config, data_dir, args.src)
     from .control.lifecycle import COMMANDS
+
     if args.command in COMMANDS:
         return await lifecycle(config, data_dir, args)
     raise UsageError(f"unknown command {args.command}")
@@ -173,8 +218,7 @@ def nats_url(config: Config, data_dir: Path) -> str:
     url_file = data_dir / NATS_URL_FILE
     if url_file.is_file():
         return url_file.read_text().strip()
-    raise UsageError(f"no NATS URL: give --nats, set DARKROOM_NATS__URL, or start `darkroom up` "
-                     f"(it writes {url_file})")
+    raise UsageError(f"no NATS URL: give --nats, set DARKROOM_NATS__URL, or start `darkroom up` (it writes {url_file})")
 
 
 def _stop_signals() -> asyncio.Event:
@@ -188,11 +232,19 @@ def _stop_signals() -> asyncio.Event:
 
 def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], orchestrator_name: str = "orchestrator"):
     from .runtime import Runtime
-    from .worker.handlers import load_handlers
+    from .worker.handlers import load_job_types
+
     definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
-    handlers = load_handlers(config.pipeline.plugins)
-    return Runtime(config=config, data_dir=data_dir, nats_url=url, definitions=definitions, handlers=handlers,
-                   roles=roles, orchestrator_name=orchestrator_name)
+    job_types = load_job_types(config.pipeline.plugins)
+    return Runtime(
+        config=config,
+        data_dir=data_dir,
+        nats_url=url,
+        definitions=definitions,
+        job_types=job_types,
+        roles=roles,
+        orchestrator_name=orchestrator_name,
+    )
 
 
 async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what: str) -> int:
@@ -228,6 +280,7 @@ async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what
 
 async def up(config: Config, data_dir: Path) -> int:
     from .kernel.natsd import NatsServer
+
     # Everything that can be wrong with the configuration is found before anything starts.
     runtime = _runtime(config, data_dir, config.nats.url or "", ("projector", "orchestrator", "worker", "api"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -255,25 +308,35 @@ async def up(config: Config, data_dir: Path) -> int:
 
 
 async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
-    runtime = _runtime(config, data_dir, nats_url(config, data_dir), (args.command,),
-                       orchestrator_name=getattr(args, "name", "orchestrator"))
+    runtime = _runtime(
+        config,
+        data_dir,
+        nats_url(config, data_dir),
+        (args.command,),
+        orchestrator_name=getattr(args, "name", "orchestrator"),
+    )
 
     async def start() -> None:
         await runtime.start()
         where = (f" on {runtime.base_url}" if args.command == "api" else "") + (
-            f", health on http://{config.health.host}:{runtime.health_port}" if runtime.health_port else "")
+            f", health on http://{config.health.host}:{runtime.health_port}" if runtime.health_port else ""
+        )
         log.info("darkroom %s running%s", args.command, where)
 
     return await _run_until_stopped(runtime, start, args.command)
 
 
 async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool) -> int:
-    from .projector.replay import replay as run_replay
-    from .runtime import read_model_path
+    from .projector.store import read_model_path
+    from .replay.rebuild import replay as run_replay
+
     if into is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        into = next(p for n in range(1, 10_000)
-                    if not (p := data_dir / (f"replay-{stamp}.sqlite" if n == 1 else f"replay-{stamp}-{n}.sqlite")).exists())
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        into = next(
+            p
+            for n in range(1, 10_000)
+            if not (p := data_dir / (f"replay-{stamp}.sqlite" if n == 1 else f"replay-{stamp}-{n}.sqlite")).exists()
+        )
     elif into.exists():
         raise UsageError(f"{into} already exists: replay builds a new file")
     live = read_model_path(data_dir)
@@ -284,8 +347,10 @@ async def replay(config: Config, data_dir: Path, into: Path | None, verify: bool
         result = await run_replay(bus, into, live, verify, bar.update if bar else None)
         if bar:
             bar.done()
-    print(f"replayed {result.events} events to sequence {result.checkpoint} in {result.seconds:.2f}s "
-          f"({result.rate:,.0f} events/s) into {into}")
+    print(
+        f"replayed {result.events} events to sequence {result.checkpoint} in {result.seconds:.2f}s "
+        f"({result.rate:,.0f} events/s) into {into}"
+    )
     if verify:
         if result.differences:
             print(f"verify: {len(result.differences)} rows differ from the live read model:")
@@ -316,6 +381,7 @@ class _ProgressBar:
 
 async def audit(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from . import audit as history
+
     async with _connected(config, nats_url(config, data_dir), "darkroom-audit") as bus:
         try:
             if args.audit == "task":
@@ -356,6 +422,7 @@ async def _connected(config: Config, url: str, name: str):
 
     from .kernel.bus import Bus, Unreachable
     from .kernel.supervise import describe
+
     bus = await Bus.connect(url, name, security=config.nats)
     try:
         yield bus
@@ -368,9 +435,12 @@ async def _connected(config: Config, url: str, name: str):
 async def lifecycle(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from .control import lifecycle
     from .control.refused import Refused
+
     definitions = load_definitions(Path(config.tasks.definitions) if config.tasks.definitions else None)
-    async with _connected(config, nats_url(config, data_dir), f"darkroom-{args.command}") as bus, \
-            _read_model(data_dir) as read:
+    async with (
+        _connected(config, nats_url(config, data_dir), f"darkroom-{args.command}") as bus,
+        _read_model(data_dir) as read,
+    ):
         try:
             return await lifecycle.run(lifecycle.Control(bus, read, definitions, config), args)
         except Refused as exc:
@@ -381,7 +451,8 @@ async def lifecycle(config: Config, data_dir: Path, args: argparse.Namespace) ->
 async def _read_model(data_dir: Path):
     """The read model a command reads (and waits on), in the data folder."""
     from .projector.queries import ReadModel
-    from .runtime import read_model_path
+    from .projector.store import read_model_path
+
     path = read_model_path(data_dir)
     if not path.is_file():
         raise UsageError(f"no read model at {path}")
@@ -396,6 +467,7 @@ async def control(config: Config, data_dir: Path, args: argparse.Namespace) -> i
     """`retry`, `lanes` (`pause`, `resume`), `dead-letters discard|apply`: what the API's controls do."""
     from .control import commands
     from .control.refused import Refused
+
     url = nats_url(config, data_dir)
     async with _connected(config, url, "darkroom-control") as bus, _read_model(data_dir) as read:
         try:
@@ -431,8 +503,10 @@ async def _log_server(config: Config, data_dir: Path, make: bool = False) -> Asy
         yield nats_url(config, data_dir)
         return
     from .kernel.natsd import NatsServer
-    server = await NatsServer(data_dir / "nats", config.nats.sync_interval,
-                              credentials=for_data_folder(data_dir)).start()
+
+    server = await NatsServer(
+        data_dir / "nats", config.nats.sync_interval, credentials=for_data_folder(data_dir)
+    ).start()
     try:
         yield server.url
     finally:
@@ -442,24 +516,30 @@ async def _log_server(config: Config, data_dir: Path, make: bool = False) -> Asy
 async def backup(config: Config, data_dir: Path, dest: Path) -> int:
     from . import backup as copy
     from .kernel.lease import Leases
+
     async with _log_server(config, data_dir) as url, _connected(config, url, "darkroom-backup") as bus:
         leases = Leases(bus, f"backup {socket.gethostname()}:{os.getpid()}", config.nats.replicas)
         made = await copy.backup(bus, data_dir, dest, leases.hold)
     stream, size = made.stream, sum(entry.size for entry in made.files)
     held = f"the read model at sequence {made.read_model.checkpoint}, " if made.read_model else ""
-    print(f"backed up events {stream.first_seq}..{stream.last_seq} ({stream.messages} events), {held}"
-          f"{len(made.files)} files ({size:,} bytes) into {dest}")
+    print(
+        f"backed up events {stream.first_seq}..{stream.last_seq} ({stream.messages} events), {held}"
+        f"{len(made.files)} files ({size:,} bytes) into {dest}"
+    )
     return 0
 
 
 async def restore(config: Config, data_dir: Path, src: Path) -> int:
     from . import backup as copy
+
     made = copy.verify(src)
     copy.check_empty(data_dir)
     async with _log_server(config, data_dir, make=True) as url, _connected(config, url, "darkroom-restore") as bus:
         await copy.restore(made, src, data_dir, bus, config.nats.replicas)
-    print(f"restored events {made.stream.first_seq}..{made.stream.last_seq}, {len(made.files) - 1} files into "
-          f"{data_dir}; start Darkroom on it, then `darkroom replay --verify --data {data_dir}`")
+    print(
+        f"restored events {made.stream.first_seq}..{made.stream.last_seq}, {len(made.files) - 1} files into "
+        f"{data_dir}; start Darkroom on it, then `darkroom replay --verify --data {data_dir}`"
+    )
     return 0
 
 

@@ -17,33 +17,34 @@ from nats.js.errors import NotFoundError
 
 from .api.app import build_app
 from .api.deps import Deps
-from .kernel.bus import Bus, Counters, lane_consumer, provision
+from .kernel.bus import Bus, Counters
 from .kernel.config import Config
 from .kernel.definitions import Definitions
 from .kernel.events import Codec
 from .kernel.health import Check, Health
+from .kernel.lease import Leases
 from .kernel.natsd import free_port
 from .kernel.ownership import hand_over
-from .kernel.subjects import LANES, STREAM
-from .kernel.supervise import Loops
+from .kernel.provision import provision
+from .kernel.subjects import STREAM, lane_consumer
+from .kernel.supervise import Loops, retrieved
+from .kernel.vocabulary import LANES
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
 from .projector.engine import Projector
 from .projector.keeper import Keeper, KeptElsewhere
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
 from .projector.service import ProjectorService
-from .projector.store import open_db
-from .worker.context import Handler, Resources, retrieved
+from .projector.store import open_db, read_model_path, worker_read_model_path
+from .worker.context import Resources
+from .worker.derivations import Derivations, spec_of
 from .worker.imaging import init_worker
-from .worker.jobs.derivatives import Derivations, spec_of
-from .kernel.lease import Leases
+from .worker.jobtype import JobType
 from .worker.service import Worker
 
 log = logging.getLogger("darkroom")
 
 ROLES = ("projector", "orchestrator", "worker", "api")
-READ_MODEL_FILE = "read-model.sqlite"
-WORKER_READ_MODEL_FILE = "read-model-worker.sqlite"
 GRACE_S = 5.0  # how long running jobs get to finish when the process stops
 # Stopping takes at most the grace period and this much more, whatever NATS does: what is left
 # then is closed without waiting (SIGTERM ends every command within 10 s).
@@ -55,22 +56,13 @@ class ListenError(Exception):
     """A port this process was to serve HTTP on cannot be had (another process has it…)."""
 
 
-def read_model_path(data_dir: Path) -> Path:
-    return data_dir / READ_MODEL_FILE
-
-
-def worker_read_model_path(data_dir: Path) -> Path:
-    """The replica workers keep where no projector keeps the data folder's read model."""
-    return data_dir / WORKER_READ_MODEL_FILE
-
-
 @dataclass
 class Runtime:
     config: Config
     data_dir: Path
     nats_url: str
     definitions: Definitions
-    handlers: dict[str, Handler]
+    job_types: dict[str, JobType]
     roles: tuple[str, ...] = ROLES
     codec: Codec = field(default_factory=Codec)
     orchestrator_name: str = "orchestrator"
@@ -110,7 +102,7 @@ class Runtime:
         self.buses[role] = bus
         return bus
 
-    async def start(self) -> "Runtime":
+    async def start(self) -> Runtime:
         """Every role started, or none: what did start is stopped again when one fails."""
         try:
             await self._start()
@@ -122,7 +114,7 @@ class Runtime:
     async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.roles:
-            await provision(await self._bus(self.roles[0]), self.config)
+            await provision((await self._bus(self.roles[0])).js, self.config)
         self.read_model, keeps = self._read_model()
         if keeps:
             bus = self.buses.get("projector") or await self._bus("projector")
@@ -140,14 +132,24 @@ class Runtime:
             bus = self.buses.get("worker") or await self._bus("worker")
             self.worker_read = await ReadModel.open(self.read_model, self.loops)
             # The image processes die with this one, even when it is killed while they start.
-            self.pool = ProcessPoolExecutor(self.config.processing.workers, mp_context=get_context("spawn"),
-                                            initializer=init_worker, initargs=(os.getpid(),))
+            self.pool = ProcessPoolExecutor(
+                self.config.processing.workers,
+                mp_context=get_context("spawn"),
+                initializer=init_worker,
+                initargs=(os.getpid(),),
+            )
             name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
             self.derivations = Derivations(self.pool, spec_of(self.config.processing))
-            resources = Resources(read=self.worker_read, derivations=self.derivations, definitions=self.definitions,
-                                  lease=Leases(bus, name, self.config.nats.replicas).hold,
-                                  hand_over=functools.partial(hand_over, bus))
-            self.worker = Worker(bus, self.config, self.handlers, self.data_dir, resources, name=name, loops=self.loops)
+            resources = Resources(
+                read=self.worker_read,
+                derivations=self.derivations,
+                definitions=self.definitions,
+                lease=Leases(bus, name, self.config.nats.replicas).hold,
+                hand_over=functools.partial(hand_over, bus),
+            )
+            self.worker = Worker(
+                bus, self.config, self.job_types, self.data_dir, resources, name=name, loops=self.loops
+            )
             await self.worker.start()
             # Starting image processes takes a moment: do it now, not in the first upload's time.
             loop = asyncio.get_running_loop()
@@ -155,7 +157,7 @@ class Runtime:
                 # Only a head start: one that a stop cuts short says nothing (the pool is gone).
                 loop.run_in_executor(self.pool, init_worker).add_done_callback(retrieved)
         if "api" in self.roles:
-            await self._start_api()
+            await self._start_api(self.read_model)
         if self.projector is not None:
             engine = self.projector.projector
             engine.on_applied = self._applied  # readers here wake at once
@@ -175,8 +177,10 @@ class Runtime:
         shared = read_model_path(self.data_dir)
         if "projector" in self.roles:
             if not self._keep(shared, "darkroom " + "+".join(self.roles)):
-                raise KeptElsewhere(f"the read model {shared} is kept by {Keeper(shared).holder()}: one projector "
-                                    f"per data folder; stop that one, or give this one a --data of its own")
+                raise KeptElsewhere(
+                    f"the read model {shared} is kept by {Keeper(shared).holder()}: one projector "
+                    f"per data folder; stop that one, or give this one a --data of its own"
+                )
             return shared, True
         if "worker" not in self.roles:
             return shared, False
@@ -185,8 +189,11 @@ class Runtime:
             return shared, False
         own = worker_read_model_path(self.data_dir)
         if self._keep(own, "darkroom worker"):
-            log.info("worker: no projector keeps %s, so this worker keeps a replica at %s (it folds the log "
-                     "first)", shared, own)
+            log.info(
+                "worker: no projector keeps %s, so this worker keeps a replica at %s (it folds the log first)",
+                shared,
+                own,
+            )
             return own, True
         log.info("worker: reading the read model %s, kept by %s", own, Keeper(own).holder())
         return own, False
@@ -198,12 +205,19 @@ class Runtime:
         self.keeper = keeper
         return True
 
-    async def _start_api(self) -> None:
+    async def _start_api(self, read_model: Path) -> None:
         bus = self.buses.get("api") or await self._bus("api")
-        self.read = await ReadModel.open(self.read_model, self.loops)
-        self.api_deps = Deps(bus=bus, read=self.read, definitions=self.definitions, config=self.config,
-                             data_dir=self.data_dir, metrics_sources=[self._metrics], health=self.health,
-                             derive=self.derivations.prefetch if self.derivations is not None else None)
+        self.read = await ReadModel.open(read_model, self.loops)
+        self.api_deps = Deps(
+            bus=bus,
+            read=self.read,
+            definitions=self.definitions,
+            config=self.config,
+            data_dir=self.data_dir,
+            metrics_sources=[self._metrics],
+            health=self.health,
+            derive=self.derivations.prefetch if self.derivations is not None else None,
+        )
         self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=GRACE_S / 2, access_log=None)
         await self.api_runner.setup()
         self.port = self.config.api.port or free_port(self.config.api.host)
@@ -226,13 +240,17 @@ class Runtime:
         elif self.read is not None:
             checks.append(self._read_model_ready)
         if self.worker is not None:
-            checks.append(lambda: _consumers_missing(self.worker.bus, [lane_consumer(lane) for lane in LANES]))
+            worker_bus = self.worker.bus
+            checks.append(lambda: _consumers_missing(worker_bus, [lane_consumer(lane) for lane in LANES]))
         if self.orchestrator is not None:
-            checks.append(lambda: _consumers_missing(self.orchestrator.bus, [self.orchestrator_name]))
+            orchestrator_bus = self.orchestrator.bus
+            checks.append(lambda: _consumers_missing(orchestrator_bus, [self.orchestrator_name]))
         return checks
 
     async def _projector_ready(self) -> str | None:
         projector = self.projector
+        if projector is None:
+            return None
         if not projector.follower.connected:
             return "projector: not following the log (its consumer is being made again)"
         last = await projector.bus.last_seq()
@@ -241,6 +259,8 @@ class Runtime:
         return None
 
     async def _read_model_ready(self) -> str | None:
+        if self.api_deps is None or self.read is None:
+            return None
         last = await self.api_deps.bus.last_seq()
         if not await self.read.wait_for(last, READY_LAG_S):
             return f"read model at {self.read.checkpoint}, log at {last}"
@@ -248,10 +268,12 @@ class Runtime:
 
     async def health_metrics(self) -> list[str]:
         """The Prometheus lines of a service without the API (whose /metrics says more)."""
-        lines = ["# TYPE darkroom_events_published_total counter",
-                 f"darkroom_events_published_total {self.counters.published}",
-                 "# TYPE darkroom_events_duplicate_total counter",
-                 f"darkroom_events_duplicate_total {self.counters.duplicates}"]
+        lines = [
+            "# TYPE darkroom_events_published_total counter",
+            f"darkroom_events_published_total {self.counters.published}",
+            "# TYPE darkroom_events_duplicate_total counter",
+            f"darkroom_events_duplicate_total {self.counters.duplicates}",
+        ]
         if self.projector is not None:
             checkpoint = self.projector.projector.checkpoint
             lines += ["# TYPE darkroom_projector_checkpoint gauge", f"darkroom_projector_checkpoint {checkpoint}"]
@@ -272,16 +294,19 @@ class Runtime:
         lines = ["# TYPE darkroom_loops_down gauge", f"darkroom_loops_down {len(self.loops.down)}"]
         if self.projector is not None:
             counts = self.projector.projector.counts
-            lines += ["# TYPE darkroom_events_applied_total counter",
-                      f"darkroom_events_applied_total {counts.events}",
-                      "# TYPE darkroom_poison_events_total counter",
-                      f"darkroom_poison_events_total {counts.poisoned}"]
+            lines += [
+                "# TYPE darkroom_events_applied_total counter",
+                f"darkroom_events_applied_total {counts.events}",
+                "# TYPE darkroom_poison_events_total counter",
+                f"darkroom_poison_events_total {counts.poisoned}",
+            ]
         if self.worker is not None:
             lines += ["# TYPE darkroom_worker_busy_slots gauge"]
             lines += [f'darkroom_worker_busy_slots{{lane="{lane}"}} {n}' for lane, n in self.worker.busy.items()]
             lines += ["# TYPE darkroom_worker_lane_paused gauge"]  # as this worker follows it
-            lines += [f'darkroom_worker_lane_paused{{lane="{lane}"}} {int(self.worker.pauses.paused(lane))}'
-                      for lane in LANES]
+            lines += [
+                f'darkroom_worker_lane_paused{{lane="{lane}"}} {int(self.worker.pauses.paused(lane))}' for lane in LANES
+            ]
         return lines
 
     async def stop(self, grace_s: float = GRACE_S) -> None:
@@ -292,7 +317,7 @@ class Runtime:
         self._stopped = True
         try:
             await asyncio.wait_for(self._stop(grace_s), grace_s + STOP_MARGIN_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("stopping took longer than %.1fs: the rest is closed without waiting", grace_s + STOP_MARGIN_S)
         except Exception:
             log.exception("stopping failed: the rest is closed without waiting")

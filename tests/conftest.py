@@ -14,11 +14,13 @@ import aiohttp
 import msgspec
 import pytest
 
-from services.kernel.bus import Bus
-from services.kernel.config import Config, load_config
-from services.kernel.natsd import NatsServer
-from services.runtime import Runtime, read_model_path
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.config import Config, load_config
+from darkroom.kernel.events import Codec
+from darkroom.kernel.natsd import NatsServer
+from darkroom.projector.store import read_model_path
+from darkroom.runtime import Runtime
+from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"  # kept in the repo: a plain clone passes the suite
@@ -80,19 +82,35 @@ class System:
         self.verify_on_close = True
         self.retry_unavailable_s = 0.0  # how long a request answered 503 is tried again (as a UI would)
 
-    async def start(self, roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
-                    handlers: dict | None = None, orchestrator_name: str = "orchestrator",
-                    definitions: dict | None = None, **settings: Any) -> Runtime:
-        runtime = Runtime(config=make_config(self.data_dir, **settings), data_dir=self.data_dir,
-                          nats_url=self.server.url, definitions=definitions or DEFINITIONS,
-                          handlers=HANDLERS if handlers is None else handlers, roles=roles,
-                          orchestrator_name=orchestrator_name)
+    async def start(
+        self,
+        roles: tuple[str, ...] = ("projector", "orchestrator", "worker", "api"),
+        job_types: dict | None = None,
+        orchestrator_name: str = "orchestrator",
+        definitions: dict | None = None,
+        codec: Codec | None = None,
+        **settings: Any,
+    ) -> Runtime:
+        """Services with these roles; `codec`: every one, and this client's bus, read through it."""
+        runtime = Runtime(
+            config=make_config(self.data_dir, **settings),
+            data_dir=self.data_dir,
+            nats_url=self.server.url,
+            definitions=definitions or DEFINITIONS,
+            job_types=JOB_TYPES if job_types is None else job_types,
+            roles=roles,
+            orchestrator_name=orchestrator_name,
+            codec=codec or Codec(),
+        )
         await runtime.start()
         self.runtimes.append(runtime)
         if "api" in roles:
             self.api = runtime
+        if codec is not None and self.bus is not None:
+            await self.bus.close()  # the fixture's replay --verify reads through `codec` too
+            self.bus = None
         if self.bus is None:
-            self.bus = await Bus.connect(self.server.url, "darkroom-test")
+            self.bus = await Bus.connect(self.server.url, "darkroom-test", codec)
         return runtime
 
     @property
@@ -100,8 +118,9 @@ class System:
         assert self.api is not None, "no runtime with the api role"
         return self.api.base_url
 
-    async def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                      headers: dict | None = None) -> tuple[int, Any, dict]:
+    async def request(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, Any, dict]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if method == "GET" and self.seq and "min_seq=" not in path:
             # Read your own writes: every GET waits for the newest mutation this client made.
@@ -164,19 +183,22 @@ class System:
 
     async def verify_replay(self) -> None:
         """The read model rebuilt from the log equals the live one: checked after every scenario."""
-        from services.projector.replay import replay
+        from darkroom.replay.rebuild import replay
 
         live = read_model_path(self.data_dir)
         if not self.verify_on_close or self.bus is None or not live.exists() or self.bus.nc.is_closed:
             return
-        projector = next((r.projector for r in self.runtimes
-                          if r.projector is not None and not r._stopped and r.read_model == live), None)
+        projector = next(
+            (r.projector for r in self.runtimes if r.projector is not None and not r._stopped and r.read_model == live),
+            None,
+        )
         if projector is None:
             return
         last = await self.bus.last_seq()
         await eventually(lambda: _reached(projector, last), 10, f"the projector to reach {last}")
-        result = await replay(self.bus, self.data_dir.parent / f"verify-{os.getpid()}-{time.monotonic_ns()}.sqlite",
-                              live, verify=True)
+        result = await replay(
+            self.bus, self.data_dir.parent / f"verify-{os.getpid()}-{time.monotonic_ns()}.sqlite", live, verify=True
+        )
         assert result.differences == [], "\n".join(result.differences[:20])
 
     async def validate_log(self) -> None:
@@ -185,8 +207,8 @@ class System:
         codec cannot read, or finds on a subject other than its own (dispatch copies excepted)."""
         import jsonschema
 
-        from services.kernel.events import Codec, PoisonEvent
-        from services.kernel.subjects import is_dispatch, subject_for
+        from darkroom.kernel.events import Codec, PoisonEvent
+        from darkroom.kernel.subjects import is_dispatch, subject_for
 
         if self.bus is None or self.bus.nc.is_closed:
             return
@@ -203,8 +225,10 @@ class System:
                 if event.type not in validators:
                     schema = json.loads((REPO / "schemas" / "events" / f"{event.type}.json").read_text())
                     validators[event.type] = jsonschema.Draft202012Validator(schema)
-                invalid += [f"{stored.seq} {stored.subject}: {error.message}"
-                            for error in validators[event.type].iter_errors(json.loads(stored.data))]
+                invalid += [
+                    f"{stored.seq} {stored.subject}: {error.message}"
+                    for error in validators[event.type].iter_errors(json.loads(stored.data))
+                ]
         assert not invalid, "events that do not match their schema:\n" + "\n".join(invalid[:20])
 
     async def close(self) -> None:
@@ -229,21 +253,23 @@ async def system(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Syste
 
 
 def darkroom_cli(*args: str, env: dict | None = None) -> list[str]:
-    return [sys.executable, "-m", "services.cli", *args]
+    return [sys.executable, "-m", "darkroom.cli", *args]
 
 
-async def run_cli(system: "System", *args: str, timeout: float = 60) -> tuple[int, str, str]:
+async def run_cli(system: System, *args: str, timeout: float = 60) -> tuple[int, str, str]:
     """`darkroom ARGS` against the system's NATS and data folder: exit code, stdout, stderr."""
     process = await asyncio.create_subprocess_exec(
-        *darkroom_cli(*args, "--nats", system.server.url, "--data", str(system.data_dir)), env=cli_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *darkroom_cli(*args, "--nats", system.server.url, "--data", str(system.data_dir)),
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode or 0, out.decode(), err.decode()
 
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
@@ -262,7 +288,7 @@ class SSEClient:
         self._task: asyncio.Task | None = None
         self.connected = asyncio.Event()
 
-    async def __aenter__(self) -> "SSEClient":
+    async def __aenter__(self) -> SSEClient:
         self._task = asyncio.create_task(self._read())
         await asyncio.wait_for(self.connected.wait(), 5)
         return self
@@ -286,7 +312,9 @@ class SSEClient:
                 line = raw.decode().rstrip("\n")
                 if not line:
                     if "event" in fields:
-                        self.messages.append((fields.get("id", ""), fields["event"], msgspec.json.decode(fields["data"])))
+                        self.messages.append(
+                            (fields.get("id", ""), fields["event"], msgspec.json.decode(fields["data"]))
+                        )
                     fields = {}
                 elif line.startswith(":"):
                     self.comments += 1
@@ -295,8 +323,9 @@ class SSEClient:
                     name, _, value = line.partition(":")
                     fields[name] = value[1:] if value.startswith(" ") else value
 
-    async def wait_for(self, predicate: Callable[[tuple[str, str, dict]], bool], timeout: float = 10.0,
-                       what: str = "an SSE message") -> tuple[str, str, dict]:
+    async def wait_for(
+        self, predicate: Callable[[tuple[str, str, dict]], bool], timeout: float = 10.0, what: str = "an SSE message"
+    ) -> tuple[str, str, dict]:
         async def check():
             return next((m for m in self.messages if predicate(m)), None)
 
@@ -309,16 +338,23 @@ async def create_project(system: System, name: str) -> dict:
     return body["project"]
 
 
-async def upload(system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False,
-                 headers: dict | None = None) -> tuple[int, dict]:
+async def upload(
+    system: System, folder: str, files: list[tuple[str, bytes]], overwrite: bool = False, headers: dict | None = None
+) -> tuple[int, dict]:
     """A multipart upload of (file name, content) pairs in the field `photos`, as a browser sends it."""
     boundary = "----darkroomtest" + os.urandom(8).hex()
     body = b""
     for name, content in files:
         # Browsers put the name in quotes as it is (escaping only quotes): a path survives to the server.
         quoted = name.replace('"', "%22")
-        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{quoted}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{quoted}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + b"\r\n"
+        )
     body += f"--{boundary}--\r\n".encode()
     url = f"{system.url}/api/projects/{folder}/upload" + ("?overwrite=true" if overwrite else "")
     headers = {**(headers or {}), "Content-Type": f"multipart/form-data; boundary={boundary}"}
@@ -339,10 +375,10 @@ def photo_bytes(relative: str) -> bytes:
 
 async def start_shipped(system: System, **settings: Any) -> Runtime:
     """The shipped task definitions and job handlers, as `darkroom up` runs them."""
-    from services.kernel.definitions import load_definitions
-    from services.worker.handlers import BUILTIN
+    from darkroom.kernel.definitions import load_definitions
+    from darkroom.worker.handlers import BUILTIN
 
-    return await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
+    return await system.start(job_types=BUILTIN, definitions=load_definitions(), **settings)
 
 
 async def photos_of(system: System, folder: str) -> dict[str, dict]:
@@ -361,18 +397,26 @@ async def shoot(system: System, name: str, files: list[tuple[str, bytes]]) -> tu
     return project, system.data_dir / "projects" / project["folder"]
 
 
-async def culled(system: System, name: str = "Culled", kept: str = "A", dropped: str = "B",
-                 timeout: float = 30) -> Path:
+async def culled(
+    system: System, name: str = "Culled", kept: str = "A", dropped: str = "B", timeout: float = 30
+) -> Path:
     """Upload two photos, untick one, commit: the project's folder, `dropped`.jpg in its trash
     (basenames are unique across projects: give each project its own); each task within `timeout`."""
     project = await create_project(system, name)
-    status, body = await upload(system, project["folder"], [(f"{kept}.jpg", photo_bytes("cameras/Canon_40D.jpg")),
-                                                            (f"{dropped}.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            (f"{kept}.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+            (f"{dropped}.jpg", photo_bytes("cameras/Nikon_D70.jpg")),
+        ],
+    )
     assert status == 201 and len(body["files"]) == 2, body
     view = await system.wait_task(body["task_id"], timeout=timeout)
     assert view["task"]["status"] == "completed", view
-    status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
-                                           {"updates": [{"filename": dropped, "keep_jpg": False}]})
+    status, body, _ = await system.request(
+        "PUT", f"/api/projects/{project['folder']}/keep", {"updates": [{"filename": dropped, "keep_jpg": False}]}
+    )
     assert status == 200, body
     status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
     assert status == 202, body

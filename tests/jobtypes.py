@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from services.kernel.definitions import TaskDefinition
-from services.kernel.events import Step
-from services.worker.context import JobContext, PermanentError
+from darkroom.kernel.definitions import TaskDefinition
+from darkroom.kernel.events import Step
+from darkroom.worker.context import JobContext, PermanentError
+from darkroom.worker.handlers import plain
 
 
 async def noop(ctx: JobContext) -> None:
@@ -25,7 +26,7 @@ async def sleep(ctx: JobContext) -> None:
     """Sleeps the seconds named by its first item, reporting progress so it never times out."""
     seconds = float(ctx.items[0]) if ctx.items else 1.0
     steps = max(1, int(seconds / 0.05))
-    for done in range(steps):
+    for _ in range(steps):
         await asyncio.sleep(seconds / steps)
         ctx.alive()
     await ctx.progress(1, 1)
@@ -52,11 +53,13 @@ async def block(ctx: JobContext) -> None:
 
 HANDLERS = {"noop": noop, "fail": fail, "flaky": flaky, "sleep": sleep, "items": items, "hang": hang}
 BLOCKING_HANDLERS = {"crashy": block}
+JOB_TYPES = plain(HANDLERS)
 
 
 def _task(label: str, *steps: tuple[str, int], user_relevant: bool = True) -> TaskDefinition:
-    return TaskDefinition(label=label, user_relevant=user_relevant, scope="global",
-                          steps=[Step(type=t, priority=p) for t, p in steps])
+    return TaskDefinition(
+        label=label, user_relevant=user_relevant, scope="global", steps=[Step(type=t, priority=p) for t, p in steps]
+    )
 
 
 DEFINITIONS = {

@@ -9,8 +9,8 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from services.kernel.clock import parse_iso
-from services.kernel.photos import basename, kind_of
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.photos import basename, kind_of
 
 JOB_OUTCOMES = ("job.completed", "job.failed", "job.canceled")
 TASK_OUTCOMES = ("task.completed", "task.failed", "task.canceled")
@@ -68,8 +68,11 @@ def jobs_twice(log: list[Entry]) -> list[str]:
             job_types.setdefault(job, entry.event.get("job_type", "?"))
         if entry.subject.startswith("darkroom.job.") and kind in JOB_OUTCOMES:
             outcomes[job].append(f"{kind[4:]}@{entry.seq}")
-        if job in first and entry.seq > first[job] and (
-                kind in RUNNING or entry.subject.startswith(("darkroom.photo.", "darkroom.project."))):
+        if (
+            job in first
+            and entry.seq > first[job]
+            and (kind in RUNNING or entry.subject.startswith(("darkroom.photo.", "darkroom.project.")))
+        ):
             late[job].append(f"{kind}@{entry.seq}")
     problems = []
     for job in dict.fromkeys([*(j for j, seen in outcomes.items() if len(seen) > 1), *late]):
@@ -77,8 +80,10 @@ def jobs_twice(log: list[Entry]) -> list[str]:
         if len(outcomes[job]) > 1:
             parts.append(f"{len(outcomes[job])} outcomes ({', '.join(outcomes[job])})")
         if late[job]:
-            parts.append(f"ran again after its first outcome: {', '.join(late[job][:4])}"
-                         + (f" and {len(late[job]) - 4} more" if len(late[job]) > 4 else ""))
+            parts.append(
+                f"ran again after its first outcome: {', '.join(late[job][:4])}"
+                + (f" and {len(late[job]) - 4} more" if len(late[job]) > 4 else "")
+            )
         problems.append(f"job {job} ({job_types.get(job, '?')}): {'; '.join(parts)}")
     return problems
 
@@ -101,8 +106,11 @@ def maintenance_twice(log: list[Entry], interval_s: float) -> list[str]:
         if _type(entry) == "task.requested" and event.get("task_type") == "maintenance":
             slot = math.floor(parse_iso(event["at"]).timestamp() / interval_s)
             slots[(event.get("project_id") or "", slot)].append(f"{event.get('task_id')}@{entry.seq}")
-    return [f"project {project} got {len(tasks)} maintenance tasks in one {interval_s:g}s interval: {', '.join(tasks)}"
-            for (project, _), tasks in slots.items() if len(tasks) > 1]
+    return [
+        f"project {project} got {len(tasks)} maintenance tasks in one {interval_s:g}s interval: {', '.join(tasks)}"
+        for (project, _), tasks in slots.items()
+        if len(tasks) > 1
+    ]
 
 
 def trashed_without_commit(log: list[Entry]) -> list[str]:
@@ -137,8 +145,9 @@ def trashed_without_commit(log: list[Entry]) -> list[str]:
                 flag = f"keep_{kind_of(name)}"
                 kept = at_start.get(flag) is not False and history[-1][1].get(flag) is not False
                 if kind_of(name) is not None and kept:
-                    problems.append(f"{name} trashed@{entry.seq} by commit task {event.get('task_id')} "
-                                    f"while the user kept it")
+                    problems.append(
+                        f"{name} trashed@{entry.seq} by commit task {event.get('task_id')} while the user kept it"
+                    )
     return problems
 
 
@@ -173,8 +182,11 @@ def unlisted_originals(disk: dict[str, Listing], listed: dict[str, dict[str, lis
         if photos is None:
             problems.append(f"{folder}: the API did not list its photos")
             continue
-        problems += [f"{folder}/{name}: on disk, not among the photos the API lists"
-                     for name in sorted(listing.files) if name not in photos.get(basename(name), [])]
+        problems += [
+            f"{folder}/{name}: on disk, not among the photos the API lists"
+            for name in sorted(listing.files)
+            if name not in photos.get(basename(name), [])
+        ]
     return problems
 
 
@@ -186,9 +198,12 @@ def unrecorded_trash(log: list[Entry], disk: dict[str, Listing]) -> list[str]:
         if _type(entry) == "photo.files_trashed":
             folder = folders.get(entry.event.get("project_id"), "?")
             recorded.update((folder, t) for t in entry.event.get("trash_names", []))
-    return [f"{folder}/.trash/{name}: in the trash without a photo.files_trashed event (not listed, not restorable)"
-            for folder, listing in sorted(disk.items()) for name in sorted(listing.trash)
-            if (folder, name) not in recorded]
+    return [
+        f"{folder}/.trash/{name}: in the trash without a photo.files_trashed event (not listed, not restorable)"
+        for folder, listing in sorted(disk.items())
+        for name in sorted(listing.trash)
+        if (folder, name) not in recorded
+    ]
 
 
 def unfinished_tasks(log: list[Entry], through: int | None = None) -> list[str]:
@@ -208,8 +223,11 @@ def unfinished_tasks(log: list[Entry], through: int | None = None) -> list[str]:
             last[task] = f"{_type(entry)}@{entry.seq}"
         if _type(entry) in TASK_OUTCOMES:
             ended.add(task)
-    return [f"task {task} ({kind}) had not ended by the deadline; last: {last.get(task)}"
-            for task, kind in requested.items() if task not in ended]
+    return [
+        f"task {task} ({kind}) had not ended by the deadline; last: {last.get(task)}"
+        for task, kind in requested.items()
+        if task not in ended
+    ]
 
 
 def task_outcomes(log: list[Entry]) -> Counter:
@@ -227,8 +245,9 @@ def recoveries(answered_at: list[float], log: list[Entry]) -> list[float | None]
         if _type(entry) == "job.started":
             started[key] = entry.at
         elif _type(entry) == "job.completed":
-            began = started.get(key) or (parse_iso(event["started_at"]).timestamp() if event.get("started_at")
-                                         else entry.at)
+            began = started.get(key) or (
+                parse_iso(event["started_at"]).timestamp() if event.get("started_at") else entry.at
+            )
             finished.append((began, entry.at))
     out: list[float | None] = []
     for at in answered_at:
@@ -242,8 +261,9 @@ def _position(event_id: str) -> tuple[int, int]:
     return int(seq), int(k or 0)
 
 
-def sse_problems(seen: list[tuple[str, str, str]], expected: list[tuple[str, str, str]],
-                 resets: int, stalls: int) -> list[str]:
+def sse_problems(
+    seen: list[tuple[str, str, str]], expected: list[tuple[str, str, str]], resets: int, stalls: int
+) -> list[str]:
     """The live client saw every message the outbox held after its first id: once, in order, as stored.
     What it saw after the outbox was read (the log goes on: maintenance) is no one's business here."""
     problems = []

@@ -32,7 +32,7 @@ class SmallFilesystem:
         self.how = f"the data folder on a {size_mb} MB tmpfs, filled to the last byte (ENOSPC)"
 
     @classmethod
-    def mount(cls, path: Path, size_mb: int) -> "SmallFilesystem | None":
+    def mount(cls, path: Path, size_mb: int) -> SmallFilesystem | None:
         """Call before any thread starts (unshare applies to the calling thread's process)."""
         try:
             libc = ctypes.CDLL(None, use_errno=True)

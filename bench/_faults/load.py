@@ -39,8 +39,14 @@ def sample_photos(root: Path) -> list[tuple[str, bytes]]:
 
 
 class Load:
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, rng: random.Random,
-                 photos: list[tuple[str, bytes]], ledger: Ledger) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        rng: random.Random,
+        photos: list[tuple[str, bytes]],
+        ledger: Ledger,
+    ) -> None:
         self.http = http
         self.base_url = base_url
         self.rng = rng
@@ -57,7 +63,7 @@ class Load:
                 body = await response.json() if response.content_type == "application/json" else await response.text()
                 self.ledger.statuses[(method, response.status)] += 1
                 return response.status, body
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
             self.ledger.unanswered[method] += 1
             return None
 
@@ -144,7 +150,7 @@ class Load:
             by_folder.setdefault(folder, []).append((name, data))
         for folder, files in by_folder.items():
             for start in range(0, len(files), limit):
-                await self.upload(folder, files[start:start + limit])
+                await self.upload(folder, files[start : start + limit])
 
     async def uploader(self, pause: tuple[float, float]) -> None:
         while True:
@@ -168,8 +174,11 @@ class Load:
                     continue
                 target = (folder, self.rng.choice(names).rsplit(".", 1)[0])
                 keep = False
-            answer = await self.call("PUT", f"/api/projects/{quote(target[0])}/keep",
-                                     json={"updates": [{"filename": target[1], "keep_jpg": keep}]})
+            answer = await self.call(
+                "PUT",
+                f"/api/projects/{quote(target[0])}/keep",
+                json={"updates": [{"filename": target[1], "keep_jpg": keep}]},
+            )
             if answer and answer[0] == 200:
                 (self.ledger.unticked.discard if keep else self.ledger.unticked.add)(target)
 

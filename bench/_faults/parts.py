@@ -101,7 +101,7 @@ class Part:
                 try:
                     await asyncio.wait_for(process.wait(), timeout)
                     took = time.monotonic() - began
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     process.kill()
                     await process.wait()
                     took = None

@@ -22,8 +22,11 @@ class Episode:
 def plan(seed: int, rounds: int, gap_s: tuple[float, float]) -> list[Episode]:
     """`rounds` episodes; from 9 on, each kind (and a kill of each part) is among them."""
     rng = random.Random(seed)
-    every = ([("kill", part) for part in PARTS]
-             + [("nats-restart", "nats-server"), ("orchestrator-away", rng.choice(ORCHESTRATORS)), ("disk-full", None)])
+    every = [("kill", part) for part in PARTS] + [
+        ("nats-restart", "nats-server"),
+        ("orchestrator-away", rng.choice(ORCHESTRATORS)),
+        ("disk-full", None),
+    ]
     rng.shuffle(every)
     chosen = every[:rounds] + [("kill", rng.choice(PARTS)) for _ in range(rounds - len(every))]
     rng.shuffle(chosen)

@@ -36,7 +36,7 @@ class LiveClient:
                     else:
                         self.connects += 1
                         await self._read(response)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.stalls += 1
             except (aiohttp.ClientError, ConnectionError):
                 self.refused += 1

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Callable
 
 from _common import darkroom_command
-from services.kernel.credentials import for_data_folder
-from services.kernel.natsd import NatsServer, free_port
+
+from darkroom.kernel.credentials import for_data_folder
+from darkroom.kernel.natsd import NatsServer, free_port
 
 from .parts import Part
 
@@ -57,8 +58,9 @@ class System:
         # The user and password made as `darkroom up` makes them (kept beside the store, 0600).
         self.server = NatsServer(root / "nats", credentials=for_data_folder(root))
         self.port = free_port()
-        self.parts: dict[str, Part] = {"nats-server": Part("nats-server", self._nats, settings.restart_delay_s,
-                                                           self.spawned)}
+        self.parts: dict[str, Part] = {
+            "nats-server": Part("nats-server", self._nats, settings.restart_delay_s, self.spawned)
+        }
         for name in SERVICES:
             self.parts[name] = Part(name, self._spawner(name), settings.restart_delay_s, self.spawned)
         self._on_projector_start = on_projector_start
@@ -97,10 +99,12 @@ class System:
                 argv += ["--port", str(self.port)]
             with self._mark(name).open("ab") as log:
                 process = await asyncio.create_subprocess_exec(
-                    darkroom_command(), *argv, env=self.env(), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+                    darkroom_command(), *argv, env=self.env(), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+                )
             if name == "projector":
                 self._on_projector_start(process.pid)
             return process
+
         return spawn
 
     def log_tail(self, name: str, lines: int = 20) -> str:

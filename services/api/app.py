@@ -13,11 +13,12 @@ from .deps import DEPS, Deps, deps
 from .errors import MAX_BODY, error, json_errors, read_json, respond
 from .origin import same_origin
 from .params import ReadYourWrites, query_of
+from .routes import ROUTES, Routes
 
 SESSION_COOKIE = "darkroom_session"
 MIN_SEQ_WAIT_S = 5.0
 
-session_routes = web.RouteTableDef()
+session_routes = Routes()
 
 
 class Session(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,7 +58,7 @@ async def wait_min_seq(request: web.Request, handler):
     return await handler(request)
 
 
-@session_routes.post("/api/session")
+@session_routes.post("/api/session", body=Session)
 async def create_session(request: web.Request) -> web.Response:
     """Exchange the API token for a session cookie (what the browser UI uses)."""
     body = await read_json(request, Session)
@@ -69,16 +70,28 @@ async def create_session(request: web.Request) -> web.Response:
     return response
 
 
-create_session.body = Session  # type: ignore[attr-defined]
-
-
 def build_app(d: Deps) -> web.Application:
-    app = web.Application(middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq],
-                          client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[json_errors, same_origin(SESSION_COOKIE), require_token, wait_min_seq], client_max_size=MAX_BODY
+    )
     app[DEPS] = d
-    for table in (ops.routes, openapi.routes, tasks.routes, controls.routes, projects.routes, upload.routes,
-                  changes.routes, lifecycle.routes, assets.routes, sse.routes, session_routes, ui.routes):
+    app[ROUTES] = {}
+    for table in (
+        ops.routes,
+        openapi.routes,
+        tasks.routes,
+        controls.routes,
+        projects.routes,
+        upload.routes,
+        changes.routes,
+        lifecycle.routes,
+        assets.routes,
+        sse.routes,
+        session_routes,
+        ui.routes,
+    ):
         app.add_routes(table)
+        app[ROUTES].update(table.described)
 
     async def on_shutdown(_app: web.Application) -> None:
         d.stopping.set()  # SSE streams end so the server can close

@@ -9,13 +9,14 @@ import msgspec
 from aiohttp import web
 
 from ..kernel.folders import projects_root
-from ..kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of, unsafe_name
+from ..kernel.photos import derivative_names, kind_of, unsafe_name
 from .deps import deps, project_of
 from .errors import error
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
-DERIVATIVES = {"thumbnail": (THUMB_DIR, ".webp", "image/webp"), "preview": (PREVIEW_DIR, ".jpg", "image/jpeg")}
+CONTENT_TYPES = {"thumbnail": "image/webp", "preview": "image/jpeg"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -23,21 +24,16 @@ class Version(msgspec.Struct, kw_only=True):
     v: str | None = None  # the photo's updated_at: the answer may be cached for good
 
 
-@routes.get("/api/projects/{folder}/thumbnail/{filename}")
+@routes.get("/api/projects/{folder}/thumbnail/{filename}", query=Version, media="image/webp")
 async def thumbnail(request: web.Request) -> web.StreamResponse:
     """A photo's thumbnail (WebP); 404 until it is generated."""
     return await _derivative(request, "thumbnail")
 
 
-@routes.get("/api/projects/{folder}/preview/{filename}")
+@routes.get("/api/projects/{folder}/preview/{filename}", query=Version, media="image/jpeg")
 async def preview(request: web.Request) -> web.StreamResponse:
     """A photo's preview (JPEG); 404 until it is generated."""
     return await _derivative(request, "preview")
-
-
-thumbnail.query = preview.query = Version  # type: ignore[attr-defined]
-thumbnail.media = "image/webp"  # type: ignore[attr-defined]
-preview.media = "image/jpeg"  # type: ignore[attr-defined]
 
 
 async def _derivative(request: web.Request, which: str) -> web.StreamResponse:
@@ -47,12 +43,13 @@ async def _derivative(request: web.Request, which: str) -> web.StreamResponse:
     status = getattr(photo, f"{which}_status", None)
     if photo is None or status != "generated":
         raise error(404, f"no {which} for {filename!r}" + (f": it is {status}" if status else ""))
-    subdir, suffix, content_type = DERIVATIVES[which]
-    path = projects_root(deps(request).data_dir) / project.folder / subdir / f"{filename}{suffix}"
-    return _send(request, path, content_type, f"{which} of {filename!r}")
+    names = derivative_names(filename)
+    relative = names.thumbnail if which == "thumbnail" else names.preview
+    path = projects_root(deps(request).data_dir) / project.folder / relative
+    return _send(request, path, CONTENT_TYPES[which], f"{which} of {filename!r}")
 
 
-@routes.get("/api/projects/{folder}/files/{name}")
+@routes.get("/api/projects/{folder}/files/{name}", media="application/octet-stream")
 async def original(request: web.Request) -> web.StreamResponse:
     """An original file, as uploaded."""
     project = await project_of(request)
@@ -64,17 +61,17 @@ async def original(request: web.Request) -> web.StreamResponse:
     return _send(request, path, content_type, f"file {name!r}")
 
 
-original.media = "application/octet-stream"  # type: ignore[attr-defined]
-
-
 def _send(request: web.Request, path: Path, content_type: str, what: str) -> web.StreamResponse:
     try:
         stat = path.stat()
     except FileNotFoundError:
         raise error(404, f"{what} is not on disk") from None
     etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE if "v" in request.query else "no-cache",
-               "Content-Type": content_type}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": IMMUTABLE if "v" in request.query else "no-cache",
+        "Content-Type": content_type,
+    }
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     return web.FileResponse(path, headers=headers)

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-
 from datetime import timedelta
 
 import msgspec
 from aiohttp import web
 
-from ..kernel.clock import parse_iso
+from ..kernel.clock import iso, parse_iso
 from ..kernel.events import PhotoFilesRestored, PhotoKeepChanged
 from ..kernel.folders import projects_root, restore_from_trash
-from ..kernel.photos import TRASH_DIR, basename, kind_of, sidecar_of
 from ..kernel.lease import LeaseBusy, Leases
+from ..kernel.photos import TRASH_DIR, basename, kind_of, sidecar_of
 from .claims import Undecided, claim, lives_in
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
+from .routes import Routes
 from .tasks import request_task
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 LEASE_WAIT_S = 10.0
 RESTORE_LABEL = "Restore from trash"  # its task is an upload_postprocess; the Processes panel says what it was
@@ -55,10 +55,18 @@ async def revert_changes(request: web.Request) -> web.Response:
     d = deps(request)
     await caught_up(d)
     project = await project_of(request)
-    events = [PhotoKeepChanged(project_id=project.id, source="user", filename=p.filename,
-                               keep_jpg=True if p.pending_jpg else None, keep_raw=True if p.pending_raw else None,
-                               keep_other=True if p.pending_other else None)
-              for p in await d.read.all_photos(project.id) if p.has_pending]
+    events = [
+        PhotoKeepChanged(
+            project_id=project.id,
+            source="user",
+            filename=p.filename,
+            keep_jpg=True if p.pending_jpg else None,
+            keep_raw=True if p.pending_raw else None,
+            keep_other=True if p.pending_other else None,
+        )
+        for p in await d.read.all_photos(project.id)
+        if p.has_pending
+    ]
     seq = await d.bus.publish_all(events)
     return respond({"updated": len(events)}, seq=seq or None)
 
@@ -76,12 +84,12 @@ async def list_trash(request: web.Request) -> web.Response:
             size = (trash / row.trash_name).stat().st_size
         except FileNotFoundError:
             continue
-        expires = (parse_iso(row.trashed_at) + ttl).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        expires = iso(parse_iso(row.trashed_at) + ttl)
         entries.append(TrashEntry(row.trash_name, row.name, row.filename, size, row.trashed_at, expires))
     return respond({"trash": entries})
 
 
-@routes.post("/api/projects/{folder}/trash/restore")
+@routes.post("/api/projects/{folder}/trash/restore", body=Restore)
 async def restore(request: web.Request) -> web.Response:
     """Move files (and their sidecars) back; the photos return, kept, and get their derivatives again."""
     d = deps(request)
@@ -97,8 +105,13 @@ async def restore(request: web.Request) -> web.Response:
     # A variant brings back the sidecars that went to the trash with it.
     for name in list(wanted):
         row = rows[name]
-        wanted += [r.trash_name for r in rows.values() if r.trash_name not in wanted and r.trashed_at == row.trashed_at
-                   and sidecar_of(r.name) in (row.name, basename(row.name))]
+        wanted += [
+            r.trash_name
+            for r in rows.values()
+            if r.trash_name not in wanted
+            and r.trashed_at == row.trashed_at
+            and sidecar_of(r.name) in (row.name, basename(row.name))
+        ]
     clashes = [rows[n].name for n in wanted if (folder / rows[n].name).exists()]
     if clashes:
         raise error(409, f"{clashes[0]!r} exists in the project again; move it away first")
@@ -117,9 +130,16 @@ async def restore(request: web.Request) -> web.Response:
             for name in wanted:
                 restore_from_trash(folder, name, rows[name].name)
                 by_photo.setdefault(rows[name].filename, []).append((rows[name].name, name))
-            events = [PhotoFilesRestored(project_id=project.id, source="user", filename=filename,
-                                         names=[o for o, _ in moved], trash_names=[t for _, t in moved])
-                      for filename, moved in by_photo.items()]
+            events = [
+                PhotoFilesRestored(
+                    project_id=project.id,
+                    source="user",
+                    filename=filename,
+                    names=[o for o, _ in moved],
+                    trash_names=[t for _, t in moved],
+                )
+                for filename, moved in by_photo.items()
+            ]
             seq = await d.bus.publish_all(events)
     except LeaseBusy as exc:
         raise error(409, str(exc)) from None
@@ -131,7 +151,3 @@ async def restore(request: web.Request) -> web.Response:
         task, seq = await request_task(d, "upload_postprocess", project, photos, label=RESTORE_LABEL)
         task_id = task.id
     return respond({"restored": [rows[n].name for n in wanted], "task_id": task_id}, seq=seq)
-
-
-restore.body = Restore  # type: ignore[attr-defined]
-

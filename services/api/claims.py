@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from ..kernel.bus import Conflict, Expect
 from ..kernel.clock import parse_iso
 from ..kernel.events import BasenameClaimed
+from ..kernel.messages import Conflict, Expect
 from ..kernel.ownership import stored_claim
 from ..kernel.subjects import photo_subject, subject_for
 from .deps import Deps
@@ -52,7 +52,7 @@ async def claim(d: Deps, project_id: str, filename: str) -> str | None:
             raise Undecided(f"cannot tell who has {filename} while the read model is behind the log; try again")
         others = {p.project_id for p in await d.read.photos_named([filename])} - {project_id}
         if not may_take(project_id, last, settled, bool(others)):
-            return next(iter(others)) if others else last.project_id  # type: ignore[union-attr]
+            return next(iter(others)) if others or last is None else last.project_id
     raise Undecided(f"{filename} is being claimed by other uploads at this moment; try again")
 
 
@@ -67,7 +67,8 @@ async def lives_in(d: Deps, filename: str, project_id: str) -> str:
     """Why a file under this basename is refused: the folder of the project that has it."""
     project = await d.read.project(project_id)
     if project is not None and project.deleted_at:  # its basenames stay its own until it is purged
-        return (f"{filename} belongs to the deleted project {project.folder!r} until it is purged; "
-                "restore that project to move the photo")
+        return (
+            f"{filename} belongs to the deleted project {project.folder!r} until it is purged; "
+            "restore that project to move the photo"
+        )
     return f"{filename} already lives in project {project.folder if project else project_id!r}"
-

@@ -16,8 +16,9 @@ from ..projector.queries import ReadModel
 from .deps import deps
 from .errors import error, respond
 from .params import query_of
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 T = TypeVar("T")
 
@@ -70,14 +71,11 @@ async def resume_lane(request: web.Request) -> web.Response:
     return await _set_paused(request, False)
 
 
-@routes.get("/api/dead-letters")
+@routes.get("/api/dead-letters", query=DeadLetters)
 async def dead_letters(request: web.Request) -> web.Response:
     """Messages set aside as unreadable, with why, and whether this version reads them now."""
     d = deps(request)
     return respond({"dead_letters": await letters.listed(d.bus, d.read, query_of(request, DeadLetters).limit)})
-
-
-dead_letters.query = DeadLetters  # type: ignore[attr-defined]
 
 
 @routes.post("/api/dead-letters/{seq}/discard")
@@ -92,8 +90,9 @@ async def apply_dead_letter(request: web.Request) -> web.Response:
     return await _handle(request, letters.apply, "applied")
 
 
-async def _handle(request: web.Request, handle: Callable[[Bus, ReadModel, int], Awaitable[int]],
-                  done: str) -> web.Response:
+async def _handle(
+    request: web.Request, handle: Callable[[Bus, ReadModel, int], Awaitable[int]], done: str
+) -> web.Response:
     d = deps(request)
     value = request.match_info["seq"]
     if not value.isdigit() or len(value) > 18:

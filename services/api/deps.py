@@ -13,10 +13,7 @@ from ..kernel.bus import Bus
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
 from ..kernel.health import Health
-from ..projector.queries import ReadModel
-
-DEPS = web.AppKey("deps", "Deps")
-CATCH_UP_S = 5.0  # a replica taking over after a NATS node died catches up within this
+from ..projector.queries import CATCH_UP_S, ReadModel
 
 
 @dataclass
@@ -35,6 +32,9 @@ class Deps:
     health: Health | None = None
     # SSE: a comment line at least this often keeps proxies from closing an idle stream (CONTRACT §3: 15 s).
     sse_ping_s: float = 10.0
+
+
+DEPS = web.AppKey("deps", Deps)
 
 
 def deps(request: web.Request) -> Deps:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import errno
 import logging
+from typing import Mapping
 
 import msgspec
 import nats.errors
 from aiohttp import hdrs, web
 
-from ..kernel.bus import PublishError
+from ..kernel.publish import PublishError
 
 log = logging.getLogger("darkroom.api")
 
@@ -19,10 +20,11 @@ MAX_BODY = 1 << 20  # a JSON request body; uploads stream and have their own lim
 class ApiError(web.HTTPError):
     """An error answer: any status, the body `{"error": message}`."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         self.status_code = status  # aiohttp's own classes fix it per class, some with required arguments
-        super().__init__(text=msgspec.json.encode({"error": message}).decode(), content_type="application/json",
-                         headers=headers)
+        super().__init__(
+            text=msgspec.json.encode({"error": message}).decode(), content_type="application/json", headers=headers
+        )
 
 
 def error(status: int, message: str) -> ApiError:
@@ -50,7 +52,7 @@ async def json_errors(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        allow = {hdrs.ALLOW: exc.headers[hdrs.ALLOW]} if hdrs.ALLOW in exc.headers else None
+        allow: dict[str, str] | None = {hdrs.ALLOW: exc.headers[hdrs.ALLOW]} if hdrs.ALLOW in exc.headers else None
         raise ApiError(exc.status, _message(request, exc), allow) from None
     except (nats.errors.Error, PublishError) as exc:
         log.warning("%s %s: the event log did not answer: %s", request.method, request.path, exc)
@@ -81,5 +83,4 @@ async def read_json(request: web.Request, body_type: type):
 
 def respond(body, status: int = 200, seq: int | None = None) -> web.Response:
     headers = {"X-Darkroom-Seq": str(seq)} if seq is not None else None
-    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json", headers=headers)

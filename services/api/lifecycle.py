@@ -8,15 +8,17 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from ..kernel.events import Regenerated, TaskParams
+from ..kernel.events import TaskParams
 from ..kernel.folders import projects_root
 from ..kernel.photos import project_name_problem
+from ..kernel.vocabulary import Regenerated
 from ..projector.views import DeletedProject, ProjectRow
 from .deps import Deps, caught_up, deps, project_of
 from .errors import error, read_json, respond
+from .routes import Routes
 from .tasks import request_task
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 Items = Annotated[list[str], msgspec.Meta(min_length=1, max_length=10_000)]
 
@@ -34,7 +36,7 @@ class Move(msgspec.Struct, forbid_unknown_fields=True):
     items: Items  # basenames of photos in other projects
 
 
-@routes.post("/api/projects/{folder}/regenerate")
+@routes.post("/api/projects/{folder}/regenerate", body=Regenerate)
 async def regenerate(request: web.Request) -> web.Response:
     """Make derivatives and/or metadata again for these photos, or the whole project, even when generated."""
     d = deps(request)
@@ -48,10 +50,7 @@ async def regenerate(request: web.Request) -> web.Response:
     return await _start(d, "regenerate", project, items, TaskParams(what=sorted(set(body.what))) if body.what else None)
 
 
-regenerate.body = Regenerate  # type: ignore[attr-defined]
-
-
-@routes.patch("/api/projects/{folder}")
+@routes.patch("/api/projects/{folder}", body=Rename)
 async def rename(request: web.Request) -> web.Response:
     """Rename the project and its folder (the id stays); the old folder's URLs answer 404 afterwards."""
     project = await project_of(request)
@@ -60,9 +59,6 @@ async def rename(request: web.Request) -> web.Response:
     if problem:
         raise error(400, problem)
     return await _start(deps(request), "project_rename", project, [], TaskParams(name=body.name.strip()))
-
-
-rename.body = Rename  # type: ignore[attr-defined]
 
 
 @routes.delete("/api/projects/{folder}")
@@ -81,13 +77,14 @@ async def _once(d: Deps, project: ProjectRow, task_type: str) -> web.Response:
     return await _start(d, task_type, project, [])
 
 
-async def _start(d: Deps, task_type: str, project: ProjectRow, items: list[str],
-                 params: TaskParams | None = None) -> web.Response:
+async def _start(
+    d: Deps, task_type: str, project: ProjectRow, items: list[str], params: TaskParams | None = None
+) -> web.Response:
     task, seq = await request_task(d, task_type, project, items, params=params)
     return respond({"task": task}, status=202, seq=seq)
 
 
-@routes.post("/api/projects/{folder}/move")
+@routes.post("/api/projects/{folder}/move", body=Move)
 async def move(request: web.Request) -> web.Response:
     """Move these photos (basenames) into this project, from whichever project has each, with all their files."""
     d = deps(request)
@@ -104,9 +101,6 @@ async def move(request: web.Request) -> web.Response:
         if owner is not None and owner.deleted_at:
             raise error(409, f"{item!r} belongs to the deleted project {owner.folder!r}; restore that project first")
     return await _start(d, "photo_move", project, items)
-
-
-move.body = Move  # type: ignore[attr-defined]
 
 
 @routes.get("/api/trash/projects")
@@ -135,6 +129,9 @@ async def unadopted_folders(request: web.Request) -> web.Response:
     """Folders under DIR/projects/ that maintenance could not adopt as projects, and why."""
     d = deps(request)
     root = projects_root(d.data_dir)
-    folders = [f for f in await d.read.refused_folders()
-               if (root / f.folder).is_dir() and await d.read.project_by_folder(f.folder) is None]
+    folders = [
+        f
+        for f in await d.read.refused_folders()
+        if (root / f.folder).is_dir() and await d.read.project_by_folder(f.folder) is None
+    ]
     return respond({"folders": folders})

@@ -1,7 +1,7 @@
 """A multipart/form-data body read part by part, each part's content handed on as it arrives.
 
 aiohttp's part reader joins what arrives into chunks and copies each chunk again to look for the
-boundary: for a camera file that is a third of what receiving it costs. Here every piece of the
+boundary: a large share of what receiving a camera file costs. Here every piece of the
 request is searched where it lies and handed on as a view of itself."""
 
 from __future__ import annotations
@@ -61,8 +61,11 @@ class Parts:
             headers[key.strip().lower()] = value.strip()
         _, params = parse_content_disposition(headers.get("content-disposition"))
         self._unread = self._content()
-        return Part(content_disposition_filename(params, "name"), content_disposition_filename(params, "filename"),
-                    headers.get("content-type", "text/plain"))
+        return Part(
+            content_disposition_filename(params, "name"),
+            content_disposition_filename(params, "filename"),
+            headers.get("content-type", "text/plain"),
+        )
 
     def content(self) -> AsyncIterator[memoryview]:
         """The current part's bytes, in pieces as they arrived: views of bytes never reused, safe to keep."""
@@ -84,7 +87,7 @@ class Parts:
             joined = tail + piece[:keep]
             at = joined.find(delimiter)
             if 0 <= at < len(tail):  # it begins in the tail
-                self._pending = joined[at + len(delimiter):] + piece[keep:]
+                self._pending = joined[at + len(delimiter) :] + piece[keep:]
                 if at:
                     yield memoryview(tail)[:at]
                 return
@@ -92,13 +95,13 @@ class Parts:
                 yield memoryview(tail)
             at = piece.find(delimiter)
             if at >= 0:
-                self._pending = piece[at + len(delimiter):]
+                self._pending = piece[at + len(delimiter) :]
                 if at:
                     yield memoryview(piece)[:at]
                 return
             if len(piece) > keep:
-                yield memoryview(piece)[:len(piece) - keep]
-            tail = piece[max(0, len(piece) - keep):]  # a piece shorter than keep is all tail
+                yield memoryview(piece)[: len(piece) - keep]
+            tail = piece[max(0, len(piece) - keep) :]  # a piece shorter than keep is all tail
 
     async def _skip_preamble(self) -> None:
         while (line := await self._line()).rstrip() != self._first:
@@ -109,7 +112,7 @@ class Parts:
     async def _line(self) -> bytes:
         while (end := self._pending.find(b"\n")) < 0:
             self._pending += await self._more()
-        line, self._pending = self._pending[:end + 1], self._pending[end + 1:]
+        line, self._pending = self._pending[: end + 1], self._pending[end + 1 :]
         return line
 
     async def _take(self, size: int) -> bytes:

@@ -1,8 +1,6 @@
 """`GET /api/openapi.json`: the OpenAPI document of every route the app serves, made from the route
-table and the Structs each handler names, so a new route is documented as it is added:
-`handler.body` (a JSON body), `handler.form` (a multipart form), `handler.query` (its query
-parameters, the Struct the handler reads them through), `handler.media` (what it answers, when not
-JSON); the summary is the docstring's first line."""
+table and the Route each handler is registered with (api/routes.py), so a new route is documented as
+it is added; the summary is the docstring's first line."""
 
 from __future__ import annotations
 
@@ -15,13 +13,17 @@ from aiohttp import web
 from .deps import deps
 from .errors import respond
 from .params import ReadYourWrites
+from .routes import ROUTES, Handler, Route, Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 REF = "#/components/schemas/{name}"
 SECURED = "/api/"
 PUBLIC = ("/api/session",)
-ERROR = {"description": "what is wrong", "content": {"application/json": {"schema": {"$ref": REF.format(name="Error")}}}}
+ERROR = {
+    "description": "what is wrong",
+    "content": {"application/json": {"schema": {"$ref": REF.format(name="Error")}}},
+}
 
 
 class Error(msgspec.Struct):
@@ -31,10 +33,12 @@ class Error(msgspec.Struct):
 @routes.get("/api/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     """This document: every route the API serves."""
-    return respond(document(request.app.router.routes(), token=bool(deps(request).config.api.token)))
+    return respond(
+        document(request.app.router.routes(), request.app[ROUTES], token=bool(deps(request).config.api.token))
+    )
 
 
-def document(app_routes: Iterable[web.AbstractRoute], token: bool) -> dict[str, Any]:
+def document(app_routes: Iterable[web.AbstractRoute], described: dict[Handler, Route], token: bool) -> dict[str, Any]:
     """The OpenAPI 3.1 document of these routes; with a token, /api needs it (bearer or session cookie)."""
     paths: dict[str, dict] = {}
     structs: list[type] = [Error]
@@ -42,46 +46,56 @@ def document(app_routes: Iterable[web.AbstractRoute], token: bool) -> dict[str, 
         if route.method in ("HEAD", "*") or route.resource is None:
             continue
         path = route.resource.canonical
-        operation = _operation(route.method, path, route.handler, structs)
+        operation = _operation(route.method, path, route.handler, described.get(route.handler, Route()), structs)
         if token and path.startswith(SECURED) and path not in PUBLIC:
             operation["security"] = [{"bearer": []}, {"session": []}]
         paths.setdefault(path, {})[route.method.lower()] = operation
     _, schemas = msgspec.json.schema_components(structs, ref_template=REF)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Darkroom", "version": "1",
-                 "description": "Errors answer JSON {\"error\": message} with their status (CONTRACT §3)."},
+        "info": {
+            "title": "Darkroom",
+            "version": "1",
+            "description": 'Errors answer JSON {"error": message} with their status (CONTRACT §3).',
+        },
         "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "api.token"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "darkroom_session",
-                            "description": "from POST /api/session"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "darkroom_session",
+                    "description": "from POST /api/session",
+                },
             },
         },
     }
 
 
-def _operation(method: str, path: str, handler: Any, structs: list[type]) -> dict[str, Any]:
+def _operation(method: str, path: str, handler: Any, route: Route, structs: list[type]) -> dict[str, Any]:
     name = handler.__name__
     operation: dict[str, Any] = {
         "operationId": f"{method.lower()}_{name}",
         "summary": (handler.__doc__ or name).strip().splitlines()[0],
-        "responses": {"2XX": _success(getattr(handler, "media", "application/json")), "4XX": ERROR, "5XX": ERROR},
+        "responses": {"2XX": _success(route.media), "4XX": ERROR, "5XX": ERROR},
     }
-    parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for p in re.findall(r"{(\w+)", path)]
-    for params in (getattr(handler, "query", None), ReadYourWrites if method == "GET" else None):
+    parameters = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in re.findall(r"{(\w+)", path)
+    ]
+    for params in (route.query, ReadYourWrites if method == "GET" else None):
         if params is not None:
             parameters += _query_parameters(params)
     if parameters:
         operation["parameters"] = parameters
-    if (body := getattr(handler, "body", None)) is not None:
+    if (body := route.body) is not None:
         structs.append(body)
-        operation["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"$ref": REF.format(name=body.__name__)}}}}
-    if (form := getattr(handler, "form", None)) is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": REF.format(name=body.__name__)}}},
+        }
+    if (form := route.form) is not None:
         operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _form(form)}}}
     return operation
 
@@ -92,14 +106,17 @@ def _success(media: str) -> dict[str, Any]:
 
 
 def _query_parameters(params: type) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "query", "required": False, "schema": _not_null(prop)}
-            for name, prop in _inline(params)["properties"].items()]
+    return [
+        {"name": name, "in": "query", "required": False, "schema": _not_null(prop)}
+        for name, prop in _inline(params)["properties"].items()
+    ]
 
 
 def _form(struct: type) -> dict[str, Any]:
     """A multipart form's schema: its bytes are files, sent as they are (not base64 as in JSON)."""
-    schema = msgspec.json.encode(_inline(struct)).replace(b'"contentEncoding":"base64"',
-                                                          b'"contentMediaType":"application/octet-stream"')
+    schema = msgspec.json.encode(_inline(struct)).replace(
+        b'"contentEncoding":"base64"', b'"contentMediaType":"application/octet-stream"'
+    )
     return msgspec.json.decode(schema)
 
 

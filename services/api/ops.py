@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..kernel.bus import lane_consumer
-from ..kernel.subjects import LANES, STREAM
+from ..kernel.subjects import STREAM, lane_consumer
+from ..kernel.vocabulary import LANES
 from .deps import deps
 from .errors import error, respond
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
 
@@ -43,7 +44,7 @@ async def readyz(request: web.Request) -> web.Response:
     return respond({"status": "ready", "seq": last, "checkpoint": d.read.checkpoint})
 
 
-@routes.get("/metrics")
+@routes.get("/metrics", media="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: events, projector lag, lane depth, job durations."""
     d = deps(request)
@@ -57,9 +58,14 @@ async def metrics(request: web.Request) -> web.Response:
     ]
     try:
         last = await d.bus.last_seq()
-        lines += ["# TYPE darkroom_stream_last_seq gauge", f"darkroom_stream_last_seq {last}",
-                  "# TYPE darkroom_projector_lag gauge", f"darkroom_projector_lag {max(0, last - d.read.checkpoint)}",
-                  "# TYPE darkroom_lane_depth gauge", "# TYPE darkroom_lane_in_flight gauge"]
+        lines += [
+            "# TYPE darkroom_stream_last_seq gauge",
+            f"darkroom_stream_last_seq {last}",
+            "# TYPE darkroom_projector_lag gauge",
+            f"darkroom_projector_lag {max(0, last - d.read.checkpoint)}",
+            "# TYPE darkroom_lane_depth gauge",
+            "# TYPE darkroom_lane_in_flight gauge",
+        ]
         for lane in LANES:
             info = await d.bus.jsm.consumer_info(STREAM, lane_consumer(lane))
             lines.append(f'darkroom_lane_depth{{lane="{lane}"}} {info.num_pending}')
@@ -70,17 +76,20 @@ async def metrics(request: web.Request) -> web.Response:
     paused = await d.read.lanes()
     lines += [f'darkroom_lane_paused{{lane="{lane}"}} {int(lane in paused and paused[lane].paused)}' for lane in LANES]
     lines.append("# TYPE darkroom_jobs gauge")
-    lines += [f'darkroom_jobs{{lane="{lane}",type="{job_type}",status="{status}"}} {n}'
-              for lane, job_type, status, n in await d.read.job_counts()]
+    lines += [
+        f'darkroom_jobs{{lane="{lane}",type="{job_type}",status="{status}"}} {n}'
+        for lane, job_type, status, n in await d.read.job_counts()
+    ]
     lines += _histogram("darkroom_job_duration_seconds", await d.read.job_durations())
     lines += ["# TYPE darkroom_dead_letters gauge", f"darkroom_dead_letters {len(await d.read.dead_letters())}"]
     for source in d.metrics_sources:
         lines += source()
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
-
-
-metrics.media = "text/plain"  # type: ignore[attr-defined]
+    return web.Response(
+        text="\n".join(lines) + "\n",
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _histogram(name: str, samples: list[tuple[str, float]]) -> list[str]:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from .errors import error
+from .routes import described
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON = "application/json"
@@ -48,7 +49,7 @@ def same_origin(session_cookie: str):
         if why is not None:
             raise error(403, f"cross-origin request refused: {why}")
         if session_cookie in request.cookies:
-            multipart = getattr(request.match_info.route.handler, "form", None) is not None  # the upload
+            multipart = described(request).form is not None  # the upload
             why = wrong_body(request.headers.get(hdrs.CONTENT_TYPE), request.body_exists, multipart)
             if why is not None:
                 raise error(415, why)

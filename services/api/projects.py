@@ -15,13 +15,14 @@ from ..kernel.folders import projects_root
 from ..kernel.ids import new_id
 from ..kernel.manifest import VERSION, Manifest, write_manifest
 from ..kernel.photos import NoFolder, first_free, project_name_problem, sanitize_folder
-from ..projector.apply import Rows, apply
+from ..projector.apply import project_after
 from ..projector.views import ProjectView
 from .deps import caught_up, deps, project_of
 from .errors import error, read_json, respond
 from .params import Limit, query_of
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 
 class CreateProject(msgspec.Struct, forbid_unknown_fields=True):
@@ -50,7 +51,7 @@ async def list_projects(request: web.Request) -> web.Response:
     return respond({"projects": [ProjectView.of(p) for p in await deps(request).read.projects()]})
 
 
-@routes.post("/api/projects")
+@routes.post("/api/projects", body=CreateProject)
 async def create_project(request: web.Request) -> web.Response:
     """Create a project: its folder (sanitized, made unique) and its manifest."""
     body = await read_json(request, CreateProject)
@@ -77,18 +78,13 @@ async def create_project(request: web.Request) -> web.Response:
         raise error(409, str(exc)) from None
     project_id, created_at = new_id(), now_iso()
     write_manifest(root / folder, Manifest(id=project_id, name=body.name.strip(), created_at=created_at))
-    events = [ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(),
-                             folder=folder),
-              ProjectManifestWritten(project_id=project_id, source="user", version=VERSION)]
+    events = [
+        ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(), folder=folder),
+        ProjectManifestWritten(project_id=project_id, source="user", version=VERSION),
+    ]
     seq = await d.bus.publish_all(events)
     # The project as its events make it: the answer never waits on the read model, which may lag.
-    rows = Rows()
-    for event in events:
-        apply(rows, event)
-    return respond({"project": ProjectView.of(rows.projects[project_id])}, status=201, seq=seq)
-
-
-create_project.body = CreateProject  # type: ignore[attr-defined]
+    return respond({"project": ProjectView.of(project_after(events))}, status=201, seq=seq)
 
 
 @routes.get("/api/projects/{folder}")
@@ -96,14 +92,18 @@ async def get_project(request: web.Request) -> web.Response:
     """One project with its counts: photos, pending JPG/RAW/other, missing derivatives."""
     project = await project_of(request)
     d = deps(request)
-    counts = {"photos": project.photo_count, "pending_photos": project.pending_photos,
-              "pending_jpg": project.pending_jpg, "pending_raw": project.pending_raw,
-              "pending_other": project.pending_other,
-              "missing_derivatives": await d.read.missing_derivatives(project.id)}
+    counts = {
+        "photos": project.photo_count,
+        "pending_photos": project.pending_photos,
+        "pending_jpg": project.pending_jpg,
+        "pending_raw": project.pending_raw,
+        "pending_other": project.pending_other,
+        "missing_derivatives": await d.read.missing_derivatives(project.id),
+    }
     return respond({"project": ProjectView.of(project), "counts": counts})
 
 
-@routes.get("/api/projects/{folder}/photos")
+@routes.get("/api/projects/{folder}/photos", query=Page)
 async def list_photos(request: web.Request) -> web.Response:
     """Photos by taken_at then filename, a page at a time (`next_cursor`)."""
     project = await project_of(request)
@@ -118,9 +118,6 @@ async def list_photos(request: web.Request) -> web.Response:
     return respond({"photos": photos, "next_cursor": next_cursor})
 
 
-list_photos.query = Page  # type: ignore[attr-defined]
-
-
 def _encode_cursor(key: tuple[int, str, str]) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
 
@@ -129,14 +126,15 @@ def _cursor(raw: str | None) -> tuple[int, str, str] | None:
     if not raw:
         return None
     try:
-        key = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)),
-                                  type=tuple[Literal[0, 1], str, str])  # (undated, taken_at, filename)
+        key = msgspec.json.decode(
+            base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)), type=tuple[Literal[0, 1], str, str]
+        )  # (undated, taken_at, filename)
     except (ValueError, msgspec.DecodeError):
         raise error(400, "cursor is not one this server gave out") from None
     return key
 
 
-@routes.put("/api/projects/{folder}/keep")
+@routes.put("/api/projects/{folder}/keep", body=Keep)
 async def keep(request: web.Request) -> web.Response:
     """Set keep flags; a flag not given is unchanged."""
     d = deps(request)
@@ -146,11 +144,17 @@ async def keep(request: web.Request) -> web.Response:
     missing = [u.filename for u in body.updates if await d.read.photo(project.id, u.filename) is None]
     if missing:
         raise error(404, f"no photo {missing[0]!r} in project {project.folder!r}")
-    events = [PhotoKeepChanged(project_id=project.id, source="user", filename=u.filename, keep_jpg=u.keep_jpg,
-                               keep_raw=u.keep_raw, keep_other=u.keep_other)
-              for u in body.updates if (u.keep_jpg, u.keep_raw, u.keep_other) != (None, None, None)]
+    events = [
+        PhotoKeepChanged(
+            project_id=project.id,
+            source="user",
+            filename=u.filename,
+            keep_jpg=u.keep_jpg,
+            keep_raw=u.keep_raw,
+            keep_other=u.keep_other,
+        )
+        for u in body.updates
+        if (u.keep_jpg, u.keep_raw, u.keep_other) != (None, None, None)
+    ]
     seq = await d.bus.publish_all(events)
     return respond({"updated": len(events)}, seq=seq or None)
-
-
-keep.body = Keep  # type: ignore[attr-defined]

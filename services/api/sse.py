@@ -11,8 +11,9 @@ from aiohttp import web
 from ..projector.queries import AFTER_EVERYTHING, parse_event_id
 from .deps import Deps, deps, project_named
 from .params import maintenance_shown, query_of
+from .routes import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 OUTBOX_PAGE = 500  # a shorter page had every row up to the checkpoint read before it
 
@@ -23,7 +24,7 @@ class Stream(msgspec.Struct, kw_only=True):
     last_event_id: str | None = None  # for clients that cannot send the Last-Event-ID header
 
 
-@routes.get("/api/events")
+@routes.get("/api/events", query=Stream, media="text/event-stream")
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: task_update, job_update (and item events); resumable with Last-Event-ID."""
     d = deps(request)
@@ -35,8 +36,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     last_event_id = request.headers.get("Last-Event-ID") or query.last_event_id
     resume = await _resume_point(d, last_event_id) if last_event_id else None
 
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
 
@@ -51,8 +53,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     last_write = time.monotonic()
     while not d.stopping.is_set():
         seen = d.read.checkpoint
-        rows = await d.read.outbox_after(cursor, project_id=project_id, show_maintenance=show_maintenance,
-                                         limit=OUTBOX_PAGE)
+        rows = await d.read.outbox_after(
+            cursor, project_id=project_id, show_maintenance=show_maintenance, limit=OUTBOX_PAGE
+        )
         if rows:
             chunk = "".join(f"id: {r.id}\nevent: {r.event}\ndata: {r.data}\n\n" for r in rows)
             await response.write(chunk.encode())
@@ -71,10 +74,6 @@ async def events(request: web.Request) -> web.StreamResponse:
         waiter.cancel()
         stop.cancel()
     return response
-
-
-events.query = Stream  # type: ignore[attr-defined]
-events.media = "text/event-stream"  # type: ignore[attr-defined]
 
 
 async def _resume_point(d: Deps, last_event_id: str) -> tuple[int, int] | None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from ..kernel.definitions import task_requested
 from ..kernel.events import TaskCancelRequested, TaskParams
+from ..kernel.ids import new_id
 from ..kernel.photos import unsafe_name
-from ..projector.apply import Rows, apply
+from ..kernel.vocabulary import TERMINAL
+from ..projector.apply import task_after
 from ..projector.views import ProjectRow, TaskView
 from .deps import Deps, deps, project_named, project_of
 from .errors import error, read_json, respond
 from .params import Limit, maintenance_shown, query_of
+from .routes import Routes
 
-routes = web.RouteTableDef()
-
-TERMINAL = ("completed", "failed", "canceled")
+routes = Routes()
 
 
 class StartTask(msgspec.Struct, forbid_unknown_fields=True):
@@ -51,9 +51,15 @@ class StartProjectTask(msgspec.Struct, forbid_unknown_fields=True):
     items: list[str] = []
 
 
-async def request_task(d: Deps, task_type: str, project: ProjectRow | None, items: list[str],
-                       key: str | None = None, label: str | None = None,
-                       params: TaskParams | None = None) -> tuple[TaskView, int]:
+async def request_task(
+    d: Deps,
+    task_type: str,
+    project: ProjectRow | None,
+    items: list[str],
+    key: str | None = None,
+    label: str | None = None,
+    params: TaskParams | None = None,
+) -> tuple[TaskView, int]:
     """Store a task.requested (the user asked for it); returns the task as it now stands and its sequence.
     `label` names what the user did when it is not what the type's label says (a restore runs upload_postprocess)."""
     definition = d.definitions.get(task_type)
@@ -64,16 +70,21 @@ async def request_task(d: Deps, task_type: str, project: ProjectRow | None, item
     bad = [item for item in items if unsafe_name(item)]
     if bad:
         raise error(400, f"items must be plain basenames; not {bad[0]!r}")
-    event = task_requested(definition, task_type, project_id=project.id if project else None,
-                           folder=project.folder if project else None, source="user", items=items, params=params,
-                           label=label)
+    event = definition.requested(
+        task_type,
+        new_id(),
+        "user",
+        project_id=project.id if project else None,
+        folder=project.folder if project else None,
+        items=items,
+        label=label,
+        params=params,
+    )
     seq = await d.bus.publish(event, msg_id=f"request:{key}" if key else None)
-    rows = Rows()
-    apply(rows, event)
-    return rows.tasks[event.task_id or ""], seq  # type: ignore[return-value]
+    return task_after(event), seq
 
 
-@routes.post("/api/tasks")
+@routes.post("/api/tasks", body=StartTask)
 async def start_task(request: web.Request) -> web.Response:
     """Start a task; answers once task.requested is stored."""
     body = await read_json(request, StartTask)
@@ -83,40 +94,29 @@ async def start_task(request: web.Request) -> web.Response:
     return respond({"task": task}, status=202, seq=seq)
 
 
-start_task.body = StartTask  # type: ignore[attr-defined]
-
-
-@routes.post("/api/projects/{folder}/tasks")
+@routes.post("/api/projects/{folder}/tasks", body=StartProjectTask)
 async def start_project_task(request: web.Request) -> web.Response:
     """Start a task on this project; `items` are basenames for its first step."""
     project = await project_of(request)
     body = await read_json(request, StartProjectTask)
-    task, seq = await request_task(deps(request), body.type, project, body.items,
-                                   request.headers.get("Idempotency-Key"))
+    task, seq = await request_task(
+        deps(request), body.type, project, body.items, request.headers.get("Idempotency-Key")
+    )
     return respond({"task": task}, status=202, seq=seq)
 
 
-start_project_task.body = StartProjectTask  # type: ignore[attr-defined]
-
-
-@routes.get("/api/projects/{folder}/tasks")
+@routes.get("/api/projects/{folder}/tasks", query=Listing)
 async def list_project_tasks(request: web.Request) -> web.Response:
     """This project's tasks, newest first."""
     project = await project_of(request)
     return respond({"tasks": await deps(request).read.tasks(**await _filters(request, Listing, project.id))})
 
 
-list_project_tasks.query = Listing  # type: ignore[attr-defined]
-
-
-@routes.get("/api/projects/{folder}/jobs")
+@routes.get("/api/projects/{folder}/jobs", query=Listing)
 async def list_project_jobs(request: web.Request) -> web.Response:
     """This project's jobs, newest first."""
     project = await project_of(request)
     return respond({"jobs": await deps(request).read.jobs(**await _filters(request, Listing, project.id))})
-
-
-list_project_jobs.query = Listing  # type: ignore[attr-defined]
 
 
 async def _task_of(request: web.Request) -> TaskView:
@@ -142,21 +142,16 @@ async def cancel_task(request: web.Request) -> web.Response:
         raise error(409, f"task {task.id} is already {task.status}")
     event = TaskCancelRequested(project_id=task.project_id, task_id=task.id, source="user")
     seq = await d.bus.publish(event, msg_id=f"task:{task.id}:cancel")
-    rows = Rows(tasks={task.id: task})
-    apply(rows, event)
-    return respond({"task": rows.tasks[task.id]}, status=202, seq=seq)
+    return respond({"task": task_after(event, task)}, status=202, seq=seq)
 
 
-@routes.get("/api/jobs")
+@routes.get("/api/jobs", query=ListingAll)
 async def list_jobs(request: web.Request) -> web.Response:
     """Jobs, newest first; maintenance work only with show_maintenance=true."""
     return respond({"jobs": await deps(request).read.jobs(**await _filters(request, ListingAll))})
 
 
-list_jobs.query = ListingAll  # type: ignore[attr-defined]
-
-
-@routes.get("/api/tasks")
+@routes.get("/api/tasks", query=TaskListingAll)
 async def list_tasks(request: web.Request) -> web.Response:
     """Tasks, newest first; maintenance work only with show_maintenance=true."""
     filters = await _filters(request, TaskListingAll)
@@ -164,13 +159,15 @@ async def list_tasks(request: web.Request) -> web.Response:
     return respond({"tasks": await deps(request).read.tasks(**filters, retried=retried)})
 
 
-list_tasks.query = TaskListingAll  # type: ignore[attr-defined]
-
-
 async def _filters(request: web.Request, params: type[Listing], project_id: str | None = None) -> dict:
     """A task or job list's filters: the project is the path's, or `?project=` (a folder) where taken."""
     query = query_of(request, params)
     if isinstance(query, ListingAll) and query.project:
         project_id = (await project_named(deps(request), query.project)).id
-    return dict(project_id=project_id, type=query.type, status=query.status, limit=query.limit,
-                show_maintenance=maintenance_shown(deps(request), query.show_maintenance))
+    return dict(
+        project_id=project_id,
+        type=query.type,
+        status=query.status,
+        limit=query.limit,
+        show_maintenance=maintenance_shown(deps(request), query.show_maintenance),
+    )

@@ -15,7 +15,6 @@ import msgspec
 from aiohttp import hdrs, web
 from aiohttp.helpers import parse_mimetype
 
-
 from ..kernel.events import PhotoFileAdded, PhotoSidecarAdded
 from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
@@ -26,9 +25,10 @@ from .deps import Deps, caught_up, deps, project_of
 from .errors import error, read_json, respond
 from .multipart import MalformedBody, Part, Parts
 from .params import query_of
+from .routes import Routes
 from .tasks import request_task
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 CHUNK = 1 << 20  # written and hashed at a time, off the event loop
 HEAD = 16  # bytes enough to tell JPEG, PNG, TIFF and HEIC apart
@@ -108,7 +108,7 @@ class Upload:
     errors: list[Refused] = field(default_factory=list)
     announced: list[asyncio.Future] = field(default_factory=list)  # file_added acks, one per saved file
     claimed: set[str] = field(default_factory=set)  # basenames the project has or has claimed
-    sidecars: list["Held"] = field(default_factory=list)
+    sidecars: list[Held] = field(default_factory=list)
 
 
 @dataclass
@@ -122,7 +122,8 @@ class Held:
     digest: str
 
 
-@routes.post("/api/projects/{folder}/upload")
+# The one route a cookie may post a multipart body to (the origin check reads its form).
+@routes.post("/api/projects/{folder}/upload", query=UploadOptions, form=Photos)
 async def upload(request: web.Request) -> web.Response:
     """Upload photos (multipart field `photos`, repeatable); starts one upload_postprocess task."""
     project = await project_of(request)
@@ -132,12 +133,13 @@ async def upload(request: web.Request) -> web.Response:
         raise error(409, f"project folder {project.folder!r} is missing on disk")
     if request.content_length and shutil.disk_usage(folder).free < request.content_length + FREE_MARGIN:
         raise error(507, "not enough free disk space for this upload")
-    # The raw header: aiohttp's request.content_type parses it with the email package, ~0.5 ms a request.
+    # The raw header: aiohttp's request.content_type parses it with the email package, dear on every request.
     content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
     if parse_mimetype(content_type).type != "multipart":
         raise error(400, "upload must be multipart/form-data with files in the field `photos`")
-    state = Upload(folder, int(d.config.api.max_upload_mb * (1 << 20)), query_of(request, UploadOptions).overwrite,
-                   d.derive)
+    state = Upload(
+        folder, int(d.config.api.max_upload_mb * (1 << 20)), query_of(request, UploadOptions).overwrite, d.derive
+    )
     await caught_up(d)
     disk_full = False
     try:
@@ -169,11 +171,7 @@ async def upload(request: web.Request) -> web.Response:
     return respond(result, status=201, seq=seq or None)
 
 
-upload.query = UploadOptions  # type: ignore[attr-defined]
-upload.form = Photos  # type: ignore[attr-defined]  # the one route a cookie may post a multipart body to
-
-
-@routes.post("/api/projects/{folder}/upload/check")
+@routes.post("/api/projects/{folder}/upload/check", body=UploadCheck)
 async def upload_check(request: web.Request) -> web.Response:
     """Before an upload: per file, whether it is new, identical or different to the one here, or in another project."""
     project = await project_of(request)
@@ -198,10 +196,7 @@ async def upload_check(request: web.Request) -> web.Response:
     return respond({"files": checked})
 
 
-upload_check.body = UploadCheck  # type: ignore[attr-defined]
-
-
-async def _compare(target: Path, f: FileToCheck) -> str:
+async def _compare(target: Path, f: FileToCheck) -> Literal["new", "identical", "different", "exists"]:
     try:
         size = target.stat().st_size
     except FileNotFoundError:
@@ -273,6 +268,7 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         state.errors.append(Refused(printable(name), problem))
         return
     temp = state.folder / upload_temp(new_id())
+    handed_on = False  # a sidecar's file waits under its temporary name for the end of the upload
     try:
         size, digest, problem = await write_part(content, temp, name, state.max_bytes)
         problem = problem or size_problem(size, state.max_bytes)
@@ -282,23 +278,34 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         if sidecar is not None:
             # A sidecar waits for the end of the upload: its photo may come after it.
             state.sidecars.append(Held(name, photo, temp, size, digest))
-            temp = None
+            handed_on = True
             return
         if (refusal := await _claim(d, state, project_id, photo)) is not None:
             state.errors.append(Refused(name, refusal))
             return
         placed, replaced = _place(state, temp, name, digest)
     finally:
-        if temp is not None:
+        if not handed_on:
             temp.unlink(missing_ok=True)
     if not placed:
         return
     kind = kind_of(name) or "other"
     state.files.append(Accepted(name, photo, kind, size))
     # Announced as it lands, not at the end: a folder_check meanwhile must not take it for a stray file.
-    state.announced.append(await d.bus.post(PhotoFileAdded(
-        source="user", project_id=project_id, filename=photo, name=name, kind=kind, size=size,
-        sha256=digest, replaced=replaced)))
+    state.announced.append(
+        await d.bus.post(
+            PhotoFileAdded(
+                source="user",
+                project_id=project_id,
+                filename=photo,
+                name=name,
+                kind=kind,
+                size=size,
+                sha256=digest,
+                replaced=replaced,
+            )
+        )
+    )
     if state.derive is not None:
         state.derive(state.folder / name)
 
@@ -328,8 +335,9 @@ def _place(state: Upload, temp: Path, name: str, digest: str) -> tuple[bool, str
             state.skipped.append(Skipped(name, "identical to the file already there"))
             return False, None
         if not state.overwrite:
-            state.errors.append(Refused(name, "a different file with this name exists; "
-                                              "upload with overwrite=true to replace it"))
+            state.errors.append(
+                Refused(name, "a different file with this name exists; upload with overwrite=true to replace it")
+            )
             return False, None
         replaced = move_to_trash(state.folder, name)
     os.replace(temp, target)
@@ -343,15 +351,28 @@ async def _place_sidecars(d: Deps, state: Upload, project_id: str) -> None:
     for held in state.sidecars:
         try:
             if held.photo not in here and await d.read.photo(project_id, held.photo) is None:
-                state.errors.append(Refused(held.name, f"no photo {held.photo!r} in this project: "
-                                                       "upload a sidecar with or after its photo"))
+                state.errors.append(
+                    Refused(
+                        held.name, f"no photo {held.photo!r} in this project: upload a sidecar with or after its photo"
+                    )
+                )
                 continue
             placed, replaced = _place(state, held.temp, held.name, held.digest)
             if placed:
                 state.files.append(Accepted(held.name, held.photo, SIDECAR, held.size))
-                state.announced.append(await d.bus.post(PhotoSidecarAdded(
-                    source="user", project_id=project_id, filename=held.photo, name=held.name, size=held.size,
-                    sha256=held.digest, replaced=replaced)))
+                state.announced.append(
+                    await d.bus.post(
+                        PhotoSidecarAdded(
+                            source="user",
+                            project_id=project_id,
+                            filename=held.photo,
+                            name=held.name,
+                            size=held.size,
+                            sha256=held.digest,
+                            replaced=replaced,
+                        )
+                    )
+                )
         finally:
             held.temp.unlink(missing_ok=True)
 
@@ -362,8 +383,9 @@ def _store(digest, out, pieces: list[memoryview]) -> None:
         out.write(piece)
 
 
-async def write_part(content: AsyncIterator[memoryview], temp: Path, name: str, max_bytes: int
-                     ) -> tuple[int, str, str | None]:
+async def write_part(
+    content: AsyncIterator[memoryview], temp: Path, name: str, max_bytes: int
+) -> tuple[int, str, str | None]:
     """Stream one part to `temp`; never the whole file in memory. Returns size, sha256, problem."""
     digest = hashlib.sha256()
     size = 0
@@ -374,7 +396,7 @@ async def write_part(content: AsyncIterator[memoryview], temp: Path, name: str, 
         with temp.open("wb") as out:
             async for piece in content:
                 if len(head) < HEAD:
-                    head += piece[:HEAD - len(head)]
+                    head += piece[: HEAD - len(head)]
                     if len(head) == HEAD and (mismatch := content_mismatch(name, head)):
                         return size, "", mismatch
                 size += len(piece)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..audit import text_table
 from ..kernel.bus import Bus
+from ..kernel.vocabulary import COUNTED_STATES
 from ..projector.queries import ReadModel
-from ..projector.store import COUNTED_STATES
 from . import dead_letters
 from .lanes import Lane, lanes, set_paused
 from .retry import retry
@@ -30,11 +30,24 @@ async def lane_command(bus: Bus, read: ReadModel, action: str | None, lane: str 
 
 def lanes_table(found: list[Lane]) -> str:
     """The lanes, then their job counts by type and state (pure)."""
-    out = text_table([("LANE", "STATE", "DEPTH", "IN_FLIGHT", "BUSY_SLOTS")] + [
-        (lane.lane, "paused" if lane.paused else "running", str(lane.depth), str(lane.in_flight), str(lane.busy_slots))
-        for lane in found])
-    counts = [(lane.lane, job_type, *(str(getattr(n, state)) for state in COUNTED_STATES))
-              for lane in found for job_type, n in lane.jobs.items()]
+    out = text_table(
+        [("LANE", "STATE", "DEPTH", "IN_FLIGHT", "BUSY_SLOTS")]
+        + [
+            (
+                lane.lane,
+                "paused" if lane.paused else "running",
+                str(lane.depth),
+                str(lane.in_flight),
+                str(lane.busy_slots),
+            )
+            for lane in found
+        ]
+    )
+    counts = [
+        (lane.lane, job_type, *(str(getattr(n, state)) for state in COUNTED_STATES))
+        for lane in found
+        for job_type, n in lane.jobs.items()
+    ]
     if counts:
         out += "\n" + text_table([("LANE", "JOB_TYPE", *(state.upper() for state in COUNTED_STATES)), *counts])
     return out

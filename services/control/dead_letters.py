@@ -8,8 +8,9 @@ import asyncio
 import msgspec
 
 from ..kernel import subjects
-from ..kernel.bus import Bus, Conflict, Expect
+from ..kernel.bus import Bus
 from ..kernel.events import DeadLetterApplied, DeadLetterDiscarded, PoisonEvent
+from ..kernel.messages import Conflict, Expect
 from ..projector.queries import ReadModel
 from ..projector.views import DeadLetter
 from .refused import Refused, caught_up

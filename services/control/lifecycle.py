@@ -9,15 +9,14 @@ from dataclasses import dataclass
 
 from ..kernel.bus import Bus
 from ..kernel.config import Config
-from ..kernel.definitions import Definitions, task_requested
+from ..kernel.definitions import Definitions
 from ..kernel.events import TaskParams
+from ..kernel.ids import new_id
 from ..kernel.photos import project_name_problem
-from ..projector.queries import ReadModel
+from ..kernel.vocabulary import TERMINAL
+from ..projector.queries import CATCH_UP_S, ReadModel
 from ..projector.views import DeletedProject, ProjectRow
-
-from .refused import CATCH_UP_S, Refused, caught_up
-
-TERMINAL = ("completed", "failed", "canceled")
+from .refused import Refused, caught_up
 
 
 @dataclass
@@ -39,8 +38,9 @@ def add_commands(command) -> None:
     p = task("regenerate", "make derivatives and/or metadata again for photos of a project, or all of them")
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("filenames", nargs="*", metavar="FILENAME", help="basenames (default: every photo)")
-    p.add_argument("--what", choices=("derivatives", "metadata"), action="append",
-                   help="only this (repeatable; default: both)")
+    p.add_argument(
+        "--what", choices=("derivatives", "metadata"), action="append", help="only this (repeatable; default: both)"
+    )
     p = task("rename", "rename a project and its folder (its id stays)")
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("name", metavar="NAME")
@@ -88,13 +88,17 @@ async def run(control: Control, args: argparse.Namespace) -> int:
     return await _request(control, "photo_move", project, list(dict.fromkeys(args.filenames)), None, args.wait)
 
 
-async def _request(control: Control, task_type: str, project: ProjectRow, items: list[str],
-                   params: TaskParams | None, wait: bool) -> int:
-    event = task_requested(control.definitions[task_type], task_type, project_id=project.id, folder=project.folder,
-                           source="user", items=items, params=params)
+async def _request(
+    control: Control, task_type: str, project: ProjectRow, items: list[str], params: TaskParams | None, wait: bool
+) -> int:
+    event = control.definitions[task_type].requested(
+        task_type, new_id(), "user", project_id=project.id, folder=project.folder, items=items, params=params
+    )
     seq = await control.bus.publish(event)
-    print(f"{task_type} task {event.task_id} for project {project.folder!r}; its history: "
-          f"darkroom audit task {event.task_id}")
+    print(
+        f"{task_type} task {event.task_id} for project {project.folder!r}; its history: "
+        f"darkroom audit task {event.task_id}"
+    )
     if not wait:
         return 0
     status = await _ended(control.read, event.task_id or "", seq)
@@ -112,12 +116,14 @@ async def _ended(read: ReadModel, task_id: str, seq: int):
 
 
 async def _deleted(control: Control) -> int:
-    projects = [DeletedProject.of(p, control.config.maintenance.trash_ttl_s)
-                for p in await control.read.deleted_projects()]
+    projects = [
+        DeletedProject.of(p, control.config.maintenance.trash_ttl_s) for p in await control.read.deleted_projects()
+    ]
     if not projects:
         print("no deleted projects")
     for p in projects:
-        print(f"{p.project_id}\t{p.folder}\t{p.photo_count} photos\tdeleted {p.deleted_at}\t"
-              f"restorable until {p.expires_at}")
+        print(
+            f"{p.project_id}\t{p.folder}\t{p.photo_count} photos\tdeleted {p.deleted_at}\t"
+            f"restorable until {p.expires_at}"
+        )
     return 0
-

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from ..kernel.bus import Bus
-from ..projector.queries import ReadModel
-
-CATCH_UP_S = 5.0  # as the api's own decisions: a replica taking over after a NATS node died catches up within this
+from ..projector.queries import CATCH_UP_S, ReadModel
 
 
 class Refused(Exception):

@@ -7,9 +7,10 @@ the same task at the same moment name the same new task and the log stores only 
 from __future__ import annotations
 
 from ..kernel import subjects
-from ..kernel.bus import Bus, Conflict, Expect
+from ..kernel.bus import Bus
 from ..kernel.events import PoisonEvent, TaskRequested
-from ..projector.apply import Rows, apply
+from ..kernel.messages import Conflict, Expect
+from ..projector.apply import task_after
 from ..projector.queries import ReadModel
 from ..projector.views import JobView, TaskView
 from .refused import Refused, caught_up
@@ -35,7 +36,7 @@ def start_step(task: TaskView, jobs: list[JobView], latest: TaskView | None) -> 
 def retry_id(task_id: str, latest: str | None) -> str:
     """The id of the next retry of `task_id`: `<id>r1`, then `<id>r2` once `<id>r1` has ended (pure)."""
     prefix = f"{task_id}r"
-    done = int(latest[len(prefix):]) if latest and latest.startswith(prefix) and latest[len(prefix):].isdigit() else 0
+    done = int(latest[len(prefix) :]) if latest and latest.startswith(prefix) and latest[len(prefix) :].isdigit() else 0
     return f"{prefix}{done + 1}"
 
 
@@ -52,17 +53,25 @@ async def retry(bus: Bus, read: ReadModel, task_id: str) -> tuple[TaskView, int]
         raise Refused(409, f"task {task.id} worked on a project that is gone")
     requested, ended = await _request_and_ending(bus, task)
     event = TaskRequested(
-        task_id=retry_id(task.id, task.retried_by), project_id=task.project_id,
-        folder=project.folder if project else task.folder, causation_id=ended, source="user",
-        task_type=task.type, label=task.label, user_relevant=task.user_relevant, steps=list(task.steps),
-        items=list(requested.items), params=requested.params, retry_of=task.id, start_step=step)
+        task_id=retry_id(task.id, task.retried_by),
+        project_id=task.project_id,
+        folder=project.folder if project else task.folder,
+        causation_id=ended,
+        source="user",
+        task_type=task.type,
+        label=task.label,
+        user_relevant=task.user_relevant,
+        steps=list(task.steps),
+        items=list(requested.items),
+        params=requested.params,
+        retry_of=task.id,
+        start_step=step,
+    )
     try:  # a task id is used once: a retry made meanwhile by someone else took it
         seq = await bus.publish(event, expect=Expect(subjects.task_events(task.project_id, event.task_id or ""), 0))
     except Conflict:
         raise Refused(409, f"task {task.id} was retried meanwhile, as task {event.task_id}") from None
-    rows = Rows(tasks={task.id: task})
-    apply(rows, event)
-    return rows.tasks[event.task_id or ""], seq  # type: ignore[return-value]
+    return task_after(event, task), seq
 
 
 async def _request_and_ending(bus: Bus, task: TaskView) -> tuple[TaskRequested, str | None]:

@@ -143,7 +143,7 @@ def load_config(
 
 
 def _env_key(name: str) -> list[str]:
-    return [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
+    return [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
 
 
 def _set(tree: dict[str, Any], path: list[str], value: Any) -> None:
@@ -183,13 +183,17 @@ def _check(config: Config) -> None:
     n = config.nats
     rules = [
         (p.max_parallel_jobs >= 1, "pipeline.max_parallel_jobs must be at least 1"),
-        (0 <= p.priority_only_slots <= p.max_parallel_jobs,
-         "pipeline.priority_lane_slots must be between 0 and pipeline.max_parallel_jobs"),
+        (
+            0 <= p.priority_only_slots <= p.max_parallel_jobs,
+            "pipeline.priority_lane_slots must be between 0 and pipeline.max_parallel_jobs",
+        ),
         (p.max_attempts >= 1, "pipeline.max_attempts must be at least 1"),
         (p.job_timeout_s > 0, "pipeline.job_timeout_s must be positive"),
         (p.ack_wait_s >= 1, "pipeline.ack_wait_s must be at least 1"),
-        (bool(_DURATION.match(config.nats.sync_interval)),
-         "nats.sync_interval must be `always` or a duration like `2m`"),
+        (
+            bool(_DURATION.match(config.nats.sync_interval)),
+            "nats.sync_interval must be `always` or a duration like `2m`",
+        ),
         (config.nats.replicas in (1, 3, 5), "nats.replicas must be 1, 3 or 5"),
         (not (n.creds and n.nkey), "nats.creds and nats.nkey are two ways to sign in: give one"),
         ((n.tls.cert is None) == (n.tls.key is None), "nats.tls.cert and nats.tls.key go together"),

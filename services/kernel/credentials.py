@@ -41,11 +41,11 @@ def for_data_folder(data_dir: Path) -> Credentials:
         try:
             return msgspec.json.decode(path.read_bytes(), type=Credentials)
         except msgspec.DecodeError as exc:
-            raise CredentialsError(f"{path} is unreadable ({exc}); remove it and start again to make new "
-                                   f"credentials") from None
+            raise CredentialsError(
+                f"{path} is unreadable ({exc}); remove it and start again to make new credentials"
+            ) from None
     data_dir.mkdir(parents=True, exist_ok=True)
     # URL-safe characters only: the password goes into nats:// URLs as it is.
     made = Credentials(user=USER, password=secrets.token_urlsafe(32))
     write_private(path, msgspec.json.encode(made).decode() + "\n")
     return made
-

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
-from .events import Lane, Source, Step, TaskParams, TaskRequested
-from .ids import new_id
+from .events import Step, TaskParams, TaskRequested
+from .vocabulary import Lane, Source
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "schemas" / "task_definitions.json"
+SHIPPED = resources.files("darkroom.schemas") / "task_definitions.json"  # package data
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -23,6 +26,35 @@ class TaskDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     user_relevant: bool
     steps: list[Step]
     scope: str = "project"
+
+    def requested(
+        self,
+        task_type: str,
+        task_id: str,
+        source: Source,
+        *,
+        project_id: str | None = None,
+        folder: str | None = None,
+        items: list[str] | None = None,
+        causation_id: str | None = None,
+        label: str | None = None,
+        params: TaskParams | None = None,
+    ) -> TaskRequested:
+        """The task.requested that starts a task of this definition (of type `task_type`); `label` names
+        what the user did when the definition's label does not say it."""
+        return TaskRequested(
+            task_id=task_id,
+            project_id=project_id,
+            folder=folder,
+            source=source,
+            causation_id=causation_id,
+            task_type=task_type,
+            label=label or self.label,
+            user_relevant=self.user_relevant,
+            steps=list(self.steps),
+            items=list(items or []),
+            params=params,
+        )
 
 
 Definitions = dict[str, TaskDefinition]
@@ -54,23 +86,13 @@ def parse_definitions(data: bytes, origin: str = "task definitions") -> Definiti
 
 
 def load_definitions(path: Path | None = None) -> Definitions:
-    path = path or DEFAULT_PATH
+    """The definitions in `path`, or the shipped ones."""
+    source: Path | Traversable = path or SHIPPED
     try:
-        data = path.read_bytes()
+        data = source.read_bytes()
     except OSError as exc:
-        raise DefinitionError(f"cannot read task definitions {path}: {exc.strerror}") from None
-    return parse_definitions(data, str(path))
-
-
-def task_requested(definition: TaskDefinition, task_type: str, *, project_id: str | None, folder: str | None,
-                   source: Source, items: list[str] | None = None, params: TaskParams | None = None,
-                   label: str | None = None, task_id: str | None = None,
-                   causation_id: str | None = None) -> TaskRequested:
-    """The request of a task of this definition (pure): who asks (`source`, `causation_id`) and for what."""
-    return TaskRequested(project_id=project_id, task_id=task_id or new_id(), causation_id=causation_id,
-                         source=source, task_type=task_type, label=label or definition.label,
-                         user_relevant=definition.user_relevant, steps=list(definition.steps), items=items or [],
-                         folder=folder, params=params)
+        raise DefinitionError(f"cannot read task definitions {source}: {exc.strerror}") from None
+    return parse_definitions(data, str(source))
 
 
 def is_maintenance(user_relevant: bool, source: str) -> bool:
@@ -83,5 +105,5 @@ def lane_for(priority: int, threshold: int, maintenance: bool) -> Lane:
     return "priority" if priority >= threshold and not maintenance else "normal"
 
 
-def definitions_schema() -> dict:
+def definitions_schema() -> dict[str, Any]:
     return msgspec.json.schema(Definitions)

@@ -14,10 +14,12 @@ import time
 from typing import Callable
 
 from nats.aio.msg import Msg
-from nats.js import api
+from nats.aio.subscription import Subscription
 from nats.nuid import NUID
 
-from .bus import Bus, Stored
+from .bus import Bus
+from .messages import Stored
+from .provision import follow_config
 from .subjects import ALL, STREAM
 from .supervise import Loops
 
@@ -30,8 +32,16 @@ LAST_CONSUMER, STALLED = "Nats-Last-Consumer", "Nats-Consumer-Stalled"
 
 
 class Follower:
-    def __init__(self, bus: Bus, start_seq: int, handler: Callable[[Stored], None], loops: Loops,
-                 name: str = "follower", subject: str = ALL, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        start_seq: int,
+        handler: Callable[[Stored], None],
+        loops: Loops,
+        name: str = "follower",
+        subject: str = ALL,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
         self.bus = bus
         self.next_seq = max(1, start_seq)  # the stream sequence the handler gets next
         self.handler = handler
@@ -43,10 +53,10 @@ class Follower:
         self._inbox = ""
         self._dseq = 0  # its delivery sequence of the last message taken
         self._heard = time.monotonic()
-        self._sub = None
-        self._renewing: asyncio.Task | None = None
-        self._watch: asyncio.Task | None = None
-        self._deleting: set[asyncio.Task] = set()
+        self._sub: Subscription | None = None
+        self._renewing: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._deleting: set[asyncio.Task[None]] = set()
         self._nuid = NUID()
         self._stopped = False
 
@@ -84,9 +94,10 @@ class Follower:
         self._renewing = asyncio.create_task(self.loops.retry(self.name, self._renew), name=f"{self.name} renew")
         self._renewing.add_done_callback(self._renewed)
 
-    def _renewed(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.loops.fail(self.name, task.exception())
+    def _renewed(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.loops.fail(self.name, error)
 
     def _on_reconnected(self) -> None:
         self.renew("reconnected to NATS")
@@ -108,17 +119,15 @@ class Follower:
         self._dseq = 0
         self._consumer = name  # before it exists: its first messages may come before the server's reply
         try:
-            await self.bus.jsm.add_consumer(STREAM, api.ConsumerConfig(
-                name=name, deliver_subject=self._inbox, filter_subject=self.subject,
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.next_seq,
-                ack_policy=api.AckPolicy.NONE, max_deliver=1, flow_control=True,
-                idle_heartbeat=self.heartbeat_s, mem_storage=True, num_replicas=1))
+            await self.bus.jsm.add_consumer(
+                STREAM, follow_config(name, self._inbox, self.subject, self.next_seq, self.heartbeat_s)
+            )
         except BaseException:
             self._consumer = None
             raise
         self._heard = time.monotonic()
 
-    async def _drop(self, sub, consumer: str | None) -> None:
+    async def _drop(self, sub: Subscription | None, consumer: str | None) -> None:
         """Let go of a consumer: the server removes one nobody listens to, but sooner is tidier."""
         if sub is not None and not self.bus.nc.is_closed:
             try:

@@ -35,7 +35,7 @@ class Health:
 async def _within(check: Check) -> str | None:
     try:
         return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"no answer within {CHECK_TIMEOUT_S:g}s ({getattr(check, '__name__', 'check')})"
     except Exception as exc:
         return describe(exc)

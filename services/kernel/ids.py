@@ -13,6 +13,11 @@ def new_id(now_ms: int | None = None) -> str:
     return _ulid(ms, int.from_bytes(os.urandom(10), "big"))
 
 
+def is_id(text: str) -> bool:
+    """Whether `text` is an id Darkroom gives (a ULID): safe in a subject."""
+    return len(text) == 26 and all(c in _ALPHABET for c in text)
+
+
 def derived_id(ms: int, key: str) -> str:
     """A ULID whose 80 bits come from `key` instead of chance: whoever derives it from the same key
     names the same thing, with no coordination either."""

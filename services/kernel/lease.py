@@ -8,22 +8,21 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncIterator, Callable
+from typing import AsyncIterator, Callable
 
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
 
-if TYPE_CHECKING:
-    from .bus import Bus
+from .bus import Bus
+from .provision import LEASE_TTL_S, lease_bucket
 
 log = logging.getLogger("darkroom.worker")
-
-BUCKET = "darkroom_leases"
 
 
 class LeaseBusy(Exception):
     pass
 
-TTL_S = 30.0
+
 CHECK_HOLDER_S = 0.5  # how often a waiter looks whether the lease's holder still lives
 
 
@@ -58,22 +57,6 @@ def _started(pid: int) -> str | None:
     return None if stat[0] in ("Z", "X") else stat[19]  # a zombie has ended
 
 
-async def lease_bucket(bus: Bus, replicas: int = 1):
-    """The bucket, made on first use, its replicas brought to `replicas`."""
-    try:
-        kv = await bus.js.key_value(BUCKET)
-    except BucketNotFoundError:
-        from nats.js.api import KeyValueConfig
-
-        return await bus.js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=TTL_S, history=1, replicas=replicas))
-    config = (await bus.jsm.stream_info(f"KV_{BUCKET}")).config
-    if (config.num_replicas or 1) != replicas:
-        log.warning("lease bucket %s: replicas %s -> %d (nats.replicas)", BUCKET, config.num_replicas, replicas)
-        config.num_replicas = replicas
-        await bus.jsm.update_stream(config)
-    return kv
-
-
 class Leases:
     """Who moves or adopts a project's files: one holder at a time, across all processes."""
 
@@ -81,17 +64,18 @@ class Leases:
         self.bus = bus
         self.holder = holder
         self.replicas = replicas
-        self._kv = None
+        self._kv: KeyValue | None = None
         self.process = this_process()
 
-    async def _bucket(self):
+    async def _bucket(self) -> KeyValue:
         if self._kv is None:
-            self._kv = await lease_bucket(self.bus, self.replicas)
+            self._kv = await lease_bucket(self.bus.js, self.replicas)
         return self._kv
 
     @contextlib.asynccontextmanager
-    async def hold(self, project_id: str, purpose: str, alive: Callable[[], None] | None = None,
-                   timeout: float | None = None) -> AsyncIterator[None]:
+    async def hold(
+        self, project_id: str, purpose: str, alive: Callable[[], None] | None = None, timeout: float | None = None
+    ) -> AsyncIterator[None]:
         """Wait for the project's lease (staying alive meanwhile), keep it fresh, release it."""
         kv = await self._bucket()
         value = f"{self.holder} {purpose}\n{self.process}".encode()
@@ -122,7 +106,7 @@ class Leases:
             except (NotFoundError, Exception) as exc:  # expired already; the TTL ends it either way
                 log.debug("releasing lease %s: %s", project_id, exc)
 
-    async def _end_if_gone(self, kv, key: str) -> None:
+    async def _end_if_gone(self, kv: KeyValue, key: str) -> None:
         """A lease whose holder was killed on this host ends now, not when its TTL runs out."""
         try:
             entry = await kv.get(key)
@@ -136,7 +120,7 @@ class Leases:
             except KeyWrongLastSequenceError:  # taken or released meanwhile
                 pass
 
-    async def _refresh(self, kv, key: str, value: bytes, revision: int) -> None:
+    async def _refresh(self, kv: KeyValue, key: str, value: bytes, revision: int) -> None:
         while True:
-            await asyncio.sleep(TTL_S / 3)
+            await asyncio.sleep(LEASE_TTL_S / 3)
             revision = await kv.update(key, value, last=revision)

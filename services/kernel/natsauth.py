@@ -35,7 +35,8 @@ def split_servers(url: str) -> tuple[list[str], dict[str, str]]:
 
 def connect_options(url: str, nats: NatsConfig | None = None) -> tuple[list[str], dict[str, Any]]:
     """The servers and the nats-py `connect` keyword arguments that sign in to them."""
-    servers, options = split_servers(url)
+    servers, user = split_servers(url)
+    options: dict[str, Any] = dict(user)
     if nats is None:
         return servers, options
     if nats.creds:

@@ -38,7 +38,8 @@ def nats_server_binary() -> str:
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _quoted(value: str) -> str:
@@ -50,8 +51,15 @@ class NatsServer:
     With `credentials`, only that user may connect; `accounts` (a file of NATS accounts and users)
     replaces them, and `credentials` then names the user `url` connects as."""
 
-    def __init__(self, store_dir: Path, sync_interval: str = "always", host: str = "127.0.0.1",
-                 credentials: Credentials | None = None, accounts: Path | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        sync_interval: str = "always",
+        host: str = "127.0.0.1",
+        credentials: Credentials | None = None,
+        accounts: Path | None = None,
+        port: int = 0,
+    ) -> None:
         self.store_dir = store_dir
         self.sync_interval = sync_interval
         self.host = host
@@ -72,9 +80,10 @@ class NatsServer:
 
     def _config(self) -> str:
         store = str(self.store_dir).replace('"', '\\"')
-        return (f'listen: "{self.host}:{self.port}"\n'
-                f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: "{self.sync_interval}"\n}}\n'
-                + self._auth_config())
+        return (
+            f'listen: "{self.host}:{self.port}"\n'
+            f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: "{self.sync_interval}"\n}}\n' + self._auth_config()
+        )
 
     def _auth_config(self) -> str:
         """Who may connect: the users of the accounts file, else the one user, else anyone."""
@@ -82,11 +91,13 @@ class NatsServer:
             # nats-server reads an include relative to the including file, even an absolute path.
             return f"include {_quoted(os.path.relpath(self.accounts.resolve(), self.store_dir.resolve()))}\n"
         if self.credentials is not None:
-            return (f"authorization {{\n  user: {_quoted(self.credentials.user)}\n"
-                    f"  password: {_quoted(self.credentials.password)}\n}}\n")
+            return (
+                f"authorization {{\n  user: {_quoted(self.credentials.user)}\n"
+                f"  password: {_quoted(self.credentials.password)}\n}}\n"
+            )
         return ""
 
-    async def start(self, timeout: float = 10.0) -> "NatsServer":
+    async def start(self, timeout: float = 10.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         lock = await lock_store(self.store_dir)  # before the config: a running server's is not touched
         # A restart keeps the port: clients reconnect to the address they know.
@@ -115,8 +126,12 @@ class NatsServer:
         by kill -9), and no second server starts on the store while it lives."""
         try:
             return await asyncio.create_subprocess_exec(
-                *tether.command(os.getpid(), [nats_server_binary(), *args]), pass_fds=(lock,),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                *tether.command(os.getpid(), [nats_server_binary(), *args]),
+                pass_fds=(lock,),
+                start_new_session=True,  # a terminal's Ctrl-C is for darkroom, which stops the server in order
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
         finally:
             os.close(lock)  # the server's copy holds the lock from here on, for as long as it runs
 
@@ -128,6 +143,8 @@ class NatsServer:
 
     async def watch(self) -> None:
         """Returns only by raising: ServerError once the server has exited without being stopped."""
+        if self.process is None:
+            raise ServerError("the embedded nats-server was never started")
         code = await self.process.wait()
         raise ServerError(f"the embedded nats-server exited with {code}")
 
@@ -136,7 +153,7 @@ class NatsServer:
             self.process.terminate()
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
 
@@ -159,6 +176,7 @@ async def lock_store(store_dir: Path, wait_s: float | None = None) -> int:
         except BlockingIOError:
             if asyncio.get_running_loop().time() >= deadline:
                 os.close(fd)
-                raise ServerError(f"another nats-server is running on the store {store_dir} "
-                                  f"(it holds {path}); stop it first") from None
+                raise ServerError(
+                    f"another nats-server is running on the store {store_dir} (it holds {path}); stop it first"
+                ) from None
             await asyncio.sleep(0.1)

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from .bus import Bus, Conflict, Expect
+from .bus import Bus
 from .events import BasenameClaimed, PoisonEvent
+from .messages import Conflict, Expect
 from .subjects import subject_for
 
 ATTEMPTS = 4

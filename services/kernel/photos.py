@@ -7,9 +7,9 @@ import re
 import unicodedata
 from functools import lru_cache
 from pathlib import PurePosixPath
-from typing import Callable, Literal
+from typing import Callable, NamedTuple
 
-Kind = Literal["jpg", "raw", "other"]
+from .vocabulary import Kind
 
 KINDS: dict[str, Kind] = {
     **{ext: "jpg" for ext in ("jpg", "jpeg")},
@@ -28,6 +28,17 @@ MAX_PROJECT_NAME_BYTES = 255
 MAX_FOLDER_CHARS = 100
 MOST_NUMBERED = 1000  # a folder name and its alternatives `(2)` … `(999)`
 _FOLDER_BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+class Derivatives(NamedTuple):
+    """A photo's derivative files, relative to its project folder."""
+
+    thumbnail: str
+    preview: str
+
+
+def derivative_names(basename: str) -> Derivatives:
+    return Derivatives(f"{THUMB_DIR}/{basename}.webp", f"{PREVIEW_DIR}/{basename}.jpg")
 
 
 def split(name: str) -> tuple[str, str]:

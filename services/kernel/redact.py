@@ -14,7 +14,7 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/@
 _SEED = re.compile(r"\bS[UAONC][A-Z2-7]{56}\b")
 
 
-def _hide(match: re.Match) -> str:
+def _hide(match: re.Match[str]) -> str:
     if match.group("password") is None:  # a lone token is the secret itself
         return f"{match.group('scheme')}{HIDDEN}@"
     return f"{match.group('scheme')}{match.group('user')}:{HIDDEN}@"

@@ -1,14 +1,10 @@
 """How long the stream keeps events (`nats.max_bytes`, `nats.max_age`), what a limit costs, and how
-big the stream is. The log is the record: by default nothing is ever dropped."""
+big the stream is (pure; `provision.stream_size` asks). The log is the record: by default nothing is ever dropped."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .bus import Bus
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -28,7 +24,7 @@ def parse_age(value: int | float | str) -> float:
     return number * _SECONDS[unit]
 
 
-def _number(value: int | float | str, pattern: re.Pattern, what: str) -> tuple[float, str]:
+def _number(value: int | float | str, pattern: re.Pattern[str], what: str) -> tuple[float, str]:
     """A setting's number and unit, as a number or text like `50GB`."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return max(0.0, float(value)), ""
@@ -54,26 +50,24 @@ class StreamSize:
 def warnings(max_bytes: int, max_age_s: float, size: StreamSize) -> list[str]:
     """What an operator must hear at start: a limit that drops events, and events already gone."""
     out = []
-    limits = [f"nats.max_bytes = {max_bytes:,} bytes" if max_bytes else "",
-              f"nats.max_age = {_age_text(max_age_s)}" if max_age_s else ""]
+    limits = [
+        f"nats.max_bytes = {max_bytes:,} bytes" if max_bytes else "",
+        f"nats.max_age = {_age_text(max_age_s)}" if max_age_s else "",
+    ]
     if any(limits):
-        out.append(f"retention: {' and '.join(filter(None, limits))}: the oldest events are dropped past it, "
-                   f"and then no replay, new projector or audit can see them; take backups (`darkroom backup`) "
-                   f"before they go, or unset the limit")
+        out.append(
+            f"retention: {' and '.join(filter(None, limits))}: the oldest events are dropped past it, "
+            f"and then no replay, new projector or audit can see them; take backups (`darkroom backup`) "
+            f"before they go, or unset the limit"
+        )
     if size.dropped:
-        out.append(f"retention: the stream no longer holds events 1..{size.dropped}: a read model built anew "
-                   f"from the log (replay, a new projector or worker replica) starts at {size.dropped + 1} and "
-                   f"lacks them; restore a backup to rebuild one whole")
+        out.append(
+            f"retention: the stream no longer holds events 1..{size.dropped}: a read model built anew "
+            f"from the log (replay, a new projector or worker replica) starts at {size.dropped + 1} and "
+            f"lacks them; restore a backup to rebuild one whole"
+        )
     return out
 
 
 def _age_text(seconds: float) -> str:
     return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds:g} s"
-
-
-async def stream_size(bus: "Bus") -> StreamSize:
-    """The stream's size now, for metrics and start-up checks."""
-    from .subjects import STREAM
-    state = (await bus.jsm.stream_info(STREAM)).state
-    return StreamSize(messages=state.messages, bytes=state.bytes, first_seq=state.first_seq,
-                      last_seq=state.last_seq)

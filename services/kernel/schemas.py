@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from .definitions import definitions_schema
 from .events import ALL_EVENTS, Event, type_name
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+class NoCheckout(Exception):
+    """This darkroom was installed from a wheel: there is no source tree to write schemas into."""
 
 
-def event_schema(cls: type[Event]) -> dict:
+def checkout_dir() -> Path:
+    """The source tree's `schemas/`, where `darkroom schemas --write` writes: the folder the package data
+    `darkroom.schemas` is read from, under an editable install of a checkout (beside its pyproject.toml)."""
+    data = resources.files("darkroom.schemas")
+    if not isinstance(data, Path) or not (data.parent / "pyproject.toml").is_file():
+        raise NoCheckout(
+            f"the schemas at {data} are an installed package's, not a checkout's: run "
+            "`darkroom schemas --write` in a checkout installed with `pip install -e .`"
+        )
+    return data
+
+
+def event_schema(cls: type[Event]) -> dict[str, Any]:
     schema = msgspec.json.schema(cls)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = type_name(cls)
@@ -27,7 +43,8 @@ def rendered(events: tuple[type[Event], ...] = ALL_EVENTS) -> dict[str, str]:
     return files
 
 
-def write(root: Path = SCHEMA_DIR) -> list[Path]:
+def write(root: Path) -> list[Path]:
+    """Bring the schema files under `root` up to date; returns those written."""
     written = []
     for relative, text in rendered().items():
         path = root / relative
@@ -38,5 +55,5 @@ def write(root: Path = SCHEMA_DIR) -> list[Path]:
     return written
 
 
-def _dump(schema: dict) -> str:
+def _dump(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

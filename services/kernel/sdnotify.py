@@ -20,7 +20,7 @@ class Notifier:
         self.watchdog_s = watchdog_s
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Notifier":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Notifier:
         environ = os.environ if environ is None else environ
         usec, pid = environ.get("WATCHDOG_USEC"), environ.get("WATCHDOG_PID")
         # WATCHDOG_PID names the one process systemd watches: a child that inherited it is not it.

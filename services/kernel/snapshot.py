@@ -10,10 +10,12 @@ import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+
+from . import subjects
 
 CHUNK_SIZE = 128 * 1024
 IDLE_S = 30.0  # no chunk for this long: the snapshot is abandoned
@@ -26,14 +28,14 @@ class SnapshotError(Exception):
 
 @dataclass(frozen=True)
 class Snapshot:
-    config: dict  # the stream's configuration and state when the snapshot was taken, as JetStream says them
-    state: dict
+    config: dict[str, Any]  # the stream's configuration and state when the snapshot was taken, as JetStream says them
+    state: dict[str, Any]
     size: int
     sha256: str
 
 
-def _api_reply(msg: Msg, what: str) -> dict:
-    reply = json.loads(msg.data or b"{}")
+def _api_reply(msg: Msg, what: str) -> dict[str, Any]:
+    reply: dict[str, Any] = json.loads(msg.data or b"{}")
     if reply.get("error"):
         error = reply["error"]
         raise SnapshotError(f"{what}: {error.get('description', error)} (err_code {error.get('err_code')})")
@@ -61,16 +63,21 @@ async def snapshot(nc: Client, stream: str, out: BinaryIO) -> Snapshot:
         status = (msg.headers or {}).get("Status", "")
         if not done.done():
             if status and status not in ("200", "204"):
-                done.set_exception(SnapshotError(
-                    f"snapshot of {stream} broke off: {status} {(msg.headers or {}).get('Description', '')}".strip()))
+                done.set_exception(
+                    SnapshotError(
+                        f"snapshot of {stream} broke off: {status} {(msg.headers or {}).get('Description', '')}".strip()
+                    )
+                )
             else:
                 done.set_result(None)
 
     sub = await nc.subscribe(inbox, cb=on_chunk)
     try:
         request = {"deliver_subject": inbox, "chunk_size": CHUNK_SIZE, "jsck": True, "no_consumers": True}
-        reply = _api_reply(await nc.request(f"$JS.API.STREAM.SNAPSHOT.{stream}", json.dumps(request).encode(),
-                                            timeout=API_TIMEOUT_S), f"snapshot of {stream}")
+        reply = _api_reply(
+            await nc.request(subjects.stream_snapshot(stream), json.dumps(request).encode(), timeout=API_TIMEOUT_S),
+            f"snapshot of {stream}",
+        )
         while not done.done():
             await asyncio.wait([done], timeout=1.0)
             if not done.done() and loop.time() - last > IDLE_S:
@@ -81,11 +88,14 @@ async def snapshot(nc: Client, stream: str, out: BinaryIO) -> Snapshot:
     return Snapshot(config=reply["config"], state=reply["state"], size=size, sha256=digest.hexdigest())
 
 
-async def restore(nc: Client, stream: str, config: dict, state: dict, chunks: Iterator[bytes]) -> dict:
+async def restore(
+    nc: Client, stream: str, config: dict[str, Any], state: dict[str, Any], chunks: Iterator[bytes]
+) -> dict[str, Any]:
     """Make `stream` from a snapshot's chunks; it must not exist. Returns the stream's info."""
     request = json.dumps({"config": config, "state": state}).encode()
-    reply = _api_reply(await nc.request(f"$JS.API.STREAM.RESTORE.{stream}", request, timeout=API_TIMEOUT_S),
-                       f"restore of {stream}")
+    reply = _api_reply(
+        await nc.request(subjects.stream_restore(stream), request, timeout=API_TIMEOUT_S), f"restore of {stream}"
+    )
     target = reply["deliver_subject"]
     for chunk in chunks:
         if chunk:
@@ -100,22 +110,29 @@ def chunks_of(file: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
         yield chunk
 
 
-async def durable_places(nc: Client, stream: str) -> list[dict]:
+async def durable_places(nc: Client, stream: str) -> list[dict[str, Any]]:
     """The stream's durable consumers: each one's configuration and the last stream sequence below
     which everything is acknowledged. Taken before the snapshot, so each place is within it."""
     places, offset = [], 0
     while True:
-        reply = _api_reply(await nc.request(f"$JS.API.CONSUMER.LIST.{stream}", json.dumps({"offset": offset}).encode(),
-                                            timeout=API_TIMEOUT_S), f"consumers of {stream}")
+        reply = _api_reply(
+            await nc.request(
+                subjects.consumer_list(stream), json.dumps({"offset": offset}).encode(), timeout=API_TIMEOUT_S
+            ),
+            f"consumers of {stream}",
+        )
         found = reply.get("consumers") or []
-        places += [{"config": c["config"], "acked_through": (c.get("ack_floor") or {}).get("stream_seq", 0)}
-                   for c in found if c["config"].get("durable_name")]
+        places += [
+            {"config": c["config"], "acked_through": (c.get("ack_floor") or {}).get("stream_seq", 0)}
+            for c in found
+            if c["config"].get("durable_name")
+        ]
         offset += len(found)
         if not found or offset >= reply.get("total", 0):
             return places
 
 
-async def make_durables(nc: Client, stream: str, places: list[dict], replicas: int) -> None:
+async def make_durables(nc: Client, stream: str, places: list[dict[str, Any]], replicas: int) -> None:
     """Each durable consumer again, from just after its place: what was delivered and not yet
     acknowledged comes again (its handlers are idempotent), nothing acknowledged does."""
     for place in places:
@@ -126,6 +143,11 @@ async def make_durables(nc: Client, stream: str, places: list[dict], replicas: i
         else:
             config["deliver_policy"] = "all"
         name = config["durable_name"]
-        _api_reply(await nc.request(f"$JS.API.CONSUMER.CREATE.{stream}.{name}",
-                                    json.dumps({"stream_name": stream, "config": config}).encode(),
-                                    timeout=API_TIMEOUT_S), f"consumer {name}")
+        _api_reply(
+            await nc.request(
+                subjects.consumer_create(stream, name),
+                json.dumps({"stream_name": stream, "config": config}).encode(),
+                timeout=API_TIMEOUT_S,
+            ),
+            f"consumer {name}",
+        )

@@ -21,7 +21,6 @@ DIRECT_GET = f"$JS.API.DIRECT.GET.{STREAM}"  # JetStream's API: a stored message
 ROOT = "darkroom"
 ALL = f"{ROOT}.>"
 NO_PROJECT = "_"
-LANES = ("priority", "normal")
 
 
 def project_token(project_id: str | None) -> str:
@@ -36,6 +35,21 @@ def job_prefix(project_id: str | None, task_id: str) -> str:
     return f"{ROOT}.job.{project_token(project_id)}.{task_id}"
 
 
+def task_subject(project_id: str | None, task_id: str, name: str) -> str:
+    """One event of a task (`requested`…), or every one (`>`)."""
+    return f"{task_prefix(project_id, task_id)}.{name}"
+
+
+def job_subject(project_id: str | None, task_id: str, name: str) -> str:
+    """One event of a task's jobs (`requested`…), or every one (`>`)."""
+    return f"{job_prefix(project_id, task_id)}.{name}"
+
+
+def task_anywhere(task_id: str, name: str) -> str:
+    """One event of a task whatever its project: for who knows the task id alone."""
+    return f"{ROOT}.task.*.{task_id}.{name}"
+
+
 def task_events(project_id: str | None, task_id: str) -> str:
     """Every event of a task and of its jobs: the whole history of one piece of work."""
     return f"{ROOT}.*.{project_token(project_id)}.{task_id}.>"
@@ -44,6 +58,43 @@ def task_events(project_id: str | None, task_id: str) -> str:
 def basename_prefix(filename: str) -> str:
     """Every claim on one basename, whatever the project."""
     return f"{ROOT}.basename.{name_key(filename)}"
+
+
+def any_task(name: str) -> str:
+    """One event of every task, e.g. `any_task("cancel_requested")`."""
+    return f"{ROOT}.task.*.*.{name}"
+
+
+def any_project(name: str) -> str:
+    """One event of every project, e.g. `any_project("created")`."""
+    return f"{ROOT}.project.*.{name}"
+
+
+def project_history(project: str, job_events: tuple[str, ...]) -> list[str]:
+    """A project's own events, its photos', its tasks', and these events of its jobs."""
+    return [f"{ROOT}.{kind}.{project}.>" for kind in ("project", "photo", "task")] + [
+        f"{ROOT}.job.{project}.*.{name}" for name in job_events
+    ]
+
+
+def task_of(subject: str) -> str:
+    """The task id in a task or job subject (`darkroom.task.<project_id>.<task_id>.<event>`)."""
+    return subject.split(".")[3]
+
+
+def project_token_of(subject: str) -> str:
+    """The project token in a task, job, photo or project subject (`_`: no project)."""
+    return subject.split(".")[2]
+
+
+def any_job(name: str) -> str:
+    """One event of every job, e.g. `any_job("completed")`."""
+    return f"{ROOT}.job.*.*.{name}"
+
+
+def lane_consumer(lane: str) -> str:
+    """The durable consumer every worker pulls a lane's jobs from."""
+    return f"lane_{lane}"
 
 
 def requests(project_id: str | None, task_id: str) -> str:
@@ -75,8 +126,28 @@ def next_messages(consumer: str) -> str:
     return f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{consumer}"
 
 
+def stream_snapshot(stream: str) -> str:
+    """JetStream's API: a stream's snapshot, streamed in chunks to the request's inbox."""
+    return f"$JS.API.STREAM.SNAPSHOT.{stream}"
+
+
+def stream_restore(stream: str) -> str:
+    """JetStream's API: a stream made from a snapshot's chunks."""
+    return f"$JS.API.STREAM.RESTORE.{stream}"
+
+
+def consumer_list(stream: str) -> str:
+    """JetStream's API: a stream's consumers, a page at a time."""
+    return f"$JS.API.CONSUMER.LIST.{stream}"
+
+
+def consumer_create(stream: str, name: str) -> str:
+    """JetStream's API: a durable consumer made, or its mutable fields updated."""
+    return f"$JS.API.CONSUMER.CREATE.{stream}.{name}"
+
+
 def cancel_requests() -> str:
-    return f"{ROOT}.task.*.*.cancel_requested"
+    return any_task("cancel_requested")
 
 
 def lane_events(lane: str) -> str:
@@ -94,6 +165,15 @@ def dead_letter_events(seq: int) -> str:
 
 DEAD_LETTERS = f"{ROOT}.dead_letter."  # every dead letter subject begins so
 DEAD_LETTERS_RECORDED = f"{ROOT}.dead_letter.*.recorded"
+
+
+def dead_letter_of(subject: str, name: str) -> int | None:
+    """The sequence a dead letter's `name` event names (`darkroom.dead_letter.<seq>.<name>`); None for any
+    other subject."""
+    if not subject.startswith(DEAD_LETTERS) or not subject.endswith(f".{name}"):
+        return None
+    token = subject.split(".")[2]
+    return int(token) if token.isdigit() else None
 
 
 def subject_for(event: Event) -> str:

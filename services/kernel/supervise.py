@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import nats.errors
 
@@ -52,9 +52,9 @@ class Loops:
         self.down: dict[str, Down] = {}
         self.fatal: tuple[str, BaseException] | None = None
         self.failed = asyncio.Event()  # set with the first fatal error: the process must end
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task:
+    def spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         """Run `body` as loop `name`: again after a transient error, with backoff, and down until the
         body says it works again (`up(name)`); any other error is fatal. Returning ends the loop
         (it was asked to stop); so does cancelling it."""
@@ -142,3 +142,10 @@ class Loops:
 def describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def retrieved(future: asyncio.Future[Any]) -> None:
+    """A done-callback: the future's failure is reported by whoever waits for it, or by none, never by the
+    event loop as never retrieved."""
+    if not future.cancelled():
+        future.exception()

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..kernel import subjects
-from ..kernel.bus import Expect
 from ..kernel.definitions import is_maintenance, lane_for
 from ..kernel.events import (
     Event,
@@ -23,6 +22,7 @@ from ..kernel.events import (
     TaskFailed,
 )
 from ..kernel.ids import job_id
+from ..kernel.messages import Expect
 from .state import TaskState
 
 
@@ -43,8 +43,14 @@ def decide(state: TaskState, threshold: int) -> list[Emit]:
     if current < 0:
         first = state.start_step
         if not 0 <= first < len(state.steps):
-            return [_finish(state, TaskFailed(error=f"start step {first} is not one of its {len(state.steps)} steps",
-                                              step_index=first))]
+            return [
+                _finish(
+                    state,
+                    TaskFailed(
+                        error=f"start step {first} is not one of its {len(state.steps)} steps", step_index=first
+                    ),
+                )
+            ]
         if state.cancel_requested:
             return [_finish(state, TaskCanceled(step_index=None))]
         return _request(state, first, threshold)
@@ -52,8 +58,10 @@ def decide(state: TaskState, threshold: int) -> list[Emit]:
         if state.cancel_requested and state.running_step != current:
             # Queued, or waiting to be retried: it is canceled now rather than when a worker gets to
             # it (one that does finds its job over and leaves it).
-            return [_cancel_queued(state, _job(state, current, threshold)),
-                    _finish(state, TaskCanceled(step_index=current))]
+            return [
+                _cancel_queued(state, _job(state, current, threshold)),
+                _finish(state, TaskCanceled(step_index=current)),
+            ]
         return []  # the step's job is out
     if state.failed_step == current:
         return [_finish(state, TaskFailed(error=state.error or "a step failed", step_index=current))]
@@ -82,7 +90,7 @@ def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
         project_id=state.project_id,
         task_id=state.task_id,
         job_id=job_id(state.task_id, step_index),
-        source=state.source,  # type: ignore[arg-type]
+        source=state.source,
         task_type=state.task_type,
         job_type=step.type,
         step_index=step_index,
@@ -95,8 +103,15 @@ def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
 
 
 def _cancel_queued(state: TaskState, job: JobRequested) -> Emit:
-    canceled = JobCanceled(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, source=job.source,
-                           task_type=job.task_type, job_type=job.job_type, step_index=job.step_index)
+    canceled = JobCanceled(
+        project_id=job.project_id,
+        task_id=job.task_id,
+        job_id=job.job_id,
+        source=job.source,
+        task_type=job.task_type,
+        job_type=job.job_type,
+        step_index=job.step_index,
+    )
     # The same guard as the task.canceled after it: both are stored, or neither (a stale view).
     return Emit(canceled, f"job:{job.job_id}:canceled", _task_guard(state))
 
@@ -104,12 +119,12 @@ def _cancel_queued(state: TaskState, job: JobRequested) -> Emit:
 def _emit_task(state: TaskState, event: Event, name: str) -> Emit:
     event.project_id = state.project_id
     event.task_id = state.task_id
-    event.source = state.source  # type: ignore[assignment]
+    event.source = state.source
     return Emit(event, f"task:{state.task_id}:{name}", _task_guard(state))
 
 
 def _task_guard(state: TaskState) -> Expect:
-    return Expect(f"{subjects.task_prefix(state.project_id, state.task_id)}.>", state.last_task_seq)
+    return Expect(subjects.task_subject(state.project_id, state.task_id, ">"), state.last_task_seq)
 
 
 def _finish(state: TaskState, event: Event) -> Emit:

@@ -13,8 +13,8 @@ import time
 from typing import Awaitable, Callable
 
 from ..kernel import subjects
-from ..kernel.bus import Accepted, Bus, Conflict, Expect, Outgoing
-from ..kernel.definitions import Definitions, task_requested
+from ..kernel.bus import Bus
+from ..kernel.definitions import Definitions
 from ..kernel.events import (
     Event,
     PoisonEvent,
@@ -25,6 +25,7 @@ from ..kernel.events import (
     ProjectRestored,
 )
 from ..kernel.ids import derived_id
+from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
 from ..kernel.supervise import Loops, transient
 
 log = logging.getLogger("darkroom.schedule")
@@ -42,7 +43,7 @@ def next_slot(done: int, now: float, interval_s: float) -> int:
 
 
 # What tells which projects there are, and in which folder (a rename or a restore moves it).
-PROJECT_FILTERS = [f"{subjects.ROOT}.project.*.{name}" for name in ("created", "renamed", "deleted", "restored", "purged")]
+PROJECT_FILTERS = [subjects.any_project(name) for name in ("created", "renamed", "deleted", "restored", "purged")]
 
 
 def live_projects(events: list[Event]) -> dict[str, str]:
@@ -69,10 +70,17 @@ def task_id_for(task_type: str, project_id: str, slot: int, interval_s: float) -
 
 
 class Schedule:
-    def __init__(self, bus: Bus, definitions: Definitions, interval_s: float, task_type: str = "maintenance",
-                 loops: Loops | None = None, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 global_task_type: str = "projects_maintenance") -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        definitions: Definitions,
+        interval_s: float,
+        task_type: str = "maintenance",
+        loops: Loops | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        global_task_type: str = "projects_maintenance",
+    ) -> None:
         self.bus = bus
         self.loops = loops or Loops()
         self.definitions = definitions
@@ -81,7 +89,7 @@ class Schedule:
         self.global_task_type = global_task_type  # once an interval for all projects: purge, folder discovery
         self.clock = clock
         self.sleep = sleep
-        self._loop: asyncio.Task | None = None
+        self._loop: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self.interval_s > 0 and self.task_type in self.definitions:
@@ -121,15 +129,16 @@ class Schedule:
     async def run_once(self, slot: int) -> int:
         """Start this interval's maintenance of every project there is, and the one of all projects;
         returns how many tasks this call stored (none for a task of this interval stored already, by anyone)."""
-        events = []
+        events: list[Event] = []
         async for batch in self.bus.read(PROJECT_FILTERS):
             for stored in batch:
                 try:
                     events.append(self.bus.codec.decode(stored.data))
                 except PoisonEvent:  # recorded as a dead letter; it tells nothing about a project
                     continue
-        tasks = [self._task(self.task_type, project_id, folder, slot)
-                 for project_id, folder in live_projects(events).items()]
+        tasks = [
+            self._task(self.task_type, project_id, folder, slot) for project_id, folder in live_projects(events).items()
+        ]
         if self.global_task_type in self.definitions:
             tasks.append(self._task(self.global_task_type, None, None, slot))
         results = await self.bus.send_many_settled(tasks)
@@ -141,7 +150,8 @@ class Schedule:
 
     def _task(self, task_type: str, project_id: str | None, folder: str | None, slot: int) -> Outgoing:
         task_id = task_id_for(task_type, project_id or subjects.NO_PROJECT, slot, self.interval_s)
-        task = task_requested(self.definitions[task_type], task_type, project_id=project_id, folder=folder,
-                              source="maintenance", task_id=task_id)
-        empty = Expect(f"{subjects.task_prefix(project_id, task_id)}.>", 0)
+        task = self.definitions[task_type].requested(
+            task_type, task_id, "maintenance", project_id=project_id, folder=folder
+        )
+        empty = Expect(subjects.task_subject(project_id, task_id, ">"), 0)
         return self.bus.outgoing(task, f"{task_type}:{project_id or subjects.NO_PROJECT}:{slot}", empty)

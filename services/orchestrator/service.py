@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Awaitable
 
 from nats.aio.msg import Msg
-from nats.js import api
-from nats.js.errors import NotFoundError
+from nats.js.client import JetStreamContext
 
 from ..kernel import subjects
-from ..kernel.bus import Accepted, Bus, Conflict, Expect, Outgoing, lane_consumer
+from ..kernel.bus import Bus
 from ..kernel.events import (
     Event,
     JobRetrying,
@@ -22,24 +22,21 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskRequested,
 )
+from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
+from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
 from ..kernel.supervise import describe, transient
+from ..kernel.vocabulary import TERMINAL
 from .decide import Emit, OpenRequests, decide, lost_dispatches
 from .state import TaskState, evolve, record, refreshed, start
 
 log = logging.getLogger("darkroom.orchestrator")
 
-# Only what may call for a decision is consumed; what the orchestrator stores itself it folds in
-# from its own acknowledgements, and another orchestrator's writes show up as a CAS conflict.
-FILTERS = [
-    f"{subjects.ROOT}.task.*.*.requested",
-    f"{subjects.ROOT}.task.*.*.cancel_requested",
-    f"{subjects.ROOT}.job.*.*.completed",
-    f"{subjects.ROOT}.job.*.*.failed",
-    f"{subjects.ROOT}.job.*.*.canceled",
-]
 # What tells whether a requested job is still open.
-RECOVERY_FILTERS = [*subjects.REQUESTS, *FILTERS[2:],
-                    *(f"{subjects.ROOT}.task.*.*.{end}" for end in ("completed", "failed", "canceled"))]
+RECOVERY_FILTERS = [
+    *subjects.REQUESTS,
+    *(subjects.any_job(end) for end in TERMINAL),
+    *(subjects.any_task(end) for end in TERMINAL),
+]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
 
@@ -50,34 +47,26 @@ class Orchestrator:
         self.threshold = threshold
         self.name = name
         self.cache: OrderedDict[str, TaskState] = OrderedDict()
-        self._chains: dict[str, asyncio.Future] = {}
-        self._sub = None
+        self._chains: dict[str, asyncio.Future[None]] = {}
+        self._sub: JetStreamContext.PushSubscription | None = None
         self._stopping = False
         self.poisoned = 0
-        self.decisions = 0
 
     async def start(self) -> None:
-        config = api.ConsumerConfig(
-            durable_name=self.name,
-            filter_subjects=FILTERS,
-            ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=30,
-            max_deliver=20,
-            max_ack_pending=2000,
-        )
-        try:
-            info = await self.bus.jsm.consumer_info(subjects.STREAM, self.name)
-        except NotFoundError:
-            info = None
-        if info is not None and (info.config.filter_subjects or [info.config.filter_subject]) != FILTERS:
-            # An older Darkroom made this consumer with other filters: bring it up to date in place.
-            config.deliver_subject = info.config.deliver_subject
-            await self.bus.jsm.add_consumer(subjects.STREAM, config)
+        config = await orchestrator_consumer(self.bus.jsm, self.name)
         await self.recover_lost_dispatches()
         self._sub = await self.bus.js.subscribe(
-            FILTERS[0], durable=self.name, stream=subjects.STREAM, config=config, cb=self._on_message,
-            manual_ack=True, idle_heartbeat=5.0, flow_control=True,
-            pending_msgs_limit=-1, pending_bytes_limit=-1)
+            ORCHESTRATOR_FILTERS[0],
+            durable=self.name,
+            stream=subjects.STREAM,
+            config=config,
+            cb=self._on_message,
+            manual_ack=True,
+            idle_heartbeat=5.0,
+            flow_control=True,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -93,11 +82,7 @@ class Orchestrator:
         """Store again the open requests no worker would ever be handed: those stored before a lane
         consumer that was recreated after them; returns how many. A request is the work itself (no copy
         to lose), so without a recreated lane there is nothing to look for."""
-        lane_starts = {}
-        for lane in subjects.LANES:
-            info = await self.bus.jsm.consumer_info(subjects.STREAM, lane_consumer(lane))
-            if info.config.deliver_policy == api.DeliverPolicy.BY_START_SEQUENCE and info.config.opt_start_seq:
-                lane_starts[lane] = info.config.opt_start_seq
+        lane_starts = await recreated_lanes(self.bus.jsm)
         if not lane_starts:
             return 0
         requests = OpenRequests()
@@ -110,11 +95,17 @@ class Orchestrator:
         lost = lost_dispatches(requests.by_task.values(), lane_starts)
         for request in lost:
             log.warning("dispatching job %s again: its lane consumer was recreated after it", request.job.job_id)
-        await self._store_again([
-            # Stored only while it is the task's newest request; the same again within the window is one.
-            self.bus.outgoing(r.job, f"redispatch:{r.job.job_id}:{lane_starts[r.job.lane]}",
-                              Expect(subjects.requests(r.job.project_id, r.job.task_id or ""), r.guard_seq))
-            for r in lost])
+        await self._store_again(
+            [
+                # Stored only while it is the task's newest request; the same again within the window is one.
+                self.bus.outgoing(
+                    r.job,
+                    f"redispatch:{r.job.job_id}:{lane_starts[r.job.lane]}",
+                    Expect(subjects.requests(r.job.project_id, r.job.task_id or ""), r.guard_seq),
+                )
+                for r in lost
+            ]
+        )
         return len(lost)
 
     async def _store_again(self, requests: list[Outgoing]) -> None:
@@ -123,14 +114,18 @@ class Orchestrator:
         delay = 0.25
         while requests:
             results = await self.bus.send_many_settled(requests)
-            failed = [(out, result) for out, result in zip(requests, results)
-                      if isinstance(result, Exception) and not isinstance(result, Conflict)]
+            failed = [
+                (out, result)
+                for out, result in zip(requests, results)
+                if isinstance(result, Exception) and not isinstance(result, Conflict)
+            ]
             requests = [o for o, _ in failed]
             if requests and self._stopping:
                 raise RuntimeError(f"stopping with {len(requests)} job requests not stored again; the next start does")
             if requests:
-                log.warning("storing %d job requests again failed (%s); trying again in %gs", len(requests),
-                            failed[0][1], delay)
+                log.warning(
+                    "storing %d job requests again failed (%s); trying again in %gs", len(requests), failed[0][1], delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -147,17 +142,22 @@ class Orchestrator:
         previous = self._chains.get(key)
         chain = asyncio.ensure_future(self._after(previous, event, msg))
         self._chains[key] = chain
-        chain.add_done_callback(lambda _f, k=key, c=chain: self._chains.pop(k, None) if self._chains.get(k) is c else None)
+        chain.add_done_callback(functools.partial(self._forget_chain, key))
 
-    async def _after(self, previous: asyncio.Future | None, event: Event, msg: Msg) -> None:
+    def _forget_chain(self, key: str, chain: asyncio.Future[None]) -> None:
+        if self._chains.get(key) is chain:
+            del self._chains[key]
+
+    async def _after(self, previous: asyncio.Future[None] | None, event: Event, msg: Msg) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # one task's events are handled in stream order
         try:
             await self.handle(event, msg.metadata.sequence.stream)
         except Exception as exc:
             if transient(exc):  # NATS failing over: the next delivery, a second from now, goes through
-                log.warning("handling %s %s failed: %s; it will be redelivered", event.type, event.task_id,
-                            describe(exc))
+                log.warning(
+                    "handling %s %s failed: %s; it will be redelivered", event.type, event.task_id, describe(exc)
+                )
             else:
                 log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
             await _settle(msg.nak(delay=1.0))
@@ -177,13 +177,15 @@ class Orchestrator:
         """The task with what its latest job.started and job.retrying say is running now (events the
         orchestrator does not consume): a cancel ends at once a job that is not running, and waits
         for one that is to stop at its next item."""
-        prefix = subjects.job_prefix(state.project_id, state.task_id)
-        started = await self._last(f"{prefix}.started")
-        retrying = await self._last(f"{prefix}.retrying")
+        started = await self._last(subjects.job_subject(state.project_id, state.task_id, "started"))
+        retrying = await self._last(subjects.job_subject(state.project_id, state.task_id, "retrying"))
         running = -1
         if isinstance(started[1], JobStarted):
-            backed_off = (isinstance(retrying[1], JobRetrying) and retrying[0] > started[0]
-                          and retrying[1].step_index == started[1].step_index)
+            backed_off = (
+                isinstance(retrying[1], JobRetrying)
+                and retrying[0] > started[0]
+                and retrying[1].step_index == started[1].step_index
+            )
             running = -1 if backed_off else started[1].step_index
         if running != state.running_step:
             state = replace(state, running_step=running)
@@ -227,8 +229,8 @@ class Orchestrator:
         """Rebuild one task from the log: its task events and its jobs' lifecycle."""
         state: TaskState | None = None
         prefix = subjects.task_events(project_id, task_id)
-        task_subjects = subjects.task_prefix(project_id, task_id) + "."
-        requests = subjects.job_prefix(project_id, task_id) + ".requested."
+        task_subjects = subjects.task_subject(project_id, task_id, "")
+        requests = subjects.job_subject(project_id, task_id, "requested.")
         poisoned_task = 0
         # The newest request on today's subjects, readable or not: what the guard on them sees (one stored
         # before CONTRACT §7.1, without the lane in its subject, it does not).
@@ -250,8 +252,9 @@ class Orchestrator:
                 else:
                     state = evolve(state, event, stored.seq)
         if state is not None:
-            state = replace(state, last_task_seq=max(state.last_task_seq, poisoned_task),
-                            last_requested_seq=newest_request)
+            state = replace(
+                state, last_task_seq=max(state.last_task_seq, poisoned_task), last_requested_seq=newest_request
+            )
         return state
 
     async def _act(self, state: TaskState) -> None:
@@ -259,7 +262,6 @@ class Orchestrator:
             actions = decide(state, self.threshold)
             if not actions:
                 return
-            self.decisions += 1
             try:
                 self._remember(await self._execute(state, actions))
                 return
@@ -277,14 +279,16 @@ class Orchestrator:
         """The task with what others stored since: two direct gets, or its history when they cannot tell
         (conflicts are routine with two orchestrators; reading a history each time is not cheap)."""
         task, request = await asyncio.gather(
-            self._last(f"{subjects.task_prefix(state.project_id, state.task_id)}.>"),
-            self._last(subjects.requests(state.project_id, state.task_id)))
+            self._last(subjects.task_subject(state.project_id, state.task_id, ">")),
+            self._last(subjects.requests(state.project_id, state.task_id)),
+        )
         again = refreshed(state, task if task[0] else None, request if request[0] else None)
         return again if again is not None else await self.load(state.project_id, state.task_id)
 
     async def _execute(self, state: TaskState, actions: list[Emit]) -> TaskState:
         results = await self.bus.send_many_settled(
-            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in actions])
+            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in actions]
+        )
         for action, result in zip(actions, results):
             if isinstance(result, Accepted):
                 state = record(state, action.event, result.seq)

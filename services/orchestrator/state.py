@@ -17,12 +17,11 @@ from ..kernel.events import (
     TaskCancelRequested,
     TaskCompleted,
     TaskFailed,
-    TaskRequested,
     TaskParams,
+    TaskRequested,
     TaskStarted,
 )
-
-TERMINAL = ("completed", "failed", "canceled")
+from ..kernel.vocabulary import TERMINAL, Source
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class TaskState:
     task_type: str
     label: str
     user_relevant: bool
-    source: str
+    source: Source
     folder: str | None
     steps: tuple[Step, ...]
     items: tuple[str, ...]
@@ -98,8 +97,12 @@ def record(state: TaskState, event: Event, seq: int) -> TaskState:
         case TaskRequested():
             return replace(state, last_task_seq=seq)
         case JobRequested():  # a task is running from its first job.requested
-            return replace(state, requested_step=max(state.requested_step, event.step_index),
-                           last_requested_seq=seq, status="running" if state.status == "queued" else state.status)
+            return replace(
+                state,
+                requested_step=max(state.requested_step, event.step_index),
+                last_requested_seq=seq,
+                status="running" if state.status == "queued" else state.status,
+            )
         case JobStarted():
             return replace(state, running_step=event.step_index)
         case JobRetrying() if event.step_index == state.running_step:
@@ -107,8 +110,12 @@ def record(state: TaskState, event: Event, seq: int) -> TaskState:
         case JobCompleted() | JobCanceled():
             return replace(state, finished_steps=state.finished_steps | {event.step_index})
         case JobFailed():
-            return replace(state, finished_steps=state.finished_steps | {event.step_index},
-                           failed_step=event.step_index, error=event.error)
+            return replace(
+                state,
+                finished_steps=state.finished_steps | {event.step_index},
+                failed_step=event.step_index,
+                error=event.error,
+            )
     return state
 
 

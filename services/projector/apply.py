@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import msgspec
 
 from ..kernel.definitions import is_maintenance
-from ..kernel.photos import kind_of, photo_key
 from ..kernel.events import (
+    AttemptEnded,
     Event,
     FolderRefused,
     JobCanceled,
     JobCompleted,
     JobEvent,
     JobFailed,
-    AttemptEnded,
     JobProgress,
     JobRequested,
     JobRetrying,
@@ -28,12 +27,12 @@ from ..kernel.events import (
     PhotoDerivativesUpdated,
     PhotoEvent,
     PhotoFileAdded,
+    PhotoFileMoved,
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
     PhotoMetadata,
     PhotoMetadataExtracted,
-    PhotoFileMoved,
     PhotoMoved,
     PhotoMoveStarted,
     PhotoRemoved,
@@ -53,6 +52,8 @@ from ..kernel.events import (
     TaskStarted,
     type_name,
 )
+from ..kernel.photos import kind_of, photo_key
+from ..kernel.vocabulary import TERMINAL
 from .views import (
     Item,
     ItemRemoved,
@@ -68,7 +69,6 @@ from .views import (
 )
 
 replace = msgspec.structs.replace
-TERMINAL = ("completed", "failed", "canceled")
 
 
 @dataclass(slots=True)
@@ -85,7 +85,7 @@ class Message:
 @dataclass
 class Rows:
     """The rows a batch touches, loaded once and written (or deleted) once; `relay`: whether the
-    SSE messages are wanted (a rebuild writes none, and building them is a third of its apply)."""
+    SSE messages are wanted (a rebuild writes none: building them is a large share of its apply)."""
 
     relay: bool = True
     tasks: dict[str, TaskView | None] = field(default_factory=dict)
@@ -130,8 +130,9 @@ class Rows:
 
     def trashed(self, project_id: str, trash_name: str, name: str, filename: str, at: str) -> None:
         key = f"{project_id}/{trash_name}"
-        self.trash[key] = TrashRow(id=key, project_id=project_id, trash_name=trash_name, name=name,
-                                   filename=filename, trashed_at=at)
+        self.trash[key] = TrashRow(
+            id=key, project_id=project_id, trash_name=trash_name, name=name, filename=filename, trashed_at=at
+        )
 
     def untrashed(self, project_id: str, trash_name: str) -> None:
         self.trash[f"{project_id}/{trash_name}"] = None
@@ -150,14 +151,14 @@ def needs(event: Event, into: Needs) -> None:
     if event.task_id:
         into.tasks.add(event.task_id)
     fold = _fold_of(type(event))
-    if fold is _apply_task and type(event) is TaskRequested and event.retry_of:  # type: ignore[attr-defined]
-        into.tasks.add(event.retry_of)  # type: ignore[attr-defined]
+    if fold is _apply_task and type(event) is TaskRequested and event.retry_of:
+        into.tasks.add(event.retry_of)
     if fold is _apply_job and event.job_id:
         into.jobs.add(event.job_id)
     if event.project_id:
         into.projects.add(event.project_id)
-        if fold is _apply_photo:
-            into.photos.add(photo_key(event.project_id, event.filename))  # type: ignore[attr-defined]
+        if fold is _apply_photo and isinstance(event, PhotoEvent):
+            into.photos.add(photo_key(event.project_id, event.filename))
     if type(event) is PhotoMoved:  # the photo leaves the project it came from
         into.projects.add(event.from_project_id)
         into.photos.add(photo_key(event.from_project_id, event.filename))
@@ -167,9 +168,32 @@ def apply(rows: Rows, event: Event) -> list[Message]:
     return _fold_of(type(event))(rows, event)
 
 
+def task_after(event: Event, task: TaskView | None = None) -> TaskView:
+    """The task as `event` leaves it: what the API answers before the read model has applied it."""
+    rows = Rows(tasks={task.id: task} if task is not None else {})
+    apply(rows, event)
+    after = rows.tasks.get(event.task_id or "")
+    if after is None:
+        raise ValueError(f"{event.type} leaves no task")
+    return after
+
+
+def project_after(events: Iterable[Event]) -> ProjectRow:
+    """The project as its first events make it, without the read model."""
+    rows = Rows()
+    project_id = ""
+    for event in events:
+        apply(rows, event)
+        project_id = event.project_id or project_id
+    after = rows.projects.get(project_id)
+    if after is None:
+        raise ValueError("these events make no project")
+    return after
+
+
 @cache
 def _fold_of(cls: type[Event]) -> Callable[[Rows, Any], list[Message]]:
-    """Which aggregate an event type changes; by class once, as isinstance on a Struct costs ~0.2 µs."""
+    """Which aggregate an event type changes: by class, once (isinstance on a Struct is dear on this path)."""
     if issubclass(cls, JobEvent):
         return _apply_job
     if issubclass(cls, PhotoEvent):
@@ -194,8 +218,15 @@ def _apply_project(rows: Rows, event: Event) -> list[Message]:
     project = rows.projects.get(event.project_id or "")
     if isinstance(event, ProjectCreated):
         if project is None:
-            rows.put_project(ProjectRow(id=event.project_id or "", folder=event.folder, name=event.name,
-                                        created_at=event.at, updated_at=event.at))
+            rows.put_project(
+                ProjectRow(
+                    id=event.project_id or "",
+                    folder=event.folder,
+                    name=event.name,
+                    created_at=event.at,
+                    updated_at=event.at,
+                )
+            )
             rows.refused[event.folder] = None  # a folder maintenance adopted is no longer refused
     elif isinstance(event, ProjectManifestWritten) and project is not None:
         rows.put_project(replace(project, manifest_version=event.version, updated_at=event.at))
@@ -246,10 +277,17 @@ def with_files(photo: PhotoView, files: list[str], **changes: Any) -> PhotoView:
     never overwritten otherwise: a keep flag changes only by keep, revert, or a new variant)."""
     kinds = set(map(kind_of, files))
     jpg, raw, other = "jpg" in kinds, "raw" in kinds, "other" in kinds
-    return replace(photo, files=sorted(set(files)), jpg_available=jpg, raw_available=raw, other_available=other,
-                   keep_jpg=True if jpg and not photo.jpg_available else photo.keep_jpg,
-                   keep_raw=True if raw and not photo.raw_available else photo.keep_raw,
-                   keep_other=True if other and not photo.other_available else photo.keep_other, **changes)
+    return replace(
+        photo,
+        files=sorted(set(files)),
+        jpg_available=jpg,
+        raw_available=raw,
+        other_available=other,
+        keep_jpg=True if jpg and not photo.jpg_available else photo.keep_jpg,
+        keep_raw=True if raw and not photo.raw_available else photo.keep_raw,
+        keep_other=True if other and not photo.other_available else photo.keep_other,
+        **changes,
+    )
 
 
 def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
@@ -271,20 +309,28 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
     return _photo_messages(rows, project, before, photo, event.filename, event.at)
 
 
-# How each photo event changes the photo (None: it is gone), with updated_at set; by exact class, as
-# isinstance on a Struct costs ~0.2 µs. Only those in _PHOTO_FOLDS_FROM_NONE apply to a missing photo.
+# How each photo event changes the photo (None: it is gone), with updated_at set; by exact class,
+# as _fold_of does. Only those in _PHOTO_FOLDS_FROM_NONE apply to a missing photo.
+
 
 def _photo_file_added(rows: Rows, event: PhotoFileAdded, photo: PhotoView | None, key: str) -> PhotoView:
     at = event.at
     if photo is None:
-        photo = PhotoView(id=key, project_id=event.project_id or "", filename=event.filename, created_at=at,
-                          updated_at=at)
+        photo = PhotoView(
+            id=key, project_id=event.project_id or "", filename=event.filename, created_at=at, updated_at=at
+        )
     if event.replaced:
         rows.trashed(event.project_id or "", event.replaced, event.name, event.filename, at)
     if event.kind == "raw":
         return with_files(photo, [*photo.files, event.name], updated_at=at)
-    return with_files(photo, [*photo.files, event.name], updated_at=at, thumbnail_status="pending",
-                      preview_status="pending", error=None)
+    return with_files(
+        photo,
+        [*photo.files, event.name],
+        updated_at=at,
+        thumbnail_status="pending",
+        preview_status="pending",
+        error=None,
+    )
 
 
 def _photo_removed(rows: Rows, event: PhotoRemoved, photo: PhotoView | None, key: str) -> None:
@@ -294,14 +340,14 @@ def _photo_removed(rows: Rows, event: PhotoRemoved, photo: PhotoView | None, key
 def _photo_files_restored(rows: Rows, event: PhotoFilesRestored, photo: PhotoView | None, key: str) -> PhotoView:
     at = event.at
     if photo is None:  # a restore brings a removed photo back
-        photo = PhotoView(id=key, project_id=event.project_id or "", filename=event.filename, created_at=at,
-                          updated_at=at)
+        photo = PhotoView(
+            id=key, project_id=event.project_id or "", filename=event.filename, created_at=at, updated_at=at
+        )
     for trash_name in event.trash_names:
         rows.untrashed(event.project_id or "", trash_name)
     files = [*photo.files, *[n for n in event.names if kind_of(n)]]
     if any(kind_of(n) in ("jpg", "other") for n in event.names):
-        return with_files(photo, files, updated_at=at, thumbnail_status="pending", preview_status="pending",
-                          error=None)
+        return with_files(photo, files, updated_at=at, thumbnail_status="pending", preview_status="pending", error=None)
     return with_files(photo, files, updated_at=at)
 
 
@@ -310,8 +356,17 @@ def _photo_metadata(rows: Rows, event: PhotoMetadataExtracted, photo: PhotoView,
 
 
 def _with_metadata(photo: PhotoView, meta: PhotoMetadata | PhotoMetadataExtracted, at: str) -> PhotoView:
-    return replace(photo, taken_at=meta.taken_at, make=meta.make, model=meta.model, orientation=meta.orientation,
-                   width=meta.width, height=meta.height, updated_at=at)
+    return replace(
+        photo,
+        taken_at=meta.taken_at,
+        make=meta.make,
+        model=meta.model,
+        lens=meta.lens,
+        orientation=meta.orientation,
+        width=meta.width,
+        height=meta.height,
+        updated_at=at,
+    )
 
 
 def _photo_derivatives(rows: Rows, event: PhotoDerivativesUpdated, photo: PhotoView, key: str) -> PhotoView:
@@ -320,18 +375,38 @@ def _photo_derivatives(rows: Rows, event: PhotoDerivativesUpdated, photo: PhotoV
         photo = _with_metadata(photo, event.metadata, event.at)
     if not (photo.jpg_available or photo.other_available or photo.raw_available) and "generated" in (thumb, preview):
         # A late report about a source a commit already removed: nothing was made from what is there.
-        return replace(photo, thumbnail_status="missing", preview_status="missing", error=event.error,
-                       error_kind=None, made_from=None, made_from_size=None, made_from_mtime_ns=None,
-                       updated_at=event.at)
-    return replace(photo, thumbnail_status=thumb, preview_status=preview, error=event.error,
-                   error_kind=event.error_kind, made_from=event.made_from, made_from_size=event.made_from_size,
-                   made_from_mtime_ns=event.made_from_mtime_ns, updated_at=event.at)
+        return replace(
+            photo,
+            thumbnail_status="missing",
+            preview_status="missing",
+            error=event.error,
+            error_kind=None,
+            made_from=None,
+            made_from_size=None,
+            made_from_mtime_ns=None,
+            updated_at=event.at,
+        )
+    return replace(
+        photo,
+        thumbnail_status=thumb,
+        preview_status=preview,
+        error=event.error,
+        error_kind=event.error_kind,
+        made_from=event.made_from,
+        made_from_size=event.made_from_size,
+        made_from_mtime_ns=event.made_from_mtime_ns,
+        updated_at=event.at,
+    )
 
 
 def _photo_keep(rows: Rows, event: PhotoKeepChanged, photo: PhotoView, key: str) -> PhotoView:
-    return replace(photo, keep_jpg=photo.keep_jpg if event.keep_jpg is None else event.keep_jpg,
-                   keep_raw=photo.keep_raw if event.keep_raw is None else event.keep_raw,
-                   keep_other=photo.keep_other if event.keep_other is None else event.keep_other, updated_at=event.at)
+    return replace(
+        photo,
+        keep_jpg=photo.keep_jpg if event.keep_jpg is None else event.keep_jpg,
+        keep_raw=photo.keep_raw if event.keep_raw is None else event.keep_raw,
+        keep_other=photo.keep_other if event.keep_other is None else event.keep_other,
+        updated_at=event.at,
+    )
 
 
 def _photo_sidecar(rows: Rows, event: PhotoSidecarAdded, photo: PhotoView, key: str) -> PhotoView:
@@ -380,46 +455,73 @@ def _photo_files_trashed(rows: Rows, event: PhotoFilesTrashed, photo: PhotoView,
 
 
 _PHOTO_FOLDS: dict[type, Callable[[Rows, Any, Any, str], PhotoView | None]] = {
-    PhotoFileAdded: _photo_file_added, PhotoRemoved: _photo_removed, PhotoFilesRestored: _photo_files_restored,
-    PhotoMetadataExtracted: _photo_metadata, PhotoDerivativesUpdated: _photo_derivatives,
-    PhotoKeepChanged: _photo_keep, PhotoAvailabilityChanged: _photo_availability,
-    PhotoFilesTrashed: _photo_files_trashed, PhotoSidecarAdded: _photo_sidecar,
-    PhotoMoveStarted: _photo_move_started, PhotoFileMoved: _photo_file_moved,
+    PhotoFileAdded: _photo_file_added,
+    PhotoRemoved: _photo_removed,
+    PhotoFilesRestored: _photo_files_restored,
+    PhotoMetadataExtracted: _photo_metadata,
+    PhotoDerivativesUpdated: _photo_derivatives,
+    PhotoKeepChanged: _photo_keep,
+    PhotoAvailabilityChanged: _photo_availability,
+    PhotoFilesTrashed: _photo_files_trashed,
+    PhotoSidecarAdded: _photo_sidecar,
+    PhotoMoveStarted: _photo_move_started,
+    PhotoFileMoved: _photo_file_moved,
 }
 _PHOTO_FOLDS_FROM_NONE = frozenset({PhotoFileAdded, PhotoRemoved, PhotoFilesRestored})
 
 
-def _photo_messages(rows: Rows, project: ProjectRow, before: PhotoView | None, after: PhotoView | None,
-                    filename: str, at: str) -> list[Message]:
+def _photo_messages(
+    rows: Rows, project: ProjectRow, before: PhotoView | None, after: PhotoView | None, filename: str, at: str
+) -> list[Message]:
     a_photos, a_jpg, a_raw, a_other = _counts(after)
     b_photos, b_jpg, b_raw, b_other = _counts(before)
     a_pending, b_pending = a_jpg or a_raw or a_other, b_jpg or b_raw or b_other
     pending_changed = a_pending != b_pending or a_jpg != b_jpg or a_raw != b_raw or a_other != b_other
-    project = rows.put_project(replace(
-        project, photo_count=project.photo_count + a_photos - b_photos,
-        pending_photos=project.pending_photos + a_pending - b_pending,
-        pending_jpg=project.pending_jpg + a_jpg - b_jpg, pending_raw=project.pending_raw + a_raw - b_raw,
-        pending_other=project.pending_other + a_other - b_other, updated_at=at))
+    project = rows.put_project(
+        replace(
+            project,
+            photo_count=project.photo_count + a_photos - b_photos,
+            pending_photos=project.pending_photos + a_pending - b_pending,
+            pending_jpg=project.pending_jpg + a_jpg - b_jpg,
+            pending_raw=project.pending_raw + a_raw - b_raw,
+            pending_other=project.pending_other + a_other - b_other,
+            updated_at=at,
+        )
+    )
     if not rows.relay:
         return []
     if after is not None:
         messages = [Message("item", Item(project.id, project.folder, after), project.id, project.folder, False)]
     else:
-        messages = [Message("item_removed", ItemRemoved(project.id, project.folder, filename), project.id,
-                            project.folder, False)]
+        messages = [
+            Message(
+                "item_removed", ItemRemoved(project.id, project.folder, filename), project.id, project.folder, False
+            )
+        ]
     if pending_changed:
-        messages.append(Message("pending_changes", PendingChanges(project.id, project.folder, project.pending),
-                                project.id, project.folder, False))
+        messages.append(
+            Message(
+                "pending_changes",
+                PendingChanges(project.id, project.folder, project.pending),
+                project.id,
+                project.folder,
+                False,
+            )
+        )
     return messages
 
 
 def _counts(photo: PhotoView | None) -> tuple[int, bool, bool, bool]:
     """Whether it is a photo, and its pending JPG, RAW and OTHER (PhotoView.pending_*, read directly: this
-    runs twice for every photo event, and the property calls were a tenth of a rebuild)."""
+    runs twice for every photo event, where the property calls showed in a rebuild's profile)."""
     if photo is None:
         return 0, False, False, False
-    return (1, photo.jpg_available and not photo.keep_jpg, photo.raw_available and not photo.keep_raw,
-            photo.other_available and not photo.keep_other)
+    return (
+        1,
+        photo.jpg_available and not photo.keep_jpg,
+        photo.raw_available and not photo.keep_raw,
+        photo.other_available and not photo.keep_other,
+    )
 
 
 def _task_update(rows: Rows, task: TaskView) -> list[Message]:
@@ -439,11 +541,22 @@ def _apply_task(rows: Rows, event: Event) -> list[Message]:
         if task is not None:
             return []
         task = TaskView(
-            id=event.task_id or "", type=event.task_type, label=event.label, user_relevant=event.user_relevant,
-            source=event.source, project_id=event.project_id, folder=event.folder, status="queued",
-            step_index=event.start_step, steps=list(event.steps), created_at=at, updated_at=at,
-            maintenance=is_maintenance(event.user_relevant, event.source), retry_of=event.retry_of,
-            start_step=event.start_step)
+            id=event.task_id or "",
+            type=event.task_type,
+            label=event.label,
+            user_relevant=event.user_relevant,
+            source=event.source,
+            project_id=event.project_id,
+            folder=event.folder,
+            status="queued",
+            step_index=event.start_step,
+            steps=list(event.steps),
+            created_at=at,
+            updated_at=at,
+            maintenance=is_maintenance(event.user_relevant, event.source),
+            retry_of=event.retry_of,
+            start_step=event.start_step,
+        )
         messages = _task_update(rows, task)
         retried = rows.tasks.get(event.retry_of) if event.retry_of else None
         if retried is not None:
@@ -475,14 +588,27 @@ def _apply_job(rows: Rows, event: JobEvent) -> list[Message]:
             return []
         task = rows.tasks.get(event.task_id or "")
         job = JobView(
-            id=event.job_id or "", task_id=event.task_id or "", task_type=event.task_type, source=event.source,
-            type=event.job_type, project_id=event.project_id, folder=event.folder, priority=event.priority,
-            lane=event.lane, status="queued", step_index=event.step_index, progress_total=len(event.items),
-            created_at=at, updated_at=at, maintenance=task.maintenance if task else event.source == "maintenance")
+            id=event.job_id or "",
+            task_id=event.task_id or "",
+            task_type=event.task_type,
+            source=event.source,
+            type=event.job_type,
+            project_id=event.project_id,
+            folder=event.folder,
+            priority=event.priority,
+            lane=event.lane,
+            status="queued",
+            step_index=event.step_index,
+            progress_total=len(event.items),
+            created_at=at,
+            updated_at=at,
+            maintenance=task.maintenance if task else event.source == "maintenance",
+        )
         messages = _job_update(rows, job)
         if task is not None and task.status == "queued":  # a task is running from its first job.requested
-            messages += _task_update(rows, replace(task, status="running", started_at=at, step_index=event.step_index,
-                                                   updated_at=at))
+            messages += _task_update(
+                rows, replace(task, status="running", started_at=at, step_index=event.step_index, updated_at=at)
+            )
         elif task is not None and task.step_index != event.step_index:
             messages += _task_update(rows, replace(task, step_index=event.step_index, updated_at=at))
         return messages
@@ -500,25 +626,45 @@ def _started(job: JobView, event: AttemptEnded) -> str | None:
 
 
 def _completed(job: JobView, event: JobCompleted) -> JobView:
-    job = replace(job, status="completed", attempts=event.attempt, started_at=_started(job, event),
-                  finished_at=event.at, error=None, updated_at=event.at)
+    job = replace(
+        job,
+        status="completed",
+        attempts=event.attempt,
+        started_at=_started(job, event),
+        finished_at=event.at,
+        error=None,
+        updated_at=event.at,
+    )
     if event.done is None or event.total is None:
         return job
     return replace(job, progress_done=event.done, progress_total=event.total)
 
 
-# How each later job event changes its job, with updated_at set; by exact class, as isinstance on a
-# Struct costs ~0.2 µs.
+# How each later job event changes its job, with updated_at set; by exact class, as _fold_of does.
 _JOB_FOLDS: dict[type, Callable[[JobView, Any], JobView]] = {
-    JobStarted: lambda job, event: replace(job, status="running", attempts=event.attempt, started_at=event.at,
-                                           finished_at=None, updated_at=event.at),
-    JobProgress: lambda job, event: replace(job, progress_done=event.done, progress_total=event.total,
-                                            updated_at=event.at),
-    JobRetrying: lambda job, event: replace(job, status="retrying", attempts=event.attempt, error=event.error,
-                                            started_at=_started(job, event), updated_at=event.at),
+    JobStarted: lambda job, event: replace(
+        job, status="running", attempts=event.attempt, started_at=event.at, finished_at=None, updated_at=event.at
+    ),
+    JobProgress: lambda job, event: replace(
+        job, progress_done=event.done, progress_total=event.total, updated_at=event.at
+    ),
+    JobRetrying: lambda job, event: replace(
+        job,
+        status="retrying",
+        attempts=event.attempt,
+        error=event.error,
+        started_at=_started(job, event),
+        updated_at=event.at,
+    ),
     JobCompleted: _completed,
-    JobFailed: lambda job, event: replace(job, status="failed", attempts=max(job.attempts, event.attempt),
-                                          started_at=_started(job, event), error=event.error, finished_at=event.at,
-                                          updated_at=event.at),
+    JobFailed: lambda job, event: replace(
+        job,
+        status="failed",
+        attempts=max(job.attempts, event.attempt),
+        started_at=_started(job, event),
+        error=event.error,
+        finished_at=event.at,
+        updated_at=event.at,
+    ),
     JobCanceled: lambda job, event: replace(job, status="canceled", finished_at=event.at, updated_at=event.at),
 }

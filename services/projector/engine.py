@@ -1,24 +1,38 @@
-"""Folds batches of stored events into SQLite: rows, outbox and checkpoint in one transaction."""
+"""Folds batches of stored events into SQLite: rows, outbox and checkpoint in one transaction.
+A rebuild's way of doing it (rows kept in memory, a writer process) is replay/engine.py's."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from itertools import chain
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterable, Iterator, Sequence
+from itertools import chain
+from typing import Awaitable, Callable, Iterable, Iterator, Sequence, cast
 
 import aiosqlite
 import msgspec
 
-from ..kernel.bus import Stored
 from ..kernel.events import Codec, DeadLetterApplied, DeadLetterDiscarded, DeadLetterRecorded, Event, PoisonEvent
-from ..kernel.subjects import DEAD_LETTERS, DISPATCH
+from ..kernel.messages import Stored
+from ..kernel.subjects import DEAD_LETTERS, DISPATCH, dead_letter_of
 from . import store
 from .apply import Message, Needs, Rows, apply, needs
-from .store import CHECKPOINT, JOBS, LANES, PHOTOS, PROJECTS, PRUNED_THROUGH, REFUSED, TASKS, TRASH
+from .store import (
+    CHECKPOINT,
+    JOBS,
+    LANES,
+    PHOTOS,
+    PROJECTS,
+    PRUNED_THROUGH,
+    REFUSED,
+    TASKS,
+    TRASH,
+    Row,
+    Statements,
+    load_into,
+    upsert,
+)
 from .views import DeadLetter, DeadLetterRemoved
-from .writer import Statements, Writer
 
 log = logging.getLogger("darkroom.projector")
 
@@ -43,7 +57,7 @@ class Folded:
     """A batch decoded and applied in memory: everything its one transaction writes."""
 
     rows: Rows
-    outbox: list[tuple]
+    outbox: list[Row]
     dead: list[DeadLetter]  # set aside by this batch
     gone: list[int]  # dead letters discarded or applied by this batch
     listed: set[int]  # the dead letters listed once it is written
@@ -52,22 +66,21 @@ class Folded:
 
 
 class Projector:
-    def __init__(self, db: aiosqlite.Connection, codec: Codec,
-                 on_applied: Callable[[int, list[tuple]], None] | None = None, outbox_keep: int = OUTBOX_KEEP_SEQS,
-                 relay: bool = True, keep_rows: int = 0, writer: Writer | None = None,
-                 fetch: Fetch | None = None) -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        codec: Codec,
+        on_applied: Callable[[int, list[Row]], None] | None = None,
+        outbox_keep: int = OUTBOX_KEEP_SEQS,
+        relay: bool = True,
+        fetch: Fetch | None = None,
+    ) -> None:
         self.db = db
         # relay=False (a rebuild): no SSE outbox; a client resuming from before the checkpoint gets `reset`.
         self.relay = relay
         self.codec = codec
         self.on_applied = on_applied
         self.outbox_keep = outbox_keep
-        # Only for the sole writer of a file (a rebuild): up to keep_rows rows stay in memory between
-        # batches, so a batch reads from SQLite only rows it has not seen yet.
-        self.keep_rows = keep_rows
-        # Only with every row kept (nothing read back): transactions go to a writer process, committed
-        # there while the next batch folds here.
-        self.writer = writer
         # Reads a dead letter again when a dead_letter.applied asks for it; without it, none is applied.
         self.fetch = fetch
         self.listed: set[int] = set()  # the dead letters listed now: few, so kept here
@@ -78,21 +91,18 @@ class Projector:
         self.counts = Applied()
         self._encoder = msgspec.json.Encoder()
         self._since_prune = 0
-        self._kept = Rows()
-        self._kept_all = False  # every row the file has is in _kept: nothing to load
 
-    async def open(self) -> "Projector":
+    async def open(self) -> Projector:
         if await store.rebuild_if_outdated(self.db):
             log.warning("the read model was written by another version of Darkroom: rebuilding it from the log")
         self.checkpoint = await store.get_meta(self.db, CHECKPOINT)
         self.listed = {row[0] for row in await self.db.execute_fetchall("SELECT seq FROM dead_letters")}
-        self._kept_all = self.keep_rows > 0 and self.checkpoint == 0  # a new file has no rows yet
         return self
 
     def note_recorded(self, stored: Stored) -> None:
         """Read ahead of the checkpoint (before following the log): a dead_letter.recorded says the
         message it names is set aside when the projector gets to it."""
-        if not (stored.subject.startswith(DEAD_LETTERS) and stored.subject.endswith(".recorded")):
+        if dead_letter_of(stored.subject, "recorded") is None:
             return
         try:
             event = self.codec.decode(stored.data)
@@ -102,53 +112,46 @@ class Projector:
             self.recorded[event.seq] = event.reason
 
     async def apply_batch(self, batch: Sequence[Stored]) -> list[DeadLetter]:
-        """Apply a batch in one transaction, committed when this returns (with a writer: by `settle`);
-        returns the messages it set aside."""
-        try:
-            folded = await self._fold(batch)
-            if folded is not None:
-                await self._write(folded)
-        except BaseException:
-            self._forget()  # kept rows may hold what was not written
-            raise
-        return folded.dead if folded is not None else []
+        """Apply a batch in one transaction, committed when this returns; returns the messages it set aside."""
+        folded = await self._fold(batch)
+        if folded is None:
+            return []
+        await self._write(folded)
+        return folded.dead
+
+    def _fresh(self, batch: Sequence[Stored]) -> Sequence[Stored]:
+        """What of the batch is past the checkpoint: in log order, most often all of it."""
+        checkpoint = self.checkpoint
+        return batch if batch and batch[0].seq > checkpoint else [s for s in batch if s.seq > checkpoint]
 
     async def _fold(self, batch: Sequence[Stored]) -> Folded | None:
-        checkpoint = self.checkpoint
-        # A batch is in log order: most often all of it is new.
-        fresh = batch if batch and batch[0].seq > checkpoint else [s for s in batch if s.seq > checkpoint]
+        """The rows the batch's events touch, loaded first, and the batch applied to them."""
+        fresh = self._fresh(batch)
         if not fresh:
             return None
         originals = await self._originals(fresh)
-        folded = Folded(Rows(), [], [], [], set(self.listed), fresh[-1].seq, len(fresh))
-        # Every row there is is kept (a rebuild into a new file): the batch folds into the kept rows
-        # as it decodes. Otherwise the rows its events touch are loaded first.
-        if self._kept_all:
-            folded.rows = self._kept_view()
-            self._apply(folded, self._decoded(fresh), originals)
-        else:
-            decoded = list(self._decoded(fresh))
-            wanted = Needs()
-            for event in chain((event for _, event, _ in decoded), originals.values()):
-                if event is not None:
-                    needs(event, wanted)
-            await self.settle()  # rows are read back from the file from here on: all of it written first
-            folded.rows = await self._load(wanted)
-            self._apply(folded, decoded, originals)
-        self._keep(folded.rows)
+        decoded = list(self._decoded(fresh))
+        wanted = Needs()
+        for event in chain((event for _, event, _ in decoded), originals.values()):
+            if event is not None:
+                needs(event, wanted)
+        folded = self._folded(await self._load(wanted), fresh)
+        self._apply(folded, decoded, originals)
         return folded
+
+    def _folded(self, rows: Rows, fresh: Sequence[Stored]) -> Folded:
+        """The batch before its events are applied to `rows`."""
+        return Folded(rows, [], [], [], set(self.listed), fresh[-1].seq, len(fresh))
 
     async def _originals(self, fresh: Sequence[Stored]) -> dict[int, Event | None]:
         """The dead letters this batch's dead_letter.applied events ask for, read again from the log and
         decoded by this version (None: still unreadable, or no longer in the log)."""
         found: dict[int, Event | None] = {}
         for stored in fresh:
-            subject = stored.subject
-            if not (subject.startswith(DEAD_LETTERS) and subject.endswith(".applied")):
+            if not stored.subject.startswith(DEAD_LETTERS):  # most batches have none: one test a message
                 continue
-            try:
-                seq = int(subject.split(".")[2])
-            except ValueError:
+            seq = dead_letter_of(stored.subject, "applied")
+            if seq is None:
                 continue
             original = await self.fetch(seq) if self.fetch is not None else None
             try:
@@ -176,8 +179,12 @@ class Projector:
             if not dispatch:
                 yield stored, event, None
 
-    def _apply(self, folded: Folded, decoded: Iterable[tuple[Stored, Event | None, str | None]],
-               originals: dict[int, Event | None]) -> None:
+    def _apply(
+        self,
+        folded: Folded,
+        decoded: Iterable[tuple[Stored, Event | None, str | None]],
+        originals: dict[int, Event | None],
+    ) -> None:
         """Folds the events into the batch's rows, with the SSE outbox rows and dead letters they make."""
         rows, outbox, listed = folded.rows, folded.outbox, folded.listed
         relay = self.relay
@@ -191,15 +198,16 @@ class Projector:
                 folded.dead.append(letter)
                 messages = [Message("dead_letter", letter, None, None, False)]
             elif type(event) in HANDLED:
-                messages = self._handled(folded, event, originals)  # type: ignore[arg-type]
+                messages = self._handled(folded, cast(DeadLetterDiscarded | DeadLetterApplied, event), originals)
             else:
                 messages = apply(rows, event)
             if relay:
                 for k, message in enumerate(messages):
                     outbox.append(self._outbox_row(stored.seq, k, message))
 
-    def _handled(self, folded: Folded, event: DeadLetterDiscarded | DeadLetterApplied,
-                 originals: dict[int, Event | None]) -> list[Message]:
+    def _handled(
+        self, folded: Folded, event: DeadLetterDiscarded | DeadLetterApplied, originals: dict[int, Event | None]
+    ) -> list[Message]:
         """A dead letter discarded, or applied here when it can be read now: no longer listed."""
         seq = event.seq
         original = originals.get(seq) if type(event) is DeadLetterApplied else None
@@ -210,63 +218,17 @@ class Projector:
         messages = [Message("dead_letter_removed", DeadLetterRemoved(seq, HANDLED[type(event)]), None, None, False)]
         return messages + apply(folded.rows, original) if original is not None else messages
 
-    async def settle(self) -> None:
-        """Every batch applied is committed when this returns; the writer process, if any, is done."""
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            await writer.close()
-
-    def _kept_view(self) -> Rows:
-        """Rows that are the kept rows themselves, with nothing dirty yet."""
-        kept = self._kept
-        return Rows(relay=self.relay, tasks=kept.tasks, jobs=kept.jobs, projects=kept.projects, photos=kept.photos)
-
     async def _load(self, wanted: Needs) -> Rows:
+        """The rows `wanted` names, from the file (None for those it does not have)."""
         rows = Rows(relay=self.relay)
-        for ids, table, loaded, kept in (
-                (wanted.tasks, TASKS, rows.tasks, self._kept.tasks), (wanted.jobs, JOBS, rows.jobs, self._kept.jobs),
-                (wanted.projects, PROJECTS, rows.projects, self._kept.projects),
-                (wanted.photos, PHOTOS, rows.photos, self._kept.photos)):
-            missing = [i for i in ids if i not in kept]
-            loaded.update({i: kept[i] for i in ids if i in kept})
-            loaded.update(dict.fromkeys(missing))
-            if missing:
-                loaded.update(await store.load_many(self.db, table, missing))
+        await load_into(self.db, TASKS, wanted.tasks, rows.tasks)
+        await load_into(self.db, JOBS, wanted.jobs, rows.jobs)
+        await load_into(self.db, PROJECTS, wanted.projects, rows.projects)
+        await load_into(self.db, PHOTOS, wanted.photos, rows.photos)
         return rows
 
-    def _keep(self, rows: Rows) -> None:
-        if not self.keep_rows:
-            return
-        kept = self._kept
-        if rows.tasks is not kept.tasks:
-            kept.tasks.update(rows.tasks)
-            kept.jobs.update(rows.jobs)
-            kept.projects.update(rows.projects)
-            kept.photos.update(rows.photos)
-        if len(kept.tasks) + len(kept.jobs) + len(kept.projects) + len(kept.photos) > self.keep_rows:
-            self._forget()
-
-    def _forget(self) -> None:
-        """From here on, rows come from the file again."""
-        self._kept = Rows()
-        self._kept_all = False
-
     async def _write(self, folded: Folded) -> None:
-        statements = self._statements(folded)
-        if self.writer is not None:
-            await self.writer.write(statements)
-        else:
-            await self.db.execute("BEGIN")
-            try:
-                for sql, params in statements:
-                    await self.db.executemany(sql, params)
-                await self.db.commit()
-            except BaseException:
-                try:
-                    await self.db.rollback()
-                except sqlite3.Error:  # SQLite may have rolled back already (a full or failing disk)
-                    pass
-                raise
+        await self._commit(self._statements(folded))
         self.checkpoint = folded.last
         self.listed = folded.listed
         if self.recorded:
@@ -276,18 +238,30 @@ class Projector:
         if self.on_applied is not None:
             self.on_applied(folded.last, folded.outbox)
 
+    async def _commit(self, statements: Statements) -> None:
+        """Run one batch's statements in one transaction."""
+        await self.db.execute("BEGIN")
+        try:
+            for sql, params in statements:
+                await self.db.executemany(sql, params)
+            await self.db.commit()
+        except BaseException:
+            try:
+                await self.db.rollback()
+            except sqlite3.Error:  # SQLite may have rolled back already (a full or failing disk)
+                pass
+            raise
+
     def _statements(self, folded: Folded) -> Statements:
         """What the batch's one transaction runs, in order: each SQL with the parameters of its rows."""
         rows, last = folded.rows, folded.last
-        out: Statements = []
-        for table, ids, items in ((TASKS, rows.dirty_tasks, rows.tasks), (JOBS, rows.dirty_jobs, rows.jobs)):
-            if ids:
-                out.append((table.upsert(), [table.to_row(items[i]) for i in ids]))
-        projects = [rows.projects[i] for i in rows.dirty_projects]
-        if any(projects):
-            out.append((PROJECTS.upsert(), [PROJECTS.to_row(p) for p in projects if p is not None]))
-        kept = [rows.photos[i] for i in rows.dirty_photos if rows.photos[i] is not None]
-        gone = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
+        out: Statements = [
+            *upsert(TASKS, rows.dirty_tasks, rows.tasks),
+            *upsert(JOBS, rows.dirty_jobs, rows.jobs),
+            *upsert(PROJECTS, rows.dirty_projects, rows.projects),
+        ]
+        kept = [p for i in rows.dirty_photos if (p := rows.photos[i]) is not None]
+        gone: list[Row] = [(i,) for i in rows.dirty_photos if rows.photos[i] is None]
         if kept:
             out.append((PHOTOS.upsert(), [PHOTOS.to_row(p) for p in kept]))
         if gone:
@@ -299,16 +273,24 @@ class Projector:
             out.append((LANES.upsert(), [LANES.to_row(lane) for lane in rows.lanes.values()]))
         if rows.refused:
             out.append((REFUSED.upsert(), [REFUSED.to_row(f) for f in rows.refused.values() if f]))
-            out.append(("DELETE FROM refused_folders WHERE folder = ?", [(k,) for k, f in rows.refused.items() if f is None]))
+            out.append(
+                ("DELETE FROM refused_folders WHERE folder = ?", [(k,) for k, f in rows.refused.items() if f is None])
+            )
         if rows.purged:  # last: what the batch wrote of a purged project goes too
-            gone = [(i,) for i in rows.purged]
-            out += [(f"DELETE FROM {table} WHERE {column} = ?", gone)
-                    for table, column in (("photos", "project_id"), ("trash", "project_id"), ("projects", "id"))]
+            purged: list[Row] = [(i,) for i in rows.purged]
+            out += [
+                (f"DELETE FROM {table} WHERE {column} = ?", purged)
+                for table, column in (("photos", "project_id"), ("trash", "project_id"), ("projects", "id"))
+            ]
         if folded.outbox:
             out.append(("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?)", folded.outbox))
         if folded.dead:
-            out.append(("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)",
-                        [msgspec.structs.astuple(letter) for letter in folded.dead]))
+            out.append(
+                (
+                    "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?)",
+                    [msgspec.structs.astuple(d) for d in folded.dead],
+                )
+            )
         if folded.gone:
             out.append(("DELETE FROM dead_letters WHERE seq = ?", [(seq,) for seq in folded.gone]))
         meta = [(CHECKPOINT, last)] if self.relay else [(CHECKPOINT, last), (PRUNED_THROUGH, last)]
@@ -322,6 +304,13 @@ class Projector:
                 out.append((SET_META, [(PRUNED_THROUGH, horizon)]))
         return out
 
-    def _outbox_row(self, seq: int, k: int, message: Message) -> tuple:
-        return (seq, k, message.event, message.project_id, message.folder, int(message.maintenance),
-                self._encoder.encode(message.data).decode())
+    def _outbox_row(self, seq: int, k: int, message: Message) -> Row:
+        return (
+            seq,
+            k,
+            message.event,
+            message.project_id,
+            message.folder,
+            int(message.maintenance),
+            self._encoder.encode(message.data).decode(),
+        )

@@ -8,17 +8,35 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import aiosqlite
 
 from ..kernel.supervise import Loops
+from ..kernel.vocabulary import OPEN_TASK
 from . import store
-from .store import CHECKPOINT, COUNTED, JOBS, LANES, PHOTOS, PROJECTS, PRUNED_THROUGH, REFUSED, TASKS, TRASH
+from .store import (
+    CHECKPOINT,
+    COUNTED,
+    JOBS,
+    LANES,
+    PHOTOS,
+    PROJECTS,
+    PRUNED_THROUGH,
+    REFUSED,
+    TASKS,
+    TRASH,
+    Row,
+    S,
+    Table,
+)
 from .views import DeadLetter, JobView, LaneRow, PhotoView, ProjectRow, RefusedFolder, TaskView, TrashRow
 
 POLL_S = 0.02  # when the projector is another process; in the same one it pokes the reader
 NOTIFIED_POLL_S = 1.0
+# How long a decision made from the read model waits for it to reach the log's end: a replica taking
+# over after a NATS node died catches up within this.
+CATCH_UP_S = 5.0
 POLL_LOOP = "read model poll"
 # The states as written in the counts' index (a partial index is used only for its own condition).
 JOB_COUNTS = f"SELECT lane, type, status, COUNT(*) FROM jobs WHERE status IN ({COUNTED}) GROUP BY status, lane, type"
@@ -51,15 +69,15 @@ _EVENT_ID = re.compile(r"(\d{1,18})(?:\.(\d*))?", re.ASCII)  # a sequence SQLite
 class OutboxTail:
     """The outbox rows this process's projector committed lately, as written (seq, k, event,
     project_id, folder, maintenance, data): a caught-up SSE client reads its next rows here, where
-    a query per client and commit would cost each open page about 4 ms of CPU per task."""
+    a query per client and commit would cost each open page CPU for every task."""
 
     KEEP = 4096
 
     def __init__(self, checkpoint: int) -> None:
         self.since = (checkpoint, AFTER_EVERYTHING)  # every row after this position is here
-        self.rows: list[tuple] = []
+        self.rows: list[Row] = []
 
-    def extend(self, rows: Sequence[tuple]) -> None:
+    def extend(self, rows: Sequence[Row]) -> None:
         self.rows.extend(rows)
         if len(self.rows) > 2 * self.KEEP:  # trimmed in bulk: dropping a list's head costs its length
             cut = len(self.rows) - self.KEEP
@@ -69,10 +87,13 @@ class OutboxTail:
     def covers(self, after: tuple[int, int]) -> bool:
         return after >= self.since
 
-    def after(self, after: tuple[int, int], *, project_id: str | None, show_maintenance: bool,
-              limit: int) -> list[OutboxRow]:
+    def after(
+        self, after: tuple[int, int], *, project_id: str | None, show_maintenance: bool, limit: int
+    ) -> list[OutboxRow]:
         found = []
-        for seq, k, event, row_project, _, maintenance, data in self.rows[bisect_right(self.rows, after, key=_position):]:
+        for seq, k, event, row_project, _, maintenance, data in self.rows[
+            bisect_right(self.rows, after, key=_position) :
+        ]:
             if (project_id is None or row_project == project_id) and (show_maintenance or not maintenance):
                 found.append(OutboxRow(seq, k, event, data))
                 if len(found) == limit:
@@ -91,12 +112,12 @@ class ReadModel:
         self.loops = loops or Loops()
         self.checkpoint = 0
         self._moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._poller: asyncio.Task | None = None
+        self._poller: asyncio.Task[None] | None = None
         self.poll_s = POLL_S
         self.tail: OutboxTail | None = None  # see follow_projector
 
     @classmethod
-    async def open(cls, path: Path, loops: Loops | None = None) -> "ReadModel":
+    async def open(cls, path: Path, loops: Loops | None = None) -> ReadModel:
         model = cls(await store.open_db(path), loops)
         model.checkpoint = await store.get_meta(model.db, CHECKPOINT)
         model._poller = model.loops.spawn(POLL_LOOP, model._poll)
@@ -117,7 +138,7 @@ class ReadModel:
             self._poller.cancel()
             self._poller = None
 
-    def applied(self, seq: int, outbox: Sequence[tuple] = ()) -> None:
+    def applied(self, seq: int, outbox: Sequence[Row] = ()) -> None:
         """Called in-process by the projector after each commit: waiters wake without a query."""
         if self.tail is not None:
             self.tail.extend(outbox)
@@ -136,7 +157,7 @@ class ReadModel:
             await asyncio.sleep(self.poll_s)
             self._advance(await self.loops.retry(POLL_LOOP, lambda: store.get_meta(self.db, CHECKPOINT)))
 
-    async def _until(self, reached, timeout: float) -> bool:
+    async def _until(self, reached: Callable[[], bool], timeout: float) -> bool:
         deadline = asyncio.get_running_loop().time() + timeout
         while not reached():
             remaining = deadline - asyncio.get_running_loop().time()
@@ -144,7 +165,7 @@ class ReadModel:
                 return False
             try:
                 await asyncio.wait_for(asyncio.shield(self._moved), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
         return True
 
@@ -160,8 +181,16 @@ class ReadModel:
     async def task(self, task_id: str) -> TaskView | None:
         return (await store.load_many(self.db, TASKS, [task_id])).get(task_id)
 
-    async def tasks(self, *, project_id: str | None = None, type: str | None = None, status: str | None = None,
-                    show_maintenance: bool = False, limit: int = 100, retried: bool | None = None) -> list[TaskView]:
+    async def tasks(
+        self,
+        *,
+        project_id: str | None = None,
+        type: str | None = None,
+        status: str | None = None,
+        show_maintenance: bool = False,
+        limit: int = 100,
+        retried: bool | None = None,
+    ) -> list[TaskView]:
         where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
         if retried is not None:  # with a retry made of it, or without
             where += f"{' AND' if where else 'WHERE'} retried_by IS {'NOT ' if retried else ''}NULL"
@@ -170,7 +199,7 @@ class ReadModel:
 
     async def open_tasks(self, project_id: str) -> list[TaskView]:
         """The project's tasks that have not ended: queued or running."""
-        sql = TASKS.select("WHERE project_id = ? AND status IN ('queued', 'running')")
+        sql = TASKS.select(f"WHERE project_id = ? AND status IN ({', '.join(repr(s) for s in OPEN_TASK)})")
         return await self._fetch(TASKS, sql, [project_id])
 
     async def running_jobs(self, project_id: str) -> list[JobView]:
@@ -180,13 +209,20 @@ class ReadModel:
     async def jobs_of(self, task_id: str) -> list[JobView]:
         return await self._fetch(JOBS, JOBS.select("WHERE task_id = ?", "ORDER BY step_index"), [task_id])
 
-    async def jobs(self, *, project_id: str | None = None, type: str | None = None, status: str | None = None,
-                   show_maintenance: bool = False, limit: int = 100) -> list[JobView]:
+    async def jobs(
+        self,
+        *,
+        project_id: str | None = None,
+        type: str | None = None,
+        status: str | None = None,
+        show_maintenance: bool = False,
+        limit: int = 100,
+    ) -> list[JobView]:
         where, args = _filters(project_id=project_id, type=type, status=status, show_maintenance=show_maintenance)
         sql = JOBS.select(where, "ORDER BY created_at DESC, id DESC LIMIT ?")
         return await self._fetch(JOBS, sql, [*args, limit])
 
-    async def _fetch(self, table, sql: str, args: list) -> list:
+    async def _fetch(self, table: Table[S], sql: str, args: list[Any]) -> list[S]:
         async with self.db.execute(sql, args) as cursor:
             return [table.from_row(row) for row in await cursor.fetchall()]
 
@@ -208,12 +244,14 @@ class ReadModel:
         """(lane, job type, status, how many) of the jobs queued, running, retrying or failed: one query
         over the index that holds only those."""
         async with self.db.execute(JOB_COUNTS) as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]  # type: ignore[misc]
+            return [(row[0], row[1], row[2], row[3]) for row in await cursor.fetchall()]
 
     async def job_durations(self) -> list[tuple[str, float]]:
         """(job type, seconds) of finished jobs, from the events' own times."""
-        sql = ("SELECT type, (julianday(finished_at) - julianday(started_at)) * 86400.0 FROM jobs "
-               "WHERE finished_at IS NOT NULL AND started_at IS NOT NULL")
+        sql = (
+            "SELECT type, (julianday(finished_at) - julianday(started_at)) * 86400.0 FROM jobs "
+            "WHERE finished_at IS NOT NULL AND started_at IS NOT NULL"
+        )
         async with self.db.execute(sql) as cursor:
             return [(row[0], max(0.0, row[1])) for row in await cursor.fetchall()]
 
@@ -221,8 +259,9 @@ class ReadModel:
 
     async def projects(self) -> list[ProjectRow]:
         """The projects there are: not the deleted ones."""
-        return await self._fetch(PROJECTS, PROJECTS.select("WHERE deleted_at IS NULL", "ORDER BY created_at DESC, id"),
-                                 [])
+        return await self._fetch(
+            PROJECTS, PROJECTS.select("WHERE deleted_at IS NULL", "ORDER BY created_at DESC, id"), []
+        )
 
     async def deleted_projects(self) -> list[ProjectRow]:
         """Projects in DIR/trash/, the one deleted first first."""
@@ -241,27 +280,31 @@ class ReadModel:
         return await self._fetch(REFUSED, REFUSED.select("", "ORDER BY folder"), [])
 
     async def photo(self, project_id: str, filename: str) -> PhotoView | None:
-        found = await self._fetch(PHOTOS, PHOTOS.select("WHERE project_id = ? AND filename = ?"),
-                                  [project_id, filename])
+        found = await self._fetch(
+            PHOTOS, PHOTOS.select("WHERE project_id = ? AND filename = ?"), [project_id, filename]
+        )
         return found[0] if found else None
 
     async def photos_named(self, filenames: list[str]) -> list[PhotoView]:
         """Photos with these basenames in any project: a basename lives in one project only."""
         out: list[PhotoView] = []
         for start in range(0, len(filenames), 500):
-            chunk = filenames[start:start + 500]
+            chunk = filenames[start : start + 500]
             sql = PHOTOS.select(f"WHERE filename IN ({', '.join('?' * len(chunk))})")
             out += await self._fetch(PHOTOS, sql, chunk)
         return out
 
-    async def photos(self, project_id: str, limit: int = 100,
-                     after: tuple[int, str, str] | None = None) -> list[PhotoView]:
+    async def photos(
+        self, project_id: str, limit: int = 100, after: tuple[int, str, str] | None = None
+    ) -> list[PhotoView]:
         """Ordered by taken_at (undated last) then filename; `after` is the last row's sort key."""
         where = "WHERE project_id = ?"
-        args: list = [project_id]
+        args: list[Any] = [project_id]
         if after is not None:
-            where += " AND ((taken_at IS NULL) > ? OR ((taken_at IS NULL) = ? AND (IFNULL(taken_at, '') > ? " \
-                     "OR (IFNULL(taken_at, '') = ? AND filename > ?))))"
+            where += (
+                " AND ((taken_at IS NULL) > ? OR ((taken_at IS NULL) = ? AND (IFNULL(taken_at, '') > ? "
+                "OR (IFNULL(taken_at, '') = ? AND filename > ?))))"
+            )
             args += [after[0], after[0], after[1], after[1], after[2]]
         sql = PHOTOS.select(where, "ORDER BY taken_at IS NULL, taken_at, filename LIMIT ?")
         return await self._fetch(PHOTOS, sql, [*args, limit])
@@ -270,28 +313,33 @@ class ReadModel:
         return await self._fetch(PHOTOS, PHOTOS.select("WHERE project_id = ?", "ORDER BY filename"), [project_id])
 
     async def trash(self, project_id: str) -> list[TrashRow]:
-        return await self._fetch(TRASH, TRASH.select("WHERE project_id = ?", "ORDER BY trashed_at, trash_name"),
-                                 [project_id])
+        return await self._fetch(
+            TRASH, TRASH.select("WHERE project_id = ?", "ORDER BY trashed_at, trash_name"), [project_id]
+        )
 
     async def missing_derivatives(self, project_id: str) -> int:
-        sql = ("SELECT COUNT(*) FROM photos WHERE project_id = ? "
-               "AND thumbnail_status NOT IN ('generated', 'not_supported')")
+        sql = (
+            "SELECT COUNT(*) FROM photos WHERE project_id = ? "
+            "AND thumbnail_status NOT IN ('generated', 'not_supported')"
+        )
         async with self.db.execute(sql, (project_id,)) as cursor:
-            return (await cursor.fetchone())[0]
+            row = await cursor.fetchone()
+        return int(row[0]) if row is not None else 0
 
     # -- SSE outbox ------------------------------------------------------------------------------
 
     async def pruned_through(self) -> int:
         return await store.get_meta(self.db, PRUNED_THROUGH)
 
-    async def outbox_after(self, after: tuple[int, int], *, project_id: str | None, show_maintenance: bool,
-                           limit: int = 500) -> list[OutboxRow]:
+    async def outbox_after(
+        self, after: tuple[int, int], *, project_id: str | None, show_maintenance: bool, limit: int = 500
+    ) -> list[OutboxRow]:
         """The SSE messages after `after`: all, or one project's (by id: a page follows its project
         through a rename)."""
         if self.tail is not None and self.tail.covers(after):
             return self.tail.after(after, project_id=project_id, show_maintenance=show_maintenance, limit=limit)
         sql = "SELECT seq, k, event, data FROM outbox WHERE (seq > ? OR (seq = ? AND k > ?))"
-        args: list = [after[0], after[0], after[1]]
+        args: list[Any] = [after[0], after[0], after[1]]
         if project_id is not None:
             sql += " AND project_id = ?"
             args.append(project_id)
@@ -303,9 +351,11 @@ class ReadModel:
             return [OutboxRow(*row) for row in await cursor.fetchall()]
 
 
-def _filters(*, project_id: str | None, type: str | None, status: str | None,
-             show_maintenance: bool) -> tuple[str, list]:
-    clauses, args = [], []
+def _filters(
+    *, project_id: str | None, type: str | None, status: str | None, show_maintenance: bool
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
     for column, value in (("project_id", project_id), ("type", type), ("status", status)):
         if value is not None:
             clauses.append(f"{column} = ?")

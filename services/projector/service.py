@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..kernel.bus import Bus, Conflict, Expect, Stored
+from ..kernel.bus import Bus
 from ..kernel.events import DeadLetterRecorded
 from ..kernel.follow import Follower
+from ..kernel.messages import Conflict, Expect, Stored
 from ..kernel.subjects import DEAD_LETTERS_RECORDED, dead_letter_events
 from ..kernel.supervise import Loops
 from .engine import Projector
@@ -30,7 +31,7 @@ class ProjectorService:
         self.follower = Follower(bus, projector.checkpoint + 1, self._on_stored, self.loops, name="projector feed")
         self._buffer: list[Stored] = []
         self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task | None = None
+        self._loop_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await read_recorded(self.bus, self.projector)
@@ -76,10 +77,15 @@ class ProjectorService:
     async def _record(self, letters: list[DeadLetter]) -> None:
         """Store that these messages were set aside, once each (another projector may have already):
         every read model built from the log later sets them aside too, whatever it can read."""
-        results = await self.bus.send_many_settled([
-            self.bus.outgoing(DeadLetterRecorded(seq=d.seq, subject=d.subject, reason=d.reason),
-                              expect=Expect(dead_letter_events(d.seq), 0))
-            for d in letters])
+        results = await self.bus.send_many_settled(
+            [
+                self.bus.outgoing(
+                    DeadLetterRecorded(seq=d.seq, subject=d.subject, reason=d.reason),
+                    expect=Expect(dead_letter_events(d.seq), 0),
+                )
+                for d in letters
+            ]
+        )
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, Conflict):
                 raise result

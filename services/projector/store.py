@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Generic, Iterable, TypeVar
+from pathlib import Path
+from typing import Any, Generic, Iterable, Sequence, TypeVar
 
 import aiosqlite
 import msgspec
 
+from ..kernel.vocabulary import COUNTED_STATES
 from .views import JobView, LaneRow, PhotoView, ProjectRow, RefusedFolder, TaskView, TrashRow
 
 S = TypeVar("S", bound=msgspec.Struct)
+Row = tuple[Any, ...]  # one row's values, as SQLite takes them
+Statements = list[tuple[str, list[Row]]]  # one transaction: each SQL with the parameters of its rows
 _JSON = msgspec.json.Encoder()
 
-# The job states a lane's counts show: every one but completed and canceled (which most jobs end as, and
-# which the counts' index leaves out).
-COUNTED_STATES = ("queued", "running", "retrying", "failed")
+# The counts' index leaves out completed and canceled jobs (which most jobs end as).
 COUNTED = ", ".join(f"'{state}'" for state in COUNTED_STATES)
 
 SCHEMA = f"""
@@ -48,8 +50,8 @@ CREATE INDEX IF NOT EXISTS projects_folder ON projects (folder);
 CREATE TABLE IF NOT EXISTS photos (
   id TEXT PRIMARY KEY, project_id TEXT, filename TEXT, files TEXT, jpg_available INTEGER, raw_available INTEGER,
   other_available INTEGER, keep_jpg INTEGER, keep_raw INTEGER, keep_other INTEGER, thumbnail_status TEXT,
-  preview_status TEXT, taken_at TEXT, make TEXT, model TEXT, width INTEGER, height INTEGER, orientation INTEGER,
-  error TEXT, error_kind TEXT, made_from TEXT, made_from_size INTEGER, made_from_mtime_ns INTEGER,
+  preview_status TEXT, taken_at TEXT, make TEXT, model TEXT, lens TEXT, width INTEGER, height INTEGER,
+  orientation INTEGER, error TEXT, error_kind TEXT, made_from TEXT, made_from_size INTEGER, made_from_mtime_ns INTEGER,
   moving_to TEXT, created_at TEXT, updated_at TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS photos_name ON photos (project_id, filename);
 CREATE INDEX IF NOT EXISTS photos_order ON photos (project_id, taken_at IS NULL, taken_at, filename);
@@ -61,6 +63,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, subject TEXT, 
 CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, paused INTEGER, updated_at TEXT);
 """
 
+READ_MODEL_FILE = "read-model.sqlite"  # in the data folder
+WORKER_READ_MODEL_FILE = "read-model-worker.sqlite"
 CHECKPOINT = "checkpoint"
 PRUNED_THROUGH = "outbox_pruned_through"
 
@@ -79,7 +83,7 @@ class Table(Generic[S]):
     def _json_positions(self) -> tuple[int, ...]:
         return tuple(i for i, c in enumerate(self.columns) if c in self.json_fields)
 
-    def to_row(self, item: S) -> tuple[Any, ...]:
+    def to_row(self, item: S) -> Row:
         values = msgspec.structs.astuple(item)  # views hold plain values, and lists as JSON columns
         if not self._json_positions:
             return values
@@ -87,6 +91,14 @@ class Table(Generic[S]):
         for i in self._json_positions:
             row[i] = _JSON.encode(row[i]).decode()
         return tuple(row)
+
+    @cached_property
+    def _id_position(self) -> int:
+        return self.columns.index("id")
+
+    def key_of(self, row: Sequence[Any]) -> str:
+        """A row's id, as the file has it."""
+        return str(row[self._id_position])
 
     def from_row(self, row: Iterable[Any]) -> S:
         data = dict(zip(self.columns, row))
@@ -110,11 +122,29 @@ TRASH = Table("trash", TrashRow)
 LANES = Table("lanes", LaneRow)
 REFUSED = Table("refused_folders", RefusedFolder)
 # Tables that replay must rebuild exactly, with the column that orders them.
-COMPARED = {"tasks": "id", "jobs": "id", "projects": "id", "photos": "id", "trash": "id", "refused_folders": "folder",
-            "dead_letters": "seq", "lanes": "lane"}
+COMPARED = {
+    "tasks": "id",
+    "jobs": "id",
+    "projects": "id",
+    "photos": "id",
+    "trash": "id",
+    "refused_folders": "folder",
+    "dead_letters": "seq",
+    "lanes": "lane",
+}
 
 
-async def open_db(path, readonly: bool = False) -> aiosqlite.Connection:
+def read_model_path(data_dir: Path) -> Path:
+    """The data folder's read model, which its projector keeps."""
+    return data_dir / READ_MODEL_FILE
+
+
+def worker_read_model_path(data_dir: Path) -> Path:
+    """The replica workers keep where no projector keeps the data folder's read model."""
+    return data_dir / WORKER_READ_MODEL_FILE
+
+
+async def open_db(path: Path | str, readonly: bool = False) -> aiosqlite.Connection:
     db = await aiosqlite.connect(f"file:{path}?mode=ro" if readonly else path, uri=readonly)
     # First: services started together on one file (api, worker, projector) wait for each other.
     await db.execute("PRAGMA busy_timeout=5000")
@@ -135,8 +165,7 @@ async def rebuild_if_outdated(db: aiosqlite.Connection) -> bool:
             break
     else:
         return False
-    await db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in (*COMPARED, "outbox", "meta"))
-                           + SCHEMA)
+    await db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in (*COMPARED, "outbox", "meta")) + SCHEMA)
     await db.commit()
     return True
 
@@ -145,12 +174,24 @@ async def load_many(db: aiosqlite.Connection, table: Table[S], ids: Iterable[str
     ids = list(ids)
     found: dict[str, S] = {}
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         sql = table.select(f"WHERE id IN ({', '.join('?' * len(chunk))})")
         for row in await db.execute_fetchall(sql, chunk):  # one trip to the connection's thread
-            item = table.from_row(row)
-            found[item.id] = item  # type: ignore[attr-defined]
+            found[table.key_of(row)] = table.from_row(row)
     return found
+
+
+async def load_into(db: aiosqlite.Connection, table: Table[S], ids: set[str], into: dict[str, S | None]) -> None:
+    """The rows `ids` names into `into`, None for those the file does not have."""
+    if ids:
+        into.update(dict.fromkeys(ids))
+        into.update(await load_many(db, table, ids))
+
+
+def upsert(table: Table[S], ids: set[str], items: dict[str, S | None]) -> list[tuple[str, list[Row]]]:
+    """The statement that writes these rows (none for no rows)."""
+    rows = [table.to_row(item) for i in ids if (item := items[i]) is not None]
+    return [(table.upsert(), rows)] if rows else []
 
 
 async def get_meta(db: aiosqlite.Connection, key: str) -> int:

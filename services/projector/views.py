@@ -95,7 +95,7 @@ class ProjectRow(msgspec.Struct, kw_only=True, gc=False):
     deleted_at: str | None = None  # in DIR/trash/, restorable until the trash TTL from then
 
     @property
-    def pending(self) -> "Pending":
+    def pending(self) -> Pending:
         return Pending(self.pending_photos, self.pending_jpg, self.pending_raw, self.pending_other)
 
 
@@ -116,10 +116,16 @@ class ProjectView(msgspec.Struct, kw_only=True):
     pending: Pending
 
     @classmethod
-    def of(cls, row: ProjectRow) -> "ProjectView":
-        return cls(project_id=row.id, folder=row.folder, name=row.name, created_at=row.created_at,
-                   updated_at=row.updated_at, photo_count=row.photo_count,
-                   pending=row.pending)
+    def of(cls, row: ProjectRow) -> ProjectView:
+        return cls(
+            project_id=row.id,
+            folder=row.folder,
+            name=row.name,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            photo_count=row.photo_count,
+            pending=row.pending,
+        )
 
 
 class PhotoView(msgspec.Struct, kw_only=True, gc=False):
@@ -138,6 +144,7 @@ class PhotoView(msgspec.Struct, kw_only=True, gc=False):
     taken_at: str | None = None
     make: str | None = None
     model: str | None = None
+    lens: str | None = None
     width: int | None = None
     height: int | None = None
     orientation: int | None = None
@@ -207,11 +214,17 @@ class DeletedProject(msgspec.Struct):
     expires_at: str
 
     @classmethod
-    def of(cls, row: ProjectRow, ttl_s: float) -> "DeletedProject":
+    def of(cls, row: ProjectRow, ttl_s: float) -> DeletedProject:
         deleted_at = row.deleted_at or ""
         expires = parse_iso(deleted_at) + timedelta(seconds=ttl_s)
-        return cls(row.id, row.folder, row.name, row.photo_count, deleted_at,
-                   expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        return cls(
+            row.id,
+            row.folder,
+            row.name,
+            row.photo_count,
+            deleted_at,
+            expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
 
 
 class RefusedFolder(msgspec.Struct, kw_only=True, gc=False):

@@ -10,9 +10,9 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from itertools import accumulate
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
-from PIL import Image, TiffImagePlugin
+from PIL import Image, ImageFile, TiffImagePlugin
 from PIL.TiffTags import LONG
 
 BAND_BYTES = 8 << 20  # decoded bytes per band, about
@@ -65,10 +65,10 @@ def _png_bands(img: Image.Image, rows: int) -> Iterator[Image.Image] | None:
     """Each band's filtered rows, inflated from the IDAT stream, are decoded by Pillow after the row
     above them (their filters' reference), given unfiltered; the EXIF chunk after the pixels, if any,
     is put in `img.info` so that reading it does not decode the whole image."""
-    if len(img.tile) != 1 or img.info.get("interlace") or img.filename is None:
+    if not isinstance(img, ImageFile.ImageFile) or len(img.tile) != 1 or img.info.get("interlace") or not img.filename:
         return None
     tile = img.tile[0]
-    rawmode = tile.args if isinstance(tile.args, str) else tile.args[0]
+    rawmode = tile.args if isinstance(tile.args, str) else tile.args[0] if tile.args else ""
     if tile.codec_name != "zip" or not (_packs(img.mode, rawmode) or rawmode in _LOW_BYTES):
         return None
     return _png_rows(img, str(img.filename), tile.offset, rawmode, rows)
@@ -163,9 +163,9 @@ def _tiff_bands(img: Image.Image, rows: int, multiple: int) -> Iterator[Image.Im
     """Each band is a small TIFF of its own: the source's layout tags and the strips (or rows of tiles)
     that hold the band's rows, decoded by Pillow (and libtiff) like the source. Uncompressed strips
     are cut at any row."""
-    tags = img.tag_v2  # type: ignore[attr-defined]
-    if img.filename is None:
+    if not isinstance(img, TiffImagePlugin.TiffImageFile) or not img.filename:
         return None
+    tags = img.tag_v2
     with open(str(img.filename), "rb") as fp:
         header = fp.read(8)
     if header[2:4] not in (b"*\x00", b"\x00*"):
@@ -188,9 +188,17 @@ def _tiff_bands(img: Image.Image, rows: int, multiple: int) -> Iterator[Image.Im
     return _tiff_rows(img, header, tags, (offsets, counts), tiled, unit, across, planes, rows)
 
 
-def _tiff_rows(img: Image.Image, header: bytes, tags: TiffImagePlugin.ImageFileDirectory_v2,
-               segments_at: tuple[tuple[int, ...], tuple[int, ...]], tiled: bool, unit: int, across: int,
-               planes: int, rows: int) -> Iterator[Image.Image]:
+def _tiff_rows(
+    img: TiffImagePlugin.TiffImageFile,
+    header: bytes,
+    tags: TiffImagePlugin.ImageFileDirectory_v2,
+    segments_at: tuple[tuple[int, ...], tuple[int, ...]],
+    tiled: bool,
+    unit: int,
+    across: int,
+    planes: int,
+    rows: int,
+) -> Iterator[Image.Image]:
     width, height = img.size
     offsets, counts = segments_at
     per_plane = len(offsets) // planes
@@ -203,8 +211,11 @@ def _tiff_rows(img: Image.Image, header: bytes, tags: TiffImagePlugin.ImageFileD
             segments: list[bytes] = []
             for plane in range(planes):
                 if unit == 1:  # uncompressed strips: the band's rows, one strip a plane
-                    segments.append(_rows_of_strips(fp, offsets[plane * per_plane:(plane + 1) * per_plane],
-                                                    strip_rows, stride, top, count))
+                    segments.append(
+                        _rows_of_strips(
+                            fp, offsets[plane * per_plane : (plane + 1) * per_plane], strip_rows, stride, top, count
+                        )
+                    )
                 else:
                     first = plane * per_plane + top // unit * across
                     last = plane * per_plane + math.ceil((top + count) / unit) * across
@@ -216,8 +227,9 @@ def _tiff_rows(img: Image.Image, header: bytes, tags: TiffImagePlugin.ImageFileD
             yield band
 
 
-def _rows_of_strips(fp: BinaryIO, offsets: tuple[int, ...], strip_rows: int, stride: int, top: int,
-                    count: int) -> bytes:
+def _rows_of_strips(
+    fp: IO[bytes], offsets: tuple[int, ...], strip_rows: int, stride: int, top: int, count: int
+) -> bytes:
     out = bytearray()
     row = top
     while row < top + count:
@@ -229,8 +241,15 @@ def _rows_of_strips(fp: BinaryIO, offsets: tuple[int, ...], strip_rows: int, str
     return bytes(out)
 
 
-def _small_tiff(header: bytes, tags: TiffImagePlugin.ImageFileDirectory_v2, width: int, height: int, tiled: bool,
-                unit: int, segments: list[bytes]) -> bytes:
+def _small_tiff(
+    header: bytes,
+    tags: TiffImagePlugin.ImageFileDirectory_v2,
+    width: int,
+    height: int,
+    tiled: bool,
+    unit: int,
+    segments: list[bytes],
+) -> bytes:
     ifd = TiffImagePlugin.ImageFileDirectory_v2(header)
     for tag in _LAYOUT_TAGS:
         if tag in tags:

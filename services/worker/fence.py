@@ -38,7 +38,8 @@ def over(job: JobRequested, newest: Event | None) -> bool | None:
         return True
     if isinstance(newest, JobEvent):
         return newest.step_index > job.step_index or (
-            newest.step_index == job.step_index and isinstance(newest, OUTCOMES))
+            newest.step_index == job.step_index and isinstance(newest, OUTCOMES)
+        )
     return None if newest is not None else False
 
 

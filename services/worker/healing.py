@@ -11,8 +11,8 @@ from typing import Iterable
 
 from PIL import Image
 
-from ..kernel.events import FailureKind
 from ..kernel.photos import is_upload_temp
+from ..kernel.vocabulary import FailureKind
 from ..projector.views import PhotoView
 from .imaging import ImageTooLarge
 
@@ -29,8 +29,9 @@ class Stamp:
     mtime_ns: int
 
 
-def remake_reason(photo: PhotoView, source: str | None, stamp: Stamp | None, made_ns: int | None,
-                  busy: bool) -> str | None:
+def remake_reason(
+    photo: PhotoView, source: str | None, stamp: Stamp | None, made_ns: int | None, busy: bool
+) -> str | None:
     """Why `photo`'s derivatives must be made again, or None while they are right. `source`: the
     variant they should come from (its `stamp` now, None when it is not on disk); `made_ns`: the
     older derivative file's mtime, None when one is missing; `busy`: other work on the project is
@@ -51,7 +52,7 @@ def remake_reason(photo: PhotoView, source: str | None, stamp: Stamp | None, mad
         return f"{source} is another file since"
     if status == "generated" and made_ns is None:
         return "a derivative file is gone"
-    if status == "generated" and made_ns < stamp.mtime_ns:
+    if status == "generated" and made_ns is not None and made_ns < stamp.mtime_ns:
         return f"older than {source}"
     return None
 
@@ -67,8 +68,12 @@ def failure_kind(exc: BaseException) -> FailureKind:
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, OSError) and exc.errno is not None:
-        return {errno.ENOSPC: "no_space", errno.EDQUOT: "no_space", errno.ENOMEM: "out_of_memory"}.get(
-            exc.errno, "io_error")
+        by_errno: dict[int, FailureKind] = {
+            errno.ENOSPC: "no_space",
+            errno.EDQUOT: "no_space",
+            errno.ENOMEM: "out_of_memory",
+        }
+        return by_errno.get(exc.errno, "io_error")
     if isinstance(exc, (OSError, SyntaxError, ValueError, EOFError, struct.error)):
         return "unreadable"  # how Pillow's decoders say a file is not an image they can read
     return "unknown"

@@ -29,8 +29,15 @@ def _dated(icc: bytes, stamp: bytes = struct.pack(">6H", 2000, 1, 1, 0, 0, 0)) -
 SRGB_ICC = _dated(ImageCms.ImageCmsProfile(_SRGB).tobytes())  # embedded in every derivative
 _EIGHT_BIT = ("L", "LA", "RGB", "RGBA", "CMYK")  # modes kept as they are until the colour conversion
 T = Image.Transpose
-_TRANSPOSE = {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,
-              7: T.TRANSVERSE, 8: T.ROTATE_90}  # EXIF orientation: what displays the image upright
+_TRANSPOSE = {
+    2: T.FLIP_LEFT_RIGHT,
+    3: T.ROTATE_180,
+    4: T.FLIP_TOP_BOTTOM,
+    5: T.TRANSPOSE,
+    6: T.ROTATE_270,
+    7: T.TRANSVERSE,
+    8: T.ROTATE_90,
+}  # EXIF orientation: what displays the image upright
 
 
 class ImageTooLarge(Exception):
@@ -54,6 +61,7 @@ class Metadata:
     orientation: int | None
     width: int
     height: int
+    lens: str | None = None
 
 
 def init_worker(parent_pid: int | None = None) -> None:
@@ -106,8 +114,10 @@ def _shrunk(img: Image.Image, spec: Spec) -> Image.Image:
     """The image at most preview_dim on a side, in 8 bits (JPEG draft mode decodes at a reduced scale)."""
     width, height = img.size
     if width * height > spec.max_megapixels * 1_000_000:
-        raise ImageTooLarge(f"the image is {width}x{height} ({width * height / 1_000_000:.1f} megapixels), over "
-                            f"the limit of processing.max_megapixels = {spec.max_megapixels:g}")
+        raise ImageTooLarge(
+            f"the image is {width}x{height} ({width * height / 1_000_000:.1f} megapixels), over "
+            f"the limit of processing.max_megapixels = {spec.max_megapixels:g}"
+        )
     scale = min(1.0, spec.preview_dim / max(width, height))
     if img.format == "JPEG":
         # Decode at the smallest DCT scale that still covers the preview: both sides count.
@@ -153,9 +163,24 @@ def _metadata(exif: Image.Exif, size: tuple[int, int]) -> Metadata:
     width, height = size
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Metadata(taken_at=_taken_at(sub.get(Base.DateTimeOriginal), sub.get(Base.OffsetTimeOriginal)),
-                    make=_text(exif.get(Base.Make)), model=_text(exif.get(Base.Model)), orientation=orientation,
-                    width=width, height=height)
+    return Metadata(
+        taken_at=_taken_at(sub.get(Base.DateTimeOriginal), sub.get(Base.OffsetTimeOriginal)),
+        make=_text(exif.get(Base.Make)),
+        model=_text(exif.get(Base.Model)),
+        orientation=orientation,
+        width=width,
+        height=height,
+        lens=_lens(sub.get(Base.LensMake), sub.get(Base.LensModel)),
+    )
+
+
+def _lens(lens_make: object, lens_model: object) -> str | None:
+    """LensModel, with LensMake before it when the model does not already name it ("Apple iPhone 6
+    back camera…" but not "Canon Canon EF…"); None when the camera records no lens."""
+    make, model = _text(lens_make), _text(lens_model)
+    if model and make and make.lower() not in model.lower():
+        return f"{make} {model}"
+    return model
 
 
 def _taken_at(value: object, offset: object) -> str | None:
@@ -184,7 +209,7 @@ def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     if icc:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            img = ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB")
+            img = ImageCms.profileToProfile(img, source, _SRGB, outputMode="RGB") or img
         except (ImageCms.PyCMSError, OSError):  # a broken profile: keep the pixels as they are
             pass
     return img.convert("RGB") if img.mode != "RGB" else img

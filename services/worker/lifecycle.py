@@ -3,14 +3,12 @@ does with a folder under `DIR/projects/` that no project has."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..kernel.clock import parse_iso
+from ..kernel.ids import is_id
 from ..kernel.manifest import Manifest
 from ..kernel.photos import MAX_PROJECT_NAME_BYTES, sanitize_folder
-
-_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # an id Darkroom gives (a ULID): safe in a subject
 
 
 def expired(deleted_at: str, now: float, ttl_s: float) -> bool:
@@ -63,11 +61,15 @@ def adoption(folder: str, manifest: Manifest | None, known: dict[str, Known], ne
     project = known.get(manifest.id)
     if project is None:
         # Another Darkroom's project, or one restored from a backup: its id stays, if it is one of ours.
-        return Adopt(manifest.id if _ID.match(manifest.id) else new_id, name)
+        return Adopt(manifest.id if is_id(manifest.id) else new_id, name)
     if project.deleted:
-        return Refuse(f"its .project.yaml is that of the deleted project {project.folder!r}: restore that project, "
-                      "or remove .project.yaml to adopt the folder as a new project")
+        return Refuse(
+            f"its .project.yaml is that of the deleted project {project.folder!r}: restore that project, "
+            "or remove .project.yaml to adopt the folder as a new project"
+        )
     if project.folder_on_disk:
-        return Refuse(f"a copy of project {project.folder!r} (the same id in .project.yaml); remove .project.yaml "
-                      "to adopt it as a new project")
+        return Refuse(
+            f"a copy of project {project.folder!r} (the same id in .project.yaml); remove .project.yaml "
+            "to adopt it as a new project"
+        )
     return Moved(project.id, name)

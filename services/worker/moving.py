@@ -6,16 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..kernel.photos import kind_of, sidecar_photo, split
-from .jobs.derivatives import derivative_names
+from ..kernel.photos import derivative_names, kind_of, sidecar_photo, split
 
 
 def photo_files(basename: str, names: Iterable[str], derivatives: Iterable[str]) -> set[str]:
     """The files of one photo, as paths relative to its project folder: among a folder's `names`, its
     variants and sidecars (`DSC01.JPG`, `DSC01.ARW.xmp`, `DSC01.xmp`; basenames compare exactly);
     among `derivatives`, the paths of derivative files that are there, its own."""
-    own = {n for n in names if not n.startswith(".")
-           and ((kind_of(n) is not None and split(n)[0] == basename) or sidecar_photo(n) == basename)}
+    own = {
+        n
+        for n in names
+        if not n.startswith(".")
+        and ((kind_of(n) is not None and split(n)[0] == basename) or sidecar_photo(n) == basename)
+    }
     return own | (set(derivative_names(basename)) & set(derivatives))
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
-from ..kernel.bus import Bus, Stored
+from ..kernel.bus import Bus
 from ..kernel.events import PoisonEvent
 from ..kernel.follow import Follower
 from ..kernel.lanes import LaneStates
-from ..kernel.subjects import LANE_EVENTS, LANES, lane_events
+from ..kernel.messages import Stored
+from ..kernel.subjects import LANE_EVENTS, lane_events
 from ..kernel.supervise import Loops
+from ..kernel.vocabulary import LANES
 
 
 class LanePauses:
@@ -42,7 +44,7 @@ class LanePauses:
         """Returns when a lane is paused or resumed, or after `timeout` seconds."""
         try:
             await asyncio.wait_for(self._changed.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def _fold(self, stored: Stored) -> None:

@@ -14,6 +14,7 @@ from collections import deque
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from ..kernel.subjects import next_messages
 from ..kernel.supervise import TransientError
@@ -40,9 +41,9 @@ class LanePull:
         self.refused: str | None = None  # why the server ended the latest request, if not as usual
         self.answered = False  # the server said something about the latest request: it is there
         self._changed = asyncio.Event()
-        self._sub = None
+        self._sub: Subscription | None = None
 
-    async def start(self) -> "LanePull":
+    async def start(self) -> LanePull:
         self._sub = await self.nc.subscribe(f"{self.inbox}.*", cb=self._on_msg)
         return self
 
@@ -82,7 +83,7 @@ class LanePull:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if self.jobs:
             return self.jobs.popleft()

@@ -1,4 +1,4 @@
-"""A RAW file's embedded preview (LibRaw through rawpy) and its camera, time and orientation."""
+"""A RAW file's embedded preview (LibRaw through rawpy) and its camera, lens, time and orientation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PIL import Image
 from PIL.ExifTags import IFD, Base
 
 CAMERA_TAGS = (Base.Make, Base.Model)
-TIME_TAGS = (Base.DateTimeOriginal, Base.OffsetTimeOriginal)
+SHOT_TAGS = (Base.DateTimeOriginal, Base.OffsetTimeOriginal, Base.LensMake, Base.LensModel)  # in the Exif IFD
 # LibRaw's `flip` (dcraw's) as an EXIF orientation.
 _ORIENTATION_OF_FLIP = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
 
@@ -22,7 +22,7 @@ class NoPreview(Exception):
 @dataclass
 class RawPreview:
     image: Image.Image  # the preview, not yet decoded when it is a JPEG
-    exif: Image.Exif  # camera and time from the RAW (else its preview); orientation from the RAW
+    exif: Image.Exif  # camera, lens and time from the RAW (else its preview); orientation from the RAW
     size: tuple[int, int]  # the RAW's own image size, before orientation
 
 
@@ -39,7 +39,8 @@ def raw_preview(path: str) -> RawPreview:
         raise NoPreview("the RAW file's embedded preview is in a format that cannot be read") from exc
     except rawpy.LibRawError as exc:
         raise NoPreview("not a RAW file LibRaw can read") from exc
-    if thumb.format == rawpy.ThumbFormat.JPEG:
+    image: Image.Image
+    if isinstance(thumb.data, bytes):  # a JPEG (ThumbFormat.JPEG); else the pixels as an array
         try:
             image = Image.open(io.BytesIO(thumb.data))
         except OSError as exc:
@@ -52,7 +53,7 @@ def raw_preview(path: str) -> RawPreview:
 
 
 def _camera_exif(path: str, preview: Image.Exif) -> Image.Exif:
-    """Camera and time taken from the RAW's own TIFF structure (most RAW formats are TIFF), else from
+    """Camera, lens and time taken from the RAW's own TIFF structure (most RAW formats are TIFF), else from
     the preview, which cameras often write without EXIF."""
     sources = [preview]
     try:
@@ -67,7 +68,7 @@ def _camera_exif(path: str, preview: Image.Exif) -> Image.Exif:
     for tag in CAMERA_TAGS:
         if value := next((s[tag] for s in sources if s.get(tag)), None):
             found[tag] = value
-    for tag in TIME_TAGS:
+    for tag in SHOT_TAGS:
         if value := next((s.get_ifd(IFD.Exif)[tag] for s in sources if s.get_ifd(IFD.Exif).get(tag)), None):
             found.get_ifd(IFD.Exif)[tag] = value
     return found

@@ -3,39 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from ..kernel import subjects
-from ..kernel.bus import Bus, lane_consumer
-from ..kernel.config import Config
+from ..kernel.bus import Bus
 from ..kernel.clock import now_iso
+from ..kernel.config import Config
+from ..kernel.events import JobEvent, JobProgress, JobRequested, JobStarted, PoisonEvent
 from ..kernel.supervise import Loops, describe
-from ..kernel.events import (
-    JobCanceled,
-    JobCompleted,
-    JobEvent,
-    JobFailed,
-    JobProgress,
-    JobRequested,
-    JobRetrying,
-    JobStarted,
-    PoisonEvent,
-)
-from .context import Handler, JobCanceledError, JobContext, PermanentError, Resources, needs_state
+from .context import JobContext, PermanentError, Resources
 from .fence import is_over
+from .jobtype import JobType
+from .outcome import Verdict, after_attempt, before_run
 from .pauses import LanePauses
 from .policy import PRIORITY_ONLY, REST_S, Lanes, backoff, lane_wait, serving, slot_lanes
 from .pull import LanePull
 
 log = logging.getLogger("darkroom.worker")
+E = TypeVar("E", bound=JobEvent)
 
 PROGRESS_EVERY_S = 0.25
 STARTED_AFTER_S = 0.25  # a job that ends sooner stores no job.started: its outcome says when it started (§7.1)
@@ -57,7 +52,7 @@ class CancelWatch:
         self.loops = loops
         self.size = size
         self.canceled: OrderedDict[str, None] = OrderedDict()
-        self._sub = None
+        self._sub: Subscription | None = None
         self._catching_up: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -79,14 +74,14 @@ class CancelWatch:
         """Cancels asked for before now, from the log (live ones come to the subscription)."""
         async for batch in self.bus.read([subjects.cancel_requests()]):
             for stored in batch:
-                self.mark(stored.subject.split(".")[3])
+                self.mark(subjects.task_of(stored.subject))
 
     def _on_reconnected(self) -> None:
         if self._catching_up is None or self._catching_up.done():
             self._catching_up = self.loops.spawn(self.LOOP, self._catch_up)
 
     async def _on_cancel(self, msg: Msg) -> None:
-        self.mark(msg.subject.split(".")[3])
+        self.mark(subjects.task_of(msg.subject))
 
     def mark(self, task_id: str) -> None:
         self.canceled[task_id] = None
@@ -97,13 +92,20 @@ class CancelWatch:
         return task_id in self.canceled
 
 
-
 class Worker:
-    def __init__(self, bus: Bus, config: Config, handlers: dict[str, Handler], data_dir: Path,
-                 resources: Resources | None = None, name: str | None = None, loops: Loops | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        config: Config,
+        job_types: dict[str, JobType],
+        data_dir: Path,
+        resources: Resources | None = None,
+        name: str | None = None,
+        loops: Loops | None = None,
+    ) -> None:
         self.bus = bus
         self.config = config
-        self.handlers = handlers
+        self.job_types = job_types
         self.data_dir = data_dir
         self.resources = resources or Resources()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -115,7 +117,6 @@ class Worker:
         self._running: dict[str, asyncio.Future[None]] = {}  # by job id: the run of each job going on here
         self._held: set[asyncio.Future[None]] = set()  # second deliveries waiting for such a run
         self._stopping = asyncio.Event()
-        self.durations: list[tuple[str, str, float]] = []  # (job type, outcome, seconds) for metrics
         self.busy = {"priority": 0, "normal": 0}
         self.idle_priority_only = config.pipeline.priority_only_slots
         self.last_active = time.monotonic()  # when a slot last took or ended a job; a new worker is not at rest
@@ -127,7 +128,7 @@ class Worker:
         pipeline = self.config.pipeline
         for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_only_slots)):
             name = f"slot {index}"
-            self._slots.append(self.loops.spawn(name, lambda name=name, lanes=lanes: self._slot(name, lanes)))
+            self._slots.append(self.loops.spawn(name, functools.partial(self._slot, name, lanes)))
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop pulling; let running jobs finish within the grace period; the rest are redelivered."""
@@ -152,7 +153,7 @@ class Worker:
         """Takes one job at a time until the worker stops. Supervised: after a transient error (a
         publish that failed while NATS was away) it starts again with new pulls; the job it held
         is not acknowledged and comes back after the ack wait."""
-        pulls = {lane: await LanePull(self.bus.nc, lane_consumer(lane)).start() for lane in lanes}
+        pulls = {lane: await LanePull(self.bus.nc, subjects.lane_consumer(lane)).start() for lane in lanes}
         self._pulls.update(pulls.values())
         try:
             while not self._stopping.is_set():
@@ -205,7 +206,8 @@ class Worker:
     async def _next(self, slot: str, pulls: dict[str, LanePull], lanes: Lanes) -> tuple[str, Msg] | None:
         # A job already delivered to this slot is taken whatever the policy says.
         chosen = [lane for lane in lanes if pulls[lane].holding] or list(
-            serving(lanes, self.idle_priority_only, self.pauses.states.paused))
+            serving(lanes, self.idle_priority_only, self.pauses.states.paused)
+        )
         if not chosen:  # every lane of this slot is paused
             await self._until_stopped(self.pauses.changed(REST_S))
             return None
@@ -235,7 +237,8 @@ class Worker:
             log.warning("set aside unreadable job on %s: %s", msg.subject, exc)
             await msg.term()
             return
-        other = self._running.get(job.job_id)
+        job_id = job.job_id or ""
+        other = self._running.get(job_id)
         if other is not None:
             # Delivered again while it runs here (a server restarted with -9 may lose its consumer's
             # state and hand it out at once): set aside, not in a slot, until that run has ended.
@@ -243,11 +246,11 @@ class Worker:
             self._held.add(held)
             held.add_done_callback(self._held.discard)
             return
-        self._running[job.job_id] = mine = asyncio.get_running_loop().create_future()
+        self._running[job_id] = mine = asyncio.get_running_loop().create_future()
         try:
             await self._take(msg, job, attempt)
         finally:
-            del self._running[job.job_id]
+            del self._running[job_id]
             mine.set_result(None)
 
     async def _after(self, run: asyncio.Future[None], msg: Msg, job: JobRequested) -> None:
@@ -276,77 +279,81 @@ class Worker:
             log.info("job %s is over; a late copy on %s was not run", job.job_id, msg.subject)
             await msg.ack()
             return
-        max_attempts = self.config.pipeline.max_attempts
-        handler = self.handlers.get(job.job_type)
-        if handler is None:
-            await self._report(job, JobFailed, attempt=attempt, error=f"no handler for job type {job.job_type!r}")
-            await msg.term()
-            return
-        if attempt > max_attempts:
-            await self._report(job, JobFailed, attempt=attempt, error=(
-                f"gave up after {max_attempts} attempts: the last one never finished (worker lost)"))
-            await msg.term()
-            return
-        if self.cancels.is_canceled(job.task_id or ""):
-            await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
-            await msg.ack()
-            return
-        began = time.monotonic()
+        job_type = self.job_types.get(job.job_type)
+        verdict = before_run(
+            job,
+            attempt,
+            self.config.pipeline.max_attempts,
+            job_type is not None,
+            self.cancels.is_canceled(job.task_id or ""),
+        )
+        if verdict is not None:
+            await self._settle(job, msg, verdict)
+        elif job_type is not None:
+            await self._start(job, attempt, job_type, msg)
+
+    async def _start(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
         start = _Start(self, self._event(job, JobStarted, at=now_iso(), attempt=attempt, worker=self.name))
-        outcome = await self._attempt(job, attempt, handler, msg, start)
-        self.durations.append((job.job_type, outcome, time.monotonic() - began))
-        del self.durations[:-10_000]
-
-    async def _attempt(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg, start: "_Start") -> str:
-        """Run one attempt, report its outcome and settle its message; returns the outcome."""
-        max_attempts = self.config.pipeline.max_attempts
         reporter = _ProgressReporter(self, job)
-        failure: Exception | None = None
+        error: Exception | None = None
         try:
-            await self._supervise(job, attempt, handler, msg, reporter)
+            await self._supervise(job, attempt, job_type, msg, reporter)
         except Exception as exc:
-            failure = exc
+            error = exc
         finally:
-            await start.settle()
-        began = {"started_at": start.event.at, "worker": self.name}
-        if isinstance(failure, JobCanceledError):
-            await self._report(job, JobCanceled, msg_id=f"job:{job.job_id}:canceled")
-            await msg.ack()
-            return "canceled"
-        if failure is not None:
-            error = describe(failure)
-            if attempt < max_attempts and not isinstance(failure, PermanentError):
-                delay = backoff(attempt, self.config.pipeline.backoff_base_s, self.config.pipeline.backoff_max_s)
-                await self._report(job, JobRetrying, msg_id=f"job:{job.job_id}:retrying:{attempt}",
-                                   attempt=attempt, error=error, delay_s=delay, **began)
-                await msg.nak(delay=delay)
-                return "retrying"
-            await self._report(job, JobFailed, msg_id=f"job:{job.job_id}:failed", attempt=attempt, error=error,
-                               **began)
-            await msg.term()
-            return "failed"
-        done, total = reporter.last()  # what no job.progress stored: the outcome carries it
-        await self._report(job, JobCompleted, msg_id=f"job:{job.job_id}:completed", attempt=attempt, done=done,
-                           total=total, **began)
-        await msg.ack()
-        return "completed"
+            await start.settle()  # never stored after the outcome
+        await self._attempted(
+            job, attempt, msg, error, {"started_at": start.event.at, "worker": self.name}, reporter.last()
+        )
 
-    async def _supervise(self, job: JobRequested, attempt: int, handler: Handler, msg: Msg,
-                         reporter: "_ProgressReporter") -> None:
+    async def _attempted(
+        self,
+        job: JobRequested,
+        attempt: int,
+        msg: Msg,
+        error: Exception | None,
+        began: dict[str, str],
+        progress: tuple[int | None, int | None],
+    ) -> None:
+        """Report an attempt's outcome and settle its message."""
+        pipeline = self.config.pipeline
+        delay = backoff(attempt, pipeline.backoff_base_s, pipeline.backoff_max_s) if error is not None else 0.0
+        await self._settle(job, msg, after_attempt(job, attempt, pipeline.max_attempts, error, delay, began, progress))
+
+    async def _settle(self, job: JobRequested, msg: Msg, verdict: Verdict) -> None:
+        await self._report(job, verdict.event, msg_id=verdict.msg_id, **verdict.fields)
+        if verdict.settle == "ack":
+            await msg.ack()
+        elif verdict.settle == "nak":
+            await msg.nak(delay=verdict.delay_s)
+        else:
+            await msg.term()
+
+    async def _supervise(
+        self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg, reporter: _ProgressReporter
+    ) -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
-        ctx = JobContext(job=job, attempt=attempt, config=self.config, data_dir=self.data_dir,
-                         report=reporter.report, is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
-                         publish=self.bus.publish_all, catch_up=lambda: self._wait_for_state(0),
-                         resources=self.resources, seq=msg.metadata.sequence.stream)
-        wait_for_state = needs_state(handler, ctx)
+        ctx = JobContext(
+            job=job,
+            attempt=attempt,
+            config=self.config,
+            data_dir=self.data_dir,
+            report=reporter.report,
+            is_canceled=lambda: self.cancels.is_canceled(job.task_id or ""),
+            publish=self.bus.publish_all,
+            catch_up=lambda: self._wait_for_state(0),
+            resources=self.resources,
+            seq=msg.metadata.sequence.stream,
+        )
+        wait_for_state = job_type.needs_state(ctx)
         if not wait_for_state:
-            ctx.state_ready = not getattr(handler, "reads_state", False)
+            ctx.state_ready = not job_type.reads_state
 
         async def run() -> None:
             if wait_for_state:  # heartbeats go on meanwhile: a lagging read model is no lost worker
                 await self._wait_for_state(msg.metadata.sequence.stream)
             ctx.folder = await self._current_folder(job)
-            await handler(ctx)
+            await job_type.run(ctx)
 
         timeout = self.config.pipeline.job_timeout_s
         beat = min(self.config.pipeline.ack_wait_s / 3, timeout / 4)
@@ -383,10 +390,18 @@ class Worker:
             raise RuntimeError(f"read model has not reached sequence {seq} yet")
 
     @staticmethod
-    def _event(job: JobRequested, kind: type[JobEvent], **fields) -> JobEvent:
-        return kind(project_id=job.project_id, task_id=job.task_id, job_id=job.job_id, causation_id=job.id,
-                    source=job.source, task_type=job.task_type, job_type=job.job_type,
-                    step_index=job.step_index, **fields)
+    def _event(job: JobRequested, kind: type[E], **fields: Any) -> E:
+        return kind(
+            project_id=job.project_id,
+            task_id=job.task_id,
+            job_id=job.job_id,
+            causation_id=job.id,
+            source=job.source,
+            task_type=job.task_type,
+            job_type=job.job_type,
+            step_index=job.step_index,
+            **fields,
+        )
 
     async def _report(self, job: JobRequested, kind: type[JobEvent], msg_id: str | None = None, **fields) -> None:
         event = self._event(job, kind, **fields)
@@ -395,8 +410,9 @@ class Worker:
             return
         # An outcome is tried again through a NATS fail-over (its message id makes a retry store
         # it once), for as long as the job stays this worker's.
-        await self.loops.retry(PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id),
-                               within=self.config.pipeline.ack_wait_s)
+        await self.loops.retry(
+            PUBLISH_LOOP, lambda: self.bus.publish(event, msg_id=msg_id), within=self.config.pipeline.ack_wait_s
+        )
 
 
 class _Start:
@@ -408,7 +424,7 @@ class _Start:
         self.event = event
         self._posting = asyncio.ensure_future(self._post_later())
 
-    async def _post_later(self) -> asyncio.Future:
+    async def _post_later(self) -> asyncio.Future[tuple[int, bool]]:
         await asyncio.sleep(STARTED_AFTER_S)
         # Not awaited: one connection stores it before the outcome, and waiting costs a round trip.
         return await self.bus.post(self.event, f"job:{self.event.job_id}:started:{self.event.attempt}")
@@ -416,6 +432,7 @@ class _Start:
     async def settle(self) -> None:
         """No job.started from now on; one sent is confirmed (one lost only loses a status)."""
         self._posting.cancel()  # nothing, once it is sent
+        sent: asyncio.Future[tuple[int, bool]] | BaseException
         (sent,) = await asyncio.gather(self._posting, return_exceptions=True)
         try:
             if isinstance(sent, BaseException):

@@ -17,13 +17,24 @@ from tests.conftest import REPO, System
 expect.set_options(timeout=15_000)  # a busy two-core machine; a test that needs longer says so
 
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    return (
+        os.environ.get("CHROMIUM")
+        or shutil.which("chromium")
+        or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    )
 
 
 @pytest.fixture
@@ -54,12 +65,41 @@ new MutationObserver((changes) => {
   window.__most.uploads = Math.max(window.__most.uploads, document.querySelectorAll('li.upload').length);
 }).observe(document, { childList: true, subtree: true });
 """
+# What a person on a phone finds wrong on the screen as it is: a control a finger cannot hit (under
+# 44 px either way, counting the label it sits in), or something reaching past the screen's right edge.
+# Behind a modal dialog nothing counts; a photo zoomed to 100% may reach past the edge.
+PHONE_DEFECTS = r"""
+() => {
+  const shown = (el) => { const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden'
+      && !el.closest('.visually-hidden'); };
+  const modal = [...document.querySelectorAll('dialog[open]')].find((d) => d.matches(':modal'));
+  const counted = (el) => shown(el) && (!modal || modal.contains(el));
+  const named = (el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} "${
+    (el.getAttribute('aria-label') || el.labels?.[0]?.textContent || el.textContent || el.value || '')
+      .trim().slice(0, 30)}"`;
+  const found = [];
+  for (const el of document.querySelectorAll('button, a[href], input:not([type=hidden]), select, summary')) {
+    if (!counted(el)) continue;
+    const areas = [el, el.closest('label'), ...(el.labels ?? [])].filter(Boolean).map((e) => e.getBoundingClientRect());
+    const [w, h] = [Math.max(...areas.map((r) => r.width)), Math.max(...areas.map((r) => r.height))];
+    if (w < 43.5 || h < 43.5) found.push(`${named(el)} is ${Math.round(w)}×${Math.round(h)} px`);
+  }
+  for (const el of document.querySelectorAll('body *')) {
+    if (counted(el) && !el.closest('.loupe-picture') && el.getBoundingClientRect().right > innerWidth + 1) {
+      found.push(`${named(el)} reaches past the right edge`);
+    }
+  }
+  return found;
+}
+"""
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
 class Tab:
-    """A page plus what went wrong in it: uncaught exceptions and console errors fail the test."""
+    """A page plus what went wrong in it: uncaught exceptions, console errors and what a phone shows wrong
+    (see screens) fail the test."""
 
     def __init__(self, page: Page) -> None:
         self.page = page
@@ -70,8 +110,9 @@ class Tab:
 
     async def wait_toasts(self, text: str, n: int, timeout: float = 45_000) -> None:
         """Until the page has shown `n` toasts saying `text` (visible or gone by now)."""
-        await self.page.wait_for_function("([text, n]) => window.__toasts.filter(t => t === text).length >= n",
-                                          arg=[text, n], timeout=timeout)
+        await self.page.wait_for_function(
+            "([text, n]) => window.__toasts.filter(t => t === text).length >= n", arg=[text, n], timeout=timeout
+        )
 
     async def toasts(self) -> list[str]:
         return await self.page.evaluate("window.__toasts")
@@ -81,12 +122,15 @@ class Tab:
         return await self.page.evaluate("window.__most")
 
     async def screens(self, name: str, full_page: bool = False) -> None:
-        """The page as it is now, at 1440×900 and at 390×844 (a phone): tests/artifacts/<name>-desktop.png, -phone.png."""
+        """The page as it is now, at 1440×900 and at 390×844 (a phone): tests/artifacts/<name>-desktop.png, -phone.png.
+        What a phone shows is checked too (PHONE_DEFECTS): what is found fails the test."""
         size = self.page.viewport_size
         for suffix, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
             await self.page.set_viewport_size(viewport)
             await self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             await self.page.screenshot(path=screenshot_path(f"{name}-{suffix}.png"), full_page=full_page)
+            if viewport is PHONE:
+                self.problems += [f"{name} on a phone: {d}" for d in await self.page.evaluate(PHONE_DEFECTS)]
         await self.page.set_viewport_size(size)
 
 
@@ -116,13 +160,14 @@ def screenshot_path(name: str) -> Path:
     return ARTIFACTS / name
 
 
-async def start(system: System, definitions: dict | None = None, handlers: dict | None = None, **settings):
+async def start(system: System, definitions: dict | None = None, job_types: dict | None = None, **settings):
     """The shipped task definitions and job handlers, as `darkroom up` runs them (plus any given)."""
-    from services.kernel.definitions import load_definitions
-    from services.worker.handlers import BUILTIN
+    from darkroom.kernel.definitions import load_definitions
+    from darkroom.worker.handlers import BUILTIN
 
-    return await system.start(handlers=BUILTIN | (handlers or {}), definitions=load_definitions() | (definitions or {}),
-                              **settings)
+    return await system.start(
+        job_types=BUILTIN | (job_types or {}), definitions=load_definitions() | (definitions or {}), **settings
+    )
 
 
 def small_jpegs(n: int, prefix: str = "IMG_", start: int = 1) -> list[dict]:

@@ -16,7 +16,7 @@ class Proxy:
         self.down = False
         self.dropped = 0  # connections refused while down: the browser trying again
         self.browsers: set[asyncio.StreamWriter] = set()  # our side of the browser's connections
-        self.servers: set[asyncio.StreamWriter] = set()   # our side of the api's
+        self.servers: set[asyncio.StreamWriter] = set()  # our side of the api's
         self.marker: bytes | None = None
         self.nth = 0
         self.seen = 0
@@ -25,7 +25,7 @@ class Proxy:
         self.went_down = asyncio.Event()
         self.held = asyncio.Event()  # the browser's bytes stopped at the chosen point
 
-    async def start(self) -> "Proxy":
+    async def start(self) -> Proxy:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

@@ -46,8 +46,21 @@ async def preview_loaded(page: Page, filename: str) -> None:
     await expect(loupe.locator(".loupe-name")).to_have_text(filename)
     img = loupe.locator(".loupe-picture img")
     await expect(img).to_have_attribute("src", re.compile(rf"/preview/{re.escape(filename)}\?v="))
-    await page.wait_for_function("() => { const i = document.querySelector('#loupe .loupe-picture img');"
-                                 " return i && i.complete && i.naturalWidth > 0; }")
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('#loupe .loupe-picture img');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+
+
+async def whole_photo_shown(page: Page) -> None:
+    stage = await page.locator("#loupe .loupe-stage").bounding_box()
+    img = await page.locator("#loupe .loupe-picture img").bounding_box()
+    assert (
+        stage["x"] <= img["x"]
+        and img["x"] + img["width"] <= stage["x"] + stage["width"] + 1
+        and stage["y"] <= img["y"]
+        and img["y"] + img["height"] <= stage["y"] + stage["height"] + 1
+    ), (stage, img)
 
 
 async def test_keyboard_culling_of_twenty_photos_in_the_loupe(system: System, tab: Tab) -> None:
@@ -98,8 +111,13 @@ async def test_keyboard_culling_of_twenty_photos_in_the_loupe(system: System, ta
 
     async def saved() -> bool:
         state = await photos(system, project["folder"])
-        return all((state[n]["keep_jpg"], state[n]["keep_raw"] if n in WITH_RAW else None) == flags
-                   for n, flags in expected.items()) and state[undone]["keep_jpg"]
+        return (
+            all(
+                (state[n]["keep_jpg"], state[n]["keep_raw"] if n in WITH_RAW else None) == flags
+                for n, flags in expected.items()
+            )
+            and state[undone]["keep_jpg"]
+        )
 
     await eventually(saved, 30, "the decisions to be saved")
     pending = sum(1 for jpg, raw in expected.values() if not jpg or raw is False)
@@ -135,6 +153,40 @@ async def test_keyboard_culling_of_twenty_photos_in_the_loupe(system: System, ta
     opacity = await card(page, dropped).locator(".picture").evaluate("p => getComputedStyle(p).opacity")
     assert float(opacity) < 0.5
     await tab.screens("grid-culled")
+
+
+async def test_the_loupe_names_the_lens_when_the_photo_records_one(system: System, tab: Tab) -> None:
+    await start(system)
+    project = await create_project(system, "Lenses")
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            (name, (PHOTOS / folder / name).read_bytes())
+            for folder, name in (("lens", "Nikon_D70s.jpg"), ("cameras", "Canon_40D.jpg"))
+        ],
+    )
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=60)
+    state = await photos(system, project["folder"])
+    assert (state["Nikon_D70s"]["lens"], state["Canon_40D"]["lens"]) == ("18.0-70.0 mm f/3.5-4.5", None)
+    page = tab.page
+    await page.goto(project_url(system, project["folder"]))
+    await all_thumbnails_loaded(page, 2)
+    loupe = page.locator("#loupe")
+    await card(page, "Nikon_D70s").locator(".thumb").click()
+    await preview_loaded(page, "Nikon_D70s")
+    await expect(loupe.locator(".loupe-exif")).to_have_text(
+        "NIKON D70s · 18.0-70.0 mm f/3.5-4.5 · 2005-12-14 14:39 · 1488 × 2240"
+    )
+    await whole_photo_shown(page)  # a preview taller than the window fits in it
+    await tab.screens("loupe-lens")
+    await page.set_viewport_size(PHONE)
+    await whole_photo_shown(page)
+    await page.set_viewport_size({"width": 1440, "height": 900})
+    await page.keyboard.press("ArrowLeft" if (await shown(page))[0] == "Canon_40D" else "ArrowRight")
+    await preview_loaded(page, "Canon_40D")
+    await expect(loupe.locator(".loupe-exif")).to_have_text("Canon EOS 40D · 2008-05-30 15:56 · 100 × 68")
 
 
 async def test_the_loupe_works_with_touch_and_the_mouse(system: System, browser: Browser) -> None:
@@ -187,7 +239,8 @@ async def test_the_loupe_works_with_touch_and_the_mouse(system: System, browser:
 
 
 async def test_cards_are_one_size_and_the_grid_filters_sorts_and_moves_with_the_keyboard(
-        system: System, tab: Tab) -> None:
+    system: System, tab: Tab
+) -> None:
     project = await twenty_photos(system, "Grid")
     state = await photos(system, project["folder"])
     page = tab.page
@@ -206,9 +259,13 @@ async def test_cards_are_one_size_and_the_grid_filters_sorts_and_moves_with_the_
     assert len(await sizes()) == 1, await sizes()
     lefts = await cards.evaluate_all("cs => [...new Set(cs.map(c => c.getBoundingClientRect().left))]")
     assert len(lefts) == 2, lefts
-    for control in [page.get_by_role("button", name="Upload", exact=True), page.get_by_role("button", name="Commit"),
-                    page.get_by_role("button", name="Revert"), page.get_by_role("button", name="Filter"),
-                    card(page, "landscape_1").locator("label.variant").first]:
+    for control in [
+        page.get_by_role("button", name="Upload", exact=True),
+        page.get_by_role("button", name="Commit"),
+        page.get_by_role("button", name="Revert"),
+        page.get_by_role("button", name="Filter"),
+        card(page, "landscape_1").locator("label.variant").first,
+    ]:
         box = await control.bounding_box()
         assert box["height"] >= 44 and box["width"] >= 44, (control, box)
     # The toolbar stays in view when the grid scrolls.
@@ -267,7 +324,9 @@ async def test_cards_are_one_size_and_the_grid_filters_sorts_and_moves_with_the_
     # Sorting; a photo uploaded meanwhile is marked new and, by "Recently added", comes first.
     await view.get_by_label("Sort by").select_option("name")
     assert await shown(page) == sorted(names)
-    status, body = await upload(system, project["folder"], [("zz_late.jpg", (PHOTOS / "cameras" / "DSCN0021.jpg").read_bytes())])
+    status, body = await upload(
+        system, project["folder"], [("zz_late.jpg", (PHOTOS / "cameras" / "DSCN0021.jpg").read_bytes())]
+    )
     assert status == 201, body
     await expect(card(page, "zz_late")).to_have_class(re.compile(r"\bnew\b"))
     await expect(card(page, "zz_late").locator(".flag.new")).to_have_text("New")
@@ -324,7 +383,8 @@ async def test_the_trash_drawer_restores_and_revert_asks_and_can_be_undone(syste
     await expect(restore.locator("h3")).to_have_text("Restore from trash · 1 photo")
     await expect(restore.locator(".task-head .status")).to_have_text("completed", timeout=SLOW)
     await expect(restore.locator("li.job .job-type")).to_have_text(
-        ["Thumbnails", "Checking the project file", "Checking the folder"])
+        ["Thumbnails", "Checking the project file", "Checking the folder"]
+    )
     await expect(restore.locator("li.job .count").first).to_have_text("1/1")
     await expect(page.locator("#processes")).not_to_contain_text("attempt")  # only when there was more than one
     await expect(page.locator("#processes")).not_to_contain_text("Upload Post-Process")

@@ -77,7 +77,8 @@ async def test_select_regenerate_move_rename_delete_and_restore_a_project(system
     # Rename: the page follows the project into its new folder, thumbnails and all.
     await page.get_by_role("button", name="Project").click()
     await expect(page.get_by_role("menu", name="Project").get_by_role("menuitem")).to_have_text(
-        ["Regenerate all…", "Rename…", "Delete project…"])
+        ["Regenerate all…", "Rename…", "Delete project…"]
+    )
     await tab.screens("lifecycle-project-menu")
     await page.get_by_role("menuitem", name="Rename…").click()
     dialog = page.get_by_role("dialog", name="Rename project")

@@ -8,19 +8,21 @@ from urllib.parse import quote
 
 from playwright.async_api import expect
 
-from services.kernel.definitions import TaskDefinition
-from services.kernel.events import PhotoKeepChanged, Step
-from services.kernel.natsd import free_port
+from darkroom.kernel.definitions import TaskDefinition
+from darkroom.kernel.events import PhotoKeepChanged, Step
+from darkroom.kernel.natsd import free_port
 from tests.browser.conftest import Tab, start
 from tests.browser.test_ui import SLOW, all_thumbnails_loaded, card, project_url
 from tests.conftest import PHOTOS, System, create_project, photo_bytes, upload
-from tests.jobtypes import HANDLERS
+from tests.jobtypes import JOB_TYPES
 
 EXTRA = {
-    "slow_items": TaskDefinition(label="Slow items", user_relevant=True,
-                                 steps=[Step(type="items", priority=90), Step(type="noop", priority=90)]),
-    "doomed": TaskDefinition(label="Doomed", user_relevant=True,
-                             steps=[Step(type="noop", priority=90), Step(type="fail", priority=90)]),
+    "slow_items": TaskDefinition(
+        label="Slow items", user_relevant=True, steps=[Step(type="items", priority=90), Step(type="noop", priority=90)]
+    ),
+    "doomed": TaskDefinition(
+        label="Doomed", user_relevant=True, steps=[Step(type="noop", priority=90), Step(type="fail", priority=90)]
+    ),
 }
 
 
@@ -33,16 +35,20 @@ async def test_projects_page_creates_a_project_and_follows_its_counts(system: Sy
     await page.get_by_role("button", name="Create project").click()
     await page.wait_for_url("**/projects/Wedding%202026")
     await expect(page.locator("#project-name")).to_have_text("Wedding 2026")
-    await page.locator("#file-input").set_input_files([PHOTOS / "cameras" / "Canon_40D.jpg",
-                                                       PHOTOS / "cameras" / "Nikon_D70.jpg"])
+    await page.locator("#file-input").set_input_files(
+        [PHOTOS / "cameras" / "Canon_40D.jpg", PHOTOS / "cameras" / "Nikon_D70.jpg"]
+    )
     await all_thumbnails_loaded(page, 2)
 
     await page.get_by_role("link", name="Darkroom").click()
     wedding = page.locator('li.project[data-folder="Wedding 2026"]')
     await expect(wedding).to_contain_text("2 photos")
     await expect(wedding).to_contain_text("0 pending")
-    status, body, _ = await system.request("PUT", f"/api/projects/{quote('Wedding 2026')}/keep",
-                                           {"updates": [{"filename": "Canon_40D", "keep_jpg": False}]})
+    status, body, _ = await system.request(
+        "PUT",
+        f"/api/projects/{quote('Wedding 2026')}/keep",
+        {"updates": [{"filename": "Canon_40D", "keep_jpg": False}]},
+    )
     assert status == 200, body
     await expect(wedding).to_contain_text("1 pending")  # live
     await expect(wedding).to_contain_text("1 JPG · 0 RAW")
@@ -83,11 +89,14 @@ async def test_dropping_files_on_the_page_uploads_them(system: System, tab: Tab)
     await page.goto(project_url(system, project["folder"]))
     await expect(page.locator("body.ready")).to_have_count(1)
     data = base64.b64encode(photo_bytes("cameras/Pentax_K10D.jpg")).decode()
-    transfer = await page.evaluate_handle("""data => {
+    transfer = await page.evaluate_handle(
+        """data => {
         const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
         const transfer = new DataTransfer();
         transfer.items.add(new File([bytes], 'IMGP0001.JPG', { type: 'image/jpeg' }));
-        return transfer; }""", data)
+        return transfer; }""",
+        data,
+    )
     await page.dispatch_event("body", "dragenter", {"dataTransfer": transfer})
     await expect(page.locator("body.dragging")).to_have_count(1)
     await page.dispatch_event("body", "drop", {"dataTransfer": transfer})
@@ -97,14 +106,15 @@ async def test_dropping_files_on_the_page_uploads_them(system: System, tab: Tab)
 
 
 async def test_cancel_stops_a_running_task_and_a_failure_says_why(system: System, tab: Tab) -> None:
-    await start(system, definitions=EXTRA, handlers=HANDLERS)
+    await start(system, definitions=EXTRA, job_types=JOB_TYPES)
     project = await create_project(system, "Tasks")
     folder = quote(project["folder"])
     page = tab.page
     await page.goto(project_url(system, project["folder"]))
     await page.get_by_role("button", name="Processes").click()
-    status, body, _ = await system.request("POST", f"/api/projects/{folder}/tasks",
-                                           {"type": "slow_items", "items": [str(i) for i in range(300)]})
+    status, body, _ = await system.request(
+        "POST", f"/api/projects/{folder}/tasks", {"type": "slow_items", "items": [str(i) for i in range(300)]}
+    )
     assert status == 202, body
     task = page.locator(f'li.task[data-task-id="{body["task"]["id"]}"]')
     await expect(task.locator(".task-head .status")).to_have_text("running")
@@ -128,14 +138,21 @@ async def test_cancel_stops_a_running_task_and_a_failure_says_why(system: System
 
 
 async def test_a_dropped_connection_says_reconnecting_and_resumes_without_missing_anything(
-        system: System, tab: Tab) -> None:
+    system: System, tab: Tab
+) -> None:
     await start(system, roles=("projector", "orchestrator", "worker"))
     port = free_port()
     api = await start(system, roles=("api",), api__port=port)
     project = await create_project(system, "Resume")
-    status, body = await upload(system, project["folder"], [("R1.jpg", photo_bytes("cameras/Canon_40D.jpg")),
-                                                            ("R2.jpg", photo_bytes("cameras/Nikon_D70.jpg")),
-                                                            ("R3.jpg", photo_bytes("cameras/Pentax_K10D.jpg"))])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            ("R1.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+            ("R2.jpg", photo_bytes("cameras/Nikon_D70.jpg")),
+            ("R3.jpg", photo_bytes("cameras/Pentax_K10D.jpg")),
+        ],
+    )
     assert status == 201, body
     await system.wait_task(body["task_id"], timeout=45)
     page = tab.page
@@ -152,8 +169,9 @@ async def test_a_dropped_connection_says_reconnecting_and_resumes_without_missin
         await api.stop()
         await expect(page.locator("#connection")).to_have_text("Reconnecting…", timeout=SLOW)
         assert system.bus is not None
-        await system.bus.publish(PhotoKeepChanged(project_id=project["project_id"], source="user",
-                                                  filename=filename, keep_jpg=False))
+        await system.bus.publish(
+            PhotoKeepChanged(project_id=project["project_id"], source="user", filename=filename, keep_jpg=False)
+        )
         api = await start(system, roles=("api",), api__port=port)
         await expect(page.locator("#connection")).to_be_hidden(timeout=SLOW)
 
@@ -164,8 +182,9 @@ async def test_a_dropped_connection_says_reconnecting_and_resumes_without_missin
     assert len(refetches) == 2
 
     # With messages seen, the browser resumes from Last-Event-ID: what happened meanwhile arrives, no refetch.
-    status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
-                                           {"updates": [{"filename": "R3", "keep_jpg": False}]})
+    status, body, _ = await system.request(
+        "PUT", f"/api/projects/{project['folder']}/keep", {"updates": [{"filename": "R3", "keep_jpg": False}]}
+    )
     assert status == 200, body
     await expect(page.locator("#pending-count")).to_have_text("2 pending")
     await away_while("R2")

@@ -8,29 +8,35 @@ from urllib.parse import quote
 
 from playwright.async_api import expect
 
-from services.kernel.definitions import TaskDefinition
-from services.kernel.events import Step
+from darkroom.kernel.definitions import TaskDefinition
+from darkroom.kernel.events import Step
+from darkroom.worker.handlers import plain
 from tests.browser.conftest import Tab, open_tab, start
 from tests.conftest import System, create_project, photo_bytes, upload
 from tests.integration.test_dead_letters import LATER, ProjectCreatedV2
 from tests.integration.test_retry import Fixable
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 SLOW = 45_000
 
 
 def _definitions() -> dict:
-    return DEFINITIONS | {"share_copy": TaskDefinition(
-        label="Copy from the share", user_relevant=True,
-        steps=[Step(type="noop", priority=90), Step(type="fixable", priority=90), Step(type="noop", priority=90)])}
+    return DEFINITIONS | {
+        "share_copy": TaskDefinition(
+            label="Copy from the share",
+            user_relevant=True,
+            steps=[Step(type="noop", priority=90), Step(type="fixable", priority=90), Step(type="noop", priority=90)],
+        )
+    }
 
 
 async def _run(system: System, fixable: Fixable):
-    return await start(system, definitions=_definitions(), handlers=HANDLERS | {"fixable": fixable})
+    return await start(system, definitions=_definitions(), job_types=JOB_TYPES | plain({"fixable": fixable}))
 
 
 async def test_the_operations_page_pauses_a_lane_retries_a_failed_task_and_discards_a_dead_letter(
-        system: System, browser, tab: Tab) -> None:
+    system: System, browser, tab: Tab
+) -> None:
     fixable = Fixable()
     await _run(system, fixable)
     project = await create_project(system, "Beach shoot")
@@ -40,8 +46,9 @@ async def test_the_operations_page_pauses_a_lane_retries_a_failed_task_and_disca
     assert status == 202, body
     broken = body["task"]
     await system.wait_task(broken["id"], "failed")
-    await system.bus.js.publish("darkroom.project.P2.created",
-                                LATER.encode(ProjectCreatedV2(project_id="P2", name="Later", folder="Later")))
+    await system.bus.js.publish(
+        "darkroom.project.P2.created", LATER.encode(ProjectCreatedV2(project_id="P2", name="Later", folder="Later"))
+    )
     junk = (await system.bus.js.publish("darkroom.project.P3.created", b"{not json")).seq
 
     page = tab.page
@@ -96,8 +103,7 @@ async def test_the_operations_page_pauses_a_lane_retries_a_failed_task_and_disca
     await dialog.get_by_role("button", name="Discard").click()
     await expect(page.locator(f'li.dead-letter[data-seq="{junk}"]')).to_have_count(0)
     await expect(letters).to_have_count(1)
-    assert [letter["seq"] for letter in (await system.request("GET", "/api/dead-letters"))[1]["dead_letters"]] \
-        != [junk]
+    assert [letter["seq"] for letter in (await system.request("GET", "/api/dead-letters"))[1]["dead_letters"]] != [junk]
 
     # Every service starts again: the page, reloaded, still shows the lane paused and its jobs waiting.
     await page.goto("about:blank")  # the services come back on another port
@@ -116,4 +122,3 @@ async def test_the_operations_page_pauses_a_lane_retries_a_failed_task_and_disca
     for task_id in waiting:
         assert (await system.wait_task(task_id))["task"]["status"] == "completed"
     await tab.screens("operations-resumed", full_page=True)
-

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import expect
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.browser.conftest import Tab, start
 from tests.conftest import System
 
@@ -48,8 +48,9 @@ async def _projects(system: System) -> list[str]:
     return sorted(p["name"] for p in body["projects"])
 
 
-async def test_a_page_of_another_origin_cannot_post_with_the_session_cookie(system: System, tab: Tab,
-                                                                             other_origin: str) -> None:
+async def test_a_page_of_another_origin_cannot_post_with_the_session_cookie(
+    system: System, tab: Tab, other_origin: str
+) -> None:
     await start(system, api__token=TOKEN)
     page = tab.page
     tab.expected.append("status of 401")  # the browser logs the answer that makes the page ask
@@ -59,8 +60,11 @@ async def test_a_page_of_another_origin_cannot_post_with_the_session_cookie(syst
     await dialog.get_by_role("button", name="Sign in").click()
     await expect(dialog).to_have_count(0)
     # The signed-in browser works from Darkroom's own origin.
-    assert await page.evaluate("""async () => (await fetch('/api/projects', {method: 'POST',
-        headers: {'Content-Type': 'application/json'}, body: '{"name": "Mine"}'})).status""") == 201
+    assert (
+        await page.evaluate("""async () => (await fetch('/api/projects', {method: 'POST',
+        headers: {'Content-Type': 'application/json'}, body: '{"name": "Mine"}'})).status""")
+        == 201
+    )
 
     other = await page.context.new_page()
     async with other.expect_navigation(url=f"{system.url}/api/projects"):
@@ -69,4 +73,3 @@ async def test_a_page_of_another_origin_cannot_post_with_the_session_cookie(syst
         await other.evaluate("document.getElementById('form').submit()")
     assert await _projects(system) == ["Mine"]
     assert "cross-origin request refused" in await other.content()
-

@@ -27,7 +27,9 @@ async def all_thumbnails_loaded(page: Page, n: int) -> None:
     await page.wait_for_function(
         """n => { const imgs = [...document.querySelectorAll('li.photo .thumb img')];
                   return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
-        arg=n, timeout=SLOW)
+        arg=n,
+        timeout=SLOW,
+    )
 
 
 async def test_uploading_three_photos_shows_their_thumbnails_and_one_toast(system: System, tab: Tab) -> None:
@@ -58,13 +60,21 @@ async def test_uploading_three_photos_shows_their_thumbnails_and_one_toast(syste
 
 
 async def test_cull_and_commit_update_the_page_live_and_the_processes_panel_shows_the_steps(
-        system: System, tab: Tab) -> None:
+    system: System, tab: Tab
+) -> None:
     await start(system)
     project = await create_project(system, "Cull")
-    status, body = await upload(system, project["folder"], [
-        ("DSC01.JPG", photo_bytes("cameras/Canon_40D.jpg")), ("DSC01.ARW", b"RAWDATA" * 500),
-        ("DSC02.JPG", photo_bytes("cameras/Nikon_D70.jpg")),
-        ("DSC03.JPG", photo_bytes("cameras/Pentax_K10D.jpg")), ("DSC03.ARW", b"RAWDATA" * 501)])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            ("DSC01.JPG", photo_bytes("cameras/Canon_40D.jpg")),
+            ("DSC01.ARW", b"RAWDATA" * 500),
+            ("DSC02.JPG", photo_bytes("cameras/Nikon_D70.jpg")),
+            ("DSC03.JPG", photo_bytes("cameras/Pentax_K10D.jpg")),
+            ("DSC03.ARW", b"RAWDATA" * 501),
+        ],
+    )
     assert status == 201, body
     await system.wait_task(body["task_id"], timeout=45)
     page = tab.page
@@ -113,7 +123,8 @@ async def test_cull_and_commit_update_the_page_live_and_the_processes_panel_show
     await expect(commit.locator(".task-head .status")).to_have_text("completed", timeout=SLOW)
     jobs = commit.locator("li.job")
     await expect(jobs.locator(".job-type")).to_have_text(  # in plain words, the job type in the tooltip
-        ["Moving to the trash", "Checking the project file", "Checking the folder", "Tidying the records"])
+        ["Moving to the trash", "Checking the project file", "Checking the folder", "Tidying the records"]
+    )
     await expect(jobs.first).to_have_attribute("title", "file_removal")
     await expect(jobs.locator(".status")).to_have_text(["completed"] * 4)
     await expect(jobs.locator(".count").first).to_have_text("2/2")
@@ -153,13 +164,20 @@ async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(syste
     await expect(maintenance.locator("h3")).to_have_text("Maintenance")
     await expect(maintenance.locator(".tag")).to_have_text("maintenance")
     await expect(maintenance.locator("li.job .job-type")).to_have_text(
-        ["Emptying old trash", "Checking the project file", "Checking the folder", "Tidying the records",
-         "Checking thumbnails and previews"])
+        [
+            "Emptying old trash",
+            "Checking the project file",
+            "Checking the folder",
+            "Tidying the records",
+            "Checking thumbnails and previews",
+        ]
+    )
     # Live too: the stream was reopened with show_maintenance=true.
     status, body, _ = await system.request("POST", f"/api/projects/{quote(folder)}/tasks", {"type": "maintenance"})
     assert status == 202, body
     await expect(panel.locator(f'li.task[data-task-id="{body["task"]["id"]}"] .task-head .status')).to_have_text(
-        "completed", timeout=SLOW)
+        "completed", timeout=SLOW
+    )
     await tab.screens("processes-maintenance")
 
     await panel.get_by_label("Show maintenance").uncheck()
@@ -170,8 +188,7 @@ async def test_show_maintenance_reveals_maintenance_work_hidden_without_it(syste
 async def test_show_maintenance_defaults_to_the_server_setting(system: System, tab: Tab) -> None:
     await start(system, ui__include_maintenance_jobs=True)
     project = await create_project(system, "Default")
-    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/tasks",
-                                           {"type": "maintenance"})
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/tasks", {"type": "maintenance"})
     assert status == 202, body
     page = tab.page
     await page.goto(project_url(system, project["folder"]))
@@ -182,8 +199,9 @@ async def test_show_maintenance_defaults_to_the_server_setting(system: System, t
 
 async def test_with_a_token_the_page_asks_for_it_once_and_then_works(system: System, tab: Tab) -> None:
     await start(system, api__token="darkroom-secret")
-    status, body, _ = await system.request("POST", "/api/projects", {"name": "Private"},
-                                           headers={"Authorization": "Bearer darkroom-secret"})
+    status, body, _ = await system.request(
+        "POST", "/api/projects", {"name": "Private"}, headers={"Authorization": "Bearer darkroom-secret"}
+    )
     assert status == 201, body
     page = tab.page
     tab.expected.append("status of 401")  # the browser logs the answers that make it ask

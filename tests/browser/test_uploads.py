@@ -35,8 +35,10 @@ async def test_three_hundred_files_are_one_upload_with_one_panel_and_one_toast(s
     await expect(page.locator("body.ready")).to_have_count(1)
     # A slow uplink (640 kbit/s), so the panel has time to show speed and time left.
     cdp = await page.context.new_cdp_session(page)
-    await cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 5, "downloadThroughput": -1,
-                                                        "uploadThroughput": 80_000})
+    await cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 5, "downloadThroughput": -1, "uploadThroughput": 80_000},
+    )
     files = small_jpegs(300)
     await page.locator("#file-input").set_input_files(files)
 
@@ -44,8 +46,10 @@ async def test_three_hundred_files_are_one_upload_with_one_panel_and_one_toast(s
     await expect(panel.locator("strong")).to_have_text("Uploading 300 files")
     await expect(panel.locator(".upload-meta")).to_have_text(re.compile(r"KB of .* · .*/s · .* left"), timeout=SLOW)
     await tab.screens("upload-progress")
-    await cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
-                                                        "uploadThroughput": -1})
+    await cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     await expect(panel.locator("strong")).to_have_text("300 files uploaded", timeout=SLOW)
     await page.get_by_role("button", name="Processes").click()
     group = page.locator("#processes li.task.group")
@@ -71,7 +75,8 @@ async def test_three_hundred_files_are_one_upload_with_one_panel_and_one_toast(s
 
 
 async def test_the_conflict_step_skips_the_identical_asks_about_the_different_and_names_the_other_project(
-        system: System, tab: Tab) -> None:
+    system: System, tab: Tab
+) -> None:
     await start(system)
     here = await create_project(system, "Here")
     there = await create_project(system, "There")
@@ -84,16 +89,21 @@ async def test_the_conflict_step_skips_the_identical_asks_about_the_different_an
     await page.goto(project_url(system, here["folder"]))
     await expect(card(page, "A2").locator("img")).to_have_count(1, timeout=SLOW)
     new = small_jpegs(2, prefix="N")
-    await page.locator("#file-input").set_input_files([
-        {"name": "A1.jpg", "mimeType": "image/jpeg", "buffer": first},   # identical: skipped
-        {"name": "A2.jpg", "mimeType": "image/jpeg", "buffer": other},   # different: asked
-        {"name": "B1.jpg", "mimeType": "image/jpeg", "buffer": other},   # lives in There
-        *new])
+    await page.locator("#file-input").set_input_files(
+        [
+            {"name": "A1.jpg", "mimeType": "image/jpeg", "buffer": first},  # identical: skipped
+            {"name": "A2.jpg", "mimeType": "image/jpeg", "buffer": other},  # different: asked
+            {"name": "B1.jpg", "mimeType": "image/jpeg", "buffer": other},  # lives in There
+            *new,
+        ]
+    )
 
     panel = page.locator("li.upload")
     await expect(panel.locator("strong")).to_have_text("Before uploading")
     await expect(panel).to_contain_text("2 new files will be uploaded. 1 file already here is skipped.")
-    await expect(panel.locator(".conflict.different")).to_contain_text("1 file differs from the one here with the same name")
+    await expect(panel.locator(".conflict.different")).to_contain_text(
+        "1 file differs from the one here with the same name"
+    )
     await expect(panel.locator(".conflict.elsewhere")).to_contain_text("1 file already in project “There”")
     await expect(panel.locator(".conflict.elsewhere")).to_contain_text("B1.jpg")
     await expect(panel.get_by_role("button", name="Send 2 files")).to_be_visible()
@@ -114,7 +124,8 @@ async def test_the_conflict_step_skips_the_identical_asks_about_the_different_an
 
 
 async def test_an_upload_resumes_after_the_connection_drops_and_sends_only_what_had_not_landed(
-        system: System, tab: Tab) -> None:
+    system: System, tab: Tab
+) -> None:
     await start(system)
     project = await create_project(system, "Resume")
     proxy = await Proxy(int(system.url.rsplit(":", 1)[1])).start()
@@ -172,8 +183,9 @@ async def test_an_upload_resumes_after_the_connection_drops_and_sends_only_what_
         await proxy.close()
 
     # Every file arrived once: what had landed before the drop was not sent again.
-    added = collections.Counter(e["name"] for _, _, e in await system.log("darkroom.photo.>")
-                                if e["type"] == "photo.file_added")
+    added = collections.Counter(
+        e["name"] for _, _, e in await system.log("darkroom.photo.>") if e["type"] == "photo.file_added"
+    )
     assert sorted(added) == sorted(f["name"] for f in files) and set(added.values()) == {1}, added
     status, body, _ = await system.request("GET", f"/api/projects/{project['folder']}")
     assert body["project"]["photo_count"] == 120

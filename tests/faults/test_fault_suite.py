@@ -20,11 +20,19 @@ pytestmark = pytest.mark.faults
 
 async def test_darkroom_keeps_every_promise_through_the_short_fault_schedule(tmp_path: Path) -> None:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, str(FAULTS), "--short", "--seed", SEED, "--keep", str(tmp_path / "run"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        str(FAULTS),
+        "--short",
+        "--seed",
+        SEED,
+        "--keep",
+        str(tmp_path / "run"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         out, _ = await asyncio.wait_for(child.communicate(), 600)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         child.terminate()
         out, _ = await child.communicate()
         pytest.fail("the fault suite did not finish within 10 minutes:\n" + out.decode(errors="replace"))

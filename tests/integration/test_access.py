@@ -15,11 +15,11 @@ import nats
 import pytest
 from nats.js import api
 
-from services.kernel.bus import lane_consumer
-from services.kernel.credentials import Credentials
-from services.kernel.definitions import load_definitions
-from services.kernel.natsd import NatsServer
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.credentials import Credentials
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.subjects import lane_consumer
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import REPO, System, create_project, culled, eventually, photo_bytes, upload
 
 ACCOUNTS = REPO / "deploy" / "nats-accounts.conf"
@@ -36,8 +36,9 @@ def password_of(user: str) -> str:
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     """Every test here runs against a nats-server with deploy's accounts, the services as `darkroom`."""
-    server = await NatsServer(tmp_path / "nats", credentials=Credentials("darkroom", password_of("darkroom")),
-                              accounts=ACCOUNTS).start()
+    server = await NatsServer(
+        tmp_path / "nats", credentials=Credentials("darkroom", password_of("darkroom")), accounts=ACCOUNTS
+    ).start()
     yield server
     await server.stop()
 
@@ -49,7 +50,7 @@ class Integrator:
         self.url = f"nats://integrator:{password_of('integrator')}@{server.host}:{server.port}"
         self.refused: list[str] = []
 
-    async def __aenter__(self) -> "Integrator":
+    async def __aenter__(self) -> Integrator:
         async def on_error(exc: Exception) -> None:
             self.refused.append(str(exc).lower())
 
@@ -73,20 +74,24 @@ class Integrator:
 
 
 async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_nothing_of_darkrooms(
-        system: System, nats_server: NatsServer) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    system: System, nats_server: NatsServer
+) -> None:
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     folder = await culled(system)
     assert (folder / "A.jpg").exists() and (folder / ".trash" / "B.jpg").exists()
     bus = system.bus
-    lanes = {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config
-             for lane in ("priority", "normal")}
+    lanes = {
+        lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config for lane in ("priority", "normal")
+    }
     last = await bus.last_seq()
 
     async with Integrator(nats_server) as integrator:
         # It reads: the stream, and a consumer of its own from the first event.
         assert (await integrator.js.stream_info("DARKROOM")).state.last_seq == last
-        await integrator.js.add_consumer("DARKROOM", api.ConsumerConfig(
-            name=OWN, filter_subject="darkroom.project.>", ack_policy=api.AckPolicy.EXPLICIT))
+        await integrator.js.add_consumer(
+            "DARKROOM",
+            api.ConsumerConfig(name=OWN, filter_subject="darkroom.project.>", ack_policy=api.AckPolicy.EXPLICIT),
+        )
         own = await integrator.js.pull_subscribe_bind(OWN, stream="DARKROOM")
         first = (await own.fetch(1, timeout=5))[0]
         assert json.loads(first.data)["type"] == "project.created"
@@ -94,25 +99,35 @@ async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_
         await eventually(lambda: _acked(integrator.js), 5, "its own acknowledgement to count")
 
         # It cannot publish an event, nor anything else on Darkroom's subjects.
-        await integrator.denied('"darkroom.task.', integrator.js.publish(
-            "darkroom.task._.X.requested", b'{"type": "task.requested"}', timeout=1))
+        await integrator.denied(
+            '"darkroom.task.',
+            integrator.js.publish("darkroom.task._.X.requested", b'{"type": "task.requested"}', timeout=1),
+        )
         # Nor pull, acknowledge, change or delete Darkroom's consumers.
         next_job = f"$JS.API.CONSUMER.MSG.NEXT.DARKROOM.{lane_consumer('priority')}"
         await integrator.denied(next_job, integrator.nc.request(next_job, b'{"batch": 1}', timeout=1))
         await integrator.nc.publish(f"$JS.ACK.DARKROOM.{lane_consumer('normal')}.1.5.5.1700000000000000000.0", b"+ACK")
         await integrator.denied(f"$JS.ACK.DARKROOM.{lane_consumer('normal')}.", integrator.nc.flush(1))
-        await integrator.denied(f"$JS.API.CONSUMER.DELETE.DARKROOM.{lane_consumer('normal')}",
-                                integrator.js.delete_consumer("DARKROOM", lane_consumer("normal")))
-        await integrator.denied("$JS.API.CONSUMER.DELETE.DARKROOM.orchestrator",
-                                integrator.js.delete_consumer("DARKROOM", "orchestrator"))
-        takeover = api.ConsumerConfig(name=lane_consumer("priority"), filter_subject="darkroom.nothing.>",
-                                      ack_policy=api.AckPolicy.EXPLICIT)
-        await integrator.denied(f"$JS.API.CONSUMER.CREATE.DARKROOM.{lane_consumer('priority')}",
-                                integrator.js.add_consumer("DARKROOM", takeover))
+        await integrator.denied(
+            f"$JS.API.CONSUMER.DELETE.DARKROOM.{lane_consumer('normal')}",
+            integrator.js.delete_consumer("DARKROOM", lane_consumer("normal")),
+        )
+        await integrator.denied(
+            "$JS.API.CONSUMER.DELETE.DARKROOM.orchestrator", integrator.js.delete_consumer("DARKROOM", "orchestrator")
+        )
+        takeover = api.ConsumerConfig(
+            name=lane_consumer("priority"), filter_subject="darkroom.nothing.>", ack_policy=api.AckPolicy.EXPLICIT
+        )
+        await integrator.denied(
+            f"$JS.API.CONSUMER.CREATE.DARKROOM.{lane_consumer('priority')}",
+            integrator.js.add_consumer("DARKROOM", takeover),
+        )
         # the nameless form takes a name in its body and would update a consumer of that name
         body = json.dumps({"stream_name": "DARKROOM", "config": takeover.as_dict()}).encode()
-        await integrator.denied('"$JS.API.CONSUMER.CREATE.DARKROOM"',
-                                integrator.nc.request("$JS.API.CONSUMER.CREATE.DARKROOM", body, timeout=1))
+        await integrator.denied(
+            '"$JS.API.CONSUMER.CREATE.DARKROOM"',
+            integrator.nc.request("$JS.API.CONSUMER.CREATE.DARKROOM", body, timeout=1),
+        )
         # Nor see Darkroom's replies (acknowledgements, pulled jobs), nor the lease bucket.
         await integrator.denied('subscription to "_INBOX.>"', integrator.nc.subscribe("_INBOX.>"))
         await integrator.denied("$KV.darkroom_leases.", integrator.js.publish("$KV.darkroom_leases.P", b"x", timeout=1))
@@ -126,15 +141,19 @@ async def test_the_darkroom_user_uploads_and_commits_and_the_integrator_touches_
         await integrator.nc.subscribe("darkroom.project.>", cb=watch)
         await integrator.nc.flush(1)
         project = await create_project(system, "After")
-        await eventually(lambda: _true(any(e["type"] == "project.created" and e["name"] == "After" for e in live)),
-                         5, "the live project.created")
+        await eventually(
+            lambda: _true(any(e["type"] == "project.created" and e["name"] == "After" for e in live)),
+            5,
+            "the live project.created",
+        )
         status, body = await upload(system, project["folder"], [("C.jpg", photo_bytes("cameras/Pentax_K10D.jpg"))])
         assert status == 201, body
         assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
 
     # Darkroom's consumers are as they were, and the log holds nothing but the new project's events.
-    assert {lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config.filter_subject
-            for lane in lanes} == {lane: config.filter_subject for lane, config in lanes.items()}
+    assert {
+        lane: (await bus.jsm.consumer_info("DARKROOM", lane_consumer(lane))).config.filter_subject for lane in lanes
+    } == {lane: config.filter_subject for lane, config in lanes.items()}
     assert (await bus.jsm.consumer_info("DARKROOM", "orchestrator")).name == "orchestrator"
     assert {e.get("project_id") for s, _, e in await system.log() if s > last} == {project["project_id"]}
 
@@ -155,9 +174,18 @@ async def test_follow_log_reads_with_the_integrators_credentials(system: System,
     url = Integrator(nats_server).url
     for _ in range(2):  # the second run replaces the consumer the first one left
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(REPO / "examples" / "follow_log.py"), url, "--subject", "darkroom.task.>",
-            "--from-seq", str(task_events[0][0] + 1), "--limit", "1",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            str(REPO / "examples" / "follow_log.py"),
+            url,
+            "--subject",
+            "darkroom.task.>",
+            "--from-seq",
+            str(task_events[0][0] + 1),
+            "--limit",
+            "1",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(process.communicate(), 30)
         assert process.returncode == 0, err.decode()
         lines = [json.loads(line) for line in out.decode().splitlines()]
@@ -170,28 +198,37 @@ async def _projects(system: System) -> list[str]:
 
 
 async def test_the_session_cookie_works_only_from_the_same_origin_with_json_or_an_upload(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions(), api__token="t0ken")
-    status, _, headers = await system.request("POST", "/api/session", {"token": "t0ken"},
-                                              headers={"Content-Type": "application/json"})
+    await system.start(job_types=BUILTIN, definitions=load_definitions(), api__token="t0ken")
+    status, _, headers = await system.request(
+        "POST", "/api/session", {"token": "t0ken"}, headers={"Content-Type": "application/json"}
+    )
     assert status == 200
     cookie = headers["Set-Cookie"].split(";", 1)[0]
     page = {"Cookie": cookie, "Origin": system.url, "Sec-Fetch-Site": "same-origin"}
     name = b'{"name": "Forged"}'
     for headers, status_wanted in (
-            # another site, or another port of this host (same-site: a Strict cookie still goes along)
-            ({"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site", "Content-Type": "text/plain"}, 403),
-            ({"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site",
-              "Content-Type": "application/x-www-form-urlencoded"}, 403),
-            ({"Origin": "http://127.0.0.1:1", "Content-Type": "text/plain"}, 403),  # a browser without Sec-Fetch-*
-            # this origin, but a body no page of Darkroom sends
-            ({**page, "Content-Type": "text/plain;charset=UTF-8"}, 415),
-            ({**page, "Content-Type": "application/x-www-form-urlencoded"}, 415),
-            ({**page, "Content-Type": "multipart/form-data; boundary=x"}, 415)):
+        # another site, or another port of this host (same-site: a Strict cookie still goes along)
+        ({"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site", "Content-Type": "text/plain"}, 403),
+        (
+            {
+                "Origin": "https://evil.example",
+                "Sec-Fetch-Site": "cross-site",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            403,
+        ),
+        ({"Origin": "http://127.0.0.1:1", "Content-Type": "text/plain"}, 403),  # a browser without Sec-Fetch-*
+        # this origin, but a body no page of Darkroom sends
+        ({**page, "Content-Type": "text/plain;charset=UTF-8"}, 415),
+        ({**page, "Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ({**page, "Content-Type": "multipart/form-data; boundary=x"}, 415),
+    ):
         status, body, _ = await system.request("POST", "/api/projects", raw=name, headers={"Cookie": cookie, **headers})
         assert status == status_wanted and body["error"], (headers, status, body)
     assert await _projects(system) == []
-    status, body, _ = await system.request("POST", "/api/projects", raw=name,
-                                           headers={**page, "Content-Type": "application/json"})
+    status, body, _ = await system.request(
+        "POST", "/api/projects", raw=name, headers={**page, "Content-Type": "application/json"}
+    )
     assert status == 201, body
     project = body["project"]
     # The upload is the one route that takes multipart from the page.
@@ -202,20 +239,29 @@ async def test_the_session_cookie_works_only_from_the_same_origin_with_json_or_a
     status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes", headers=page)
     assert status == 200, body
     # A bearer token is no browser's doing: any body type, from anywhere, still works.
-    status, body, _ = await system.request("POST", "/api/projects", raw=b'{"name": "Scripted"}', headers={
-        "Authorization": "Bearer t0ken", "Content-Type": "text/plain", "Origin": "https://elsewhere.example"})
+    status, body, _ = await system.request(
+        "POST",
+        "/api/projects",
+        raw=b'{"name": "Scripted"}',
+        headers={"Authorization": "Bearer t0ken", "Content-Type": "text/plain", "Origin": "https://elsewhere.example"},
+    )
     assert status == 201, body
     assert sorted(await _projects(system)) == ["Forged", "Scripted"]
 
 
 async def test_without_a_token_a_post_from_another_origin_is_refused_and_curl_still_works(system: System) -> None:
     await system.start()
-    status, body, _ = await system.request("POST", "/api/projects", raw=b'{"name": "Forged"}', headers={
-        "Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site", "Content-Type": "text/plain"})
+    status, body, _ = await system.request(
+        "POST",
+        "/api/projects",
+        raw=b'{"name": "Forged"}',
+        headers={"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site", "Content-Type": "text/plain"},
+    )
     assert status == 403 and "cross-origin" in body["error"]
     # curl -d '{"name": ...}' sends a form type and no Origin, as in the README
-    status, body, _ = await system.request("POST", "/api/projects", raw=b'{"name": "Curl"}',
-                                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, body, _ = await system.request(
+        "POST", "/api/projects", raw=b'{"name": "Curl"}', headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert status == 201, body
     _, body, _ = await system.request("GET", "/api/projects")
     assert [p["name"] for p in body["projects"]] == ["Curl"]

@@ -8,9 +8,9 @@ import json
 
 import msgspec
 
-from services.kernel.definitions import load_definitions
-from services.kernel.folders import projects_root
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.folders import projects_root
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, photo_bytes, upload
 
 
@@ -19,8 +19,9 @@ async def raw_request(system: System, head: bytes, body: bytes = b"") -> tuple[i
     host, port = system.url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
-        writer.write(head + b"\r\nHost: x\r\nConnection: close\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                     + body)
+        writer.write(
+            head + b"\r\nHost: x\r\nConnection: close\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
         answer = await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
@@ -42,7 +43,8 @@ async def test_a_wrong_method_is_a_405_in_json_naming_the_allowed_ones(system: S
     project = await create_project(system, "Methods")
     for method in ("PUT", "POST"):  # a project is read, renamed (PATCH) and deleted (DELETE) there
         status, headers, payload = await raw_request(
-            system, f"{method} /api/projects/{project['folder']} HTTP/1.1".encode(), b'{"name": "New"}')
+            system, f"{method} /api/projects/{project['folder']} HTTP/1.1".encode(), b'{"name": "New"}'
+        )
         assert status == 405, payload
         assert "GET" in json_error(headers, payload) and "PATCH" in headers["allow"] and "DELETE" in headers["allow"]
     status, body, _ = await system.request("GET", f"/api/projects/{project['folder']}")
@@ -77,7 +79,7 @@ async def test_project_names_are_limited_in_bytes_and_their_folders_fit_the_file
 
 
 async def test_uploaded_names_are_limited_in_bytes_and_the_longest_gets_its_derivatives(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     project = await create_project(system, "Names")
     too_long = "日" * 70 + ".jpg"  # 74 characters, 214 bytes
     longest = "日" * 65 + "a.jpg"  # 200 bytes: its derivatives' temporary names still fit in 255
@@ -93,17 +95,24 @@ async def test_uploaded_names_are_limited_in_bytes_and_the_longest_gets_its_deri
     assert view["task"]["status"] == "completed", view
     status, photos, _ = await system.request("GET", f"/api/projects/{project['folder']}/photos")
     assert [(p["filename"], p["thumbnail_status"], p["preview_status"]) for p in photos["photos"]] == [
-        (longest[:-4], "generated", "generated")]
+        (longest[:-4], "generated", "generated")
+    ]
 
 
 async def test_a_file_name_that_is_not_utf8_is_refused_by_name(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     project = await create_project(system, "Bytes")
-    body = (b'--b\r\nContent-Disposition: form-data; name="photos"; filename="bad\xff.jpg"\r\n\r\n'
-            + photo_bytes("cameras/Canon_40D.jpg") + b"\r\n--b--\r\n")
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="photos"; filename="bad\xff.jpg"\r\n\r\n'
+        + photo_bytes("cameras/Canon_40D.jpg")
+        + b"\r\n--b--\r\n"
+    )
     status, headers, payload = await raw_request(
-        system, f"POST /api/projects/{project['folder']}/upload HTTP/1.1\r\n"
-                "Content-Type: multipart/form-data; boundary=b".encode(), body)
+        system,
+        f"POST /api/projects/{project['folder']}/upload HTTP/1.1\r\n"
+        "Content-Type: multipart/form-data; boundary=b".encode(),
+        body,
+    )
     assert status == 400, payload
     answer = json.loads(payload)
     assert answer["errors"][0]["error"] == "file name is not valid UTF-8" and answer["files"] == []
@@ -121,8 +130,11 @@ async def test_a_cursor_that_is_not_ours_is_a_400(system: System) -> None:
 
 async def test_a_non_ascii_token_or_cookie_is_a_401_in_json(system: System) -> None:
     await system.start(api__token="s3cret")
-    for header in ("Authorization: Bearer s3crét".encode(), b"Authorization: Bearer \xff\xfe",
-                   "Cookie: darkroom_session=sésame".encode()):
+    for header in (
+        "Authorization: Bearer s3crét".encode(),
+        b"Authorization: Bearer \xff\xfe",
+        "Cookie: darkroom_session=sésame".encode(),
+    ):
         status, headers, payload = await raw_request(system, b"GET /api/projects HTTP/1.1\r\n" + header)
         assert status == 401, (header, payload)
         assert "token" in json_error(headers, payload)
@@ -130,8 +142,7 @@ async def test_a_non_ascii_token_or_cookie_is_a_401_in_json(system: System) -> N
     assert status == 200, payload
 
 
-async def test_create_project_answers_with_the_project_it_made_even_while_the_read_model_lags(
-        system: System) -> None:
+async def test_create_project_answers_with_the_project_it_made_even_while_the_read_model_lags(system: System) -> None:
     await system.start(roles=("api",))  # no projector: the read model never moves
     status, body, headers = await system.request("POST", "/api/projects", {"name": "Lagging"})
     assert status == 201, body

@@ -13,11 +13,12 @@ from collections import Counter
 
 import pytest
 
-from services.kernel import subjects
-from services.kernel.bus import lane_consumer
-from services.kernel.definitions import load_definitions
-from services.kernel.events import JobRequested
-from services.worker.handlers import BUILTIN
+from darkroom.kernel import subjects
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.events import JobRequested
+from darkroom.kernel.subjects import lane_consumer
+from darkroom.kernel.vocabulary import LANES
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, eventually, photo_bytes, upload
 
 WINDOW_S = 1.0
@@ -26,7 +27,7 @@ JPEG = "cameras/Canon_40D.jpg"
 
 async def _start(system: System, **settings):
     """The shipped definitions and handlers, a short duplicate window, no schedule unless asked."""
-    settings.setdefault("handlers", BUILTIN)
+    settings.setdefault("job_types", BUILTIN)
     return await system.start(definitions=load_definitions(), nats__duplicate_window_s=WINDOW_S, **settings)
 
 
@@ -36,7 +37,7 @@ async def _past_the_window() -> None:
 
 async def _idle(system: System, *consumers: str) -> None:
     """Everything stored so far was handled: by the named orchestrators and by the workers."""
-    for consumer in (*consumers, *(lane_consumer(lane) for lane in subjects.LANES)):
+    for consumer in (*consumers, *(lane_consumer(lane) for lane in LANES)):
         await system.settled(consumer, timeout=30)
 
 
@@ -47,8 +48,9 @@ def _complaints(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def _culled(system: System, name: str) -> tuple[dict, object, str]:
     """A project with P1 committed to the trash, and P2 unticked afterwards but never committed."""
     project = await create_project(system, name)
-    status, body = await upload(system, project["folder"], [("P1.jpg", photo_bytes(JPEG)),
-                                                            ("P2.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
+    status, body = await upload(
+        system, project["folder"], [("P1.jpg", photo_bytes(JPEG)), ("P2.jpg", photo_bytes("cameras/Nikon_D70.jpg"))]
+    )
     assert status == 201, body
     await system.wait_task(body["task_id"], timeout=30)
     folder = project["folder"]
@@ -61,8 +63,9 @@ async def _culled(system: System, name: str) -> tuple[dict, object, str]:
 
 
 async def _keep(system: System, folder: str, filename: str) -> None:
-    status, body, _ = await system.request("PUT", f"/api/projects/{folder}/keep",
-                                           {"updates": [{"filename": filename, "keep_jpg": False}]})
+    status, body, _ = await system.request(
+        "PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": filename, "keep_jpg": False}]}
+    )
     assert status == 200, body
 
 
@@ -81,12 +84,16 @@ async def _per_job(system: System, subject: str) -> Counter:
 
 async def _after(system: System, job: JobRequested, seq: int) -> list[str]:
     """The types of the job's events stored after sequence `seq`."""
-    return [e["type"] for s, _, e in await system.log(f"{subjects.job_prefix(job.project_id, job.task_id or '')}.>")
-            if s > seq and e["job_id"] == job.job_id]
+    return [
+        e["type"]
+        for s, _, e in await system.log(f"{subjects.job_prefix(job.project_id, job.task_id or '')}.>")
+        if s > seq and e["job_id"] == job.job_id
+    ]
 
 
 async def test_an_orchestrator_restarted_past_the_window_runs_no_finished_job_again(
-        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     await _start(system, orchestrator_name="orchestrator_a")
     stopped = await _start(system, roles=("orchestrator",), orchestrator_name="orchestrator_b")
@@ -138,7 +145,8 @@ async def test_a_job_canceled_while_queued_is_not_reported_again_when_a_worker_t
 
 
 async def test_maintenance_runs_once_per_project_and_interval_across_restarts_and_orchestrators(
-        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     await _start(system)
     projects = [await create_project(system, name) for name in ("Sched A", "Sched B")]
@@ -156,8 +164,11 @@ async def test_maintenance_runs_once_per_project_and_interval_across_restarts_an
 
 
 async def _maintenance(system: System) -> list[str]:
-    return [e["project_id"] for _, _, e in await system.log("darkroom.task.*.*.requested")
-            if e["task_type"] == "maintenance"]
+    return [
+        e["project_id"]
+        for _, _, e in await system.log("darkroom.task.*.*.requested")
+        if e["task_type"] == "maintenance"
+    ]
 
 
 async def _swept(system: System, projects: list[dict], times: int) -> None:
@@ -214,5 +225,5 @@ async def test_a_job_delivered_again_while_it_runs_is_not_run_a_second_time_nor_
     assert (await system.wait_task(task["id"]))["task"]["status"] == "completed"
     await _idle(system, "orchestrator")
     kinds = await _after(system, job, 0)
-    assert kinds[kinds.index("job.completed") + 1:] == [], kinds  # nothing of the job after its outcome: it ran once
+    assert kinds[kinds.index("job.completed") + 1 :] == [], kinds  # nothing of the job after its outcome: it ran once
     assert kinds.count("job.started") == 1 and kinds.count("job.completed") == 1, kinds

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, cli_env, create_project, darkroom_cli, photo_bytes, upload
 
 
 async def _audit(system: System, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         *darkroom_cli("audit", *args, "--nats", system.server.url, "--data", str(system.data_dir)),
-        env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 30)
     return process.returncode, out.decode(), err.decode()
 
@@ -26,16 +29,23 @@ async def _json(system: System, *args: str) -> list[dict]:
 
 async def _culled_shoot(system: System) -> tuple[dict, str, str]:
     """An upload of a JPG+RAW pair and a lone JPG, then a commit that drops the pair's JPG."""
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     project = await create_project(system, "Audit Shoot")
-    status, body = await upload(system, project["folder"], [
-        ("DSC01.JPG", photo_bytes("cameras/Canon_40D.jpg")), ("DSC01.ARW", b"RAW" * 1000),
-        ("DSC02.JPG", photo_bytes("cameras/Nikon_D70.jpg"))])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            ("DSC01.JPG", photo_bytes("cameras/Canon_40D.jpg")),
+            ("DSC01.ARW", b"RAW" * 1000),
+            ("DSC02.JPG", photo_bytes("cameras/Nikon_D70.jpg")),
+        ],
+    )
     assert status == 201, body
     uploaded = body["task_id"]
     assert (await system.wait_task(uploaded, timeout=30))["task"]["status"] == "completed"
-    status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
-                                           {"updates": [{"filename": "DSC01", "keep_jpg": False}]})
+    status, body, _ = await system.request(
+        "PUT", f"/api/projects/{project['folder']}/keep", {"updates": [{"filename": "DSC01", "keep_jpg": False}]}
+    )
     assert status == 200, body
     status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
     assert status == 202, body
@@ -51,9 +61,15 @@ def _types(lines: list[dict]) -> list[str]:
 async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: System) -> None:
     project, uploaded, committed = await _culled_shoot(system)
     lines = await _json(system, "photo", project["folder"], "DSC01")
-    assert _types(lines) == ["photo.file_added", "photo.file_added", "photo.derivatives_updated",
-                             "photo.keep_changed", "photo.files_trashed", "photo.derivatives_updated",
-                             "photo.derivatives_updated"]
+    assert _types(lines) == [
+        "photo.file_added",
+        "photo.file_added",
+        "photo.derivatives_updated",
+        "photo.keep_changed",
+        "photo.files_trashed",
+        "photo.derivatives_updated",
+        "photo.derivatives_updated",
+    ]
     assert [line["name"] for line in lines[:2]] == ["DSC01.JPG", "DSC01.ARW"]
     assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
     assert {line["filename"] for line in lines} == {"DSC01"}
@@ -63,18 +79,26 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
     assert list(lines[0])[:4] == ["seq", "subject", "id", "type"] and lines[0]["v"] == 1
     derived, cleared, remade = lines[2], lines[5], lines[6]
     assert (derived["thumbnail_status"], derived["preview_status"], derived["task_id"]) == (
-        "generated", "generated", uploaded)
+        "generated",
+        "generated",
+        uploaded,
+    )
     assert derived["metadata"]["model"] == "Canon EOS 40D"  # read while the derivatives were made
     assert lines[3]["keep_jpg"] is False and lines[3]["source"] == "user"
     assert lines[4]["names"] == ["DSC01.JPG"] and lines[4]["task_id"] == committed
     # The JPG was the source: the photo is made again from its RAW, whose bytes here hold no preview.
     assert (cleared["thumbnail_status"], cleared["task_id"]) == ("pending", committed)
     assert (remade["thumbnail_status"], remade["made_from"], remade["task_id"]) == (
-        "not_supported", "DSC01.ARW", committed)
+        "not_supported",
+        "DSC01.ARW",
+        committed,
+    )
     # A file name of the photo finds it too; another photo's events are not mixed in.
     assert await _json(system, "photo", project["folder"], "DSC01.JPG") == lines
     assert _types(await _json(system, "photo", project["folder"], "DSC02")) == [
-        "photo.file_added", "photo.derivatives_updated"]
+        "photo.file_added",
+        "photo.derivatives_updated",
+    ]
 
     code, out, err = await _audit(system, "photo", project["folder"], "DSC01")
     assert code == 0, err
@@ -92,8 +116,10 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
 
 async def test_audit_task_shows_every_step_requested_and_completed_where_and_when_it_ran(system: System) -> None:
     project, uploaded, committed = await _culled_shoot(system)
-    for task_id, steps in ((uploaded, ["upload_postprocess", "manifest_check", "folder_check"]),
-                           (committed, ["file_removal", "manifest_check", "folder_check", "manifest_cleaning"])):
+    for task_id, steps in (
+        (uploaded, ["upload_postprocess", "manifest_check", "folder_check"]),
+        (committed, ["file_removal", "manifest_check", "folder_check", "manifest_cleaning"]),
+    ):
         lines = await _json(system, "task", task_id)
         assert {line["task_id"] for line in lines} == {task_id}
         assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
@@ -101,13 +127,17 @@ async def test_audit_task_shows_every_step_requested_and_completed_where_and_whe
         assert lifecycle == ["task.requested", "task.completed"]  # running from its first job.requested
         assert _types(lines)[:2] == ["task.requested", "job.requested"]
         assert _types(lines)[-1] == "task.completed"
-        jobs = [(line["step_index"], line["job_type"], line["type"]) for line in lines
-                if line["type"] in ("job.requested", "job.completed")]
+        jobs = [
+            (line["step_index"], line["job_type"], line["type"])
+            for line in lines
+            if line["type"] in ("job.requested", "job.completed")
+        ]
         assert jobs == [(i, step, kind) for i, step in enumerate(steps) for kind in ("job.requested", "job.completed")]
         # Each outcome says when and where its attempt started, job.started stored or not (§7.1).
         assert all(line["started_at"] and line["worker"] for line in lines if line["type"] == "job.completed")
-        assert all(line["job_id"] == f"{task_id}-{line['step_index']}" for line in lines
-                   if line["type"].startswith("job."))
+        assert all(
+            line["job_id"] == f"{task_id}-{line['step_index']}" for line in lines if line["type"].startswith("job.")
+        )
 
     code, out, err = await _audit(system, "task", committed)
     assert code == 0, err
@@ -137,11 +167,13 @@ async def test_audit_project_shows_its_photos_and_tasks_without_per_attempt_nois
 async def test_audit_of_something_unknown_exits_2_naming_it(system: System) -> None:
     await system.start()
     project = await create_project(system, "Known")
-    for args, words in ((("task", "01NOSUCHTASK0000000000000"), "no task '01NOSUCHTASK0000000000000'"),
-                        (("task", "a.b"), "no task 'a.b'"),
-                        (("photo", project["folder"], "GHOST"), "no photo 'GHOST' in project 'Known'"),
-                        (("photo", "Nowhere", "GHOST"), "no project with folder 'Nowhere'"),
-                        (("project", "Nowhere"), "no project with folder 'Nowhere'")):
+    for args, words in (
+        (("task", "01NOSUCHTASK0000000000000"), "no task '01NOSUCHTASK0000000000000'"),
+        (("task", "a.b"), "no task 'a.b'"),
+        (("photo", project["folder"], "GHOST"), "no photo 'GHOST' in project 'Known'"),
+        (("photo", "Nowhere", "GHOST"), "no project with folder 'Nowhere'"),
+        (("project", "Nowhere"), "no project with folder 'Nowhere'"),
+    ):
         code, out, err = await _audit(system, *args)
         assert (code, out) == (2, ""), (args, out, err)
         assert words in err, (args, err)

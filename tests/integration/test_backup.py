@@ -11,13 +11,14 @@ from pathlib import Path
 
 import aiohttp
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.conftest import System, cli_env, culled, darkroom_cli, eventually, start_shipped
 
 
 async def darkroom(*args: str, timeout: float = 60) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(*darkroom_cli(*args), env=cli_env(),
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        *darkroom_cli(*args), env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     out, _ = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, out.decode()
 
@@ -49,8 +50,13 @@ async def test_work_backed_up_restores_into_a_fresh_folder_whole(system: System,
     assert 0 < manifest["read_model"]["checkpoint"] <= manifest["stream"]["last_seq"]
     assert manifest["darkroom_version"] and manifest["nats_server_version"]
     paths = {entry["path"]: entry for entry in manifest["files"]}
-    assert {"projects/Drill/A.jpg", "projects/Drill/.trash/B.jpg", "projects/Drill/.project.yaml",
-            "stream/DARKROOM.snapshot", "read-model.sqlite"} <= set(paths)
+    assert {
+        "projects/Drill/A.jpg",
+        "projects/Drill/.trash/B.jpg",
+        "projects/Drill/.project.yaml",
+        "stream/DARKROOM.snapshot",
+        "read-model.sqlite",
+    } <= set(paths)
     assert all(len(entry["sha256"]) == 64 for entry in paths.values())
     places = {c["config"]["durable_name"]: c["acked_through"] for c in manifest["stream"]["consumers"]}
     assert {"lane_priority", "lane_normal", "orchestrator"} <= set(places) and places["orchestrator"] > 0
@@ -63,9 +69,12 @@ async def test_work_backed_up_restores_into_a_fresh_folder_whole(system: System,
     assert (fresh / "projects" / "Drill" / ".trash" / "B.jpg").is_file()
 
     port = free_port()
-    up = await asyncio.create_subprocess_exec(*darkroom_cli("up", "--data", str(fresh), "--port", str(port)),
-                                              env=cli_env(), stdout=asyncio.subprocess.DEVNULL,
-                                              stderr=asyncio.subprocess.PIPE)
+    up = await asyncio.create_subprocess_exec(
+        *darkroom_cli("up", "--data", str(fresh), "--port", str(port)),
+        env=cli_env(),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
@@ -82,8 +91,9 @@ async def test_work_backed_up_restores_into_a_fresh_folder_whole(system: System,
             assert photos["A"]["thumbnail_status"] == "generated"
             assert "B" not in photos and "B.jpg" in json.dumps(trash["trash"]), trash
             # The lanes and the orchestrator go on from where they were: a new commit runs.
-            async with http.put(f"{url}/api/projects/Drill/keep",
-                                json={"updates": [{"filename": "A", "keep_jpg": False}]}) as response:
+            async with http.put(
+                f"{url}/api/projects/Drill/keep", json={"updates": [{"filename": "A", "keep_jpg": False}]}
+            ) as response:
                 assert response.status == 200
             async with http.post(f"{url}/api/projects/Drill/commit-changes") as response:
                 task_id = (await response.json())["task_id"]
@@ -96,8 +106,7 @@ async def test_work_backed_up_restores_into_a_fresh_folder_whole(system: System,
         assert await asyncio.wait_for(up.wait(), 30) == 0, (await up.stderr.read()).decode()[-2000:]
 
 
-async def test_a_damaged_backup_or_a_used_folder_is_refused_and_nothing_changes(system: System,
-                                                                              tmp_path: Path) -> None:
+async def test_a_damaged_backup_or_a_used_folder_is_refused_and_nothing_changes(system: System, tmp_path: Path) -> None:
     await start_shipped(system)
     await culled(system, "Damage")
     dest = tmp_path / "backup"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from services.kernel.definitions import load_definitions
-from services.kernel.folders import projects_root
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.folders import projects_root
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, photo_bytes, upload
 
 
 async def test_two_projects_uploading_one_basename_at_once_get_one_owner(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     projects = [await create_project(system, name) for name in ("Left", "Right")]
     photo = photo_bytes("cameras/Canon_40D.jpg")
     owners: dict[str, str] = {}
@@ -22,7 +22,7 @@ async def test_two_projects_uploading_one_basename_at_once_get_one_owner(system:
         accepted = [p["folder"] for p, (_, body) in zip(projects, answers) if body["files"]]
         assert len(accepted) == 1, (name, answers)
         owners[name] = accepted[0]
-        for (status, body) in answers:
+        for status, body in answers:
             if body["files"]:
                 assert status == 201 and not body["errors"]
                 tasks.append(body["task_id"])
@@ -39,7 +39,7 @@ async def test_two_projects_uploading_one_basename_at_once_get_one_owner(system:
 
 
 async def test_the_owner_uploads_its_basename_again_and_others_still_cannot(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     left, right = [await create_project(system, name) for name in ("Left", "Right")]
     status, body = await upload(system, left["folder"], [("OWN.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
     assert status == 201
@@ -52,13 +52,14 @@ async def test_the_owner_uploads_its_basename_again_and_others_still_cannot(syst
 
 
 async def test_a_basename_removed_from_its_project_can_go_to_another_at_once(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     left, right = [await create_project(system, name) for name in ("Left", "Right")]
     photo = photo_bytes("cameras/Canon_40D.jpg")
     status, body = await upload(system, left["folder"], [("MOVE.jpg", photo)])
     await system.wait_task(body["task_id"], timeout=30)
-    await system.request("PUT", f"/api/projects/{left['folder']}/keep",
-                         {"updates": [{"filename": "MOVE", "keep_jpg": False}]})
+    await system.request(
+        "PUT", f"/api/projects/{left['folder']}/keep", {"updates": [{"filename": "MOVE", "keep_jpg": False}]}
+    )
     status, body, _ = await system.request("POST", f"/api/projects/{left['folder']}/commit-changes")
     assert status == 202, body
     await system.wait_task(body["task_id"], timeout=30)
@@ -71,7 +72,8 @@ async def test_a_basename_removed_from_its_project_can_go_to_another_at_once(sys
     assert status == 400 and "already lives in project 'Right'" in body["errors"][0]["error"], body
     status, trash, _ = await system.request("GET", f"/api/projects/{left['folder']}/trash")
     assert [t["name"] for t in trash["trash"]] == ["MOVE.jpg"]
-    status, body, _ = await system.request("POST", f"/api/projects/{left['folder']}/trash/restore",
-                                           {"names": ["MOVE.jpg"]})
+    status, body, _ = await system.request(
+        "POST", f"/api/projects/{left['folder']}/trash/restore", {"names": ["MOVE.jpg"]}
+    )
     assert status == 409 and body == {"error": "MOVE already lives in project 'Right'"}
     assert (projects_root(system.data_dir) / left["folder"] / ".trash" / "MOVE.jpg").exists()

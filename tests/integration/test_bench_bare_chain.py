@@ -12,7 +12,7 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from services.kernel.natsd import NatsServer
+from darkroom.kernel.natsd import NatsServer
 
 BARE_CHAIN = Path(__file__).resolve().parents[2] / "bench" / "bare_chain.py"
 
@@ -28,9 +28,20 @@ async def test_the_bare_chain_completes_its_tasks_with_darkroom_s_messages(nats_
     await nc.subscribe("barechain.>", cb=seen)
     try:
         child = await asyncio.create_subprocess_exec(
-            sys.executable, str(BARE_CHAIN), nats_server.url, "--messages", str(messages), "--tasks", "20",
-            "--slots", "2",
-            "--latency-tasks", "3", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            str(BARE_CHAIN),
+            nats_server.url,
+            "--messages",
+            str(messages),
+            "--tasks",
+            "20",
+            "--slots",
+            "2",
+            "--latency-tasks",
+            "3",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(child.communicate(), 60)
         assert child.returncode == 0, err.decode()
         await nc.flush()

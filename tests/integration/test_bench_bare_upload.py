@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.conftest import photo_bytes
 
 BARE_UPLOAD = Path(__file__).resolve().parents[2] / "bench" / "bare_upload.py"
@@ -19,8 +19,16 @@ async def test_the_bare_upload_server_saves_and_derives_what_it_is_sent(tmp_path
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     child = await asyncio.create_subprocess_exec(
-        sys.executable, str(BARE_UPLOAD), str(tmp_path), "--port", str(port), "--workers", "1",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(BARE_UPLOAD),
+        str(tmp_path),
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             for _ in range(300):
@@ -32,9 +40,11 @@ async def test_the_bare_upload_server_saves_and_derives_what_it_is_sent(tmp_path
                     assert child.returncode is None, (await child.stderr.read()).decode()
                     await asyncio.sleep(0.05)
             form = aiohttp.FormData()
-            for name, data in (("canon.jpg", photo_bytes("cameras/Canon_40D.jpg")),
-                               ("portrait.jpg", photo_bytes("orientation/portrait_6.jpg")),
-                               ("fake.jpg", b"not a jpeg at all")):
+            for name, data in (
+                ("canon.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+                ("portrait.jpg", photo_bytes("orientation/portrait_6.jpg")),
+                ("fake.jpg", b"not a jpeg at all"),
+            ):
                 form.add_field("photos", data, filename=name, content_type="image/jpeg")
             async with http.post(f"{base}/upload", data=form) as response:
                 status, body = response.status, await response.json()

@@ -14,13 +14,14 @@ import aiohttp
 import nats
 import pytest
 
-from services.kernel.natsd import free_port
+from darkroom.kernel.natsd import free_port
 from tests.conftest import cli_env, darkroom_cli
 
 
 async def _run(*args: str, env: dict | None = None, timeout: float = 30) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(*darkroom_cli(*args), env=env or cli_env(),
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(
+        *darkroom_cli(*args), env=env or cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     out, _ = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, out.decode()
 
@@ -29,8 +30,11 @@ async def test_up_serves_readyz_within_seconds_and_stops_cleanly_on_sigterm(tmp_
     data, port = tmp_path / "data", free_port()
     began = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        *darkroom_cli("up", "--data", str(data), "--port", str(port)), env=cli_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        *darkroom_cli("up", "--data", str(data), "--port", str(port)),
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         async with aiohttp.ClientSession() as http:
             while True:
@@ -60,11 +64,15 @@ async def test_up_serves_readyz_within_seconds_and_stops_cleanly_on_sigterm(tmp_
 
 
 async def test_the_embedded_server_admits_only_the_user_in_nats_url_and_no_log_shows_the_password(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     data = tmp_path / "data"
     process = await asyncio.create_subprocess_exec(
-        *darkroom_cli("up", "--data", str(data), "--port", str(free_port())), env=cli_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        *darkroom_cli("up", "--data", str(data), "--port", str(free_port())),
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output = b""
     try:
         while b"darkroom up:" not in output:
@@ -100,16 +108,24 @@ async def test_an_unknown_configuration_key_stops_start_up_naming_it(tmp_path: P
     (data / "darkroom.toml").write_text("[pipeline]\nmax_parallel_jobz = 4\n")
     code, out = await _run("up", "--data", str(data), timeout=10)
     assert code == 2 and "unknown configuration key pipeline.max_parallel_jobz" in out
-    code, out = await _run("up", "--data", str(tmp_path / "other"),
-                           env=cli_env(DARKROOM_PIPELINE__MAX_ATTEMPTS="many"), timeout=10)
+    code, out = await _run(
+        "up", "--data", str(tmp_path / "other"), env=cli_env(DARKROOM_PIPELINE__MAX_ATTEMPTS="many"), timeout=10
+    )
     assert code == 2 and "pipeline.max_attempts" in out and "int" in out
 
 
 async def test_a_bad_task_definitions_file_stops_start_up_naming_the_problem(tmp_path: Path) -> None:
     bad = tmp_path / "defs.json"
     bad.write_text(json.dumps({"upload": {"label": "Upload", "user_relevant": True, "steps": []}}))
-    code, out = await _run("up", "--data", str(tmp_path / "data"), "--port", str(free_port()),
-                           env=cli_env(DARKROOM_TASKS__DEFINITIONS=str(bad)), timeout=20)
+    code, out = await _run(
+        "up",
+        "--data",
+        str(tmp_path / "data"),
+        "--port",
+        str(free_port()),
+        env=cli_env(DARKROOM_TASKS__DEFINITIONS=str(bad)),
+        timeout=20,
+    )
     assert code == 2 and "task 'upload': has no steps" in out
     assert not (tmp_path / "data" / "nats.url").exists()
 

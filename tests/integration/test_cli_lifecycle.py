@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.kernel import natsd
-from services.kernel.natsd import NatsServer, ServerError, free_port
+from darkroom.kernel import natsd
+from darkroom.kernel.natsd import NatsServer, ServerError, free_port
 from tests.conftest import cli_env, darkroom_cli, eventually
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc")
@@ -26,9 +26,15 @@ async def spawn():
     """Runs `darkroom …`; whatever is still running when the test ends (it failed) is killed."""
     started: list[asyncio.subprocess.Process] = []
 
-    async def run(*args: str, env: dict | None = None) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(*darkroom_cli(*args), env=env or cli_env(),
-                                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    async def run(*args: str, env: dict | None = None, group: bool = False) -> asyncio.subprocess.Process:
+        """`group`: the command leads a process group of its own, as in a terminal's foreground."""
+        process = await asyncio.create_subprocess_exec(
+            *darkroom_cli(*args),
+            env=env or cli_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            process_group=0 if group else None,
+        )
         started.append(process)
         return process
 
@@ -44,7 +50,7 @@ async def _finish(process: asyncio.subprocess.Process, within: float) -> tuple[i
     began = time.monotonic()
     try:
         out, _ = await asyncio.wait_for(process.communicate(), within)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         out, _ = await process.communicate()
         raise AssertionError(f"still running after {within}s: {out.decode()[-2000:]}") from None
@@ -178,8 +184,14 @@ async def test_a_killed_worker_leaves_no_image_process(tmp_path: Path, spawn) ->
     server = await NatsServer(tmp_path / "nats").start()
     try:
         for _ in range(2):  # killed as its image processes start, then once they run
-            worker = await spawn("worker", "--nats", server.url, "--data", str(tmp_path / "data"),
-                                  env=cli_env(DARKROOM_PROCESSING__WORKERS="2"))
+            worker = await spawn(
+                "worker",
+                "--nats",
+                server.url,
+                "--data",
+                str(tmp_path / "data"),
+                env=cli_env(DARKROOM_PROCESSING__WORKERS="2"),
+            )
             images: set[int] = set()
 
             async def started():
@@ -191,14 +203,29 @@ async def test_a_killed_worker_leaves_no_image_process(tmp_path: Path, spawn) ->
                 await asyncio.sleep(2.0)  # well into their work loop
             worker.kill()
             await worker.wait()
-            await eventually(lambda: _async(not any(_alive(pid) for pid in images)), 10,
-                             "the image processes to end with their worker")
+            await eventually(
+                lambda: _async(not any(_alive(pid) for pid in images)),
+                10,
+                "the image processes to end with their worker",
+            )
     finally:
         await server.stop()
 
 
 async def _async(value):
     return value
+
+
+async def test_ctrl_c_at_a_terminal_stops_up_cleanly_with_its_nats_server(tmp_path: Path, spawn) -> None:
+    # A terminal's Ctrl-C signals its whole foreground process group, nats-server and image processes too.
+    data, port = tmp_path / "data", free_port()
+    up = await spawn("up", "--data", str(data), "--port", str(port), group=True)
+    await _ready(port, up)
+    (server,) = [pid for pid in _children(up.pid) if "nats-server" in _program(pid)]
+    os.killpg(up.pid, signal.SIGINT)
+    code, out, _ = await _finish(up, 10)
+    assert code == 0 and "nats-server exited" not in out, out
+    assert not _alive(server)
 
 
 async def test_up_ends_with_exit_1_when_its_nats_server_dies(tmp_path: Path, spawn) -> None:

@@ -16,14 +16,16 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
-from services.backup import backup
-from services.kernel.bus import Bus, lane_consumer, provision
-from services.kernel.config import load_config
-from services.kernel.definitions import load_definitions
-from services.kernel.lease import BUCKET, Leases
-from services.kernel.natsd import free_port, nats_server_binary
-from services.runtime import Runtime
-from services.worker.handlers import BUILTIN
+from darkroom.backup import backup
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.config import load_config
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.lease import Leases
+from darkroom.kernel.natsd import free_port, nats_server_binary
+from darkroom.kernel.provision import LEASE_BUCKET, provision
+from darkroom.kernel.subjects import lane_consumer
+from darkroom.runtime import Runtime
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import REPO, TEST_SETTINGS, System, culled, eventually
 from tests.integration.test_backup import darkroom
 
@@ -79,8 +81,9 @@ class Cluster:
         conf.write_text(text)
         node.log = self.root / f"node-{node.n}.log"
         with node.log.open("wb") as log:
-            node.process = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=log,
-                                            stderr=subprocess.STDOUT)
+            node.process = subprocess.Popen(
+                [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+            )
 
     async def up(self) -> None:
         for node in self.nodes:
@@ -134,20 +137,32 @@ def host(cluster: Cluster, data: Path, roles: tuple[str, ...], name: str, only: 
     (data / "darkroom.toml").write_text(darkroom_toml(cluster, only))
     config = load_config(data, environ={}, overrides=TEST_SETTINGS | {"api.host": "127.0.0.1"})
     assert config.nats.replicas == 3
-    return Runtime(config=config, data_dir=data, nats_url=config.nats.url, definitions=load_definitions(),
-                   handlers=BUILTIN, roles=roles, orchestrator_name=name)
+    return Runtime(
+        config=config,
+        data_dir=data,
+        nats_url=config.nats.url,
+        definitions=load_definitions(),
+        job_types=BUILTIN,
+        roles=roles,
+        orchestrator_name=name,
+    )
 
 
 async def _replicas(bus: Bus) -> dict[str, int]:
     jsm = bus.jsm
-    return {"stream": (await jsm.stream_info("DARKROOM")).config.num_replicas,
-            "lease bucket": (await jsm.stream_info(f"KV_{BUCKET}")).config.num_replicas,
-            **{lane: (await jsm.consumer_info("DARKROOM", lane_consumer(lane))).config.num_replicas
-               for lane in ("priority", "normal")}}
+    return {
+        "stream": (await jsm.stream_info("DARKROOM")).config.num_replicas,
+        "lease bucket": (await jsm.stream_info(f"KV_{LEASE_BUCKET}")).config.num_replicas,
+        **{
+            lane: (await jsm.consumer_info("DARKROOM", lane_consumer(lane))).config.num_replicas
+            for lane in ("priority", "normal")
+        },
+    }
 
 
-async def test_the_deployed_cluster_runs_uploads_and_commits_and_outlives_a_node(cluster: Cluster,
-                                                                                tmp_path: Path) -> None:
+async def test_the_deployed_cluster_runs_uploads_and_commits_and_outlives_a_node(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     began = time.monotonic()
     first, second, third = cluster.nodes
     # Route auth: a server without the routes' password is turned away and never joins.
@@ -170,7 +185,7 @@ async def test_the_deployed_cluster_runs_uploads_and_commits_and_outlives_a_node
     system.bus = await Bus.connect(worker_host.nats_url, "darkroom-test", security=worker_host.config.nats)
     try:
         # An older deployment made everything with one replica: the services bring it to deploy's 3.
-        await provision(system.bus, load_config(tmp_path, environ={}, overrides=TEST_SETTINGS))
+        await provision(system.bus.js, load_config(tmp_path, environ={}, overrides=TEST_SETTINGS))
         assert set((await _replicas(system.bus)).values()) == {1}
         for runtime in (api_host, worker_host):
             await runtime.start()
@@ -198,8 +213,7 @@ async def test_the_deployed_cluster_runs_uploads_and_commits_and_outlives_a_node
 
         # Backed up from the cluster as the services' user, restored into a fresh folder on a
         # server of its own: the restored read model equals one rebuilt from the restored log.
-        made = await backup(system.bus, api_host.data_dir, tmp_path / "backup",
-                            Leases(system.bus, "backup", 3).hold)
+        made = await backup(system.bus, api_host.data_dir, tmp_path / "backup", Leases(system.bus, "backup", 3).hold)
         assert {"projects/Before/A.jpg", "projects/Later/.trash/E.jpg"} <= {f.path for f in made.files}
         fresh = tmp_path / "fresh"
         for command in (("restore", str(tmp_path / "backup")), ("replay", "--verify")):

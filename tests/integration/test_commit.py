@@ -9,11 +9,11 @@ from collections import Counter
 
 from PIL import Image
 
-from services.kernel.clock import parse_iso
-from services.kernel.definitions import load_definitions
-from services.kernel.lease import Leases
-from services.orchestrator.schedule import slot_of
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.lease import Leases
+from darkroom.orchestrator.schedule import slot_of
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import SSEClient, System, create_project, eventually, photo_bytes, shoot, upload
 
 JPEG = "cameras/Canon_40D.jpg"
@@ -21,7 +21,7 @@ JPEG = "cameras/Canon_40D.jpg"
 
 async def _start(system: System, **settings):
     """The shipped task definitions and job handlers, as `darkroom up` runs them."""
-    settings.setdefault("handlers", BUILTIN)
+    settings.setdefault("job_types", BUILTIN)
     return await system.start(definitions=load_definitions(), **settings)
 
 
@@ -45,9 +45,16 @@ async def _commit(system: System, folder: str) -> dict:
 async def test_commit_trashes_the_unkept_jpg_keeps_the_raw_and_tells_the_ui(system: System) -> None:
     await _start(system)
     jpeg, raw = photo_bytes(JPEG), b"RAWDATA" * 500
-    project, folder = await shoot(system, "Cull", [("DSC01.JPG", jpeg), ("DSC01.ARW", raw),
-                                                    ("DSC02.JPG", photo_bytes("cameras/Nikon_D70.jpg")),
-                                                    ("DSC02.ARW", raw + b"2")])
+    project, folder = await shoot(
+        system,
+        "Cull",
+        [
+            ("DSC01.JPG", jpeg),
+            ("DSC01.ARW", raw),
+            ("DSC02.JPG", photo_bytes("cameras/Nikon_D70.jpg")),
+            ("DSC02.ARW", raw + b"2"),
+        ],
+    )
     assert (folder / ".thumb" / "DSC01.webp").exists()
     async with SSEClient(system.http, f"{system.url}/api/events?project={project['folder']}") as client:
         await _keep(system, project["folder"], DSC01={"keep_jpg": False}, DSC02={"keep_jpg": False, "keep_raw": False})
@@ -58,9 +65,14 @@ async def test_commit_trashes_the_unkept_jpg_keeps_the_raw_and_tells_the_ui(syst
         view = await system.wait_task(commit["task_id"], timeout=30)
         # The JPG was the derivatives' source: they are made again from the RAW left, whose bytes here
         # hold no embedded preview.
-        remade = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["filename"] == "DSC01"
-                                       and m[2]["photo"]["thumbnail_status"] == "not_supported",
-                                       what="DSC01 remade from its RAW")
+        remade = await client.wait_for(
+            lambda m: (
+                m[1] == "item"
+                and m[2]["photo"]["filename"] == "DSC01"
+                and m[2]["photo"]["thumbnail_status"] == "not_supported"
+            ),
+            what="DSC01 remade from its RAW",
+        )
         removed = await client.wait_for(lambda m: m[1] == "item_removed", what="DSC02 removed")
     assert view["task"]["status"] == "completed"
     assert [j["type"] for j in view["jobs"]] == ["file_removal", "manifest_check", "folder_check", "manifest_cleaning"]
@@ -75,8 +87,10 @@ async def test_commit_trashes_the_unkept_jpg_keeps_the_raw_and_tells_the_ui(syst
     assert photos["DSC01"]["thumbnail_status"] == "not_supported" and not photos["DSC01"]["jpg_available"]
     assert photos["DSC01"]["keep_raw"] and photos["DSC01"]["raw_available"]
     events = [e for _, _, e in await system.log(f"darkroom.job.{project['project_id']}.{commit['task_id']}.>")]
-    assert events and all(e["source"] == "user" and e["task_id"] == commit["task_id"]
-                          and e["task_type"] == "change_commit" for e in events)
+    assert events and all(
+        e["source"] == "user" and e["task_id"] == commit["task_id"] and e["task_type"] == "change_commit"
+        for e in events
+    )
     status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
     assert status == 200 and body["task_id"] is None  # nothing pending: nothing to do
 
@@ -122,11 +136,18 @@ async def test_a_jpg_copied_in_beside_a_raw_alone_gets_its_derivatives(system: S
 
 async def test_reconciliation_adopts_what_appears_and_leaves_other_files_alone(system: System) -> None:
     await _start(system)
-    project, folder = await shoot(system, "Disk", [("D1.jpg", photo_bytes(JPEG)), ("D2.jpg", photo_bytes(JPEG)),
-                                                     ("D3.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
-    (folder / "D1.NEF").write_bytes(b"raw by hand")          # a RAW copied in by hand
+    project, folder = await shoot(
+        system,
+        "Disk",
+        [
+            ("D1.jpg", photo_bytes(JPEG)),
+            ("D2.jpg", photo_bytes(JPEG)),
+            ("D3.jpg", photo_bytes("cameras/Nikon_D70.jpg")),
+        ],
+    )
+    (folder / "D1.NEF").write_bytes(b"raw by hand")  # a RAW copied in by hand
     (folder / "D9.JPG").write_bytes(photo_bytes("cameras/Pentax_K10D.jpg"))  # a new photo by hand
-    (folder / "D2.jpg").unlink()                               # deleted by hand
+    (folder / "D2.jpg").unlink()  # deleted by hand
     (folder / "D3.xmp").write_bytes(b"<xmp/>")
     (folder / "clip.mov").write_bytes(b"video")
     (folder / ".DS_Store").write_bytes(b"finder")
@@ -148,15 +169,21 @@ async def test_reconciliation_adopts_what_appears_and_leaves_other_files_alone(s
     assert project_view["counts"]["pending_photos"] == 0
     assert {p.name for p in folder.iterdir()} >= {"D3.xmp", "clip.mov", ".DS_Store", "D1.NEF"}
     assert (folder / "clip.mov").read_bytes() == b"video" and not (folder / ".trash").exists()
-    children = [t for t in (await system.request("GET", f"/api/projects/{project['folder']}/tasks"))[1]["tasks"]
-                if t["type"] == "upload_postprocess"]
+    children = [
+        t
+        for t in (await system.request("GET", f"/api/projects/{project['folder']}/tasks"))[1]["tasks"]
+        if t["type"] == "upload_postprocess"
+    ]
     assert any(t["source"] == "user" for t in children)  # folder_check's task carries its parent's source
 
 
 async def test_trash_ttl_counts_from_trashing_and_restore_brings_photos_back(system: System) -> None:
     await _start(system, maintenance__trash_ttl_s=3600)
-    project, folder = await shoot(system, "Trash", [("T1.jpg", photo_bytes(JPEG)), ("T2.ARW", b"raw" * 99),
-                                                     ("T2.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
+    project, folder = await shoot(
+        system,
+        "Trash",
+        [("T1.jpg", photo_bytes(JPEG)), ("T2.ARW", b"raw" * 99), ("T2.jpg", photo_bytes("cameras/Nikon_D70.jpg"))],
+    )
     (folder / "T2.ARW.xmp").write_bytes(b"<xmp>rating 5</xmp>")
     long_ago = time.time() - 30 * 86400
     os.utime(folder / "T1.jpg", (long_ago, long_ago))  # uploaded long ago
@@ -171,8 +198,9 @@ async def test_trash_ttl_counts_from_trashing_and_restore_brings_photos_back(sys
     assert set(entries) == {"T1.jpg", "T2.ARW", "T2.ARW.xmp"}
     ttl = (parse_iso(entries["T1.jpg"]["expires_at"]) - parse_iso(entries["T1.jpg"]["trashed_at"])).total_seconds()
     assert ttl == 3600 and abs(parse_iso(entries["T1.jpg"]["trashed_at"]).timestamp() - time.time()) < 60
-    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/trash/restore",
-                                           {"names": ["T1.jpg", "T2.ARW"]})
+    status, body, _ = await system.request(
+        "POST", f"/api/projects/{project['folder']}/trash/restore", {"names": ["T1.jpg", "T2.ARW"]}
+    )
     assert status == 200 and sorted(body["restored"]) == ["T1.jpg", "T2.ARW", "T2.ARW.xmp"]
     restore = await system.wait_task(body["task_id"], timeout=30)
     assert restore["task"]["label"] == "Restore from trash"  # not "Upload Post-Process": what the user did
@@ -181,8 +209,9 @@ async def test_trash_ttl_counts_from_trashing_and_restore_brings_photos_back(sys
     assert photos["T1"]["keep_jpg"] and photos["T1"]["thumbnail_status"] == "generated"
     assert (folder / ".thumb" / "T1.webp").exists()
     assert photos["T2"]["raw_available"] and photos["T2"]["keep_raw"]
-    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/trash/restore",
-                                           {"names": ["nope.jpg"]})
+    status, body, _ = await system.request(
+        "POST", f"/api/projects/{project['folder']}/trash/restore", {"names": ["nope.jpg"]}
+    )
     assert status == 404
 
 
@@ -227,7 +256,9 @@ async def test_an_upload_during_a_long_maintenance_sweep_starts_at_once(system: 
     other = await create_project(system, "Other")
     leases = Leases(runtime.buses["worker"], "test")
     async with leases.hold(busy["project_id"], "a long sweep"):
-        status, sweep, _ = await system.request("POST", f"/api/projects/{busy['folder']}/tasks", {"type": "maintenance"})
+        status, sweep, _ = await system.request(
+            "POST", f"/api/projects/{busy['folder']}/tasks", {"type": "maintenance"}
+        )
         await system.wait_job(sweep["task"]["id"], 0, "running")  # holds the normal-first slot, waiting
         status, body = await upload(system, other["folder"], [("O1.jpg", photo_bytes(JPEG))])
         job = await system.wait_job(body["task_id"], 0, "running", "completed", timeout=5)
@@ -278,6 +309,8 @@ async def test_a_file_that_cannot_be_moved_fails_visibly_and_leaves_its_record(s
     assert view["task"]["status"] == "completed" and (folder / ".trash" / "S1.jpg").exists()
     # Running the commit's steps again changes nothing.
     before = sorted(p.name for p in folder.rglob("*"))
-    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/tasks", {"type": "change_commit"})
+    status, body, _ = await system.request(
+        "POST", f"/api/projects/{project['folder']}/tasks", {"type": "change_commit"}
+    )
     assert (await system.wait_task(body["task"]["id"], timeout=30))["task"]["status"] == "completed"
     assert sorted(p.name for p in folder.rglob("*")) == before

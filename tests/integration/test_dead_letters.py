@@ -4,13 +4,12 @@ read model set aside, so `replay --verify` holds before and after."""
 
 from __future__ import annotations
 
-from services import audit
-from services.kernel.bus import Bus
-from services.kernel.events import ALL_EVENTS, Codec, ProjectCreated
-from services.projector.replay import replay
-from services.runtime import Runtime, read_model_path
-from tests.conftest import SSEClient, System, eventually, make_config, run_cli
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from darkroom import audit
+from darkroom.kernel.events import ALL_EVENTS, Codec, ProjectCreated
+from darkroom.projector.store import read_model_path
+from darkroom.replay.rebuild import replay
+from darkroom.runtime import Runtime
+from tests.conftest import SSEClient, System, eventually, run_cli
 
 
 class ProjectCreatedV2(ProjectCreated, tag="project.created", kw_only=True):
@@ -25,8 +24,10 @@ def _project_created_v1_to_v2(raw: dict) -> dict:
 
 
 # The later version: it reads v2, and v1 through its upcaster.
-LATER = Codec([ProjectCreatedV2 if t is ProjectCreated else t for t in ALL_EVENTS],
-              {("project.created", 1): _project_created_v1_to_v2})
+LATER = Codec(
+    [ProjectCreatedV2 if t is ProjectCreated else t for t in ALL_EVENTS],
+    {("project.created", 1): _project_created_v1_to_v2},
+)
 
 
 async def _listed(system: System) -> dict[int, dict]:
@@ -40,18 +41,12 @@ async def _upgrade(system: System) -> Runtime:
     for runtime in list(system.runtimes):
         await runtime.stop()
     system.runtimes.clear()
-    runtime = Runtime(config=make_config(system.data_dir), data_dir=system.data_dir, nats_url=system.server.url,
-                      definitions=DEFINITIONS, handlers=HANDLERS, codec=LATER)
-    await runtime.start()
-    system.runtimes.append(runtime)
-    system.api = runtime
-    await system.bus.close()
-    system.bus = await Bus.connect(system.server.url, "darkroom-test", LATER)  # the fixture's replay --verify too
-    return runtime
+    return await system.start(codec=LATER)
 
 
 async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_agrees_throughout(
-        system: System, tmp_path) -> None:
+    system: System, tmp_path
+) -> None:
     await system.start()
     later = ProjectCreatedV2(project_id="P2", name="From a later version", folder="From a later version", note="x")
     async with SSEClient(system.http, f"{system.url}/api/events") as live:
@@ -61,8 +56,13 @@ async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_ag
         await live.wait_for(lambda m: m[1] == "dead_letter" and m[2]["seq"] == junk, what="the third dead letter")
         letters = await _listed(system)
         assert sorted(letters) == [seq, noise, junk]
-        assert letters[seq] == {"seq": seq, "subject": "darkroom.project.P2.created", "at": letters[seq]["at"],
-                                "reason": "project.created has unsupported version 2 (current 1)", "readable": False}
+        assert letters[seq] == {
+            "seq": seq,
+            "subject": "darkroom.project.P2.created",
+            "at": letters[seq]["at"],
+            "reason": "project.created has unsupported version 2 (current 1)",
+            "readable": False,
+        }
         assert [m[0] for m in live.messages if m[1] == "dead_letter"] == [str(seq), str(noise), str(junk)]
 
         # Each is recorded in the log as set aside, once.
@@ -72,12 +72,14 @@ async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_ag
 
         recorded = await eventually(all_recorded, what="the three recorded")
         assert [(e["seq"], e["subject"], e["reason"]) for _, _, e in recorded] == [
-            (s, letters[s]["subject"], letters[s]["reason"]) for s in (seq, noise, junk)]
+            (s, letters[s]["subject"], letters[s]["reason"]) for s in (seq, noise, junk)
+        ]
 
         status, body, _ = await system.request("POST", f"/api/dead-letters/{seq}/apply")
         assert (status, body["error"]) == (
-            409, f"the message at sequence {seq} is still unreadable: project.created has unsupported version 2 "
-                 "(current 1)")
+            409,
+            f"the message at sequence {seq} is still unreadable: project.created has unsupported version 2 (current 1)",
+        )
         code, out, err = await run_cli(system, "dead-letters", "apply", str(seq))
         assert code == 1 and "still unreadable" in err, (out, err)
 
@@ -88,8 +90,11 @@ async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_ag
         code, out, err = await run_cli(system, "dead-letters", "discard", str(junk))
         assert code == 0 and out.startswith(f"dead letter {junk} discarded; seq "), err
     assert sorted(await _listed(system)) == [seq]
-    for path in (f"/api/dead-letters/{noise}/discard", "/api/dead-letters/999999/discard",
-                 "/api/dead-letters/abc/apply"):
+    for path in (
+        f"/api/dead-letters/{noise}/discard",
+        "/api/dead-letters/999999/discard",
+        "/api/dead-letters/abc/apply",
+    ):
         status, body, _ = await system.request("POST", path)
         assert status == 404 and body["error"].startswith("no dead letter at sequence"), (path, body)
     code, out, err = await run_cli(system, "dead-letters")
@@ -114,7 +119,10 @@ async def test_dead_letters_are_discarded_or_applied_once_readable_and_replay_ag
 
     entries = await audit.dead_letter_history(system.bus, seq)
     assert [(e.event.type, e.event.v, e.event.source) for e in entries] == [
-        ("project.created", 2, "system"), ("dead_letter.recorded", 1, "system"), ("dead_letter.applied", 1, "user")]
+        ("project.created", 2, "system"),
+        ("dead_letter.recorded", 1, "system"),
+        ("dead_letter.applied", 1, "user"),
+    ]
     code, out, err = await run_cli(system, "audit", "dead-letter", str(noise))
     assert code == 0, err
     rows = out.splitlines()[1:]
@@ -132,5 +140,5 @@ async def test_a_dead_letter_set_aside_before_a_crash_is_recorded_when_the_proje
     await runtime.stop()
     system.runtimes.clear()
     await system.start()
-    (_, _, event), = await system.log("darkroom.dead_letter.>")
+    ((_, _, event),) = await system.log("darkroom.dead_letter.>")
     assert (event["type"], event["seq"]) == ("dead_letter.recorded", seq)

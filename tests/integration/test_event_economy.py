@@ -5,15 +5,21 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.kernel.bus import Bus, lane_config, lane_consumer, provision
-from services.kernel.definitions import load_definitions, task_requested
-from services.kernel.events import (Event, JobCompleted, JobProgress, JobRequested, JobStarted, TaskCompleted,
-                                    TaskStarted)
-from services.kernel.subjects import subject_for
-from services.kernel.clock import parse_iso
-from services.worker.handlers import BUILTIN
-from services.worker.service import STARTED_AFTER_S
-from tests.conftest import System, create_project, make_config, photo_bytes, upload
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.events import (
+    Event,
+    JobCompleted,
+    JobProgress,
+    JobRequested,
+    JobStarted,
+    TaskCompleted,
+    TaskStarted,
+)
+from darkroom.kernel.provision import lane_config, provision
+from darkroom.kernel.subjects import lane_consumer, subject_for
+from darkroom.worker.service import STARTED_AFTER_S
+from tests.conftest import System, create_project, make_config, photo_bytes, start_shipped, upload
 from tests.jobtypes import DEFINITIONS
 
 
@@ -22,8 +28,12 @@ async def _counted(system: System, seq: int) -> Counter:
     that ran 250 ms or more stores its job.started, and a progress may go out meanwhile: on a busy machine
     a quick job can take that long, so those are left out of the count (and checked to be of such jobs)."""
     stored = [(subject, e) for s, subject, e in await system.log() if s > seq]
-    slow = {e["job_id"] for _, e in stored if e["type"] == "job.completed"
-            and (parse_iso(e["at"]) - parse_iso(e["started_at"])).total_seconds() >= STARTED_AFTER_S}
+    slow = {
+        e["job_id"]
+        for _, e in stored
+        if e["type"] == "job.completed"
+        and (parse_iso(e["at"]) - parse_iso(e["started_at"])).total_seconds() >= STARTED_AFTER_S
+    }
     while_running = [e for _, e in stored if e["type"] in ("job.started", "job.progress")]
     assert {e["job_id"] for e in while_running} <= slow, (while_running, slow)
     return Counter(f"{subject.split('.')[1]}:{e['type']}" for subject, e in stored if e not in while_running)
@@ -37,16 +47,21 @@ async def test_a_three_step_noop_task_stores_at_most_eight_messages(system: Syst
     await system.settled()
     counted = await _counted(system, before)
     assert sum(counted.values()) <= 8, counted
-    assert counted == {"task:task.requested": 1, "job:job.requested": 3, "job:job.completed": 3,
-                       "task:task.completed": 1}
+    assert counted == {
+        "task:task.requested": 1,
+        "job:job.requested": 3,
+        "job:job.completed": 3,
+        "task:task.completed": 1,
+    }
     view = await system.task(task["id"])
     assert view["task"]["started_at"] is not None
-    assert [(j["status"], j["attempts"], j["progress_done"], j["progress_total"]) for j in view["jobs"]] == \
-        [("completed", 1, 1, 1)] * 3
+    assert [(j["status"], j["attempts"], j["progress_done"], j["progress_total"]) for j in view["jobs"]] == [
+        ("completed", 1, 1, 1)
+    ] * 3
 
 
 async def test_a_photo_uploaded_alone_stores_at_most_eleven_messages(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await start_shipped(system)
     project = await create_project(system, "Economy")
     # The image processes' first photo pays for their start: the one counted is the next.
     status, body = await upload(system, project["folder"], [("E0.jpg", photo_bytes("cameras/Nikon_D70.jpg"))])
@@ -59,13 +74,23 @@ async def test_a_photo_uploaded_alone_stores_at_most_eleven_messages(system: Sys
     await system.settled()
     counted = await _counted(system, before)
     assert sum(counted.values()) <= 11, counted
-    assert counted == {"basename:basename.claimed": 1, "photo:photo.file_added": 1, "task:task.requested": 1,
-                       "job:job.requested": 3, "photo:photo.derivatives_updated": 1, "job:job.completed": 3,
-                       "task:task.completed": 1}
+    assert counted == {
+        "basename:basename.claimed": 1,
+        "photo:photo.file_added": 1,
+        "task:task.requested": 1,
+        "job:job.requested": 3,
+        "photo:photo.derivatives_updated": 1,
+        "job:job.completed": 3,
+        "task:task.completed": 1,
+    }
     status, photos, _ = await system.request("GET", f"/api/projects/{project['folder']}/photos")
     photo = next(p for p in photos["photos"] if p["filename"] == "E1")
-    assert (photo["thumbnail_status"], photo["preview_status"], photo["make"], photo["width"]) == \
-        ("generated", "generated", "Canon", 100), photo
+    assert (photo["thumbnail_status"], photo["preview_status"], photo["make"], photo["width"]) == (
+        "generated",
+        "generated",
+        "Canon",
+        100,
+    ), photo
 
 
 # -- a log written before CONTRACT §7.1 -------------------------------------------------------------
@@ -77,7 +102,7 @@ def _old_layout(task_id: str, steps_done: int) -> list[tuple[str | None, Event]]
     """A task of `three` as Darkroom stored it before §7.1: task.started, each job.requested with its
     dispatch copy, job.started and job.progress of every job; `steps_done` steps completed (all three:
     the task too)."""
-    requested = task_requested(THREE, "three", project_id=None, folder=None, source="user", task_id=task_id)
+    requested = THREE.requested("three", task_id, "user")
     common = dict(project_id=None, task_id=task_id, source="user")
     out: list[tuple[str | None, Event]] = [(subject_for(requested), requested)]
     for step in range(min(steps_done + 1, 3)):
@@ -88,8 +113,11 @@ def _old_layout(task_id: str, steps_done: int) -> list[tuple[str | None, Event]]
         if step == 0:
             out.append((f"darkroom.task._.{task_id}.started", TaskStarted(**common)))
         if step < steps_done:
-            out += [(None, JobStarted(**job, attempt=1, worker="old:1")), (None, JobProgress(**job, done=1, total=1)),
-                    (None, JobCompleted(**job, attempt=1))]
+            out += [
+                (None, JobStarted(**job, attempt=1, worker="old:1")),
+                (None, JobProgress(**job, done=1, total=1)),
+                (None, JobCompleted(**job, attempt=1)),
+            ]
     if steps_done == 3:
         out.append((None, TaskCompleted(**common)))
     return out
@@ -102,7 +130,7 @@ async def _store(bus: Bus, log: list[tuple[str | None, Event]]) -> list[int]:
 async def test_a_log_written_before_7_1_replays_to_the_same_read_models(system: System) -> None:
     bus = await Bus.connect(system.server.url, "old-darkroom")
     try:
-        await provision(bus, make_config(system.data_dir))
+        await provision(bus.js, make_config(system.data_dir))
         seqs = await _store(bus, _old_layout("T-old", 3))
     finally:
         await bus.close()
@@ -111,9 +139,13 @@ async def test_a_log_written_before_7_1_replays_to_the_same_read_models(system: 
     assert view["task"]["status"] == "completed"
     started = next(e for s, _, e in await system.log() if e["type"] == "task.started")
     assert view["task"]["started_at"] == started["at"]
-    assert [(j["status"], j["lane"], j["attempts"], j["progress_done"], j["started_at"] is not None)
-            for j in view["jobs"]] == [("completed", "priority", 1, 1, True), ("completed", "priority", 1, 1, True),
-                                       ("completed", "normal", 1, 1, True)]
+    assert [
+        (j["status"], j["lane"], j["attempts"], j["progress_done"], j["started_at"] is not None) for j in view["jobs"]
+    ] == [
+        ("completed", "priority", 1, 1, True),
+        ("completed", "priority", 1, 1, True),
+        ("completed", "normal", 1, 1, True),
+    ]
     assert len(seqs) == 18  # the old 15, with each job's progress
     # The teardown rebuilds the read model from this log (`replay --verify`) and compares.
 
@@ -122,7 +154,7 @@ async def test_a_task_under_way_in_a_log_from_before_7_1_is_finished_once_after_
     bus = await Bus.connect(system.server.url, "old-darkroom")
     config = make_config(system.data_dir)
     try:
-        await provision(bus, config)
+        await provision(bus.js, config)
         for lane in ("priority", "normal"):  # the lanes as they were: taking the copies
             await bus.jsm.delete_consumer("DARKROOM", lane_consumer(lane))
             old = lane_config(lane, config, None)
@@ -140,4 +172,7 @@ async def test_a_task_under_way_in_a_log_from_before_7_1_is_finished_once_after_
     assert requested == [(0, 4), (1, 4), (1, 6), (2, 6)]
     assert Counter(e["step_index"] for _, e in log if e["type"] == "job.completed") == {0: 1, 1: 1, 2: 1}
     assert [e["type"] for _, e in log if e["type"].startswith("task.")] == [
-        "task.requested", "task.started", "task.completed"]
+        "task.requested",
+        "task.started",
+        "task.completed",
+    ]

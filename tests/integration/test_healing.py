@@ -8,11 +8,20 @@ import time
 
 from PIL import Image
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
-from tests.conftest import (PHOTOS, System, create_project, eventually, photo_bytes, photos_of, shoot, start_shipped,
-                            upload)
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
+from tests.conftest import (
+    PHOTOS,
+    System,
+    create_project,
+    eventually,
+    photo_bytes,
+    photos_of,
+    shoot,
+    start_shipped,
+    upload,
+)
+from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 
 async def _thumbnail(system: System, folder: str, filename: str) -> tuple[int, bytes]:
@@ -30,6 +39,7 @@ async def _maintenance(system: System, folder: str) -> dict:
 
 async def _generated(system: System, folder: str, *filenames: str) -> dict[str, dict]:
     """The photos, once each named one is `generated` (a maintenance run may leave the work to a task it starts)."""
+
     async def check():
         photos = await photos_of(system, folder)
         return photos if all(photos[f]["thumbnail_status"] == "generated" for f in filenames) else None
@@ -57,8 +67,12 @@ def _size(data: bytes) -> tuple[int, int]:
 async def test_a_canceled_upload_ends_with_every_photo_generated_after_the_next_maintenance(system: System) -> None:
     # One job slot, held by a long job: the upload's files land (the image processes make their thumbnails as
     # they do), and its job waits; the upload is canceled there, as a photographer would cancel one.
-    await system.start(handlers=BUILTIN | HANDLERS, definitions=load_definitions() | DEFINITIONS,
-                       pipeline__max_parallel_jobs=1, pipeline__priority_lane_slots=0)
+    await system.start(
+        job_types=BUILTIN | JOB_TYPES,
+        definitions=load_definitions() | DEFINITIONS,
+        pipeline__max_parallel_jobs=1,
+        pipeline__priority_lane_slots=0,
+    )
     project = await create_project(system, "Canceled")
     folder = system.data_dir / "projects" / project["folder"]
     blocker = await system.start_task("long_priority", ["3"])
@@ -86,8 +100,11 @@ async def test_a_canceled_upload_ends_with_every_photo_generated_after_the_next_
 
 async def test_a_deleted_thumbnail_is_remade_and_nothing_else_is(system: System) -> None:
     await start_shipped(system)
-    project, folder = await shoot(system, "Deleted", [("D1.jpg", photo_bytes("orientation/landscape_1.jpg")),
-                                                      ("D2.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
+    project, folder = await shoot(
+        system,
+        "Deleted",
+        [("D1.jpg", photo_bytes("orientation/landscape_1.jpg")), ("D2.jpg", photo_bytes("cameras/Canon_40D.jpg"))],
+    )
     (folder / ".thumb" / "D1.webp").unlink()  # deleted by hand
     before = await photos_of(system, project["folder"])
     assert before["D1"]["thumbnail_status"] == "generated"
@@ -107,11 +124,15 @@ async def test_a_deleted_thumbnail_is_remade_and_nothing_else_is(system: System)
 
 async def test_a_jpg_and_png_photo_shows_the_png_once_the_jpg_is_committed_away(system: System) -> None:
     await start_shipped(system)
-    project, _ = await shoot(system, "Pair", [("P1.jpg", photo_bytes("orientation/landscape_1.jpg")),
-                                              ("P1.png", _png((300, 500), (200, 40, 40)))])
+    project, _ = await shoot(
+        system,
+        "Pair",
+        [("P1.jpg", photo_bytes("orientation/landscape_1.jpg")), ("P1.png", _png((300, 500), (200, 40, 40)))],
+    )
     assert _size((await _thumbnail(system, project["folder"], "P1"))[1]) == (600, 450)  # from the JPG
-    status, body, _ = await system.request("PUT", f"/api/projects/{project['folder']}/keep",
-                                           {"updates": [{"filename": "P1", "keep_jpg": False}]})
+    status, body, _ = await system.request(
+        "PUT", f"/api/projects/{project['folder']}/keep", {"updates": [{"filename": "P1", "keep_jpg": False}]}
+    )
     status, commit, _ = await system.request("POST", f"/api/projects/{project['folder']}/commit-changes")
     assert status == 202, commit
     assert (await system.wait_task(commit["task_id"], timeout=30))["task"]["status"] == "completed"
@@ -126,8 +147,11 @@ async def test_a_jpg_and_png_photo_shows_the_png_once_the_jpg_is_committed_away(
 
 async def test_a_jpg_deleted_by_hand_beside_its_png_leaves_the_png_thumbnail(system: System) -> None:
     await start_shipped(system)
-    project, folder = await shoot(system, "By hand", [("H1.jpg", photo_bytes("orientation/landscape_1.jpg")),
-                                                      ("H1.png", _png((300, 500), (40, 40, 200)))])
+    project, folder = await shoot(
+        system,
+        "By hand",
+        [("H1.jpg", photo_bytes("orientation/landscape_1.jpg")), ("H1.png", _png((300, 500), (40, 40, 200)))],
+    )
     (folder / "H1.jpg").unlink()
     await _maintenance(system, project["folder"])
     photo = (await _generated(system, project["folder"], "H1"))["H1"]
@@ -152,8 +176,11 @@ async def test_a_failure_that_passed_is_healed_and_an_unreadable_file_is_not_tri
     project = await create_project(system, "Failures")
     folder = system.data_dir / "projects" / project["folder"]
     (folder / ".thumb").write_text("in the way")  # the thumbnails' folder cannot be made: a cause that can pass
-    status, body = await upload(system, project["folder"], [("F1.jpg", photo_bytes("orientation/landscape_1.jpg")),
-                                                            ("F2.jpg", b"\xff\xd8\xff" + b"not a picture" * 50)])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [("F1.jpg", photo_bytes("orientation/landscape_1.jpg")), ("F2.jpg", b"\xff\xd8\xff" + b"not a picture" * 50)],
+    )
     assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
     failed = await photos_of(system, project["folder"])
     assert failed["F1"]["thumbnail_status"] == failed["F2"]["thumbnail_status"] == "failed"

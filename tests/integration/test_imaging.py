@@ -15,18 +15,36 @@ from tests.integration.test_photos import _asset, _photos, _start
 async def test_a_raw_alone_gets_thumbnail_preview_and_metadata_from_its_embedded_preview(system: System) -> None:
     await _start(system)
     project = await create_project(system, "RAW only")
-    status, body = await upload(system, project["folder"], [
-        ("DSC01.DNG", dng(Image.new("RGB", (640, 480), (30, 90, 200)), orientation=8, make="Canon",
-                          model="EOS R5", taken="2023:09:14 07:05:00")),
-        ("DSC02.dng", dng()),  # a RAW with no embedded preview
-    ])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            (
+                "DSC01.DNG",
+                dng(
+                    Image.new("RGB", (640, 480), (30, 90, 200)),
+                    orientation=8,
+                    make="Canon",
+                    model="EOS R5",
+                    taken="2023:09:14 07:05:00",
+                    lens="RF24-105mm F4 L IS USM",
+                ),
+            ),
+            ("DSC02.dng", dng()),  # a RAW with no embedded preview
+        ],
+    )
     assert status == 201, body
     await system.wait_task(body["task_id"], timeout=30)
     photos = await _photos(system, project["folder"])
     shot = photos["DSC01"]
     assert shot["thumbnail_status"] == shot["preview_status"] == "generated" and shot["raw_available"]
-    assert (shot["make"], shot["model"], shot["taken_at"], shot["orientation"]) == (
-        "Canon", "EOS R5", "2023-09-14T07:05:00", 8)
+    assert (shot["make"], shot["model"], shot["taken_at"], shot["orientation"], shot["lens"]) == (
+        "Canon",
+        "EOS R5",
+        "2023-09-14T07:05:00",
+        8,
+        "RF24-105mm F4 L IS USM",
+    )
     status, data, headers = await _asset(system, project["folder"], "thumbnail", "DSC01")
     assert status == 200 and Image.open(io.BytesIO(data)).size == (480, 640)  # turned upright
     status, data, _ = await _asset(system, project["folder"], "preview", "DSC01")
@@ -58,15 +76,17 @@ async def test_processing_max_megapixels_is_the_limit_with_darkrooms_own_words(s
     project = await create_project(system, "Panoramas")
     under = solid_png(tmp_path / "under.png", 15000, 12000, b"\x60", colour_type=0)  # 180 MP: Pillow alone refuses
     over = solid_png(tmp_path / "over.png", 16250, 16000, b"\x60", colour_type=0)  # 260 MP
-    status, body = await upload(system, project["folder"], [("P1.png", under.read_bytes()),
-                                                            ("P2.png", over.read_bytes())])
+    status, body = await upload(
+        system, project["folder"], [("P1.png", under.read_bytes()), ("P2.png", over.read_bytes())]
+    )
     assert status == 201, body
     assert (await system.wait_task(body["task_id"], timeout=60))["task"]["status"] == "completed"
     photos = await _photos(system, project["folder"])
     assert photos["P1"]["thumbnail_status"] == "generated" and photos["P1"]["width"] == 15000
     assert photos["P2"]["thumbnail_status"] == "failed"
-    assert photos["P2"]["error"] == ("the image is 16250x16000 (260.0 megapixels), over the limit of "
-                                     "processing.max_megapixels = 250")
+    assert photos["P2"]["error"] == (
+        "the image is 16250x16000 (260.0 megapixels), over the limit of processing.max_megapixels = 250"
+    )
 
 
 async def test_a_jpg_removed_by_hand_beside_its_raw_leaves_derivatives_from_the_raw(system: System) -> None:

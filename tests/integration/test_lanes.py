@@ -36,8 +36,15 @@ async def test_a_paused_lane_is_left_alone_by_every_worker_until_resumed_also_af
     await system.start(roles=("worker",), pipeline__max_parallel_jobs=3, pipeline__priority_lane_slots=0)
     lanes = await _lanes(system)
     assert list(lanes) == ["priority", "normal"]
-    assert lanes["normal"] == {"lane": "normal", "paused": False, "depth": 0, "in_flight": 0, "busy_slots": 0,
-                               "updated_at": None, "jobs": {}}
+    assert lanes["normal"] == {
+        "lane": "normal",
+        "paused": False,
+        "depth": 0,
+        "in_flight": 0,
+        "busy_slots": 0,
+        "updated_at": None,
+        "jobs": {},
+    }
 
     async with SSEClient(system.http, f"{system.url}/api/events") as live:
         status, body, headers = await system.request("POST", "/api/lanes/normal/pause")
@@ -46,9 +53,14 @@ async def test_a_paused_lane_is_left_alone_by_every_worker_until_resumed_also_af
         pause_seq = int(headers["X-Darkroom-Seq"])
         _, _, message = await live.wait_for(lambda m: m[1] == "lane_update", what="lane_update")
         assert message["lane"] == "normal" and message["paused"] is True
-    (seq, subject, event), = await system.log("darkroom.lane.>")
+    ((seq, subject, event),) = await system.log("darkroom.lane.>")
     assert (seq, subject, event["type"], event["lane"], event["source"]) == (
-        pause_seq, "darkroom.lane.normal.paused", "lane.paused", "normal", "user")
+        pause_seq,
+        "darkroom.lane.normal.paused",
+        "lane.paused",
+        "normal",
+        "user",
+    )
 
     # Pausing it again stores nothing; its jobs wait while priority work goes on.
     status, body, headers = await system.request("POST", "/api/lanes/normal/pause")
@@ -58,7 +70,8 @@ async def test_a_paused_lane_is_left_alone_by_every_worker_until_resumed_also_af
     assert await _taken(system, waiting) == []
     lanes = await _lanes(system)
     assert lanes["normal"]["paused"] is True and lanes["normal"]["jobs"] == {
-        "noop": {"queued": 5, "running": 0, "retrying": 0, "failed": 0}}
+        "noop": {"queued": 5, "running": 0, "retrying": 0, "failed": 0}
+    }
     assert lanes["normal"]["depth"] + lanes["normal"]["in_flight"] == 5 and lanes["normal"]["busy_slots"] == 0
     assert await _metric(system, 'darkroom_lane_paused{lane="normal"}') == 'darkroom_lane_paused{lane="normal"} 1'
 
@@ -96,7 +109,8 @@ async def test_a_job_running_when_its_lane_is_paused_finishes_and_the_next_waits
 
 
 async def test_a_job_stored_just_after_the_pause_is_not_run_though_a_pull_made_before_asked_for_it(
-        system: System) -> None:
+    system: System,
+) -> None:
     # A slot of priority work only: it always has a pull of a second out on its lane.
     await system.start(pipeline__max_parallel_jobs=1, pipeline__priority_lane_slots=1)
     await system.start(roles=("worker",), pipeline__max_parallel_jobs=1, pipeline__priority_lane_slots=0)
@@ -134,7 +148,9 @@ async def test_darkroom_lanes_pauses_resumes_and_shows_the_counts_and_audit_tell
     assert code == 0, err
     rows = [line.split() for line in out.splitlines()[1:]]
     assert [(r[2], r[3], " ".join(r[6:])) for r in rows] == [
-        ("lane.paused", "user", "lane priority paused"), ("lane.resumed", "user", "lane priority resumed")]
+        ("lane.paused", "user", "lane priority paused"),
+        ("lane.resumed", "user", "lane priority resumed"),
+    ]
 
     code, out, err = await run_cli(system, "lanes", "pause", "fast")
     assert code == 1 and err.strip() == "darkroom: no lane 'fast'; the lanes are priority, normal"

@@ -9,15 +9,16 @@ import time
 
 import pytest
 
-from services.kernel.bus import Bus
-from services.kernel.lease import TTL_S, LeaseBusy, Leases
-from services.kernel.natsd import NatsServer
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.lease import LeaseBusy, Leases
+from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.provision import LEASE_TTL_S
 from tests.conftest import REPO
 
 HOLDER = """
 import asyncio, sys
-from services.kernel.bus import Bus
-from services.kernel.lease import Leases
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.lease import Leases
 
 async def main():
     bus = await Bus.connect(sys.argv[1], "holder")
@@ -31,8 +32,9 @@ asyncio.run(main())
 
 async def test_a_lease_whose_holder_was_killed_is_taken_at_once_on_its_host(nats_server: NatsServer) -> None:
     bus = await Bus.connect(nats_server.url, "darkroom-test")
-    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, nats_server.url, "P1", cwd=REPO,
-                                                  stdout=asyncio.subprocess.PIPE)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, nats_server.url, "P1", cwd=REPO, stdout=asyncio.subprocess.PIPE
+    )
     try:
         assert await asyncio.wait_for(holder.stdout.readline(), 20) == b"held\n"
         leases = Leases(bus, "waiter")
@@ -42,7 +44,7 @@ async def test_a_lease_whose_holder_was_killed_is_taken_at_once_on_its_host(nats
         holder.kill()
         await holder.wait()
         began = time.monotonic()
-        async with leases.hold("P1", "a check", timeout=TTL_S / 3):
+        async with leases.hold("P1", "a check", timeout=LEASE_TTL_S / 3):
             took = time.monotonic() - began
         assert took < 2.0, f"the dead holder's lease was taken after {took:.1f}s"
         async with leases.hold("P1", "the next check", timeout=1.0):  # released again as usual

@@ -8,9 +8,9 @@ import os
 import time
 from pathlib import Path
 
-from services.kernel.events import PhotoMoveStarted
-from services.kernel.manifest import read_manifest
-from services.kernel.photos import name_key
+from darkroom.kernel.events import PhotoMoveStarted
+from darkroom.kernel.manifest import read_manifest
+from darkroom.kernel.photos import name_key
 from tests.conftest import (
     PHOTOS,
     SSEClient,
@@ -56,22 +56,30 @@ async def test_regenerate_remakes_generated_derivatives_and_metadata_in_the_norm
     thumb = folder / ".thumb" / "landscape_1.webp"
     made = thumb.stat().st_mtime_ns
 
-    status, body, _ = await system.request("POST", "/api/projects/Regen/regenerate",
-                                           {"items": ["landscape_1"], "what": ["derivatives"]})
+    status, body, _ = await system.request(
+        "POST", "/api/projects/Regen/regenerate", {"items": ["landscape_1"], "what": ["derivatives"]}
+    )
     view = await _done(system, status, body)
     assert body["task"]["type"] == "regenerate"
     assert [(j["type"], j["lane"], j["progress_done"], j["progress_total"]) for j in view["jobs"]] == [
-        ("regenerate", "normal", 1, 1)]
+        ("regenerate", "normal", 1, 1)
+    ]
     after = await _events(system, f"darkroom.photo.{pid}.*.derivatives_updated")
-    assert [e["filename"] for e in after[len(before):]] == ["landscape_1"]  # even though it was generated
+    assert [e["filename"] for e in after[len(before) :]] == ["landscape_1"]  # even though it was generated
     assert thumb.stat().st_mtime_ns > made
-    assert not [e for e in await _events(system, f"darkroom.photo.{pid}.*.metadata_extracted")
-                if e["task_id"] == body["task"]["id"]]  # derivatives only, as asked
+    assert not [
+        e
+        for e in await _events(system, f"darkroom.photo.{pid}.*.metadata_extracted")
+        if e["task_id"] == body["task"]["id"]
+    ]  # derivatives only, as asked
 
     status, body, _ = await system.request("POST", "/api/projects/Regen/regenerate", {"what": ["metadata"]})
     await _done(system, status, body)
-    read = [e["filename"] for e in await _events(system, f"darkroom.photo.{pid}.*.metadata_extracted")
-            if e["task_id"] == body["task"]["id"]]
+    read = [
+        e["filename"]
+        for e in await _events(system, f"darkroom.photo.{pid}.*.metadata_extracted")
+        if e["task_id"] == body["task"]["id"]
+    ]
     assert sorted(read) == ["landscape_1", "landscape_2", "landscape_3"]  # the whole project
     assert len(await _events(system, f"darkroom.photo.{pid}.*.derivatives_updated")) == len(after)
 
@@ -79,9 +87,11 @@ async def test_regenerate_remakes_generated_derivatives_and_metadata_in_the_norm
 async def test_regenerate_refuses_what_it_cannot_do_and_changes_nothing(system: System) -> None:
     await start_shipped(system)
     await shoot(system, "Regen", _jpgs(1))
-    for body, status, words in (({"items": ["nope"]}, 404, "no photo 'nope'"),
-                                ({"what": ["thumbnails"]}, 400, "invalid request body"),
-                                ({"what": []}, 400, "invalid request body")):
+    for body, status, words in (
+        ({"items": ["nope"]}, 404, "no photo 'nope'"),
+        ({"what": ["thumbnails"]}, 400, "invalid request body"),
+        ({"what": []}, 400, "invalid request body"),
+    ):
         got, answer, _ = await system.request("POST", "/api/projects/Regen/regenerate", body)
         assert (got, words in answer["error"]) == (status, True), answer
     got, answer, _ = await system.request("POST", "/api/projects/Nope/regenerate", {})
@@ -101,11 +111,16 @@ async def test_rename_moves_the_folder_keeps_the_id_and_open_pages_follow_it(sys
         status, body, _ = await system.request("PATCH", "/api/projects/Beach", {"name": "Beach: day 1"})
         await _done(system, status, body)
         _, _, renamed = await sse.wait_for(lambda m: m[1] == "project_renamed", what="project_renamed")
-        assert renamed == {"project_id": pid, "folder": "Beach day 1", "name": "Beach: day 1",
-                           "previous_folder": "Beach"}
+        assert renamed == {
+            "project_id": pid,
+            "folder": "Beach day 1",
+            "name": "Beach: day 1",
+            "previous_folder": "Beach",
+        }
         # The page's stream follows the project, now in its new folder.
-        status, _, _ = await system.request("PUT", "/api/projects/Beach day 1/keep",
-                                            {"updates": [{"filename": "landscape_1", "keep_jpg": False}]})
+        status, _, _ = await system.request(
+            "PUT", "/api/projects/Beach day 1/keep", {"updates": [{"filename": "landscape_1", "keep_jpg": False}]}
+        )
         assert status == 200
         await sse.wait_for(lambda m: m[1] == "pending_changes" and m[2]["folder"] == "Beach day 1")
     root = system.data_dir / "projects"
@@ -125,8 +140,7 @@ async def test_rename_moves_the_folder_keeps_the_id_and_open_pages_follow_it(sys
     await start_shipped(system)
     status, body, _ = await system.request("POST", "/api/projects/Beach day 1/tasks", {"type": "maintenance"})
     await _done(system, status, body)
-    assert [f["filename"] for f in (await photos_of(system, "Beach day 1")).values()] == ["landscape_1",
-                                                                                         "landscape_2"]
+    assert [f["filename"] for f in (await photos_of(system, "Beach day 1")).values()] == ["landscape_1", "landscape_2"]
     assert not folder.exists()
 
 
@@ -149,7 +163,8 @@ async def test_a_rename_to_a_taken_name_numbers_the_folder_and_bad_names_are_ref
 
 
 async def test_delete_cancels_its_tasks_moves_the_folder_to_the_trash_and_restore_brings_it_back(
-        system: System) -> None:
+    system: System,
+) -> None:
     await start_shipped(system, maintenance__trash_ttl_s=3600)
     project, folder = await shoot(system, "Gone", _jpgs(2))
     pid = project["project_id"]
@@ -169,8 +184,9 @@ async def test_delete_cancels_its_tasks_moves_the_folder_to_the_trash_and_restor
     # Its basenames stay its own until it is purged: restoring it gets them back.
     status, refused = await upload(system, "Other", [("landscape_1.jpg", _jpgs(1)[0][1])])
     assert status == 400 and "deleted project 'Gone'" in refused["errors"][0]["error"], refused
-    status, checked, _ = await system.request("POST", "/api/projects/Other/upload/check",
-                                              {"files": [{"name": "landscape_1.jpg", "size": 10}]})
+    status, checked, _ = await system.request(
+        "POST", "/api/projects/Other/upload/check", {"files": [{"name": "landscape_1.jpg", "size": 10}]}
+    )
     assert checked["files"][0]["status"] == "refused" and "restore that project" in checked["files"][0]["reason"]
 
     await system.runtimes[-1].stop()  # it stays deleted, and restorable, across a restart
@@ -190,14 +206,15 @@ async def test_delete_cancels_its_tasks_moves_the_folder_to_the_trash_and_restor
 
 
 async def test_a_delete_cancels_the_projects_running_tasks_first(system: System) -> None:
-    from services.kernel.definitions import load_definitions
-    from services.worker.handlers import BUILTIN
-    from tests.jobtypes import DEFINITIONS, HANDLERS
+    from darkroom.kernel.definitions import load_definitions
+    from darkroom.worker.handlers import BUILTIN
+    from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
-    await system.start(handlers=BUILTIN | HANDLERS, definitions=load_definitions() | DEFINITIONS)
+    await system.start(job_types=BUILTIN | JOB_TYPES, definitions=load_definitions() | DEFINITIONS)
     project = await create_project(system, "Busy")
-    status, body, _ = await system.request("POST", "/api/projects/Busy/tasks",
-                                           {"type": "slow_items", "items": [str(n) for n in range(300)]})
+    status, body, _ = await system.request(
+        "POST", "/api/projects/Busy/tasks", {"type": "slow_items", "items": [str(n) for n in range(300)]}
+    )
     assert status == 202, body
     busy = body["task"]["id"]
     await system.wait_job(busy, 0, "running")
@@ -207,8 +224,7 @@ async def test_a_delete_cancels_the_projects_running_tasks_first(system: System)
     assert (system.data_dir / "trash" / project["project_id"]).is_dir()
 
 
-async def test_maintenance_purges_a_deleted_project_after_the_trash_ttl_and_frees_its_basenames(
-        system: System) -> None:
+async def test_maintenance_purges_a_deleted_project_after_the_trash_ttl_and_frees_its_basenames(system: System) -> None:
     await start_shipped(system, maintenance__trash_ttl_s=0.5)
     project, _ = await shoot(system, "Old", _jpgs(1))
     await create_project(system, "New")
@@ -235,8 +251,9 @@ async def test_photos_move_with_every_file_and_decision_and_their_basename_goes_
     status, body = await upload(system, "A", [("P1.xmp", XMP)])
     assert status == 201 and body["files"], body
     b = await create_project(system, "B")
-    status, _, _ = await system.request("PUT", "/api/projects/A/keep",
-                                        {"updates": [{"filename": "P1", "keep_jpg": False}]})
+    status, _, _ = await system.request(
+        "PUT", "/api/projects/A/keep", {"updates": [{"filename": "P1", "keep_jpg": False}]}
+    )
     status, body, _ = await system.request("POST", "/api/projects/B/move", {"items": ["P1"]})
     view = await _done(system, status, body)
     assert view["task"]["type"] == "photo_move" and view["task"]["folder"] == "B"
@@ -251,8 +268,11 @@ async def test_photos_move_with_every_file_and_decision_and_their_basename_goes_
     status, got, _ = await system.request("GET", "/api/projects/A")
     assert (got["counts"]["photos"], got["counts"]["pending_photos"]) == (1, 0)
 
-    source = [e["type"] for e in await _events(system, f"darkroom.photo.{a['project_id']}.*.>")
-              if e["task_id"] == body["task"]["id"]]
+    source = [
+        e["type"]
+        for e in await _events(system, f"darkroom.photo.{a['project_id']}.*.>")
+        if e["task_id"] == body["task"]["id"]
+    ]
     assert source == ["photo.move_started"] + ["photo.file_moved"] * 4
     arrived = await _events(system, f"darkroom.photo.{b['project_id']}.*.moved")
     assert [(e["filename"], e["from_project_id"]) for e in arrived] == [("P1", a["project_id"])]
@@ -265,7 +285,8 @@ async def test_photos_move_with_every_file_and_decision_and_their_basename_goes_
 
 
 async def test_a_move_that_stopped_half_way_is_finished_by_the_maintenance_of_the_project_it_left(
-        system: System) -> None:
+    system: System,
+) -> None:
     await start_shipped(system)
     a, here = await shoot(system, "A", [("P1.jpg", JPG)])
     status, body = await upload(system, "A", [("P1.xmp", XMP)])
@@ -273,8 +294,11 @@ async def test_a_move_that_stopped_half_way_is_finished_by_the_maintenance_of_th
     there = system.data_dir / "projects" / "B"
     # What a worker that died after its first file leaves: the move recorded as started, one file across.
     names = ["P1.jpg", "P1.xmp", ".preview/P1.jpg", ".thumb/P1.webp"]
-    await system.bus.publish(PhotoMoveStarted(project_id=a["project_id"], filename="P1", source="user",
-                                              to_project_id=b["project_id"], names=names))
+    await system.bus.publish(
+        PhotoMoveStarted(
+            project_id=a["project_id"], filename="P1", source="user", to_project_id=b["project_id"], names=names
+        )
+    )
     os.rename(here / "P1.xmp", there / "P1.xmp")
     status, body, _ = await system.request("POST", "/api/projects/A/tasks", {"type": "maintenance"})
     await _done(system, status, body)
@@ -307,8 +331,9 @@ async def test_maintenance_adopts_a_folder_made_by_hand_and_reports_one_it_canno
 
     async def adopted():
         photos = await photos_of(system, "From the card")
-        return photos if len(photos) == 2 and all(p["thumbnail_status"] == "generated" for p in photos.values()) \
-            else None
+        return (
+            photos if len(photos) == 2 and all(p["thumbnail_status"] == "generated" for p in photos.values()) else None
+        )
 
     await eventually(adopted, 30, "the folder's photos to be adopted")
     manifest = read_manifest(made)
@@ -351,9 +376,9 @@ def _age(*folders: Path) -> None:
 
 
 def _seconds(stamp: str) -> float:
-    from services.kernel.clock import parse_iso
-    return parse_iso(stamp).timestamp()
+    from darkroom.kernel.clock import parse_iso
 
+    return parse_iso(stamp).timestamp()
 
 
 # -- the same from a terminal -----------------------------------------------------------------------
@@ -362,7 +387,10 @@ def _seconds(stamp: str) -> float:
 async def _darkroom(system: System, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         *darkroom_cli(*args, "--nats", system.server.url, "--data", str(system.data_dir)),
-        env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode, out.decode()
 
@@ -394,26 +422,34 @@ async def test_every_lifecycle_control_works_from_darkroom_and_shows_in_its_audi
 
     code, out = await _darkroom(system, "audit", "project", "Cli two")
     assert code == 0, out
-    for words in ("project.renamed", "folder 'Cli' → 'Cli two', name 'Cli: two'", "project.deleted",
-                  "project.restored", "regenerate: regenerate; items landscape_1; what ['derivatives']",
-                  "landscape_2: moving to project"):
+    for words in (
+        "project.renamed",
+        "folder 'Cli' → 'Cli two', name 'Cli: two'",
+        "project.deleted",
+        "project.restored",
+        "regenerate: regenerate; items landscape_1; what ['derivatives']",
+        "landscape_2: moving to project",
+    ):
         assert words in out, (words, out)
     code, out = await _darkroom(system, "audit", "photo", "Other", "landscape_2")
     assert code == 0 and f"landscape_2: arrived from project {pid}" in out, out
 
 
 async def test_a_task_asked_for_before_a_rename_works_in_the_new_folder(system: System, monkeypatch) -> None:
-    from services.kernel.definitions import TaskDefinition, load_definitions
-    from services.kernel.events import Step
-    from services.worker.handlers import BUILTIN
-    from services.worker.jobs import projects
-    from tests.jobtypes import HANDLERS
+    from darkroom.kernel.definitions import TaskDefinition, load_definitions
+    from darkroom.kernel.events import Step
+    from darkroom.worker.handlers import BUILTIN
+    from darkroom.worker.jobs import projects
+    from tests.jobtypes import JOB_TYPES
 
     monkeypatch.setattr(projects, "QUIET_WAIT_S", 0.0)  # the rename goes on while the task's first step runs
 
-    slow_check = TaskDefinition(label="Slow check", user_relevant=True,
-                                steps=[Step("sleep", 90), Step("manifest_check", 95), Step("folder_check", 95)])
-    await system.start(handlers=BUILTIN | HANDLERS, definitions=load_definitions() | {"slow_check": slow_check})
+    slow_check = TaskDefinition(
+        label="Slow check",
+        user_relevant=True,
+        steps=[Step("sleep", 90), Step("manifest_check", 95), Step("folder_check", 95)],
+    )
+    await system.start(job_types=BUILTIN | JOB_TYPES, definitions=load_definitions() | {"slow_check": slow_check})
     await shoot(system, "Early", _jpgs(1))
     status, body, _ = await system.request("POST", "/api/projects/Early/tasks", {"type": "slow_check", "items": ["3"]})
     assert status == 202, body
@@ -428,16 +464,17 @@ async def test_a_task_asked_for_before_a_rename_works_in_the_new_folder(system: 
 
 
 def test_a_late_derivative_never_makes_a_renamed_folder_again(tmp_path: Path) -> None:
-    from services.worker.imaging import make_derivatives
-    from services.worker.jobs.derivatives import spec_of
-    from services.kernel.config import ProcessingConfig
+    from darkroom.kernel.config import ProcessingConfig
+    from darkroom.worker.derivations import spec_of
+    from darkroom.worker.imaging import make_derivatives
 
     source = tmp_path / "landscape_1.jpg"
     source.write_bytes(_jpgs(1)[0][1])
     gone = tmp_path / "renamed away"
     try:
-        make_derivatives(str(source), str(gone / ".thumb" / "a.webp"), str(gone / ".preview" / "a.jpg"),
-                         spec_of(ProcessingConfig()))
+        make_derivatives(
+            str(source), str(gone / ".thumb" / "a.webp"), str(gone / ".preview" / "a.jpg"), spec_of(ProcessingConfig())
+        )
     except FileNotFoundError:
         pass
     else:

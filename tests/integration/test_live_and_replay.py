@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from services.kernel.clock import parse_iso
-from services.runtime import read_model_path
-from services.worker.service import STARTED_AFTER_S
+from darkroom.kernel.clock import parse_iso
+from darkroom.projector.store import read_model_path
+from darkroom.worker.service import STARTED_AFTER_S
 from tests.conftest import SSEClient, System, cli_env, darkroom_cli
 
 
 async def _mixed_run(system: System) -> list[dict]:
-    tasks = [await system.start_task("three"), await system.start_task("fails_second"),
-             await system.start_task("slow_items", items=[f"i{n}" for n in range(30)]),
-             await system.start_task("sweep")]
+    tasks = [
+        await system.start_task("three"),
+        await system.start_task("fails_second"),
+        await system.start_task("slow_items", items=[f"i{n}" for n in range(30)]),
+        await system.start_task("sweep"),
+    ]
     await system.wait_job(tasks[2]["id"], 0, "running")
     await system.request("POST", f"/api/tasks/{tasks[2]['id']}/cancel")
     for task in tasks:
@@ -36,8 +39,10 @@ async def test_sse_clients_see_every_task_and_job_update_in_order(system: System
         tasks = await _mixed_run(system)
         last = await system.bus.last_seq()
         await system.api.read.wait_for(last, 5)
-        await every.wait_for(lambda m: m[2].get("id") == tasks[3]["id"] and m[2]["status"] == "completed",
-                             what="the maintenance task's completion")
+        await every.wait_for(
+            lambda m: m[2].get("id") == tasks[3]["id"] and m[2]["status"] == "completed",
+            what="the maintenance task's completion",
+        )
         await client.wait_for(lambda m: m[2].get("id") == tasks[2]["id"] and m[2]["status"] == "canceled")
     # Exactly what the projector recorded, in order, nothing twice; maintenance only when asked for.
     assert [(i, e) for i, e, _ in client.messages] == await _outbox(system, maintenance=False)
@@ -53,14 +58,16 @@ async def test_sse_clients_see_every_task_and_job_update_in_order(system: System
     assert statuses[tasks[0]["id"]][0] == "queued" and statuses[tasks[0]["id"]][-1] == "completed"
     assert statuses[tasks[1]["id"]][-1] == "failed"
     assert statuses[tasks[2]["id"]][-1] == "canceled"
+
     def job_updates(job_id: str) -> list[dict]:
         return [d for _, e, d in client.messages if e == "job_update" and d["id"] == job_id]
 
     # A job done within 250 ms goes from queued to completed (no job.started, CONTRACT §7.1)...
     quick = job_updates(f"{tasks[0]['id']}-1")
     ran_s = (parse_iso(quick[-1]["finished_at"]) - parse_iso(quick[-1]["started_at"])).total_seconds()
-    assert [d["status"] for d in quick] == (["queued", "completed"] if ran_s < STARTED_AFTER_S
-                                            else ["queued", "running", "completed"])
+    assert [d["status"] for d in quick] == (
+        ["queued", "completed"] if ran_s < STARTED_AFTER_S else ["queued", "running", "completed"]
+    )
     # ...a longer one shows it running, with its progress.
     slow = [(d["status"], d["progress_done"]) for d in job_updates(f"{tasks[2]['id']}-0")]
     assert slow[:2] == [("queued", 0), ("running", 0)] and slow[-1][0] == "canceled"
@@ -103,7 +110,10 @@ async def test_a_resume_point_that_was_pruned_gets_reset(system: System) -> None
 async def _replay(system: System, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         *darkroom_cli("replay", "--nats", system.server.url, "--data", str(system.data_dir), *args),
-        env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await process.communicate()
     return process.returncode, out.decode()
 
@@ -131,7 +141,9 @@ async def test_replay_into_a_file_rebuilds_the_same_rows(system: System, tmp_pat
     assert code == 0, out
     with sqlite3.connect(target) as rebuilt, sqlite3.connect(read_model_path(system.data_dir)) as live:
         for table in ("tasks", "jobs"):
-            assert rebuilt.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() == \
-                live.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+            assert (
+                rebuilt.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+                == live.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+            )
     code, out = await _replay(system, "--into", str(target))
     assert code == 2 and "already exists" in out

@@ -55,9 +55,9 @@ async def test_work_resumes_within_3s_of_a_restarted_nats_server(system: System)
 
 
 async def test_a_slot_whose_outcome_could_not_be_stored_takes_jobs_again(system: System, monkeypatch) -> None:
-    from services.kernel import bus
+    from darkroom.kernel import publish
 
-    monkeypatch.setattr(bus, "ACK_TIMEOUT_S", 1.0)  # what a fail-over costs a publish, sooner
+    monkeypatch.setattr(publish, "ACK_TIMEOUT_S", 1.0)  # what a fail-over costs a publish, sooner
     await system.start(pipeline__max_parallel_jobs=1, pipeline__priority_lane_slots=1)  # one slot
     first = await system.start_task("long_priority", items=["1.5"])
     await system.wait_job(first["id"], 0, "running")
@@ -78,15 +78,18 @@ async def test_a_slot_whose_outcome_could_not_be_stored_takes_jobs_again(system:
 async def test_what_was_lost_with_its_connection_fails_soon_after_the_reconnect(nats_server, what) -> None:
     import nats.errors
 
-    from services.kernel.bus import Bus, Outgoing, PublishError, provision
-    from services.kernel.subjects import STREAM_INFO
+    from darkroom.kernel.bus import Bus
+    from darkroom.kernel.messages import Outgoing
+    from darkroom.kernel.provision import provision
+    from darkroom.kernel.publish import PublishError
+    from darkroom.kernel.subjects import STREAM_INFO
     from tests.browser.proxy import Proxy
     from tests.conftest import make_config
 
     proxy = await Proxy(nats_server.port).start()
     bus = await Bus.connect(f"nats://127.0.0.1:{proxy.port}", "darkroom-test")
     try:
-        await provision(bus, make_config(nats_server.store_dir.parent / "data"))
+        await provision(bus.js, make_config(nats_server.store_dir.parent / "data"))
         # The server gets the message's first bytes and no more; then the connection goes, as when
         # a server is killed with it in flight: no answer will ever come for it.
         if what == "publish":  # an event, through the bus's pipelined acknowledgements

@@ -13,10 +13,11 @@ from typing import AsyncIterator
 import nkeys
 import pytest
 
-from services.kernel.bus import Bus, provision
-from services.kernel.config import ConfigError
-from services.kernel.fastread import read_all
-from services.kernel.natsd import free_port, nats_server_binary
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.config import ConfigError
+from darkroom.kernel.natsd import free_port, nats_server_binary
+from darkroom.kernel.provision import provision
+from darkroom.replay.fastread import read_all
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test's certificates")
@@ -28,13 +29,54 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 def certificates(where: Path) -> None:
     """ca.pem, and server.pem / server-key.pem for 127.0.0.1 signed by it."""
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=darkroom test CA",
-             "-keyout", "ca-key.pem", "-out", "ca.pem", cwd=where)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server-key.pem",
-             "-out", "server.csr", cwd=where)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=darkroom test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        cwd=where,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server-key.pem",
+        "-out",
+        "server.csr",
+        cwd=where,
+    )
     (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-             "-days", "1", "-extfile", "san.ext", "-out", "server.pem", cwd=where)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+        cwd=where,
+    )
 
 
 @pytest.fixture
@@ -48,10 +90,15 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[str, Path, Path]]:
     (tmp_path / "server.conf").write_text(
         f'listen: "127.0.0.1:{port}"\njetstream {{ store_dir: "{tmp_path / "store"}" }}\n'
         f'tls {{ cert_file: "{tmp_path / "server.pem"}", key_file: "{tmp_path / "server-key.pem"}" }}\n'
-        f'authorization {{ users: [ {{ nkey: {public} }} ] }}\n')
-    process = await asyncio.create_subprocess_exec(nats_server_binary(), "-c", str(tmp_path / "server.conf"),
-                                                   stdout=asyncio.subprocess.DEVNULL,
-                                                   stderr=asyncio.subprocess.DEVNULL)
+        f"authorization {{ users: [ {{ nkey: {public} }} ] }}\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        nats_server_binary(),
+        "-c",
+        str(tmp_path / "server.conf"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -71,9 +118,8 @@ async def test_an_nkey_user_over_tls_provisions_and_reads_the_log(server, tmp_pa
     config = make_config(tmp_path, nats__nkey=str(seed), nats__tls__ca=str(ca))
     bus = await Bus.connect(url, "darkroom-test", security=config.nats)
     try:
-        await provision(bus, config)
-        await bus.nc.publish("darkroom.test.signin", b"{}")
-        await bus.nc.flush()
+        await provision(bus.js, config)
+        await bus.nc.request("darkroom.test.signin", b"{}", timeout=5)  # answered once the stream holds it
         assert bus.signs_nonce and await bus.last_seq() >= 1
         read = [stored.subject async for batch in read_all(bus) for stored in batch]  # as a replay reads it
         assert read == ["darkroom.test.signin"]

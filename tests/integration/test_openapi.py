@@ -11,8 +11,8 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, photo_bytes, upload
 
 TOKEN = "fuzz-t0ken"
@@ -31,8 +31,11 @@ async def test_the_document_is_valid_openapi_and_documents_every_route_with_its_
     await system.start(api__token=TOKEN)
     spec = await _spec(system)
     validate(spec)
-    served = {(r.method.lower(), r.resource.canonical) for r in system.api.api_runner.app.router.routes()
-              if r.method not in ("HEAD", "*")}
+    served = {
+        (r.method.lower(), r.resource.canonical)
+        for r in system.api.api_runner.app.router.routes()
+        if r.method not in ("HEAD", "*")
+    }
     documented = {(method, path) for path, operations in spec["paths"].items() for method in operations}
     assert documented == served
     for path, operations in spec["paths"].items():
@@ -56,40 +59,78 @@ async def test_the_document_is_valid_openapi_and_documents_every_route_with_its_
     assert spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["required"] == ["name"]
     form = spec["paths"]["/api/projects/{folder}/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert form["schema"]["properties"]["photos"]["items"]["contentMediaType"] == "application/octet-stream"
-    assert spec["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer",
-                                                               "description": "api.token"}
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "api.token",
+    }
 
 
 async def test_a_bounded_schemathesis_run_finds_no_server_error(system: System, tmp_path: Path) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions(), api__token=TOKEN)
+    await system.start(job_types=BUILTIN, definitions=load_definitions(), api__token=TOKEN)
     system.http.headers.update(BEARER)
     # Something real to reach: a project with a photo, a finished task, a file in the trash.
-    project = await create_project(system, "Shoot")
-    status, body = await upload(system, "Shoot", [("P1.jpg", photo_bytes("cameras/Canon_40D.jpg")),
-                                                  ("P2.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
+    await create_project(system, "Shoot")
+    status, body = await upload(
+        system,
+        "Shoot",
+        [("P1.jpg", photo_bytes("cameras/Canon_40D.jpg")), ("P2.jpg", photo_bytes("cameras/Canon_40D.jpg"))],
+    )
     await system.wait_task(body["task_id"], timeout=30)
     await system.request("PUT", "/api/projects/Shoot/keep", {"updates": [{"filename": "P2", "keep_jpg": False}]})
     status, commit, _ = await system.request("POST", "/api/projects/Shoot/commit-changes")
     await system.wait_task(commit["task_id"], timeout=30)
-    values = {"folders": ["Shoot"], "filenames": ["P1"], "names": ["P1.jpg", "P2.jpg"],
-              "task_ids": [body["task_id"], commit["task_id"]]}
+    values = {
+        "folders": ["Shoot"],
+        "filenames": ["P1"],
+        "names": ["P1.jpg", "P2.jpg"],
+        "task_ids": [body["task_id"], commit["task_id"]],
+    }
     config = tmp_path / "schemathesis.toml"
-    config.write_text("".join(f"[dictionaries.{name}]\nvalues = {json.dumps(v)}\n" for name, v in values.items())
-                      + "[parameters]\n" + "".join(
-                          f'"path.{param}" = {{ dictionary = "{name}", probability = 0.7 }}\n'
-                          for param, name in (("folder", "folders"), ("filename", "filenames"), ("name", "names"),
-                                              ("task_id", "task_ids"))))
+    config.write_text(
+        "".join(f"[dictionaries.{name}]\nvalues = {json.dumps(v)}\n" for name, v in values.items())
+        + "[parameters]\n"
+        + "".join(
+            f'"path.{param}" = {{ dictionary = "{name}", probability = 0.7 }}\n'
+            for param, name in (
+                ("folder", "folders"),
+                ("filename", "filenames"),
+                ("name", "names"),
+                ("task_id", "task_ids"),
+            )
+        )
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
-        f"{system.url}/api/openapi.json", "--header", f"Authorization: Bearer {TOKEN}",
-        "--checks", "not_a_server_error", "--max-examples", str(FUZZ_EXAMPLES), "--seed", str(FUZZ_SEED),
-        "--phases", "examples,coverage,fuzzing", "--request-timeout", "10",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(config),
+        "run",
+        f"{system.url}/api/openapi.json",
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        str(FUZZ_EXAMPLES),
+        "--seed",
+        str(FUZZ_SEED),
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--request-timeout",
+        "10",
         # One worker thread: two parse Python source at once (hypothesis describing a filter), which
         # CPython 3.11.7 can break on ("SystemError: AST constructor recursion depth mismatch", every run).
-        "--workers", "1",
-        "--exclude-path", "/api/events",  # a stream that never ends: its contract has tests of its own
+        "--workers",
+        "1",
+        "--exclude-path",
+        "/api/events",  # a stream that never ends: its contract has tests of its own
         "--no-color",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     out, _ = await asyncio.wait_for(process.communicate(), 180)
     text = out.decode()
     summary = re.search(r"(\d+) generated, (.*)", text)

@@ -10,17 +10,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from services.kernel.folders import projects_root
+from darkroom.kernel.folders import projects_root
 from tests.conftest import PHOTOS, SSEClient, System, create_project, eventually, photo_bytes, upload
 
 DEFAULT_DEFINITIONS = None  # the shipped schemas/task_definitions.json
 
 
 async def _start(system: System, **settings) -> None:
-    from services.kernel.definitions import load_definitions
-    from services.worker.handlers import BUILTIN
+    from darkroom.kernel.definitions import load_definitions
+    from darkroom.worker.handlers import BUILTIN
 
-    await system.start(handlers=BUILTIN, definitions=load_definitions(), **settings)
+    await system.start(job_types=BUILTIN, definitions=load_definitions(), **settings)
 
 
 def _image(data: bytes) -> Image.Image:
@@ -79,8 +79,9 @@ async def test_a_jpg_and_raw_pair_is_one_photo_and_a_raw_alone_is_not_supported(
     await _start(system)
     project = await create_project(system, "Pairs")
     jpeg = photo_bytes("cameras/Nikon_D70.jpg")
-    status, body = await upload(system, project["folder"], [
-        ("DSC01.JPG", jpeg), ("DSC01.arw", b"RAW" * 1000), ("DSC02.NEF", b"NEF" * 1000)])
+    status, body = await upload(
+        system, project["folder"], [("DSC01.JPG", jpeg), ("DSC01.arw", b"RAW" * 1000), ("DSC02.NEF", b"NEF" * 1000)]
+    )
     assert status == 201 and [f["filename"] for f in body["files"]] == ["DSC01", "DSC01", "DSC02"]
     assert [f["kind"] for f in body["files"]] == ["jpg", "raw", "raw"]
     await system.wait_task(body["task_id"], timeout=30)
@@ -99,9 +100,15 @@ async def test_a_corrupt_jpeg_among_good_ones_fails_alone(system: System) -> Non
     await _start(system)
     project = await create_project(system, "Corrupt")
     corrupt = b"\xff\xd8\xff\xe0" + b"\x00garbage" * 500
-    status, body = await upload(system, project["folder"], [
-        ("good1.jpg", photo_bytes("cameras/Canon_40D.jpg")), ("broken.jpg", corrupt),
-        ("good2.jpg", photo_bytes("cameras/DSCN0010.jpg"))])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            ("good1.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+            ("broken.jpg", corrupt),
+            ("good2.jpg", photo_bytes("cameras/DSCN0010.jpg")),
+        ],
+    )
     assert status == 201
     view = await system.wait_task(body["task_id"], timeout=30)
     assert view["task"]["status"] == "completed"
@@ -118,10 +125,19 @@ async def test_bad_files_get_their_own_error_and_leave_nothing_on_disk(system: S
     folder = system.data_dir / "projects" / project["folder"]
     big = photo_bytes("orientation/portrait_1.jpg")
     assert len(big) > 0.1 * (1 << 20)
-    status, body = await upload(system, project["folder"], [
-        ("notes.txt", b"hello"), ("empty.jpg", b""), ("../escape.jpg", photo_bytes("cameras/Canon_40D.jpg")),
-        ("big.jpg", big), ("fake.png", b"not a png at all"), (".hidden.jpg", photo_bytes("cameras/Canon_40D.jpg")),
-        ("ok.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            ("notes.txt", b"hello"),
+            ("empty.jpg", b""),
+            ("../escape.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+            ("big.jpg", big),
+            ("fake.png", b"not a png at all"),
+            (".hidden.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+            ("ok.jpg", photo_bytes("cameras/Canon_40D.jpg")),
+        ],
+    )
     assert status == 201
     errors = {e["name"]: e["error"] for e in body["errors"]}
     assert set(errors) == {"notes.txt", "empty.jpg", "../escape.jpg", "big.jpg", "fake.png", ".hidden.jpg"}
@@ -142,12 +158,17 @@ async def test_a_body_that_breaks_off_keeps_the_whole_files_and_refuses_the_rest
     folder = system.data_dir / "projects" / project["folder"]
     whole, cut = photo_bytes("cameras/Canon_40D.jpg"), photo_bytes("cameras/Nikon_D70.jpg")
     boundary = "----darkroomtest" + os.urandom(8).hex()
-    raw = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n\r\n'
-                   .encode() + content + b"\r\n" for name, content in [("whole.jpg", whole), ("cut.jpg", cut)])
-    raw = raw[:-len(cut) // 2]  # no closing boundary: the body ends half-way through the second file
+    raw = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n\r\n'.encode()
+        + content
+        + b"\r\n"
+        for name, content in [("whole.jpg", whole), ("cut.jpg", cut)]
+    )
+    raw = raw[: -len(cut) // 2]  # no closing boundary: the body ends half-way through the second file
     url = f"{system.url}/api/projects/{project['folder']}/upload"
-    async with system.http.post(url, data=raw, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
-                                ) as response:
+    async with system.http.post(
+        url, data=raw, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    ) as response:
         status, body = response.status, await response.json()
         system.seq = max(system.seq, int(response.headers.get("X-Darkroom-Seq", 0)))
     assert status == 201 and [f["name"] for f in body["files"]] == ["whole.jpg"], body
@@ -174,8 +195,9 @@ async def test_identical_reupload_is_skipped_and_a_different_one_needs_overwrite
     other = photo_bytes("cameras/Pentax_K10D.jpg")
     status, body = await upload(system, project["folder"], [("IMG_1.jpg", first)])
     await system.wait_task(body["task_id"], timeout=30)
-    await system.request("PUT", f"/api/projects/{project['folder']}/keep",
-                         {"updates": [{"filename": "IMG_1", "keep_jpg": False}]})
+    await system.request(
+        "PUT", f"/api/projects/{project['folder']}/keep", {"updates": [{"filename": "IMG_1", "keep_jpg": False}]}
+    )
     status, body = await upload(system, project["folder"], [("IMG_1.jpg", first)])
     assert status == 201 and body["skipped"] == [{"name": "IMG_1.jpg", "reason": "identical to the file already there"}]
     assert body["task_id"] is None
@@ -215,35 +237,55 @@ async def test_an_upload_check_says_what_the_upload_would_do_and_changes_nothing
     folder = system.data_dir / "projects" / a["folder"]
     before = sorted(p.name for p in folder.iterdir())
     same, other = hashlib.sha256(first).hexdigest(), hashlib.sha256(b"other").hexdigest()
-    files = [{"name": "IMG_1.jpg", "size": len(first)},
-             {"name": "IMG_1.jpg", "size": len(first), "sha256": same},
-             {"name": "IMG_1.jpg", "size": len(first), "sha256": other},
-             {"name": "IMG_1.jpg", "size": len(first) + 1},
-             {"name": "IMG_1.ARW", "size": 10}, {"name": "X1.CR2", "size": 10},
-             {"name": "notes.txt", "size": 10}, {"name": "../up.jpg", "size": 10},
-             {"name": "empty.jpg", "size": 0}, {"name": "huge.jpg", "size": 2 << 20},
-             {"name": "IMG_1.xmp", "size": 10}, {"name": "X1.CR2.xmp", "size": 10}]  # sidecars go with their photo
+    files = [
+        {"name": "IMG_1.jpg", "size": len(first)},
+        {"name": "IMG_1.jpg", "size": len(first), "sha256": same},
+        {"name": "IMG_1.jpg", "size": len(first), "sha256": other},
+        {"name": "IMG_1.jpg", "size": len(first) + 1},
+        {"name": "IMG_1.ARW", "size": 10},
+        {"name": "X1.CR2", "size": 10},
+        {"name": "notes.txt", "size": 10},
+        {"name": "../up.jpg", "size": 10},
+        {"name": "empty.jpg", "size": 0},
+        {"name": "huge.jpg", "size": 2 << 20},
+        {"name": "IMG_1.xmp", "size": 10},
+        {"name": "X1.CR2.xmp", "size": 10},
+    ]  # sidecars go with their photo
     status, body, _ = await system.request("POST", "/api/projects/Here/upload/check", {"files": files})
     assert status == 200, body
     assert [(f["name"], f["status"]) for f in body["files"]] == [
-        ("IMG_1.jpg", "exists"), ("IMG_1.jpg", "identical"), ("IMG_1.jpg", "different"),
-        ("IMG_1.jpg", "different"), ("IMG_1.ARW", "new"), ("X1.CR2", "elsewhere"), ("notes.txt", "refused"),
-        ("../up.jpg", "refused"), ("empty.jpg", "refused"), ("huge.jpg", "refused"), ("IMG_1.xmp", "new"),
-        ("X1.CR2.xmp", "elsewhere")]
+        ("IMG_1.jpg", "exists"),
+        ("IMG_1.jpg", "identical"),
+        ("IMG_1.jpg", "different"),
+        ("IMG_1.jpg", "different"),
+        ("IMG_1.ARW", "new"),
+        ("X1.CR2", "elsewhere"),
+        ("notes.txt", "refused"),
+        ("../up.jpg", "refused"),
+        ("empty.jpg", "refused"),
+        ("huge.jpg", "refused"),
+        ("IMG_1.xmp", "new"),
+        ("X1.CR2.xmp", "elsewhere"),
+    ]
     assert body["files"][5]["project"] == body["files"][11]["project"] == "There"
     assert [f["reason"] for f in body["files"][6:10]] == [
         "not an accepted photo file (JPG, RAW, PNG, TIFF, HEIC, WebP) or sidecar (XMP)",
-        "file name must not contain a path", "file is empty", "file is larger than 1 MB"]
+        "file name must not contain a path",
+        "file is empty",
+        "file is larger than 1 MB",
+    ]
     # What it says is what the upload then does.
     status, body = await upload(system, "Here", [("IMG_1.jpg", first), ("X1.CR2", b"raw" * 4)])
     assert status == 201 and [s["name"] for s in body["skipped"]] == ["IMG_1.jpg"], body
     assert "already lives in project 'There'" in body["errors"][0]["error"]
 
-    for bad, why in (({"files": [{"name": "a.jpg", "size": 1, "sha256": "xyz"}]}, "sha256"),
-                     ({"files": [{"name": "a.jpg"}]}, "size"),
-                     ({"files": [{"name": "a.jpg", "size": -1}]}, "size"),
-                     ({"files": [{"name": "a.jpg", "size": 1}] * 5001}, "files"),
-                     ({"files": [], "overwrite": True}, "overwrite")):
+    for bad, why in (
+        ({"files": [{"name": "a.jpg", "size": 1, "sha256": "xyz"}]}, "sha256"),
+        ({"files": [{"name": "a.jpg"}]}, "size"),
+        ({"files": [{"name": "a.jpg", "size": -1}]}, "size"),
+        ({"files": [{"name": "a.jpg", "size": 1}] * 5001}, "files"),
+        ({"files": [], "overwrite": True}, "overwrite"),
+    ):
         status, body, _ = await system.request("POST", "/api/projects/Here/upload/check", bad)
         assert status == 400 and why in body["error"], (bad, body)
     status, body, _ = await system.request("POST", "/api/projects/Nowhere/upload/check", {"files": []})
@@ -256,11 +298,14 @@ async def test_sse_items_follow_the_upload_and_a_get_agrees_with_each(system: Sy
     project = await create_project(system, "Live")
     folder = project["folder"]
     async with SSEClient(system.http, f"{system.url}/api/events?project={folder}") as client:
-        status, body = await upload(system, folder, [(f"L{i}.jpg", photo_bytes(f"orientation/landscape_{i}.jpg"))
-                                                     for i in (1, 6)])
+        status, body = await upload(
+            system, folder, [(f"L{i}.jpg", photo_bytes(f"orientation/landscape_{i}.jpg")) for i in (1, 6)]
+        )
         completed = await client.wait_for(
             lambda m: m[1] == "task_update" and m[2]["id"] == body["task_id"] and m[2]["status"] == "completed",
-            timeout=30, what="the upload task's completion")
+            timeout=30,
+            what="the upload task's completion",
+        )
         generated = [m for m in client.messages if m[1] == "item" and m[2]["photo"]["thumbnail_status"] == "generated"]
         assert {m[2]["photo"]["filename"] for m in generated} == {"L1", "L6"}
         for event_id, _, data in generated:
@@ -270,30 +315,40 @@ async def test_sse_items_follow_the_upload_and_a_get_agrees_with_each(system: Sy
             assert now["thumbnail_status"] == "generated" and now["updated_at"] >= data["photo"]["updated_at"]
         assert completed[2]["type"] == "upload_postprocess" and completed[2]["source"] == "user"
         # Un-keeping a JPG: the item and the pending counts, live.
-        await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "L1", "keep_jpg": False}]})
+        await system.request(
+            "PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "L1", "keep_jpg": False}]}
+        )
         pending = await client.wait_for(lambda m: m[1] == "pending_changes", what="pending_changes")
         assert pending[2]["pending"] == {"photos": 1, "jpg": 1, "raw": 0, "other": 0} and pending[2]["folder"] == folder
         item = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["keep_jpg"] is False)
         assert item[2]["photo"]["filename"] == "L1"
     status, body, _ = await system.request("GET", f"/api/projects/{folder}")
-    assert body["counts"] == {"photos": 2, "pending_photos": 1, "pending_jpg": 1, "pending_raw": 0,
-                              "pending_other": 0, "missing_derivatives": 0}
+    assert body["counts"] == {
+        "photos": 2,
+        "pending_photos": 1,
+        "pending_jpg": 1,
+        "pending_raw": 0,
+        "pending_other": 0,
+        "missing_derivatives": 0,
+    }
 
 
 async def test_keep_flags_change_only_what_is_given_and_bad_updates_change_nothing(system: System) -> None:
     await _start(system)
     project = await create_project(system, "Keep")
     folder = project["folder"]
-    status, body = await upload(system, folder, [("K1.jpg", photo_bytes("cameras/Canon_40D.jpg")),
-                                                 ("K1.dng", b"dng" * 100)])
+    status, body = await upload(
+        system, folder, [("K1.jpg", photo_bytes("cameras/Canon_40D.jpg")), ("K1.dng", b"dng" * 100)]
+    )
     await system.wait_task(body["task_id"], timeout=30)
     await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "K1", "keep_raw": False}]})
     await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "K1", "keep_jpg": False}]})
     photo = (await _photos(system, folder))["K1"]
     assert photo["keep_jpg"] is False and photo["keep_raw"] is False
     before = await system.bus.last_seq()
-    status, body, _ = await system.request("PUT", f"/api/projects/{folder}/keep",
-                                           {"updates": [{"filename": "K1", "keep_jpg": True}, {"filename": "nope"}]})
+    status, body, _ = await system.request(
+        "PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": "K1", "keep_jpg": True}, {"filename": "nope"}]}
+    )
     assert status == 404 and "nope" in body["error"]
     status, body, _ = await system.request("PUT", f"/api/projects/{folder}/keep", {"updates": [{"filename": 3}]})
     assert status == 400
@@ -360,9 +415,16 @@ async def test_png_tiff_and_heic_sources_get_derivatives_too(system: System) -> 
     await _start(system)
     project = await create_project(system, "Formats")
     tall = Image.new("RGB", (300, 500), (30, 120, 200))
-    status, body = await upload(system, project["folder"], [
-        ("F1.png", _encoded(tall, "PNG")), ("F2.tif", _encoded(tall, "TIFF")), ("F3.heic", _encoded(tall, "HEIF")),
-        ("F4.heic", photo_bytes("cameras/Canon_40D.jpg"))])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [
+            ("F1.png", _encoded(tall, "PNG")),
+            ("F2.tif", _encoded(tall, "TIFF")),
+            ("F3.heic", _encoded(tall, "HEIF")),
+            ("F4.heic", photo_bytes("cameras/Canon_40D.jpg")),
+        ],
+    )
     assert status == 201 and [e["name"] for e in body["errors"]] == ["F4.heic"]  # a JPEG named .heic
     await system.wait_task(body["task_id"], timeout=30)
     photos = await _photos(system, project["folder"])
@@ -390,13 +452,19 @@ async def test_a_later_variant_of_a_photo_leaves_its_jpg_derivatives_alone(syste
 async def test_an_image_over_the_megapixel_limit_fails_clearly(system: System) -> None:
     await _start(system, processing__max_megapixels=0.2)
     project = await create_project(system, "Huge")
-    status, body = await upload(system, project["folder"], [
-        ("H1.jpg", photo_bytes("orientation/landscape_1.jpg")), ("H2.jpg", photo_bytes("cameras/Canon_40D.jpg"))])
+    status, body = await upload(
+        system,
+        project["folder"],
+        [("H1.jpg", photo_bytes("orientation/landscape_1.jpg")), ("H2.jpg", photo_bytes("cameras/Canon_40D.jpg"))],
+    )
     view = await system.wait_task(body["task_id"], timeout=30)
     assert view["task"]["status"] == "completed"
     photos = await _photos(system, project["folder"])
     assert photos["H1"]["thumbnail_status"] == "failed"
-    assert photos["H1"]["error"] == "the image is 600x450 (0.3 megapixels), over the limit of processing.max_megapixels = 0.2"
+    assert (
+        photos["H1"]["error"]
+        == "the image is 600x450 (0.3 megapixels), over the limit of processing.max_megapixels = 0.2"
+    )
     assert photos["H2"]["thumbnail_status"] == "generated"
 
 
@@ -416,8 +484,9 @@ async def test_a_sweep_during_a_long_upload_leaves_the_saved_files_to_the_upload
 
     added = [e for _, _, e in await system.log("darkroom.photo.>") if e["type"] == "photo.file_added"]
     assert sorted((e["name"], e["source"]) for e in added) == [(first.name, "user"), (second.name, "user")]
-    uploads = [e for _, _, e in await system.log("darkroom.task.*.*.requested")
-               if e["task_type"] == "upload_postprocess"]
+    uploads = [
+        e for _, _, e in await system.log("darkroom.task.*.*.requested") if e["task_type"] == "upload_postprocess"
+    ]
     assert [e["task_id"] for e in uploads] == [result["task_id"]]
     photos = await _photos(system, project["folder"])
     assert {p: photos[p]["thumbnail_status"] for p in photos} == {first.stem: "generated", second.stem: "generated"}
@@ -433,6 +502,7 @@ async def test_an_upload_cut_off_half_way_still_processes_what_it_saved(system: 
     async def processed():
         photos = await _photos(system, project["folder"])
         return photos.get(first.stem, {}).get("thumbnail_status") == "generated" and photos
+
     photos = await eventually(processed, timeout=30, what="the saved file's derivatives")
     assert list(photos) == [first.stem]
     folder = projects_root(system.data_dir) / project["folder"]
@@ -453,7 +523,7 @@ class HalfUpload:
         self.posting: asyncio.Task | None = None
 
     @classmethod
-    async def start(cls, system: System, folder: str, first: Path, second: Path) -> "HalfUpload":
+    async def start(cls, system: System, folder: str, first: Path, second: Path) -> HalfUpload:
         half = cls(system, folder, first, second)
         half.posting = asyncio.create_task(half._post())
         await eventually(half._first_saved, what="the first file saved")
@@ -474,8 +544,10 @@ class HalfUpload:
         return self.saved.exists()
 
     def _head(self, name: str) -> bytes:
-        return (f'--{self.boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n'
-                f"Content-Type: image/jpeg\r\n\r\n").encode()
+        return (
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
 
     async def _body(self):
         yield self._head(self.first.name) + self.first.read_bytes() + b"\r\n" + self._head(self.second.name)

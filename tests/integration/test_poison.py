@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import PHOTOS, System, cli_env, create_project, darkroom_cli, photo_bytes, upload
 
 
 async def _dead_letters_cli(system: System) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        *darkroom_cli("dead-letters", "--data", str(system.data_dir)), env=cli_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        *darkroom_cli("dead-letters", "--data", str(system.data_dir)),
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     return process.returncode, out.decode()
 
@@ -27,7 +30,7 @@ async def _metric(system: System, name: str) -> float:
 
 
 async def test_three_kinds_of_poison_are_set_aside_once_while_an_upload_completes(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     project = await create_project(system, "Poisoned")
     pid = project["project_id"]
     files = sorted((PHOTOS / "orientation").glob("*.jpg")) + sorted((PHOTOS / "cameras").glob("*.jpg"))
@@ -37,15 +40,36 @@ async def test_three_kinds_of_poison_are_set_aside_once_while_an_upload_complete
 
     # Published while the upload is in flight, on subjects each consumer reads: the worker's
     # priority lane, the orchestrator's job outcomes (of the very task running), and its triggers.
-    unknown = {"type": "job.teleported", "v": 1, "id": "P2", "at": "2024-01-01T00:00:00.000Z",
-               "project_id": pid, "task_id": task_id, "job_id": f"{task_id}-0", "source": "user"}
-    invalid = {"type": "task.requested", "v": 1, "id": "P3", "at": "2024-01-01T00:00:00.000Z", "project_id": None,
-               "task_id": "X", "source": "user", "task_type": "upload_postprocess", "label": "Upload",
-               "user_relevant": True}  # no steps
-    poison = [(f"darkroom.job.{pid}.{task_id}.requested.priority.upload_postprocess",
-               b'{"type": "job.requested", "v": 1, oops'),
-              (f"darkroom.job.{pid}.{task_id}.completed", json.dumps(unknown).encode()),
-              ("darkroom.task._.X.requested", json.dumps(invalid).encode())]
+    unknown = {
+        "type": "job.teleported",
+        "v": 1,
+        "id": "P2",
+        "at": "2024-01-01T00:00:00.000Z",
+        "project_id": pid,
+        "task_id": task_id,
+        "job_id": f"{task_id}-0",
+        "source": "user",
+    }
+    invalid = {
+        "type": "task.requested",
+        "v": 1,
+        "id": "P3",
+        "at": "2024-01-01T00:00:00.000Z",
+        "project_id": None,
+        "task_id": "X",
+        "source": "user",
+        "task_type": "upload_postprocess",
+        "label": "Upload",
+        "user_relevant": True,
+    }  # no steps
+    poison = [
+        (
+            f"darkroom.job.{pid}.{task_id}.requested.priority.upload_postprocess",
+            b'{"type": "job.requested", "v": 1, oops',
+        ),
+        (f"darkroom.job.{pid}.{task_id}.completed", json.dumps(unknown).encode()),
+        ("darkroom.task._.X.requested", json.dumps(invalid).encode()),
+    ]
     seqs = [(await system.bus.js.publish(subject, data)).seq for subject, data in poison]
 
     view = await system.wait_task(task_id, timeout=60)
@@ -71,7 +95,8 @@ async def test_three_kinds_of_poison_are_set_aside_once_while_an_upload_complete
     assert code == 0, out
     listed = [line.split("\t") for line in out.splitlines() if line.count("\t") == 3]
     assert sorted((int(seq), subject, reason) for seq, _, subject, reason in listed) == [
-        (d["seq"], d["subject"], d["reason"]) for d in letters]
+        (d["seq"], d["subject"], d["reason"]) for d in letters
+    ]
 
     # Terminated, not redelivered: nothing waits on the orchestrator or the lanes.
     await system.settled("orchestrator")

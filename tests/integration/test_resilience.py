@@ -10,10 +10,13 @@ from collections import Counter
 
 import pytest
 
-from services.kernel.bus import Bus, lane_consumer, provision
-from services.kernel.clock import parse_iso
-from services.kernel.natsd import NatsServer
-from tests.conftest import System, cli_env, darkroom_cli, eventually
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.provision import provision
+from darkroom.kernel.subjects import lane_consumer
+from darkroom.worker.handlers import plain
+from tests.conftest import REPO, System, cli_env, darkroom_cli, eventually
 
 
 async def _requested_steps(system: System, task_id: str) -> list[int]:
@@ -30,7 +33,9 @@ async def test_a_duplicated_completion_never_advances_a_task_twice(system: Syste
     await system.wait_task(task["id"])
     for _ in range(2):
         duplicate = dict(first_completion, id=f"dup-{_}")
-        await system.bus.nc.jetstream().publish(f"darkroom.job._.{task['id']}.completed", json.dumps(duplicate).encode())
+        await system.bus.nc.jetstream().publish(
+            f"darkroom.job._.{task['id']}.completed", json.dumps(duplicate).encode()
+        )
     await system.settled()
     assert done["attempts"] == 1
     assert await _requested_steps(system, task["id"]) == [0, 1, 2]
@@ -53,7 +58,8 @@ async def test_a_killed_orchestrator_resumes_between_steps_without_repeating_one
 
 
 async def test_two_orchestrators_advance_every_step_exactly_once_and_say_nothing_of_it(
-        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     await system.start(orchestrator_name="orchestrator_a", pipeline__max_parallel_jobs=4)
     await system.start(roles=("orchestrator",), orchestrator_name="orchestrator_b")
@@ -79,7 +85,9 @@ async def test_a_killed_workers_job_is_redelivered_and_completed_by_another(syst
     await system.start(roles=("projector", "orchestrator", "api"))
     doomed = await asyncio.create_subprocess_exec(
         *darkroom_cli("worker", "--nats", system.server.url, "--data", str(system.data_dir)),
-        env=cli_env(DARKROOM_PIPELINE__PLUGINS="tests.blocking_jobs", DARKROOM_PIPELINE__ACK_WAIT_S="2"))
+        env=cli_env(DARKROOM_PIPELINE__PLUGINS="tests.blocking_jobs", DARKROOM_PIPELINE__ACK_WAIT_S="2"),
+        cwd=REPO,
+    )  # `python -m` imports from its working folder: the plugin module is tests/blocking_jobs.py
     try:
         task = await system.start_task("crash_once")
         await system.wait_job(task["id"], 0, "running", timeout=20)
@@ -87,7 +95,8 @@ async def test_a_killed_workers_job_is_redelivered_and_completed_by_another(syst
         doomed.send_signal(signal.SIGKILL)
         await doomed.wait()
     from tests.jobtypes import noop
-    await system.start(roles=("worker",), handlers={"crashy": noop})
+
+    await system.start(roles=("worker",), job_types=plain({"crashy": noop}))
     view = await system.wait_task(task["id"], timeout=20)
     assert view["task"]["status"] == "completed"
     assert view["jobs"][0]["attempts"] == 2  # the crash counted as an attempt
@@ -136,7 +145,7 @@ async def test_a_missing_lane_consumer_is_recreated_after_the_last_sequence(syst
     await system.wait_task(task["id"])
     last = await system.bus.last_seq()
     await system.bus.jsm.delete_consumer("DARKROOM", lane_consumer("priority"))
-    result = await provision(system.bus, runtime.config)
+    result = await provision(system.bus.js, runtime.config)
     assert result.recreated_lanes == {"priority": last + 1}
     info = await system.bus.jsm.consumer_info("DARKROOM", lane_consumer("priority"))
     assert info.num_pending == 0 and info.config.opt_start_seq == last + 1  # old jobs are not run again
@@ -194,9 +203,10 @@ async def test_jobs_stranded_by_a_recreated_lane_consumer_are_dispatched_again(s
 
 
 async def test_a_request_stored_by_an_orchestrator_that_stopped_right_after_is_the_work_itself(
-        system: System, caplog: pytest.LogCaptureFixture) -> None:
-    from services.orchestrator.decide import decide
-    from services.orchestrator.state import start
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
+    from darkroom.orchestrator.decide import decide
+    from darkroom.orchestrator.state import start
 
     caplog.set_level(logging.INFO)
     await system.start(roles=("projector", "worker", "api"))
@@ -216,11 +226,12 @@ async def test_a_request_stored_by_an_orchestrator_that_stopped_right_after_is_t
 
 @pytest.mark.parametrize("step_s", [0.5, 3.0], ids=["within the duplicate window", "past it"])
 async def test_a_request_stored_behind_the_orchestrators_back_is_neither_stored_again_nor_lost(
-        system: System, step_s) -> None:
+    system: System, step_s
+) -> None:
     from dataclasses import replace
 
-    from services.orchestrator.decide import decide
-    from services.orchestrator.state import record, start
+    from darkroom.orchestrator.decide import decide
+    from darkroom.orchestrator.state import record, start
 
     # An orchestrator stored step 1's request and lost the answer with its connection (a nats-server
     # killed in between); the decision on step 0's outcome finds it there and stores no second one.
@@ -240,12 +251,18 @@ async def test_a_request_stored_behind_the_orchestrators_back_is_neither_stored_
 async def test_an_outdated_orchestrator_consumer_is_brought_up_to_date_at_start(system: System) -> None:
     from nats.js import api
 
-    from services.orchestrator.service import FILTERS
+    from darkroom.kernel.provision import ORCHESTRATOR_FILTERS as FILTERS
 
     runtime = await system.start(roles=("projector", "worker", "api"))
-    await system.bus.jsm.add_consumer("DARKROOM", api.ConsumerConfig(
-        durable_name="orchestrator", filter_subject="darkroom.task.>", deliver_subject="_old.orchestrator",
-        ack_policy=api.AckPolicy.EXPLICIT))
+    await system.bus.jsm.add_consumer(
+        "DARKROOM",
+        api.ConsumerConfig(
+            durable_name="orchestrator",
+            filter_subject="darkroom.task.>",
+            deliver_subject="_old.orchestrator",
+            ack_policy=api.AckPolicy.EXPLICIT,
+        ),
+    )
     await system.start(roles=("orchestrator",))
     info = await system.bus.jsm.consumer_info("DARKROOM", "orchestrator")
     assert info.config.filter_subjects == FILTERS

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import re
 
-from services.kernel.definitions import TaskDefinition
-from services.kernel.events import Step
-from services.worker.context import JobContext, PermanentError
+from darkroom.kernel.definitions import TaskDefinition
+from darkroom.kernel.events import Step
+from darkroom.worker.context import JobContext, PermanentError
+from darkroom.worker.handlers import plain
 from tests.conftest import System, run_cli
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from tests.jobtypes import DEFINITIONS, JOB_TYPES
 
 
 class Fixable:
@@ -29,12 +30,13 @@ class Fixable:
 
 def _definitions() -> dict:
     steps = [Step("noop", 90), Step("fixable", 90), Step("noop", 90)]
-    return DEFINITIONS | {"mounted": TaskDefinition(label="Needs the share", user_relevant=True, scope="global",
-                                                    steps=steps)}
+    return DEFINITIONS | {
+        "mounted": TaskDefinition(label="Needs the share", user_relevant=True, scope="global", steps=steps)
+    }
 
 
 async def _start(system: System, fixable: Fixable):
-    return await system.start(handlers=HANDLERS | {"fixable": fixable}, definitions=_definitions())
+    return await system.start(job_types=JOB_TYPES | plain({"fixable": fixable}), definitions=_definitions())
 
 
 async def test_a_failed_task_is_retried_from_its_failed_step_once_at_a_time(system: System) -> None:
@@ -52,12 +54,19 @@ async def test_a_failed_task_is_retried_from_its_failed_step_once_at_a_time(syst
     retry = body["task"]
     assert retry["id"] == f"{first['id']}r1" and int(headers["X-Darkroom-Seq"]) > 0
     assert (retry["retry_of"], retry["start_step"], retry["step_index"], retry["status"]) == (
-        first["id"], 1, 1, "queued")
+        first["id"],
+        1,
+        1,
+        "queued",
+    )
     assert (retry["type"], retry["source"], retry["steps"]) == ("mounted", "user", failed["task"]["steps"])
     status, body, _ = await system.request("POST", f"/api/tasks/{first['id']}/retry")
     assert status == 409, body
-    assert re.fullmatch(f"task {first['id']} was retried: task {retry['id']} is running it again "
-                        r"\((queued|running)\)", body["error"]), body
+    assert re.fullmatch(
+        f"task {first['id']} was retried: task {retry['id']} is running it again "
+        r"\((queued|running)\)",
+        body["error"],
+    ), body
     assert (await system.wait_job(retry["id"], 1, "queued"))["attempts"] == 0  # running, its job still waiting
     old = (await system.task(first["id"]))["task"]
     assert old["retried_by"] == retry["id"] and old["status"] == "failed"
@@ -70,8 +79,8 @@ async def test_a_failed_task_is_retried_from_its_failed_step_once_at_a_time(syst
     assert fixable.runs == [[], []]  # a later step works on the whole project: no items, as the first time
 
     # The same items, linked both ways in the log: task.requested names the old task and its ending.
-    (_, _, requested), = await system.log(f"darkroom.task._.{retry['id']}.requested")
-    (_, _, ended), = await system.log(f"darkroom.task._.{first['id']}.failed")
+    ((_, _, requested),) = await system.log(f"darkroom.task._.{retry['id']}.requested")
+    ((_, _, ended),) = await system.log(f"darkroom.task._.{first['id']}.failed")
     assert (requested["retry_of"], requested["start_step"], requested["items"]) == (first["id"], 1, ["DSC01", "DSC02"])
     assert (requested["causation_id"], requested["source"]) == (ended["id"], "user")
 
@@ -142,11 +151,16 @@ async def test_what_cannot_be_retried_is_refused_and_changes_nothing(system: Sys
     await system.wait_task(task["id"])
     before = await system.bus.last_seq()
     status, body, _ = await system.request("POST", f"/api/tasks/{task['id']}/retry")
-    assert (status, body) == (409, {"error": f"task {task['id']} is completed: only a failed or canceled task "
-                                             "can be retried"})
+    assert (status, body) == (
+        409,
+        {"error": f"task {task['id']} is completed: only a failed or canceled task can be retried"},
+    )
     status, body, _ = await system.request("POST", "/api/tasks/NOPE/retry")
     assert (status, body) == (404, {"error": "task 'NOPE' not found"})
     code, out, err = await run_cli(system, "retry", task["id"])
-    assert code == 1 and err.strip() == f"darkroom: task {task['id']} is completed: only a failed or canceled " \
-                                       "task can be retried" and out == ""
+    assert (
+        code == 1
+        and err.strip() == f"darkroom: task {task['id']} is completed: only a failed or canceled task can be retried"
+        and out == ""
+    )
     assert await system.bus.last_seq() == before

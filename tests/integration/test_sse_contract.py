@@ -34,8 +34,7 @@ async def _first_message(system: System, last_event_id: str) -> SSEClient:
     return client
 
 
-async def test_a_resume_point_ahead_of_the_log_or_not_ours_gets_reset_and_the_stream_goes_on(
-        system: System) -> None:
+async def test_a_resume_point_ahead_of_the_log_or_not_ours_gets_reset_and_the_stream_goes_on(system: System) -> None:
     await system.start()
     first = await system.start_task("three")
     await system.wait_task(first["id"])
@@ -45,8 +44,10 @@ async def test_a_resume_point_ahead_of_the_log_or_not_ours_gets_reset_and_the_st
         try:
             assert client.messages[0][1] == "reset", (last_event_id, client.messages)
             task = await system.start_task("three")
-            await client.wait_for(lambda m: m[1] == "task_update" and m[2]["id"] == task["id"]
-                                  and m[2]["status"] == "completed", what=f"live updates after {last_event_id!r}")
+            await client.wait_for(
+                lambda m: m[1] == "task_update" and m[2]["id"] == task["id"] and m[2]["status"] == "completed",
+                what=f"live updates after {last_event_id!r}",
+            )
             assert [m[1] for m in client.messages].count("reset") == 1
         finally:
             await client.close()
@@ -59,8 +60,10 @@ async def test_a_resume_point_within_the_log_resumes_without_reset(system: Syste
     client = await _first_message(system, "1")
     try:
         assert client.messages[0][1] != "reset"
-        await client.wait_for(lambda m: m[1] == "task_update" and m[2]["id"] == task["id"]
-                              and m[2]["status"] == "completed", what="the task's updates again")
+        await client.wait_for(
+            lambda m: m[1] == "task_update" and m[2]["id"] == task["id"] and m[2]["status"] == "completed",
+            what="the task's updates again",
+        )
     finally:
         await client.close()
 

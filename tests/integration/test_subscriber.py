@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import nats
 
-from services.kernel.definitions import load_definitions
-from services.worker.handlers import BUILTIN
+from darkroom.kernel.definitions import load_definitions
+from darkroom.worker.handlers import BUILTIN
 from tests.conftest import System, create_project, eventually, photo_bytes, upload
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
@@ -29,7 +29,7 @@ class PhotoSubscriber:
         self.invalid: list[str] = []
         self.validators: dict[str, jsonschema.protocols.Validator] = {}
 
-    async def __aenter__(self) -> "PhotoSubscriber":
+    async def __aenter__(self) -> PhotoSubscriber:
         self.nc = await nats.connect(self.url)
         await self.nc.subscribe("darkroom.photo.>", cb=self.on_message)
         await self.nc.flush()
@@ -52,12 +52,19 @@ class PhotoSubscriber:
 
 
 async def test_a_plain_subscriber_receives_an_uploads_photo_events_and_each_validates(system: System) -> None:
-    await system.start(handlers=BUILTIN, definitions=load_definitions())
+    await system.start(job_types=BUILTIN, definitions=load_definitions())
     async with PhotoSubscriber(system.server.url) as subscriber:
         project = await create_project(system, "Integrated")
-        status, body = await upload(system, project["folder"], [
-            ("DSC01.JPG", photo_bytes("cameras/Canon_40D.jpg")), ("DSC01.NEF", b"NEF" * 1000),
-            ("DSC02.jpg", photo_bytes("orientation/portrait_6.jpg")), ("DSC03.NEF", b"RAW" * 500)])
+        status, body = await upload(
+            system,
+            project["folder"],
+            [
+                ("DSC01.JPG", photo_bytes("cameras/Canon_40D.jpg")),
+                ("DSC01.NEF", b"NEF" * 1000),
+                ("DSC02.jpg", photo_bytes("orientation/portrait_6.jpg")),
+                ("DSC03.NEF", b"RAW" * 500),
+            ],
+        )
         assert status == 201, body
         assert (await system.wait_task(body["task_id"], timeout=30))["task"]["status"] == "completed"
         stored = await system.log("darkroom.photo.>")
@@ -74,12 +81,14 @@ async def test_a_plain_subscriber_receives_an_uploads_photo_events_and_each_vali
     assert types.count("photo.file_added") == 4
     assert "photo.metadata_extracted" not in types  # in the JPGs' derivatives events (CONTRACT §7.1)
     assert types.count("photo.derivatives_updated") == 3  # DSC03 is RAW only: not_supported
-    statuses = {e["filename"]: e["thumbnail_status"] for _, e in subscriber.received
-                if e["type"] == "photo.derivatives_updated"}
+    statuses = {
+        e["filename"]: e["thumbnail_status"] for _, e in subscriber.received if e["type"] == "photo.derivatives_updated"
+    }
     assert statuses == {"DSC01": "generated", "DSC02": "generated", "DSC03": "not_supported"}
     for subject, event in subscriber.received:
         assert subject.startswith(f"darkroom.photo.{project['project_id']}.") and subject.endswith(
-            "." + event["type"].split(".", 1)[1])
+            "." + event["type"].split(".", 1)[1]
+        )
         assert event["project_id"] == project["project_id"] and event["v"] == 1
 
     # The schemas do reject what is not an event of their type.

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import resource
 import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from services.kernel.bus import lane_consumer, provision
-from services.kernel.natsd import free_port
-from services.projector.replay import replay
-from services.runtime import read_model_path
+from darkroom.kernel.natsd import free_port
+from darkroom.kernel.provision import provision
+from darkroom.kernel.subjects import lane_consumer
+from darkroom.projector.store import read_model_path
+from darkroom.replay.rebuild import replay
 from tests.conftest import System, cli_env, darkroom_cli, eventually
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="prlimit(2) on another process is Linux's")
@@ -42,9 +42,13 @@ async def _status(url: str, wanted: int) -> dict | str | None:
 async def _service(system: System, command: str, port: int, *args: str) -> asyncio.subprocess.Process:
     """`darkroom <command> --health-port port` against the test's server and data, once ready."""
     process = await asyncio.create_subprocess_exec(
-        *darkroom_cli(command, "--nats", system.server.url, "--data", str(system.data_dir),
-                      "--health-port", str(port), *args),
-        env=cli_env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        *darkroom_cli(
+            command, "--nats", system.server.url, "--data", str(system.data_dir), "--health-port", str(port), *args
+        ),
+        env=cli_env(),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
     async def ready():
         assert process.returncode is None, (await process.stderr.read()).decode()
@@ -74,7 +78,7 @@ async def test_the_projector_rides_out_a_full_disk_and_catches_up_when_it_frees(
         why = await eventually(lambda: _status(f"{health}/readyz", 503), 10, "the projector's /readyz to say 503")
         assert "projector down" in why["error"] and "disk I/O error" in why["error"], why
         assert (await _get(f"{health}/healthz"))[0] == 200  # alive: it retries, it has not given up
-        assert (await eventually(lambda: _status(f"{system.url}/readyz", 503), 10, "the api's /readyz to say 503"))
+        assert await eventually(lambda: _status(f"{system.url}/readyz", 503), 10, "the api's /readyz to say 503")
         await asyncio.sleep(1.0)  # a while of failing writes: the projector must still be there after them
         assert projector.returncode is None
 
@@ -84,8 +88,9 @@ async def test_the_projector_rides_out_a_full_disk_and_catches_up_when_it_frees(
         after = await system.start_task("three")
         assert (await system.wait_task(after["id"]))["task"]["status"] == "completed"
         await eventually(lambda: _status(f"{system.url}/readyz", 200), 10, "the api's /readyz to say 200 again")
-        result = await replay(system.bus, system.data_dir.parent / "verify.sqlite", read_model_path(system.data_dir),
-                              verify=True)
+        result = await replay(
+            system.bus, system.data_dir.parent / "verify.sqlite", read_model_path(system.data_dir), verify=True
+        )
         assert result.differences == [], result.differences[:20]
     finally:
         assert await _stop(projector) == 0
@@ -96,7 +101,7 @@ async def test_each_split_service_serves_its_own_health_and_readiness(system: Sy
     ports = {command: free_port() for command in ("projector", "orchestrator", "worker")}
     processes = [await _service(system, command, port) for command, port in ports.items()]
     try:
-        for command, port in ports.items():
+        for port in ports.values():
             base = f"http://127.0.0.1:{port}"
             assert (await _get(f"{base}/healthz"))[0] == 200
             status, text = await _get(f"{base}/metrics")
@@ -109,7 +114,7 @@ async def test_each_split_service_serves_its_own_health_and_readiness(system: Sy
         worker = f"http://127.0.0.1:{ports['worker']}/readyz"
         why = await eventually(lambda: _status(worker, 503), 10, "the worker's /readyz to say 503")
         assert "lane_priority" in why["error"], why
-        await provision(system.bus, api.config)
+        await provision(system.bus.js, api.config)
         await eventually(lambda: _status(worker, 200), 10, "the worker's /readyz to say 200 again")
 
         # The orchestrator's consumer goes missing: it says so too.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services.kernel.natsd import NatsServer
+from darkroom.kernel.natsd import NatsServer
 from tests.conftest import REPO, cli_env, darkroom_cli, eventually
 
 UNITS = sorted((REPO / "deploy" / "systemd").glob("*.service"))
@@ -40,8 +40,11 @@ async def test_a_service_says_ready_feeds_the_watchdog_and_says_it_stops(nats_se
     listener = Listener(tmp_path / "notify")
     env = cli_env(NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="1000000")
     process = await asyncio.create_subprocess_exec(
-        *darkroom_cli("projector", "--data", str(tmp_path / "data"), "--nats", nats_server.url), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        *darkroom_cli("projector", "--data", str(tmp_path / "data"), "--nats", nats_server.url),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await eventually(lambda: listener.count("READY=1\nSTATUS=darkroom projector"), 20, "READY=1")
         fed = await listener.count("WATCHDOG=1")
@@ -63,8 +66,9 @@ async def _at_least(listener: Listener, state: str, n: int) -> bool:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 @pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
 def test_each_unit_is_hardened(unit: Path):
-    out = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
-                         capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(unit)], capture_output=True, text=True, check=False
+    ).stdout
     score = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
     assert score, out[-2000:]
     assert float(score.group(1)) <= 3.0, out

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.kernel.bus import lane_consumer
-from services.kernel.clock import parse_iso
+from darkroom.kernel.clock import parse_iso
+from darkroom.kernel.subjects import lane_consumer
 from tests.conftest import System
 
 
@@ -120,7 +120,7 @@ async def test_a_job_without_progress_is_abandoned_as_a_failed_attempt(system: S
 
 
 async def test_a_job_type_without_handler_fails_at_once_with_a_clear_error(system: System) -> None:
-    await system.start(handlers={})
+    await system.start(job_types={})
     task = await system.start_task("three")
     view = await system.wait_task(task["id"])
     assert view["task"]["status"] == "failed"
@@ -180,8 +180,13 @@ async def test_operations_endpoints(system: System) -> None:
     status, body, _ = await system.request("GET", "/readyz")
     assert status == 200 and body["checkpoint"] == body["seq"]
     status, text, _ = await system.request("GET", "/metrics")
-    for name in ("darkroom_events_published_total", "darkroom_events_applied_total", "darkroom_projector_lag",
-                 'darkroom_lane_depth{lane="priority"}', 'darkroom_job_duration_seconds_count{type="noop"} 3'):
+    for name in (
+        "darkroom_events_published_total",
+        "darkroom_events_applied_total",
+        "darkroom_projector_lag",
+        'darkroom_lane_depth{lane="priority"}',
+        'darkroom_job_duration_seconds_count{type="noop"} 3',
+    ):
         assert name in text, name
     status, spec, _ = await system.request("GET", "/api/openapi.json")
     assert {"/api/tasks", "/api/tasks/{task_id}", "/api/events", "/api/jobs"} <= set(spec["paths"])

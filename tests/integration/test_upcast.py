@@ -11,13 +11,11 @@ import asyncio
 
 import msgspec
 
-from services import audit
-from services.kernel.bus import Bus
-from services.kernel.events import ALL_EVENTS, Codec, Event
-from services.projector.replay import replay
-from services.runtime import Runtime, read_model_path
-from tests.conftest import System, cli_env, darkroom_cli, eventually, make_config
-from tests.jobtypes import DEFINITIONS, HANDLERS
+from darkroom import audit
+from darkroom.kernel.events import ALL_EVENTS, Codec, Event
+from darkroom.projector.store import read_model_path
+from darkroom.replay.rebuild import replay
+from tests.conftest import System, cli_env, darkroom_cli, eventually
 
 
 class NotedV1(Event, tag="test.noted", kw_only=True):
@@ -48,20 +46,9 @@ def _codec() -> Codec:
     return Codec([*ALL_EVENTS, Noted], {("test.noted", 1): noted_v1_to_v2})
 
 
-async def _start(system: System, codec: Codec) -> Runtime:
-    """Like system.start(), with every service reading through `codec`."""
-    runtime = Runtime(config=make_config(system.data_dir), data_dir=system.data_dir, nats_url=system.server.url,
-                      definitions=DEFINITIONS, handlers=HANDLERS, codec=codec)
-    await runtime.start()
-    system.runtimes.append(runtime)
-    system.api = runtime
-    system.bus = await Bus.connect(system.server.url, "darkroom-test", codec)  # the fixture's replay --verify too
-    return runtime
-
-
 async def test_every_reader_upcasts_a_v1_event_to_v2(system: System, tmp_path) -> None:
     upcasts.clear()
-    runtime = await _start(system, _codec())
+    runtime = await system.start(codec=_codec())
     task = await system.start_task("three")
     await system.wait_task(task["id"])
     subject = f"darkroom.test._.{task['id']}.noted"
@@ -93,20 +80,36 @@ async def test_every_reader_upcasts_a_v1_event_to_v2(system: System, tmp_path) -
     assert upcasts == [old.id] * 4
     noted = [e for e in entries if e.event is not None and e.event.type == "test.noted"]
     assert [(e.seq, e.event.v, e.event.note, e.event.words) for e in noted] == [
-        (v1_seq, 2, "shot list is final", 4), (v2_seq, 2, "two words", 2)]
+        (v1_seq, 2, "shot list is final", 4),
+        (v2_seq, 2, "two words", 2),
+    ]
     assert all(e.event is not None for e in entries)
     line = audit.json_lines(entries[-2:-1])
     assert msgspec.json.decode(line) == {
-        "seq": v1_seq, "subject": subject, "id": old.id, "type": "test.noted", "v": 2, "at": old.at,
-        "project_id": None, "task_id": task["id"], "job_id": None, "causation_id": None, "source": "user",
-        "note": "shot list is final", "words": 4}
+        "seq": v1_seq,
+        "subject": subject,
+        "id": old.id,
+        "type": "test.noted",
+        "v": 2,
+        "at": old.at,
+        "project_id": None,
+        "task_id": task["id"],
+        "job_id": None,
+        "causation_id": None,
+        "source": "user",
+        "note": "shot list is final",
+        "words": 4,
+    }
     row = audit.table(entries).splitlines()[-2]
     assert "test.noted v2" in row and "note=shot list is final, words=4" in row
 
     # A reader without the type and its upcaster (the stock `darkroom audit`) sets it aside instead.
     process = await asyncio.create_subprocess_exec(
         *darkroom_cli("audit", "task", task["id"], "--nats", system.server.url, "--data", str(system.data_dir)),
-        env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err
     tail = out.decode().splitlines()[-2:]

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from services.audit import photo_history, row
+from darkroom.audit import photo_history, row
 from tests.conftest import SSEClient, System, create_project, photo_bytes, photos_of, shoot, start_shipped, upload
 
 XMP = b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
@@ -46,19 +46,29 @@ def _heic(size: tuple[int, int]) -> bytes:
 async def test_a_heic_can_be_unticked_committed_and_restored(system: System) -> None:
     await start_shipped(system)
     heic = _heic((300, 500))
-    project, disk = await shoot(system, "Phone", [("IMG1.JPG", photo_bytes("orientation/landscape_1.jpg")),
-                                                  ("IMG1.HEIC", heic), ("IMG2.HEIC", heic)])
+    project, disk = await shoot(
+        system,
+        "Phone",
+        [("IMG1.JPG", photo_bytes("orientation/landscape_1.jpg")), ("IMG1.HEIC", heic), ("IMG2.HEIC", heic)],
+    )
     folder = project["folder"]
     photos = await photos_of(system, folder)
     assert photos["IMG1"]["keep_other"] and photos["IMG2"]["keep_other"]  # a variant that appears is kept
     async with SSEClient(system.http, f"{system.url}/api/events?project={folder}") as client:
         assert (await _keep(system, folder, IMG1={"keep_other": False}, IMG2={"keep_other": False}))["updated"] == 2
-        item = await client.wait_for(lambda m: m[1] == "item" and m[2]["photo"]["filename"] == "IMG2"
-                                     and m[2]["photo"]["keep_other"] is False, what="IMG2 unticked")
-        pending = await client.wait_for(lambda m: m[1] == "pending_changes" and m[2]["pending"]["other"] == 2,
-                                        what="two pending other variants")
-    assert item[2]["photo"]["other_available"] and pending[2]["pending"] == {"photos": 2, "jpg": 0, "raw": 0,
-                                                                             "other": 2}
+        item = await client.wait_for(
+            lambda m: m[1] == "item" and m[2]["photo"]["filename"] == "IMG2" and m[2]["photo"]["keep_other"] is False,
+            what="IMG2 unticked",
+        )
+        pending = await client.wait_for(
+            lambda m: m[1] == "pending_changes" and m[2]["pending"]["other"] == 2, what="two pending other variants"
+        )
+    assert item[2]["photo"]["other_available"] and pending[2]["pending"] == {
+        "photos": 2,
+        "jpg": 0,
+        "raw": 0,
+        "other": 2,
+    }
     _, view, _ = await system.request("GET", f"/api/projects/{folder}")
     assert view["counts"]["pending_other"] == 2 and view["project"]["pending"]["other"] == 2
 
@@ -124,12 +134,25 @@ async def test_sidecars_come_with_their_photo_in_any_order_and_never_alone(syste
     folder = project["folder"]
     disk = system.data_dir / "projects" / folder
     edited = XMP.replace(b"/>", b' rating="5"/>')
-    status, body = await upload(system, folder, [("W1.ARW.xmp", XMP), ("W1.ARW", b"RAWDATA" * 100),
-                                                 ("W1.xmp", XMP), ("W2.xmp", XMP), ("W3.xmp", b"rating=5"),
-                                                 ("W1.JPG", photo_bytes("cameras/Nikon_D70.jpg"))])
+    status, body = await upload(
+        system,
+        folder,
+        [
+            ("W1.ARW.xmp", XMP),
+            ("W1.ARW", b"RAWDATA" * 100),
+            ("W1.xmp", XMP),
+            ("W2.xmp", XMP),
+            ("W3.xmp", b"rating=5"),
+            ("W1.JPG", photo_bytes("cameras/Nikon_D70.jpg")),
+        ],
+    )
     assert status == 201, body
     assert sorted((f["name"], f["kind"]) for f in body["files"]) == [
-        ("W1.ARW", "raw"), ("W1.ARW.xmp", "sidecar"), ("W1.JPG", "jpg"), ("W1.xmp", "sidecar")]
+        ("W1.ARW", "raw"),
+        ("W1.ARW.xmp", "sidecar"),
+        ("W1.JPG", "jpg"),
+        ("W1.xmp", "sidecar"),
+    ]
     errors = {e["name"]: e["error"] for e in body["errors"]}
     assert set(errors) == {"W2.xmp", "W3.xmp"}
     assert "no photo 'W2'" in errors["W2.xmp"] and "not an XMP file" in errors["W3.xmp"]
@@ -149,6 +172,7 @@ async def test_sidecars_come_with_their_photo_in_any_order_and_never_alone(syste
     assert [(e["name"], e["original"], e["filename"]) for e in trash["trash"]] == [("W1.xmp", "W1.xmp", "W1")]
     history = [row(entry) for entry in await photo_history(system.bus, folder, "W1")]
     assert [r[-1] for r in history if r[2] == "photo.sidecar_added"] == [
-        f"W1: sidecar W1.ARW.xmp ({len(XMP)} bytes)", f"W1: sidecar W1.xmp ({len(XMP)} bytes)",
-        f"W1: sidecar W1.xmp ({len(edited)} bytes), replaced the old one (now W1.xmp)"]
-
+        f"W1: sidecar W1.ARW.xmp ({len(XMP)} bytes)",
+        f"W1: sidecar W1.xmp ({len(XMP)} bytes)",
+        f"W1: sidecar W1.xmp ({len(edited)} bytes), replaced the old one (now W1.xmp)",
+    ]

@@ -7,11 +7,13 @@ import asyncio
 import time
 from pathlib import Path
 
-from services.kernel import subjects
-from services.kernel.bus import Bus, lane_consumer, provision
-from services.kernel.events import JobRequested
-from services.kernel.natsd import NatsServer
-from services.worker.pull import LanePull
+from darkroom.kernel import subjects
+from darkroom.kernel.bus import Bus
+from darkroom.kernel.events import JobRequested
+from darkroom.kernel.natsd import NatsServer
+from darkroom.kernel.provision import provision
+from darkroom.kernel.subjects import lane_consumer
+from darkroom.worker.pull import LanePull
 from tests.conftest import make_config
 
 LANE = lane_consumer("priority")
@@ -26,14 +28,21 @@ async def lane_state(bus: Bus) -> tuple[int, int]:
 async def test_a_slot_that_stopped_waiting_leaves_no_request_behind(nats_server: NatsServer, tmp_path: Path) -> None:
     bus = await Bus.connect(nats_server.url, "pull-test")
     try:
-        await provision(bus, make_config(tmp_path))
+        await provision(bus.js, make_config(tmp_path))
         pull = await LanePull(bus.nc, LANE).start()
         loop = asyncio.get_running_loop()
         for n, wait in enumerate((0.05, 0.0, 0.05, 0.0, 0.05)):  # an idle slot's waits and looks
             loop.call_soon(time.sleep, 0.05)  # a busy event loop: the request reaches the server late
             assert await pull.next(wait) is None
-            job = JobRequested(task_id=f"t{n}", job_id=f"t{n}-0", task_type="x", job_type="noop", step_index=0,
-                               priority=90, lane="priority")
+            job = JobRequested(
+                task_id=f"t{n}",
+                job_id=f"t{n}-0",
+                task_type="x",
+                job_type="noop",
+                step_index=0,
+                priority=90,
+                lane="priority",
+            )
             await bus.publish(job)  # its subject names its lane
             await asyncio.sleep(0.1)  # time enough for a request left behind to take it
             assert await lane_state(bus) == (1, 0)  # in the lane, not handed to a slot that moved on

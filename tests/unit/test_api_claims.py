@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.api.claims import may_take
-from services.kernel.events import BasenameClaimed
+from darkroom.api.claims import may_take
+from darkroom.kernel.events import BasenameClaimed
 
 LEFT = BasenameClaimed(project_id="left", filename="DSC01")
 

@@ -8,7 +8,7 @@ import nats.errors
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.api.errors import error, json_errors
+from darkroom.api.errors import error, json_errors
 
 
 async def _client(handler) -> TestClient:
@@ -38,6 +38,7 @@ async def test_an_unexpected_exception_is_a_500_with_a_message_not_its_class() -
 
 async def test_every_status_the_api_uses_has_its_own_answer() -> None:
     for status in (400, 401, 403, 404, 405, 409, 413, 422, 500, 503, 507):
+
         async def failing(request, status=status):
             raise error(status, f"status {status}")
 

@@ -9,21 +9,29 @@ import pytest
 from aiohttp import StreamReader
 from aiohttp.base_protocol import BaseProtocol
 
-from services.api.multipart import MalformedBody, Parts
+from darkroom.api.multipart import MalformedBody, Parts
 
 BOUNDARY = "----darkroom" + "7" * 16
-FILES = [("a.jpg", b"\xff\xd8\xff" + os.urandom(5000)),
-         ("empty.jpg", b""),
-         ("crlf.jpg", b"\r\n--" + BOUNDARY[:-1].encode() + b"\r\n--" + BOUNDARY[:10].encode()),  # near misses
-         ("b.png", os.urandom(300))]
+FILES = [
+    ("a.jpg", b"\xff\xd8\xff" + os.urandom(5000)),
+    ("empty.jpg", b""),
+    ("crlf.jpg", b"\r\n--" + BOUNDARY[:-1].encode() + b"\r\n--" + BOUNDARY[:10].encode()),  # near misses
+    ("b.png", os.urandom(300)),
+]
 
 
 def body(files: list[tuple[str, bytes]], preamble: bytes = b"") -> bytes:
     out = preamble
     out += (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\n').encode() + b"hello\r\n"
     for name, content in files:
-        out += (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n'
-                f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
+        out += (
+            (
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="photos"; filename="{name}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + b"\r\n"
+        )
     return out + f"--{BOUNDARY}--\r\n".encode()
 
 
@@ -31,7 +39,7 @@ def stream(data: bytes, piece: int) -> StreamReader:
     """The body as the request delivers it: in pieces of `piece` bytes."""
     reader = StreamReader(BaseProtocol(asyncio.get_running_loop()), 1 << 16, loop=asyncio.get_running_loop())
     for start in range(0, len(data), piece):
-        reader.feed_data(data[start:start + piece])
+        reader.feed_data(data[start : start + piece])
     reader.feed_eof()
     return reader
 
@@ -48,8 +56,9 @@ async def read_all(parts: Parts, skip: set[str] = frozenset()) -> list[tuple[str
 
 @pytest.mark.parametrize("piece", [1, 2, 7, 31, 32, 33, 64, 100, 1000, 1 << 20])
 async def test_parts_come_out_exact_whatever_the_pieces_the_body_arrives_in(piece: int):
-    parts = Parts(stream(body(FILES, preamble=b"ignored preamble\r\n"), piece),
-                  f"multipart/form-data; boundary={BOUNDARY}")
+    parts = Parts(
+        stream(body(FILES, preamble=b"ignored preamble\r\n"), piece), f"multipart/form-data; boundary={BOUNDARY}"
+    )
     assert await read_all(parts) == [("note", None, b"hello")] + [("photos", n, c) for n, c in FILES]
 
 
@@ -64,7 +73,7 @@ async def test_a_body_that_trickles_in_is_read_exactly_as_it_comes(piece: int):
 
     async def trickle() -> None:
         for start in range(0, len(data), piece):
-            reader.feed_data(data[start:start + piece])
+            reader.feed_data(data[start : start + piece])
             await asyncio.sleep(0)
         reader.feed_eof()
 

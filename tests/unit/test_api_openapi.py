@@ -1,4 +1,4 @@
-"""services/api/openapi.py: the document comes from the route table and the Structs handlers name."""
+"""services/api/openapi.py: the document comes from the route table and the Route each handler has."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import msgspec
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from services.api.openapi import document
+from darkroom.api.openapi import document
+from darkroom.api.routes import Routes
 
 
 class Rename(msgspec.Struct):
@@ -18,36 +19,41 @@ class Options(msgspec.Struct, kw_only=True):
     note: str | None = None
 
 
-def _app() -> web.Application:
-    routes = web.RouteTableDef()
+def _app() -> tuple[web.Application, Routes]:
+    routes = Routes()
 
-    @routes.patch("/api/things/{thing_id}/parts/{part}")
+    @routes.patch("/api/things/{thing_id}/parts/{part}", body=Rename, query=Options)
     async def rename_part(request: web.Request) -> web.Response:
         """Rename a part of a thing.
 
         More words that stay out of the summary."""
         return web.json_response({})
 
-    rename_part.body = Rename  # type: ignore[attr-defined]
-    rename_part.query = Options  # type: ignore[attr-defined]
-
-    @routes.get("/feed")
+    @routes.get("/feed", media="text/event-stream")
     async def feed(request: web.Request) -> web.StreamResponse:
         return web.Response(text="")
 
-    feed.media = "text/event-stream"  # type: ignore[attr-defined]
     app = web.Application()
     app.add_routes(routes)
-    return app
+    return app, routes
+
+
+def _document(token: bool) -> dict:
+    app, routes = _app()
+    return document(app.router.routes(), routes.described, token=token)
 
 
 def test_a_new_route_is_documented_from_its_handler_alone() -> None:
-    spec = document(_app().router.routes(), token=True)
+    spec = _document(token=True)
     validate(spec)
     operation = spec["paths"]["/api/things/{thing_id}/parts/{part}"]["patch"]
     assert operation["summary"] == "Rename a part of a thing."
     assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"]] == [
-        ("thing_id", "path", True), ("part", "path", True), ("dry_run", "query", False), ("note", "query", False)]
+        ("thing_id", "path", True),
+        ("part", "path", True),
+        ("dry_run", "query", False),
+        ("note", "query", False),
+    ]
     assert operation["parameters"][2]["schema"] == {"type": "boolean", "default": False}
     assert operation["parameters"][3]["schema"] == {"type": "string"}
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Rename"}
@@ -59,7 +65,7 @@ def test_a_new_route_is_documented_from_its_handler_alone() -> None:
 
 
 def test_without_a_token_nothing_asks_for_one() -> None:
-    spec = document(_app().router.routes(), token=False)
+    spec = _document(token=False)
     validate(spec)
     assert all("security" not in op for ops in spec["paths"].values() for op in ops.values())
     assert set(spec["components"]["securitySchemes"]) == {"bearer", "session"}

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from services.worker import bands
-from services.worker.imaging import _eight_bit
+from darkroom.worker import bands
+from darkroom.worker.imaging import _eight_bit
 
 WIDTH, HEIGHT = 203, 157  # odd sizes: the last band and the last reduced row and column are partial
 FACTOR = (3, 2)
@@ -62,8 +62,9 @@ def test_16_bit_colour_png_bands_match_the_whole_image(tmp_path: Path, channels:
 
     header = struct.pack(">IIBBBBB", WIDTH, HEIGHT, 16, 2 if channels == 3 else 6, 0, 0, 0)
     path = tmp_path / "colour16.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines)) + chunk(b"IEND", b"")
+    )
     _same_as_whole(path)
 
 
@@ -75,27 +76,35 @@ def test_an_interlaced_png_is_decoded_whole(tmp_path: Path) -> None:
         assert bands.reduced(img, FACTOR, _eight_bit) is None
 
 
-@pytest.mark.parametrize("options", [
-    {},  # uncompressed, one strip
-    {"compression": "tiff_lzw"},
-    {"compression": "tiff_adobe_deflate"},
-    {"compression": "jpeg", "quality": 90},
-    {"compression": "packbits"},
-], ids=["raw", "lzw", "deflate", "jpeg", "packbits"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # uncompressed, one strip
+        {"compression": "tiff_lzw"},
+        {"compression": "tiff_adobe_deflate"},
+        {"compression": "jpeg", "quality": 90},
+        {"compression": "packbits"},
+    ],
+    ids=["raw", "lzw", "deflate", "jpeg", "packbits"],
+)
 def test_tiff_bands_match_the_whole_image_as_pillow_writes_it(tmp_path: Path, options: dict) -> None:
     path = tmp_path / "pillow.tif"
     _noise("RGB").save(path, **options)
     _same_as_whole(path)
 
 
-@pytest.mark.parametrize("options", [
-    {"rowsperstrip": 7},
-    {"rowsperstrip": 8, "compression": "zlib", "predictor": 2},
-    {"tile": (32, 32)},
-    {"tile": (16, 48), "compression": "zlib"},
-    {"planarconfig": "separate", "rowsperstrip": 5},
-    {"byteorder": ">", "rowsperstrip": 9, "grey16": True},
-], ids=["strips", "deflate-predictor", "tiles", "deflate-tiles", "planar", "big-endian-16"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"rowsperstrip": 7},
+        {"rowsperstrip": 8, "compression": "zlib", "predictor": 2},
+        {"tile": (32, 32)},
+        {"tile": (16, 48), "compression": "zlib"},
+        {"planarconfig": "separate", "rowsperstrip": 5},
+        {"byteorder": ">", "rowsperstrip": 9, "grey16": True},
+    ],
+    ids=["strips", "deflate-predictor", "tiles", "deflate-tiles", "planar", "big-endian-16"],
+)
 def test_tiff_bands_match_the_whole_image_in_other_layouts(tmp_path: Path, options: dict) -> None:
     path = tmp_path / "layout.tif"
     grey16 = options.pop("grey16", False)
@@ -110,7 +119,7 @@ def test_a_truncated_or_broken_png_fails_clearly(tmp_path: Path) -> None:
     path = tmp_path / "cut.png"
     _noise("RGB").save(path)
     whole = path.read_bytes()
-    path.write_bytes(whole[:len(whole) // 2])
+    path.write_bytes(whole[: len(whole) // 2])
     with Image.open(path) as img, pytest.raises(OSError, match="image file is truncated"):
         bands.reduced(img, FACTOR, _eight_bit)
     path.write_bytes(whole[:200] + bytes(len(whole) - 400) + whole[-200:])  # zeros in the pixel stream

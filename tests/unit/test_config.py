@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.kernel.config import Config, ConfigError, load_config
+from darkroom.kernel.config import Config, ConfigError, load_config
 
 NO_ENV: dict[str, str] = {}
 
@@ -23,8 +23,13 @@ def test_defaults_match_the_contract(tmp_path):
     c = load_config(tmp_path, environ=NO_ENV)
     assert c.nats.url is None and c.nats.sync_interval == "always" and c.nats.replicas == 1
     p = c.pipeline
-    assert (p.max_parallel_jobs, p.priority_only_slots, p.priority_threshold, p.max_attempts, p.job_timeout_s) \
-        == (8, 7, 90, 3, 600)
+    assert (p.max_parallel_jobs, p.priority_only_slots, p.priority_threshold, p.max_attempts, p.job_timeout_s) == (
+        8,
+        7,
+        90,
+        3,
+        600,
+    )
     assert (c.processing.thumbnail.max_dim, c.processing.thumbnail.quality) == (800, 70)
     assert (c.processing.preview.max_dim, c.processing.preview.quality) == (2048, 80)
     assert c.processing.workers == (os.cpu_count() or 1)
@@ -56,8 +61,7 @@ def test_environment_overrides_toml(tmp_path):
 
 def test_flags_override_environment_and_toml(tmp_path):
     write_toml(tmp_path, "[api]\nport = 9000\nhost = '0.0.0.0'\n")
-    c = load_config(tmp_path, environ={"DARKROOM_API__PORT": "9100"},
-                    overrides={"api.port": 9200, "api.host": None})
+    c = load_config(tmp_path, environ={"DARKROOM_API__PORT": "9100"}, overrides={"api.port": 9200, "api.host": None})
     assert c.api.port == 9200
     assert c.api.host == "0.0.0.0"  # an unset flag (None) leaves the lower layers alone
 
@@ -69,15 +73,18 @@ def test_nested_environment_name_leaves_sibling_defaults(tmp_path):
     assert c.processing.preview == Config().processing.preview
 
 
-@pytest.mark.parametrize("name, value, get, expected", [
-    ("DARKROOM_NATS__URL", "nats://10.0.0.1:4222", lambda c: c.nats.url, "nats://10.0.0.1:4222"),
-    ("DARKROOM_NATS__SYNC_INTERVAL", "2m", lambda c: c.nats.sync_interval, "2m"),
-    ("DARKROOM_NATS__REPLICAS", "3", lambda c: c.nats.replicas, 3),
-    ("DARKROOM_UI__INCLUDE_MAINTENANCE_JOBS", "true", lambda c: c.ui.include_maintenance_jobs, True),
-    ("DARKROOM_MAINTENANCE__INTERVAL_S", "0", lambda c: c.maintenance.interval_s, 0),
-    ("DARKROOM_PROCESSING__MAX_MEGAPIXELS", "12.5", lambda c: c.processing.max_megapixels, 12.5),
-    ("DARKROOM_API__TOKEN", "s3cret", lambda c: c.api.token, "s3cret"),
-])
+@pytest.mark.parametrize(
+    "name, value, get, expected",
+    [
+        ("DARKROOM_NATS__URL", "nats://10.0.0.1:4222", lambda c: c.nats.url, "nats://10.0.0.1:4222"),
+        ("DARKROOM_NATS__SYNC_INTERVAL", "2m", lambda c: c.nats.sync_interval, "2m"),
+        ("DARKROOM_NATS__REPLICAS", "3", lambda c: c.nats.replicas, 3),
+        ("DARKROOM_UI__INCLUDE_MAINTENANCE_JOBS", "true", lambda c: c.ui.include_maintenance_jobs, True),
+        ("DARKROOM_MAINTENANCE__INTERVAL_S", "0", lambda c: c.maintenance.interval_s, 0),
+        ("DARKROOM_PROCESSING__MAX_MEGAPIXELS", "12.5", lambda c: c.processing.max_megapixels, 12.5),
+        ("DARKROOM_API__TOKEN", "s3cret", lambda c: c.api.token, "s3cret"),
+    ],
+)
 def test_environment_values_are_converted_to_the_key_type(tmp_path, name, value, get, expected):
     assert get(load_config(tmp_path, environ={name: value})) == expected
 
@@ -109,11 +116,14 @@ def test_invalid_toml_names_the_file(tmp_path):
 # -- errors name the dotted key -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("environ, key", [
-    ({"DARKROOM_PIPELINE__MAX_PARALLEL_JOB": "3"}, "pipeline.max_parallel_job"),
-    ({"DARKROOM_PROCESSING__THUMBNAIL__SIZE": "3"}, "processing.thumbnail.size"),
-    ({"DARKROOM_COLOURS": "3"}, "colours"),
-])
+@pytest.mark.parametrize(
+    "environ, key",
+    [
+        ({"DARKROOM_PIPELINE__MAX_PARALLEL_JOB": "3"}, "pipeline.max_parallel_job"),
+        ({"DARKROOM_PROCESSING__THUMBNAIL__SIZE": "3"}, "processing.thumbnail.size"),
+        ({"DARKROOM_COLOURS": "3"}, "colours"),
+    ],
+)
 def test_unknown_environment_key_is_named(tmp_path, environ, key):
     with pytest.raises(ConfigError, match=rf"unknown configuration key {key}$"):
         load_config(tmp_path, environ=environ)
@@ -125,12 +135,15 @@ def test_unknown_toml_key_is_named(tmp_path):
         load_config(tmp_path, environ=NO_ENV)
 
 
-@pytest.mark.parametrize("environ, key", [
-    ({"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "four"}, "pipeline.max_parallel_jobs"),
-    ({"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "4.5"}, "pipeline.max_parallel_jobs"),
-    ({"DARKROOM_PROCESSING__PREVIEW__QUALITY": "high"}, "processing.preview.quality"),
-    ({"DARKROOM_UI__INCLUDE_MAINTENANCE_JOBS": "maybe"}, "ui.include_maintenance_jobs"),
-])
+@pytest.mark.parametrize(
+    "environ, key",
+    [
+        ({"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "four"}, "pipeline.max_parallel_jobs"),
+        ({"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "4.5"}, "pipeline.max_parallel_jobs"),
+        ({"DARKROOM_PROCESSING__PREVIEW__QUALITY": "high"}, "processing.preview.quality"),
+        ({"DARKROOM_UI__INCLUDE_MAINTENANCE_JOBS": "maybe"}, "ui.include_maintenance_jobs"),
+    ],
+)
 def test_wrong_type_in_environment_names_the_key(tmp_path, environ, key):
     with pytest.raises(ConfigError, match=rf"configuration key {key}\b"):
         load_config(tmp_path, environ=environ)
@@ -150,19 +163,24 @@ def test_a_value_where_a_section_belongs_names_the_key(tmp_path):
         load_config(tmp_path, environ=NO_ENV)
 
 
-@pytest.mark.parametrize("environ, words", [
-    ({"DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "9"}, "pipeline.priority_lane_slots"),
-    ({"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "0", "DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "0"},
-     "pipeline.max_parallel_jobs"),
-    ({"DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "-1"}, "pipeline.priority_lane_slots"),
-    ({"DARKROOM_PIPELINE__MAX_ATTEMPTS": "0"}, "pipeline.max_attempts"),
-    ({"DARKROOM_PIPELINE__JOB_TIMEOUT_S": "0"}, "pipeline.job_timeout_s"),
-    ({"DARKROOM_NATS__SYNC_INTERVAL": "sometimes"}, "nats.sync_interval"),
-    ({"DARKROOM_NATS__REPLICAS": "2"}, "nats.replicas"),
-    ({"DARKROOM_PROCESSING__WORKERS": "0"}, "processing.workers"),
-    ({"DARKROOM_API__PORT": "70000"}, "api.port"),
-    ({"DARKROOM_MAINTENANCE__INTERVAL_S": "-5"}, "maintenance.interval_s"),
-])
+@pytest.mark.parametrize(
+    "environ, words",
+    [
+        ({"DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "9"}, "pipeline.priority_lane_slots"),
+        (
+            {"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "0", "DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "0"},
+            "pipeline.max_parallel_jobs",
+        ),
+        ({"DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "-1"}, "pipeline.priority_lane_slots"),
+        ({"DARKROOM_PIPELINE__MAX_ATTEMPTS": "0"}, "pipeline.max_attempts"),
+        ({"DARKROOM_PIPELINE__JOB_TIMEOUT_S": "0"}, "pipeline.job_timeout_s"),
+        ({"DARKROOM_NATS__SYNC_INTERVAL": "sometimes"}, "nats.sync_interval"),
+        ({"DARKROOM_NATS__REPLICAS": "2"}, "nats.replicas"),
+        ({"DARKROOM_PROCESSING__WORKERS": "0"}, "processing.workers"),
+        ({"DARKROOM_API__PORT": "70000"}, "api.port"),
+        ({"DARKROOM_MAINTENANCE__INTERVAL_S": "-5"}, "maintenance.interval_s"),
+    ],
+)
 def test_semantic_checks_name_the_key(tmp_path, environ, words):
     with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
         load_config(tmp_path, environ=environ)
@@ -175,8 +193,9 @@ def test_slots_are_all_priority_only_but_one_unless_said(tmp_path):
 
 
 def test_priority_lane_slots_may_equal_max_parallel_jobs(tmp_path):
-    c = load_config(tmp_path, environ={"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "3",
-                                       "DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "3"})
+    c = load_config(
+        tmp_path, environ={"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "3", "DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "3"}
+    )
     assert (c.pipeline.max_parallel_jobs, c.pipeline.priority_lane_slots, c.pipeline.priority_only_slots) == (3, 3, 3)
 
 

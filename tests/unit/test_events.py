@@ -7,18 +7,23 @@ import json
 import msgspec
 import pytest
 
-from services.kernel.events import (
+from darkroom.kernel.events import (
     ALL_EVENTS,
     BASENAME_EVENTS,
     DEAD_LETTER_EVENTS,
-    LANE_EVENTS,
     FOLDER_EVENTS,
+    JOB_EVENTS,
+    LANE_EVENTS,
     PHOTO_EVENTS,
     PROJECT_EVENTS,
-    JOB_EVENTS,
     TASK_EVENTS,
+    BasenameClaimed,
     Codec,
+    DeadLetterApplied,
+    DeadLetterDiscarded,
+    DeadLetterRecorded,
     Event,
+    FolderRefused,
     JobCanceled,
     JobCompleted,
     JobFailed,
@@ -26,7 +31,28 @@ from services.kernel.events import (
     JobRequested,
     JobRetrying,
     JobStarted,
+    LanePaused,
+    LaneResumed,
+    PhotoAvailabilityChanged,
+    PhotoDerivativesUpdated,
+    PhotoFileAdded,
+    PhotoFileMoved,
+    PhotoFilesRestored,
+    PhotoFilesTrashed,
+    PhotoKeepChanged,
+    PhotoMetadataExtracted,
+    PhotoMoved,
+    PhotoMoveStarted,
+    PhotoRemoved,
+    PhotoSidecarAdded,
     PoisonEvent,
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectManifestWritten,
+    ProjectPurged,
+    ProjectRenamed,
+    ProjectRestored,
+    ProjectTrashPurged,
     Step,
     TaskCanceled,
     TaskCancelRequested,
@@ -37,43 +63,27 @@ from services.kernel.events import (
     TaskStarted,
     type_name,
 )
-from services.kernel.events import (
-    BasenameClaimed,
-    DeadLetterApplied,
-    DeadLetterDiscarded,
-    DeadLetterRecorded,
-    LanePaused,
-    LaneResumed,
-    FolderRefused,
-    PhotoAvailabilityChanged,
-    PhotoDerivativesUpdated,
-    PhotoFileAdded,
-    PhotoFilesRestored,
-    PhotoFilesTrashed,
-    PhotoKeepChanged,
-    PhotoMetadataExtracted,
-    PhotoFileMoved,
-    PhotoMoved,
-    PhotoMoveStarted,
-    PhotoRemoved,
-    PhotoSidecarAdded,
-    ProjectCreated,
-    ProjectDeleted,
-    ProjectManifestWritten,
-    ProjectPurged,
-    ProjectRenamed,
-    ProjectRestored,
-    ProjectTrashPurged,
-)
 
-ENVELOPE = dict(id="01HZX0000000000000000000AB", at="2024-05-01T10:00:00.000Z", project_id="p1",
-                task_id="t1", causation_id="c1", source="user")
+ENVELOPE = dict(
+    id="01HZX0000000000000000000AB",
+    at="2024-05-01T10:00:00.000Z",
+    project_id="p1",
+    task_id="t1",
+    causation_id="c1",
+    source="user",
+)
 JOB = dict(ENVELOPE, job_id="t1-0", task_type="upload_postprocess", job_type="upload_postprocess", step_index=0)
 
 SAMPLES: list[Event] = [
-    TaskRequested(**ENVELOPE, task_type="upload_postprocess", label="Upload Post-Process", user_relevant=True,
-                  steps=[Step("upload_postprocess", 90), Step("manifest_check", 95)], items=["DSC01", "DSC02"],
-                  folder="Shoot 1"),
+    TaskRequested(
+        **ENVELOPE,
+        task_type="upload_postprocess",
+        label="Upload Post-Process",
+        user_relevant=True,
+        steps=[Step("upload_postprocess", 90), Step("manifest_check", 95)],
+        items=["DSC01", "DSC02"],
+        folder="Shoot 1",
+    ),
     TaskStarted(**ENVELOPE),
     TaskCancelRequested(**ENVELOPE),
     TaskCompleted(**ENVELOPE),
@@ -90,42 +100,90 @@ SAMPLES: list[Event] = [
     ProjectManifestWritten(**ENVELOPE, version=1),
     ProjectTrashPurged(**ENVELOPE, trash_names=["DSC01 (2).JPG"]),
     PhotoFileAdded(**ENVELOPE, filename="DSC01", name="DSC01.ARW", kind="raw", size=24_000_000, sha256="ab" * 32),
-    PhotoMetadataExtracted(**ENVELOPE, filename="DSC01", taken_at="2024-05-01T09:58:12", make="SONY",
-                           model="ILCE-7M3", orientation=6, width=4000, height=6000),
-    PhotoDerivativesUpdated(**ENVELOPE, filename="DSC01", thumbnail_status="generated", preview_status="failed",
-                            error="truncated"),
-    PhotoDerivativesUpdated(**ENVELOPE, filename="DSC01", thumbnail_status="failed", preview_status="failed",
-                            error="No space left on device", error_kind="no_space", made_from="DSC01.JPG",
-                            made_from_size=4_000_000, made_from_mtime_ns=1_714_557_600_000_000_000),
+    PhotoMetadataExtracted(
+        **ENVELOPE,
+        filename="DSC01",
+        taken_at="2024-05-01T09:58:12",
+        make="SONY",
+        model="ILCE-7M3",
+        orientation=6,
+        width=4000,
+        height=6000,
+        lens="FE 24-70mm F2.8 GM",
+    ),
+    PhotoDerivativesUpdated(
+        **ENVELOPE, filename="DSC01", thumbnail_status="generated", preview_status="failed", error="truncated"
+    ),
+    PhotoDerivativesUpdated(
+        **ENVELOPE,
+        filename="DSC01",
+        thumbnail_status="failed",
+        preview_status="failed",
+        error="No space left on device",
+        error_kind="no_space",
+        made_from="DSC01.JPG",
+        made_from_size=4_000_000,
+        made_from_mtime_ns=1_714_557_600_000_000_000,
+    ),
     PhotoKeepChanged(**ENVELOPE, filename="DSC01", keep_jpg=False),
     PhotoKeepChanged(**ENVELOPE, filename="DSC01", keep_other=False),
-    PhotoSidecarAdded(**ENVELOPE, filename="DSC01", name="DSC01.ARW.xmp", size=4_096, sha256="cd" * 32,
-                      replaced="DSC01 (2).ARW.xmp"),
-    PhotoAvailabilityChanged(**ENVELOPE, filename="DSC01", files=["DSC01.ARW"], jpg_available=False,
-                             raw_available=True, other_available=False),
-    PhotoFilesTrashed(**ENVELOPE, filename="DSC01", names=["DSC01.JPG"], trash_names=["DSC01 (2).JPG"],
-                      trashed_at="2024-05-01T10:00:00.000Z"),
+    PhotoSidecarAdded(
+        **ENVELOPE, filename="DSC01", name="DSC01.ARW.xmp", size=4_096, sha256="cd" * 32, replaced="DSC01 (2).ARW.xmp"
+    ),
+    PhotoAvailabilityChanged(
+        **ENVELOPE,
+        filename="DSC01",
+        files=["DSC01.ARW"],
+        jpg_available=False,
+        raw_available=True,
+        other_available=False,
+    ),
+    PhotoFilesTrashed(
+        **ENVELOPE,
+        filename="DSC01",
+        names=["DSC01.JPG"],
+        trash_names=["DSC01 (2).JPG"],
+        trashed_at="2024-05-01T10:00:00.000Z",
+    ),
     PhotoFilesRestored(**ENVELOPE, filename="DSC01", names=["DSC01.JPG"], trash_names=["DSC01 (2).JPG"]),
     PhotoRemoved(**ENVELOPE, filename="DSC01", reason="no variant left"),
     BasenameClaimed(**ENVELOPE, filename="DSC01"),
-    TaskRequested(**ENVELOPE, task_type="change_commit", label="Commit", user_relevant=True,
-                  steps=[Step("file_removal", 100), Step("manifest_check", 95)], folder="Shoot 1",
-                  retry_of="01HZX0000000000000000000AA", start_step=1),
+    TaskRequested(
+        **ENVELOPE,
+        task_type="change_commit",
+        label="Commit",
+        user_relevant=True,
+        steps=[Step("file_removal", 100), Step("manifest_check", 95)],
+        folder="Shoot 1",
+        retry_of="01HZX0000000000000000000AA",
+        start_step=1,
+    ),
     LanePaused(**ENVELOPE, lane="normal"),
     LaneResumed(**ENVELOPE, lane="normal"),
     DeadLetterRecorded(**ENVELOPE, seq=41, subject="darkroom.job.p1.t1.completed", reason="unknown event type 'x.y'"),
     DeadLetterDiscarded(**ENVELOPE, seq=41),
     DeadLetterApplied(**ENVELOPE, seq=41),
-    TaskRequested(**ENVELOPE, task_type="regenerate", label="Regenerate", user_relevant=True,
-                  steps=[Step("regenerate", 70)], items=["DSC01"], folder="Shoot 1",
-                  params=TaskParams(what=["metadata"])),
+    TaskRequested(
+        **ENVELOPE,
+        task_type="regenerate",
+        label="Regenerate",
+        user_relevant=True,
+        steps=[Step("regenerate", 70)],
+        items=["DSC01"],
+        folder="Shoot 1",
+        params=TaskParams(what=["metadata"]),
+    ),
     JobRequested(**JOB, priority=100, lane="priority", folder="Shoot 1", params=TaskParams(name="Shoot, day 2")),
     ProjectRenamed(**ENVELOPE, name="Shoot: day 2", folder="Shoot day 2", previous_folder="Shoot 1"),
     ProjectDeleted(**ENVELOPE, folder="Shoot 1"),
     ProjectRestored(**ENVELOPE, folder="Shoot 1 (2)"),
     ProjectPurged(**ENVELOPE),
-    PhotoMoveStarted(**ENVELOPE, filename="DSC01", to_project_id="p2",
-                     names=["DSC01.ARW", "DSC01.xmp", ".thumb/DSC01.webp", ".preview/DSC01.jpg"]),
+    PhotoMoveStarted(
+        **ENVELOPE,
+        filename="DSC01",
+        to_project_id="p2",
+        names=["DSC01.ARW", "DSC01.xmp", ".thumb/DSC01.webp", ".preview/DSC01.jpg"],
+    ),
     PhotoFileMoved(**ENVELOPE, filename="DSC01", name="DSC01.ARW", to_project_id="p2"),
     PhotoMoved(**ENVELOPE, filename="DSC01", from_project_id="p0", names=["DSC01.ARW", "DSC01.xmp"]),
     FolderRefused(**ENVELOPE, folder="Shoot: copy", reason="not a folder name Darkroom makes"),
@@ -134,9 +192,16 @@ SAMPLES: list[Event] = [
 
 def test_samples_cover_every_event_type():
     assert {type(s) for s in SAMPLES} == set(ALL_EVENTS)
-    assert set(ALL_EVENTS) == (set(TASK_EVENTS) | set(JOB_EVENTS) | set(PROJECT_EVENTS) | set(PHOTO_EVENTS)
-                               | set(BASENAME_EVENTS) | set(LANE_EVENTS) | set(DEAD_LETTER_EVENTS)
-                               | set(FOLDER_EVENTS))
+    assert set(ALL_EVENTS) == (
+        set(TASK_EVENTS)
+        | set(JOB_EVENTS)
+        | set(PROJECT_EVENTS)
+        | set(PHOTO_EVENTS)
+        | set(BASENAME_EVENTS)
+        | set(LANE_EVENTS)
+        | set(DEAD_LETTER_EVENTS)
+        | set(FOLDER_EVENTS)
+    )
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
@@ -180,16 +245,27 @@ def test_an_event_that_gained_a_field_still_decodes():
     assert decoded == SAMPLES[1]
 
 
-def test_photo_events_stored_before_keep_other_and_made_from_decode_with_defaults():
-    old_derivatives = (b'{"type": "photo.derivatives_updated", "v": 1, "project_id": "p1", "filename": "DSC01", '
-                       b'"thumbnail_status": "failed", "preview_status": "failed", "error": "truncated"}')
+def test_photo_events_stored_before_keep_other_made_from_and_lens_decode_with_defaults():
+    old_derivatives = (
+        b'{"type": "photo.derivatives_updated", "v": 1, "project_id": "p1", "filename": "DSC01", '
+        b'"thumbnail_status": "failed", "preview_status": "failed", "error": "truncated"}'
+    )
     event = Codec().decode(old_derivatives)
     assert isinstance(event, PhotoDerivativesUpdated) and event.error == "truncated"
     assert (event.error_kind, event.made_from, event.made_from_size, event.made_from_mtime_ns) == (None,) * 4
     old_keep = b'{"type": "photo.keep_changed", "v": 1, "project_id": "p1", "filename": "DSC01", "keep_jpg": false}'
     event = Codec().decode(old_keep)
     assert isinstance(event, PhotoKeepChanged) and (event.keep_jpg, event.keep_raw, event.keep_other) == (
-        False, None, None)
+        False,
+        None,
+        None,
+    )
+    old_metadata = (
+        b'{"type": "photo.metadata_extracted", "v": 1, "project_id": "p1", "filename": "DSC01", '
+        b'"make": "SONY", "model": "ILCE-7M3", "width": 4000, "height": 6000}'
+    )
+    event = Codec().decode(old_metadata)
+    assert isinstance(event, PhotoMetadataExtracted) and (event.model, event.lens) == ("ILCE-7M3", None)
 
 
 # -- poison ---------------------------------------------------------------------------------------
@@ -207,14 +283,17 @@ def _wire(event: Event, **changes) -> bytes:
 _DROP = object()
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"{not json", "not valid JSON"),
-    (b"", "not valid JSON"),
-    (b'{"type": "task.started", "v": 1', "not valid JSON"),
-    (b'{"type": "photo.teleported", "v": 1}', "unknown event type 'photo.teleported'"),
-    (b'{"v": 1, "task_id": "t"}', "unknown event type None"),
-    (b'{"type": 42}', "unknown event type 42"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b'{"type": "task.started", "v": 1', "not valid JSON"),
+        (b'{"type": "photo.teleported", "v": 1}', "unknown event type 'photo.teleported'"),
+        (b'{"v": 1, "task_id": "t"}', "unknown event type None"),
+        (b'{"type": 42}', "unknown event type 42"),
+    ],
+)
 def test_unreadable_messages_are_poison(data: bytes, words: str):
     with pytest.raises(PoisonEvent) as info:
         Codec().decode(data)

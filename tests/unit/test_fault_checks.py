@@ -21,24 +21,31 @@ class Log:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
 
-    def add(self, kind: str, subject: str, **event) -> "Log":
+    def add(self, kind: str, subject: str, **event) -> Log:
         seq = len(self.entries) + 1
         at = 1_000_000.0 + seq
         self.entries.append(Entry(seq, f"darkroom.{subject}", at, {"type": kind, "project_id": P, **event}))
         return self
 
-    def task(self, task: str, task_type: str = "upload_postprocess", at: str = "2026-01-01T00:00:00.000Z") -> "Log":
+    def task(self, task: str, task_type: str = "upload_postprocess", at: str = "2026-01-01T00:00:00.000Z") -> Log:
         return self.add("task.requested", f"task.{P}.{task}.requested", task_id=task, task_type=task_type, at=at)
 
-    def job(self, task: str, step: int, kind: str, job_type: str = "upload_postprocess", **event) -> "Log":
+    def job(self, task: str, step: int, kind: str, job_type: str = "upload_postprocess", **event) -> Log:
         name = kind.split(".")[1]
-        return self.add(kind, f"job.{P}.{task}.{name}", task_id=task, job_id=f"{task}-{step}", job_type=job_type,
-                        step_index=step, **event)
+        return self.add(
+            kind,
+            f"job.{P}.{task}.{name}",
+            task_id=task,
+            job_id=f"{task}-{step}",
+            job_type=job_type,
+            step_index=step,
+            **event,
+        )
 
-    def end(self, task: str, outcome: str = "completed") -> "Log":
+    def end(self, task: str, outcome: str = "completed") -> Log:
         return self.add(f"task.{outcome}", f"task.{P}.{task}.{outcome}", task_id=task)
 
-    def photo(self, kind: str, filename: str, **event) -> "Log":
+    def photo(self, kind: str, filename: str, **event) -> Log:
         return self.add(kind, f"photo.{P}.key-{filename}.{kind.split('.')[1]}", filename=filename, **event)
 
 
@@ -48,8 +55,9 @@ def a_clean_commit() -> Log:
     log.photo("photo.keep_changed", "DSC01", keep_jpg=False, keep_raw=None)
     log.task("C1", "change_commit").job("C1", 0, "job.requested", "file_removal")
     log.job("C1", 0, "job.started", "file_removal", attempt=1)
-    log.photo("photo.files_trashed", "DSC01", names=["DSC01.JPG"], trash_names=["DSC01.JPG"], task_id="C1",
-              job_id="C1-0")
+    log.photo(
+        "photo.files_trashed", "DSC01", names=["DSC01.JPG"], trash_names=["DSC01.JPG"], task_id="C1", job_id="C1-0"
+    )
     return log.job("C1", 0, "job.completed", "file_removal", attempt=1).end("C1")
 
 
@@ -67,7 +75,8 @@ def test_a_job_with_two_outcomes_and_one_that_ran_after_its_outcome_are_found() 
     log.job("T1", 0, "job.started", attempt=2).job("T1", 0, "job.completed", attempt=2)
     assert checks.jobs_twice(log.entries) == [
         "job T1-0 (upload_postprocess): 2 outcomes (completed@5, completed@15); "
-        "ran again after its first outcome: job.started@14"]
+        "ran again after its first outcome: job.started@14"
+    ]
 
 
 def test_a_retried_job_has_one_outcome() -> None:
@@ -79,10 +88,12 @@ def test_a_retried_job_has_one_outcome() -> None:
 
 def test_an_effect_of_a_job_after_its_outcome_is_found() -> None:
     log = a_clean_commit()
-    log.photo("photo.files_trashed", "DSC02", names=["DSC02.JPG"], trash_names=["DSC02.JPG"], task_id="C1",
-              job_id="C1-0")
+    log.photo(
+        "photo.files_trashed", "DSC02", names=["DSC02.JPG"], trash_names=["DSC02.JPG"], task_id="C1", job_id="C1-0"
+    )
     assert checks.jobs_twice(log.entries) == [
-        f"job C1-0 (file_removal): ran again after its first outcome: photo.files_trashed@{len(log.entries)}"]
+        f"job C1-0 (file_removal): ran again after its first outcome: photo.files_trashed@{len(log.entries)}"
+    ]
 
 
 def test_a_task_that_ended_twice_is_found() -> None:
@@ -101,20 +112,24 @@ def test_two_maintenance_tasks_of_a_project_in_one_interval_are_found() -> None:
 def test_trash_moved_by_anything_but_a_commit_or_of_a_kept_variant_is_found() -> None:
     log = a_clean_commit()
     log.task("M1", "maintenance").job("M1", 0, "job.requested", "trash_maintenance")
-    log.photo("photo.files_trashed", "DSC03", names=["DSC03.JPG"], trash_names=["DSC03.JPG"], task_id="M1",
-              job_id="M1-0")
+    log.photo(
+        "photo.files_trashed", "DSC03", names=["DSC03.JPG"], trash_names=["DSC03.JPG"], task_id="M1", job_id="M1-0"
+    )
     log.photo("photo.keep_changed", "DSC04", keep_jpg=False).photo("photo.keep_changed", "DSC04", keep_jpg=True)
     log.task("C2", "change_commit").job("C2", 0, "job.requested", "file_removal")
-    log.photo("photo.files_trashed", "DSC04", names=["DSC04.JPG"], trash_names=["DSC04.JPG"], task_id="C2",
-              job_id="C2-0")
-    log.photo("photo.files_trashed", "DSC05", names=["DSC05.JPG"], trash_names=["DSC05.JPG"], task_id="C2",
-              job_id="C2-0")
+    log.photo(
+        "photo.files_trashed", "DSC04", names=["DSC04.JPG"], trash_names=["DSC04.JPG"], task_id="C2", job_id="C2-0"
+    )
+    log.photo(
+        "photo.files_trashed", "DSC05", names=["DSC05.JPG"], trash_names=["DSC05.JPG"], task_id="C2", job_id="C2-0"
+    )
     log.photo("photo.keep_changed", "DSC06", keep_jpg=False)
     log.task("C3", "change_commit").job("C3", 0, "job.requested", "file_removal")
     log.job("C3", 0, "job.started", "file_removal", attempt=1)
     log.photo("photo.keep_changed", "DSC06", keep_jpg=True)  # ticked again while the commit ran: a race
-    log.photo("photo.files_trashed", "DSC06", names=["DSC06.JPG"], trash_names=["DSC06.JPG"], task_id="C3",
-              job_id="C3-0")
+    log.photo(
+        "photo.files_trashed", "DSC06", names=["DSC06.JPG"], trash_names=["DSC06.JPG"], task_id="C3", job_id="C3-0"
+    )
     problems = checks.trashed_without_commit(log.entries)
     assert len(problems) == 3, problems
     assert "by maintenance/trash_maintenance, not by a commit" in problems[0]
@@ -123,8 +138,13 @@ def test_trash_moved_by_anything_but_a_commit_or_of_a_kept_variant_is_found() ->
 
 
 def test_an_original_is_lost_unless_in_its_folder_or_its_trash_unchanged() -> None:
-    acknowledged = {("A", "a.jpg"): "1", ("A", "b.jpg"): "2", ("A", "c.jpg"): "3", ("A", "d.jpg"): "4",
-                    ("B", "e.jpg"): "5"}
+    acknowledged = {
+        ("A", "a.jpg"): "1",
+        ("A", "b.jpg"): "2",
+        ("A", "c.jpg"): "3",
+        ("A", "d.jpg"): "4",
+        ("B", "e.jpg"): "5",
+    }
     disk = {"A": Listing(files={"a.jpg": "1", "c.jpg": "changed"}, trash={"b (2).jpg": "2", "d.jpg.bak": "4"})}
     assert checks.lost_originals(acknowledged, disk) == ["A/c.jpg: changed", "A/d.jpg: gone", "B/e.jpg: gone"]
 
@@ -133,7 +153,9 @@ def test_an_original_the_api_does_not_list_is_found() -> None:
     disk = {"A": Listing(files={"DSC01.JPG": "1", "DSC01.ARW": "2", "DSC02.JPG": "3"}), "B": Listing()}
     listed = {"A": {"DSC01": ["DSC01.JPG", "DSC01.ARW"], "DSC02": []}, "B": None}
     assert checks.unlisted_originals(disk, listed) == [
-        "A/DSC02.JPG: on disk, not among the photos the API lists", "B: the API did not list its photos"]
+        "A/DSC02.JPG: on disk, not among the photos the API lists",
+        "B: the API did not list its photos",
+    ]
 
 
 def test_a_file_in_a_trash_without_its_event_is_found() -> None:
@@ -166,12 +188,14 @@ def test_sse_once_in_order_without_gaps() -> None:
     assert checks.sse_problems(expected, expected, 0, 0) == []
     assert checks.sse_problems(expected + [("9", "item", "{}")], expected, 0, 0) == []  # after the outbox was read
     problems = checks.sse_problems([expected[1], expected[0], expected[0], ("6", "item", "{}")], expected, 1, 1)
-    assert problems == ["1 messages arrived more than once, first 5",
-                        "1 messages arrived out of order, first 5",
-                        "1 of 3 messages never arrived, first 7",
-                        "1 messages arrived that the outbox does not hold, first 6",
-                        "1 resets, though every resume point was still in the outbox",
-                        "1 times the stream was silent for 30 s (the contract: a line every 15 s)"]
+    assert problems == [
+        "1 messages arrived more than once, first 5",
+        "1 messages arrived out of order, first 5",
+        "1 of 3 messages never arrived, first 7",
+        "1 messages arrived that the outbox does not hold, first 6",
+        "1 resets, though every resume point was still in the outbox",
+        "1 times the stream was silent for 30 s (the contract: a line every 15 s)",
+    ]
     changed = [expected[0], expected[1], ("7", "job_update", '{"x": 1}')]
     assert checks.sse_problems(changed, expected, 0, 0) == ["1 messages differ from the outbox, first 7"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.kernel.folders import Listing, scan
+from darkroom.kernel.folders import Listing, scan
 
 
 def _touch(folder: Path, *names: str) -> None:

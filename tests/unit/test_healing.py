@@ -8,23 +8,40 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from services.projector.views import PhotoView
-from services.worker.healing import STALE_UPLOAD_S, Stamp, failure_kind, remake_reason, stale_uploads
-from services.worker.imaging import ImageTooLarge
+from darkroom.projector.views import PhotoView
+from darkroom.worker.healing import STALE_UPLOAD_S, Stamp, failure_kind, remake_reason, stale_uploads
+from darkroom.worker.imaging import ImageTooLarge
 
 NOW = Stamp(size=1000, mtime_ns=5_000)
 MADE_AFTER = 6_000
 
 
 def photo(**fields) -> PhotoView:
-    base = dict(id="k", project_id="P", filename="DSC01", files=["DSC01.JPG"], jpg_available=True, keep_jpg=True,
-                thumbnail_status="generated", preview_status="generated", made_from="DSC01.JPG",
-                made_from_size=NOW.size, made_from_mtime_ns=NOW.mtime_ns, created_at="t", updated_at="t")
+    base = dict(
+        id="k",
+        project_id="P",
+        filename="DSC01",
+        files=["DSC01.JPG"],
+        jpg_available=True,
+        keep_jpg=True,
+        thumbnail_status="generated",
+        preview_status="generated",
+        made_from="DSC01.JPG",
+        made_from_size=NOW.size,
+        made_from_mtime_ns=NOW.mtime_ns,
+        created_at="t",
+        updated_at="t",
+    )
     return PhotoView(**(base | fields))
 
 
-def reason(p: PhotoView, source: str | None = "DSC01.JPG", stamp: Stamp | None = NOW, made_ns: int | None = MADE_AFTER,
-           busy: bool = False) -> str | None:
+def reason(
+    p: PhotoView,
+    source: str | None = "DSC01.JPG",
+    stamp: Stamp | None = NOW,
+    made_ns: int | None = MADE_AFTER,
+    busy: bool = False,
+) -> str | None:
     return remake_reason(p, source, stamp, made_ns, busy)
 
 
@@ -88,23 +105,26 @@ def test_records_from_before_made_from_was_recorded_are_trusted_while_their_file
     assert reason(photo(made_from=None, made_from_size=None, made_from_mtime_ns=None)) is None
 
 
-@pytest.mark.parametrize("exc, kind", [
-    (ImageTooLarge("9000x9000 is over 50 megapixels"), "too_large"),
-    (Image.DecompressionBombError("bomb"), "too_large"),
-    (UnidentifiedImageError("cannot identify image file"), "unreadable"),
-    (OSError("image file is truncated (3 bytes not processed)"), "unreadable"),
-    (SyntaxError("not a TIFF file"), "unreadable"),
-    (ValueError("Invalid input: Unsupported feature"), "unreadable"),
-    (OSError(errno.ENOSPC, "No space left on device"), "no_space"),
-    (OSError(errno.EDQUOT, "Disk quota exceeded"), "no_space"),
-    (OSError(errno.ENOMEM, "Cannot allocate memory"), "out_of_memory"),
-    (MemoryError(), "out_of_memory"),
-    (BrokenProcessPool("A process in the process pool was terminated abruptly"), "crashed"),
-    (TimeoutError(), "timeout"),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory"), "io_error"),
-    (PermissionError(errno.EACCES, "Permission denied"), "io_error"),
-    (RuntimeError("something unforeseen"), "unknown"),
-])
+@pytest.mark.parametrize(
+    "exc, kind",
+    [
+        (ImageTooLarge("9000x9000 is over 50 megapixels"), "too_large"),
+        (Image.DecompressionBombError("bomb"), "too_large"),
+        (UnidentifiedImageError("cannot identify image file"), "unreadable"),
+        (OSError("image file is truncated (3 bytes not processed)"), "unreadable"),
+        (SyntaxError("not a TIFF file"), "unreadable"),
+        (ValueError("Invalid input: Unsupported feature"), "unreadable"),
+        (OSError(errno.ENOSPC, "No space left on device"), "no_space"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "no_space"),
+        (OSError(errno.ENOMEM, "Cannot allocate memory"), "out_of_memory"),
+        (MemoryError(), "out_of_memory"),
+        (BrokenProcessPool("A process in the process pool was terminated abruptly"), "crashed"),
+        (TimeoutError(), "timeout"),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), "io_error"),
+        (PermissionError(errno.EACCES, "Permission denied"), "io_error"),
+        (RuntimeError("something unforeseen"), "unknown"),
+    ],
+)
 def test_failure_kinds(exc, kind):
     assert failure_kind(exc) == kind
 
@@ -117,8 +137,11 @@ def test_a_failure_kind_survives_the_trip_back_from_an_image_process():
 
 def test_only_upload_part_files_untouched_for_an_hour_are_stale():
     now = 1_000_000.0
-    entries = [(".upload-01AB.part", now - STALE_UPLOAD_S - 1), (".upload-01CD.part", now - 60),
-               ("DSC01.JPG", now - 10 * STALE_UPLOAD_S), (".upload-notes.txt", now - 10 * STALE_UPLOAD_S),
-               (".DS_Store", now - 10 * STALE_UPLOAD_S)]
+    entries = [
+        (".upload-01AB.part", now - STALE_UPLOAD_S - 1),
+        (".upload-01CD.part", now - 60),
+        ("DSC01.JPG", now - 10 * STALE_UPLOAD_S),
+        (".upload-notes.txt", now - 10 * STALE_UPLOAD_S),
+        (".DS_Store", now - 10 * STALE_UPLOAD_S),
+    ]
     assert stale_uploads(entries, now) == [".upload-01AB.part"]
-

@@ -4,18 +4,20 @@ the embedded sRGB profile, the megapixel limit, RAW embedded previews."""
 from __future__ import annotations
 
 import io
-from datetime import datetime
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageCms
+from PIL.ExifTags import IFD, Base
 
-from services.kernel.photos import derivative_source
-from services.worker.imaging import ImageTooLarge, Metadata, Spec, init_worker, make_derivatives
-from services.worker.rawpreview import NoPreview
+from darkroom.kernel.photos import derivative_source
+from darkroom.worker.imaging import ImageTooLarge, Metadata, Spec, init_worker, make_derivatives, read_metadata
+from darkroom.worker.rawpreview import NoPreview
+from tests.conftest import PHOTOS
 from tests.imagefiles import dng, solid_png
 
 SPEC = Spec(thumb_dim=800, thumb_quality=70, preview_dim=2048, preview_quality=80, max_megapixels=250)
@@ -46,17 +48,22 @@ def _heif_grey16(path: Path) -> Path:
 
     size = (120, 80)
     pillow_heif.from_bytes(mode="L;16", size=size, data=QUARTER.to_bytes(2, "little") * (size[0] * size[1])).save(
-        path, quality=-1)
+        path, quality=-1
+    )
     return path
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: _saved(Image.new("I;16", (120, 80), QUARTER), p / "grey16.png"),
-    lambda p: _saved(Image.new("I;16", (120, 80), QUARTER), p / "grey16.tif"),
-    lambda p: _saved(Image.new("F", (120, 80), 0.25), p / "float.tif"),
-    lambda p: solid_png(p / "rgb16.png", 120, 80, QUARTER.to_bytes(2, "big") * 3, bit_depth=16, colour_type=2),
-    lambda p: _heif_grey16(p / "grey10.heic"),
-], ids=["png-grey16", "tiff-grey16", "tiff-float", "png-rgb16", "heif-grey10"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: _saved(Image.new("I;16", (120, 80), QUARTER), p / "grey16.png"),
+        lambda p: _saved(Image.new("I;16", (120, 80), QUARTER), p / "grey16.tif"),
+        lambda p: _saved(Image.new("F", (120, 80), 0.25), p / "float.tif"),
+        lambda p: solid_png(p / "rgb16.png", 120, 80, QUARTER.to_bytes(2, "big") * 3, bit_depth=16, colour_type=2),
+        lambda p: _heif_grey16(p / "grey10.heic"),
+    ],
+    ids=["png-grey16", "tiff-grey16", "tiff-float", "png-rgb16", "heif-grey10"],
+)
 def test_high_bit_depth_sources_keep_their_tones(pool, tmp_path: Path, make) -> None:
     meta, thumb, preview = derive(pool, make(tmp_path))
     assert (meta.width, meta.height) == thumb.size == preview.size == (120, 80)
@@ -91,21 +98,53 @@ def test_the_megapixel_limit_is_darkrooms_own_and_names_its_setting(pool, tmp_pa
     fails = solid_png(tmp_path / "260mp.png", 16250, 16000, b"\x80", colour_type=0)
     with pytest.raises(ImageTooLarge) as caught:
         derive(pool, fails)
-    assert str(caught.value) == ("the image is 16250x16000 (260.0 megapixels), over the limit of "
-                                 "processing.max_megapixels = 250")
+    assert str(caught.value) == (
+        "the image is 16250x16000 (260.0 megapixels), over the limit of processing.max_megapixels = 250"
+    )
 
 
 def test_a_raw_alone_gives_its_embedded_preview_oriented_with_its_camera_and_time(pool, tmp_path: Path) -> None:
     source = tmp_path / "DSC01.DNG"
     framed = Image.new("RGB", (320, 240), (200, 40, 40))
     framed.paste((20, 20, 220), (0, 0, 160, 240))  # left half blue: after turning 90° clockwise, the top
-    source.write_bytes(dng(framed, orientation=6, make="Nikon", model="D850", taken="2024:06:01 12:30:45"))
+    source.write_bytes(
+        dng(
+            framed,
+            orientation=6,
+            make="Nikon",
+            model="D850",
+            taken="2024:06:01 12:30:45",
+            lens="NIKKOR Z 24-70mm f/4 S",
+        )
+    )
     meta, thumb, preview = derive(pool, source)
-    assert meta == Metadata(taken_at="2024-06-01T12:30:45", make="Nikon", model="D850", orientation=6,
-                            width=48, height=64)  # the RAW's own 64x48, turned
+    assert meta == Metadata(
+        taken_at="2024-06-01T12:30:45",
+        make="Nikon",
+        model="D850",
+        orientation=6,
+        width=48,
+        height=64,
+        lens="NIKKOR Z 24-70mm f/4 S",
+    )  # the RAW's own 64x48, turned
     assert thumb.size == preview.size == (240, 320)
     top, bottom = thumb.convert("RGB").getpixel((120, 40)), thumb.convert("RGB").getpixel((120, 280))
     assert top[2] > 150 and bottom[0] > 150, (top, bottom)
+
+
+def test_the_lens_is_the_lens_model_after_its_make_when_the_model_does_not_name_it(tmp_path: Path) -> None:
+    assert read_metadata(str(PHOTOS / "lens" / "Nikon_D70s.jpg")).lens == "18.0-70.0 mm f/3.5-4.5"
+    assert read_metadata(str(PHOTOS / "cameras" / "Canon_40D.jpg")).lens is None  # a camera that records none
+    for make, model, lens in [
+        ("Apple", "iPhone 6 back camera 4.15mm f/2.2", "Apple iPhone 6 back camera 4.15mm f/2.2"),
+        ("Canon", "Canon EF 50mm f/1.8 STM", "Canon EF 50mm f/1.8 STM"),
+        ("Sony", None, None),
+    ]:
+        exif = Image.Exif()
+        exif.get_ifd(IFD.Exif).update({Base.LensMake: make, **({Base.LensModel: model} if model else {})})
+        source = tmp_path / f"{make}.jpg"
+        Image.new("RGB", (32, 24)).save(source, exif=exif)
+        assert read_metadata(str(source)).lens == lens
 
 
 def test_a_raw_with_no_usable_preview_says_why(pool, tmp_path: Path) -> None:
@@ -119,9 +158,9 @@ def test_a_raw_with_no_usable_preview_says_why(pool, tmp_path: Path) -> None:
         derive(pool, junk)
 
 
-
 def test_the_embedded_profile_carries_no_time_of_making_so_a_photo_made_again_gives_the_same_files(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     source, thumb, preview = tmp_path / "S.png", tmp_path / "S.webp", tmp_path / "S.jpg"
     Image.new("RGB", (320, 200), (200, 120, 40)).save(source)
     make_derivatives(str(source), str(thumb), str(preview), SPEC)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.kernel.events import LanePaused, LaneResumed, TaskStarted
-from services.kernel.lanes import LaneStates
+from darkroom.kernel.events import LanePaused, LaneResumed, TaskStarted
+from darkroom.kernel.lanes import LaneStates
 
 
 def test_a_lanes_newest_event_is_its_state_whatever_order_they_are_read_in():

@@ -7,15 +7,18 @@ import sys
 
 import pytest
 
-from services.kernel.lease import holder_gone, this_process
+from darkroom.kernel.lease import holder_gone, this_process
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="processes are looked at through /proc")
 
 
 def test_a_holder_of_this_host_is_gone_once_its_process_has_ended() -> None:
     assert not holder_gone(this_process())
-    child = subprocess.Popen([sys.executable, "-c", "from services.kernel.lease import this_process as p; print(p())"],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from darkroom.kernel.lease import this_process as p; print(p())"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     holder = child.communicate()[0].strip()
     assert holder.split("/")[2] == str(child.pid) and holder_gone(holder)
 

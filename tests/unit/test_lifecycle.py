@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.kernel.events import (
+from darkroom.kernel.events import (
     ProjectCreated,
     ProjectDeleted,
     ProjectPurged,
@@ -13,12 +13,12 @@ from services.kernel.events import (
     ProjectRestored,
     TaskParams,
 )
-from services.kernel.manifest import Manifest
-from services.kernel.photos import NoFolder, first_free
-from services.orchestrator.schedule import live_projects
-from services.worker.jobs.regenerate import regenerated
-from services.worker.lifecycle import Adopt, Known, Moved, Refuse, adoption, expired
-from services.worker.moving import MovePlan, move_plan, photo_files
+from darkroom.kernel.manifest import Manifest
+from darkroom.kernel.photos import NoFolder, first_free
+from darkroom.orchestrator.schedule import live_projects
+from darkroom.worker.jobs.regenerate import regenerated
+from darkroom.worker.lifecycle import Adopt, Known, Moved, Refuse, adoption, expired
+from darkroom.worker.moving import MovePlan, move_plan, photo_files
 
 ID = "01HZX0000000000000000000AB"
 NEW = "01HZX0000000000000000000CD"
@@ -29,16 +29,37 @@ DERIVATIVES = [".thumb/DSC01.webp", ".preview/DSC01.jpg"]
 
 
 def test_a_photo_takes_its_variants_sidecars_and_derivatives_and_nothing_else():
-    folder = ["DSC01.JPG", "DSC01.ARW", "DSC01.ARW.xmp", "DSC01.xmp", "DSC011.JPG", "dsc01.jpg", "DSC01.mov",
-              "DSC01.txt", ".DSC01.JPG", ".upload-x.part", ".thumb", "DSC02.JPG", "DSC02.xmp"]
+    folder = [
+        "DSC01.JPG",
+        "DSC01.ARW",
+        "DSC01.ARW.xmp",
+        "DSC01.xmp",
+        "DSC011.JPG",
+        "dsc01.jpg",
+        "DSC01.mov",
+        "DSC01.txt",
+        ".DSC01.JPG",
+        ".upload-x.part",
+        ".thumb",
+        "DSC02.JPG",
+        "DSC02.xmp",
+    ]
     assert photo_files("DSC01", folder, DERIVATIVES + [".thumb/DSC02.webp"]) == {
-        "DSC01.JPG", "DSC01.ARW", "DSC01.ARW.xmp", "DSC01.xmp", ".thumb/DSC01.webp", ".preview/DSC01.jpg"}
+        "DSC01.JPG",
+        "DSC01.ARW",
+        "DSC01.ARW.xmp",
+        "DSC01.xmp",
+        ".thumb/DSC01.webp",
+        ".preview/DSC01.jpg",
+    }
     assert photo_files("DSC01", folder, []) == {"DSC01.JPG", "DSC01.ARW", "DSC01.ARW.xmp", "DSC01.xmp"}
 
 
 def test_a_basename_with_dots_is_compared_whole():
     assert photo_files("IMG.1", ["IMG.1.JPG", "IMG.1.JPG.xmp", "IMG.JPG", "IMG.10.JPG"], []) == {
-        "IMG.1.JPG", "IMG.1.JPG.xmp"}
+        "IMG.1.JPG",
+        "IMG.1.JPG.xmp",
+    }
 
 
 def test_a_move_plan_goes_on_where_an_earlier_attempt_stopped():
@@ -111,17 +132,19 @@ def test_folders_that_cannot_be_adopted_say_why():
 
 
 def test_maintenance_visits_the_projects_there_are_in_their_folders_now():
-    events = [ProjectCreated(project_id="A", name="A", folder="A"),
-              ProjectCreated(project_id="B", name="B", folder="B"),
-              ProjectCreated(project_id="C", name="C", folder="C"),
-              ProjectRenamed(project_id="A", name="A2", folder="A2", previous_folder="A"),
-              ProjectDeleted(project_id="B", folder="B"),
-              ProjectDeleted(project_id="C", folder="C"),
-              ProjectRestored(project_id="C", folder="C (2)"),
-              ProjectCreated(project_id="D", name="D", folder="D"),
-              ProjectDeleted(project_id="D", folder="D"),
-              ProjectPurged(project_id="D"),
-              ProjectCreated(project_id="A", name="again", folder="elsewhere")]  # a duplicate changes nothing
+    events = [
+        ProjectCreated(project_id="A", name="A", folder="A"),
+        ProjectCreated(project_id="B", name="B", folder="B"),
+        ProjectCreated(project_id="C", name="C", folder="C"),
+        ProjectRenamed(project_id="A", name="A2", folder="A2", previous_folder="A"),
+        ProjectDeleted(project_id="B", folder="B"),
+        ProjectDeleted(project_id="C", folder="C"),
+        ProjectRestored(project_id="C", folder="C (2)"),
+        ProjectCreated(project_id="D", name="D", folder="D"),
+        ProjectDeleted(project_id="D", folder="D"),
+        ProjectPurged(project_id="D"),
+        ProjectCreated(project_id="A", name="again", folder="elsewhere"),
+    ]  # a duplicate changes nothing
     assert live_projects(events) == {"A": "A2", "C": "C (2)"}
 
 

@@ -1,4 +1,4 @@
-"""services/kernel/logpull.py: the protocol the log reader child parses itself."""
+"""services/replay/logpull.py: the protocol the log reader child parses itself."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from services.kernel.logpull import Puller, PullError, position
+from darkroom.replay.logpull import Puller, PullError, position
 
 NS = 1_764_419_450_311_400_000
 
@@ -28,12 +28,19 @@ def test_messages_with_and_without_headers_statuses_and_pings_are_told_apart():
     reply = f"$JS.ACK.DARKROOM.c1.1.%d.1.{NS}.0"
     headers = b"NATS/1.0\r\nNats-Msg-Id: x\r\n\r\n"
     status = b"NATS/1.0 408 Request Timeout\r\n\r\n"
-    buf = (b"MSG darkroom.a 1 " + (reply % 1).encode() + b" 2\r\n{}\r\n"
-           + b"PING\r\n"
-           + b"HMSG _INBOX.x 1 %d %d\r\n%s\r\n" % (len(status), len(status), status)
-           + b"HMSG darkroom.b 1 " + (reply % 2).encode() + b" %d %d\r\n%s[1]\r\n" % (
-               len(headers), len(headers) + 3, headers)
-           + b"MSG darkroom.c 1 " + (reply % 3).encode() + b" 10\r\n{\"partial")
+    buf = (
+        b"MSG darkroom.a 1 "
+        + (reply % 1).encode()
+        + b" 2\r\n{}\r\n"
+        + b"PING\r\n"
+        + b"HMSG _INBOX.x 1 %d %d\r\n%s\r\n" % (len(status), len(status), status)
+        + b"HMSG darkroom.b 1 "
+        + (reply % 2).encode()
+        + b" %d %d\r\n%s[1]\r\n" % (len(headers), len(headers) + 3, headers)
+        + b"MSG darkroom.c 1 "
+        + (reply % 3).encode()
+        + b' 10\r\n{"partial'
+    )
     got: list = []
     rest = puller._parse(buf, got)
     assert got == [(1, "darkroom.a", b"{}", NS), (2, "darkroom.b", b"[1]", NS)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.kernel.config import ConfigError, load_config
-from services.kernel.natsauth import connect_options, split_servers
+from darkroom.kernel.config import ConfigError, load_config
+from darkroom.kernel.natsauth import connect_options, split_servers
 
 
 def test_the_user_part_leaves_the_urls_and_becomes_options():
@@ -40,10 +40,13 @@ def test_a_missing_file_names_its_key(tmp_path):
         connect_options("tls://x:4222", config.nats)
 
 
-@pytest.mark.parametrize("environ, key", [
-    ({"DARKROOM_NATS__CREDS": "a", "DARKROOM_NATS__NKEY": "b"}, "nats.creds and nats.nkey"),
-    ({"DARKROOM_NATS__TLS__CERT": "a"}, "nats.tls.cert and nats.tls.key"),
-])
+@pytest.mark.parametrize(
+    "environ, key",
+    [
+        ({"DARKROOM_NATS__CREDS": "a", "DARKROOM_NATS__NKEY": "b"}, "nats.creds and nats.nkey"),
+        ({"DARKROOM_NATS__TLS__CERT": "a"}, "nats.tls.cert and nats.tls.key"),
+    ],
+)
 def test_settings_that_do_not_go_together_are_refused(tmp_path, environ, key):
     with pytest.raises(ConfigError, match=key):
         load_config(tmp_path, environ=environ)

@@ -13,11 +13,9 @@ from dataclasses import replace
 import msgspec
 import pytest
 
-from tests.subjects_match import matches
-from services.kernel import subjects
-from services.kernel.bus import Conflict, Expect
-from services.kernel.definitions import load_definitions
-from services.kernel.events import (
+from darkroom.kernel import subjects
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.events import (
     Event,
     JobCanceled,
     JobCompleted,
@@ -33,24 +31,45 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.orchestrator.decide import Emit, OpenRequests, Request, decide, lost_dispatches
-from services.orchestrator.state import TaskState, evolve, record, refreshed, start
+from darkroom.kernel.messages import Conflict, Expect
+from darkroom.kernel.vocabulary import LANES
+from darkroom.orchestrator.decide import Emit, OpenRequests, Request, decide, lost_dispatches
+from darkroom.orchestrator.state import TaskState, evolve, record, refreshed, start
+from tests.subjects_match import matches
 
 THRESHOLD = 90
 DEFS = load_definitions()
 P, T = "P01", "T01"
 
 
-def requested(task_type: str = "upload_postprocess", source: str = "user", items=("DSC01", "DSC02"),
-              project_id: str | None = P) -> TaskRequested:
+def requested(
+    task_type: str = "upload_postprocess", source: str = "user", items=("DSC01", "DSC02"), project_id: str | None = P
+) -> TaskRequested:
     d = DEFS[task_type]
-    return TaskRequested(project_id=project_id, task_id=T, source=source, task_type=task_type, label=d.label,
-                         user_relevant=d.user_relevant, steps=list(d.steps), items=list(items), folder="Shoot")
+    return TaskRequested(
+        project_id=project_id,
+        task_id=T,
+        source=source,
+        task_type=task_type,
+        label=d.label,
+        user_relevant=d.user_relevant,
+        steps=list(d.steps),
+        items=list(items),
+        folder="Shoot",
+    )
 
 
 def job(cls, step: int, task_type: str = "upload_postprocess", project_id: str | None = P, **fields) -> Event:
-    return cls(project_id=project_id, task_id=T, job_id=f"{T}-{step}", source="user", task_type=task_type,
-               job_type=DEFS[task_type].steps[step].type, step_index=step, **fields)
+    return cls(
+        project_id=project_id,
+        task_id=T,
+        job_id=f"{T}-{step}",
+        source="user",
+        task_type=task_type,
+        job_type=DEFS[task_type].steps[step].type,
+        step_index=step,
+        **fields,
+    )
 
 
 def task(cls, project_id: str | None = P, **fields) -> Event:
@@ -68,8 +87,11 @@ class Log:
         return max((seq for seq, subject, _ in self.entries if matches(filter_, subject)), default=0)
 
     def newest(self, filter_: str) -> tuple[int, Event] | None:
-        return max(((seq, event) for seq, subject, event in self.entries if matches(filter_, subject)),
-                   default=None, key=lambda entry: entry[0])
+        return max(
+            ((seq, event) for seq, subject, event in self.entries if matches(filter_, subject)),
+            default=None,
+            key=lambda entry: entry[0],
+        )
 
     def store(self, event: Event, subject: str | None = None) -> int:
         seq = len(self.entries) + 1
@@ -115,8 +137,11 @@ class Log:
 
     def dispatched(self) -> list[JobRequested]:
         """The work the lanes hand out: the requests, each on its lane's subject."""
-        return [e for _, s, e in self.entries if isinstance(e, JobRequested)
-                and any(matches(subjects.lane_filter(lane), s) for lane in subjects.LANES)]
+        return [
+            e
+            for _, s, e in self.entries
+            if isinstance(e, JobRequested) and any(matches(subjects.lane_filter(lane), s) for lane in LANES)
+        ]
 
 
 def fold(*events: Event) -> TaskState:
@@ -145,8 +170,13 @@ def test_queued_task_requests_its_first_step_and_runs_from_it():
 
     j = req.event
     assert isinstance(j, JobRequested)
-    assert (j.job_id, j.step_index, j.job_type, j.priority, j.lane) == (f"{T}-0", 0, "upload_postprocess", 90,
-                                                                         "priority")
+    assert (j.job_id, j.step_index, j.job_type, j.priority, j.lane) == (
+        f"{T}-0",
+        0,
+        "upload_postprocess",
+        90,
+        "priority",
+    )
     assert (j.task_id, j.project_id, j.task_type, j.source, j.folder) == (T, P, "upload_postprocess", "user", "Shoot")
     assert j.items == ["DSC01", "DSC02"]
     # The first request needs the task's whole history to be what the state holds: nothing since.
@@ -165,14 +195,17 @@ def test_task_without_a_project_uses_underscore_in_its_guards():
     assert later.expect.subject == f"darkroom.job._.{T}.requested.>"
 
 
-@pytest.mark.parametrize("task_type, source, threshold, lanes", [
-    ("upload_postprocess", "user", 90, ["priority", "priority", "priority"]),
-    ("change_commit", "user", 90, ["priority", "priority", "priority", "normal"]),
-    ("change_commit", "user", 96, ["priority", "normal", "normal", "normal"]),
-    ("change_commit", "maintenance", 90, ["normal"] * 4),
-    ("maintenance", "maintenance", 90, ["normal"] * 5),
-    ("maintenance", "system", 0, ["normal"] * 5),
-])
+@pytest.mark.parametrize(
+    "task_type, source, threshold, lanes",
+    [
+        ("upload_postprocess", "user", 90, ["priority", "priority", "priority"]),
+        ("change_commit", "user", 90, ["priority", "priority", "priority", "normal"]),
+        ("change_commit", "user", 96, ["priority", "normal", "normal", "normal"]),
+        ("change_commit", "maintenance", 90, ["normal"] * 4),
+        ("maintenance", "maintenance", 90, ["normal"] * 5),
+        ("maintenance", "system", 0, ["normal"] * 5),
+    ],
+)
 def test_each_step_goes_to_its_lane(task_type, source, threshold, lanes):
     log = Log()
     log.store(requested(task_type, source=source))
@@ -208,8 +241,13 @@ def test_last_step_completed_completes_the_task():
 
 
 def test_outstanding_step_needs_nothing():
-    state = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
-                 job(JobStarted, 0, attempt=1, worker="w"), job(JobProgress, 0, done=1, total=2))
+    state = fold(
+        requested(),
+        task(TaskStarted),
+        job(JobRequested, 0, priority=90, lane="priority"),
+        job(JobStarted, 0, attempt=1, worker="w"),
+        job(JobProgress, 0, done=1, total=2),
+    )
     assert decide(state, THRESHOLD) == []
 
 
@@ -236,8 +274,15 @@ def run_to_end(log: Log, threshold: int = THRESHOLD, outcome=JobCompleted, fail_
         for action in actions:
             if isinstance(action.event, JobRequested):
                 j = action.event
-                common = dict(project_id=j.project_id, task_id=j.task_id, job_id=j.job_id, source=j.source,
-                              task_type=j.task_type, job_type=j.job_type, step_index=j.step_index)
+                common = dict(
+                    project_id=j.project_id,
+                    task_id=j.task_id,
+                    job_id=j.job_id,
+                    source=j.source,
+                    task_type=j.task_type,
+                    job_type=j.job_type,
+                    step_index=j.step_index,
+                )
                 log.store(JobStarted(**common, attempt=1, worker="w1"))
                 if fail_at == j.step_index:
                     log.store(JobFailed(**common, attempt=3, error="cannot read DSC02.JPG"))
@@ -250,9 +295,12 @@ def run_to_end(log: Log, threshold: int = THRESHOLD, outcome=JobCompleted, fail_
 
 
 def test_failed_job_fails_the_task_with_its_error():
-    state = fold(requested("change_commit"), task(TaskStarted),
-                 job(JobRequested, 0, "change_commit", priority=100, lane="priority"),
-                 job(JobFailed, 0, "change_commit", attempt=3, error="permission denied: DSC01.ARW"))
+    state = fold(
+        requested("change_commit"),
+        task(TaskStarted),
+        job(JobRequested, 0, "change_commit", priority=100, lane="priority"),
+        job(JobFailed, 0, "change_commit", attempt=3, error="permission denied: DSC01.ARW"),
+    )
     actions = decide(state, THRESHOLD)
     assert len(actions) == 1
     failed = actions[0].event
@@ -298,7 +346,10 @@ def test_a_retry_runs_its_start_step_and_those_after_it_once_then_completes():
     run_to_end(log)
     requests = [e for _, s, e in log.entries if isinstance(e, JobRequested)]
     assert [(r.step_index, r.job_type) for r in requests] == [
-        (1, "manifest_check"), (2, "folder_check"), (3, "manifest_cleaning")]
+        (1, "manifest_check"),
+        (2, "folder_check"),
+        (3, "manifest_cleaning"),
+    ]
     assert [r.items for r in requests] == [[], [], []]  # a later step works on the whole project
     assert log.types("darkroom.task.") == ["task.requested", "task.completed"]
 
@@ -336,8 +387,13 @@ def test_cancel_before_start_cancels_without_starting():
 
 
 def test_cancel_waits_for_the_running_step_then_cancels_instead_of_the_next():
-    base = [requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
-            job(JobStarted, 0, attempt=1, worker="w1"), task(TaskCancelRequested)]
+    base = [
+        requested(),
+        task(TaskStarted),
+        job(JobRequested, 0, priority=90, lane="priority"),
+        job(JobStarted, 0, attempt=1, worker="w1"),
+        task(TaskCancelRequested),
+    ]
     assert decide(fold(*base), THRESHOLD) == []  # the running job stops at its next item
     for finished in (job(JobCanceled, 0), job(JobCompleted, 0, attempt=1)):
         actions = decide(fold(*base, finished), THRESHOLD)
@@ -362,9 +418,14 @@ def test_cancel_of_a_queued_step_cancels_its_job_and_the_task_at_once():
 
 
 def test_cancel_of_a_step_waiting_to_be_retried_cancels_it_at_once_and_of_a_retried_one_waits():
-    base = [requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
-            job(JobStarted, 0, attempt=1, worker="w1"),
-            job(JobRetrying, 0, attempt=1, error="timeout", delay_s=30.0), task(TaskCancelRequested)]
+    base = [
+        requested(),
+        task(TaskStarted),
+        job(JobRequested, 0, priority=90, lane="priority"),
+        job(JobStarted, 0, attempt=1, worker="w1"),
+        job(JobRetrying, 0, attempt=1, error="timeout", delay_s=30.0),
+        task(TaskCancelRequested),
+    ]
     assert [type(e) for e in emitted(decide(fold(*base), THRESHOLD))] == [JobCanceled, TaskCanceled]
     again = fold(*base[:-1], job(JobStarted, 0, attempt=2, worker="w2"), base[-1])  # the retry is running
     assert decide(again, THRESHOLD) == []
@@ -386,16 +447,26 @@ def test_cancel_in_the_log_stops_a_task_at_the_step_boundary():
 
 
 def test_duplicate_completion_requests_nothing_new():
-    events = [requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
-              job(JobCompleted, 0, attempt=1), job(JobRequested, 1, priority=95, lane="priority")]
+    events = [
+        requested(),
+        task(TaskStarted),
+        job(JobRequested, 0, priority=90, lane="priority"),
+        job(JobCompleted, 0, attempt=1),
+        job(JobRequested, 1, priority=95, lane="priority"),
+    ]
     # The same completion published again (a retried publish outside the dedupe window).
     state = fold(*events, job(JobCompleted, 0, attempt=1))
     assert decide(state, THRESHOLD) == []
 
 
 def test_redelivered_completion_at_an_old_sequence_changes_nothing():
-    state = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
-                 job(JobCompleted, 0, attempt=1), job(JobRequested, 1, priority=95, lane="priority"))
+    state = fold(
+        requested(),
+        task(TaskStarted),
+        job(JobRequested, 0, priority=90, lane="priority"),
+        job(JobCompleted, 0, attempt=1),
+        job(JobRequested, 1, priority=95, lane="priority"),
+    )
     again = evolve(state, job(JobCompleted, 0, attempt=1), seq=4)
     assert again is state
     assert decide(again, THRESHOLD) == []
@@ -505,8 +576,13 @@ def test_terminal_task_needs_nothing(final):
 
 
 def test_terminal_failed_task_needs_nothing():
-    state = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
-                 job(JobFailed, 0, attempt=3, error="x"), task(TaskFailed, error="x", step_index=0))
+    state = fold(
+        requested(),
+        task(TaskStarted),
+        job(JobRequested, 0, priority=90, lane="priority"),
+        job(JobFailed, 0, attempt=3, error="x"),
+        task(TaskFailed, error="x", step_index=0),
+    )
     assert state.status == "failed"
     assert decide(state, THRESHOLD) == []
 
@@ -520,9 +596,15 @@ def test_evolve_ignores_events_at_or_below_what_it_has_seen():
 
 
 def test_evolve_tracks_what_decide_relies_on():
-    state = fold(requested(), task(TaskStarted), job(JobRequested, 0, priority=90, lane="priority"),
-                 job(JobStarted, 0, attempt=1, worker="w"), job(JobProgress, 0, done=1, total=2),
-                 task(TaskCancelRequested), job(JobFailed, 0, attempt=1, error="boom"))
+    state = fold(
+        requested(),
+        task(TaskStarted),
+        job(JobRequested, 0, priority=90, lane="priority"),
+        job(JobStarted, 0, attempt=1, worker="w"),
+        job(JobProgress, 0, done=1, total=2),
+        task(TaskCancelRequested),
+        job(JobFailed, 0, attempt=1, error="boom"),
+    )
     assert state.status == "running"
     assert state.requested_step == 0 and state.last_requested_seq == 3
     assert state.last_task_seq == 6  # task.* events only: job events do not move it
@@ -622,8 +704,10 @@ def open_requests(*later: Event, before_7_1: bool = False) -> list[Request]:
     before CONTRACT §7.1, with its dispatch copy at 4, if `before_7_1`), then `later` events."""
     first = job(JobRequested, 0, priority=90, lane="priority", items=["DSC01", "DSC02"])
     if before_7_1:
-        entries = [(3, f"darkroom.job.{P}.{T}.requested", first),
-                   (4, f"darkroom.dispatch.priority.{first.job_type}", first)]
+        entries = [
+            (3, f"darkroom.job.{P}.{T}.requested", first),
+            (4, f"darkroom.dispatch.priority.{first.job_type}", first),
+        ]
     else:
         entries = [(3, subjects.subject_for(first), first)]
     entries += [(20 + i, subjects.subject_for(e), e) for i, e in enumerate(later)]
@@ -643,15 +727,21 @@ def test_a_request_is_the_work_itself_lost_only_before_a_recreated_lane():
 
 
 def test_a_request_over_or_of_an_ended_task_is_never_dispatched_again():
-    for ending in (job(JobCompleted, 0, attempt=1), job(JobFailed, 0, attempt=3, error="x"), job(JobCanceled, 0),
-                   task(TaskCanceled, step_index=0), task(TaskCompleted)):
+    for ending in (
+        job(JobCompleted, 0, attempt=1),
+        job(JobFailed, 0, attempt=3, error="x"),
+        job(JobCanceled, 0),
+        task(TaskCanceled, step_index=0),
+        task(TaskCompleted),
+    ):
         assert open_requests(ending) == []
         assert open_requests(ending, before_7_1=True) == []
 
 
 def test_a_task_has_one_open_request_its_newest():
-    (request,) = open_requests(job(JobCompleted, 0, attempt=1), job(JobRequested, 1, priority=95, lane="priority"),
-                               before_7_1=True)
+    (request,) = open_requests(
+        job(JobCompleted, 0, attempt=1), job(JobRequested, 1, priority=95, lane="priority"), before_7_1=True
+    )
     assert (request.job.step_index, request.seq, request.guard_seq) == (1, 21, 21)
 
 

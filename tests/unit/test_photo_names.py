@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.kernel.photos import MAX_NAME_BYTES, name_key, printable, sanitize_folder, unsafe_name
+from darkroom.kernel.photos import MAX_NAME_BYTES, name_key, printable, sanitize_folder, unsafe_name
 
 
 def test_a_file_name_is_limited_in_bytes_not_characters() -> None:

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import pytest
 
-from services.kernel.photos import content_mismatch, is_upload_temp, sidecar_photo, upload_temp
+from darkroom.kernel.photos import content_mismatch, is_upload_temp, sidecar_photo, upload_temp
 
 
-@pytest.mark.parametrize("name, photo", [
-    ("DSC01.xmp", "DSC01"), ("DSC01.ARW.xmp", "DSC01"), ("DSC01.jpg.XMP", "DSC01"),
-    ("My.Trip.xmp", "My.Trip"),  # `Trip` is no variant: the photo is `My.Trip`
-    ("DSC01.JPG", None), ("DSC01.ARW", None), ("notes.txt", None),
-])
+@pytest.mark.parametrize(
+    "name, photo",
+    [
+        ("DSC01.xmp", "DSC01"),
+        ("DSC01.ARW.xmp", "DSC01"),
+        ("DSC01.jpg.XMP", "DSC01"),
+        ("My.Trip.xmp", "My.Trip"),  # `Trip` is no variant: the photo is `My.Trip`
+        ("DSC01.JPG", None),
+        ("DSC01.ARW", None),
+        ("notes.txt", None),
+    ],
+)
 def test_the_photo_a_sidecar_belongs_to(name, photo):
     assert sidecar_photo(name) == photo
 
 
-@pytest.mark.parametrize("head, ok", [
-    (b'<?xpacket begin="', True), (b"<x:xmpmeta xmlns:x", True), (b"\xef\xbb\xbf<?xml version=", True),
-    (b"\n  <x:xmpmeta", True), (b"\xff\xd8\xff\xe0JFIF", False), (b"rating=5", False),
-])
+@pytest.mark.parametrize(
+    "head, ok",
+    [
+        (b'<?xpacket begin="', True),
+        (b"<x:xmpmeta xmlns:x", True),
+        (b"\xef\xbb\xbf<?xml version=", True),
+        (b"\n  <x:xmpmeta", True),
+        (b"\xff\xd8\xff\xe0JFIF", False),
+        (b"rating=5", False),
+    ],
+)
 def test_an_xmp_sidecar_is_xml(head, ok):
     assert (content_mismatch("DSC01.xmp", head) is None) is ok
 

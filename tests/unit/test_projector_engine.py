@@ -1,4 +1,5 @@
-"""services/projector/engine.py on a real SQLite file: batches, checkpoint, outbox, dead letters."""
+"""services/projector/engine.py (and replay/engine.py, a rebuild's) on a real SQLite file: batches, checkpoint,
+outbox, dead letters."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ import sqlite3
 
 import pytest
 
-from services.kernel import subjects
-from services.kernel.bus import Stored
-from services.kernel.definitions import load_definitions
-from services.kernel.events import (
+from darkroom.kernel import subjects
+from darkroom.kernel.definitions import load_definitions
+from darkroom.kernel.events import (
     Codec,
     Event,
     JobCompleted,
@@ -22,12 +22,14 @@ from services.kernel.events import (
     TaskRequested,
     TaskStarted,
 )
-from services.projector import engine as engine_module
-from services.projector import store
-from services.projector.engine import Projector
-from services.projector.queries import AFTER_EVERYTHING, OutboxTail, ReadModel, parse_event_id
-from services.projector.store import CHECKPOINT, PRUNED_THROUGH
-from services.projector.writer import WriteError, Writer
+from darkroom.kernel.messages import Stored
+from darkroom.projector import engine as engine_module
+from darkroom.projector import store
+from darkroom.projector.engine import Projector
+from darkroom.projector.queries import AFTER_EVERYTHING, OutboxTail, ReadModel, parse_event_id
+from darkroom.projector.store import CHECKPOINT, PRUNED_THROUGH
+from darkroom.replay.engine import Rebuild
+from darkroom.replay.writer import WriteError, Writer
 
 DEFS = load_definitions()
 CODEC = Codec()
@@ -41,21 +43,54 @@ def stream_at(seq: int) -> str:
     return f"2030-01-01T00:00:{seq % 60:02d}.000Z"
 
 
-def requested(task_id: str, task_type: str = "upload_postprocess", source: str = "user", project_id="P01",
-              folder="Shoot") -> TaskRequested:
+def requested(
+    task_id: str, task_type: str = "upload_postprocess", source: str = "user", project_id="P01", folder="Shoot"
+) -> TaskRequested:
     d = DEFS[task_type]
-    return TaskRequested(project_id=project_id, task_id=task_id, source=source, task_type=task_type, label=d.label,
-                         user_relevant=d.user_relevant, steps=list(d.steps), items=["A", "B"], folder=folder,
-                         at=at(0))
+    return TaskRequested(
+        project_id=project_id,
+        task_id=task_id,
+        source=source,
+        task_type=task_type,
+        label=d.label,
+        user_relevant=d.user_relevant,
+        steps=list(d.steps),
+        items=["A", "B"],
+        folder=folder,
+        at=at(0),
+    )
 
 
-def job(cls, task_id: str, step: int, n: int, task_type="upload_postprocess", source="user", project_id="P01",
-        folder="Shoot", **fields) -> Event:
+def job(
+    cls,
+    task_id: str,
+    step: int,
+    n: int,
+    task_type="upload_postprocess",
+    source="user",
+    project_id="P01",
+    folder="Shoot",
+    **fields,
+) -> Event:
     if cls is JobRequested:
-        fields = dict(priority=DEFS[task_type].steps[step].priority, lane="priority",
-                      items=["A", "B"] if step == 0 else [], folder=folder, **fields)
-    return cls(project_id=project_id, task_id=task_id, job_id=f"{task_id}-{step}", source=source, at=at(n),
-               task_type=task_type, job_type=DEFS[task_type].steps[step].type, step_index=step, **fields)
+        fields = dict(
+            priority=DEFS[task_type].steps[step].priority,
+            lane="priority",
+            items=["A", "B"] if step == 0 else [],
+            folder=folder,
+            **fields,
+        )
+    return cls(
+        project_id=project_id,
+        task_id=task_id,
+        job_id=f"{task_id}-{step}",
+        source=source,
+        at=at(n),
+        task_type=task_type,
+        job_type=DEFS[task_type].steps[step].type,
+        step_index=step,
+        **fields,
+    )
 
 
 def task(cls, task_id: str, n: int, project_id="P01", **fields) -> Event:
@@ -63,8 +98,10 @@ def task(cls, task_id: str, n: int, project_id="P01", **fields) -> Event:
 
 
 def log_of(*events: Event, start: int = 1) -> list[Stored]:
-    return [Stored(seq, subjects.subject_for(e), CODEC.encode(e), stream_at(seq))
-            for seq, e in enumerate(events, start=start)]
+    return [
+        Stored(seq, subjects.subject_for(e), CODEC.encode(e), stream_at(seq))
+        for seq, e in enumerate(events, start=start)
+    ]
 
 
 def dispatch_copy(event: JobRequested, seq: int) -> Stored:
@@ -106,8 +143,10 @@ async def rows(db, sql: str, args=()) -> list[tuple]:
 
 
 async def dump(db) -> dict[str, list[tuple]]:
-    return {table: await rows(db, f"SELECT * FROM {table} ORDER BY 1, 2")
-            for table in ("tasks", "jobs", "outbox", "dead_letters", "meta")}
+    return {
+        table: await rows(db, f"SELECT * FROM {table} ORDER BY 1, 2")
+        for table in ("tasks", "jobs", "outbox", "dead_letters", "meta")
+    }
 
 
 # -- one batch ----------------------------------------------------------------------------------
@@ -121,7 +160,13 @@ async def test_a_batch_writes_rows_outbox_and_checkpoint(db, projector):
 
     t = await model.task("T1")
     assert (t.status, t.step_index, t.created_at, t.started_at, t.finished_at, t.updated_at) == (
-        "completed", 2, at(0), at(1), at(10), at(10))
+        "completed",
+        2,
+        at(0),
+        at(1),
+        at(10),
+        at(10),
+    )
     assert [(s.type, s.priority) for s in t.steps] == [(s.type, s.priority) for s in DEFS["upload_postprocess"].steps]
     jobs = await model.jobs_of("T1")
     assert [(j.id, j.type, j.status, j.attempts, j.finished_at) for j in jobs] == [
@@ -137,9 +182,19 @@ async def test_a_batch_writes_rows_outbox_and_checkpoint(db, projector):
 
     outbox = await model.outbox_after((0, 0), project_id=None, show_maintenance=True)
     assert [(r.id, r.event) for r in outbox] == [
-        ("1", "task_update"), ("2", "task_update"), ("3", "job_update"), ("4", "job_update"), ("5", "job_update"),
-        ("6", "job_update"), ("7", "job_update"), ("7.1", "task_update"), ("8", "job_update"),
-        ("9", "job_update"), ("9.1", "task_update"), ("10", "job_update"), ("11", "task_update"),
+        ("1", "task_update"),
+        ("2", "task_update"),
+        ("3", "job_update"),
+        ("4", "job_update"),
+        ("5", "job_update"),
+        ("6", "job_update"),
+        ("7", "job_update"),
+        ("7.1", "task_update"),
+        ("8", "job_update"),
+        ("9", "job_update"),
+        ("9.1", "task_update"),
+        ("10", "job_update"),
+        ("11", "task_update"),
     ]
     # Each message is the row as it was right after its event, not the final row.
     states = [json.loads(r.data)["status"] for r in outbox if r.event == "task_update"]
@@ -154,8 +209,11 @@ def _builtins(view):
 
 
 async def test_rows_read_back_equal_what_apply_made(db, projector):
-    await projector.apply_batch(log_of(requested("T1", "maintenance", "maintenance"),
-                                       job(JobRequested, "T1", 0, 1, "maintenance", "maintenance")))
+    await projector.apply_batch(
+        log_of(
+            requested("T1", "maintenance", "maintenance"), job(JobRequested, "T1", 0, 1, "maintenance", "maintenance")
+        )
+    )
     model = ReadModel(db)
     t = await model.task("T1")
     assert t.user_relevant is False and t.maintenance is True and t.cancel_requested is False
@@ -241,10 +299,10 @@ async def test_batch_boundaries_do_not_change_the_result(tmp_path, size, keep_ro
     whole = await store.open_db(tmp_path / "whole.sqlite")
     split = await store.open_db(tmp_path / "split.sqlite")
     try:
-        await (await Projector(whole, CODEC).open()).apply_batch(log)
-        p = await Projector(split, CODEC, keep_rows=keep_rows).open()
+        await (await Projector(whole, CODEC, relay=not keep_rows).open()).apply_batch(log)
+        p = await (Rebuild(split, CODEC, keep_rows) if keep_rows else Projector(split, CODEC)).open()
         for i in range(0, len(log), size):
-            await p.apply_batch(log[i:i + size])
+            await p.apply_batch(log[i : i + size])
         assert await dump(whole) == await dump(split)
     finally:
         await whole.close()
@@ -253,7 +311,7 @@ async def test_batch_boundaries_do_not_change_the_result(tmp_path, size, keep_ro
 
 @pytest.mark.parametrize("keep_rows", [0, 1000])
 async def test_a_failed_transaction_leaves_nothing_behind(db, monkeypatch, keep_rows):
-    projector = await Projector(db, CODEC, keep_rows=keep_rows).open()
+    projector = await (Rebuild(db, CODEC, keep_rows) if keep_rows else Projector(db, CODEC)).open()
     log = one_task_log()
     await projector.apply_batch(log[:2])
     before = await dump(db)
@@ -299,10 +357,15 @@ async def test_poison_messages_become_dead_letters_and_do_not_block(db, projecto
     good = log_of(requested("T1"), task(TaskStarted, "T1", 1))
     bad = [
         Stored(3, "darkroom.task.P01.T1.started", b"{not json", "2030-01-01T00:00:03.000Z"),
-        Stored(4, "darkroom.photo.P01.k.teleported", b'{"type": "photo.teleported", "v": 1}',
-               "2030-01-01T00:00:04.000Z"),
-        Stored(5, "darkroom.task.P01.T1.started", b'{"type": "task.started", "v": 7, "task_id": "T1"}',
-               "2030-01-01T00:00:05.000Z"),
+        Stored(
+            4, "darkroom.photo.P01.k.teleported", b'{"type": "photo.teleported", "v": 1}', "2030-01-01T00:00:04.000Z"
+        ),
+        Stored(
+            5,
+            "darkroom.task.P01.T1.started",
+            b'{"type": "task.started", "v": 7, "task_id": "T1"}',
+            "2030-01-01T00:00:05.000Z",
+        ),
     ]
     after = log_of(task(TaskCompleted, "T1", 9), start=6)
     await projector.apply_batch(good + bad + after)
@@ -351,21 +414,28 @@ async def test_outbox_resume_filters_and_ids(db, projector):
     assert [r.id for r in await model.outbox_after((6, 0), project_id=None, show_maintenance=True)] == ["7", "7.1"]
     assert await model.outbox_after((7, 1), project_id=None, show_maintenance=True) == []
     assert [r.id for r in await model.outbox_after((0, 0), project_id=None, show_maintenance=True, limit=3)] == [
-        "1", "2", "3"]
+        "1",
+        "2",
+        "3",
+    ]
 
 
 def mixed_log(tasks: int) -> list[Stored]:
     """Tasks of a user project, of another project and of maintenance, interleaved."""
     events = []
     for n in range(tasks):
-        for task_id, kind, folder, project in ((f"U{n}", "upload_postprocess", "Shoot", "P01"),
-                                               (f"M{n}", "maintenance", "Shoot", "P01"),
-                                               (f"O{n}", "upload_postprocess", "Other", "P02")):
+        for task_id, kind, folder, project in (
+            (f"U{n}", "upload_postprocess", "Shoot", "P01"),
+            (f"M{n}", "maintenance", "Shoot", "P01"),
+            (f"O{n}", "upload_postprocess", "Other", "P02"),
+        ):
             source = "maintenance" if kind == "maintenance" else "user"
-            events += [requested(task_id, kind, source, project_id=project, folder=folder),
-                       task(TaskStarted, task_id, 1, project_id=project),
-                       job(JobRequested, task_id, 0, 2, kind, source, project_id=project, folder=folder),
-                       job(JobCompleted, task_id, 0, 3, kind, source, project_id=project, folder=folder, attempt=1)]
+            events += [
+                requested(task_id, kind, source, project_id=project, folder=folder),
+                task(TaskStarted, task_id, 1, project_id=project),
+                job(JobRequested, task_id, 0, 2, kind, source, project_id=project, folder=folder),
+                job(JobCompleted, task_id, 0, 3, kind, source, project_id=project, folder=folder, attempt=1),
+            ]
     return log_of(*events)
 
 
@@ -379,7 +449,7 @@ async def test_the_outbox_tail_answers_as_the_file_does(db, projector, monkeypat
     start, sizes = 5, [1, 3, 2, 7]
     while start < len(log):  # batches of several sizes, the tail trimmed on the way
         size = sizes[start % len(sizes)]
-        await projector.apply_batch(log[start:start + size])
+        await projector.apply_batch(log[start : start + size])
         start += size
     assert live.tail.since > (5, AFTER_EVERYTHING) and len(live.tail.rows) >= OutboxTail.KEEP
 
@@ -389,10 +459,13 @@ async def test_the_outbox_tail_answers_as_the_file_does(db, projector, monkeypat
     served = asked = 0
     for cursor in cursors:
         for project, show_maintenance, limit in ((None, True, 500), ("P01", False, 500), ("P02", True, 4)):
-            expected = await from_file.outbox_after(cursor, project_id=project, show_maintenance=show_maintenance,
-                                                    limit=limit)
-            assert await live.outbox_after(cursor, project_id=project, show_maintenance=show_maintenance,
-                                           limit=limit) == expected, (cursor, project, show_maintenance)
+            expected = await from_file.outbox_after(
+                cursor, project_id=project, show_maintenance=show_maintenance, limit=limit
+            )
+            assert (
+                await live.outbox_after(cursor, project_id=project, show_maintenance=show_maintenance, limit=limit)
+                == expected
+            ), (cursor, project, show_maintenance)
             served, asked = served + live.tail.covers(cursor), asked + 1
     assert 0 < served < asked  # the tail answered some, the file the rest
 
@@ -414,8 +487,9 @@ async def test_with_a_tail_only_the_projector_advances_the_checkpoint(db, projec
         assert live.checkpoint == 0
         live.applied(*committed[0])
         assert live.checkpoint == 2
-        assert [r.id for r in await live.outbox_after((0, AFTER_EVERYTHING), project_id=None,
-                                                      show_maintenance=True)] == ["1", "2"]
+        assert [
+            r.id for r in await live.outbox_after((0, AFTER_EVERYTHING), project_id=None, show_maintenance=True)
+        ] == ["1", "2"]
     finally:
         polled._poller.cancel()
 
@@ -455,7 +529,6 @@ async def test_read_model_knows_the_checkpoint(db, projector, tmp_path):
         await model.close()
 
 
-
 @pytest.mark.parametrize("writer", [False, True])
 async def test_a_rebuild_without_relay_has_the_same_rows_and_no_outbox(tmp_path, writer):
     log = one_task_log("T1") + one_task_log("T2")
@@ -465,14 +538,16 @@ async def test_a_rebuild_without_relay_has_the_same_rows_and_no_outbox(tmp_path,
     try:
         await (await Projector(live, CODEC).open()).apply_batch(log)
         # writer: as replay rebuilds, every row kept and the transactions committed by a writer process
-        p = await Projector(rebuilt, CODEC, relay=False, keep_rows=1000 if writer else 0,
-                            writer=await Writer.start(tmp_path / "rebuilt.sqlite") if writer else None).open()
+        p = await Rebuild(
+            rebuilt, CODEC, 1000 if writer else 0, await Writer.start(tmp_path / "rebuilt.sqlite") if writer else None
+        ).open()
         await p.apply_batch(log[:10])
         await p.apply_batch(log[10:])
         await p.settle()
         for table in store.COMPARED:
-            assert await rows(live, f"SELECT * FROM {table} ORDER BY 1") == \
-                await rows(rebuilt, f"SELECT * FROM {table} ORDER BY 1"), table
+            assert await rows(live, f"SELECT * FROM {table} ORDER BY 1") == await rows(
+                rebuilt, f"SELECT * FROM {table} ORDER BY 1"
+            ), table
         assert await rows(rebuilt, "SELECT 1 FROM outbox") == []
         # A client resuming from before the rebuilt checkpoint is told to refetch.
         assert await ReadModel(rebuilt).pruned_through() == len(log) == await store.get_meta(rebuilt, CHECKPOINT)
@@ -484,7 +559,7 @@ async def test_a_rebuild_without_relay_has_the_same_rows_and_no_outbox(tmp_path,
 async def test_a_writer_that_fails_says_why_and_leaves_whole_batches(db, tmp_path):
     log = one_task_log()
     writer = await Writer.start(tmp_path / "read.sqlite")
-    projector = await Projector(db, CODEC, relay=False, keep_rows=1000, writer=writer).open()
+    projector = await Rebuild(db, CODEC, 1000, writer).open()
     await projector.apply_batch(log[:2])
     await writer.write([("INSERT INTO nowhere VALUES (?)", [(1,)])])
     with pytest.raises(WriteError, match="no such table: nowhere"):

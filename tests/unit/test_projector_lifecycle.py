@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.kernel import subjects
-from services.kernel.bus import Stored
-from services.kernel.events import (
+from darkroom.kernel import subjects
+from darkroom.kernel.events import (
     Codec,
     Event,
     FolderRefused,
@@ -24,11 +23,13 @@ from services.kernel.events import (
     ProjectRenamed,
     ProjectRestored,
 )
-from services.kernel.photos import photo_key
-from services.projector import store
-from services.projector.engine import Projector
-from services.projector.queries import ReadModel
-from services.projector.replay import compare
+from darkroom.kernel.messages import Stored
+from darkroom.kernel.photos import photo_key
+from darkroom.projector import store
+from darkroom.projector.engine import Projector
+from darkroom.projector.queries import ReadModel
+from darkroom.replay.engine import Rebuild
+from darkroom.replay.rebuild import compare
 
 CODEC = Codec()
 A, B = "PA", "PB"
@@ -46,8 +47,14 @@ def lifecycle() -> list[Event]:
         PhotoFileAdded(project_id=A, filename="P1", name="P1.JPG", kind="jpg", size=1, at=at(next(n))),
         PhotoFileAdded(project_id=A, filename="P1", name="P1.ARW", kind="raw", size=1, at=at(next(n))),
         PhotoFileAdded(project_id=A, filename="P2", name="P2.JPG", kind="jpg", size=1, at=at(next(n))),
-        PhotoDerivativesUpdated(project_id=A, filename="P1", thumbnail_status="generated", preview_status="generated",
-                                made_from="P1.JPG", at=at(next(n))),
+        PhotoDerivativesUpdated(
+            project_id=A,
+            filename="P1",
+            thumbnail_status="generated",
+            preview_status="generated",
+            made_from="P1.JPG",
+            at=at(next(n)),
+        ),
         PhotoKeepChanged(project_id=A, filename="P1", keep_raw=False, at=at(next(n))),
         PhotoMoveStarted(project_id=A, filename="P1", to_project_id=B, names=["P1.ARW", "P1.JPG"], at=at(next(n))),
         PhotoFileMoved(project_id=A, filename="P1", name="P1.ARW", to_project_id=B, at=at(next(n))),
@@ -58,8 +65,9 @@ def lifecycle() -> list[Event]:
         FolderRefused(folder="Odd: one", reason="not a name Darkroom serves", at=at(next(n))),
         FolderRefused(folder="Later", reason="a copy", at=at(next(n))),
         ProjectCreated(project_id="PC", name="Later", folder="Later", at=at(next(n))),  # adopted after all
-        PhotoFilesTrashed(project_id=A, filename="P2", names=["P2.JPG"], trash_names=["P2.JPG"],
-                          trashed_at=at(20), at=at(next(n))),
+        PhotoFilesTrashed(
+            project_id=A, filename="P2", names=["P2.JPG"], trash_names=["P2.JPG"], trashed_at=at(20), at=at(next(n))
+        ),
         ProjectDeleted(project_id=A, folder="A", at=at(next(n))),
         ProjectCreated(project_id="PD", name="A", folder="A", at=at(next(n))),  # the folder name is free again
         ProjectRestored(project_id=A, folder="A (2)", at=at(next(n))),
@@ -95,7 +103,12 @@ async def test_each_step_of_the_lifecycle_as_a_reader_sees_it(live):
             [p1] = await model.all_photos(B)
             assert p1.id == photo_key(B, "P1") and p1.project_id == B
             assert (p1.files, p1.keep_raw, p1.thumbnail_status, p1.made_from, p1.moving_to) == (
-                ["P1.ARW", "P1.JPG"], False, "generated", "P1.JPG", None)
+                ["P1.ARW", "P1.JPG"],
+                False,
+                "generated",
+                "P1.JPG",
+                None,
+            )
             assert [p.filename for p in await model.all_photos(A)] == ["P2"]
             a, b = await model.project(A), await model.project(B)
             assert (a.photo_count, a.pending_photos, b.photo_count, b.pending_photos, b.pending_raw) == (1, 0, 1, 1, 1)
@@ -103,7 +116,8 @@ async def test_each_step_of_the_lifecycle_as_a_reader_sees_it(live):
             assert (await model.project_by_folder("B day 2")).id == B and await model.project_by_folder("B") is None
         if end == 16:
             assert [(f.folder, f.reason) for f in await model.refused_folders()] == [
-                ("Odd: one", "not a name Darkroom serves")]
+                ("Odd: one", "not a name Darkroom serves")
+            ]
         if end == 21:
             assert [p.id for p in await model.deleted_projects()] == [B]
             assert (await model.project_by_folder("A (2)")).id == A
@@ -122,7 +136,7 @@ async def test_a_rebuild_keeping_every_row_in_memory_makes_the_same_rows(live, t
         await projector.apply_batch([one])
     rebuilt = await store.open_db(tmp_path / "rebuilt.sqlite")
     try:
-        again = await Projector(rebuilt, CODEC, relay=False, keep_rows=10_000).open()
+        again = await Rebuild(rebuilt, CODEC, 10_000).open()
         await again.apply_batch(stored)
         assert await compare(live, rebuilt) == []
     finally:

@@ -9,8 +9,7 @@ import json
 import msgspec
 import pytest
 
-from services.kernel.bus import Stored
-from services.kernel.events import (
+from darkroom.kernel.events import (
     ALL_EVENTS,
     Codec,
     DeadLetterApplied,
@@ -24,11 +23,13 @@ from services.kernel.events import (
     TaskFailed,
     TaskStarted,
 )
-from services.projector import store
-from services.projector.engine import Projector
-from services.projector.queries import ReadModel
-from services.projector.views import LaneRow
-from services.projector.writer import Writer
+from darkroom.kernel.messages import Stored
+from darkroom.projector import store
+from darkroom.projector.engine import Projector
+from darkroom.projector.queries import ReadModel
+from darkroom.projector.views import LaneRow
+from darkroom.replay.engine import Rebuild
+from darkroom.replay.writer import Writer
 from tests.unit.test_projector_engine import CODEC, at, job, log_of, requested, rows, task
 
 # A version of Darkroom that cannot read task.completed: to it, one is a dead letter.
@@ -43,31 +44,43 @@ async def db(tmp_path):
 
 
 async def outbox(db) -> list[tuple[str, str, dict]]:
-    return [(r.id, r.event, json.loads(r.data))
-            for r in await ReadModel(db).outbox_after((0, 0), project_id=None, show_maintenance=True)]
+    return [
+        (r.id, r.event, json.loads(r.data))
+        for r in await ReadModel(db).outbox_after((0, 0), project_id=None, show_maintenance=True)
+    ]
 
 
 async def test_a_lanes_newest_pause_or_resume_is_its_state_and_goes_out_as_lane_update(db):
     projector = await Projector(db, CODEC).open()
-    await projector.apply_batch(log_of(LanePaused(lane="normal", source="user", at=at(1)),
-                                       LanePaused(lane="priority", source="user", at=at(2)),
-                                       LaneResumed(lane="normal", source="user", at=at(3))))
-    assert await ReadModel(db).lanes() == {"normal": LaneRow(lane="normal", paused=False, updated_at=at(3)),
-                                           "priority": LaneRow(lane="priority", paused=True, updated_at=at(2))}
+    await projector.apply_batch(
+        log_of(
+            LanePaused(lane="normal", source="user", at=at(1)),
+            LanePaused(lane="priority", source="user", at=at(2)),
+            LaneResumed(lane="normal", source="user", at=at(3)),
+        )
+    )
+    assert await ReadModel(db).lanes() == {
+        "normal": LaneRow(lane="normal", paused=False, updated_at=at(3)),
+        "priority": LaneRow(lane="priority", paused=True, updated_at=at(2)),
+    }
     assert await outbox(db) == [
         ("1", "lane_update", {"lane": "normal", "paused": True, "updated_at": at(1)}),
         ("2", "lane_update", {"lane": "priority", "paused": True, "updated_at": at(2)}),
-        ("3", "lane_update", {"lane": "normal", "paused": False, "updated_at": at(3)})]
+        ("3", "lane_update", {"lane": "normal", "paused": False, "updated_at": at(3)}),
+    ]
     # Not a project's message: a project's page does not get it.
     assert await ReadModel(db).outbox_after((0, 0), project_id="P01", show_maintenance=True) == []
 
 
 async def test_a_retry_starts_at_its_step_and_links_both_tasks(db):
     projector = await Projector(db, CODEC).open()
-    failed = [requested("T1", "change_commit"), task(TaskStarted, "T1", 1),
-              job(JobRequested, "T1", 0, 2, "change_commit"),
-              job(JobFailed, "T1", 0, 3, "change_commit", attempt=3, error="disk gone"),
-              task(TaskFailed, "T1", 4, error="disk gone", step_index=0)]
+    failed = [
+        requested("T1", "change_commit"),
+        task(TaskStarted, "T1", 1),
+        job(JobRequested, "T1", 0, 2, "change_commit"),
+        job(JobFailed, "T1", 0, 3, "change_commit", attempt=3, error="disk gone"),
+        task(TaskFailed, "T1", 4, error="disk gone", step_index=0),
+    ]
     retry = msgspec.structs.replace(requested("T1r1", "change_commit"), retry_of="T1", start_step=0, at=at(5))
     await projector.apply_batch(log_of(*failed))
     await projector.apply_batch(log_of(retry, start=6))
@@ -76,7 +89,9 @@ async def test_a_retry_starts_at_its_step_and_links_both_tasks(db):
     assert (old.status, old.retried_by, old.updated_at) == ("failed", "T1r1", at(5))
     assert (new.status, new.retry_of, new.start_step, new.step_index) == ("queued", "T1", 0, 0)
     assert [(i, e, d["id"]) for i, e, d in await outbox(db) if i.startswith("6")] == [
-        ("6", "task_update", "T1r1"), ("6.1", "task_update", "T1")]
+        ("6", "task_update", "T1r1"),
+        ("6.1", "task_update", "T1"),
+    ]
 
     later = msgspec.structs.replace(requested("T2", "change_commit"), retry_of="T1r1", start_step=2, at=at(7))
     await projector.apply_batch(log_of(later, start=7))
@@ -86,9 +101,14 @@ async def test_a_retry_starts_at_its_step_and_links_both_tasks(db):
 
 def _failed_log() -> list[Stored]:
     """A task whose completion the old version cannot read, set aside and recorded as such."""
-    return log_of(requested("T1"), task(TaskStarted, "T1", 1), task(TaskCompleted, "T1", 2),
-                  DeadLetterRecorded(seq=3, subject="darkroom.task.P01.T1.completed",
-                                     reason="unknown event type 'task.completed'", at=at(3)))
+    return log_of(
+        requested("T1"),
+        task(TaskStarted, "T1", 1),
+        task(TaskCompleted, "T1", 2),
+        DeadLetterRecorded(
+            seq=3, subject="darkroom.task.P01.T1.completed", reason="unknown event type 'task.completed'", at=at(3)
+        ),
+    )
 
 
 async def test_a_dead_letter_is_listed_until_discarded_and_its_discard_goes_out(db):
@@ -96,14 +116,26 @@ async def test_a_dead_letter_is_listed_until_discarded_and_its_discard_goes_out(
     set_aside = await projector.apply_batch(_failed_log())
     assert [(d.seq, d.reason) for d in set_aside] == [(3, "unknown event type 'task.completed'")]
     assert [(d.seq, d.subject) for d in await ReadModel(db).dead_letters()] == [(3, "darkroom.task.P01.T1.completed")]
-    await projector.apply_batch(log_of(DeadLetterDiscarded(seq=3, source="user", at=at(5)),
-                                       DeadLetterDiscarded(seq=99, source="user", at=at(6)), start=5))
+    await projector.apply_batch(
+        log_of(
+            DeadLetterDiscarded(seq=3, source="user", at=at(5)),
+            DeadLetterDiscarded(seq=99, source="user", at=at(6)),
+            start=5,
+        )
+    )
     assert await ReadModel(db).dead_letters() == []
     assert (await ReadModel(db).task("T1")).status == "running"  # discarded: never applied
     messages = await outbox(db)
-    assert ("3", "dead_letter", {"seq": 3, "subject": "darkroom.task.P01.T1.completed",
-                                 "reason": "unknown event type 'task.completed'", "at": "2030-01-01T00:00:03.000Z"}) \
-        in messages
+    assert (
+        "3",
+        "dead_letter",
+        {
+            "seq": 3,
+            "subject": "darkroom.task.P01.T1.completed",
+            "reason": "unknown event type 'task.completed'",
+            "at": "2030-01-01T00:00:03.000Z",
+        },
+    ) in messages
     assert messages[-1] == ("5", "dead_letter_removed", {"seq": 3, "how": "discarded"})
     # A projector opened again on the file knows what is listed.
     assert (await Projector(db, OLD).open()).listed == set()
@@ -129,7 +161,9 @@ async def test_a_dead_letter_readable_now_is_applied_where_it_is_asked_for(db):
     assert (t.status, t.finished_at) == ("completed", at(2))
     assert await ReadModel(db).dead_letters() == []
     assert [(i, e) for i, e, _ in await outbox(db) if i.startswith("5")] == [
-        ("5", "dead_letter_removed"), ("5.1", "task_update")]
+        ("5", "dead_letter_removed"),
+        ("5.1", "task_update"),
+    ]
 
 
 @pytest.mark.parametrize("keep_rows, writer", [(0, False), (1000, True)])
@@ -165,8 +199,8 @@ async def _rebuilt(path, log: list[Stored], keep_rows: int, writer: bool) -> dic
     """As `darkroom replay` rebuilds: the recorded dead letters read first, then the whole log."""
     db = await store.open_db(path)
     try:
-        projector = await Projector(db, CODEC, relay=False, keep_rows=keep_rows, fetch=_fetch(log),
-                                    writer=await Writer.start(path) if writer else None).open()
+        made = await Writer.start(path) if writer else None
+        projector = await Rebuild(db, CODEC, keep_rows, made, fetch=_fetch(log)).open()
         for stored in log:
             projector.note_recorded(stored)
         await projector.apply_batch(log)

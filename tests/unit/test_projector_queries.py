@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from services.projector.queries import OutboxRow, parse_event_id
+from darkroom.projector.queries import OutboxRow, parse_event_id
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("123", (123, 0)),
-    ("123.2", (123, 2)),
-    ("123.0", (123, 0)),
-    (" 42 ", (42, 0)),
-    ("7.", (7, 0)),
-    ("0", (0, 0)),
-    ("5." + "9" * 40, (5, 1 << 30)),  # a k past any event's messages: after all of 5
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("123", (123, 0)),
+        ("123.2", (123, 2)),
+        ("123.0", (123, 0)),
+        (" 42 ", (42, 0)),
+        ("7.", (7, 0)),
+        ("0", (0, 0)),
+        ("5." + "9" * 40, (5, 1 << 30)),  # a k past any event's messages: after all of 5
+    ],
+)
 def test_parse_event_id(value, expected):
     assert parse_event_id(value) == expected
 
 
-@pytest.mark.parametrize("value", [None, "", "abc", "12.x", "1.2.3", ".5", "12,3", "1e3", "+5", "1_000", "-3",
-                                   "٣", "9" * 19])
+@pytest.mark.parametrize(
+    "value", [None, "", "abc", "12.x", "1.2.3", ".5", "12,3", "1e3", "+5", "1_000", "-3", "٣", "9" * 19]
+)
 def test_unusable_event_ids_give_no_resume_point(value):
     assert parse_event_id(value) is None
 

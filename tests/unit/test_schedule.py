@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.kernel.ids import new_id
-from services.orchestrator.schedule import Schedule, next_slot, slot_of, task_id_for
+from darkroom.kernel.ids import new_id
+from darkroom.orchestrator.schedule import Schedule, next_slot, slot_of, task_id_for
 
 HOUR = 3600.0
 
@@ -26,8 +26,13 @@ class Clock:
 
 class Recording(Schedule):
     def __init__(self, clock: Clock, intervals: int, failures: int = 0) -> None:
-        super().__init__(bus=None, definitions={}, interval_s=HOUR,  # type: ignore[arg-type]
-                         clock=clock, sleep=clock.sleep)
+        super().__init__(
+            bus=None,
+            definitions={},
+            interval_s=HOUR,  # type: ignore[arg-type]
+            clock=clock,
+            sleep=clock.sleep,
+        )
         self.slots: list[int] = []
         self.intervals = intervals
         self.failures = failures
@@ -71,7 +76,16 @@ def test_the_next_interval_is_never_the_one_done_and_skips_those_slept_through()
 def test_each_project_and_interval_has_one_task_id_sorted_at_the_interval_start():
     one = task_id_for("maintenance", "P1", 1000, HOUR)
     assert one == task_id_for("maintenance", "P1", 1000, HOUR)
-    assert len({one, task_id_for("maintenance", "P2", 1000, HOUR), task_id_for("maintenance", "P1", 1001, HOUR),
-                task_id_for("other", "P1", 1000, HOUR)}) == 4
+    assert (
+        len(
+            {
+                one,
+                task_id_for("maintenance", "P2", 1000, HOUR),
+                task_id_for("maintenance", "P1", 1001, HOUR),
+                task_id_for("other", "P1", 1000, HOUR),
+            }
+        )
+        == 4
+    )
     assert len(one) == 26 and one.isalnum() and one.isupper()
     assert one[:10] == new_id(int(1000 * HOUR * 1000))[:10]  # its time part is the interval's start

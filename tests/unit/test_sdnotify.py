@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.kernel.sdnotify import Notifier, notifying
+from darkroom.kernel.sdnotify import Notifier, notifying
 
 
 @pytest.fixture

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.subjects_match import matches
-from services.kernel import subjects
-from services.kernel.events import (
+from darkroom.kernel import subjects
+from darkroom.kernel.events import (
     JOB_EVENTS,
     TASK_EVENTS,
     Event,
-    PhotoKeepChanged,
-    ProjectCreated,
     JobCompleted,
     JobProgress,
     JobRequested,
+    PhotoKeepChanged,
+    ProjectCreated,
+    Step,
     TaskCancelRequested,
     TaskRequested,
-    Step,
 )
+from darkroom.kernel.vocabulary import LANES
+from tests.subjects_match import matches
 
 
 def test_matcher_itself():
@@ -29,9 +30,20 @@ def test_matcher_itself():
 
 def _minimal(cls: type[Event], **envelope) -> Event:
     fields = {
-        "task_type": "upload_postprocess", "label": "L", "user_relevant": True, "steps": [Step("x", 1)],
-        "job_type": "manifest_check", "step_index": 1, "priority": 95, "lane": "normal", "attempt": 1,
-        "worker": "w", "done": 1, "total": 2, "error": "e", "delay_s": 1.0,
+        "task_type": "upload_postprocess",
+        "label": "L",
+        "user_relevant": True,
+        "steps": [Step("x", 1)],
+        "job_type": "manifest_check",
+        "step_index": 1,
+        "priority": 95,
+        "lane": "normal",
+        "attempt": 1,
+        "worker": "w",
+        "done": 1,
+        "total": 2,
+        "error": "e",
+        "delay_s": 1.0,
     }
     wanted = {f for f in cls.__struct_fields__}
     return cls(**{k: v for k, v in fields.items() if k in wanted and k not in envelope}, **envelope)
@@ -59,11 +71,24 @@ def test_work_without_a_project_uses_underscore(cls):
 
 
 def test_examples_spelled_out():
-    req = TaskRequested(project_id="P", task_id="T", task_type="change_commit", label="Commit Changes",
-                        user_relevant=True, steps=[Step("file_removal", 100)])
+    req = TaskRequested(
+        project_id="P",
+        task_id="T",
+        task_type="change_commit",
+        label="Commit Changes",
+        user_relevant=True,
+        steps=[Step("file_removal", 100)],
+    )
     assert subjects.subject_for(req) == "darkroom.task.P.T.requested"
-    done = JobCompleted(project_id="P", task_id="T", job_id="T-0", task_type="change_commit",
-                        job_type="file_removal", step_index=0, attempt=1)
+    done = JobCompleted(
+        project_id="P",
+        task_id="T",
+        job_id="T-0",
+        task_type="change_commit",
+        job_type="file_removal",
+        step_index=0,
+        attempt=1,
+    )
     assert subjects.subject_for(done) == "darkroom.job.P.T.completed"
 
 
@@ -81,10 +106,12 @@ def test_an_event_of_another_family_has_no_subject():
 
 
 def test_project_and_photo_subjects_use_the_project_id_and_the_photo_key():
-    from services.kernel.photos import photo_key
+    from darkroom.kernel.photos import photo_key
 
-    assert subjects.subject_for(ProjectCreated(project_id="P01", name="Shoot", folder="Shoot")) == \
-        "darkroom.project.P01.created"
+    assert (
+        subjects.subject_for(ProjectCreated(project_id="P01", name="Shoot", folder="Shoot"))
+        == "darkroom.project.P01.created"
+    )
     key = photo_key("P01", "DSC01")
     assert key == __import__("hashlib").sha256(b"P01/DSC01").hexdigest()[:24]
     event = PhotoKeepChanged(project_id="P01", filename="DSC01", keep_jpg=False)
@@ -95,9 +122,9 @@ def test_project_and_photo_subjects_use_the_project_id_and_the_photo_key():
 
 
 def test_a_basename_has_one_claim_subject_in_every_project():
-    from services.kernel.events import BasenameClaimed
+    from darkroom.kernel.events import BasenameClaimed
 
-    key = __import__("hashlib").sha256("DSC01".encode()).hexdigest()[:24]
+    key = __import__("hashlib").sha256(b"DSC01").hexdigest()[:24]
     left = subjects.subject_for(BasenameClaimed(project_id="P01", filename="DSC01"))
     assert left == f"darkroom.basename.{key}.claimed"
     assert subjects.subject_for(BasenameClaimed(project_id="P02", filename="DSC01")) == left
@@ -115,12 +142,13 @@ def test_prefixes_cover_the_aggregate_and_nothing_else():
 
 
 def test_a_lane_takes_the_requests_with_its_name_in_their_subject():
-    assert subjects.LANES == ("priority", "normal")
+    assert LANES == ("priority", "normal")
     assert subjects.lane_filter("priority") == "darkroom.job.*.*.requested.priority.>"
-    for lane in subjects.LANES:
+    for lane in LANES:
         own = subjects.subject_for(_minimal(JobRequested, project_id="P", task_id="T", job_id="T-0", lane=lane))
-        other = subjects.subject_for(_minimal(JobRequested, project_id=None, task_id="T", job_id="T-0",
-                                              lane=next(x for x in subjects.LANES if x != lane)))
+        other = subjects.subject_for(
+            _minimal(JobRequested, project_id=None, task_id="T", job_id="T-0", lane=next(x for x in LANES if x != lane))
+        )
         assert matches(subjects.lane_filter(lane), own) and not matches(subjects.lane_filter(lane), other)
         assert matches(subjects.requests("P", "T"), own) and not matches(subjects.requests("P", "T2"), own)
         assert any(matches(f, own) for f in subjects.REQUESTS)
@@ -134,7 +162,7 @@ def test_a_lane_takes_the_requests_with_its_name_in_their_subject():
 def test_no_other_job_event_is_a_lanes_work_and_each_is_in_the_tasks_history_without_requests(cls):
     event = _minimal(cls, project_id="P", task_id="T", job_id="T-0")
     subject = subjects.subject_for(event)
-    assert not any(matches(subjects.lane_filter(lane), subject) for lane in subjects.LANES)
+    assert not any(matches(subjects.lane_filter(lane), subject) for lane in LANES)
     assert matches(subjects.job_events("P", "T"), subject) and matches(subjects.task_history("P", "T"), subject)
     request = subjects.subject_for(_minimal(JobRequested, project_id="P", task_id="T", job_id="T-0"))
     assert not matches(subjects.job_events("P", "T"), request) and not matches(subjects.task_history("P", "T"), request)
@@ -153,7 +181,7 @@ def test_stream_names():
 
 
 def test_lane_and_dead_letter_subjects():
-    from services.kernel.events import DeadLetterApplied, DeadLetterRecorded, LanePaused, LaneResumed
+    from darkroom.kernel.events import DeadLetterApplied, DeadLetterRecorded, LanePaused, LaneResumed
 
     paused, resumed = LanePaused(lane="normal", source="user"), LaneResumed(lane="normal", source="user")
     assert subjects.subject_for(paused) == "darkroom.lane.normal.paused"

@@ -8,15 +8,20 @@ import sqlite3
 import nats.errors
 import pytest
 
-from services.kernel.bus import PublishError
-from services.kernel.health import Health
-from services.kernel.supervise import Loops, transient
+from darkroom.kernel.health import Health
+from darkroom.kernel.publish import PublishError
+from darkroom.kernel.supervise import Loops, transient
 
 
 def test_what_counts_as_transient() -> None:
-    for exc in (OSError(28, "No space left on device"), sqlite3.OperationalError("database or disk is full"),
-                nats.errors.TimeoutError(), nats.errors.ConnectionClosedError(), TimeoutError(),
-                PublishError(None, "no acknowledgement")):
+    for exc in (
+        OSError(28, "No space left on device"),
+        sqlite3.OperationalError("database or disk is full"),
+        nats.errors.TimeoutError(),
+        nats.errors.ConnectionClosedError(),
+        TimeoutError(),
+        PublishError(None, "no acknowledgement"),
+    ):
         assert transient(exc), exc
     for exc in (KeyError("x"), TypeError("bug"), sqlite3.DatabaseError("database disk image is malformed")):
         assert not transient(exc), exc

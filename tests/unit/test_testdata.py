@@ -16,8 +16,9 @@ def test_the_photos_the_tests_read_live_in_the_repo_with_their_licence_notice():
 
 
 def test_the_photos_are_committed_not_only_on_this_disk():
-    listed = subprocess.run(["git", "ls-files", str(PHOTOS.relative_to(REPO))], cwd=REPO,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "ls-files", str(PHOTOS.relative_to(REPO))], cwd=REPO, capture_output=True, text=True
+    )
     if listed.returncode != 0:  # not a git checkout (an unpacked archive): nothing more to check
         return
     tracked = {line for line in listed.stdout.splitlines() if line.endswith(".jpg")}

@@ -1,4 +1,4 @@
-"""services/worker/context.py `merged`: checks of one project share a run that began after they were asked."""
+"""services/worker/merge.py: checks of one project (a merged JobType) share a run that began after they were asked."""
 
 from __future__ import annotations
 
@@ -7,14 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from services.kernel.config import Config
-from services.kernel.events import JobRequested
-from services.worker.context import JobContext, Resources, merged, needs_state, reads_state
+from darkroom.kernel.config import Config
+from darkroom.kernel.events import JobRequested
+from darkroom.worker.context import JobContext, Resources
+from darkroom.worker.jobtype import JobType
 
 
 def context(resources: Resources, job_id: str, project: str = "p1", seq: int = 0) -> JobContext:
-    job = JobRequested(project_id=project, task_id=f"t-{job_id}", job_id=job_id, source="user", task_type="t",
-                       job_type="manifest_check", step_index=1, priority=95, lane="priority", items=[])
+    job = JobRequested(
+        project_id=project,
+        task_id=f"t-{job_id}",
+        job_id=job_id,
+        source="user",
+        task_type="t",
+        job_type="manifest_check",
+        step_index=1,
+        priority=95,
+        lane="priority",
+        items=[],
+    )
 
     async def report(done: int, total: int) -> None:
         pass
@@ -25,12 +36,22 @@ def context(resources: Resources, job_id: str, project: str = "p1", seq: int = 0
     async def nothing() -> None:
         pass
 
-    return JobContext(job=job, attempt=1, config=Config(), data_dir=Path("."), report=report,
-                      is_canceled=lambda: False, publish=publish, catch_up=nothing, resources=resources, seq=seq)
+    return JobContext(
+        job=job,
+        attempt=1,
+        config=Config(),
+        data_dir=Path("."),
+        report=report,
+        is_canceled=lambda: False,
+        publish=publish,
+        catch_up=nothing,
+        resources=resources,
+        seq=seq,
+    )
 
 
 class Model:
-    """The read model as far as `merged` looks: how much of the log it has applied."""
+    """The read model as far as a shared run looks: how much of the log it has applied."""
 
     def __init__(self, checkpoint: int) -> None:
         self.checkpoint = checkpoint
@@ -65,10 +86,10 @@ KEY = ("manifest_check", "p1")
 
 async def test_jobs_asked_while_a_run_waits_share_it_and_runs_never_overlap():
     check, resources = Check(), Resources()
-    run = merged(check)
-    first = asyncio.create_task(run(context(resources, "a")))
+    job_type = JobType("manifest_check", check, merged=True)
+    first = asyncio.create_task(job_type.run(context(resources, "a")))
     await check.entered.wait()
-    later = [asyncio.create_task(run(context(resources, job))) for job in ("b", "c", "d")]
+    later = [asyncio.create_task(job_type.run(context(resources, job))) for job in ("b", "c", "d")]
     await turn()
     assert not resources.checks[KEY].started
     check.release.set()
@@ -81,15 +102,15 @@ async def test_jobs_asked_while_a_run_waits_share_it_and_runs_never_overlap():
 
 async def test_a_run_asked_after_the_shared_one_started_runs_again_and_other_projects_do_not_wait():
     check, resources = Check(), Resources()
-    run = merged(check)
-    first = asyncio.create_task(run(context(resources, "a")))
+    job_type = JobType("manifest_check", check, merged=True)
+    first = asyncio.create_task(job_type.run(context(resources, "a")))
     await check.entered.wait()
-    elsewhere = asyncio.create_task(run(context(resources, "x", project="p2")))
+    elsewhere = asyncio.create_task(job_type.run(context(resources, "x", project="p2")))
     await turn()
     assert check.runs == ["a", "x"]  # another project's check runs at once
     check.release.set()  # both wait on the one event: it lets both go
     await asyncio.gather(first, elsewhere)
-    second = asyncio.create_task(run(context(resources, "b")))
+    second = asyncio.create_task(job_type.run(context(resources, "b")))
     await check.entered.wait()
     check.release.set()
     await second
@@ -98,10 +119,10 @@ async def test_a_run_asked_after_the_shared_one_started_runs_again_and_other_pro
 
 async def test_whoever_shares_a_failed_run_fails_with_it():
     check, resources = Check(), Resources()
-    run = merged(check)
-    first = asyncio.create_task(run(context(resources, "a")))
+    job_type = JobType("manifest_check", check, merged=True)
+    first = asyncio.create_task(job_type.run(context(resources, "a")))
     await check.entered.wait()
-    b, c = (asyncio.create_task(run(context(resources, job))) for job in ("b", "c"))
+    b, c = (asyncio.create_task(job_type.run(context(resources, job))) for job in ("b", "c"))
     await turn()
     check.release.set()
     await first
@@ -117,17 +138,17 @@ async def test_whoever_shares_a_failed_run_fails_with_it():
 
 async def test_a_job_asked_before_a_run_began_shares_it_while_it_goes_and_after_it_succeeded():
     check, resources = Check(), Resources(read=Model(checkpoint=10))
-    run = merged(check)
-    first = asyncio.create_task(run(context(resources, "a", seq=5)))
+    job_type = JobType("manifest_check", check, merged=True)
+    first = asyncio.create_task(job_type.run(context(resources, "a", seq=5)))
     await check.entered.wait()
     resources.read.checkpoint = 12
-    going = asyncio.create_task(run(context(resources, "b", seq=9)))  # asked before `a` began (at 10)
+    going = asyncio.create_task(job_type.run(context(resources, "b", seq=9)))  # asked before `a` began (at 10)
     await turn()
     check.release.set()
     await asyncio.gather(first, going)
-    await run(context(resources, "c", seq=10))  # `a` is done and still answers it
+    await job_type.run(context(resources, "c", seq=10))  # `a` is done and still answers it
     assert check.runs == ["a"]
-    later = asyncio.create_task(run(context(resources, "d", seq=11)))  # asked after `a` began
+    later = asyncio.create_task(job_type.run(context(resources, "d", seq=11)))  # asked after `a` began
     await check.entered.wait()
     check.release.set()
     await later
@@ -136,12 +157,12 @@ async def test_a_job_asked_before_a_run_began_shares_it_while_it_goes_and_after_
 
 async def test_only_a_job_a_started_run_answers_skips_waiting_for_the_model_and_runs_nothing_itself():
     check, resources = Check(), Resources(read=Model(checkpoint=10))
-    run = reads_state(merged(check))
-    assert needs_state(run, context(resources, "a", seq=10))  # nothing going yet
-    first = asyncio.create_task(run(context(resources, "a", seq=10)))
+    job_type = JobType("manifest_check", check, reads_state=True, merged=True)
+    assert job_type.needs_state(context(resources, "a", seq=10))  # nothing going yet
+    first = asyncio.create_task(job_type.run(context(resources, "a", seq=10)))
     await check.entered.wait()
-    assert not needs_state(run, context(resources, "b", seq=10))  # asked before `a` began
-    assert needs_state(run, context(resources, "c", seq=11))
+    assert not job_type.needs_state(context(resources, "b", seq=10))  # asked before `a` began
+    assert job_type.needs_state(context(resources, "c", seq=11))
     check.fail = True
     check.release.set()
     with pytest.raises(RuntimeError, match="disk on fire"):
@@ -149,5 +170,5 @@ async def test_only_a_job_a_started_run_answers_skips_waiting_for_the_model_and_
     taken = context(resources, "b", seq=10)
     taken.state_ready = False  # taken while `a` answered it; `a` has failed since
     with pytest.raises(RuntimeError, match="shared failed"):
-        await run(taken)
+        await job_type.run(taken)
     assert check.runs == ["a"]

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from services.worker import policy
-from services.worker.policy import NORMAL_FIRST, PRIORITY_ONLY, backoff, serving, slot_lanes
+from darkroom.worker import policy
+from darkroom.worker.policy import NORMAL_FIRST, PRIORITY_ONLY, backoff, serving, slot_lanes
 
 
 class Fixed:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.kernel.events import JobProgress
-from services.worker.service import PROGRESS_EVERY_S, _ProgressReporter
+from darkroom.kernel.events import JobProgress
+from darkroom.worker.service import PROGRESS_EVERY_S, _ProgressReporter
 
 
 class Recorder:

@@ -9,23 +9,15 @@ import time
 from pathlib import Path
 
 from ...kernel.clock import now_iso, parse_iso
-from ...kernel.events import PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
-from ...kernel.folders import move_to_trash, restore_from_trash, scan, sidecars
-from ...kernel.photos import TRASH_DIR, derivative_source, is_upload_temp, kind_of
-from ...projector.views import PhotoView
-from ..context import JobContext, PermanentError, reads_state
+from ...kernel.events import Event, PhotoDerivativesUpdated, PhotoFilesTrashed, PhotoRemoved, ProjectTrashPurged
+from ...kernel.folders import derivative_paths, move_to_trash, restore_from_trash, scan
+from ...kernel.photos import TRASH_DIR, is_upload_temp
+from ..context import JobContext, PermanentError
 from ..healing import stale_uploads
-from .derivatives import derivative_paths, remake
+from ..plans import removal
+from .derivatives import remake
 
 
-def removal_of(photo: PhotoView) -> list[str]:
-    """The variants a commit removes: the available ones the user did not keep."""
-    unkept = {kind for kind, pending in (("jpg", photo.pending_jpg), ("raw", photo.pending_raw),
-                                         ("other", photo.pending_other)) if pending}
-    return [f for f in photo.files if kind_of(f) in unkept]
-
-
-@reads_state
 async def file_removal(ctx: JobContext) -> None:
     """Work out from the read model, at run time, what is available and not kept (so a revert made
     before this runs wins); move it and its sidecars to the trash. A photo whose source went and
@@ -38,33 +30,38 @@ async def file_removal(ctx: JobContext) -> None:
         failures = []
         await ctx.progress(0, len(photos))
         for done, photo in enumerate(photos, start=1):
-            names = [n for n in removal_of(photo) if (folder / n).exists()]
-            staying = [f for f in photo.files if f not in names]
-            moving = names + sidecars(os.listdir(folder), names, staying)
-            moved: list[tuple[str, str]] = []
+            plan = removal(photo, lambda name: (folder / name).exists(), os.listdir(folder))
             try:
-                for name in moving:
-                    moved.append((name, move_to_trash(folder, name)))
+                moved = _trash_all(folder, plan.moving)
             except OSError as exc:
-                for name, trash_entry in reversed(moved):  # this photo stays as it was
-                    restore_from_trash(folder, trash_entry, name)
                 failures.append(f"{photo.filename}: {exc.strerror or exc}")
                 continue
-            events = []
+            events: list[Event] = []
             if moved:
-                events.append(ctx.event(PhotoFilesTrashed, filename=photo.filename, names=[m[0] for m in moved],
-                                        trash_names=[m[1] for m in moved], trashed_at=now_iso()))
-            if derivative_source(photo.files) in names:  # the derivatives' source went
-                if derivative_source(staying) is None:
-                    for path in derivative_paths(folder, photo.filename):
-                        path.unlink(missing_ok=True)
-                    status = "missing"
-                else:
-                    resourced.append(photo.filename)
-                    status = "pending"
-                events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
-                                        thumbnail_status=status, preview_status=status))
-            if names and not staying:
+                events.append(
+                    ctx.event(
+                        PhotoFilesTrashed,
+                        filename=photo.filename,
+                        names=[m[0] for m in moved],
+                        trash_names=[m[1] for m in moved],
+                        trashed_at=now_iso(),
+                    )
+                )
+            if plan.derivatives == "missing":
+                for path in derivative_paths(folder, photo.filename):
+                    path.unlink(missing_ok=True)
+            elif plan.derivatives == "pending":
+                resourced.append(photo.filename)
+            if plan.derivatives is not None:
+                events.append(
+                    ctx.event(
+                        PhotoDerivativesUpdated,
+                        filename=photo.filename,
+                        thumbnail_status=plan.derivatives,
+                        preview_status=plan.derivatives,
+                    )
+                )
+            if plan.removed:
                 events.append(ctx.event(PhotoRemoved, filename=photo.filename, reason="every variant was removed"))
             await ctx.publish(events)
             await ctx.progress(done, len(photos))
@@ -74,28 +71,39 @@ async def file_removal(ctx: JobContext) -> None:
         raise PermanentError("could not move to the trash: " + "; ".join(failures))
 
 
+def _trash_all(folder: Path, names: list[str]) -> list[tuple[str, str]]:
+    """Move these files to the trash, all or none (a photo stays as it was); each one's trash name."""
+    moved: list[tuple[str, str]] = []
+    try:
+        for name in names:
+            moved.append((name, move_to_trash(folder, name)))
+    except OSError:
+        for name, trash_entry in reversed(moved):
+            restore_from_trash(folder, trash_entry, name)
+        raise
+    return moved
+
+
 async def _alive(ctx: JobContext) -> None:
     ctx.alive()
 
 
-@reads_state
 async def manifest_cleaning(ctx: JobContext) -> None:
     """Photos with no JPG, RAW or OTHER file left on disk are removed (never one whose file is there)."""
     read = ctx.resources.read
     async with ctx.project_lease():
         folder = ctx.project_dir
         listing = scan(folder)
-        gone = [p for p in await read.all_photos(ctx.job.project_id)
-                if not listing.get(p.filename) and not p.moving_to]  # a moving photo is the move's to finish
+        gone = [
+            p for p in await read.all_photos(ctx.job.project_id) if not listing.get(p.filename) and not p.moving_to
+        ]  # a moving photo is the move's to finish
         for photo in gone:
             for path in derivative_paths(folder, photo.filename):
                 path.unlink(missing_ok=True)
-        await ctx.publish([ctx.event(PhotoRemoved, filename=p.filename, reason="no file left on disk")
-                           for p in gone])
+        await ctx.publish([ctx.event(PhotoRemoved, filename=p.filename, reason="no file left on disk") for p in gone])
         await ctx.progress(len(gone), len(gone))
 
 
-@reads_state
 async def trash_maintenance(ctx: JobContext) -> None:
     """Trash entries older than maintenance.trash_ttl_s, counted from when they were trashed, go; so
     do the part files of uploads that broke off (healing.stale_uploads)."""
@@ -103,8 +111,9 @@ async def trash_maintenance(ctx: JobContext) -> None:
     read = ctx.resources.read
     async with ctx.project_lease():
         trash = ctx.project_dir / TRASH_DIR
-        recorded = {row.trash_name: parse_iso(row.trashed_at).timestamp()
-                    for row in await read.trash(ctx.job.project_id)}
+        recorded = {
+            row.trash_name: parse_iso(row.trashed_at).timestamp() for row in await read.trash(ctx.job.project_id)
+        }
         now = time.time()
         expired = []
         try:

@@ -17,10 +17,10 @@ from ...kernel.events import (
     TaskRequested,
 )
 from ...kernel.folders import move_file, projects_root, sha256_of
+from ...kernel.photos import derivative_names
 from ...projector.views import PhotoView, ProjectRow
-from ..context import JobContext, PermanentError, reads_state
+from ..context import JobContext, PermanentError
 from ..moving import MovePlan, move_plan, photo_files
-from .derivatives import derivative_names
 
 SETTLED = ("generated", "not_supported")  # derivative statuses a moved photo keeps as they are
 
@@ -29,7 +29,6 @@ class Refused(Exception):
     """This photo cannot move (the reason says why); the others go on."""
 
 
-@reads_state
 async def photo_move(ctx: JobContext) -> None:
     read = ctx.resources.read
     target = await read.project(ctx.job.project_id)
@@ -61,7 +60,7 @@ async def photo_move(ctx: JobContext) -> None:
                 try:
                     photo = await _checked(ctx, source, target, basename)
                     if photo is not None:
-                        here = here or Folder(root / source.folder)  # type: ignore[union-attr]
+                        here = here or Folder(root / source.folder)
                         there = there or Folder(root / target.folder)
                         await _move(ctx, photo, here, there, target)
                         moved.append(photo)
@@ -111,14 +110,31 @@ async def _move(ctx: JobContext, photo: PhotoView, here: Folder, there: Folder, 
     moves = plan.moves + _settle_clashes(plan, here.path, there.path, target)
     source_id = photo.project_id
     if photo.moving_to is None:
-        await ctx.publish([ctx.event(PhotoMoveStarted, project_id=source_id, filename=photo.filename,
-                                     to_project_id=target.id, names=plan.names)])
-    await ctx.resources.hand_over(ctx.event(BasenameClaimed, filename=photo.filename))
+        await ctx.publish(
+            [
+                ctx.event(
+                    PhotoMoveStarted,
+                    project_id=source_id,
+                    filename=photo.filename,
+                    to_project_id=target.id,
+                    names=plan.names,
+                )
+            ]
+        )
+    hand_over = ctx.resources.hand_over
+    if hand_over is None:
+        raise PermanentError("this worker cannot hand a basename over to another project")
+    await hand_over(ctx.event(BasenameClaimed, filename=photo.filename))
     for name in moves:
         (there.path / name).parent.mkdir(exist_ok=True)  # `.thumb/`, `.preview/`
         move_file(here.path / name, there.path / name)
-        await ctx.publish([ctx.event(PhotoFileMoved, project_id=source_id, filename=photo.filename, name=name,
-                                     to_project_id=target.id)])
+        await ctx.publish(
+            [
+                ctx.event(
+                    PhotoFileMoved, project_id=source_id, filename=photo.filename, name=name, to_project_id=target.id
+                )
+            ]
+        )
     await ctx.publish([ctx.event(PhotoMoved, filename=photo.filename, from_project_id=source_id, names=plan.names)])
 
 

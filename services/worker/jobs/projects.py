@@ -25,7 +25,7 @@ from ...kernel.ids import new_id
 from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
 from ...kernel.photos import NoFolder, first_free, project_name_problem, sanitize_folder
 from ...projector.views import ProjectRow
-from ..context import JobContext, PermanentError, reads_state
+from ..context import JobContext, PermanentError
 from ..lifecycle import Adopt, Known, Moved, adoption, expired
 
 log = logging.getLogger("darkroom.worker")
@@ -50,7 +50,6 @@ async def _until_quiet(ctx: JobContext, busy) -> None:
         await asyncio.sleep(0.1)
 
 
-@reads_state
 async def project_rename(ctx: JobContext) -> None:
     """The project gets its new name, and its folder the name made of it (numbered when taken); the id
     stays. Jobs of other tasks that write into the folder without its lease end first (derivatives)."""
@@ -88,12 +87,15 @@ async def project_rename(ctx: JobContext) -> None:
             elif not (root / folder).is_dir():  # neither: not an earlier attempt that renamed it already
                 raise PermanentError(f"project folder {project.folder!r} is missing")
         write_manifest(root / folder, Manifest(id=project.id, name=name, created_at=project.created_at))
-        await ctx.publish([ctx.event(ProjectRenamed, name=name, folder=folder, previous_folder=project.folder),
-                           ctx.event(ProjectManifestWritten, version=VERSION, reason="renamed")])
+        await ctx.publish(
+            [
+                ctx.event(ProjectRenamed, name=name, folder=folder, previous_folder=project.folder),
+                ctx.event(ProjectManifestWritten, version=VERSION, reason="renamed"),
+            ]
+        )
         await ctx.progress(1, 1)
 
 
-@reads_state
 async def project_delete(ctx: JobContext) -> None:
     """The project's other tasks are canceled (and given time to end), its folder goes to
     `DIR/trash/<project_id>`, restorable until the trash TTL is over."""
@@ -102,8 +104,13 @@ async def project_delete(ctx: JobContext) -> None:
     if project.deleted_at:
         return  # an earlier attempt deleted it
     others = [t for t in await read.open_tasks(project.id) if t.id != ctx.job.task_id]
-    await ctx.publish([TaskCancelRequested(project_id=project.id, task_id=t.id, causation_id=ctx.job.id,
-                                           source=ctx.job.source) for t in others if not t.cancel_requested])
+    await ctx.publish(
+        [
+            TaskCancelRequested(project_id=project.id, task_id=t.id, causation_id=ctx.job.id, source=ctx.job.source)
+            for t in others
+            if not t.cancel_requested
+        ]
+    )
 
     async def open_tasks() -> bool:
         return any(t.id != ctx.job.task_id for t in await read.open_tasks(project.id))
@@ -121,7 +128,6 @@ async def project_delete(ctx: JobContext) -> None:
         await ctx.progress(1, 1)
 
 
-@reads_state
 async def project_restore(ctx: JobContext) -> None:
     """A deleted project comes back, with its photos (whose basenames it kept), in its folder, or in a
     numbered one when that is taken meanwhile; until the purge, however late."""
@@ -145,7 +151,6 @@ async def project_restore(ctx: JobContext) -> None:
         await ctx.progress(1, 1)
 
 
-@reads_state
 async def deleted_projects_purge(ctx: JobContext) -> None:
     """Deleted projects past the trash TTL, counted from their deletion, go for good; their basenames
     are free again."""
@@ -164,7 +169,6 @@ async def deleted_projects_purge(ctx: JobContext) -> None:
         await ctx.progress(done, len(due))
 
 
-@reads_state
 async def folder_discovery(ctx: JobContext) -> None:
     """A folder made by hand under `DIR/projects/` becomes a project, and the maintenance task it starts
     adopts its photos (folder_check); a folder renamed by hand takes its project with it; a folder that
@@ -185,8 +189,14 @@ def _unknown_folders(root, known: set[str]) -> list[str]:
         entries = list(os.scandir(root))
     except FileNotFoundError:
         return []
-    return sorted(e.name for e in entries if not e.name.startswith(".") and e.name not in known
-                  and e.is_dir(follow_symlinks=False) and now - e.stat().st_mtime >= SETTLE_S)
+    return sorted(
+        e.name
+        for e in entries
+        if not e.name.startswith(".")
+        and e.name not in known
+        and e.is_dir(follow_symlinks=False)
+        and now - e.stat().st_mtime >= SETTLE_S
+    )
 
 
 async def _discover(ctx: JobContext, root, folder: str) -> None:
@@ -208,21 +218,31 @@ async def _decide(ctx: JobContext, root, folder: str, manifest: Manifest | None)
     read = ctx.resources.read
     known = {}
     if manifest is not None and (project := await read.project(manifest.id)) is not None:
-        known[project.id] = Known(project.id, project.folder, project.deleted_at is not None,
-                                  (root / project.folder).is_dir())
+        known[project.id] = Known(
+            project.id, project.folder, project.deleted_at is not None, (root / project.folder).is_dir()
+        )
     decision = adoption(folder, manifest, known, new_id())
     events: list[Event] = []
     if isinstance(decision, Adopt):
         created = ctx.event(ProjectCreated, project_id=decision.project_id, name=decision.name, folder=folder)
         write_manifest(root / folder, Manifest(id=decision.project_id, name=decision.name, created_at=created.at))
-        events = [created, ctx.event(ProjectManifestWritten, project_id=decision.project_id, version=VERSION,
-                                     reason="adopted"),
-                  ctx.task("maintenance", [], project_id=decision.project_id, folder=folder)]
+        events = [
+            created,
+            ctx.event(ProjectManifestWritten, project_id=decision.project_id, version=VERSION, reason="adopted"),
+            ctx.task("maintenance", [], project_id=decision.project_id, folder=folder),
+        ]
         log.info("folder %r adopted as a project", folder)
     elif isinstance(decision, Moved):
-        previous = (await read.project(decision.project_id)).folder  # type: ignore[union-attr]
-        events = [ctx.event(ProjectRenamed, project_id=decision.project_id, name=decision.name, folder=folder,
-                            previous_folder=previous)]
+        previous = (await read.project(decision.project_id)).folder
+        events = [
+            ctx.event(
+                ProjectRenamed,
+                project_id=decision.project_id,
+                name=decision.name,
+                folder=folder,
+                previous_folder=previous,
+            )
+        ]
         log.info("project folder %r was renamed to %r by hand: the project follows it", previous, folder)
     else:
         log.warning("folder %r cannot be adopted as a project: %s", folder, decision.reason)

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from ...kernel.events import (
+    Event,
     PhotoAvailabilityChanged,
     PhotoDerivativesUpdated,
     PhotoFileAdded,
     ProjectManifestWritten,
 )
-from ...kernel.manifest import VERSION, Manifest, read_manifest, write_manifest
-from ...kernel.photos import derivative_source, kind_of
-from ...kernel.folders import scan, sha256_of
-from ...projector.views import PhotoView
-from ..context import JobContext, PermanentError, merged, reads_state
-from .derivatives import derivative_paths
+from ...kernel.folders import derivative_paths, scan, sha256_of
+from ...kernel.manifest import Manifest, read_manifest, write_manifest
+from ...kernel.photos import kind_of
+from ..context import JobContext, PermanentError
+from ..plans import availability
 from .move import unfinished
 
 
-@reads_state
-@merged
 async def manifest_check(ctx: JobContext) -> None:
     """The manifest exists and is right; each photo's availability matches the folder, and a photo
     that gained a source (a JPG copied in beside its RAW) gets its derivatives from a new task."""
@@ -30,37 +28,42 @@ async def manifest_check(ctx: JobContext) -> None:
         folder = ctx.project_dir
         if not folder.is_dir():
             raise PermanentError(f"project folder {folder} is missing")
-        wanted = Manifest(id=project.id, name=project.name, created_at=project.created_at, version=VERSION)
-        if read_manifest(folder) != wanted:
-            write_manifest(folder, wanted)
-            await ctx.publish([ctx.event(ProjectManifestWritten, version=VERSION, reason="repaired")])
+        await _repair_manifest(ctx, Manifest(id=project.id, name=project.name, created_at=project.created_at))
         listing = scan(folder)
         photos = await read.all_photos(project.id)
-        if any(_differs(photo, listing) for photo in photos):
+        if any(availability(photo, listing.get(photo.filename, [])) for photo in photos):
             # An upload may have saved a file and announced it since this job started: not a change.
             await ctx.catch_up()
             photos = await read.all_photos(project.id)
         # A photo whose move stopped half-way has files in two folders: the move goes on, from there.
-        events: list = await unfinished(ctx, [p for p in photos if p.moving_to])
+        events: list[Event] = [*await unfinished(ctx, [p for p in photos if p.moving_to])]
         photos = [p for p in photos if not p.moving_to]
         sourced = []  # photos without derivatives whose source came by hand
         for done, photo in enumerate(photos, start=1):
-            if _differs(photo, listing):
-                on_disk = listing.get(photo.filename, [])
-                kinds = {kind_of(n) for n in on_disk}
-                events.append(ctx.event(PhotoAvailabilityChanged, filename=photo.filename, files=on_disk,
-                                        jpg_available="jpg" in kinds, raw_available="raw" in kinds,
-                                        other_available="other" in kinds))
-                source = derivative_source(on_disk)
-                stale = (source != derivative_source(photo.files)
-                         and photo.thumbnail_status in ("generated", "pending", "failed"))
-                if stale:
-                    # Made from a file that is gone, or that a new one outranks (a JPG beside a RAW).
+            change = availability(photo, listing.get(photo.filename, []))
+            if change is not None:
+                events.append(
+                    ctx.event(
+                        PhotoAvailabilityChanged,
+                        filename=photo.filename,
+                        files=change.files,
+                        jpg_available=change.jpg,
+                        raw_available=change.raw,
+                        other_available=change.other,
+                    )
+                )
+                if change.stale:
                     for path in derivative_paths(folder, photo.filename):
                         path.unlink(missing_ok=True)
-                    events.append(ctx.event(PhotoDerivativesUpdated, filename=photo.filename,
-                                            thumbnail_status="missing", preview_status="missing"))
-                if source is not None and (stale or photo.thumbnail_status in ("not_supported", "missing")):
+                    events.append(
+                        ctx.event(
+                            PhotoDerivativesUpdated,
+                            filename=photo.filename,
+                            thumbnail_status="missing",
+                            preview_status="missing",
+                        )
+                    )
+                if change.remake:
                     sourced.append(photo.filename)
             if done % 200 == 0:
                 await ctx.progress(done, len(photos))
@@ -71,8 +74,6 @@ async def manifest_check(ctx: JobContext) -> None:
         await ctx.progress(len(photos), len(photos))
 
 
-@reads_state
-@merged
 async def folder_check(ctx: JobContext) -> None:
     """Accepted files with no photo become photos, and get their derivatives from a new
     upload_postprocess task; anything that is not a photo file is left exactly where it is."""
@@ -83,27 +84,40 @@ async def folder_check(ctx: JobContext) -> None:
         if found:
             await ctx.catch_up()  # as in manifest_check: an upload's file is not stray
             found = await _unrecorded(ctx, listing)
-        events = []
+        events: list[Event] = []
         for basename in found:
             for name in listing[basename]:
                 path = folder / name
-                events.append(ctx.event(PhotoFileAdded, filename=basename, name=name, kind=kind_of(name),
-                                        size=path.stat().st_size, sha256=sha256_of(path)))
+                events.append(
+                    ctx.event(
+                        PhotoFileAdded,
+                        filename=basename,
+                        name=name,
+                        kind=kind_of(name),
+                        size=path.stat().st_size,
+                        sha256=sha256_of(path),
+                    )
+                )
         if found:
             events.append(ctx.task("upload_postprocess", found))
         await ctx.publish(events)
         await ctx.progress(len(found), len(found))
 
 
-def _differs(photo: PhotoView, listing: dict[str, list[str]]) -> bool:
-    return sorted(listing.get(photo.filename, [])) != sorted(photo.files)
-
-
 async def _unrecorded(ctx: JobContext, listing: dict[str, list[str]]) -> list[str]:
     """Basenames in the folder that no photo of any project has."""
     read = ctx.resources.read
     known = {p.filename for p in await read.all_photos(ctx.job.project_id)}
-    elsewhere = {p.filename for p in await read.photos_named([b for b in listing if b not in known])
-                 if p.project_id != ctx.job.project_id}
+    elsewhere = {
+        p.filename
+        for p in await read.photos_named([b for b in listing if b not in known])
+        if p.project_id != ctx.job.project_id
+    }
     return sorted(b for b in listing if b not in known and b not in elsewhere)
 
+
+async def _repair_manifest(ctx: JobContext, wanted: Manifest) -> None:
+    """The project's manifest, written again (and said so) when it is missing or wrong."""
+    if read_manifest(ctx.project_dir) != wanted:
+        write_manifest(ctx.project_dir, wanted)
+        await ctx.publish([ctx.event(ProjectManifestWritten, version=wanted.version, reason="repaired")])

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from ...kernel.events import Regenerated, TaskParams
+from ...kernel.events import TaskParams
 from ...kernel.folders import Listing
 from ...kernel.photos import derivative_source
-from ..context import JobContext, PermanentError, reads_state
+from ...kernel.vocabulary import Regenerated
+from ..context import JobContext, PermanentError
 from ..imaging import read_metadata
 from .derivatives import metadata_event, remake
 
@@ -20,7 +21,6 @@ def regenerated(params: TaskParams | None) -> frozenset[Regenerated]:
     return frozenset(params.what) if params is not None and params.what else BOTH
 
 
-@reads_state
 async def regenerate(ctx: JobContext) -> None:
     what = regenerated(ctx.job.params)
     basenames = ctx.items or [p.filename for p in await ctx.resources.read.all_photos(ctx.job.project_id)]
@@ -36,7 +36,10 @@ async def reread_metadata(ctx: JobContext, basenames: list[str]) -> None:
     basenames = list(dict.fromkeys(basenames))
     folder = ctx.project_dir
     listing = Listing(folder)
-    read, pool = ctx.resources.read, ctx.resources.derivations.pool
+    read, derivations = ctx.resources.read, ctx.resources.derivations
+    if derivations is None:
+        raise PermanentError("this worker has no image processes")
+    pool = derivations.pool
     slots = asyncio.Semaphore(ctx.config.processing.workers + 1)
     failures: list[str] = []
     done = 0

@@ -1,5 +1,5 @@
 """Reading the whole log fast, for a rebuild: Bus.read's messages, pulled and parsed by a child
-process (kernel/logpull.py) while this one decodes and applies them."""
+process (replay/logpull.py) while this one decodes and applies them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typing import AsyncIterator
 
 import msgspec
 
-from .bus import Bus, Stored, up_to
+from ..kernel.bus import Bus
+from ..kernel.messages import Stored
+from ..kernel.read import up_to
+from ..kernel.subjects import STREAM
+from . import logpull
 from .frames import FrameReader, pipe, spawn
-from .subjects import STREAM
 
 _FRAME = msgspec.msgpack.Decoder(list[Stored])
 
@@ -45,25 +48,34 @@ def _holding(data: bytes) -> int:
     return read_end
 
 
-async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
-                   batch: int = 5_000) -> AsyncIterator[list[Stored]]:
+async def read_all(
+    bus: Bus, start_seq: int = 1, end_seq: int | None = None, batch: int = 5_000
+) -> AsyncIterator[list[Stored]]:
     """Every message from `start_seq` up to what is stored now (or `end_seq`), in order, in
     batches: as Bus.read without filters, through a child process where the connection allows."""
-    auth = pull_auth(bus)
-    if auth is None:
+    auth, url = pull_auth(bus), bus.nc.connected_url
+    if auth is None or url is None:
         async for out in bus.read(start_seq=start_seq, end_seq=end_seq, batch=batch):
             yield out
         return
     async with bus.reading(start_seq) as info:
         if info.num_pending == 0:
             return
-        url = bus.nc.connected_url
+        total = info.num_pending or 0
         auth_end = _holding(json.dumps(auth).encode())
         read_end, write_end = pipe()
         try:
-            child = await spawn("services.kernel.logpull", url.hostname or "127.0.0.1", str(url.port or 4222),
-                                STREAM, info.name, str(info.num_pending), str(batch),
-                                stdin=auth_end, stdout=write_end)
+            child = await spawn(
+                logpull,
+                url.hostname or "127.0.0.1",
+                str(url.port or 4222),
+                STREAM,
+                info.name,
+                str(total),
+                str(batch),
+                stdin=auth_end,
+                stdout=write_end,
+            )
         except BaseException:
             os.close(read_end)
             raise
@@ -75,11 +87,11 @@ async def read_all(bus: Bus, start_seq: int = 1, end_seq: int | None = None,
 
         async def next_batch() -> list[Stored]:
             nonlocal taken
-            if taken >= info.num_pending:
+            if taken >= total:
                 return []
             frame = await frames.frame()
             if frame is None:
-                why = (await child.stderr.read()).decode(errors="replace").strip()
+                why = (await child.stderr.read()).decode(errors="replace").strip() if child.stderr else ""
                 raise ReadError(why or f"the log reader exited with {await child.wait()}")
             out = _FRAME.decode(frame)
             taken += len(out)

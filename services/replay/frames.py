@@ -1,6 +1,6 @@
 """Child processes that a rebuild shares its work with, and the frames it exchanges with them over
 pipes: 4 bytes big-endian length, then that many bytes. Frames are read straight into a buffer of
-their own size (asyncio's StreamReader grew, copied and trimmed one, a tenth of a rebuild's time)."""
+their own size (asyncio's StreamReader grows, copies and trims one: dear on a rebuild)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,35 @@ import asyncio
 import fcntl
 import os
 import sys
-from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 PIPE_BYTES = 1 << 20  # Linux's default most for a pipe: either side runs on while the other is busy
-_ROOT = str(Path(__file__).resolve().parents[2])  # where `services` is, for a child's imports
 
 
 def pipe() -> tuple[int, int]:
     """A pipe (read end, write end) as large as the system allows an unprivileged process."""
     read_end, write_end = os.pipe()
     try:
-        fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ"), PIPE_BYTES)
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     except (AttributeError, OSError):  # not Linux, or a lower limit: the default size still works
         pass
     return read_end, write_end
 
 
-async def spawn(module: str, *args: str, stdin: int | None = None,
-                stdout: int | None = None) -> asyncio.subprocess.Process:
-    """`python -m module args…` with Darkroom importable and its stderr kept for the reason it fails."""
+async def spawn(
+    module: ModuleType, *args: str, stdin: int | None = None, stdout: int | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m module args…` in this interpreter (which has Darkroom installed), its stderr kept for
+    the reason it fails."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module, *args, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))})
+        sys.executable, "-m", module.__name__, *args, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE
+    )
+
+
+def _resolve(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 class _PipeEnd:
@@ -45,8 +51,8 @@ class _PipeEnd:
             try:
                 return call(self.fd, *args)
             except BlockingIOError:
-                ready = asyncio.get_running_loop().create_future()
-                self._watch(self.fd, lambda: ready.done() or ready.set_result(None))
+                ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._watch(self.fd, _resolve, ready)
                 try:
                     await ready
                 finally:
@@ -84,7 +90,7 @@ class FrameWriter(_PipeEnd):
         for part in (len(frame).to_bytes(4, "big"), frame):
             view = memoryview(part)
             while view:
-                view = view[await self._io(os.write, view):]
+                view = view[await self._io(os.write, view) :]
 
     def close(self) -> None:
         """The end of the pipe for the reader (again: nothing)."""

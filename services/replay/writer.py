@@ -1,10 +1,10 @@
-"""A rebuild's SQLite writes, in a child process of their own: they took a quarter of the rebuild's
-time on its one busy core, and threads of one process cannot share that (the GIL), processes can.
-Imports nothing of Darkroom's, so it starts fast.
+"""A rebuild's SQLite writes, in a child process of their own: they were a large share of the
+rebuild's time on its one busy core, and threads of one process cannot share that (the GIL),
+processes can. Imports nothing of Darkroom's at run time, so it starts fast.
 
-    python -m services.projector.writer PATH
+    python -m darkroom.replay.writer PATH
 
-Reads frames (kernel/frames.py) from stdin, each a msgpack list of [sql, [params, ...]]: one
+Reads frames (replay/frames.py) from stdin, each a msgpack list of [sql, [params, ...]]: one
 transaction, committed before the next is read. Exits 0 at the end of stdin, 1 (and why, on stderr)
 at the first failure.
 """
@@ -16,12 +16,15 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..kernel.frames import FrameWriter, pipe, spawn
+from .frames import FrameWriter, pipe, spawn
 
-Statements = list[tuple[str, list[tuple]]]
+if TYPE_CHECKING:
+    from ..projector.store import Statements
+
 _FRAME = msgspec.msgpack.Decoder(list[tuple[str, list[list]]])
 
 
@@ -39,10 +42,10 @@ class Writer:
         self._encoder = msgspec.msgpack.Encoder()
 
     @classmethod
-    async def start(cls, path: Path) -> "Writer":
+    async def start(cls, path: Path) -> Writer:
         read_end, write_end = pipe()
         try:
-            child = await spawn("services.projector.writer", str(path), stdin=read_end)
+            child = await spawn(sys.modules[__name__], str(path), stdin=read_end)
         except BaseException:
             os.close(write_end)
             raise
@@ -70,7 +73,8 @@ class Writer:
         await self._child.wait()
 
     async def _failure(self) -> WriteError:
-        why = (await self._child.stderr.read()).decode(errors="replace").strip()
+        stderr = self._child.stderr
+        why = (await stderr.read()).decode(errors="replace").strip() if stderr is not None else ""
         return WriteError(why or f"the writer exited with {await self._child.wait()}")
 
 

@@ -12,11 +12,11 @@ from typing import Callable, Iterator
 import aiosqlite
 
 from ..kernel.bus import Bus
-from ..kernel.fastread import read_all
-from . import store
-from .engine import Projector
-from .service import read_recorded
-from .store import CHECKPOINT, COMPARED
+from ..projector import store
+from ..projector.service import read_recorded
+from ..projector.store import CHECKPOINT, COMPARED
+from .engine import Rebuild
+from .fastread import read_all
 from .writer import Writer
 
 Progress = Callable[[int, int], None]
@@ -35,7 +35,7 @@ class ReplayResult:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-async def rebuild(bus: Bus, projector: Projector, until: int, progress: Progress | None = None) -> int:
+async def rebuild(bus: Bus, projector: Rebuild, until: int, progress: Progress | None = None) -> int:
     """Apply the log from the projector's checkpoint up to `until`; returns events applied."""
     applied = 0
     if projector.checkpoint < until:
@@ -48,8 +48,9 @@ async def rebuild(bus: Bus, projector: Projector, until: int, progress: Progress
     return applied
 
 
-async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = False,
-                 progress: Progress | None = None) -> ReplayResult:
+async def replay(
+    bus: Bus, into: Path, live: Path | None = None, verify: bool = False, progress: Progress | None = None
+) -> ReplayResult:
     """Rebuild the read models into a new file, exactly as the live projector has them (`verify`:
     up to the live checkpoint, then compare). The rebuilt file keeps no SSE outbox: a client resuming
     from before its checkpoint gets `reset`, as from a pruned point."""
@@ -60,8 +61,7 @@ async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = 
         await db.execute("PRAGMA synchronous=OFF")
         writer = await Writer.start(into)
         try:
-            projector = await Projector(db, bus.codec, relay=False, keep_rows=KEEP_ROWS, writer=writer,
-                                        fetch=bus.stored).open()
+            projector = await Rebuild(db, bus.codec, KEEP_ROWS, writer, fetch=bus.stored).open()
             await read_recorded(bus, projector)
             with _collector_spared():
                 result = await _run(bus, db, projector, live, verify, progress)
@@ -75,8 +75,9 @@ async def replay(bus: Bus, into: Path, live: Path | None = None, verify: bool = 
         await db.close()
 
 
-async def _run(bus: Bus, db: aiosqlite.Connection, projector: Projector, live: Path | None, verify: bool,
-               progress: Progress | None) -> ReplayResult:
+async def _run(
+    bus: Bus, db: aiosqlite.Connection, projector: Rebuild, live: Path | None, verify: bool, progress: Progress | None
+) -> ReplayResult:
     began = time.perf_counter()
     if not verify:
         events = await rebuild(bus, projector, await bus.last_seq(), progress)
@@ -99,8 +100,7 @@ async def _run(bus: Bus, db: aiosqlite.Connection, projector: Projector, live: P
 @contextmanager
 def _collector_spared() -> Iterator[None]:
     """A rebuild makes millions of short-lived objects, nearly all acyclic and freed within their
-    batch: the cyclic collector runs less often meanwhile, and never rescans what existed before
-    (it took about a tenth of the time otherwise)."""
+    batch: the cyclic collector runs less often meanwhile, and never rescans what existed before."""
     threshold = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])

@@ -1,8 +1,9 @@
 """A child process that pulls a JetStream consumer over a plain NATS connection and writes what it
-gets to stdout, in frames: it speaks the protocol itself (nats-py costs ~20 µs a message), and runs
-beside the process that decodes and applies. Imports nothing of Darkroom's, so it starts fast.
+gets to stdout, in frames: it speaks the protocol itself (nats-py's cost per message is what a
+rebuild would wait on), and runs beside the process that decodes and applies. Imports nothing of
+Darkroom's, so it starts fast.
 
-    python -m services.kernel.logpull HOST PORT STREAM CONSUMER TOTAL BATCH < AUTH_JSON
+    python -m darkroom.replay.logpull HOST PORT STREAM CONSUMER TOTAL BATCH < AUTH_JSON
 
 The credentials come on stdin: a command line is visible to every user of the host.
 
@@ -50,8 +51,16 @@ class Puller:
 
     def start(self, auth: dict) -> None:
         self._read_line()  # INFO
-        connect = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True, "protocol": 1,
-                   "lang": "python", "version": "darkroom-logpull", **auth}
+        connect = {
+            "verbose": False,
+            "pedantic": False,
+            "headers": True,
+            "no_responders": True,
+            "protocol": 1,
+            "lang": "python",
+            "version": "darkroom-logpull",
+            **auth,
+        }
         self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nSUB " + self.inbox + b" 1\r\n")
         self._ask()
 
@@ -76,11 +85,12 @@ class Puller:
 
     def run(self, out) -> None:
         encoder = msgspec.msgpack.Encoder()
-        buf, pos, got = b"", 0, []
+        buf, pos = b"", 0
+        got: list[tuple[int, str, bytes, int]] = []
         while self.written < self.total:
             try:
                 chunk = self.sock.recv(1 << 20)
-            except socket.timeout:
+            except TimeoutError:
                 raise PullError(f"reading the log: nothing arrived within {READ_TIMEOUT_S:g}s") from None
             if not chunk:
                 raise PullError("the NATS server closed the connection")
@@ -112,9 +122,9 @@ class Puller:
                 reply_at = 3 if len(head) == (6 if op == b"HMSG" else 5) else 0
                 if reply_at:
                     seq, at = position(head[reply_at])
-                    got.append((seq, head[1].decode(), buf[start + headers:start + size], at))
+                    got.append((seq, head[1].decode(), buf[start + headers : start + size], at))
                 else:
-                    self._status(buf[start:start + headers])
+                    self._status(buf[start : start + headers])
                 pos = start + size + 2
             else:
                 if op == b"PING":

@@ -1,21 +1,21 @@
-"""services/kernel/bus.py: a stored message read back, its sequence and time from the reply subject."""
+"""services/kernel/read.py: a stored message read back, its sequence and time from the reply subject."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from services.kernel.bus import Stored
+from darkroom.kernel.messages import Stored
+from darkroom.kernel.read import stored_of
 
 NS = 1_764_419_450_311_400_000  # 2025-11-29T12:30:50.3114Z
 
 
 def _msg(reply: str) -> SimpleNamespace:
-    return SimpleNamespace(subject="darkroom.task._.T1.started", data=b"{}", reply=reply,
-                           metadata=None, headers=None)
+    return SimpleNamespace(subject="darkroom.task._.T1.started", data=b"{}", reply=reply, metadata=None, headers=None)
 
 
 def test_the_sequence_and_time_come_from_the_v1_reply_subject():
-    stored = Stored.from_msg(_msg(f"$JS.ACK.DARKROOM.c1.1.42.7.{NS}.0"))
+    stored = stored_of(_msg(f"$JS.ACK.DARKROOM.c1.1.42.7.{NS}.0"))
     assert (stored.seq, stored.subject, stored.data) == (42, "darkroom.task._.T1.started", b"{}")
     assert stored.at == "2025-11-29T12:30:50.311Z"
     assert stored == Stored(42, "darkroom.task._.T1.started", b"{}", "2025-11-29T12:30:50.311Z")
@@ -26,7 +26,7 @@ def test_the_newer_reply_form_with_domain_and_account_is_read_too():
 
     reply = f"$JS.ACK._.ACCHASH.DARKROOM.c1.1.43.8.{NS}.0.RANDOM"
     msg = Msg(_client=None, subject="darkroom.task._.T1.started", reply=reply, data=b"{}")
-    stored = Stored.from_msg(msg)
+    stored = stored_of(msg)
     assert (stored.seq, stored.at) == (43, "2025-11-29T12:30:50.311Z")
 
 
