@@ -2,15 +2,19 @@
 """The ceiling a 3-step task chain has on a given NATS server: the messages Darkroom stores for one
 task, and nothing else, through bare nats-py in one process (as `darkroom up` is one process).
 
-Per task, as Darkroom writes them (CONTRACT §4): task.requested; task.started with the first
-job.requested and its dispatch copy; per step job.started and job.completed, then the next
-job.requested with its dispatch copy; task.completed: 15 stored messages of about Darkroom's size.
+Per task, as Darkroom wrote them before CONTRACT §7.1 (`--messages 15`, the old reference):
+task.requested; task.started with the first job.requested and its dispatch copy; per step job.started
+and job.completed, then the next job.requested with its dispatch copy; task.completed: 15 stored
+messages of about Darkroom's size. As it writes them now (`--messages 8`, §7.1): task.requested; per
+step a job.requested with its lane in its subject and a job.completed; task.completed: 8.
 An orchestrator consumes requests and completions (a durable push consumer, explicit acks), worker
-slots pull the dispatch copies one at a time, a projector follows everything (an ordered consumer)
-and only parses it. No read model, HTTP, SSE, typed events or bookkeeping: what is left is what the
+slots pull the work (the dispatch copies, or the requests) one at a time, a projector follows
+everything (an ordered consumer) and only parses it. No read model, HTTP, SSE, typed events or
+bookkeeping: what is left is what the
 log and the client library cost, so Darkroom's rate over this one is the share its own work leaves.
 
-    python bench/bare_chain.py NATS_URL [--tasks N] [--slots S] [--concurrency C] [--latency-tasks M]
+    python bench/bare_chain.py NATS_URL [--messages 15|8] [--tasks N] [--slots S] [--concurrency C]
+                                        [--latency-tasks M]
 
 Prints one JSON object: tasks_s, one_p50_ms, one_p99_ms, cpu_ms_per_task (this process only).
 """
@@ -32,6 +36,7 @@ from nats.js import api
 
 STREAM, ROOT = "BARECHAIN", "barechain"
 STEPS = 3
+LAYOUTS = (15, 8)  # stored messages per task: before CONTRACT §7.1, and since
 PAD = "x" * 330  # brings an event to about Darkroom's 500 bytes
 
 
@@ -75,8 +80,9 @@ class Acks:
 
 
 class Chain:
-    def __init__(self, nc: Client, slots: int) -> None:
+    def __init__(self, nc: Client, slots: int, messages: int = 15) -> None:
         self.nc = nc
+        self.copies = messages == 15  # the old layout: a dispatch copy, task.started and job.started
         self.acks = Acks(nc)
         self.slots = slots
         self.done: dict[str, asyncio.Future] = {}
@@ -90,7 +96,7 @@ class Chain:
             STREAM,
             api.ConsumerConfig(
                 durable_name="lane",
-                filter_subject=f"{ROOT}.dispatch.>",
+                filter_subject=f"{ROOT}.dispatch.>" if self.copies else f"{ROOT}.job.*.requested.>",
                 ack_policy=api.AckPolicy.EXPLICIT,
                 max_ack_pending=10_000,
             ),
@@ -132,6 +138,8 @@ class Chain:
 
     def _request(self, task: str, step: int) -> list[tuple[str, bytes, str]]:
         job = event("job.requested", task, step)
+        if not self.copies:
+            return [(f"{ROOT}.job.{task}.requested.priority.noop", job, f"{task}:{step}:requested")]
         return [
             (f"{ROOT}.job.{task}.requested", job, f"{task}:{step}:requested"),
             (f"{ROOT}.dispatch.noop", job, f"{task}:{step}:dispatch"),
@@ -140,11 +148,13 @@ class Chain:
     async def _orchestrate(self, msg: Msg) -> None:
         fact = json.loads(msg.data)
         task, step = fact["task_id"], fact["step_index"]
-        if fact["type"] == "task.requested":
+        if fact["type"] == "task.requested" and self.copies:
             out = [
                 (f"{ROOT}.task.{task}.started", event("task.started", task, 0), f"{task}:started"),
                 *self._request(task, 0),
             ]
+        elif fact["type"] == "task.requested":
+            out = self._request(task, 0)
         elif step + 1 < STEPS:
             out = self._request(task, step + 1)
         else:
@@ -164,13 +174,21 @@ class Chain:
                 continue
             job = json.loads(msg.data)
             task, step = job["task_id"], job["step_index"]
-            started = await self.acks.post(
-                f"{ROOT}.job.{task}.started", event("job.started", task, step), f"{task}:{step}:started"
+            stored = (
+                [
+                    await self.acks.post(
+                        f"{ROOT}.job.{task}.started", event("job.started", task, step), f"{task}:{step}:started"
+                    )
+                ]
+                if self.copies
+                else []
             )
-            completed = await self.acks.post(
-                f"{ROOT}.job.{task}.completed", event("job.completed", task, step), f"{task}:{step}:completed"
+            stored.append(
+                await self.acks.post(
+                    f"{ROOT}.job.{task}.completed", event("job.completed", task, step), f"{task}:{step}:completed"
+                )
             )
-            await asyncio.gather(started, completed)
+            await asyncio.gather(*stored)
             await msg.ack()
 
     async def request(self, name: str) -> asyncio.Future:
@@ -190,9 +208,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-async def measure(url: str, tasks: int, slots: int, concurrency: int, latency_tasks: int) -> dict:
+async def measure(url: str, tasks: int, slots: int, concurrency: int, latency_tasks: int, messages: int = 15) -> dict:
     nc = await nats.connect(url, name="bare-chain")
-    chain = Chain(nc, slots)
+    chain = Chain(nc, slots, messages)
     try:
         await chain.start()
         for n in range(10):  # warm up
@@ -222,12 +240,13 @@ async def measure(url: str, tasks: int, slots: int, concurrency: int, latency_ta
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("url")
+    p.add_argument("--messages", type=int, choices=LAYOUTS, default=15, help="stored messages per task (default 15)")
     p.add_argument("--tasks", type=int, default=1500)
     p.add_argument("--slots", type=int, default=2, help="worker slots pulling jobs")
     p.add_argument("--concurrency", type=int, default=64, help="task requests in flight")
     p.add_argument("--latency-tasks", type=int, default=100, help="tasks run one at a time")
     args = p.parse_args(argv)
-    result = asyncio.run(measure(args.url, args.tasks, args.slots, args.concurrency, args.latency_tasks))
+    result = asyncio.run(measure(args.url, args.tasks, args.slots, args.concurrency, args.latency_tasks, args.messages))
     print(json.dumps(result))
     return 0
 

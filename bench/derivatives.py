@@ -358,8 +358,8 @@ class Timeline:
 
     async def on_message(self, msg: Msg) -> None:
         now = time.perf_counter()
-        parts = msg.subject.split(".")  # darkroom.<kind>.<project>.<task or photo key>.<event>
-        self.first.setdefault(f"{parts[1]}.{parts[-1]}", now)
+        parts = msg.subject.split(".")  # darkroom.<kind>.<project>.<task or photo key>.<event>[.<lane>.<job type>]
+        self.first.setdefault(f"{parts[1]}.{parts[4]}", now)
 
 
 class Darkroom:
@@ -644,7 +644,7 @@ async def latency(
     nc = await nats.connect(nats_url, name="darkroom-bench")
     runs = []
     try:
-        for kind in Timeline.KINDS:  # not darkroom.>: the dispatch copies would cost nats-server and the bench
+        for kind in Timeline.KINDS:  # not darkroom.>: what else is stored would cost nats-server and the bench
             await nc.subscribe(
                 f"darkroom.{kind}.>", cb=timeline.on_message, pending_msgs_limit=-1, pending_bytes_limit=-1
             )

@@ -6,7 +6,8 @@
 1. Generates a realistic log into a fresh nats-server (sync_interval 2m) with Bus.send_many:
    projects, uploads of JPG+RAW shoots with their upload_postprocess / manifest_check /
    folder_check tasks, culling (keep flags) and commits that trash files, hourly maintenance
-   tasks, a few retries; every job.requested with its dispatch copy, as the services write them.
+   tasks, a few retries; as the services write them since CONTRACT §7.1 (no dispatch copy, no
+   task.started, job.started only for a job that runs 250 ms or more, metadata in the derivatives event).
 2. Times darkroom.replay.rebuild.replay() into a new SQLite file, twice (the best counts).
 3. Baselines on the same log and machine: reading it through nats-py (Bus.read) and through the
    reader replay uses (fastread.read_all: a child process pulls, this one takes the batches), that
@@ -27,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import AsyncIterator
 
-from darkroom.kernel import subjects
 from darkroom.kernel.bus import Bus
 from darkroom.kernel.clock import iso
 from darkroom.kernel.config import load_config
@@ -43,14 +43,13 @@ from darkroom.kernel.events import (
     PhotoFileAdded,
     PhotoFilesTrashed,
     PhotoKeepChanged,
-    PhotoMetadataExtracted,
+    PhotoMetadata,
     PhotoRemoved,
     ProjectCreated,
     ProjectManifestWritten,
     Step,
     TaskCompleted,
     TaskRequested,
-    TaskStarted,
 )
 from darkroom.kernel.ids import new_id
 from darkroom.kernel.messages import Outgoing, Stored
@@ -89,10 +88,9 @@ class Log:
         self.clock += timedelta(milliseconds=self.rng.randint(1, 40))
         return iso(self.clock)
 
-    def add(self, event: Event, subject: str | None = None) -> None:
-        if subject is None:
-            event.at = self.at()  # a dispatch copy is the same bytes as its job.requested
-        self.out.append(self.bus.outgoing(event, subject=subject))
+    def add(self, event: Event) -> None:
+        event.at = self.at()
+        self.out.append(self.bus.outgoing(event))
 
     def task(
         self,
@@ -115,7 +113,6 @@ class Log:
             **env, task_type=task_type, label=label, user_relevant=user, steps=steps, items=items, folder=folder
         )
         self.add(requested)
-        self.add(TaskStarted(**env, causation_id=requested.id))
         for i, step in enumerate(steps):
             lane = "priority" if user and step.priority >= 90 else "normal"
             job = JobRequested(
@@ -130,18 +127,27 @@ class Log:
                 folder=folder,
             )
             self.add(job)
-            self.add(job, subject=subjects.dispatch(lane, step.type))  # the workers' copy
             common = dict(
                 env, job_id=job.job_id, causation_id=job.id, task_type=task_type, job_type=step.type, step_index=i
             )
             attempt = 1
             if self.rng.random() < 0.02:
-                self.add(JobStarted(**common, attempt=1, worker="host-a:101"))
-                self.add(JobRetrying(**common, attempt=1, error="lease held by another worker", delay_s=0.4))
+                self.add(
+                    JobRetrying(
+                        **common,
+                        attempt=1,
+                        error="lease held by another worker",
+                        delay_s=0.4,
+                        started_at=self.at(),
+                        worker="host-a:101",
+                    )
+                )
                 attempt = 2
-            self.add(JobStarted(**common, attempt=attempt, worker="host-a:101"))
+            began = self.at()
+            if i == 0 and len(items) > 1:  # an upload's derivatives: a job that runs 250 ms or more
+                self.add(JobStarted(**common, attempt=attempt, worker="host-a:101"))
             step_work(i, common, {k: common[k] for k in ("project_id", "task_id", "job_id", "causation_id", "source")})
-            self.add(JobCompleted(**common, attempt=attempt))
+            self.add(JobCompleted(**common, attempt=attempt, started_at=began, worker="host-a:101"))
         self.add(TaskCompleted(**env))
 
     def project(self, uploads: int) -> None:
@@ -173,21 +179,21 @@ class Log:
                 if i == 0:
                     make, model = self.rng.choice(CAMERAS)
                     for n, name in enumerate(names, start=1):
-                        self.add(
-                            PhotoMetadataExtracted(
-                                **env,
-                                filename=name,
-                                taken_at=self.at()[:19],
-                                make=make,
-                                model=model,
-                                orientation=self.rng.choice([1, 1, 1, 6, 8]),
-                                width=6000,
-                                height=4000,
-                            )
+                        metadata = PhotoMetadata(
+                            taken_at=self.at()[:19],
+                            make=make,
+                            model=model,
+                            orientation=self.rng.choice([1, 1, 1, 6, 8]),
+                            width=6000,
+                            height=4000,
                         )
                         self.add(
                             PhotoDerivativesUpdated(
-                                **env, filename=name, thumbnail_status="generated", preview_status="generated"
+                                **env,
+                                filename=name,
+                                thumbnail_status="generated",
+                                preview_status="generated",
+                                metadata=metadata,
                             )
                         )
                         self.add(JobProgress(**common, done=n, total=len(names)))
@@ -295,7 +301,7 @@ async def main(events: int, keep: bool) -> int:
         out = log.out[:events]
         kinds: dict[str, int] = {}
         for o in out:
-            kind = "dispatch" if subjects.is_dispatch(o.subject) else o.subject.split(".")[1]
+            kind = o.subject.split(".")[1]
             kinds[kind] = kinds.get(kind, 0) + 1
         print(
             f"log: {len(out):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))}), "

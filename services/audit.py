@@ -19,6 +19,7 @@ import msgspec
 from .kernel import subjects
 from .kernel.bus import Bus
 from .kernel.events import (
+    AttemptEnded,
     DeadLetterApplied,
     DeadLetterDiscarded,
     DeadLetterRecorded,
@@ -41,6 +42,7 @@ from .kernel.events import (
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
+    PhotoMetadata,
     PhotoMetadataExtracted,
     PhotoMoved,
     PhotoMoveStarted,
@@ -179,7 +181,10 @@ async def dead_letter_history(bus: Bus, seq: int) -> list[Entry]:
 async def project_history(bus: Bus, folder: str) -> list[Entry]:
     """The project's, its photos', its tasks' events, and its jobs' requested and outcome events."""
     project = _token(await project_id(bus, folder), "project")
-    return await read(bus, subjects.project_history(project, PROJECT_JOB_EVENTS))
+    # A request has its lane in its subject (CONTRACT §7.1); one from before it has not.
+    return await read(
+        bus, [*subjects.project_history(project, PROJECT_JOB_EVENTS), subjects.job_subject(project, "*", "requested.>")]
+    )
 
 
 # -- showing ----------------------------------------------------------------------------------------
@@ -221,6 +226,22 @@ def _camera(make: str | None, model: str | None) -> str:
     return " ".join(p for p in (make, model) if p)
 
 
+def _metadata(meta: PhotoMetadata | PhotoMetadataExtracted) -> str:
+    parts = [
+        f"taken {meta.taken_at}" if meta.taken_at else "",
+        _camera(meta.make, meta.model),
+        f"{meta.width}x{meta.height}" if meta.width and meta.height else "",
+        f"orientation {meta.orientation}" if meta.orientation else "",
+    ]
+    return ", ".join(p for p in parts if p) or "no metadata"
+
+
+def _attempt(event: AttemptEnded) -> str:
+    """An attempt's end names its worker: a quick one stored no job.started that would have."""
+    where = f" on {event.worker}" if event.worker else ""
+    return f"step {event.step_index} {event.job_type}, attempt {event.attempt}{where}"
+
+
 def detail(event: Event) -> str:
     """A short line saying what is particular about this event."""
     match event:
@@ -243,14 +264,11 @@ def detail(event: Event) -> str:
         case JobProgress():
             return f"step {event.step_index} {event.job_type}, {event.done}/{event.total}"
         case JobRetrying():
-            return (
-                f"step {event.step_index} {event.job_type}, attempt {event.attempt}: {event.error}; "
-                f"again in {event.delay_s:g}s"
-            )
+            return f"{_attempt(event)}: {event.error}; again in {event.delay_s:g}s"
         case JobCompleted():
-            return f"step {event.step_index} {event.job_type}, attempt {event.attempt}"
+            return _attempt(event)
         case JobFailed():
-            return f"step {event.step_index} {event.job_type}, attempt {event.attempt}: {event.error}"
+            return f"{_attempt(event)}: {event.error}"
         case JobCanceled():
             return f"step {event.step_index} {event.job_type}: {event.reason}"
         case ProjectCreated():
@@ -277,20 +295,15 @@ def detail(event: Event) -> str:
             replaced = f", replaced the old one (now {event.replaced})" if event.replaced else ""
             return f"{event.filename}: {event.name} ({event.kind}, {event.size} bytes){replaced}"
         case PhotoMetadataExtracted():
-            parts = [
-                f"taken {event.taken_at}" if event.taken_at else "",
-                _camera(event.make, event.model),
-                f"{event.width}x{event.height}" if event.width and event.height else "",
-                f"orientation {event.orientation}" if event.orientation else "",
-            ]
-            return f"{event.filename}: " + (", ".join(p for p in parts if p) or "no metadata")
+            return f"{event.filename}: {_metadata(event)}"
         case PhotoDerivativesUpdated():
             made_from = f" from {event.made_from}" if event.made_from else ""
             kind = f"{event.error_kind}: " if event.error_kind else ""
             error = f" ({kind}{event.error})" if event.error else ""
+            metadata = f"; {_metadata(event.metadata)}" if event.metadata is not None else ""
             return (
                 f"{event.filename}: thumbnail {event.thumbnail_status}, preview {event.preview_status}"
-                f"{made_from}{error}"
+                f"{made_from}{error}{metadata}"
             )
         case PhotoKeepChanged():
             flags = [

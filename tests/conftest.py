@@ -32,6 +32,9 @@ TEST_SETTINGS = {
     "pipeline.job_timeout_s": 30.0,
     "api.port": 0,
     "processing.workers": 2,
+    # The scenarios are written for two slots, one of them priority-only (the defaults have more).
+    "pipeline.max_parallel_jobs": 2,
+    "pipeline.priority_lane_slots": 1,
     "maintenance.interval_s": 0,  # scenarios start maintenance themselves; the schedule has its own tests
 }
 

@@ -40,8 +40,10 @@ class NatsConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    max_parallel_jobs: int = 2
-    priority_lane_slots: int = 1
+    # Job slots are coroutines that mostly wait on NATS and the disk; image work runs in the
+    # processing.workers image processes whatever the slots, so slots are cheap.
+    max_parallel_jobs: int = 8
+    priority_lane_slots: int | None = None  # None: all slots but one (at least one takes normal work first)
     priority_threshold: int = 90
     max_attempts: int = 3
     job_timeout_s: float = 600.0
@@ -49,6 +51,13 @@ class PipelineConfig(_Section):
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     plugins: list[str] = []
+
+    @property
+    def priority_only_slots(self) -> int:
+        """The slots that take only priority work."""
+        if self.priority_lane_slots is None:
+            return max(0, self.max_parallel_jobs - 1)
+        return self.priority_lane_slots
 
 
 class DerivativeConfig(_Section):
@@ -175,7 +184,7 @@ def _check(config: Config) -> None:
     rules = [
         (p.max_parallel_jobs >= 1, "pipeline.max_parallel_jobs must be at least 1"),
         (
-            0 <= p.priority_lane_slots <= p.max_parallel_jobs,
+            0 <= p.priority_only_slots <= p.max_parallel_jobs,
             "pipeline.priority_lane_slots must be between 0 and pipeline.max_parallel_jobs",
         ),
         (p.max_attempts >= 1, "pipeline.max_attempts must be at least 1"),

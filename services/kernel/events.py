@@ -97,7 +97,7 @@ class TaskCanceled(Event, tag="task.canceled"):
     step_index: int | None = None
 
 
-# -- jobs: darkroom.job.<project_id>.<task_id>.<event> (and a copy on darkroom.dispatch.*) -----
+# -- jobs: darkroom.job.<project_id>.<task_id>.<event> (job.requested: ….requested.<lane>.<job_type>) --
 
 
 class JobEvent(Event, kw_only=True):
@@ -124,18 +124,27 @@ class JobProgress(JobEvent, tag="job.progress"):
     total: int
 
 
-class JobRetrying(JobEvent, tag="job.retrying"):
+class AttemptEnded(JobEvent, kw_only=True):
+    """An attempt's end. A job that ends within 250 ms stores no job.started: its outcome says when the
+    attempt started and where (on every outcome, job.started stored or not)."""
+
     attempt: int
+    started_at: str | None = None
+    worker: str | None = None
+
+
+class JobRetrying(AttemptEnded, tag="job.retrying"):
     error: str
     delay_s: float
 
 
-class JobCompleted(JobEvent, tag="job.completed"):
-    attempt: int
+class JobCompleted(AttemptEnded, tag="job.completed"):
+    # The job's last progress, when no job.progress stored it (a job done within 250 ms stores none).
+    done: int | None = None
+    total: int | None = None
 
 
-class JobFailed(JobEvent, tag="job.failed"):
-    attempt: int
+class JobFailed(AttemptEnded, tag="job.failed"):
     error: str
 
 
@@ -204,7 +213,21 @@ class PhotoFileAdded(PhotoEvent, tag="photo.file_added"):
     replaced: str | None = None  # the trash name of the different file this one replaced
 
 
+class PhotoMetadata(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What a photo's EXIF and image header say."""
+
+    taken_at: str | None = None
+    make: str | None = None
+    model: str | None = None
+    orientation: int | None = None
+    width: int | None = None
+    height: int | None = None
+    lens: str | None = None  # LensModel, after LensMake when it adds to it
+
+
 class PhotoMetadataExtracted(PhotoEvent, tag="photo.metadata_extracted"):
+    """Metadata read without derivatives made (photo.derivatives_updated carries it when both are)."""
+
     taken_at: str | None = None
     make: str | None = None
     model: str | None = None
@@ -224,6 +247,7 @@ class PhotoDerivativesUpdated(PhotoEvent, tag="photo.derivatives_updated"):
     made_from: str | None = None
     made_from_size: int | None = None
     made_from_mtime_ns: int | None = None
+    metadata: PhotoMetadata | None = None  # read from the source while the derivatives were made
 
 
 class PhotoKeepChanged(PhotoEvent, tag="photo.keep_changed"):

@@ -174,9 +174,20 @@ def size_of(state: api.StreamState | None) -> StreamSize:
 
 async def _ensure_lane(jsm: JetStreamManager, config: Config, lane: str, last_seq: int) -> int | None:
     name = lane_consumer(lane)
+    have: api.ConsumerConfig | None
     try:
         have = (await jsm.consumer_info(STREAM, name)).config
     except NotFoundError:
+        have = None
+    if have is not None and have.filter_subject == f"{subjects.DISPATCH}{lane}.>":
+        # Made before CONTRACT §7.1, for the copies: made again for the requests themselves, from the
+        # log's end; the orchestrator stores again the requests still open before it.
+        await jsm.delete_consumer(STREAM, name)
+        log.warning(
+            "lane consumer %s took copies on %s%s.>; made again for the requests", name, subjects.DISPATCH, lane
+        )
+        have = None
+    if have is None:
         # Never from the beginning: that would run every old job again.
         start = last_seq + 1 if last_seq else None
         await jsm.add_consumer(STREAM, lane_config(lane, config, start))
@@ -221,19 +232,18 @@ def orchestrator_config(name: str) -> api.ConsumerConfig:
     )
 
 
-async def orchestrator_consumer(jsm: JetStreamManager, name: str) -> tuple[api.ConsumerConfig, int]:
+async def orchestrator_consumer(jsm: JetStreamManager, name: str) -> api.ConsumerConfig:
     """The orchestrator's durable consumer as its subscription makes it (or finds it), brought up to date in
-    place when an older Darkroom made it with other filters; and the stream sequence through which it has
-    acknowledged everything (0: nothing yet)."""
+    place when an older Darkroom made it with other filters."""
     config = orchestrator_config(name)
     try:
         info = await jsm.consumer_info(STREAM, name)
     except NotFoundError:
-        return config, 0
+        return config
     if (info.config.filter_subjects or [info.config.filter_subject]) != ORCHESTRATOR_FILTERS:
         config.deliver_subject = info.config.deliver_subject
         await jsm.add_consumer(STREAM, config)
-    return config, (info.ack_floor.stream_seq or 0) if info.ack_floor is not None else 0
+    return config
 
 
 def read_config(start_seq: int, filters: list[str] | None = None) -> api.ConsumerConfig:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .events import BasenameClaimed, DeadLetterEvent, Event, FolderRefused, JobEvent, LaneEvent, PhotoEvent, type_name
+from .events import (
+    BasenameClaimed,
+    DeadLetterEvent,
+    Event,
+    FolderRefused,
+    JobEvent,
+    JobRequested,
+    LaneEvent,
+    PhotoEvent,
+    type_name,
+)
 from .photos import name_key, photo_key
 
 STREAM = "DARKROOM"
@@ -87,12 +97,28 @@ def lane_consumer(lane: str) -> str:
     return f"lane_{lane}"
 
 
-def dispatch(lane: str, job_type: str) -> str:
-    return f"{ROOT}.dispatch.{lane}.{job_type}"
+def requests(project_id: str | None, task_id: str) -> str:
+    """Every job.requested of a task, whatever its lane (CONTRACT §7.1)."""
+    return f"{job_prefix(project_id, task_id)}.requested.>"
 
 
 def lane_filter(lane: str) -> str:
-    return f"{ROOT}.dispatch.{lane}.>"
+    """The work of one lane: the job.requested events stored with the lane in their subject."""
+    return f"{ROOT}.job.*.*.requested.{lane}.>"
+
+
+REQUESTS = (f"{ROOT}.job.*.*.requested.>", f"{ROOT}.job.*.*.requested")  # every job.requested: today's, and
+# one stored before §7.1 (on darkroom.job.<p>.<t>.requested, with a copy on darkroom.dispatch.<lane>.<job_type>)
+
+
+def job_events(project_id: str | None, task_id: str) -> str:
+    """Every event of a task's jobs but the requests: each on a subject of five tokens."""
+    return f"{job_prefix(project_id, task_id)}.*"
+
+
+def task_history(project_id: str | None, task_id: str) -> str:
+    """Every event of a task and of its jobs but the requests."""
+    return f"{ROOT}.*.{project_token(project_id)}.{task_id}.*"
 
 
 def next_messages(consumer: str) -> str:
@@ -157,7 +183,10 @@ def subject_for(event: Event) -> str:
         return f"{task_prefix(event.project_id, _required(event.task_id, event))}.{name}"
     if kind == "job":
         assert isinstance(event, JobEvent)
-        return f"{job_prefix(event.project_id, _required(event.task_id, event))}.{name}"
+        prefix = job_prefix(event.project_id, _required(event.task_id, event))
+        if isinstance(event, JobRequested):
+            return f"{prefix}.{name}.{event.lane}.{event.job_type}"
+        return f"{prefix}.{name}"
     if kind == "project":
         return f"{ROOT}.project.{_required(event.project_id, event)}.{name}"
     if kind == "photo":
@@ -184,8 +213,7 @@ def _required(value: str | None, event: Event) -> str:
     return value
 
 
-DISPATCH = f"{ROOT}.dispatch."  # every dispatch subject begins so
-ALL_DISPATCH = f"{DISPATCH}>"
+DISPATCH = f"{ROOT}.dispatch."  # where a log written before CONTRACT §7.1 kept the workers' copies of job.requested
 
 
 def is_dispatch(subject: str) -> bool:

@@ -20,7 +20,6 @@ from ..kernel.events import (
     TaskCanceled,
     TaskCompleted,
     TaskFailed,
-    TaskStarted,
 )
 from ..kernel.ids import job_id
 from ..kernel.messages import Expect
@@ -36,35 +35,22 @@ class Emit:
     expect: Expect | None
 
 
-@dataclass(frozen=True)
-class Dispatch:
-    """Put a copy of a job.requested on its lane for the workers, once that job.requested is stored:
-    a copy never goes out for a request the log refused."""
-
-    job: JobRequested
-
-
-Action = Emit | Dispatch
-
-
-def decide(state: TaskState, threshold: int) -> list[Action]:
+def decide(state: TaskState, threshold: int) -> list[Emit]:
+    """What to store next; a task is running from its first job.requested (it stores no task.started)."""
     if state.terminal:
         return []
-    first = state.start_step
-    if state.requested_step < 0 and not 0 <= first < len(state.steps):
-        return [
-            _finish(
-                state,
-                TaskFailed(error=f"start step {first} is not one of its {len(state.steps)} steps", step_index=first),
-            )
-        ]
-    if state.status == "queued":
-        if state.cancel_requested:
-            return [_finish(state, TaskCanceled(step_index=None))]
-        started = _emit_task(state, TaskStarted(), "started")
-        return [*_request(state, first, threshold), started] if state.requested_step < 0 else [started]
     current = state.requested_step
     if current < 0:
+        first = state.start_step
+        if not 0 <= first < len(state.steps):
+            return [
+                _finish(
+                    state,
+                    TaskFailed(
+                        error=f"start step {first} is not one of its {len(state.steps)} steps", step_index=first
+                    ),
+                )
+            ]
         if state.cancel_requested:
             return [_finish(state, TaskCanceled(step_index=None))]
         return _request(state, first, threshold)
@@ -86,19 +72,16 @@ def decide(state: TaskState, threshold: int) -> list[Action]:
     return [_finish(state, TaskCompleted())]
 
 
-def _request(state: TaskState, step_index: int, threshold: int) -> list[Action]:
+def _request(state: TaskState, step_index: int, threshold: int) -> list[Emit]:
+    """The step's job.requested: stored with its lane in its subject, it is the work the lane's workers take."""
     job = _job(state, step_index, threshold)
     if step_index == state.start_step:
         # Nothing may have happened to the task but what the state holds: a task canceled, or
         # already under way, before this decision (one made from a stale or cold view) gets no job.
         guard = Expect(subjects.task_events(state.project_id, state.task_id), state.last_task_seq)
     else:
-        guard = Expect(requested_subject(job), state.last_requested_seq)
-    return [Emit(job, f"job:{job.job_id}:requested", guard), Dispatch(job)]
-
-
-def requested_subject(job: JobRequested) -> str:
-    return subjects.job_subject(job.project_id, job.task_id or "", "requested")
+        guard = Expect(subjects.requests(state.project_id, state.task_id), state.last_requested_seq)
+    return [Emit(job, f"job:{job.job_id}:requested", guard)]
 
 
 def _job(state: TaskState, step_index: int, threshold: int) -> JobRequested:
@@ -150,11 +133,13 @@ def _finish(state: TaskState, event: Event) -> Emit:
 
 @dataclass
 class Request:
-    """A job.requested found in the log, with its newest dispatch copy's sequence (0: none seen)."""
+    """A job.requested found in the log; `guard_seq`: its sequence, when it was stored on today's subjects
+    (0: before CONTRACT §7.1, on darkroom.job.<p>.<t>.requested, which a guard on the requests' subjects
+    does not see)."""
 
     job: JobRequested
     seq: int
-    copied_at: int = 0
+    guard_seq: int
 
 
 class OpenRequests:
@@ -169,10 +154,10 @@ class OpenRequests:
         task_id = event.task_id or ""
         request = self.by_task.get(task_id)
         if subjects.is_dispatch(subject):
-            if request is not None and request.job.job_id == event.job_id:
-                request.copied_at = seq
-        elif isinstance(event, JobRequested):
-            self.by_task[task_id] = Request(event, seq)
+            return  # a copy of a request stored before §7.1: its request is in the log
+        if isinstance(event, JobRequested):
+            today = subject.startswith(f"{subjects.job_prefix(event.project_id, task_id)}.requested.")
+            self.by_task[task_id] = Request(event, seq, seq if today else 0)
         elif isinstance(event, (JobCompleted, JobFailed, JobCanceled)):
             if request is not None and request.job.job_id == event.job_id:
                 del self.by_task[task_id]
@@ -181,6 +166,6 @@ class OpenRequests:
 
 
 def lost_dispatches(requests: Iterable[Request], lane_starts: dict[str, int]) -> list[Request]:
-    """Open requests no worker will ever be handed: no copy was stored after the request (its
-    orchestrator stopped in between), or every copy lies before a lane consumer recreated after it."""
-    return [r for r in requests if r.copied_at < r.seq or r.copied_at < lane_starts.get(r.job.lane, 0)]
+    """Open requests no worker will ever be handed: stored before a lane consumer recreated after them
+    (or before the lanes took requests from today's subjects)."""
+    return [r for r in requests if r.seq < lane_starts.get(r.job.lane, 0)]

@@ -16,7 +16,6 @@ from ..kernel import subjects
 from ..kernel.bus import Bus
 from ..kernel.events import (
     Event,
-    JobRequested,
     JobRetrying,
     JobStarted,
     PoisonEvent,
@@ -28,21 +27,19 @@ from ..kernel.metrics import JobMetrics
 from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
 from ..kernel.supervise import describe, transient
 from ..kernel.vocabulary import TERMINAL
-from .decide import Action, Dispatch, Emit, OpenRequests, decide, lost_dispatches, requested_subject
+from .decide import Emit, OpenRequests, decide, lost_dispatches
 from .state import TaskState, evolve, record, refreshed, start
 
 log = logging.getLogger("darkroom.orchestrator")
 
-# What tells whether a requested job still waits for a copy on its lane.
+# What tells whether a requested job is still open.
 RECOVERY_FILTERS = [
-    subjects.any_job("requested"),
+    *subjects.REQUESTS,
     *(subjects.any_job(end) for end in TERMINAL),
-    subjects.ALL_DISPATCH,
     *(subjects.any_task(end) for end in TERMINAL),
 ]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
-COPY_GRACE_S = 1.0  # how long a live orchestrator may take from storing a request to storing its copy
 
 
 class Orchestrator:
@@ -58,8 +55,8 @@ class Orchestrator:
         self.poisoned = 0
 
     async def start(self) -> None:
-        config, acknowledged = await orchestrator_consumer(self.bus.jsm, self.name)
-        await self.recover_lost_dispatches(acknowledged)
+        config = await orchestrator_consumer(self.bus.jsm, self.name)
+        await self.recover_lost_dispatches()
         self._sub = await self.bus.js.subscribe(
             ORCHESTRATOR_FILTERS[0],
             durable=self.name,
@@ -83,71 +80,53 @@ class Orchestrator:
         if pending:
             await asyncio.wait(pending, timeout=10)
 
-    async def recover_lost_dispatches(self, acknowledged: int = 0) -> int:
-        """Dispatch again what no worker would ever be handed: a job.requested whose copy an orchestrator
-        never stored (it stopped in between), or whose copies a recreated lane consumer skips; returns how
-        many. Only a decision on a message this orchestrator has not acknowledged (all up to sequence
-        `acknowledged` are) can lack its copy, so the log is read from there, or from the beginning when
-        a lane consumer was recreated."""
+    async def recover_lost_dispatches(self) -> int:
+        """Store again the open requests no worker would ever be handed: those stored before a lane
+        consumer that was recreated after them; returns how many. A request is the work itself (no copy
+        to lose), so without a recreated lane there is nothing to look for."""
         lane_starts = await recreated_lanes(self.bus.jsm)
+        if not lane_starts:
+            return 0
         requests = OpenRequests()
-        end = await self._read_requests(requests, 1 if lane_starts else acknowledged + 1)
-        if lost_dispatches(requests.by_task.values(), lane_starts):
-            # Another orchestrator may be storing those copies this very moment: look again after it.
-            await asyncio.sleep(COPY_GRACE_S)
-            await self._read_requests(requests, end + 1)
-        copies = []
-        for request in lost_dispatches(requests.by_task.values(), lane_starts):
-            job = request.job
-            skipped = lane_starts.get(job.lane, 0) > request.copied_at >= request.seq
-            log.warning(
-                "dispatching job %s again: %s",
-                job.job_id,
-                "its lane consumer was recreated after it" if skipped else "its copy was never stored",
-            )
-            # A copy of the same request within the window is the copy already made (msg id); one for a
-            # lane that skipped it is new.
-            msg_id = f"redispatch:{job.job_id}:{lane_starts[job.lane]}" if skipped else None
-            copies.append(self._copy(job, request.seq, msg_id))
-        await self._store_copies(copies)
-        return len(copies)
-
-    async def _read_requests(self, requests: OpenRequests, start: int, filters: list[str] = RECOVERY_FILTERS) -> int:
-        """Fold what the log holds from `start` about requests and their copies; the last sequence read."""
-        end = start - 1
-        async for batch in self.bus.read(filters, start_seq=start):
-            end = batch[-1].seq
+        async for batch in self.bus.read(RECOVERY_FILTERS):
             for stored in batch:
                 try:
                     requests.add(stored.seq, stored.subject, self.bus.codec.decode(stored.data))
                 except PoisonEvent:
                     continue
-        return end
-
-    def _copy(self, job: JobRequested, requested_seq: int, msg_id: str | None = None) -> Outgoing:
-        """A job's copy for its lane, stored only while its job.requested is the task's newest request."""
-        return self.bus.outgoing(
-            job,
-            msg_id or f"dispatch:{job.job_id}",
-            Expect(requested_subject(job), requested_seq),
-            subject=subjects.dispatch(job.lane, job.job_type),
+        lost = lost_dispatches(requests.by_task.values(), lane_starts)
+        for request in lost:
+            log.warning("dispatching job %s again: its lane consumer was recreated after it", request.job.job_id)
+        await self._store_again(
+            [
+                # Stored only while it is the task's newest request; the same again within the window is one.
+                self.bus.outgoing(
+                    r.job,
+                    f"redispatch:{r.job.job_id}:{lane_starts[r.job.lane]}",
+                    Expect(subjects.requests(r.job.project_id, r.job.task_id or ""), r.guard_seq),
+                )
+                for r in lost
+            ]
         )
+        return len(lost)
 
-    async def _store_copies(self, copies: list[Outgoing]) -> None:
-        """Store each copy, retrying what fails for another reason than a later request: a job.requested
-        whose copy is not stored waits forever (a retried copy is deduplicated by its message id)."""
+    async def _store_again(self, requests: list[Outgoing]) -> None:
+        """Store each, retrying what fails for another reason than a later request (a request not
+        stored again waits forever; a retry is deduplicated by its message id)."""
         delay = 0.25
-        while copies:
-            results = await self.bus.send_many_settled(copies)
-            copies = [c for c, r in zip(copies, results) if isinstance(r, Exception) and not isinstance(r, Conflict)]
-            if copies and self._stopping:
-                raise RuntimeError(f"stopping with {len(copies)} job copies unstored; the next start stores them")
-            if copies:
+        while requests:
+            results = await self.bus.send_many_settled(requests)
+            failed = [
+                (out, result)
+                for out, result in zip(requests, results)
+                if isinstance(result, Exception) and not isinstance(result, Conflict)
+            ]
+            requests = [o for o, _ in failed]
+            if requests and self._stopping:
+                raise RuntimeError(f"stopping with {len(requests)} job requests not stored again; the next start does")
+            if requests:
                 log.warning(
-                    "storing %d job copies failed (%s); trying again in %gs",
-                    len(copies),
-                    next(r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)),
-                    delay,
+                    "storing %d job requests again failed (%s); trying again in %gs", len(requests), failed[0][1], delay
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -253,18 +232,21 @@ class Orchestrator:
         state: TaskState | None = None
         prefix = subjects.task_events(project_id, task_id)
         task_subjects = subjects.task_subject(project_id, task_id, "")
-        requested_subject = subjects.job_subject(project_id, task_id, "requested")
-        poisoned = {"task": 0, "requested": 0}
+        requests = subjects.job_subject(project_id, task_id, "requested.")
+        poisoned_task = 0
+        # The newest request on today's subjects, readable or not: what the guard on them sees (one stored
+        # before CONTRACT §7.1, without the lane in its subject, it does not).
+        newest_request = 0
         async for batch in self.bus.read([prefix]):  # the cold path: a task not in the cache
             for stored in batch:
+                if stored.subject.startswith(requests):
+                    newest_request = stored.seq
                 try:
                     event = self.bus.codec.decode(stored.data)
                 except PoisonEvent:
                     # Unreadable, yet it moved its subject's last sequence: the guards must know it.
                     if stored.subject.startswith(task_subjects):
-                        poisoned["task"] = stored.seq
-                    elif stored.subject == requested_subject:
-                        poisoned["requested"] = stored.seq
+                        poisoned_task = stored.seq
                     continue
                 if state is None:
                     if isinstance(event, TaskRequested):
@@ -273,9 +255,7 @@ class Orchestrator:
                     state = evolve(state, event, stored.seq)
         if state is not None:
             state = replace(
-                state,
-                last_task_seq=max(state.last_task_seq, poisoned["task"]),
-                last_requested_seq=max(state.last_requested_seq, poisoned["requested"]),
+                state, last_task_seq=max(state.last_task_seq, poisoned_task), last_requested_seq=newest_request
             )
         return state
 
@@ -295,7 +275,6 @@ class Orchestrator:
                     return
                 state = again
                 self._remember(state)
-                await self._copy_if_missing(state, actions)
         log.error("task %s: gave up after %d conflicting decisions", state.task_id, MAX_CONFLICTS)
 
     async def _refresh(self, state: TaskState) -> TaskState | None:
@@ -303,56 +282,21 @@ class Orchestrator:
         (conflicts are routine with two orchestrators; reading a history each time is not cheap)."""
         task, request = await asyncio.gather(
             self._last(subjects.task_subject(state.project_id, state.task_id, ">")),
-            self._last(subjects.job_subject(state.project_id, state.task_id, "requested")),
+            self._last(subjects.requests(state.project_id, state.task_id)),
         )
         again = refreshed(state, task if task[0] else None, request if request[0] else None)
         return again if again is not None else await self.load(state.project_id, state.task_id)
 
-    async def _copy_if_missing(self, state: TaskState, actions: list[Action]) -> None:
-        """The request a refused decision wanted is the task's open one: stored by another
-        orchestrator, or by this one with the answer lost with its connection. Without a copy after
-        it no worker would ever be handed it: the log tells, and a missing copy is stored."""
-        for action in actions:
-            job = action.job if isinstance(action, Dispatch) else None
-            if (
-                job is None
-                or state.terminal
-                or job.step_index != state.requested_step
-                or job.step_index in state.finished_steps
-            ):
-                continue
-            requests = OpenRequests()
-            await self._read_requests(
-                requests, state.last_requested_seq, [requested_subject(job), subjects.dispatch(job.lane, job.job_type)]
-            )
-            for request in lost_dispatches(requests.by_task.values(), {}):
-                if request.job.job_id == job.job_id:
-                    log.info("storing the copy of job %s: none follows its request", job.job_id)
-                    await self._store_copies([self._copy(request.job, request.seq)])
-
-    async def _execute(self, state: TaskState, actions: list[Action]) -> TaskState:
-        emits = [action for action in actions if isinstance(action, Emit)]
+    async def _execute(self, state: TaskState, actions: list[Emit]) -> TaskState:
         results = await self.bus.send_many_settled(
-            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in emits]
+            [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in actions]
         )
-        requested: dict[str, int] = {}  # job id -> sequence of the job.requested this decision stored
-        for action, result in zip(emits, results):
+        for action, result in zip(actions, results):
             if isinstance(result, Accepted):
                 state = record(state, action.event, result.seq)
                 if not result.duplicate:
                     self.jobs.stored(action.event)
-                if isinstance(action.event, JobRequested):
-                    requested[action.event.job_id or ""] = result.seq
         self._remember(state)
-        # A duplicate job.requested was stored by whoever sent it first, who may have lost the answer
-        # with its connection and never sent the copy: sent again, the copy's message id keeps one.
-        await self._store_copies(
-            [
-                self._copy(action.job, requested[action.job.job_id or ""])
-                for action in actions
-                if isinstance(action, Dispatch) and action.job.job_id in requested
-            ]
-        )
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, Conflict):
                 raise result

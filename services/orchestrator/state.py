@@ -47,7 +47,7 @@ class TaskState:
     failed_step: int | None = None
     error: str | None = None
     last_task_seq: int = 0  # newest stream sequence under darkroom.task.<p>.<t>.>
-    last_requested_seq: int = 0  # newest stream sequence on darkroom.job.<p>.<t>.requested
+    last_requested_seq: int = 0  # newest stream sequence on darkroom.job.<p>.<t>.requested.>
     seen_seq: int = 0  # newest sequence folded in: older redeliveries change nothing
 
     @property
@@ -96,8 +96,13 @@ def record(state: TaskState, event: Event, seq: int) -> TaskState:
             return replace(state, status="canceled", last_task_seq=seq)
         case TaskRequested():
             return replace(state, last_task_seq=seq)
-        case JobRequested():
-            return replace(state, requested_step=max(state.requested_step, event.step_index), last_requested_seq=seq)
+        case JobRequested():  # a task is running from its first job.requested
+            return replace(
+                state,
+                requested_step=max(state.requested_step, event.step_index),
+                last_requested_seq=seq,
+                status="running" if state.status == "queued" else state.status,
+            )
         case JobStarted():
             return replace(state, running_step=event.step_index)
         case JobRetrying() if event.step_index == state.running_step:
@@ -119,7 +124,7 @@ Newest = tuple[int, Event | None]  # a subject's newest stream sequence and even
 
 def refreshed(state: TaskState, task: Newest | None, request: Newest | None) -> TaskState | None:
     """The task once another orchestrator's writes are folded in, from the newest event on the task's
-    subjects (`task`) and on its job.requested subject (`request`): what a refused decision needs to
+    subjects (`task`) and on its job.requested subjects (`request`): what a refused decision needs to
     decide again, without reading the task's history. None when those two cannot tell (an unreadable
     event; a cancel newest on a task this view still has queued): then the history must be read."""
     if task is None or task[1] is None or (request is not None and request[1] is None):

@@ -10,6 +10,7 @@ import msgspec
 
 from ..kernel.definitions import is_maintenance
 from ..kernel.events import (
+    AttemptEnded,
     Event,
     FolderRefused,
     JobCanceled,
@@ -30,6 +31,7 @@ from ..kernel.events import (
     PhotoFilesRestored,
     PhotoFilesTrashed,
     PhotoKeepChanged,
+    PhotoMetadata,
     PhotoMetadataExtracted,
     PhotoMoved,
     PhotoMoveStarted,
@@ -350,21 +352,27 @@ def _photo_files_restored(rows: Rows, event: PhotoFilesRestored, photo: PhotoVie
 
 
 def _photo_metadata(rows: Rows, event: PhotoMetadataExtracted, photo: PhotoView, key: str) -> PhotoView:
+    return _with_metadata(photo, event, event.at)
+
+
+def _with_metadata(photo: PhotoView, meta: PhotoMetadata | PhotoMetadataExtracted, at: str) -> PhotoView:
     return replace(
         photo,
-        taken_at=event.taken_at,
-        make=event.make,
-        model=event.model,
-        lens=event.lens,
-        orientation=event.orientation,
-        width=event.width,
-        height=event.height,
-        updated_at=event.at,
+        taken_at=meta.taken_at,
+        make=meta.make,
+        model=meta.model,
+        lens=meta.lens,
+        orientation=meta.orientation,
+        width=meta.width,
+        height=meta.height,
+        updated_at=at,
     )
 
 
 def _photo_derivatives(rows: Rows, event: PhotoDerivativesUpdated, photo: PhotoView, key: str) -> PhotoView:
     thumb, preview = event.thumbnail_status, event.preview_status
+    if event.metadata is not None:
+        photo = _with_metadata(photo, event.metadata, event.at)
     if not (photo.jpg_available or photo.other_available or photo.raw_available) and "generated" in (thumb, preview):
         # A late report about a source a commit already removed: nothing was made from what is there.
         return replace(
@@ -597,13 +605,39 @@ def _apply_job(rows: Rows, event: JobEvent) -> list[Message]:
             maintenance=task.maintenance if task else event.source == "maintenance",
         )
         messages = _job_update(rows, job)
-        if task is not None and task.step_index != event.step_index:
+        if task is not None and task.status == "queued":  # a task is running from its first job.requested
+            messages += _task_update(
+                rows, replace(task, status="running", started_at=at, step_index=event.step_index, updated_at=at)
+            )
+        elif task is not None and task.step_index != event.step_index:
             messages += _task_update(rows, replace(task, step_index=event.step_index, updated_at=at))
         return messages
     if job is None or job.status in TERMINAL:
         return []  # a finished job stays finished: late duplicates of a redelivery change nothing
     fold = _JOB_FOLDS.get(type(event))
     return [] if fold is None else _job_update(rows, fold(job, event))
+
+
+def _started(job: JobView, event: AttemptEnded) -> str | None:
+    """When the outcome's attempt started: from its job.started if one was stored, else as the outcome says."""
+    if job.status == "running" and job.attempts == event.attempt or event.started_at is None:
+        return job.started_at
+    return event.started_at
+
+
+def _completed(job: JobView, event: JobCompleted) -> JobView:
+    job = replace(
+        job,
+        status="completed",
+        attempts=event.attempt,
+        started_at=_started(job, event),
+        finished_at=event.at,
+        error=None,
+        updated_at=event.at,
+    )
+    if event.done is None or event.total is None:
+        return job
+    return replace(job, progress_done=event.done, progress_total=event.total)
 
 
 # How each later job event changes its job, with updated_at set; by exact class, as _fold_of does.
@@ -615,15 +649,19 @@ _JOB_FOLDS: dict[type, Callable[[JobView, Any], JobView]] = {
         job, progress_done=event.done, progress_total=event.total, updated_at=event.at
     ),
     JobRetrying: lambda job, event: replace(
-        job, status="retrying", attempts=event.attempt, error=event.error, updated_at=event.at
+        job,
+        status="retrying",
+        attempts=event.attempt,
+        error=event.error,
+        started_at=_started(job, event),
+        updated_at=event.at,
     ),
-    JobCompleted: lambda job, event: replace(
-        job, status="completed", attempts=event.attempt, finished_at=event.at, error=None, updated_at=event.at
-    ),
+    JobCompleted: _completed,
     JobFailed: lambda job, event: replace(
         job,
         status="failed",
         attempts=max(job.attempts, event.attempt),
+        started_at=_started(job, event),
         error=event.error,
         finished_at=event.at,
         updated_at=event.at,

@@ -1,9 +1,10 @@
 """Whether a delivered job may still run: its task's history decides, not the delivery.
 
-A job can come again long after it ended: a redelivery, a copy from an orchestrator restarted past the
-duplicate window, a re-dispatch, a message on whatever subject carries jobs. An outcome is final, so
-the newest event of the job's task tells whether this one is over: one direct get per job (two at
-once for a first step, whose task.started comes after its request).
+A job can come again long after it ended: a redelivery, a request stored again by an orchestrator
+restarted past the duplicate window, a re-dispatch, a message on whatever subject carries jobs. An
+outcome is final, so the newest event of the job's task tells whether this one is over, leaving out
+the requests (the delivered one is itself the newest of them): one direct get per job (two at once
+for a first step, whose task's newest is a task event).
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def over(job: JobRequested, newest: Event | None) -> bool | None:
 
 
 async def is_over(bus: Bus, job: JobRequested) -> bool:
-    """Read the task's newest event (and its jobs' newest, when that is a task event) and judge."""
+    """Read the task's newest event but a request (and its jobs' newest, when that is a task event) and judge."""
     task_id = job.task_id or ""
-    task, jobs = subjects.task_events(job.project_id, task_id), subjects.job_subject(job.project_id, task_id, ">")
-    # A first request is followed by task.started, so its jobs' newest is needed too: both at once.
+    task, jobs = subjects.task_history(job.project_id, task_id), subjects.job_events(job.project_id, task_id)
+    # Before a first step's outcome the task's newest is a task event, so its jobs' newest is needed too.
     reads = [task, jobs] if job.step_index == 0 else [task]
     found = await asyncio.gather(*(_newest(bus, subject) for subject in reads))
     verdict = over(job, found[0])

@@ -44,12 +44,22 @@ def before_run(job: JobRequested, attempt: int, max_attempts: int, known: bool, 
 
 
 def after_attempt(
-    job: JobRequested, attempt: int, max_attempts: int, error: BaseException | None, delay_s: float
+    job: JobRequested,
+    attempt: int,
+    max_attempts: int,
+    error: BaseException | None,
+    delay_s: float,
+    began: dict[str, str] | None = None,
+    progress: tuple[int | None, int | None] = (None, None),
 ) -> Verdict:
     """An attempt's outcome: completed, canceled (its task was), retried after `delay_s` while attempts last
-    and the error may pass, else failed."""
+    and the error may pass, else failed. Each but a cancel says when and where the attempt `began` (a job
+    that ends within 250 ms stores no job.started, CONTRACT §7.1); a completion carries the job's last
+    `progress` that no job.progress stored."""
+    ran: dict[str, Any] = {"attempt": attempt, **(began or {})}
     if error is None:
-        return Verdict(JobCompleted, "ack", f"job:{job.job_id}:completed", {"attempt": attempt})
+        done, total = progress
+        return Verdict(JobCompleted, "ack", f"job:{job.job_id}:completed", {**ran, "done": done, "total": total})
     if isinstance(error, JobCanceledError):
         return Verdict(JobCanceled, "ack", f"job:{job.job_id}:canceled")
     if attempt < max_attempts and not isinstance(error, PermanentError):
@@ -57,7 +67,7 @@ def after_attempt(
             JobRetrying,
             "nak",
             f"job:{job.job_id}:retrying:{attempt}",
-            {"attempt": attempt, "error": describe(error), "delay_s": delay_s},
+            {**ran, "error": describe(error), "delay_s": delay_s},
             delay_s,
         )
-    return Verdict(JobFailed, "term", f"job:{job.job_id}:failed", {"attempt": attempt, "error": describe(error)})
+    return Verdict(JobFailed, "term", f"job:{job.job_id}:failed", {**ran, "error": describe(error)})

@@ -10,13 +10,14 @@ import socket
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Awaitable, Callable, NamedTuple
+from typing import Any, Awaitable, Callable, NamedTuple, TypeVar
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ..kernel import subjects
 from ..kernel.bus import Bus
+from ..kernel.clock import now_iso
 from ..kernel.config import Config
 from ..kernel.events import JobEvent, JobProgress, JobRequested, JobStarted, PoisonEvent
 from ..kernel.metrics import JobMetrics
@@ -30,8 +31,10 @@ from .policy import PRIORITY_ONLY, REST_S, Lanes, backoff, lane_wait, serving, s
 from .pull import LanePull
 
 log = logging.getLogger("darkroom.worker")
+E = TypeVar("E", bound=JobEvent)
 
 PROGRESS_EVERY_S = 0.25
+STARTED_AFTER_S = 0.25  # a job that ends sooner stores no job.started: its outcome says when it started (§7.1)
 PUBLISH_LOOP = "worker outcomes"
 
 
@@ -127,7 +130,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self.jobs = jobs or JobMetrics()
         self.busy = {"priority": 0, "normal": 0}
-        self.idle_priority_only = config.pipeline.priority_lane_slots
+        self.idle_priority_only = config.pipeline.priority_only_slots
         self.last_active = time.monotonic()  # when a slot last took or ended a job; a new worker is not at rest
 
     async def start(self) -> None:
@@ -135,7 +138,7 @@ class Worker:
         await self.pauses.start()
         self.bus.reconnected.append(self._on_reconnected)
         pipeline = self.config.pipeline
-        for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_lane_slots)):
+        for index, lanes in enumerate(slot_lanes(pipeline.max_parallel_jobs, pipeline.priority_only_slots)):
             name = f"slot {index}"
             self._slots.append(self.loops.spawn(name, functools.partial(self._slot, name, lanes)))
 
@@ -255,7 +258,7 @@ class Worker:
         try:
             job = self.bus.codec.decode(msg.data)
             if not isinstance(job, JobRequested):
-                raise PoisonEvent(f"{job.type} on a dispatch subject")
+                raise PoisonEvent(f"{job.type} on a lane's subject")
         except PoisonEvent as exc:
             log.warning("set aside unreadable job on %s: %s", msg.subject, exc)
             await msg.term()
@@ -316,30 +319,34 @@ class Worker:
             await self._start(job, attempt, job_type, msg)
 
     async def _start(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
-        # Not awaited before the outcome: one connection stores them in order, and waiting costs a round trip.
-        started = await self.bus.post(
-            self._event(job, JobStarted, attempt=attempt, worker=self.name), f"job:{job.job_id}:started:{attempt}"
-        )
+        start = _Start(self, self._event(job, JobStarted, at=now_iso(), attempt=attempt, worker=self.name))
+        reporter = _ProgressReporter(self, job)
         began = time.monotonic()
-        try:
-            await self._attempt(job, attempt, job_type, msg)
-        finally:
-            try:
-                await self.bus.confirm(started)
-            except Exception as exc:  # the outcome is what the task waits for; this only loses a status
-                log.warning("job %s: job.started was not stored: %s", job.job_id, exc)
-        self.jobs.ran(job.job_type, time.monotonic() - began)
-
-    async def _attempt(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
-        """Run one attempt, report its outcome and settle its message."""
         error: Exception | None = None
         try:
-            await self._supervise(job, attempt, job_type, msg)
+            await self._supervise(job, attempt, job_type, msg, reporter)
         except Exception as exc:
             error = exc
+        finally:
+            await start.settle()  # never stored after the outcome
+        self.jobs.ran(job.job_type, time.monotonic() - began)
+        await self._attempted(
+            job, attempt, msg, error, {"started_at": start.event.at, "worker": self.name}, reporter.last()
+        )
+
+    async def _attempted(
+        self,
+        job: JobRequested,
+        attempt: int,
+        msg: Msg,
+        error: Exception | None,
+        began: dict[str, str],
+        progress: tuple[int | None, int | None],
+    ) -> None:
+        """Report an attempt's outcome and settle its message."""
         pipeline = self.config.pipeline
         delay = backoff(attempt, pipeline.backoff_base_s, pipeline.backoff_max_s) if error is not None else 0.0
-        await self._settle(job, msg, after_attempt(job, attempt, pipeline.max_attempts, error, delay))
+        await self._settle(job, msg, after_attempt(job, attempt, pipeline.max_attempts, error, delay, began, progress))
 
     async def _settle(self, job: JobRequested, msg: Msg, verdict: Verdict) -> None:
         await self._report(job, verdict.event, msg_id=verdict.msg_id, **verdict.fields)
@@ -350,9 +357,10 @@ class Worker:
         else:
             await msg.term()
 
-    async def _supervise(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
+    async def _supervise(
+        self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg, reporter: _ProgressReporter
+    ) -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
-        reporter = _ProgressReporter(self, job)
         ctx = JobContext(
             job=job,
             attempt=attempt,
@@ -391,7 +399,6 @@ class Worker:
         except asyncio.CancelledError:
             running.cancel()
             raise
-        await reporter.flush()
         running.result()
 
     async def _current_folder(self, job: JobRequested) -> str | None:
@@ -411,7 +418,7 @@ class Worker:
             raise RuntimeError(f"read model has not reached sequence {seq} yet")
 
     @staticmethod
-    def _event(job: JobRequested, kind: type[JobEvent], **fields) -> JobEvent:
+    def _event(job: JobRequested, kind: type[E], **fields: Any) -> E:
         return kind(
             project_id=job.project_id,
             task_id=job.task_id,
@@ -437,8 +444,37 @@ class Worker:
         self.jobs.stored(event)
 
 
+class _Start:
+    """A job's job.started, stored only once the job has run for STARTED_AFTER_S (with the time it started):
+    one that ends sooner says so in its outcome. Settled before the outcome is sent, so never stored after it."""
+
+    def __init__(self, worker: Worker, event: JobStarted) -> None:
+        self.bus = worker.bus
+        self.event = event
+        self._posting = asyncio.ensure_future(self._post_later())
+
+    async def _post_later(self) -> asyncio.Future[tuple[int, bool]]:
+        await asyncio.sleep(STARTED_AFTER_S)
+        # Not awaited: one connection stores it before the outcome, and waiting costs a round trip.
+        return await self.bus.post(self.event, f"job:{self.event.job_id}:started:{self.event.attempt}")
+
+    async def settle(self) -> None:
+        """No job.started from now on; one sent is confirmed (one lost only loses a status)."""
+        self._posting.cancel()  # nothing, once it is sent
+        sent: asyncio.Future[tuple[int, bool]] | BaseException
+        (sent,) = await asyncio.gather(self._posting, return_exceptions=True)
+        try:
+            if isinstance(sent, BaseException):
+                if not isinstance(sent, asyncio.CancelledError):
+                    raise sent
+                return
+            await self.bus.confirm(sent)
+        except Exception as exc:
+            log.warning("job %s: job.started was not stored: %s", self.event.job_id, exc)
+
+
 class _ProgressReporter:
-    """Progress events at most every PROGRESS_EVERY_S, and always the last one."""
+    """Progress events at most every PROGRESS_EVERY_S; the last one goes with the job's outcome."""
 
     def __init__(self, worker: Worker, job: JobRequested, clock: Callable[[], float] = time.monotonic) -> None:
         self.worker = worker
@@ -451,7 +487,7 @@ class _ProgressReporter:
 
     async def report(self, done: int, total: int) -> None:
         self.pending = (done, total)
-        if done >= total or self.clock() - self.sent_at >= PROGRESS_EVERY_S:
+        if self.clock() - self.sent_at >= PROGRESS_EVERY_S:
             await self.flush()
 
     async def flush(self) -> None:
@@ -461,3 +497,8 @@ class _ProgressReporter:
         self.pending = None
         self.sent_at = self.clock()
         await self.worker._report(self.job, JobProgress, done=done, total=total)
+
+    def last(self) -> tuple[int | None, int | None]:
+        """The progress not stored yet, for the outcome to carry: (None, None) when there is none."""
+        pending, self.pending = self.pending, None
+        return pending if pending is not None else (None, None)

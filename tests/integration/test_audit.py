@@ -64,7 +64,6 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
     assert _types(lines) == [
         "photo.file_added",
         "photo.file_added",
-        "photo.metadata_extracted",
         "photo.derivatives_updated",
         "photo.keep_changed",
         "photo.files_trashed",
@@ -78,14 +77,15 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
     assert all(line["subject"].startswith(f"darkroom.photo.{project['project_id']}.") for line in lines)
     # Each line is the event as stored, plus where it is stored.
     assert list(lines[0])[:4] == ["seq", "subject", "id", "type"] and lines[0]["v"] == 1
-    derived, cleared, remade = lines[3], lines[6], lines[7]
+    derived, cleared, remade = lines[2], lines[5], lines[6]
     assert (derived["thumbnail_status"], derived["preview_status"], derived["task_id"]) == (
         "generated",
         "generated",
         uploaded,
     )
-    assert lines[4]["keep_jpg"] is False and lines[4]["source"] == "user"
-    assert lines[5]["names"] == ["DSC01.JPG"] and lines[5]["task_id"] == committed
+    assert derived["metadata"]["model"] == "Canon EOS 40D"  # read while the derivatives were made
+    assert lines[3]["keep_jpg"] is False and lines[3]["source"] == "user"
+    assert lines[4]["names"] == ["DSC01.JPG"] and lines[4]["task_id"] == committed
     # The JPG was the source: the photo is made again from its RAW, whose bytes here hold no preview.
     assert (cleared["thumbnail_status"], cleared["task_id"]) == ("pending", committed)
     assert (remade["thumbnail_status"], remade["made_from"], remade["task_id"]) == (
@@ -97,7 +97,6 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
     assert await _json(system, "photo", project["folder"], "DSC01.JPG") == lines
     assert _types(await _json(system, "photo", project["folder"], "DSC02")) == [
         "photo.file_added",
-        "photo.metadata_extracted",
         "photo.derivatives_updated",
     ]
 
@@ -109,13 +108,13 @@ async def test_audit_photo_shows_the_whole_life_of_a_photo_in_order(system: Syst
     assert [int(r.split()[0]) for r in rows] == [line["seq"] for line in lines]
     assert rows[0].split()[1] == lines[0]["at"]
     assert "DSC01: DSC01.JPG (jpg," in rows[0] and "DSC01: DSC01.ARW (raw, 3000 bytes)" in rows[1]
-    assert "Canon EOS 40D" in rows[2] and "thumbnail generated, preview generated" in rows[3]
-    assert "keep_jpg no" in rows[4] and "DSC01.JPG to the trash" in rows[5]
-    assert f"{committed}-0" in rows[5] and "thumbnail pending, preview pending" in rows[6]
-    assert "thumbnail not_supported, preview not_supported" in rows[7]
+    assert "thumbnail generated, preview generated" in rows[2] and "Canon EOS 40D" in rows[2]
+    assert "keep_jpg no" in rows[3] and "DSC01.JPG to the trash" in rows[4]
+    assert f"{committed}-0" in rows[4] and "thumbnail pending, preview pending" in rows[5]
+    assert "thumbnail not_supported, preview not_supported" in rows[6]
 
 
-async def test_audit_task_shows_every_step_requested_started_completed(system: System) -> None:
+async def test_audit_task_shows_every_step_requested_and_completed_where_and_when_it_ran(system: System) -> None:
     project, uploaded, committed = await _culled_shoot(system)
     for task_id, steps in (
         (uploaded, ["upload_postprocess", "manifest_check", "folder_check"]),
@@ -125,19 +124,17 @@ async def test_audit_task_shows_every_step_requested_started_completed(system: S
         assert {line["task_id"] for line in lines} == {task_id}
         assert [line["seq"] for line in lines] == sorted(line["seq"] for line in lines)
         lifecycle = [t for t in _types(lines) if t.startswith("task.")]
-        assert lifecycle == ["task.requested", "task.started", "task.completed"]
-        assert _types(lines)[:3] == ["task.requested", "job.requested", "task.started"]
+        assert lifecycle == ["task.requested", "task.completed"]  # running from its first job.requested
+        assert _types(lines)[:2] == ["task.requested", "job.requested"]
         assert _types(lines)[-1] == "task.completed"
         jobs = [
             (line["step_index"], line["job_type"], line["type"])
             for line in lines
-            if line["type"] in ("job.requested", "job.started", "job.completed")
+            if line["type"] in ("job.requested", "job.completed")
         ]
-        assert jobs == [
-            (i, step, kind)
-            for i, step in enumerate(steps)
-            for kind in ("job.requested", "job.started", "job.completed")
-        ]
+        assert jobs == [(i, step, kind) for i, step in enumerate(steps) for kind in ("job.requested", "job.completed")]
+        # Each outcome says when and where its attempt started, job.started stored or not (§7.1).
+        assert all(line["started_at"] and line["worker"] for line in lines if line["type"] == "job.completed")
         assert all(
             line["job_id"] == f"{task_id}-{line['step_index']}" for line in lines if line["type"].startswith("job.")
         )
@@ -147,8 +144,8 @@ async def test_audit_task_shows_every_step_requested_started_completed(system: S
     rows = out.splitlines()[1:]
     assert rows[0].split()[2:5] == ["task.requested", "user", committed]
     assert "change_commit: file_removal → manifest_check → folder_check → manifest_cleaning" in rows[0]
-    started = next(r for r in rows if r.split()[2] == "job.started")
-    assert f"{committed}-0" in started and "step 0 file_removal, attempt 1 on" in started
+    completed = next(r for r in rows if r.split()[2] == "job.completed")
+    assert f"{committed}-0" in completed and "step 0 file_removal, attempt 1 on" in completed
     assert rows[-1].split()[2] == "task.completed"
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import nats
+import pytest
 from nats.aio.msg import Msg
 
 from darkroom.kernel.natsd import NatsServer
@@ -16,7 +17,8 @@ from darkroom.kernel.natsd import NatsServer
 BARE_CHAIN = Path(__file__).resolve().parents[2] / "bench" / "bare_chain.py"
 
 
-async def test_the_bare_chain_completes_its_tasks_with_darkroom_s_messages(nats_server: NatsServer) -> None:
+@pytest.mark.parametrize("messages", [15, 8], ids=["before 7.1", "since"])
+async def test_the_bare_chain_completes_its_tasks_with_darkroom_s_messages(nats_server: NatsServer, messages) -> None:
     nc = await nats.connect(nats_server.url)
     published: list[str] = []
 
@@ -29,6 +31,8 @@ async def test_the_bare_chain_completes_its_tasks_with_darkroom_s_messages(nats_
             sys.executable,
             str(BARE_CHAIN),
             nats_server.url,
+            "--messages",
+            str(messages),
             "--tasks",
             "20",
             "--slots",
@@ -46,6 +50,7 @@ async def test_the_bare_chain_completes_its_tasks_with_darkroom_s_messages(nats_
     figures = json.loads(out)
     assert figures["tasks_s"] > 0 and 0 < figures["one_p50_ms"] <= figures["one_p99_ms"]
     tasks = 10 + 3 + 20  # warm-up, one at a time, throughput
-    assert len(published) == 15 * tasks
+    assert len(published) == messages * tasks
     assert sum(s.endswith(".completed") and ".task." in s for s in published) == tasks
-    assert sum(".dispatch." in s for s in published) == 3 * tasks
+    assert sum(".dispatch." in s for s in published) == (3 * tasks if messages == 15 else 0)
+    assert sum(".requested.priority." in s for s in published) == (0 if messages == 15 else 3 * tasks)

@@ -14,9 +14,9 @@ async def _lanes(system: System) -> dict[str, dict]:
     return {lane["lane"]: lane for lane in body["lanes"]}
 
 
-async def _started(system: System, task_ids: list[str]) -> list[str]:
-    """The job.started events of these tasks in the log: a worker took their jobs."""
-    return [e["job_id"] for t in task_ids for _, _, e in await system.log(f"darkroom.job._.{t}.started")]
+async def _taken(system: System, task_ids: list[str]) -> list[str]:
+    """The jobs of these tasks a worker stored anything of (a job.started, its progress, an outcome)."""
+    return [e["job_id"] for t in task_ids for _, _, e in await system.log(f"darkroom.job._.{t}.*")]
 
 
 async def _worker_is_taking_work(system: System) -> None:
@@ -67,7 +67,7 @@ async def test_a_paused_lane_is_left_alone_by_every_worker_until_resumed_also_af
     assert status == 200 and int(headers["X-Darkroom-Seq"]) == pause_seq
     waiting = [(await system.start_task("quick_normal"))["id"] for _ in range(5)]
     await _worker_is_taking_work(system)
-    assert await _started(system, waiting) == []
+    assert await _taken(system, waiting) == []
     lanes = await _lanes(system)
     assert lanes["normal"]["paused"] is True and lanes["normal"]["jobs"] == {
         "noop": {"queued": 5, "running": 0, "retrying": 0, "failed": 0}
@@ -82,7 +82,7 @@ async def test_a_paused_lane_is_left_alone_by_every_worker_until_resumed_also_af
     await system.start()
     await system.start(roles=("worker",))
     await _worker_is_taking_work(system)
-    assert await _started(system, waiting) == []
+    assert await _taken(system, waiting) == []
     assert (await _lanes(system))["normal"]["paused"] is True
 
     status, body, _ = await system.request("POST", "/api/lanes/normal/resume")
@@ -103,7 +103,7 @@ async def test_a_job_running_when_its_lane_is_paused_finishes_and_the_next_waits
     after = await system.start_task("long_normal", items=["0.1"])
     assert (await system.wait_task(running["id"]))["task"]["status"] == "completed"
     await _worker_is_taking_work(system)
-    assert await _started(system, [after["id"]]) == []
+    assert await _taken(system, [after["id"]]) == []
     await system.request("POST", "/api/lanes/normal/resume")
     await system.wait_task(after["id"])
 
@@ -120,7 +120,7 @@ async def test_a_job_stored_just_after_the_pause_is_not_run_though_a_pull_made_b
     for _ in range(3):  # normal work runs meanwhile, and every pull made before the pause expires
         clock = await system.start_task("quick_normal")
         await system.wait_task(clock["id"])
-    assert await _started(system, waiting) == []
+    assert await _taken(system, waiting) == []
     await system.request("POST", "/api/lanes/priority/resume")
     for task_id in waiting:
         await system.wait_task(task_id)

@@ -63,7 +63,10 @@ async def test_three_kinds_of_poison_are_set_aside_once_while_an_upload_complete
         "user_relevant": True,
     }  # no steps
     poison = [
-        ("darkroom.dispatch.priority.upload_postprocess", b'{"type": "job.requested", "v": 1, oops'),
+        (
+            f"darkroom.job.{pid}.{task_id}.requested.priority.upload_postprocess",
+            b'{"type": "job.requested", "v": 1, oops',
+        ),
         (f"darkroom.job.{pid}.{task_id}.completed", json.dumps(unknown).encode()),
         ("darkroom.task._.X.requested", json.dumps(invalid).encode()),
     ]

@@ -79,7 +79,7 @@ async def test_a_plain_subscriber_receives_an_uploads_photo_events_and_each_vali
     assert subscriber.invalid == []
     types = [event["type"] for _, event in subscriber.received]
     assert types.count("photo.file_added") == 4
-    assert types.count("photo.metadata_extracted") == 2  # the two JPGs
+    assert "photo.metadata_extracted" not in types  # in the JPGs' derivatives events (CONTRACT §7.1)
     assert types.count("photo.derivatives_updated") == 3  # DSC03 is RAW only: not_supported
     statuses = {
         e["filename"]: e["thumbnail_status"] for _, e in subscriber.received if e["type"] == "photo.derivatives_updated"

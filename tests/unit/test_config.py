@@ -23,9 +23,9 @@ def test_defaults_match_the_contract(tmp_path):
     c = load_config(tmp_path, environ=NO_ENV)
     assert c.nats.url is None and c.nats.sync_interval == "always" and c.nats.replicas == 1
     p = c.pipeline
-    assert (p.max_parallel_jobs, p.priority_lane_slots, p.priority_threshold, p.max_attempts, p.job_timeout_s) == (
-        2,
-        1,
+    assert (p.max_parallel_jobs, p.priority_only_slots, p.priority_threshold, p.max_attempts, p.job_timeout_s) == (
+        8,
+        7,
         90,
         3,
         600,
@@ -47,7 +47,7 @@ def test_toml_in_data_dir_overrides_defaults_and_keeps_siblings(tmp_path):
     write_toml(tmp_path, "[pipeline]\nmax_parallel_jobs = 6\n[processing.thumbnail]\nquality = 50\n")
     c = load_config(tmp_path, environ=NO_ENV)
     assert c.pipeline.max_parallel_jobs == 6
-    assert c.pipeline.priority_lane_slots == 1  # sibling default intact
+    assert c.pipeline.priority_only_slots == 5  # sibling default intact: all slots but one
     assert (c.processing.thumbnail.max_dim, c.processing.thumbnail.quality) == (800, 50)
     assert c.processing.preview.max_dim == 2048
 
@@ -166,7 +166,7 @@ def test_a_value_where_a_section_belongs_names_the_key(tmp_path):
 @pytest.mark.parametrize(
     "environ, words",
     [
-        ({"DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "3"}, "pipeline.priority_lane_slots"),
+        ({"DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "9"}, "pipeline.priority_lane_slots"),
         (
             {"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "0", "DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "0"},
             "pipeline.max_parallel_jobs",
@@ -186,11 +186,17 @@ def test_semantic_checks_name_the_key(tmp_path, environ, words):
         load_config(tmp_path, environ=environ)
 
 
+def test_slots_are_all_priority_only_but_one_unless_said(tmp_path):
+    for jobs, priority_only in (("1", 0), ("2", 1), ("12", 11)):
+        c = load_config(tmp_path, environ={"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": jobs})
+        assert c.pipeline.priority_only_slots == priority_only and c.pipeline.priority_lane_slots is None
+
+
 def test_priority_lane_slots_may_equal_max_parallel_jobs(tmp_path):
     c = load_config(
         tmp_path, environ={"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "3", "DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "3"}
     )
-    assert (c.pipeline.max_parallel_jobs, c.pipeline.priority_lane_slots) == (3, 3)
+    assert (c.pipeline.max_parallel_jobs, c.pipeline.priority_lane_slots, c.pipeline.priority_only_slots) == (3, 3, 3)
 
 
 def test_a_later_layer_can_fix_an_earlier_one(tmp_path):

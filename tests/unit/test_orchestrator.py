@@ -2,9 +2,8 @@
 
 Besides direct checks of decide(), a small in-memory log stands in for JetStream: it assigns
 stream sequences, deduplicates message ids (until the window passes), enforces the
-expected-last-subject-sequence guard (with wildcards) the way the server does, and stores a
-dispatch copy only after its job.requested, as the service does, so the guards decide() computes
-are checked too.
+expected-last-subject-sequence guard (with wildcards) the way the server does, so the guards
+decide() computes are checked too. A job.requested is the work itself (CONTRACT §7.1): no copy.
 """
 
 from __future__ import annotations
@@ -33,8 +32,9 @@ from darkroom.kernel.events import (
     TaskStarted,
 )
 from darkroom.kernel.messages import Conflict, Expect
-from darkroom.orchestrator.decide import Dispatch, Emit, OpenRequests, Request, decide, lost_dispatches
-from darkroom.orchestrator.state import TaskState, evolve, refreshed, start
+from darkroom.kernel.vocabulary import LANES
+from darkroom.orchestrator.decide import Emit, OpenRequests, Request, decide, lost_dispatches
+from darkroom.orchestrator.state import TaskState, evolve, record, refreshed, start
 from tests.subjects_match import matches
 
 THRESHOLD = 90
@@ -103,12 +103,10 @@ class Log:
             raise Conflict(f"{expect}: last is {self.last_on(expect.subject)}")
 
     def execute(self, actions) -> None:
-        """As the orchestrator does: every event settled on its own, then the copies of the requests
-        stored anew, guarded by them; a conflict is raised at the end."""
-        fresh: dict[str, int] = {}
+        """As the orchestrator does: every event settled on its own; a conflict is raised at the end."""
         conflicts = []
         for action in actions:
-            if not isinstance(action, Emit) or action.msg_id in self.msg_ids:
+            if action.msg_id in self.msg_ids:
                 continue  # a Nats-Msg-Id duplicate is not stored again
             try:
                 self.check(action.expect)
@@ -116,14 +114,7 @@ class Log:
                 conflicts.append(exc)
                 continue
             self.msg_ids.add(action.msg_id)
-            seq = self.store(action.event)
-            if isinstance(action.event, JobRequested):
-                fresh[action.event.job_id] = seq
-        for action in actions:
-            if isinstance(action, Dispatch) and action.job.job_id in fresh:
-                requests = f"darkroom.job.{action.job.project_id or '_'}.{T}.requested"
-                self.check(Expect(requests, fresh[action.job.job_id]))
-                self.store(action.job, subjects.dispatch(action.job.lane, action.job.job_type))
+            self.store(action.event)
         if conflicts:
             raise conflicts[0]
 
@@ -145,7 +136,12 @@ class Log:
         return [e.type for _, s, e in self.entries if s.startswith(prefix)]
 
     def dispatched(self) -> list[JobRequested]:
-        return [e for _, s, e in self.entries if subjects.is_dispatch(s)]
+        """The work the lanes hand out: the requests, each on its lane's subject."""
+        return [
+            e
+            for _, s, e in self.entries
+            if isinstance(e, JobRequested) and any(matches(subjects.lane_filter(lane), s) for lane in LANES)
+        ]
 
 
 def fold(*events: Event) -> TaskState:
@@ -166,16 +162,11 @@ def emitted_actions(actions) -> list[Emit]:
 # -- a queued task -----------------------------------------------------------------------------
 
 
-def test_queued_task_starts_and_requests_its_first_step():
+def test_queued_task_requests_its_first_step_and_runs_from_it():
     state = fold(requested())
     actions = decide(state, THRESHOLD)
-    assert [type(a) for a in actions] == [Emit, Dispatch, Emit]
-    req, dispatch, started = actions
-
-    assert isinstance(started.event, TaskStarted)
-    assert (started.event.project_id, started.event.task_id, started.event.source) == (P, T, "user")
-    assert started.expect == Expect(f"darkroom.task.{P}.{T}.>", 1)
-    assert started.msg_id == f"task:{T}:started"
+    assert [type(a) for a in actions] == [Emit]  # no task.started (CONTRACT §7.1)
+    (req,) = actions
 
     j = req.event
     assert isinstance(j, JobRequested)
@@ -191,17 +182,17 @@ def test_queued_task_starts_and_requests_its_first_step():
     # The first request needs the task's whole history to be what the state holds: nothing since.
     assert req.expect == Expect(f"darkroom.*.{P}.{T}.>", 1)
     assert req.msg_id == f"job:{T}-0:requested"
-    assert dispatch.job == j
+    assert subjects.subject_for(j) == f"darkroom.job.{P}.{T}.requested.priority.upload_postprocess"
+    assert record(state, j, 2).status == "running"  # a task is running from its first job.requested
 
 
 def test_task_without_a_project_uses_underscore_in_its_guards():
     state = fold(requested(project_id=None))
-    req, _, started = decide(state, THRESHOLD)
-    assert started.expect.subject == f"darkroom.task._.{T}.>"
+    (req,) = decide(state, THRESHOLD)
     assert req.expect.subject == f"darkroom.*._.{T}.>"
     run_until_step_done(log := Log(), 0, requested(project_id=None))
-    (later, _) = decide(log.fold(), THRESHOLD)
-    assert later.expect.subject == f"darkroom.job._.{T}.requested"
+    (later,) = decide(log.fold(), THRESHOLD)
+    assert later.expect.subject == f"darkroom.job._.{T}.requested.>"
 
 
 @pytest.mark.parametrize(
@@ -226,22 +217,15 @@ def test_each_step_goes_to_its_lane(task_type, source, threshold, lanes):
 
 
 def test_completed_step_requests_the_next_one_guarded_by_the_last_request():
-    state = fold(
-        requested(),
-        task(TaskStarted),
-        job(JobRequested, 0, priority=90, lane="priority"),
-        job(JobStarted, 0, attempt=1, worker="w"),
-        job(JobCompleted, 0, attempt=1),
-    )
-    assert state.last_requested_seq == 3
+    state = fold(requested(), job(JobRequested, 0, priority=90, lane="priority"), job(JobCompleted, 0, attempt=1))
+    assert state.last_requested_seq == 2
     actions = decide(state, THRESHOLD)
-    assert [type(a) for a in actions] == [Emit, Dispatch]
+    assert [type(a) for a in actions] == [Emit]
     req = actions[0]
     assert req.event.step_index == 1 and req.event.job_type == "manifest_check" and req.event.priority == 95
     assert req.event.job_id == f"{T}-1"
     assert req.event.items == []  # later steps work on the whole project
-    assert req.expect == Expect(f"darkroom.job.{P}.{T}.requested", 3)
-    assert actions[1].job == req.event
+    assert req.expect == Expect(f"darkroom.job.{P}.{T}.requested.>", 2)
 
 
 def test_last_step_completed_completes_the_task():
@@ -272,11 +256,11 @@ def test_a_task_runs_every_step_once_in_order_then_completes(task_type):
     log = Log()
     log.store(requested(task_type, source="maintenance" if task_type == "maintenance" else "user"))
     run_to_end(log)
-    requests = [e for _, s, e in log.entries if isinstance(e, JobRequested) and not subjects.is_dispatch(s)]
+    requests = [e for _, s, e in log.entries if isinstance(e, JobRequested)]
     assert [(r.step_index, r.job_type) for r in requests] == list(enumerate(s.type for s in DEFS[task_type].steps))
     assert [r.items for r in requests] == [["DSC01", "DSC02"]] + [[]] * (len(requests) - 1)
-    assert [j.job_id for j in log.dispatched()] == [r.job_id for r in requests]
-    assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.completed"]
+    assert log.dispatched() == requests
+    assert log.types("darkroom.task.") == ["task.requested", "task.completed"]
     assert decide(log.fold(), THRESHOLD) == []
 
 
@@ -288,8 +272,8 @@ def run_to_end(log: Log, threshold: int = THRESHOLD, outcome=JobCompleted, fail_
             return
         log.execute(actions)
         for action in actions:
-            if isinstance(action, Dispatch):
-                j = action.job
+            if isinstance(action.event, JobRequested):
+                j = action.event
                 common = dict(
                     project_id=j.project_id,
                     task_id=j.task_id,
@@ -330,7 +314,7 @@ def test_after_a_failed_step_nothing_later_runs():
     log.store(requested("change_commit"))
     run_to_end(log, fail_at=1)
     assert [j.step_index for j in log.dispatched()] == [0, 1]
-    assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.failed"]
+    assert log.types("darkroom.task.") == ["task.requested", "task.failed"]
     failed = [e for _, _, e in log.entries if isinstance(e, TaskFailed)][0]
     assert (failed.step_index, failed.error) == (1, "cannot read DSC02.JPG")
     # A late completion of the failed step (another worker's attempt) starts nothing either.
@@ -348,9 +332,8 @@ def retry_of(event: TaskRequested, start_step: int) -> TaskRequested:
 def test_a_retry_starts_at_its_start_step_guarded_by_its_whole_history():
     retry = retry_of(requested("change_commit", items=()), 2)
     actions = decide(fold(retry), THRESHOLD)
-    assert [type(a) for a in actions] == [Emit, Dispatch, Emit]
-    req, started = actions[0], actions[2]
-    assert isinstance(started.event, TaskStarted)
+    assert [type(a) for a in actions] == [Emit]
+    req = actions[0]
     j = req.event
     assert (j.job_id, j.step_index, j.job_type, j.items) == (f"{T}-2", 2, "folder_check", [])
     # Its first request, like any task's, needs the task to be exactly what the state holds.
@@ -361,14 +344,14 @@ def test_a_retry_runs_its_start_step_and_those_after_it_once_then_completes():
     log = Log()
     log.store(retry_of(requested("change_commit"), 1))
     run_to_end(log)
-    requests = [e for _, s, e in log.entries if isinstance(e, JobRequested) and not subjects.is_dispatch(s)]
+    requests = [e for _, s, e in log.entries if isinstance(e, JobRequested)]
     assert [(r.step_index, r.job_type) for r in requests] == [
         (1, "manifest_check"),
         (2, "folder_check"),
         (3, "manifest_cleaning"),
     ]
     assert [r.items for r in requests] == [[], [], []]  # a later step works on the whole project
-    assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.completed"]
+    assert log.types("darkroom.task.") == ["task.requested", "task.completed"]
 
 
 def test_a_retry_of_a_first_step_gets_the_tasks_items():
@@ -416,7 +399,6 @@ def test_cancel_waits_for_the_running_step_then_cancels_instead_of_the_next():
         actions = decide(fold(*base, finished), THRESHOLD)
         assert [type(e) for e in emitted(actions)] == [TaskCanceled]
         assert emitted(actions)[0].step_index == 0
-        assert not any(isinstance(a, Dispatch) for a in actions)
 
 
 def test_cancel_of_a_queued_step_cancels_its_job_and_the_task_at_once():
@@ -429,9 +411,9 @@ def test_cancel_of_a_queued_step_cancels_its_job_and_the_task_at_once():
     canceled, finished = emitted(actions)
     assert (canceled.job_id, canceled.step_index, finished.step_index) == (f"{T}-0", 0, 0)
     assert actions[0].msg_id == f"job:{T}-0:canceled"
-    assert actions[0].expect == actions[1].expect == Expect(f"darkroom.task.{P}.{T}.>", 5)  # both, or neither
+    assert actions[0].expect == actions[1].expect == Expect(f"darkroom.task.{P}.{T}.>", 3)  # both, or neither
     log.execute(actions)
-    assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.cancel_requested", "task.canceled"]
+    assert log.types("darkroom.task.") == ["task.requested", "task.cancel_requested", "task.canceled"]
     assert decide(log.fold(), THRESHOLD) == []
 
 
@@ -456,7 +438,7 @@ def test_cancel_in_the_log_stops_a_task_at_the_step_boundary():
     log.store(task(TaskCancelRequested))
     log.store(job(JobCompleted, 0, attempt=1))
     log.execute(decide(log.fold(), THRESHOLD))
-    assert log.types("darkroom.task.") == ["task.requested", "task.started", "task.cancel_requested", "task.canceled"]
+    assert log.types("darkroom.task.") == ["task.requested", "task.cancel_requested", "task.canceled"]
     assert [j.step_index for j in log.dispatched()] == [0]
     assert decide(log.fold(), THRESHOLD) == []
 
@@ -532,7 +514,7 @@ def test_a_cancel_stored_between_read_and_start_invalidates_the_start():
 
 def look_again(log: Log, state: TaskState) -> TaskState | None:
     """What the orchestrator does after a conflict: the newest task event and the newest request."""
-    return refreshed(state, log.newest(f"darkroom.task.{P}.{T}.>"), log.newest(f"darkroom.job.{P}.{T}.requested"))
+    return refreshed(state, log.newest(f"darkroom.task.{P}.{T}.>"), log.newest(f"darkroom.job.{P}.{T}.requested.>"))
 
 
 def test_after_a_conflict_two_reads_are_enough_to_decide_again():
@@ -543,7 +525,7 @@ def test_after_a_conflict_two_reads_are_enough_to_decide_again():
     stale = log.fold()
     log.execute(decide(stale, THRESHOLD))
     again = look_again(log, stale)
-    assert again.requested_step == 1 and again.last_requested_seq == log.last_on(f"darkroom.job.{P}.{T}.requested")
+    assert again.requested_step == 1 and again.last_requested_seq == log.last_on(f"darkroom.job.{P}.{T}.requested.>")
     assert decide(again, THRESHOLD) == []
     # Step 1 completes: the next request is guarded by the other's request, and accepted.
     log.store(job(JobCompleted, 1, attempt=1))
@@ -577,9 +559,9 @@ def run_until_step_done(log: Log, step: int, first: TaskRequested | None = None)
         actions = decide(log.fold(), THRESHOLD)
         log.execute(actions)
         for a in actions:
-            if isinstance(a, Dispatch):
-                log.store(job(JobCompleted, a.job.step_index, attempt=1))
-                if a.job.step_index == step:
+            if isinstance(a.event, JobRequested):
+                log.store(job(JobCompleted, a.event.step_index, attempt=1))
+                if a.event.step_index == step:
                     return
 
 
@@ -633,18 +615,17 @@ def test_evolve_tracks_what_decide_relies_on():
 
 
 def test_started_but_not_yet_requested_requests_step_zero():
-    # TaskStarted was stored but the first request was lost: decide asks for step 0 again.
+    # A log from before CONTRACT §7.1: TaskStarted was stored but the first request was lost.
     state = fold(requested(), task(TaskStarted))
     actions = decide(state, THRESHOLD)
-    assert [type(a) for a in actions] == [Emit, Dispatch]
+    assert [type(a) for a in actions] == [Emit]
     assert actions[0].event.step_index == 0 and actions[0].expect == Expect(f"darkroom.*.{P}.{T}.>", 2)
 
 
-def test_queued_with_its_first_request_stored_only_starts():
+def test_a_task_is_running_from_its_first_request_and_needs_no_start():
     state = fold(requested(), job(JobRequested, 0, priority=90, lane="priority"))
-    actions = decide(state, THRESHOLD)
-    assert [type(e) for e in emitted(actions)] == [TaskStarted]
-    assert not any(isinstance(a, Dispatch) for a in actions)
+    assert state.status == "running"
+    assert decide(state, THRESHOLD) == []
 
 
 def test_decide_does_not_change_the_state():
@@ -715,16 +696,20 @@ def test_a_stale_cancel_of_a_queued_step_stores_no_second_outcome():
     assert log.entries == before
 
 
-# -- copies that no worker would be handed -------------------------------------------------------
+# -- requests that no worker would be handed ------------------------------------------------------
 
 
-def open_requests(copy_at: int | None, *later: Event) -> list[Request]:
-    """The open requests after a task's request of step 0 at sequence 3, its copy (if any) at
-    `copy_at`, then `later` events."""
+def open_requests(*later: Event, before_7_1: bool = False) -> list[Request]:
+    """The open requests after a task's request of step 0 at sequence 3 (stored on the subject of a log
+    before CONTRACT §7.1, with its dispatch copy at 4, if `before_7_1`), then `later` events."""
     first = job(JobRequested, 0, priority=90, lane="priority", items=["DSC01", "DSC02"])
-    entries = [(3, subjects.subject_for(first), first)]
-    if copy_at is not None:
-        entries.append((copy_at, subjects.dispatch("priority", first.job_type), first))
+    if before_7_1:
+        entries = [
+            (3, f"darkroom.job.{P}.{T}.requested", first),
+            (4, f"darkroom.dispatch.priority.{first.job_type}", first),
+        ]
+    else:
+        entries = [(3, subjects.subject_for(first), first)]
     entries += [(20 + i, subjects.subject_for(e), e) for i, e in enumerate(later)]
     requests = OpenRequests()
     for entry in entries:
@@ -732,12 +717,13 @@ def open_requests(copy_at: int | None, *later: Event) -> list[Request]:
     return list(requests.by_task.values())
 
 
-def test_a_request_without_a_copy_after_it_is_lost():
-    (request,) = open_requests(None)
-    assert (request.seq, request.copied_at, request.job.job_id) == (3, 0, f"{T}-0")
-    assert lost_dispatches([request], {}) == [request]
+def test_a_request_is_the_work_itself_lost_only_before_a_recreated_lane():
+    (request,) = open_requests()
+    assert (request.seq, request.guard_seq, request.job.job_id) == (3, 3, f"{T}-0")
     assert request.job.items == ["DSC01", "DSC02"] and request.job.lane == "priority"
-    assert lost_dispatches(open_requests(4), {}) == []
+    assert lost_dispatches([request], {}) == []
+    assert lost_dispatches([request], {"priority": 10}) == [request]
+    assert lost_dispatches([request], {"priority": 3, "normal": 10}) == []
 
 
 def test_a_request_over_or_of_an_ended_task_is_never_dispatched_again():
@@ -748,18 +734,18 @@ def test_a_request_over_or_of_an_ended_task_is_never_dispatched_again():
         task(TaskCanceled, step_index=0),
         task(TaskCompleted),
     ):
-        assert open_requests(None, ending) == []
+        assert open_requests(ending) == []
+        assert open_requests(ending, before_7_1=True) == []
 
 
 def test_a_task_has_one_open_request_its_newest():
-    (request,) = open_requests(4, job(JobCompleted, 0, attempt=1), job(JobRequested, 1, priority=95, lane="priority"))
-    assert (request.job.step_index, request.seq, request.copied_at) == (1, 21, 0)  # step 0's copy is not step 1's
+    (request,) = open_requests(
+        job(JobCompleted, 0, attempt=1), job(JobRequested, 1, priority=95, lane="priority"), before_7_1=True
+    )
+    assert (request.job.step_index, request.seq, request.guard_seq) == (1, 21, 21)
 
 
-def test_only_requests_whose_copies_lie_before_a_recreated_lane_are_lost():
-    waiting = open_requests(4)
-    assert [r.job.job_id for r in lost_dispatches(waiting, {"priority": 10})] == [f"{T}-0"]
-    # Copied again after the new start, or that lane was never recreated: nothing is lost.
-    assert lost_dispatches(open_requests(12), {"priority": 10}) == []
-    assert lost_dispatches(waiting, {"normal": 10}) == []
-    assert lost_dispatches([Request(waiting[0].job, 3, copied_at=12)], {"priority": 10}) == []
+def test_a_request_stored_before_7_1_is_stored_again_guarded_by_no_request_on_todays_subjects():
+    (request,) = open_requests(before_7_1=True)
+    assert (request.seq, request.guard_seq) == (3, 0)  # its dispatch copy is no request of its own
+    assert lost_dispatches([request], {"priority": 10}) == [request]

@@ -204,9 +204,37 @@ def test_job_requested_creates_a_queued_job():
     )
     assert (j.attempts, j.progress_done, j.progress_total, j.error) == (0, 0, 3, None)
     assert (j.created_at, j.updated_at, j.started_at, j.finished_at) == (at(1), at(1), None, None)
-    # Step 0: the task is already at step 0, so only the job changes.
-    assert [m.event for m in msgs] == ["job_update"]
+    # A task is running from its first job.requested (CONTRACT §7.1: no task.started).
+    assert [m.event for m in msgs] == ["job_update", "task_update"]
     assert msgs[0].data == j
+    assert (msgs[1].data.status, msgs[1].data.started_at, msgs[1].data.step_index) == ("running", at(1), 0)
+
+
+def test_a_log_from_before_7_1_starts_the_task_at_its_task_started():
+    rows, [_, _, msgs] = play(requested(), job_requested(0, 1), task(TaskStarted, 2))
+    assert [m.event for m in msgs] == ["task_update"]
+    assert (rows.tasks[T].status, rows.tasks[T].started_at) == ("running", at(2))
+
+
+def test_a_job_that_stored_no_job_started_takes_its_start_and_last_progress_from_its_outcome():
+    rows, [_, _, msgs] = play(
+        requested(),
+        job_requested(0, 1),
+        job(JobCompleted, 0, 3, attempt=1, started_at=at(2), worker="w", done=3, total=3),
+    )
+    j = rows.jobs[f"{T}-0"]
+    assert (j.status, j.attempts, j.started_at, j.finished_at) == ("completed", 1, at(2), at(3))
+    assert (j.progress_done, j.progress_total) == (3, 3)
+    assert [m.event for m in msgs] == ["job_update"]
+    # A job.started stored for the attempt is when it started; a retry's outcome brings its own start.
+    rows, _ = play(
+        requested(),
+        job_requested(0, 1),
+        job(JobStarted, 0, 2, attempt=1, worker="w"),
+        job(JobRetrying, 0, 3, attempt=1, error="e", delay_s=1.0, started_at=at(1)),
+        job(JobFailed, 0, 5, attempt=2, error="e", started_at=at(4)),
+    )
+    assert (rows.jobs[f"{T}-0"].started_at, rows.jobs[f"{T}-0"].attempts) == (at(4), 2)
 
 
 def test_next_step_requested_moves_the_task_too():
@@ -310,7 +338,7 @@ def test_job_without_its_task_row_takes_maintenance_from_its_source():
 
 def test_job_update_messages_carry_source_task_id_and_task_type():
     _, msgs = play(requested(), job_requested(0, 1), job(JobStarted, 0, 2, attempt=1, worker="w"))
-    for m in msgs[1] + msgs[2]:
+    for m in msgs[1][:1] + msgs[2]:
         assert m.event == "job_update"
         assert (m.data.source, m.data.task_id, m.data.task_type) == ("user", T, "upload_postprocess")
 

@@ -105,7 +105,8 @@ def log_of(*events: Event, start: int = 1) -> list[Stored]:
 
 
 def dispatch_copy(event: JobRequested, seq: int) -> Stored:
-    return Stored(seq, subjects.dispatch(event.lane, event.job_type), CODEC.encode(event), stream_at(seq))
+    """A log from before CONTRACT §7.1: the workers' copy of a job.requested, on its lane's subject."""
+    return Stored(seq, f"darkroom.dispatch.{event.lane}.{event.job_type}", CODEC.encode(event), stream_at(seq))
 
 
 def one_task_log(task_id: str = "T1") -> list[Stored]:
@@ -331,7 +332,7 @@ async def test_a_failed_transaction_leaves_nothing_behind(db, monkeypatch, keep_
     assert await store.get_meta(db, CHECKPOINT) == 11
 
 
-# -- dispatch copies and poison -----------------------------------------------------------------------
+# -- dispatch copies (a log from before §7.1) and poison ---------------------------------------
 
 
 async def test_dispatch_copies_are_not_applied(db, projector):

@@ -46,22 +46,28 @@ def _minimal(cls: type[Event], **envelope) -> Event:
         "delay_s": 1.0,
     }
     wanted = {f for f in cls.__struct_fields__}
-    return cls(**{k: v for k, v in fields.items() if k in wanted}, **envelope)
+    return cls(**{k: v for k, v in fields.items() if k in wanted and k not in envelope}, **envelope)
+
+
+def _lane_tail(event: Event) -> str:
+    """A job.requested has its lane and job type after its name (CONTRACT §7.1)."""
+    return ".normal.manifest_check" if isinstance(event, JobRequested) else ""
 
 
 @pytest.mark.parametrize("cls", TASK_EVENTS + JOB_EVENTS, ids=lambda c: c.__name__)
 def test_every_task_and_job_event_has_its_contract_subject(cls):
     event = _minimal(cls, project_id="P01", task_id="T01", job_id="T01-1")
     kind, name = event.type.split(".")
-    assert subjects.subject_for(event) == f"darkroom.{kind}.P01.T01.{name}"
+    assert subjects.subject_for(event) == f"darkroom.{kind}.P01.T01.{name}{_lane_tail(event)}"
     assert matches(subjects.ALL, subjects.subject_for(event))
+    assert matches(f"{subjects.job_prefix('P01', 'T01')}.>", subjects.subject_for(event)) == (kind == "job")
 
 
 @pytest.mark.parametrize("cls", TASK_EVENTS + JOB_EVENTS, ids=lambda c: c.__name__)
 def test_work_without_a_project_uses_underscore(cls):
     event = _minimal(cls, project_id=None, task_id="T01", job_id="T01-1")
     kind, name = event.type.split(".")
-    assert subjects.subject_for(event) == f"darkroom.{kind}._.T01.{name}"
+    assert subjects.subject_for(event) == f"darkroom.{kind}._.T01.{name}{_lane_tail(event)}"
 
 
 def test_examples_spelled_out():
@@ -135,24 +141,31 @@ def test_prefixes_cover_the_aggregate_and_nothing_else():
     assert not matches(task_all, subjects.subject_for(_minimal(JobProgress, project_id="P", task_id="T")))
 
 
-def test_dispatch_subjects_and_lane_filters():
+def test_a_lane_takes_the_requests_with_its_name_in_their_subject():
     assert LANES == ("priority", "normal")
-    assert subjects.dispatch("priority", "upload_postprocess") == "darkroom.dispatch.priority.upload_postprocess"
-    assert subjects.dispatch("normal", "manifest_cleaning") == "darkroom.dispatch.normal.manifest_cleaning"
-    assert subjects.lane_filter("priority") == "darkroom.dispatch.priority.>"
+    assert subjects.lane_filter("priority") == "darkroom.job.*.*.requested.priority.>"
     for lane in LANES:
-        own = subjects.dispatch(lane, "folder_check")
-        other = subjects.dispatch(next(x for x in LANES if x != lane), "folder_check")
-        assert matches(subjects.lane_filter(lane), own)
-        assert not matches(subjects.lane_filter(lane), other)
-        assert subjects.is_dispatch(own)
+        own = subjects.subject_for(_minimal(JobRequested, project_id="P", task_id="T", job_id="T-0", lane=lane))
+        other = subjects.subject_for(
+            _minimal(JobRequested, project_id=None, task_id="T", job_id="T-0", lane=next(x for x in LANES if x != lane))
+        )
+        assert matches(subjects.lane_filter(lane), own) and not matches(subjects.lane_filter(lane), other)
+        assert matches(subjects.requests("P", "T"), own) and not matches(subjects.requests("P", "T2"), own)
+        assert any(matches(f, own) for f in subjects.REQUESTS)
+        assert not subjects.is_dispatch(own)
+    # A log from before CONTRACT §7.1: its requests are still requests, its copies are no lane's work.
+    assert any(matches(f, "darkroom.job.P.T.requested") for f in subjects.REQUESTS)
+    assert subjects.is_dispatch("darkroom.dispatch.normal.folder_check")
 
 
-def test_job_events_are_never_mistaken_for_dispatch_copies():
-    job = _minimal(JobRequested, project_id="P", task_id="T", job_id="T-0")
-    subject = subjects.subject_for(job)
-    assert not subjects.is_dispatch(subject)
+@pytest.mark.parametrize("cls", [c for c in JOB_EVENTS if c is not JobRequested], ids=lambda c: c.__name__)
+def test_no_other_job_event_is_a_lanes_work_and_each_is_in_the_tasks_history_without_requests(cls):
+    event = _minimal(cls, project_id="P", task_id="T", job_id="T-0")
+    subject = subjects.subject_for(event)
     assert not any(matches(subjects.lane_filter(lane), subject) for lane in LANES)
+    assert matches(subjects.job_events("P", "T"), subject) and matches(subjects.task_history("P", "T"), subject)
+    request = subjects.subject_for(_minimal(JobRequested, project_id="P", task_id="T", job_id="T-0"))
+    assert not matches(subjects.job_events("P", "T"), request) and not matches(subjects.task_history("P", "T"), request)
 
 
 def test_cancel_requests_filter_matches_every_cancel_request_only():

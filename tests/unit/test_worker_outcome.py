@@ -41,7 +41,29 @@ def test_a_job_of_a_canceled_task_is_canceled_once_without_running():
 
 
 def test_an_attempt_that_raises_nothing_completes():
-    assert after_attempt(JOB, 2, 3, None, 0.0) == Verdict(JobCompleted, "ack", "job:T-1:completed", {"attempt": 2})
+    assert after_attempt(JOB, 2, 3, None, 0.0) == Verdict(
+        JobCompleted, "ack", "job:T-1:completed", {"attempt": 2, "done": None, "total": None}
+    )
+
+
+BEGAN = {"started_at": "2030-01-01T00:00:00.000Z", "worker": "host:1"}
+
+
+def test_an_outcome_says_when_and_where_its_attempt_began_and_a_completion_its_last_progress():
+    # A job that ends within 250 ms stores no job.started (CONTRACT §7.1): its outcome says so instead.
+    assert after_attempt(JOB, 1, 3, None, 0.0, BEGAN, (4, 4)).fields == {"attempt": 1, **BEGAN, "done": 4, "total": 4}
+    assert after_attempt(JOB, 1, 3, RuntimeError("x"), 1.0, BEGAN).fields == {
+        "attempt": 1,
+        **BEGAN,
+        "error": "RuntimeError: x",
+        "delay_s": 1.0,
+    }
+    assert after_attempt(JOB, 3, 3, RuntimeError("x"), 1.0, BEGAN).fields == {
+        "attempt": 3,
+        **BEGAN,
+        "error": "RuntimeError: x",
+    }
+    assert after_attempt(JOB, 1, 3, JobCanceledError(), 0.0, BEGAN).fields == {}
 
 
 def test_a_canceled_attempt_is_canceled_whatever_attempts_are_left():

@@ -25,19 +25,25 @@ class Clock:
         return self.now
 
 
-async def progress_stored(total: int, every_s: float) -> list[tuple[int, int]]:
-    """What a job stores that reports items 0..total done, one every `every_s` seconds."""
+async def progress_stored(total: int, every_s: float) -> tuple[list[tuple[int, int]], tuple[int | None, int | None]]:
+    """What a job stores that reports items 0..total done, one every `every_s` seconds: its job.progress
+    events, and the progress its job.completed carries."""
     worker, clock = Recorder(), Clock()
     reporter = _ProgressReporter(worker, job=None, clock=clock)  # type: ignore[arg-type]
     for done in range(total + 1):
         clock.now += every_s
         await reporter.report(done, total)
-    return worker.sent
+    return worker.sent, reporter.last()
 
 
-async def test_a_quick_job_stores_only_its_last_progress():
-    assert await progress_stored(3, PROGRESS_EVERY_S / 4) == [(3, 3)]
+async def test_a_quick_job_stores_no_progress_its_outcome_carries_the_last():
+    assert await progress_stored(3, PROGRESS_EVERY_S / 5) == ([], (3, 3))
 
 
-async def test_a_long_job_reports_at_most_every_interval_and_always_its_last():
-    assert await progress_stored(10, PROGRESS_EVERY_S / 2) == [(1, 10), (3, 10), (5, 10), (7, 10), (9, 10), (10, 10)]
+async def test_a_long_job_reports_at_most_every_interval_and_its_outcome_the_last():
+    assert await progress_stored(10, PROGRESS_EVERY_S / 2) == ([(1, 10), (3, 10), (5, 10), (7, 10), (9, 10)], (10, 10))
+
+
+async def test_an_outcome_carries_no_progress_a_job_progress_stored():
+    sent, last = await progress_stored(2, PROGRESS_EVERY_S)
+    assert sent[-1] == (2, 2) and last == (None, None)

@@ -9,7 +9,9 @@ import os
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadataExtracted
+import msgspec
+
+from ...kernel.events import PhotoDerivativesUpdated, PhotoMetadata, PhotoMetadataExtracted
 from ...kernel.folders import Listing, derivative_paths, scan
 from ...kernel.photos import derivative_names, derivative_source
 from ...kernel.vocabulary import DerivativeStatus
@@ -147,14 +149,14 @@ async def _make(
         _remove(folder, basename)
         await ctx.publish([_derivatives(ctx, basename, "missing")])
         return
-    extracted = [metadata_event(ctx, basename, meta)] if metadata else []
-    await ctx.publish([*extracted, _derivatives(ctx, basename, "generated", **made_from)])
+    # One event for both (CONTRACT §7.1: a photo stores only what a reader needs).
+    await ctx.publish(
+        [_derivatives(ctx, basename, "generated", metadata=photo_metadata(meta) if metadata else None, **made_from)]
+    )
 
 
-def metadata_event(ctx: JobContext, basename: str, meta: Metadata) -> PhotoMetadataExtracted:
-    return ctx.event(
-        PhotoMetadataExtracted,
-        filename=basename,
+def photo_metadata(meta: Metadata) -> PhotoMetadata:
+    return PhotoMetadata(
         taken_at=meta.taken_at,
         make=meta.make,
         model=meta.model,
@@ -163,6 +165,10 @@ def metadata_event(ctx: JobContext, basename: str, meta: Metadata) -> PhotoMetad
         height=meta.height,
         lens=meta.lens,
     )
+
+
+def metadata_event(ctx: JobContext, basename: str, meta: Metadata) -> PhotoMetadataExtracted:
+    return ctx.event(PhotoMetadataExtracted, filename=basename, **msgspec.structs.asdict(photo_metadata(meta)))
 
 
 def _derivatives(ctx: JobContext, basename: str, status: DerivativeStatus, **fields: Any) -> PhotoDerivativesUpdated:
