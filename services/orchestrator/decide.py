@@ -78,7 +78,7 @@ def _request(state: TaskState, step_index: int, threshold: int) -> list[Emit]:
     if step_index == state.start_step:
         # Nothing may have happened to the task but what the state holds: a task canceled, or
         # already under way, before this decision (one made from a stale or cold view) gets no job.
-        guard = Expect(subjects.task_events(state.project_id, state.task_id), state.last_task_seq)
+        guard = Expect(subjects.task_events(state.project_id, state.task_id), state.last_history_seq)
     else:
         guard = Expect(subjects.requests(state.project_id, state.task_id), state.last_requested_seq)
     return [Emit(job, f"job:{job.job_id}:requested", guard)]

@@ -237,8 +237,10 @@ class Orchestrator:
         # The newest request on today's subjects, readable or not: what the guard on them sees (one stored
         # before CONTRACT §7.1, without the lane in its subject, it does not).
         newest_request = 0
+        newest = 0
         async for batch in self.bus.read([prefix]):  # the cold path: a task not in the cache
             for stored in batch:
+                newest = stored.seq
                 if stored.subject.startswith(requests):
                     newest_request = stored.seq
                 try:
@@ -255,7 +257,10 @@ class Orchestrator:
                     state = evolve(state, event, stored.seq)
         if state is not None:
             state = replace(
-                state, last_task_seq=max(state.last_task_seq, poisoned_task), last_requested_seq=newest_request
+                state,
+                last_task_seq=max(state.last_task_seq, poisoned_task),
+                last_requested_seq=newest_request,
+                last_history_seq=newest,
             )
         return state
 

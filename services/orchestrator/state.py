@@ -48,6 +48,7 @@ class TaskState:
     error: str | None = None
     last_task_seq: int = 0  # newest stream sequence under darkroom.task.<p>.<t>.>
     last_requested_seq: int = 0  # newest stream sequence on darkroom.job.<p>.<t>.requested.>
+    last_history_seq: int = 0  # newest stream sequence anywhere in the task's history, unreadable ones too
     seen_seq: int = 0  # newest sequence folded in: older redeliveries change nothing
 
     @property
@@ -69,6 +70,7 @@ def start(event: TaskRequested, seq: int) -> TaskState:
         start_step=event.start_step,
         params=event.params,
         last_task_seq=seq,
+        last_history_seq=seq,
         seen_seq=seq,
     )
 
@@ -83,6 +85,10 @@ def evolve(state: TaskState, event: Event, seq: int) -> TaskState:
 def record(state: TaskState, event: Event, seq: int) -> TaskState:
     """Fold in an event this orchestrator just stored itself (it does not consume its own output,
     so `seen_seq` stays where the consumed events left it)."""
+    return _fold(replace(state, last_history_seq=max(state.last_history_seq, seq)), event, seq)
+
+
+def _fold(state: TaskState, event: Event, seq: int) -> TaskState:
     match event:
         case TaskStarted():
             return replace(state, status="running", last_task_seq=seq)
@@ -141,4 +147,6 @@ def refreshed(state: TaskState, task: Newest | None, request: Newest | None) -> 
             return None
     if request is not None and isinstance(request[1], JobRequested):
         state = record(state, request[1], request[0])
+    if state.requested_step < state.start_step and not state.terminal:
+        return None  # its first step's guard is the whole history, which only reading it tells
     return state

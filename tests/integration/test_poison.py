@@ -128,3 +128,14 @@ async def test_poison_on_a_tasks_own_subject_does_not_jam_its_steps(system: Syst
             runtime.orchestrator.cache.clear()
     view = await system.wait_task(task["id"], timeout=20)
     assert view["task"]["status"] == "completed" and len(view["jobs"]) == 3
+
+
+async def test_poison_on_a_jobs_subject_before_the_first_step_does_not_stop_the_task(system: System) -> None:
+    # The first step's guard is the task's whole history: an unreadable message there is part of it.
+    await system.start(roles=("projector", "worker", "api"))
+    task = await system.start_task("quick_normal")
+    subject = f"darkroom.job.{task['project_id'] or '_'}.{task['id']}.completed"
+    await system.bus.js.publish(subject, b'{"type": "job.teleported", "v": 1}')
+    await system.start(roles=("orchestrator",))
+    view = await system.wait_task(task["id"], timeout=20)
+    assert view["task"]["status"] == "completed", view
