@@ -10,7 +10,8 @@ import socket
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import KeyWrongLastSequenceError, NoStreamResponseError, NotFoundError
 from nats.js.kv import KeyValue
 
 from .bus import Bus
@@ -24,6 +25,8 @@ class LeaseBusy(Exception):
 
 
 CHECK_HOLDER_S = 0.5  # how often a waiter looks whether the lease's holder still lives
+# How long the bucket may have no leader (a node died, a replica takes over) before a take gives up.
+LEADERLESS_S = 30.0
 
 
 def this_process() -> str:
@@ -82,10 +85,18 @@ class Leases:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         checked = loop.time()
+        leaderless_until = loop.time() + LEADERLESS_S
         while True:
             try:
                 revision = await kv.create(project_id, value)
                 break
+            except NoStreamResponseError:
+                # Nothing stored it: the bucket has no leader for a moment. Asked again, as a busy lease is.
+                if loop.time() > leaderless_until:
+                    raise
+                if alive is not None:
+                    alive()
+                await asyncio.sleep(0.2)
             except KeyWrongLastSequenceError:
                 if alive is not None:
                     alive()  # waiting on another job is not being stuck
@@ -121,6 +132,25 @@ class Leases:
                 pass
 
     async def _refresh(self, kv: KeyValue, key: str, value: bytes, revision: int) -> None:
+        """Keep the lease alive; a refresh that fails while a replica takes over is tried again, well
+        within the TTL, so a fail-over never hands the project to another holder."""
+        delay = LEASE_TTL_S / 3
         while True:
-            await asyncio.sleep(LEASE_TTL_S / 3)
-            revision = await kv.update(key, value, last=revision)
+            await asyncio.sleep(delay)
+            try:
+                revision = await kv.update(key, value, last=revision)
+                delay = LEASE_TTL_S / 3
+            except (NoStreamResponseError, NatsTimeout) as exc:
+                log.warning("lease %s: refresh failed (%s); trying again", key, type(exc).__name__)
+                delay = 1.0
+            except KeyWrongLastSequenceError:
+                # A refresh that timed out may have landed: the lease is still ours if it holds our value.
+                try:
+                    entry: KeyValue.Entry | None = await kv.get(key)
+                except NotFoundError:
+                    entry = None
+                if entry is None or entry.value != value:
+                    log.error("lease %s: lost while held (it expired during a fail-over)", key)
+                    return
+                revision = entry.revision or revision
+                delay = 1.0

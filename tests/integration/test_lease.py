@@ -12,7 +12,7 @@ import pytest
 from darkroom.kernel.bus import Bus
 from darkroom.kernel.lease import LeaseBusy, Leases
 from darkroom.kernel.natsd import NatsServer
-from darkroom.kernel.provision import LEASE_TTL_S
+from darkroom.kernel.provision import LEASE_BUCKET, LEASE_TTL_S, lease_bucket
 from tests.conftest import REPO
 
 HOLDER = """
@@ -54,3 +54,27 @@ async def test_a_lease_whose_holder_was_killed_is_taken_at_once_on_its_host(nats
             holder.kill()
             await holder.wait()
         await bus.close()
+
+
+async def test_a_lease_is_taken_once_its_bucket_has_a_leader_again(nats_server: NatsServer) -> None:
+    # A node that died took the bucket's leader with it: until a replica takes over nothing answers,
+    # and a job taking a lease then must wait for it, not fail (it would use up its attempts in seconds).
+    bus = await Bus.connect(nats_server.url, "darkroom-test")
+    try:
+        leases = Leases(bus, "waiter")
+        async with leases.hold("P1", "first"):
+            pass
+        await bus.jsm.delete_stream(f"KV_{LEASE_BUCKET}")  # no stream answers on the bucket's subjects
+        kept_alive = asyncio.Event()
+        taking = asyncio.ensure_future(_take(leases, "P1", kept_alive.set))
+        await asyncio.wait_for(kept_alive.wait(), 10)  # it tried, found no leader and waits on
+        assert not taking.done()
+        await lease_bucket(bus.js)  # the leader is back
+        assert await asyncio.wait_for(taking, 10) == "held"
+    finally:
+        await bus.close()
+
+
+async def _take(leases: Leases, project: str, alive) -> str:
+    async with leases.hold(project, "a check", alive=alive):
+        return "held"
