@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Awaitable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 from nats.js import api
 from nats.js.client import JetStreamContext
@@ -40,6 +40,7 @@ ORCHESTRATOR_FILTERS = [
 LEASE_BUCKET = "darkroom_leases"
 LEASE_TTL_S = 30.0  # a dead worker's lease ends this long after its last refresh
 NOT_ENOUGH_PEERS = (10005, 10074, 10023)  # clustering required, replicas > 1 unsupported, insufficient resources
+PLACEMENT_WAIT_S = 30.0  # how long a placement refused for an offline peer is asked again
 
 T = TypeVar("T")
 
@@ -92,7 +93,7 @@ async def provision(js: JetStreamContext, config: Config) -> Provisioned:
     try:
         info = await js.stream_info(STREAM)
     except NotFoundError:
-        info = await _scaled(js.add_stream(wanted), config, f"stream {STREAM}")
+        info = await _scaled(lambda: js.add_stream(wanted), config, f"stream {STREAM}")
     else:
         have = info.config
         if have.subjects != wanted.subjects or have.storage != wanted.storage or have.retention != wanted.retention:
@@ -105,7 +106,7 @@ async def provision(js: JetStreamContext, config: Config) -> Provisioned:
                 log.warning(
                     "stream %s: replicas %s -> %d (nats.replicas)", STREAM, have.num_replicas, wanted.num_replicas
                 )
-            info = await _scaled(js.update_stream(wanted), config, f"stream {STREAM}")
+            info = await _scaled(lambda: js.update_stream(wanted), config, f"stream {STREAM}")
             if have.num_replicas != wanted.num_replicas:
                 info = await _replicated(js, STREAM, config.nats.replicas)
     size = size_of(info.state)
@@ -116,7 +117,7 @@ async def provision(js: JetStreamContext, config: Config) -> Provisioned:
         result_seq = await _ensure_lane(js, config, lane, size.last_seq)
         if result_seq is not None:
             result.recreated_lanes[lane] = result_seq
-    await _scaled(lease_bucket(js, config.nats.replicas), config, f"the lease bucket {LEASE_BUCKET}")
+    await _scaled(lambda: lease_bucket(js, config.nats.replicas), config, f"the lease bucket {LEASE_BUCKET}")
     return result
 
 
@@ -145,20 +146,31 @@ async def _replicated(jsm: JetStreamManager, stream: str, replicas: int, timeout
         await asyncio.sleep(0.1)
 
 
-async def _scaled(change: Awaitable[T], config: Config, what: str) -> T:
-    """`change` (a create or update), with a refusal to replicate said as the setting to fix."""
-    try:
-        return await change
-    except APIError as exc:
-        if config.nats.replicas == 1 or (
-            "replica" not in (exc.description or "").lower() and exc.err_code not in NOT_ENOUGH_PEERS
-        ):
-            raise
+async def _scaled(change: Callable[[], Awaitable[T]], config: Config, what: str) -> T:
+    """`change` (a create or update), with a refusal to replicate said as the setting to fix. A refusal
+    because a peer is offline (a node restarting, or not yet seen by the others) is waited out."""
+    deadline = asyncio.get_running_loop().time() + PLACEMENT_WAIT_S
+    while True:
+        try:
+            return await change()
+        except APIError as exc:
+            why = exc.description or ""
+            if config.nats.replicas == 1 or ("replica" not in why.lower() and exc.err_code not in NOT_ENOUGH_PEERS):
+                raise
+        if "offline" not in why or asyncio.get_running_loop().time() > deadline:
+            break
+        log.warning("%s: %s; waiting for the cluster's peers", what, why)
+        await asyncio.sleep(1.0)
+    if "offline" in why:
         raise ProvisionError(
-            f"{what} cannot have {config.nats.replicas} replicas ({exc.description}): nats.replicas must not "
-            f"exceed the JetStream servers of the cluster (a single server takes 1); set nats.replicas "
-            f"to that, or add servers"
-        ) from None
+            f"{what} cannot have {config.nats.replicas} replicas: {why} for {PLACEMENT_WAIT_S:g}s; "
+            f"check the cluster's nodes (nats-server logs, /jsz)"
+        )
+    raise ProvisionError(
+        f"{what} cannot have {config.nats.replicas} replicas ({why}): nats.replicas must not "
+        f"exceed the JetStream servers of the cluster (a single server takes 1); set nats.replicas "
+        f"to that, or add servers"
+    )
 
 
 async def stream_size(jsm: JetStreamManager) -> StreamSize:
@@ -207,7 +219,7 @@ async def _ensure_lane(jsm: JetStreamManager, config: Config, lane: str, last_se
     ):
         wanted.deliver_policy = have.deliver_policy
         # Same name: an update of the mutable fields.
-        await _scaled(jsm.add_consumer(STREAM, wanted), config, f"consumer {name}")
+        await _scaled(lambda: jsm.add_consumer(STREAM, wanted), config, f"consumer {name}")
     return None
 
 
