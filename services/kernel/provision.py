@@ -108,7 +108,7 @@ async def provision(js: JetStreamContext, config: Config) -> Provisioned:
                 )
             info = await _scaled(lambda: js.update_stream(wanted), config, f"stream {STREAM}")
             if have.num_replicas != wanted.num_replicas:
-                info = await _replicated(js, STREAM, config.nats.replicas)
+                info = await _replicated(lambda: js.stream_info(STREAM), f"stream {STREAM}", config.nats.replicas)
     size = size_of(info.state)
     for line in warnings(parse_size(config.nats.max_bytes), parse_age(config.nats.max_age), size):
         log.warning("%s", line)
@@ -131,16 +131,25 @@ def _stream_differs(have: api.StreamConfig, wanted: api.StreamConfig) -> bool:
     )
 
 
-async def _replicated(jsm: JetStreamManager, stream: str, replicas: int, timeout: float = 30.0) -> api.StreamInfo:
-    """The stream's info once all its replicas are placed: consumers are scaled only after it."""
+Info = TypeVar("Info", api.StreamInfo, api.ConsumerInfo)
+
+
+async def _replicated(look: Callable[[], Awaitable[Info]], what: str, replicas: int, timeout: float = 30.0) -> Info:
+    """The info of a stream or consumer just scaled up, once all its replicas are placed and current:
+    until then, a node lost takes the group's quorum with it (its new peers have nothing to elect)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        info = await jsm.stream_info(stream)
-        if 1 + len((info.cluster and info.cluster.replicas) or []) >= replicas:
+        info = await look()
+        peers = (info.cluster and info.cluster.replicas) or []
+        placed = 1 + len(peers) >= replicas
+        if placed and all(peer.current for peer in peers):
             return info
         if asyncio.get_running_loop().time() > deadline:
+            if placed:  # placed and catching up: it serves, and survives a node lost once caught up
+                log.warning("%s: replicas still catching up after %gs", what, timeout)
+                return info
             raise ProvisionError(
-                f"stream {stream} did not reach {replicas} replicas within {timeout:g}s; "
+                f"{what} did not reach {replicas} replicas within {timeout:g}s; "
                 f"check the cluster (nats-server logs, /jsz)"
             )
         await asyncio.sleep(0.1)
@@ -220,6 +229,8 @@ async def _ensure_lane(jsm: JetStreamManager, config: Config, lane: str, last_se
         wanted.deliver_policy = have.deliver_policy
         # Same name: an update of the mutable fields.
         await _scaled(lambda: jsm.add_consumer(STREAM, wanted), config, f"consumer {name}")
+        if (have.num_replicas or 1) != wanted.num_replicas:
+            await _replicated(lambda: jsm.consumer_info(STREAM, name), f"consumer {name}", config.nats.replicas)
     return None
 
 
@@ -305,4 +316,5 @@ async def lease_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
         log.warning("lease bucket %s: replicas %s -> %d (nats.replicas)", LEASE_BUCKET, config.num_replicas, replicas)
         config.num_replicas = replicas
         await js.update_stream(config)
+        await _replicated(lambda: js.stream_info(f"KV_{LEASE_BUCKET}"), f"lease bucket {LEASE_BUCKET}", replicas)
     return kv

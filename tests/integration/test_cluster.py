@@ -160,6 +160,22 @@ async def _replicas(bus: Bus) -> dict[str, int]:
     }
 
 
+async def _behind(bus: Bus) -> list[str]:
+    """The replicas, of the stream, the lease bucket and the lanes, not caught up with their leader."""
+    jsm = bus.jsm
+    infos = [
+        await jsm.stream_info("DARKROOM"),
+        await jsm.stream_info(f"KV_{LEASE_BUCKET}"),
+        *[await jsm.consumer_info("DARKROOM", lane_consumer(lane)) for lane in ("priority", "normal")],
+    ]
+    return [
+        f"{getattr(info, 'name', None) or info.config.name} on {peer.name}"
+        for info in infos
+        for peer in (info.cluster and info.cluster.replicas) or []
+        if not peer.current
+    ]
+
+
 async def test_the_deployed_cluster_runs_uploads_and_commits_and_outlives_a_node(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -192,6 +208,8 @@ async def test_the_deployed_cluster_runs_uploads_and_commits_and_outlives_a_node
             system.runtimes.append(runtime)
         system.api = api_host
         assert await _replicas(system.bus) == {"stream": 3, "lease bucket": 3, "priority": 3, "normal": 3}
+        # Started only once every new replica caught up: a node lost next must not take a quorum with it.
+        assert await _behind(system.bus) == []
         assert worker_host.projector is not None  # no projector on its host: it keeps its own read model
 
         folder = await culled(system, "Before")
