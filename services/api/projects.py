@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import os
+from pathlib import Path
 from typing import Literal
 
 import msgspec
 from aiohttp import web
 
+from ..kernel.bus import Bus
 from ..kernel.clock import now_iso
 from ..kernel.events import PhotoKeepChanged, ProjectCreated, ProjectManifestWritten
 from ..kernel.folders import projects_root
 from ..kernel.ids import new_id
 from ..kernel.manifest import VERSION, Manifest, write_manifest
-from ..kernel.photos import NoFolder, first_free, project_name_problem, sanitize_folder
+from ..kernel.photos import MANIFEST, NoFolder, first_free, project_name_problem, sanitize_folder
+from ..kernel.subjects import project_events
 from ..projector.apply import project_after
 from ..projector.views import ProjectView
 from .deps import caught_up, deps, project_of
@@ -82,9 +85,25 @@ async def create_project(request: web.Request) -> web.Response:
         ProjectCreated(project_id=project_id, at=created_at, source="user", name=body.name.strip(), folder=folder),
         ProjectManifestWritten(project_id=project_id, source="user", version=VERSION),
     ]
-    seq = await d.bus.publish_all(events)
+    try:
+        seq = await d.bus.publish_all(events)
+    except Exception:
+        await _unmade_unless_stored(d.bus, root / folder, project_id)
+        raise
     # The project as its events make it: the answer never waits on the read model, which may lag.
     return respond({"project": ProjectView.of(project_after(events))}, status=201, seq=seq)
+
+
+async def _unmade_unless_stored(bus: Bus, folder: Path, project_id: str) -> None:
+    """A creation the log did not take changes nothing: its new folder goes, so that asking again gets
+    the same name. Kept while the log cannot say (the project may still land; else discovery adopts it)."""
+    try:
+        stored = await bus.last_on(project_events(project_id))
+    except Exception:
+        return
+    if stored is None:
+        (folder / MANIFEST).unlink(missing_ok=True)
+        os.rmdir(folder)  # made by this request and never known to anyone: nothing else is in it
 
 
 @routes.get("/api/projects/{folder}")

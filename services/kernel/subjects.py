@@ -70,6 +70,11 @@ def any_project(name: str) -> str:
     return f"{ROOT}.project.*.{name}"
 
 
+def project_events(project_id: str) -> str:
+    """A project's own events (created, renamed…), not its photos' or tasks'."""
+    return f"{ROOT}.project.{project_id}.>"
+
+
 def project_history(project: str, job_events: tuple[str, ...]) -> list[str]:
     """A project's own events, its photos', its tasks', and these events of its jobs."""
     return [f"{ROOT}.{kind}.{project}.>" for kind in ("project", "photo", "task")] + [

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 
 import msgspec
+from nats.js.api import DiscardPolicy
 
 from darkroom.kernel.definitions import load_definitions
 from darkroom.kernel.folders import projects_root
@@ -153,3 +155,18 @@ async def test_create_project_answers_with_the_project_it_made_even_while_the_re
     await system.start(roles=("projector",))
     status, view, _ = await system.request("GET", "/api/projects/Lagging")
     assert status == 200 and view["project"] == project
+
+
+async def test_a_project_the_log_refused_leaves_no_folder_and_its_name_free(system: System) -> None:
+    await system.start(roles=("projector", "api"))
+    await create_project(system, "First")
+    jsm = system.bus.jsm
+    info = await jsm.stream_info("DARKROOM")
+    # The log takes nothing more: every publish is refused.
+    await jsm.update_stream(dataclasses.replace(info.config, max_msgs=info.state.messages, discard=DiscardPolicy.NEW))
+    status, body, _ = await system.request("POST", "/api/projects", {"name": "Refused"})
+    assert status == 503 and "event log" in body["error"], body
+    assert not (projects_root(system.data_dir) / "Refused").exists()
+    await jsm.update_stream(info.config)
+    status, body, _ = await system.request("POST", "/api/projects", {"name": "Refused"})
+    assert status == 201 and body["project"]["folder"] == "Refused", body
