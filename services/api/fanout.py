@@ -1,0 +1,180 @@
+"""SSE fan-out: the outbox rows of each projector commit read once, each message encoded once, and
+handed to every queue that shows it through a bounded queue of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+from ..kernel.supervise import Loops
+from ..projector.queries import AFTER_EVERYTHING, OutboxRow, ReadModel
+
+Position = tuple[int, int]  # (seq, k) of an outbox row, as in its SSE id
+Kind = tuple[str | None, bool]  # a queue's filters: (project id or None for all, show_maintenance)
+
+FEED_PAGE = 5_000
+IDLE_S = 60.0  # the feed waits for the next commit at most this long before it looks again
+FEED_LOOP = "sse fan-out"
+
+
+def encode(row: OutboxRow) -> bytes:
+    return f"id: {row.id}\nevent: {row.event}\ndata: {row.data}\n\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Consecutive messages of one kind of queue, encoded once and shared by every queue of that kind."""
+
+    positions: tuple[Position, ...]
+    offsets: tuple[int, ...]  # where each message starts in `data`
+    data: bytes
+
+    @classmethod
+    def of(cls, rows: list[OutboxRow], encoded: dict[Position, bytes]) -> Chunk:
+        parts = [encoded[row.position] for row in rows]
+        offsets, at = [], 0
+        for part in parts:
+            offsets.append(at)
+            at += len(part)
+        return cls(tuple(row.position for row in rows), tuple(offsets), b"".join(parts))
+
+    def after(self, cursor: Position) -> bytes:
+        """The messages past `cursor` (a queue that caught up from the outbox has some of them)."""
+        if cursor < self.positions[0]:
+            return self.data
+        cut = bisect_right(self.positions, cursor)
+        return self.data[self.offsets[cut] :] if cut < len(self.positions) else b""
+
+
+class ClientQueue:
+    """One client's queue: filled by the fan-out, emptied by its handler. Past `limit` bytes waiting
+    (a client that does not read), it is `behind`: nothing more is queued, and its handler serves it
+    from the outbox, where it left off, before it takes from the queue again."""
+
+    def __init__(self, kind: Kind, limit: int) -> None:
+        self.kind = kind
+        self.limit = limit
+        self.chunks: list[Chunk] = []
+        self.size = 0
+        self.behind = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, chunk: Chunk) -> bool:
+        """Queues the chunk; True when that puts the queue behind."""
+        if self.behind:
+            return False
+        self.size += len(chunk.data)
+        if self.size > self.limit:
+            self.behind = True
+            self.chunks.clear()
+            self.size = 0
+        else:
+            self.chunks.append(chunk)
+        self.wake()
+        return self.behind
+
+    def take(self, cursor: Position) -> tuple[bytes, Position]:
+        """What is queued past `cursor`, and the position of its last message."""
+        chunks, self.chunks, self.size = self.chunks, [], 0
+        parts = []
+        for chunk in chunks:
+            if chunk.positions[-1] > cursor:
+                parts.append(chunk.after(cursor))
+                cursor = chunk.positions[-1]
+        return b"".join(parts), cursor
+
+    def restart(self) -> None:
+        """Queue again from now on: the handler reads from the outbox what came before."""
+        self.behind = False
+        self.chunks.clear()
+        self.size = 0
+
+    async def wait(self, timeout: float) -> None:
+        """Until something is queued, the queue falls behind, or it is woken; at most `timeout` s."""
+        if self.chunks or self.behind or timeout <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, self.wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class Fanout:
+    """Follows the read model's outbox from where it was when started, for the queues open now:
+    queues are indexed by what they show, so a commit costs its rows and the queues that get them."""
+
+    def __init__(self, fell_behind: Callable[[], None] = lambda: None) -> None:
+        self.fell_behind = fell_behind  # told each time a queue falls behind
+        self.queues: dict[Kind, set[ClientQueue]] = defaultdict(set)
+        self.cursor: Position = (0, AFTER_EVERYTHING)
+
+    def open(self, project_id: str | None, show_maintenance: bool, limit: int) -> ClientQueue:
+        """A client's queue, filled from now on; its handler reads from the outbox what came before."""
+        queue = ClientQueue((project_id, show_maintenance), limit)
+        self.queues[queue.kind].add(queue)
+        return queue
+
+    def close(self, queue: ClientQueue) -> None:
+        queues = self.queues.get(queue.kind)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self.queues[queue.kind]
+
+    def wake_all(self) -> None:
+        for queues in self.queues.values():
+            for queue in queues:
+                queue.wake()
+
+    def start(self, read: ReadModel, loops: Loops) -> asyncio.Task[None]:
+        self.cursor = (read.checkpoint, AFTER_EVERYTHING)
+        return loops.spawn(FEED_LOOP, lambda: self.feed(read))
+
+    async def feed(self, read: ReadModel) -> None:
+        """One read of the outbox per commit (a page at a time), handed to the open queues. The
+        position is kept across a restart of the loop: no queue misses what it was reading."""
+        while True:
+            seen = read.checkpoint
+            if not self.queues:  # no one to hand them to: a queue that opens reads the outbox itself
+                self.cursor = max(self.cursor, (seen, AFTER_EVERYTHING))
+                await read.wait_change(seen, IDLE_S)
+                continue
+            rows = await read.outbox_after(self.cursor, project_id=None, show_maintenance=True, limit=FEED_PAGE)
+            if rows:
+                self.publish(rows)
+                self.cursor = rows[-1].position
+                if len(rows) == FEED_PAGE:
+                    continue
+            await read.wait_change(seen, IDLE_S)
+
+    def publish(self, rows: list[OutboxRow]) -> None:
+        """Each row to the queues of its project and to those of every project, encoded once."""
+        encoded = {row.position: encode(row) for row in rows}
+        by_project: dict[str | None, list[OutboxRow]] = defaultdict(list)
+        for row in rows:
+            if row.project_id is not None:
+                by_project[row.project_id].append(row)
+        by_project[None] = rows
+        for project_id, mine in by_project.items():
+            for show_maintenance in (False, True):
+                queues = self.queues.get((project_id, show_maintenance))
+                if not queues:
+                    continue
+                shown = mine if show_maintenance else [row for row in mine if not row.maintenance]
+                if not shown:
+                    continue
+                chunk = Chunk.of(shown, encoded)
+                for queue in queues:
+                    if queue.put(chunk):
+                        self.fell_behind()
