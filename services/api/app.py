@@ -125,10 +125,11 @@ def build_app(d: Deps) -> web.Application:
     fanout = app[sse.FANOUT] = Fanout(d.http.sse_behind.inc)
 
     async def feeding(_app: web.Application) -> AsyncIterator[None]:
-        feed = fanout.start(d.read, d.read.loops)
+        loops = fanout.start(d.read, d.read.loops)
         yield
-        feed.cancel()
-        await asyncio.gather(feed, return_exceptions=True)
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
 
     async def on_shutdown(_app: web.Application) -> None:
         d.stopping.set()  # SSE streams end so the server can close

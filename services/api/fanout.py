@@ -4,6 +4,8 @@ handed to every queue that shows it through a bounded queue of its own."""
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,6 +20,10 @@ Kind = tuple[str | None, bool]  # a queue's filters: (project id or None for all
 FEED_PAGE = 5_000
 IDLE_S = 60.0  # the feed waits for the next commit at most this long before it looks again
 FEED_LOOP = "sse fan-out"
+PING_LOOP = "sse comment lines"
+# How often queues are checked for being due, in place of a timer per queue and wait (re-armed on
+# every wake, a thousand of them cost more than the writes); a comment line is this much late at most.
+DUE_EVERY_S = 0.25
 
 
 def encode(row: OutboxRow) -> bytes:
@@ -60,6 +66,7 @@ class ClientQueue:
         self.chunks: list[Chunk] = []
         self.size = 0
         self.behind = False
+        self.due = math.inf  # when its handler must write, if nothing comes (a comment line), monotonic
         self._waiter: asyncio.Future[None] | None = None
 
     def put(self, chunk: Chunk) -> bool:
@@ -92,17 +99,14 @@ class ClientQueue:
         self.chunks.clear()
         self.size = 0
 
-    async def wait(self, timeout: float) -> None:
-        """Until something is queued, the queue falls behind, or it is woken; at most `timeout` s."""
-        if self.chunks or self.behind or timeout <= 0:
+    async def wait(self) -> None:
+        """Until something is queued, the queue falls behind, it is `due`, or it is woken."""
+        if self.chunks or self.behind or time.monotonic() >= self.due:
             return
-        loop = asyncio.get_running_loop()
-        self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(timeout, self.wake)
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
 
     def wake(self) -> None:
@@ -137,9 +141,18 @@ class Fanout:
             for queue in queues:
                 queue.wake()
 
-    def start(self, read: ReadModel, loops: Loops) -> asyncio.Task[None]:
+    def start(self, read: ReadModel, loops: Loops) -> list[asyncio.Task[None]]:
         self.cursor = (read.checkpoint, AFTER_EVERYTHING)
-        return loops.spawn(FEED_LOOP, lambda: self.feed(read))
+        return [loops.spawn(FEED_LOOP, lambda: self.feed(read)), loops.spawn(PING_LOOP, self.wake_due)]
+
+    async def wake_due(self) -> None:
+        while True:
+            await asyncio.sleep(DUE_EVERY_S)
+            now = time.monotonic()
+            for queues in self.queues.values():
+                for queue in queues:
+                    if queue.due <= now:
+                        queue.wake()
 
     async def feed(self, read: ReadModel) -> None:
         """One read of the outbox per commit (a page at a time), handed to the open queues. The

@@ -71,7 +71,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                     await response.write(b": ping\n\n")
                     last_write = time.monotonic()
                 # Woken by what the fan-out queues or when the next comment is due, whichever comes first.
-                await queue.wait(last_write + d.sse_ping_s - time.monotonic())
+                queue.due = last_write + d.sse_ping_s
+                await queue.wait()
     finally:
         fanout.close(queue)
     return response

@@ -4,6 +4,7 @@ show them, and a client that does not read cut loose from its queue rather than 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from darkroom.api.fanout import Chunk, ClientQueue, Fanout, encode
 from darkroom.projector.queries import AFTER_EVERYTHING, OutboxRow
@@ -94,7 +95,7 @@ def test_take_skips_what_the_outbox_already_gave():
 async def test_a_waiting_stream_wakes_when_something_is_queued_for_it_and_not_otherwise():
     fanout = Fanout()
     mine, other = fanout.open("P01", False, 1 << 20), fanout.open("P02", False, 1 << 20)
-    waiting = [asyncio.create_task(q.wait(30)) for q in (mine, other)]
+    waiting = [asyncio.create_task(q.wait()) for q in (mine, other)]
     await asyncio.sleep(0)  # both are waiting now
     fanout.publish([row(1)])
     done, pending = await asyncio.wait(waiting, timeout=5, return_when=asyncio.FIRST_COMPLETED)
@@ -103,6 +104,23 @@ async def test_a_waiting_stream_wakes_when_something_is_queued_for_it_and_not_ot
     await asyncio.wait_for(waiting[1], 5)
 
 
-async def test_a_wait_ends_when_its_time_is_up():
+async def test_a_queue_whose_comment_line_is_due_is_woken_and_no_other():
+    fanout = Fanout()
+    due, idle = fanout.open("P01", False, 1 << 20), fanout.open("P01", False, 1 << 20)
+    due.due = time.monotonic() + 0.05
+    idle.due = time.monotonic() + 3600
+    waiting = [asyncio.create_task(q.wait()) for q in (due, idle)]
+    checking = asyncio.create_task(fanout.wake_due())
+    try:
+        done, pending = await asyncio.wait(waiting, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        assert done == {waiting[0]} and pending == {waiting[1]}
+    finally:
+        for task in (checking, *waiting):
+            task.cancel()
+        await asyncio.gather(checking, *waiting, return_exceptions=True)
+
+
+async def test_a_queue_already_due_does_not_wait():
     queue = ClientQueue(("P01", False), limit=1 << 20)
-    await asyncio.wait_for(queue.wait(0.01), 5)
+    queue.due = time.monotonic()
+    await asyncio.wait_for(queue.wait(), 5)
