@@ -18,7 +18,6 @@ Position = tuple[int, int]  # (seq, k) of an outbox row, as in its SSE id
 Kind = tuple[str | None, bool]  # a queue's filters: (project id or None for all, show_maintenance)
 
 FEED_PAGE = 5_000
-IDLE_S = 60.0  # the feed waits for the next commit at most this long before it looks again
 FEED_LOOP = "sse fan-out"
 PING_LOOP = "sse comment lines"
 # How often queues are checked for being due, in place of a timer per queue and wait (re-armed on
@@ -157,19 +156,24 @@ class Fanout:
     async def feed(self, read: ReadModel) -> None:
         """One read of the outbox per commit (a page at a time), handed to the open queues. The
         position is kept across a restart of the loop: no queue misses what it was reading."""
-        while True:
-            seen = read.checkpoint
-            if not self.queues:  # no one to hand them to: a queue that opens reads the outbox itself
-                self.cursor = max(self.cursor, (seen, AFTER_EVERYTHING))
-                await read.wait_change(seen, IDLE_S)
-                continue
-            rows = await read.outbox_after(self.cursor, project_id=None, show_maintenance=True, limit=FEED_PAGE)
-            if rows:
-                self.publish(rows)
-                self.cursor = rows[-1].position
-                if len(rows) == FEED_PAGE:
+        changed = asyncio.Event()  # set by the read model as it moves: no timer, no task per commit
+        read.watchers.append(changed.set)
+        try:
+            while True:
+                changed.clear()
+                if not self.queues:  # no one to hand them to: a queue that opens reads the outbox itself
+                    self.cursor = max(self.cursor, (read.checkpoint, AFTER_EVERYTHING))
+                    await changed.wait()
                     continue
-            await read.wait_change(seen, IDLE_S)
+                rows = await read.outbox_after(self.cursor, project_id=None, show_maintenance=True, limit=FEED_PAGE)
+                if rows:
+                    self.publish(rows)
+                    self.cursor = rows[-1].position
+                    if len(rows) == FEED_PAGE:
+                        continue
+                await changed.wait()
+        finally:
+            read.watchers.remove(changed.set)
 
     def publish(self, rows: list[OutboxRow]) -> None:
         """Each row to the queues of its project and to those of every project, encoded once."""

@@ -121,6 +121,7 @@ class ReadModel:
         self._poller: asyncio.Task[None] | None = None
         self.poll_s = POLL_S
         self.tail: OutboxTail | None = None  # see follow_projector
+        self.watchers: list[Callable[[], None]] = []  # told of each move of the checkpoint, as it happens
 
     @classmethod
     async def open(cls, path: Path, loops: Loops | None = None) -> ReadModel:
@@ -156,6 +157,8 @@ class ReadModel:
         self.checkpoint = seq
         moved, self._moved = self._moved, asyncio.get_running_loop().create_future()
         moved.set_result(None)
+        for watcher in self.watchers:
+            watcher()
 
     async def _poll(self) -> None:
         # Another process may be the projector: its commits are seen by polling the checkpoint.
