@@ -1,5 +1,5 @@
 """SSE fan-out: the outbox rows of each projector commit read once, each message encoded once, and
-handed to every queue that shows it through a bounded queue of its own."""
+handed to every stream that shows it through a bounded queue of its own."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from ..kernel.supervise import Loops
 from ..projector.queries import AFTER_EVERYTHING, OutboxRow, ReadModel
 
 Position = tuple[int, int]  # (seq, k) of an outbox row, as in its SSE id
-Kind = tuple[str | None, bool]  # a queue's filters: (project id or None for all, show_maintenance)
+Kind = tuple[str | None, bool]  # a stream's filters: (project id or None for all, show_maintenance)
 
 FEED_PAGE = 5_000
 FEED_LOOP = "sse fan-out"
 PING_LOOP = "sse comment lines"
 # How often queues are checked for being due, in place of a timer per queue and wait (re-armed on
-# every wake, a thousand of them cost more than the writes); a comment line is this much late at most.
+# every wake, about a third of what 1,000 streams cost); a comment line is this much late at most.
 DUE_EVERY_S = 0.25
 
 
@@ -31,7 +31,7 @@ def encode(row: OutboxRow) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Consecutive messages of one kind of queue, encoded once and shared by every queue of that kind."""
+    """Consecutive messages for one kind of stream, encoded once and shared by every queue of that kind."""
 
     positions: tuple[Position, ...]
     offsets: tuple[int, ...]  # where each message starts in `data`
