@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import shutil
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import msgspec
 from _common import BenchError, bench_main, cpu_seconds
 from derivatives import Darkroom
 
@@ -50,13 +50,27 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)] if ordered else math.nan
 
 
+class Photo(msgspec.Struct):
+    updated_at: str
+
+
+class Item(msgspec.Struct):
+    """What the bench reads of an `item` message (the rest is skipped unread)."""
+
+    photo: Photo
+
+
+ITEM = msgspec.json.Decoder(Item)
+
+
 @dataclass
 class Client:
-    """Reads one SSE stream; keeps the lag of each `item` message and the ids it saw."""
+    """Reads one SSE stream; keeps when each `item` message was made and read, and the ids it saw.
+    As little as it can per message, so that the bench's own reading adds little to the lag it measures."""
 
     url: str
     keep_ids: bool = False
-    lags_ms: list[float] = field(default_factory=list)
+    made_read: list[tuple[str, float]] = field(default_factory=list)
     items: int = 0
     ids: list[str] = field(default_factory=list)
     resets: int = 0
@@ -87,8 +101,12 @@ class Client:
             self.ids.append(fields[b"id"].decode())
         if event == b"item":
             self.items += 1
-            at = json.loads(fields[b"data"])["photo"]["updated_at"]
-            self.lags_ms.append((now - parse_iso(at).timestamp()) * 1000)
+            self.made_read.append((ITEM.decode(fields[b"data"]).photo.updated_at, now))
+
+    @property
+    def lags_ms(self) -> list[float]:
+        made = {at: parse_iso(at).timestamp() for at in {at for at, _ in self.made_read}}
+        return [(now - made[at]) * 1000 for at, now in self.made_read]
 
 
 async def projects(http: aiohttp.ClientSession, base_url: str, bus: Bus, count: int) -> list[tuple[str, str]]:
@@ -171,7 +189,7 @@ async def run(args: argparse.Namespace) -> int:
                 while not await delivered() and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
                 seconds = time.perf_counter() - began
-                cpu = {name: (cpu_seconds(pid) - cpu[name]) / seconds for name, pid in pids.items()}
+                cpu = {name: (cpu_seconds(pid) - cpu[name], seconds) for name, pid in pids.items()}
                 release.set()
                 deadline = time.monotonic() + args.drain_s
                 while stalled.items < stored and time.monotonic() < deadline:
@@ -197,7 +215,7 @@ def report(
     made: list[tuple[str, str]],
     stored: int,
     expected_each: dict[str, int],
-    cpu: dict[str, float],
+    cpu: dict[str, tuple[float, float]],
 ) -> None:
     lags = [lag for c in clients for lag in c.lags_ms]
     short = [c for c in clients if c.items < expected_each[c.url.rsplit("=", 1)[1]]]
@@ -220,7 +238,8 @@ def report(
         f"{stalled.resets} resets, ids {'in order, none twice' if in_order else 'OUT OF ORDER or repeated'}: "
         f"{'lost nothing' if whole else 'LOST MESSAGES'}"
     )
-    print("CPU, share of one core: " + ", ".join(f"{name} {share:.0%}" for name, share in cpu.items()))
+    shares = [f"{name} {used / seconds:.0%} ({used / stored * 1000:.2f})" for name, (used, seconds) in cpu.items()]
+    print("CPU while storing and delivering, share of one core (ms a stored event): " + ", ".join(shares))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

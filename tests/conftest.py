@@ -294,10 +294,17 @@ def cli_env(**extra: str) -> dict[str, str]:
 class SSEClient:
     """Reads `GET /api/events` into a list of (id, event, data) as a browser would."""
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, last_event_id: str | None = None) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        url: str,
+        last_event_id: str | None = None,
+        reading: asyncio.Event | None = None,
+    ) -> None:
         self.http = http
         self.url = url
         self.last_event_id = last_event_id
+        self.reading = reading  # when given, nothing is read until it is set (a stalled tab)
         self.messages: list[tuple[str, str, dict]] = []
         self.comments = 0
         self.comment_times: list[float] = []  # time.monotonic() of each comment line
@@ -324,6 +331,8 @@ class SSEClient:
             assert response.status == 200
             self.connected_at = time.monotonic()
             self.connected.set()
+            if self.reading is not None:
+                await self.reading.wait()
             fields: dict[str, str] = {}
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")

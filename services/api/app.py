@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from typing import AsyncIterator
 
 import msgspec
 from aiohttp import web
@@ -12,6 +13,7 @@ from aiohttp import web
 from . import assets, changes, controls, lifecycle, openapi, ops, projects, sse, tasks, ui, upload
 from .deps import DEPS, Deps, deps
 from .errors import MAX_BODY, error, json_errors, read_json, respond
+from .fanout import Fanout
 from .origin import same_origin
 from .params import ReadYourWrites, query_of
 from .routes import ROUTES, Routes
@@ -120,8 +122,19 @@ def build_app(d: Deps) -> web.Application:
         app.add_routes(table)
         app[ROUTES].update(table.described)
 
+    fanout = app[sse.FANOUT] = Fanout(d.http.sse_behind.inc)
+
+    async def feeding(_app: web.Application) -> AsyncIterator[None]:
+        loops = fanout.start(d.read, d.read.loops)
+        yield
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
     async def on_shutdown(_app: web.Application) -> None:
         d.stopping.set()  # SSE streams end so the server can close
+        fanout.wake_all()
 
+    app.cleanup_ctx.append(feeding)
     app.on_shutdown.append(on_shutdown)
     return app

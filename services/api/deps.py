@@ -33,6 +33,8 @@ class Deps:
     health: Health | None = None
     # SSE: a comment line at least this often keeps proxies from closing an idle stream (CONTRACT §3: 15 s).
     sse_ping_s: float = 10.0
+    # SSE: what may wait for one client that does not read; past it, it is served from the outbox.
+    sse_queue_bytes: int = 256 * 1024
 
 
 DEPS = web.AppKey("deps", Deps)

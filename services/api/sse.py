@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import msgspec
@@ -10,10 +9,12 @@ from aiohttp import web
 
 from ..projector.queries import AFTER_EVERYTHING, parse_event_id
 from .deps import Deps, deps, project_named
+from .fanout import Fanout, Kind, Position, encode
 from .params import maintenance_shown, query_of
 from .routes import Routes
 
 routes = Routes()
+FANOUT = web.AppKey("sse fan-out", Fanout)
 
 OUTBOX_PAGE = 500  # a shorter page had every row up to the checkpoint read before it
 
@@ -42,40 +43,60 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
 
-    with d.http.sse_clients.track_inprogress():
-        seen = d.read.checkpoint
-        if resume is None:
-            cursor = (seen, AFTER_EVERYTHING)
-            # The position as an id: the browser remembers it, so even a drop before any message resumes.
-            position = f"id: {seen}.{AFTER_EVERYTHING}\n"
-            opening = position + "event: reset\ndata: {}\n\n" if last_event_id else position + "\n"
-            await response.write(opening.encode())
-        else:
-            cursor = resume
-        last_write = time.monotonic()
-        while not d.stopping.is_set():
-            seen = d.read.checkpoint
-            rows = await d.read.outbox_after(
-                cursor, project_id=project_id, show_maintenance=show_maintenance, limit=OUTBOX_PAGE
-            )
-            if rows:
-                chunk = "".join(f"id: {r.id}\nevent: {r.event}\ndata: {r.data}\n\n" for r in rows)
-                await response.write(chunk.encode())
-                cursor = (rows[-1].seq, rows[-1].k)
-                last_write = time.monotonic()
-                if len(rows) == OUTBOX_PAGE:
-                    continue  # a full page: more may be there already
-            if time.monotonic() - last_write >= d.sse_ping_s:
-                await response.write(b": ping\n\n")
-                last_write = time.monotonic()
-            # Woken by the next commit or when the next comment is due, whichever comes first: a commit
-            # that brings nothing for this stream must not push the comment a whole interval further.
-            waiter = asyncio.ensure_future(d.read.wait_change(seen, last_write + d.sse_ping_s - time.monotonic()))
-            stop = asyncio.ensure_future(d.stopping.wait())
-            await asyncio.wait([waiter, stop], return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stop.cancel()
+    fanout = request.app[FANOUT]
+    queue = fanout.open(project_id, show_maintenance, d.sse_queue_bytes)
+    try:
+        with d.http.sse_clients.track_inprogress():
+            if resume is None:
+                seen = d.read.checkpoint
+                cursor = (seen, AFTER_EVERYTHING)
+                # The position as an id: the browser remembers it, so even a drop before any message resumes.
+                position = f"id: {seen}.{AFTER_EVERYTHING}\n"
+                opening = position + "event: reset\ndata: {}\n\n" if last_event_id else position + "\n"
+                await response.write(opening.encode())
+            else:
+                cursor = resume
+            cursor = await _catch_up(d, response, queue.kind, cursor)  # what came before it was opened
+            last_write = time.monotonic()
+            while not d.stopping.is_set():
+                if queue.behind:  # its queue overflowed: served from the outbox, from where it is
+                    queue.restart()
+                    cursor = await _catch_up(d, response, queue.kind, cursor)
+                    last_write = time.monotonic()
+                chunk, cursor = queue.take(cursor)
+                if chunk:
+                    await response.write(chunk)
+                    last_write = time.monotonic()
+                elif time.monotonic() - last_write >= d.sse_ping_s:
+                    await response.write(b": ping\n\n")
+                    last_write = time.monotonic()
+                # Woken by what the fan-out queues or when the next comment is due, whichever comes first.
+                queue.due = last_write + d.sse_ping_s
+                await queue.wait()
+    finally:
+        fanout.close(queue)
     return response
+
+
+async def _catch_up(d: Deps, response: web.StreamResponse, kind: Kind, cursor: Position) -> Position:
+    """Writes the stream's messages after `cursor` from the outbox, up to its end; the new position.
+    A point pruned meanwhile (a client that read nothing for very long) gets a `reset`."""
+    project_id, show_maintenance = kind
+    while True:
+        rows = await d.read.outbox_after(
+            cursor, project_id=project_id, show_maintenance=show_maintenance, limit=OUTBOX_PAGE
+        )
+        # Pruning and its mark are one transaction: a mark not past the cursor now was not when read.
+        pruned = 0 if d.read.tail is not None and d.read.tail.covers(cursor) else await d.read.pruned_through()
+        if cursor[0] < pruned:
+            cursor = (max(d.read.checkpoint, pruned), AFTER_EVERYTHING)
+            await response.write(f"id: {cursor[0]}.{AFTER_EVERYTHING}\nevent: reset\ndata: {{}}\n\n".encode())
+            continue
+        if rows:
+            await response.write(b"".join(encode(row) for row in rows))
+            cursor = rows[-1].position
+        if len(rows) < OUTBOX_PAGE:
+            return cursor
 
 
 async def _resume_point(d: Deps, last_event_id: str) -> tuple[int, int] | None:

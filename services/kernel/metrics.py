@@ -252,3 +252,8 @@ class HttpMetrics:
             registry=registry,
         )
         self.sse_clients = Gauge("darkroom_sse_clients", "Clients following /api/events now", registry=registry)
+        self.sse_behind = Counter(
+            "darkroom_sse_behind",
+            "Times an SSE client read too slowly for its queue and was served from the outbox instead",
+            registry=registry,
+        )

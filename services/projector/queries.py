@@ -49,6 +49,12 @@ class OutboxRow:
     k: int
     event: str
     data: str
+    project_id: str | None = None  # whose message it is: None for one every stream shows
+    maintenance: bool = False
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self.seq, self.k
 
     @property
     def id(self) -> str:
@@ -95,7 +101,7 @@ class OutboxTail:
             bisect_right(self.rows, after, key=_position) :
         ]:
             if (project_id is None or row_project == project_id) and (show_maintenance or not maintenance):
-                found.append(OutboxRow(seq, k, event, data))
+                found.append(OutboxRow(seq, k, event, data, row_project, bool(maintenance)))
                 if len(found) == limit:
                     break
         return found
@@ -115,6 +121,7 @@ class ReadModel:
         self._poller: asyncio.Task[None] | None = None
         self.poll_s = POLL_S
         self.tail: OutboxTail | None = None  # see follow_projector
+        self.watchers: list[Callable[[], None]] = []  # told of each move of the checkpoint, as it happens
 
     @classmethod
     async def open(cls, path: Path, loops: Loops | None = None) -> ReadModel:
@@ -150,6 +157,8 @@ class ReadModel:
         self.checkpoint = seq
         moved, self._moved = self._moved, asyncio.get_running_loop().create_future()
         moved.set_result(None)
+        for watcher in self.watchers:
+            watcher()
 
     async def _poll(self) -> None:
         # Another process may be the projector: its commits are seen by polling the checkpoint.
@@ -334,7 +343,7 @@ class ReadModel:
         through a rename)."""
         if self.tail is not None and self.tail.covers(after):
             return self.tail.after(after, project_id=project_id, show_maintenance=show_maintenance, limit=limit)
-        sql = "SELECT seq, k, event, data FROM outbox WHERE (seq > ? OR (seq = ? AND k > ?))"
+        sql = "SELECT seq, k, event, data, project_id, maintenance FROM outbox WHERE (seq > ? OR (seq = ? AND k > ?))"
         args: list[Any] = [after[0], after[0], after[1]]
         if project_id is not None:
             sql += " AND project_id = ?"
@@ -344,7 +353,10 @@ class ReadModel:
         sql += " ORDER BY seq, k LIMIT ?"
         args.append(limit)
         async with self.db.execute(sql, args) as cursor:
-            return [OutboxRow(*row) for row in await cursor.fetchall()]
+            return [
+                OutboxRow(seq, k, event, data, project, bool(m))
+                for seq, k, event, data, project, m in await cursor.fetchall()
+            ]
 
 
 def _filters(
