@@ -34,7 +34,7 @@ from pathlib import Path
 
 import aiohttp
 import nats
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
+from _common import BenchError, bench_main, child_processes, cpu_seconds, darkroom_command, wait_ready
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
@@ -354,12 +354,21 @@ class Darkroom:
 
     SERVICES = ("api", "projector", "orchestrator", "worker")
 
-    def __init__(self, root: Path, nats_url: str, slots: Slots, plugins: list[str], split: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        nats_url: str,
+        slots: Slots,
+        plugins: list[str],
+        split: bool = False,
+        processes: int | None = None,
+    ) -> None:
         self.root = root
         self.nats_url = nats_url
         self.slots = slots
         self.plugins = plugins
         self.split = split
+        self.processes = processes  # up.processes; None keeps Darkroom's default
         self.port = free_port()
         self.log_path = root / "darkroom.log"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -370,13 +379,21 @@ class Darkroom:
 
     @property
     def pids(self) -> dict[str, int]:
-        return {f"darkroom {name}" if self.split else "darkroom": p.pid for name, p in self.processes.items()}
+        """Each Python process of Darkroom (`up`'s second one too), by a name to print."""
+        pids = {f"darkroom {name}" if self.split else "darkroom up": p.pid for name, p in self.processes.items()}
+        for name, process in list(self.processes.items()):
+            for pid, command in child_processes(process.pid).items():
+                if " child --roles " in command:
+                    pids[f"darkroom {command.partition(' --roles ')[2].split()[0]} (child of {name})"] = pid
+        return pids
 
     def _env(self) -> dict[str, str]:
         definitions = self.root / "task_definitions.json"
         definitions.write_text(json.dumps(DEFINITIONS))
         env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
         env.update(self.slots.env())
+        if self.processes is not None:
+            env["DARKROOM_UP__PROCESSES"] = str(self.processes)
         env["DARKROOM_PIPELINE__PLUGINS"] = ",".join([PLUGIN, *self.plugins])
         env["DARKROOM_TASKS__DEFINITIONS"] = str(definitions)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")]))
@@ -547,7 +564,7 @@ async def phase(args: argparse.Namespace, sync: str, slots: Slots) -> Result:
     darkroom: Darkroom | None = None
     try:
         await server.start()
-        darkroom = Darkroom(root, server.url, slots, args.plugin, args.split)
+        darkroom = Darkroom(root, server.url, slots, args.plugin, args.split, args.processes)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as http:
             await darkroom.start(http)
             assert server.process is not None
@@ -678,6 +695,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--split",
         action="store_true",
         help="run api, projector, orchestrator and worker as four processes instead of `darkroom up`",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="up.processes: `darkroom up` in one Python process, or its worker in a second (default: Darkroom's)",
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds the throughput phase may take to finish")
     p.add_argument(
