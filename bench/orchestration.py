@@ -368,7 +368,7 @@ class Darkroom:
         self.slots = slots
         self.plugins = plugins
         self.split = split
-        self.processes = processes  # up.processes; None keeps Darkroom's default
+        self.up_processes = processes  # up.processes; None keeps Darkroom's default
         self.port = free_port()
         self.log_path = root / "darkroom.log"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -392,8 +392,8 @@ class Darkroom:
         definitions.write_text(json.dumps(DEFINITIONS))
         env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
         env.update(self.slots.env())
-        if self.processes is not None:
-            env["DARKROOM_UP__PROCESSES"] = str(self.processes)
+        if self.up_processes is not None:
+            env["DARKROOM_UP__PROCESSES"] = str(self.up_processes)
         env["DARKROOM_PIPELINE__PLUGINS"] = ",".join([PLUGIN, *self.plugins])
         env["DARKROOM_TASKS__DEFINITIONS"] = str(definitions)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")]))
