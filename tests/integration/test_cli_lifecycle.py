@@ -330,4 +330,3 @@ async def test_up_with_one_process_runs_every_service_in_it(tmp_path: Path, spaw
 def _second_or_none(up: asyncio.subprocess.Process) -> int | None:
     found = [pid for pid in _children(up.pid) if "darkroom.cli child" in _program(pid) and _alive(pid)]
     return found[0] if found else None
-
