@@ -1,8 +1,9 @@
 """The second Python process of `darkroom up`: some of its services (the worker) on the other core.
 
 `up` starts it as `darkroom child --roles ROLE…`, tethered like its nats-server (it dies with `up`,
-even by kill -9), and hands it, on its stdin, the configuration `up` resolved (first line, JSON) and
-then the photos an upload has saved (one path a line), whose derivatives it starts at once. It logs
+even by kill -9), and hands it, on its stdin, the configuration `up` resolved (first line, JSON),
+then a line for each commit of `up`'s projector (so the read model is not polled) and for each photo
+an upload has saved (whose derivatives it starts at once). It logs
 on `up`'s stderr, and serves `/readyz` and `/metrics` on a loopback port that `up` asks: `up`'s own
 routes answer for both processes. When it dies, `up` starts it again, unless it keeps dying.
 """
@@ -27,6 +28,8 @@ from .kernel.config import Config, HealthConfig
 from .kernel.natsd import free_port
 
 log = logging.getLogger("darkroom")
+
+APPLIED, PHOTO = b"applied ", b"photo "  # the lines after the first: `applied SEQ`, `photo PATH`
 
 COMMAND = "child"
 CHILD_ROLES = ("worker",)
@@ -100,10 +103,18 @@ class Child:
         log.info("darkroom up: the %s runs as pid %d", self.name, self.process.pid)
 
     def prefetch(self, source: Path) -> None:
-        """A photo the upload saved: the child's worker starts its derivatives now (lost if it is down)."""
+        """A photo the upload saved: the child's worker starts its derivatives now."""
+        self._tell(PHOTO + os.fsencode(source))
+
+    def applied(self, seq: int) -> None:
+        """The projector committed up to `seq`: the child's jobs waiting on the read model go on."""
+        self._tell(APPLIED + str(seq).encode())
+
+    def _tell(self, line: bytes) -> None:
+        # Lost while the child is down: a restarted one reads the read model, and its jobs derive anyway.
         stdin = self.process.stdin if self.process is not None else None
         if stdin is not None and not stdin.is_closing():
-            stdin.write(os.fsencode(source) + b"\n")
+            stdin.write(line + b"\n")
 
     async def watch(self) -> None:
         """Returns once stopped; starts the child again each time it exits on its own, and raises
@@ -170,7 +181,12 @@ async def stdin_lines() -> asyncio.StreamReader:
     return reader
 
 
-async def take_uploads(lines: asyncio.StreamReader, prefetch: Callable[[Path], None]) -> None:
-    """The photos `up`'s uploads saved, as they land, until `up` closes the pipe."""
-    while line := await lines.readline():
-        prefetch(Path(os.fsdecode(line.rstrip(b"\n"))))
+async def follow_up(
+    lines: asyncio.StreamReader, applied: Callable[[int], None], prefetch: Callable[[Path], None]
+) -> None:
+    """What `up` tells, as it happens, until it closes the pipe."""
+    while line := (await lines.readline()).rstrip(b"\n"):
+        if line.startswith(APPLIED):
+            applied(int(line[len(APPLIED) :]))
+        elif line.startswith(PHOTO):
+            prefetch(Path(os.fsdecode(line[len(PHOTO) :])))

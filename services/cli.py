@@ -338,10 +338,15 @@ async def up(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
 
 
 async def child(data_dir: Path, roles: tuple[str, ...]) -> int:
-    """`up`'s second process: the configuration `up` resolved comes first on stdin, then the photos
-    its uploads save."""
-    from .child import read_config, stdin_lines, take_uploads
+    """`up`'s second process (the worker): the configuration `up` resolved comes first on stdin, then
+    what `up` tells it (child.py)."""
+    from .child import follow_up, read_config, stdin_lines
+    from .projector.queries import NOTIFIED_POLL_S
 
+    if sys.stdin.isatty():
+        raise UsageError("`darkroom child` is started by `darkroom up`, which gives it its configuration")
+    if "worker" not in roles:
+        raise UsageError("`darkroom child` runs `up`'s worker: --roles must name it")
     lines = await stdin_lines()
     first = await lines.readline()
     if not first:
@@ -351,9 +356,10 @@ async def child(data_dir: Path, roles: tuple[str, ...]) -> int:
 
     async def start() -> None:
         await runtime.start()
-        derivations = runtime.derivations
-        if derivations is not None:
-            runtime.loops.spawn("uploads from up", lambda: take_uploads(lines, derivations.prefetch))
+        read, derivations = runtime.worker_read, runtime.derivations
+        assert read is not None and derivations is not None  # the worker's
+        read.poll_s = NOTIFIED_POLL_S  # up tells of each commit
+        runtime.loops.spawn("following up", lambda: follow_up(lines, read.applied, derivations.prefetch))
         log.info("darkroom up: the %s process running", "+".join(roles))
 
     return await _run_until_stopped(runtime, start, "+".join(roles))

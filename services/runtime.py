@@ -313,6 +313,8 @@ class Runtime:
             self.read.applied(seq, outbox)
         if self.worker_read is not None:
             self.worker_read.applied(seq)
+        if self.child is not None:
+            self.child.applied(seq)
 
     def _register_metrics(self) -> None:
         """The families of every service in this process, on its one registry."""
