@@ -38,6 +38,9 @@ HOST = "127.0.0.1"
 RESTARTS = 3
 RESTART_WINDOW_S = 60.0
 RESTART_DELAY_S = 0.5
+# A child that reads nothing (stopped) is told no more commits past this much unread: its read
+# model's 1 s poll sees them, and `up` holds no growing backlog for it.
+UNREAD_MAX = 1 << 16
 
 
 class ChildExited(Exception):
@@ -108,12 +111,14 @@ class Child:
 
     def applied(self, seq: int) -> None:
         """The projector committed up to `seq`: the child's jobs waiting on the read model go on."""
-        self._tell(APPLIED + str(seq).encode())
+        self._tell(APPLIED + str(seq).encode(), unless_unread=UNREAD_MAX)
 
-    def _tell(self, line: bytes) -> None:
+    def _tell(self, line: bytes, unless_unread: int | None = None) -> None:
         # Lost while the child is down: a restarted one reads the read model, and its jobs derive anyway.
         stdin = self.process.stdin if self.process is not None else None
-        if stdin is not None and not stdin.is_closing():
+        if stdin is None or stdin.is_closing():
+            return
+        if unless_unread is None or stdin.transport.get_write_buffer_size() < unless_unread:
             stdin.write(line + b"\n")
 
     async def watch(self) -> None:
