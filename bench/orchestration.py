@@ -492,15 +492,17 @@ async def measure(
     await nc.flush()
     await one_by_one(http, darkroom.base_url, done, args.warmup)
 
-    spy = None
+    spies = []
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         ext = {"flamegraph": "svg", "raw": "folded", "speedscope": "json"}[args.profile_format]
-        spy = await profile(next(iter(darkroom.pids.values())), args.profile / f"{name}.{ext}", args.profile_format)
+        for process, pid in darkroom.pids.items():  # each Python process of Darkroom, `up`'s second one too
+            out = args.profile / f"{name}-{process.split(' (')[0].replace(' ', '-')}.{ext}"
+            spies.append(await profile(pid, out, args.profile_format))
     try:
         tp = await throughput(http, darkroom.base_url, nc, done, args.tasks, args.concurrency, args.timeout, pids)
     finally:
-        if spy is not None:
+        for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             await spy.wait()
     cpu = ", ".join(f"{process} {share:.0%}" for process, share in tp.cpu.items())
