@@ -593,7 +593,7 @@ def multiples(rate: float, low: float, high: float) -> str:
     return f"{lo}x" if lo == hi else f"{lo}–{hi}x"
 
 
-def report(results: list[Result], split: bool) -> None:
+def report(results: list[Result], split: bool, processes: int | None) -> None:
     header = (
         "sync",
         "slots",
@@ -646,7 +646,8 @@ def report(results: list[Result], split: bool) -> None:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    print(f"\n== summary: 3-step no-op tasks through {'four processes' if split else 'darkroom up'} ==")
+    through = "four processes" if split else f"darkroom up (up.processes {processes or 'default'})"
+    print(f"\n== summary: 3-step no-op tasks through {through} ==")
     for index, row in enumerate(rows):
         print(
             "  ".join(
@@ -749,7 +750,7 @@ async def run(args: argparse.Namespace) -> int:
     for sync in args.sync:
         for slots in args.slots:
             results.append(await phase(args, sync, slots))
-    report(results, args.split)
+    report(results, args.split, args.processes)
     return 0 if all(r.exit_code == 0 and not r.tp.failed for r in results) else 1
 
 
