@@ -38,6 +38,8 @@ HOST = "127.0.0.1"
 RESTARTS = 3
 RESTART_WINDOW_S = 60.0
 RESTART_DELAY_S = 0.5
+# systemd hears `up` alone: a child's READY or STOPPING (when it is started again) is not the service's.
+NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 # A child that reads nothing (stopped) is told no more commits past this much unread: its read
 # model's 1 s poll sees them, and `up` holds no growing backlog for it.
 UNREAD_MAX = 1 << 16
@@ -99,6 +101,7 @@ class Child:
         self.process = await asyncio.create_subprocess_exec(
             *tether.command(os.getpid(), argv),
             stdin=asyncio.subprocess.PIPE,
+            env={name: value for name, value in os.environ.items() if name not in NOT_INHERITED},
             start_new_session=True,  # a terminal's Ctrl-C is for `up`, which stops it in order
         )
         assert self.process.stdin is not None
