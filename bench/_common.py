@@ -31,6 +31,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_processes(pid: int) -> dict[int, str]:
+    """The processes `pid` started, with their command lines (Linux /proc; {} elsewhere)."""
+    found = {}
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            pids = [int(child) for child in children.read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+        for child in pids:
+            try:
+                found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                pass
+    return found
+
+
 def bench_main(run: Callable[[Any], Coroutine[Any, Any, int]], args: Any) -> int:
     try:
         return asyncio.run(run(args))

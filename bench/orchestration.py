@@ -34,7 +34,7 @@ from pathlib import Path
 
 import aiohttp
 import nats
-from _common import BenchError, bench_main, cpu_seconds, darkroom_command, wait_ready
+from _common import BenchError, bench_main, child_processes, cpu_seconds, darkroom_command, wait_ready
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
@@ -354,12 +354,21 @@ class Darkroom:
 
     SERVICES = ("api", "projector", "orchestrator", "worker")
 
-    def __init__(self, root: Path, nats_url: str, slots: Slots, plugins: list[str], split: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        nats_url: str,
+        slots: Slots,
+        plugins: list[str],
+        split: bool = False,
+        processes: int | None = None,
+    ) -> None:
         self.root = root
         self.nats_url = nats_url
         self.slots = slots
         self.plugins = plugins
         self.split = split
+        self.up_processes = processes  # up.processes; None keeps Darkroom's default
         self.port = free_port()
         self.log_path = root / "darkroom.log"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -370,13 +379,21 @@ class Darkroom:
 
     @property
     def pids(self) -> dict[str, int]:
-        return {f"darkroom {name}" if self.split else "darkroom": p.pid for name, p in self.processes.items()}
+        """Each Python process of Darkroom (`up`'s second one too), by a name to print."""
+        pids = {f"darkroom {name}" if self.split else "darkroom up": p.pid for name, p in self.processes.items()}
+        for name, process in list(self.processes.items()):
+            for pid, command in child_processes(process.pid).items():
+                if " child --roles " in command:
+                    pids[f"darkroom {command.partition(' --roles ')[2].split()[0]} (child of {name})"] = pid
+        return pids
 
     def _env(self) -> dict[str, str]:
         definitions = self.root / "task_definitions.json"
         definitions.write_text(json.dumps(DEFINITIONS))
         env = {k: v for k, v in os.environ.items() if not k.startswith("DARKROOM_")}
         env.update(self.slots.env())
+        if self.up_processes is not None:
+            env["DARKROOM_UP__PROCESSES"] = str(self.up_processes)
         env["DARKROOM_PIPELINE__PLUGINS"] = ",".join([PLUGIN, *self.plugins])
         env["DARKROOM_TASKS__DEFINITIONS"] = str(definitions)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")]))
@@ -475,15 +492,17 @@ async def measure(
     await nc.flush()
     await one_by_one(http, darkroom.base_url, done, args.warmup)
 
-    spy = None
+    spies = []
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         ext = {"flamegraph": "svg", "raw": "folded", "speedscope": "json"}[args.profile_format]
-        spy = await profile(next(iter(darkroom.pids.values())), args.profile / f"{name}.{ext}", args.profile_format)
+        for process, pid in darkroom.pids.items():  # each Python process of Darkroom, `up`'s second one too
+            out = args.profile / f"{name}-{process.split(' (')[0].replace(' ', '-')}.{ext}"
+            spies.append(await profile(pid, out, args.profile_format))
     try:
         tp = await throughput(http, darkroom.base_url, nc, done, args.tasks, args.concurrency, args.timeout, pids)
     finally:
-        if spy is not None:
+        for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             await spy.wait()
     cpu = ", ".join(f"{process} {share:.0%}" for process, share in tp.cpu.items())
@@ -547,7 +566,7 @@ async def phase(args: argparse.Namespace, sync: str, slots: Slots) -> Result:
     darkroom: Darkroom | None = None
     try:
         await server.start()
-        darkroom = Darkroom(root, server.url, slots, args.plugin, args.split)
+        darkroom = Darkroom(root, server.url, slots, args.plugin, args.split, args.processes)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as http:
             await darkroom.start(http)
             assert server.process is not None
@@ -574,7 +593,7 @@ def multiples(rate: float, low: float, high: float) -> str:
     return f"{lo}x" if lo == hi else f"{lo}–{hi}x"
 
 
-def report(results: list[Result], split: bool) -> None:
+def report(results: list[Result], split: bool, processes: int | None) -> None:
     header = (
         "sync",
         "slots",
@@ -627,7 +646,8 @@ def report(results: list[Result], split: bool) -> None:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    print(f"\n== summary: 3-step no-op tasks through {'four processes' if split else 'darkroom up'} ==")
+    through = "four processes" if split else f"darkroom up (up.processes {processes or 'default'})"
+    print(f"\n== summary: 3-step no-op tasks through {through} ==")
     for index, row in enumerate(rows):
         print(
             "  ".join(
@@ -679,6 +699,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run api, projector, orchestrator and worker as four processes instead of `darkroom up`",
     )
+    p.add_argument(
+        "--processes",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="up.processes: `darkroom up` in one Python process, or its worker in a second (default: Darkroom's)",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds the throughput phase may take to finish")
     p.add_argument(
         "--profile",
@@ -723,7 +750,7 @@ async def run(args: argparse.Namespace) -> int:
     for sync in args.sync:
         for slots in args.slots:
             results.append(await phase(args, sync, slots))
-    report(results, args.split)
+    report(results, args.split, args.processes)
     return 0 if all(r.exit_code == 0 and not r.tp.failed for r in results) else 1
 
 

@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help, description=help)
 
     for name, help in (
-        ("up", "everything in one process, with an embedded nats-server"),
+        ("up", "everything, with an embedded nats-server (the worker in a second process: up.processes)"),
         ("api", "the HTTP API, SSE and web UI"),
     ):
         p = command(name, help)
@@ -128,6 +128,8 @@ def parser() -> argparse.ArgumentParser:
     from .control.lifecycle import add_commands
 
     add_commands(command)
+    # `up`'s second process (child.py): not a command of its own, so not listed.
+    sub.add_parser("child", parents=[common]).add_argument("--roles", required=True)
     p = command("schemas", "regenerate schemas/events/ from the code")
     p.add_argument("--write", action="store_true", required=True)
     return top
@@ -146,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     from .worker.handlers import PluginError
 
     args = parser().parse_args(argv)
-    log_format = getattr(args, "log_format", None) or ("text" if sys.stderr.isatty() else "json")
-    configure_logs(log_format, getattr(args, "log_level", "info"), sys.stderr)
+    # Resolved once: `up`'s second process logs as `up` does.
+    args.log_format = getattr(args, "log_format", None) or ("text" if sys.stderr.isatty() else "json")
+    args.log_level = getattr(args, "log_level", "info")
+    configure_logs(args.log_format, args.log_level, sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -198,6 +202,8 @@ async def run(args: argparse.Namespace) -> int:
         for path in schemas.write(root):
             print(f"wrote {path}")
         return 0
+    if args.command == "child":
+        return await child(data_dir, tuple(args.roles.split(",")))
     overrides = {
         "nats.url": getattr(args, "nats", None),
         "api.host": getattr(args, "host", None),
@@ -206,7 +212,7 @@ async def run(args: argparse.Namespace) -> int:
     }
     config = load_config(data_dir, getattr(args, "config", None), overrides=overrides)
     if args.command == "up":
-        return await up(config, data_dir)
+        return await up(config, data_dir, args)
     if args.command in ("api", "orchestrator", "worker", "projector"):
         return await serve(config, data_dir, args)
     if args.command == "replay":
@@ -296,11 +302,17 @@ async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what
     return 0
 
 
-async def up(config: Config, data_dir: Path) -> int:
+async def up(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
+    from .child import CHILD_ROLES, Child
     from .kernel.natsd import NatsServer
+    from .runtime import ROLES
 
     # Everything that can be wrong with the configuration is found before anything starts.
-    runtime = _runtime(config, data_dir, config.nats.url or "", ("projector", "orchestrator", "worker", "api"))
+    two = config.up.processes == 2
+    roles = tuple(role for role in ROLES if not (two and role in CHILD_ROLES))
+    runtime = _runtime(config, data_dir, config.nats.url or "", roles)
+    if two:
+        runtime.child = Child(data_dir, CHILD_ROLES, args.log_format, args.log_level)
     data_dir.mkdir(parents=True, exist_ok=True)
     server = None
     url_file = data_dir / NATS_URL_FILE
@@ -323,6 +335,34 @@ async def up(config: Config, data_dir: Path) -> int:
         if server is not None:
             await server.stop(SERVER_STOP_S)
             url_file.unlink(missing_ok=True)
+
+
+async def child(data_dir: Path, roles: tuple[str, ...]) -> int:
+    """`up`'s second process (the worker): the configuration `up` resolved comes first on stdin, then
+    what `up` tells it (child.py)."""
+    from .child import follow_up, read_config, stdin_lines
+    from .projector.queries import NOTIFIED_POLL_S
+
+    if sys.stdin.isatty():
+        raise UsageError("`darkroom child` is started by `darkroom up`, which gives it its configuration")
+    if "worker" not in roles:
+        raise UsageError("`darkroom child` runs `up`'s worker: --roles must name it")
+    lines = await stdin_lines()
+    first = await lines.readline()
+    if not first:
+        raise UsageError("`darkroom child` is started by `darkroom up`, which gives it its configuration")
+    config = read_config(first)
+    runtime = _runtime(config, data_dir, config.nats.url or "", roles)
+
+    async def start() -> None:
+        await runtime.start()
+        read, derivations = runtime.worker_read, runtime.derivations
+        assert read is not None and derivations is not None  # the worker's
+        read.poll_s = NOTIFIED_POLL_S  # up tells of each commit
+        runtime.loops.spawn("following up", lambda: follow_up(lines, read.applied, derivations.prefetch))
+        log.info("darkroom up: the %s process running", "+".join(roles))
+
+    return await _run_until_stopped(runtime, start, "+".join(roles))
 
 
 async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int:

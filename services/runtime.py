@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 from .api.app import build_app
 from .api.deps import Deps
 from .api.ops import read_model_families
+from .child import Child
 from .kernel.bus import Bus, Counters
 from .kernel.config import Config
 from .kernel.definitions import Definitions
@@ -96,6 +97,7 @@ class Runtime:
     api_deps: Deps | None = None
     health_runner: web.AppRunner | None = None
     keeper: Keeper | None = None
+    child: Child | None = None  # `up`'s second process, running the roles this one leaves out
     read_model: Path | None = None  # the one this process reads (and keeps, with `keeper`)
     port: int = 0
     health_port: int = 0
@@ -180,6 +182,11 @@ class Runtime:
                 loop.run_in_executor(self.pool, init_worker).add_done_callback(retrieved)
         if "api" in self.roles:
             await self._start_api(self.read_model)
+        if self.child is not None:
+            await self.child.start(self.config, self.nats_url)
+            self.loops.spawn(self.child.name, self.child.watch)
+            self.health.checks.append(self.child.ready)
+            self.metrics.beside(self.child.metrics)
         if self.projector is not None:
             engine = self.projector.projector
             engine.on_applied = self._applied  # readers here wake at once
@@ -247,7 +254,11 @@ class Runtime:
             metrics=self.metrics,
             http=HttpMetrics(self.metrics.registry),
             health=self.health,
-            derive=self.derivations.prefetch if self.derivations is not None else None,
+            derive=self.derivations.prefetch
+            if self.derivations is not None
+            else self.child.prefetch
+            if self.child is not None
+            else None,
         )
         self.api_runner = web.AppRunner(build_app(self.api_deps), shutdown_timeout=GRACE_S / 2, access_log=None)
         await self.api_runner.setup()
@@ -302,6 +313,8 @@ class Runtime:
             self.read.applied(seq, outbox)
         if self.worker_read is not None:
             self.worker_read.applied(seq)
+        if self.child is not None:
+            self.child.applied(seq)
 
     def _register_metrics(self) -> None:
         """The families of every service in this process, on its one registry."""
@@ -369,6 +382,8 @@ class Runtime:
         async def worker() -> None:
             if self.worker is not None:
                 await self.worker.stop(grace_s)
+            if self.child is not None:
+                await self.child.stop()
 
         await asyncio.gather(api(), worker())  # the API stops taking requests while jobs finish
         if self.schedule is not None:
@@ -399,12 +414,16 @@ class Runtime:
             await self.projector.projector.db.close()
         if self.keeper is not None:
             self.keeper.release()
+        if self.child is not None:
+            await self.child.close()
 
     async def crash(self) -> None:
         """Vanish like a killed process: connections cut first, so nothing is acknowledged or drained."""
         for bus in self.buses.values():
             bus.acks.close()
             await bus.nc.close()
+        if self.child is not None:
+            self.child.kill()
         await self.stop(grace_s=0)
 
 

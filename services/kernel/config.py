@@ -97,6 +97,11 @@ class HealthConfig(_Section):
     host: str = "127.0.0.1"
 
 
+class UpConfig(_Section):
+    # `darkroom up`'s Python processes: 2 runs the worker in a second one (both cores busy), 1 all in one.
+    processes: int = msgspec.field(default_factory=lambda: min(2, os.cpu_count() or 1))
+
+
 class Config(_Section):
     nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
     pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
@@ -106,6 +111,7 @@ class Config(_Section):
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     tasks: TasksConfig = msgspec.field(default_factory=TasksConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+    up: UpConfig = msgspec.field(default_factory=UpConfig)
 
 
 ENV_PREFIX = "DARKROOM_"
@@ -203,6 +209,7 @@ def _check(config: Config) -> None:
         (1 <= config.api.port <= 65535 or config.api.port == 0, "api.port must be a TCP port"),
         (config.health.port is None or 0 <= config.health.port <= 65535, "health.port must be a TCP port"),
         (config.maintenance.interval_s >= 0, "maintenance.interval_s must not be negative"),
+        (config.up.processes in (1, 2), "up.processes must be 1 or 2"),
     ]
     for ok, message in rules:
         if not ok:

@@ -13,6 +13,7 @@ from typing import Awaitable, Callable, Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -74,11 +75,16 @@ class Scraped:
 
 
 class Metrics:
-    """What `/metrics` answers for this process."""
+    """What `/metrics` answers for this process (and for the one `beside` it, as one command's)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._scraped: list[Scraped] = []
+        self._beside: Callable[[], Awaitable[bytes | None]] | None = None
+
+    def beside(self, read: Callable[[], Awaitable[bytes | None]]) -> None:
+        """Another process of the same command: its exposition (None while it does not answer) joins this one's."""
+        self._beside = read
 
     def gathered(self, families: Families) -> None:
         self.registry.register(Gathered(families))
@@ -90,7 +96,43 @@ class Metrics:
 
     async def exposition(self) -> bytes:
         await asyncio.gather(*(scraped.refresh() for scraped in self._scraped))
-        return generate_latest(self.registry)
+        own = generate_latest(self.registry)
+        other = await self._beside() if self._beside is not None else None
+        if not other:
+            return own
+        joined = CollectorRegistry()
+        joined.register(Gathered(lambda: joined_families(_parsed(own), _parsed(other))))
+        return generate_latest(joined)
+
+
+# Gauges that add up over the processes of one command; any other gauge both have is the same
+# reading (the stream, the lanes) or this process's own (its start time), and stays this one's.
+ADDED_GAUGES = frozenset(
+    {"darkroom_loops_down", "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds"}
+)
+
+
+def joined_families(own: Iterable[Metric], other: Iterable[Metric]) -> list[Metric]:
+    """The families of two processes of one command as one's: a series only one has is kept; counters
+    and histograms the two have are added up, and so are the ADDED_GAUGES."""
+    families = {family.name: family for family in own}
+    for family in other:
+        mine = families.setdefault(family.name, family)
+        if mine is family:
+            continue
+        adds = family.type in ("counter", "histogram", "summary") or family.name in ADDED_GAUGES
+        index = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(mine.samples)}
+        for sample in family.samples:
+            at = index.get((sample.name, tuple(sorted(sample.labels.items()))))
+            if at is None:
+                mine.samples.append(sample)
+            elif adds:
+                mine.samples[at] = mine.samples[at]._replace(value=mine.samples[at].value + sample.value)
+    return list(families.values())
+
+
+def _parsed(exposition: bytes) -> list[Metric]:
+    return list(text_string_to_metric_families(exposition.decode()))
 
 
 Samples = Iterable[tuple[Sequence[str], float]]

@@ -68,6 +68,19 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _descendants(pid: int) -> set[int]:
+    found = _children(pid)
+    for child in list(found):
+        found |= _descendants(child)
+    return found
+
+
+def _second(up: asyncio.subprocess.Process) -> int:
+    """`up`'s second Python process (its worker), the one there is."""
+    (child,) = [pid for pid in _children(up.pid) if "darkroom.cli child" in _program(pid)]
+    return child
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
@@ -169,9 +182,15 @@ async def test_a_killed_up_takes_its_nats_server_with_it_and_the_next_up_has_its
             assert response.status == 201
     servers = [pid for pid in _children(up.pid) if "nats-server" in _program(pid)]
     assert len(servers) == 1
+    worker = _second(up)
+    await eventually(lambda: _async(len(_children(worker)) >= 2), 20, "the worker's image processes")
+    everything = _descendants(up.pid)  # nats-server, the worker process and its image processes
     up.kill()
     await up.wait()
     await eventually(lambda: _async(not _alive(servers[0])), 10, "the embedded nats-server to end with darkroom up")
+    await eventually(
+        lambda: _async(not any(_alive(pid) for pid in everything)), 15, "every process of darkroom up to end with it"
+    )
 
     again = await spawn("up", "--data", str(data), "--port", str(port))
     try:
@@ -238,10 +257,13 @@ async def test_ctrl_c_at_a_terminal_stops_up_cleanly_with_its_nats_server(tmp_pa
     up = await spawn("up", "--data", str(data), "--port", str(port), group=True)
     await _ready(port, up)
     (server,) = [pid for pid in _children(up.pid) if "nats-server" in _program(pid)]
+    everything = _descendants(up.pid)
+    assert _second(up) in everything
     os.killpg(up.pid, signal.SIGINT)
     code, out, _ = await _finish(up, 10)
-    assert code == 0 and "nats-server exited" not in out, out
+    assert code == 0 and "nats-server exited" not in out and "worker process exited" not in out, out
     assert not _alive(server)
+    assert not [pid for pid in everything if _alive(pid)], [_program(pid) for pid in everything if _alive(pid)]
 
 
 async def test_up_ends_with_exit_1_when_its_nats_server_dies(tmp_path: Path, spawn) -> None:
@@ -252,3 +274,59 @@ async def test_up_ends_with_exit_1_when_its_nats_server_dies(tmp_path: Path, spa
     os.kill(server, signal.SIGKILL)
     code, out, _ = await _finish(up, 10)
     assert code == 1 and "the embedded nats-server exited" in out, out
+
+
+async def _task_completes(base: str) -> None:
+    """A maintenance task of a new project runs its four steps: a worker takes jobs."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/api/projects", json={"name": f"p{time.monotonic_ns()}"}) as response:
+            assert response.status == 201, await response.text()
+            folder = (await response.json())["project"]["folder"]
+        async with http.post(f"{base}/api/projects/{folder}/tasks", json={"type": "maintenance"}) as response:
+            assert response.status == 202, await response.text()
+            task_id = (await response.json())["task"]["id"]
+
+        async def completed() -> bool:
+            async with http.get(f"{base}/api/tasks/{task_id}") as response:
+                return (await response.json()).get("task", {}).get("status") == "completed"
+
+        await eventually(completed, 30, f"task {task_id} to complete")
+
+
+async def test_up_starts_its_worker_process_again_when_it_dies_and_ends_when_it_keeps_dying(
+    tmp_path: Path, spawn
+) -> None:
+    data, port = tmp_path / "data", free_port()
+    base = f"http://127.0.0.1:{port}"
+    up = await spawn("up", "--data", str(data), "--port", str(port), env=cli_env(DARKROOM_UP__PROCESSES="2"))
+    await _ready(port, up)
+    first = _second(up)
+    os.kill(first, signal.SIGKILL)
+    await eventually(lambda: _async(_second_or_none(up) not in (None, first)), 20, "a new worker process")
+    await _ready(port, up)
+    await _task_completes(base)
+    for _ in range(2):  # the third exit within a minute: `up` stops trying, and ends
+        child = await eventually(lambda: _async(_second_or_none(up)), 20, "a worker process")
+        os.kill(child, signal.SIGKILL)
+        await eventually(lambda: _async(not _alive(child)), 10, "the worker process to end")
+    code, out, _ = await _finish(up, 15)
+    assert "the worker process exited with -9; starting it again" in out, out
+    assert code == 1 and "the worker process exited with -9, 3 times within 60s" in out, out
+    os.close(await natsd.lock_store(data / "nats", wait_s=0))  # its nats-server is gone too
+    assert not (data / "nats.url").exists()
+
+
+async def test_up_with_one_process_runs_every_service_in_it(tmp_path: Path, spawn) -> None:
+    data, port = tmp_path / "data", free_port()
+    up = await spawn("up", "--data", str(data), "--port", str(port), env=cli_env(DARKROOM_UP__PROCESSES="1"))
+    await _ready(port, up)
+    await _task_completes(f"http://127.0.0.1:{port}")
+    assert _second_or_none(up) is None
+    assert any("spawn_main" in _program(pid) for pid in _children(up.pid))  # its own image processes
+    up.send_signal(signal.SIGTERM)
+    assert (await _finish(up, 10))[0] == 0
+
+
+def _second_or_none(up: asyncio.subprocess.Process) -> int | None:
+    found = [pid for pid in _children(up.pid) if "darkroom.cli child" in _program(pid) and _alive(pid)]
+    return found[0] if found else None

@@ -72,17 +72,21 @@ async def start(system: System, command: str, *args: str, env: dict[str, str]) -
     )
 
 
-async def test_every_split_process_serves_valid_metrics_that_count_its_work(system: System, tmp_path: Path) -> None:
+def job_types_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `darkroom` command that runs the test job types."""
     definitions = tmp_path / "definitions.json"
     definitions.write_bytes(msgspec.json.encode(DEFINITIONS))
-    env = cli_env(
+    return cli_env(
         DARKROOM_TASKS__DEFINITIONS=str(definitions),
         DARKROOM_PIPELINE__PLUGINS="tests.jobtypes",
-        DARKROOM_PIPELINE__BACKOFF_BASE_S="0.1",
-        DARKROOM_PIPELINE__BACKOFF_MAX_S="0.2",
         DARKROOM_MAINTENANCE__INTERVAL_S="0",
         DARKROOM_PROCESSING__WORKERS="1",
+        **extra,
     )
+
+
+async def test_every_split_process_serves_valid_metrics_that_count_its_work(system: System, tmp_path: Path) -> None:
+    env = job_types_env(tmp_path, DARKROOM_PIPELINE__BACKOFF_BASE_S="0.1", DARKROOM_PIPELINE__BACKOFF_MAX_S="0.2")
     ports = {command: free_port() for command in ("projector", "orchestrator", "worker", "api")}
     processes: dict[str, asyncio.subprocess.Process] = {}
     http = system.http
@@ -224,3 +228,38 @@ async def test_metrics_answer_while_nats_is_away_without_stale_numbers(system: S
     assert value(found, "darkroom_nats_connected", connection="api") == 0
     assert found["darkroom_stream_messages"] == {}  # there, without a sample: NATS cannot say now
     assert value(found, "darkroom_dead_letters") == 0
+
+
+async def test_darkroom_up_in_two_processes_serves_both_in_one_valid_exposition(system: System, tmp_path: Path) -> None:
+    """`up`'s worker runs in a second process: `up`'s /metrics still has every family once, the worker's
+    series among them, and what both processes count is added up."""
+    env = job_types_env(tmp_path, DARKROOM_UP__PROCESSES="2")
+    port = free_port()
+    up = await start(system, "up", "--port", str(port), env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await until_ready(base, up, "darkroom up")
+        async with system.http.post(f"{base}/api/tasks", json={"type": "three"}) as response:
+            assert response.status == 202, await response.text()
+            task_id = (await response.json())["task"]["id"]
+
+        async def completed() -> bool:
+            async with system.http.get(f"{base}/api/tasks/{task_id}") as response:
+                return (await response.json()).get("task", {}).get("status") == "completed"
+
+        await eventually(completed, 30, "the task to complete")
+        text = await scrape(system.http, base)
+        assert promtool(text) == "", text
+        found = families(text)
+        assert value(found, "darkroom_jobs_completed", "darkroom_jobs_completed_total", type="noop") == 3
+        assert value(found, "darkroom_job_duration_seconds", "darkroom_job_duration_seconds_count", type="noop") == 3
+        assert value(found, "darkroom_worker_busy_slots", lane="priority") == 0
+        for role in ("projector", "orchestrator", "worker", "api"):
+            assert value(found, "darkroom_nats_connected", connection=role) == 1
+        # Every stored event was published by one of the two: the counts of both are in the one total.
+        assert value(found, "darkroom_events_published", "darkroom_events_published_total") == value(
+            found, "darkroom_stream_messages"
+        )
+    finally:
+        up.terminate()
+        assert await asyncio.wait_for(up.wait(), 15) == 0

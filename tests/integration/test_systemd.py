@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from darkroom.kernel.natsd import NatsServer
-from tests.conftest import REPO, cli_env, darkroom_cli, eventually
+from darkroom.kernel.natsd import NatsServer, free_port
+from tests.conftest import REPO, cli_env, darkroom_cli, eventually, until_ready
 
 UNITS = sorted((REPO / "deploy" / "systemd").glob("*.service"))
 
@@ -55,6 +55,33 @@ async def test_a_service_says_ready_feeds_the_watchdog_and_says_it_stops(nats_se
     try:
         assert code == 0, (await process.stderr.read()).decode()[-2000:]
         assert await listener.count("STOPPING=1") == 1, listener.heard
+    finally:
+        listener.sock.close()
+
+
+async def test_darkroom_up_tells_systemd_once_for_both_its_processes(tmp_path: Path):
+    listener = Listener(tmp_path / "notify")
+    port = free_port()
+    up = await asyncio.create_subprocess_exec(
+        *darkroom_cli("up", "--data", str(tmp_path / "data"), "--port", str(port)),
+        env=cli_env(NOTIFY_SOCKET=str(tmp_path / "notify"), DARKROOM_UP__PROCESSES="2"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await until_ready(f"http://127.0.0.1:{port}", up, "darkroom up")
+        await eventually(lambda: listener.count("READY=1\nSTATUS=darkroom up"), 20, "READY=1")
+        # The worker process says so once started, and would tell systemd at once if it could.
+        assert up.stderr is not None
+        while b"the worker process running" not in await asyncio.wait_for(up.stderr.readline(), 20):
+            pass
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(up.wait(), 20)
+    try:
+        assert code == 0, (await up.stderr.read()).decode()[-2000:]
+        assert await listener.count("STOPPING=1") == 1, listener.heard
+        assert [state for state in listener.heard if state.startswith("READY=1")] == ["READY=1\nSTATUS=darkroom up"]
     finally:
         listener.sock.close()
 

@@ -37,6 +37,13 @@ def test_defaults_match_the_contract(tmp_path):
     assert (c.maintenance.interval_s, c.maintenance.trash_ttl_s) == (3600, 86400)
     assert c.ui.include_maintenance_jobs is False
     assert (c.api.host, c.api.port, c.api.token, c.api.max_upload_mb) == ("127.0.0.1", 8080, None, 200)
+    assert c.up.processes == min(2, os.cpu_count() or 1)  # a second process only where a second core is
+
+
+def test_up_runs_in_one_or_two_processes(tmp_path):
+    assert load_config(tmp_path, environ={"DARKROOM_UP__PROCESSES": "1"}).up.processes == 1
+    with pytest.raises(ConfigError, match=r"^up\.processes must be 1 or 2$"):
+        load_config(tmp_path, environ={"DARKROOM_UP__PROCESSES": "3"})
 
 
 def test_missing_data_dir_is_just_defaults(tmp_path):
