@@ -340,6 +340,8 @@ class Runtime:
                     counter("darkroom_poison_events", "Events the projector set aside as unreadable", counts.poisoned),
                 ]
             )
+        if self.orchestrator is not None:
+            self.metrics.gathered(self.orchestrator.families)
         if self.worker is not None:
             worker = self.worker
             self.metrics.gathered(

@@ -72,8 +72,9 @@ def lane_config(lane: str, config: Config, start_seq: int | None) -> api.Consume
         filter_subject=lane_filter(lane),
         ack_policy=api.AckPolicy.EXPLICIT,
         ack_wait=config.pipeline.ack_wait_s,
-        # A backstop only: the worker fails a job at max_attempts and terminates it first.
-        max_deliver=config.pipeline.max_attempts + 2,
+        # Never dropped: the worker fails a job past max_attempts, and until it could say so (its task's
+        # history unreadable, its report not stored) the job comes again, or its task would wait for ever.
+        max_deliver=-1,
         max_ack_pending=10_000,
         num_replicas=config.nats.replicas,
         deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if start_seq else api.DeliverPolicy.ALL,
@@ -250,21 +251,24 @@ def orchestrator_config(name: str) -> api.ConsumerConfig:
         filter_subjects=ORCHESTRATOR_FILTERS,
         ack_policy=api.AckPolicy.EXPLICIT,
         ack_wait=30,
-        max_deliver=20,
+        # Never dropped: a message not handled yet is a task waiting on a decision (it comes again with backoff).
+        max_deliver=-1,
         max_ack_pending=2000,
     )
 
 
 async def orchestrator_consumer(jsm: JetStreamManager, name: str) -> api.ConsumerConfig:
     """The orchestrator's durable consumer as its subscription makes it (or finds it), brought up to date in
-    place when an older Darkroom made it with other filters."""
+    place when an older Darkroom made it with other filters, or with deliveries that end."""
     config = orchestrator_config(name)
     try:
         info = await jsm.consumer_info(STREAM, name)
     except NotFoundError:
         return config
-    if (info.config.filter_subjects or [info.config.filter_subject]) != ORCHESTRATOR_FILTERS:
-        config.deliver_subject = info.config.deliver_subject
+    have = info.config
+    filters = have.filter_subjects or [have.filter_subject]
+    if filters != ORCHESTRATOR_FILTERS or have.max_deliver != config.max_deliver:
+        config.deliver_subject = have.deliver_subject
         await jsm.add_consumer(STREAM, config)
     return config
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ def transient(exc: BaseException) -> bool:
 
 def retry_delay(attempt: int) -> float:
     return RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1]
+
+
+def backoff(attempt: int, base_s: float, max_s: float, rand: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: retries of much work failing together spread out."""
+    ceiling = min(max_s, base_s * 2.0 ** min(max(0, attempt - 1), 60))
+    draw = rand.random() if rand is not None else random.random()
+    return round(ceiling * (0.5 + 0.5 * draw), 3)
 
 
 @dataclass

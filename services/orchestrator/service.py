@@ -7,10 +7,11 @@ import functools
 import logging
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Awaitable
+from typing import Awaitable, Iterable
 
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
+from prometheus_client.core import Metric
 
 from ..kernel import subjects
 from ..kernel.bus import Bus
@@ -23,9 +24,9 @@ from ..kernel.events import (
     TaskRequested,
 )
 from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
-from ..kernel.metrics import JobMetrics
+from ..kernel.metrics import JobMetrics, counter, gauge
 from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
-from ..kernel.supervise import describe, transient
+from ..kernel.supervise import backoff, describe, transient
 from ..kernel.vocabulary import TERMINAL
 from .decide import Emit, OpenRequests, decide, lost_dispatches
 from .state import TaskState, evolve, record, refreshed, start
@@ -40,14 +41,31 @@ RECOVERY_FILTERS = [
 ]
 CACHE_SIZE = 20_000
 MAX_CONFLICTS = 5
+# A message whose handling failed, or whose decision was given up, comes again after this backoff.
+AGAIN_BASE_S = 1.0
+AGAIN_MAX_S = 30.0
+
+
+class GaveUp(Exception):
+    """Every decision on a task conflicted with what others stored meanwhile: its message comes again."""
 
 
 class Orchestrator:
-    def __init__(self, bus: Bus, threshold: int, name: str = "orchestrator", jobs: JobMetrics | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        threshold: int,
+        name: str = "orchestrator",
+        jobs: JobMetrics | None = None,
+        max_conflicts: int = MAX_CONFLICTS,
+    ) -> None:
         self.bus = bus
         self.jobs = jobs or JobMetrics()  # counts the queued jobs it cancels
         self.threshold = threshold
         self.name = name
+        self.max_conflicts = max_conflicts
+        self.given_up: set[str] = set()  # tasks whose decision was given up, until one is made again
+        self.gave_up = 0
         self.cache: OrderedDict[str, TaskState] = OrderedDict()
         self._chains: dict[str, asyncio.Future[None]] = {}
         self._sub: JetStreamContext.PushSubscription | None = None
@@ -154,22 +172,33 @@ class Orchestrator:
         if previous is not None:
             await asyncio.wait([previous])  # one task's events are handled in stream order
         try:
-            await self.handle(event, msg.metadata.sequence.stream)
+            await self.handle(event, msg.metadata.sequence.stream, msg.metadata.num_delivered)
+        except GaveUp as exc:
+            # Not acknowledged, so nothing is lost: any restart of this orchestrator gets it again too.
+            delay = backoff(msg.metadata.num_delivered, AGAIN_BASE_S, AGAIN_MAX_S)
+            log.warning("%s; looking again from its history in %.1fs", exc, delay)
+            await _settle(msg.nak(delay=delay))
+            return
         except Exception as exc:
             if transient(exc):  # NATS failing over: the next delivery, a second from now, goes through
+                delay = AGAIN_BASE_S
                 log.warning(
                     "handling %s %s failed: %s; it will be redelivered", event.type, event.task_id, describe(exc)
                 )
-            else:
-                log.exception("handling %s %s failed; it will be redelivered", event.type, event.task_id)
-            await _settle(msg.nak(delay=1.0))
+            else:  # delivered again for as long as it fails (never dropped: its task would wait for ever)
+                delay = backoff(msg.metadata.num_delivered, AGAIN_BASE_S, AGAIN_MAX_S)
+                log.exception("handling %s %s failed; it comes again in %.1fs", event.type, event.task_id, delay)
+            await _settle(msg.nak(delay=delay))
             return
+        if event.task_id in self.given_up:
+            self.given_up.discard(event.task_id)
+            log.info("task %s decided again after its decision was given up", event.task_id)
         await _settle(msg.ack())
 
-    async def handle(self, event: Event, seq: int) -> None:
+    async def handle(self, event: Event, seq: int, delivery: int = 1) -> None:
         if not event.task_id:
             return
-        state = await self._state_for(event, seq)
+        state = await self._state_for(event, seq, delivery)
         if state is not None and isinstance(event, TaskCancelRequested) and not state.terminal:
             state = await self._with_running(state)
         if state is not None:
@@ -204,12 +233,13 @@ class Orchestrator:
         except PoisonEvent:
             return stored.seq, None
 
-    async def _state_for(self, event: Event, seq: int) -> TaskState | None:
+    async def _state_for(self, event: Event, seq: int, delivery: int) -> TaskState | None:
         state = self.cache.get(event.task_id or "")
         if state is None:
-            if isinstance(event, TaskRequested):
+            if isinstance(event, TaskRequested) and delivery == 1:
                 # Taken as new without reading the log: if anything has happened to the task since
                 # (a restart long after, another orchestrator), the guards refuse what this decides.
+                # Delivered again, it was not handled before (given up, or failed): its history says why.
                 state = start(event, seq)
             else:
                 state = await self.load(event.project_id, event.task_id or "")
@@ -265,7 +295,9 @@ class Orchestrator:
         return state
 
     async def _act(self, state: TaskState) -> None:
-        for _ in range(MAX_CONFLICTS):
+        """Store what the task needs next, deciding again after each conflict; after `max_conflicts`
+        conflicts in a row, GaveUp."""
+        for attempt in range(1, self.max_conflicts + 1):
             actions = decide(state, self.threshold)
             if not actions:
                 return
@@ -275,12 +307,18 @@ class Orchestrator:
             except Conflict as exc:
                 # Another orchestrator (or our own earlier life) moved this task: look again.
                 log.debug("task %s moved on (%s); looking again", state.task_id, exc)
+                if attempt == self.max_conflicts:
+                    break
                 again = await self._refresh(state)
                 if again is None:
                     return
                 state = again
                 self._remember(state)
-        log.error("task %s: gave up after %d conflicting decisions", state.task_id, MAX_CONFLICTS)
+        # The view that lost every time is not kept: the next look reads the task's whole history.
+        self.cache.pop(state.task_id, None)
+        self.given_up.add(state.task_id)
+        self.gave_up += 1
+        raise GaveUp(f"task {state.task_id}: gave up after {self.max_conflicts} conflicting decisions")
 
     async def _refresh(self, state: TaskState) -> TaskState | None:
         """The task with what others stored since: two direct gets, or its history when they cannot tell
@@ -309,6 +347,19 @@ class Orchestrator:
             if isinstance(result, Conflict):
                 raise result
         return state
+
+    def families(self) -> Iterable[Metric]:
+        """Its metrics, read when scraped."""
+        yield counter(
+            "darkroom_orchestrator_decisions_given_up",
+            "Decisions on a task given up after conflicting with what others stored; each is looked at again",
+            self.gave_up,
+        )
+        yield gauge(
+            "darkroom_orchestrator_tasks_given_up",
+            "Tasks whose decision was given up and is not made yet (their messages come again, with backoff)",
+            len(self.given_up),
+        )
 
 
 async def _settle(reply: Awaitable[None]) -> None:

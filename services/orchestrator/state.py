@@ -132,8 +132,9 @@ def refreshed(state: TaskState, task: Newest | None, request: Newest | None) -> 
     """The task once another orchestrator's writes are folded in, from the newest event on the task's
     subjects (`task`) and on its job.requested subjects (`request`): what a refused decision needs to
     decide again, without reading the task's history. None when those two cannot tell (an unreadable
-    event; a cancel newest on a task this view still has queued): then the history must be read."""
-    if task is None or task[1] is None or (request is not None and request[1] is None):
+    event, or another than a request on a request's subject; a cancel newest on a task this view still
+    has queued): then the history must be read."""
+    if task is None or task[1] is None:
         return None
     seq, event = task
     match event:
@@ -145,8 +146,11 @@ def refreshed(state: TaskState, task: Newest | None, request: Newest | None) -> 
             state = replace(state, last_task_seq=seq)
         case _:
             return None
-    if request is not None and isinstance(request[1], JobRequested):
-        state = record(state, request[1], request[0])
+    if request is not None:
+        at, newest = request
+        if not isinstance(newest, JobRequested):
+            return None
+        state = record(state, newest, at)
     if state.requested_step < state.start_step and not state.terminal:
         return None  # its first step's guard is the whole history, which only reading it tells
     return state

@@ -150,7 +150,7 @@ def needs(event: Event, into: Needs) -> None:
     """Which rows applying this event reads."""
     if event.task_id:
         into.tasks.add(event.task_id)
-    fold = _fold_of(type(event))
+    fold = fold_of(type(event))
     if fold is _apply_task and type(event) is TaskRequested and event.retry_of:
         into.tasks.add(event.retry_of)
     if fold is _apply_job and event.job_id:
@@ -165,7 +165,7 @@ def needs(event: Event, into: Needs) -> None:
 
 
 def apply(rows: Rows, event: Event) -> list[Message]:
-    return _fold_of(type(event))(rows, event)
+    return fold_of(type(event))(rows, event)
 
 
 def task_after(event: Event, task: TaskView | None = None) -> TaskView:
@@ -192,8 +192,9 @@ def project_after(events: Iterable[Event]) -> ProjectRow:
 
 
 @cache
-def _fold_of(cls: type[Event]) -> Callable[[Rows, Any], list[Message]]:
-    """Which aggregate an event type changes: by class, once (isinstance on a Struct is dear on this path)."""
+def fold_of(cls: type[Event]) -> Callable[[Rows, Any], list[Message]]:
+    """How an event type changes the rows (which aggregate): by class, once (isinstance on a Struct is dear
+    on this path); `apply` in one call."""
     if issubclass(cls, JobEvent):
         return _apply_job
     if issubclass(cls, PhotoEvent):
@@ -310,7 +311,7 @@ def _apply_photo(rows: Rows, event: PhotoEvent) -> list[Message]:
 
 
 # How each photo event changes the photo (None: it is gone), with updated_at set; by exact class,
-# as _fold_of does. Only those in _PHOTO_FOLDS_FROM_NONE apply to a missing photo.
+# as fold_of does. Only those in _PHOTO_FOLDS_FROM_NONE apply to a missing photo.
 
 
 def _photo_file_added(rows: Rows, event: PhotoFileAdded, photo: PhotoView | None, key: str) -> PhotoView:
@@ -476,7 +477,6 @@ def _photo_messages(
     a_photos, a_jpg, a_raw, a_other = _counts(after)
     b_photos, b_jpg, b_raw, b_other = _counts(before)
     a_pending, b_pending = a_jpg or a_raw or a_other, b_jpg or b_raw or b_other
-    pending_changed = a_pending != b_pending or a_jpg != b_jpg or a_raw != b_raw or a_other != b_other
     project = rows.put_project(
         replace(
             project,
@@ -498,7 +498,7 @@ def _photo_messages(
                 "item_removed", ItemRemoved(project.id, project.folder, filename), project.id, project.folder, False
             )
         ]
-    if pending_changed:
+    if a_pending != b_pending or a_jpg != b_jpg or a_raw != b_raw or a_other != b_other:
         messages.append(
             Message(
                 "pending_changes",
@@ -640,7 +640,7 @@ def _completed(job: JobView, event: JobCompleted) -> JobView:
     return replace(job, progress_done=event.done, progress_total=event.total)
 
 
-# How each later job event changes its job, with updated_at set; by exact class, as _fold_of does.
+# How each later job event changes its job, with updated_at set; by exact class, as fold_of does.
 _JOB_FOLDS: dict[type, Callable[[JobView, Any], JobView]] = {
     JobStarted: lambda job, event: replace(
         job, status="running", attempts=event.attempt, started_at=event.at, finished_at=None, updated_at=event.at

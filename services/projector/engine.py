@@ -16,7 +16,7 @@ from ..kernel.events import Codec, DeadLetterApplied, DeadLetterDiscarded, DeadL
 from ..kernel.messages import Stored
 from ..kernel.subjects import DEAD_LETTERS, DISPATCH, dead_letter_of
 from . import store
-from .apply import Message, Needs, Rows, apply, needs
+from .apply import Message, Needs, Rows, apply, fold_of, needs
 from .store import (
     CHECKPOINT,
     JOBS,
@@ -197,10 +197,10 @@ class Projector:
                 listed.add(letter.seq)
                 folded.dead.append(letter)
                 messages = [Message("dead_letter", letter, None, None, False)]
-            elif type(event) in HANDLED:
+            elif (cls := type(event)) in HANDLED:
                 messages = self._handled(folded, cast(DeadLetterDiscarded | DeadLetterApplied, event), originals)
             else:
-                messages = apply(rows, event)
+                messages = fold_of(cls)(rows, event)
             if relay:
                 for k, message in enumerate(messages):
                     outbox.append(self._outbox_row(stored.seq, k, message))

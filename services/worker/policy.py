@@ -1,8 +1,7 @@
-"""Pure decisions of the worker: which lanes a slot serves, how long a retry waits."""
+"""Pure decisions of the worker: which lanes a slot serves, how long it waits on each."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Collection
 
 Lanes = tuple[str, ...]
@@ -37,9 +36,3 @@ def lane_wait(lanes: Lanes, last: bool, idle_s: float) -> float:
     if not last:
         return 0.0
     return REST_S if len(lanes) == 1 or idle_s >= AT_REST_AFTER_S else SWITCH_S
-
-
-def backoff(attempt: int, base_s: float, max_s: float, rand: random.Random | None = None) -> float:
-    """Exponential backoff with jitter: retries of many jobs failing together spread out."""
-    ceiling = min(max_s, base_s * 2 ** min(max(0, attempt - 1), 60))
-    return round(ceiling * (0.5 + 0.5 * (rand or random).random()), 3)

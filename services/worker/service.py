@@ -21,13 +21,13 @@ from ..kernel.clock import now_iso
 from ..kernel.config import Config
 from ..kernel.events import JobEvent, JobProgress, JobRequested, JobStarted, PoisonEvent
 from ..kernel.metrics import JobMetrics
-from ..kernel.supervise import Loops, describe
+from ..kernel.supervise import Loops, backoff, describe
 from .context import JobContext, PermanentError, Resources
 from .fence import is_over
 from .jobtype import JobType
 from .outcome import Verdict, after_attempt, before_run
 from .pauses import LanePauses
-from .policy import PRIORITY_ONLY, REST_S, Lanes, backoff, lane_wait, serving, slot_lanes
+from .policy import PRIORITY_ONLY, REST_S, Lanes, lane_wait, serving, slot_lanes
 from .pull import LanePull
 
 log = logging.getLogger("darkroom.worker")

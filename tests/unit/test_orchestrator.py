@@ -552,6 +552,17 @@ def test_after_a_conflict_a_cancel_on_a_task_still_queued_here_needs_its_history
     assert refreshed(fold(requested()), (1, None), None) is None  # unreadable: the history decides
 
 
+def test_after_a_conflict_a_stranger_newest_on_the_requests_subject_needs_the_history():
+    # Folded as if it were no news, it left the guard on step 1 stale: every decision conflicted.
+    log = Log()
+    log.store(requested())
+    run_until_step_done(log, 0)
+    stale = log.fold()
+    stranger = len(log.entries) + 1
+    assert refreshed(stale, (1, requested()), (stranger, task(TaskStarted))) is None
+    assert refreshed(stale, (1, requested()), (stranger, None)) is None  # unreadable: the same
+
+
 def run_until_step_done(log: Log, step: int, first: TaskRequested | None = None) -> None:
     if first is not None:
         log.store(first)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 
 import nats.errors
@@ -10,7 +11,7 @@ import pytest
 
 from darkroom.kernel.health import Health
 from darkroom.kernel.publish import PublishError
-from darkroom.kernel.supervise import Loops, transient
+from darkroom.kernel.supervise import Loops, backoff, transient
 
 
 def test_what_counts_as_transient() -> None:
@@ -99,3 +100,43 @@ async def test_a_loop_that_returns_has_ended_on_purpose_and_a_check_adds_its_rea
     health = Health(loops, [lane_missing])
     assert await health.problems() == ["consumer missing: lane_priority"]
     assert health.broken() is None
+
+
+class Fixed:
+    """A stand-in for random.Random that always draws the same number."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def test_backoff_ceiling_doubles_per_attempt_until_the_cap():
+    top = Fixed(1.0)  # the top of the jitter range is the ceiling itself
+    assert [backoff(a, 1.0, 60.0, top) for a in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff(3, 0.5, 60.0, top) == 2.0
+
+
+def test_backoff_first_attempt_waits_about_the_base():
+    assert backoff(1, 2.0, 60.0, Fixed(1.0)) == 2.0
+    assert backoff(0, 2.0, 60.0, Fixed(1.0)) == 2.0  # never below the base's range
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 5, 7, 10, 30])
+def test_backoff_jitter_stays_within_half_to_full_ceiling(attempt):
+    ceiling = min(60.0, 1.0 * 2 ** (attempt - 1))
+    rng = random.Random(attempt)
+    delays = [backoff(attempt, 1.0, 60.0, rng) for _ in range(200)]
+    assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    assert len(set(delays)) > 50  # actually jittered, not one value
+    assert backoff(attempt, 1.0, 60.0, Fixed(0.0)) == ceiling / 2
+
+
+def test_backoff_without_a_generator_uses_module_randomness():
+    delays = {backoff(4, 1.0, 60.0) for _ in range(50)}
+    assert all(4.0 <= d <= 8.0 for d in delays) and len(delays) > 1
+
+
+def test_backoff_is_capped_for_any_attempt_count():
+    assert backoff(2000, 1.0, 60.0, Fixed(1.0)) == 60.0
