@@ -43,6 +43,8 @@ NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 # A child that reads nothing (stopped) is told no more commits past this much unread: its read
 # model's 1 s poll sees them, and `up` holds no growing backlog for it.
 UNREAD_MAX = 1 << 16
+# The child's jobs get a second less than `up`'s to finish, so its whole stop ends within `up`'s.
+CHILD_GRACE_S = 4.0
 
 
 class ChildExited(Exception):

@@ -271,7 +271,9 @@ def _runtime(config: Config, data_dir: Path, url: str, roles: tuple[str, ...], o
     )
 
 
-async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what: str) -> int:
+async def _run_until_stopped(
+    runtime, start: Callable[[], Awaitable[None]], what: str, grace_s: float | None = None
+) -> int:
     """Start (`start` starts the runtime), run until SIGINT/SIGTERM or until a loop fails for good,
     stop. A signal while starting stops at once. Exit 0, or 1 when a loop failed."""
     stop = _stop_signals()
@@ -292,7 +294,7 @@ async def _run_until_stopped(runtime, start: Callable[[], Awaitable[None]], what
             await asyncio.wait([failed, stopping], return_when=asyncio.FIRST_COMPLETED)
         failed.cancel()
         log.info("stopping")
-        await runtime.stop()
+        await (runtime.stop() if grace_s is None else runtime.stop(grace_s))
     finally:
         stopping.cancel()
     if runtime.loops.fatal is not None:
@@ -340,7 +342,7 @@ async def up(config: Config, data_dir: Path, args: argparse.Namespace) -> int:
 async def child(data_dir: Path, roles: tuple[str, ...]) -> int:
     """`up`'s second process (the worker): the configuration `up` resolved comes first on stdin, then
     what `up` tells it (child.py)."""
-    from .child import follow_up, read_config, stdin_lines
+    from .child import CHILD_GRACE_S, follow_up, read_config, stdin_lines
     from .projector.queries import NOTIFIED_POLL_S
 
     if sys.stdin.isatty():
@@ -362,7 +364,9 @@ async def child(data_dir: Path, roles: tuple[str, ...]) -> int:
         runtime.loops.spawn("following up", lambda: follow_up(lines, read.applied, derivations.prefetch))
         log.info("darkroom up: the %s process running", "+".join(roles))
 
-    return await _run_until_stopped(runtime, start, "+".join(roles))
+    # Its stop ends within `up`'s own bound, so `up` never cuts it (a process killed leaks its image
+    # pool's semaphores, and its resource tracker says so on `up`'s stderr).
+    return await _run_until_stopped(runtime, start, "+".join(roles), grace_s=CHILD_GRACE_S)
 
 
 async def serve(config: Config, data_dir: Path, args: argparse.Namespace) -> int:

@@ -198,6 +198,7 @@ class Runtime:
         self._register_metrics()
         if self.config.health.port is not None and "api" not in self.roles:
             await self._start_health()
+        self.health.starting = False
 
     def _job_metrics(self) -> JobMetrics:
         """One set of job counters for the worker and the orchestrator of this process."""

@@ -18,6 +18,8 @@ CHECK_TIMEOUT_S = 2.0
 class Health:
     loops: Loops
     checks: list[Check] = field(default_factory=list)
+    # Until every service has started and added its checks: a listener up first must not say ready.
+    starting: bool = True
 
     def broken(self) -> str | None:
         """Why this process cannot go on (it is on its way out), or None while it can."""
@@ -29,7 +31,7 @@ class Health:
     async def problems(self) -> list[str]:
         """Why this process is not ready: a loop down, or what a check found; [] when ready."""
         found = await asyncio.gather(*(_within(check) for check in self.checks))
-        return self.loops.problems() + [why for why in found if why]
+        return ["starting"] * self.starting + self.loops.problems() + [why for why in found if why]
 
 
 async def _within(check: Check) -> str | None:

@@ -79,7 +79,7 @@ async def test_a_loop_restarts_after_a_transient_error_and_a_bug_ends_the_proces
     await asyncio.wait_for(loops.spawn("slot 0", slot), 5)
     assert runs == 3
     assert loops.failed.is_set() and loops.fatal[0] == "slot 0"
-    health = Health(loops)
+    health = Health(loops, starting=False)
     assert health.broken() == "slot 0 failed: KeyError: 'a bug'"
     assert await health.problems() == ["slot 0 failed: KeyError: 'a bug'"]
 
@@ -97,9 +97,17 @@ async def test_a_loop_that_returns_has_ended_on_purpose_and_a_check_adds_its_rea
     async def lane_missing() -> str | None:
         return "consumer missing: lane_priority"
 
-    health = Health(loops, [lane_missing])
+    health = Health(loops, [lane_missing], starting=False)
     assert await health.problems() == ["consumer missing: lane_priority"]
     assert health.broken() is None
+
+
+async def test_a_process_is_not_ready_until_every_service_has_started() -> None:
+    # The API listens before the services after it have added their checks (`up`'s worker process).
+    health = Health(Loops())
+    assert await health.problems() == ["starting"]
+    health.starting = False
+    assert await health.problems() == []
 
 
 class Fixed:
