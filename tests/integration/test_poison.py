@@ -118,7 +118,8 @@ async def test_three_kinds_of_poison_are_set_aside_once_while_an_upload_complete
 
 async def test_poison_on_a_tasks_own_subject_does_not_jam_its_steps(system: System) -> None:
     await system.start()
-    task = await system.start_task("sleep_then_two", items=["0.5"])
+    # Long enough for its job.started (stored after 250 ms) to be seen before it ends, under any load.
+    task = await system.start_task("sleep_then_two", items=["2"])
     await system.wait_job(task["id"], 0, "running")
     # An unreadable message on the task's own subjects moves their last sequence.
     await system.bus.nc.jetstream().publish(f"darkroom.task._.{task['id']}.noise", b"{not json")
