@@ -45,7 +45,7 @@ async def test_a_duplicated_completion_never_advances_a_task_twice(system: Syste
 async def test_a_killed_orchestrator_resumes_between_steps_without_repeating_one(system: System) -> None:
     await system.start(roles=("projector", "worker", "api"))
     orchestrator = await system.start(roles=("orchestrator",))
-    task = await system.start_task("sleep_then_two", items=["0.8"])
+    task = await system.start_task("sleep_then_two", items=["2"])
     await system.wait_job(task["id"], 0, "running")
     await orchestrator.crash()
     await system.wait_job(task["id"], 0, "completed")
