@@ -144,6 +144,7 @@ class ReadModel:
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
+        self._advance(checkpoint)  # what it committed before it could tell: no later commit may come
 
     def applied(self, seq: int, outbox: Sequence[Row] = ()) -> None:
         """Called in-process by the projector after each commit: waiters wake without a query."""

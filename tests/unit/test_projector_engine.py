@@ -494,6 +494,15 @@ async def test_with_a_tail_only_the_projector_advances_the_checkpoint(db, projec
         polled._poller.cancel()
 
 
+async def test_a_commit_made_before_the_projector_could_tell_is_known_once_it_is_followed(db, projector):
+    # `up` starts its projector, which applies the stored log at once, before it is wired to tell the
+    # read model; nothing may be committed after that, and a reader waiting for it must not wait for ever.
+    model = ReadModel(db)
+    await projector.apply_batch(one_task_log()[:2])
+    model.follow_projector(projector.checkpoint)
+    assert await model.wait_for(2, timeout=0.05)
+
+
 async def test_old_outbox_rows_are_pruned_and_the_horizon_recorded(db, monkeypatch):
     monkeypatch.setattr(engine_module, "PRUNE_EVERY", 1)
     projector = await Projector(db, CODEC, outbox_keep=3).open()
