@@ -31,7 +31,7 @@ class Health:
     async def problems(self) -> list[str]:
         """Why this process is not ready: a loop down, or what a check found; [] when ready."""
         found = await asyncio.gather(*(_within(check) for check in self.checks))
-        return ["starting"] * self.starting + self.loops.problems() + [why for why in found if why]
+        return (["starting"] if self.starting else []) + self.loops.problems() + [why for why in found if why]
 
 
 async def _within(check: Check) -> str | None:
