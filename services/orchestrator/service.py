@@ -6,9 +6,9 @@ import asyncio
 import functools
 import logging
 from collections import OrderedDict
-from dataclasses import replace
 from typing import Awaitable, Iterable
 
+import msgspec
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 from prometheus_client.core import Metric
@@ -31,6 +31,7 @@ from ..kernel.vocabulary import TERMINAL
 from .decide import Emit, OpenRequests, decide, lost_dispatches
 from .state import TaskState, evolve, record, refreshed, start
 
+replace = msgspec.structs.replace
 log = logging.getLogger("darkroom.orchestrator")
 
 # What tells whether a requested job is still open.
