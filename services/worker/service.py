@@ -21,6 +21,7 @@ from ..kernel.clock import now_iso
 from ..kernel.config import Config
 from ..kernel.events import JobEvent, JobProgress, JobRequested, JobStarted, PoisonEvent
 from ..kernel.metrics import JobMetrics
+from ..kernel.read import delivery_of
 from ..kernel.supervise import Loops, backoff, describe
 from .context import JobContext, PermanentError, Resources
 from .fence import is_over
@@ -254,7 +255,7 @@ class Worker:
     # -- one job --------------------------------------------------------------------------------
 
     async def _run(self, msg: Msg) -> None:
-        attempt = msg.metadata.num_delivered
+        attempt = delivery_of(msg).delivered
         try:
             job = self.bus.codec.decode(msg.data)
             if not isinstance(job, JobRequested):
@@ -360,6 +361,7 @@ class Worker:
         self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg, reporter: _ProgressReporter
     ) -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
+        seq = delivery_of(msg).seq
         ctx = JobContext(
             job=job,
             attempt=attempt,
@@ -370,7 +372,7 @@ class Worker:
             publish=self.bus.publish_all,
             catch_up=lambda: self._wait_for_state(0),
             resources=self.resources,
-            seq=msg.metadata.sequence.stream,
+            seq=seq,
         )
         wait_for_state = job_type.needs_state(ctx)
         if not wait_for_state:
@@ -378,7 +380,7 @@ class Worker:
 
         async def run() -> None:
             if wait_for_state:  # heartbeats go on meanwhile: a lagging read model is no lost worker
-                await self._wait_for_state(msg.metadata.sequence.stream)
+                await self._wait_for_state(seq)
             ctx.folder = await self._current_folder(job)
             await job_type.run(ctx)
 
