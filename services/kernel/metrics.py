@@ -309,3 +309,12 @@ class HttpMetrics:
             "Times an SSE client read too slowly for its queue and was served from the outbox instead",
             registry=registry,
         )
+        self._answered: dict[tuple[str, str, int], Counter] = {}  # routes, methods and statuses are few
+
+    def answered(self, route: str, method: str, status: int) -> None:
+        """Counts a request answered (each series looked up once, not through labels() on every request)."""
+        key = (route, method, status)
+        series = self._answered.get(key)
+        if series is None:
+            series = self._answered[key] = self.requests.labels(route, method, str(status))
+        series.inc()
