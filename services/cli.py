@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
+from .kernel import collector
 from .kernel.config import Config, ConfigError, load_config
 from .kernel.credentials import CredentialsError, for_data_folder, write_private
 from .kernel.definitions import DefinitionError, load_definitions
@@ -288,6 +289,7 @@ async def _run_until_stopped(
             await runtime.stop(grace_s=0)
             return 0
         starting.result()
+        collector.settle()  # what starting made lives as long as the process
         failed = asyncio.ensure_future(runtime.loops.failed.wait())
         # systemd hears READY once started, the watchdog while no loop has failed for good.
         async with notifying(f"darkroom {what}", healthy=lambda: not runtime.loops.failed.is_set()):

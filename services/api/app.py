@@ -59,7 +59,7 @@ async def count_requests(request: web.Request, handler):
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         method = request.method if request.method in METHODS else "other"
-        deps(request).http.requests.labels(route, method, str(status)).inc()
+        deps(request).http.answered(route, method, status)
 
 
 @web.middleware

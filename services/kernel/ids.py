@@ -5,6 +5,9 @@ import os
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+# Two digits at a time (every event gets an id): 13 lookups rather than 26 steps.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = tuple(range(120, -1, -10))
 
 
 def new_id(now_ms: int | None = None) -> str:
@@ -25,12 +28,9 @@ def derived_id(ms: int, key: str) -> str:
 
 
 def _ulid(ms: int, rest: int) -> str:
+    """The 130 low bits of ms·2⁸⁰ + rest, as 26 digits of 5 bits, most significant first."""
     value = (ms << 80) | rest
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def job_id(task_id: str, step_index: int) -> str:

@@ -268,6 +268,9 @@ class JobMetrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        # Each series looked up once (by event class and job type: both few), not on every job.
+        self._counted: dict[tuple[type, str], Counter | None] = {}
+        self._timed: dict[str, Histogram] = {}
         for job_type in job_types:  # every series there from the start, at 0
             for family in self.outcomes.values():
                 family.labels(job_type)
@@ -275,12 +278,19 @@ class JobMetrics:
 
     def stored(self, event: Event) -> None:
         """Counts a job event this process stored, when it is an outcome."""
-        outcome = OUTCOMES.get(event.type)
-        if outcome is not None:
-            self.outcomes[outcome].labels(getattr(event, "job_type", "") or "").inc()
+        key = (type(event), getattr(event, "job_type", "") or "")
+        if key not in self._counted:
+            outcome = OUTCOMES.get(event.type)
+            self._counted[key] = self.outcomes[outcome].labels(key[1]) if outcome is not None else None
+        series = self._counted[key]
+        if series is not None:
+            series.inc()
 
     def ran(self, job_type: str, seconds: float) -> None:
-        self.durations.labels(job_type).observe(seconds)
+        series = self._timed.get(job_type)
+        if series is None:
+            series = self._timed[job_type] = self.durations.labels(job_type)
+        series.observe(seconds)
 
 
 class HttpMetrics:
@@ -299,3 +309,12 @@ class HttpMetrics:
             "Times an SSE client read too slowly for its queue and was served from the outbox instead",
             registry=registry,
         )
+        self._answered: dict[tuple[str, str, int], Counter] = {}  # routes, methods and statuses are few
+
+    def answered(self, route: str, method: str, status: int) -> None:
+        """Counts a request answered (each series looked up once, not through labels() on every request)."""
+        key = (route, method, status)
+        series = self._answered.get(key)
+        if series is None:
+            series = self._answered[key] = self.requests.labels(route, method, str(status))
+        series.inc()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, NamedTuple
 
 import msgspec
 from nats.aio.client import Client
@@ -25,6 +25,21 @@ def stored_of(msg: Msg) -> Stored:
         return Stored(int(tokens[5]), msg.subject, msg.data, int(tokens[7]))
     meta = msg.metadata  # the newer form, with domain and account; raises for anything else
     return Stored(meta.sequence.stream, msg.subject, msg.data, iso(meta.timestamp))
+
+
+class Delivery(NamedTuple):
+    seq: int  # the message's stream sequence
+    delivered: int  # how many times the consumer has delivered it (1: the first time)
+
+
+def delivery_of(msg: Msg) -> Delivery:
+    """A consumer's message: its sequence and delivery count from its reply subject (msg.metadata reads
+    all of it, a time included, for several times the cost: it is asked of every message consumed)."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":  # $JS.ACK.<stream>.<consumer>.<count>.<seq>…
+        return Delivery(int(tokens[5]), int(tokens[4]))
+    meta = msg.metadata  # the newer form, with domain and account; raises for anything else
+    return Delivery(meta.sequence.stream, meta.num_delivered)
 
 
 class _StreamState(msgspec.Struct):

@@ -6,9 +6,9 @@ import asyncio
 import functools
 import logging
 from collections import OrderedDict
-from dataclasses import replace
 from typing import Awaitable, Iterable
 
+import msgspec
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 from prometheus_client.core import Metric
@@ -26,11 +26,13 @@ from ..kernel.events import (
 from ..kernel.messages import Accepted, Conflict, Expect, Outgoing
 from ..kernel.metrics import JobMetrics, counter, gauge
 from ..kernel.provision import ORCHESTRATOR_FILTERS, orchestrator_consumer, recreated_lanes
+from ..kernel.read import delivery_of
 from ..kernel.supervise import backoff, describe, transient
 from ..kernel.vocabulary import TERMINAL
 from .decide import Emit, OpenRequests, decide, lost_dispatches
 from .state import TaskState, evolve, record, refreshed, start
 
+replace = msgspec.structs.replace
 log = logging.getLogger("darkroom.orchestrator")
 
 # What tells whether a requested job is still open.
@@ -171,11 +173,12 @@ class Orchestrator:
     async def _after(self, previous: asyncio.Future[None] | None, event: Event, msg: Msg) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # one task's events are handled in stream order
+        seq, delivered = delivery_of(msg)
         try:
-            await self.handle(event, msg.metadata.sequence.stream, msg.metadata.num_delivered)
+            await self.handle(event, seq, delivered)
         except GaveUp as exc:
             # Not acknowledged, so nothing is lost: any restart of this orchestrator gets it again too.
-            delay = backoff(msg.metadata.num_delivered, AGAIN_BASE_S, AGAIN_MAX_S)
+            delay = backoff(delivered, AGAIN_BASE_S, AGAIN_MAX_S)
             log.warning("%s; looking again from its history in %.1fs", exc, delay)
             await _settle(msg.nak(delay=delay))
             return
@@ -186,7 +189,7 @@ class Orchestrator:
                     "handling %s %s failed: %s; it will be redelivered", event.type, event.task_id, describe(exc)
                 )
             else:  # delivered again for as long as it fails (never dropped: its task would wait for ever)
-                delay = backoff(msg.metadata.num_delivered, AGAIN_BASE_S, AGAIN_MAX_S)
+                delay = backoff(delivered, AGAIN_BASE_S, AGAIN_MAX_S)
                 log.exception("handling %s %s failed; it comes again in %.1fs", event.type, event.task_id, delay)
             await _settle(msg.nak(delay=delay))
             return

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import aiosqlite
 
+from ..kernel import collector
 from ..kernel.bus import Bus
 from ..projector import store
 from ..projector.service import read_recorded
@@ -63,7 +62,7 @@ async def replay(
         try:
             projector = await Rebuild(db, bus.codec, KEEP_ROWS, writer, fetch=bus.stored).open()
             await read_recorded(bus, projector)
-            with _collector_spared():
+            with collector.spared():
                 result = await _run(bus, db, projector, live, verify, progress)
         except BaseException:
             await writer.abort()
@@ -95,20 +94,6 @@ async def _run(
     finally:
         await live_db.close()
     return ReplayResult(events, seconds, target, differences)
-
-
-@contextmanager
-def _collector_spared() -> Iterator[None]:
-    """A rebuild makes millions of short-lived objects, nearly all acyclic and freed within their
-    batch: the cyclic collector runs less often meanwhile, and never rescans what existed before."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 async def compare(live: aiosqlite.Connection, rebuilt: aiosqlite.Connection) -> list[str]:

@@ -21,6 +21,7 @@ from ..kernel.clock import now_iso
 from ..kernel.config import Config
 from ..kernel.events import JobEvent, JobProgress, JobRequested, JobStarted, PoisonEvent
 from ..kernel.metrics import JobMetrics
+from ..kernel.read import delivery_of
 from ..kernel.supervise import Loops, backoff, describe
 from .context import JobContext, PermanentError, Resources
 from .fence import is_over
@@ -254,7 +255,7 @@ class Worker:
     # -- one job --------------------------------------------------------------------------------
 
     async def _run(self, msg: Msg) -> None:
-        attempt = msg.metadata.num_delivered
+        attempt = delivery_of(msg).delivered
         try:
             job = self.bus.codec.decode(msg.data)
             if not isinstance(job, JobRequested):
@@ -319,7 +320,8 @@ class Worker:
             await self._start(job, attempt, job_type, msg)
 
     async def _start(self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg) -> None:
-        start = _Start(self, self._event(job, JobStarted, at=now_iso(), attempt=attempt, worker=self.name))
+        at = now_iso()
+        start = _Start(self.bus, lambda: self._event(job, JobStarted, at=at, attempt=attempt, worker=self.name))
         reporter = _ProgressReporter(self, job)
         began = time.monotonic()
         error: Exception | None = None
@@ -330,9 +332,7 @@ class Worker:
         finally:
             await start.settle()  # never stored after the outcome
         self.jobs.ran(job.job_type, time.monotonic() - began)
-        await self._attempted(
-            job, attempt, msg, error, {"started_at": start.event.at, "worker": self.name}, reporter.last()
-        )
+        await self._attempted(job, attempt, msg, error, {"started_at": at, "worker": self.name}, reporter.last())
 
     async def _attempted(
         self,
@@ -361,6 +361,7 @@ class Worker:
         self, job: JobRequested, attempt: int, job_type: JobType, msg: Msg, reporter: _ProgressReporter
     ) -> None:
         """Run the handler; heartbeat while it works; abandon it when it stops making progress."""
+        seq = delivery_of(msg).seq
         ctx = JobContext(
             job=job,
             attempt=attempt,
@@ -371,7 +372,7 @@ class Worker:
             publish=self.bus.publish_all,
             catch_up=lambda: self._wait_for_state(0),
             resources=self.resources,
-            seq=msg.metadata.sequence.stream,
+            seq=seq,
         )
         wait_for_state = job_type.needs_state(ctx)
         if not wait_for_state:
@@ -379,7 +380,7 @@ class Worker:
 
         async def run() -> None:
             if wait_for_state:  # heartbeats go on meanwhile: a lagging read model is no lost worker
-                await self._wait_for_state(msg.metadata.sequence.stream)
+                await self._wait_for_state(seq)
             ctx.folder = await self._current_folder(job)
             await job_type.run(ctx)
 
@@ -446,20 +447,26 @@ class Worker:
 
 class _Start:
     """A job's job.started, stored only once the job has run for STARTED_AFTER_S (with the time it started):
-    one that ends sooner says so in its outcome. Settled before the outcome is sent, so never stored after it."""
+    one that ends sooner says so in its outcome, and costs no more than a timer. Settled before the
+    outcome is sent, so never stored after it."""
 
-    def __init__(self, worker: Worker, event: JobStarted) -> None:
-        self.bus = worker.bus
-        self.event = event
-        self._posting = asyncio.ensure_future(self._post_later())
+    def __init__(self, bus: Bus, started: Callable[[], JobStarted]) -> None:
+        self.bus = bus
+        self.started = started
+        self._timer = asyncio.get_running_loop().call_later(STARTED_AFTER_S, self._post)
+        self._posting: asyncio.Future[asyncio.Future[tuple[int, bool]]] | None = None
+        self.event: JobStarted | None = None
 
-    async def _post_later(self) -> asyncio.Future[tuple[int, bool]]:
-        await asyncio.sleep(STARTED_AFTER_S)
+    def _post(self) -> None:
+        self.event = event = self.started()
         # Not awaited: one connection stores it before the outcome, and waiting costs a round trip.
-        return await self.bus.post(self.event, f"job:{self.event.job_id}:started:{self.event.attempt}")
+        self._posting = asyncio.ensure_future(self.bus.post(event, f"job:{event.job_id}:started:{event.attempt}"))
 
     async def settle(self) -> None:
         """No job.started from now on; one sent is confirmed (one lost only loses a status)."""
+        self._timer.cancel()
+        if self._posting is None or self.event is None:
+            return
         self._posting.cancel()  # nothing, once it is sent
         sent: asyncio.Future[tuple[int, bool]] | BaseException
         (sent,) = await asyncio.gather(self._posting, return_exceptions=True)

@@ -228,7 +228,7 @@ async def test_a_request_stored_by_an_orchestrator_that_stopped_right_after_is_t
 async def test_a_request_stored_behind_the_orchestrators_back_is_neither_stored_again_nor_lost(
     system: System, step_s
 ) -> None:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from darkroom.orchestrator.decide import decide
     from darkroom.orchestrator.state import record, start

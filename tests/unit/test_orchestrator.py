@@ -8,8 +8,6 @@ decide() computes are checked too. A job.requested is the work itself (CONTRACT 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import msgspec
 import pytest
 
@@ -641,7 +639,7 @@ def test_a_task_is_running_from_its_first_request_and_needs_no_start():
 
 def test_decide_does_not_change_the_state():
     state = fold(requested())
-    snapshot = replace(state)
+    snapshot = msgspec.structs.replace(state)
     decide(state, THRESHOLD)
     assert state == snapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from darkroom.kernel.messages import Stored
-from darkroom.kernel.read import stored_of
+from darkroom.kernel.read import delivery_of, stored_of
 
 NS = 1_764_419_450_311_400_000  # 2025-11-29T12:30:50.3114Z
 
@@ -28,6 +28,14 @@ def test_the_newer_reply_form_with_domain_and_account_is_read_too():
     msg = Msg(_client=None, subject="darkroom.task._.T1.started", reply=reply, data=b"{}")
     stored = stored_of(msg)
     assert (stored.seq, stored.at) == (43, "2025-11-29T12:30:50.311Z")
+
+
+def test_a_consumed_message_says_its_sequence_and_delivery_count_as_its_metadata_does():
+    from nats.aio.msg import Msg
+
+    for reply in (f"$JS.ACK.DARKROOM.c1.3.42.7.{NS}.0", f"$JS.ACK._.ACCHASH.DARKROOM.c1.3.42.8.{NS}.0.RANDOM"):
+        msg = Msg(_client=None, subject="darkroom.job._.T1.completed", reply=reply, data=b"{}")
+        assert delivery_of(msg) == (msg.metadata.sequence.stream, msg.metadata.num_delivered) == (42, 3)
 
 
 def test_a_given_time_is_kept_as_given():
