@@ -212,6 +212,8 @@ class Orchestrator:
             self._acking.cancel()
             self._acking = None
         handled, self._handled = self._handled, []
+        if self.bus.nc.is_closed:
+            return  # they come again after the ack wait, and their decisions are stored: guards refuse a second
         for msg in handled:
             await _settle(msg.ack())
 
