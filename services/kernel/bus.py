@@ -22,6 +22,7 @@ from .config import NatsConfig
 from .events import Codec, Event
 from .messages import Accepted, Expect, Outgoing, Stored
 from .natsauth import connect_options
+from .natsclient import NatsClient
 from .provision import read_config
 from .publish import ACK_TIMEOUT_S, WRONG_LAST_SEQUENCE, PublishAcks, settled, transient
 from .read import READ_TIMEOUT_S, Pull, at_request, direct_got, newest_request, stream_end, up_to
@@ -82,7 +83,7 @@ class Bus:
                 listener()
 
         servers, options = connect_options(url, security)
-        nc = Client()
+        nc = NatsClient()
         # Seconds, fractions included (nats-py annotates them as int).
         waits: dict[str, Any] = {
             "reconnect_time_wait": RECONNECT_WAIT_S,

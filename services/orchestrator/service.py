@@ -46,6 +46,10 @@ MAX_CONFLICTS = 5
 # A message whose handling failed, or whose decision was given up, comes again after this backoff.
 AGAIN_BASE_S = 1.0
 AGAIN_MAX_S = 30.0
+# A handled message's acknowledgement waits at most this long for the next decision to leave with:
+# each write wakes the server (and here a write costs a context switch), and the ack is needed by
+# no one but the ack wait.
+ACK_DELAY_S = 0.005
 
 
 class GaveUp(Exception):
@@ -73,6 +77,9 @@ class Orchestrator:
         self._sub: JetStreamContext.PushSubscription | None = None
         self._stopping = False
         self.poisoned = 0
+        self._handled: list[Msg] = []  # decided and stored, not yet acknowledged
+        self._acking: asyncio.TimerHandle | None = None
+        self._acks: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         config = await orchestrator_consumer(self.bus.jsm, self.name)
@@ -99,6 +106,7 @@ class Orchestrator:
         pending = [f for f in self._chains.values() if not f.done()]
         if pending:
             await asyncio.wait(pending, timeout=10)
+        await self._acknowledge()
 
     async def recover_lost_dispatches(self) -> int:
         """Store again the open requests no worker would ever be handed: those stored before a lane
@@ -196,7 +204,28 @@ class Orchestrator:
         if event.task_id in self.given_up:
             self.given_up.discard(event.task_id)
             log.info("task %s decided again after its decision was given up", event.task_id)
-        await _settle(msg.ack())
+        self._handled.append(msg)
+        if self._acking is None:
+            self._acking = asyncio.get_running_loop().call_later(ACK_DELAY_S, self._acknowledge_later)
+
+    async def _acknowledge(self) -> None:
+        """Acknowledge every message handled so far; called before a decision is published, the
+        acks go out in the same write (publishing does not yield to the loop)."""
+        if self._acking is not None:
+            self._acking.cancel()
+            self._acking = None
+        handled, self._handled = self._handled, []
+        if self.bus.nc.is_closed:
+            return  # they come again after the ack wait, and their decisions are stored: guards refuse a second
+        for msg in handled:
+            await _settle(msg.ack())
+
+    def _acknowledge_later(self) -> None:
+        self._acking = None
+        if self._handled:
+            acks = asyncio.ensure_future(self._acknowledge())
+            self._acks.add(acks)
+            acks.add_done_callback(self._acks.discard)
 
     async def handle(self, event: Event, seq: int, delivery: int = 1) -> None:
         if not event.task_id:
@@ -334,6 +363,7 @@ class Orchestrator:
         return again if again is not None else await self.load(state.project_id, state.task_id)
 
     async def _execute(self, state: TaskState, actions: list[Emit]) -> TaskState:
+        await self._acknowledge()
         results = await self.bus.send_many_settled(
             [self.bus.outgoing(action.event, action.msg_id, action.expect) for action in actions]
         )
