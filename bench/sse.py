@@ -7,106 +7,110 @@ project page does). The bench stores `photo.keep_changed` events at `--rate` eve
 the projects for `--seconds` (each one an `item` message, and a `pending_changes` one, to every
 client of its project) and measures, for every message a client receives, its delivery lag: from
 the event's `at` (when the bench made it, just before storing it) to when the client read it.
+The clients are read in `--client-processes` processes of their own (bench/sse_readers.py): one
+process reading every stream lags by itself, and its pauses would count as Darkroom's.
 
 One more client follows every project and reads nothing until the run is over (a stalled browser
 tab): it must delay no other client (the lag of the clients of its project is printed apart) and,
 once it reads, lose nothing (every message of the run, in order, no `reset`).
 
-    python bench/sse.py [--clients 1000] [--rate 1000] [--seconds 10] [--projects 100]
+    python bench/sse.py [--clients 1000] [--rate 1000] [--seconds 10] [--projects 100] [--client-processes 4]
 
 Prints the lag p50/p99/max over all clients, per-client delivery (messages expected and received),
-the stalled client's check, and the CPU of darkroom and nats-server meanwhile.
+the stalled client's check, and the CPU of darkroom, nats-server and the bench's processes meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import aiohttp
-import msgspec
 from _common import BenchError, bench_main, cpu_seconds
 from derivatives import Darkroom
+from sse_readers import Client
 
 from darkroom.kernel.bus import Bus
-from darkroom.kernel.clock import parse_iso
 from darkroom.kernel.events import PhotoFileAdded, PhotoKeepChanged
 from darkroom.kernel.natsd import NatsServer
 
 GOAL_P99_MS = 50.0
 TICK_S = 0.01  # events are stored in small bursts this far apart
+READERS = Path(__file__).with_name("sse_readers.py")
 
 
-def percentile(values: list[float], share: float) -> float:
+def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)] if ordered else math.nan
 
 
-class Photo(msgspec.Struct):
-    updated_at: str
-
-
-class Item(msgspec.Struct):
-    """What the bench reads of an `item` message (the rest is skipped unread)."""
-
-    photo: Photo
-
-
-ITEM = msgspec.json.Decoder(Item)
-
-
 @dataclass
-class Client:
-    """Reads one SSE stream; keeps when each `item` message was made and read, and the ids it saw.
-    As little as it can per message, so that the bench's own reading adds little to the lag it measures."""
+class Delivered:
+    """What one client read, as its reader process tells it."""
 
     url: str
-    keep_ids: bool = False
-    made_read: list[tuple[str, float]] = field(default_factory=list)
-    items: int = 0
-    ids: list[str] = field(default_factory=list)
-    resets: int = 0
-    connected: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self, http: aiohttp.ClientSession, stalled_until: asyncio.Event | None = None) -> None:
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        async with http.get(self.url, timeout=timeout) as response:
-            if response.status != 200:
-                raise BenchError(f"GET {self.url} answered {response.status}")
-            self.connected.set()
-            if stalled_until is not None:
-                await stalled_until.wait()  # nothing read meanwhile: the server's writes back up
-            pending = b""
-            async for chunk in response.content.iter_any():
-                now = time.time()
-                pending += chunk
-                *messages, pending = pending.split(b"\n\n")
-                for message in messages:
-                    self._message(message, now)
-
-    def _message(self, message: bytes, now: float) -> None:
-        fields = dict(line.split(b": ", 1) for line in message.split(b"\n") if b": " in line and line[:1] != b":")
-        event = fields.get(b"event")
-        if event == b"reset":
-            self.resets += 1
-        if self.keep_ids and event is not None and b"id" in fields:
-            self.ids.append(fields[b"id"].decode())
-        if event == b"item":
-            self.items += 1
-            self.made_read.append((ITEM.decode(fields[b"data"]).photo.updated_at, now))
+    items: int
+    resets: int
+    lags_ms: list[float]
 
     @property
-    def lags_ms(self) -> list[float]:
-        made = {at: parse_iso(at).timestamp() for at in {at for at, _ in self.made_read}}
-        return [(now - made[at]) * 1000 for at, now in self.made_read]
+    def folder(self) -> str:
+        return self.url.rsplit("=", 1)[1]
+
+
+class Readers:
+    """bench/sse_readers.py: a process reading some of the clients' streams."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def connect(cls, urls: list[str]) -> Readers:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(READERS),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 28,  # the last answer: every lag of its clients on one line
+        )
+        readers = cls(process)
+        await readers.tell({"urls": urls})
+        await readers.answer()  # every stream open
+        return readers
+
+    async def tell(self, message: dict) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def answer(self) -> dict:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise BenchError(f"bench/sse_readers.py exited with {await self.process.wait()}")
+        return json.loads(line)
+
+    async def delivered(self, expected: dict[str, int], drain_s: float) -> tuple[list[Delivered], float]:
+        """What each client read once it has all `expected` (or `drain_s` passed), and the CPU used."""
+        await self.tell({"expected": expected, "drain_s": drain_s})
+        answer = await self.answer()
+        await self.process.wait()
+        return [Delivered(**c) for c in answer["clients"]], answer["cpu_s"]
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
 
 
 async def projects(http: aiohttp.ClientSession, base_url: str, bus: Bus, count: int) -> list[tuple[str, str]]:
@@ -149,6 +153,7 @@ async def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="darkroom-sse-bench-"))
     server = NatsServer(root / "nats", args.sync)
     darkroom: Darkroom | None = None
+    readers: list[Readers] = []
     try:
         await server.start()
         darkroom = Darkroom(root, server.url, os.cpu_count() or 1)
@@ -159,18 +164,16 @@ async def run(args: argparse.Namespace) -> int:
             try:
                 made = await projects(http, darkroom.base_url, bus, args.projects)
                 await asyncio.sleep(0.5)  # the photos in the read model before the clients connect
-                clients = [
-                    Client(f"{darkroom.base_url}/api/events?project={made[n % len(made)][1]}")
-                    for n in range(args.clients)
-                ]
+                urls = [f"{darkroom.base_url}/api/events?project={made[n % len(made)][1]}" for n in range(args.clients)]
+                processes = max(1, min(args.client_processes, args.clients))
+                readers = list(await asyncio.gather(*(Readers.connect(urls[n::processes]) for n in range(processes))))
                 stalled = Client(f"{darkroom.base_url}/api/events", keep_ids=True)
                 release = asyncio.Event()
-                tasks = [asyncio.ensure_future(c.run(http)) for c in clients]
-                tasks.append(asyncio.ensure_future(stalled.run(http, release)))
-                await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in [*clients, stalled])), 60)
+                reading = asyncio.ensure_future(stalled.run(http, release))
+                await asyncio.wait_for(stalled.connected.wait(), 60)
                 print(
-                    f"bench: {args.clients} SSE clients over {args.projects} projects, and one stalled on all; "
-                    f"storing {args.rate:g} events/s for {args.seconds:g} s",
+                    f"bench: {args.clients} SSE clients over {args.projects} projects in {processes} processes, "
+                    f"and one stalled on all; storing {args.rate:g} events/s for {args.seconds:g} s",
                     flush=True,
                 )
                 assert server.process is not None
@@ -181,27 +184,23 @@ async def run(args: argparse.Namespace) -> int:
                 expected_each = {folder: 0 for _, folder in made}
                 for n in range(stored):
                     expected_each[made[n % len(made)][1]] += 1
-
-                async def delivered() -> bool:
-                    return all(c.items >= expected_each[c.url.rsplit("=", 1)[1]] for c in clients)
-
-                deadline = time.monotonic() + args.drain_s
-                while not await delivered() and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
+                ending = await asyncio.gather(*(r.delivered(expected_each, args.drain_s) for r in readers))
                 seconds = time.perf_counter() - began
                 cpu = {name: (cpu_seconds(pid) - cpu[name], seconds) for name, pid in pids.items()}
+                cpu[f"bench readers ({len(readers)})"] = (sum(used for _, used in ending), seconds)
+                clients = [c for delivered, _ in ending for c in delivered]
                 release.set()
                 deadline = time.monotonic() + args.drain_s
                 while stalled.items < stored and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
             finally:
                 await bus.close()
             report(args, clients, stalled, made, stored, expected_each, cpu)
         return 0
     finally:
+        await asyncio.gather(*(r.stop() for r in readers))
         if darkroom is not None:
             await darkroom.stop()
         await server.stop()
@@ -210,7 +209,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def report(
     args: argparse.Namespace,
-    clients: list[Client],
+    clients: list[Delivered],
     stalled: Client,
     made: list[tuple[str, str]],
     stored: int,
@@ -218,11 +217,11 @@ def report(
     cpu: dict[str, tuple[float, float]],
 ) -> None:
     lags = [lag for c in clients for lag in c.lags_ms]
-    short = [c for c in clients if c.items < expected_each[c.url.rsplit("=", 1)[1]]]
-    beside = [lag for c in clients if c.url.endswith(f"={made[0][1]}") for lag in c.lags_ms]
+    short = [c for c in clients if c.items < expected_each[c.folder]]
+    beside = [lag for c in clients if c.folder == made[0][1] for lag in c.lags_ms]
     print(
         f"stored {stored} events; {len(lags):,} item messages delivered to {len(clients)} clients "
-        f"({len(short)} short of what their project got)"
+        f"({len(short)} short of what their project got, {sum(c.resets for c in clients)} resets)"
     )
     print(
         f"delivery lag: p50 {percentile(lags, 0.5):.1f} ms, p99 {percentile(lags, 0.99):.1f} ms, "
@@ -248,6 +247,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0, help="events stored per second (default 1000)")
     p.add_argument("--seconds", type=float, default=10.0, help="how long events are stored (default 10)")
     p.add_argument("--projects", type=int, default=100, help="projects the clients and events spread over")
+    p.add_argument("--client-processes", type=int, default=4, help="processes the clients are read in (default 4)")
     p.add_argument("--sync", default="2m", help="nats sync_interval (default 2m)")
     p.add_argument("--drain-s", type=float, default=60.0, help="how long delivery may take after the last event")
     return p.parse_args(argv)

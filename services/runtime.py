@@ -43,6 +43,7 @@ from .kernel.supervise import Loops, retrieved
 from .kernel.vocabulary import LANES
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
+from .projector.checkpoints import Checkpoints
 from .projector.engine import Projector
 from .projector.keeper import Keeper, KeptElsewhere
 from .projector.queries import NOTIFIED_POLL_S, ReadModel
@@ -86,6 +87,7 @@ class Runtime:
 
     buses: dict[str, Bus] = field(default_factory=dict)
     projector: ProjectorService | None = None
+    checkpoints: Checkpoints | None = None  # of the read model the projector keeps
     orchestrator: Orchestrator | None = None
     schedule: Schedule | None = None
     worker: Worker | None = None
@@ -134,9 +136,11 @@ class Runtime:
         if keeps:
             bus = self.buses.get("projector") or await self._bus("projector")
             db = await open_db(self.read_model)
+            self.checkpoints = await Checkpoints.open(self.read_model, db)
             engine = await Projector(db, self.codec).open()
             self.projector = ProjectorService(bus, engine, self.loops)
             await self.projector.start()
+            self.checkpoints.start(self.loops)
         if "orchestrator" in self.roles:
             bus = self.buses.get("orchestrator") or await self._bus("orchestrator")
             self.orchestrator = Orchestrator(
@@ -413,6 +417,8 @@ class Runtime:
             self.pool.shutdown(wait=False, cancel_futures=True)
             for process in processes:
                 process.terminate()
+        if self.checkpoints is not None:
+            await self.checkpoints.close()
         if self.projector is not None:
             await self.projector.projector.db.close()
         if self.keeper is not None:

@@ -7,6 +7,7 @@ scrape time is a handful of NATS requests and queries over small tables or parti
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Awaitable, Callable, Iterable, Sequence
 
@@ -169,6 +170,11 @@ def process_families(counters: Counters, loops: Loops, buses: dict[str, Bus]) ->
             counters.duplicates,
         )
         yield gauge("darkroom_loops_down", "Loops of this process retrying right now", len(loops.down))
+        yield gauge(
+            "darkroom_gc_frozen_objects",
+            "Objects made at start-up that garbage collections leave out (a full one walks only the rest)",
+            gc.get_freeze_count(),
+        )
         connections = sorted(buses.items())
         yield gauge(
             "darkroom_nats_connected",

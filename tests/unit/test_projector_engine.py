@@ -25,6 +25,7 @@ from darkroom.kernel.events import (
 from darkroom.kernel.messages import Stored
 from darkroom.projector import engine as engine_module
 from darkroom.projector import store
+from darkroom.projector.checkpoints import Checkpoints
 from darkroom.projector.engine import Projector
 from darkroom.projector.queries import AFTER_EVERYTHING, OutboxTail, ReadModel, parse_event_id
 from darkroom.projector.store import CHECKPOINT, PRUNED_THROUGH
@@ -576,3 +577,25 @@ async def test_a_writer_that_fails_says_why_and_leaves_whole_batches(db, tmp_pat
         await projector.settle()
     await writer.abort()
     assert await store.get_meta(db, CHECKPOINT) == 2
+
+
+async def test_the_projectors_commits_leave_copying_the_wal_into_the_file_to_a_connection_of_its_own(tmp_path):
+    """A checkpoint ends in an fsync: made by the commit that crossed 1,000 WAL pages, it held up
+    that commit and every SSE client waiting for it."""
+    path = tmp_path / "read.sqlite"
+    db = await store.open_db(path)
+    checkpoints = await Checkpoints.open(path, db)
+    try:
+        projector = await Projector(db, CODEC).open()
+        before = path.stat().st_size
+        for n in range(150):  # a commit per task, some ten pages each: well past 1,000 pages
+            await projector.apply_batch(
+                [Stored(s.seq + 11 * n, s.subject, s.data, s.at) for s in one_task_log(f"T{n}")]
+            )
+        assert path.stat().st_size == before  # every commit went to the WAL, none into the file
+        await checkpoints.once()
+        assert path.stat().st_size > before
+        assert len(await rows(db, "SELECT id FROM tasks")) == 150
+    finally:
+        await checkpoints.close()
+        await db.close()
