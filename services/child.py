@@ -1,7 +1,7 @@
 """The second Python process of `darkroom up`: some of its services (the worker) on the other core.
 
-`up` starts it as `darkroom child --roles ROLE…`, tethered like its nats-server (it dies with `up`,
-even by kill -9), and hands it, on its stdin, the configuration `up` resolved (first line, JSON),
+`up` starts it as `darkroom child --roles ROLE…` (from `-c`: see ENTRY), tethered like its nats-server
+(it dies with `up`, even by kill -9), and hands it, on its stdin, the configuration `up` resolved (first line, JSON),
 then a line for each commit of `up`'s projector (so the read model is not polled) and for each photo
 an upload has saved (whose derivatives it starts at once). It logs
 on `up`'s stderr, and serves `/readyz` and `/metrics` on a loopback port that `up` asks: `up`'s own
@@ -32,6 +32,9 @@ log = logging.getLogger("darkroom")
 APPLIED, PHOTO = b"applied ", b"photo "  # the lines after the first: `applied SEQ`, `photo PATH`
 
 COMMAND = "child"
+# Run as -c, not -m: a process pool started with spawn runs its parent's main module again in each of
+# its processes, so the image processes would import the CLI and its libraries; with none they do not.
+ENTRY = "import sys; from darkroom.cli import main; sys.exit(main())"
 CHILD_ROLES = ("worker",)
 HOST = "127.0.0.1"
 # A child that exits this often within the window is not started again: `up` ends (exit 1) naming it.
@@ -98,7 +101,7 @@ class Child:
     async def _launch(self) -> None:
         assert self._config is not None
         self.port = free_port(HOST)
-        argv = [sys.executable, "-m", "darkroom.cli", COMMAND, "--roles", ",".join(self.roles)]
+        argv = [sys.executable, "-c", ENTRY, COMMAND, "--roles", ",".join(self.roles)]
         argv += ["--data", str(self.data_dir), "--log-format", self.log_format, "--log-level", self.log_level]
         self.process = await asyncio.create_subprocess_exec(
             *tether.command(os.getpid(), argv),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import signal
 import struct
@@ -28,6 +29,7 @@ def _dated(icc: bytes, stamp: bytes = struct.pack(">6H", 2000, 1, 1, 0, 0, 0)) -
 
 
 SRGB_ICC = _dated(ImageCms.ImageCmsProfile(_SRGB).tobytes())  # embedded in every derivative
+FIT_BAND_ROWS = 256  # rows of the preview resampled at a time
 _EIGHT_BIT = ("L", "LA", "RGB", "RGBA", "CMYK")  # modes kept as they are until the colour conversion
 T = Image.Transpose
 _TRANSPOSE = {
@@ -91,10 +93,13 @@ def make_derivatives(source: str, thumb: str, preview: str, spec: Spec) -> Metad
     with image as img:
         small = _shrunk(img, spec)
         meta = _metadata(img.getexif() if exif is None else exif, size)
-        oriented = _to_srgb(_oriented(small, meta.orientation), img.info.get("icc_profile"))
-        _save(oriented, preview, "JPEG", quality=spec.preview_quality, optimize=True, icc_profile=SRGB_ICC)
-        oriented.thumbnail((spec.thumb_dim, spec.thumb_dim), Image.Resampling.LANCZOS)
-        _save(oriented, thumb, "WEBP", quality=spec.thumb_quality, method=4, icc_profile=SRGB_ICC)
+        icc = img.info.get("icc_profile")
+        if small is not img:
+            img.close()  # the source's pixels go now: the preview's alone are held while it is encoded
+    oriented = _to_srgb(_oriented(small, meta.orientation), icc)
+    _save(oriented, preview, "JPEG", quality=spec.preview_quality, optimize=True, icc_profile=SRGB_ICC)
+    oriented.thumbnail((spec.thumb_dim, spec.thumb_dim), Image.Resampling.LANCZOS)
+    _save(oriented, thumb, "WEBP", quality=spec.thumb_quality, method=4, icc_profile=SRGB_ICC)
     return meta
 
 
@@ -136,9 +141,40 @@ def _shrunk(img: Image.Image, spec: Spec) -> Image.Image:
             return small
     img.load()
     # Shrink first: rotating and converting colours at full size would cost memory and time.
-    small = _eight_bit(img)
-    small.thumbnail((spec.preview_dim, spec.preview_dim), Image.Resampling.LANCZOS)
-    return small
+    return _fitted(_eight_bit(img), spec.preview_dim)
+
+
+def _fitted(img: Image.Image, most: int) -> Image.Image:
+    """What img.thumbnail((most, most), LANCZOS) gives (to a level at most, where a band's edge rounds
+    otherwise), resampled a band of rows at a time: Pillow resamples across, then down, through an
+    intermediate image as wide as the result and as high as the source (16 MB more held at the peak
+    of a 24 MP JPEG's preview). Sources twice the size or more are left to thumbnail, which reduces them
+    by whole factors first."""
+    size = fitted_size(img.size, most)
+    width, height = img.size
+    if size is None or width >= 2 * size[0] or height >= 2 * size[1]:
+        img.thumbnail((most, most), Image.Resampling.LANCZOS)
+        return img
+    out = Image.new(img.mode, size)
+    scale = height / size[1]
+    edges = [*range(0, size[1], FIT_BAND_ROWS), size[1]]
+    for top, bottom in zip(edges, edges[1:]):
+        box = (0, top * scale, width, bottom * scale)  # the source rows this band is made from
+        out.paste(img.resize((size[0], bottom - top), Image.Resampling.LANCZOS, box=box), (0, top))
+    return out
+
+
+def fitted_size(size: tuple[int, int], most: int) -> tuple[int, int] | None:
+    """The size Image.thumbnail((most, most)) gives an image of `size`, None when it fits already."""
+    width, height = size
+    if width <= most and height <= most:
+        return None
+    aspect = width / height
+    if aspect <= 1:  # the height becomes `most`, the width the nearest to the aspect
+        width = min(math.floor(most * aspect), math.ceil(most * aspect), key=lambda n: abs(aspect - n / most))
+        return max(width, 1), most
+    height = min(math.floor(most / aspect), math.ceil(most / aspect), key=lambda n: n and abs(aspect - most / n))
+    return most, max(height, 1)
 
 
 def _oriented(img: Image.Image, orientation: int | None) -> Image.Image:

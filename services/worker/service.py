@@ -494,7 +494,8 @@ class _ProgressReporter:
 
     async def report(self, done: int, total: int) -> None:
         self.pending = (done, total)
-        if self.clock() - self.sent_at >= PROGRESS_EVERY_S:
+        # All done: the outcome, moments away, carries it (a photo uploaded alone stored one more event).
+        if done < total and self.clock() - self.sent_at >= PROGRESS_EVERY_S:
             await self.flush()
 
     async def flush(self) -> None:

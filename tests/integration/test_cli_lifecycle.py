@@ -77,7 +77,7 @@ def _descendants(pid: int) -> set[int]:
 
 def _second(up: asyncio.subprocess.Process) -> int:
     """`up`'s second Python process (its worker), the one there is."""
-    (child,) = [pid for pid in _children(up.pid) if "darkroom.cli child" in _program(pid)]
+    (child,) = [pid for pid in _children(up.pid) if " child --roles " in _program(pid)]
     return child
 
 
@@ -328,5 +328,5 @@ async def test_up_with_one_process_runs_every_service_in_it(tmp_path: Path, spaw
 
 
 def _second_or_none(up: asyncio.subprocess.Process) -> int | None:
-    found = [pid for pid in _children(up.pid) if "darkroom.cli child" in _program(pid) and _alive(pid)]
+    found = [pid for pid in _children(up.pid) if " child --roles " in _program(pid) and _alive(pid)]
     return found[0] if found else None

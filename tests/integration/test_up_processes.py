@@ -67,5 +67,43 @@ async def test_an_uploaded_photos_derivatives_start_in_the_worker_process_while_
         assert await asyncio.wait_for(up.wait(), 15) == 0
 
 
+async def test_the_image_processes_load_only_what_image_work_needs(tmp_path: Path) -> None:
+    """Spawned image processes run their parent's main module again unless it has none: the CLI would
+    bring its configuration, logging and NATS libraries into each (memory held by every one of them)."""
+    data, port = tmp_path / "data", free_port()
+    up = await asyncio.create_subprocess_exec(
+        *darkroom_cli("up", "--data", str(data), "--port", str(port)),
+        env=cli_env(DARKROOM_UP__PROCESSES="2", DARKROOM_PROCESSING__WORKERS="2"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await until_ready(f"http://127.0.0.1:{port}", up, "darkroom up")
+        images = await eventually(lambda: _image_processes(up.pid, 2), 30, "two image processes")
+        for pid in images:
+            libraries = Path(f"/proc/{pid}/maps").read_text()
+            assert "PIL/_imaging" in libraries  # what the check below looks at is there to be seen
+            assert "msgspec/_core" not in libraries, f"image process {pid} imported the CLI's libraries"
+    finally:
+        up.terminate()
+        assert await asyncio.wait_for(up.wait(), 15) == 0
+
+
+async def _image_processes(root: int, count: int) -> list[int] | None:
+    """`count` processes below `root` that a process pool spawned, once each has imported Pillow."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                todo += [int(child) for child in children.read_text().split()]
+            spawned = b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            if spawned and "PIL/_imaging" in Path(f"/proc/{pid}/maps").read_text():
+                found.append(pid)
+        except OSError:  # gone meanwhile
+            continue
+    return found if len(found) >= count else None
+
+
 async def _now(value: bool) -> bool:
     return value

@@ -11,11 +11,20 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageChops, ImageCms
 from PIL.ExifTags import IFD, Base
 
 from darkroom.kernel.photos import derivative_source
-from darkroom.worker.imaging import ImageTooLarge, Metadata, Spec, init_worker, make_derivatives, read_metadata
+from darkroom.worker.imaging import (
+    ImageTooLarge,
+    Metadata,
+    Spec,
+    _fitted,
+    fitted_size,
+    init_worker,
+    make_derivatives,
+    read_metadata,
+)
 from darkroom.worker.rawpreview import NoPreview
 from tests.conftest import PHOTOS
 from tests.imagefiles import dng, solid_png
@@ -168,3 +177,51 @@ def test_the_embedded_profile_carries_no_time_of_making_so_a_photo_made_again_gi
         with Image.open(made) as image:
             profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"])).profile
         assert profile.creation_date == datetime(2000, 1, 1)  # whatever the clock of the image process
+
+
+@pytest.mark.parametrize("most", [7, 64, 2048])
+def test_the_preview_s_size_is_the_one_pillow_s_thumbnail_gives(most: int) -> None:
+    sizes = [(w, h) for w in (1, 5, 63, 64, 65, 199, 4000, 6000, 6001) for h in (1, 3, 64, 333, 3999, 4000, 6000)]
+    for size in sizes:
+        img = Image.new("1", size)
+        img.thumbnail((most, most))
+        assert fitted_size(size, most) == (img.size if img.size != size else None), size
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_a_preview_resampled_by_bands_is_the_whole_image_resampled(mode: str) -> None:
+    source = Image.effect_mandelbrot((1500, 1000), (-2.0, -1.0, 1.0, 1.0), 60).convert(mode)
+    expected = source.copy()
+    expected.thumbnail((1024, 1024), Image.Resampling.LANCZOS)
+    got = _fitted(source, 1024)
+    assert got.size == expected.size and got.mode == expected.mode
+    # A band's edge may round a sample the other way.
+    assert all(high <= 1 for _, high in _extrema(ImageChops.difference(got, expected)))
+
+
+def _extrema(img: Image.Image) -> list[tuple[int, int]]:
+    found = img.getextrema()
+    return [found] if img.mode == "L" else list(found)  # type: ignore[list-item]
+
+
+def test_a_24_mp_jpeg_s_preview_is_made_without_the_whole_intermediate_image(tmp_path: Path) -> None:
+    """An image process's peak: the decoded source and the preview, not also an image as wide as the
+    preview and as high as the source."""
+    source = tmp_path / "big.jpg"
+    Image.effect_noise((6000, 4000), 60).convert("RGB").save(source, quality=85)
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=init_worker) as fresh:
+        grown_mb = fresh.submit(_peak_growth_mb, str(source), str(tmp_path)).result(timeout=120)
+    decoded_mb, preview_mb, intermediate_mb = 3000 * 2000 * 4 / 2**20, 2048 * 1365 * 4 / 2**20, 2048 * 2000 * 4 / 2**20
+    assert grown_mb < decoded_mb + preview_mb + intermediate_mb / 2, f"{grown_mb:.0f} MB"
+
+
+def _peak_growth_mb(source: str, folder: str) -> float:
+    """How much the peak RSS of this (fresh) process grows while it makes one photo's derivatives."""
+
+    def peak() -> float:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+    before = peak()
+    make_derivatives(source, f"{folder}/t.webp", f"{folder}/p.jpg", SPEC)
+    return peak() - before

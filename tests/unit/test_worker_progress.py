@@ -44,6 +44,22 @@ async def test_a_long_job_reports_at_most_every_interval_and_its_outcome_the_las
     assert await progress_stored(10, PROGRESS_EVERY_S / 2) == ([(1, 10), (3, 10), (5, 10), (7, 10), (9, 10)], (10, 10))
 
 
+async def test_the_last_progress_goes_with_the_outcome_even_after_the_interval():
+    assert await progress_stored(2, PROGRESS_EVERY_S) == ([(0, 2), (1, 2)], (2, 2))
+
+
+async def test_a_photo_uploaded_alone_stores_no_progress_however_long_its_image_work_waits():
+    worker, clock = Recorder(), Clock()
+    reporter = _ProgressReporter(worker, job=None, clock=clock)  # type: ignore[arg-type]
+    await reporter.report(0, 1)
+    clock.now += 10 * PROGRESS_EVERY_S  # behind other photos in the image processes
+    await reporter.report(1, 1)
+    assert worker.sent == [] and reporter.last() == (1, 1)
+
+
 async def test_an_outcome_carries_no_progress_a_job_progress_stored():
-    sent, last = await progress_stored(2, PROGRESS_EVERY_S)
-    assert sent[-1] == (2, 2) and last == (None, None)
+    worker, clock = Recorder(), Clock()
+    reporter = _ProgressReporter(worker, job=None, clock=clock)  # type: ignore[arg-type]
+    clock.now += PROGRESS_EVERY_S
+    await reporter.report(1, 2)
+    assert worker.sent == [(1, 2)] and reporter.last() == (None, None)
