@@ -9,7 +9,6 @@ import os
 import socket
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 from aiohttp import web
@@ -39,7 +38,7 @@ from .kernel.natsd import free_port
 from .kernel.ownership import hand_over
 from .kernel.provision import provision
 from .kernel.subjects import STREAM, lane_consumer
-from .kernel.supervise import Loops, retrieved
+from .kernel.supervise import Loops
 from .kernel.vocabulary import LANES
 from .orchestrator.schedule import Schedule
 from .orchestrator.service import Orchestrator
@@ -51,8 +50,8 @@ from .projector.service import ProjectorService
 from .projector.store import open_db, read_model_path, worker_read_model_path
 from .worker.context import Resources
 from .worker.derivations import Derivations, spec_of
-from .worker.imaging import init_worker
 from .worker.jobtype import JobType
+from .worker.pool import end_pool, open_pool
 from .worker.service import Worker
 
 log = logging.getLogger("darkroom")
@@ -152,13 +151,7 @@ class Runtime:
         if "worker" in self.roles:
             bus = self.buses.get("worker") or await self._bus("worker")
             self.worker_read = await ReadModel.open(self.read_model, self.loops)
-            # The image processes die with this one, even when it is killed while they start.
-            self.pool = ProcessPoolExecutor(
-                self.config.processing.workers,
-                mp_context=get_context("spawn"),
-                initializer=init_worker,
-                initargs=(os.getpid(),),
-            )
+            self.pool = open_pool(self.config.processing.workers)
             name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
             self.derivations = Derivations(self.pool, spec_of(self.config.processing))
             resources = Resources(
@@ -179,11 +172,6 @@ class Runtime:
                 jobs=self._job_metrics(),
             )
             await self.worker.start()
-            # Starting image processes takes a moment: do it now, not in the first upload's time.
-            loop = asyncio.get_running_loop()
-            for _ in range(self.config.processing.workers):
-                # Only a head start: one that a stop cuts short says nothing (the pool is gone).
-                loop.run_in_executor(self.pool, init_worker).add_done_callback(retrieved)
         if "api" in self.roles:
             await self._start_api(self.read_model)
         if self.child is not None:
@@ -411,12 +399,7 @@ class Runtime:
             if read is not None:
                 await read.close()
         if self.pool is not None:
-            # Image work still running belongs to jobs that will be redelivered: it ends now, or the
-            # interpreter would wait for it on its way out.
-            processes = list((getattr(self.pool, "_processes", None) or {}).values())
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                process.terminate()
+            await end_pool(self.pool)
         if self.checkpoints is not None:
             await self.checkpoints.close()
         if self.projector is not None:
