@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from tests.conftest import System, create_project, eventually, photo_bytes, start_shipped, upload
 
+SLOW = "lens/Nikon_D70s.jpg"  # some 0.2 s of image work
 SOURCES = ["orientation/landscape_1.jpg", "orientation/portrait_1.jpg", "cameras/DSCN0010.jpg"]
 
 
@@ -104,3 +105,28 @@ async def _derivatives_made(system: System) -> list[str]:
 
 async def _made(system: System, task_id: str) -> bool:
     return task_id in await _derivatives_made(system)
+
+
+async def test_a_canceled_jobs_image_work_waiting_at_the_gate_never_starts(system: System) -> None:
+    worker = await start_shipped(system, processing__workers=1)
+    assert worker.pool is not None
+    in_flight = InFlight(worker.pool)
+    project = await create_project(system, "Canceled")
+    status, body = await upload(system, project["folder"], [(f"c{n:02d}.jpg", photo_bytes(SLOW)) for n in range(12)])
+    assert status == 201, body
+    await finished(system, [body["task_id"]])
+    before = in_flight.calls
+
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/regenerate", {})
+    assert status == 202, body
+    regenerate = body["task"]["id"]
+    await eventually(lambda: _made(system, regenerate), 15, "the regeneration to make its first photo's")
+    status, _, _ = await system.request("POST", f"/api/tasks/{regenerate}/cancel")
+    assert status == 202
+    assert (await system.wait_task(regenerate, "canceled", "completed"))["task"]["status"] == "canceled"
+    await eventually(lambda: _idle(in_flight), 15, "the calls in flight to end")
+    assert in_flight.calls - before < 12  # what waited at the gate when the cancel came never ran
+
+
+async def _idle(in_flight: InFlight) -> bool:
+    return in_flight.now == 0
