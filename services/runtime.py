@@ -340,8 +340,8 @@ class Runtime:
             )
         if self.orchestrator is not None:
             self.metrics.gathered(self.orchestrator.families)
-        if self.worker is not None:
-            worker = self.worker
+        if self.worker is not None and self.gate is not None:
+            worker, gate = self.worker, self.gate
             self.metrics.gathered(
                 lambda: [
                     gauge(
@@ -356,18 +356,12 @@ class Runtime:
                         labels=["lane"],
                         samples=[([lane], int(worker.pauses.paused(lane))) for lane in LANES],
                     ),
-                ]
-            )
-        if self.gate is not None:
-            gate = self.gate
-            self.metrics.gathered(
-                lambda: [
                     gauge(
                         "darkroom_image_work_waiting",
                         "Calls into this worker's image processes waiting for a place at its image gate, by lane",
                         labels=["lane"],
                         samples=[([lane], gate.waiting(lane)) for lane in LANES],
-                    )
+                    ),
                 ]
             )
 

@@ -53,6 +53,15 @@ async def until(check, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def one_place_taken(pool: ThreadPoolExecutor, name: str = "busy") -> tuple[Calls, ImageGate, asyncio.Future[str]]:
+    """A gate of one place, taken by the call `name` (running until released)."""
+    calls = Calls()
+    gate = ImageGate(pool, places=1)
+    taken = asyncio.ensure_future(gate.run("normal", calls.call, name))
+    await until(lambda: calls.started == [name], f"{name} to start")
+    return calls, gate, taken
+
+
 async def test_no_more_calls_in_flight_than_places_whoever_makes_them(pool: ThreadPoolExecutor) -> None:
     calls = Calls()
     gate = ImageGate(pool, places=2)
@@ -73,10 +82,7 @@ async def test_no_more_calls_in_flight_than_places_whoever_makes_them(pool: Thre
 async def test_a_free_place_goes_to_the_priority_lane_first_and_in_order_within_a_lane(
     pool: ThreadPoolExecutor,
 ) -> None:
-    calls = Calls()
-    gate = ImageGate(pool, places=1)
-    first = asyncio.ensure_future(gate.run("normal", calls.call, "busy"))
-    await until(lambda: calls.started == ["busy"], "the first call to start")
+    calls, gate, first = await one_place_taken(pool)
     waiting = []
     for name, lane in [("n1", "normal"), ("n2", "normal"), ("p1", "priority"), ("p2", "priority")]:
         waiting.append(asyncio.ensure_future(gate.run(lane, calls.call, name)))
@@ -89,10 +95,7 @@ async def test_a_free_place_goes_to_the_priority_lane_first_and_in_order_within_
 
 
 async def test_a_caller_that_stops_waiting_gives_up_its_turn(pool: ThreadPoolExecutor) -> None:
-    calls = Calls()
-    gate = ImageGate(pool, places=1)
-    first = asyncio.ensure_future(gate.run("normal", calls.call, "busy"))
-    await until(lambda: calls.started == ["busy"], "the first call to start")
+    calls, gate, first = await one_place_taken(pool)
     gone = asyncio.ensure_future(gate.run("priority", calls.call, "gone"))
     after = asyncio.ensure_future(gate.run("normal", calls.call, "after"))
     await until(lambda: gate.waiting("priority") == 1 and gate.waiting("normal") == 1, "two to wait")
@@ -108,10 +111,7 @@ async def test_a_caller_that_stops_waiting_gives_up_its_turn(pool: ThreadPoolExe
 async def test_a_call_holds_its_place_until_the_pool_is_done_with_it_even_when_its_caller_is_gone(
     pool: ThreadPoolExecutor,
 ) -> None:
-    calls = Calls()
-    gate = ImageGate(pool, places=1)
-    abandoned = asyncio.ensure_future(gate.run("normal", calls.call, "abandoned"))
-    await until(lambda: calls.started == ["abandoned"], "the call to start")
+    calls, gate, abandoned = await one_place_taken(pool, "abandoned")
     abandoned.cancel()  # a job that timed out: its call goes on in the pool all the same
     await asyncio.gather(abandoned, return_exceptions=True)
     next_one = asyncio.ensure_future(gate.run("priority", calls.call, "next"))
