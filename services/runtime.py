@@ -50,6 +50,7 @@ from .projector.service import ProjectorService
 from .projector.store import open_db, read_model_path, worker_read_model_path
 from .worker.context import Resources
 from .worker.derivations import Derivations, spec_of
+from .worker.gate import ImageGate
 from .worker.jobtype import JobType
 from .worker.pool import end_pool, open_pool
 from .worker.service import Worker
@@ -93,6 +94,7 @@ class Runtime:
     read: ReadModel | None = None
     worker_read: ReadModel | None = None
     pool: ProcessPoolExecutor | None = None
+    gate: ImageGate | None = None
     derivations: Derivations | None = None
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
@@ -153,9 +155,12 @@ class Runtime:
             self.worker_read = await ReadModel.open(self.read_model, self.loops)
             self.pool = open_pool(self.config.processing.workers)
             name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
-            self.derivations = Derivations(self.pool, spec_of(self.config.processing))
+            # One more call in flight than there are image processes: none idles while a result is published.
+            self.gate = ImageGate(self.pool, self.config.processing.workers + 1)
+            self.derivations = Derivations(self.gate, spec_of(self.config.processing))
             resources = Resources(
                 read=self.worker_read,
+                gate=self.gate,
                 derivations=self.derivations,
                 definitions=self.definitions,
                 lease=Leases(bus, name, self.config.nats.replicas).hold,
@@ -335,8 +340,8 @@ class Runtime:
             )
         if self.orchestrator is not None:
             self.metrics.gathered(self.orchestrator.families)
-        if self.worker is not None:
-            worker = self.worker
+        if self.worker is not None and self.gate is not None:
+            worker, gate = self.worker, self.gate
             self.metrics.gathered(
                 lambda: [
                     gauge(
@@ -350,6 +355,12 @@ class Runtime:
                         "1 while this worker leaves a lane alone (paused, as it follows the lane's events)",
                         labels=["lane"],
                         samples=[([lane], int(worker.pauses.paused(lane))) for lane in LANES],
+                    ),
+                    gauge(
+                        "darkroom_image_work_waiting",
+                        "Calls into this worker's image processes waiting for a place at its image gate, by lane",
+                        labels=["lane"],
+                        samples=[([lane], gate.waiting(lane)) for lane in LANES],
                     ),
                 ]
             )

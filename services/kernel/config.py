@@ -40,9 +40,9 @@ class NatsConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    # Job slots are coroutines that mostly wait on NATS and the disk; image work runs in the
-    # processing.workers image processes whatever the slots, so slots are cheap.
-    max_parallel_jobs: int = 8
+    # Job slots are coroutines that mostly wait on NATS and the disk, so slots are cheap: image work
+    # passes the worker's one image gate (processing.workers + 1 calls in flight), whatever the slots.
+    max_parallel_jobs: int = 32
     priority_lane_slots: int | None = None  # None: all slots but one (at least one takes normal work first)
     priority_threshold: int = 90
     max_attempts: int = 3

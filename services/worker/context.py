@@ -6,14 +6,17 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncContextManager, Awaitable, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncContextManager, Awaitable, Callable, Sequence, TypeVar
 
 from ..kernel.config import Config
 from ..kernel.definitions import Definitions
 from ..kernel.events import BasenameClaimed, Event, JobRequested, TaskRequested
 from ..kernel.folders import projects_root
 from ..kernel.ids import new_id
-from .derivations import Derivations
+
+if TYPE_CHECKING:  # they raise this module's JobCanceledError
+    from .derivations import Derivations
+    from .gate import ImageGate
 
 E = TypeVar("E", bound=Event)
 
@@ -40,7 +43,8 @@ class Resources:
     """What handlers share within one worker process."""
 
     read: Any = None  # a projector ReadModel: current state, for handlers that need it
-    derivations: Derivations | None = None  # image work, in the image processes
+    gate: ImageGate | None = None  # every call into the image processes passes it
+    derivations: Derivations | None = None  # derivatives, made through the gate
     definitions: Definitions = field(default_factory=dict)
     lease: Callable[..., AsyncContextManager[None]] | None = None
     checks: dict[tuple[str, str], CheckRun] = field(default_factory=dict)  # by (job type, project)

@@ -1,18 +1,25 @@
-"""Image work for jobs: make_derivatives in the image processes, one run per photo at a time."""
+"""Image work for jobs: make_derivatives in the image processes, through the worker's gate, one run per
+photo at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..kernel.config import ProcessingConfig
 from ..kernel.folders import derivative_paths
 from ..kernel.photos import kind_of
 from ..kernel.supervise import retrieved
+from ..kernel.vocabulary import Lane
+from .context import JobCanceledError
+from .gate import ImageGate
 from .imaging import Metadata, Spec, make_derivatives
+
+# An upload's runs wait in the priority lane: the photographer is looking at the upload.
+UPLOAD_LANE: Lane = "priority"
 
 
 def outputs_of(source: Path) -> tuple[Path, Path]:
@@ -41,7 +48,13 @@ def signature(path: Path) -> tuple[int, int, int]:
 class Run:
     source: Path
     signature: tuple[int, int, int]
-    future: asyncio.Future[Metadata]
+    future: asyncio.Future[Metadata] = field(init=False)
+    # Whether each job taking the run has been canceled: one no job wants any more never starts.
+    canceled: list[Callable[[], bool]] = field(default_factory=list)
+
+    def admit(self) -> None:
+        if self.canceled and all(canceled() for canceled in self.canceled):
+            raise JobCanceledError()
 
 
 class Derivations:
@@ -51,8 +64,8 @@ class Derivations:
 
     KEEP = 1024  # finished runs nobody took (their task was canceled) kept at most
 
-    def __init__(self, pool: Executor, spec: Spec) -> None:
-        self.pool = pool
+    def __init__(self, gate: ImageGate, spec: Spec) -> None:
+        self.gate = gate
         self.spec = spec
         self.runs: dict[Path, Run] = {}  # by the photo's thumbnail path
 
@@ -62,19 +75,23 @@ class Derivations:
         if kind_of(source.name) != "jpg":
             return
         try:
-            self.start(source)
+            self.start(source, UPLOAD_LANE)
         except FileNotFoundError:  # removed meanwhile: its job finds it gone
             pass
 
-    def start(self, source: Path) -> Run:
-        """The run deriving `source` as it is now: the one already going, else a new one, which waits
-        for an older run of the same photo so that one cannot overwrite its files afterwards."""
+    def start(self, source: Path, lane: Lane, canceled: Callable[[], bool] | None = None) -> Run:
+        """The run deriving `source` as it is now: the one already going, else a new one in `lane`,
+        which waits for an older run of the same photo so that one cannot overwrite its files
+        afterwards. `canceled`: the taking job's flag (a prefetch has none: it is always wanted)."""
         thumb, preview = outputs_of(source)
         now = signature(source)
         run = self.runs.pop(thumb, None)
         if run is None or run.source != source or run.signature != now:
-            run = Run(source, now, asyncio.ensure_future(self._derive(run, source, thumb, preview)))
+            old, run = run, Run(source, now)
+            run.future = asyncio.ensure_future(self._derive(old, run, thumb, preview, lane))
             run.future.add_done_callback(retrieved)
+        if canceled is not None:
+            run.canceled.append(canceled)
         self.runs[thumb] = run  # (re)inserted last: the oldest untaken runs go first
         for key in [k for k, r in self.runs.items() if r.future.done()][: max(0, len(self.runs) - self.KEEP)]:
             del self.runs[key]
@@ -84,22 +101,23 @@ class Derivations:
         """A run of this photo nobody took yet: its files may look current, its events are still due."""
         return outputs_of(source)[0] in self.runs
 
-    async def take(self, source: Path) -> Metadata:
-        """Derive `source` for a job; a run that finished before is used only while its files are current."""
+    async def take(self, source: Path, lane: Lane, canceled: Callable[[], bool]) -> Metadata:
+        """Derive `source` for a job of `lane`; a run that finished before is used only while its files
+        are current. JobCanceledError: every job that wanted the run was canceled before it started."""
         outputs = outputs_of(source)
-        run = self.start(source)
+        run = self.start(source, lane, canceled)
         if run.future.done() and run.future.exception() is None and not up_to_date(source, outputs):
             del self.runs[outputs[0]]
-            run = self.start(source)
+            run = self.start(source, lane, canceled)
         try:
             return await run.future
         finally:
             if self.runs.get(outputs[0]) is run:
                 del self.runs[outputs[0]]  # taken: a later job on this photo derives it afresh
 
-    async def _derive(self, old: Run | None, source: Path, thumb: Path, preview: Path) -> Metadata:
+    async def _derive(self, old: Run | None, run: Run, thumb: Path, preview: Path, lane: Lane) -> Metadata:
         if old is not None:
             await asyncio.wait([old.future])
-        return await asyncio.get_running_loop().run_in_executor(
-            self.pool, make_derivatives, str(source), str(thumb), str(preview), self.spec
+        return await self.gate.run(
+            lane, make_derivatives, str(run.source), str(thumb), str(preview), self.spec, admit=run.admit
         )

@@ -15,10 +15,22 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from darkroom.kernel.natsd import free_port
-from tests.conftest import SSEClient, System, cli_env, darkroom_cli, eventually, until_ready
+from tests.conftest import (
+    SSEClient,
+    System,
+    cli_env,
+    create_project,
+    darkroom_cli,
+    eventually,
+    photo_bytes,
+    start_shipped,
+    until_ready,
+    upload,
+)
 from tests.jobtypes import DEFINITIONS
 
 PROMTOOL = shutil.which("promtool")
+SLOW_PHOTO = "lens/Nikon_D70s.jpg"  # some 0.2 s of image work: long enough to be seen waiting
 # Every process, whatever it runs: what it stored, its loops, its NATS connections, the log's size.
 COMMON = {
     "process_cpu_seconds",
@@ -265,3 +277,24 @@ async def test_darkroom_up_in_two_processes_serves_both_in_one_valid_exposition(
     finally:
         up.terminate()
         assert await asyncio.wait_for(up.wait(), 15) == 0
+
+
+async def test_image_work_waiting_for_the_workers_image_gate_is_a_gauge_by_lane(system: System) -> None:
+    await start_shipped(system, processing__workers=1)
+    project = await create_project(system, "Gauged")
+    status, body = await upload(system, project["folder"], [(f"g{n}.jpg", photo_bytes(SLOW_PHOTO)) for n in range(8)])
+    assert status == 201, body
+    await system.wait_task(body["task_id"], timeout=30)
+    status, body, _ = await system.request("POST", f"/api/projects/{project['folder']}/regenerate", {})
+    assert status == 202, body
+
+    async def waiting() -> float | None:
+        text = await scrape(system.http, system.url)
+        assert promtool(text) == "", text
+        return value(families(text), "darkroom_image_work_waiting", lane="normal")
+
+    # Eight photos, two places for them (one image process and one more): the rest wait.
+    assert await eventually(waiting, 15, "the regeneration's image work to wait at the gate") >= 1
+    await system.wait_task(body["task"]["id"], timeout=30)
+    found = families(await scrape(system.http, system.url))
+    assert [value(found, "darkroom_image_work_waiting", lane=lane) for lane in ("priority", "normal")] == [0, 0]

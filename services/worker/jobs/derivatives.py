@@ -69,12 +69,10 @@ async def remake(
     items = list(dict.fromkeys(basenames))
     report = progress or ctx.progress
     done = 0
-    # One more run queued than there are image processes: none waits while a result is published.
-    slots = asyncio.Semaphore(ctx.config.processing.workers + 1)
 
     async def one(basename: str) -> None:
         nonlocal done
-        await derive(ctx, folder, basename, listing, slots, force, metadata)
+        await derive(ctx, folder, basename, listing, force, metadata)
         done += 1
         await report(done, len(items))
 
@@ -87,7 +85,6 @@ async def derive(
     folder: Path,
     basename: str,
     listing: Listing,
-    slots: asyncio.Semaphore,
     force: bool = False,
     metadata: bool = True,
 ) -> None:
@@ -107,7 +104,7 @@ async def derive(
         and remake_reason(photo, source_name, stamp, made_ns, busy=False) is None
     ):
         return
-    await _make(ctx, derivations, folder, basename, source_name, stamp, slots, metadata)
+    await _make(ctx, derivations, folder, basename, source_name, stamp, metadata)
 
 
 async def _make(
@@ -117,7 +114,6 @@ async def _make(
     basename: str,
     source_name: str,
     stamp: Stamp | None,
-    slots: asyncio.Semaphore,
     metadata: bool,
 ) -> None:
     """Make a photo's derivatives and say what became of them: `generated` (with its metadata, unless
@@ -131,9 +127,7 @@ async def _make(
         "made_from_mtime_ns": stamp.mtime_ns if stamp else None,
     }
     try:
-        async with slots:
-            ctx.check_canceled()
-            meta = await derivations.take(source)
+        meta = await derivations.take(source, ctx.job.lane, ctx.is_canceled)
     except JobCanceledError:
         raise
     except NoPreview as exc:

@@ -9,7 +9,7 @@ from ...kernel.events import TaskParams
 from ...kernel.folders import Listing
 from ...kernel.photos import derivative_source
 from ...kernel.vocabulary import Regenerated
-from ..context import JobContext, PermanentError
+from ..context import JobCanceledError, JobContext, PermanentError
 from ..imaging import read_metadata
 from .derivatives import metadata_event, remake
 
@@ -36,11 +36,9 @@ async def reread_metadata(ctx: JobContext, basenames: list[str]) -> None:
     basenames = list(dict.fromkeys(basenames))
     folder = ctx.project_dir
     listing = Listing(folder)
-    read, derivations = ctx.resources.read, ctx.resources.derivations
-    if derivations is None:
+    read, gate = ctx.resources.read, ctx.resources.gate
+    if gate is None:
         raise PermanentError("this worker has no image processes")
-    pool = derivations.pool
-    slots = asyncio.Semaphore(ctx.config.processing.workers + 1)
     failures: list[str] = []
     done = 0
 
@@ -49,14 +47,14 @@ async def reread_metadata(ctx: JobContext, basenames: list[str]) -> None:
         photo = await read.photo(ctx.job.project_id, basename)
         source = derivative_source(listing.files(basename, photo.files if photo is not None else []))
         if source is not None:
-            async with slots:
-                ctx.check_canceled()
-                try:
-                    meta = await asyncio.get_running_loop().run_in_executor(pool, read_metadata, str(folder / source))
-                except Exception as exc:  # one unreadable file fails alone
-                    failures.append(f"{source}: {exc}")
-                else:
-                    await ctx.publish([metadata_event(ctx, basename, meta)])
+            try:
+                meta = await gate.run(ctx.job.lane, read_metadata, str(folder / source), admit=ctx.check_canceled)
+            except JobCanceledError:
+                raise
+            except Exception as exc:  # one unreadable file fails alone
+                failures.append(f"{source}: {exc}")
+            else:
+                await ctx.publish([metadata_event(ctx, basename, meta)])
         done += 1
         await ctx.progress(done, len(basenames))
 
