@@ -110,7 +110,11 @@ class Child:
             start_new_session=True,  # a terminal's Ctrl-C is for `up`, which stops it in order
         )
         assert self.process.stdin is not None
-        self.process.stdin.write(self._config(self.port))
+        try:
+            self.process.stdin.write(self._config(self.port))
+        except (RuntimeError, ConnectionError) as exc:
+            # Dead before it read its config (killed at once): `watch` counts that exit like any other.
+            log.warning("darkroom up: the %s ended before it had its config: %s", self.name, exc)
         log.info("darkroom up: the %s runs as pid %d", self.name, self.process.pid)
 
     def prefetch(self, source: Path) -> None:
