@@ -42,7 +42,7 @@ class NatsConfig(_Section):
 class PipelineConfig(_Section):
     # Job slots are coroutines that mostly wait on NATS and the disk, so slots are cheap: image work
     # passes the worker's one image gate (processing.workers + 1 calls in flight), whatever the slots.
-    max_parallel_jobs: int = 32
+    max_parallel_jobs: int = 64
     priority_lane_slots: int | None = None  # None: all slots but one (at least one takes normal work first)
     priority_threshold: int = 90
     max_attempts: int = 3

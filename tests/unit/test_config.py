@@ -24,8 +24,8 @@ def test_defaults_match_the_contract(tmp_path):
     assert c.nats.url is None and c.nats.sync_interval == "always" and c.nats.replicas == 1
     p = c.pipeline
     assert (p.max_parallel_jobs, p.priority_only_slots, p.priority_threshold, p.max_attempts, p.job_timeout_s) == (
-        32,
-        31,
+        64,
+        63,
         90,
         3,
         600,
@@ -173,7 +173,10 @@ def test_a_value_where_a_section_belongs_names_the_key(tmp_path):
 @pytest.mark.parametrize(
     "environ, words",
     [
-        ({"DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "33"}, "pipeline.priority_lane_slots"),  # more than the slots
+        (  # one more than the default slots
+            {"DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": str(Config().pipeline.max_parallel_jobs + 1)},
+            "pipeline.priority_lane_slots",
+        ),
         (
             {"DARKROOM_PIPELINE__MAX_PARALLEL_JOBS": "0", "DARKROOM_PIPELINE__PRIORITY_LANE_SLOTS": "0"},
             "pipeline.max_parallel_jobs",
