@@ -20,7 +20,16 @@ MAX_BATCH = 1_000
 # After the first event of a batch: the services that event wakes go first (the read model trails
 # the work, not the other way round), and what arrives meanwhile joins the same transaction.
 GATHER_S = 0.001
+# While events keep coming, one batch at most this often: each costs this process's loop several
+# SQLite round trips, and a batch per event landed amid the next decision of a running task.
+PACE_S = 0.02
 LOOP = "projector"
+
+
+def gather_for(now: float, last_batch: float) -> float:
+    """How long to let events gather, once one has come, before applying them: GATHER_S after a quiet
+    spell (a lone change shows at once), else until PACE_S has passed since the last batch began."""
+    return max(GATHER_S, last_batch + PACE_S - now)
 
 
 class ProjectorService:
@@ -62,12 +71,16 @@ class ProjectorService:
         self._wake.set()
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_batch = -PACE_S
         while True:
             await self._wake.wait()
-            await asyncio.sleep(GATHER_S)
+            await asyncio.sleep(gather_for(loop.time(), last_batch))
             self._wake.clear()
-            while self._buffer:
-                batch, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
+            last_batch = loop.time()
+            taken, self._buffer = self._buffer, []  # what comes meanwhile waits for the next round
+            for start in range(0, len(taken), MAX_BATCH):
+                batch = taken[start : start + MAX_BATCH]
                 # A batch that cannot be written now (a full or failing disk) is written once it can:
                 # never skipped, so the read model never misses an event.
                 dead = await self.loops.retry(LOOP, lambda: self.projector.apply_batch(batch))
