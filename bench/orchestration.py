@@ -269,17 +269,40 @@ async def throughput(
 
 
 class Hops:
-    """When each task and job event was stored (JetStream metadata), to split a task's latency into hops."""
+    """When each task and job event was stored (JetStream metadata), to split a task's latency into hops.
+    Read back from the log once the tasks are done: following it live would cost the server a delivery
+    and this process a wake-up per event inside the very latencies measured (about 0.5 ms a task here)."""
 
-    SUBJECTS = ("darkroom.task.>", "darkroom.job.>")
+    KINDS = ("task", "job")
 
     def __init__(self) -> None:
         self.stored: dict[str, list[tuple[float, str]]] = {}
 
-    async def on_message(self, msg: Msg) -> None:
-        tokens = msg.subject.split(".")  # darkroom.<kind>.<project>.<task>.<event>[.<lane>.<job type>]
-        kind, task_id, name = tokens[1], tokens[3], tokens[4]
-        self.stored.setdefault(task_id, []).append((msg.metadata.timestamp.timestamp(), f"{kind}.{name}"))
+    async def read_back(self, nc: Client, start_seq: int, timeout: float) -> None:
+        """Every task and job event stored from `start_seq` to the log's end now."""
+        end = (await stream_state(nc)).last_seq
+        if end < start_seq:
+            return
+        read = asyncio.get_running_loop().create_future()
+
+        async def on_message(msg: Msg) -> None:
+            meta = msg.metadata
+            tokens = msg.subject.split(".")  # darkroom.<kind>.<project>.<task>.<event>[.<lane>.<job type>]
+            if tokens[1] in self.KINDS:
+                self.stored.setdefault(tokens[3], []).append((meta.timestamp.timestamp(), f"{tokens[1]}.{tokens[4]}"))
+            if meta.sequence.stream >= end and not read.done():
+                read.set_result(None)
+
+        reader = await nc.jetstream().subscribe(
+            "darkroom.>",
+            ordered_consumer=True,
+            cb=on_message,
+            config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq),
+        )
+        try:
+            await asyncio.wait_for(read, timeout)
+        finally:
+            await reader.unsubscribe()
 
     def report(self, posted: dict[str, float], done: Completions) -> list[str]:
         """Median of each hop, how often it occurs per task, and its share of the whole."""
@@ -539,15 +562,9 @@ async def measure(
     )
 
     hops, posted = Hops(), dict[str, float]()
-    js = nc.jetstream()
-    followers = [
-        await js.subscribe(subject, ordered_consumer=True, cb=hops.on_message, deliver_policy=api.DeliverPolicy.NEW)
-        for subject in Hops.SUBJECTS
-    ]
+    start_seq = (await stream_state(nc)).last_seq + 1
     latencies = await one_by_one(http, darkroom.base_url, done, args.latency_tasks, posted)
-    await asyncio.sleep(0.2)  # the last events on their way to the followers
-    for follower in followers:
-        await follower.unsubscribe()
+    await hops.read_back(nc, start_seq, args.timeout)
     print(
         f"  one at a time: {len(latencies)} tasks, p50 {percentile(latencies, 0.5):.1f} ms, "
         f"p99 {percentile(latencies, 0.99):.1f} ms; median of each hop (times stored), times per task, share:"
