@@ -12,11 +12,15 @@ slots pull the work (the dispatch copies, or the requests) one at a time, a proj
 everything (an ordered consumer) and only parses it. No read model, HTTP, SSE, typed events or
 bookkeeping: what is left is what the
 log and the client library cost, so Darkroom's rate over this one is the share its own work leaves.
+The one-at-a-time tasks run twice: as above, then with the read Darkroom's worker makes before each
+job (its task's newest event but a request, one direct get; two at once for a first step), so the
+floor of one task at a time is known with and without that safety read.
 
     python bench/bare_chain.py NATS_URL [--messages 15|8] [--tasks N] [--slots S] [--concurrency C]
                                         [--latency-tasks M]
 
-Prints one JSON object: tasks_s, one_p50_ms, one_p99_ms, cpu_ms_per_task (this process only).
+Prints one JSON object: tasks_s, one_p50_ms, one_p99_ms, one_read_p50_ms (one at a time with the
+worker's read), cpu_ms_per_task (this process only).
 """
 
 from __future__ import annotations
@@ -87,11 +91,14 @@ class Chain:
         self.slots = slots
         self.done: dict[str, asyncio.Future] = {}
         self.parsed = 0
+        self.read_first = False  # each job reads its task's newest event first, as Darkroom's worker does
         self._workers: list[asyncio.Task] = []
 
     async def start(self) -> None:
         js, jsm = self.nc.jetstream(), self.nc.jsm()
-        await jsm.add_stream(api.StreamConfig(name=STREAM, subjects=[f"{ROOT}.>"], storage=api.StorageType.FILE))
+        await jsm.add_stream(
+            api.StreamConfig(name=STREAM, subjects=[f"{ROOT}.>"], storage=api.StorageType.FILE, allow_direct=True)
+        )
         await jsm.add_consumer(
             STREAM,
             api.ConsumerConfig(
@@ -174,6 +181,8 @@ class Chain:
                 continue
             job = json.loads(msg.data)
             task, step = job["task_id"], job["step_index"]
+            if self.read_first:
+                await self._newest(task, step)
             stored = (
                 [
                     await self.acks.post(
@@ -190,6 +199,17 @@ class Chain:
             )
             await asyncio.gather(*stored)
             await msg.ack()
+
+    async def _newest(self, task: str, step: int) -> None:
+        """The task's newest event but a request (subjects of four tokens); for a first step its jobs'
+        too, at the same time: the reads of Darkroom's worker (darkroom.worker.fence)."""
+        subjects = [f"{ROOT}.*.{task}.*", *([f"{ROOT}.job.{task}.*"] if step == 0 else [])]
+        await asyncio.gather(
+            *(
+                self.nc.request(f"$JS.API.DIRECT.GET.{STREAM}", json.dumps({"last_by_subj": s}).encode())
+                for s in subjects
+            )
+        )
 
     async def request(self, name: str) -> asyncio.Future:
         """Store a task's request; the future is when its completion arrived (perf_counter)."""
@@ -216,6 +236,9 @@ async def measure(url: str, tasks: int, slots: int, concurrency: int, latency_ta
         for n in range(10):  # warm up
             await chain.run_task(f"w{n}")
         latencies = [await chain.run_task(f"o{n}") * 1000 for n in range(latency_tasks)]
+        chain.read_first = True
+        with_read = [await chain.run_task(f"r{n}") * 1000 for n in range(latency_tasks)]
+        chain.read_first = False
         limit = asyncio.Semaphore(concurrency)
 
         async def limited(name: str) -> None:
@@ -230,6 +253,7 @@ async def measure(url: str, tasks: int, slots: int, concurrency: int, latency_ta
             "tasks_s": tasks / seconds,
             "one_p50_ms": percentile(latencies, 0.5),
             "one_p99_ms": percentile(latencies, 0.99),
+            "one_read_p50_ms": percentile(with_read, 0.5),
             "cpu_ms_per_task": cpu / tasks * 1000,
         }
     finally:

@@ -1,5 +1,6 @@
 """The bench's bare chain (bench/bare_chain.py) against a real server: every task it starts completes,
-and it stores exactly the messages per task that Darkroom does."""
+it stores exactly the messages per task that Darkroom does, and its second one-at-a-time run reads
+before each job what Darkroom's worker reads."""
 
 from __future__ import annotations
 
@@ -21,11 +22,16 @@ BARE_CHAIN = Path(__file__).resolve().parents[2] / "bench" / "bare_chain.py"
 async def test_the_bare_chain_completes_its_tasks_with_darkroom_s_messages(nats_server: NatsServer, messages) -> None:
     nc = await nats.connect(nats_server.url)
     published: list[str] = []
+    reads: list[dict] = []
 
     async def seen(msg: Msg) -> None:
         published.append(msg.subject)
 
+    async def read(msg: Msg) -> None:
+        reads.append(json.loads(msg.data))
+
     await nc.subscribe("barechain.>", cb=seen)
+    await nc.subscribe("$JS.API.DIRECT.GET.BARECHAIN", cb=read)  # beside the server, which answers them
     try:
         child = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -49,8 +55,14 @@ async def test_the_bare_chain_completes_its_tasks_with_darkroom_s_messages(nats_
         await nc.close()
     figures = json.loads(out)
     assert figures["tasks_s"] > 0 and 0 < figures["one_p50_ms"] <= figures["one_p99_ms"]
-    tasks = 10 + 3 + 20  # warm-up, one at a time, throughput
+    assert figures["one_read_p50_ms"] > 0
+    tasks = 10 + 3 + 3 + 20  # warm-up, one at a time without and with the worker's reads, throughput
     assert len(published) == messages * tasks
     assert sum(s.endswith(".completed") and ".task." in s for s in published) == tasks
     assert sum(".dispatch." in s for s in published) == (3 * tasks if messages == 15 else 0)
     assert sum(".requested.priority." in s for s in published) == (0 if messages == 15 else 3 * tasks)
+    # Only the second one-at-a-time run reads: per task one read a job, and its jobs' newest too for a first step.
+    newest = [r["last_by_subj"] for r in reads]
+    assert len(newest) == 3 * (3 + 1)
+    assert sorted({s.split(".")[2][0] for s in newest}) == ["r"]  # its tasks are named r0, r1…
+    assert sum(s.startswith("barechain.*.") for s in newest) == 3 * 3
