@@ -28,6 +28,7 @@ from aiohttp import hdrs, web
 from darkroom.api.multipart import Parts
 from darkroom.api.upload import write_part
 from darkroom.kernel.config import ProcessingConfig
+from darkroom.kernel.pagecache import let_go
 from darkroom.kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of
 from darkroom.worker.derivations import spec_of
 from darkroom.worker.imaging import init_worker, make_derivatives
@@ -82,6 +83,7 @@ class Server:
             )
         except Exception:  # counted: the bench checks that none failed
             self.failed += 1
+        asyncio.get_running_loop().run_in_executor(None, let_go, source)  # as darkroom.worker.derivations does
         async with self.changed:
             self.derived += 1
             self.changed.notify_all()

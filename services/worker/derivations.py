@@ -11,6 +11,7 @@ from typing import Callable
 
 from ..kernel.config import ProcessingConfig
 from ..kernel.folders import derivative_paths
+from ..kernel.pagecache import let_go
 from ..kernel.photos import kind_of
 from ..kernel.supervise import retrieved
 from ..kernel.vocabulary import Lane
@@ -118,6 +119,9 @@ class Derivations:
     async def _derive(self, old: Run | None, run: Run, thumb: Path, preview: Path, lane: Lane) -> Metadata:
         if old is not None:
             await asyncio.wait([old.future])
-        return await self.gate.run(
+        meta = await self.gate.run(
             lane, make_derivatives, str(run.source), str(thumb), str(preview), self.spec, admit=run.admit
         )
+        # Off the photo's path to its thumbnail: the original waits for its writeback meanwhile.
+        asyncio.get_running_loop().run_in_executor(None, let_go, run.source).add_done_callback(retrieved)
+        return meta

@@ -12,6 +12,7 @@ from PIL import Image
 
 from darkroom.kernel.folders import projects_root
 from tests.conftest import PHOTOS, SSEClient, System, create_project, eventually, photo_bytes, upload
+from tests.residency import cached_pages
 
 DEFAULT_DEFINITIONS = None  # the shipped schemas/task_definitions.json
 
@@ -73,6 +74,28 @@ async def test_orientation_and_exif_come_out_right_for_real_camera_files(system:
         if model:
             assert photo["model"] == model.strip("\x00 ").strip()
     assert photos["Canon_40D"]["model"] == "Canon EOS 40D" and photos["Canon_40D"]["taken_at"] == "2008-05-30T15:56:01"
+
+
+async def test_originals_leave_the_page_cache_once_their_derivatives_are_made(system: System) -> None:
+    """A shoot's originals are read once, for their derivatives: kept cached they would crowd out what
+    is read again, and each page new to a VM costs its host a fault."""
+    await _start(system)
+    project = await create_project(system, "Page cache")
+    files = sorted((PHOTOS / "cameras").glob("*.jpg"))
+    status, body = await upload(system, project["folder"], [(f.name, f.read_bytes()) for f in files])
+    assert status == 201 and len(body["files"]) == len(files), body
+    view = await system.wait_task(body["task_id"], timeout=60)
+    assert view["task"]["status"] == "completed", view
+    photos = await _photos(system, project["folder"])
+    assert all(photos[f.stem]["thumbnail_status"] == "generated" for f in files), photos
+    folder = projects_root(system.data_dir) / project["folder"]
+
+    async def none_cached() -> bool:
+        return not any(cached_pages(folder / f.name) for f in files)
+
+    await eventually(none_cached, timeout=10, what="the originals to leave the page cache")
+    for f in files:  # the originals themselves are whole
+        assert (folder / f.name).read_bytes() == f.read_bytes()
 
 
 async def test_a_jpg_and_raw_pair_is_one_photo_and_a_raw_alone_is_not_supported(system: System) -> None:

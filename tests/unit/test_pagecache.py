@@ -1,0 +1,32 @@
+"""kernel.pagecache: an original whose derivatives are made leaves the page cache, and nothing fails for it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from darkroom.kernel.pagecache import let_go, write_back
+from tests.residency import cached_pages
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+
+
+def test_a_file_let_go_is_on_the_disk_and_out_of_the_cache(tmp_path: Path) -> None:
+    original = tmp_path / "IMG_0001.jpg"
+    with original.open("wb") as out:
+        out.write(os.urandom(2 << 20))
+        out.flush()
+        write_back(out.fileno())
+    assert cached_pages(original) == 512  # writeback started: the pages are kept until they are clean
+    let_go(original)
+    assert cached_pages(original) == 0
+    assert original.stat().st_size == 2 << 20  # the file itself is untouched
+
+
+def test_a_file_gone_meanwhile_is_no_failure(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        let_go(tmp_path / "trashed.jpg")
+    assert not caplog.records
