@@ -14,13 +14,6 @@ log = logging.getLogger("darkroom.pagecache")
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)  # None where there is no posix_fadvise (macOS)
 
 
-def write_back(fd: int) -> None:
-    """Start writing a file just written to the disk now, rather than when the kernel gets to it:
-    by the time its derivatives are made its pages are clean, so `let_go` can drop them."""
-    if _DONTNEED is not None:
-        os.posix_fadvise(fd, 0, 0, _DONTNEED)  # on dirty pages: writeback starts, nothing is dropped
-
-
 def let_go(path: Path) -> None:
     """An original whose derivatives are made: on the disk, and out of the page cache. Never raises:
     what it saves is memory, and a failure here is no failure of the photo's derivatives."""
