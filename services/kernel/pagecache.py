@@ -25,10 +25,15 @@ def let_go(path: Path) -> None:
         log.warning("%s stays in the page cache: %s", path, exc)
         return
     try:
-        os.fdatasync(fd)  # pages still dirty or under writeback cannot be dropped
+        try:
+            os.fdatasync(fd)  # pages still dirty or under writeback cannot be dropped
+        except OSError as exc:  # EIO: the disk did not take the file
+            log.error("%s may not be on the disk: %s", path, exc)
+            return
         if _DONTNEED is not None:
-            os.posix_fadvise(fd, 0, 0, _DONTNEED)
-    except OSError as exc:  # EIO here: the disk did not take the file
-        log.error("%s may not be on the disk: %s", path, exc)
+            try:
+                os.posix_fadvise(fd, 0, 0, _DONTNEED)
+            except OSError as exc:  # a file system that takes no advice
+                log.warning("%s stays in the page cache: %s", path, exc)
     finally:
         os.close(fd)

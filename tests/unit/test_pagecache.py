@@ -27,3 +27,9 @@ def test_a_file_gone_meanwhile_is_no_failure(tmp_path: Path, caplog: pytest.LogC
     with caplog.at_level(logging.WARNING):
         let_go(tmp_path / "trashed.jpg")
     assert not caplog.records
+
+
+def test_a_file_that_cannot_be_synced_is_logged_as_an_error_and_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        let_go(Path("/dev/null"))  # fdatasync(2) refuses it (EINVAL), as a failing disk would with EIO
+    assert [(r.levelname, "may not be on the disk" in r.getMessage()) for r in caplog.records] == [("ERROR", True)]
