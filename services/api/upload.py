@@ -18,7 +18,6 @@ from aiohttp.helpers import parse_mimetype
 from ..kernel.events import PhotoFileAdded, PhotoSidecarAdded
 from ..kernel.folders import move_to_trash, projects_root, sha256_of
 from ..kernel.ids import new_id
-from ..kernel.pagecache import write_back
 from ..kernel.photos import basename, content_mismatch, kind_of, printable, sidecar_photo, unsafe_name, upload_temp
 from ..projector.views import ProjectRow
 from .claims import Undecided, claim, lives_in
@@ -378,13 +377,10 @@ async def _place_sidecars(d: Deps, state: Upload, project_id: str) -> None:
             held.temp.unlink(missing_ok=True)
 
 
-def _store(digest, out, pieces: list[memoryview], last: bool = False) -> None:
+def _store(digest, out, pieces: list[memoryview]) -> None:
     for piece in pieces:
         digest.update(piece)
         out.write(piece)
-    if last:
-        out.flush()
-        write_back(out.fileno())  # clean by the time its derivatives are made (kernel.pagecache)
 
 
 async def write_part(
@@ -413,7 +409,7 @@ async def write_part(
                     pieces, held = [], 0
             if len(head) < HEAD and head and (mismatch := content_mismatch(name, head)):
                 return size, "", mismatch
-            await asyncio.to_thread(_store, digest, out, pieces, True)
+            await asyncio.to_thread(_store, digest, out, pieces)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DiskFull() from None

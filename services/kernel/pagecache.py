@@ -14,13 +14,6 @@ log = logging.getLogger("darkroom.pagecache")
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)  # None where there is no posix_fadvise (macOS)
 
 
-def write_back(fd: int) -> None:
-    """Start writing a file just written to the disk now, rather than when the kernel gets to it:
-    by the time its derivatives are made its pages are clean, so `let_go` can drop them."""
-    if _DONTNEED is not None:
-        os.posix_fadvise(fd, 0, 0, _DONTNEED)  # on dirty pages: writeback starts, nothing is dropped
-
-
 def let_go(path: Path) -> None:
     """An original whose derivatives are made: on the disk, and out of the page cache. Never raises:
     what it saves is memory, and a failure here is no failure of the photo's derivatives."""
@@ -32,10 +25,15 @@ def let_go(path: Path) -> None:
         log.warning("%s stays in the page cache: %s", path, exc)
         return
     try:
-        os.fdatasync(fd)  # pages still dirty or under writeback cannot be dropped
+        try:
+            os.fdatasync(fd)  # pages still dirty or under writeback cannot be dropped
+        except OSError as exc:  # EIO: the disk did not take the file
+            log.error("%s may not be on the disk: %s", path, exc)
+            return
         if _DONTNEED is not None:
-            os.posix_fadvise(fd, 0, 0, _DONTNEED)
-    except OSError as exc:  # EIO here: the disk did not take the file
-        log.error("%s may not be on the disk: %s", path, exc)
+            try:
+                os.posix_fadvise(fd, 0, 0, _DONTNEED)
+            except OSError as exc:  # a file system that takes no advice
+                log.warning("%s stays in the page cache: %s", path, exc)
     finally:
         os.close(fd)

@@ -122,6 +122,6 @@ class Derivations:
         meta = await self.gate.run(
             lane, make_derivatives, str(run.source), str(thumb), str(preview), self.spec, admit=run.admit
         )
-        # Off the photo's path to its thumbnail: the original waits for its writeback meanwhile.
+        # Off the photo's path to its thumbnail: writing the original to the disk takes a while.
         asyncio.get_running_loop().run_in_executor(None, let_go, run.source).add_done_callback(retrieved)
         return meta
