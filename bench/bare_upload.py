@@ -5,7 +5,7 @@ over HTTP and deriving them costs without Darkroom's events, tasks, read model o
     python bench/bare_upload.py DIR --port PORT --workers N
 
 POST /upload (multipart, field `photos`): each part goes to DIR the way Darkroom's upload writes it
-(darkroom.api.multipart and write_part: streamed under a hidden name, checked, hashed, renamed), and
+(darkroom.api.multipart and write_part: streamed under a hidden name, checked, hashed, on the disk, renamed), and
 each saved JPG straight into a pool of N image processes (make_derivatives, as the worker runs it).
 Answers 201 {task_id: null, files: [{name}], errors: [{name, error}]} once the files are saved.
 GET /derived?n=N answers {derived, failed} once N photos have been derived; GET /readyz, 200 once the
@@ -28,6 +28,7 @@ from aiohttp import hdrs, web
 from darkroom.api.multipart import Parts
 from darkroom.api.upload import write_part
 from darkroom.kernel.config import ProcessingConfig
+from darkroom.kernel.folders import sync_folder
 from darkroom.kernel.pagecache import let_go
 from darkroom.kernel.photos import PREVIEW_DIR, THUMB_DIR, kind_of
 from darkroom.worker.derivations import spec_of
@@ -61,6 +62,7 @@ class Server:
                     continue
                 target = self.folder / part.filename
                 os.replace(temp, target)
+                await asyncio.to_thread(sync_folder, self.folder)  # as Darkroom's upload does
             finally:
                 temp.unlink(missing_ok=True)
             files.append({"name": part.filename, "size": size})

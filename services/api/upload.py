@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 from aiohttp.helpers import parse_mimetype
 
 from ..kernel.events import PhotoFileAdded, PhotoSidecarAdded
-from ..kernel.folders import move_to_trash, projects_root, sha256_of
+from ..kernel.folders import move_to_trash, projects_root, sha256_of, sync_folder
 from ..kernel.ids import new_id
 from ..kernel.photos import basename, content_mismatch, kind_of, printable, sidecar_photo, unsafe_name, upload_temp
 from ..projector.views import ProjectRow
@@ -289,6 +289,7 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
             temp.unlink(missing_ok=True)
     if not placed:
         return
+    await asyncio.to_thread(sync_folder, state.folder)  # its name too, before its event says it is there
     kind = kind_of(name) or "other"
     state.files.append(Accepted(name, photo, kind, size))
     # Announced as it lands, not at the end: a folder_check meanwhile must not take it for a stray file.
@@ -359,6 +360,7 @@ async def _place_sidecars(d: Deps, state: Upload, project_id: str) -> None:
                 continue
             placed, replaced = _place(state, held.temp, held.name, held.digest)
             if placed:
+                await asyncio.to_thread(sync_folder, state.folder)
                 state.files.append(Accepted(held.name, held.photo, SIDECAR, held.size))
                 state.announced.append(
                     await d.bus.post(
@@ -377,10 +379,13 @@ async def _place_sidecars(d: Deps, state: Upload, project_id: str) -> None:
             held.temp.unlink(missing_ok=True)
 
 
-def _store(digest, out, pieces: list[memoryview]) -> None:
+def _store(digest, out, pieces: list[memoryview], last: bool = False) -> None:
     for piece in pieces:
         digest.update(piece)
         out.write(piece)
+    if last:
+        out.flush()
+        os.fdatasync(out.fileno())  # an upload answers once its files are on the disk, not in the cache
 
 
 async def write_part(
@@ -409,7 +414,7 @@ async def write_part(
                     pieces, held = [], 0
             if len(head) < HEAD and head and (mismatch := content_mismatch(name, head)):
                 return size, "", mismatch
-            await asyncio.to_thread(_store, digest, out, pieces)
+            await asyncio.to_thread(_store, digest, out, pieces, True)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise DiskFull() from None

@@ -90,6 +90,15 @@ def sidecars(listing: list[str], moving: list[str], staying: list[str]) -> list[
     return sorted(out)
 
 
+def sync_folder(folder: Path) -> None:
+    """The folder's entries on the disk: a file renamed into it is there after a power cut."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

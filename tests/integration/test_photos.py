@@ -98,6 +98,30 @@ async def test_originals_leave_the_page_cache_once_their_derivatives_are_made(sy
         assert (folder / f.name).read_bytes() == f.read_bytes()
 
 
+async def test_an_upload_answers_once_its_files_are_on_the_disk(system: System) -> None:
+    """Not only in the page cache, where a power cut would lose a photo its stored event says is there.
+    Seen as the kernel sees it: right after the answer, every page of each original can be dropped,
+    which only a page written to the disk can be. No worker runs, so nothing else writes them."""
+    from darkroom.kernel.definitions import load_definitions
+
+    await system.start(roles=("projector", "orchestrator", "api"), definitions=load_definitions())
+    project = await create_project(system, "On the disk")
+    files = sorted((PHOTOS / "orientation").glob("*.jpg"))[:3]
+    status, body = await upload(system, project["folder"], [(f.name, f.read_bytes()) for f in files])
+    assert status == 201 and len(body["files"]) == len(files), body
+    folder = projects_root(system.data_dir) / project["folder"]
+    dirty = {}
+    for f in files:
+        fd = os.open(folder / f.name, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # drops clean pages; dirty ones stay
+        finally:
+            os.close(fd)
+        if cached := cached_pages(folder / f.name):
+            dirty[f.name] = cached
+    assert not dirty, f"pages of these originals were not on the disk when the upload answered: {dirty}"
+
+
 async def test_a_jpg_and_raw_pair_is_one_photo_and_a_raw_alone_is_not_supported(system: System) -> None:
     await _start(system)
     project = await create_project(system, "Pairs")
