@@ -283,13 +283,12 @@ async def _receive(part: Part, content: AsyncIterator[memoryview], state: Upload
         if (refusal := await _claim(d, state, project_id, photo)) is not None:
             state.errors.append(Refused(name, refusal))
             return
-        placed, replaced = _place(state, temp, name, digest)
+        placed, replaced = await _place(state, temp, name, digest)
     finally:
         if not handed_on:
             temp.unlink(missing_ok=True)
     if not placed:
         return
-    await asyncio.to_thread(sync_folder, state.folder)  # its name too, before its event says it is there
     kind = kind_of(name) or "other"
     state.files.append(Accepted(name, photo, kind, size))
     # Announced as it lands, not at the end: a folder_check meanwhile must not take it for a stray file.
@@ -326,13 +325,14 @@ async def _claim(d: Deps, state: Upload, project_id: str, photo: str) -> str | N
     return None
 
 
-def _place(state: Upload, temp: Path, name: str, digest: str) -> tuple[bool, str | None]:
-    """Move a received file to its name: skipped when identical to the one there, refused when
-    different unless overwriting (the old one then goes to the trash, whose name is returned)."""
+async def _place(state: Upload, temp: Path, name: str, digest: str) -> tuple[bool, str | None]:
+    """Move a received file to its name, its folder synced after (the name survives a power cut before
+    its event says it is there): skipped when identical to the one there, refused when different unless
+    overwriting (the old one then goes to the trash, whose name is returned)."""
     target = state.folder / name
     replaced = None
     if target.exists():
-        if sha256_of(target) == digest:
+        if await asyncio.to_thread(sha256_of, target) == digest:
             state.skipped.append(Skipped(name, "identical to the file already there"))
             return False, None
         if not state.overwrite:
@@ -342,6 +342,7 @@ def _place(state: Upload, temp: Path, name: str, digest: str) -> tuple[bool, str
             return False, None
         replaced = move_to_trash(state.folder, name)
     os.replace(temp, target)
+    await asyncio.to_thread(sync_folder, state.folder)
     return True, replaced
 
 
@@ -358,9 +359,8 @@ async def _place_sidecars(d: Deps, state: Upload, project_id: str) -> None:
                     )
                 )
                 continue
-            placed, replaced = _place(state, held.temp, held.name, held.digest)
+            placed, replaced = await _place(state, held.temp, held.name, held.digest)
             if placed:
-                await asyncio.to_thread(sync_folder, state.folder)
                 state.files.append(Accepted(held.name, held.photo, SIDECAR, held.size))
                 state.announced.append(
                     await d.bus.post(

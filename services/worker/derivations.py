@@ -122,6 +122,6 @@ class Derivations:
         meta = await self.gate.run(
             lane, make_derivatives, str(run.source), str(thumb), str(preview), self.spec, admit=run.admit
         )
-        # Off the photo's path to its thumbnail: writing the original to the disk takes a while.
+        # Off the photo's path to its thumbnail: a file copied in by hand is written to the disk first.
         asyncio.get_running_loop().run_in_executor(None, let_go, run.source).add_done_callback(retrieved)
         return meta

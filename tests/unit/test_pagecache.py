@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no pos
 def test_a_file_let_go_is_on_the_disk_and_out_of_the_cache(tmp_path: Path) -> None:
     original = tmp_path / "IMG_0001.jpg"
     original.write_bytes(os.urandom(2 << 20))
-    assert cached_pages(original) == 512  # as an upload leaves it: written, not yet on the disk
+    assert cached_pages(original) == 512  # as a file copied in by hand may be: written, not yet on the disk
     let_go(original)
     assert cached_pages(original) == 0
     assert original.stat().st_size == 2 << 20  # the file itself is untouched
