@@ -23,7 +23,7 @@ from .kernel.config import Config
 from .kernel.definitions import Definitions
 from .kernel.events import Codec
 from .kernel.health import Check, Health
-from .kernel.lease import Leases
+from .kernel.lease import LEASE_LINGER_S, Leases
 from .kernel.metrics import (
     HttpMetrics,
     JobMetrics,
@@ -96,6 +96,7 @@ class Runtime:
     pool: ProcessPoolExecutor | None = None
     gate: ImageGate | None = None
     derivations: Derivations | None = None
+    leases: Leases | None = None
     api_runner: web.AppRunner | None = None
     api_deps: Deps | None = None
     health_runner: web.AppRunner | None = None
@@ -158,12 +159,13 @@ class Runtime:
             # One more call in flight than there are image processes: none idles while a result is published.
             self.gate = ImageGate(self.pool, self.config.processing.workers + 1)
             self.derivations = Derivations(self.gate, spec_of(self.config.processing))
+            self.leases = Leases(bus, name, self.config.nats.replicas, linger_s=LEASE_LINGER_S)
             resources = Resources(
                 read=self.worker_read,
                 gate=self.gate,
                 derivations=self.derivations,
                 definitions=self.definitions,
-                lease=Leases(bus, name, self.config.nats.replicas).hold,
+                lease=self.leases.hold,
                 hand_over=functools.partial(hand_over, bus),
             )
             self.worker = Worker(
@@ -388,6 +390,8 @@ class Runtime:
         async def worker() -> None:
             if self.worker is not None:
                 await self.worker.stop(grace_s)
+            if self.leases is not None:
+                await self.leases.close()
             if self.child is not None:
                 await self.child.stop()
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -27,6 +28,9 @@ class LeaseBusy(Exception):
 CHECK_HOLDER_S = 0.5  # how often a waiter looks whether the lease's holder still lives
 # How long the bucket may have no leader (a node died, a replica takes over) before a take gives up.
 LEADERLESS_S = 30.0
+# How long a worker keeps a lease it let go for its next job on the project: a project's checks come
+# back to back, and each take and release is two stored messages and four round trips.
+LEASE_LINGER_S = 0.5
 
 
 def this_process() -> str:
@@ -60,15 +64,32 @@ def _started(pid: int) -> str | None:
     return None if stat[0] in ("Z", "X") else stat[19]  # a zombie has ended
 
 
-class Leases:
-    """Who moves or adopts a project's files: one holder at a time, across all processes."""
+@dataclass
+class _Held:
+    """A lease this process holds in the bucket: for a job now (`busy`), or kept a moment for the next."""
 
-    def __init__(self, bus: Bus, holder: str, replicas: int = 1) -> None:
+    revision: int
+    value: bytes  # as stored: the holder, the purpose it was taken for, and this process
+    busy: bool = True
+    refresher: asyncio.Task[None] | None = None
+    linger: asyncio.TimerHandle | None = None
+
+
+class Leases:
+    """Who moves or adopts a project's files: one holder at a time, across all processes. With
+    `linger_s`, a lease let go is kept that long for this process's next job on the project (a
+    project's checks come back to back), so it is taken and released once for a burst of jobs."""
+
+    def __init__(self, bus: Bus, holder: str, replicas: int = 1, linger_s: float = 0.0) -> None:
         self.bus = bus
         self.holder = holder
         self.replicas = replicas
+        self.linger_s = linger_s
         self._kv: KeyValue | None = None
         self.process = this_process()
+        self._held: dict[str, _Held] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
@@ -87,35 +108,84 @@ class Leases:
         checked = loop.time()
         leaderless_until = loop.time() + LEADERLESS_S
         while True:
-            try:
-                revision = await kv.create(project_id, value)
+            held = self._held.get(project_id)
+            if held is not None and held.refresher is not None and held.refresher.done():
+                del self._held[project_id]  # lost while kept (expired in a fail-over): taken anew
+                held = None
+            if held is not None and not held.busy:
+                held.busy = True
+                if held.linger is not None:
+                    held.linger.cancel()
                 break
-            except NoStreamResponseError:
-                # Nothing stored it: the bucket has no leader for a moment. Asked again, as a busy lease is.
-                if loop.time() > leaderless_until:
-                    raise
-                if alive is not None:
-                    alive()
-                await asyncio.sleep(0.2)
-            except KeyWrongLastSequenceError:
-                if alive is not None:
-                    alive()  # waiting on another job is not being stuck
-                if deadline is not None and loop.time() > deadline:
-                    raise LeaseBusy(f"project {project_id} is busy with another file operation") from None
-                if loop.time() - checked >= CHECK_HOLDER_S:
-                    checked = loop.time()
-                    await self._end_if_gone(kv, project_id)
-                await asyncio.sleep(0.05)
-        refresher = asyncio.create_task(self._refresh(kv, project_id, value, revision))
+            if held is None:
+                try:
+                    held = _Held(await kv.create(project_id, value), value)
+                    held.refresher = asyncio.create_task(self._refresh(kv, project_id, held))
+                    self._held[project_id] = held
+                    break
+                except NoStreamResponseError:
+                    # Nothing stored it: the bucket has no leader for a moment. Asked again, as a busy lease is.
+                    if loop.time() > leaderless_until:
+                        raise
+                    if alive is not None:
+                        alive()
+                    await asyncio.sleep(0.2)
+                    continue
+                except KeyWrongLastSequenceError:
+                    if loop.time() - checked >= CHECK_HOLDER_S:
+                        checked = loop.time()
+                        await self._end_if_gone(kv, project_id)
+            # Another process holds it, or another job of this one.
+            if alive is not None:
+                alive()  # waiting on another job is not being stuck
+            if deadline is not None and loop.time() > deadline:
+                raise LeaseBusy(f"project {project_id} is busy with another file operation")
+            await asyncio.sleep(0.05)
         try:
             yield
         finally:
-            refresher.cancel()
-            await asyncio.gather(refresher, return_exceptions=True)
-            try:
-                await kv.delete(project_id)
-            except (NotFoundError, Exception) as exc:  # expired already; the TTL ends it either way
-                log.debug("releasing lease %s: %s", project_id, exc)
+            held.busy = False
+            if self.linger_s > 0 and not self._closed:
+                held.linger = loop.call_later(self.linger_s, self._let_go, kv, project_id, held)
+            else:
+                await self._release(kv, project_id, held)
+
+    async def close(self) -> None:
+        """Release every lease kept for a next job, at once: another process need not wait for them."""
+        self._closed = True
+        kv = self._kv
+        if kv is not None:
+            for project_id, held in list(self._held.items()):
+                if not held.busy:
+                    if held.linger is not None:
+                        held.linger.cancel()
+                    self._let_go(kv, project_id, held)
+        await asyncio.gather(*self._releasing, return_exceptions=True)
+
+    def _let_go(self, kv: KeyValue, project_id: str, held: _Held) -> None:
+        if held.busy or self._held.get(project_id) is not held:
+            return  # taken again meanwhile, or let go already
+        releasing = asyncio.create_task(self._release(kv, project_id, held))
+        self._releasing.add(releasing)
+        releasing.add_done_callback(self._releasing.discard)
+
+    async def _release(self, kv: KeyValue, project_id: str, held: _Held) -> None:
+        if self._held.get(project_id) is held:
+            del self._held[project_id]
+        if held.refresher is not None:
+            held.refresher.cancel()
+            await asyncio.gather(held.refresher, return_exceptions=True)
+        try:
+            # Only our own revision: a lease that expired and was taken by another stays theirs.
+            await kv.delete(project_id, last=held.revision)
+        except KeyWrongLastSequenceError:
+            # A refresh that timed out may have landed: still ours if it holds our value.
+            with contextlib.suppress(Exception):
+                entry = await kv.get(project_id)
+                if entry.value == held.value:
+                    await kv.delete(project_id, last=entry.revision)
+        except Exception as exc:  # expired already, or no leader; the TTL ends it either way
+            log.debug("releasing lease %s: %s", project_id, exc)
 
     async def _end_if_gone(self, kv: KeyValue, key: str) -> None:
         """A lease whose holder was killed on this host ends now, not when its TTL runs out."""
@@ -131,14 +201,14 @@ class Leases:
             except KeyWrongLastSequenceError:  # taken or released meanwhile
                 pass
 
-    async def _refresh(self, kv: KeyValue, key: str, value: bytes, revision: int) -> None:
+    async def _refresh(self, kv: KeyValue, key: str, held: _Held) -> None:
         """Keep the lease alive; a refresh that fails while a replica takes over is tried again, well
         within the TTL, so a fail-over never hands the project to another holder."""
         delay = LEASE_TTL_S / 3
         while True:
             await asyncio.sleep(delay)
             try:
-                revision = await kv.update(key, value, last=revision)
+                held.revision = await kv.update(key, held.value, last=held.revision)
                 delay = LEASE_TTL_S / 3
             except (NoStreamResponseError, NatsTimeout) as exc:
                 log.warning("lease %s: refresh failed (%s); trying again", key, type(exc).__name__)
@@ -149,8 +219,8 @@ class Leases:
                     entry: KeyValue.Entry | None = await kv.get(key)
                 except NotFoundError:
                     entry = None
-                if entry is None or entry.value != value:
+                if entry is None or entry.value != held.value:
                     log.error("lease %s: lost while held (it expired during a fail-over)", key)
                     return
-                revision = entry.revision or revision
+                held.revision = entry.revision or held.revision
                 delay = 1.0
