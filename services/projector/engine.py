@@ -29,9 +29,11 @@ from .store import (
     TRASH,
     Row,
     Statements,
+    in_thread,
     load_into,
     upsert,
 )
+from .transaction import transact
 from .views import DeadLetter, DeadLetterRemoved
 
 log = logging.getLogger("darkroom.projector")
@@ -219,12 +221,17 @@ class Projector:
         return messages + apply(folded.rows, original) if original is not None else messages
 
     async def _load(self, wanted: Needs) -> Rows:
-        """The rows `wanted` names, from the file (None for those it does not have)."""
+        """The rows `wanted` names, from the file (None for those it does not have), in one trip."""
         rows = Rows(relay=self.relay)
-        await load_into(self.db, TASKS, wanted.tasks, rows.tasks)
-        await load_into(self.db, JOBS, wanted.jobs, rows.jobs)
-        await load_into(self.db, PROJECTS, wanted.projects, rows.projects)
-        await load_into(self.db, PHOTOS, wanted.photos, rows.photos)
+
+        def load(db: sqlite3.Connection) -> None:
+            load_into(db, TASKS, wanted.tasks, rows.tasks)
+            load_into(db, JOBS, wanted.jobs, rows.jobs)
+            load_into(db, PROJECTS, wanted.projects, rows.projects)
+            load_into(db, PHOTOS, wanted.photos, rows.photos)
+
+        if wanted.tasks or wanted.jobs or wanted.projects or wanted.photos:
+            await in_thread(self.db, load)
         return rows
 
     async def _write(self, folded: Folded) -> None:
@@ -239,18 +246,8 @@ class Projector:
             self.on_applied(folded.last, folded.outbox)
 
     async def _commit(self, statements: Statements) -> None:
-        """Run one batch's statements in one transaction."""
-        await self.db.execute("BEGIN")
-        try:
-            for sql, params in statements:
-                await self.db.executemany(sql, params)
-            await self.db.commit()
-        except BaseException:
-            try:
-                await self.db.rollback()
-            except sqlite3.Error:  # SQLite may have rolled back already (a full or failing disk)
-                pass
-            raise
+        """Run one batch's statements in one transaction, in one trip to the connection's thread."""
+        await in_thread(self.db, lambda db: transact(db, statements))
 
     def _statements(self, folded: Folded) -> Statements:
         """What the batch's one transaction runs, in order: each SQL with the parameters of its rows."""

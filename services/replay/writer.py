@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ..projector.transaction import transact
 from .frames import FrameWriter, pipe, spawn
 
 if TYPE_CHECKING:
@@ -80,15 +81,7 @@ class Writer:
 
 def run(db: sqlite3.Connection, stdin) -> None:
     while head := stdin.read(4):
-        frame = stdin.read(int.from_bytes(head, "big"))
-        db.execute("BEGIN")
-        try:
-            for sql, params in _FRAME.decode(frame):
-                db.executemany(sql, params)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        transact(db, _FRAME.decode(stdin.read(int.from_bytes(head, "big"))))
 
 
 def main(argv: list[str]) -> int:
