@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import msgspec
+import msgspec.yaml
 import yaml
 
 from .photos import MANIFEST
@@ -23,9 +24,9 @@ class Manifest(msgspec.Struct, frozen=True):
 def read_manifest(folder: Path) -> Manifest | None:
     """The manifest, or None when it is missing or unreadable (manifest_check rewrites it)."""
     try:
-        data = yaml.safe_load((folder / MANIFEST).read_text())
-        return msgspec.convert(data, Manifest)
-    except (OSError, yaml.YAMLError, msgspec.ValidationError):
+        # msgspec parses with libyaml where PyYAML has it: about a tenth of pure-Python safe_load's time.
+        return msgspec.yaml.decode((folder / MANIFEST).read_bytes(), type=Manifest)
+    except (OSError, msgspec.DecodeError):
         return None
 
 
