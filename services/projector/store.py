@@ -179,9 +179,8 @@ async def in_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection
     return cast(T, await db._execute(work, db._conn))  # type: ignore[no-untyped-call]
 
 
-def rows_of(db: sqlite3.Connection, table: Table[S], ids: Iterable[str]) -> dict[str, S]:
+def rows_of(db: sqlite3.Connection, table: Table[S], ids: list[str]) -> dict[str, S]:
     """The rows `ids` names that the file has (in the connection's thread)."""
-    ids = list(ids)
     found: dict[str, S] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -199,7 +198,7 @@ def load_into(db: sqlite3.Connection, table: Table[S], ids: set[str], into: dict
     """The rows `ids` names into `into`, None for those the file does not have (in the connection's thread)."""
     if ids:
         into.update(dict.fromkeys(ids))
-        into.update(rows_of(db, table, ids))
+        into.update(rows_of(db, table, list(ids)))
 
 
 def upsert(table: Table[S], ids: set[str], items: dict[str, S | None]) -> list[tuple[str, list[Row]]]:

@@ -1,6 +1,7 @@
 """A rebuild's SQLite writes, in a child process of their own: they were a large share of the
 rebuild's time on its one busy core, and threads of one process cannot share that (the GIL),
-processes can. Imports nothing of Darkroom's at run time, so it starts fast.
+processes can. Imports only its frames and the projector's `transact` at run time (no read model,
+no NATS), so it starts fast.
 
     python -m darkroom.replay.writer PATH
 

@@ -125,6 +125,7 @@ async def test_a_lease_kept_for_the_next_job_holds_off_others_only_that_long(nat
         async with worker.hold("P1", "a check", timeout=0.2):  # let go, it is taken from the bucket again
             pass
         assert await _stored(bus) > taken
+        await worker.close()  # the lease it keeps goes now, not after the bus has closed
     finally:
         await bus.close()
 
