@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from bisect import bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
@@ -233,23 +234,26 @@ class ReadModel:
         return await self._fetch(JOBS, sql, [*args, limit])
 
     async def _fetch(self, table: Table[S], sql: str, args: list[Any]) -> list[S]:
-        async with self.db.execute(sql, args) as cursor:
-            return [table.from_row(row) for row in await cursor.fetchall()]
+        return await store.in_thread(self.db, lambda db: [table.from_row(row) for row in db.execute(sql, args)])
+
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        # One trip to aiosqlite's thread: a cursor's execute, fetch and close are a trip each.
+        return await store.in_thread(self.db, lambda db: db.execute(sql, args).fetchall())
+
+    async def _count(self, sql: str, args: Sequence[Any] = ()) -> int:
+        rows = await self._rows(sql, args)
+        return int(rows[0][0]) if rows else 0
 
     async def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         sql = "SELECT seq, subject, reason, at FROM dead_letters ORDER BY seq DESC LIMIT ?"
-        async with self.db.execute(sql, (limit,)) as cursor:
-            return [DeadLetter(*row) for row in await cursor.fetchall()]
+        return [DeadLetter(*row) for row in await self._rows(sql, (limit,))]
 
     async def dead_letter_count(self) -> int:
-        async with self.db.execute("SELECT COUNT(*) FROM dead_letters") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        return await self._count("SELECT COUNT(*) FROM dead_letters")
 
     async def dead_letter(self, seq: int) -> DeadLetter | None:
-        async with self.db.execute("SELECT seq, subject, reason, at FROM dead_letters WHERE seq = ?", (seq,)) as cursor:
-            row = await cursor.fetchone()
-        return DeadLetter(*row) if row else None
+        rows = await self._rows("SELECT seq, subject, reason, at FROM dead_letters WHERE seq = ?", (seq,))
+        return DeadLetter(*rows[0]) if rows else None
 
     async def lanes(self) -> dict[str, LaneRow]:
         """Each lane's state, as its newest pause or resume left it (a lane never paused has no row)."""
@@ -258,8 +262,7 @@ class ReadModel:
     async def job_counts(self) -> list[tuple[str, str, str, int]]:
         """(lane, job type, status, how many) of the jobs queued, running, retrying or failed: one query
         over the index that holds only those."""
-        async with self.db.execute(JOB_COUNTS) as cursor:
-            return [(row[0], row[1], row[2], row[3]) for row in await cursor.fetchall()]
+        return [(row[0], row[1], row[2], row[3]) for row in await self._rows(JOB_COUNTS)]
 
     # -- projects and photos ---------------------------------------------------------------------
 
@@ -293,12 +296,16 @@ class ReadModel:
 
     async def photos_named(self, filenames: list[str]) -> list[PhotoView]:
         """Photos with these basenames in any project: a basename lives in one project only."""
-        out: list[PhotoView] = []
-        for start in range(0, len(filenames), 500):
-            chunk = filenames[start : start + 500]
-            sql = PHOTOS.select(f"WHERE filename IN ({', '.join('?' * len(chunk))})")
-            out += await self._fetch(PHOTOS, sql, chunk)
-        return out
+
+        def named(db: sqlite3.Connection) -> list[PhotoView]:
+            out: list[PhotoView] = []
+            for start in range(0, len(filenames), 500):
+                chunk = filenames[start : start + 500]
+                sql = PHOTOS.select(f"WHERE filename IN ({', '.join('?' * len(chunk))})")
+                out += [PHOTOS.from_row(row) for row in db.execute(sql, chunk)]
+            return out
+
+        return await store.in_thread(self.db, named)
 
     async def photos(
         self, project_id: str, limit: int = 100, after: tuple[int, str, str] | None = None
@@ -328,9 +335,7 @@ class ReadModel:
             "SELECT COUNT(*) FROM photos WHERE project_id = ? "
             "AND thumbnail_status NOT IN ('generated', 'not_supported')"
         )
-        async with self.db.execute(sql, (project_id,)) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row is not None else 0
+        return await self._count(sql, (project_id,))
 
     # -- SSE outbox ------------------------------------------------------------------------------
 
@@ -353,11 +358,10 @@ class ReadModel:
             sql += " AND maintenance = 0"
         sql += " ORDER BY seq, k LIMIT ?"
         args.append(limit)
-        async with self.db.execute(sql, args) as cursor:
-            return [
-                OutboxRow(seq, k, event, data, project, bool(m))
-                for seq, k, event, data, project, m in await cursor.fetchall()
-            ]
+        return [
+            OutboxRow(seq, k, event, data, project, bool(m))
+            for seq, k, event, data, project, m in await self._rows(sql, args)
+        ]
 
 
 def _filters(

@@ -356,6 +356,39 @@ async def test_a_batch_goes_to_the_sqlite_thread_twice_whatever_it_holds(db, pro
     assert (await ReadModel(db).task("T3")).status == "completed"
 
 
+async def test_a_read_of_the_read_model_is_one_trip_to_the_sqlite_thread(db, projector):
+    # A cursor's execute, fetch and close were a trip each (about 90 µs of CPU apiece): an upload
+    # asks two such reads, and each job of a photo's task one or two, in the worker.
+    await projector.apply_batch(one_task_log())
+    model = ReadModel(db)
+    trips = []
+    execute = db._execute
+
+    def counted(fn, *args, **kwargs):
+        trips.append(fn)
+        return execute(fn, *args, **kwargs)
+
+    db._execute = counted
+    reads = {
+        "tasks": (model.tasks(project_id="P01"), lambda found: [t.id for t in found] == ["T1"]),
+        "open tasks": (model.open_tasks("P01"), lambda found: found == []),
+        "jobs": (model.jobs_of("T1"), lambda found: [j.status for j in found] == ["completed"] * 3),
+        "job counts": (model.job_counts(), lambda found: found == []),
+        "photos named": (model.photos_named(["A", "B"]), lambda found: found == []),
+        "photos missing derivatives": (model.missing_derivatives("P01"), lambda found: found == 0),
+        "dead letters": (model.dead_letters(), lambda found: found == []),
+        "dead letter count": (model.dead_letter_count(), lambda found: found == 0),
+        "outbox": (
+            model.outbox_after((0, 0), project_id="P01", show_maintenance=True),
+            lambda found: [row.seq for row in found][:2] == [1, 2],
+        ),
+    }
+    for name, (read, holds) in reads.items():
+        trips.clear()
+        assert holds(await read), name
+        assert len(trips) == 1, name
+
+
 # -- dispatch copies (a log from before §7.1) and poison ---------------------------------------
 
 
