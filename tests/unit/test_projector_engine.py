@@ -333,9 +333,8 @@ async def test_a_failed_transaction_leaves_nothing_behind(db, monkeypatch, keep_
     assert await store.get_meta(db, CHECKPOINT) == 11
 
 
-async def test_a_batch_goes_to_the_sqlite_thread_twice_whatever_it_holds(db, projector):
-    # Each trip to aiosqlite's thread costs about 90 µs of CPU (a statement a few): one to read the
-    # rows a batch touches, one to write them. It was one a table read and one a statement written.
+def trips_to_thread(db) -> list:
+    """Each call aiosqlite makes to its thread from now on (a trip costs about 90 µs of CPU)."""
     trips = []
     execute = db._execute
 
@@ -344,6 +343,13 @@ async def test_a_batch_goes_to_the_sqlite_thread_twice_whatever_it_holds(db, pro
         return execute(fn, *args, **kwargs)
 
     db._execute = counted
+    return trips
+
+
+async def test_a_batch_goes_to_the_sqlite_thread_twice_whatever_it_holds(db, projector):
+    # Each trip to aiosqlite's thread costs about 90 µs of CPU (a statement a few): one to read the
+    # rows a batch touches, one to write them. It was one a table read and one a statement written.
+    trips = trips_to_thread(db)
     log = one_task_log()
     for seq in range(len(log)):
         trips.clear()
@@ -361,14 +367,7 @@ async def test_a_read_of_the_read_model_is_one_trip_to_the_sqlite_thread(db, pro
     # asks two such reads, and each job of a photo's task one or two, in the worker.
     await projector.apply_batch(one_task_log())
     model = ReadModel(db)
-    trips = []
-    execute = db._execute
-
-    def counted(fn, *args, **kwargs):
-        trips.append(fn)
-        return execute(fn, *args, **kwargs)
-
-    db._execute = counted
+    trips = trips_to_thread(db)
     reads = {
         "tasks": (model.tasks(project_id="P01"), lambda found: [t.id for t in found] == ["T1"]),
         "open tasks": (model.open_tasks("P01"), lambda found: found == []),
