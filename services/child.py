@@ -3,8 +3,8 @@
 `up` starts it as `darkroom child --roles ROLE…` (from `-c`: see ENTRY), tethered like its nats-server
 (it dies with `up`, even by kill -9), and hands it, on its stdin, the configuration `up` resolved (first line, JSON),
 then a line for each commit of `up`'s projector (so the read model is not polled) and for each photo
-an upload has saved (whose derivatives it starts at once). It logs
-on `up`'s stderr, and serves `/readyz` and `/metrics` on a loopback port that `up` asks: `up`'s own
+an upload has saved (whose derivatives it starts at once). It logs on `up`'s stderr, through `up`
+(see `relay`), and serves `/readyz` and `/metrics` on a loopback port that `up` asks: `up`'s own
 routes answer for both processes. When it dies, `up` starts it again, unless it keeps dying.
 """
 
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 import msgspec
@@ -48,6 +49,8 @@ NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 UNREAD_MAX = 1 << 16
 # The child's jobs get a second less than `up`'s to finish, so its whole stop ends within `up`'s.
 CHILD_GRACE_S = 4.0
+# How long a stopped child's last lines (and those of what it started) may take to come through.
+RELAY_DRAIN_S = 1.0
 
 
 class ChildExited(Exception):
@@ -88,6 +91,7 @@ class Child:
     _config: Callable[[int], bytes] | None = None
     _http: aiohttp.ClientSession | None = None
     _stopping: bool = False
+    _relays: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -106,10 +110,14 @@ class Child:
         self.process = await asyncio.create_subprocess_exec(
             *tether.command(os.getpid(), argv),
             stdin=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             env={name: value for name, value in os.environ.items() if name not in NOT_INHERITED},
             start_new_session=True,  # a terminal's Ctrl-C is for `up`, which stops it in order
         )
-        assert self.process.stdin is not None
+        assert self.process.stdin is not None and self.process.stderr is not None
+        relaying = asyncio.ensure_future(relay(self.process.stderr, self.name, self.log_format, sys.stderr))
+        self._relays.add(relaying)
+        relaying.add_done_callback(self._relays.discard)
         try:
             self.process.stdin.write(self._config(self.port))
         except (RuntimeError, ConnectionError) as exc:
@@ -187,8 +195,61 @@ class Child:
         self.kill()
         if self.process is not None:
             await self.process.wait()
+        if self._relays:
+            await asyncio.wait(self._relays, timeout=RELAY_DRAIN_S)
+        for relaying in self._relays:  # a process the child started still holds its stderr
+            relaying.cancel()
         if self._http is not None:
             await self._http.close()
+
+
+def lines_to_write(lines: list[str], log_format: str) -> list[tuple[str, bool]]:
+    """What `up` writes of the child's stderr lines, each (text, as_is): in JSON, the child's own log
+    lines as they are and each run of other lines (a resource tracker's warning, a traceback) as the
+    text of one record of `up`'s, so a collector reads every line as one object; in text, all as they are."""
+    written: list[tuple[str, bool]] = []
+    other: list[str] = []
+    for line in lines:
+        if log_format == "json" and not _is_record(line):
+            if line.strip():
+                other.append(line)
+            continue
+        if other:
+            written.append(("\n".join(other), False))
+            other = []
+        written.append((line, True))
+    if other:
+        written.append(("\n".join(other), False))
+    return written
+
+
+def _is_record(line: str) -> bool:
+    try:
+        return isinstance(msgspec.json.decode(line), dict)
+    except msgspec.DecodeError:
+        return False
+
+
+async def relay(reader: asyncio.StreamReader, name: str, log_format: str, out: IO[str]) -> None:
+    """The child's stderr onto `up`'s until every process holding it has closed it, a read at a time."""
+    pending = b""
+    while chunk := await reader.read(1 << 16):
+        *lines, pending = (pending + chunk).split(b"\n")
+        _write(lines_to_write([line.decode(errors="replace") for line in lines], log_format), name, out)
+    if pending:
+        _write(lines_to_write([pending.decode(errors="replace")], log_format), name, out)
+
+
+def _write(written: list[tuple[str, bool]], name: str, out: IO[str]) -> None:
+    try:
+        for text, as_is in written:
+            if as_is:
+                out.write(text + "\n")
+            else:
+                log.warning("darkroom up: the %s wrote: %s", name, text)
+        out.flush()
+    except (OSError, ValueError):  # `up`'s stderr is gone: the child's lines are read all the same, so it never blocks
+        pass
 
 
 async def stdin_lines() -> asyncio.StreamReader:

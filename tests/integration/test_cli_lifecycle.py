@@ -4,6 +4,7 @@ ends in time with a message, and leaves no process behind."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -247,6 +248,13 @@ async def test_a_killed_worker_leaves_no_image_process(tmp_path: Path, spawn) ->
         await server.stop()
 
 
+def _json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 async def _async(value):
     return value
 
@@ -312,6 +320,10 @@ async def test_up_starts_its_worker_process_again_when_it_dies_and_ends_when_it_
     code, out, _ = await _finish(up, 15)
     assert "the worker process exited with -9; starting it again" in out, out
     assert code == 1 and "the worker process exited with -9, 3 times within 60s" in out, out
+    # What a killed worker's image pool leaves behind says so on a line a log collector reads too.
+    unreadable = [line for line in out.splitlines() if not _json_object(line)]
+    assert unreadable == [], unreadable
+    assert any("leaked semaphore" in json.loads(line)["message"] for line in out.splitlines()), out
     os.close(await natsd.lock_store(data / "nats", wait_s=0))  # its nats-server is gone too
     assert not (data / "nats.url").exists()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from darkroom.child import RESTART_WINDOW_S, RESTARTS, child_config, keeps_dying, read_config
+from darkroom.child import RESTART_WINDOW_S, RESTARTS, child_config, keeps_dying, lines_to_write, read_config
 from darkroom.kernel.config import load_config
 
 
@@ -27,3 +27,23 @@ def test_the_child_gets_ups_configuration_with_the_nats_it_found_and_a_loopback_
     assert (got.health.host, got.health.port) == ("127.0.0.1", 4321)
     assert (got.pipeline.max_parallel_jobs, got.pipeline.plugins, got.processing.workers) == (3, ["a.b"], 5)
     assert got.api == config.api and got.maintenance == config.maintenance and got.up == config.up
+
+
+def test_what_up_writes_of_its_childs_stderr_is_one_json_object_a_line():
+    own = '{"time":"2026-12-05T00:25:18.834Z","level":"INFO","logger":"darkroom","message":"running"}'
+    tracker = [
+        "/usr/lib/python3.11/multiprocessing/resource_tracker.py:254: UserWarning: resource_tracker: leaked",
+        "  warnings.warn('resource_tracker: There appear to be %d '",
+    ]
+    assert lines_to_write([own, *tracker, "", own, "{not json}"], "json") == [
+        (own, True),
+        ("\n".join(tracker), False),
+        (own, True),
+        ("{not json}", False),
+    ]
+    # A person reading text reads the child's lines as it wrote them.
+    assert lines_to_write(["2026-12-05T00:25:18Z INFO darkroom: running", *tracker], "text") == [
+        ("2026-12-05T00:25:18Z INFO darkroom: running", True),
+        (tracker[0], True),
+        (tracker[1], True),
+    ]
