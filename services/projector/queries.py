@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from bisect import bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
@@ -296,16 +295,9 @@ class ReadModel:
 
     async def photos_named(self, filenames: list[str]) -> list[PhotoView]:
         """Photos with these basenames in any project: a basename lives in one project only."""
-
-        def named(db: sqlite3.Connection) -> list[PhotoView]:
-            out: list[PhotoView] = []
-            for start in range(0, len(filenames), 500):
-                chunk = filenames[start : start + 500]
-                sql = PHOTOS.select(f"WHERE filename IN ({', '.join('?' * len(chunk))})")
-                out += [PHOTOS.from_row(row) for row in db.execute(sql, chunk)]
-            return out
-
-        return await store.in_thread(self.db, named)
+        return await store.in_thread(
+            self.db, lambda db: [PHOTOS.from_row(row) for row in store.rows_with(db, PHOTOS, "filename", filenames)]
+        )
 
     async def photos(
         self, project_id: str, limit: int = 100, after: tuple[int, str, str] | None = None

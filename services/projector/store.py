@@ -179,14 +179,18 @@ async def in_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection
     return cast(T, await db._execute(work, db._conn))  # type: ignore[no-untyped-call]
 
 
+def rows_with(db: sqlite3.Connection, table: Table[S], column: str, values: list[str]) -> list[Row]:
+    """The file's rows whose `column` is one of `values`, 500 values a statement (in the connection's thread)."""
+    rows: list[Row] = []
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        rows += db.execute(table.select(f"WHERE {column} IN ({', '.join('?' * len(chunk))})"), chunk)
+    return rows
+
+
 def rows_of(db: sqlite3.Connection, table: Table[S], ids: list[str]) -> dict[str, S]:
     """The rows `ids` names that the file has (in the connection's thread)."""
-    found: dict[str, S] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for row in db.execute(table.select(f"WHERE id IN ({', '.join('?' * len(chunk))})"), chunk):
-            found[table.key_of(row)] = table.from_row(row)
-    return found
+    return {table.key_of(row): table.from_row(row) for row in rows_with(db, table, "id", ids)}
 
 
 async def load_many(db: aiosqlite.Connection, table: Table[S], ids: Iterable[str]) -> dict[str, S]:

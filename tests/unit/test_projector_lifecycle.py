@@ -141,3 +141,17 @@ async def test_a_rebuild_keeping_every_row_in_memory_makes_the_same_rows(live, t
         assert await compare(live, rebuilt) == []
     finally:
         await rebuilt.close()
+
+
+async def test_photos_named_finds_each_of_more_names_than_one_statement_takes(live):
+    # SQLite takes a bounded number of parameters: an upload of a whole card asks in statements of 500.
+    projector = await Projector(live, CODEC).open()
+    added = [
+        PhotoFileAdded(project_id=A, filename=f"P{i:04d}", name=f"P{i:04d}.JPG", kind="jpg", size=1, at=at(1))
+        for i in range(1001)
+    ]
+    await projector.apply_batch(log([ProjectCreated(project_id=A, name="A", folder="A", at=at(0)), *added]))
+    asked = [f"P{i:04d}" for i in range(0, 1001, 2)] + ["P9999"]
+    found = await ReadModel(live).photos_named(asked[::-1])
+    assert sorted(p.filename for p in found) == asked[:-1]
+    assert {p.project_id for p in found} == {A}
