@@ -17,6 +17,11 @@ All phases reuse one set of synthetic 6000x4000 JPEGs, generated first into a te
     bare upload  the batch and per-file uploads again, through bench/bare_upload.py (received and written
                  as Darkroom does, derived in a pool of the same size, no events or tasks): what receiving
                  the files costs by itself, so the rest of the gap to bare is Darkroom's own work
+    bare upload + log
+                 the same again with --events, on a fresh nats-server (`sync_interval: always`): the bare
+                 upload server also stores, one after another, every event CONTRACT §7.1 leaves these
+                 uploads in the log, and reads them back once; what the contract's log costs by itself,
+                 so the pipeline's gap to this floor is Darkroom's work beyond keeping its log
 A round's photos/s count as a share of the mean of the two bare runs around it, since this machine's
 speed drifts by up to 15% within minutes; the table shows the median share over the rounds and each
 round's. The bench watches the pipeline as a page does, on SSE, decoding only the messages it needs:
@@ -722,12 +727,14 @@ class BareUpload:
     per_file_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per photo, per file
 
 
-async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) -> BareUpload:
-    """Both uploads through a fresh bare upload server, files saved under `root`."""
-    folder, log_path, port = root / "bare upload", root / "bare-upload.log", free_port()
+async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path], log: NatsServer | None) -> BareUpload:
+    """Both uploads through a fresh bare upload server, files saved under `root`; with `log` (a started
+    nats-server), keeping on it the events Darkroom's log would hold."""
+    name = "bare upload server + log" if log else "bare upload server"
+    folder, log_path, port = root / name, root / f"{name}.log", free_port()
     folder.mkdir()
     base = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
+    with log_path.open("wb") as output:
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             str(BARE_UPLOAD),
@@ -736,16 +743,17 @@ async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) 
             str(port),
             "--workers",
             str(args.workers),
+            *(["--events", log.url] if log else []),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
+            stdout=output,
+            stderr=output,
         )
 
     async def send(files: list[tuple[Path, str]]) -> None:
         status, raw = await post_files(f"{base}/upload", "photos", files)
         body = json.loads(raw) if raw else {}
         if status != 201 or len(body.get("files", [])) != len(files):
-            raise BenchError(f"the bare upload server answered {status}: {str(body)[:500]}")
+            raise BenchError(f"the {name} answered {status}: {str(body)[:500]}")
 
     result, derived = BareUpload(), 0
     try:
@@ -759,13 +767,14 @@ async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) 
             )
             for phase, prefix in (("one request", "b"), (f"one request per file ({args.concurrency} in flight)", "f")):
                 files = as_names(photos, prefix)
-                cpu = CpuMeter(
-                    {
-                        "bare server": [child.pid],
-                        "bench": [os.getpid()],
-                        "image processes": [pid for pid in descendants(child.pid) if pid != child.pid],
-                    }
-                )
+                groups = {
+                    "bare server": [child.pid],
+                    "bench": [os.getpid()],
+                    "image processes": [pid for pid in descendants(child.pid) if pid != child.pid],
+                }
+                if log is not None and log.process is not None:
+                    groups["nats-server"] = [log.process.pid]
+                cpu = CpuMeter(groups)
                 if prefix == "b":
                     await send(files)
                 else:
@@ -775,13 +784,13 @@ async def bare_upload(args: argparse.Namespace, root: Path, photos: list[Path]) 
                     counts = await response.json()
                 photos_s, shares = len(files) / (time.perf_counter() - cpu.began), cpu.shares()
                 if counts["failed"]:
-                    raise BenchError(f"the bare upload server failed to derive {counts['failed']} photos")
+                    raise BenchError(f"the {name} failed to derive {counts['failed']} photos")
                 if prefix == "b":
                     result.batch_s = photos_s
                 else:
                     result.per_file_s, result.per_file_ms = photos_s, cpu.per_photo_ms(len(files))
                 print(
-                    f"bare upload server, {phase}: {photos_s:.2f} photos/s (CPU, share of one core: "
+                    f"{name}, {phase}: {photos_s:.2f} photos/s (CPU, share of one core: "
                     f"{shares_text(shares)}; ms per photo: {per_photo_text(cpu.per_photo_ms(len(files)))})",
                     flush=True,
                 )
@@ -805,6 +814,7 @@ class Results:
     batch: list[Throughput] = field(default_factory=list)
     per_file: list[Throughput] = field(default_factory=list)
     bare_upload: list[BareUpload] = field(default_factory=list)
+    logged_upload: list[BareUpload] = field(default_factory=list)  # the bare upload server keeping the log
     latency_s: float = 0.0
     rss: Rss = field(default_factory=Rss)
     exit_codes: list[int | None] = field(default_factory=list)
@@ -913,18 +923,33 @@ def by_round(shares: list[float], rates: list[float]) -> str:
     return f"{statistics.median(rates):.2f} photos/s = {statistics.median(shares):.0%} of bare (rounds {rounds})"
 
 
+def ratios(rates: list[float], floors: list[float]) -> list[float]:
+    """Each round's rate over that round's floor, so drift weighs on both."""
+    return [rate / floor for rate, floor in zip(rates, floors)]
+
+
+def rounds_text(shares: list[float]) -> str:
+    return f"{statistics.median(shares):.0%} (rounds {' / '.join(f'{share:.0%}' for share in shares)})"
+
+
 def report(args: argparse.Namespace, r: Results) -> None:
     batch_shares = r.shares([t.photos_s for t in r.batch])
     file_shares = r.shares([t.photos_s for t in r.per_file])
-    bare_batch = r.shares([u.batch_s for u in r.bare_upload])
-    bare_file = r.shares([u.per_file_s for u in r.bare_upload])
-    # Each round's pipeline against the bare upload server just after it, so drift weighs on both.
-    over_upload = {
-        "one request": [t.photos_s / u.batch_s for t, u in zip(r.batch, r.bare_upload)],
-        f"a request per file x{args.concurrency}": [
-            t.photos_s / u.per_file_s for t, u in zip(r.per_file, r.bare_upload)
-        ],
+    per_file = f"a request per file x{args.concurrency}"
+    # Each round's rates: the pipeline's, then the bare upload server's without and with the log after it.
+    rates = {
+        "one request": (
+            [t.photos_s for t in r.batch],
+            [u.batch_s for u in r.bare_upload],
+            [u.batch_s for u in r.logged_upload],
+        ),
+        per_file: (
+            [t.photos_s for t in r.per_file],
+            [u.per_file_s for u in r.bare_upload],
+            [u.per_file_s for u in r.logged_upload],
+        ),
     }
+    over_upload = {way: ratios(pipe, bare) for way, (pipe, bare, _) in rates.items()}
     latency_ratio = r.latency_s / r.bare_one_s
     largest = (
         f"largest process {r.rss.single_mb:.0f} MB ({'main' if r.rss.single_is_main else 'a child'}): {r.rss.each_mb}"
@@ -953,36 +978,57 @@ def report(args: argparse.Namespace, r: Results) -> None:
             verdict(statistics.median(file_shares) >= RATIO_GOAL),
             f"Node.js {NODE_PER_FILE_S:g} photos/s",
         ),
-        (
-            "bare upload server, one request",
-            by_round(bare_batch, [u.batch_s for u in r.bare_upload]),
-            "",
-            "",
-            "no events, tasks or read model",
+        *(
+            (f"bare upload server, {way}", by_round(r.shares(bare), bare), "", "", "no events, tasks or read model")
+            for way, (_, bare, _) in rates.items()
         ),
-        (
-            f"bare upload server, a request per file x{args.concurrency}",
-            by_round(bare_file, [u.per_file_s for u in r.bare_upload]),
-            "",
-            "",
-            "no events, tasks or read model",
+        *(
+            (
+                f"bare upload server + log, {way}",
+                by_round(r.shares(logged), logged),
+                "",
+                "",
+                "and the contract's events, stored and read once",
+            )
+            for way, (_, _, logged) in rates.items()
         ),
         *(
             (
                 f"pipeline / bare upload server, {way}",
-                f"{statistics.median(ratios):.0%} (rounds {' / '.join(f'{ratio:.0%}' for ratio in ratios)})",
+                rounds_text(shares),
                 f">= {UPLOAD_RATIO_GOAL:.0%}",
-                verdict(statistics.median(ratios) >= UPLOAD_RATIO_GOAL),
+                verdict(statistics.median(shares) >= UPLOAD_RATIO_GOAL),
                 "",
             )
-            for way, ratios in over_upload.items()
+            for way, shares in over_upload.items()
+        ),
+        *(
+            (
+                f"bare upload server + log / bare upload server, {way}",
+                rounds_text(ratios(logged, bare)),
+                "",
+                "",
+                "what keeping the contract's log costs by itself",
+            )
+            for way, (_, bare, logged) in rates.items()
+        ),
+        *(
+            (
+                f"pipeline / bare upload server + log, {way}",
+                rounds_text(ratios(pipe, logged)),
+                "",
+                "",
+                "Darkroom's own work beyond keeping its log",
+            )
+            for way, (pipe, _, logged) in rates.items()
         ),
         (
             f"CPU ms per photo, a request per file x{args.concurrency}",
             per_photo_text(median_ms([t.cpu_ms for t in r.per_file])),
             "",
             "",
-            f"the bare upload server: {per_photo_text(median_ms([u.per_file_ms for u in r.bare_upload]))}",
+            f"the bare upload server: {per_photo_text(median_ms([u.per_file_ms for u in r.bare_upload]))}; "
+            f"+ log: {per_photo_text(median_ms([u.per_file_ms for u in r.logged_upload]))}",
         ),
         (
             "peak RSS, darkroom up + children",
@@ -1102,7 +1148,12 @@ async def run(args: argparse.Namespace) -> int:
             round_dir.mkdir()
             print(f"-- round {index + 1} of {args.rounds}", flush=True)
             await pipeline(args, round_dir, photos, results, with_latency=index == args.rounds - 1)
-            results.bare_upload.append(await bare_upload(args, round_dir, photos))
+            results.bare_upload.append(await bare_upload(args, round_dir, photos, None))
+            log = NatsServer(round_dir / "log nats")
+            try:
+                results.logged_upload.append(await bare_upload(args, round_dir, photos, await log.start()))
+            finally:
+                await log.stop()
             await measure_bare(f"after round {index + 1}")
         report(args, results)
         return 0 if all(code == 0 for code in results.exit_codes) else 1
