@@ -1003,24 +1003,12 @@ def report(args: argparse.Namespace, r: Results) -> None:
             for way, shares in over_upload.items()
         ),
         *(
-            (
-                f"bare upload server + log / bare upload server, {way}",
-                rounds_text(ratios(logged, bare)),
-                "",
-                "",
-                "what keeping the contract's log costs by itself",
+            (f"{above} / {below}, {way}", rounds_text(ratios(rate[a], rate[b])), "", "", what)
+            for above, a, below, b, what in (
+                ("bare upload server + log", 2, "bare upload server", 1, "what keeping the contract's log costs alone"),
+                ("pipeline", 0, "bare upload server + log", 2, "Darkroom's own work beyond keeping its log"),
             )
-            for way, (_, bare, logged) in rates.items()
-        ),
-        *(
-            (
-                f"pipeline / bare upload server + log, {way}",
-                rounds_text(ratios(pipe, logged)),
-                "",
-                "",
-                "Darkroom's own work beyond keeping its log",
-            )
-            for way, (pipe, _, logged) in rates.items()
+            for way, rate in rates.items()
         ),
         (
             f"CPU ms per photo, a request per file x{args.concurrency}",
