@@ -28,11 +28,15 @@ def serving(lanes: Lanes, idle_priority_only: int, paused: Collection[str] = ())
     return tuple(lane for lane in lanes if lane not in paused)
 
 
-def lane_wait(lanes: Lanes, last: bool, idle_s: float) -> float:
+def lane_wait(lanes: Lanes, last: bool, idle_s: float, idle_priority_only: int) -> float:
     """How long a slot waits on one lane of its round: a lane with another after it is only looked
     at; a slot of one lane waits long. A normal-first slot's wait bounds how soon it turns to
-    priority work once the priority-only slots are busy: briefly while work flows, long once the
-    worker is at rest, so an idle worker asks the server once a second instead of ten times."""
+    priority work once every priority-only slot is busy: the closer that is, the shorter, SWITCH_S
+    for each priority-only slot still idle (so at least SWITCH_S, at most REST_S), while work flows;
+    REST_S once the worker is at rest. A worker with many idle priority-only slots then asks the
+    server once a second instead of ten times, while a job runs as when it is at rest."""
     if not last:
         return 0.0
-    return REST_S if len(lanes) == 1 or idle_s >= AT_REST_AFTER_S else SWITCH_S
+    if len(lanes) == 1 or idle_s >= AT_REST_AFTER_S:
+        return REST_S
+    return min(REST_S, SWITCH_S * max(1, idle_priority_only))

@@ -239,7 +239,7 @@ class Worker:
             await self._until_stopped(self.pauses.changed(REST_S))
             return None
         for i, lane in enumerate(chosen):
-            wait = lane_wait(lanes, i + 1 == len(chosen), self.idle_s())
+            wait = lane_wait(lanes, i + 1 == len(chosen), self.idle_s(), self.idle_priority_only)
             try:
                 msg = await pulls[lane].next(wait)
             except Exception as exc:  # NATS away or failing over, or the lane's consumer missing

@@ -4,8 +4,13 @@ across restarts, and GET /api/lanes, /metrics, SSE, `darkroom lanes` and `darkro
 from __future__ import annotations
 
 import asyncio
+import time
 
-from tests.conftest import SSEClient, System, run_cli
+import nats
+from nats.aio.msg import Msg
+
+from darkroom.kernel.subjects import lane_consumer, next_messages
+from tests.conftest import SSEClient, System, eventually, run_cli
 
 
 async def _lanes(system: System) -> dict[str, dict]:
@@ -157,3 +162,39 @@ async def test_darkroom_lanes_pauses_resumes_and_shows_the_counts_and_audit_tell
     status, body, _ = await system.request("POST", "/api/lanes/fast/pause")
     assert (status, body) == (404, {"error": "no lane 'fast'; the lanes are priority, normal"})
     assert [e["type"] for _, _, e in await system.log("darkroom.lane.>")] == ["lane.paused", "lane.resumed"]
+
+
+async def test_while_priority_slots_are_idle_the_normal_lane_is_asked_once_a_second_and_its_work_taken_at_once(
+    system: System,
+) -> None:
+    # One normal-first slot beside 15 priority-only ones, as the default slots are.
+    await system.start(pipeline__max_parallel_jobs=16, pipeline__priority_lane_slots=15)
+    await _worker_is_taking_work(system)  # the worker is not at rest: work flows
+    nc = await nats.connect(system.server.url)
+    seen: list[tuple[float, str]] = []  # one connection: in the order the server sent them
+
+    async def note(msg: Msg) -> None:
+        seen.append((time.monotonic(), msg.subject))
+
+    try:
+        for subject in (
+            next_messages(lane_consumer("normal")),
+            "darkroom.job.*.*.started",
+            "darkroom.job.*.*.completed",
+        ):
+            await nc.subscribe(subject, cb=note)
+        await nc.flush()
+        running = await system.start_task("long_priority", ["2"])
+        await eventually(lambda: asyncio.sleep(0, any(s.endswith(".started") for _, s in seen)), what="job.started")
+        quick = await system.start_task("quick_normal")
+        assert (await system.wait_task(quick["id"]))["task"]["status"] == "completed"
+        assert not any(running["id"] in s and s.endswith(".completed") for _, s in seen)  # taken at once
+        assert (await system.wait_task(running["id"]))["task"]["status"] == "completed"
+        await nc.flush()
+    finally:
+        await nc.close()
+    began = next(t for t, s in seen if running["id"] in s and s.endswith(".started"))
+    ended = next(t for t, s in seen if running["id"] in s and s.endswith(".completed"))
+    asks = [t for t, s in seen if s.startswith("$JS.API") and began <= t <= ended]
+    # Ten times a second before: the slot's short wait is for when every priority-only slot is busy.
+    assert 1 <= len(asks) <= 1 + (ended - began), (len(asks), ended - began)

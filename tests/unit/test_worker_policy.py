@@ -34,15 +34,24 @@ def test_serving_leaves_priority_work_to_idle_priority_slots():
 
 def test_lane_wait_is_short_only_for_a_normal_first_slot_of_a_busy_worker():
     wait = policy.lane_wait
-    assert wait(NORMAL_FIRST, last=False, idle_s=0.0) == 0.0  # the normal lane is only looked at
-    assert wait(NORMAL_FIRST, last=False, idle_s=3600.0) == 0.0
-    # Work flowing (or a job running): it turns to priority work within SWITCH_S of the lanes filling.
-    assert wait(NORMAL_FIRST, last=True, idle_s=0.0) == policy.SWITCH_S
-    assert wait(NORMAL_FIRST, last=True, idle_s=policy.AT_REST_AFTER_S - 1) == policy.SWITCH_S
+    assert wait(NORMAL_FIRST, last=False, idle_s=0.0, idle_priority_only=0) == 0.0  # only looked at
+    assert wait(NORMAL_FIRST, last=False, idle_s=3600.0, idle_priority_only=5) == 0.0
+    # Work flowing (or a job running) and every priority-only slot busy, or all but one: it turns to
+    # priority work within SWITCH_S of the lanes filling.
+    assert wait(NORMAL_FIRST, last=True, idle_s=0.0, idle_priority_only=0) == policy.SWITCH_S
+    assert wait(NORMAL_FIRST, last=True, idle_s=policy.AT_REST_AFTER_S - 1, idle_priority_only=1) == policy.SWITCH_S
     # At rest it asks once per REST_S: a job that comes meanwhile is still delivered at once.
-    assert wait(NORMAL_FIRST, last=True, idle_s=policy.AT_REST_AFTER_S) == policy.REST_S
-    assert wait(PRIORITY_ONLY, last=True, idle_s=0.0) == policy.REST_S
+    assert wait(NORMAL_FIRST, last=True, idle_s=policy.AT_REST_AFTER_S, idle_priority_only=0) == policy.REST_S
+    assert wait(PRIORITY_ONLY, last=True, idle_s=0.0, idle_priority_only=0) == policy.REST_S
     assert policy.SWITCH_S < policy.REST_S
+
+
+def test_a_normal_first_slot_waits_longer_the_more_priority_only_slots_are_idle():
+    waits = [policy.lane_wait(NORMAL_FIRST, True, 0.0, idle) for idle in range(0, 70)]
+    assert waits == sorted(waits)  # never shorter with more idle priority-only slots
+    assert waits[2] == pytest.approx(2 * policy.SWITCH_S)
+    # The default slots (63 priority-only): while one job runs, the normal lane is asked once a second.
+    assert waits[62] == policy.REST_S
 
 
 def test_a_slot_serves_no_paused_lane():
