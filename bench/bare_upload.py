@@ -81,7 +81,6 @@ class Log:
         self.definition = load_definitions()[TASK_TYPE]
         self.threshold = Config().pipeline.priority_threshold
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.followed = 0
 
     @classmethod
     async def open(cls, url: str) -> Log:
@@ -93,7 +92,6 @@ class Log:
 
     async def _follow(self, msg: Msg) -> None:
         self.codec.decode(msg.data)
-        self.followed += 1
 
     async def store(self, event: Event, guarded: bool = False) -> None:
         subject = subject_for(event)
@@ -105,15 +103,18 @@ class Log:
         await self.store(BasenameClaimed(project_id=self.project_id, source="user", filename=photo), guarded=True)
 
     async def added(self, name: str, photo: str, size: int, digest: str) -> None:
+        kind = kind_of(name) or "other"
         event = PhotoFileAdded(
-            project_id=self.project_id, source="user", filename=photo, name=name, kind="jpg", size=size, sha256=digest
+            project_id=self.project_id, source="user", filename=photo, name=name, kind=kind, size=size, sha256=digest
         )
         await self.store(event)
 
     async def task(self, folder: str, derivations: dict[str, asyncio.Task[Metadata | None]]) -> None:
-        """One upload's task, through its three steps; the first one's job ends as its photos are derived."""
+        """One upload's task, through its three steps; the first one's job ends as its photos (`derivations`,
+        by file name) are derived."""
+        photos = [name.rpartition(".")[0] for name in derivations]
         task = self.definition.requested(
-            TASK_TYPE, new_id(), "user", project_id=self.project_id, folder=folder, items=list(derivations)
+            TASK_TYPE, new_id(), "user", project_id=self.project_id, folder=folder, items=photos
         )
         await self.store(task)
         assert task.task_id is not None
@@ -133,26 +134,27 @@ class Log:
             began = now_iso()
             if index == 0:
                 await self.store(JobStarted(**job, attempt=1, worker=self.worker))
-                for next_one in asyncio.as_completed([named(photo, run) for photo, run in derivations.items()]):
-                    photo, meta = await next_one
-                    await self.store(derived(self.project_id, photo, meta))
+                for next_one in asyncio.as_completed([named(name, run) for name, run in derivations.items()]):
+                    name, meta = await next_one
+                    await self.store(derived(self.project_id, name, meta))
             await self.store(JobCompleted(**job, attempt=1, started_at=began, worker=self.worker))
         await self.store(TaskCompleted(project_id=self.project_id, task_id=task.task_id, source=task.source))
 
 
-async def named(photo: str, run: asyncio.Task[Metadata | None]) -> tuple[str, Metadata | None]:
-    return photo, await run
+async def named(name: str, run: asyncio.Task[Metadata | None]) -> tuple[str, Metadata | None]:
+    return name, await run
 
 
-def derived(project_id: str, photo: str, meta: Metadata | None) -> PhotoDerivativesUpdated:
+def derived(project_id: str, name: str, meta: Metadata | None) -> PhotoDerivativesUpdated:
+    """What became of the derivatives made from the file `name`."""
     status = "generated" if meta is not None else "failed"
     metadata = PhotoMetadata(**dataclasses.asdict(meta)) if meta is not None else None
     return PhotoDerivativesUpdated(
         project_id=project_id,
-        filename=photo,
+        filename=name.rpartition(".")[0],
         thumbnail_status=status,
         preview_status=status,
-        made_from=f"{photo}.jpg",
+        made_from=name,
         metadata=metadata,
     )
 
@@ -195,7 +197,7 @@ class Server:
             if self.log is not None:
                 await self.log.added(part.filename, photo, size, digest)
             if kind_of(target.name) == "jpg":
-                derivations[photo] = self.start(self.derive(target))
+                derivations[part.filename] = self.start(self.derive(target))
         if self.log is not None and derivations:
             self.tasks += 1
             self.start(self.task(derivations))

@@ -13,7 +13,7 @@ from typing import AsyncIterator
 import aiohttp
 import nats
 
-from darkroom.kernel.events import Codec
+from darkroom.kernel.events import Codec, PhotoDerivativesUpdated, PhotoFileAdded
 from darkroom.kernel.natsd import NatsServer, free_port
 from darkroom.kernel.subjects import ALL, STREAM, subject_for
 from tests.conftest import photo_bytes
@@ -93,12 +93,13 @@ async def test_with_events_it_stores_the_log_an_upload_leaves_in_darkroom(
         js = nc.jetstream()
         assert (await js.stream_info(STREAM)).config.subjects == [ALL]
         sub = await js.subscribe(ALL, ordered_consumer=True)
-        codec, log = Codec(), []
+        codec, log, events = Codec(), [], []
         for _ in range(15):
             msg = await sub.next_msg(timeout=10)
             event = codec.decode(msg.data)
             assert msg.subject == subject_for(event)
             log.append((event.type, getattr(event, "filename", None) or getattr(event, "job_type", None)))
+            events.append(event)
         assert (await js.stream_info(STREAM)).state.messages == 15
     finally:
         await nc.close()
@@ -121,4 +122,11 @@ async def test_with_events_it_stores_the_log_an_upload_leaves_in_darkroom(
         ("job.requested", "folder_check"),
         ("job.completed", "folder_check"),
         ("task.completed", None),
+    ]
+    added = [e for e in events if isinstance(e, PhotoFileAdded)]
+    assert [(e.name, e.kind, len(e.sha256)) for e in added] == [("canon.jpg", "jpg", 64), ("portrait.jpg", "jpg", 64)]
+    derived = [e for e in events if isinstance(e, PhotoDerivativesUpdated)]
+    assert [(e.made_from, e.thumbnail_status, e.metadata.model) for e in derived] == [
+        ("canon.jpg", "generated", "Canon EOS 40D"),
+        ("portrait.jpg", "generated", None),
     ]
