@@ -720,7 +720,7 @@ BARE_UPLOAD = Path(__file__).resolve().parent / "bare_upload.py"
 @dataclass
 class BareUpload:
     """The same uploads through bench/bare_upload.py: received and written as Darkroom does, derived
-    in the same pool, without events, tasks, read model or SSE."""
+    in the same pool, without tasks, read model or SSE; without events, or with the contract's log."""
 
     batch_s: float = 0.0
     per_file_s: float = 0.0

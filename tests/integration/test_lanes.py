@@ -185,7 +185,11 @@ async def test_while_priority_slots_are_idle_the_normal_lane_is_asked_once_a_sec
             await nc.subscribe(subject, cb=note)
         await nc.flush()
         running = await system.start_task("long_priority", ["2"])
-        await eventually(lambda: asyncio.sleep(0, any(s.endswith(".started") for _, s in seen)), what="job.started")
+
+        async def started() -> bool:
+            return any(s.endswith(".started") for _, s in seen)
+
+        await eventually(started, what="job.started")
         quick = await system.start_task("quick_normal")
         assert (await system.wait_task(quick["id"]))["task"]["status"] == "completed"
         assert not any(running["id"] in s and s.endswith(".completed") for _, s in seen)  # taken at once
